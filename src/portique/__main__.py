@@ -1,0 +1,3 @@
+from portique.cli.docker.main import main
+
+raise SystemExit(main())

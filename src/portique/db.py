@@ -1,0 +1,104 @@
+"""The engine's SQLite database: one file, WAL mode, versioned schemas.
+
+Each component (image/, engine/, network/) owns its tables and lists its own
+migrations; `migrate()` applies those not yet recorded in `schema_versions`,
+each in one transaction. Several portique processes may use the file at once:
+WAL lets readers proceed beside one writer, and `busy_timeout` makes writers
+wait for each other instead of failing.
+
+Schema of this module's own table:
+
+    schema_versions(component TEXT PRIMARY KEY, version INTEGER NOT NULL)
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+DB_NAME = "portique.db"
+
+
+def connect(root: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the database under the engine root `root`."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conn = sqlite3.connect(
+        root / DB_NAME, timeout=30.0, isolation_level=None, check_same_thread=False
+    )
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_versions ("
+        " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+    )
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception.
+
+    IMMEDIATE takes the write lock up front so two writers never deadlock
+    upgrading a read lock.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def migrate(conn: sqlite3.Connection, component: str, migrations: Sequence[str]) -> None:
+    """Apply `migrations[v:]` for `component`, where v is its recorded version.
+
+    Each migration is a SQL script; migration i brings the schema to version i+1.
+    """
+    row = conn.execute(
+        "SELECT version FROM schema_versions WHERE component = ?", (component,)
+    ).fetchone()
+    if row is not None and row[0] == len(migrations):
+        return
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT version FROM schema_versions WHERE component = ?", (component,)
+        ).fetchone()
+        current = row[0] if row is not None else 0
+        if current > len(migrations):
+            raise RuntimeError(
+                f"database schema of {component} is version {current}, newer than this portique"
+            )
+        for script in migrations[current:]:
+            for stmt in _statements(script):
+                conn.execute(stmt)
+        conn.execute(
+            "INSERT INTO schema_versions(component, version) VALUES (?, ?)"
+            " ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+            (component, len(migrations)),
+        )
+
+
+def _statements(script: str) -> Iterator[str]:
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            yield buf
+            buf = ""
+    if buf.strip():
+        yield buf
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("PORTIQUE_ROOT", "/var/lib/portique"))
+
+
+def default_run_root() -> Path:
+    return Path(os.environ.get("PORTIQUE_RUNROOT", "/run/portique"))

@@ -1,0 +1,69 @@
+"""The error hierarchy every face presents to the user.
+
+A `PortiqueError` knows its exit code (the CLI), its HTTP status (the API) and
+an optional hint (what to do). Messages are lowercase, name the object, and
+carry no final period.
+"""
+
+from __future__ import annotations
+
+
+class PortiqueError(Exception):
+    """An error the user should see as one line, not a traceback."""
+
+    exit_code: int = 125
+    http_status: int = 500
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class InvalidArgument(PortiqueError):
+    http_status = 400
+
+
+class NotFound(PortiqueError):
+    http_status = 404
+
+
+class Conflict(PortiqueError):
+    http_status = 409
+
+
+class InvalidState(Conflict):
+    """The object exists but is in the wrong state for the operation."""
+
+
+class CommandNotExecutable(PortiqueError):
+    """The container's command exists but cannot be executed (EACCES, ENOEXEC)."""
+
+    exit_code = 126
+
+
+class CommandNotFound(PortiqueError):
+    """The container's command does not exist (ENOENT)."""
+
+    exit_code = 127
+
+
+class Unsupported(PortiqueError):
+    http_status = 501
+
+
+__all__ = [
+    "CommandNotExecutable",
+    "CommandNotFound",
+    "Conflict",
+    "InvalidArgument",
+    "InvalidState",
+    "NotFound",
+    "PortiqueError",
+    "Unsupported",
+]

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import pytest
+
+from portique.cli.docker import main
+
+
+def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("portique version ")
+
+
+def test_unknown_command_is_one_line_and_125(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.main(["frobnicate"]) == 125
+    err = capsys.readouterr().err
+    assert "'frobnicate' is not a portique command" in err
+
+
+def test_bad_flag_exits_125(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main.main(["version", "--no-such-flag"])
+    assert exc.value.code == 125
+    assert "unrecognized arguments" in capsys.readouterr().err
