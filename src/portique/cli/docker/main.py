@@ -26,7 +26,6 @@ from portique import __version__
 ALIASES: dict[str, list[str]] = {
     "images": ["image", "ls"],
     "rmi": ["image", "rm"],
-    "container": [],  # `container X` -> `X`
 }
 
 # Verbs whose modules live under another name.
@@ -117,17 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     verb, *args = rest
     if verb in ALIASES:
-        expansion = ALIASES[verb]
-        if not expansion:
-            if not args:
-                sys.stderr.write("portique: 'container' needs a command, e.g. 'container ls'\n")
-                return 125
-            verb, *args = args
-            if verb == "ls":
-                verb = "ps"
-        else:
-            verb, *prefix = expansion
-            args = prefix + args
+        verb, *prefix = ALIASES[verb]
+        args = prefix + args
     module = load_command(verb)
     if module is None:
         sys.stderr.write(f"portique: '{verb}' is not a portique command.\nSee 'portique --help'.\n")
