@@ -1,0 +1,1 @@
+"""One module per portique-runtime verb (see portique.cli.runc.main)."""

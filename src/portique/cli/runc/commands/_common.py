@@ -1,0 +1,17 @@
+"""Small pieces the verbs share."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def add_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("container_id", metavar="container-id")
+
+
+def print_json(obj: Any, *, indent: int | None = 2, newline: bool = True) -> None:
+    sys.stdout.write(json.dumps(obj, indent=indent) + ("\n" if newline else ""))
+    sys.stdout.flush()

@@ -1,0 +1,68 @@
+"""`events [--stats] [--interval 5s] ID`: resource usage as JSON lines.
+
+Each line is runc's event shape: {"type": "stats", "id": ID, "data": {...}}.
+With --stats, one line and exit; otherwise a line every interval until the
+container stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+
+from portique.cli.runc.commands._common import add_id
+from portique.cli.runc.context import Context
+from portique.errors import InvalidArgument, NotFound
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from a Go duration string ("5s", "500ms", "1m30s")."""
+    pos, total = 0, 0.0
+    if not text:
+        raise InvalidArgument("empty duration")
+    while pos < len(text):
+        match = _PART.match(text, pos)
+        if match is None:
+            raise InvalidArgument(f"invalid duration {text!r}")
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    return total
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stats", action="store_true", help="print one stats line and exit")
+    parser.add_argument("--interval", default="5s", help="time between stats lines (Go duration)")
+    add_id(parser)
+
+
+def event_line(container_id: str, data: object) -> str:
+    return json.dumps({"type": "stats", "id": container_id, "data": data}) + "\n"
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    interval = parse_duration(args.interval)
+    if interval <= 0:
+        raise InvalidArgument(f"interval must be positive: {args.interval}")
+    rt = ctx.runtime()
+    cid = args.container_id
+    while True:
+        state = rt.state(cid)
+        if str(state.status) == "stopped":
+            if args.stats:
+                raise InvalidArgument(f"container {cid} is not running")
+            return 0
+        sys.stdout.write(event_line(cid, rt.stats(cid)))
+        sys.stdout.flush()
+        if args.stats:
+            return 0
+        time.sleep(interval)
+        try:
+            rt.state(cid)
+        except NotFound:
+            return 0

@@ -1,0 +1,158 @@
+"""`exec [flags] ID [COMMAND [ARG...]]`: run another process in a container.
+
+The process comes from `--process FILE` (an OCI process object, "-" for
+stdin) or, as runc builds it, from the container's config.json process with
+the command line's args, env, cwd, user, caps and tty laid over it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from portique.cli.runc.context import Context
+from portique.errors import InvalidArgument
+
+# A process file is small; anything bigger is not one.
+_MAX_PROCESS_JSON = 4 << 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--process", "-p", default="", help="path to a process.json")
+    parser.add_argument("--detach", "-d", action="store_true", help="do not wait for it")
+    parser.add_argument("--pid-file", default="", help="write its pid to this file")
+    parser.add_argument("--tty", "-t", action="store_true", default=None, help="allocate a pty")
+    parser.add_argument(
+        "--console-socket", default="", help="unix socket to send the pty master to"
+    )
+    parser.add_argument("--env", "-e", action="append", default=[], help="KEY=VALUE to add")
+    parser.add_argument("--cwd", default="", help="working directory in the container")
+    parser.add_argument("--user", "-u", default="", help="UID[:GID]")
+    parser.add_argument(
+        "--additional-gids", "-g", action="append", type=int, default=[], help="extra gid"
+    )
+    parser.add_argument("--cap", "-c", action="append", default=[], help="capability to add")
+    parser.add_argument(
+        "--no-new-privs", action="store_true", default=None, help="set no_new_privileges"
+    )
+    parser.add_argument("--preserve-fds", type=int, default=0, help="pass fds 3..3+N-1 on")
+    parser.add_argument("--apparmor", default="", help="refused: no AppArmor support")
+    parser.add_argument("--process-label", default="", help="refused: no SELinux support")
+    parser.add_argument("container_id", metavar="container-id")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _read_json(path: str) -> Any:
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(_MAX_PROCESS_JSON + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(_MAX_PROCESS_JSON + 1)
+    except FileNotFoundError:
+        raise InvalidArgument(f"process file {path} does not exist") from None
+    if len(data) > _MAX_PROCESS_JSON:
+        raise InvalidArgument(f"process file {path} is larger than {_MAX_PROCESS_JSON} bytes")
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise InvalidArgument(f"process file {path} is not valid JSON: {exc}") from None
+
+
+def parse_user(text: str) -> tuple[int, int | None]:
+    uid_text, _, gid_text = text.partition(":")
+    try:
+        uid = int(uid_text)
+        gid = int(gid_text) if gid_text else None
+    except ValueError:
+        raise InvalidArgument(f"invalid --user {text!r}: want UID[:GID] as numbers") from None
+    if uid < 0 or (gid is not None and gid < 0):
+        raise InvalidArgument(f"invalid --user {text!r}: ids must not be negative")
+    return uid, gid
+
+
+def build_process(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
+    """The process object runc's exec builds from the config's process and flags."""
+    proc: dict[str, Any] = json.loads(json.dumps(base))  # a deep copy of plain JSON
+    if not args.command:
+        raise InvalidArgument("exec needs a command or --process")
+    proc["args"] = list(args.command)
+    if args.cwd:
+        proc["cwd"] = args.cwd
+    if args.env:
+        proc["env"] = [*proc.get("env", []), *args.env]
+    proc["terminal"] = bool(args.tty)
+    if args.no_new_privs is not None:
+        proc["noNewPrivileges"] = True
+    if args.user:
+        uid, gid = parse_user(args.user)
+        user = dict(proc.get("user") or {})
+        user["uid"] = uid
+        if gid is not None:
+            user["gid"] = gid
+        user.setdefault("gid", 0)
+        proc["user"] = user
+    if args.additional_gids:
+        user = dict(proc.get("user") or {"uid": 0, "gid": 0})
+        user["additionalGids"] = list(args.additional_gids)
+        proc["user"] = user
+    if args.cap:
+        caps = dict(proc.get("capabilities") or {})
+        for kind in ("bounding", "effective", "permitted"):
+            have = list(caps.get(kind) or [])
+            caps[kind] = have + [c for c in args.cap if c not in have]
+        proc["capabilities"] = caps
+    return proc
+
+
+def process_object(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    if args.process:
+        obj = _read_json(args.process)
+        if not isinstance(obj, dict):
+            raise InvalidArgument(f"process file {args.process} must hold a JSON object")
+        # As runc: a process file is taken as it is, the other flags do not apply.
+        return obj
+    state = ctx.runtime().state(args.container_id)
+    config = _read_json(str(Path(state.bundle) / "config.json"))
+    base = config.get("process") if isinstance(config, dict) else None
+    if not isinstance(base, dict):
+        raise InvalidArgument(f"{state.bundle}/config.json has no process object")
+    return build_process(args, base)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from portique.oci.runtime import parse_process
+
+    if args.apparmor or args.process_label:
+        raise InvalidArgument("apparmor and selinux labels are not supported by portique-runtime")
+    if args.preserve_fds < 0:
+        raise InvalidArgument(f"--preserve-fds must not be negative: {args.preserve_fds}")
+    obj = process_object(args, ctx)
+    process = parse_process(obj, field="process")
+    console = Path(os.path.abspath(args.console_socket)) if args.console_socket else None
+    pid_file = Path(os.path.abspath(args.pid_file)) if args.pid_file else None
+    rt = ctx.runtime()
+    kwargs: dict[str, Any] = {
+        "detach": args.detach,
+        "pid_file": pid_file,
+        "preserve_fds": args.preserve_fds,
+    }
+    if args.detach or console is not None or not obj.get("terminal"):
+        status = rt.exec(args.container_id, process, console_socket=console, **kwargs)
+        return 0 if args.detach else status
+    from portique.cli.runc.console import console_listener, raw_terminal, reap, spawn_relay
+
+    with console_listener() as (path, listener), raw_terminal(0):
+        helper = spawn_relay(listener)
+        listener.close()
+        try:
+            status = rt.exec(args.container_id, process, console_socket=path, **kwargs)
+        except BaseException:
+            reap(helper, kill=True)
+            raise
+        reap(helper)
+    return status

@@ -1,0 +1,68 @@
+"""`run [-d] [flags] ID`: create and start; in the foreground, wait and exit
+with the container's status (and delete it, unless --keep)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from portique.cli.runc.commands.create import add_create_flags, resolve
+from portique.cli.runc.context import Context
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detach", "-d", action="store_true", help="do not wait for the container")
+    parser.add_argument("--keep", action="store_true", help="do not delete it after it exits")
+    parser.add_argument(
+        "--no-subreaper", action="store_true", help="accepted for runc compatibility"
+    )
+    add_create_flags(parser)
+
+
+def wants_terminal(bundle: Path) -> bool:
+    """process.terminal from the bundle's config; False if it cannot be read
+    (the runtime then reports the broken config itself)."""
+    try:
+        with open(bundle / "config.json", "rb") as f:
+            spec = json.load(f)
+        return bool(spec["process"]["terminal"]) is True
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    bundle, console, pid_file = resolve(args)
+    rt = ctx.runtime()
+    cid = args.container_id
+    if args.detach or console is not None or not wants_terminal(bundle):
+        status = rt.run(
+            cid,
+            bundle,
+            detach=args.detach,
+            console_socket=console,
+            pid_file=pid_file,
+            no_pivot=args.no_pivot,
+            preserve_fds=args.preserve_fds,
+        )
+        return 0 if args.detach else status
+    # Foreground with a terminal and nobody to hand the pty to: relay it here.
+    from portique.cli.runc.console import console_listener, raw_terminal, reap, spawn_relay
+
+    with console_listener() as (path, listener), raw_terminal(0):
+        helper = spawn_relay(listener)
+        listener.close()
+        try:
+            status = rt.run(
+                cid,
+                bundle,
+                console_socket=path,
+                pid_file=pid_file,
+                no_pivot=args.no_pivot,
+                preserve_fds=args.preserve_fds,
+            )
+        except BaseException:
+            reap(helper, kill=True)
+            raise
+        reap(helper)
+    return status

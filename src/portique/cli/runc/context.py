@@ -1,0 +1,78 @@
+"""What every verb receives: the global flags, and the runtime log.
+
+The log speaks runc's formats because containerd's shim reads the last error
+from it (`--log-format json`: one object a line with level, msg and time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.runtime import Runtime
+
+
+def _timestamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def format_entry(level: str, msg: str, *, json_format: bool, when: str | None = None) -> str:
+    """One log line in runc's (logrus's) json or text shape, newline included."""
+    when = when or _timestamp()
+    if json_format:
+        return json.dumps({"level": level, "msg": msg, "time": when}) + "\n"
+    return f"time={json.dumps(when)} level={level} msg={json.dumps(msg)}\n"
+
+
+class RuntimeLog:
+    """Appends runc-style entries to `--log`; a no-op without it."""
+
+    def __init__(self, path: Path | None, *, json_format: bool, debug: bool) -> None:
+        self.path = path
+        self.json_format = json_format
+        self.debug_enabled = debug
+
+    def write(self, level: str, msg: str) -> None:
+        if self.path is None:
+            return
+        line = format_entry(level, msg, json_format=self.json_format).encode()
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return  # the log is best effort: stderr still has the message
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def error(self, msg: str) -> None:
+        self.write("error", msg)
+
+    def warning(self, msg: str) -> None:
+        self.write("warning", msg)
+
+    def debug(self, msg: str) -> None:
+        if self.debug_enabled:
+            self.write("debug", msg)
+
+
+@dataclass(slots=True)
+class Context:
+    root: Path
+    log: RuntimeLog
+    debug: bool = False
+    rootless: str = "auto"
+    _runtime: Runtime | None = None
+
+    def runtime(self) -> Runtime:
+        """The library, imported on first use (keeps `--version`/`spec` lean)."""
+        if self._runtime is None:
+            from portique.runtime import Runtime
+
+            self._runtime = Runtime(self.root)
+        return self._runtime

@@ -1,0 +1,218 @@
+"""`portique-runtime`: runc's command line over portique's runtime library.
+
+containerd's runc shim (`BinaryName`), dockerd's `--add-runtime` and podman's
+`--runtime` call runc with global flags first, then a verb:
+
+    portique-runtime --root R --log L --log-format json create --bundle B ID
+
+Verbs load lazily (one module per verb under `commands/`) so that `state`,
+`kill` or `--version` pay only for what they use: a shim calls the runtime
+several times per container, and interpreter start-up is our main cost.
+Each verb module defines:
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None
+    def run(args: argparse.Namespace, ctx: Context) -> int
+
+Errors behave as runc's do: one line on stderr (and one JSON or text line in
+`--log`), exit status 1; `run` and foreground `exec` exit with the
+container's own status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from portique import __version__
+from portique.cli.runc.context import Context, RuntimeLog
+
+# The OCI runtime-spec version this runtime implements (printed by --version).
+SPEC_VERSION = "1.1.0"
+
+# Verb -> module under portique.cli.runc.commands.
+VERBS: dict[str, str] = {
+    "create": "create",
+    "start": "start",
+    "run": "run",
+    "state": "state",
+    "kill": "kill",
+    "delete": "delete",
+    "exec": "exec_",
+    "list": "list_",
+    "ps": "ps",
+    "pause": "pause",
+    "resume": "pause",
+    "spec": "spec",
+    "features": "features",
+    "events": "events",
+    "update": "update",
+    "checkpoint": "checkpoint",
+    "restore": "checkpoint",
+}
+
+USAGE = """usage: portique-runtime [global options] command [command options] [arguments...]
+
+An OCI runtime with runc's command line.
+
+commands:
+  create, start, run, state, kill, delete, exec, list, ps, pause, resume,
+  spec, features, events, update
+
+global options:
+  --root PATH          state directory (default /run/portique-runtime)
+  --log FILE           write errors (and --debug messages) to FILE
+  --log-format FORMAT  text or json (default text)
+  --debug              debug messages and tracebacks
+  --systemd-cgroup     not supported: refused
+  --criu PATH          ignored (checkpoint/restore is not supported)
+  --rootless VALUE     true, false or auto (default auto)
+  -v, --version        print the version
+  -h, --help           print this help
+"""
+
+DEFAULT_ROOT = "/run/portique-runtime"
+
+# Global flags that take a value (runc's spelling).
+_VALUED = ("--root", "--log", "--log-format", "--criu", "--rootless")
+_BOOLEAN = ("--debug", "--systemd-cgroup")
+
+
+class UsageError(Exception):
+    """A command line runc would reject with "Incorrect Usage"."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting with 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def version_text() -> str:
+    return f"portique-runtime version {__version__}\nspec: {SPEC_VERSION}\n"
+
+
+def parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
+    """Split `argv` into the global flags (before the verb) and the rest.
+
+    Accepts `--flag value`, `--flag=value` and, as urfave/cli does, a single
+    dash (`-root value`).
+    """
+    opts: dict[str, str | bool] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("-") or arg == "-":
+            break
+        name, eq, value = arg.partition("=")
+        if not name.startswith("--"):
+            name = "-" + name
+        if name in ("-h", "--help", "-v", "--version"):
+            opts[name.lstrip("-")[0]] = True
+            i += 1
+            continue
+        if name in _VALUED:
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise UsageError(f"flag needs an argument: {name}")
+                value = argv[i + 1]
+                i += 1
+            opts[name[2:]] = value
+        elif name in _BOOLEAN:
+            if eq and value.lower() not in ("true", "false", "1", "0"):
+                raise UsageError(f"invalid boolean value {value!r} for {name}")
+            opts[name[2:]] = not eq or value.lower() in ("true", "1")
+        else:
+            raise UsageError(f"flag provided but not defined: {arg}")
+        i += 1
+    return opts, argv[i:]
+
+
+def make_context(opts: dict[str, str | bool]) -> Context:
+    log_format = str(opts.get("log-format", "text"))
+    if log_format not in ("text", "json"):
+        raise UsageError(f"invalid log format {log_format!r}: want text or json")
+    rootless = str(opts.get("rootless", "auto")).lower()
+    if rootless not in ("auto", "true", "false", "1", "0"):
+        raise UsageError(f"invalid --rootless value {rootless!r}: want true, false or auto")
+    log_path = opts.get("log")
+    return Context(
+        root=Path(str(opts.get("root") or DEFAULT_ROOT)),
+        log=RuntimeLog(
+            Path(str(log_path)) if log_path else None,
+            json_format=log_format == "json",
+            debug=bool(opts.get("debug", False)),
+        ),
+        debug=bool(opts.get("debug", False)),
+        rootless=rootless,
+    )
+
+
+def load_verb(verb: str) -> ModuleType | None:
+    name = VERBS.get(verb)
+    if name is None:
+        return None
+    return importlib.import_module(f"portique.cli.runc.commands.{name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Until --log is parsed, errors go to stderr only.
+    ctx: Context | None = None
+    try:
+        opts, rest = parse_globals(argv)
+        if opts.get("v"):
+            sys.stdout.write(version_text())
+            return 0
+        if opts.get("h") or not rest or rest[0] == "help":
+            sys.stdout.write(USAGE)
+            return 0
+        ctx = make_context(opts)
+        if opts.get("systemd-cgroup"):
+            raise UsageError(
+                "--systemd-cgroup is not supported: portique-runtime manages cgroupfs directly"
+            )
+        verb, args = rest[0], rest[1:]
+        module = load_verb(verb)
+        if module is None:
+            raise UsageError(f"no such command: {verb}")
+        parser = ArgumentParser(prog=f"portique-runtime {verb}", add_help=True)
+        module.add_arguments(parser)
+        try:
+            ns = parser.parse_args(args)
+        except SystemExit as exc:  # --help
+            return int(exc.code or 0)
+        ns.verb = verb
+        return int(module.run(ns, ctx) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # one line, never a traceback (runc's `fatal`)
+        return report(exc, ctx)
+
+
+def report(exc: BaseException, ctx: Context | None) -> int:
+    from portique.errors import PortiqueError
+
+    if isinstance(exc, (UsageError, PortiqueError, OSError)):
+        message = str(exc)
+    else:
+        # A bug: still one line, the traceback only with --debug.
+        message = f"internal error: {type(exc).__name__}: {exc}"
+    debug = ctx.debug if ctx is not None else "--debug" in sys.argv[1:2]
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    sys.stderr.write(f"portique-runtime: {message}\n")
+    if ctx is not None:
+        ctx.log.error(message)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

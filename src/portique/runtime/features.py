@@ -1,0 +1,199 @@
+"""What `portique-runtime features` reports (OCI runtime-spec features.md).
+
+Callers (containerd, podman, tests) read it to learn what this runtime can
+do before they write a config.json, so every entry must be true of the
+runtime library, not of runc: no systemd cgroups, no AppArmor, no SELinux,
+no intel RDT, no id-mapped mounts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portique import __version__
+
+OCI_VERSION_MIN = "1.0.0"
+OCI_VERSION_MAX = "1.1.0"
+
+HOOKS = (
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+)
+
+# Mount options the rootfs code understands: flags for mount(2), recursive
+# variants applied with mount_setattr(2), and propagation types.
+MOUNT_OPTIONS = (
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "ro",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "unbindable",
+)
+
+NAMESPACES = ("cgroup", "ipc", "mount", "network", "pid", "user", "uts")
+
+# Capability names in kernel order (include/uapi/linux/capability.h).
+CAPABILITIES = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)
+
+SECCOMP_ACTIONS = (
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+)
+
+SECCOMP_OPERATORS = (
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
+)
+
+SECCOMP_ARCHS = (
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+)
+
+
+def _seccomp_api() -> int | None:
+    """libseccomp's API level through its Python binding, or None without it."""
+    try:
+        import seccomp
+    except ImportError:
+        return None
+    try:
+        return int(seccomp.get_api())
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        return None
+
+
+def features() -> dict[str, Any]:
+    """The features document, as a JSON-ready dict."""
+    api = _seccomp_api()
+    annotations = {"org.portique.runtime.version": __version__}
+    if api is not None:
+        annotations["io.github.seccomp.libseccomp.api"] = str(api)
+    return {
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": OCI_VERSION_MAX,
+        "hooks": list(HOOKS),
+        "mountOptions": sorted(MOUNT_OPTIONS),
+        "linux": {
+            "namespaces": list(NAMESPACES),
+            "capabilities": list(CAPABILITIES),
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
+            "seccomp": {
+                "enabled": api is not None,
+                "actions": list(SECCOMP_ACTIONS),
+                "operators": list(SECCOMP_OPERATORS),
+                "archs": list(SECCOMP_ARCHS),
+            },
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": annotations,
+    }
