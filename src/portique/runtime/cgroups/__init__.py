@@ -1,1 +1,57 @@
+"""Cgroup drivers: v1 (one directory per hierarchy) and v2 (one unified
+directory) behind one `CgroupManager` interface, chosen from what the host
+mounts at /sys/fs/cgroup.
 
+    mgr = open_manager(spec_cgroups_path, container_id)
+    mgr.create(); mgr.apply(resources); mgr.add_process(pid)
+    ...
+    mgr.destroy()
+
+The drivers are imported lazily: the runtime's start path loads one of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import (
+    DEFAULT_ROOT,
+    CgroupError,
+    CgroupManager,
+    detect,
+    hierarchies,
+    resolve_path,
+)
+
+
+def open_manager(
+    cgroups_path: str | None,
+    container_id: str,
+    *,
+    root: Path = DEFAULT_ROOT,
+    mountinfo: Path = Path("/proc/self/mountinfo"),
+) -> CgroupManager:
+    """The manager for a container's cgroup (nothing is created until create()).
+
+    `cgroups_path`: None -> /portique/<id>; relative -> under /portique;
+    absolute -> as given (relative to each hierarchy root); systemd's
+    "slice:prefix:name" -> Unsupported.
+    """
+    path = resolve_path(cgroups_path, container_id)
+    if detect(root) == "v2":
+        from .v2 import V2Manager
+
+        return V2Manager(path, root)
+    from .v1 import V1Manager
+
+    return V1Manager(path, root, mountinfo=mountinfo)
+
+
+__all__ = [
+    "CgroupError",
+    "CgroupManager",
+    "detect",
+    "hierarchies",
+    "open_manager",
+    "resolve_path",
+]

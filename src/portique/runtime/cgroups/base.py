@@ -1,0 +1,306 @@
+"""What both cgroup drivers share: the interface, host detection, path rules
+and the file I/O helpers whose errors name the file.
+
+Every function takes the cgroupfs `root` (default /sys/fs/cgroup) so unit
+tests run the drivers against a fake tree in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Final, Literal, Protocol
+
+from portique.errors import InvalidArgument, PortiqueError, Unsupported
+
+if TYPE_CHECKING:
+    from portique.oci.resources import LinuxResources
+
+DEFAULT_ROOT: Final = Path("/sys/fs/cgroup")
+PARENT: Final = "portique"  # cgroups made for a None or relative cgroupsPath live under /portique
+MAX_DEPTH: Final = 32
+
+
+class CgroupError(PortiqueError):
+    """A cgroup file could not be read or written."""
+
+
+class CgroupManager(Protocol):
+    """One container's cgroup, on one driver (v1: a dir per hierarchy; v2: one dir)."""
+
+    version: str  # "v1" or "v2"
+    path: str  # the cgroup path inside each hierarchy, e.g. "/portique/<id>"
+
+    def create(self) -> None: ...
+    def apply(self, resources: LinuxResources | None) -> None: ...
+    def add_process(self, pid: int) -> None: ...
+    def freeze(self) -> None: ...
+    def thaw(self) -> None: ...
+    def is_frozen(self) -> bool: ...
+    def pids(self) -> list[int]: ...
+    def stats(self) -> dict[str, object]: ...
+    def oom_kill_count(self) -> int: ...
+    def kill_all(self, sig: int) -> None: ...
+    def destroy(self) -> None: ...
+    def exists(self) -> bool: ...
+    def dirs(self) -> dict[str, Path]: ...
+
+
+# ---------------------------------------------------------------- detection
+
+
+def detect(root: Path = DEFAULT_ROOT) -> Literal["v1", "v2"]:
+    """ "v2" when `root` itself is a cgroup2 mount, else "v1".
+
+    A cgroup2 root has cgroup.controllers at its top; the v1 layouts (pure,
+    or hybrid with cgroup2 at root/unified holding hugetlb or nothing) have a
+    tmpfs there with one directory per hierarchy. The hybrid is v1 for us:
+    its controllers live in the v1 hierarchies.
+    """
+    if (root / "cgroup.controllers").exists():
+        return "v2"
+    if root.is_dir() and any(
+        (p / "cgroup.procs").exists() for p in root.iterdir() if p.name != "unified"
+    ):
+        return "v1"
+    raise Unsupported(f"no cgroup filesystem mounted at {root}")
+
+
+def hierarchies(
+    root: Path = DEFAULT_ROOT, *, mountinfo: Path = Path("/proc/self/mountinfo")
+) -> list[tuple[Path, tuple[str, ...]]]:
+    """The v1 hierarchies mounted under `root`: (mountpoint, controllers).
+
+    Controllers are as the kernel names them ("cpu", "cpuacct", "name=systemd");
+    a co-mounted pair (cpu,cpuacct) is one entry. Symlinks such as
+    /sys/fs/cgroup/cpu -> cpu,cpuacct are not mounts and do not appear.
+    """
+    out: list[tuple[Path, tuple[str, ...]]] = []
+    seen: set[Path] = set()
+    prefix = str(root).rstrip("/") + "/"
+    try:
+        text = mountinfo.read_text()
+    except OSError as e:
+        raise CgroupError(f"cannot read {mountinfo}: {e.strerror}") from None
+    for line in text.splitlines():
+        # id parent major:minor root mountpoint options [optional...] - fstype source superopts
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields, rfields = left.split(), right.split()
+        if len(fields) < 5 or len(rfields) < 3 or rfields[0] != "cgroup":
+            continue
+        mountpoint = _unescape(fields[4])
+        if not mountpoint.startswith(prefix):
+            continue
+        ctrls = tuple(
+            o
+            for o in rfields[2].split(",")
+            if o not in ("rw", "ro")
+            and (o.startswith("name=") or "=" not in o)
+            and o not in _SUPER_FLAGS
+        )
+        mp = Path(mountpoint)
+        if ctrls and mp not in seen:
+            seen.add(mp)
+            out.append((mp, ctrls))
+    return out
+
+
+_SUPER_FLAGS: Final = frozenset(
+    {"noprefix", "clone_children", "xattr", "cpuset_v2_mode", "favordynmods", "nsdelegate"}
+)
+
+
+def _unescape(s: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
+    if "\\" not in s:
+        return s
+    return (
+        s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    )
+
+
+# ---------------------------------------------------------------- paths
+
+
+def resolve_path(cgroups_path: str | None, container_id: str) -> str:
+    """The cgroup path (as seen from a hierarchy root) for `cgroupsPath`.
+
+    None -> /portique/<id>; relative -> /portique/<path>; absolute -> as given
+    (containerd passes /default/<id>); "slice:prefix:name" is the systemd
+    driver's syntax, which portique does not implement.
+    """
+    if cgroups_path is None or cgroups_path == "":
+        if not container_id or "/" in container_id or container_id in (".", ".."):
+            raise InvalidArgument(f"container id {container_id!r}: not usable as a cgroup name")
+        return f"/{PARENT}/{container_id}"
+    if len(cgroups_path) > 4096 or "\x00" in cgroups_path:
+        raise InvalidArgument("linux.cgroupsPath: not a valid path")
+    if ":" in cgroups_path and not cgroups_path.startswith("/"):
+        raise Unsupported(
+            f"linux.cgroupsPath {cgroups_path!r}: the systemd cgroup driver "
+            "(slice:prefix:name) is not supported; give a path such as /portique/<id>"
+        )
+    parts = [p for p in PurePosixPath(cgroups_path).parts if p != "/"]
+    if any(p in (".", "..") for p in parts) or not parts:
+        raise InvalidArgument(f"linux.cgroupsPath {cgroups_path!r}: must not contain . or ..")
+    if len(parts) > MAX_DEPTH:
+        raise InvalidArgument(f"linux.cgroupsPath {cgroups_path!r}: deeper than {MAX_DEPTH}")
+    if not cgroups_path.startswith("/"):
+        parts.insert(0, PARENT)
+    return "/" + "/".join(parts)
+
+
+# ---------------------------------------------------------------- file I/O
+
+
+def write_file(directory: Path, name: str, value: str) -> None:
+    """Write one value to a cgroup interface file, one write(2), no truncation."""
+    path = directory / name
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CgroupError(f"cannot write {name} in {directory}: {e.strerror}") from None
+    try:
+        os.write(fd, value.encode())
+    except OSError as e:
+        raise CgroupError(f"cannot write {name} in {directory}: {e.strerror} ({value!r})") from e
+    finally:
+        os.close(fd)
+
+
+def read_file(directory: Path, name: str) -> str:
+    try:
+        with open(directory / name, encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError as e:
+        raise CgroupError(f"cannot read {name} in {directory}: {e.strerror}") from None
+
+
+def read_int(directory: Path, name: str, default: int = 0) -> int:
+    """An integer file ("max" reads as -1); a missing file gives `default`."""
+    try:
+        text = read_file(directory, name).strip()
+    except CgroupError:
+        return default
+    if text == "max":
+        return -1
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+def read_keyed(directory: Path, name: str) -> dict[str, int]:
+    """A flat keyed file ("key value" per line); missing file -> {}."""
+    out: dict[str, int] = {}
+    try:
+        text = read_file(directory, name)
+    except CgroupError:
+        return out
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            out[key] = int(value.strip())
+        except ValueError:
+            continue
+    return out
+
+
+def read_pids(directory: Path, recursive: bool = True) -> list[int]:
+    """Every pid in cgroup.procs of `directory` and (recursively) its children."""
+    out: list[int] = []
+    stack = [directory]
+    while stack:
+        d = stack.pop()
+        try:
+            text = (d / "cgroup.procs").read_text()
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise CgroupError(f"cannot read cgroup.procs in {d}: {e.strerror}") from None
+        out.extend(int(x) for x in text.split())
+        if recursive:
+            try:
+                stack.extend(p for p in d.iterdir() if p.is_dir() and not p.is_symlink())
+            except FileNotFoundError:
+                continue
+    return out
+
+
+def mkdir_path(base: Path, rel: str) -> list[Path]:
+    """mkdir each component of `rel` under `base`; return the dirs, top first."""
+    out = []
+    d = base
+    for part in PurePosixPath(rel).parts:
+        if part == "/":
+            continue
+        d = d / part
+        try:
+            os.mkdir(d, 0o755)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            raise CgroupError(f"cannot create cgroup {d}: {e.strerror}") from None
+        out.append(d)
+    return out
+
+
+def remove_tree(directory: Path, *, attempts: int = 50) -> None:
+    """rmdir `directory` and any sub-cgroups, deepest first; missing is fine.
+
+    Only rmdir: a cgroup still holding processes stays (EBUSY), which is the
+    caller's error to fix by killing them first. EBUSY right after the last
+    process died is normal (the kernel frees the css asynchronously), so it is
+    retried briefly.
+    """
+    if not directory.is_dir():
+        return
+    order: list[Path] = []
+    for dirpath, dirnames, _ in os.walk(directory):
+        order.extend(Path(dirpath) / d for d in dirnames)
+    order.sort(key=lambda p: len(p.parts), reverse=True)
+    order.append(directory)
+    for d in order:
+        delay = 0.002
+        for attempt in range(attempts):
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or attempt == attempts - 1:
+                    raise CgroupError(f"cannot remove cgroup {d}: {e.strerror}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Poll `predicate()` until true or `timeout` seconds pass (bounded)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+# ---------------------------------------------------------------- conversions
+
+
+def shares_to_weight(shares: int) -> int:
+    """cgroup v1 cpu.shares [2, 262144] -> v2 cpu.weight [1, 10000] (as runc and crun)."""
+    return 1 + ((shares - 2) * 9999) // 262142
+
+
+def blkio_to_io_weight(weight: int) -> int:
+    """v1 blkio.weight [10, 1000] -> v2 io.weight [1, 10000] (as runc)."""
+    return 1 + ((weight - 10) * 9999) // 990

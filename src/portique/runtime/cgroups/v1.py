@@ -1,0 +1,403 @@
+"""The cgroup v1 driver: one directory per mounted hierarchy.
+
+`plan(resources, has)` turns resources into (controller, file, value) writes,
+pure and unit-tested; `V1Manager.apply` performs them in the directory of the
+hierarchy that carries the controller. Named hierarchies (name=systemd) get a
+directory too, so the container's /proc/self/cgroup names its own path
+everywhere.
+
+Swap: OCI `memory.swap` is the memory+swap total, which is exactly
+memory.memsw.limit_in_bytes. A kernel without swap accounting has no memsw
+files: the swap limit is then skipped with a warning (as runc does), since
+the memory limit alone still bounds the container's RAM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from portique.errors import InvalidArgument
+
+from .base import (
+    CgroupError,
+    hierarchies,
+    mkdir_path,
+    read_file,
+    read_int,
+    read_keyed,
+    read_pids,
+    remove_tree,
+    wait_for,
+    write_file,
+)
+
+if TYPE_CHECKING:
+    from portique.oci.resources import BlockIO, Cpu, LinuxResources, Memory
+
+log = logging.getLogger(__name__)
+
+FREEZE_TIMEOUT: Final = 10.0
+MEMSW: Final = "memory.memsw.limit_in_bytes"
+
+Write = tuple[str, str, str]  # (controller, file, value)
+
+
+def _plan_memory(m: Memory, has: Callable[[str, str], bool]) -> list[Write]:
+    out: list[Write] = []
+    swap = m.swap
+    if swap is None and m.limit == -1:
+        # Lifting the memory limit must lift memsw too, or memsw stays the cap.
+        swap = -1
+    if swap is not None and swap != 0 and not has("memory", MEMSW):
+        log.warning("%s is missing (no swap accounting): swap limit ignored", MEMSW)
+        swap = None
+    if m.limit is not None:
+        out.append(("memory", "memory.limit_in_bytes", str(m.limit)))
+    if swap is not None and swap != 0:
+        # memsw >= memory is a kernel invariant; apply() swaps the order of
+        # these two writes when raising a limit above the current memsw.
+        out.append(("memory", MEMSW, str(swap)))
+    if m.reservation is not None:
+        out.append(("memory", "memory.soft_limit_in_bytes", str(m.reservation)))
+    if m.swappiness is not None:
+        out.append(("memory", "memory.swappiness", str(m.swappiness)))
+    if m.disable_oom_killer:
+        out.append(("memory", "memory.oom_control", "1"))
+    # Kernel memory limits: deprecated (5.4) and inert in current kernels, so
+    # accepted and ignored as runc does.
+    return out
+
+
+def _plan_cpu(c: Cpu) -> list[Write]:
+    out: list[Write] = []
+    if c.shares is not None:
+        out.append(("cpu", "cpu.shares", str(c.shares)))
+    # Period before quota: the kernel checks quota against the current period.
+    if c.period is not None:
+        out.append(("cpu", "cpu.cfs_period_us", str(c.period)))
+    if c.quota is not None and c.quota != 0:
+        out.append(("cpu", "cpu.cfs_quota_us", str(c.quota if c.quota > 0 else -1)))
+    if c.burst is not None:
+        out.append(("cpu", "cpu.cfs_burst_us", str(c.burst)))
+    if c.realtime_period:
+        out.append(("cpu", "cpu.rt_period_us", str(c.realtime_period)))
+    if c.realtime_runtime:
+        out.append(("cpu", "cpu.rt_runtime_us", str(c.realtime_runtime)))
+    if c.idle is not None:
+        out.append(("cpu", "cpu.idle", str(c.idle)))
+    if c.cpus:
+        out.append(("cpuset", "cpuset.cpus", c.cpus))
+    if c.mems:
+        out.append(("cpuset", "cpuset.mems", c.mems))
+    return out
+
+
+def _plan_blkio(b: BlockIO, has: Callable[[str, str], bool]) -> list[Write]:
+    out: list[Write] = []
+    # CFQ's blkio.weight is gone from blk-mq kernels; BFQ offers blkio.bfq.weight.
+    cfq = has("blkio", "blkio.weight")
+    weight_file = "blkio.weight" if cfq else "blkio.bfq.weight"
+    if b.weight is not None:
+        out.append(("blkio", weight_file, str(b.weight)))
+    if b.leaf_weight is not None:
+        if has("blkio", "blkio.leaf_weight"):
+            out.append(("blkio", "blkio.leaf_weight", str(b.leaf_weight)))
+        else:
+            log.debug("blkio.leaf_weight is missing (kernel >= 5.0): leafWeight ignored")
+    for wd in b.weight_device:
+        if wd.weight:
+            name = "blkio.weight_device" if cfq else "blkio.bfq.weight"
+            out.append(("blkio", name, f"{wd.major}:{wd.minor} {wd.weight}"))
+    for name, devices in (
+        ("blkio.throttle.read_bps_device", b.throttle_read_bps_device),
+        ("blkio.throttle.write_bps_device", b.throttle_write_bps_device),
+        ("blkio.throttle.read_iops_device", b.throttle_read_iops_device),
+        ("blkio.throttle.write_iops_device", b.throttle_write_iops_device),
+    ):
+        out.extend(("blkio", name, f"{d.major}:{d.minor} {d.rate}") for d in devices)
+    return out
+
+
+def plan(resources: LinuxResources, has: Callable[[str, str], bool]) -> list[Write]:
+    """The writes for `resources`, in order; `has(controller, file)` says what exists."""
+    if resources.unified:
+        key = resources.unified[0][0]
+        raise InvalidArgument(
+            f"linux.resources.unified.{key}: needs cgroup v2, and this host uses cgroup v1"
+        )
+    out: list[Write] = [
+        ("devices", "devices.allow" if r.allow else "devices.deny", r.v1_line())
+        for r in resources.devices
+    ]
+    if resources.memory is not None:
+        out.extend(_plan_memory(resources.memory, has))
+    if resources.cpu is not None:
+        out.extend(_plan_cpu(resources.cpu))
+    if resources.pids is not None and resources.pids.limit != 0:
+        limit = resources.pids.limit
+        out.append(("pids", "pids.max", "max" if limit < 0 else str(limit)))
+    if resources.block_io is not None:
+        out.extend(_plan_blkio(resources.block_io, has))
+    out.extend(
+        ("hugetlb", f"hugetlb.{h.page_size}.limit_in_bytes", str(h.limit))
+        for h in resources.hugepage_limits
+    )
+    return out
+
+
+class V1Manager:
+    """A container's cgroup: `path` under every v1 hierarchy mounted below `root`."""
+
+    version = "v1"
+
+    def __init__(
+        self, path: str, root: Path, *, mountinfo: Path = Path("/proc/self/mountinfo")
+    ) -> None:
+        self.path = path
+        self.root = root
+        rel = path.lstrip("/")
+        self._hier = hierarchies(root, mountinfo=mountinfo)
+        self._dirs = {mp: mp / rel for mp, _ in self._hier}
+        self._by_ctrl = {c: mp / rel for mp, ctrls in self._hier for c in ctrls}
+
+    def _dir(self, controller: str) -> Path:
+        try:
+            return self._by_ctrl[controller]
+        except KeyError:
+            raise CgroupError(
+                f"the {controller} cgroup controller is not mounted under {self.root}"
+            ) from None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def create(self) -> None:
+        for mp, ctrls in self._hier:
+            made = mkdir_path(mp, self.path)
+            if "cpuset" in ctrls:
+                _init_cpuset(mp, made)
+
+    def apply(self, resources: LinuxResources | None) -> None:
+        if resources is None:
+            return
+        writes = plan(
+            resources, lambda c, f: c in self._by_ctrl and (self._by_ctrl[c] / f).exists()
+        )
+        i = 0
+        while i < len(writes):
+            ctrl, name, value = writes[i]
+            d = self._dir(ctrl)
+            nxt = writes[i + 1] if i + 1 < len(writes) else None
+            if name == "memory.limit_in_bytes" and nxt is not None and nxt[1] == MEMSW:
+                _write_memory_pair(d, value, nxt[2])
+                i += 2
+                continue
+            write_file(d, name, value)
+            i += 1
+
+    def add_process(self, pid: int) -> None:
+        for d in self._dirs.values():
+            write_file(d, "cgroup.procs", str(pid))
+
+    def destroy(self) -> None:
+        errors = []
+        for d in self._dirs.values():
+            try:
+                remove_tree(d)
+            except CgroupError as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+    def exists(self) -> bool:
+        return any(d.is_dir() for d in self._dirs.values())
+
+    def dirs(self) -> dict[str, Path]:
+        return {str(mp): d for mp, d in self._dirs.items()}
+
+    # ------------------------------------------------------------ freezer
+
+    def freeze(self) -> None:
+        d = self._dir("freezer")
+        write_file(d, "freezer.state", "FROZEN")
+
+        def frozen() -> bool:
+            state = read_file(d, "freezer.state").strip()
+            if state == "THAWED":
+                # A racing thaw or a task that escaped: ask again.
+                write_file(d, "freezer.state", "FROZEN")
+            return state == "FROZEN"
+
+        if not wait_for(frozen, FREEZE_TIMEOUT):
+            write_file(d, "freezer.state", "THAWED")
+            raise CgroupError(f"cannot freeze {d}: tasks did not stop in time")
+
+    def thaw(self) -> None:
+        d = self._dir("freezer")
+        write_file(d, "freezer.state", "THAWED")
+        if not wait_for(lambda: read_file(d, "freezer.state").strip() == "THAWED", FREEZE_TIMEOUT):
+            raise CgroupError(f"cannot thaw {d}: still frozen")
+
+    def is_frozen(self) -> bool:
+        d = self._by_ctrl.get("freezer")
+        if d is None or not d.is_dir():
+            return False
+        return read_file(d, "freezer.state").strip() == "FROZEN"
+
+    # ------------------------------------------------------------ processes
+
+    def _procs_dir(self) -> Path:
+        for ctrl in ("freezer", "pids", "memory", "cpu"):
+            if ctrl in self._by_ctrl:
+                return self._by_ctrl[ctrl]
+        return next(iter(self._dirs.values()))
+
+    def pids(self) -> list[int]:
+        return read_pids(self._procs_dir())
+
+    def kill_all(self, sig: int) -> None:
+        # Freeze first so that no task forks a child the walk misses, then
+        # thaw so that the signal is delivered (a frozen task cannot even die).
+        # A container that was paused stays paused, unless it is being killed.
+        can_freeze = "freezer" in self._by_ctrl and self._by_ctrl["freezer"].is_dir()
+        was_frozen = can_freeze and self.is_frozen()
+        if can_freeze:
+            self.freeze()
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if can_freeze and (not was_frozen or sig == signal.SIGKILL):
+                self.thaw()
+
+    def oom_kill_count(self) -> int:
+        d = self._by_ctrl.get("memory")
+        return 0 if d is None else read_keyed(d, "memory.oom_control").get("oom_kill", 0)
+
+    # ------------------------------------------------------------ stats
+
+    def stats(self) -> dict[str, object]:
+        """runc's `events --stats` data from the v1 files."""
+        out: dict[str, object] = {
+            "cpu": self._cpu_stats(),
+            "memory": self._memory_stats(),
+            "pids": {},
+            "blkio": {},
+            "hugetlb": {},
+        }
+        if "pids" in self._by_ctrl:
+            d = self._by_ctrl["pids"]
+            limit = read_int(d, "pids.max", -1)
+            out["pids"] = {"current": read_int(d, "pids.current"), "limit": max(limit, 0)}
+        if "blkio" in self._by_ctrl:
+            d = self._by_ctrl["blkio"]
+            out["blkio"] = {
+                "ioServiceBytesRecursive": _blkio_entries(
+                    d, "blkio.throttle.io_service_bytes_recursive"
+                ),
+                "ioServicedRecursive": _blkio_entries(d, "blkio.throttle.io_serviced_recursive"),
+            }
+        return out
+
+    def _cpu_stats(self) -> dict[str, object]:
+        usage: dict[str, object] = {}
+        if "cpuacct" in self._by_ctrl:
+            d = self._by_ctrl["cpuacct"]
+            ticks = read_keyed(d, "cpuacct.stat")
+            # cpuacct.stat counts USER_HZ ticks; runc reports nanoseconds.
+            ns_per_tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+            try:
+                percpu = [int(x) for x in read_file(d, "cpuacct.usage_percpu").split()]
+            except CgroupError:
+                percpu = []
+            usage = {
+                "total": read_int(d, "cpuacct.usage"),
+                "percpu": percpu,
+                "kernel": ticks.get("system", 0) * ns_per_tick,
+                "user": ticks.get("user", 0) * ns_per_tick,
+            }
+        throttling: dict[str, object] = {}
+        if "cpu" in self._by_ctrl:
+            st = read_keyed(self._by_ctrl["cpu"], "cpu.stat")
+            throttling = {
+                "periods": st.get("nr_periods", 0),
+                "throttledPeriods": st.get("nr_throttled", 0),
+                "throttledTime": st.get("throttled_time", 0),
+            }
+        return {"usage": usage, "throttling": throttling}
+
+    def _memory_stats(self) -> dict[str, object]:
+        if "memory" not in self._by_ctrl:
+            return {}
+        d = self._by_ctrl["memory"]
+
+        def entry(prefix: str) -> dict[str, int]:
+            return {
+                "usage": read_int(d, f"{prefix}.usage_in_bytes"),
+                "max": read_int(d, f"{prefix}.max_usage_in_bytes"),
+                "limit": read_int(d, f"{prefix}.limit_in_bytes"),
+                "failcnt": read_int(d, f"{prefix}.failcnt"),
+            }
+
+        raw = read_keyed(d, "memory.stat")
+        return {
+            "cache": raw.get("total_cache", raw.get("cache", 0)),
+            "usage": entry("memory"),
+            "swap": entry("memory.memsw"),
+            "kernel": entry("memory.kmem"),
+            "raw": raw,
+        }
+
+
+def _blkio_entries(d: Path, name: str) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    try:
+        text = read_file(d, name)
+    except CgroupError:
+        return out
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 3:
+            continue  # the "Total N" line
+        dev, op, value = fields
+        major, _, minor = dev.partition(":")
+        if major.isdigit() and minor.isdigit() and value.isdigit():
+            out.append({"major": int(major), "minor": int(minor), "op": op, "value": int(value)})
+    return out
+
+
+def _init_cpuset(mountpoint: Path, made: list[Path]) -> None:
+    """A new v1 cpuset starts with empty cpus and mems, and takes no task until
+    they are set: copy them down from the parent, top first."""
+    parent = mountpoint
+    for d in made:
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not read_file(d, name).strip():
+                write_file(d, name, read_file(parent, name).strip())
+        parent = d
+
+
+def _write_memory_pair(d: Path, limit: str, memsw: str) -> None:
+    """memory.limit_in_bytes must stay <= memory.memsw.limit_in_bytes at every
+    step: lowering writes memory first, raising writes memsw first. The current
+    memsw decides which, and -1 (unlimited) sorts highest."""
+
+    def as_int(v: str) -> int:
+        n = int(v)
+        return 2**63 if n < 0 else n
+
+    current = read_int(d, MEMSW, -1)
+    current = 2**63 if current < 0 or current >= 2**63 - 4096 else current
+    if as_int(limit) > current:
+        write_file(d, MEMSW, memsw)
+        write_file(d, "memory.limit_in_bytes", limit)
+    else:
+        write_file(d, "memory.limit_in_bytes", limit)
+        write_file(d, MEMSW, memsw)

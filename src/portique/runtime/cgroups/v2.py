@@ -1,0 +1,332 @@
+"""The cgroup v2 driver: one directory in the unified hierarchy.
+
+`plan(resources, has)` turns resources into the (file, value) writes, pure and
+unit-tested; `V2Manager.apply` performs them. Devices: on v2 the device
+cgroup is an eBPF program attached to the cgroup, which this driver does not
+(yet) install; device rules are accepted and skipped with a debug note, and the
+container's /dev (only the nodes the runtime creates) is the remaining guard.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from portique.errors import InvalidArgument, Unsupported
+
+from .base import (
+    CgroupError,
+    blkio_to_io_weight,
+    mkdir_path,
+    read_file,
+    read_int,
+    read_keyed,
+    read_pids,
+    remove_tree,
+    shares_to_weight,
+    wait_for,
+    write_file,
+)
+
+if TYPE_CHECKING:
+    from portique.oci.resources import BlockIO, Cpu, LinuxResources, Memory
+
+log = logging.getLogger(__name__)
+
+FREEZE_TIMEOUT: Final = 10.0
+UINT64_MAX: Final = 2**64 - 1
+
+
+def _limit(v: int) -> str:
+    return "max" if v < 0 else str(v)
+
+
+def swap_max(memory: Memory) -> str | None:
+    """OCI swap is memory+swap; v2 memory.swap.max is swap alone."""
+    swap, limit = memory.swap, memory.limit
+    if swap is None or swap == 0:
+        return None
+    if swap < 0:
+        return "max"
+    if limit is None or limit <= 0:
+        raise InvalidArgument(
+            "linux.resources.memory.swap: a swap limit needs memory.limit on cgroup v2"
+        )
+    if swap < limit:
+        raise InvalidArgument("linux.resources.memory.swap: must be at least memory.limit")
+    return str(swap - limit)
+
+
+def _plan_memory(m: Memory, has: Callable[[str], bool]) -> list[tuple[str, str]]:
+    out = []
+    if m.limit is not None:
+        out.append(("memory.max", _limit(m.limit)))
+    if m.reservation is not None:
+        out.append(("memory.low", _limit(m.reservation)))
+    swap = swap_max(m)
+    if swap is not None:
+        if has("memory.swap.max"):
+            out.append(("memory.swap.max", swap))
+        else:
+            # As runc: no swap accounting in this kernel, so the limit cannot hold.
+            log.warning("memory.swap.max is missing (no swap accounting): swap limit ignored")
+    # swappiness, disableOOMKiller and kernel memory have no v2 file: skipped.
+    return out
+
+
+def _plan_cpu(c: Cpu) -> list[tuple[str, str]]:
+    out = []
+    if c.shares is not None:
+        out.append(("cpu.weight", str(shares_to_weight(c.shares))))
+    if c.quota is not None or c.period is not None:
+        quota = "max" if c.quota is None or c.quota <= 0 else str(c.quota)
+        out.append(("cpu.max", quota if c.period is None else f"{quota} {c.period}"))
+    if c.burst is not None:
+        out.append(("cpu.max.burst", str(c.burst)))
+    if c.idle is not None:
+        out.append(("cpu.idle", str(c.idle)))
+    if c.realtime_runtime or c.realtime_period:
+        raise Unsupported("linux.resources.cpu.realtimeRuntime: not supported on cgroup v2")
+    if c.cpus:
+        out.append(("cpuset.cpus", c.cpus))
+    if c.mems:
+        out.append(("cpuset.mems", c.mems))
+    return out
+
+
+def _plan_io(b: BlockIO, has: Callable[[str], bool]) -> list[tuple[str, str]]:
+    out = []
+    # BFQ takes the v1 range [1, 1000] unchanged; io.weight (iocost) needs [1, 10000].
+    bfq = has("io.bfq.weight")
+    if b.weight is not None:
+        out.append(
+            ("io.bfq.weight", str(b.weight))
+            if bfq
+            else ("io.weight", str(blkio_to_io_weight(b.weight)))
+        )
+    for wd in b.weight_device:
+        if wd.weight:
+            w = wd.weight if bfq else blkio_to_io_weight(wd.weight)
+            out.append(("io.bfq.weight" if bfq else "io.weight", f"{wd.major}:{wd.minor} {w}"))
+    for key, devices in (
+        ("rbps", b.throttle_read_bps_device),
+        ("wbps", b.throttle_write_bps_device),
+        ("riops", b.throttle_read_iops_device),
+        ("wiops", b.throttle_write_iops_device),
+    ):
+        out.extend(
+            ("io.max", f"{d.major}:{d.minor} {key}={d.rate if d.rate else 'max'}") for d in devices
+        )
+    return out
+
+
+def plan(resources: LinuxResources, has: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """The (file, value) writes for `resources`, in order; `has(file)` tells what exists."""
+    out: list[tuple[str, str]] = []
+    if resources.memory is not None:
+        out.extend(_plan_memory(resources.memory, has))
+    if resources.cpu is not None:
+        out.extend(_plan_cpu(resources.cpu))
+    if resources.pids is not None and resources.pids.limit != 0:
+        out.append(("pids.max", _limit(resources.pids.limit)))
+    if resources.block_io is not None:
+        out.extend(_plan_io(resources.block_io, has))
+    out.extend((f"hugetlb.{h.page_size}.max", str(h.limit)) for h in resources.hugepage_limits)
+    if resources.devices:
+        log.debug(
+            "cgroup v2: %d device rules not enforced (no eBPF device filter)",
+            len(resources.devices),
+        )
+    # unified comes last: an explicit key overrides what the typed fields wrote.
+    out.extend(resources.unified)
+    return out
+
+
+class V2Manager:
+    """A container's cgroup at `root`/`path` on a cgroup2 mount."""
+
+    version = "v2"
+
+    def __init__(self, path: str, root: Path) -> None:
+        self.path = path
+        self.root = root
+        self.dir = root / path.lstrip("/")
+
+    # ------------------------------------------------------------ lifecycle
+
+    def create(self) -> None:
+        # Top down: a parent must hand its controllers to its children before
+        # the child exists for them to show up in the child's cgroup.controllers.
+        parent = self.root
+        for part in self.path.strip("/").split("/"):
+            _enable_controllers(parent)
+            mkdir_path(parent, part)
+            parent = parent / part
+
+    def apply(self, resources: LinuxResources | None) -> None:
+        if resources is None:
+            return
+        for name, value in plan(resources, lambda f: (self.dir / f).exists()):
+            if not (self.dir / name).exists():
+                raise CgroupError(
+                    f"cannot write {name} in {self.dir}: no such file "
+                    "(controller not enabled or not supported by this kernel)"
+                )
+            write_file(self.dir, name, value)
+
+    def add_process(self, pid: int) -> None:
+        write_file(self.dir, "cgroup.procs", str(pid))
+
+    def destroy(self) -> None:
+        remove_tree(self.dir)
+
+    def exists(self) -> bool:
+        return self.dir.is_dir()
+
+    def dirs(self) -> dict[str, Path]:
+        return {"": self.dir}
+
+    # ------------------------------------------------------------ freezer
+
+    def freeze(self) -> None:
+        self._need_freezer()
+        write_file(self.dir, "cgroup.freeze", "1")
+        # Freezing is asynchronous: cgroup.events says when every task stopped.
+        if not wait_for(self.is_frozen, FREEZE_TIMEOUT):
+            write_file(self.dir, "cgroup.freeze", "0")
+            raise CgroupError(f"cannot freeze {self.dir}: tasks did not stop in time")
+
+    def thaw(self) -> None:
+        self._need_freezer()
+        write_file(self.dir, "cgroup.freeze", "0")
+        if not wait_for(lambda: not self.is_frozen(), FREEZE_TIMEOUT):
+            raise CgroupError(f"cannot thaw {self.dir}: still frozen")
+
+    def is_frozen(self) -> bool:
+        return read_keyed(self.dir, "cgroup.events").get("frozen", 0) == 1
+
+    def _need_freezer(self) -> None:
+        if not (self.dir / "cgroup.freeze").exists():
+            raise Unsupported(f"cgroup freezer missing in {self.dir} (kernel older than 5.2)")
+
+    # ------------------------------------------------------------ processes
+
+    def pids(self) -> list[int]:
+        return read_pids(self.dir)
+
+    def kill_all(self, sig: int) -> None:
+        if sig == signal.SIGKILL and (self.dir / "cgroup.kill").exists():
+            # Atomic against forks racing the walk (kernel >= 5.14).
+            write_file(self.dir, "cgroup.kill", "1")
+            return
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def oom_kill_count(self) -> int:
+        return read_keyed(self.dir, "memory.events").get("oom_kill", 0)
+
+    # ------------------------------------------------------------ stats
+
+    def stats(self) -> dict[str, object]:
+        """runc's `events --stats` data: cpu, memory, pids, blkio (v2 files mapped)."""
+        d = self.dir
+        cpu = read_keyed(d, "cpu.stat")
+        mem_raw = read_keyed(d, "memory.stat")
+        mem_events = read_keyed(d, "memory.events")
+        usage = read_int(d, "memory.current")
+        limit = read_int(d, "memory.max", -1)
+        swap_usage = read_int(d, "memory.swap.current")
+        swap_limit = read_int(d, "memory.swap.max", -1)
+        pids_limit = read_int(d, "pids.max", -1)
+        return {
+            "cpu": {
+                "usage": {
+                    "total": cpu.get("usage_usec", 0) * 1000,
+                    "kernel": cpu.get("system_usec", 0) * 1000,
+                    "user": cpu.get("user_usec", 0) * 1000,
+                },
+                "throttling": {
+                    "periods": cpu.get("nr_periods", 0),
+                    "throttledPeriods": cpu.get("nr_throttled", 0),
+                    "throttledTime": cpu.get("throttled_usec", 0) * 1000,
+                },
+            },
+            "memory": {
+                "cache": mem_raw.get("file", 0),
+                "usage": {
+                    "usage": usage,
+                    "max": read_int(d, "memory.peak", usage),
+                    "limit": UINT64_MAX if limit < 0 else limit,
+                    "failcnt": mem_events.get("max", 0),
+                },
+                # runc reports memory+swap here, as v1's memsw does.
+                "swap": {
+                    "usage": usage + swap_usage,
+                    "limit": UINT64_MAX if swap_limit < 0 or limit < 0 else limit + swap_limit,
+                    "failcnt": 0,
+                },
+                "raw": mem_raw,
+            },
+            "pids": {
+                "current": read_int(d, "pids.current"),
+                "limit": 0 if pids_limit < 0 else pids_limit,
+            },
+            "blkio": _io_stats(d),
+            "hugetlb": {},
+        }
+
+
+def _io_stats(d: Path) -> dict[str, list[dict[str, object]]]:
+    nbytes: list[dict[str, object]] = []
+    nios: list[dict[str, object]] = []
+    try:
+        text = read_file(d, "io.stat")
+    except CgroupError:
+        text = ""
+    for line in text.splitlines():
+        dev, *pairs = line.split()
+        major, _, minor = dev.partition(":")
+        if not (major.isdigit() and minor.isdigit()):
+            continue
+        kv = dict(p.split("=", 1) for p in pairs if "=" in p)
+        for key, op, dest in (
+            ("rbytes", "Read", nbytes),
+            ("wbytes", "Write", nbytes),
+            ("rios", "Read", nios),
+            ("wios", "Write", nios),
+        ):
+            if kv.get(key, "").isdigit():
+                dest.append(
+                    {"major": int(major), "minor": int(minor), "op": op, "value": int(kv[key])}
+                )
+    return {"ioServiceBytesRecursive": nbytes, "ioServicedRecursive": nios}
+
+
+def _enable_controllers(directory: Path) -> None:
+    """Let `directory`'s children use every controller it has (cgroup.subtree_control).
+
+    One read of each file on the fast path (already enabled). If one write of
+    all of them fails (EBUSY: a controller such as cpu cannot be enabled while
+    the cgroup holds realtime tasks or processes), enable them one by one and
+    let apply() report the one that matters.
+    """
+    available = read_file(directory, "cgroup.controllers").split()
+    enabled = set(read_file(directory, "cgroup.subtree_control").split())
+    missing = [c for c in available if c not in enabled]
+    if not missing:
+        return
+    try:
+        write_file(directory, "cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
+    except CgroupError:
+        for c in missing:
+            try:
+                write_file(directory, "cgroup.subtree_control", f"+{c}")
+            except CgroupError as e:
+                log.debug("%s", e)
