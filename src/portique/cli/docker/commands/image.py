@@ -1,0 +1,453 @@
+"""`portique image ...`: the image management group.
+
+`image ls`, `inspect`, `rm` and `prune` live here; the other sub-commands are
+the top-level verbs' modules (`image tag` = `tag`, `image pull` = `pull`, ...),
+attached as sub-parsers so both spellings share one implementation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from portique.errors import InvalidArgument, NotFound, PortiqueError
+
+if TYPE_CHECKING:
+    from portique.image.images import ImageRecord, Images
+
+# sub-command -> (module under commands/, aliases); None: implemented in this file.
+SUBCOMMANDS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "ls": (None, ("list",)),
+    "inspect": (None, ()),
+    "rm": (None, ("remove",)),
+    "prune": (None, ()),
+    "tag": ("tag", ()),
+    "save": ("save", ()),
+    "load": ("load", ()),
+    "import": ("import", ()),
+    "history": ("history", ()),
+    "pull": ("pull", ()),
+    "push": ("push", ()),
+}
+
+IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+IMAGES_TABLE_DIGESTS = (
+    "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+)
+IMAGES_HEADERS = {
+    "ID": "IMAGE ID",
+    "Repository": "REPOSITORY",
+    "Tag": "TAG",
+    "Digest": "DIGEST",
+    "CreatedSince": "CREATED",
+    "CreatedAt": "CREATED AT",
+    "Size": "SIZE",
+    "VirtualSize": "SIZE",
+    "SharedSize": "SHARED SIZE",
+    "UniqueSize": "UNIQUE SIZE",
+    "Containers": "CONTAINERS",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="image_command", metavar="COMMAND")
+    sub.required = True
+    local: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+        "ls": _ls_arguments,
+        "inspect": _inspect_arguments,
+        "rm": _rm_arguments,
+        "prune": _prune_arguments,
+    }
+    for name, (module_name, aliases) in SUBCOMMANDS.items():
+        if module_name is None:
+            p = sub.add_parser(name, aliases=list(aliases))
+            local[name](p)
+            p.set_defaults(image_run=_LOCAL_RUN[name])
+            continue
+        # The verb's own module parses the rest when run: `image ls` never imports
+        # `save` or `pull`. A NUL prefix makes every word (flags too) a positional.
+        p = sub.add_parser(name, aliases=list(aliases), add_help=False, prefix_chars="\0")
+        p.add_argument("image_args", nargs="*")
+        p.set_defaults(image_module=module_name, image_parser=type(parser))
+
+
+def _load(name: str) -> Any:
+    try:
+        return importlib.import_module(f"portique.cli.docker.commands.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"portique.cli.docker.commands.{name}":
+            return None
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    fn = getattr(args, "image_run", None)
+    if fn is not None:
+        return int(fn(args))
+    module = _load(args.image_module)
+    if module is None:
+        raise PortiqueError(f"'image {args.image_command}' is not available in this build")
+    parser = args.image_parser(prog=f"portique image {args.image_command}")
+    module.add_arguments(parser)
+    return int(module.run(parser.parse_args(args.image_args)))
+
+
+def open_images() -> Images:
+    from portique.db import default_root
+    from portique.image.images import Images
+
+    return Images(default_root())
+
+
+# ---- ls ---------------------------------------------------------------------------
+
+
+def _ls_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
+    p.add_argument("-a", "--all", action="store_true", help="show all images")
+    p.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
+    p.add_argument("--digests", action="store_true", help="show digests")
+    p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    p.add_argument("-f", "--filter", action="append", default=[], help="filter output")
+    p.add_argument("--format", help="format output using a Go template, 'table' or 'json'")
+
+
+def parse_filters(items: Sequence[str], allowed: Sequence[str]) -> dict[str, list[str]]:
+    """`--filter key=value` flags grouped by key; unknown keys are an error, as in Docker."""
+    filters: dict[str, list[str]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        key = key.strip().lower()
+        if not eq:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
+        if key not in allowed:
+            raise InvalidArgument(f"invalid filter '{key}'")
+        filters.setdefault(key, []).append(value)
+    return filters
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from portique.cli.docker.format import format_rows
+
+    filters = parse_filters(args.filter, ("dangling", "reference", "label", "before", "since"))
+    if args.repository:
+        filters.setdefault("reference", []).append(args.repository)
+    imgs = open_images()
+    dangling = filters.get("dangling")
+    if dangling and any(v.lower() not in ("true", "false", "1", "0") for v in dangling):
+        raise InvalidArgument(f"invalid filter 'dangling={dangling[0]}'")
+    records = imgs.list(all=args.all)
+    records = [r for r in records if _matches(r, filters, imgs)]
+    records.sort(key=lambda r: _created(r), reverse=True)
+    rows = image_rows(records, filters.get("reference", []), no_trunc=args.no_trunc)
+    if args.quiet:
+        seen: list[str] = []
+        for row in rows:
+            if row["ID"] not in seen:
+                seen.append(row["ID"])
+        sys.stdout.write("".join(f"{i}\n" for i in seen))
+        return 0
+    default = IMAGES_TABLE_DIGESTS if args.digests else IMAGES_TABLE
+    fmt = args.format
+    if fmt and args.digests and fmt == "table":
+        fmt = IMAGES_TABLE_DIGESTS
+    sys.stdout.write(format_rows(fmt, rows, default=default, headers=IMAGES_HEADERS))
+    return 0
+
+
+def _created(r: ImageRecord) -> float:
+    return created_timestamp(getattr(r, "created", None))
+
+
+def created_timestamp(value: Any) -> float:
+    """An image's created time as a Unix timestamp (the record may hold either form)."""
+    if value is None or value == "":
+        return 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    from datetime import datetime
+
+    text = str(value)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Python 3.11 parses at most 6 fractional digits; Go writes 9.
+    head, dot, frac = text.partition(".")
+    if dot:
+        digits = "".join(c for c in frac if c.isdigit())
+        tz = frac[len(digits) :]
+        text = f"{head}.{digits[:6]}{tz}"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _rfc3339(value: Any) -> str:
+    ts = created_timestamp(value)
+    if isinstance(value, str) and value:
+        return value
+    if ts <= 0:
+        return "0001-01-01T00:00:00Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _matches(r: ImageRecord, filters: Mapping[str, list[str]], imgs: Images) -> bool:
+    for value in filters.get("dangling", []):
+        want = value.lower() in ("true", "1")
+        if (not r.repo_tags) != want:
+            return False
+    refs = filters.get("reference")
+    if refs and not any(_reference_matches(r, pattern) for pattern in refs):
+        return False
+    labels = (r.config.get("config") or {}).get("Labels") or {}
+    for want in filters.get("label", []):
+        key, eq, value = want.partition("=")
+        if key not in labels or (eq and labels[key] != value):
+            return False
+    for key, cmp in (("before", lambda a, b: a < b), ("since", lambda a, b: a > b)):
+        for name in filters.get(key, []):
+            other = imgs.resolve(name)
+            if not cmp(_created(r), _created(other)):
+                return False
+    return True
+
+
+def _familiar(name: str) -> str:
+    from portique.oci.reference import parse_reference
+
+    try:
+        return parse_reference(name).familiar()
+    except InvalidArgument:
+        return name
+
+
+def _reference_matches(r: ImageRecord, pattern: str) -> bool:
+    """Docker's reference filter: a glob against `repo:tag`, or against `repo` alone."""
+    from fnmatch import fnmatchcase
+
+    for tag in r.repo_tags:
+        familiar = _familiar(tag)
+        repo = familiar.rsplit(":", 1)[0]
+        if fnmatchcase(familiar, pattern) or fnmatchcase(repo, pattern):
+            return True
+        if ":" not in pattern.rsplit("/", 1)[-1] and fnmatchcase(repo, pattern):
+            return True
+    return False
+
+
+def image_rows(
+    records: Sequence[ImageRecord], references: Sequence[str] = (), *, no_trunc: bool = False
+) -> list[dict[str, Any]]:
+    """Docker's `images` rows: one per repository:tag (and digest), `<none>` when untagged."""
+    from portique.cli.docker.format import Record, human_size, short_id, time_ago
+
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        created = _created(r)
+        base = {
+            "ID": short_id(r.id, no_trunc=no_trunc) if not no_trunc else r.id,
+            "CreatedSince": time_ago(created),
+            "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
+            "Size": human_size(r.size),
+            "VirtualSize": human_size(r.size),
+            "SharedSize": "N/A",
+            "UniqueSize": "N/A",
+            "Containers": "N/A",
+        }
+        digests: dict[str, list[str]] = {}
+        for rd in r.repo_digests:
+            repo, _, digest = _familiar(rd).partition("@")
+            digests.setdefault(repo, []).append(digest)
+        tags: dict[str, list[str]] = {}
+        for t in r.repo_tags:
+            if references and not any(_glob_tag(t, p) for p in references):
+                continue
+            repo, _, tag = _familiar(t).rpartition(":")
+            tags.setdefault(repo, []).append(tag)
+        for repo, tag_list in tags.items():
+            for tag in tag_list:
+                digest = (digests.get(repo) or ["<none>"])[0]
+                rows.append(Record(base, Repository=repo, Tag=tag, Digest=digest))
+        for repo, digest_list in digests.items():
+            if repo not in tags and not references:
+                rows.extend(
+                    Record(base, Repository=repo, Tag="<none>", Digest=d) for d in digest_list
+                )
+        if not r.repo_tags and not r.repo_digests and not references:
+            rows.append(Record(base, Repository="<none>", Tag="<none>", Digest="<none>"))
+    return rows
+
+
+def _glob_tag(tag: str, pattern: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    familiar = _familiar(tag)
+    return fnmatchcase(familiar, pattern) or fnmatchcase(familiar.rsplit(":", 1)[0], pattern)
+
+
+# ---- inspect ----------------------------------------------------------------------
+
+
+def _inspect_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("-f", "--format", help="format output using a Go template")
+
+
+def inspect_image(r: ImageRecord) -> dict[str, Any]:
+    """The image as `docker image inspect` shows it."""
+    cfg = r.config
+    cc = cfg.get("config") or {}
+    config: dict[str, Any] = {
+        "Hostname": "",
+        "Domainname": "",
+        "User": cc.get("User") or "",
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "AttachStderr": False,
+    }
+    if cc.get("ExposedPorts"):
+        config["ExposedPorts"] = cc["ExposedPorts"]
+    config.update(
+        {
+            "Tty": False,
+            "OpenStdin": False,
+            "StdinOnce": False,
+            "Env": cc.get("Env"),
+            "Cmd": cc.get("Cmd"),
+            "Image": "",
+            "Volumes": cc.get("Volumes"),
+            "WorkingDir": cc.get("WorkingDir") or "",
+            "Entrypoint": cc.get("Entrypoint"),
+            "OnBuild": cc.get("OnBuild"),
+            "Labels": cc.get("Labels"),
+        }
+    )
+    if cc.get("StopSignal"):
+        config["StopSignal"] = cc["StopSignal"]
+    if cc.get("Healthcheck"):
+        config["Healthcheck"] = cc["Healthcheck"]
+    out: dict[str, Any] = {
+        "Id": r.id,
+        "RepoTags": [_familiar(t) for t in r.repo_tags],
+        "RepoDigests": [_familiar(d) for d in r.repo_digests],
+        "Parent": "",
+        "Comment": cfg.get("comment") or "",
+        "Created": _rfc3339(cfg.get("created") or getattr(r, "created", None)),
+        "DockerVersion": cfg.get("docker_version") or "",
+        "Author": cfg.get("author") or "",
+        "Config": config,
+        "Architecture": cfg.get("architecture") or r.architecture,
+        "Os": cfg.get("os") or r.os,
+        "Size": r.size,
+    }
+    if cfg.get("variant"):
+        out["Variant"] = cfg["variant"]
+    out["RootFS"] = {"Type": "layers", "Layers": list(r.layers)}
+    out["Metadata"] = {"LastTagTime": "0001-01-01T00:00:00Z"}
+    return out
+
+
+def print_inspect(objects: Sequence[Any], fmt: str | None) -> None:
+    """`inspect` output: an indented JSON array, or one template line per object."""
+    import json
+
+    from portique.cli.docker.format import Template
+
+    if fmt and fmt != "json":
+        tmpl = Template(fmt.replace("\\t", "\t").replace("\\n", "\n"))
+        sys.stdout.write("".join(tmpl.execute(o) + "\n" for o in objects))
+        return
+    sys.stdout.write(json.dumps(list(objects), indent=4, ensure_ascii=False) + "\n")
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    imgs = open_images()
+    found: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for name in args.images:
+        try:
+            found.append(inspect_image(imgs.resolve(name)))
+        except NotFound:
+            missing.append(name)
+    if found or not missing:
+        print_inspect(found, args.format)
+    for name in missing:
+        sys.stderr.write(f"portique: no such image: {name}\n")
+    return 125 if missing else 0
+
+
+# ---- rm ---------------------------------------------------------------------------
+
+
+def _rm_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("-f", "--force", action="store_true", help="force removal of the image")
+    p.add_argument("--no-prune", action="store_true", help="do not delete untagged parents")
+
+
+def _rm(args: argparse.Namespace) -> int:
+    imgs = open_images()
+    status = 0
+    for name in args.images:
+        try:
+            results = imgs.remove(name, force=args.force)
+        except PortiqueError as exc:
+            sys.stdout.flush()
+            sys.stderr.write(f"portique: {exc}\n")
+            status = exc.exit_code
+            continue
+        for what, ref in results:
+            sys.stdout.write(f"{what}: {_familiar(ref) if what == 'Untagged' else ref}\n")
+    return status
+
+
+# ---- prune ------------------------------------------------------------------------
+
+
+def _prune_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="remove all unused images")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    p.add_argument("--filter", action="append", default=[], help="provide filter values")
+
+
+def confirm(warning: str) -> bool:
+    """Docker's prompt: the warning, then `Are you sure you want to continue? [y/N]`."""
+    sys.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from portique.cli.docker.format import human_size
+
+    parse_filters(args.filter, ())
+    if not args.force:
+        warning = (
+            "WARNING! This will remove all images without at least one container associated to them."
+            if args.all
+            else "WARNING! This will remove all dangling images."
+        )
+        if not confirm(warning):
+            return 0
+    imgs = open_images()
+    ids, reclaimed = imgs.prune(all=args.all)
+    if ids:
+        sys.stdout.write("Deleted Images:\n")
+        for ident in ids:
+            sys.stdout.write(f"deleted: {ident}\n")
+        sys.stdout.write("\n")
+    sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed, 4)}\n")
+    return 0
+
+
+_LOCAL_RUN: dict[str, Callable[[argparse.Namespace], int]] = {
+    "ls": _ls,
+    "inspect": _inspect,
+    "rm": _rm,
+    "prune": _prune,
+}

@@ -1,0 +1,58 @@
+"""`portique save [-o FILE] [--format docker-archive|oci-archive] IMAGE...`.
+
+Writes a tar to FILE (atomically: a crash leaves the old file or none) or to
+stdout, refusing a terminal as Docker does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+    parser.add_argument(
+        "--format",
+        default="docker-archive",
+        choices=("docker-archive", "oci-archive"),
+        help="archive format (default docker-archive)",
+    )
+    # Accepted for Docker compatibility: every image is saved for its one platform.
+    parser.add_argument("--platform", help=argparse.SUPPRESS)
+    parser.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from portique.cli.docker.commands.image import open_images
+    from portique.errors import InvalidArgument
+    from portique.image.archive import save
+
+    imgs = open_images()
+    if not args.output:
+        if sys.stdout.isatty():
+            raise InvalidArgument(
+                "cowardly refusing to save to a terminal",
+                hint="use the -o flag or redirect",
+            )
+        sys.stdout.flush()
+        save(imgs, args.images, sys.stdout.buffer, format=args.format)
+        sys.stdout.buffer.flush()
+        return 0
+    target = Path(args.output)
+    if target.is_dir():
+        raise InvalidArgument(f"cannot save to {target}: it is a directory")
+    tmp = target.with_name(f".{target.name}.tmp.{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            save(imgs, args.images, f, format=args.format)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return 0
