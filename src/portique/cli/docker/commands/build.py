@@ -1,0 +1,99 @@
+"""`portique build`: build an image from a Dockerfile (docker build's flags)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from portique.errors import InvalidArgument
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "context", metavar="PATH", help="build context directory, or - for a tar on stdin"
+    )
+    parser.add_argument("-t", "--tag", action="append", default=[], help="name:tag for the image")
+    parser.add_argument("-f", "--file", help="Dockerfile (default PATH/Dockerfile)")
+    parser.add_argument("--target", help="stage to build")
+    parser.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--no-cache", action="store_true", help="do not use the cache")
+    parser.add_argument("--pull", action="store_true", help="always pull base images")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    parser.add_argument("--iidfile", help="write the image ID to this file")
+    parser.add_argument("--network", default="none", help="network for RUN steps: none or host")
+    parser.add_argument("--platform", help="platform of base images (os/arch)")
+    # Accepted for compatibility: portique keeps no intermediate containers.
+    parser.add_argument("--rm", action="store_true", default=True, help=argparse.SUPPRESS)
+    parser.add_argument("--force-rm", action="store_true", help=argparse.SUPPRESS)
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        key, eq, value = v.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid {flag} {v!r}: use KEY=VALUE")
+        if not eq and flag == "--build-arg":
+            # `--build-arg NAME` takes the value from the environment, as Docker does.
+            if key not in os.environ:
+                continue
+            value = os.environ[key]
+        out[key] = value
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from portique.build.builder import Builder, BuildOptions
+    from portique.db import default_root
+    from portique.image.images import Images
+    from portique.oci.reference import parse_reference
+
+    if args.network not in ("none", "host", "default"):
+        raise InvalidArgument(f"invalid --network {args.network!r}: use none or host")
+    tags = [str(parse_reference(t)) for t in args.tag]
+    tmp: str | None = None
+    try:
+        if args.context == "-":
+            tmp = tempfile.mkdtemp(prefix="portique-context-")
+            _extract_stdin(Path(tmp))
+            context = Path(tmp)
+        else:
+            context = Path(args.context)
+        opts = BuildOptions(
+            context=context,
+            dockerfile=Path(args.file) if args.file else None,
+            tags=tags,
+            target=args.target,
+            build_args=_pairs(args.build_arg, "--build-arg"),
+            no_cache=args.no_cache,
+            pull=args.pull,
+            labels=_pairs(args.label, "--label"),
+            quiet=args.quiet,
+            network="none" if args.network == "default" else args.network,
+            platform=args.platform,
+        )
+        record = Builder(Images(default_root())).build(opts)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if args.iidfile:
+        Path(args.iidfile).write_text(record.id)
+    if args.quiet:
+        print(record.id)
+    return 0
+
+
+def _extract_stdin(dest: Path) -> None:
+    """A context tarball from stdin, unpacked with the hostile-layer rules."""
+    from portique.image.unpack import unpack
+
+    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        unpack(sys.stdin.buffer, fd)
+    finally:
+        os.close(fd)
