@@ -108,12 +108,12 @@ def parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
         if not arg.startswith("-") or arg == "-":
             break
         name, eq, value = arg.partition("=")
-        if not name.startswith("--"):
-            name = "-" + name
         if name in ("-h", "--help", "-v", "--version"):
             opts[name.lstrip("-")[0]] = True
             i += 1
             continue
+        if not name.startswith("--"):
+            name = "-" + name
         if name in _VALUED:
             if not eq:
                 if i + 1 >= len(argv):
@@ -182,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         parser = ArgumentParser(prog=f"portique-runtime {verb}", add_help=True)
         module.add_arguments(parser)
         try:
-            ns = parser.parse_args(args)
+            if getattr(module, "ACCEPTS_ANY", False):
+                ns, _ = parser.parse_known_args(args)
+            else:
+                ns = parser.parse_args(args)
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
         ns.verb = verb

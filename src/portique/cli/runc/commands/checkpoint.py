@@ -7,10 +7,12 @@ import argparse
 from portique.cli.runc.context import Context
 from portique.errors import Unsupported
 
+# Accept whatever flags a caller passes (CRIU has many): the answer is the same.
+ACCEPTS_ANY = True
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # Accept whatever a caller passes: the answer is the same.
-    parser.add_argument("rest", nargs=argparse.REMAINDER)
+    parser.add_argument("container_id", metavar="container-id", nargs="?")
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

@@ -1,0 +1,118 @@
+"""`update [flags] ID`: change a live container's cgroup limits, as runc does.
+
+Resources come from `--resources FILE` (an OCI linux.resources object, "-"
+for stdin) and/or runc's single-value flags (which win). Only memory, cpu,
+pids, blockIO and unified are updated; device rules are not touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from typing import Any
+
+from portique.cli.runc.commands._common import add_id
+from portique.cli.runc.context import Context
+from portique.errors import InvalidArgument, InvalidState
+
+_MAX_JSON = 1 << 20
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)?$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_UPDATABLE = ("memory", "cpu", "pids", "blockIO", "unified")
+
+# flag -> (section, key, parser)
+_FLAGS: dict[str, tuple[str, str, str]] = {
+    "memory": ("memory", "limit", "size"),
+    "memory_reservation": ("memory", "reservation", "size"),
+    "memory_swap": ("memory", "swap", "size"),
+    "kernel_memory": ("memory", "kernel", "size"),
+    "kernel_memory_tcp": ("memory", "kernelTCP", "size"),
+    "cpu_share": ("cpu", "shares", "int"),
+    "cpu_quota": ("cpu", "quota", "int"),
+    "cpu_period": ("cpu", "period", "int"),
+    "cpu_rt_runtime": ("cpu", "realtimeRuntime", "int"),
+    "cpu_rt_period": ("cpu", "realtimePeriod", "int"),
+    "cpuset_cpus": ("cpu", "cpus", "str"),
+    "cpuset_mems": ("cpu", "mems", "str"),
+    "pids_limit": ("pids", "limit", "int"),
+    "blkio_weight": ("blockIO", "weight", "int"),
+}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "512m", "1g", "1024", "-1" (unlimited), as docker's RAMInBytes."""
+    if text.strip() == "-1":
+        return -1
+    match = _SIZE.match(text.strip())
+    if match is None:
+        raise InvalidArgument(f"invalid size {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resources", "-r", default="", help="linux.resources JSON file or -")
+    for flag in _FLAGS:
+        parser.add_argument("--" + flag.replace("_", "-"), default=None)
+    add_id(parser)
+
+
+def resources_object(args: argparse.Namespace) -> dict[str, Any]:
+    """The linux.resources object to apply, from --resources and the flags."""
+    obj: dict[str, Any] = {}
+    if args.resources:
+        if args.resources == "-":
+            raw = sys.stdin.buffer.read(_MAX_JSON + 1)
+        else:
+            try:
+                with open(args.resources, "rb") as f:
+                    raw = f.read(_MAX_JSON + 1)
+            except FileNotFoundError:
+                raise InvalidArgument(f"resources file {args.resources} does not exist") from None
+        if len(raw) > _MAX_JSON:
+            raise InvalidArgument("resources JSON is too large")
+        try:
+            loaded = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidArgument(f"resources are not valid JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise InvalidArgument("resources must be a JSON object")
+        obj = {k: v for k, v in loaded.items() if k in _UPDATABLE}
+    for flag, (section, key, kind) in _FLAGS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if kind == "size":
+            parsed: object = parse_size(value)
+        elif kind == "int":
+            try:
+                parsed = int(value)
+            except ValueError:
+                raise InvalidArgument(
+                    f"--{flag.replace('_', '-')}: not a number: {value!r}"
+                ) from None
+        else:
+            parsed = value
+        obj.setdefault(section, {})[key] = parsed
+    if not obj:
+        raise InvalidArgument("nothing to update: give --resources or a resource flag")
+    return obj
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from portique.oci.resources import parse_resources
+    from portique.oci.runtime import load_spec
+    from portique.runtime.cgroups import open_manager
+
+    resources = parse_resources(resources_object(args))
+    rt = ctx.runtime()
+    state = rt.state(args.container_id)
+    if str(state.status) == "stopped":
+        raise InvalidState(f"container {args.container_id} is stopped: nothing to update")
+    spec = load_spec(state.bundle)
+    manager = open_manager(spec.linux.cgroups_path, args.container_id)
+    if not manager.exists():
+        raise InvalidState(f"container {args.container_id} has no cgroup")
+    manager.apply(resources)
+    return 0
