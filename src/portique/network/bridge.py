@@ -1,0 +1,209 @@
+"""Netlink work through pyroute2: bridges, veth pairs, addresses, routes, netns.
+
+Crash safety comes from how links are made:
+
+- a veth pair is created in ONE RTM_NEWLINK request with its host end already
+  enslaved to the bridge (IFLA_MASTER) and its peer already inside the
+  container's netns under its final name (IFLA_NET_NS_FD): there is no moment
+  where a half-made pair sits unattached in the host namespace;
+- a veth pair dies with the container's network namespace, so an endpoint
+  whose host end is gone belongs to a dead container;
+- bridges carry an alias `portique:<table>` naming their engine root, so
+  repair() removes only its own root's leftovers.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+SYSCTL_ROOT = Path("/proc/sys")
+
+
+@dataclass(frozen=True, slots=True)
+class HostLink:
+    name: str
+    index: int
+    kind: str
+    master: int | None
+    alias: str | None
+
+
+@contextmanager
+def _ipr(netns: Path | None = None) -> Iterator[Any]:
+    ipr = IPRoute() if netns is None else IPRoute(netns=str(netns))
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+def _index(ipr: Any, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return int(found[0]) if found else None
+
+
+def write_sysctl(key: str, value: str, root: Path = SYSCTL_ROOT) -> None:
+    """Write /proc/sys/<key with dots as slashes> if it differs."""
+    path = root / key.replace(".", "/")
+    if path.read_text().strip() != value:
+        path.write_text(value + "\n")
+
+
+def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int, alias: str) -> None:
+    """Create the bridge if absent (another process may race us: EEXIST is fine), give
+    it the gateway address, bring it up, and allow DNAT of 127.0.0.1 onto it."""
+    with _ipr() as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            try:
+                ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
+            idx = _index(ipr, name)
+            assert idx is not None
+            ipr.link("set", index=idx, ifalias=alias)
+        try:
+            ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise
+        ipr.link("set", index=idx, state="up")
+    # Published ports on 127.0.0.1 DNAT loopback-sourced packets onto the bridge;
+    # the kernel drops those as martians unless route_localnet is set here.
+    write_sysctl(f"net.ipv4.conf.{name}.route_localnet", "1")
+
+
+def delete_link(name: str) -> bool:
+    """Delete a link by name; False if it was already gone."""
+    with _ipr() as ipr:
+        idx = _index(ipr, name)
+        if idx is None:
+            return False
+        try:
+            ipr.link("del", index=idx)
+        except NetlinkError as exc:
+            if exc.code in (errno.ENODEV, errno.ENOENT):
+                return False
+            raise
+    return True
+
+
+def link_exists(name: str) -> bool:
+    with _ipr() as ipr:
+        return _index(ipr, name) is not None
+
+
+def host_links() -> list[HostLink]:
+    out = []
+    with _ipr() as ipr:
+        for link in ipr.get_links():
+            info = link.get_attr("IFLA_LINKINFO")
+            kind = info.get_attr("IFLA_INFO_KIND") if info is not None else ""
+            out.append(
+                HostLink(
+                    name=link.get_attr("IFLA_IFNAME"),
+                    index=link["index"],
+                    kind=kind or "",
+                    master=link.get_attr("IFLA_MASTER"),
+                    alias=link.get_attr("IFLA_IFALIAS"),
+                )
+            )
+    return out
+
+
+def host_routes() -> list[tuple[ipaddress.IPv4Network, str]]:
+    """IPv4 routes of the main table (not the default route) with their device name,
+    to keep new subnets from shadowing the host's own networks."""
+    names = {link.index: link.name for link in host_links()}
+    out = []
+    with _ipr() as ipr:
+        for r in ipr.get_routes(family=2, table=254):
+            dst = r.get_attr("RTA_DST")
+            if dst is None or r["dst_len"] == 0:
+                continue
+            net = ipaddress.IPv4Network(f"{dst}/{r['dst_len']}", strict=False)
+            out.append((net, names.get(r.get_attr("RTA_OIF"), "")))
+    return out
+
+
+def add_veth(
+    *,
+    bridge: str,
+    host_name: str,
+    netns: Path,
+    ifname: str,
+    ip: str,
+    prefixlen: int,
+    gateway: str | None,
+    mac: str,
+    mtu: int,
+) -> None:
+    """Wire a container: veth pair (host end on `bridge`, peer `ifname` in `netns`),
+    address, loopback, default route via `gateway` unless None (--internal)."""
+    fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with _ipr() as ipr:
+            br = _index(ipr, bridge)
+            if br is None:
+                raise OSError(errno.ENODEV, f"bridge {bridge} does not exist")
+            ipr.link(
+                "add",
+                ifname=host_name,
+                kind="veth",
+                master=br,
+                mtu=mtu,
+                peer={"ifname": ifname, "net_ns_fd": fd, "address": mac, "mtu": mtu},
+            )
+            idx = _index(ipr, host_name)
+            assert idx is not None
+            ipr.link("set", index=idx, state="up")
+    finally:
+        os.close(fd)
+    with _ipr(netns) as ns:
+        lo = _index(ns, "lo")
+        if lo is not None:
+            ns.link("set", index=lo, state="up")
+        idx = _index(ns, ifname)
+        assert idx is not None
+        ns.addr("add", index=idx, address=ip, prefixlen=prefixlen)
+        ns.link("set", index=idx, state="up")
+        if gateway is not None:
+            ns.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+
+
+def bring_up_loopback(netns: Path) -> None:
+    """`--network none`: a netns whose only interface is lo, up."""
+    with _ipr(netns) as ns:
+        lo = _index(ns, "lo")
+        if lo is not None:
+            ns.link("set", index=lo, state="up")
+
+
+def netns_ifnames(netns: Path) -> list[str]:
+    with _ipr(netns) as ns:
+        return [link.get_attr("IFLA_IFNAME") for link in ns.get_links()]
+
+
+__all__ = [
+    "HostLink",
+    "add_veth",
+    "bring_up_loopback",
+    "delete_link",
+    "ensure_bridge",
+    "host_links",
+    "host_routes",
+    "link_exists",
+    "netns_ifnames",
+    "write_sysctl",
+]

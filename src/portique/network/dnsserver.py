@@ -1,0 +1,439 @@
+"""The embedded DNS server of a user-defined network, and its process lifecycle.
+
+One small process per user-defined network that has containers, listening on
+the network's gateway address, port 53, UDP and TCP, in the host namespace
+(so it reaches the host's resolvers, loopback ones included). Containers get
+`nameserver <gateway>` in their resolv.conf. It answers:
+
+- A for a container's name, its aliases and its 12-hex short ID, from the
+  network's active endpoints in portique.db (re-read when `PRAGMA data_version`
+  says another connection committed);
+- an empty NOERROR for other types of a known name (so AAAA does not leak out);
+- anything else by relaying the query verbatim to the host's resolvers (taken
+  from /etc/resolv.conf by the caller), SERVFAIL when none answers.
+
+Lifecycle: started on demand by Networks.connect (under a lock file, so two
+engines never start two), stopped when the network's last endpoint goes or
+the network is removed, and it stops itself when its network disappears from
+the database (a crashed engine leaves no resolver serving forever). Its pid
+file records the process start time, so stop() never signals a recycled pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from portique.network import dns
+
+IDLE_CHECK_SECONDS = 5.0
+UPSTREAM_TIMEOUT = 2.0
+MAX_TCP_CLIENTS = 32
+MAX_MESSAGE = 65535
+
+
+# --- the server ---------------------------------------------------------------------------
+
+
+class Names:
+    """name -> addresses for one network, reloaded when the database changes."""
+
+    def __init__(self, db_path: Path, network_id: str) -> None:
+        self._conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5.0)
+        self._network_id = network_id
+        self._version = -1
+        self._names: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def network_exists(self) -> bool:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM networks WHERE id = ?", (self._network_id,)
+            ).fetchone()
+        return row is not None
+
+    def lookup(self, name: str) -> list[str] | None:
+        with self._lock:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._version:
+                self._names = self._load()
+                self._version = version
+            return self._names.get(name)
+
+    def _load(self) -> dict[str, list[str]]:
+        names: dict[str, list[str]] = {}
+        rows = self._conn.execute(
+            "SELECT container_id, container_name, aliases, ip FROM endpoints"
+            " WHERE network_id = ? AND state = 'active' ORDER BY created",
+            (self._network_id,),
+        ).fetchall()
+        for cid, cname, aliases, ip in rows:
+            for n in {cname, cid[:12], *json.loads(aliases)}:
+                if n:
+                    names.setdefault(n.lower().rstrip("."), []).append(ip)
+        return names
+
+
+class Resolver:
+    def __init__(self, names: Names, upstreams: Sequence[tuple[str, int]]) -> None:
+        self.names = names
+        self.upstreams = list(upstreams)
+
+    def answer_local(self, data: bytes) -> bytes | None:
+        """The reply if the question is ours; None to relay it upstream."""
+        try:
+            q = dns.parse_question(data)
+        except dns.DNSFormatError:
+            return dns.build_error(data, dns.RCode.FORMERR)
+        if q.is_response:
+            return b""  # never answer answers
+        if q.opcode != 0:
+            return dns.build_response(q, [], dns.RCode.NOTIMP)
+        addrs = self.names.lookup(q.name)
+        if addrs is None:
+            return None
+        if q.qtype in (dns.QType.A, dns.QType.ANY) and q.qclass == 1:
+            return dns.build_response(q, addrs)
+        return dns.build_response(q, [])
+
+    def relay(self, data: bytes, tcp: bool) -> bytes:
+        for host, port in self.upstreams:
+            try:
+                if tcp:
+                    with socket.create_connection((host, port), timeout=UPSTREAM_TIMEOUT) as s:
+                        s.sendall(struct.pack("!H", len(data)) + data)
+                        return _read_tcp_message(s) or b""
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.settimeout(UPSTREAM_TIMEOUT)
+                    s.sendto(data, (host, port))
+                    reply, _ = s.recvfrom(MAX_MESSAGE)
+                    if reply[:2] == data[:2]:
+                        return reply
+            except OSError:
+                continue
+        try:
+            return dns.build_response(dns.parse_question(data), [], dns.RCode.SERVFAIL)
+        except dns.DNSFormatError:
+            return dns.build_error(data, dns.RCode.SERVFAIL) or b""
+
+    def resolve(self, data: bytes, tcp: bool) -> bytes:
+        local = self.answer_local(data)
+        return local if local is not None else self.relay(data, tcp)
+
+
+def _read_exact(s: socket.socket, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def _read_tcp_message(s: socket.socket) -> bytes | None:
+    head = _read_exact(s, 2)
+    if head is None:
+        return None
+    return _read_exact(s, struct.unpack("!H", head)[0])
+
+
+def _serve_tcp_client(conn: socket.socket, resolver: Resolver, slots: threading.Semaphore) -> None:
+    try:
+        with conn:
+            conn.settimeout(5.0)
+            for _ in range(64):  # bounded queries per connection
+                msg = _read_tcp_message(conn)
+                if msg is None:
+                    return
+                reply = resolver.resolve(msg, tcp=True)
+                if not reply:
+                    return
+                conn.sendall(struct.pack("!H", len(reply)) + reply)
+    except OSError:
+        pass
+    finally:
+        slots.release()
+
+
+def _tcp_loop(sock: socket.socket, resolver: Resolver) -> None:
+    slots = threading.Semaphore(MAX_TCP_CLIENTS)
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return
+        if not slots.acquire(blocking=False):
+            conn.close()
+            continue
+        threading.Thread(
+            target=_serve_tcp_client, args=(conn, resolver, slots), daemon=True
+        ).start()
+
+
+def _bind(kind: int, address: str, port: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET, kind | socket.SOCK_CLOEXEC)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # IP_FREEBIND: bind the gateway address even while the bridge is still coming up.
+    s.setsockopt(socket.IPPROTO_IP, 15, 1)
+    s.bind((address, port))
+    return s
+
+
+def serve(
+    db_path: Path,
+    network_id: str,
+    address: str,
+    port: int,
+    upstreams: Sequence[tuple[str, int]],
+    ready_fd: int | None = None,
+) -> int:
+    names = Names(db_path, network_id)
+    resolver = Resolver(names, upstreams)
+    udp = _bind(socket.SOCK_DGRAM, address, port)
+    tcp = _bind(socket.SOCK_STREAM, address, port)
+    tcp.listen(64)
+    threading.Thread(target=_tcp_loop, args=(tcp, resolver), daemon=True).start()
+    if ready_fd is not None:
+        os.write(ready_fd, b"ok\n")
+        os.close(ready_fd)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    pool = ThreadPoolExecutor(max_workers=8)
+    udp.settimeout(IDLE_CHECK_SECONDS)
+
+    def reply(data: bytes, peer: tuple[str, int]) -> None:
+        out = resolver.resolve(data, tcp=False)
+        if out:
+            if len(out) > 512:
+                # Over UDP without EDNS: truncate, the client retries over TCP.
+                q = dns.parse_question(data)
+                out = dns.build_response(q, [])
+                out = (
+                    out[:2]
+                    + struct.pack("!H", struct.unpack_from("!H", out, 2)[0] | 0x0200)
+                    + out[4:]
+                )
+            with contextlib.suppress(OSError):
+                udp.sendto(out, peer)
+
+    while True:
+        try:
+            data, peer = udp.recvfrom(MAX_MESSAGE)
+        except TimeoutError:
+            if not names.network_exists():
+                return 0
+            continue
+        local = resolver.answer_local(data)
+        if local is not None:
+            if local:
+                with contextlib.suppress(OSError):
+                    udp.sendto(local, peer)
+            continue
+        pool.submit(reply, data, peer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="portique-dns")
+    p.add_argument("--db", required=True, type=Path)
+    p.add_argument("--network", required=True)
+    p.add_argument("--listen", required=True)
+    p.add_argument("--port", type=int, default=53)
+    p.add_argument("--upstream", action="append", default=[])
+    p.add_argument("--ready-fd", type=int)
+    a = p.parse_args(argv)
+    ups = []
+    for u in a.upstream:
+        host, _, port = u.rpartition(":")
+        ups.append((host, int(port)))
+    return serve(a.db, a.network, a.listen, a.port, ups, a.ready_fd)
+
+
+# --- process lifecycle --------------------------------------------------------------------
+
+
+def host_resolvers(resolv_conf: Path = Path("/etc/resolv.conf")) -> list[tuple[str, int]]:
+    out = []
+    try:
+        text = resolv_conf.read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver" and ":" not in parts[1]:
+            out.append((parts[1], 53))
+    return out
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22, counted after the ")" that ends the command name.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _pidfile(run_dir: Path, network_id: str) -> Path:
+    return run_dir / f"dns-{network_id[:12]}.json"
+
+
+@contextlib.contextmanager
+def _locked(run_dir: Path, network_id: str) -> Iterator[None]:
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(
+        run_dir / f"dns-{network_id[:12]}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+    )
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _alive(info: dict[str, object]) -> bool:
+    pid = info.get("pid")
+    return isinstance(pid, int) and _start_time(pid) == info.get("start_time")
+
+
+def _read(run_dir: Path, network_id: str) -> dict[str, object] | None:
+    try:
+        info = json.loads(_pidfile(run_dir, network_id).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def ensure_running(
+    run_dir: Path,
+    db_path: Path,
+    network_id: str,
+    address: str,
+    upstreams: Sequence[tuple[str, int]],
+    port: int = 53,
+) -> int:
+    """Start the network's resolver unless it runs; return its pid."""
+    from portique.fileio import atomic_write_json
+
+    with _locked(run_dir, network_id):
+        info = _read(run_dir, network_id)
+        if info is not None and _alive(info) and info.get("address") == address:
+            return int(str(info["pid"]))
+        if info is not None and _alive(info):
+            _kill(info)
+        r, w = os.pipe()
+        cmd = [sys.executable, "-m", "portique.network.dnsserver", "--db", str(db_path),
+               "--network", network_id, "--listen", address, "--port", str(port),
+               "--ready-fd", str(w)]  # fmt: skip
+        for host, uport in upstreams:
+            cmd += ["--upstream", f"{host}:{uport}"]
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(w,),
+                start_new_session=True,  # outlives the engine process, like a monitor
+                env={**os.environ, "PYTHONPATH": _src_path()},
+            )
+        finally:
+            os.close(w)
+        try:
+            ok = _wait_ready(r, 15.0)
+        finally:
+            os.close(r)
+        if not ok:
+            proc.kill()
+            proc.wait()
+            raise OSError(f"embedded dns server for network {network_id[:12]} did not start")
+        start = _start_time(proc.pid)
+        atomic_write_json(
+            _pidfile(run_dir, network_id),
+            {"pid": proc.pid, "start_time": start, "address": address, "network": network_id},
+        )
+        # The child is in its own session and will be reparented; forget it here
+        # so Popen's finaliser does not warn about a still-running child.
+        proc.returncode = 0
+        return proc.pid
+
+
+def _src_path() -> str:
+    import portique
+
+    return str(Path(portique.__file__).resolve().parent.parent)
+
+
+def _wait_ready(fd: int, timeout: float) -> bool:
+    import select
+
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            return os.read(fd, 3) == b"ok\n"
+    return False
+
+
+def _kill(info: dict[str, object]) -> None:
+    pid = info["pid"]
+    assert isinstance(pid, int)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    for _ in range(100):  # up to 2 s, then SIGKILL
+        if not _alive(info):
+            return
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def stop(run_dir: Path, network_id: str) -> bool:
+    """Stop the network's resolver if it runs; True if one was stopped."""
+    with _locked(run_dir, network_id):
+        info = _read(run_dir, network_id)
+        stopped = False
+        if info is not None and _alive(info):
+            _kill(info)
+            stopped = True
+        _pidfile(run_dir, network_id).unlink(missing_ok=True)
+    # The lock file stays: unlinking it would let a waiter lock a dead inode while
+    # a newcomer locks a fresh one. Networks.remove() deletes it with the network.
+    return stopped
+
+
+def running(run_dir: Path) -> dict[str, int]:
+    """network id -> pid of every live resolver recorded under run_dir."""
+    out = {}
+    for f in sorted(run_dir.glob("dns-*.json")) if run_dir.is_dir() else []:
+        try:
+            info = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict) and _alive(info):
+            out[str(info["network"])] = int(info["pid"])
+    return out
+
+
+def recorded(run_dir: Path) -> list[str]:
+    """Network ids (12 hex) that have a pid file, live or not."""
+    if not run_dir.is_dir():
+        return []
+    return [f.name[4:-5] for f in sorted(run_dir.glob("dns-*.json"))]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,211 @@
+"""Packet filtering and NAT in nftables tables of portique's own.
+
+Decision: nftables, driven by the `nft` binary reading a ruleset script on
+stdin (`nft -f -`), rather than iptables or pyroute2's nftables support. The
+script is rendered by pure functions from the state in the database (networks
+and published ports) and replaces portique's tables as a whole in one nft
+transaction:
+
+    table ip <name>_nat {}        # make sure it exists so that...
+    delete table ip <name>_nat    # ...this never fails
+    table ip <name>_nat { ... }   # ...and the new content lands atomically
+
+So the kernel's rules are always a function of the database: removing a
+network or a port is "sync again", a crash mid-way is repaired by the next
+sync, and nothing outside portique's tables is touched. Two tables per engine
+root (the root's name in them, so test roots never clobber the real one):
+
+- `table ip portique_nat`: DNAT of published ports (prerouting for packets
+  from outside and containers, output for the host's own connections, both
+  only for local destination addresses), masquerade of outbound traffic from
+  non-internal networks, of loopback clients of published ports (the bridge
+  has route_localnet=1), and of hairpin traffic (container -> published port
+  -> container on the same bridge).
+- `table inet portique`: forward filter (isolation between portique bridges,
+  --internal networks closed both ways, new connections into a bridge only
+  when DNATed) and an input filter that lets an --internal network reach
+  only the embedded DNS on its gateway.
+
+Every rule carries a comment naming its network or container, for people
+reading `nft list ruleset`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from portique.errors import PortiqueError
+from portique.network.types import PublishedPort
+
+DEFAULT_ROOT = Path("/var/lib/portique")
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeRules:
+    """What the firewall needs to know about one network."""
+
+    network_id: str
+    bridge: str
+    subnet: str
+    gateway: str
+    internal: bool
+
+
+def table_name(root: Path) -> str:
+    """`portique` for the default engine root, `portique_<hash>` for any other."""
+    if root.resolve() == DEFAULT_ROOT:
+        return "portique"
+    return "portique_" + hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
+
+
+def _q(text: str) -> str:
+    # nft strings: our names are [a-z0-9-], but quote defensively.
+    return '"' + text.replace('"', "") + '"'
+
+
+def render_nat(table: str, nets: Sequence[BridgeRules], ports: Sequence[PublishedPort]) -> str:
+    lines = [f"table ip {table}_nat {{"]
+    lines += [
+        "  chain prerouting {",
+        "    type nat hook prerouting priority dstnat; policy accept;",
+        "    fib daddr type local jump published",
+        "  }",
+        "  chain output {",
+        "    type nat hook output priority -100; policy accept;",
+        "    fib daddr type local jump published",
+        "  }",
+        "  chain published {",
+    ]
+    for p in ports:
+        m = p.mapping
+        match = "" if m.host_ip == "0.0.0.0" else f"ip daddr {m.host_ip} "
+        lines.append(
+            f"    {match}{m.proto} dport {m.host_port} dnat to {p.container_ip}:{m.container_port}"
+            f" comment {_q('container ' + p.container_id[:12])}"
+        )
+    lines += [
+        "  }",
+        "  chain postrouting {",
+        "    type nat hook postrouting priority srcnat; policy accept;",
+    ]
+    for n in nets:
+        c = _q("network " + n.network_id[:12])
+        br = _q(n.bridge)
+        # Loopback clients of a published port: the container must answer the gateway.
+        lines.append(f"    oifname {br} ip saddr 127.0.0.0/8 masquerade comment {c}")
+        # Hairpin: a container reaching a published port of its own bridge.
+        lines.append(f"    oifname {br} ip saddr {n.subnet} ct status dnat masquerade comment {c}")
+        if not n.internal:
+            lines.append(f"    oifname != {br} ip saddr {n.subnet} masquerade comment {c}")
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_filter(table: str, nets: Sequence[BridgeRules]) -> str:
+    lines = [f"table inet {table} {{", "  chain forward {",
+             "    type filter hook forward priority filter; policy accept;"]  # fmt: skip
+    bridges = [n.bridge for n in nets]
+    for n in nets:
+        c = _q("network " + n.network_id[:12])
+        br = _q(n.bridge)
+        if n.internal:
+            lines.append(f"    iifname {br} oifname != {br} drop comment {c}")
+            lines.append(f"    oifname {br} iifname != {br} drop comment {c}")
+            continue
+        # Networks are isolated from each other, as Docker's do.
+        lines.extend(
+            f"    iifname {br} oifname {_q(other)} drop comment {c}"
+            for other in bridges
+            if other != n.bridge
+        )
+        lines.append(f"    oifname {br} ct state established,related accept comment {c}")
+        lines.append(f"    oifname {br} ct status dnat accept comment {c}")
+        lines.append(f"    oifname {br} iifname != {br} drop comment {c}")
+    lines += [
+        "  }",
+        "  chain input {",
+        "    type filter hook input priority filter; policy accept;",
+    ]
+    for n in nets:
+        if not n.internal:
+            continue
+        c = _q("network " + n.network_id[:12])
+        br = _q(n.bridge)
+        lines.append(f"    iifname {br} ct state established,related accept comment {c}")
+        lines.append(f"    iifname {br} ip daddr {n.gateway} udp dport 53 accept comment {c}")
+        lines.append(f"    iifname {br} ip daddr {n.gateway} tcp dport 53 accept comment {c}")
+        lines.append(f"    iifname {br} drop comment {c}")
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_ruleset(table: str, nets: Sequence[BridgeRules], ports: Sequence[PublishedPort]) -> str:
+    """The nft script replacing portique's two tables atomically."""
+    return (
+        f"table ip {table}_nat {{}}\ndelete table ip {table}_nat\n"
+        f"table inet {table} {{}}\ndelete table inet {table}\n"
+        + render_nat(table, nets, ports)
+        + render_filter(table, nets)
+    )
+
+
+def render_flush(table: str) -> str:
+    """The nft script removing portique's tables (nothing left behind)."""
+    return (
+        f"table ip {table}_nat {{}}\ndelete table ip {table}_nat\n"
+        f"table inet {table} {{}}\ndelete table inet {table}\n"
+    )
+
+
+class FirewallError(PortiqueError):
+    pass
+
+
+def apply(script: str) -> None:
+    """Run an nft script as one transaction; nothing changes if it fails."""
+    try:
+        proc = subprocess.run(
+            ["nft", "-f", "-"],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise FirewallError(
+            "cannot program the firewall: the nft command is not installed"
+        ) from None
+    if proc.returncode != 0:
+        first = (proc.stderr.strip().splitlines() or ["unknown error"])[0]
+        raise FirewallError(f"cannot program the firewall: nft: {first}")
+
+
+def list_tables() -> list[tuple[str, str]]:
+    """(family, name) of every nftables table on the host."""
+    proc = subprocess.run(
+        ["nft", "list", "tables"], capture_output=True, text=True, timeout=30, check=False
+    )
+    out = []
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "table":
+            out.append((parts[1], parts[2]))
+    return out
+
+
+__all__ = [
+    "BridgeRules",
+    "FirewallError",
+    "apply",
+    "list_tables",
+    "render_filter",
+    "render_flush",
+    "render_nat",
+    "render_ruleset",
+    "table_name",
+]

@@ -1,0 +1,722 @@
+"""Networks: the network layer's facade, what the engine and the CLI call.
+
+    from portique.network.networks import Networks
+    nets = Networks(root)                     # root: engine root (portique.db.default_root())
+    nets.create(name, *, subnet=None, gateway=None, internal=False, driver="bridge",
+                labels=None, options=None) -> NetworkRecord
+    nets.ensure_default() -> NetworkRecord    # "bridge" on device portique0, 172.17.0.0/16 if free
+    nets.list() -> list[NetworkRecord]; nets.inspect(name_or_id) -> NetworkRecord
+    nets.remove(name_or_id)                   # Conflict while endpoints exist
+    nets.prune() -> list[str]                 # names removed
+    nets.connect(name_or_id, container_id, netns_path, *, container_name, aliases=(),
+                 ip=None, mac=None) -> Endpoint
+    nets.disconnect(name_or_id, container_id)
+    nets.release_container(container_id)      # every endpoint, port, lease; idempotent
+    nets.endpoints(container_id) -> list[Endpoint]; nets.network_endpoints(name_or_id)
+    nets.publish(container_id, [PortMapping]) -> [PortMapping]   # host ports filled in
+    nets.ports(container_id) -> [PortMapping]
+    nets.resolv_conf(container_id) -> str; nets.hosts_entries(container_id) -> [(ip, names)]
+    nets.repair(live_containers=None) -> RepairReport
+    nets.inspect_json(name_or_id) -> dict     # Docker's `network inspect` shape
+    bring_up_loopback(netns_path)             # for `--network none`
+    parse_port_spec(spec) -> [PortMapping]
+
+Order of every multi-step operation (so a crash leaves what repair() undoes):
+connect = lease (endpoint row "creating", one BEGIN IMMEDIATE transaction) ->
+bridge -> veth pair -> row "active" -> embedded DNS; publish = port rows ->
+nft sync; removal runs the other way. The nftables tables are re-rendered
+from the database as a whole (network/firewall.py).
+
+Host effects, as Docker has them: net.ipv4.ip_forward is set to 1 when a
+container joins a non-internal network (never reset); each bridge gets
+route_localnet=1 (published ports on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import fcntl
+import hashlib
+import ipaddress
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from portique import db as pdb
+from portique.errors import Conflict, InvalidArgument, NotFound
+from portique.network import db as ndb
+from portique.network import ipam
+from portique.network.ports import parse_port_spec
+from portique.network.types import Endpoint, NetworkRecord, PortMapping, PublishedPort
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+DEFAULT_NAME = "bridge"
+DEFAULT_BRIDGE = "portique0"
+DEFAULT_SUBNET = "172.17.0.0/16"
+PREDEFINED = ("bridge", "host", "none")
+OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
+OPT_MTU = "com.docker.network.driver.mtu"
+CREATING_GRACE_SECONDS = 60.0  # a "creating" endpoint older than this is a crash leftover
+FALLBACK_DNS = ("8.8.8.8", "8.8.4.4")  # Docker's, when the host has only loopback resolvers
+
+
+@dataclass(slots=True)
+class RepairReport:
+    endpoints: list[str] = field(default_factory=list)  # "network/container12"
+    links: list[str] = field(default_factory=list)
+    bridges: list[str] = field(default_factory=list)
+    dns: list[str] = field(default_factory=list)
+    ports: int = 0
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _host_veth_name(network_id: str, container_id: str) -> str:
+    # 15 characters max for a Linux interface name: "pq" + 11 hex.
+    return "pq" + hashlib.sha256(f"{network_id}/{container_id}".encode()).hexdigest()[:11]
+
+
+def bring_up_loopback(netns_path: Path) -> None:
+    """`--network none`: bring up lo in the container's netns, nothing else."""
+    from portique.network import bridge
+
+    bridge.bring_up_loopback(netns_path)
+
+
+class Networks:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        run_root: Path | None = None,
+        default_bridge: str = DEFAULT_BRIDGE,
+        default_subnet: str = DEFAULT_SUBNET,
+        dns_upstreams: Sequence[tuple[str, int]] | None = None,
+        dns_port: int = 53,
+        pools: Sequence[tuple[str, int]] = ipam.DEFAULT_POOLS,
+    ) -> None:
+        from portique.network import firewall
+
+        self.root = root
+        self.run_dir = (run_root or pdb.default_run_root()) / "network"
+        self.table = firewall.table_name(root)
+        self.default_bridge = default_bridge
+        self.default_subnet = default_subnet
+        self.dns_upstreams = dns_upstreams
+        self.dns_port = dns_port
+        self.pools = tuple(pools)
+        self._local = threading.local()
+
+    # --- database -------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        # One connection per thread: a transaction belongs to its thread.
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = pdb.connect(self.root)
+            pdb.migrate(conn, ndb.COMPONENT, ndb.MIGRATIONS)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @property
+    def _alias(self) -> str:
+        return f"portique:{self.table}"
+
+    # --- networks -------------------------------------------------------------------------
+
+    def list(self) -> builtins.list[NetworkRecord]:
+        return ndb.all_networks(self.conn)
+
+    def inspect(self, name_or_id: str) -> NetworkRecord:
+        return self._find(self.conn, name_or_id)
+
+    def _find(self, conn: sqlite3.Connection, ref: str) -> NetworkRecord:
+        row = conn.execute("SELECT * FROM networks WHERE name = ? OR id = ?", (ref, ref)).fetchone()
+        if row is None and ref and all(c in "0123456789abcdef" for c in ref):
+            rows = conn.execute(
+                "SELECT * FROM networks WHERE id LIKE ? LIMIT 2", (ref + "%",)
+            ).fetchall()
+            if len(rows) > 1:
+                raise InvalidArgument(f"network id prefix {ref} is ambiguous")
+            row = rows[0] if rows else None
+        if row is None:
+            raise NotFound(f"network {ref} not found")
+        return ndb.network_from_row(row)
+
+    def _taken_subnets(self, conn: sqlite3.Connection) -> builtins.list[ipaddress.IPv4Network]:
+        return [ipaddress.IPv4Network(n.subnet) for n in ndb.all_networks(conn)]
+
+    def _host_subnets(self) -> builtins.list[tuple[ipaddress.IPv4Network, str]]:
+        from portique.network import bridge
+
+        ours = {n.bridge for n in self.list()}
+        return [(net, dev) for net, dev in bridge.host_routes() if dev not in ours]
+
+    def create(
+        self,
+        name: str,
+        *,
+        subnet: str | None = None,
+        gateway: str | None = None,
+        internal: bool = False,
+        driver: str = "bridge",
+        labels: dict[str, str] | None = None,
+        options: dict[str, str] | None = None,
+    ) -> NetworkRecord:
+        if name in PREDEFINED:
+            raise Conflict(f"network {name} is a pre-defined network and cannot be created")
+        rec = self._create(name, subnet, gateway, internal, driver, labels, options, False)
+        self.sync_firewall()
+        return rec
+
+    def _create(
+        self,
+        name: str,
+        subnet: str | None,
+        gateway: str | None,
+        internal: bool,
+        driver: str,
+        labels: dict[str, str] | None,
+        options: dict[str, str] | None,
+        is_default: bool,
+    ) -> NetworkRecord:
+        if not NAME_RE.match(name):
+            raise InvalidArgument(f"invalid network name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+        if driver != "bridge":
+            raise InvalidArgument(f"network driver {driver!r} is not supported (only bridge)")
+        options = dict(options or {})
+        try:
+            mtu = int(options.get(OPT_MTU, "1500"))
+        except ValueError:
+            raise InvalidArgument(f"invalid {OPT_MTU} {options[OPT_MTU]!r}") from None
+        if not 68 <= mtu <= 65535:
+            raise InvalidArgument(f"invalid {OPT_MTU} {mtu}: must be 68-65535")
+        net_id = secrets.token_hex(32)
+        br = options.get(OPT_BRIDGE_NAME) or (
+            self.default_bridge if is_default else f"pq-{net_id[:12]}"
+        )
+        if len(br) > 15 or not re.match(r"^[a-zA-Z0-9_.-]+$", br):
+            raise InvalidArgument(f"invalid bridge name {br!r}")
+        want = ipam.parse_subnet(subnet) if subnet else None
+        if gateway and want is None:
+            raise InvalidArgument("--gateway needs --subnet")
+        host = self._host_subnets()  # netlink, outside the transaction
+        with pdb.transaction(self.conn) as conn:
+            if conn.execute("SELECT 1 FROM networks WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"network with name {name} already exists")
+            if conn.execute("SELECT 1 FROM networks WHERE bridge = ?", (br,)).fetchone():
+                raise Conflict(f"bridge {br} is already used by another network")
+            taken = self._taken_subnets(conn)
+            if want is not None:
+                clash = ipam.find_overlap(want, taken)
+                if clash is not None:
+                    raise Conflict(f"subnet {want} overlaps with another network's subnet {clash}")
+                hclash = next((f"{n} on {d}" for n, d in host if want.overlaps(n)), None)
+                if hclash is not None:
+                    raise Conflict(f"subnet {want} overlaps with host route {hclash}")
+                net = want
+            else:
+                net = ipam.pick_subnet(taken + [n for n, _ in host], self.pools)
+            if gateway:
+                gw = ipam.parse_address(gateway, "gateway")
+                ipam.check_in_subnet(net, gw, "gateway")
+            else:
+                gw = ipam.default_gateway(net)
+            rec = NetworkRecord(
+                id=net_id,
+                name=name,
+                driver=driver,
+                bridge=br,
+                subnet=str(net),
+                gateway=str(gw),
+                internal=internal,
+                is_default=is_default,
+                labels=dict(labels or {}),
+                options=options,
+                mtu=mtu,
+                created=_now(),
+            )
+            ndb.insert_network(conn, rec)
+        return rec
+
+    def ensure_default(self) -> NetworkRecord:
+        """The default `bridge` network, made on first use."""
+        row = self.conn.execute("SELECT * FROM networks WHERE is_default = 1").fetchone()
+        if row is not None:
+            return ndb.network_from_row(row)
+        want = ipaddress.IPv4Network(self.default_subnet)
+        taken = [n for n, _ in self._host_subnets()] + self._taken_subnets(self.conn)
+        subnet = str(want) if ipam.find_overlap(want, taken) is None else None
+        try:
+            rec = self._create(DEFAULT_NAME, subnet, None, False, "bridge", None, None, True)
+        except Conflict:
+            # Another process made it first.
+            row = self.conn.execute("SELECT * FROM networks WHERE is_default = 1").fetchone()
+            if row is None:
+                raise
+            return ndb.network_from_row(row)
+        self.sync_firewall()
+        return rec
+
+    def remove(self, name_or_id: str) -> None:
+        from portique.network import bridge, dnsserver
+
+        with pdb.transaction(self.conn) as conn:
+            net = self._find(conn, name_or_id)
+            n = conn.execute(
+                "SELECT COUNT(*) FROM endpoints WHERE network_id = ?", (net.id,)
+            ).fetchone()[0]
+            if n:
+                raise Conflict(
+                    f"error while removing network: network {net.name} id {net.id} has active endpoints"
+                )
+            conn.execute("DELETE FROM networks WHERE id = ?", (net.id,))
+        dnsserver.stop(self.run_dir, net.id)
+        (self.run_dir / f"dns-{net.id[:12]}.lock").unlink(missing_ok=True)
+        bridge.delete_link(net.bridge)
+        self.sync_firewall()
+
+    def prune(self) -> builtins.list[str]:
+        removed = []
+        for net in self.list():
+            if net.is_default:
+                continue
+            try:
+                self.remove(net.id)
+            except (Conflict, NotFound):
+                continue
+            removed.append(net.name)
+        return removed
+
+    # --- endpoints ------------------------------------------------------------------------
+
+    def endpoints(self, container_id: str) -> builtins.list[Endpoint]:
+        return [
+            ep
+            for ep, state in ndb.endpoints_where(self.conn, "e.container_id = ?", (container_id,))
+            if state == "active"
+        ]
+
+    def network_endpoints(self, name_or_id: str) -> builtins.list[Endpoint]:
+        net = self.inspect(name_or_id)
+        return [
+            ep
+            for ep, state in ndb.endpoints_where(self.conn, "e.network_id = ?", (net.id,))
+            if state == "active"
+        ]
+
+    def connect(
+        self,
+        name_or_id: str,
+        container_id: str,
+        netns_path: Path,
+        *,
+        container_name: str,
+        aliases: Sequence[str] = (),
+        ip: str | None = None,
+        mac: str | None = None,
+    ) -> Endpoint:
+        from portique.network import bridge, dnsserver
+
+        net = self.ensure_default() if name_or_id == DEFAULT_NAME else self.inspect(name_or_id)
+        if aliases and not net.resolves_names:
+            raise InvalidArgument(
+                "network-scoped aliases are only supported for user-defined networks"
+            )
+        subnet = ipaddress.IPv4Network(net.subnet)
+        want_ip = None
+        if ip is not None:
+            if net.is_default:
+                raise InvalidArgument(
+                    "user specified IP address is supported only on user-defined networks"
+                )
+            want_ip = ipam.parse_address(ip, "IP address")
+            ipam.check_in_subnet(subnet, want_ip, "IP address")
+        want_mac = ipam.parse_mac(mac) if mac else None
+        name = container_name.lstrip("/")
+        with pdb.transaction(self.conn) as conn:
+            if conn.execute("SELECT 1 FROM networks WHERE id = ?", (net.id,)).fetchone() is None:
+                raise NotFound(f"network {name_or_id} not found")
+            if conn.execute(
+                "SELECT 1 FROM endpoints WHERE network_id = ? AND container_id = ?",
+                (net.id, container_id),
+            ).fetchone():
+                raise Conflict(f"container {name} is already attached to network {net.name}")
+            used = {
+                ipaddress.IPv4Address(r[0])
+                for r in conn.execute("SELECT ip FROM endpoints WHERE network_id = ?", (net.id,))
+            }
+            gw = ipaddress.IPv4Address(net.gateway)
+            if want_ip is not None:
+                if want_ip in used or want_ip == gw:
+                    raise Conflict(f"address {want_ip} is already in use on network {net.name}")
+                addr = want_ip
+            else:
+                addr = ipam.next_free_address(subnet, gw, used)
+            taken_if = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT ifname FROM endpoints WHERE container_id = ?", (container_id,)
+                )
+            }
+            ifname = next(f"eth{i}" for i in range(len(taken_if) + 1) if f"eth{i}" not in taken_if)
+            ep = Endpoint(
+                network_id=net.id,
+                network=net.name,
+                container_id=container_id,
+                container_name=name,
+                ip=str(addr),
+                prefixlen=subnet.prefixlen,
+                gateway=None if net.internal else net.gateway,
+                mac=want_mac or ipam.mac_for_address(addr),
+                host_veth=_host_veth_name(net.id, container_id),
+                ifname=ifname,
+                aliases=tuple(dict.fromkeys(a for a in aliases if a)),
+                netns=str(netns_path),
+            )
+            ndb.insert_endpoint(conn, ep, "creating", time.time())
+        try:
+            created = not bridge.link_exists(net.bridge)
+            bridge.ensure_bridge(net.bridge, net.gateway, subnet.prefixlen, net.mtu, self._alias)
+            if not net.internal:
+                bridge.write_sysctl("net.ipv4.ip_forward", "1")
+            bridge.add_veth(
+                bridge=net.bridge,
+                host_name=ep.host_veth,
+                netns=netns_path,
+                ifname=ep.ifname,
+                ip=ep.ip,
+                prefixlen=ep.prefixlen,
+                gateway=ep.gateway,
+                mac=ep.mac,
+                mtu=net.mtu,
+            )
+            with pdb.transaction(self.conn) as conn:
+                conn.execute(
+                    "UPDATE endpoints SET state = 'active' WHERE network_id = ? AND container_id = ?",
+                    (net.id, container_id),
+                )
+            if created:
+                self.sync_firewall()
+            if net.resolves_names:
+                dnsserver.ensure_running(
+                    self.run_dir, self.root / pdb.DB_NAME, net.id, net.gateway,
+                    self._upstreams(), self.dns_port,
+                )  # fmt: skip
+        except BaseException as exc:
+            try:
+                self._drop_endpoint(ep)
+            except Exception as cleanup:  # keep the cause, note the cleanup failure
+                exc.add_note(f"cleanup failed: {cleanup}")
+            raise
+        return ep
+
+    def _upstreams(self) -> builtins.list[tuple[str, int]]:
+        from portique.network import dnsserver
+
+        if self.dns_upstreams is not None:
+            return list(self.dns_upstreams)
+        return dnsserver.host_resolvers()
+
+    def _drop_endpoint(self, ep: Endpoint) -> bool:
+        """Undo one endpoint: veth (its peer goes with it), ports to its address, lease.
+        Returns True if ports were removed (the caller re-syncs the firewall)."""
+        from portique.network import bridge
+
+        bridge.delete_link(ep.host_veth)
+        with pdb.transaction(self.conn) as conn:
+            cur = conn.execute(
+                "DELETE FROM ports WHERE container_id = ? AND container_ip = ?",
+                (ep.container_id, ep.ip),
+            )
+            conn.execute(
+                "DELETE FROM endpoints WHERE network_id = ? AND container_id = ?",
+                (ep.network_id, ep.container_id),
+            )
+            left = conn.execute(
+                "SELECT COUNT(*) FROM endpoints WHERE network_id = ?", (ep.network_id,)
+            ).fetchone()[0]
+        if not left:
+            from portique.network import dnsserver
+
+            dnsserver.stop(self.run_dir, ep.network_id)
+        return cur.rowcount > 0
+
+    def disconnect(self, name_or_id: str, container_id: str) -> None:
+        net = self.inspect(name_or_id)
+        found = ndb.endpoints_where(
+            self.conn, "e.network_id = ? AND e.container_id = ?", (net.id, container_id)
+        )
+        if not found:
+            raise NotFound(f"container {container_id[:12]} is not connected to network {net.name}")
+        if self._drop_endpoint(found[0][0]):
+            self.sync_firewall()
+
+    def release_container(self, container_id: str) -> None:
+        """Remove every endpoint, port and lease of a container; safe to repeat."""
+        resync = False
+        for ep, _state in ndb.endpoints_where(self.conn, "e.container_id = ?", (container_id,)):
+            resync |= self._drop_endpoint(ep)
+        with pdb.transaction(self.conn) as conn:
+            resync |= (
+                conn.execute("DELETE FROM ports WHERE container_id = ?", (container_id,)).rowcount
+                > 0
+            )
+        if resync:
+            self.sync_firewall()
+
+    # --- ports ----------------------------------------------------------------------------
+
+    def publish(
+        self, container_id: str, ports: Iterable[PortMapping]
+    ) -> builtins.list[PortMapping]:
+        """Install DNAT for `ports` to the container's first non-internal endpoint."""
+        from portique.network.ports import choose_host_ports
+
+        wanted = list(ports)
+        if not wanted:
+            return []
+        eps = [ep for ep in self.endpoints(container_id) if ep.gateway is not None]
+        if not eps:
+            raise InvalidArgument(
+                f"container {container_id[:12]} has no non-internal network to publish ports on"
+            )
+        target = eps[0]
+        with pdb.transaction(self.conn) as conn:
+            taken = [p.mapping for p in ndb.published_ports(conn)]
+            chosen = choose_host_ports(wanted, taken)
+            for m in chosen:
+                ndb.insert_port(conn, PublishedPort(container_id, target.ip, m))
+        try:
+            self.sync_firewall()
+        except BaseException:
+            with pdb.transaction(self.conn) as conn:
+                for m in chosen:
+                    conn.execute(
+                        "DELETE FROM ports WHERE container_id = ? AND host_ip = ? AND host_port = ?"
+                        " AND proto = ?",
+                        (container_id, m.host_ip, m.host_port, str(m.proto)),
+                    )
+            raise
+        return chosen
+
+    def ports(self, container_id: str) -> builtins.list[PortMapping]:
+        return [p.mapping for p in ndb.published_ports(self.conn, container_id)]
+
+    # --- files for the container ----------------------------------------------------------
+
+    def resolv_conf(self, container_id: str, host_resolv: Path = Path("/etc/resolv.conf")) -> str:
+        """/etc/resolv.conf for the container: the embedded DNS on a user-defined network,
+        else the host's resolvers minus loopback ones (unreachable from a netns)."""
+        try:
+            host = host_resolv.read_text()
+        except OSError:
+            host = ""
+        keep = [
+            line
+            for line in host.splitlines()
+            if line.split()[:1] in (["search"], ["options"], ["domain"])
+        ]
+        eps = self.endpoints(container_id)
+        named = [ep for ep in eps if self._resolves(ep)]
+        if named:
+            servers = [named[0].gateway or self.inspect(named[0].network_id).gateway]
+        else:
+            servers = []
+            for line in host.splitlines():
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] == "nameserver":
+                    with contextlib.suppress(ValueError):
+                        if not ipaddress.ip_address(parts[1]).is_loopback:
+                            servers.append(parts[1])
+            if not servers:
+                servers = list(FALLBACK_DNS)
+        return "".join(f"nameserver {s}\n" for s in servers) + "".join(f"{k}\n" for k in keep)
+
+    def _resolves(self, ep: Endpoint) -> bool:
+        return self.inspect(ep.network_id).resolves_names
+
+    def hosts_entries(self, container_id: str) -> builtins.list[tuple[str, builtins.list[str]]]:
+        """(ip, names) per endpoint: the container's name and its aliases on that network.
+        The engine adds localhost lines and the hostname."""
+        return [
+            (ep.ip, list(dict.fromkeys([ep.container_name, *ep.aliases])))
+            for ep in self.endpoints(container_id)
+        ]
+
+    # --- firewall ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _fw_lock(self) -> Iterator[None]:
+        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.run_dir / "firewall.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def firewall_script(self) -> str:
+        from portique.network import firewall
+
+        nets = [
+            firewall.BridgeRules(n.id, n.bridge, n.subnet, n.gateway, n.internal)
+            for n in self.list()
+        ]
+        return firewall.render_ruleset(self.table, nets, ndb.published_ports(self.conn))
+
+    def sync_firewall(self) -> None:
+        """Make portique's nftables tables match the database (under a lock, reading the
+        database inside it, so the last writer always installs the newest state)."""
+        from portique.network import firewall
+
+        with self._fw_lock():
+            firewall.apply(self.firewall_script())
+
+    def flush_firewall(self) -> None:
+        from portique.network import firewall
+
+        with self._fw_lock():
+            firewall.apply(firewall.render_flush(self.table))
+
+    # --- repair -----------------------------------------------------------------------------
+
+    def repair(self, live_containers: Iterable[str] | None = None) -> RepairReport:
+        """Undo leftovers of crashes: endpoints stuck "creating", endpoints whose netns is
+        gone (their veth died with it) or whose container is not in `live_containers`,
+        stray veths on our bridges, bridges of removed networks, resolvers of networks
+        without containers, ports without an endpoint. Then re-sync the firewall."""
+        from portique.network import bridge, dnsserver
+
+        report = RepairReport()
+        live = set(live_containers) if live_containers is not None else None
+        links = {link.name: link for link in bridge.host_links()}
+        now = time.time()
+        rows = self.conn.execute("SELECT network_id, container_id, state, created FROM endpoints")
+        stale = set()
+        for r in rows.fetchall():
+            if r["state"] == "creating":
+                if now - r["created"] > CREATING_GRACE_SECONDS:
+                    stale.add((r["network_id"], r["container_id"]))
+            elif live is not None and r["container_id"] not in live:
+                stale.add((r["network_id"], r["container_id"]))
+        for ep, state in ndb.endpoints_where(self.conn, "1", ()):
+            if state == "active" and ep.host_veth not in links:
+                stale.add((ep.network_id, ep.container_id))
+        for ep, _ in ndb.endpoints_where(self.conn, "1", ()):
+            if (ep.network_id, ep.container_id) in stale:
+                self._drop_endpoint(ep)
+                report.endpoints.append(f"{ep.network}/{ep.container_id[:12]}")
+        nets = self.list()
+        our_bridges = {n.bridge for n in nets}
+        known_veths = {
+            r[0] for r in self.conn.execute("SELECT host_veth FROM endpoints").fetchall()
+        }
+        by_index = {link.index: link for link in links.values()}
+        for link in links.values():
+            master = by_index.get(link.master) if link.master is not None else None
+            if (
+                link.kind == "veth"
+                and master is not None
+                and (master.name in our_bridges or master.alias == self._alias)
+                and link.name not in known_veths
+                and bridge.delete_link(link.name)
+            ):
+                report.links.append(link.name)
+        for link in links.values():
+            if (
+                link.kind == "bridge"
+                and link.alias == self._alias
+                and link.name not in our_bridges
+                and bridge.delete_link(link.name)
+            ):
+                report.bridges.append(link.name)
+        with pdb.transaction(self.conn) as conn:
+            report.ports = conn.execute(
+                "DELETE FROM ports WHERE container_id NOT IN"
+                " (SELECT container_id FROM endpoints WHERE state = 'active')"
+            ).rowcount
+        active = {
+            r[0][:12]
+            for r in self.conn.execute(
+                "SELECT DISTINCT network_id FROM endpoints WHERE state = 'active'"
+            ).fetchall()
+        }
+        for short in dnsserver.recorded(self.run_dir):
+            if short not in active:
+                dnsserver.stop(self.run_dir, short)
+                report.dns.append(short)
+        for n in nets:
+            if n.id[:12] in active and n.resolves_names:
+                dnsserver.ensure_running(
+                    self.run_dir, self.root / pdb.DB_NAME, n.id, n.gateway,
+                    self._upstreams(), self.dns_port,
+                )  # fmt: skip
+        self.sync_firewall()
+        return report
+
+    # --- presentation -----------------------------------------------------------------------
+
+    def inspect_json(self, name_or_id: str) -> dict[str, Any]:
+        """Docker's `network inspect` object."""
+        net = self.inspect(name_or_id)
+        containers = {
+            ep.container_id: {
+                "Name": ep.container_name,
+                "EndpointID": hashlib.sha256(f"{net.id}/{ep.container_id}".encode()).hexdigest(),
+                "MacAddress": ep.mac,
+                "IPv4Address": f"{ep.ip}/{ep.prefixlen}",
+                "IPv6Address": "",
+            }
+            for ep in self.network_endpoints(net.id)
+        }
+        return {
+            "Name": net.name,
+            "Id": net.id,
+            "Created": net.created,
+            "Scope": "local",
+            "Driver": net.driver,
+            "EnableIPv6": False,
+            "IPAM": {
+                "Driver": "default",
+                "Options": {},
+                "Config": [{"Subnet": net.subnet, "Gateway": net.gateway}],
+            },
+            "Internal": net.internal,
+            "Attachable": False,
+            "Ingress": False,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": False,
+            "Containers": containers,
+            "Options": {OPT_BRIDGE_NAME: net.bridge, **net.options},
+            "Labels": net.labels,
+        }
+
+
+__all__ = [
+    "Endpoint",
+    "NetworkRecord",
+    "Networks",
+    "PortMapping",
+    "RepairReport",
+    "bring_up_loopback",
+    "parse_port_spec",
+]
