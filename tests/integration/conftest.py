@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from support.rootfs import BUSYBOX, make_busybox_rootfs
 
 __all__ = ["BUSYBOX", "make_busybox_rootfs"]

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
