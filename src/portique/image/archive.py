@@ -408,9 +408,17 @@ def _load_oci(images: Images, archive: _Archive) -> list[LoadedImage]:
             tags = entry.get("RepoTags") or []
             if cfg and isinstance(tags, list):
                 docker_tags.setdefault(cfg, []).extend(t for t in tags if isinstance(t, str))
-    loaded = []
+    # An index lists a manifest once per name: load each manifest once, with all its names.
+    names: dict[str, list[str]] = {}
+    unique: list[oci.Descriptor] = []
     for desc in index.manifests[:MAX_IMAGES]:
-        tags = _names_from_annotations(desc.annotations)
+        if desc.digest not in names:
+            names[desc.digest] = []
+            unique.append(desc)
+        names[desc.digest] += _names_from_annotations(desc.annotations)
+    loaded = []
+    for desc in unique:
+        tags = names[desc.digest]
         manifest_bytes = _read_blob(archive, desc.digest, desc.size, oci.MAX_MANIFEST_SIZE)
         parsed = oci.parse_manifest(manifest_bytes, desc.media_type)
         if isinstance(parsed, oci.Index):

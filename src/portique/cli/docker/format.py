@@ -136,7 +136,7 @@ def format_rows(
     if not fmt or fmt == "table":
         fmt = default
     if fmt == "json":
-        return "".join(_json(dict(r)) + "\n" for r in rows)
+        return "".join(_json(Record(r)) + "\n" for r in rows)
     text = fmt.replace("\\t", "\t").replace("\\n", "\n")
     is_table = text.startswith("table")
     if is_table:
@@ -169,7 +169,10 @@ class _HeaderRow(Record):
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # A row marshals like Docker's map of strings: keys sorted.
+    return json.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, sort_keys=isinstance(value, Record)
+    )
 
 
 def go_string(value: Any) -> str:

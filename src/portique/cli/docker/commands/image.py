@@ -197,8 +197,7 @@ def _rfc3339(value: Any) -> str:
 
 def _matches(r: ImageRecord, filters: Mapping[str, list[str]], imgs: Images) -> bool:
     for value in filters.get("dangling", []):
-        want = value.lower() in ("true", "1")
-        if (not r.repo_tags) != want:
+        if (not r.repo_tags) != (value.lower() in ("true", "1")):
             return False
     refs = filters.get("reference")
     if refs and not any(_reference_matches(r, pattern) for pattern in refs):
@@ -208,11 +207,13 @@ def _matches(r: ImageRecord, filters: Mapping[str, list[str]], imgs: Images) -> 
         key, eq, value = want.partition("=")
         if key not in labels or (eq and labels[key] != value):
             return False
-    for key, cmp in (("before", lambda a, b: a < b), ("since", lambda a, b: a > b)):
-        for name in filters.get(key, []):
-            other = imgs.resolve(name)
-            if not cmp(_created(r), _created(other)):
-                return False
+    mine = _created(r)
+    for name in filters.get("before", []):
+        if not mine < _created(imgs.resolve(name)):
+            return False
+    for name in filters.get("since", []):
+        if not mine > _created(imgs.resolve(name)):
+            return False
     return True
 
 
