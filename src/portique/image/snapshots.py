@@ -1,0 +1,178 @@
+"""Snapshot directories (one unpacked layer each) and overlay root mounts.
+
+    snapshots/<n>/            a complete layer; n is its `layers.id` in the database
+    snapshots/empty/          the lower dir of images without layers
+    snapshots/tmp-<random>/   a layer being unpacked, or being deleted
+    snapshots/locks/<key>     flock(2) targets: one unpack of a blob at a time
+
+A layer is unpacked into a tmp dir and renamed to <n> in the same database
+transaction that records it; deletion renames <n> to a tmp dir before
+removing it. So a crash leaves only tmp dirs (or a numbered dir no row names),
+which `clean_stale` removes.
+
+Overlay layers are independent directories, so every layer unpacks on its own
+(in parallel) whatever its parent; the image's order only matters when the
+lowerdir list is built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Final
+
+from portique.errors import InvalidArgument
+
+# The overlay options must fit in one page (the kernel copies mount data into
+# a single page).
+_MOUNT_DATA_MAX: Final = 4095
+STALE_SECONDS: Final = 3600.0
+
+
+class Snapshots:
+    def __init__(self, root: Path) -> None:
+        self.dir = root / "snapshots"
+        self.locks = self.dir / "locks"
+        self.empty = self.dir / "empty"
+        for d in (self.dir, self.locks, self.empty):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700 if d == self.dir else 0o755)
+
+    def path(self, n: int) -> Path:
+        return self.dir / str(n)
+
+    def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
+        """Serialise the unpacking of one blob across processes; no file stays behind."""
+        from portique.image.store import flock_file
+
+        name = key.replace(":", "-").replace("/", "_")
+        return flock_file(self.locks / name, remove_if=lambda: True)
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[tuple[Path, int]]:
+        """A fresh tmp dir and an fd on it; removed on exit unless `install`ed."""
+        tmp = self.dir / f"tmp-{secrets.token_hex(8)}"
+        os.mkdir(tmp, 0o755)
+        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            yield tmp, fd
+        finally:
+            os.close(fd)
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def install(self, tmp: Path, n: int) -> Path:
+        """Rename a finished staging dir to snapshots/<n>."""
+        target = self.path(n)
+        if target.exists():
+            # A numbered dir no database row names: left by a crash between
+            # rename and commit (the id was then reused). It is garbage.
+            self.remove(n)
+        os.rename(tmp, target)
+        return target
+
+    def remove(self, n: int) -> None:
+        target = self.path(n)
+        trash = self.dir / f"tmp-del-{secrets.token_hex(8)}"
+        try:
+            os.rename(target, trash)
+        except FileNotFoundError:
+            return
+        _rmtree(trash)
+
+    def clean_stale(self, known: set[int], max_age: float = STALE_SECONDS) -> int:
+        """Remove tmp dirs and unnamed numbered dirs older than `max_age` seconds."""
+        now = time.time()
+        removed = 0
+        for entry in os.scandir(self.dir):
+            name = entry.name
+            orphan = name.isdigit() and int(name) not in known
+            if not (name.startswith("tmp-") or orphan):
+                continue
+            try:
+                if now - entry.stat(follow_symlinks=False).st_mtime < max_age:
+                    continue
+            except FileNotFoundError:
+                continue
+            _rmtree(Path(entry.path))
+            removed += 1
+        return removed
+
+    def dir_size(self, n: int) -> int:
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.path(n)):
+            for f in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(dirpath, f)).st_size
+        return total
+
+
+def _rmtree(path: Path) -> None:
+    # A snapshot may hold 0555 directories and immutable-looking modes; as
+    # root rmtree copes, and we never follow symlinks out of it.
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def overlay_data(lowers: Sequence[Path], upper: Path, work: Path, fd_dir: int | None = None) -> str:
+    """The overlay mount options; with `fd_dir`, lowers are named via /proc/self/fd/<fd_dir>."""
+    for p in (upper, work, *lowers):
+        if "," in str(p) or ":" in str(p):
+            raise InvalidArgument(f"overlay path {p} contains ',' or ':'")
+    if fd_dir is None:
+        lower = ":".join(str(p) for p in lowers)
+    else:
+        lower = ":".join(f"/proc/self/fd/{fd_dir}/{p.name}" for p in lowers)
+    return f"lowerdir={lower},upperdir={upper},workdir={work}"
+
+
+def mount_overlay(snapshots_dir: Path, lowers: Sequence[Path], container_dir: Path) -> Path:
+    """Mount container_dir/rootfs as overlay of `lowers` (topmost first) + a fresh upper."""
+    from portique.linux.mount import mount
+
+    upper, work, rootfs = (container_dir / n for n in ("upper", "work", "rootfs"))
+    for d in (upper, work, rootfs):
+        d.mkdir(parents=True, exist_ok=True, mode=0o755)
+    data = overlay_data(lowers, upper, work)
+    if len(data) <= _MOUNT_DATA_MAX:
+        mount("overlay", rootfs, "overlay", 0, data)
+        return rootfs
+    # Too long for one page: name each lower as /proc/self/fd/<fd>/<n>, which
+    # the kernel resolves while mounting (lowers all live in snapshots_dir).
+    if any(p.parent != snapshots_dir for p in lowers):
+        raise InvalidArgument(f"too many layers to mount ({len(lowers)})")
+    fd = os.open(snapshots_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        data = overlay_data(lowers, upper, work, fd_dir=fd)
+        if len(data) > _MOUNT_DATA_MAX:
+            raise InvalidArgument(f"too many layers to mount ({len(lowers)})")
+        mount("overlay", rootfs, "overlay", 0, data)
+    finally:
+        os.close(fd)
+    return rootfs
+
+
+def unmount_overlay(container_dir: Path) -> None:
+    """Unmount container_dir/rootfs if mounted (lazily when busy); idempotent."""
+    from portique.linux.mount import MNT_DETACH, is_mountpoint, umount
+
+    rootfs = container_dir / "rootfs"
+    for _ in range(16):  # stacked mounts are possible; bounded
+        if not rootfs.exists() or not is_mountpoint(rootfs):
+            return
+        try:
+            umount(rootfs)
+        except OSError as exc:
+            if exc.errno == errno.EBUSY:
+                umount(rootfs, MNT_DETACH)
+            elif exc.errno == errno.EINVAL:
+                return
+            else:
+                raise
+
+
+__all__ = ["Snapshots", "mount_overlay", "overlay_data", "unmount_overlay"]

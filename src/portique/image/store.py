@@ -1,0 +1,288 @@
+"""The content store: blobs addressed by digest, verified before they are trusted.
+
+Layout under the engine root:
+
+    blobs/<algorithm>/<hex>          verified blobs, written once, never modified
+    ingest/<algorithm>-<hex>.part    a download in progress (or interrupted: resumable)
+    ingest/<algorithm>-<hex>.lock    flock(2) target serialising fetches of one digest
+
+A blob reaches blobs/ only by rename(2) of a partial file whose digest and size
+were checked, after fsync: nothing under blobs/ is ever unverified, and a crash
+leaves at worst a partial in ingest/, which the next ingest of that digest
+resumes (re-hashing the kept prefix) and `clean_stale` removes when old.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from portique.errors import NotFound
+from portique.oci.digest import DigestMismatch, Verifier, algorithm_of, parse_digest
+
+_CHUNK = 1 << 20
+# Partial downloads nobody resumed within a day are garbage.
+STALE_SECONDS = 24 * 3600
+
+
+class Writer:
+    """Receives a blob's bytes; returned by `ContentStore.ingest`.
+
+    `offset` is how many bytes an earlier, interrupted ingest already kept: the
+    caller continues from there (an HTTP Range request) or calls `restart()`.
+    """
+
+    def __init__(self, store: ContentStore, digest: str, size: int | None) -> None:
+        self._store = store
+        self.digest = digest
+        self._partial = store.ingest_dir / f"{_flat(digest)}.part"
+        self._verifier = Verifier(digest, size)
+        self._fd = -1
+        self._open()
+
+    def _open(self) -> None:
+        # Two writers of one partial would interleave bytes: lock the file, and
+        # make sure the file we locked is still the one at the path (the other
+        # writer may have renamed it into blobs/ or deleted it meanwhile).
+        for _ in range(100):
+            fd = os.open(self._partial, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                st = os.fstat(fd)
+                try:
+                    cur = os.stat(self._partial)
+                except FileNotFoundError:
+                    os.close(fd)
+                    continue
+                if (cur.st_ino, cur.st_dev) != (st.st_ino, st.st_dev):
+                    os.close(fd)
+                    continue
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            break
+        else:  # pragma: no cover - needs 100 lost races in a row
+            raise OSError(f"cannot lock partial blob {self._partial}")
+        expected = self._verifier.expected_size
+        if expected is not None and st.st_size > expected:
+            os.ftruncate(self._fd, 0)
+        self._rehash()
+
+    def _rehash(self) -> None:
+        """Hash the prefix an earlier ingest kept, so the final check covers it."""
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        while True:
+            buf = os.read(self._fd, _CHUNK)
+            if not buf:
+                break
+            self._verifier.update(buf)
+
+    @property
+    def offset(self) -> int:
+        return self._verifier.offset
+
+    def restart(self) -> None:
+        """Drop the kept prefix (e.g. the server ignored the Range request)."""
+        os.ftruncate(self._fd, 0)
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        self._verifier = Verifier(self.digest, self._verifier.expected_size)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._verifier.update(data)
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def _commit(self) -> None:
+        self._verifier.verify()
+        os.fsync(self._fd)
+        target = self._store.path(self.digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(self._partial, 0o644)
+        os.rename(self._partial, target)
+        _fsync_dir(target.parent)
+
+    def _discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._partial)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                try:
+                    self._commit()
+                except DigestMismatch:
+                    self._discard()
+                    raise
+            elif isinstance(exc, DigestMismatch):
+                self._discard()
+            # Any other failure (network, interrupt) keeps the partial for resume.
+        finally:
+            self.close()
+
+
+class ContentStore:
+    """Verified blobs under `root`/blobs; see the module docstring."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs_dir = root / "blobs"
+        self.ingest_dir = root / "ingest"
+        self.ingest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def path(self, digest: str) -> Path:
+        algorithm, _, hexpart = parse_digest(digest).partition(":")
+        return self.blobs_dir / algorithm / hexpart
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            raise NotFound(f"no such blob: {digest}") from None
+
+    def open(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.path(digest), "rb")  # the caller closes it
+        except FileNotFoundError:
+            raise NotFound(f"no such blob: {digest}") from None
+
+    def read_bytes(self, digest: str, limit: int = 64 << 20) -> bytes:
+        """A small blob (manifest, config) in memory, refusing more than `limit` bytes."""
+        with self.open(digest) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise DigestMismatch(f"blob {digest} is larger than {limit} bytes")
+        return data
+
+    def delete(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(digest))
+
+    def digests(self) -> Iterator[str]:
+        for algo_dir in sorted(self.blobs_dir.glob("*")):
+            for blob in sorted(algo_dir.iterdir()):
+                yield f"{algo_dir.name}:{blob.name}"
+
+    def ingest(self, expected_digest: str, expected_size: int | None = None) -> Writer:
+        """A writer for one blob; commits on clean exit of its `with` block."""
+        parse_digest(expected_digest)
+        return Writer(self, expected_digest, expected_size)
+
+    def lock(self, digest: str) -> contextlib.AbstractContextManager[None]:
+        """Hold an exclusive per-digest lock (across processes) for a fetch.
+
+        The lock file goes away when released with the blob present, so a
+        store holds lock files only for fetches in progress or interrupted.
+        """
+        lock_path = self.ingest_dir / f"{_flat(parse_digest(digest))}.lock"
+        return flock_file(lock_path, remove_if=lambda: self.has(digest))
+
+    def write_bytes(self, data: bytes, expected_digest: str | None = None) -> str:
+        """Store `data` (checked against `expected_digest` when given); return its digest."""
+        if expected_digest is None:
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        else:
+            digest = parse_digest(expected_digest)
+            actual = f"{algorithm_of(digest)}:{hashlib.new(algorithm_of(digest), data).hexdigest()}"
+            if actual != digest:
+                raise DigestMismatch(f"blob {digest}: content hashes to {actual}")
+        if self.has(digest):
+            return digest
+        with self.lock(digest), self.ingest(digest, len(data)) as w:
+            if w.offset:
+                w.restart()
+            w.write(data)
+        return digest
+
+    def clean_stale(self, max_age: float = STALE_SECONDS) -> int:
+        """Remove partials (and their lock files) untouched for `max_age` seconds."""
+        now = time.time()
+        removed = 0
+        for entry in os.scandir(self.ingest_dir):
+            if not entry.name.endswith(".part"):
+                continue
+            try:
+                if now - entry.stat(follow_symlinks=False).st_mtime < max_age:
+                    continue
+                os.unlink(entry.path)
+                removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+@contextlib.contextmanager
+def flock_file(path: Path, remove_if: Callable[[], bool] | None = None) -> Iterator[None]:
+    """flock(2) `path` exclusively; on release unlink it when `remove_if()` says so.
+
+    Unlinking a lock file is safe because every locker checks, once it holds
+    the lock, that the file it locked is still the one at `path` (else it
+    locked a file someone just removed, and starts over).
+    """
+    for _ in range(1000):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            st = os.fstat(fd)
+            try:
+                cur = os.stat(path)
+                same = (cur.st_ino, cur.st_dev) == (st.st_ino, st.st_dev)
+            except FileNotFoundError:
+                same = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if same:
+            break
+        os.close(fd)
+    else:  # pragma: no cover - a thousand lost races
+        raise OSError(f"cannot lock {path}")
+    try:
+        yield
+    finally:
+        try:
+            if remove_if is not None and remove_if():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        finally:
+            os.close(fd)
+
+
+def _flat(digest: str) -> str:
+    return digest.replace(":", "-")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["ContentStore", "Writer"]

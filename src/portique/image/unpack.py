@@ -1,0 +1,520 @@
+"""Unpack one layer tar into a snapshot directory, safely, fast.
+
+The tar is hostile. Every entry is created relative to a directory file
+descriptor that was itself opened component by component with
+O_NOFOLLOW|O_DIRECTORY from the snapshot's root, so no entry can write or link
+outside the snapshot:
+
+- names are cleaned: a leading "/" and "." components are dropped (Docker does
+  the same: layer paths are relative to the root whatever they say), and any
+  ".." component is refused outright (no legitimate layer needs one);
+- a parent that is a symlink (or a file) makes the entry fail: we never follow
+  a symlink while creating entries; symlink targets are stored as they are and
+  only ever resolved inside the container;
+- hard links must name an earlier entry of this layer, reached the same way;
+- the final component is created with O_CREAT|O_EXCL / mkdirat / symlinkat /
+  mknodat, which never follow a symlink either;
+- xattrs are kept only in the user.* namespace and security.capability:
+  trusted.overlay.* from a layer could redirect overlayfs lookups.
+
+OCI whiteouts become overlayfs ones: `.wh.NAME` -> a 0:0 character device
+NAME, `.wh..wh..opq` -> xattr trusted.overlay.opaque="y" on its directory.
+
+Compression is sniffed from magic bytes (gzip, zstd, else plain tar), never
+taken from the media type alone. Decompression and hashing of the
+uncompressed stream (the layer's diff_id) run in a helper thread, so they
+overlap with the file system work of the tar reader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import queue
+import shutil
+import stat
+import tarfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import BinaryIO, Final, Protocol, cast
+
+from portique.errors import InvalidArgument, PortiqueError
+
+GZIP_MAGIC: Final = b"\x1f\x8b"
+ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+_OTHER_MAGIC: Final = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+
+MAX_NAME: Final = 4096  # bytes in a path, as PATH_MAX
+MAX_XATTRS: Final = 128  # per entry
+MAX_XATTR_VALUE: Final = 64 << 10
+MAX_ENTRIES: Final = 4_000_000
+_BLOCK: Final = 1 << 20
+_FD_CACHE: Final = 256
+
+WHITEOUT_PREFIX: Final = ".wh."
+OPAQUE_MARKER: Final = ".wh..wh..opq"
+OPAQUE_XATTR: Final = "trusted.overlay.opaque"
+
+_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class Compression(StrEnum):
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    NONE = "none"
+
+
+class InvalidLayer(InvalidArgument):
+    """A layer tar that is malformed or tries to escape its snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnpackResult:
+    diff_id: str  # sha256 of the uncompressed tar
+    size: int  # bytes of regular file content
+    entries: int
+    compression: Compression
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def sniff(head: bytes) -> Compression:
+    if head.startswith(GZIP_MAGIC):
+        return Compression.GZIP
+    if head.startswith(ZSTD_MAGIC):
+        return Compression.ZSTD
+    for magic, name in _OTHER_MAGIC.items():
+        if head.startswith(magic):
+            raise InvalidLayer(f"unsupported layer compression {name}")
+    return Compression.NONE
+
+
+def decompressor(src: BinaryIO, kind: Compression) -> _Readable:
+    """A reader of the uncompressed bytes of `src` (positioned at its start)."""
+    if kind is Compression.GZIP:
+        try:
+            from isal import igzip  # ISA-L inflate: several times faster than zlib
+
+            return igzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[no-untyped-call]
+        except ImportError:  # pragma: no cover - isal is a dependency
+            import gzip
+
+            return gzip.GzipFile(fileobj=src, mode="rb")
+    if kind is Compression.ZSTD:
+        import zstandard
+
+        reader: _Readable = zstandard.ZstdDecompressor().stream_reader(
+            src, read_size=_BLOCK, read_across_frames=True, closefd=False
+        )
+        return reader
+    return src
+
+
+class _Prefetch:
+    """Decompress and hash in a background thread; hand blocks to `read`.
+
+    zlib/ISA-L, zstd and sha256 all release the GIL on large buffers, so this
+    thread runs beside the tar reader that creates files.
+    """
+
+    def __init__(self, raw: _Readable) -> None:
+        self._raw = raw
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=8)
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self._buf = memoryview(b"")
+        self._eof = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="unpack-inflate", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                block = self._raw.read(_BLOCK)
+                self._hash.update(block)
+                self.size += len(block)
+                self._put(block)
+                if not block:
+                    return
+        except BaseException as exc:  # handed to the reader, raised there
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _next_block(self) -> bool:
+        if self._eof:
+            return False
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._eof = True
+            raise item
+        if not item:
+            self._eof = True
+            return False
+        self._buf = memoryview(item)
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            parts = [bytes(self._buf)]
+            self._buf = memoryview(b"")
+            while self._next_block():
+                parts.append(bytes(self._buf))
+            self._buf = memoryview(b"")
+            return b"".join(parts)
+        if not self._buf and not self._next_block():
+            return b""
+        out = self._buf[:size]
+        self._buf = self._buf[size:]
+        return bytes(out)
+
+    def drain(self) -> str:
+        """Consume the rest of the stream (tar padding); return the diff_id."""
+        while self._next_block():
+            self._buf = memoryview(b"")
+        self._thread.join()
+        return "sha256:" + self._hash.hexdigest()
+
+    def close(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._thread.join(timeout=10)
+
+
+def clean_name(name: str) -> tuple[str, ...]:
+    """Split a member name into safe components; raise InvalidLayer on '..'."""
+    if len(os.fsencode(name)) > MAX_NAME:
+        raise InvalidLayer(f"invalid layer entry {name[:100]!r}...: name too long")
+    parts = []
+    for comp in name.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            raise InvalidLayer(f"invalid layer entry {name!r}: path contains '..'")
+        if "\0" in comp:
+            raise InvalidLayer(f"invalid layer entry {name!r}: NUL in name")
+        parts.append(comp)
+    return tuple(parts)
+
+
+class _Dirs:
+    """Directory fds of the snapshot, opened without following symlinks."""
+
+    def __init__(self, root_fd: int) -> None:
+        self.root_fd = root_fd
+        self._cache: dict[tuple[str, ...], int] = {}
+
+    def get(self, comps: tuple[str, ...], *, create: bool = True) -> int:
+        if not comps:
+            return self.root_fd
+        fd = self._cache.get(comps)
+        if fd is not None:
+            return fd
+        parent = self.get(comps[:-1], create=create)
+        name = comps[-1]
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise
+            # Layers may omit parent directory entries; Docker creates them 0755.
+            os.mkdir(name, 0o755, dir_fd=parent)
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise InvalidLayer(f"{'/'.join(comps)} is a symlink or not a directory") from None
+            raise
+        if len(self._cache) >= _FD_CACHE:
+            self.clear()
+        self._cache[comps] = fd
+        return fd
+
+    def clear(self) -> None:
+        for fd in self._cache.values():
+            os.close(fd)
+        self._cache.clear()
+
+
+@dataclass(slots=True)
+class _DirMeta:
+    uid: int
+    gid: int
+    mode: int
+    mtime_ns: int
+    xattrs: dict[str, bytes]
+
+
+class _Unpacker:
+    def __init__(self, root_fd: int) -> None:
+        self.dirs = _Dirs(root_fd)
+        self.as_root = os.geteuid() == 0
+        self.dir_meta: dict[tuple[str, ...], _DirMeta] = {}
+        self.size = 0
+        self.entries = 0
+
+    # -- helpers ---------------------------------------------------------
+
+    def _remove(self, parent: int, name: str) -> None:
+        """Make room for an entry that replaces an earlier one of the same name."""
+        try:
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self.dirs.clear()  # cached fds below it would point into a deleted tree
+            shutil.rmtree(name, dir_fd=parent)
+        else:
+            os.unlink(name, dir_fd=parent)
+
+    def _chown(self, name: str, parent: int, m: tarfile.TarInfo) -> None:
+        if self.as_root:
+            os.chown(name, m.uid, m.gid, dir_fd=parent, follow_symlinks=False)
+
+    @staticmethod
+    def _mtime_ns(m: tarfile.TarInfo) -> int:
+        return int(m.mtime * 1_000_000_000)
+
+    @staticmethod
+    def _xattrs(m: tarfile.TarInfo) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for key, value in m.pax_headers.items():
+            if not key.startswith("SCHILY.xattr."):
+                continue
+            xname = key[len("SCHILY.xattr.") :]
+            if not (xname.startswith("user.") or xname == "security.capability"):
+                continue  # trusted.*, security.selinux...: not the image's to set
+            raw = value.encode("utf-8", "surrogateescape")
+            if len(raw) > MAX_XATTR_VALUE or len(out) >= MAX_XATTRS:
+                raise InvalidLayer(f"invalid layer entry {m.name!r}: too many or too large xattrs")
+            out[xname] = raw
+        return out
+
+    # -- entry kinds -----------------------------------------------------
+
+    def entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        self.entries += 1
+        if self.entries > MAX_ENTRIES:
+            raise InvalidLayer(f"layer has more than {MAX_ENTRIES} entries")
+        comps = clean_name(m.name)
+        if not comps:
+            if m.isdir():
+                return  # the root itself: its metadata belongs to the snapshot
+            raise InvalidLayer(f"invalid layer entry {m.name!r}: empty name")
+        base = comps[-1]
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(comps, m)
+            return
+        parent = self.dirs.get(comps[:-1])
+        if m.isdir():
+            self._dir(parent, comps, m)
+        elif m.isreg():
+            self._file(tf, parent, base, m)
+        elif m.issym():
+            self._symlink(parent, base, m)
+        elif m.islnk():
+            self._hardlink(parent, base, m)
+        elif m.ischr() or m.isblk() or m.isfifo():
+            self._special(parent, base, m)
+        else:
+            raise InvalidLayer(f"invalid layer entry {m.name!r}: unsupported type {m.type!r}")
+
+    def _whiteout(self, comps: tuple[str, ...], m: tarfile.TarInfo) -> None:
+        base = comps[-1]
+        parent = self.dirs.get(comps[:-1])
+        if base == OPAQUE_MARKER:
+            os.setxattr(parent, OPAQUE_XATTR, b"y")
+            return
+        if base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
+            return  # other AUFS metadata (.wh..wh.plnk, ...): nothing for overlayfs
+        target = base[len(WHITEOUT_PREFIX) :]
+        if target in ("", ".", ".."):
+            raise InvalidLayer(f"invalid layer entry {m.name!r}: bad whiteout")
+        self._remove(parent, target)
+        os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
+
+    def _dir(self, parent: int, comps: tuple[str, ...], m: tarfile.TarInfo) -> None:
+        name = comps[-1]
+        try:
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            os.mkdir(name, 0o700, dir_fd=parent)
+        else:
+            if not stat.S_ISDIR(st.st_mode):
+                self._remove(parent, name)
+                os.mkdir(name, 0o700, dir_fd=parent)
+        # Mode, owner and mtime are applied at the end: adding children would
+        # bump the mtime, and a 0555 directory would refuse them.
+        self.dir_meta[comps] = _DirMeta(
+            m.uid, m.gid, stat.S_IMODE(m.mode), self._mtime_ns(m), self._xattrs(m)
+        )
+
+    def _file(self, tf: tarfile.TarFile, parent: int, name: str, m: tarfile.TarInfo) -> None:
+        self._remove(parent, name)
+        fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=parent)
+        try:
+            src = tf.extractfile(m)
+            if src is None:  # pragma: no cover - isreg() members always have data
+                raise InvalidLayer(f"invalid layer entry {m.name!r}: no data")
+            remaining = m.size
+            while remaining > 0:
+                buf = src.read(min(remaining, _BLOCK))
+                if not buf:
+                    raise InvalidLayer(f"invalid layer entry {m.name!r}: truncated data")
+                remaining -= len(buf)
+                view = memoryview(buf)
+                while view:
+                    view = view[os.write(fd, view) :]
+            if self.as_root:
+                os.fchown(fd, m.uid, m.gid)
+            # chmod after chown: chown clears setuid/setgid.
+            os.fchmod(fd, stat.S_IMODE(m.mode))
+            for key, value in self._xattrs(m).items():
+                os.setxattr(fd, key, value)
+            mt = self._mtime_ns(m)
+            os.utime(fd, ns=(mt, mt))
+        finally:
+            os.close(fd)
+        self.size += m.size
+
+    def _symlink(self, parent: int, name: str, m: tarfile.TarInfo) -> None:
+        if len(os.fsencode(m.linkname)) >= MAX_NAME or "\0" in m.linkname:
+            raise InvalidLayer(f"invalid layer entry {m.name!r}: bad symlink target")
+        self._remove(parent, name)
+        os.symlink(m.linkname, name, dir_fd=parent)
+        self._chown(name, parent, m)
+        mt = self._mtime_ns(m)
+        os.utime(name, ns=(mt, mt), dir_fd=parent, follow_symlinks=False)
+
+    def _hardlink(self, parent: int, name: str, m: tarfile.TarInfo) -> None:
+        target = clean_name(m.linkname)
+        if not target:
+            raise InvalidLayer(f"invalid layer entry {m.name!r}: hard link to the root")
+        try:
+            tparent = self.dirs.get(target[:-1], create=False)
+            tst = os.stat(target[-1], dir_fd=tparent, follow_symlinks=False)
+        except FileNotFoundError:
+            raise InvalidLayer(
+                f"invalid layer entry {m.name!r}: hard link target {m.linkname!r} not in layer"
+            ) from None
+        if stat.S_ISDIR(tst.st_mode):
+            raise InvalidLayer(f"invalid layer entry {m.name!r}: hard link to a directory")
+        try:
+            cur = os.stat(name, dir_fd=parent, follow_symlinks=False)
+            if (cur.st_ino, cur.st_dev) == (tst.st_ino, tst.st_dev):
+                return
+        except FileNotFoundError:
+            pass
+        self._remove(parent, name)
+        os.link(target[-1], name, src_dir_fd=tparent, dst_dir_fd=parent, follow_symlinks=False)
+
+    def _special(self, parent: int, name: str, m: tarfile.TarInfo) -> None:
+        self._remove(parent, name)
+        perm = stat.S_IMODE(m.mode)
+        if m.isfifo():
+            os.mkfifo(name, 0o600, dir_fd=parent)
+        else:
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            os.mknod(name, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=parent)
+        self._chown(name, parent, m)
+        os.chmod(name, perm, dir_fd=parent, follow_symlinks=True)  # just created: not a link
+        mt = self._mtime_ns(m)
+        os.utime(name, ns=(mt, mt), dir_fd=parent, follow_symlinks=False)
+
+    def finish(self) -> None:
+        """Apply directory metadata, deepest first (so parents' mtimes stick)."""
+        for comps in sorted(self.dir_meta, key=len, reverse=True):
+            meta = self.dir_meta[comps]
+            try:
+                fd = self.dirs.get(comps, create=False)
+            except (FileNotFoundError, InvalidLayer):
+                continue  # replaced by a later entry
+            if self.as_root:
+                os.fchown(fd, meta.uid, meta.gid)
+            os.fchmod(fd, meta.mode)
+            for key, value in meta.xattrs.items():
+                os.setxattr(fd, key, value)
+            os.utime(fd, ns=(meta.mtime_ns, meta.mtime_ns))
+
+
+def unpack(
+    src: BinaryIO, dest_fd: int, *, on_entry: Callable[[str], None] | None = None
+) -> UnpackResult:
+    """Unpack the layer blob `src` into the (empty) directory open as `dest_fd`."""
+    head = src.read(8)
+    kind = sniff(head)
+    if src.seekable():
+        src.seek(-len(head), os.SEEK_CUR)
+    else:
+        raise InvalidArgument("layer source must be seekable")
+    prefetch = _Prefetch(decompressor(src, kind))
+    unpacker = _Unpacker(dest_fd)
+    current = ""
+    try:
+        try:
+            with tarfile.open(
+                fileobj=cast("BinaryIO", prefetch),
+                mode="r|",
+                encoding="utf-8",
+                errors="surrogateescape",
+                bufsize=64 << 10,
+            ) as tf:
+                for m in tf:
+                    current = m.name
+                    if on_entry is not None:
+                        on_entry(current)
+                    unpacker.entry(tf, m)
+                current = ""
+                unpacker.finish()
+            diff_id = prefetch.drain()
+        except InvalidLayer as exc:
+            if current and current not in exc.message:
+                raise InvalidLayer(f"invalid layer entry {current!r}: {exc.message}") from None
+            raise
+        except tarfile.ReadError as exc:
+            if unpacker.entries == 0 and prefetch.size == 0:
+                diff_id = prefetch.drain()  # a zero-byte tar: an empty layer
+            else:
+                raise InvalidLayer(f"invalid layer tar: {exc}") from None
+        except tarfile.TarError as exc:
+            raise InvalidLayer(f"invalid layer tar: {exc}") from None
+        except OSError as exc:
+            what = f"entry {current!r}" if current else "data"
+            raise InvalidLayer(f"cannot unpack layer {what}: {exc.strerror or exc}") from None
+        except PortiqueError:
+            raise
+        except Exception as exc:
+            # Decompressors raise their own types (zstd.ZstdError, isal's error,
+            # EOFError on truncation): all mean the blob is not a valid layer.
+            what = f" at entry {current!r}" if current else ""
+            raise InvalidLayer(f"invalid layer data{what}: {exc}") from None
+    finally:
+        prefetch.close()
+        unpacker.dirs.clear()
+    return UnpackResult(diff_id, unpacker.size, unpacker.entries, kind)
+
+
+__all__ = [
+    "Compression",
+    "InvalidLayer",
+    "UnpackResult",
+    "clean_name",
+    "decompressor",
+    "sniff",
+    "unpack",
+]
