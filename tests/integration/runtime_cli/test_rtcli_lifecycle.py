@@ -1,0 +1,208 @@
+"""portique-runtime, the binary, through the lifecycle verbs on the real kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from support.rtcli_bundle import RuntimeCLI, one_line_error, portique_cgroups, unique_id
+
+
+def test_spec_edit_create_start_kill_delete(
+    rt: RuntimeCLI, tmp_path: Path, busybox_rootfs: Path
+) -> None:
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    rt("spec", "--bundle", str(bundle))
+    config = json.loads((bundle / "config.json").read_text())
+    config["root"] = {"path": str(busybox_rootfs), "readonly": True}
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["sleep", "60"]
+    (bundle / "config.json").write_text(json.dumps(config))
+    cid = unique_id()
+    pid_file = tmp_path / "init.pid"
+
+    rt("create", "--bundle", str(bundle), "--pid-file", str(pid_file), cid)
+    state = rt.state(cid)
+    assert state["id"] == cid
+    assert state["status"] == "created"
+    assert state["bundle"] == str(bundle)
+    assert state["pid"] > 0
+    assert state["ociVersion"].startswith("1.")
+    assert set(state) >= {"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created"}
+    assert int(pid_file.read_text()) == state["pid"]
+    # Blocked before the user program: init is not `sleep` yet.
+    assert Path(f"/proc/{state['pid']}/cmdline").read_bytes().split(b"\0")[0] != b"sleep"
+
+    rt("start", cid)
+    state = rt.state(cid)
+    assert state["status"] == "running"
+    assert Path(f"/proc/{state['pid']}/cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", b"60"]
+    # Its own namespaces.
+    for ns in ("pid", "mnt", "uts", "ipc", "net"):
+        assert os.readlink(f"/proc/{state['pid']}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
+
+    rt("kill", cid, "KILL")
+    state = rt.wait_status(cid, "stopped")
+    assert state["status"] == "stopped"
+
+    rt("delete", cid)
+    gone = rt("state", cid, check=False)
+    assert gone.returncode == 1
+    assert cid in one_line_error(gone.stderr)
+    assert not (rt.root / cid).exists()
+    assert portique_cgroups(cid) == []
+
+
+def test_run_foreground_exits_with_container_status(
+    rt: RuntimeCLI, bundle: Callable[..., Path]
+) -> None:
+    b = bundle("sh", "-c", "echo out-$((6*7)); echo err >&2; exit 7")
+    cid = unique_id()
+    proc = rt("run", "--bundle", str(b), cid, check=False)
+    assert proc.returncode == 7, proc.stderr
+    assert proc.stdout == "out-42\n"
+    assert proc.stderr == "err\n"
+    # A foreground run deletes the container afterwards, as runc does.
+    assert rt("list", "-q").stdout.split() == []
+
+
+def test_run_foreground_is_pid_1_and_killed_by_signal(
+    rt: RuntimeCLI, bundle: Callable[..., Path]
+) -> None:
+    proc = rt("run", "-b", str(bundle("sh", "-c", "echo $$")), unique_id())
+    assert proc.stdout == "1\n"
+    proc = rt("run", "-b", str(bundle("sh", "-c", "kill -9 $$; sleep 5")), unique_id(), check=False)
+    # A signal death is reported as 128+signal (runc's convention).
+    assert proc.returncode == 128 + signal.SIGKILL
+
+
+def test_run_detached_then_signal_by_name_and_number(
+    rt: RuntimeCLI, bundle: Callable[..., Path], tmp_path: Path
+) -> None:
+    # PID 1 ignores signals it has no handler for, so trap TERM explicitly.
+    b = bundle("sh", "-c", "trap 'exit 3' TERM; while :; do sleep 0.1; done")
+    cid = unique_id()
+    pid_file = tmp_path / "pid"
+    proc = rt("run", "-d", "--bundle", str(b), "--pid-file", str(pid_file), cid)
+    assert proc.stdout == ""
+    state = rt.state(cid)
+    assert state["status"] == "running"
+    assert int(pid_file.read_text()) == state["pid"]
+    rt("kill", cid)  # SIGTERM by default
+    assert rt.wait_status(cid, "stopped")["status"] == "stopped"
+    rt("delete", cid)
+
+    cid2 = unique_id()
+    rt("run", "-d", "-b", str(bundle("sleep", "60")), cid2)
+    rt("kill", cid2, "9")
+    assert rt.wait_status(cid2, "stopped")["status"] == "stopped"
+    rt("delete", cid2)
+
+
+def test_delete_force_running_and_missing(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
+    cid = unique_id()
+    rt("run", "-d", "-b", str(bundle()), cid)
+    pid = rt.state(cid)["pid"]
+    refused = rt("delete", cid, check=False)
+    assert refused.returncode == 1
+    one_line_error(refused.stderr)
+    rt("delete", "--force", cid)
+    assert (
+        not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    )
+    assert rt("list", "-q").stdout == ""
+    assert portique_cgroups(cid) == []
+    # runc: deleting with --force what is already gone succeeds.
+    assert rt("delete", "--force", cid).returncode == 0
+    assert rt("delete", cid, check=False).returncode == 1
+
+
+def test_list_formats(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
+    assert (
+        rt("list").stdout == "ID          PID         STATUS      BUNDLE      CREATED     OWNER\n"
+    )
+    b = bundle()
+    ids = sorted([unique_id("a"), unique_id("b")])
+    rt("create", "-b", str(b), ids[0])
+    rt("run", "-d", "-b", str(b), ids[1])
+    assert rt("list", "-q").stdout.split() == ids
+    table = rt("list").stdout.splitlines()
+    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    assert rows[ids[0]][2] == "created"
+    assert rows[ids[1]][2] == "running"
+    assert rows[ids[1]][3] == str(b)
+    assert rows[ids[1]][5] == "root"
+    entries = json.loads(rt("list", "--format", "json").stdout)
+    assert [e["id"] for e in entries] == ids
+    assert {e["status"] for e in entries} == {"created", "running"}
+    assert all(e["owner"] == "root" for e in entries)
+
+
+def test_ps_pause_resume_events(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
+    cid = unique_id()
+    rt("run", "-d", "-b", str(bundle("sh", "-c", "sleep 60 & wait")), cid)
+    init = rt.state(cid)["pid"]
+    pids = json.loads(rt("ps", "--format", "json", cid).stdout)
+    assert init in pids
+    assert len(pids) == 2
+    table = rt("ps", cid).stdout.splitlines()
+    assert "PID" in table[0].split()
+    assert len(table) == 3
+    assert any(line.split()[1] == str(init) for line in table[1:])
+
+    rt("pause", cid)
+    assert rt.state(cid)["status"] == "paused"
+    stat = Path(f"/proc/{init}/stat").read_text()
+    assert stat.rsplit(")", 1)[1].split()[0] in ("D", "S")  # frozen tasks sleep
+    rt("resume", cid)
+    assert rt.state(cid)["status"] == "running"
+
+    out = rt("events", "--stats", cid).stdout
+    lines = out.splitlines()
+    assert len(lines) == 1
+    event = json.loads(lines[0])
+    assert event["type"] == "stats"
+    assert event["id"] == cid
+    assert isinstance(event["data"], dict)
+    assert event["data"]
+
+
+def test_events_stream_ends_when_container_stops(
+    rt: RuntimeCLI, bundle: Callable[..., Path]
+) -> None:
+    cid = unique_id()
+    rt("run", "-d", "-b", str(bundle("sleep", "1")), cid)
+    proc = rt("events", "--interval", "200ms", cid, timeout=30)
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert lines
+    assert all(e["type"] == "stats" and e["id"] == cid for e in lines)
+
+
+def test_update_pids_limit(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
+    cid = unique_id()
+    rt("run", "-d", "-b", str(bundle()), cid)
+    rt("update", "--pids-limit", "17", cid)
+    dirs = [p for p in portique_cgroups(cid) if (p / "pids.max").exists()]
+    assert dirs
+    assert dirs[0].joinpath("pids.max").read_text().strip() == "17"
+
+
+def test_global_flags_refused_or_accepted(rt: RuntimeCLI) -> None:
+    proc = subprocess.run(
+        rt.argv("--systemd-cgroup", "list"), capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 1
+    assert "--systemd-cgroup is not supported" in one_line_error(proc.stderr)
+    entry = json.loads(rt.log.read_text().splitlines()[-1])
+    assert entry["level"] == "error"
+    assert "systemd" in entry["msg"]
+    assert rt("--criu", "/usr/sbin/criu", "--rootless", "false", "list", "-q").stdout == ""
+    proc = rt("--version")
+    assert proc.stdout.startswith("portique-runtime version ")
+    assert "spec: 1.1.0" in proc.stdout
