@@ -6,14 +6,15 @@ from it (`--log-format json`: one object a line with level, msg and time).
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+# Keep this module cheap to import (no json, dataclasses, pathlib): it is on
+# the path of every call, `--version` included.
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from portique.runtime import Runtime
 
 
@@ -23,6 +24,8 @@ def _timestamp() -> str:
 
 def format_entry(level: str, msg: str, *, json_format: bool, when: str | None = None) -> str:
     """One log line in runc's (logrus's) json or text shape, newline included."""
+    import json
+
     when = when or _timestamp()
     if json_format:
         return json.dumps({"level": level, "msg": msg, "time": when}) + "\n"
@@ -61,13 +64,19 @@ class RuntimeLog:
             self.write("debug", msg)
 
 
-@dataclass(slots=True)
 class Context:
-    root: Path
-    log: RuntimeLog
-    debug: bool = False
-    rootless: str = "auto"
-    _runtime: Runtime | None = None
+    """The global flags every verb sees, and the runtime library on demand."""
+
+    __slots__ = ("_runtime", "debug", "log", "root", "rootless")
+
+    def __init__(
+        self, root: Path, log: RuntimeLog, *, debug: bool = False, rootless: str = "auto"
+    ) -> None:
+        self.root = root
+        self.log = log
+        self.debug = debug
+        self.rootless = rootless
+        self._runtime: Runtime | None = None
 
     def runtime(self) -> Runtime:
         """The library, imported on first use (keeps `--version`/`spec` lean)."""

@@ -23,11 +23,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 from portique import __version__
 from portique.cli.runc.context import Context, RuntimeLog
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 # The OCI runtime-spec version this runtime implements (printed by --version).
 SPEC_VERSION = "1.1.0"
@@ -132,6 +134,8 @@ def parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
 
 
 def make_context(opts: dict[str, str | bool]) -> Context:
+    from pathlib import Path
+
     log_format = str(opts.get("log-format", "text"))
     if log_format not in ("text", "json"):
         raise UsageError(f"invalid log format {log_format!r}: want text or json")

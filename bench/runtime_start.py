@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Start-to-exit of /bin/true from a busybox bundle: portique-runtime vs runc vs crun.
+
+Usage (as root, from the repository):
+    .venv/bin/python bench/runtime_start.py [--runs 30] [--warmup 3]
+
+Builds one busybox bundle (the same config.json for every runtime: what
+`portique-runtime spec` writes, with args ["/bin/true"] and no terminal),
+checks each runtime can run it once, then times `RUNTIME --root TMP run -b
+BUNDLE ID` with hyperfine (-N: no shell in between) in one hyperfine
+invocation so the peers are measured side by side. A foreground `run`
+deletes the container when it exits, so the same id is reused. Prints each
+median and portique-runtime's ratio to each peer, and the import time of
+portique-runtime's entry point (`python -X importtime`).
+
+A runtime that cannot run the bundle on this host (crun 1.8 refuses cgroup
+v1 hybrid layouts) is reported and left out; nothing here changes the host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from portique.runtime.default_spec import default_spec  # noqa: E402
+
+BUSYBOX = Path("/bin/busybox")
+
+
+def make_bundle(dest: Path) -> Path:
+    rootfs = dest / "rootfs"
+    for d in ("bin", "proc", "sys", "dev", "tmp", "etc"):
+        (rootfs / d).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BUSYBOX, rootfs / "bin/busybox")
+    for applet in ("true", "sh"):
+        (rootfs / "bin" / applet).symlink_to("busybox")
+    spec = default_spec()
+    spec["process"]["args"] = ["/bin/true"]
+    spec["process"]["terminal"] = False
+    (dest / "config.json").write_text(json.dumps(spec, indent=2))
+    return dest
+
+
+def portique_runtime() -> list[str]:
+    script = Path(sys.executable).with_name("portique-runtime")
+    if script.exists():
+        return [str(script)]
+    venv = REPO / ".venv/bin/portique-runtime"
+    if venv.exists():
+        return [str(venv)]
+    return [sys.executable, "-m", "portique.cli.runc.main"]
+
+
+def import_time_ms(python: str) -> tuple[float, float]:
+    """(self+cumulative µs of portique.* at import, total import µs) in ms,
+    from `python -X importtime -m portique.cli.runc.main --version`."""
+    proc = subprocess.run(
+        [python, "-X", "importtime", "-m", "portique.cli.runc.main", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    ours = total = 0
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = [p.strip() for p in line[len("import time:") :].split("|")]
+        if not parts[0].isdigit():
+            continue
+        self_us = int(parts[0])
+        total += self_us
+        if parts[2].strip().startswith("portique"):
+            ours += self_us
+    return ours / 1000, total / 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("runtime_start.py: run me as root", file=sys.stderr)
+        return 1
+    if shutil.which("hyperfine") is None:
+        print("runtime_start.py: hyperfine is not installed", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="portique-bench-") as tmp:
+        base = Path(tmp)
+        bundle = make_bundle(base / "bundle")
+        candidates = {"portique-runtime": portique_runtime()}
+        for peer in ("runc", "crun"):
+            path = shutil.which(peer)
+            if path:
+                candidates[peer] = [path]
+        commands: dict[str, list[str]] = {}
+        for name, exe in candidates.items():
+            argv = [
+                *exe,
+                "--root",
+                str(base / f"state-{name}"),
+                "run",
+                "-b",
+                str(bundle),
+                f"bench-{name}",
+            ]
+            probe = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+            if probe.returncode != 0:
+                print(
+                    f"{name}: cannot run the bundle here (exit {probe.returncode}): "
+                    f"{(probe.stderr or probe.stdout).strip()}"
+                )
+                continue
+            commands[name] = argv
+        if "portique-runtime" not in commands:
+            print("portique-runtime could not run the bundle: nothing to compare")
+            return 1
+        export = base / "hyperfine.json"
+        hf = [
+            "hyperfine",
+            "-N",
+            "--warmup",
+            str(args.warmup),
+            "--runs",
+            str(args.runs),
+            "--export-json",
+            str(export),
+            "--style",
+            "basic",
+        ]
+        for name, argv in commands.items():
+            hf += ["--command-name", name, " ".join(argv)]
+        subprocess.run(hf, check=True)
+        results = {r["command"]: r for r in json.loads(export.read_text())["results"]}
+    print()
+    print(f"{'runtime':<18}{'median ms':>10}{'mean ms':>10}{'min ms':>10}")
+    for name, r in results.items():
+        print(
+            f"{name:<18}{r['median'] * 1000:>10.1f}{r['mean'] * 1000:>10.1f}{r['min'] * 1000:>10.1f}"
+        )
+    ours = results["portique-runtime"]["median"]
+    for peer in ("runc", "crun"):
+        if peer in results:
+            print(f"portique-runtime / {peer}: {ours / results[peer]['median']:.2f}x (median)")
+        else:
+            print(f"portique-runtime / {peer}: not measured ({peer} missing or refused the bundle)")
+    own, total = import_time_ms(sys.executable)
+    print(
+        f"import time (python -X importtime, --version): portique modules {own:.1f} ms, "
+        f"all modules {total:.1f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
