@@ -567,8 +567,8 @@ class Builder:
             image = self._base_image(name, BuildOptions(context=Path(".")))
             manifest = json.loads(self.images.store.read_bytes(image.manifest_digest))
             src_state = StageState({}, list(manifest["layers"]), "", {})
-        mount = self._stack.enter_context(self._mounted(src_state, readonly=True))
-        return BuildContext(mount[0])
+        rootfs, _ = self._stack.enter_context(self._mounted(src_state))
+        return BuildContext(rootfs)
 
     def _copy(
         self,
@@ -624,36 +624,30 @@ class Builder:
     # -- layers, mounts, cache ------------------------------------------------
 
     @contextmanager
-    def _mounted(self, state: StageState, *, readonly: bool = False) -> Iterator[tuple[Path, Path]]:
-        """An overlay of the state's layers at a fresh rootfs; yields (rootfs, upper)."""
+    def _mounted(self, state: StageState) -> Iterator[tuple[Path, Path]]:
+        """An overlay of the state's layers plus a fresh upper dir; yields (rootfs, upper)."""
         from portique.image.snapshots import mount_overlay, unmount_overlay
         from portique.oci.image import parse_descriptor
 
         descs = [parse_descriptor(d, f"layers[{i}]") for i, d in enumerate(state.layers)]
-        lowers = [self.images.unpack_layer(d) for d in descs] if descs else []
+        lowers = list(reversed(self.images.unpack_layers(descs))) if descs else []
         work_root = self.root / "build" / secrets.token_hex(8)
         work_root.mkdir(parents=True)
-        rootfs = work_root / "rootfs"
-        upper = work_root / "upper"
         try:
-            for d in (rootfs, upper, work_root / "work", work_root / "empty"):
-                d.mkdir()
-            lowerdirs = list(reversed(lowers)) or [work_root / "empty"]
-            mount_overlay(
-                lowerdirs,
-                rootfs,
-                upper=None if readonly else upper,
-                work=None if readonly else work_root / "work",
+            rootfs = mount_overlay(
+                self.images.snapshots.dir, lowers or [self.images.snapshots.empty], work_root
             )
             try:
-                yield rootfs, upper
+                yield rootfs, work_root / "upper"
             finally:
-                unmount_overlay(rootfs)
+                unmount_overlay(work_root)
         finally:
             shutil.rmtree(work_root, ignore_errors=True)
 
     def _commit_layer(self, state: StageState, upper: Path, instr: Instruction) -> None:
-        desc, diff_id = self.images.layer_from_dir(upper)
+        from portique.build.layer import layer_from_dir
+
+        desc, diff_id = layer_from_dir(self.images.store, upper)
         state.layers.append(desc.to_json())
         rootfs = state.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
         rootfs.setdefault("diff_ids", []).append(diff_id)

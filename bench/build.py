@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Benchmark `portique build` against buildah, podman and docker where installed.
+
+A small multi-step Dockerfile (two RUNs and a COPY on busybox), built cold
+(`--no-cache`) and fully cached, each tool timed as a whole process in the
+same run; medians and ratios to portique are printed. Needs root.
+
+    .venv/bin/python bench/build.py [--runs N]
+
+The busybox base image is made from Debian's busybox-static, imported into a
+throwaway portique root, and handed to the peers with `portique save`
+(docker-archive), so nothing comes from a remote registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from support.rootfs import make_busybox_rootfs  # noqa: E402
+
+DOCKERFILE = """\
+FROM {base}
+RUN echo hello >/hello.txt && mkdir -p /app
+RUN for i in 1 2 3; do echo $i >>/app/log; done
+COPY file.txt /app/file.txt
+"""
+PORTIQUE = [sys.executable, "-m", "portique"]
+
+
+def timed(
+    cmd: list[str], runs: int, env: dict[str, str], setup: list[str] | None = None
+) -> list[float]:
+    times = []
+    for _ in range(runs):
+        if setup:
+            subprocess.run(setup, env=env, capture_output=True)
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-400:]}"
+            )
+        times.append(elapsed * 1000)
+    return times
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=10)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench/build.py: run as root")
+    tmp = Path(tempfile.mkdtemp(prefix="portique-bench-build-"))
+    env = dict(os.environ, PORTIQUE_ROOT=str(tmp / "root"), PORTIQUE_RUNROOT=str(tmp / "run"))
+    try:
+        rootfs = make_busybox_rootfs(tmp / "busybox")
+        with tarfile.open(tmp / "busybox-rootfs.tar", "w") as tf:
+            tf.add(rootfs, arcname=".")
+        subprocess.run(
+            [*PORTIQUE, "import", "--change", 'CMD ["/bin/sh"]', str(tmp / "busybox-rootfs.tar"),
+             "localhost/benchbase:latest"],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        archive = tmp / "benchbase.tar"
+        subprocess.run(
+            [*PORTIQUE, "save", "-o", str(archive), "localhost/benchbase:latest"],
+            env=env,
+            check=True,
+        )
+        ctx = tmp / "ctx"
+        ctx.mkdir()
+        (ctx / "file.txt").write_text("hello from the build context\n")
+        (ctx / "Dockerfile").write_text(DOCKERFILE.format(base="localhost/benchbase:latest"))
+
+        rows: list[tuple[str, list[float]]] = []
+        build = [*PORTIQUE, "build", "-q", "-t", "localhost/benchout:latest", str(ctx)]
+        rows.append(
+            (
+                "portique cold",
+                timed([*build[:3], "--no-cache", *build[3:]], max(3, args.runs // 2), env),
+            )
+        )
+        rows.append(("portique cached", timed(build, args.runs, env)))
+        if shutil.which("buildah"):
+            subprocess.run(
+                ["buildah", "pull", f"docker-archive:{archive}"], capture_output=True, check=True
+            )
+            bud = ["buildah", "bud", "--layers", "-q", "-t", "localhost/benchout:latest", str(ctx)]
+            rows.append(
+                (
+                    "buildah bud cold",
+                    timed([*bud[:3], "--no-cache", *bud[3:]], max(3, args.runs // 2), env),
+                )
+            )
+            rows.append(("buildah bud cached", timed(bud, args.runs, env)))
+        else:
+            rows.append(("buildah: not installed", []))
+        if shutil.which("podman"):
+            subprocess.run(["podman", "load", "-i", str(archive)], capture_output=True, check=True)
+            pb = ["podman", "build", "-q", "-t", "localhost/benchout:latest", str(ctx)]
+            rows.append(
+                (
+                    "podman build cold",
+                    timed([*pb[:3], "--no-cache", *pb[3:]], max(3, args.runs // 2), env),
+                )
+            )
+            rows.append(("podman build cached", timed(pb, args.runs, env)))
+        else:
+            rows.append(("podman: not installed", []))
+        if (
+            shutil.which("docker")
+            and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+        ):
+            subprocess.run(["docker", "load", "-i", str(archive)], capture_output=True, check=True)
+            db = ["docker", "build", "-q", "-t", "localhost/benchout:latest", str(ctx)]
+            rows.append(
+                (
+                    "docker build cold",
+                    timed([*db[:3], "--no-cache", *db[3:]], max(3, args.runs // 2), env),
+                )
+            )
+            rows.append(("docker build cached", timed(db, args.runs, env)))
+        else:
+            rows.append(("docker: no engine running", []))
+
+        base = {
+            kind: statistics.median(t)
+            for name, t in rows
+            if name.startswith("portique")
+            for kind in [name.split()[-1]]
+            if t
+        }
+        print(f"{'build':<24}{'median ms':>12}{'min':>10}{'max':>10}{'peer/portique':>15}")
+        for name, t in rows:
+            if not t:
+                print(f"{name:<24}{'-':>12}")
+                continue
+            med = statistics.median(t)
+            ratio = med / base[name.split()[-1]]
+            print(f"{name:<24}{med:>12.1f}{min(t):>10.1f}{max(t):>10.1f}{ratio:>15.2f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
