@@ -120,7 +120,10 @@ class _Inflater:
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         for _ in range(1 << 16):  # bounded: one round per concatenated frame
-            out = self._obj.decompress(data)
+            try:
+                out = self._obj.decompress(data)
+            except Exception as exc:  # zlib.error, ZstdError, LZMAError, OSError
+                raise InvalidArchive(f"corrupt {self.kind} data: {exc}") from None
             if out:
                 yield out
             if not getattr(self._obj, "eof", False):
@@ -379,13 +382,21 @@ def _store_layer(
         h = _LayerHash()
         if store.has(expected):
             for chunk in iter(lambda: f.read(_CHUNK), b""):
-                h.update(chunk)
+                try:
+                    h.update(chunk)
+                except InvalidArchive as exc:
+                    raise InvalidArchive(f"layer {expected}: {exc.message}") from None
         else:
             with store.lock(expected), store.ingest(expected, size) as w:
                 if w.offset:
                     w.restart()
                 for chunk in iter(lambda: f.read(_CHUNK), b""):
-                    h.update(chunk)
+                    try:
+                        h.update(chunk)
+                    except InvalidArchive as exc:
+                        # Not committed: a corrupt stream leaves no blob behind.
+                        w.restart()
+                        raise InvalidArchive(f"layer {expected}: {exc.message}") from None
                     w.write(chunk)
     if h.digest != expected or h.size != size:
         raise DigestMismatch(f"layer {name!r} hashes to {h.digest}, expected {expected}")

@@ -374,8 +374,8 @@ def _inspect(args: argparse.Namespace) -> int:
             found.append(inspect_image(imgs.resolve(name)))
         except NotFound:
             missing.append(name)
-    if found or not missing:
-        print_inspect(found, args.format)
+    if found or not args.format:
+        print_inspect(found, args.format)  # Docker prints "[]" even when nothing was found
     for name in missing:
         sys.stderr.write(f"portique: no such image: {name}\n")
     return 125 if missing else 0
