@@ -177,7 +177,10 @@ class RegistryClient:
             preload=False,
         )
         if resp.status != 200:
-            raise self._fail(resp, f"manifest for {ref.familiar()}")
+            exc = self._fail(resp, f"manifest for {ref.familiar()}")
+            if isinstance(exc, Unauthorized) and self.auth.credentials_for(ref.domain) is None:
+                exc.hint = f"pull access denied; may require 'portique login {ref.domain}'"
+            raise exc
         media_type = _content_type(resp)
         header_digest = resp.headers.get("Docker-Content-Digest")
         data = _read_limited(resp, MAX_MANIFEST_SIZE, f"manifest for {ref.familiar()}")
