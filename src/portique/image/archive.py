@@ -462,7 +462,7 @@ def _load_oci(images: Images, archive: _Archive) -> list[LoadedImage]:
         images.store.write_bytes(config_bytes, parsed.config.digest)
         tags += docker_tags.get(parsed.config.digest, [])
         loaded.append(
-            _register(images, manifest_bytes, config_bytes, parsed.layers, tags, desc.digest)
+            _register(images, manifest_bytes, config_bytes, parsed.layers, tags, desc.digest, True)
         )
     return loaded
 
@@ -498,7 +498,14 @@ def _register(
     layers: Sequence[oci.Descriptor],
     tags: Sequence[str],
     manifest_digest: str | None = None,
+    original: bool = False,
 ) -> LoadedImage:
+    """Store the manifest and register the image under `tags`.
+
+    `original`: the manifest is the image's own (from an OCI layout), not one we
+    synthesised, so its digest is what a registry serves: record it as the
+    repository digest of the first tag, as Podman does.
+    """
     clean = []
     for tag in tags:
         ref = parse_reference(tag)
@@ -508,7 +515,12 @@ def _register(
             clean.append(ref.familiar())
     digest = images.store.write_bytes(manifest_bytes, manifest_digest)
     images.unpack_layers(list(layers))
-    record = images.register(manifest_bytes, digest, config_bytes, tags=clean)
+    repo_digest = None
+    if original and clean:
+        repo_digest = f"{parse_reference(clean[0]).repository}@{digest}"
+    record = images.register(
+        manifest_bytes, digest, config_bytes, tags=clean, repo_digest=repo_digest
+    )
     return LoadedImage(record.id, tuple(clean))
 
 

@@ -51,11 +51,18 @@ class FakeImages:
         self.unpacked.extend(descs)
 
     def register(
-        self, manifest_bytes: bytes, manifest_digest: str, config_bytes: bytes, *, tags: list[str]
+        self,
+        manifest_bytes: bytes,
+        manifest_digest: str,
+        config_bytes: bytes,
+        *,
+        tags: list[str],
+        repo_digest: str | None = None,
     ) -> FakeRecord:
         assert sha(manifest_bytes) == manifest_digest
         assert self.store.has(manifest_digest)
-        rec = FakeRecord(sha(config_bytes), manifest_digest, list(tags))
+        digests = [repo_digest] if repo_digest else []
+        rec = FakeRecord(sha(config_bytes), manifest_digest, list(tags), digests)
         self.records[rec.id] = rec
         return rec
 
