@@ -109,7 +109,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _auths(doc: Mapping[str, Any], path: Path) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
-    auths = doc.get("auths") or {}
+    auths = doc.get("auths")
+    if auths is None:
+        auths = {}
     if not isinstance(auths, dict):
         raise InvalidArgument(f"{path}: auths must be an object")
     for key, entry in auths.items():

@@ -322,6 +322,9 @@ def _resolve_media_type(d: Mapping[str, Any], media_type: str | None) -> str:
             return MEDIA_TYPE_OCI_MANIFEST
         raise InvalidManifest("manifest: cannot tell its media type")
     assert media_type is not None
+    known = MANIFEST_MEDIA_TYPES | INDEX_MEDIA_TYPES
+    if media_type not in known | {MEDIA_TYPE_DOCKER_SCHEMA1, MEDIA_TYPE_DOCKER_SCHEMA1_SIGNED}:
+        raise InvalidManifest(f"manifest: unsupported media type {media_type[:200]!r}")
     if body_type and body_type != media_type:
         raise _fail("manifest.mediaType", f"{body_type!r} does not match {media_type!r}")
     return media_type
