@@ -137,13 +137,20 @@ def test_refused_token_is_dropped_on_new_challenge() -> None:
     assert auth.header("h", scopes)["Authorization"] == "Bearer tok-2"
 
 
-def test_expired_token_is_refetched() -> None:
-    server = FakeTokenServer({}, expires_in=1)  # below the safety margin: expires at once
+def test_expired_token_is_refetched(monkeypatch: pytest.MonkeyPatch) -> None:
+    import portique.image.registry.auth as auth_mod
+
+    now = [1000.0]
+    monkeypatch.setattr(auth_mod.time, "monotonic", lambda: now[0])
+    server = FakeTokenServer({}, expires_in=60)
     auth = Authenticator(Creds({}), server)
     auth.challenged("h", BEARER, [], sent_auth=False)
-    auth.header("h", [])
-    auth.header("h", [])
-    assert len(server.calls) >= 1
+    assert auth.header("h", [])["Authorization"] == "Bearer tok-1"
+    now[0] += 45  # within 60 s minus the margin: still cached
+    assert auth.header("h", [])["Authorization"] == "Bearer tok-1"
+    now[0] += 10  # past expiry minus margin
+    assert auth.header("h", [])["Authorization"] == "Bearer tok-2"
+    assert len(server.calls) == 2
 
 
 def test_wrong_password_is_unauthorized() -> None:
