@@ -66,7 +66,11 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int, alias: str)
         idx = _index(ipr, name)
         if idx is None:
             try:
-                ipr.link("add", ifname=name, kind="bridge", mtu=mtu)
+                # A fixed MAC: a bridge without one takes the lowest MAC of its
+                # ports and changes it when that port leaves, which strands the
+                # other containers' ARP entries for the gateway for seconds.
+                mac = "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(gateway).packed)
+                ipr.link("add", ifname=name, kind="bridge", mtu=mtu, address=mac)
             except NetlinkError as exc:
                 if exc.code != errno.EEXIST:
                     raise
@@ -179,7 +183,12 @@ def add_veth(
         ns.addr("add", index=idx, address=ip, prefixlen=prefixlen)
         ns.link("set", index=idx, state="up")
         if gateway is not None:
-            ns.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+            try:
+                ns.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
+            except NetlinkError as exc:
+                # The first network joined keeps the default route, as in Docker.
+                if exc.code != errno.EEXIST:
+                    raise
 
 
 def bring_up_loopback(netns: Path) -> None:

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from portique.network import dns
@@ -53,7 +53,9 @@ class Names:
     """name -> addresses for one network, reloaded when the database changes."""
 
     def __init__(self, db_path: Path, network_id: str) -> None:
-        self._conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5.0)
+        self._conn = sqlite3.connect(
+            f"file:{db_path}?mode=ro", uri=True, timeout=5.0, check_same_thread=False
+        )  # shared by the UDP, TCP and relay threads, under self._lock
         self._network_id = network_id
         self._version = -1
         self._names: dict[str, list[str]] = {}
@@ -211,7 +213,6 @@ def serve(
     if ready_fd is not None:
         os.write(ready_fd, b"ok\n")
         os.close(ready_fd)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     pool = ThreadPoolExecutor(max_workers=8)
     udp.settimeout(IDLE_CHECK_SECONDS)
 
@@ -237,13 +238,23 @@ def serve(
             if not names.network_exists():
                 return 0
             continue
-        local = resolver.answer_local(data)
+        try:
+            local = resolver.answer_local(data)
+        except Exception as exc:  # a bad moment of the database must not kill the server
+            sys.stderr.write(f"portique-dns: {exc!r}\n")
+            local = dns.build_error(data, dns.RCode.SERVFAIL)
         if local is not None:
             if local:
                 with contextlib.suppress(OSError):
                     udp.sendto(local, peer)
             continue
-        pool.submit(reply, data, peer)
+        pool.submit(reply, data, peer).add_done_callback(_log_failure)
+
+
+def _log_failure(fut: Future[None]) -> None:
+    exc = fut.exception()
+    if exc is not None:
+        sys.stderr.write(f"portique-dns: {exc!r}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     for u in a.upstream:
         host, _, port = u.rpartition(":")
         ups.append((host, int(port)))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     return serve(a.db, a.network, a.listen, a.port, ups, a.ready_fd)
 
 
@@ -335,6 +347,8 @@ def ensure_running(
         if info is not None and _alive(info):
             _kill(info)
         r, w = os.pipe()
+        log = os.open(run_dir / f"dns-{network_id[:12]}.log",
+                      os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)  # fmt: skip
         cmd = [sys.executable, "-m", "portique.network.dnsserver", "--db", str(db_path),
                "--network", network_id, "--listen", address, "--port", str(port),
                "--ready-fd", str(w)]  # fmt: skip
@@ -345,13 +359,14 @@ def ensure_running(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=log,
                 pass_fds=(w,),
                 start_new_session=True,  # outlives the engine process, like a monitor
                 env={**os.environ, "PYTHONPATH": _src_path()},
             )
         finally:
             os.close(w)
+            os.close(log)
         try:
             ok = _wait_ready(r, 15.0)
         finally:
@@ -410,6 +425,7 @@ def stop(run_dir: Path, network_id: str) -> bool:
             _kill(info)
             stopped = True
         _pidfile(run_dir, network_id).unlink(missing_ok=True)
+        (run_dir / f"dns-{network_id[:12]}.log").unlink(missing_ok=True)
     # The lock file stays: unlinking it would let a waiter lock a dead inode while
     # a newcomer locks a fresh one. Networks.remove() deletes it with the network.
     return stopped
