@@ -1,0 +1,603 @@
+"""The OCI runtime config (config.json, runtime-spec 1.x), parsed from hostile JSON.
+
+`parse_spec(obj)` checks every field's type, range and cross-field rule and
+returns frozen dataclasses; anything malformed raises `InvalidArgument`
+naming the field (`config.json: linux.namespaces[2].type: unknown namespace
+type "foo"`). `linux.resources` and `linux.seccomp` are parsed by their own
+modules (oci/resources.py, oci/seccomp.py). Pure except `load_spec`, which
+reads <bundle>/config.json.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from portique.errors import InvalidArgument, NotFound
+from portique.oci.resources import (
+    UINT32_MAX,
+    check_bool,
+    check_int,
+    check_list,
+    check_object,
+    check_str,
+)
+
+if TYPE_CHECKING:
+    from portique.oci.resources import LinuxResources
+    from portique.oci.seccomp import LinuxSeccomp
+
+MAX_CONFIG_BYTES: Final = 16 * 1024 * 1024
+
+NAMESPACE_TYPES: Final = frozenset(
+    {"pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"}
+)
+RLIMIT_TYPES: Final = frozenset(
+    {
+        "RLIMIT_AS",
+        "RLIMIT_CORE",
+        "RLIMIT_CPU",
+        "RLIMIT_DATA",
+        "RLIMIT_FSIZE",
+        "RLIMIT_LOCKS",
+        "RLIMIT_MEMLOCK",
+        "RLIMIT_MSGQUEUE",
+        "RLIMIT_NICE",
+        "RLIMIT_NOFILE",
+        "RLIMIT_NPROC",
+        "RLIMIT_RSS",
+        "RLIMIT_RTPRIO",
+        "RLIMIT_RTTIME",
+        "RLIMIT_SIGPENDING",
+        "RLIMIT_STACK",
+    }
+)
+PROPAGATIONS: Final = frozenset(
+    {"", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"}
+)
+DEVICE_TYPES: Final = frozenset({"c", "b", "u", "p"})
+# sysctl prefixes allowed only with a private namespace of the given type
+# (runc libcontainer/configs/validate: a host-wide sysctl is refused).
+_IPC_SYSCTLS: Final = frozenset(
+    {
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    }
+)
+RLIM_INFINITY: Final = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    uid: int = 0
+    gid: int = 0
+    umask: int | None = None
+    additional_gids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """The five sets, each a tuple of names (CAP_...). An absent set is empty."""
+
+    bounding: tuple[str, ...] = ()
+    effective: tuple[str, ...] = ()
+    inheritable: tuple[str, ...] = ()
+    permitted: tuple[str, ...] = ()
+    ambient: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rlimit:
+    type: str
+    hard: int
+    soft: int
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    args: tuple[str, ...]
+    cwd: str = "/"
+    env: tuple[str, ...] = ()
+    terminal: bool = False
+    console_size: tuple[int, int] | None = None  # (height, width)
+    user: User = field(default_factory=User)
+    capabilities: Capabilities | None = None
+    rlimits: tuple[Rlimit, ...] = ()
+    no_new_privileges: bool = False
+    oom_score_adj: int | None = None
+    apparmor_profile: str = ""
+    selinux_label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    path: str
+    readonly: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    destination: str
+    type: str = ""
+    source: str = ""
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    path: str
+    args: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    timeout: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    prestart: tuple[Hook, ...] = ()
+    create_runtime: tuple[Hook, ...] = ()
+    create_container: tuple[Hook, ...] = ()
+    start_container: tuple[Hook, ...] = ()
+    poststart: tuple[Hook, ...] = ()
+    poststop: tuple[Hook, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    type: str
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IDMapping:
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    type: str
+    path: str
+    major: int = 0
+    minor: int = 0
+    file_mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Linux:
+    namespaces: tuple[Namespace, ...] = ()
+    uid_mappings: tuple[IDMapping, ...] = ()
+    gid_mappings: tuple[IDMapping, ...] = ()
+    devices: tuple[Device, ...] = ()
+    cgroups_path: str | None = None
+    resources: LinuxResources | None = None
+    seccomp: LinuxSeccomp | None = None
+    sysctl: tuple[tuple[str, str], ...] = ()
+    masked_paths: tuple[str, ...] = ()
+    readonly_paths: tuple[str, ...] = ()
+    rootfs_propagation: str = ""
+    mount_label: str = ""
+
+    def namespace(self, ns_type: str) -> Namespace | None:
+        for ns in self.namespaces:
+            if ns.type == ns_type:
+                return ns
+        return None
+
+    def has_new(self, ns_type: str) -> bool:
+        """True when the container gets a namespace of its own (not the host's, not joined)."""
+        ns = self.namespace(ns_type)
+        return ns is not None and not ns.path
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    oci_version: str
+    root: Root
+    process: Process | None = None
+    hostname: str = ""
+    domainname: str = ""
+    mounts: tuple[Mount, ...] = ()
+    hooks: Hooks = field(default_factory=Hooks)
+    annotations: tuple[tuple[str, str], ...] = ()
+    linux: Linux = field(default_factory=Linux)
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def load_spec(bundle: Path) -> Spec:
+    """Read and parse <bundle>/config.json (size-bounded)."""
+    path = bundle / "config.json"
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise NotFound(f"bundle {bundle}: config.json not found") from None
+    except OSError as e:
+        raise InvalidArgument(f"cannot read {path}: {e.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise InvalidArgument(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidArgument(f"config.json: not valid JSON: {e}") from None
+    return parse_spec(obj)
+
+
+def parse_spec(obj: object, source: str = "config.json") -> Spec:
+    try:
+        return _parse_spec(obj)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"{source}: {e.message}") from None
+
+
+def parse_process(obj: object, field: str = "process", *, require_args: bool = True) -> Process:
+    d = check_object(obj, field)
+    args = _str_list(d.get("args", []), f"{field}.args")
+    if require_args and not args:
+        raise InvalidArgument(f"{field}.args: must not be empty")
+    cwd = check_str(d.get("cwd", "/"), f"{field}.cwd")
+    if not cwd.startswith("/"):
+        raise InvalidArgument(f"{field}.cwd: {cwd!r} must be an absolute path")
+    env = _env(d.get("env", []), f"{field}.env")
+    terminal = check_bool(d.get("terminal", False), f"{field}.terminal")
+    console_size = None
+    if d.get("consoleSize") is not None:
+        cs = check_object(d["consoleSize"], f"{field}.consoleSize")
+        console_size = (
+            check_int(cs.get("height", 0), f"{field}.consoleSize.height", 0, 65535),
+            check_int(cs.get("width", 0), f"{field}.consoleSize.width", 0, 65535),
+        )
+    user = _user(d.get("user", {}), f"{field}.user")
+    caps = None
+    if d.get("capabilities") is not None:
+        caps = _capabilities(d["capabilities"], f"{field}.capabilities")
+    rlimits = _rlimits(d.get("rlimits", []), f"{field}.rlimits")
+    nnp = check_bool(d.get("noNewPrivileges", False), f"{field}.noNewPrivileges")
+    oom = d.get("oomScoreAdj")
+    oom_adj = None if oom is None else check_int(oom, f"{field}.oomScoreAdj", -1000, 1000)
+    apparmor = check_str(d.get("apparmorProfile", ""), f"{field}.apparmorProfile")
+    selinux = check_str(d.get("selinuxLabel", ""), f"{field}.selinuxLabel")
+    return Process(
+        args=args,
+        cwd=cwd,
+        env=env,
+        terminal=terminal,
+        console_size=console_size,
+        user=user,
+        capabilities=caps,
+        rlimits=rlimits,
+        no_new_privileges=nnp,
+        oom_score_adj=oom_adj,
+        apparmor_profile=apparmor,
+        selinux_label=selinux,
+    )
+
+
+# ---------------------------------------------------------------- the pieces
+
+
+def _parse_spec(obj: object) -> Spec:
+    d = check_object(obj, "config")
+    if "ociVersion" not in d:
+        raise InvalidArgument("ociVersion: required")
+    version = check_str(d["ociVersion"], "ociVersion", max_len=64)
+    if not version.startswith("1."):
+        raise InvalidArgument(f"ociVersion: unsupported version {version!r} (want 1.x)")
+    if d.get("root") is None:
+        raise InvalidArgument("root: required")
+    rd = check_object(d["root"], "root")
+    root_path = check_str(rd.get("path", ""), "root.path")
+    if not root_path:
+        raise InvalidArgument("root.path: required")
+    root = Root(root_path, check_bool(rd.get("readonly", False), "root.readonly"))
+    process = None if d.get("process") is None else parse_process(d["process"])
+    hostname = check_str(d.get("hostname", ""), "hostname", max_len=64)
+    domainname = check_str(d.get("domainname", ""), "domainname", max_len=64)
+    mounts = tuple(
+        _mount(m, f"mounts[{i}]") for i, m in enumerate(check_list(d.get("mounts", []), "mounts"))
+    )
+    hooks = _hooks(d.get("hooks") or {}, "hooks")
+    annotations = tuple(sorted(_str_map(d.get("annotations") or {}, "annotations").items()))
+    linux = _linux(d.get("linux") or {}, "linux")
+    spec = Spec(version, root, process, hostname, domainname, mounts, hooks, annotations, linux)
+    _cross_check(spec)
+    return spec
+
+
+def _cross_check(spec: Spec) -> None:
+    lx = spec.linux
+    if (lx.uid_mappings or lx.gid_mappings) and not lx.has_new("user"):
+        raise InvalidArgument(
+            "linux.uidMappings: user namespace mappings given without a new user namespace"
+        )
+    if lx.has_new("user") and not (lx.uid_mappings and lx.gid_mappings):
+        raise InvalidArgument("linux.uidMappings: a new user namespace needs uid and gid mappings")
+    if spec.hostname and not lx.has_new("uts"):
+        raise InvalidArgument("hostname: cannot set a hostname without a private uts namespace")
+    if spec.domainname and not lx.has_new("uts"):
+        raise InvalidArgument("domainname: cannot set a domainname without a private uts namespace")
+    for key, _ in lx.sysctl:
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if not lx.has_new("ipc"):
+                raise InvalidArgument(f"linux.sysctl.{key}: needs a private ipc namespace")
+        elif key.startswith("net."):
+            if lx.namespace("network") is None:
+                raise InvalidArgument(f"linux.sysctl.{key}: needs a private network namespace")
+        elif key in ("kernel.hostname", "kernel.domainname"):
+            if not lx.has_new("uts"):
+                raise InvalidArgument(f"linux.sysctl.{key}: needs a private uts namespace")
+        else:
+            raise InvalidArgument(f"linux.sysctl.{key}: not in a namespace the container owns")
+    if lx.rootfs_propagation and lx.namespace("mount") is None:
+        raise InvalidArgument("linux.rootfsPropagation: needs a mount namespace")
+    for i, m in enumerate(spec.mounts):
+        if m.type == "cgroup" and lx.namespace("mount") is None:
+            raise InvalidArgument(f"mounts[{i}]: a cgroup mount needs a mount namespace")
+
+
+def _str_list(obj: object, field: str, limit: int = 65536) -> tuple[str, ...]:
+    return tuple(
+        check_str(v, f"{field}[{i}]", max_len=131072)
+        for i, v in enumerate(check_list(obj, field, limit=limit))
+    )
+
+
+def _str_map(obj: object, field: str) -> dict[str, str]:
+    d = check_object(obj, field)
+    return {check_str(k, field): check_str(v, f"{field}.{k}", max_len=65536) for k, v in d.items()}
+
+
+def _env(obj: object, field: str) -> tuple[str, ...]:
+    env = _str_list(obj, field)
+    for i, kv in enumerate(env):
+        if "=" not in kv or kv.startswith("="):
+            raise InvalidArgument(f"{field}[{i}]: {kv!r} is not of the form KEY=value")
+    return env
+
+
+def _abs_path(obj: object, field: str) -> str:
+    p = check_str(obj, field)
+    if not p.startswith("/"):
+        raise InvalidArgument(f"{field}: {p!r} must be an absolute path")
+    return p
+
+
+def _uint32(obj: object, field: str) -> int:
+    return check_int(obj, field, 0, UINT32_MAX)
+
+
+def _user(obj: object, field: str) -> User:
+    d = check_object(obj, field)
+    umask = d.get("umask")
+    return User(
+        uid=_uint32(d.get("uid", 0), f"{field}.uid"),
+        gid=_uint32(d.get("gid", 0), f"{field}.gid"),
+        umask=None if umask is None else check_int(umask, f"{field}.umask", 0, 0o777),
+        additional_gids=tuple(
+            _uint32(g, f"{field}.additionalGids[{i}]")
+            for i, g in enumerate(check_list(d.get("additionalGids") or [], f"{field}.additionalGids"))
+        ),
+    )
+
+
+def _capabilities(obj: object, field: str) -> Capabilities:
+    from portique.linux.caps import CAP_NUMBERS
+
+    d = check_object(obj, field)
+    sets: dict[str, tuple[str, ...]] = {}
+    for key in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+        names = _str_list(d.get(key) or [], f"{field}.{key}", limit=128)
+        for i, name in enumerate(names):
+            if name not in CAP_NUMBERS:
+                raise InvalidArgument(f"{field}.{key}[{i}]: unknown capability {name!r}")
+        sets[key] = names
+    return Capabilities(**sets)
+
+
+def _rlimits(obj: object, field: str) -> tuple[Rlimit, ...]:
+    out: list[Rlimit] = []
+    seen: set[str] = set()
+    for i, r in enumerate(check_list(obj, field, limit=64)):
+        f = f"{field}[{i}]"
+        d = check_object(r, f)
+        kind = check_str(d.get("type", ""), f"{f}.type")
+        if kind not in RLIMIT_TYPES:
+            raise InvalidArgument(f"{f}.type: unknown rlimit {kind!r}")
+        if kind in seen:
+            raise InvalidArgument(f"{f}.type: duplicate rlimit {kind}")
+        seen.add(kind)
+        hard = check_int(d.get("hard"), f"{f}.hard", 0, RLIM_INFINITY)
+        soft = check_int(d.get("soft"), f"{f}.soft", 0, RLIM_INFINITY)
+        if soft > hard:
+            raise InvalidArgument(f"{f}.soft: {soft} is above the hard limit {hard}")
+        out.append(Rlimit(kind, hard, soft))
+    return tuple(out)
+
+
+def _mount(obj: object, field: str) -> Mount:
+    d = check_object(obj, field)
+    if "destination" not in d:
+        raise InvalidArgument(f"{field}.destination: required")
+    dest = check_str(d["destination"], f"{field}.destination")
+    if not dest:
+        raise InvalidArgument(f"{field}.destination: must not be empty")
+    # Relative destinations are read as relative to the container's root,
+    # as runc does; ".." cannot escape because targets resolve inside the root.
+    dest = posixpath.normpath("/" + dest)
+    kind = check_str(d.get("type", ""), f"{field}.type", max_len=64)
+    source = check_str(d.get("source", ""), f"{field}.source")
+    options = _str_list(d.get("options", []), f"{field}.options", limit=256)
+    is_bind = kind == "bind" or "bind" in options or "rbind" in options
+    if is_bind and not source:
+        raise InvalidArgument(f"{field}.source: a bind mount needs a source")
+    if not is_bind and not kind:
+        raise InvalidArgument(f"{field}.type: required for a non-bind mount")
+    if d.get("uidMappings") or d.get("gidMappings"):
+        raise InvalidArgument(f"{field}.uidMappings: id-mapped mounts are not supported")
+    return Mount(dest, kind, source, options)
+
+
+def _hooks(obj: object, field: str) -> Hooks:
+    d = check_object(obj, field)
+    keys = {
+        "prestart": "prestart",
+        "createRuntime": "create_runtime",
+        "createContainer": "create_container",
+        "startContainer": "start_container",
+        "poststart": "poststart",
+        "poststop": "poststop",
+    }
+    out: dict[str, tuple[Hook, ...]] = {}
+    for key, attr in keys.items():
+        out[attr] = tuple(
+            _hook(h, f"{field}.{key}[{i}]")
+            for i, h in enumerate(check_list(d.get(key) or [], f"{field}.{key}", limit=256))
+        )
+    return Hooks(**out)
+
+
+def _hook(obj: object, field: str) -> Hook:
+    d = check_object(obj, field)
+    timeout = d.get("timeout")
+    return Hook(
+        path=_abs_path(d.get("path", ""), f"{field}.path"),
+        args=_str_list(d.get("args") or [], f"{field}.args"),
+        env=_env(d.get("env") or [], f"{field}.env"),
+        timeout=None if timeout is None else check_int(timeout, f"{field}.timeout", 1, 86400),
+    )
+
+
+def _linux(obj: object, field: str) -> Linux:
+    d = check_object(obj, field)
+    namespaces: list[Namespace] = []
+    seen: set[str] = set()
+    for i, n in enumerate(check_list(d.get("namespaces") or [], f"{field}.namespaces", limit=16)):
+        f = f"{field}.namespaces[{i}]"
+        nd = check_object(n, f)
+        kind = check_str(nd.get("type", ""), f"{f}.type", max_len=64)
+        if kind not in NAMESPACE_TYPES:
+            raise InvalidArgument(f'{f}.type: unknown namespace type "{kind}"')
+        if kind in seen:
+            raise InvalidArgument(f"{f}.type: duplicate namespace {kind}")
+        seen.add(kind)
+        path = nd.get("path", "")
+        namespaces.append(Namespace(kind, _abs_path(path, f"{f}.path") if path else ""))
+    resources = None
+    if d.get("resources") is not None:
+        from portique.oci.resources import parse_resources
+
+        resources = parse_resources(d["resources"], f"{field}.resources")
+    seccomp = None
+    if d.get("seccomp") is not None:
+        from portique.oci.seccomp import parse_seccomp
+
+        seccomp = parse_seccomp(d["seccomp"], f"{field}.seccomp")
+    cgroups_path = d.get("cgroupsPath")
+    propagation = check_str(d.get("rootfsPropagation", ""), f"{field}.rootfsPropagation")
+    if propagation not in PROPAGATIONS:
+        raise InvalidArgument(f"{field}.rootfsPropagation: unknown propagation {propagation!r}")
+    return Linux(
+        namespaces=tuple(namespaces),
+        uid_mappings=_mappings(d.get("uidMappings") or [], f"{field}.uidMappings"),
+        gid_mappings=_mappings(d.get("gidMappings") or [], f"{field}.gidMappings"),
+        devices=tuple(
+            _device(v, f"{field}.devices[{i}]")
+            for i, v in enumerate(check_list(d.get("devices") or [], f"{field}.devices"))
+        ),
+        cgroups_path=None
+        if cgroups_path is None
+        else check_str(cgroups_path, f"{field}.cgroupsPath"),
+        resources=resources,
+        seccomp=seccomp,
+        sysctl=tuple(sorted(_str_map(d.get("sysctl") or {}, f"{field}.sysctl").items())),
+        masked_paths=tuple(
+            _abs_path(p, f"{field}.maskedPaths[{i}]")
+            for i, p in enumerate(check_list(d.get("maskedPaths") or [], f"{field}.maskedPaths"))
+        ),
+        readonly_paths=tuple(
+            _abs_path(p, f"{field}.readonlyPaths[{i}]")
+            for i, p in enumerate(
+                check_list(d.get("readonlyPaths") or [], f"{field}.readonlyPaths")
+            )
+        ),
+        rootfs_propagation=propagation,
+        mount_label=check_str(d.get("mountLabel", ""), f"{field}.mountLabel"),
+    )
+
+
+def _mappings(obj: object, field: str) -> tuple[IDMapping, ...]:
+    out = []
+    for i, m in enumerate(check_list(obj, field, limit=340)):
+        f = f"{field}[{i}]"
+        d = check_object(m, f)
+        size = _uint32(d.get("size"), f"{f}.size")
+        if size == 0:
+            raise InvalidArgument(f"{f}.size: must be positive")
+        out.append(
+            IDMapping(
+                _uint32(d.get("containerID"), f"{f}.containerID"),
+                _uint32(d.get("hostID"), f"{f}.hostID"),
+                size,
+            )
+        )
+    return tuple(out)
+
+
+def _device(obj: object, field: str) -> Device:
+    d = check_object(obj, field)
+    kind = check_str(d.get("type", ""), f"{field}.type", max_len=1)
+    if kind not in DEVICE_TYPES:
+        raise InvalidArgument(f"{field}.type: unknown device type {kind!r}")
+    path = _abs_path(d.get("path", ""), f"{field}.path")
+    if posixpath.normpath(path) in ("/", "/dev"):
+        raise InvalidArgument(f"{field}.path: {path!r} is not a device path")
+    major = minor = 0
+    if kind != "p":
+        if "major" not in d or "minor" not in d:
+            raise InvalidArgument(f"{field}: a {kind} device needs major and minor")
+        major = check_int(d["major"], f"{field}.major", 0, 2**32 - 1)
+        minor = check_int(d["minor"], f"{field}.minor", 0, 2**32 - 1)
+    mode = d.get("fileMode")
+    uid, gid = d.get("uid"), d.get("gid")
+    return Device(
+        kind,
+        posixpath.normpath(path),
+        major,
+        minor,
+        None if mode is None else check_int(mode, f"{field}.fileMode", 0, 0o7777),
+        None if uid is None else _uint32(uid, f"{field}.uid"),
+        None if gid is None else _uint32(gid, f"{field}.gid"),
+    )
+
+
+__all__ = [
+    "Capabilities",
+    "Device",
+    "Hook",
+    "Hooks",
+    "IDMapping",
+    "Linux",
+    "Mount",
+    "Namespace",
+    "Process",
+    "Rlimit",
+    "Root",
+    "Spec",
+    "User",
+    "load_spec",
+    "parse_process",
+    "parse_spec",
+]

@@ -1,0 +1,648 @@
+"""The runtime library: create, start, run, state, list, kill, delete, pause,
+resume, exec, ps and stats over OCI bundles.
+
+Each operation refreshes the container's status from facts, checks the
+transition table (runtime/state.py), acts, then persists. Creation forks a
+stage-1 child and the init (runtime/init.py) and drives them over the sync
+protocol (runtime/sync.py); every step of a failed create is undone by an
+ExitStack.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+import builtins
+from typing import TYPE_CHECKING, Any
+
+from portique.errors import (
+    CommandNotExecutable,
+    CommandNotFound,
+    Conflict,
+    InvalidArgument,
+    InvalidState,
+    NotFound,
+    PortiqueError,
+)
+from portique.linux import proc as procfs
+from portique.runtime import state as st
+from portique.runtime import sync
+from portique.runtime.state import Op, State, Status
+
+if TYPE_CHECKING:
+    from portique.oci.runtime import Process, Spec
+    from portique.runtime.cgroups import CgroupManager
+
+DEFAULT_STATE_ROOT = Path("/run/portique-runtime")
+_MAX_ID = 1024
+# A bound on how long create waits for each message of the init: hooks may
+# take a while, so be generous; a dead init closes the socket at once anyway.
+_STEP_TIMEOUT = 600.0
+
+
+class RuntimeError_(PortiqueError):
+    """A container operation failed in the kernel or the init."""
+
+
+def _check_id(container_id: str) -> None:
+    ok = (
+        0 < len(container_id) <= _MAX_ID
+        and container_id not in (".", "..")
+        and all(c.isalnum() or c in "_+-." for c in container_id)
+        and container_id.isascii()
+    )
+    if not ok:
+        raise InvalidArgument(f"invalid container id {container_id!r}")
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _failed_to_error(msg: sync.Failed) -> PortiqueError:
+    if msg.error == "notfound":
+        return CommandNotFound(msg.message)
+    if msg.error == "notexec":
+        return CommandNotExecutable(msg.message)
+    return RuntimeError_(msg.message)
+
+
+class Runtime:
+    """OCI runtime operations; state lives under `state_root/<id>/`."""
+
+    def __init__(self, state_root: Path = DEFAULT_STATE_ROOT) -> None:
+        self.state_root = Path(state_root)
+
+    # ------------------------------------------------------------ helpers
+
+    def _dir(self, container_id: str) -> Path:
+        _check_id(container_id)
+        return self.state_root / container_id
+
+    def _load(self, container_id: str) -> State:
+        d = self._dir(container_id)
+        try:
+            return st.read_state(d)
+        except FileNotFoundError:
+            raise NotFound(f"container {container_id} does not exist") from None
+
+    def _manager(self, s: State) -> CgroupManager:
+        from portique.runtime.cgroups import open_manager
+
+        return open_manager(s.cgroups_path, s.id)
+
+    def _refresh(self, s: State) -> State:
+        alive = s.pid > 0 and procfs.is_alive(s.pid, s.start_time or None)
+        frozen = False
+        if alive and s.status is not Status.CREATING:
+            try:
+                frozen = self._manager(s).is_frozen()
+            except (PortiqueError, OSError):
+                frozen = False
+        status = st.derive_status(
+            s.status,
+            init_alive=alive,
+            fifo_exists=st.exists_fifo(self._dir(s.id)),
+            frozen=frozen,
+        )
+        if status is s.status:
+            return s
+        return _replace(s, status=status)
+
+    def _spec_of(self, s: State) -> Spec:
+        from portique.oci.runtime import parse_spec
+
+        return parse_spec(s.config)
+
+    # ------------------------------------------------------------ create
+
+    def create(
+        self,
+        container_id: str,
+        bundle: Path,
+        *,
+        console_socket: Path | None = None,
+        pid_file: Path | None = None,
+        no_pivot: bool = False,
+        preserve_fds: int = 0,
+        stdio: tuple[int, int, int] | None = None,
+    ) -> State:
+        s, chan = self._create(
+            container_id, bundle, console_socket, pid_file, no_pivot, preserve_fds, stdio
+        )
+        chan.close()
+        return s
+
+    def _create(
+        self,
+        container_id: str,
+        bundle: Path,
+        console_socket: Path | None,
+        pid_file: Path | None,
+        no_pivot: bool,
+        preserve_fds: int,
+        stdio: tuple[int, int, int] | None,
+    ) -> tuple[State, sync.Channel]:
+        from portique.oci.runtime import load_spec
+
+        state_dir = self._dir(container_id)
+        bundle = Path(os.path.abspath(bundle))
+        spec = load_spec(bundle)
+        if spec.process is None:
+            raise InvalidArgument("config.json: process: required to create a container")
+        rootfs = Path(os.path.normpath(bundle / spec.root.path))
+        if not rootfs.is_dir():
+            raise InvalidArgument(f"rootfs {rootfs} does not exist or is not a directory")
+        if spec.process.terminal and console_socket is None:
+            raise InvalidArgument("process.terminal needs a console socket (--console-socket)")
+        if preserve_fds < 0:
+            raise InvalidArgument("preserve-fds must not be negative")
+        with open(bundle / "config.json", "rb") as f:
+            raw_config = json.load(f)
+
+        self.state_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        try:
+            state_dir.mkdir(mode=0o711)  # exclusive: a duplicate id fails here
+        except FileExistsError:
+            raise Conflict(f"container {container_id} already exists") from None
+
+        with ExitStack() as undo:
+            undo.callback(shutil.rmtree, state_dir, True)
+            fifo = st.fifo_path(state_dir)
+            os.mkfifo(fifo, 0o600)
+            manager, cgroup_info = self._setup_cgroup(spec, container_id, undo)
+            base = State(
+                id=container_id,
+                status=Status.CREATING,
+                pid=0,
+                bundle=bundle,
+                rootfs=rootfs,
+                created=_now_rfc3339(),
+                annotations=dict(spec.annotations),
+                owner="",
+                cgroups_path=spec.linux.cgroups_path,
+                config=raw_config,
+            )
+            console = _connect_console_socket(console_socket, undo) if spec.process.terminal else None
+            from portique.runtime.init import InitConfig, stage1
+
+            cfg = InitConfig(
+                spec=spec,
+                process=spec.process,
+                rootfs=str(rootfs),
+                bundle=str(bundle),
+                fifo=str(fifo),
+                cgroup=cgroup_info,
+                no_pivot=no_pivot,
+                preserve_fds=preserve_fds,
+                stdio=stdio,
+                state_json=json.dumps(base.to_oci_json()).encode(),
+            )
+            parent, child = sync.Channel.pair()
+            undo.callback(parent.close)
+            pid1 = _fork()
+            if pid1 == 0:
+                parent.close()
+                stage1(child, cfg)
+            child.close()
+            undo.callback(_kill_and_reap, pid1)
+            if manager is not None:
+                manager.add_process(pid1)
+            parent.send(sync.Go())
+            init_pid = self._drive_create(parent, pid1, spec, base, console, undo)
+            start_time = procfs.start_time(init_pid) or 0
+            s = _replace(base, status=Status.CREATED, pid=init_pid, start_time=start_time)
+            st.write_state(state_dir, s)
+            if pid_file is not None:
+                from portique.fileio import atomic_write
+
+                atomic_write(Path(os.path.abspath(pid_file)), f"{init_pid}".encode())
+            undo.pop_all()
+        return s, parent
+
+    def _setup_cgroup(
+        self, spec: Spec, container_id: str, undo: ExitStack
+    ) -> tuple[CgroupManager | None, Any]:
+        from portique.runtime.cgroups import open_manager
+        from portique.runtime.rootfs import CgroupInfo
+
+        manager = open_manager(spec.linux.cgroups_path, container_id)
+        manager.create()
+        undo.callback(manager.destroy)
+        from portique.runtime.devices import with_device_rules
+
+        manager.apply(with_device_rules(spec.linux.resources, spec.linux.devices))
+        dirs = manager.dirs()
+        if manager.version == "v2":
+            info = CgroupInfo("v2")
+        else:
+            info = CgroupInfo("v1", tuple((Path(mp).name, str(d)) for mp, d in dirs.items()))
+        return manager, info
+
+    def _drive_create(
+        self,
+        chan: sync.Channel,
+        pid1: int,
+        spec: Spec,
+        base: State,
+        console: Any,
+        undo: ExitStack,
+    ) -> int:
+        """Answer the children until the init says Ready; returns the init's pid."""
+        from portique.runtime.hooks import run_hooks
+
+        init_pid = 0
+        for _ in range(16):  # the protocol has fewer steps than this
+            msg, fds = chan.recv(_STEP_TIMEOUT)
+            if isinstance(msg, sync.MapIds):
+                _write_id_maps(msg.pid, spec)
+                chan.send(sync.MapIdsDone())
+            elif isinstance(msg, sync.InitPid):
+                init_pid = msg.pid
+                undo.callback(_kill_and_reap, init_pid)
+                _reap(pid1)
+            elif isinstance(msg, sync.RunHooks):
+                state = _replace(base, pid=init_pid).to_oci_json()
+                run_hooks("prestart", spec.hooks.prestart, state)
+                run_hooks("createRuntime", spec.hooks.create_runtime, state)
+                chan.send(sync.HooksDone())
+            elif isinstance(msg, sync.Pty):
+                try:
+                    _send_console(console, fds)
+                finally:
+                    for fd in fds:
+                        os.close(fd)
+            elif isinstance(msg, sync.Ready):
+                if console is not None:
+                    console.close()
+                return init_pid
+            elif isinstance(msg, sync.Failed):
+                raise _failed_to_error(msg)
+            else:
+                raise RuntimeError_("container init exited during creation")
+        raise RuntimeError_("container init: protocol did not finish")
+
+    # ------------------------------------------------------------ start / run
+
+    def start(self, container_id: str) -> None:
+        s = self._refresh(self._load(container_id))
+        st.next_status(s.status, Op.START)
+        fifo = st.fifo_path(self._dir(container_id))
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno in (errno.ENXIO, errno.ENOENT):
+                raise InvalidState(f"container {container_id}: init is not waiting to start") from None
+            raise
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+        fifo.unlink(missing_ok=True)
+        s = _replace(s, status=Status.RUNNING)
+        st.write_state(self._dir(container_id), s)
+        spec = self._spec_of(s)
+        if spec.hooks.poststart:
+            from portique.runtime.hooks import HookError, run_hooks
+
+            try:
+                run_hooks("poststart", spec.hooks.poststart, s.to_oci_json())
+            except HookError as e:
+                # The spec: a poststart failure is logged; the container runs on.
+                _warn(str(e))
+
+    def run(
+        self,
+        container_id: str,
+        bundle: Path,
+        *,
+        detach: bool = False,
+        console_socket: Path | None = None,
+        pid_file: Path | None = None,
+        no_pivot: bool = False,
+        preserve_fds: int = 0,
+        stdio: tuple[int, int, int] | None = None,
+    ) -> int:
+        """create + start; without detach, wait for the init, delete, return its status."""
+        if not detach:
+            from portique.linux import prctl
+
+            # The init is our grandchild: as a subreaper we inherit it and can wait.
+            prctl.set_child_subreaper(True)
+        s, chan = self._create(
+            container_id, bundle, console_socket, pid_file, no_pivot, preserve_fds, stdio
+        )
+        try:
+            try:
+                self.start(container_id)
+            except BaseException:
+                self.delete(container_id, force=True)
+                raise
+            # exec success closes the init's end (O_CLOEXEC): EOF. A failed
+            # exec reports its errno first.
+            msg, fds = chan.recv(_STEP_TIMEOUT)
+            for fd in fds:
+                os.close(fd)
+        finally:
+            chan.close()
+        if isinstance(msg, sync.Failed):
+            if not detach:
+                _reap(s.pid)
+            self.delete(container_id, force=True)
+            raise _failed_to_error(msg)
+        if detach:
+            return 0
+        status = _wait_pid(s.pid)
+        self.delete(container_id, force=True)
+        return status
+
+    # ------------------------------------------------------------ queries
+
+    def state(self, container_id: str) -> State:
+        return self._refresh(self._load(container_id))
+
+    def list(self) -> builtins.list[State]:
+        out: builtins.list[State] = []
+        try:
+            names = sorted(os.listdir(self.state_root))
+        except FileNotFoundError:
+            return out
+        for name in names:
+            try:
+                out.append(self.state(name))
+            except (NotFound, InvalidArgument):
+                continue
+        return out
+
+    def ps(self, container_id: str) -> builtins.list[int]:
+        s = self._load(container_id)
+        try:
+            return sorted(self._manager(s).pids())
+        except (PortiqueError, OSError):
+            return []
+
+    def stats(self, container_id: str) -> dict[str, object]:
+        s = self._refresh(self._load(container_id))
+        if s.status is Status.STOPPED:
+            raise InvalidState(f"container {container_id} is not running")
+        return self._manager(s).stats()
+
+    # ------------------------------------------------------------ signals, freezer
+
+    def kill(self, container_id: str, sig: int, *, all: bool = False) -> None:
+        s = self._refresh(self._load(container_id))
+        st.next_status(s.status, Op.KILL)
+        if all:
+            manager = self._manager(s)
+            for pid in manager.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            if sig == signal.SIGKILL and s.status is Status.PAUSED:
+                manager.thaw()  # frozen tasks die only once thawed
+            return
+        _signal_init(s, sig)
+
+    def pause(self, container_id: str) -> None:
+        s = self._refresh(self._load(container_id))
+        new = st.next_status(s.status, Op.PAUSE)
+        self._manager(s).freeze()
+        st.write_state(self._dir(container_id), _replace(s, status=new))
+
+    def resume(self, container_id: str) -> None:
+        s = self._refresh(self._load(container_id))
+        new = st.next_status(s.status, Op.RESUME)
+        self._manager(s).thaw()
+        st.write_state(self._dir(container_id), _replace(s, status=new))
+
+    # ------------------------------------------------------------ delete
+
+    def delete(self, container_id: str, *, force: bool = False) -> None:
+        s = self._refresh(self._load(container_id))
+        if s.status is not Status.STOPPED:
+            if s.status is not Status.CREATED and not force:
+                raise InvalidState(
+                    f"cannot delete container {container_id} that is not stopped: {s.status}",
+                    hint="stop it first or use --force",
+                )
+            self._kill_all_and_wait(s)
+        errors: list[str] = []
+        try:
+            spec = self._spec_of(s)
+        except PortiqueError as e:
+            errors.append(str(e))
+            spec = None
+        try:
+            self._manager(s).destroy()
+        except (PortiqueError, OSError) as e:
+            errors.append(f"cgroup: {e}")
+        if spec is not None and spec.hooks.poststop:
+            from portique.runtime.hooks import HookError, run_hooks
+
+            try:
+                run_hooks("poststop", spec.hooks.poststop, _replace(s, status=Status.STOPPED).to_oci_json())
+            except HookError as e:
+                _warn(str(e))
+        shutil.rmtree(self._dir(container_id), ignore_errors=True)
+        if errors:
+            raise RuntimeError_(f"delete {container_id}: " + "; ".join(errors))
+
+    def _kill_all_and_wait(self, s: State) -> None:
+        manager = self._manager(s)
+        try:
+            if manager.is_frozen():
+                for pid in manager.pids():
+                    _kill_quiet(pid, signal.SIGKILL)
+                manager.thaw()
+        except (PortiqueError, OSError):
+            pass
+        _signal_init(s, signal.SIGKILL, quiet=True)
+        # With a pid namespace, the init's death takes every process with it;
+        # without one, kill what is left in the cgroup.
+        deadline = time.monotonic() + 10
+        delay = 0.001
+        while time.monotonic() < deadline:
+            _reap_quiet(s.pid)
+            pids = []
+            try:
+                pids = manager.pids()
+            except (PortiqueError, OSError):
+                pass
+            for pid in pids:
+                _kill_quiet(pid, signal.SIGKILL)
+                _reap_quiet(pid)
+            if not pids and not procfs.is_alive(s.pid, s.start_time or None):
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        raise RuntimeError_(f"container {s.id}: processes did not die after SIGKILL")
+
+    # ------------------------------------------------------------ exec
+
+    def exec(
+        self,
+        container_id: str,
+        process: Process,
+        *,
+        detach: bool = False,
+        console_socket: Path | None = None,
+        pid_file: Path | None = None,
+        stdio: tuple[int, int, int] | None = None,
+        preserve_fds: int = 0,
+    ) -> int:
+        """Run `process` inside the container; its exit status, or its pid when detached."""
+        from portique.runtime.execution import exec_process
+
+        s = self._refresh(self._load(container_id))
+        st.next_status(s.status, Op.EXEC)
+        spec = self._spec_of(s)
+        return exec_process(
+            s,
+            spec,
+            process,
+            self._manager(s),
+            detach=detach,
+            console_socket=console_socket,
+            pid_file=pid_file,
+            stdio=stdio,
+            preserve_fds=preserve_fds,
+        )
+
+
+# ---------------------------------------------------------------- process helpers
+
+
+def _replace(s: State, **changes: Any) -> State:
+    from dataclasses import replace
+
+    return replace(s, **changes)
+
+
+def _fork() -> int:
+    # A fork of a multi-threaded process may deadlock in the child on a lock
+    # another thread held; the runtime forks only while single-threaded.
+    if threading.active_count() != 1:
+        raise RuntimeError_("the runtime cannot fork while other threads run")
+    return os.fork()
+
+
+def _write_id_maps(pid: int, spec: Spec) -> None:
+    lx = spec.linux
+
+    def fmt(maps: tuple[Any, ...]) -> bytes:
+        return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps).encode()
+
+    try:
+        # Writing gid_map as root needs no setgroups deny; leave setgroups
+        # allowed so the container can set its supplementary groups.
+        with open(f"/proc/{pid}/uid_map", "wb") as f:
+            f.write(fmt(lx.uid_mappings))
+        with open(f"/proc/{pid}/gid_map", "wb") as f:
+            f.write(fmt(lx.gid_mappings))
+    except OSError as e:
+        raise RuntimeError_(f"cannot write the user namespace mappings: {e.strerror}") from None
+
+
+def _connect_console_socket(path: Path | None, undo: ExitStack) -> Any:
+    import socket
+
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    undo.callback(conn.close)
+    try:
+        conn.connect(str(path))
+    except OSError as e:
+        raise InvalidArgument(f"console socket {path}: {e.strerror}") from None
+    return conn
+
+
+def _send_console(console: Any, fds: list[int]) -> None:
+    import socket
+
+    if console is None or not fds:
+        raise RuntimeError_("terminal: no console socket for the pty master")
+    socket.send_fds(console, [b"/dev/ptmx"], fds[:1])
+
+
+def _signal_init(s: State, sig: int, *, quiet: bool = False) -> None:
+    """Signal the init through a pidfd, after checking it is still ours."""
+    if s.pid <= 0:
+        return
+    try:
+        pidfd = os.pidfd_open(s.pid)
+    except ProcessLookupError:
+        if quiet:
+            return
+        raise InvalidState(f"container {s.id} is not running") from None
+    try:
+        if s.start_time and procfs.start_time(s.pid) != s.start_time:
+            if quiet:
+                return
+            raise InvalidState(f"container {s.id} is not running")
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        if not quiet:
+            raise InvalidState(f"container {s.id} is not running") from None
+    finally:
+        os.close(pidfd)
+
+
+def _kill_quiet(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _reap(pid: int) -> int | None:
+    try:
+        _, status = os.waitpid(pid, 0)
+        return status
+    except ChildProcessError:
+        return None
+
+
+def _reap_quiet(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _kill_and_reap(pid: int) -> None:
+    _kill_quiet(pid, signal.SIGKILL)
+    _reap(pid)
+
+
+def _wait_pid(pid: int) -> int:
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            # Not our child (no subreaper above us): poll until it is gone.
+            while procfs.is_alive(pid):
+                time.sleep(0.01)
+            return 0
+        return _exit_code(status)
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"portique-runtime: warning: {message}", file=sys.stderr)
+
+
+__all__ = ["DEFAULT_STATE_ROOT", "Runtime"]

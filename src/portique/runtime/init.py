@@ -1,0 +1,278 @@
+"""The child side of creation: stage 1 (namespaces) and the container init.
+
+Both run in processes forked from the runtime (no re-exec of an
+interpreter: the runtime is single-threaded when it forks). Neither ever
+returns: each ends in os._exit or execve. Errors travel to the parent as a
+`Failed` message (runtime/sync.py has the protocol table).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from typing import NoReturn
+
+from portique.linux import ns, prctl
+from portique.oci.runtime import Process, Spec
+from portique.runtime import sync
+from portique.runtime.process import ExecError, Loadable
+from portique.runtime.rootfs import CgroupInfo
+
+
+@dataclass(frozen=True, slots=True)
+class InitConfig:
+    """Everything the children need, computed by the parent before fork."""
+
+    spec: Spec
+    process: Process
+    rootfs: str
+    bundle: str
+    fifo: str
+    cgroup: CgroupInfo | None
+    no_pivot: bool
+    preserve_fds: int
+    stdio: tuple[int, int, int] | None
+    state_json: bytes  # the OCI state (status "creating") for createContainer hooks
+
+
+def _fail(chan: sync.Channel, exc: BaseException) -> NoReturn:
+    if isinstance(exc, ExecError):
+        kind, msg = exc.error, exc.message
+    elif isinstance(exc, OSError):
+        kind, msg = "error", str(exc) if exc.strerror is None else _os_message(exc)
+    else:
+        kind, msg = "error", str(exc) or type(exc).__name__
+    if os.environ.get("PORTIQUE_RUNTIME_DEBUG"):
+        try:
+            import traceback
+
+            msg += "\n" + "".join(traceback.format_exception(exc))
+        except ImportError:
+            pass
+    try:
+        chan.send(sync.Failed(kind, msg))
+    except OSError:
+        # Nobody listens any more (create returned): say it on stderr.
+        try:
+            os.write(2, f"portique-runtime: {msg}\n".encode())
+        except OSError:
+            pass
+    os._exit({"notfound": 127, "notexec": 126}.get(kind, 1))
+
+
+def _os_message(exc: OSError) -> str:
+    text = exc.strerror or ""
+    if exc.filename and str(exc.filename) not in text:
+        text = f"{text}: {exc.filename}"
+    return text
+
+
+def dup_stdio(stdio: tuple[int, int, int] | None) -> None:
+    if stdio is None:
+        return
+    # Duplicate first, then place: stdio=(5, 1, 1) must not clobber 1 early.
+    tmp = [os.dup(fd) for fd in stdio]
+    for target, fd in enumerate(tmp):
+        os.dup2(fd, target, inheritable=True)
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- stage 1
+
+
+def stage1(chan: sync.Channel, cfg: InitConfig) -> NoReturn:
+    """Join and create namespaces, then fork the init (PID 1 of a new pid ns)."""
+    try:
+        prctl.set_dumpable(False)
+        prctl.set_pdeathsig(signal.SIGKILL)
+        dup_stdio(cfg.stdio)
+        chan.expect(sync.Go)
+        linux = cfg.spec.linux
+        join_namespaces(linux.namespaces)
+        userns = linux.has_new("user")
+        if userns:
+            ns.unshare(ns.CLONE_NEWUSER)
+            chan.send(sync.MapIds(os.getpid()))
+            chan.expect(sync.MapIdsDone)
+        if userns or linux.namespace("user") is not None:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        flags = 0
+        for n in linux.namespaces:
+            if not n.path and n.type != "user":
+                flags |= ns.NAMESPACES[n.type][0]
+        if flags:
+            ns.unshare(flags)
+        pid = os.fork()
+        if pid == 0:
+            init(chan, cfg)
+        chan.send(sync.InitPid(pid))
+    except BaseException as e:
+        _fail(chan, e)
+    os._exit(0)
+
+
+def join_namespaces(namespaces: tuple[object, ...]) -> None:
+    """setns into every namespace given by path: user first (it grants the
+    rights to join the others), mount last (it changes our root)."""
+    order = ["user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount"]
+    paths = {n.type: n.path for n in namespaces if getattr(n, "path", "")}  # type: ignore[attr-defined]
+    for kind in order:
+        path = paths.get(kind)
+        if not path:
+            continue
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            ns.setns(fd, ns.NAMESPACES[kind][0])
+        except OSError as e:
+            raise OSError(e.errno, f"setns {kind} namespace {path}: {os.strerror(e.errno or 0).lower()}") from None
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------- the init
+
+
+def init(chan: sync.Channel, cfg: InitConfig) -> NoReturn:
+    from portique.runtime import devices, rootfs
+    from portique.runtime.hooks import run_hook
+    from portique.runtime.process import (
+        build_seccomp,
+        env_dict,
+        execute,
+        find_executable,
+        preload_modules,
+    )
+
+    spec, proc = cfg.spec, cfg.process
+    linux = spec.linux
+    try:
+        # Our parent (stage 1) exits on purpose: no death signal from it.
+        prctl.set_pdeathsig(0)
+        os.setsid()
+        userns = linux.namespace("user") is not None
+        preload_modules(proc.terminal)
+        seccomp = build_seccomp(linux.seccomp)
+        fifo_fd = os.open(cfg.fifo, os.O_RDWR | os.O_CLOEXEC)
+        if proc.oom_score_adj is not None:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(proc.oom_score_adj))
+        has_mntns = linux.namespace("mount") is not None
+        if has_mntns:
+            rootfs.prepare(spec, cfg.rootfs, cfg.bundle, cfg.cgroup, userns)
+            devices.create_devices(cfg.rootfs, linux.devices, userns)
+        if spec.hostname:
+            from portique.linux.fs import sethostname
+
+            sethostname(spec.hostname)
+        if spec.domainname:
+            from portique.linux.fs import setdomainname
+
+            setdomainname(spec.domainname)
+        chan.send(sync.RunHooks())
+        chan.expect(sync.HooksDone)
+        for hook in spec.hooks.create_container:
+            run_hook("createContainer", hook, cfg.state_json)
+        if has_mntns:
+            rootfs.pivot(cfg.rootfs, cfg.no_pivot)
+            rootfs.finish(spec)
+        else:
+            os.chroot(cfg.rootfs)
+            os.chdir("/")
+        keep = {chan.fileno(), fifo_fd}
+        finish_process(chan, proc, seccomp, keep, cfg.preserve_fds, userns)
+        env = env_dict(proc)
+        path = find_executable(proc.args[0], env)
+        chan.send(sync.Ready())
+        # Block until `start` writes to the exec fifo. The fd is O_RDWR, so
+        # this never sees EOF, and `start` knows the init is gone when its
+        # non-blocking open for writing finds no reader.
+        _wait_fifo(fifo_fd)
+        os.close(fifo_fd)
+        for hook in spec.hooks.start_container:
+            run_hook("startContainer", hook, cfg.state_json)
+        if proc.no_new_privileges and seccomp is not None:
+            seccomp.load()
+        execute(path, proc, env)
+    except BaseException as e:
+        _fail(chan, e)
+    os._exit(1)
+
+
+def _wait_fifo(fd: int) -> None:
+    while True:
+        try:
+            if os.read(fd, 1):
+                return
+        except InterruptedError:
+            continue
+
+
+def finish_process(
+    chan: sync.Channel,
+    proc: Process,
+    seccomp: Loadable | None,
+    keep: set[int],
+    preserve_fds: int,
+    userns: bool,
+) -> None:
+    """Terminal, rlimits, ids, caps, fds, cwd: all but the exec itself.
+
+    Shared by the init and `exec`. seccomp without no_new_privs must be
+    loaded while CAP_SYS_ADMIN is still effective, so before the caps drop.
+    """
+    from portique.runtime.process import close_fds, enter_cwd, set_credentials, set_rlimits
+
+    if proc.terminal:
+        setup_terminal(chan, proc)
+    set_rlimits(proc)
+    if proc.no_new_privileges:
+        prctl.set_no_new_privs()
+    elif seccomp is not None:
+        seccomp.load()
+    # In a user namespace whose setgroups is "deny", setgroups(2) is EPERM.
+    set_credentials(proc, setgroups_allowed=not userns or _setgroups_allowed())
+    close_fds(keep, preserve_fds)
+    enter_cwd(proc.cwd)
+    if proc.user.umask is not None:
+        os.umask(proc.user.umask)
+    else:
+        os.umask(0o022)
+
+
+def _setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "allow"
+    except OSError:
+        return False
+
+
+def setup_terminal(chan: sync.Channel, proc: Process) -> None:
+    """A pty from the container's devpts; the slave becomes our controlling
+    tty and stdio, the master goes to the parent (then the console socket)."""
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    try:
+        if proc.console_size:
+            rows, cols = proc.console_size
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        os.fchown(slave, proc.user.uid, -1)
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        for target in (0, 1, 2):
+            os.dup2(slave, target, inheritable=True)
+        chan.send(sync.Pty(), (master,))
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def report_exec_failure(chan: sync.Channel, exc: BaseException) -> NoReturn:
+    _fail(chan, exc)
+
+
+__all__ = ["InitConfig", "stage1"]

@@ -1,0 +1,88 @@
+"""Resolving paths inside a container's root without ever leaving it.
+
+A hostile rootfs may hold symlinks (absolute or with ..) where the runtime
+mounts, creates devices or masks. Every target is therefore opened with
+openat2(RESOLVE_IN_ROOT), which makes the kernel resolve each component as
+if the root directory were the rootfs, and the mount is then made onto
+/proc/self/fd/<fd> (CVE-2025-31133 class: a symlink never redirects a mount
+out of the container).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Literal
+
+from portique.linux.fs import O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
+
+_RESOLVE = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+MAX_DEPTH = 255
+
+
+def open_in_root(root_fd: int, path: str, flags: int = O_PATH) -> int:
+    """Open `path` resolved inside the root `root_fd`; O_CLOEXEC always."""
+    return openat2(root_fd, path.lstrip("/") or ".", flags, 0, _RESOLVE)
+
+
+def fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def make_in_root(
+    root_fd: int, path: str, kind: Literal["dir", "file"], mode: int = 0o755
+) -> int:
+    """Open `path` inside the root (O_PATH), creating it and missing parents.
+
+    Each missing component is created relative to its already-resolved
+    parent's fd, so a concurrent or pre-planted symlink cannot move the
+    creation out of the root.
+    """
+    parts = [p for p in path.split("/") if p and p != "."]
+    if len(parts) > MAX_DEPTH:
+        raise OSError(errno.ENAMETOOLONG, f"path too deep: {path}", path)
+    try:
+        return open_in_root(root_fd, path)
+    except FileNotFoundError:
+        pass
+    parent = os.dup(root_fd)
+    try:
+        for i, name in enumerate(parts):
+            sub = "/".join(parts[: i + 1])
+            try:
+                fd = open_in_root(root_fd, sub)
+            except FileNotFoundError:
+                # Create relative to the already-resolved parent's fd, then
+                # reopen through the root: a symlink planted at `name` still
+                # resolves inside the root, or fails.
+                if i == len(parts) - 1 and kind == "file":
+                    _create_file(parent, name)
+                else:
+                    try:
+                        os.mkdir(name, mode, dir_fd=parent)
+                    except FileExistsError:
+                        pass
+                fd = open_in_root(root_fd, sub)
+            os.close(parent)
+            parent = fd
+        return os.dup(parent)
+    finally:
+        os.close(parent)
+
+
+def _create_file(parent: int, name: str) -> None:
+    try:
+        fd = os.open(
+            name,
+            os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o644,
+            dir_fd=parent,
+        )
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def is_dir_fd(fd: int) -> bool:
+    return stat.S_ISDIR(os.fstat(fd).st_mode)

@@ -1,0 +1,214 @@
+"""Container status, the one table of legal transitions, and state.json on disk.
+
+Rule: every legal (status, operation) pair lives in TRANSITIONS and nowhere
+else; `can_*` predicates are computed from it. The stored status is never
+trusted alone: `derive_status` recomputes it from facts (is the init still
+the process we started, is the cgroup frozen, is the exec fifo still there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final
+
+from portique.errors import InvalidState, PortiqueError
+from portique.fileio import atomic_write_json
+
+OCI_VERSION: Final = "1.2.0"
+STATE_FILE: Final = "state.json"
+EXEC_FIFO: Final = "exec.fifo"
+
+
+class Status(StrEnum):
+    CREATING = "creating"
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+class Op(StrEnum):
+    CREATED = "finish creating"
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    KILL = "kill"
+    EXEC = "exec"
+    DELETE = "delete"
+    EXIT = "exit"  # the init died (observed, not requested)
+
+
+# (status, operation) -> status after it. An operation that leaves the status
+# unchanged (kill, exec) maps to the same status; delete maps to STOPPED (the
+# state is then removed).
+TRANSITIONS: Final[Mapping[tuple[Status, Op], Status]] = {
+    (Status.CREATING, Op.CREATED): Status.CREATED,
+    (Status.CREATING, Op.EXIT): Status.STOPPED,
+    (Status.CREATED, Op.START): Status.RUNNING,
+    (Status.CREATED, Op.KILL): Status.CREATED,
+    (Status.CREATED, Op.EXEC): Status.CREATED,
+    (Status.CREATED, Op.DELETE): Status.STOPPED,
+    (Status.CREATED, Op.EXIT): Status.STOPPED,
+    (Status.RUNNING, Op.PAUSE): Status.PAUSED,
+    (Status.RUNNING, Op.KILL): Status.RUNNING,
+    (Status.RUNNING, Op.EXEC): Status.RUNNING,
+    (Status.RUNNING, Op.EXIT): Status.STOPPED,
+    (Status.PAUSED, Op.RESUME): Status.RUNNING,
+    (Status.PAUSED, Op.KILL): Status.PAUSED,
+    (Status.PAUSED, Op.EXIT): Status.STOPPED,
+    (Status.STOPPED, Op.DELETE): Status.STOPPED,
+}
+
+
+def next_status(current: Status, op: Op) -> Status:
+    try:
+        return TRANSITIONS[current, op]
+    except KeyError:
+        raise InvalidState(f"cannot {op} a {current} container") from None
+
+
+def can(current: Status, op: Op) -> bool:
+    return (current, op) in TRANSITIONS
+
+
+def can_start(current: Status) -> bool:
+    return can(current, Op.START)
+
+
+def can_kill(current: Status) -> bool:
+    return can(current, Op.KILL)
+
+
+def can_delete(current: Status) -> bool:
+    return can(current, Op.DELETE)
+
+
+def can_pause(current: Status) -> bool:
+    return can(current, Op.PAUSE)
+
+
+def can_resume(current: Status) -> bool:
+    return can(current, Op.RESUME)
+
+
+def can_exec(current: Status) -> bool:
+    return can(current, Op.EXEC)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What `state` reports, plus what later operations need (private fields)."""
+
+    id: str
+    status: Status
+    pid: int
+    bundle: Path
+    rootfs: Path
+    created: str
+    annotations: dict[str, str] = field(default_factory=dict)
+    owner: str = ""
+    start_time: int = 0  # /proc/<pid>/stat field 22 of the init, to detect pid reuse
+    cgroups_path: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # the spec as created
+
+    def to_runc_json(self) -> dict[str, object]:
+        """The document `runc state` prints."""
+        return {
+            "ociVersion": OCI_VERSION,
+            "id": self.id,
+            "pid": self.pid if self.status is not Status.STOPPED else 0,
+            "status": str(self.status),
+            "bundle": str(self.bundle),
+            "rootfs": str(self.rootfs),
+            "created": self.created,
+            "owner": self.owner,
+            **({"annotations": self.annotations} if self.annotations else {}),
+        }
+
+    def to_oci_json(self) -> dict[str, object]:
+        """The OCI state a hook reads on stdin."""
+        return {
+            "ociVersion": OCI_VERSION,
+            "id": self.id,
+            "status": str(self.status),
+            "pid": self.pid,
+            "bundle": str(self.bundle),
+            "annotations": self.annotations,
+        }
+
+    def to_disk(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "status": str(self.status),
+            "pid": self.pid,
+            "start_time": self.start_time,
+            "bundle": str(self.bundle),
+            "rootfs": str(self.rootfs),
+            "created": self.created,
+            "annotations": self.annotations,
+            "owner": self.owner,
+            "cgroups_path": self.cgroups_path,
+            "config": self.config,
+        }
+
+    @classmethod
+    def from_disk(cls, obj: dict[str, Any]) -> State:
+        return cls(
+            id=str(obj["id"]),
+            status=Status(obj["status"]),
+            pid=int(obj["pid"]),
+            bundle=Path(obj["bundle"]),
+            rootfs=Path(obj["rootfs"]),
+            created=str(obj["created"]),
+            annotations=dict(obj.get("annotations") or {}),
+            owner=str(obj.get("owner", "")),
+            start_time=int(obj.get("start_time", 0)),
+            cgroups_path=obj.get("cgroups_path"),
+            config=dict(obj.get("config") or {}),
+        )
+
+
+def write_state(state_dir: Path, state: State) -> None:
+    atomic_write_json(state_dir / STATE_FILE, state.to_disk(), mode=0o600)
+
+
+def read_state(state_dir: Path) -> State:
+    try:
+        with open(state_dir / STATE_FILE, "rb") as f:
+            return State.from_disk(json.load(f))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise PortiqueError(f"container {state_dir.name}: unreadable state: {e}") from None
+
+
+def derive_status(
+    stored: Status,
+    *,
+    init_alive: bool,
+    fifo_exists: bool,
+    frozen: bool,
+) -> Status:
+    """The status the facts say, whatever state.json claims (runc refreshState)."""
+    if not init_alive:
+        return Status.STOPPED
+    if stored is Status.CREATING:
+        return Status.CREATING
+    if frozen:
+        return Status.PAUSED
+    if fifo_exists:
+        return Status.CREATED
+    return Status.RUNNING
+
+
+def fifo_path(state_dir: Path) -> Path:
+    return state_dir / EXEC_FIFO
+
+
+def exists_fifo(state_dir: Path) -> bool:
+    return os.path.lexists(fifo_path(state_dir))

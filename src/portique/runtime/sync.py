@@ -1,0 +1,169 @@
+"""The parent/child creation protocol: typed messages over a SOCK_SEQPACKET socketpair.
+
+    parent (runtime)                 stage 1 (forked)              init (forked by stage 1)
+    add stage 1 to the cgroup
+    Go  ───────────────────────────▶ join namespaces by path
+                                     unshare(user)
+    write uid/gid maps ◀──────────── MapIds(pid)
+    MapIdsDone ────────────────────▶ unshare(other namespaces)
+                                     fork ───────────────────────▶ (PID 1 of a new pid ns)
+    reap stage 1 ◀────────────────── InitPid(pid); exit
+                                                                   mount the rootfs
+    prestart+createRuntime ◀──────────────────────────────────────── RunHooks
+    HooksDone ──────────────────────────────────────────────────────▶ createContainer hooks,
+                                                                   pivot_root, masks, sysctl
+    forward to --console-socket ◀─────────────────────────────────── Pty + fd (terminal only)
+                                                                   user, caps, rlimits
+    state.json (created) ◀─────────────────────────────────────────── Ready
+                                                                   block on exec.fifo ... exec
+    any step may answer Failed(kind, message) instead; exec success closes the
+    socket (it is O_CLOEXEC), so the parent of `run`/`exec` reads EOF.
+
+Messages are frozen dataclasses encoded as one JSON object per datagram
+(no pickle: the child side runs code the container influences).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import asdict, dataclass
+from typing import ClassVar, Final
+
+from portique.errors import PortiqueError
+
+MAX_MESSAGE: Final = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Go:
+    kind: ClassVar[str] = "go"
+
+
+@dataclass(frozen=True, slots=True)
+class MapIds:
+    kind: ClassVar[str] = "map_ids"
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class MapIdsDone:
+    kind: ClassVar[str] = "map_ids_done"
+
+
+@dataclass(frozen=True, slots=True)
+class InitPid:
+    kind: ClassVar[str] = "init_pid"
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunHooks:
+    kind: ClassVar[str] = "run_hooks"
+
+
+@dataclass(frozen=True, slots=True)
+class HooksDone:
+    kind: ClassVar[str] = "hooks_done"
+
+
+@dataclass(frozen=True, slots=True)
+class Pty:
+    """Carries the pty master as SCM_RIGHTS."""
+
+    kind: ClassVar[str] = "pty"
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    kind: ClassVar[str] = "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """`kind_of_error`: "notfound" (127), "notexec" (126) or "error"."""
+
+    kind: ClassVar[str] = "failed"
+    error: str
+    message: str
+
+
+Message = Go | MapIds | MapIdsDone | InitPid | RunHooks | HooksDone | Pty | Ready | Failed
+
+_TYPES: Final[dict[str, type[Message]]] = {
+    t.kind: t for t in (Go, MapIds, MapIdsDone, InitPid, RunHooks, HooksDone, Pty, Ready, Failed)
+}
+
+
+class ProtocolError(PortiqueError):
+    """The other side sent something unexpected or went away."""
+
+
+class Channel:
+    """One end of the socketpair."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, msg: Message, fds: tuple[int, ...] = ()) -> None:
+        body = {"kind": msg.kind, **asdict(msg)}
+        data = json.dumps(body, separators=(",", ":")).encode()
+        if fds:
+            socket.send_fds(self.sock, [data], list(fds))
+        else:
+            self.sock.sendall(data)
+
+    def recv(self, timeout: float | None = None) -> tuple[Message | None, list[int]]:
+        """The next message and any fds it carried; (None, []) on EOF."""
+        self.sock.settimeout(timeout)
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MESSAGE, 4)
+        except TimeoutError:
+            raise ProtocolError("container init did not answer in time") from None
+        except ConnectionResetError:
+            return None, []
+        finally:
+            self.sock.settimeout(None)
+        if not data:
+            for fd in fds:
+                _close(fd)
+            return None, []
+        try:
+            body = json.loads(data)
+            cls = _TYPES[body.pop("kind")]
+            return cls(**body), fds
+        except (ValueError, KeyError, TypeError) as e:
+            for fd in fds:
+                _close(fd)
+            raise ProtocolError(f"bad message from container init: {e}") from None
+
+    def expect(self, cls: type[Message], timeout: float | None = None) -> Message:
+        msg, fds = self.recv(timeout)
+        for fd in fds:
+            _close(fd)
+        if isinstance(msg, Failed):
+            raise ProtocolError(msg.message)
+        if not isinstance(msg, cls):
+            got = "end of stream" if msg is None else msg.kind
+            raise ProtocolError(f"expected {cls.kind}, got {got}")
+        return msg
+
+
+def _close(fd: int) -> None:
+    import os
+
+    try:
+        os.close(fd)
+    except OSError:
+        pass
