@@ -92,7 +92,8 @@ def test_default_bridge_resolves_no_names(
     ep_a = nets.connect("bridge", ida, a, container_name="alpha")
     ep_b = nets.connect("bridge", idb, b, container_name="beta")
     default = nets.inspect("bridge")
-    assert default.is_default and default.bridge == nets.default_bridge
+    assert default.is_default
+    assert default.bridge == nets.default_bridge
     # No embedded DNS: no resolver process, resolv.conf from the host, no server on :53.
     assert dnsserver.running(nets.run_dir) == {}
     assert f"nameserver {default.gateway}" not in nets.resolv_conf(ida)
@@ -113,7 +114,8 @@ def test_static_ip_mac_and_conflicts(nets: Networks, make_netns: NetnsFactory) -
     want = str(subnet.network_address + 77)
     ns1 = make_netns()
     ep = nets.connect("static", cid(), ns1, container_name="s1", ip=want, mac="02:00:00:aa:bb:cc")
-    assert ep.ip == want and ep.mac == "02:00:00:aa:bb:cc"
+    assert ep.ip == want
+    assert ep.mac == "02:00:00:aa:bb:cc"
     with pytest.raises(Conflict, match="already in use"):
         nets.connect("static", cid(), make_netns(), container_name="s2", ip=want)
     with pytest.raises(InvalidArgument, match="not a usable address"):
