@@ -59,7 +59,7 @@ def test_two_containers_reach_each_other_by_ip_name_and_alias(
     # The embedded DNS on the gateway answers names, aliases and short IDs...
     for name in ("db", "database", "DB", db_id[:12]):
         ans = query_in(ns_web, net.gateway, name)
-        assert ans.rcode == 0 and ans.addresses == (ep_db.ip,), name
+        assert (ans.rcode, ans.addresses) == (0, (ep_db.ip,)), name
     assert query_in(ns_db, net.gateway, "web").addresses == (ep_web.ip,)
     # ...and busybox's resolver (what a container's nslookup/wget uses) agrees.
     out = nsexec(ns_web, "/bin/busybox", "nslookup", "db", net.gateway).stdout
