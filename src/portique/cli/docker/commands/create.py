@@ -1,0 +1,189 @@
+"""`portique create IMAGE [COMMAND] [ARG...]` (and the flags `run` shares)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from portique.engine import options as opt
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, run: bool = False) -> None:
+    # Docker's -h is --hostname; --help stays.
+    parser.conflict_handler = "resolve"
+    parser._optionals.conflict_handler = "resolve"
+    add = parser.add_argument
+    if run:
+        add("-d", "--detach", action="store_true", help="run in the background, print the id")
+        add("--sig-proxy", default="true", help="proxy received signals to the process")
+        add("--detach-keys", default="ctrl-p,ctrl-q", help="key sequence for detaching")
+    add("-a", "--attach", action="append", default=[], help="attach to STDIN, STDOUT or STDERR")
+    add("-i", "--interactive", action="store_true", help="keep STDIN open")
+    add("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    add("--rm", action="store_true", help="remove the container when it exits")
+    add("--name", default="", help="assign a name to the container")
+    add("-e", "--env", action="append", default=[], help="set environment variables")
+    add("--env-file", action="append", default=[], help="read environment variables from a file")
+    add("-w", "--workdir", default="", help="working directory inside the container")
+    add("-u", "--user", default="", help="username or UID (format: <name|uid>[:<group|gid>])")
+    add("--entrypoint", default=None, help="overwrite the default ENTRYPOINT of the image")
+    add("-h", "--hostname", default="", help="container host name")
+    add("-l", "--label", action="append", default=[], help="set meta data on a container")
+    add("-v", "--volume", action="append", default=[], help="bind mount a volume")
+    add("--mount", action="append", default=[], help="attach a filesystem mount")
+    add("--tmpfs", action="append", default=[], help="mount a tmpfs directory")
+    add("--read-only", action="store_true", help="mount the root filesystem read only")
+    add("-m", "--memory", default="", help="memory limit")
+    add("--memory-swap", default="", help="swap limit equal to memory plus swap: -1 for unlimited")
+    add("--cpus", default="", help="number of CPUs")
+    add("-c", "--cpu-shares", type=_int("--cpu-shares"), default=0, help="CPU shares (relative weight)")
+    add("--cpuset-cpus", default="", help="CPUs in which to allow execution (0-3, 0,1)")
+    add("--pids-limit", type=_int("--pids-limit"), default=None, help="tune the pids limit (-1 unlimited)")
+    add("--ulimit", action="append", default=[], help="ulimit options")
+    add("--cap-add", action="append", default=[], help="add Linux capabilities")
+    add("--cap-drop", action="append", default=[], help="drop Linux capabilities")
+    add("--privileged", action="store_true", help="give extended privileges to this container")
+    add("--security-opt", action="append", default=[], help="security options")
+    add("--init", action="store_true", help="run an init inside the container that reaps processes")
+    add("--restart", default="no", help="restart policy: no, on-failure[:N], always, unless-stopped")
+    add("--stop-signal", default="", help="signal to stop the container")
+    add("--stop-timeout", type=_int("--stop-timeout"), default=None, help="timeout (seconds) to stop")
+    add("--network", "--net", default="", help="connect a container to a network (none, host)")
+    add("--pull", default="missing", help='pull image before running ("always", "missing", "never")')
+    add("-p", "--publish", action="append", default=[], help="publish a container's port(s) to the host")
+    add("--platform", default="", help="set platform if server is multi-platform capable")
+    add("image", help="the image to run")
+    add("command", nargs=argparse.REMAINDER, help="command and arguments")
+
+
+def _int(flag: str) -> Any:
+    def conv(value: str) -> int:
+        try:
+            return int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'invalid argument "{value}" for "{flag}" flag: strconv.ParseInt: parsing "{value}": invalid syntax'
+            ) from None
+
+    return conv
+
+
+def build_request(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], list[opt.MountSpec]]:
+    """Docker's Config and HostConfig from the flags; every bad value is one InvalidArgument."""
+    env: list[str] = []
+    for path in args.env_file:
+        env += opt.read_env_file(path)
+    env += opt.parse_env(args.env)
+    memory = opt.parse_memory(args.memory)
+    swap = opt.parse_memory_swap(args.memory_swap, memory)
+    nano = opt.parse_cpus(args.cpus)
+    cpuset = opt.parse_cpuset(args.cpuset_cpus)
+    ulimits = [opt.parse_ulimit(u) for u in args.ulimit]
+    restart = opt.parse_restart(args.restart)
+    opt.parse_security_opts(args.security_opt)
+    opt.parse_user(args.user)
+    binds = [opt.parse_volume(v) for v in args.volume]
+    explicit = [opt.parse_mount(m) for m in args.mount]
+    mounts = binds + explicit + [opt.parse_tmpfs(t) for t in args.tmpfs]
+    stop_signal = ""
+    if args.stop_signal:
+        opt.parse_signal(args.stop_signal)
+        stop_signal = args.stop_signal
+    network = args.network or "none"
+    if network not in ("none", "host", "bridge", "default"):
+        from portique.errors import NotFound
+
+        raise NotFound(f"network {network} not found")
+    if network in ("bridge", "default"):
+        network = "none"  # bridge networking arrives with the network layer
+    if args.publish:
+        from portique.errors import Unsupported
+
+        raise Unsupported("publishing ports needs bridge networking, which this build lacks")
+    attach = [a.lower() for a in args.attach]
+    for a in attach:
+        if a not in ("stdin", "stdout", "stderr"):
+            from portique.errors import InvalidArgument
+
+            raise InvalidArgument(f"invalid argument {a!r} for -a: valid streams are STDIN, STDOUT and STDERR")
+    detach = bool(getattr(args, "detach", False))
+    entrypoint = None
+    if args.entrypoint is not None:
+        entrypoint = [args.entrypoint] if args.entrypoint else []
+    config: dict[str, Any] = {
+        "Hostname": args.hostname,
+        "Domainname": "",
+        "User": args.user,
+        "AttachStdin": (not detach and args.interactive) or "stdin" in attach,
+        "AttachStdout": not detach,
+        "AttachStderr": not detach,
+        "Tty": args.tty,
+        "OpenStdin": args.interactive,
+        "StdinOnce": args.interactive and not detach,
+        "Env": env,
+        "Cmd": list(args.command) or None,
+        "Image": args.image,
+        "Volumes": None,
+        "WorkingDir": args.workdir,
+        "Entrypoint": entrypoint,
+        "Labels": opt.parse_labels(args.label),
+        "StopSignal": stop_signal or None,
+    }
+    if args.stop_timeout is not None:
+        config["StopTimeout"] = args.stop_timeout
+    host: dict[str, Any] = {
+        "Binds": list(args.volume) or None,
+        "Mounts": [m.as_docker() for m in explicit] or None,
+        "Tmpfs": {t.partition(":")[0]: t.partition(":")[2] for t in args.tmpfs} or None,
+        "NetworkMode": network,
+        "RestartPolicy": restart.as_docker(),
+        "AutoRemove": args.rm,
+        "CapAdd": args.cap_add or None,
+        "CapDrop": args.cap_drop or None,
+        "Privileged": args.privileged,
+        "ReadonlyRootfs": args.read_only,
+        "SecurityOpt": args.security_opt or None,
+        "Init": args.init or None,
+        "Memory": memory,
+        "MemorySwap": swap,
+        "NanoCpus": nano,
+        "CpuShares": args.cpu_shares,
+        "CpusetCpus": cpuset,
+        "PidsLimit": args.pids_limit,
+        "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in ulimits] or None,
+        "LogConfig": {"Type": "json-file", "Config": {}},
+        "PortBindings": {},
+    }
+    return config, host, mounts
+
+
+def create_from_args(args: argparse.Namespace) -> Any:
+    from portique.engine import containers
+
+    config, host, mounts = build_request(args)
+    conn = containers.open_db()
+    return containers.create(
+        conn,
+        args.image,
+        config,
+        host,
+        name=args.name,
+        mounts=mounts,
+        pull=args.pull,
+        progress=_progress() if sys.stderr.isatty() else None,
+    )
+
+
+def _progress() -> Any:
+    def report(event: Any) -> None:
+        text = getattr(event, "message", None) or str(event)
+        sys.stderr.write(f"{text}\n")
+
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    row = create_from_args(args)
+    print(row.id)
+    return 0

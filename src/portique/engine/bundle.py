@@ -1,0 +1,120 @@
+"""Turn a stored container into a runnable OCI bundle: mount, resolve, write config.json."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from portique.engine import config as cfg
+from portique.engine import userdb, volumes
+from portique.engine.db import ContainerRow
+from portique.engine.paths import ContainerPaths
+from portique.errors import InvalidArgument
+from portique.fileio import atomic_write, atomic_write_json
+
+TINI = "/usr/bin/tini-static"
+
+
+def open_images() -> Any:
+    from portique.image.images import Images
+
+    return Images(ContainerPaths.of("x").root)
+
+
+def mount_rootfs(row: ContainerRow, paths: ContainerPaths) -> Path:
+    from portique.linux.mount import is_mountpoint
+
+    rootfs = paths.dir / "rootfs"
+    if rootfs.is_dir() and is_mountpoint(rootfs):
+        return rootfs
+    imgs = open_images()
+    try:
+        image = imgs.get(row.image_id)
+        return Path(imgs.mount_rootfs(image, paths.dir))
+    finally:
+        imgs.close()
+
+
+def unmount_rootfs(paths: ContainerPaths) -> None:
+    from portique.image.snapshots import unmount_overlay
+
+    unmount_overlay(paths.dir)
+
+
+def _read_host(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(1 << 20)
+    except OSError:
+        return ""
+
+
+def write_etc_files(row: ContainerRow, paths: ContainerPaths) -> None:
+    config = row.config["Config"]
+    host = row.config["HostConfig"]
+    host_net = host.get("NetworkMode") == "host"
+    hostname = config.get("Hostname") or (socket.gethostname() if host_net else row.id[:12])
+    atomic_write(paths.dir / "hostname", f"{hostname}\n".encode())
+    atomic_write(
+        paths.dir / "hosts",
+        cfg.hosts_file(hostname, host_net, _read_host("/etc/hosts")).encode(),
+    )
+    atomic_write(
+        paths.dir / "resolv.conf",
+        cfg.resolv_conf(_read_host("/etc/resolv.conf"), host_net).encode(),
+    )
+
+
+def seccomp_for(host: dict[str, Any], caps: list[str]) -> dict[str, Any] | None:
+    from portique.engine import options as opt
+
+    sec = opt.parse_security_opts(host.get("SecurityOpt") or [])
+    if host.get("Privileged") or sec.seccomp == "unconfined":
+        return None
+    if sec.seccomp:
+        # The profile was read and checked at create; stored in HostConfig.
+        profile = host.get("SeccompProfile")
+        if not isinstance(profile, dict):
+            raise InvalidArgument(f"seccomp profile {sec.seccomp} was not loaded")
+        return cfg.docker_profile_to_oci(profile, caps)
+    from portique.runtime.seccomp_default import default_profile
+
+    return dict(default_profile(caps))
+
+
+def prepare(row: ContainerRow, paths: ContainerPaths, stack: ExitStack) -> dict[str, Any]:
+    """Mount the rootfs and write config.json; undo steps are pushed on `stack`."""
+    from portique.engine import options as opt
+
+    config = dict(row.config["Config"])
+    host = dict(row.config["HostConfig"])
+    rootfs = mount_rootfs(row, paths)
+    stack.callback(unmount_rootfs, paths)
+    user = userdb.lookup(str(rootfs), str(config.get("User") or ""))
+    points = row.config.get("MountPoints") or []
+    volumes.copy_image_content(str(rootfs), points)
+    write_etc_files(row, paths)
+    caps = opt.capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged")))
+    workdir = str(config.get("WorkingDir") or "/")
+    if workdir != "/":
+        # Docker creates a missing working directory; do it inside the root only.
+        from portique.rootpath import dir_in_root
+
+        with dir_in_root(str(rootfs), workdir, mkdirs=True):
+            pass
+    inputs = cfg.SpecInputs(
+        container_id=row.id,
+        rootfs=str(rootfs),
+        container_dir=str(paths.dir),
+        user=user,
+        mounts=volumes.oci_mounts(points),
+        seccomp=seccomp_for(host, caps),
+        init_binary=TINI if os.path.exists(TINI) else (shutil.which("tini-static") or ""),
+    )
+    spec = cfg.build_spec(config, host, inputs)
+    atomic_write_json(paths.dir / "config.json", spec, mode=0o600)
+    return spec

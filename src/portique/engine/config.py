@@ -1,0 +1,366 @@
+"""From an image config plus user options to Docker's merged Config and to an OCI spec.
+
+Two pure steps:
+
+- `merge_image_config(user, image)`: Docker's rules for Entrypoint/Cmd, Env,
+  WorkingDir, User, Volumes, Labels and StopSignal. The result is what
+  `inspect` shows as Config and what the container is created from.
+- `build_spec(...)`: Docker's Config + HostConfig (+ resolved user, mounts and
+  limits) -> the OCI runtime config.json dict the runtime executes.
+
+No I/O here; the caller (containers.py) resolves paths and reads files.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from portique.engine import options as opt
+from portique.engine.userdb import ResolvedUser
+from portique.errors import InvalidArgument
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+INIT_PATH = "/sbin/docker-init"  # where Docker puts its tini, so `ps` inside looks the same
+CPU_PERIOD = 100_000
+
+MASKED_PATHS: tuple[str, ...] = (
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS: tuple[str, ...] = (
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+)
+
+# The device cgroup rules every container gets (Docker's / runc's defaults):
+# mknod of anything, plus use of the standard character devices.
+DEFAULT_DEVICE_RULES: tuple[dict[str, Any], ...] = (
+    {"allow": False, "access": "rwm"},
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},  # null
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},  # zero
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},  # full
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},  # random
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},  # urandom
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},  # tty
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},  # console
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},  # ptmx
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},  # pts
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # tun
+)
+
+
+# ------------------------------------------------------------ image defaults
+
+
+def _str_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def merge_image_config(user: Mapping[str, Any], image: Mapping[str, Any]) -> dict[str, Any]:
+    """Docker's Config after create: user values win, the image fills the rest.
+
+    `user` carries Entrypoint as None (not given) or a list ([] = cleared by
+    `--entrypoint ""`), and Cmd as None or the user's arguments.
+    """
+    out = dict(user)
+    user_ep = user.get("Entrypoint")
+    user_cmd = user.get("Cmd")
+    if user_ep is not None:
+        # --entrypoint resets the image's Cmd too.
+        out["Entrypoint"] = list(user_ep) or None
+        out["Cmd"] = list(user_cmd) if user_cmd else None
+    else:
+        out["Entrypoint"] = _str_list(image.get("Entrypoint")) or None
+        out["Cmd"] = list(user_cmd) if user_cmd else (_str_list(image.get("Cmd")) or None)
+    out["Env"] = opt.merge_env(_str_list(image.get("Env")), _str_list(user.get("Env")))
+    if not any(e.startswith("PATH=") for e in out["Env"]):
+        out["Env"].insert(0, DEFAULT_PATH)
+    out["WorkingDir"] = user.get("WorkingDir") or image.get("WorkingDir") or ""
+    out["User"] = user.get("User") or image.get("User") or ""
+    labels = dict(image.get("Labels") or {})
+    labels.update(user.get("Labels") or {})
+    out["Labels"] = labels
+    volumes = dict(image.get("Volumes") or {})
+    volumes.update(user.get("Volumes") or {})
+    out["Volumes"] = volumes or None
+    out["StopSignal"] = user.get("StopSignal") or image.get("StopSignal") or None
+    ports = dict(image.get("ExposedPorts") or {})
+    ports.update(user.get("ExposedPorts") or {})
+    out["ExposedPorts"] = ports or None
+    if not out.get("Shell") and image.get("Shell"):
+        out["Shell"] = image["Shell"]
+    return out
+
+
+def command_of(config: Mapping[str, Any]) -> list[str]:
+    argv = _str_list(config.get("Entrypoint")) + _str_list(config.get("Cmd"))
+    if not argv:
+        raise InvalidArgument("no command specified")
+    return argv
+
+
+# -------------------------------------------------------------------- hosts
+
+
+def hosts_file(hostname: str, host_network: bool, host_hosts: str = "") -> str:
+    if host_network and host_hosts:
+        return host_hosts
+    return (
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "fe00::0\tip6-localnet\n"
+        "ff00::0\tip6-mcastprefix\n"
+        "ff02::1\tip6-allnodes\n"
+        "ff02::2\tip6-allrouters\n"
+        f"127.0.1.1\t{hostname}\n"
+    )
+
+
+def resolv_conf(host_resolv: str, host_network: bool) -> str:
+    """The host's resolv.conf; loopback resolvers are unreachable from a
+    container's own network namespace, so Docker's fallbacks replace them."""
+    if host_network:
+        return host_resolv
+    lines = []
+    servers = 0
+    for line in host_resolv.splitlines():
+        parts = line.split()
+        if parts[:1] == ["nameserver"] and len(parts) > 1:
+            if parts[1].startswith("127.") or parts[1] == "::1":
+                continue
+            servers += 1
+        lines.append(line)
+    if servers == 0:
+        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------- spec
+
+
+@dataclass(frozen=True, slots=True)
+class SpecInputs:
+    """What `build_spec` needs beyond Docker's Config/HostConfig."""
+
+    container_id: str
+    rootfs: str
+    container_dir: str
+    user: ResolvedUser
+    mounts: Sequence[Mapping[str, Any]]  # resolved user mounts, OCI-shaped
+    seccomp: Mapping[str, Any] | None  # None = unconfined
+    init_binary: str = ""  # host path of tini when HostConfig.Init
+    host_caps: Sequence[str] | None = None
+    netns_path: str = ""  # join an existing network namespace (bridge networking)
+
+
+def hard_limit(rlimit: str) -> int:
+    res = getattr(resource, rlimit)
+    _, hard = resource.getrlimit(res)
+    return opt.RLIM_INFINITY if hard == resource.RLIM_INFINITY else int(hard)
+
+
+def _rlimits(host: Mapping[str, Any], hard_of: Callable[[str], int]) -> list[dict[str, Any]]:
+    wanted: dict[str, tuple[int, int]] = {}
+    # Docker's daemon hands containers a large open-files limit; we give the
+    # same, capped by what this host lets us set without CAP_SYS_RESOURCE.
+    nofile = min(1048576, hard_of("RLIMIT_NOFILE"))
+    wanted["RLIMIT_NOFILE"] = (nofile, nofile)
+    for u in host.get("Ulimits") or []:
+        lim = opt.Ulimit(u["Name"], int(u["Soft"]), int(u["Hard"]))
+        hard = hard_of(lim.rlimit)
+        if lim.hard > hard:
+            raise InvalidArgument(
+                f"ulimit {lim.name}={lim.soft}:{lim.hard} is above this host's hard limit {hard}"
+            )
+        wanted[lim.rlimit] = (lim.soft, lim.hard)
+    return [{"type": k, "soft": s, "hard": h} for k, (s, h) in wanted.items()]
+
+
+def _base_mounts(privileged: bool, readonly_rootfs: bool) -> list[dict[str, Any]]:
+    sys_opts = ["nosuid", "noexec", "nodev"] + ([] if privileged else ["ro"])
+    return [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_opts},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+    ]  # fmt: skip
+
+
+def _etc_mounts(container_dir: str, readonly_rootfs: bool) -> list[dict[str, Any]]:
+    out = []
+    for name in ("resolv.conf", "hostname", "hosts"):
+        out.append(
+            {
+                "destination": f"/etc/{name}",
+                "type": "bind",
+                "source": f"{container_dir}/{name}",
+                "options": ["rbind", "rprivate"] + (["ro"] if readonly_rootfs else []),
+            }
+        )
+    return out
+
+
+def _resources(host: Mapping[str, Any], privileged: bool) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    if privileged:
+        res["devices"] = [{"allow": True, "access": "rwm"}]
+    else:
+        res["devices"] = [dict(d) for d in DEFAULT_DEVICE_RULES]
+    memory = int(host.get("Memory") or 0)
+    swap = int(host.get("MemorySwap") or 0)
+    if memory:
+        mem: dict[str, Any] = {"limit": memory}
+        # Docker: unset swap means memory+swap = 2 x memory; -1 = unlimited.
+        mem["swap"] = -1 if swap == -1 else (swap or 2 * memory)
+        res["memory"] = mem
+    cpu: dict[str, Any] = {}
+    nano = int(host.get("NanoCpus") or 0)
+    if nano:
+        cpu["period"] = CPU_PERIOD
+        cpu["quota"] = nano * CPU_PERIOD // 1_000_000_000
+    if host.get("CpuShares"):
+        cpu["shares"] = int(host["CpuShares"])
+    if host.get("CpusetCpus"):
+        cpu["cpus"] = str(host["CpusetCpus"])
+    if cpu:
+        res["cpu"] = cpu
+    pids = host.get("PidsLimit")
+    if pids is not None and int(pids) > 0:
+        res["pids"] = {"limit": int(pids)}
+    return res
+
+
+def _namespaces(host: Mapping[str, Any], netns_path: str) -> list[dict[str, str]]:
+    ns = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
+    mode = str(host.get("NetworkMode") or "none")
+    if mode == "host":
+        pass
+    elif netns_path:
+        ns.append({"type": "network", "path": netns_path})
+    else:
+        ns.append({"type": "network"})
+    return ns
+
+
+def build_spec(
+    config: Mapping[str, Any],
+    host: Mapping[str, Any],
+    inputs: SpecInputs,
+    *,
+    hard_of: Callable[[str], int] = hard_limit,
+) -> dict[str, Any]:
+    privileged = bool(host.get("Privileged"))
+    readonly_rootfs = bool(host.get("ReadonlyRootfs"))
+    sec = opt.parse_security_opts(host.get("SecurityOpt") or [])
+    caps = opt.capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], privileged, inputs.host_caps)
+    argv = command_of(config)
+    mounts = _base_mounts(privileged, readonly_rootfs)
+    mounts += _etc_mounts(inputs.container_dir, readonly_rootfs)
+    if host.get("Init"):
+        if not inputs.init_binary:
+            raise InvalidArgument("--init needs tini-static on the host (apt-get install tini)")
+        argv = [INIT_PATH, "--", *argv]
+        mounts.append({"destination": INIT_PATH, "type": "bind", "source": inputs.init_binary, "options": ["bind", "ro", "nosuid", "nodev"]})
+    mounts += [dict(m) for m in inputs.mounts]
+    env = list(config.get("Env") or [])
+    hostname = str(config.get("Hostname") or inputs.container_id[:12])
+    if not any(e.startswith("HOSTNAME=") for e in env):
+        env.insert(1 if env and env[0].startswith("PATH=") else 0, f"HOSTNAME={hostname}")
+    if config.get("Tty") and not any(e.startswith("TERM=") for e in env):
+        env.append("TERM=xterm")
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={inputs.user.home or '/'}")
+    process: dict[str, Any] = {
+        "terminal": bool(config.get("Tty")),
+        "user": {"uid": inputs.user.uid, "gid": inputs.user.gid},
+        "args": argv,
+        "env": env,
+        "cwd": str(config.get("WorkingDir") or "/"),
+        "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
+        "rlimits": _rlimits(host, hard_of),
+        "noNewPrivileges": sec.no_new_privileges,
+    }
+    if inputs.user.additional_gids:
+        process["user"]["additionalGids"] = list(inputs.user.additional_gids)
+    linux: dict[str, Any] = {
+        "namespaces": _namespaces(host, inputs.netns_path),
+        "resources": _resources(host, privileged),
+        "cgroupsPath": f"/portique/{inputs.container_id}",
+    }
+    if not privileged:
+        linux["maskedPaths"] = list(MASKED_PATHS)
+        linux["readonlyPaths"] = list(READONLY_PATHS)
+        if inputs.seccomp is not None:
+            linux["seccomp"] = dict(inputs.seccomp)
+    return {
+        "ociVersion": "1.1.0",
+        "process": process,
+        "root": {"path": inputs.rootfs, "readonly": readonly_rootfs},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": linux,
+    }
+
+
+# ------------------------------------------------------------ seccomp files
+
+
+def docker_profile_to_oci(profile: Mapping[str, Any], caps: Sequence[str]) -> dict[str, Any]:
+    """Accept Docker's seccomp profile format as well as OCI's linux.seccomp.
+
+    Docker's adds `archMap` and per-rule `includes`/`excludes` on capabilities;
+    a rule applies when its required capabilities are all granted and none of
+    its excluded ones is.
+    """
+    if not isinstance(profile, Mapping) or "defaultAction" not in profile:
+        raise InvalidArgument("seccomp profile: missing defaultAction")
+    out: dict[str, Any] = {"defaultAction": profile["defaultAction"]}
+    if "defaultErrnoRet" in profile:
+        out["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    arches = list(profile.get("architectures") or [])
+    for entry in profile.get("archMap") or []:
+        arches.append(entry.get("architecture"))
+        arches += entry.get("subArchitectures") or []
+    if arches:
+        out["architectures"] = [a for a in arches if isinstance(a, str)]
+    have = set(caps)
+    rules = []
+    for rule in profile.get("syscalls") or []:
+        if not isinstance(rule, Mapping):
+            raise InvalidArgument("seccomp profile: a syscalls entry is not an object")
+        inc = (rule.get("includes") or {}).get("caps") or []
+        exc = (rule.get("excludes") or {}).get("caps") or []
+        if any(c not in have for c in inc) or any(c in have for c in exc):
+            continue
+        names = rule.get("names") or ([rule["name"]] if rule.get("name") else [])
+        r: dict[str, Any] = {"names": list(names), "action": rule.get("action")}
+        for key in ("args", "errnoRet"):
+            if rule.get(key) is not None:
+                r[key] = rule[key]
+        rules.append(r)
+    out["syscalls"] = rules
+    return out

@@ -1,0 +1,427 @@
+"""The container operations behind the CLI verbs (and the API server later).
+
+create() takes Docker's API shapes (Config + HostConfig) so `portique serve`
+can pass a POST /containers/create body straight through. State lives in the
+DB (engine/db.py); a running container's facts come from its monitor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from typing import Any
+
+from portique.engine import client, db, lifecycle
+from portique.engine import config as cfg
+from portique.engine import options as opt
+from portique.engine.names import random_name
+from portique.engine.paths import ContainerPaths
+from portique.errors import Conflict, InvalidArgument, InvalidState, NotFound, PortiqueError
+
+RUNNING = ("running", "paused", "restarting")
+DEFAULT_STOP_TIMEOUT = 10
+
+
+def open_db() -> sqlite3.Connection:
+    return db.open_db(ContainerPaths.of("x").root)
+
+
+# -------------------------------------------------------------------- create
+
+
+def resolve_image(ref: str, pull: str, progress: Callable[[Any], None] | None = None) -> Any:
+    from portique.engine.bundle import open_images
+
+    if pull not in ("missing", "always", "never"):
+        raise InvalidArgument(f'invalid pull option: "{pull}": must be one of "always", "missing" or "never"')
+    imgs = open_images()
+    try:
+        if pull != "always" and imgs.exists(ref):
+            return imgs.resolve(ref)
+        if pull == "never":
+            raise NotFound(f"no such image: {ref}")
+        from portique.image.pull import pull as do_pull
+
+        return do_pull(imgs, ref, progress=progress)
+    finally:
+        imgs.close()
+
+
+def _image_config(image: Any) -> dict[str, Any]:
+    conf = image.config if isinstance(image.config, dict) else {}
+    inner = conf.get("config")
+    return dict(inner) if isinstance(inner, dict) else {}
+
+
+def create(
+    conn: sqlite3.Connection,
+    image_ref: str,
+    config: Mapping[str, Any],
+    host: Mapping[str, Any],
+    *,
+    name: str = "",
+    mounts: list[opt.MountSpec] | None = None,
+    pull: str = "missing",
+    progress: Callable[[Any], None] | None = None,
+) -> db.ContainerRow:
+    """A new container in state "created" (nothing mounted, nothing running).
+
+    `mounts` are the parsed -v/--mount/--tmpfs specs (HostConfig keeps their
+    Docker spelling for inspect). Nothing is left behind on any error.
+    """
+    name = opt.parse_name(name) if name else ""
+    if name and db.name_taken(conn, name):
+        raise Conflict(
+            f'the container name "/{name}" is already in use',
+            hint="remove or rename that container to reuse the name",
+        )
+    image = resolve_image(image_ref, pull, progress)
+    merged = cfg.merge_image_config({**config, "Image": image_ref}, _image_config(image))
+    cfg.command_of(merged)
+    wd = merged.get("WorkingDir") or ""
+    if wd and not wd.startswith("/"):
+        raise InvalidArgument(f"the working directory '{wd}' is invalid, it needs to be an absolute path")
+    host = dict(host)
+    if host.get("AutoRemove") and (host.get("RestartPolicy") or {}).get("Name") not in (None, "", "no"):
+        raise InvalidArgument("conflicting options: --restart and --rm")
+    sec = opt.parse_security_opts(host.get("SecurityOpt") or [])
+    if sec.seccomp not in ("", "unconfined"):
+        host["SeccompProfile"] = _load_profile(sec.seccomp)
+    # A bad capability name fails now, not at start.
+    opt.capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged")))
+    cid = secrets.token_hex(32)
+    paths = ContainerPaths.of(cid)
+    with ExitStack() as stack:
+        paths.dir.mkdir(parents=True, mode=0o710)
+        stack.callback(shutil.rmtree, paths.dir, True)
+        made_volumes: list[str] = []
+        stack.callback(_remove_volume_dirs, made_volumes)
+        for attempt in range(16):
+            cname = name or random_name(attempt)
+            try:
+                with db.transaction(conn):
+                    from portique.engine import volumes
+
+                    before = {v.name for v in db.list_volumes(conn)}
+                    points, used = volumes.plan_mounts(
+                        conn, mounts or [], (merged.get("Volumes") or {}).keys()
+                    )
+                    made_volumes[:] = [v for v in used if v not in before]
+                    row = db.ContainerRow(
+                        id=cid,
+                        name=cname,
+                        image=image_ref,
+                        image_id=image.id,
+                        created=time.time(),
+                        config={
+                            "Config": merged,
+                            "HostConfig": host,
+                            "MountPoints": points,
+                        },
+                        status="created",
+                    )
+                    db.insert_container(conn, row)
+                    for v in used:
+                        db.link_volume(conn, cid, v)
+                break
+            except Conflict:
+                if name or attempt == 15:
+                    raise
+        _image_add_user(image.id, cid)
+        stack.pop_all()
+    return row
+
+
+def _load_profile(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(4 << 20)
+        profile = json.loads(data)
+    except OSError as exc:
+        raise InvalidArgument(f"opening seccomp profile ({path}) failed: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InvalidArgument(f"decoding seccomp profile ({path}) failed: {exc}") from None
+    if not isinstance(profile, dict) or "defaultAction" not in profile:
+        raise InvalidArgument(f"seccomp profile {path}: not a seccomp profile (no defaultAction)")
+    return profile
+
+
+def _remove_volume_dirs(names: list[str]) -> None:
+    from portique.engine.volumes import volumes_dir
+
+    for n in names:
+        shutil.rmtree(volumes_dir() / n, ignore_errors=True)
+
+
+def _image_add_user(image_id: str, cid: str) -> None:
+    from portique.engine.bundle import open_images
+
+    imgs = open_images()
+    try:
+        imgs.add_user(image_id, cid)
+    finally:
+        imgs.close()
+
+
+def _image_remove_user(image_id: str, cid: str) -> None:
+    from portique.engine.bundle import open_images
+
+    with contextlib.suppress(Exception):
+        imgs = open_images()
+        try:
+            imgs.remove_user(image_id, cid)
+        finally:
+            imgs.close()
+
+
+# ------------------------------------------------------------------- queries
+
+
+def get(conn: sqlite3.Connection, ref: str) -> db.ContainerRow:
+    return refresh(conn, db.resolve_container(conn, ref))
+
+
+def refresh(conn: sqlite3.Connection, row: db.ContainerRow) -> db.ContainerRow:
+    """Trust the DB only while the monitor lives: a dead monitor means a dead container."""
+    if row.status not in RUNNING:
+        return row
+    if lifecycle.is_alive(row.monitor_pid, row.id, row.started_at):
+        return row
+    paths = ContainerPaths.of(row.id)
+    with contextlib.suppress(Exception):
+        lifecycle.cleanup_dead(paths)
+    with db.transaction(conn):
+        cur = db.get_container(conn, row.id)
+        if cur is None or cur.status not in RUNNING or cur.monitor_pid != row.monitor_pid:
+            return cur or row
+        if lifecycle.is_alive(cur.monitor_pid, cur.id, cur.started_at):
+            return cur
+        db.update_state(
+            conn,
+            row.id,
+            status="exited",
+            exit_code=cur.exit_code or 255,
+            error=cur.error or "the container's monitor died",
+            pid=0,
+            monitor_pid=0,
+            finished_at=cur.finished_at or time.time(),
+        )
+    got = db.get_container(conn, row.id)
+    return got or row
+
+
+def list_all(conn: sqlite3.Connection) -> list[db.ContainerRow]:
+    return [refresh(conn, r) for r in db.list_containers(conn)]
+
+
+# ----------------------------------------------------------------- lifecycle
+
+
+def start(conn: sqlite3.Connection, ref: str, *, hold: bool = False) -> db.ContainerRow:
+    row = get(conn, ref)
+    if row.status in ("running", "restarting"):
+        return row
+    if row.status == "paused":
+        raise InvalidState(f"cannot start a paused container {row.name}, try unpause instead")
+    if row.status == "removing":
+        raise InvalidState(f"container {row.name} is marked for removal and cannot be started")
+    with db.transaction(conn):
+        db.update_state(conn, row.id, stop_requested=False)
+    lifecycle.start(row.id, hold=hold)
+    return db.get_container(conn, row.id) or row
+
+
+def stop(conn: sqlite3.Connection, ref: str, timeout: int | None = None, sig: int | None = None) -> db.ContainerRow:
+    row = get(conn, ref)
+    if row.status not in RUNNING:
+        return row
+    if timeout is None:
+        t = row.config["Config"].get("StopTimeout")
+        timeout = DEFAULT_STOP_TIMEOUT if t is None else int(t)
+    if sig is None:
+        sig = opt.parse_signal(str(row.config["Config"].get("StopSignal") or "SIGTERM"))
+    with db.transaction(conn):
+        db.update_state(conn, row.id, stop_requested=True)
+    paths = ContainerPaths.of(row.id)
+    if row.status == "paused":
+        # A frozen process cannot act on SIGTERM: SIGKILL, then thaw so it dies.
+        sig, timeout = signal.SIGKILL, 0
+        _runtime_kill(paths, row.id, sig)
+        _runtime_resume(paths, row.id)
+    try:
+        client.wait_exit(paths, f"stop {int(sig)} {int(timeout)}", timeout=None)
+    except client.MonitorGone:
+        pass
+    _wait_not_running(conn, row.id, 30.0)
+    return get(conn, row.id)
+
+
+def _wait_not_running(conn: sqlite3.Connection, cid: str, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        cur = db.get_container(conn, cid)
+        if cur is None or cur.status not in RUNNING:
+            return
+        cur = refresh(conn, cur)
+        if cur.status not in RUNNING:
+            return
+        time.sleep(0.02)
+
+
+def kill(conn: sqlite3.Connection, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
+    row = get(conn, ref)
+    if row.status not in ("running", "paused"):
+        raise InvalidState(f"cannot kill container: {row.name}: container {row.id[:12]} is not running")
+    paths = ContainerPaths.of(row.id)
+    if sig == signal.SIGKILL:
+        # Docker counts a SIGKILL from the user as a manual stop: the restart
+        # policy stays quiet.
+        with db.transaction(conn):
+            db.update_state(conn, row.id, stop_requested=True)
+    try:
+        reply = client.request(paths, f"kill {int(sig)}")
+    except client.MonitorGone:
+        reply = None
+    if reply is None or reply[0] != 6:
+        _runtime_kill(paths, row.id, sig)
+    if row.status == "paused" and sig == signal.SIGKILL:
+        _runtime_resume(paths, row.id)
+    return row
+
+
+def _runtime_kill(paths: ContainerPaths, cid: str, sig: int) -> None:
+    rt = lifecycle.open_runtime(paths)
+    try:
+        rt.kill(cid, sig, all=sig == signal.SIGKILL)
+    except PortiqueError:
+        pass
+
+
+def _runtime_resume(paths: ContainerPaths, cid: str) -> None:
+    rt = lifecycle.open_runtime(paths)
+    with contextlib.suppress(PortiqueError):
+        rt.resume(cid)
+
+
+def pause(conn: sqlite3.Connection, ref: str) -> db.ContainerRow:
+    row = get(conn, ref)
+    if row.status == "paused":
+        raise InvalidState(f"container {row.id[:12]} is already paused")
+    if row.status != "running":
+        raise InvalidState(f"container {row.id[:12]} is not running")
+    lifecycle.open_runtime(ContainerPaths.of(row.id)).pause(row.id)
+    with db.transaction(conn):
+        db.update_state(conn, row.id, status="paused")
+    return row
+
+
+def unpause(conn: sqlite3.Connection, ref: str) -> db.ContainerRow:
+    row = get(conn, ref)
+    if row.status != "paused":
+        raise InvalidState(f"container {row.id[:12]} is not paused")
+    lifecycle.open_runtime(ContainerPaths.of(row.id)).resume(row.id)
+    with db.transaction(conn):
+        db.update_state(conn, row.id, status="running")
+    return row
+
+
+def restart(conn: sqlite3.Connection, ref: str, timeout: int | None = None) -> db.ContainerRow:
+    row = stop(conn, ref, timeout)
+    return start(conn, row.id)
+
+
+def wait(conn: sqlite3.Connection, ref: str) -> int:
+    row = get(conn, ref)
+    if row.status in RUNNING:
+        with contextlib.suppress(client.MonitorGone):
+            code = client.wait_exit(ContainerPaths.of(row.id))
+            if code is not None:
+                return code
+        _wait_not_running(conn, row.id, 10.0)
+    cur = db.get_container(conn, row.id)
+    return (cur or row).exit_code
+
+
+def rename(conn: sqlite3.Connection, ref: str, new: str) -> None:
+    new = opt.parse_name(new)
+    with db.transaction(conn):
+        row = db.resolve_container(conn, ref)
+        if row.name == new:
+            raise InvalidArgument("renaming a container with the same name as its current name")
+        db.rename_container(conn, row.id, new)
+
+
+def remove(conn: sqlite3.Connection, ref: str, *, force: bool = False, volumes: bool = False) -> str:
+    row = get(conn, ref)
+    if row.status in RUNNING:
+        if not force:
+            raise Conflict(
+                f"cannot remove container \"/{row.name}\": container is {row.status}",
+                hint="stop the container before removing or force remove",
+            )
+        with db.transaction(conn):
+            db.update_state(conn, row.id, stop_requested=True)
+        with contextlib.suppress(PortiqueError):
+            kill(conn, row.id, signal.SIGKILL)
+        _wait_not_running(conn, row.id, 30.0)
+        row = get(conn, row.id)
+        if row.status in RUNNING:
+            raise PortiqueError(f"could not stop container {row.name} for removal")
+    remove_stopped(conn, row.id, volumes=volumes)
+    return row.id
+
+
+def remove_stopped(conn: sqlite3.Connection, cid: str, *, volumes: bool = False) -> None:
+    """Delete a stopped container: DB row, files, and (with `volumes`) its anonymous volumes."""
+    paths = ContainerPaths.of(cid)
+    with db.transaction(conn):
+        row = db.get_container(conn, cid)
+        if row is None:
+            return
+        if row.status in RUNNING and lifecycle.is_alive(row.monitor_pid, cid, row.started_at):
+            raise Conflict(f"container {row.name} is running")
+        anon = [v.name for v in db.container_volumes(conn, cid) if v.anonymous]
+        db.delete_container(conn, cid)
+    with contextlib.suppress(Exception):
+        lifecycle.cleanup_dead(paths)
+    shutil.rmtree(paths.dir, ignore_errors=True)
+    shutil.rmtree(paths.run_dir, ignore_errors=True)
+    _image_remove_user(row.image_id, cid)
+    if volumes:
+        from portique.engine.volumes import remove_volume
+
+        for name in anon:
+            with contextlib.suppress(PortiqueError):
+                remove_volume(conn, name)
+
+
+def prune(conn: sqlite3.Connection) -> list[str]:
+    removed = []
+    for row in list_all(conn):
+        if row.status in ("exited", "created", "dead"):
+            with contextlib.suppress(PortiqueError):
+                remove_stopped(conn, row.id)
+                removed.append(row.id)
+    return removed
+
+
+def container_size(cid: str) -> int:
+    from portique.engine.volumes import volume_size
+
+    return volume_size(str(ContainerPaths.of(cid).dir / "upper"))
+
+
+def signal_of(value: str) -> int:
+    return opt.parse_signal(value, "-s, --signal")
+
+
+def os_exists(path: str) -> bool:
+    return os.path.exists(path)

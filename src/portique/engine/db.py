@@ -1,0 +1,314 @@
+"""The engine's tables in portique.db (component "engine").
+
+Schema, version 1:
+
+    containers(
+        id TEXT PRIMARY KEY,            -- 64 hex
+        name TEXT NOT NULL UNIQUE,      -- without Docker's leading "/"
+        image TEXT NOT NULL,            -- the reference the user gave
+        image_id TEXT NOT NULL,         -- sha256:...
+        created REAL NOT NULL,          -- unix time
+        config TEXT NOT NULL,           -- JSON: {"Config": ..., "HostConfig": ..., "Path", "Args", "Mounts"}
+        status TEXT NOT NULL,           -- created|running|paused|restarting|exited|dead|removing
+        pid INTEGER NOT NULL DEFAULT 0,
+        exit_code INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        oom_killed INTEGER NOT NULL DEFAULT 0,
+        started_at REAL NOT NULL DEFAULT 0,
+        finished_at REAL NOT NULL DEFAULT 0,
+        restart_count INTEGER NOT NULL DEFAULT 0,
+        monitor_pid INTEGER NOT NULL DEFAULT 0,
+        stop_requested INTEGER NOT NULL DEFAULT 0  -- user stop: the restart policy stays quiet
+    )
+    volumes(name TEXT PRIMARY KEY, driver TEXT, mountpoint TEXT, created REAL,
+            labels TEXT (JSON), options TEXT (JSON), anonymous INTEGER)
+    container_volumes(container_id -> containers ON DELETE CASCADE,
+                      volume -> volumes, PRIMARY KEY(container_id, volume))
+
+Every multi-row change is one `transaction()`; the UNIQUE name column is what
+makes two concurrent `run --name x` calls resolve to exactly one winner.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from portique import db as _db
+from portique.errors import Conflict, NotFound
+
+COMPONENT = "engine"
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE containers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        image TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        created REAL NOT NULL,
+        config TEXT NOT NULL,
+        status TEXT NOT NULL,
+        pid INTEGER NOT NULL DEFAULT 0,
+        exit_code INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        oom_killed INTEGER NOT NULL DEFAULT 0,
+        started_at REAL NOT NULL DEFAULT 0,
+        finished_at REAL NOT NULL DEFAULT 0,
+        restart_count INTEGER NOT NULL DEFAULT 0,
+        monitor_pid INTEGER NOT NULL DEFAULT 0,
+        stop_requested INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE volumes (
+        name TEXT PRIMARY KEY,
+        driver TEXT NOT NULL DEFAULT 'local',
+        mountpoint TEXT NOT NULL,
+        created REAL NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}',
+        options TEXT NOT NULL DEFAULT '{}',
+        anonymous INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE container_volumes (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        volume TEXT NOT NULL REFERENCES volumes(name),
+        PRIMARY KEY (container_id, volume)
+    );
+    CREATE INDEX container_volumes_volume ON container_volumes(volume);
+    """,
+)
+
+STATE_FIELDS = (
+    "status",
+    "pid",
+    "exit_code",
+    "error",
+    "oom_killed",
+    "started_at",
+    "finished_at",
+    "restart_count",
+    "monitor_pid",
+    "stop_requested",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRow:
+    id: str
+    name: str
+    image: str
+    image_id: str
+    created: float
+    config: Mapping[str, Any]
+    status: str
+    pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    oom_killed: bool = False
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    restart_count: int = 0
+    monitor_pid: int = 0
+    stop_requested: bool = False
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> ContainerRow:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            image=row["image"],
+            image_id=row["image_id"],
+            created=row["created"],
+            config=json.loads(row["config"]),
+            status=row["status"],
+            pid=row["pid"],
+            exit_code=row["exit_code"],
+            error=row["error"],
+            oom_killed=bool(row["oom_killed"]),
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            restart_count=row["restart_count"],
+            monitor_pid=row["monitor_pid"],
+            stop_requested=bool(row["stop_requested"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeRow:
+    name: str
+    driver: str
+    mountpoint: str
+    created: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)
+    anonymous: bool = False
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> VolumeRow:
+        return cls(
+            name=row["name"],
+            driver=row["driver"],
+            mountpoint=row["mountpoint"],
+            created=row["created"],
+            labels=json.loads(row["labels"]),
+            options=json.loads(row["options"]),
+            anonymous=bool(row["anonymous"]),
+        )
+
+
+def open_db(root: Path) -> sqlite3.Connection:
+    conn = _db.connect(root)
+    _db.migrate(conn, COMPONENT, MIGRATIONS)
+    return conn
+
+
+transaction = _db.transaction
+
+
+# ---------------------------------------------------------------- containers
+
+
+def insert_container(conn: sqlite3.Connection, row: ContainerRow) -> None:
+    try:
+        conn.execute(
+            "INSERT INTO containers(id, name, image, image_id, created, config, status)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.id,
+                row.name,
+                row.image,
+                row.image_id,
+                row.created,
+                json.dumps(row.config, separators=(",", ":")),
+                row.status,
+            ),
+        )
+    except sqlite3.IntegrityError as exc:
+        if "name" in str(exc):
+            raise Conflict(
+                f'the container name "/{row.name}" is already in use',
+                hint="remove or rename that container to reuse the name",
+            ) from None
+        raise Conflict(f"container {row.id} already exists") from None
+
+
+def name_taken(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM containers WHERE name = ?", (name,)).fetchone() is not None
+
+
+def get_container(conn: sqlite3.Connection, cid: str) -> ContainerRow | None:
+    row = conn.execute("SELECT * FROM containers WHERE id = ?", (cid,)).fetchone()
+    return ContainerRow.from_row(row) if row else None
+
+
+def resolve_container(conn: sqlite3.Connection, ref: str) -> ContainerRow:
+    """Full id, exact name (with or without "/"), or a unique id prefix."""
+    if not ref:
+        raise NotFound("no such container: ''")
+    name = ref[1:] if ref.startswith("/") else ref
+    row = conn.execute("SELECT * FROM containers WHERE id = ? OR name = ?", (ref, name)).fetchone()
+    if row is not None:
+        return ContainerRow.from_row(row)
+    if all(c in "0123456789abcdef" for c in ref):
+        rows = conn.execute(
+            "SELECT * FROM containers WHERE id >= ? AND id < ? LIMIT 2",
+            (ref, ref + "g"),
+        ).fetchall()
+        if len(rows) == 1:
+            return ContainerRow.from_row(rows[0])
+        if len(rows) > 1:
+            raise Conflict(f"multiple containers found with provided prefix: {ref}")
+    raise NotFound(f"no such container: {ref}")
+
+
+def list_containers(conn: sqlite3.Connection) -> list[ContainerRow]:
+    rows = conn.execute("SELECT * FROM containers ORDER BY created DESC, rowid DESC").fetchall()
+    return [ContainerRow.from_row(r) for r in rows]
+
+
+def update_state(conn: sqlite3.Connection, cid: str, **fields: Any) -> None:
+    bad = set(fields) - set(STATE_FIELDS)
+    if bad:
+        raise ValueError(f"not state fields: {sorted(bad)}")
+    if not fields:
+        return
+    cols = ", ".join(f"{k} = ?" for k in fields)
+    values = [int(v) if isinstance(v, bool) else v for v in fields.values()]
+    conn.execute(f"UPDATE containers SET {cols} WHERE id = ?", (*values, cid))
+
+
+def update_config(conn: sqlite3.Connection, cid: str, config: Mapping[str, Any]) -> None:
+    conn.execute(
+        "UPDATE containers SET config = ? WHERE id = ?",
+        (json.dumps(config, separators=(",", ":")), cid),
+    )
+
+
+def rename_container(conn: sqlite3.Connection, cid: str, new: str) -> None:
+    try:
+        conn.execute("UPDATE containers SET name = ? WHERE id = ?", (new, cid))
+    except sqlite3.IntegrityError:
+        raise Conflict(f'the container name "/{new}" is already in use') from None
+
+
+def delete_container(conn: sqlite3.Connection, cid: str) -> None:
+    conn.execute("DELETE FROM containers WHERE id = ?", (cid,))
+
+
+# ------------------------------------------------------------------- volumes
+
+
+def insert_volume(conn: sqlite3.Connection, vol: VolumeRow) -> None:
+    conn.execute(
+        "INSERT INTO volumes(name, driver, mountpoint, created, labels, options, anonymous)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            vol.name,
+            vol.driver,
+            vol.mountpoint,
+            vol.created,
+            json.dumps(dict(vol.labels)),
+            json.dumps(dict(vol.options)),
+            int(vol.anonymous),
+        ),
+    )
+
+
+def get_volume(conn: sqlite3.Connection, name: str) -> VolumeRow | None:
+    row = conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+    return VolumeRow.from_row(row) if row else None
+
+
+def list_volumes(conn: sqlite3.Connection) -> list[VolumeRow]:
+    return [VolumeRow.from_row(r) for r in conn.execute("SELECT * FROM volumes ORDER BY name")]
+
+
+def volume_users(conn: sqlite3.Connection, name: str) -> list[str]:
+    rows = conn.execute("SELECT container_id FROM container_volumes WHERE volume = ?", (name,))
+    return [r[0] for r in rows]
+
+
+def container_volumes(conn: sqlite3.Connection, cid: str) -> list[VolumeRow]:
+    rows = conn.execute(
+        "SELECT v.* FROM volumes v JOIN container_volumes cv ON cv.volume = v.name"
+        " WHERE cv.container_id = ?",
+        (cid,),
+    )
+    return [VolumeRow.from_row(r) for r in rows]
+
+
+def link_volume(conn: sqlite3.Connection, cid: str, name: str) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO container_volumes(container_id, volume) VALUES (?, ?)", (cid, name)
+    )
+
+
+def delete_volume(conn: sqlite3.Connection, name: str) -> None:
+    conn.execute("DELETE FROM volumes WHERE name = ?", (name,))
+
+
+def iter_ids(conn: sqlite3.Connection) -> Iterator[str]:
+    for row in conn.execute("SELECT id FROM containers"):
+        yield row[0]

@@ -1,0 +1,413 @@
+"""Starting a container under its monitor, and what happens when it exits.
+
+The start protocol (CLI process C, monitor M, container init I):
+
+    C: fork -> child: setsid, fork again -> M (the middle child exits at once,
+       so M is nobody's zombie and outlives C)
+    M: stdio to /dev/null (C's pipes must not stay open), PR_SET_CHILD_SUBREAPER
+       (I reparents to M whatever the runtime's intermediate processes do),
+       listen on <run_dir>/m.sock, mount + write the bundle, rt.create with
+       pipes (or a console socket for -t), loopback up for --network none,
+       rt.start, record "running" in the DB, then one status line to C over a
+       CLOEXEC pipe ("ok <pid>" or "err <exit code> <message>")
+    M: exec a fresh `python -I -S` on engine/monitor.py with the fds it keeps,
+       so the long-lived process carries none of the CLI's modules.
+    C: reads the status line; prints the id or the error.
+
+On failure before the status line M undoes everything it did (ExitStack:
+runtime state, cgroup, rootfs mount) and leaves the DB row "created" or
+"exited". When I exits, monitor.py calls `finish`, which records the exit
+(OOMKilled from the cgroup before the runtime deletes it), unmounts, and
+applies the restart policy: a restart runs the same `_launch_in_monitor` in
+M and re-execs the monitor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from portique.engine import db
+from portique.engine.paths import ContainerPaths
+from portique.errors import (
+    CommandNotExecutable,
+    CommandNotFound,
+    InvalidState,
+    PortiqueError,
+)
+
+if TYPE_CHECKING:
+    from portique.engine.monitor import Monitor
+
+MONITOR_BOOT = (
+    "import sys;sys.path[:0]=sys.argv[1].split('\\n');"
+    "from portique.engine.monitor import main;main(sys.argv[2:])"
+)
+RESTART_MAX_DELAY = 60.0
+
+
+def open_runtime(paths: ContainerPaths) -> Any:
+    from portique.runtime import Runtime
+
+    return Runtime(paths.runtime_root)
+
+
+# ---------------------------------------------------------------- CLI side
+
+
+def start(cid: str, *, hold: bool = False) -> int:
+    """Start container `cid` under a new monitor; returns the init's host pid.
+
+    `hold`: the monitor waits (up to 10 s) for an attach before reading the
+    container's output, so a foreground `run` misses nothing.
+    """
+    paths = ContainerPaths.of(cid)
+    paths.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 125
+        try:
+            os.close(r)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            _monitor_entry(cid, w, hold)
+        except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                import traceback
+
+                traceback.print_exc()
+                os.write(w, f"err 125 {exc}".encode()[:4000])
+        os._exit(code)
+    os.close(w)
+    os.waitpid(pid, 0)
+    with os.fdopen(r, "rb") as f:
+        msg = f.read(8192).decode("utf-8", "replace")
+    return parse_status(msg)
+
+
+def parse_status(msg: str) -> int:
+    kind, _, rest = msg.partition(" ")
+    if kind == "ok":
+        return int(rest.split()[0])
+    if kind == "err":
+        code_s, _, text = rest.partition(" ")
+        code = int(code_s) if code_s.isdigit() else 125
+        if code == 127:
+            raise CommandNotFound(text)
+        if code == 126:
+            raise CommandNotExecutable(text)
+        raise PortiqueError(text or "container failed to start")
+    raise PortiqueError("the container's monitor died before it reported (see its monitor.err)")
+
+
+# ------------------------------------------------------------ monitor side
+
+
+def _quiet_stdio(paths: ContainerPaths) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    err = os.open(paths.run_dir / "monitor.err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(err, 2)
+    os.close(null)
+    os.close(err)
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+
+
+def _listen(paths: ContainerPaths) -> int:
+    import socket
+
+    # Bind through the directory fd: the full path may exceed sun_path's 108 bytes.
+    dfd = os.open(paths.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        name = f"/proc/self/fd/{dfd}/m.sock"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(paths.socket)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        s.bind(name)
+        os.chmod(paths.socket, 0o600)
+        s.listen(16)
+        return s.detach()
+    finally:
+        os.close(dfd)
+
+
+def _monitor_entry(cid: str, status_w: int, hold: bool) -> NoReturn:
+    from portique.linux.prctl import set_child_subreaper
+
+    paths = ContainerPaths.of(cid)
+    _quiet_stdio(paths)
+    set_child_subreaper()
+    listen_fd = _listen(paths)
+    _launch_in_monitor(cid, paths, listen_fd, status_w, hold=hold, restart_count=None)
+
+
+def _launch_in_monitor(
+    cid: str,
+    paths: ContainerPaths,
+    listen_fd: int,
+    status_w: int,
+    *,
+    hold: bool,
+    restart_count: int | None,
+) -> NoReturn:
+    """Create and start the container, then exec the monitor (or report and exit)."""
+    conn = db.open_db(paths.root)
+    try:
+        row = db.get_container(conn, cid)
+        if row is None:
+            raise InvalidState(f"container {cid} was removed")
+        fds, pid = _create_and_start(row, paths, conn, restart_count)
+    except PortiqueError as exc:
+        _report(status_w, f"err {exc.exit_code} {exc}")
+        _record_failure(conn, cid, exc)
+        os._exit(exc.exit_code)
+    except Exception as exc:  # an engine bug or an OSError: one line, exit 125
+        import traceback
+
+        traceback.print_exc()
+        _report(status_w, f"err 125 {exc}")
+        _record_failure(conn, cid, exc)
+        os._exit(125)
+    conn.close()
+    _report(status_w, f"ok {pid}")
+    if status_w >= 0:
+        os.close(status_w)
+    args = {
+        "id": cid,
+        "pid": str(pid),
+        "listen": str(listen_fd),
+        "log": str(paths.log),
+        "hold": "1" if hold else "0",
+        "stdin_once": "1" if row.config["Config"].get("StdinOnce") else "0",
+        **{k: str(v) for k, v in fds.items()},
+    }
+    keep = [listen_fd, *fds.values()]
+    for fd in keep:
+        os.set_inheritable(fd, True)
+    _close_other_fds(keep)
+    argv = [sys.executable, "-I", "-S", "-c", MONITOR_BOOT, "\n".join(sys.path)]
+    argv += [f"{k}={v}" for k, v in args.items()]
+    os.execv(sys.executable, argv)
+
+
+def _report(status_w: int, msg: str) -> None:
+    if status_w >= 0:
+        with contextlib.suppress(OSError):
+            os.write(status_w, msg.encode()[:4000])
+
+
+def _record_failure(conn: Any, cid: str, exc: BaseException) -> None:
+    with contextlib.suppress(Exception):
+        code = exc.exit_code if isinstance(exc, PortiqueError) else 125
+        with db.transaction(conn):
+            row = db.get_container(conn, cid)
+            if row is not None:
+                # A container that never ran stays "created" (Docker shows the
+                # error in State.Error); one that ran before is "exited".
+                status = "created" if row.started_at == 0 else "exited"
+                db.update_state(
+                    conn, cid, status=status, error=str(exc), exit_code=code, pid=0, monitor_pid=0
+                )
+
+
+def _close_other_fds(keep: list[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _create_and_start(
+    row: db.ContainerRow, paths: ContainerPaths, conn: Any, restart_count: int | None
+) -> tuple[dict[str, int], int]:
+    from portique.engine import bundle, stdio
+
+    rt = open_runtime(paths)
+    with ExitStack() as stack:
+        bundle.prepare(row, paths, stack)
+        config = row.config["Config"]
+        io = stdio.make(
+            paths, tty=bool(config.get("Tty")), stdin=bool(config.get("OpenStdin")), stack=stack
+        )
+        state = rt.create(row.id, paths.dir, **io.runtime_kwargs())
+        stack.callback(_force_delete, rt, row.id)
+        pid = int(state.pid)
+        io.after_create()
+        _network_setup(row, pid)
+        rt.start(row.id)
+        fds = io.monitor_fds()
+        now = time.time()
+        fields: dict[str, Any] = {
+            "status": "running",
+            "pid": pid,
+            "started_at": now,
+            "finished_at": 0.0,
+            "exit_code": 0,
+            "error": "",
+            "oom_killed": False,
+            "monitor_pid": os.getpid(),
+            "stop_requested": False,
+        }
+        if restart_count is not None:
+            fields["restart_count"] = restart_count
+        with db.transaction(conn):
+            if db.get_container(conn, row.id) is None:
+                raise InvalidState(f"container {row.id} was removed while starting")
+            db.update_state(conn, row.id, **fields)
+        stack.pop_all()
+    return fds, pid
+
+
+def _force_delete(rt: Any, cid: str) -> None:
+    with contextlib.suppress(Exception):
+        rt.delete(cid, force=True)
+
+
+def _network_setup(row: db.ContainerRow, pid: int) -> None:
+    """--network none: loopback up in the new namespace. host: nothing to do.
+
+    Bridge networking (the network layer) plugs in here: it gets the pid
+    whose /proc/<pid>/ns/net to wire, before the process starts.
+    """
+    mode = row.config["HostConfig"].get("NetworkMode") or "none"
+    if mode == "host":
+        return
+    from portique.engine.netns import loopback_up
+
+    loopback_up(f"/proc/{pid}/ns/net")
+
+
+# ------------------------------------------------------------------ exit
+
+
+def _oom_killed(paths: ContainerPaths, rt: Any, cid: str) -> bool:
+    try:
+        from portique.runtime.cgroups import open_manager
+
+        mgr = open_manager(f"/portique/{cid}", cid)
+        return int(mgr.oom_kill_count()) > 0
+    except Exception:
+        return False
+
+
+def _restart_delay(row: db.ContainerRow, code: int, stop_requested: bool, ran_for: float) -> float | None:
+    """Seconds to wait before the next run, or None when the policy says no."""
+    if stop_requested:
+        return None
+    policy = row.config["HostConfig"].get("RestartPolicy") or {}
+    name = policy.get("Name") or "no"
+    if name in ("", "no"):
+        return None
+    if name == "on-failure":
+        if code == 0:
+            return None
+        limit = int(policy.get("MaximumRetryCount") or 0)
+        if limit and row.restart_count >= limit:
+            return None
+    elif name not in ("always", "unless-stopped"):
+        return None
+    # Docker's backoff: 100 ms doubling per consecutive quick failure, reset
+    # after a run of 10 s or more.
+    if ran_for >= 10:
+        return 0.1
+    return min(RESTART_MAX_DELAY, 0.1 * (2 ** min(row.restart_count, 10)))
+
+
+def finish(mon: Monitor, args: dict[str, str], code: int) -> NoReturn:
+    """Called by the monitor once the init exited: record, clean up, maybe restart."""
+    cid = args["id"]
+    paths = ContainerPaths.of(cid)
+    rt = open_runtime(paths)
+    oom = _oom_killed(paths, rt, cid)
+    _force_delete(rt, cid)
+    from portique.engine import bundle
+
+    with contextlib.suppress(Exception):
+        bundle.unmount_rootfs(paths)
+    conn = db.open_db(paths.root)
+    row = db.get_container(conn, cid)
+    if row is None:
+        mon.broadcast_exit(code)
+        os._exit(0)
+    stop_requested = mon.stop_requested or row.stop_requested
+    delay = _restart_delay(row, code, stop_requested, time.time() - row.started_at)
+    with db.transaction(conn):
+        db.update_state(
+            conn,
+            cid,
+            status="restarting" if delay is not None else "exited",
+            exit_code=code,
+            oom_killed=oom,
+            finished_at=time.time(),
+            pid=0,
+            monitor_pid=os.getpid() if delay is not None else 0,
+        )
+    if delay is not None and mon.wait_restart(delay):
+        latest = db.get_container(conn, cid)
+        if latest is not None and latest.status == "restarting" and not latest.stop_requested:
+            mon.broadcast_exit(code)
+            listen_fd = mon.listen.detach()
+            _launch_in_monitor(
+                cid, paths, listen_fd, -1, hold=False, restart_count=latest.restart_count + 1
+            )
+    if delay is not None:
+        with db.transaction(conn):
+            db.update_state(conn, cid, status="exited", monitor_pid=0)
+    if row.config["HostConfig"].get("AutoRemove"):
+        from portique.engine import containers
+
+        with contextlib.suppress(Exception):
+            containers.remove_stopped(conn, cid, volumes=True)
+    mon.broadcast_exit(code)
+    with contextlib.suppress(OSError):
+        os.unlink(paths.socket)
+    os._exit(0)
+
+
+def cleanup_dead(paths: ContainerPaths) -> None:
+    """Undo a start whose monitor died: runtime state, cgroup, mount."""
+    rt = open_runtime(paths)
+    _force_delete(rt, paths.id)
+    from portique.engine import bundle
+
+    with contextlib.suppress(Exception):
+        bundle.unmount_rootfs(paths)
+
+
+def is_alive(pid: int, cid: str, started_at: float = 0.0) -> bool:
+    """Whether `pid` is still the monitor of `cid` (pids get reused).
+
+    After its exec the monitor's command line names the container; in the
+    short window before it, the process's start time must match the start.
+    """
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read(1 << 16)
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read(4096)
+    except OSError:
+        return False
+    fields = stat.rsplit(b")", 1)[-1].split()
+    if fields[:1] == [b"Z"]:
+        return False
+    if f"id={cid}".encode() in cmd:
+        return True
+    try:
+        ticks = int(fields[19])
+        with open("/proc/stat", "rb") as f:
+            btime = next(int(ln.split()[1]) for ln in f if ln.startswith(b"btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    began = btime + ticks / os.sysconf("SC_CLK_TCK")
+    return started_at == 0.0 or abs(began - started_at) < 30

@@ -1,0 +1,146 @@
+"""Docker's json-file log: one JSON object per line, {"log", "stream", "time"}.
+
+The writer (logfile.py) runs inside the monitor and stays tiny; this module
+is the reader behind `portique logs`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from portique.engine.logfile import LogWriter, rfc3339_nano
+
+__all__ = ["LogRecord", "LogWriter", "follow", "parse_since", "read_records", "rfc3339_nano", "tail_records"]
+
+
+# -------------------------------------------------------------------- reader
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    stream: str
+    time: str
+    log: str
+
+    @property
+    def time_ns(self) -> int:
+        return parse_rfc3339(self.time)
+
+
+def parse_rfc3339(value: str) -> int:
+    """RFC 3339 (Z or offset, up to nanoseconds) -> unix nanoseconds."""
+    import calendar
+
+    main, frac, tz = value, "", "Z"
+    if value.endswith("Z"):
+        main = value[:-1]
+    elif len(value) > 6 and value[-6] in "+-" and value[-3] == ":":
+        main, tz = value[:-6], value[-6:]
+    if "." in main:
+        main, frac = main.split(".", 1)
+    t = time.strptime(main, "%Y-%m-%dT%H:%M:%S")
+    secs = calendar.timegm(t)
+    if tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        secs -= sign * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
+    return secs * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+
+
+def parse_since(value: str, now: float | None = None) -> int:
+    """--since: a unix timestamp, an RFC 3339 time, or a duration (10m, 1h30m)."""
+    from portique.errors import InvalidArgument
+
+    now = time.time() if now is None else now
+    v = value.strip()
+    try:
+        return int(float(v) * 1e9)
+    except ValueError:
+        pass
+    units = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    total = 0.0
+    num = ""
+    i = 0
+    ok = bool(v)
+    while i < len(v) and ok:
+        c = v[i]
+        if c.isdigit() or c == ".":
+            num += c
+            i += 1
+            continue
+        unit = v[i : i + 2] if v[i : i + 2] in units else c
+        if unit not in units or not num:
+            ok = False
+            break
+        total += float(num) * units[unit]
+        num = ""
+        i += len(unit)
+    if ok and not num:
+        return int((now - total) * 1e9)
+    try:
+        return parse_rfc3339(v if "T" in v else v + "T00:00:00Z")
+    except ValueError:
+        raise InvalidArgument(f"invalid value for --since: {value!r}") from None
+
+
+def read_records(path: str) -> Iterator[LogRecord]:
+    try:
+        f = open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        return
+    with f:
+        for line in f:
+            rec = parse_line(line)
+            if rec is not None:
+                yield rec
+
+
+def parse_line(line: bytes) -> LogRecord | None:
+    import json
+
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None  # a torn last line while the monitor writes
+    if not isinstance(obj, dict):
+        return None
+    return LogRecord(str(obj.get("stream", "stdout")), str(obj.get("time", "")), str(obj.get("log", "")))
+
+
+def tail_records(path: str, n: int) -> list[LogRecord]:
+    if n < 0:
+        return list(read_records(path))
+    if n == 0:
+        return []
+    from collections import deque
+
+    return list(deque(read_records(path), maxlen=n))
+
+
+def follow(
+    path: str, offset: int, still_running: Callable[[], bool], poll: float = 0.1
+) -> Iterator[LogRecord]:
+    """Records appended after byte `offset` until `still_running()` is false and the file is drained."""
+    pending = b""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while True:
+            chunk = f.read(1 << 16)
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    rec = parse_line(line)
+                    if rec is not None:
+                        yield rec
+                continue
+            if not still_running():
+                # One more read: the monitor may have flushed right before exiting.
+                rest = pending + f.read()
+                for line in rest.split(b"\n"):
+                    rec = parse_line(line) if line else None
+                    if rec is not None:
+                        yield rec
+                return
+            time.sleep(poll)

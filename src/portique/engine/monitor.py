@@ -1,0 +1,367 @@
+"""The per-container monitor: a small, long-lived process (what conmon is for Podman).
+
+`lifecycle.launch` creates and starts the container inside a session-leader,
+child-subreaper process and then execs a fresh interpreter on this module, so
+the long-lived process holds only what it needs: `os`, `select`, `_socket`,
+`_signal`, `time`, and the log writer. Its jobs:
+
+- own the container's stdio: pipes (stdout, stderr, stdin with -i) or the pty
+  master (-t); write every output line to the json-file log;
+- serve attach/wait/stop/kill/resize requests on <run_dir>/m.sock (stream.py);
+- reap the container's init (it is our child: either directly or reparented
+  to us as the subreaper) and hand the exit to `lifecycle.finish`, which
+  records it, cleans up, and tells us whether the restart policy wants another
+  run; only then are the heavy modules imported, and a restart re-execs a
+  fresh monitor so memory never accumulates.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import time
+
+import _signal
+import _socket
+
+from portique.engine import stream as st
+from portique.engine.logfile import LogWriter
+
+HOLD_SECONDS = 10.0  # foreground `run`: wait this long for the CLI to attach before reading
+CLIENT_TIMEOUT = 5.0  # a client that does not read for this long is dropped
+
+
+class Client:
+    __slots__ = ("buf", "mode", "out", "sock", "stdin")
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.mode = ""  # "", "attach", "wait", "stop"
+        self.out = False
+        self.stdin = False
+
+    def send(self, data: bytes) -> bool:
+        try:
+            self.sock.sendall(data)
+            return True
+        except OSError:
+            return False
+
+
+class Monitor:
+    def __init__(self, args: dict[str, str]) -> None:
+        self.id = args["id"]
+        self.pid = int(args["pid"])
+        self.listen = _socket.socket(fileno=int(args["listen"]))
+        self.out_fd = int(args.get("out", "-1"))
+        self.err_fd = int(args.get("err", "-1"))
+        self.in_fd = int(args.get("in", "-1"))
+        self.pty_fd = int(args.get("pty", "-1"))
+        self.stdin_once = args.get("stdin_once") == "1"
+        self.hold_until = time.monotonic() + HOLD_SECONDS if args.get("hold") == "1" else 0.0
+        self.log = LogWriter(args["log"])
+        self.clients: dict[int, Client] = {}
+        self.stop_requested = False
+        self.kill_deadline = 0.0
+        self.status: int | None = None
+        self.poll = select.poll()
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        _signal.set_wakeup_fd(self.wake_w)
+        _signal.signal(_signal.SIGCHLD, _noop)
+        for sig in (_signal.SIGHUP, _signal.SIGINT, _signal.SIGTERM, _signal.SIGPIPE):
+            _signal.signal(sig, _signal.SIG_IGN)
+        self.poll.register(self.wake_r, select.POLLIN)
+        self.poll.register(self.listen.fileno(), select.POLLIN)
+        self.reading = False
+        if not self.hold_until:
+            self._start_reading()
+
+    # ------------------------------------------------------------ output
+
+    def _output_fds(self) -> list[int]:
+        return [fd for fd in (self.out_fd, self.err_fd, self.pty_fd) if fd >= 0]
+
+    def _start_reading(self) -> None:
+        if self.reading:
+            return
+        self.reading = True
+        self.hold_until = 0.0
+        for fd in self._output_fds():
+            os.set_blocking(fd, False)
+            self.poll.register(fd, select.POLLIN)
+
+    def _pump(self, fd: int) -> int:
+        """Move available output to the log and attached clients.
+
+        Returns the byte count, 0 at EOF (the fd is then closed), -1 when
+        nothing is available right now.
+        """
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return -1
+        except OSError:
+            data = b""  # EIO: the pty's last slave closed
+        if not data:
+            self._close_output(fd)
+            return 0
+        kind = st.STDERR if fd == self.err_fd else st.STDOUT
+        self.log.write("stderr" if kind == st.STDERR else "stdout", data)
+        msg = st.frame(kind, data)
+        for c in list(self.clients.values()):
+            if c.mode == "attach" and c.out and not c.send(msg):
+                self._drop(c)
+        return len(data)
+
+    def _close_output(self, fd: int) -> None:
+        if self.reading:
+            try:
+                self.poll.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+        os.close(fd)
+        if fd == self.out_fd:
+            self.out_fd = -1
+        elif fd == self.err_fd:
+            self.err_fd = -1
+        else:
+            self.pty_fd = -1
+
+    def _drain(self) -> None:
+        """After the init exited: read what is left in the pipes (bounded)."""
+        for fd in self._output_fds():
+            os.set_blocking(fd, False)
+            for _ in range(65536):
+                if self._pump(fd) <= 0:
+                    break
+        self.log.flush()
+
+    # ----------------------------------------------------------- clients
+
+    def _accept(self) -> None:
+        try:
+            fd, _ = self.listen._accept()  # type: ignore[attr-defined]
+        except OSError:
+            return
+        sock = _socket.socket(fileno=fd)
+        sock.settimeout(CLIENT_TIMEOUT)
+        c = Client(sock)
+        self.clients[fd] = c
+        self.poll.register(fd, select.POLLIN)
+
+    def _drop(self, c: Client) -> None:
+        fd = c.sock.fileno()
+        if self.clients.pop(fd, None) is None:
+            return
+        try:
+            self.poll.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+        if c.stdin and self.stdin_once:
+            self._close_stdin()
+        c.sock.close()
+
+    def _client_readable(self, c: Client) -> None:
+        try:
+            data = c.sock.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(c)
+            return
+        try:
+            frames, c.buf = st.split_frames(c.buf + data)
+        except ValueError:
+            self._drop(c)
+            return
+        for kind, payload in frames:
+            self._handle(c, kind, payload)
+            if c.sock.fileno() not in self.clients:
+                return
+
+    def _handle(self, c: Client, kind: int, payload: bytes) -> None:
+        if kind == st.HELLO:
+            self._request(c, payload.decode("ascii", "replace").split())
+        elif kind == st.STDIN and c.stdin:
+            self._write_stdin(payload)
+        elif kind == st.EOF and c.stdin:
+            if self.pty_fd < 0:
+                self._close_stdin()
+        elif kind == st.RESIZE:
+            self._resize(payload.decode("ascii", "replace").split())
+
+    def _request(self, c: Client, words: list[str]) -> None:
+        op = words[0] if words else ""
+        if op == "attach" and len(words) == 4:
+            c.mode = "attach"
+            c.stdin = words[1] == "1" and (self.in_fd >= 0 or self.pty_fd >= 0)
+            c.out = words[2] == "1" or words[3] == "1"
+            self._start_reading()
+        elif op == "wait":
+            c.mode = "wait"
+        elif op == "stop" and len(words) == 3:
+            c.mode = "wait"
+            self.stop_requested = True
+            self._signal(int(words[1]))
+            self.kill_deadline = time.monotonic() + max(0.0, float(words[2]))
+        elif op == "kill" and len(words) == 2:
+            ok = self._signal(int(words[1]))
+            c.send(st.frame(st.OK if ok else st.ERROR))
+        elif op == "resize" and len(words) == 3:
+            self._resize(words[1:])
+            c.send(st.frame(st.OK))
+        else:
+            c.send(st.frame(st.ERROR, b"bad request"))
+            self._drop(c)
+
+    # ------------------------------------------------------------ container
+
+    def _signal(self, sig: int) -> bool:
+        if self.status is not None:
+            return False
+        try:
+            # The init is our child and not yet reaped, so its pid cannot
+            # have been reused.
+            os.kill(self.pid, sig)
+            return True
+        except OSError:
+            return False
+
+    def _write_stdin(self, data: bytes) -> None:
+        fd = self.pty_fd if self.pty_fd >= 0 else self.in_fd
+        if fd < 0:
+            return
+        view = memoryview(data)
+        for _ in range(10000):
+            if not view:
+                break
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                select.select([], [fd], [], 1.0)
+            except OSError:
+                break
+
+    def _close_stdin(self) -> None:
+        if self.in_fd >= 0:
+            os.close(self.in_fd)
+            self.in_fd = -1
+
+    def _resize(self, words: list[str]) -> None:
+        if self.pty_fd < 0 or len(words) != 2:
+            return
+        import fcntl
+        import termios
+
+        rows, cols = int(words[0]), int(words[1])
+        ws = rows.to_bytes(2, sys.byteorder) + cols.to_bytes(2, sys.byteorder) + bytes(4)
+        try:
+            fcntl.ioctl(self.pty_fd, termios.TIOCSWINSZ, ws)
+        except OSError:
+            pass
+
+    def _reap(self) -> None:
+        for _ in range(1000):
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.pid:
+                self.status = os.waitstatus_to_exitcode(status)
+
+    # ----------------------------------------------------------------- loop
+
+    def run(self) -> int:
+        self._reap()  # the init may have exited before we were exec'd
+        while self.status is None:
+            timeout = -1.0
+            now = time.monotonic()
+            if self.hold_until:
+                timeout = max(0.0, self.hold_until - now)
+            if self.kill_deadline:
+                t = max(0.0, self.kill_deadline - now)
+                timeout = t if timeout < 0 else min(timeout, t)
+            events = self.poll.poll(None if timeout < 0 else int(timeout * 1000) + 1)
+            for fd, _ev in events:
+                if fd == self.wake_r:
+                    try:
+                        os.read(self.wake_r, 512)
+                    except OSError:
+                        pass
+                    self._reap()
+                elif fd == self.listen.fileno():
+                    self._accept()
+                elif fd in self.clients:
+                    self._client_readable(self.clients[fd])
+                elif fd in self._output_fds():
+                    self._pump(fd)
+            now = time.monotonic()
+            if self.hold_until and now >= self.hold_until:
+                self._start_reading()
+            if self.kill_deadline and now >= self.kill_deadline:
+                self.kill_deadline = 0.0
+                self._signal(_signal.SIGKILL)
+        self._drain()
+        self.log.close()
+        return self.status
+
+    def broadcast_exit(self, code: int) -> None:
+        msg = st.frame(st.EXIT, str(code).encode())
+        for c in list(self.clients.values()):
+            if c.mode:
+                c.send(msg)
+            self._drop(c)
+
+    def wait_restart(self, delay: float) -> bool:
+        """Serve clients for `delay` seconds; False when a stop cancels the restart."""
+        deadline = time.monotonic() + delay
+        for _ in range(100000):
+            left = deadline - time.monotonic()
+            if left <= 0 or self.stop_requested:
+                break
+            for fd, _ev in self.poll.poll(int(left * 1000) + 1):
+                if fd == self.wake_r:
+                    try:
+                        os.read(self.wake_r, 512)
+                    except OSError:
+                        pass
+                    self._reap()
+                elif fd == self.listen.fileno():
+                    self._accept()
+                elif fd in self.clients:
+                    self._client_readable(self.clients[fd])
+        return not self.stop_requested
+
+
+def _noop(signum: int, frame: object) -> None:
+    pass
+
+
+def parse_args(argv: list[str]) -> dict[str, str]:
+    out = {}
+    for arg in argv:
+        k, _, v = arg.partition("=")
+        out[k] = v
+    return out
+
+
+def main(argv: list[str]) -> None:
+    import gc
+
+    args = parse_args(argv)
+    mon = Monitor(args)
+    # Nothing allocated from here on is cyclic garbage worth scanning for.
+    gc.freeze()
+    code = mon.run()
+    # Only now do we need the engine proper (DB, runtime, cgroups).
+    from portique.engine import lifecycle
+
+    lifecycle.finish(mon, args, code)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,209 @@
+"""Local volumes (<root>/volumes/<name>/_data) and a container's mount plan.
+
+A container's mounts are planned once, at create time, into "MountPoints"
+(stored with the container): named volumes are created if missing, each image
+VOLUME without a user mount gets an anonymous volume (64 hex name), bind
+sources are checked. At each start the plan turns into OCI mounts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from portique.engine import db
+from portique.engine import options as opt
+from portique.engine.paths import volumes_dir
+from portique.errors import Conflict, InvalidArgument, NotFound
+
+
+def volume_data(name: str) -> Path:
+    return volumes_dir() / name / "_data"
+
+
+def create_volume(
+    conn: sqlite3.Connection,
+    name: str = "",
+    *,
+    labels: Mapping[str, str] | None = None,
+    anonymous: bool = False,
+    driver: str = "local",
+    options: Mapping[str, str] | None = None,
+) -> tuple[db.VolumeRow, bool]:
+    """Create `name` (a random one when empty); (row, created) — an existing volume is reused."""
+    if driver != "local":
+        raise InvalidArgument(f"volume driver {driver!r} is not supported (only 'local')")
+    if options:
+        raise InvalidArgument("the local volume driver takes no options here")
+    name = name or secrets.token_hex(32)
+    if not opt.VOLUME_NAME_RE.match(name):
+        raise InvalidArgument(
+            f'invalid volume name {name!r}: only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed'
+        )
+    existing = db.get_volume(conn, name)
+    if existing is not None:
+        return existing, False
+    data = volume_data(name)
+    row = db.VolumeRow(
+        name=name,
+        driver="local",
+        mountpoint=str(data),
+        created=time.time(),
+        labels=dict(labels or {}),
+        anonymous=anonymous,
+    )
+    data.mkdir(parents=True, exist_ok=True, mode=0o755)
+    try:
+        db.insert_volume(conn, row)
+    except sqlite3.IntegrityError:
+        # Lost a race with another `volume create` of the same name: theirs wins.
+        got = db.get_volume(conn, name)
+        if got is None:
+            raise
+        return got, False
+    return row, True
+
+
+def remove_volume(conn: sqlite3.Connection, name: str, *, force: bool = False) -> None:
+    with db.transaction(conn):
+        vol = db.get_volume(conn, name)
+        if vol is None:
+            if force:
+                return
+            raise NotFound(f"no such volume: {name}")
+        users = db.volume_users(conn, name)
+        if users:
+            raise Conflict(
+                f"remove {name}: volume is in use - [{', '.join(users)}]",
+            )
+        db.delete_volume(conn, name)
+    shutil.rmtree(volumes_dir() / name, ignore_errors=True)
+
+
+def prune_volumes(conn: sqlite3.Connection, *, all_volumes: bool = False) -> list[str]:
+    """Unused volumes: anonymous ones only, unless `all_volumes` (Docker 23+ semantics)."""
+    removed = []
+    for vol in db.list_volumes(conn):
+        if not (vol.anonymous or all_volumes):
+            continue
+        try:
+            remove_volume(conn, vol.name)
+        except Conflict:
+            continue
+        removed.append(vol.name)
+    return removed
+
+
+def volume_size(path: str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+# -------------------------------------------------------------- mount plans
+
+
+def plan_mounts(
+    conn: sqlite3.Connection,
+    specs: Iterable[opt.MountSpec],
+    image_volumes: Iterable[str],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """MountPoints for the container, and the names of volumes it uses.
+
+    Call inside the transaction that inserts the container, so a failure
+    leaves no volume row behind (directories are removed by the caller).
+    """
+    points: list[dict[str, Any]] = []
+    used: list[str] = []
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.target in seen:
+            raise InvalidArgument(f"duplicate mount point: {spec.target}")
+        seen.add(spec.target)
+        points.append(_plan_one(conn, spec, used))
+    for target in image_volumes:
+        norm = os.path.normpath(target)
+        if norm in seen or not norm.startswith("/"):
+            continue
+        seen.add(norm)
+        points.append(_plan_one(conn, opt.MountSpec(opt.MountType.VOLUME, norm), used))
+    return points, used
+
+
+def _plan_one(conn: sqlite3.Connection, spec: opt.MountSpec, used: list[str]) -> dict[str, Any]:
+    point: dict[str, Any] = {
+        "Type": str(spec.type),
+        "Destination": spec.target,
+        "RW": not spec.readonly,
+        "Propagation": spec.propagation or ("rprivate" if spec.type is opt.MountType.BIND else ""),
+    }
+    if spec.type is opt.MountType.BIND:
+        src = Path(spec.source)
+        if not src.exists():
+            if not spec.create_host_path:
+                raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does not exist: {src}")
+            src.mkdir(parents=True, exist_ok=True)
+        point.update(Source=str(src), Name="", Driver="", Mode="ro" if spec.readonly else "")
+    elif spec.type is opt.MountType.VOLUME:
+        vol, _created = create_volume(conn, spec.source, anonymous=not spec.source)
+        used.append(vol.name)
+        point.update(
+            Source=vol.mountpoint, Name=vol.name, Driver="local", Mode="z", NoCopy=spec.nocopy
+        )
+    else:
+        point.update(Source="", Name="", Driver="", Mode="", Options=list(spec.options))
+    return point
+
+
+def oci_mounts(points: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for p in points:
+        ro = [] if p.get("RW", True) else ["ro"]
+        if p["Type"] == "tmpfs":
+            opts = ["nosuid", "nodev", "noexec", *p.get("Options", [])]
+            if not any(o.startswith("size=") for o in opts):
+                opts.append("size=65536k")
+            if "exec" in opts:
+                opts = [o for o in opts if o not in ("noexec", "exec")]
+            out.append({"destination": p["Destination"], "type": "tmpfs", "source": "tmpfs", "options": opts + ro})
+        else:
+            prop = p.get("Propagation") or "rprivate"
+            out.append(
+                {"destination": p["Destination"], "type": "bind", "source": p["Source"], "options": ["rbind", prop, *ro]}
+            )
+    return out
+
+
+def copy_image_content(rootfs: str, points: Iterable[Mapping[str, Any]]) -> None:
+    """Docker copies what the image has at a volume's path into an empty volume, once."""
+    from portique.rootpath import resolve_in_root
+
+    for p in points:
+        if p["Type"] != "volume" or p.get("NoCopy"):
+            continue
+        dest = Path(p["Source"])
+        try:
+            if any(dest.iterdir()):
+                continue
+            src = resolve_in_root(rootfs, p["Destination"])
+        except OSError:
+            continue
+        if not os.path.isdir(src) or os.path.islink(src):
+            continue
+        # Symlinks are copied as links (never followed), so an image cannot
+        # make us copy host files into the volume.
+        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
+        st = os.lstat(src)
+        os.chown(dest, st.st_uid, st.st_gid)
+        os.chmod(dest, st.st_mode & 0o7777)
