@@ -736,9 +736,9 @@ def build_import_config(
     diff_id: str, container_config: Mapping[str, Any], message: str, source_name: str
 ) -> bytes:
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    history: dict[str, Any] = {"created": created, "created_by": f"import {source_name}"}
-    if message:
-        history["comment"] = message
+    # As `docker import`: the message, or where the tarball came from, is the comment.
+    comment = message or f"Imported from {source_name}"
+    history: dict[str, Any] = {"created": created, "comment": comment}
     config: dict[str, Any] = {
         "architecture": oci.parse_platform(oci.host_platform()).architecture,
         "os": "linux",
@@ -747,8 +747,7 @@ def build_import_config(
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [history],
     }
-    if message:
-        config["comment"] = message
+    config["comment"] = comment
     return json.dumps(config, separators=(",", ":")).encode()
 
 

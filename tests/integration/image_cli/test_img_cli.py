@@ -105,6 +105,13 @@ def test_import_then_inspect_shows_the_cmd(portique: Run, busybox_tar: Path) -> 
     assert doc["Os"] == "linux"
     fmt = portique("image", "inspect", "-f", "{{.Id}} {{json .Config.Cmd}}", "busybox").stdout
     assert fmt == f'{image_id} ["/bin/sh"]\n'
+    history = portique("history", "busybox").stdout.splitlines()
+    assert re.fullmatch(r"IMAGE +CREATED +CREATED BY +SIZE +COMMENT", history[0])
+    assert history[1].startswith(image_id[7:19])
+    assert history[1].rstrip().endswith("made here")
+    assert len(history) == 2
+    sizes = portique("image", "history", "--format", "{{.Size}}", "-H=false", "busybox").stdout
+    assert int(sizes) > 1_000_000  # the busybox binary, unpacked
 
 
 def test_import_from_stdin_untagged_and_url_refused(portique: Run, busybox_tar: Path) -> None:
