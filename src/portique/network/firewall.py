@@ -106,24 +106,31 @@ def render_nat(table: str, nets: Sequence[BridgeRules], ports: Sequence[Publishe
 
 
 def render_filter(table: str, nets: Sequence[BridgeRules]) -> str:
+    """The forward rules, in this order: --internal bridges closed both ways (first, so
+    nothing below reopens them); replies of allowed connections; published ports
+    (DNATed, reachable from anywhere, other networks included); isolation between
+    bridges; no new connection into a bridge from outside it."""
     lines = [f"table inet {table} {{", "  chain forward {",
              "    type filter hook forward priority filter; policy accept;"]  # fmt: skip
-    bridges = [n.bridge for n in nets]
+    open_nets = [n for n in nets if not n.internal]
     for n in nets:
-        c = _q("network " + n.network_id[:12])
-        br = _q(n.bridge)
         if n.internal:
+            c, br = _q("network " + n.network_id[:12]), _q(n.bridge)
             lines.append(f"    iifname {br} oifname != {br} drop comment {c}")
             lines.append(f"    oifname {br} iifname != {br} drop comment {c}")
-            continue
-        # Networks are isolated from each other, as Docker's do.
-        lines.extend(
-            f"    iifname {br} oifname {_q(other)} drop comment {c}"
-            for other in bridges
-            if other != n.bridge
-        )
-        lines.append(f"    oifname {br} ct state established,related accept comment {c}")
+    lines.append("    ct state established,related accept")
+    for n in open_nets:
+        c, br = _q("network " + n.network_id[:12]), _q(n.bridge)
         lines.append(f"    oifname {br} ct status dnat accept comment {c}")
+    for n in open_nets:
+        c, br = _q("network " + n.network_id[:12]), _q(n.bridge)
+        lines.extend(
+            f"    iifname {br} oifname {_q(o.bridge)} drop comment {c}"
+            for o in open_nets
+            if o.bridge != n.bridge
+        )
+    for n in open_nets:
+        c, br = _q("network " + n.network_id[:12]), _q(n.bridge)
         lines.append(f"    oifname {br} iifname != {br} drop comment {c}")
     lines += [
         "  }",

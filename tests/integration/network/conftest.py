@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from net_helpers import (
+    Dummy,
     FakeUpstream,
     NetnsFactory,
     Procs,
@@ -43,3 +44,10 @@ def nets(tmp_path: Path, upstream: FakeUpstream) -> Iterator[Networks]:
     n = make_networks(tmp_path, upstream)
     yield n
     teardown_networks(n)
+
+
+@pytest.fixture
+def dummy() -> Iterator[Dummy]:
+    d = Dummy()
+    yield d
+    d.close()

@@ -231,3 +231,68 @@ def ruleset() -> str:
 
 def table_exists(nets: Networks) -> bool:
     return ("inet", nets.table) in firewall.list_tables()
+
+
+class Dummy:
+    """A dummy-like interface (an empty bridge) in the host namespace with one /32 address from 10.x:
+    an "outside" address that never leaves the machine."""
+
+    def __init__(self) -> None:
+        self.name = "pqd" + secrets.token_hex(4)
+        self.ip = random_subnet().replace(".0/24", ".7")
+        # No dummy driver in this kernel: an empty bridge holds the address as well.
+        subprocess.run(["ip", "link", "add", self.name, "type", "bridge"], check=True)
+        subprocess.run(["ip", "addr", "add", f"{self.ip}/32", "dev", self.name], check=True)
+        subprocess.run(["ip", "link", "set", self.name, "up"], check=True)
+
+    def close(self) -> None:
+        subprocess.run(["ip", "link", "del", self.name], check=False)
+
+
+class Listener:
+    """A TCP server in the test process answering b"pong" to every connection."""
+
+    def __init__(self, ip: str, port: int = 0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, port))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"pong")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+READ_PROBE = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+sys.stdout.write(s.recv(100).decode())
+"""
+
+
+def tcp_read_in(netns: Path, ip: str, port: int) -> subprocess.CompletedProcess[str]:
+    """Connect from inside netns and print what the server sends first."""
+    return nsexec(netns, sys.executable, "-c", READ_PROBE, ip, str(port))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
