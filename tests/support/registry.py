@@ -447,11 +447,167 @@ def start_registry(
     raise RuntimeError(f"could not start docker-registry: {last_error}")
 
 
+# ---- a misbehaving front for the registry ------------------------------------------------
+
+
+@dataclass
+class ProxyRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class RegistryProxy:
+    """An HTTP proxy in front of a (plain) registry that misbehaves on request.
+
+    proxy = RegistryProxy(reg.url).start()      # proxy.host is what clients use
+    proxy.fail_next = 2                         # next 2 requests: 503
+    proxy.cut_blobs = 1; proxy.cut_after = 1000 # first blob GET: drop after 1000 bytes
+    proxy.redirect_blobs = True                 # blob GETs: 307 to /_storage on "localhost"
+    proxy.manifest_content_type = "text/html"   # rewrite manifest Content-Type
+    proxy.throttle = 0.01                       # sleep per 64 KiB of body
+    proxy.requests                              # what was asked (method, path, headers)
+    proxy.stop()
+    """
+
+    upstream: str
+    fail_next: int = 0
+    fail_status: int = 503
+    cut_blobs: int = 0
+    cut_after: int = 0
+    redirect_blobs: bool = False
+    manifest_content_type: str | None = None
+    throttle: float = 0.0
+    requests: list[ProxyRequest] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> RegistryProxy:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                proxy._handle(self)
+
+            do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, name="proxy", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def _take(self, attr: str) -> bool:
+        with self._lock:
+            n = getattr(self, attr)
+            if n > 0:
+                setattr(self, attr, n - 1)
+                return True
+            return False
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        import http.client
+
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else None
+        headers = {k: v for k, v in h.headers.items()}
+        with self._lock:
+            self.requests.append(ProxyRequest(h.command, h.path, headers))
+        if self._take("fail_next"):
+            self._reply(h, self.fail_status, {}, b'{"errors":[{"code":"UNAVAILABLE"}]}')
+            return
+        path = h.path
+        is_blob_get = h.command == "GET" and "/blobs/sha256:" in path
+        if self.redirect_blobs and is_blob_get and not path.startswith("/_storage"):
+            # Another host name for the same socket: the client must drop Authorization.
+            location = f"http://localhost:{self.port}/_storage{path}"
+            self._reply(h, 307, {"Location": location}, b"")
+            return
+        if path.startswith("/_storage"):
+            path = path[len("/_storage") :]
+        up = urllib.parse.urlsplit(self.upstream)
+        conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
+        fwd = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection")}
+        fwd["Host"] = up.netloc
+        conn.request(h.command, path, body=body, headers=fwd)
+        resp = conn.getresponse()
+        out_headers = {
+            k: v
+            for k, v in resp.getheaders()
+            if k.lower() not in ("connection", "transfer-encoding", "keep-alive")
+        }
+        if "/manifests/" in path and self.manifest_content_type and h.command == "GET":
+            out_headers["Content-Type"] = self.manifest_content_type
+        cut = self.cut_after if is_blob_get and self._take("cut_blobs") else None
+        h.send_response(resp.status)
+        for k, v in out_headers.items():
+            if k.lower() == "location" and v.startswith(self.upstream):
+                v = f"http://{self.host}" + v[len(self.upstream) :]
+            h.send_header(k, v)
+        if "content-length" not in {k.lower() for k in out_headers}:
+            h.send_header("Content-Length", "0")
+        h.end_headers()
+        sent = 0
+        try:
+            while h.command != "HEAD":
+                chunk = resp.read(65536)
+                if not chunk:
+                    break
+                if cut is not None and sent + len(chunk) >= cut:
+                    h.wfile.write(chunk[: cut - sent])
+                    h.wfile.flush()
+                    h.close_connection = True
+                    # Drop the connection mid-body, as a network failure would.
+                    h.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                h.wfile.write(chunk)
+                sent += len(chunk)
+                if self.throttle:
+                    time.sleep(self.throttle)
+        except (BrokenPipeError, ConnectionResetError):
+            h.close_connection = True
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _reply(
+        h: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes
+    ) -> None:
+        h.send_response(status)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+
 __all__ = [
     "TEST_PASSWORD",
     "TEST_USER",
     "TOKEN_SERVICE",
     "Registry",
+    "RegistryProxy",
     "TokenIssuer",
     "free_port",
     "start_registry",

@@ -142,11 +142,10 @@ class RegistryClient:
         return resp
 
     def _fail(self, resp: urllib3.BaseHTTPResponse, what: str) -> Exception:
-        body = b""
-        try:
-            body = _read_limited(resp, 65536, "error body")
-        except InvalidArgument:
-            pass
+        # A preloaded response holds its (small: urllib3 read it) body in .data;
+        # a streamed one is read up to a bound, a hostile server may send gigabytes.
+        body = resp.read(65536, decode_content=True) or (resp.data or b"")[:65536]
+        resp.release_conn()
         return error_for(resp.status, body, what)
 
     # ---- API -----------------------------------------------------------------------
