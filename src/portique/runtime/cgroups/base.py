@@ -234,20 +234,27 @@ def read_pids(directory: Path, recursive: bool = True) -> list[int]:
 
 def mkdir_path(base: Path, rel: str) -> list[Path]:
     """mkdir each component of `rel` under `base`; return the dirs, top first."""
-    out = []
-    d = base
-    for part in PurePosixPath(rel).parts:
-        if part == "/":
-            continue
-        d = d / part
+    parts = [p for p in PurePosixPath(rel).parts if p != "/"]
+    for attempt in range(3):
+        out = []
+        d = base
         try:
-            os.mkdir(d, 0o755)
-        except FileExistsError:
-            pass
+            for part in parts:
+                d = d / part
+                try:
+                    os.mkdir(d, 0o755)
+                except FileExistsError:
+                    pass
+                out.append(d)
+            return out
+        except FileNotFoundError:
+            # A concurrent delete removed an empty shared parent (/portique)
+            # between our two mkdirs: start again from the top.
+            if attempt == 2:
+                raise CgroupError(f"cannot create cgroup {d}: {d.parent} does not exist") from None
         except OSError as e:
             raise CgroupError(f"cannot create cgroup {d}: {e.strerror}") from None
-        out.append(d)
-    return out
+    raise AssertionError("unreachable")
 
 
 def remove_tree(directory: Path, *, attempts: int = 50) -> None:
