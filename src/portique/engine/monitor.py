@@ -271,13 +271,17 @@ class Monitor:
             if pid == 0:
                 return
             if pid == self.pid:
-                self.status = os.waitstatus_to_exitcode(status)
+                code = os.waitstatus_to_exitcode(status)
+                # Killed by signal N: Docker reports 128 + N (137 for SIGKILL).
+                self.status = 128 - code if code < 0 else code
 
     # ----------------------------------------------------------------- loop
 
     def run(self) -> int:
         self._reap()  # the init may have exited before we were exec'd
-        while self.status is None:
+        # While held (foreground run), even a finished container waits for its
+        # attach: the output is still in the pipes and the exit code is owed.
+        while self.status is None or self.hold_until:
             timeout = -1.0
             now = time.monotonic()
             if self.hold_until:

@@ -1,0 +1,32 @@
+"""`portique attach CONTAINER`: stream a running container's stdio."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-stdin", action="store_true", help="do not attach STDIN")
+    parser.add_argument("--sig-proxy", default="true", help="proxy received signals to the process")
+    parser.add_argument("--detach-keys", default="ctrl-p,ctrl-q", help="key sequence for detaching")
+    parser.add_argument("container")
+
+
+def run(args: argparse.Namespace) -> int:
+    from portique.engine import attach, containers
+    from portique.engine.paths import ContainerPaths
+    from portique.errors import InvalidState
+
+    conn = containers.open_db()
+    row = containers.get(conn, args.container)
+    if row.status not in ("running", "paused"):
+        raise InvalidState("you cannot attach to a stopped container, start it first")
+    config = row.config["Config"]
+    opts = attach.AttachOptions(
+        stdin=not args.no_stdin and bool(config.get("OpenStdin")),
+        tty=bool(config.get("Tty")),
+        detach_keys=attach.parse_detach_keys(args.detach_keys),
+        sig_proxy=args.sig_proxy.lower() not in ("false", "0") and not config.get("Tty"),
+    )
+    code = attach.attach(ContainerPaths.of(row.id), opts)
+    return 0 if code == attach.DETACHED else code

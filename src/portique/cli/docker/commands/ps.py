@@ -1,0 +1,49 @@
+"""`portique ps` (also `container ls`, `container ps`, `container list`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-a", "--all", action="store_true", help="show all containers")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
+    parser.add_argument("-f", "--filter", action="append", default=[], help="filter output")
+    parser.add_argument("--format", default=None, help="format output using a Go template")
+    parser.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    parser.add_argument("-n", "--last", type=int, default=-1, help="show n last created containers")
+    parser.add_argument("-l", "--latest", action="store_true", help="show the latest created container")
+    parser.add_argument("-s", "--size", action="store_true", help="display total file sizes")
+
+
+def run(args: argparse.Namespace) -> int:
+    from portique.cli.docker.format import format_rows, human_size
+    from portique.engine import containers, present
+
+    filters = present.parse_filters(args.filter)
+    conn = containers.open_db()
+    rows = containers.list_all(conn)
+    by_ref = {r.id: r for r in rows} | {r.name: r for r in rows} | {r.id[:12]: r for r in rows}
+    last = 1 if args.latest else args.last
+    show_all = args.all or last > 0 or "status" in filters or "exited" in filters
+    out = []
+    for r in rows:
+        if not show_all and r.status not in ("running", "paused", "restarting"):
+            continue
+        if not present.matches(r, filters, by_ref):
+            continue
+        out.append(r)
+    if last > 0:
+        out = out[:last]
+    if args.quiet:
+        for r in out:
+            print(r.id if args.no_trunc else r.id[:12])
+        return 0
+    records = []
+    for r in out:
+        size = human_size(containers.container_size(r.id)) if args.size else ""
+        records.append(present.ps_row(r, no_trunc=args.no_trunc, size=size))
+    default = present.PS_DEFAULT + ("\t{{.Size}}" if args.size else "")
+    sys.stdout.write(format_rows(args.format, records, default=default, headers=present.PS_HEADERS))
+    return 0

@@ -1,0 +1,239 @@
+"""Docker's words and shapes for containers: `ps` status text, rows, and inspect JSON."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from portique.engine.db import ContainerRow
+from portique.engine.logfile import rfc3339_nano
+from portique.engine.paths import ContainerPaths
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def _human_duration(seconds: float) -> str:
+    from portique.cli.docker.format import human_duration
+
+    return human_duration(seconds)
+
+
+def status_text(row: ContainerRow, now: float | None = None) -> str:
+    """Docker's STATUS column: "Up 3 seconds", "Exited (0) 2 minutes ago", "Created"."""
+    now = time.time() if now is None else now
+    if row.status in ("running", "paused"):
+        up = f"Up {_human_duration(now - row.started_at)}"
+        return up + " (Paused)" if row.status == "paused" else up
+    if row.status == "restarting":
+        return f"Restarting ({row.exit_code}) {_human_duration(now - row.finished_at)} ago"
+    if row.status == "exited":
+        if not row.finished_at:
+            return f"Exited ({row.exit_code})"
+        return f"Exited ({row.exit_code}) {_human_duration(now - row.finished_at)} ago"
+    if row.status == "removing":
+        return "Removal In Progress"
+    if row.status == "dead":
+        return "Dead"
+    return "Created"
+
+
+def state_word(row: ContainerRow) -> str:
+    return row.status if row.status != "removing" else "removing"
+
+
+def command_text(row: ContainerRow) -> str:
+    config = row.config["Config"]
+    argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+    return " ".join(argv)
+
+
+def ps_row(row: ContainerRow, *, no_trunc: bool = False, size: str = "") -> dict[str, Any]:
+    cmd = command_text(row)
+    if not no_trunc and len(cmd) > 20:
+        cmd = cmd[:19] + "…"
+    labels = row.config["Config"].get("Labels") or {}
+    mounts = [p.get("Name") or p.get("Source", "") for p in row.config.get("MountPoints") or []]
+    return {
+        "ID": row.id if no_trunc else row.id[:12],
+        "Image": row.image,
+        "Command": f'"{cmd}"',
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(row.created)),
+        "RunningFor": f"{_human_duration(time.time() - row.created)} ago",
+        "Status": status_text(row),
+        "State": state_word(row),
+        "Ports": "",
+        "Names": row.name,
+        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
+        "Mounts": ",".join(m for m in mounts if m),
+        "Networks": row.config["HostConfig"].get("NetworkMode") or "",
+        "Size": size,
+    }
+
+
+PS_DEFAULT = (
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+)
+PS_HEADERS = {
+    "ID": "CONTAINER ID",
+    "Image": "IMAGE",
+    "Command": "COMMAND",
+    "CreatedAt": "CREATED AT",
+    "RunningFor": "CREATED",
+    "Status": "STATUS",
+    "State": "STATE",
+    "Ports": "PORTS",
+    "Names": "NAMES",
+    "Labels": "LABELS",
+    "Mounts": "MOUNTS",
+    "Networks": "NETWORKS",
+    "Size": "SIZE",
+}
+
+
+# ------------------------------------------------------------------ filters
+
+
+def parse_filters(items: list[str]) -> dict[str, list[str]]:
+    from portique.errors import InvalidArgument
+
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
+        key = key.strip().lower()
+        if key not in ("id", "name", "label", "status", "exited", "ancestor", "before", "since", "volume", "network"):
+            raise InvalidArgument(f"invalid filter '{key}'")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def matches(row: ContainerRow, filters: Mapping[str, list[str]], by_ref: Mapping[str, ContainerRow]) -> bool:
+    for key, values in filters.items():
+        if not any(_match_one(row, key, v, by_ref) for v in values):
+            return False
+    return True
+
+
+def _match_one(row: ContainerRow, key: str, value: str, by_ref: Mapping[str, ContainerRow]) -> bool:
+    if key == "id":
+        return row.id.startswith(value)
+    if key == "name":
+        import re
+
+        try:
+            return re.search(value, row.name) is not None
+        except re.error:
+            return value in row.name
+    if key == "label":
+        labels = row.config["Config"].get("Labels") or {}
+        k, sep, v = value.partition("=")
+        return k in labels and (not sep or labels[k] == v)
+    if key == "status":
+        return row.status == value
+    if key == "exited":
+        return row.status == "exited" and str(row.exit_code) == value
+    if key == "ancestor":
+        return row.image == value or row.image_id.removeprefix("sha256:").startswith(value.removeprefix("sha256:"))
+    if key in ("before", "since"):
+        other = by_ref.get(value)
+        if other is None:
+            return False
+        return row.created < other.created if key == "before" else row.created > other.created
+    if key == "volume":
+        return any(value in (p.get("Name"), p.get("Destination"), p.get("Source")) for p in row.config.get("MountPoints") or [])
+    if key == "network":
+        return (row.config["HostConfig"].get("NetworkMode") or "") == value
+    return False
+
+
+# ------------------------------------------------------------------ inspect
+
+
+def _time(t: float) -> str:
+    return rfc3339_nano(int(t * 1e9)) if t else ZERO_TIME
+
+
+def inspect(row: ContainerRow) -> dict[str, Any]:
+    config = dict(row.config["Config"])
+    host = {k: v for k, v in row.config["HostConfig"].items() if k != "SeccompProfile"}
+    argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
+    paths = ContainerPaths.of(row.id)
+    mounts = []
+    for p in row.config.get("MountPoints") or []:
+        m = {
+            "Type": p["Type"],
+            "Source": p.get("Source", ""),
+            "Destination": p["Destination"],
+            "Mode": p.get("Mode", ""),
+            "RW": p.get("RW", True),
+            "Propagation": p.get("Propagation", ""),
+        }
+        if p["Type"] == "volume":
+            m = {"Type": "volume", "Name": p["Name"], **{k: v for k, v in m.items() if k != "Type"}, "Driver": "local"}
+        mounts.append(m)
+    network = host.get("NetworkMode") or "none"
+    return {
+        "Id": row.id,
+        "Created": _time(row.created),
+        "Path": argv[0] if argv else "",
+        "Args": argv[1:],
+        "State": {
+            "Status": row.status,
+            "Running": row.status in ("running", "paused"),
+            "Paused": row.status == "paused",
+            "Restarting": row.status == "restarting",
+            "OOMKilled": row.oom_killed,
+            "Dead": row.status == "dead",
+            "Pid": row.pid if row.status in ("running", "paused") else 0,
+            "ExitCode": row.exit_code,
+            "Error": row.error,
+            "StartedAt": _time(row.started_at),
+            "FinishedAt": _time(row.finished_at),
+        },
+        "Image": row.image_id,
+        "ResolvConfPath": str(paths.dir / "resolv.conf"),
+        "HostnamePath": str(paths.dir / "hostname"),
+        "HostsPath": str(paths.dir / "hosts"),
+        "LogPath": str(paths.log),
+        "Name": f"/{row.name}",
+        "RestartCount": row.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": host,
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {
+                "MergedDir": str(paths.dir / "rootfs"),
+                "UpperDir": str(paths.dir / "upper"),
+                "WorkDir": str(paths.dir / "work"),
+            },
+        },
+        "Mounts": mounts,
+        "Config": config,
+        "NetworkSettings": {
+            "Bridge": "",
+            "SandboxID": "",
+            "SandboxKey": f"/proc/{row.pid}/ns/net" if row.pid else "",
+            "Ports": {},
+            "Gateway": "",
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "MacAddress": "",
+            "Networks": {
+                network: {
+                    "NetworkID": "",
+                    "EndpointID": "",
+                    "Gateway": "",
+                    "IPAddress": "",
+                    "IPPrefixLen": 0,
+                    "MacAddress": "",
+                }
+            },
+        },
+    }
