@@ -127,14 +127,20 @@ def host_links() -> list[HostLink]:
 
 
 def host_routes() -> list[tuple[ipaddress.IPv4Network, str]]:
-    """IPv4 routes of the main table (not the default route) with their device name,
-    to keep new subnets from shadowing the host's own networks."""
+    """IPv4 routes of the main table (not the default route) and the host's own
+    addresses (local routes, 127.0.0.0/8 included), with their device name, to
+    keep new subnets from shadowing the host's networks."""
     names = {link.index: link.name for link in host_links()}
     out = []
     with _ipr() as ipr:
-        for r in ipr.get_routes(family=2, table=254):
+        for r in ipr.get_routes(family=2):
             dst = r.get_attr("RTA_DST")
             if dst is None or r["dst_len"] == 0:
+                continue
+            # main table: any route; local table: only local addresses (type 2),
+            # not the broadcast entries beside them.
+            table = r.get_attr("RTA_TABLE") or r["table"]
+            if not (table == 254 or (table == 255 and r["type"] == 2)):
                 continue
             net = ipaddress.IPv4Network(f"{dst}/{r['dst_len']}", strict=False)
             out.append((net, names.get(r.get_attr("RTA_OIF"), "")))

@@ -599,7 +599,12 @@ class Networks:
 
     # --- repair -----------------------------------------------------------------------------
 
-    def repair(self, live_containers: Iterable[str] | None = None) -> RepairReport:
+    def repair(
+        self,
+        live_containers: Iterable[str] | None = None,
+        *,
+        creating_grace: float = CREATING_GRACE_SECONDS,
+    ) -> RepairReport:
         """Undo leftovers of crashes: endpoints stuck "creating", endpoints whose netns is
         gone (their veth died with it) or whose container is not in `live_containers`,
         stray veths on our bridges, bridges of removed networks, resolvers of networks
@@ -614,7 +619,7 @@ class Networks:
         stale = set()
         for r in rows.fetchall():
             if r["state"] == "creating":
-                if now - r["created"] > CREATING_GRACE_SECONDS:
+                if now - r["created"] > creating_grace:
                     stale.add((r["network_id"], r["container_id"]))
             elif live is not None and r["container_id"] not in live:
                 stale.add((r["network_id"], r["container_id"]))
