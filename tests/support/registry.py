@@ -463,7 +463,7 @@ class RegistryProxy:
 
     proxy = RegistryProxy(reg.url).start()      # proxy.host is what clients use
     proxy.fail_next = 2                         # next 2 requests: 503
-    proxy.cut_blobs = 1; proxy.cut_after = 1000 # first blob GET: drop after 1000 bytes
+    proxy.cut_blobs = 1; proxy.cut_after = 1000 # next blob GET > 1000 B: drop after 1000 B
     proxy.redirect_blobs = True                 # blob GETs: 307 to /_storage on "localhost"
     proxy.manifest_content_type = "text/html"   # rewrite manifest Content-Type
     proxy.throttle = 0.01                       # sleep per 64 KiB of body
@@ -558,7 +558,9 @@ class RegistryProxy:
         }
         if "/manifests/" in path and self.manifest_content_type and h.command == "GET":
             out_headers["Content-Type"] = self.manifest_content_type
-        cut = self.cut_after if is_blob_get and self._take("cut_blobs") else None
+        # Only bodies longer than the cut count (a small config blob is left alone).
+        long_body = int(resp.getheader("Content-Length") or 0) > self.cut_after
+        cut = self.cut_after if is_blob_get and long_body and self._take("cut_blobs") else None
         h.send_response(resp.status)
         for k, v in out_headers.items():
             if k.lower() == "location" and v.startswith(self.upstream):
