@@ -261,3 +261,32 @@ def test_load_refuses_a_tampered_archive(portique: Run, tmp_path: Path) -> None:
     assert proc.stderr.count("\n") == 1
     assert img.layers[0].digest in proc.stderr
     assert portique("images", "-q", "-a").stdout == ""
+
+
+def test_label_filter_and_save_piped_into_load(
+    portique: Run, busybox_tar: Path, tmp_path: Path
+) -> None:
+    labelled = portique("import", "-c", "LABEL team=core", str(busybox_tar), "a:1").stdout.strip()
+    portique("import", "-c", "LABEL team=edge", "-c", "USER 1", str(busybox_tar), "b:1")
+    assert portique("images", "-q", "--filter", "label=team=core").stdout.split() == [
+        labelled[7:19]
+    ]
+    assert len(portique("images", "-q", "--filter", "label=team").stdout.split()) == 2
+    assert portique("images", "-q", "--filter", "label=team=none").stdout == ""
+
+    saved = subprocess.run(
+        [sys.executable, "-m", "portique", "save", "a:1", "b:1"],
+        capture_output=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, "PORTIQUE_ROOT": str(tmp_path / "root")},
+    ).stdout
+    other = subprocess.run(
+        [sys.executable, "-m", "portique", "load"],
+        input=saved,
+        capture_output=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, "PORTIQUE_ROOT": str(tmp_path / "other")},
+    ).stdout.decode()
+    assert sorted(other.splitlines()) == ["Loaded image: a:1", "Loaded image: b:1"]
