@@ -13,6 +13,7 @@ from portique.errors import InvalidArgument, Unsupported
 from portique.oci.resources import parse_resources
 from portique.runtime.cgroups import CgroupError, open_manager
 from portique.runtime.cgroups.base import shares_to_weight
+from portique.runtime.cgroups.devices_bpf import compile_rules
 from portique.runtime.cgroups.v2 import V2Manager, plan
 
 
@@ -156,11 +157,37 @@ def test_missing_file_error_names_file_and_dir(fake_v2: Path) -> None:
         mgr.apply(parse_resources({"pids": {"limit": 5}}))
 
 
-def test_device_rules_are_accepted_and_skipped(fake_v2: Path, writes: Writes) -> None:
+def test_device_rules_without_a_bpf_loader_are_skipped(
+    fake_v2: Path, writes: Writes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("portique.runtime.cgroups.v2._kernel_loader", lambda: None)
     mgr = _manager(fake_v2)
     populate_v2(mgr.dir)
     mgr.apply(parse_resources({"devices": [{"allow": False, "access": "rwm"}]}))
     assert writes.calls == []
+
+
+def test_device_rules_become_a_bpf_program_on_the_cgroup(fake_v2: Path) -> None:
+    attached: list[tuple[tuple[int, int], bytes]] = []
+
+    class Loader:
+        def attach_device_filter(self, cgroup_fd: int, insns: bytes) -> None:
+            st = os.fstat(cgroup_fd)
+            attached.append(((st.st_dev, st.st_ino), insns))
+
+    mgr = V2Manager("/portique/c1", fake_v2, devices=Loader())
+    populate_v2(mgr.dir)
+    res = parse_resources(
+        {
+            "devices": [
+                {"allow": False, "access": "rwm"},
+                {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            ]
+        }
+    )
+    mgr.apply(res)
+    st = mgr.dir.stat()
+    assert attached == [((st.st_dev, st.st_ino), compile_rules(res.devices))]
 
 
 def test_freeze_thaw_and_state(fake_v2: Path, writes: Writes) -> None:

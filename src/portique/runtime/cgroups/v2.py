@@ -1,10 +1,14 @@
 """The cgroup v2 driver: one directory in the unified hierarchy.
 
 `plan(resources, has)` turns resources into the (file, value) writes, pure and
-unit-tested; `V2Manager.apply` performs them. Devices: on v2 the device
-cgroup is an eBPF program attached to the cgroup, which this driver does not
-(yet) install; device rules are accepted and skipped with a debug note, and the
-container's /dev (only the nodes the runtime creates) is the remaining guard.
+unit-tested; `V2Manager.apply` performs them.
+
+Devices: v2 has no devices.allow; the device cgroup is an eBPF program
+attached to the cgroup. devices_bpf.py compiles the rules; attaching takes the
+bpf(2) syscall, which belongs in portique.linux (the only ctypes user) as
+`portique.linux.bpf.attach_device_filter(cgroup_fd, insns)`. Until that module
+exists the rules are accepted and not enforced (logged), and the container's
+/dev (only the nodes the runtime creates) is the remaining guard.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol, cast
 
 from portique.errors import InvalidArgument, Unsupported
 
@@ -136,14 +140,24 @@ def plan(resources: LinuxResources, has: Callable[[str], bool]) -> list[tuple[st
     if resources.block_io is not None:
         out.extend(_plan_io(resources.block_io, has))
     out.extend((f"hugetlb.{h.page_size}.max", str(h.limit)) for h in resources.hugepage_limits)
-    if resources.devices:
-        log.debug(
-            "cgroup v2: %d device rules not enforced (no eBPF device filter)",
-            len(resources.devices),
-        )
     # unified comes last: an explicit key overrides what the typed fields wrote.
     out.extend(resources.unified)
     return out
+
+
+class DeviceFilterLoader(Protocol):
+    """Attach a BPF_PROG_TYPE_CGROUP_DEVICE program to a cgroup, replacing the
+    device programs attached to that cgroup before (so updates can widen)."""
+
+    def attach_device_filter(self, cgroup_fd: int, insns: bytes) -> None: ...
+
+
+def _kernel_loader() -> DeviceFilterLoader | None:
+    try:
+        from portique.linux import bpf  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    return cast("DeviceFilterLoader", bpf)
 
 
 class V2Manager:
@@ -151,10 +165,11 @@ class V2Manager:
 
     version = "v2"
 
-    def __init__(self, path: str, root: Path) -> None:
+    def __init__(self, path: str, root: Path, *, devices: DeviceFilterLoader | None = None) -> None:
         self.path = path
         self.root = root
         self.dir = root / path.lstrip("/")
+        self._devices = devices
 
     # ------------------------------------------------------------ lifecycle
 
@@ -177,6 +192,26 @@ class V2Manager:
                     "(controller not enabled or not supported by this kernel)"
                 )
             write_file(self.dir, name, value)
+        if resources.devices:
+            self._apply_devices(resources)
+
+    def _apply_devices(self, resources: LinuxResources) -> None:
+        from .devices_bpf import compile_rules
+
+        loader = self._devices or _kernel_loader()
+        if loader is None:
+            log.debug("cgroup v2: %d device rules not enforced", len(resources.devices))
+            return
+        insns = compile_rules(resources.devices)
+        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            loader.attach_device_filter(fd, insns)
+        except OSError as e:
+            raise CgroupError(
+                f"cannot attach the device filter to {self.dir}: {e.strerror}"
+            ) from None
+        finally:
+            os.close(fd)
 
     def add_process(self, pid: int) -> None:
         write_file(self.dir, "cgroup.procs", str(pid))
