@@ -475,15 +475,20 @@ class Runtime:
         # without one, kill what is left in the cgroup.
         deadline = time.monotonic() + 10
         delay = 0.001
+        # A pid namespace's init finishes dying only once every process of the
+        # namespace is reaped; some may be our children (we may be their
+        # subreaper), so reap every pid ever seen in the cgroup.
+        seen: set[int] = {s.pid}
         while time.monotonic() < deadline:
-            _reap_quiet(s.pid)
-            pids = []
+            pids: builtins.list[int] = []
             try:
                 pids = manager.pids()
             except (PortiqueError, OSError):
                 pass
+            seen.update(pids)
             for pid in pids:
                 _kill_quiet(pid, signal.SIGKILL)
+            for pid in seen:
                 _reap_quiet(pid)
             if not pids and not procfs.is_alive(s.pid, s.start_time or None):
                 return

@@ -1,0 +1,268 @@
+"""create -> start -> kill -> delete, pause/resume, exec, ps, errors, cleanup."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from support.rt_bundle import make_bundle, make_config
+from support.rt_run import Outputs, kv, new_id
+
+from portique.errors import (
+    CommandNotExecutable,
+    CommandNotFound,
+    Conflict,
+    InvalidArgument,
+    InvalidState,
+    NotFound,
+    PortiqueError,
+)
+from portique.oci.runtime import parse_process
+from portique.runtime import Runtime, Status
+
+
+def wait_status(rt: Runtime, cid: str, want: Status, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if rt.state(cid).status is want:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{cid} never reached {want}: {rt.state(cid).status}")
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Outputs:
+    o = Outputs(tmp_path)
+    yield o
+    o.close()
+
+
+def test_create_start_lifecycle(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    marker = tmp_path / "started"
+    cfg = make_config(["sh", "-c", "echo started; sleep 60"])
+    bundle = make_bundle(tmp_path, busybox_rootfs, cfg)
+    cid = new_id()
+    pid_file = tmp_path / "pid"
+    s = rt.create(cid, bundle, stdio=out.stdio, pid_file=pid_file)
+    assert s.status is Status.CREATED
+    assert int(pid_file.read_text()) == s.pid > 0
+    # Blocked before the user program: nothing printed, still our Python.
+    time.sleep(0.1)
+    assert out.text() == ""
+    assert rt.state(cid).status is Status.CREATED
+    j = rt.state(cid).to_runc_json()
+    assert j["status"] == "created" and j["id"] == cid and j["pid"] == s.pid
+    assert j["bundle"] == str(bundle)
+    rt.start(cid)
+    assert rt.state(cid).status is Status.RUNNING
+    deadline = time.monotonic() + 10
+    while "started" not in out.text() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "started" in out.text()
+    with pytest.raises(InvalidState):
+        rt.start(cid)
+    with pytest.raises(InvalidState):
+        rt.delete(cid)
+    assert s.pid in rt.ps(cid)
+    rt.kill(cid, signal.SIGKILL)
+    wait_status(rt, cid, Status.STOPPED)
+    assert rt.state(cid).to_runc_json()["pid"] == 0
+    with pytest.raises(InvalidState):
+        rt.kill(cid, signal.SIGTERM)
+    rt.delete(cid)
+    with pytest.raises(NotFound):
+        rt.state(cid)
+    assert not marker.exists()
+
+
+def test_kill_any_signal_reaches_init(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    # PID 1 ignores signals it has no handler for: install one for USR1.
+    script = "trap 'echo got-usr1; exit 3' USR1; echo ready; while true; do sleep 0.05; done"
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["sh", "-c", script]))
+    cid = new_id()
+    rt.create(cid, bundle, stdio=out.stdio)
+    rt.start(cid)
+    deadline = time.monotonic() + 10
+    while "ready" not in out.text() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rt.kill(cid, signal.SIGUSR1)
+    wait_status(rt, cid, Status.STOPPED)
+    assert "got-usr1" in out.text()
+    rt.delete(cid)
+
+
+def test_delete_force_running(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["sleep", "60"]))
+    cid = new_id()
+    s = rt.create(cid, bundle, stdio=out.stdio)
+    rt.start(cid)
+    rt.delete(cid, force=True)
+    with pytest.raises(NotFound):
+        rt.state(cid)
+    assert not Path(f"/proc/{s.pid}").exists() or "Z" in Path(f"/proc/{s.pid}/stat").read_text().split(")")[1][:3]
+
+
+def test_delete_created_container(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["true"]))
+    cid = new_id()
+    rt.create(cid, bundle, stdio=out.stdio)
+    rt.delete(cid)
+    assert rt.list() == []
+
+
+def test_kill_all(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    cfg = make_config(["sh", "-c", "sleep 60 & sleep 60 & wait"])
+    # No pid namespace: the init's death would not take the others with it.
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+    bundle = make_bundle(tmp_path, busybox_rootfs, cfg)
+    cid = new_id()
+    rt.create(cid, bundle, stdio=out.stdio)
+    rt.start(cid)
+    deadline = time.monotonic() + 10
+    while len(rt.ps(cid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pids = rt.ps(cid)
+    assert len(pids) == 3
+    rt.kill(cid, signal.SIGKILL, all=True)
+    deadline = time.monotonic() + 10
+    while rt.ps(cid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rt.ps(cid) == []
+    rt.delete(cid)
+
+
+def test_pause_resume(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    script = "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.01; done"
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["sh", "-c", script]))
+    cid = new_id()
+    rt.create(cid, bundle, stdio=out.stdio)
+    with pytest.raises(InvalidState):
+        rt.pause(cid)
+    rt.start(cid)
+    rt.pause(cid)
+    assert rt.state(cid).status is Status.PAUSED
+    with pytest.raises(InvalidState):
+        rt.pause(cid)
+    state = Path(f"/proc/{rt.state(cid).pid}/status").read_text()
+    assert rt.state(cid).status is Status.PAUSED, state
+    rt.resume(cid)
+    assert rt.state(cid).status is Status.RUNNING
+    with pytest.raises(InvalidState):
+        rt.resume(cid)
+    rt.pause(cid)
+    rt.delete(cid, force=True)  # a paused container can be force-deleted
+
+
+def test_exec(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["sleep", "60"]))
+    cid = new_id()
+    init = rt.create(cid, bundle, stdio=out.stdio)
+    rt.start(cid)
+    proc = parse_process(
+        {
+            "args": ["sh", "-c", "echo self=$$; echo mnt=$(readlink /proc/self/ns/mnt); echo id=$(id -u); echo host=$(hostname); echo cwd=$(pwd); echo x=$X"],
+            "cwd": "/etc",
+            "env": ["X=1", "PATH=/bin"],
+            "user": {"uid": 7, "gid": 7},
+        }
+    )
+    code = rt.exec(cid, proc, stdio=out.stdio)
+    assert code == 0
+    got = kv(out.text())
+    assert got["mnt"] == os.readlink(f"/proc/{init.pid}/ns/mnt")
+    assert got["id"] == "7"
+    assert got["host"] == "portique"
+    assert got["cwd"] == "/etc"
+    assert got["x"] == "1"
+    assert got["self"] != "1" and int(got["self"]) < 100  # a pid of the container's pid ns
+    # Exit status, detach, and the 127/126 classification.
+    assert rt.exec(cid, parse_process({"args": ["sh", "-c", "exit 5"]}), stdio=out.stdio) == 5
+    pid = rt.exec(cid, parse_process({"args": ["sleep", "30"]}), stdio=out.stdio, detach=True)
+    assert pid > 0 and pid in rt.ps(cid)
+    with pytest.raises(CommandNotFound, match='exec: "nope": executable file not found in \\$PATH'):
+        rt.exec(cid, parse_process({"args": ["nope"]}), stdio=out.stdio)
+    with pytest.raises(CommandNotExecutable):
+        rt.exec(cid, parse_process({"args": ["/etc/passwd"]}), stdio=out.stdio)
+    rt.delete(cid, force=True)
+
+
+def test_missing_and_non_executable_command(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["does-not-exist"]))
+    with pytest.raises(CommandNotFound) as e1:
+        rt.run(new_id(), bundle, stdio=out.stdio)
+    assert e1.value.exit_code == 127
+    assert str(e1.value) == 'exec: "does-not-exist": executable file not found in $PATH'
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["/etc/passwd"]))
+    with pytest.raises(CommandNotExecutable) as e2:
+        rt.run(new_id(), bundle, stdio=out.stdio)
+    assert e2.value.exit_code == 126
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["/etc"]))
+    with pytest.raises(CommandNotExecutable):
+        rt.create(new_id(), bundle, stdio=out.stdio)
+    assert rt.list() == []
+
+
+def test_duplicate_id_is_conflict(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["true"]))
+    cid = new_id()
+    rt.create(cid, bundle, stdio=out.stdio)
+    with pytest.raises(Conflict, match="already exists"):
+        rt.create(cid, bundle, stdio=out.stdio)
+    assert rt.state(cid).status is Status.CREATED  # the first is untouched
+    rt.delete(cid)
+
+
+def test_bad_input_leaves_nothing(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    cfg = make_config(["true"])
+    cfg["linux"]["namespaces"].append({"type": "foo"})
+    bundle = make_bundle(tmp_path, busybox_rootfs, cfg)
+    with pytest.raises(InvalidArgument, match=r'linux.namespaces\[6\].type: unknown namespace type "foo"'):
+        rt.create(new_id(), bundle)
+    cfg = make_config(["true"])
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    (bundle / "config.json").write_text(__import__("json").dumps(cfg))
+    with pytest.raises(InvalidArgument, match="user namespace"):
+        rt.create(new_id(), bundle)
+    (bundle / "config.json").write_text("{not json")
+    with pytest.raises(InvalidArgument, match="config.json"):
+        rt.create(new_id(), bundle)
+    cfg = make_config(["true"])
+    cfg["root"]["path"] = str(tmp_path / "missing")
+    (bundle / "config.json").write_text(__import__("json").dumps(cfg))
+    with pytest.raises(InvalidArgument, match="rootfs"):
+        rt.create(new_id(), bundle)
+    assert rt.list() == []
+
+
+def test_failed_create_cleans_up(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    # Fails inside the init, after the cgroup, namespaces and some mounts exist.
+    cfg = make_config(["true"])
+    cfg["mounts"].append({"destination": "/data", "source": str(tmp_path / "no-such-dir"), "options": ["bind"]})
+    bundle = make_bundle(tmp_path, busybox_rootfs, cfg)
+    cid = new_id()
+    with pytest.raises(PortiqueError, match="no-such-dir"):
+        rt.create(cid, bundle, stdio=out.stdio)
+    assert not (rt.state_root / cid).exists()
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/portique/{cid}"))
+    # A failing createRuntime hook: everything goes as well.
+    cfg = make_config(["true"])
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
+    bundle = make_bundle(tmp_path, busybox_rootfs, cfg)
+    with pytest.raises(PortiqueError, match="createRuntime hook /bin/false"):
+        rt.create(cid, bundle, stdio=out.stdio)
+    assert not (rt.state_root / cid).exists()
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/portique/{cid}"))
+
+
+def test_run_detached_and_list(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["sleep", "60"]))
+    cid = new_id()
+    assert rt.run(cid, bundle, detach=True, stdio=out.stdio) == 0
+    assert [s.id for s in rt.list()] == [cid]
+    assert rt.list()[0].status is Status.RUNNING
+    stats = rt.stats(cid)
+    assert isinstance(stats, dict) and stats
+    rt.delete(cid, force=True)
