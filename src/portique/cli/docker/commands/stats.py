@@ -1,0 +1,51 @@
+"""`portique stats [--no-stream] [-a] [--format] [CONTAINER...]`"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-a", "--all", action="store_true", help="show all containers")
+    parser.add_argument("--no-stream", action="store_true", help="print once and exit")
+    parser.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+    parser.add_argument("--format", default=None, help="format output using a Go template")
+    parser.add_argument("containers", nargs="*", metavar="CONTAINER")
+
+
+def run(args: argparse.Namespace) -> int:
+    from portique.cli.docker.format import format_rows
+    from portique.engine import containers, stats
+    from portique.errors import PortiqueError
+
+    conn = containers.open_db()
+    if args.containers:
+        rows = [containers.get(conn, ref) for ref in args.containers]
+    else:
+        rows = [r for r in containers.list_all(conn) if args.all or r.status in ("running", "paused")]
+    # Bounded: without --no-stream, refresh until interrupted (at most a day).
+    for _ in range(1 if args.no_stream else 86400):
+        firsts = {}
+        for r in rows:
+            try:
+                firsts[r.id] = stats.sample(r)
+            except PortiqueError:
+                continue
+        time.sleep(0.5)
+        records = []
+        for r in rows:
+            try:
+                second = stats.sample(r)
+            except PortiqueError:
+                second = None
+            if second is None or r.id not in firsts:
+                records.append({k: "--" for k in stats.STATS_HEADERS} | {"ID": r.id[:12], "Container": r.id[:12], "Name": r.name, "CPUPerc": "0.00%", "MemPerc": "0.00%", "MemUsage": "0B / 0B", "NetIO": "0B / 0B", "BlockIO": "0B / 0B", "PIDs": "0"})
+                continue
+            records.append(stats.stats_row(r, firsts[r.id], second, args.no_trunc))
+        if not args.no_stream:
+            sys.stdout.write("\x1b[2J\x1b[H")
+        sys.stdout.write(format_rows(args.format, records, default=stats.STATS_DEFAULT, headers=stats.STATS_HEADERS))
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,240 @@
+"""`exec`: run another process in a running container, through the runtime library.
+
+Without -t the process simply inherits our stdio (stdin only with -i) and
+`rt.exec` returns its status. With -t the runtime makes a pty inside the
+container and sends us the master over a console socket; a forked child runs
+the blocking `rt.exec` while we pump our terminal <-> the master.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from portique.engine import db, lifecycle, userdb
+from portique.engine import options as opt
+from portique.engine.paths import ContainerPaths
+from portique.errors import InvalidState, PortiqueError
+
+
+@dataclass(frozen=True, slots=True)
+class ExecRequest:
+    argv: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    user: str = ""
+    workdir: str = ""
+    tty: bool = False
+    stdin: bool = False
+    detach: bool = False
+    privileged: bool = False
+
+
+def build_process(row: db.ContainerRow, req: ExecRequest) -> object:
+    from portique.oci.runtime import Capabilities, User, load_spec
+
+    paths = ContainerPaths.of(row.id)
+    spec = load_spec(paths.dir)
+    base = spec.process
+    if base is None:
+        raise InvalidState(f"container {row.id[:12]} has no process")
+    env = opt.merge_env(base.env, req.env)
+    user = base.user
+    if req.user:
+        u = userdb.lookup(str(paths.dir / "rootfs"), req.user)
+        user = User(uid=u.uid, gid=u.gid, additional_gids=u.additional_gids)
+        env = opt.merge_env(env, [f"HOME={u.home}"]) if not any(e.startswith("HOME=") for e in req.env) else env
+    caps = base.capabilities
+    if req.privileged:
+        allc = tuple(opt.ALL_CAPS)
+        caps = Capabilities(bounding=allc, effective=allc, permitted=allc)
+    size = None
+    if req.tty:
+        with contextlib.suppress(OSError):
+            ts = os.get_terminal_size(sys.stdin.fileno())
+            size = (ts.lines, ts.columns)
+    if req.tty and not any(e.startswith("TERM=") for e in env):
+        env.append("TERM=xterm")
+    return replace(
+        base,
+        args=tuple(req.argv),
+        env=tuple(env),
+        cwd=req.workdir or base.cwd,
+        terminal=req.tty,
+        console_size=size,
+        user=user,
+        capabilities=caps,
+    )
+
+
+def run_exec(row: db.ContainerRow, req: ExecRequest) -> int:
+    if row.status == "paused":
+        raise InvalidState(f"container {row.id[:12]} is paused, unpause the container before exec")
+    if row.status != "running":
+        raise InvalidState(f"container {row.id[:12]} is not running")
+    if not req.argv:
+        from portique.errors import InvalidArgument
+
+        raise InvalidArgument("exec requires at least one argument (the command)")
+    paths = ContainerPaths.of(row.id)
+    process = build_process(row, req)
+    rt = lifecycle.open_runtime(paths)
+    if req.detach:
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            rt.exec(row.id, replace(process, terminal=False), detach=True, stdio=(null, null, null))  # type: ignore[type-var]
+        finally:
+            os.close(null)
+        return 0
+    if not req.tty:
+        stdin = 0
+        null = -1
+        if not req.stdin:
+            null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            stdin = null
+        try:
+            return int(rt.exec(row.id, process, stdio=(stdin, 1, 2)))
+        finally:
+            if null >= 0:
+                os.close(null)
+    return _exec_tty(rt, row.id, process, req)
+
+
+def _exec_tty(rt: object, cid: str, process: object, req: ExecRequest) -> int:
+    from portique.engine.attach import raw_terminal
+
+    with tempfile.TemporaryDirectory(prefix="portique-exec-") as tmp:
+        path = Path(tmp) / "console.sock"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        listener.bind(str(path))
+        listener.listen(1)
+        r, w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            code = 125
+            try:
+                listener.close()
+                os.close(r)
+                code = int(rt.exec(cid, process, console_socket=path))  # type: ignore[attr-defined]
+            except PortiqueError as exc:
+                os.write(w, f"{exc.exit_code} {exc}".encode()[:4000])
+                code = exc.exit_code
+            except BaseException as exc:
+                with contextlib.suppress(BaseException):
+                    os.write(w, f"125 {exc}".encode()[:4000])
+            os._exit(code)
+        os.close(w)
+        master = _receive_master(listener, pid, r)
+        listener.close()
+        if master is None:
+            return _child_result(pid, r)
+        in_fd = sys.stdin.fileno() if req.stdin else -1
+        with raw_terminal(in_fd) if in_fd >= 0 else contextlib.nullcontext():
+            _pump_tty(master, in_fd)
+        os.close(master)
+        return _child_result(pid, r)
+
+
+def _receive_master(listener: socket.socket, pid: int, err_r: int) -> int | None:
+    for _ in range(600):
+        ready, _, _ = select.select([listener, err_r], [], [], 0.1)
+        if listener in ready:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(10)
+                _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 4)
+            for extra in fds[1:]:
+                os.close(extra)
+            return fds[0] if fds else None
+        if err_r in ready:
+            return None
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return None
+    return None
+
+
+def _child_result(pid: int, err_r: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    with os.fdopen(err_r, "rb") as f:
+        msg = f.read(4096).decode("utf-8", "replace")
+    if msg:
+        ecode, _, text = msg.partition(" ")
+        n = int(ecode) if ecode.isdigit() else 125
+        if n == 127:
+            from portique.errors import CommandNotFound
+
+            raise CommandNotFound(text)
+        if n == 126:
+            from portique.errors import CommandNotExecutable
+
+            raise CommandNotExecutable(text)
+        raise PortiqueError(text)
+    return 128 - code if code < 0 else code
+
+
+def _set_size(master: int, term_fd: int) -> None:
+    import fcntl
+    import termios
+
+    with contextlib.suppress(OSError):
+        ts = os.get_terminal_size(term_fd)
+        ws = ts.lines.to_bytes(2, sys.byteorder) + ts.columns.to_bytes(2, sys.byteorder) + bytes(4)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
+
+
+def _pump_tty(master: int, in_fd: int) -> None:
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    old = signal.set_wakeup_fd(wake_w)
+    prev = signal.signal(signal.SIGWINCH, lambda s, f: None)
+    term = in_fd if in_fd >= 0 and os.isatty(in_fd) else -1
+    if term >= 0:
+        _set_size(master, term)
+    try:
+        for _ in range(1 << 40):
+            fds: Sequence[int] = [master, wake_r] + ([in_fd] if in_fd >= 0 else [])
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            if wake_r in ready:
+                with contextlib.suppress(OSError):
+                    os.read(wake_r, 256)
+                if term >= 0:
+                    _set_size(master, term)
+            if in_fd >= 0 and in_fd in ready:
+                data = os.read(in_fd, 65536)
+                if not data:
+                    in_fd = -1
+                else:
+                    _write_all(master, data)
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    return
+                _write_all(1, data)
+    finally:
+        signal.set_wakeup_fd(old)
+        signal.signal(signal.SIGWINCH, prev)
+        os.close(wake_r)
+        os.close(wake_w)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)

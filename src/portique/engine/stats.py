@@ -1,0 +1,161 @@
+"""`stats` and `top` data from the cgroup and /proc, in Docker's columns."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from portique.engine import db, lifecycle
+from portique.engine.paths import ContainerPaths
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    cpu_ns: int
+    wall: float
+    mem_usage: int
+    mem_limit: int
+    pids: int
+    blk_read: int
+    blk_write: int
+    net_rx: int
+    net_tx: int
+
+
+def host_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _net(pid: int) -> tuple[int, int]:
+    rx = tx = 0
+    try:
+        with open(f"/proc/{pid}/net/dev") as f:
+            for line in f.readlines()[2:]:
+                name, _, rest = line.partition(":")
+                if name.strip() == "lo":
+                    continue
+                fields = rest.split()
+                rx += int(fields[0])
+                tx += int(fields[8])
+    except (OSError, ValueError, IndexError):
+        pass
+    return rx, tx
+
+
+def sample(row: db.ContainerRow) -> Sample:
+    rt = lifecycle.open_runtime(ContainerPaths.of(row.id))
+    raw: dict[str, Any] = dict(rt.stats(row.id))
+    cpu = raw.get("cpu") or {}
+    usage = (cpu.get("usage") or {}).get("total", 0)
+    mem = raw.get("memory") or {}
+    mem_use = int((mem.get("usage") or {}).get("usage", 0))
+    raw_mem = mem.get("raw") or {}
+    # Docker subtracts the reclaimable page cache from the usage.
+    inactive = int(raw_mem.get("total_inactive_file", raw_mem.get("inactive_file", 0)))
+    if inactive < mem_use:
+        mem_use -= inactive
+    limit = int((mem.get("usage") or {}).get("limit", 0))
+    host = host_memory()
+    if not limit or (host and limit > host):
+        limit = host
+    pids = int((raw.get("pids") or {}).get("current", 0))
+    rd = wr = 0
+    for e in (raw.get("blkio") or {}).get("ioServiceBytesRecursive") or []:
+        op = str(e.get("op", "")).lower()
+        if op == "read":
+            rd += int(e.get("value", 0))
+        elif op == "write":
+            wr += int(e.get("value", 0))
+    rx, tx = _net(row.pid) if row.pid else (0, 0)
+    return Sample(int(usage), time.monotonic(), mem_use, limit, pids, rd, wr, rx, tx)
+
+
+def _binary(n: float) -> str:
+    units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    i = 0
+    while n >= 1024 and i < len(units) - 1:
+        n /= 1024
+        i += 1
+    return f"{n:.4g}{units[i]}"
+
+
+def stats_row(row: db.ContainerRow, first: Sample, second: Sample, no_trunc: bool = False) -> dict[str, str]:
+    from portique.cli.docker.format import human_size
+
+    dt = max(second.wall - first.wall, 1e-6)
+    cpu_pct = max(0, second.cpu_ns - first.cpu_ns) / 1e9 / dt * 100
+    mem_pct = second.mem_usage / second.mem_limit * 100 if second.mem_limit else 0.0
+    return {
+        "Container": row.id if no_trunc else row.id[:12],
+        "ID": row.id if no_trunc else row.id[:12],
+        "Name": row.name,
+        "CPUPerc": f"{cpu_pct:.2f}%",
+        "MemUsage": f"{_binary(second.mem_usage)} / {_binary(second.mem_limit)}",
+        "MemPerc": f"{mem_pct:.2f}%",
+        "NetIO": f"{human_size(second.net_rx)} / {human_size(second.net_tx)}",
+        "BlockIO": f"{human_size(second.blk_read)} / {human_size(second.blk_write)}",
+        "PIDs": str(second.pids),
+    }
+
+
+STATS_DEFAULT = (
+    "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
+)
+STATS_HEADERS = {
+    "ID": "CONTAINER ID",
+    "Container": "CONTAINER",
+    "Name": "NAME",
+    "CPUPerc": "CPU %",
+    "MemUsage": "MEM USAGE / LIMIT",
+    "MemPerc": "MEM %",
+    "NetIO": "NET I/O",
+    "BlockIO": "BLOCK I/O",
+    "PIDs": "PIDS",
+}
+
+
+def container_pids(row: db.ContainerRow) -> list[int]:
+    rt = lifecycle.open_runtime(ContainerPaths.of(row.id))
+    return [int(p) for p in rt.ps(row.id)]
+
+
+def top(row: db.ContainerRow, ps_args: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Run the host's `ps` and keep the container's processes, as Docker does."""
+    import subprocess
+
+    from portique.errors import InvalidArgument, InvalidState
+
+    if row.status not in ("running", "paused"):
+        raise InvalidState(f"container {row.id[:12]} is not running")
+    pids = set(container_pids(row))
+    args = ps_args or ["-ef"]
+    try:
+        out = subprocess.run(["ps", *args], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise InvalidArgument(f"ps {' '.join(args)} failed: {exc}") from None
+    lines = out.splitlines()
+    if not lines:
+        return [], []
+    header = lines[0].split()
+    if "PID" not in header:
+        raise InvalidArgument("couldn't find PID field in ps output")
+    col = header.index("PID")
+    rows = []
+    for line in lines[1:]:
+        fields = line.split(None, len(header) - 1)
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in pids:
+            rows.append(fields)
+    return header, rows
+
+
+def os_getpid() -> int:
+    return os.getpid()
