@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -72,15 +73,27 @@ class RuntimeCLI:
         timeout: float = 60,
         **kw: Any,
     ) -> subprocess.CompletedProcess[str]:
+        """Run the binary; stdout/stderr go to files, not pipes: a created or
+        detached container inherits them and would keep a pipe open."""
         kw.setdefault("stdin", subprocess.DEVNULL)
-        kw.setdefault("capture_output", True)
-        proc = subprocess.run(self.argv(*args), text=True, timeout=timeout, check=False, **kw)
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"portique-runtime {' '.join(args)} exited {proc.returncode}: "
-                f"stdout={proc.stdout!r} stderr={proc.stderr!r}"
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.run(
+                self.argv(*args), stdout=out, stderr=err, timeout=timeout, check=False, **kw
             )
-        return proc
+            out.seek(0)
+            err.seek(0)
+            result = subprocess.CompletedProcess(
+                proc.args,
+                proc.returncode,
+                out.read().decode(errors="replace"),
+                err.read().decode(errors="replace"),
+            )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"portique-runtime {' '.join(args)} exited {result.returncode}: "
+                f"stdout={result.stdout!r} stderr={result.stderr!r}"
+            )
+        return result
 
     def state(self, cid: str) -> dict[str, Any]:
         out = self("state", cid).stdout

@@ -45,11 +45,12 @@ _TEMPLATE: dict[str, Any] = {
             "TERM=xterm",
         ],
         "cwd": "/",
+        # No ambient set (runc's default lists one): the kernel raises an
+        # ambient capability only if it is also inheritable, and these are not.
         "capabilities": {
             "bounding": list(_CAPS),
             "effective": list(_CAPS),
             "permitted": list(_CAPS),
-            "ambient": list(_CAPS),
         },
         # 1024 is below any sane host hard limit (CAP_SYS_RESOURCE may be
         # missing, so asking for more than the host allows would fail).
