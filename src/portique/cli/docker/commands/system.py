@@ -1,0 +1,111 @@
+"""`portique system df|prune|info`"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="system_command", metavar="COMMAND")
+    sub.required = True
+    p = sub.add_parser("df")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--format", default=None)
+    p = sub.add_parser("prune")
+    p.add_argument("-a", "--all", action="store_true", help="remove all unused images, not just dangling ones")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    p.add_argument("--volumes", action="store_true", help="prune anonymous volumes")
+    p.add_argument("--filter", action="append", default=[])
+    p = sub.add_parser("info")
+    p.add_argument("-f", "--format", default=None)
+
+
+def _pct(part: int, whole: int) -> str:
+    return f" ({part * 100 // whole}%)" if whole else ""
+
+
+def _df(args: argparse.Namespace) -> int:
+    from portique.cli.docker.commands.image import open_images
+    from portique.cli.docker.format import format_rows, human_size
+    from portique.engine import containers, db, volumes
+
+    conn = containers.open_db()
+    imgs = open_images()
+    try:
+        usage = imgs.disk_usage()
+    finally:
+        imgs.close()
+    rows = containers.list_all(conn)
+    c_sizes = {r.id: containers.container_size(r.id) for r in rows}
+    c_active = [r for r in rows if r.status in containers.RUNNING]
+    c_total = sum(c_sizes.values())
+    c_reclaim = sum(s for cid, s in c_sizes.items() if cid not in {r.id for r in c_active})
+    vols = db.list_volumes(conn)
+    used = {v.name for r in rows for v in db.container_volumes(conn, r.id)}
+    v_sizes = {v.name: volumes.volume_size(v.mountpoint) for v in vols}
+    v_total = sum(v_sizes.values())
+    v_reclaim = sum(s for n, s in v_sizes.items() if n not in used)
+    records: list[dict[str, Any]] = [
+        {"Type": "Images", "TotalCount": str(usage["images"]), "Active": str(usage["active"]),
+         "Size": human_size(usage["size"]), "Reclaimable": human_size(usage["reclaimable"]) + _pct(usage["reclaimable"], usage["size"])},
+        {"Type": "Containers", "TotalCount": str(len(rows)), "Active": str(len(c_active)),
+         "Size": human_size(c_total), "Reclaimable": human_size(c_reclaim) + _pct(c_reclaim, c_total)},
+        {"Type": "Local Volumes", "TotalCount": str(len(vols)), "Active": str(len(used)),
+         "Size": human_size(v_total), "Reclaimable": human_size(v_reclaim) + _pct(v_reclaim, v_total)},
+        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
+    ]
+    default = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+    headers = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
+    sys.stdout.write(format_rows(args.format, records, default=default, headers=headers))
+    return 0
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from portique.cli.docker.commands.container import confirm
+    from portique.cli.docker.commands.image import open_images
+    from portique.cli.docker.format import human_size
+    from portique.engine import containers, volumes
+
+    if not args.force:
+        what = ["all stopped containers", "all dangling images" if not args.all else "all images without at least one container associated to them"]
+        if args.volumes:
+            what.insert(1, "all anonymous volumes not used by at least one container")
+        text = "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)
+        if not confirm(text.rstrip("\n") + "\n"):
+            return 0
+    conn = containers.open_db()
+    removed = containers.prune(conn)
+    if removed:
+        print("Deleted Containers:")
+        print("\n".join(removed))
+        print()
+    if args.volumes:
+        vols = volumes.prune_volumes(conn)
+        if vols:
+            print("Deleted Volumes:")
+            print("\n".join(vols))
+            print()
+    imgs = open_images()
+    try:
+        deleted, reclaimed = imgs.prune(all=args.all)
+    finally:
+        imgs.close()
+    if deleted:
+        print("Deleted Images:")
+        for d in deleted:
+            print(f"deleted: {d}")
+        print()
+    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.system_command == "df":
+        return _df(args)
+    if args.system_command == "prune":
+        return _prune(args)
+    from portique.cli.docker.commands import info
+
+    return info.run(args)
