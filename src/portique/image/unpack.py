@@ -264,6 +264,8 @@ class _Unpacker:
     def __init__(self, root_fd: int) -> None:
         self.dirs = _Dirs(root_fd)
         self.as_root = os.geteuid() == 0
+        self.ids = (os.geteuid(), os.getegid())
+        self.umask = _umask()
         self.dir_meta: dict[tuple[str, ...], _DirMeta] = {}
         self.size = 0
         self.entries = 0
@@ -365,10 +367,22 @@ class _Unpacker:
         )
 
     def _file(self, tf: tarfile.TarFile, parent: int, name: str, m: tarfile.TarInfo) -> None:
-        self._remove(parent, name)
-        fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=parent)
+        perm = stat.S_IMODE(m.mode)
+        chown = self.as_root and (m.uid, m.gid) != self.ids
+        # Create with the final permissions when the umask cannot strip any and
+        # no chown follows (it would clear setuid): saves a syscall per file.
         try:
-            src = tf.extractfile(m)
+            fd = os.open(name, _FILE_FLAGS, perm & 0o777, dir_fd=parent)
+        except FileExistsError:
+            self._remove(parent, name)
+            fd = os.open(name, _FILE_FLAGS, perm & 0o777, dir_fd=parent)
+        try:
+            if m.sparse is not None:
+                src: _Readable | None = tf.extractfile(m)
+            else:
+                # The data follows the header in the stream: read it in place
+                # (what extractfile does, minus two wrapper objects per file).
+                src = cast("_Readable", tf.fileobj)
             if src is None:  # pragma: no cover - isreg() members always have data
                 raise InvalidLayer(f"invalid layer entry {m.name!r}: no data")
             remaining = m.size
@@ -380,10 +394,11 @@ class _Unpacker:
                 view = memoryview(buf)
                 while view:
                     view = view[os.write(fd, view) :]
-            if self.as_root:
+            if chown:
                 os.fchown(fd, m.uid, m.gid)
             # chmod after chown: chown clears setuid/setgid.
-            os.fchmod(fd, stat.S_IMODE(m.mode))
+            if chown or perm & ~0o777 or perm & self.umask:
+                os.fchmod(fd, perm)
             for key, value in self._xattrs(m).items():
                 os.setxattr(fd, key, value)
             mt = self._mtime_ns(m)
@@ -450,6 +465,18 @@ class _Unpacker:
             for key, value in meta.xattrs.items():
                 os.setxattr(fd, key, value)
             os.utime(fd, ns=(meta.mtime_ns, meta.mtime_ns))
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would race other threads)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o777  # unknown: always chmod
 
 
 def unpack(
