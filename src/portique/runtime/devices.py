@@ -73,7 +73,8 @@ def create_device(root_fd: int, dev: Device, userns: bool) -> None:
             kind = _TYPE_BITS[dev.type]
             os.mknod(name, kind | mode, os.makedev(dev.major, dev.minor), dir_fd=parent)
             os.chmod(name, mode, dir_fd=parent)  # mknod is filtered by the umask
-        if dev.uid is not None or dev.gid is not None:
+        bound = userns and dev.type != "p"  # the host's node: not ours to chown
+        if not bound and (dev.uid is not None or dev.gid is not None):
             os.chown(
                 name,
                 -1 if dev.uid is None else dev.uid,

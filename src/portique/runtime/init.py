@@ -87,6 +87,9 @@ def stage1(chan: sync.Channel, cfg: InitConfig) -> NoReturn:
         prctl.set_dumpable(False)
         prctl.set_pdeathsig(signal.SIGKILL)
         dup_stdio(cfg.stdio)
+        # Opened before any namespace: a mapped root in a user namespace
+        # could not open the runtime's fifo, a joined mount ns not see it.
+        fifo_fd = os.open(cfg.fifo, os.O_RDWR | os.O_CLOEXEC)
         chan.expect(sync.Go)
         linux = cfg.spec.linux
         join_namespaces(linux.namespaces)
@@ -106,7 +109,7 @@ def stage1(chan: sync.Channel, cfg: InitConfig) -> NoReturn:
             ns.unshare(flags)
         pid = os.fork()
         if pid == 0:
-            init(chan, cfg)
+            init(chan, cfg, fifo_fd)
         chan.send(sync.InitPid(pid))
     except BaseException as e:
         _fail(chan, e)
@@ -134,7 +137,7 @@ def join_namespaces(namespaces: tuple[object, ...]) -> None:
 # ---------------------------------------------------------------- the init
 
 
-def init(chan: sync.Channel, cfg: InitConfig) -> NoReturn:
+def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int) -> NoReturn:
     from portique.runtime import devices, rootfs
     from portique.runtime.hooks import run_hook
     from portique.runtime.process import (
@@ -154,7 +157,6 @@ def init(chan: sync.Channel, cfg: InitConfig) -> NoReturn:
         userns = linux.namespace("user") is not None
         preload_modules(proc.terminal)
         seccomp = build_seccomp(linux.seccomp)
-        fifo_fd = os.open(cfg.fifo, os.O_RDWR | os.O_CLOEXEC)
         if proc.oom_score_adj is not None:
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(proc.oom_score_adj))

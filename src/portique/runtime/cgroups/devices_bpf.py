@@ -95,5 +95,18 @@ def compile_rules(rules: Iterable[DeviceRule]) -> bytes:
     # Checked last rule first: the first match found is the last one listed.
     for rule in reversed(rules):
         prog.extend(_rule_block(rule))
+        if _matches_all(rule):
+            # Nothing after a catch-all can run, and the verifier refuses
+            # unreachable instructions.
+            return b"".join(prog)
     prog.extend([insn(ALU64_MOV_K, 0, imm=0), insn(JMP_EXIT)])
     return b"".join(prog)
+
+
+def _matches_all(rule: DeviceRule) -> bool:
+    return (
+        rule.type == "a"
+        and rule.major is None
+        and rule.minor is None
+        and set(rule.access) == {"r", "w", "m"}
+    )
