@@ -106,3 +106,13 @@ def test_instruction_encoding() -> None:
     # A major above 2^31 is stored as the same 32 bits in the signed imm field.
     assert insn(0x56, 4, off=3, imm=2**32 - 1) == bytes.fromhex("560403" + "00" + "ffffffff")
     assert len(compile_rules(DOCKERISH)) % 8 == 0
+
+
+def test_nothing_follows_a_catch_all() -> None:
+    # The kernel's verifier rejects unreachable instructions ("unreachable insn").
+    prog = compile_rules(DOCKERISH)
+    insns = [prog[i : i + 8] for i in range(0, len(prog), 8)]
+    assert insns[-2:] == [insn(0xB7, 0, imm=0), insn(0x95)]
+    assert insns.count(insn(0x95)) == len(DOCKERISH)  # one exit per rule, no default tail
+    allow_all = compile_rules((DeviceRule(allow=False, type="c", major=1), DeviceRule(allow=True)))
+    assert len(allow_all) == 8 * (6 + 2)  # loads + "r0 = 1; exit"
