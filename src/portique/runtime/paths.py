@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 import stat
 from typing import Literal
 
@@ -31,7 +32,7 @@ def fd_path(fd: int) -> str:
 
 
 def make_in_root(
-    root_fd: int, path: str, kind: Literal["dir", "file"], mode: int = 0o755
+    root_fd: int, path: str, kind: Literal["dir", "file"], mode: int = 0o755, _depth: int = 0
 ) -> int:
     """Open `path` inside the root (O_PATH), creating it and missing parents.
 
@@ -56,7 +57,18 @@ def make_in_root(
                 # Create relative to the already-resolved parent's fd, then
                 # reopen through the root: a symlink planted at `name` still
                 # resolves inside the root, or fails.
-                if i == len(parts) - 1 and kind == "file":
+                last = i == len(parts) - 1
+                link = _readlink_at(parent, name)
+                if link is not None:
+                    # A dangling symlink: create its target, inside the root.
+                    if _depth >= 40:
+                        raise OSError(errno.ELOOP, f"too many symlinks in {path}", path)
+                    base = "/" + "/".join(parts[:i])
+                    dest = link if link.startswith("/") else posixpath.join(base, link)
+                    os.close(
+                        make_in_root(root_fd, dest, kind if last else "dir", mode, _depth + 1)
+                    )
+                elif last and kind == "file":
                     _create_file(parent, name)
                 else:
                     try:
@@ -69,6 +81,13 @@ def make_in_root(
         return os.dup(parent)
     finally:
         os.close(parent)
+
+
+def _readlink_at(parent: int, name: str) -> str | None:
+    try:
+        return os.readlink(name, dir_fd=parent)
+    except OSError:
+        return None
 
 
 def _create_file(parent: int, name: str) -> None:
