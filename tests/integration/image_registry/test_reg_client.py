@@ -225,14 +225,15 @@ def test_unreachable_registry() -> None:
         anonymous().get_manifest(ref)
 
 
-def test_tampered_manifest_by_digest(registry_plain: Registry, repo_name: str) -> None:
+def test_tampered_manifest_by_digest(fresh_registry: Callable[..., Registry]) -> None:
+    # A registry of its own: tampering with content-addressed storage affects every repo.
+    reg = fresh_registry("plain")
     img = ob.busybox_image()
-    ob.push_image(registry_plain, repo_name, "latest", img)
+    ob.push_image(reg, "x", "latest", img)
     other = ob.whiteout_image()
-    ob.push_image(registry_plain, repo_name, "other", other)
+    ob.push_image(reg, "x", "other", other)
     # Overwrite the stored manifest bytes: the registry now serves other content under the digest.
-    path = registry_plain.blob_path(img.manifest_digest)
-    path.write_bytes(other.manifest)
-    ref = parse_reference(f"{registry_plain.host}/{repo_name}@{img.manifest_digest}")
+    reg.blob_path(img.manifest_digest).write_bytes(other.manifest)
+    ref = parse_reference(f"{reg.host}/x@{img.manifest_digest}")
     with pytest.raises(DigestMismatch, match="content hashes to"):
         anonymous().get_manifest(ref)

@@ -131,15 +131,17 @@ class RegistryClient:
         if resp.status != 401:
             return resp
         challenge = resp.headers.get("WWW-Authenticate")
+        replayable = body is None or isinstance(body, bytes)
+        if not replayable or not self.auth.challenged(
+            domain, challenge, scopes, sent_auth=bool(sent)
+        ):
+            return resp  # the caller reports the 401 (its body says why)
         resp.drain_conn()
         resp.release_conn()
-        replayable = body is None or isinstance(body, bytes)
-        if replayable and self.auth.challenged(domain, challenge, scopes, sent_auth=bool(sent)):
-            auth = self.auth.header(domain, scopes)
-            resp = self.transport.request(
-                method, url, headers={**(headers or {}), **auth}, body=body, preload=preload
-            )
-        return resp
+        auth = self.auth.header(domain, scopes)
+        return self.transport.request(
+            method, url, headers={**(headers or {}), **auth}, body=body, preload=preload
+        )
 
     def _fail(self, resp: urllib3.BaseHTTPResponse, what: str) -> Exception:
         # A preloaded response holds its (small: urllib3 read it) body in .data;

@@ -52,6 +52,8 @@ def describe(status: int, body: bytes) -> tuple[str | None, str]:
             return None, doc["details"]
     except (ValueError, AttributeError):
         pass
+    if status == 401 and not body.strip():
+        return "UNAUTHORIZED", "unauthorized: authentication required"
     snippet = body[:200].decode("utf-8", "replace").strip().replace("\n", " ")
     return None, snippet or f"status {status}"
 
