@@ -23,15 +23,24 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from portique.errors import Conflict, InvalidArgument, NotFound
 from portique.image.metadata import ImageDB, ImageRow, LayerRow, NewImage
-from portique.image.snapshots import STALE_SECONDS, Snapshots, mount_overlay, unmount_overlay
-from portique.image.store import ContentStore
+from portique.image.snapshots import (
+    STALE_SECONDS,
+    Snapshots,
+    mount_overlay,
+    unmount_overlay,
+    write_diff_tar,
+)
+from portique.image.store import ContentStore, NewBlob
 from portique.image.unpack import InvalidLayer, unpack
 from portique.oci.digest import DigestMismatch, parse_digest
 from portique.oci.reference import parse_reference
+
+if TYPE_CHECKING:
+    from portique.oci.image import Descriptor
 
 _HEX = frozenset("0123456789abcdef")
 _MAX_PARENT_CHAIN = 1000
@@ -483,7 +492,53 @@ class Images:
         unmount_overlay(container_dir)
 
     def disk_usage(self) -> dict[str, int]:
+        """For `system df`: images, active (used by containers), size, reclaimable bytes."""
         return self.db.usage()
+
+    # -- layers from containers ------------------------------------------------------
+
+    def layer_from_dir(self, upper: Path) -> tuple[Descriptor, str]:
+        """Store an overlay upper dir as a gzip OCI layer; return (descriptor, diff_id).
+
+        Used by `commit` and `build`. The tar is deterministic (see
+        snapshots.write_diff_tar) and so is the gzip stream (no name, mtime 0).
+        """
+        from portique.oci.image import MEDIA_TYPE_OCI_LAYER_GZIP, Descriptor
+
+        with self.store.new_blob() as blob:
+            sink = _GzipSink(blob)
+            write_diff_tar(upper, sink)
+            sink.close()
+        desc = Descriptor(media_type=MEDIA_TYPE_OCI_LAYER_GZIP, digest=blob.digest, size=blob.size)
+        return desc, sink.diff_id
+
+
+class _GzipSink:
+    """Hash (the diff_id) and gzip what the tar writer produces, into `out`."""
+
+    def __init__(self, out: NewBlob) -> None:
+        try:
+            from isal import isal_zlib as zlib_mod
+        except ImportError:  # pragma: no cover - isal is a dependency
+            import zlib as zlib_mod  # type: ignore[no-redef]
+        self._out = out
+        # wbits 31: a gzip member with mtime 0 and no file name (reproducible).
+        self._z = zlib_mod.compressobj(3, zlib_mod.DEFLATED, 31)
+        self._hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        chunk = self._z.compress(data)
+        if chunk:
+            self._out.write(chunk)
+        return len(data)
+
+    def close(self) -> None:
+        self._out.write(self._z.flush())
+
+    @property
+    def diff_id(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
 
 
 def _like_escape(s: str) -> str:

@@ -22,10 +22,11 @@ import errno
 import os
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, BinaryIO, Final, Protocol, cast
 
 from portique.errors import InvalidArgument
 
@@ -175,4 +176,125 @@ def unmount_overlay(container_dir: Path) -> None:
                 raise
 
 
-__all__ = ["Snapshots", "mount_overlay", "overlay_data", "unmount_overlay"]
+# ---- overlay upper dir -> OCI layer tar -------------------------------------------
+
+_KEEP_XATTR_PREFIXES: Final = ("user.", "security.capability")
+_OPAQUE: Final = "trusted.overlay.opaque"
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+def write_diff_tar(upper: Path, out: _Sink) -> None:
+    """Write the changes in an overlay upper dir as an OCI layer tar to `out`.
+
+    Overlay whiteouts (0:0 character devices) become `.wh.NAME` entries and
+    opaque directories (trusted.overlay.opaque=y) get a `.wh..wh..opq` entry.
+    The output is deterministic: entries sorted by name, mtimes and owners
+    kept, no user/group names, hard links within the dir kept as links.
+    """
+    import tarfile
+
+    root_fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    seen: dict[tuple[int, int], str] = {}
+    try:
+        with tarfile.open(
+            fileobj=cast("BinaryIO", out), mode="w|", format=tarfile.PAX_FORMAT
+        ) as tf:
+            _walk(tf, root_fd, "", seen)
+    finally:
+        os.close(root_fd)
+
+
+def _info(name: str, st: os.stat_result, xattrs: dict[str, str] | None = None) -> Any:
+    import tarfile
+
+    ti = tarfile.TarInfo(name)
+    ti.mode = stat.S_IMODE(st.st_mode)
+    ti.uid, ti.gid = st.st_uid, st.st_gid
+    ti.uname = ti.gname = ""
+    ti.mtime = int(st.st_mtime)
+    if xattrs:
+        ti.pax_headers = {f"SCHILY.xattr.{k}": v for k, v in sorted(xattrs.items())}
+    return ti
+
+
+def _xattrs(fd: int) -> dict[str, str]:
+    """The xattrs a layer may carry (user.*, security.capability) of the open file `fd`."""
+    out: dict[str, str] = {}
+    try:
+        names = os.listxattr(fd)
+    except OSError:
+        return out
+    for name in names:
+        if name.startswith(_KEEP_XATTR_PREFIXES):
+            with contextlib.suppress(OSError):
+                value = os.getxattr(fd, name)
+                out[name] = value.decode("utf-8", "surrogateescape")
+    return out
+
+
+def _walk(tf: Any, dir_fd: int, prefix: str, seen: dict[tuple[int, int], str]) -> None:
+    import tarfile
+
+    for name in sorted(os.listdir(dir_fd)):
+        path = prefix + name
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        mode = st.st_mode
+        if stat.S_ISCHR(mode) and st.st_rdev == 0:
+            wh = _info(f"{prefix}.wh.{name}", st)
+            wh.type = tarfile.REGTYPE
+            wh.mode = 0o644
+            tf.addfile(wh)
+        elif stat.S_ISDIR(mode):
+            fd = os.open(
+                name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd
+            )
+            try:
+                ti = _info(path, st, _xattrs(fd))
+                ti.type = tarfile.DIRTYPE
+                tf.addfile(ti)
+                try:
+                    opaque = os.getxattr(fd, _OPAQUE) == b"y"
+                except OSError:
+                    opaque = False
+                if opaque:
+                    marker = _info(f"{path}/.wh..wh..opq", st)
+                    marker.type = tarfile.REGTYPE
+                    marker.mode = 0o644
+                    tf.addfile(marker)
+                _walk(tf, fd, path + "/", seen)
+            finally:
+                os.close(fd)
+        elif stat.S_ISREG(mode):
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in seen:
+                ti = _info(path, st)
+                ti.type = tarfile.LNKTYPE
+                ti.linkname = seen[key]
+                tf.addfile(ti)
+                continue
+            seen[key] = path
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            with os.fdopen(fd, "rb") as f:
+                ti = _info(path, st, _xattrs(f.fileno()))
+                ti.size = st.st_size
+                tf.addfile(ti, f)
+        elif stat.S_ISLNK(mode):
+            ti = _info(path, st)
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = os.readlink(name, dir_fd=dir_fd)
+            tf.addfile(ti)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
+            ti = _info(path, st)
+            if stat.S_ISFIFO(mode):
+                ti.type = tarfile.FIFOTYPE
+            else:
+                ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+                ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            tf.addfile(ti)
+        # Sockets are not carried in layers (Docker skips them too).
+
+
+__all__ = ["Snapshots", "mount_overlay", "overlay_data", "unmount_overlay", "write_diff_tar"]

@@ -143,6 +143,57 @@ class Writer:
             self.close()
 
 
+class NewBlob:
+    """Receives a blob we generate (a layer from `commit`); hashed as written.
+
+    On clean exit of its `with` block the file is fsynced and renamed into
+    blobs/ under the digest computed from the very bytes written; `digest`
+    and `size` then describe it. On error the temp file is removed.
+    """
+
+    def __init__(self, store: ContentStore) -> None:
+        import secrets
+
+        self._store = store
+        self._tmp = store.ingest_dir / f"new-{secrets.token_hex(8)}.part"
+        self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.digest = ""
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._hash.update(data)
+        view = memoryview(data)
+        n = len(view)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self.size += n
+        return n
+
+    def __enter__(self) -> NewBlob:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                os.fsync(self._fd)
+                self.digest = "sha256:" + self._hash.hexdigest()
+                target = self._store.path(self.digest)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.fchmod(self._fd, 0o644)
+                os.rename(self._tmp, target)
+                _fsync_dir(target.parent)
+        finally:
+            os.close(self._fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+
+
 class ContentStore:
     """Verified blobs under `root`/blobs; see the module docstring."""
 
@@ -202,6 +253,10 @@ class ContentStore:
         lock_path = self.ingest_dir / f"{_flat(parse_digest(digest))}.lock"
         return flock_file(lock_path, remove_if=lambda: self.has(digest))
 
+    def new_blob(self) -> NewBlob:
+        """A writer for content we produce ourselves (its digest is known at the end)."""
+        return NewBlob(self)
+
     def write_bytes(self, data: bytes, expected_digest: str | None = None) -> str:
         """Store `data` (checked against `expected_digest` when given); return its digest."""
         if expected_digest is None:
@@ -224,7 +279,7 @@ class ContentStore:
         now = time.time()
         removed = 0
         for entry in os.scandir(self.ingest_dir):
-            if not entry.name.endswith(".part"):
+            if not entry.name.endswith((".part", ".lock")):
                 continue
             try:
                 if now - entry.stat(follow_symlinks=False).st_mtime < max_age:
@@ -285,4 +340,4 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["ContentStore", "Writer"]
+__all__ = ["ContentStore", "NewBlob", "Writer", "flock_file"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -223,3 +224,55 @@ def test_register_remove_round_trip_leaves_no_files(imgs: Images, tmp_path: Path
         "snapshots/empty",
         "snapshots/locks",
     ]
+
+
+def test_layer_from_container_upper_round_trips(imgs: Images, tmp_path: Path) -> None:
+    base = register(imgs, ob.whiteout_image(), "base")
+    container = tmp_path / "containers" / "c6"
+    rootfs = imgs.mount_rootfs(base, container)
+    try:
+        (rootfs / "data/keep").unlink()  # -> whiteout char 0:0 in upper
+        for child in (rootfs / "opq").iterdir():
+            child.unlink()
+        (rootfs / "opq").rmdir()
+        (rootfs / "opq").mkdir()  # -> opaque dir in upper
+        (rootfs / "opq/fresh").write_text("fresh")
+        (rootfs / "etc/motd").write_text("v3\n")
+        os.link(rootfs / "opq/fresh", rootfs / "opq/fresh2")
+        os.symlink("/opq/fresh", rootfs / "link")
+        os.chown(rootfs / "opq/fresh", 123, 456)
+        expected = {
+            p: (rootfs / p).read_bytes() if (rootfs / p).is_file() else None
+            for p in ("data", "opq", "opq/fresh", "opq/fresh2", "etc/motd")
+        }
+    finally:
+        imgs.unmount_rootfs(container)
+    desc, diff_id = imgs.layer_from_dir(container / "upper")
+    again, diff_id2 = imgs.layer_from_dir(container / "upper")
+    assert (desc.digest, diff_id) == (again.digest, diff_id2)  # deterministic
+    assert imgs.store.size(desc.digest) == desc.size
+    # An image of base + the new layer shows what the container saw.
+    config = json.loads(imgs.store.read_bytes(base.id))
+    config["rootfs"]["diff_ids"].append(diff_id)
+    config_bytes = json.dumps(config).encode()
+    manifest = json.loads(imgs.store.read_bytes(base.manifest_digest))
+    manifest["layers"].append(desc.to_json())
+    manifest["config"]["digest"] = imgs.store.write_bytes(config_bytes)
+    manifest["config"]["size"] = len(config_bytes)
+    manifest_bytes = json.dumps(manifest).encode()
+    rec = imgs.register(
+        manifest_bytes, imgs.store.write_bytes(manifest_bytes), config_bytes, tags=["committed"]
+    )
+    c2 = tmp_path / "containers" / "c7"
+    root2 = imgs.mount_rootfs(rec, c2)
+    try:
+        assert os.listdir(root2 / "data") == []
+        assert sorted(os.listdir(root2 / "opq")) == ["fresh", "fresh2"]
+        assert (root2 / "opq/fresh").read_bytes() == expected["opq/fresh"]
+        assert (root2 / "etc/motd").read_text() == "v3\n"
+        assert os.readlink(root2 / "link") == "/opq/fresh"
+        st = os.stat(root2 / "opq/fresh")
+        assert (st.st_uid, st.st_gid) == (123, 456)
+        assert st.st_ino == os.stat(root2 / "opq/fresh2").st_ino
+    finally:
+        imgs.unmount_rootfs(c2)
