@@ -220,3 +220,25 @@ def test_default_profile_with_sys_admin_allows_unshare() -> None:
     status, got = _in_child(flt, lambda: _raw(SYS_UNSHARE, CLONE_NEWNS))
     assert os.WIFEXITED(status)
     assert got == 0
+
+
+def test_trace_without_a_tracer_fails_the_call() -> None:
+    # SECCOMP_RET_TRACE with nobody attached: the kernel skips the call, ENOSYS.
+    flt = _spec([{"names": ["getppid"], "action": "SCMP_ACT_TRACE", "errnoRet": 5}])
+    status, got = _in_child(flt, lambda: _raw(110))
+    assert os.WIFEXITED(status)
+    assert got == errno.ENOSYS
+
+
+def test_filter_flags_load() -> None:
+    spec = parse_seccomp(
+        {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+            "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 33}],
+        },
+        "linux.seccomp",
+    )
+    status, got = _in_child(build_filter(spec), lambda: _raw(110))
+    assert os.WIFEXITED(status)
+    assert got == errno.EDOM
