@@ -144,6 +144,9 @@ class Images:
                     if row is None:
                         n = ImageDB.insert_layer(c, result.diff_id, result.size)
                         path = self.snapshots.install(tmp, n)
+                    elif not self.snapshots.path(row.id).is_dir():
+                        # The row outlived its directory (deleted by hand): repair.
+                        path = self.snapshots.install(tmp, row.id)
                     else:  # another blob (other compression) already gave this content
                         path = self.snapshots.path(row.id)
                     ImageDB.map_blob(c, digest, result.diff_id, desc.media_type, desc.size)

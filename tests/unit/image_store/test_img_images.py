@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -335,3 +336,11 @@ def test_disk_usage(imgs: Images) -> None:
     assert du["active"] == 0
     assert du["size"] == len(b"base layer") + 2
     assert du["reclaimable"] == du["size"]
+
+
+def test_lost_snapshot_dir_is_repaired(imgs: Images) -> None:
+    rec = add(imgs, ob.image_from_layers([BASE, MID]), "app")
+    shutil.rmtree(rec.snapshot_dirs[1])
+    path = imgs.unpack_layer(Desc(MID.digest, MID.media_type, len(MID.blob)))
+    assert path == rec.snapshot_dirs[1]
+    assert (path / "data/mid").read_bytes() == b"mid"
