@@ -31,7 +31,7 @@ import tarfile
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -44,7 +44,7 @@ from portique.oci.reference import parse_reference
 
 if TYPE_CHECKING:
     from portique.image.images import ImageRecord, Images
-    from portique.image.store import ContentStore
+    from portique.image.store import ContentStore, Writer
 
 _CHUNK: Final = 1 << 20
 MAX_MEMBERS: Final = 100_000
@@ -59,6 +59,10 @@ _BZIP2_MAGIC: Final = b"BZh"
 OCI_LAYOUT: Final = b'{"imageLayoutVersion":"1.0.0"}'
 REF_NAME: Final = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME: Final = "io.containerd.image.name"
+
+
+# progress(layer digest, bytes done, bytes total)
+Progress = Callable[[str, int, int], None]
 
 
 class InvalidArchive(InvalidArgument):
@@ -188,6 +192,7 @@ class _Archive:
         except tarfile.TarError as exc:
             raise InvalidArchive(f"invalid archive: not a tar file ({exc})") from None
         self.members: dict[str, tarfile.TarInfo] = {}
+        self.progress: Progress | None = None
         try:
             for count, info in enumerate(self._tar, 1):
                 if count > MAX_MEMBERS:
@@ -287,10 +292,14 @@ def _seekable(inp: BinaryIO, tmpdir: Path) -> Iterator[IO[bytes]]:
 # ---- load ------------------------------------------------------------------------
 
 
-def load(images: Images, inp: BinaryIO) -> list[LoadedImage]:
-    """Load every image of a docker-archive or OCI archive; return what was loaded."""
+def load(images: Images, inp: BinaryIO, *, progress: Progress | None = None) -> list[LoadedImage]:
+    """Load every image of a docker-archive or OCI archive; return what was loaded.
+
+    `progress(layer_digest, bytes_done, bytes_total)` is called as layers are copied.
+    """
     with _seekable(inp, images.root / "tmp") as f:
         archive = _Archive(f)
+        archive.progress = progress
         if "index.json" in archive:
             loaded = _load_oci(images, archive)
         elif "manifest.json" in archive:
@@ -381,23 +390,12 @@ def _store_layer(
             f.seek(0)
         h = _LayerHash()
         if store.has(expected):
-            for chunk in iter(lambda: f.read(_CHUNK), b""):
-                try:
-                    h.update(chunk)
-                except InvalidArchive as exc:
-                    raise InvalidArchive(f"layer {expected}: {exc.message}") from None
+            _pump(f, h, None, archive, expected, size)
         else:
             with store.lock(expected), store.ingest(expected, size) as w:
                 if w.offset:
                     w.restart()
-                for chunk in iter(lambda: f.read(_CHUNK), b""):
-                    try:
-                        h.update(chunk)
-                    except InvalidArchive as exc:
-                        # Not committed: a corrupt stream leaves no blob behind.
-                        w.restart()
-                        raise InvalidArchive(f"layer {expected}: {exc.message}") from None
-                    w.write(chunk)
+                _pump(f, h, w, archive, expected, size)
     if h.digest != expected or h.size != size:
         raise DigestMismatch(f"layer {name!r} hashes to {h.digest}, expected {expected}")
     if h.diff_id != diff_id:
@@ -405,6 +403,23 @@ def _store_layer(
             f"layer {name!r}: uncompressed content hashes to {h.diff_id}, the config says {diff_id}"
         )
     return oci.Descriptor(_layer_media_type(h.compression or ""), expected, size)
+
+
+def _pump(
+    f: IO[bytes], h: _LayerHash, w: Writer | None, archive: _Archive, digest: str, size: int
+) -> None:
+    """Hash (and, given a writer, store) a layer member, reporting progress."""
+    for chunk in iter(lambda: f.read(_CHUNK), b""):
+        try:
+            h.update(chunk)
+        except InvalidArchive as exc:
+            if w is not None:
+                w.restart()  # nothing of a corrupt stream is kept for a resume
+            raise InvalidArchive(f"layer {digest}: {exc.message}") from None
+        if w is not None:
+            w.write(chunk)
+        if archive.progress is not None:
+            archive.progress(digest, h.size, size)
 
 
 def _load_oci(images: Images, archive: _Archive) -> list[LoadedImage]:
@@ -867,6 +882,7 @@ __all__ = [
     "ArchiveFormat",
     "InvalidArchive",
     "LoadedImage",
+    "Progress",
     "import_rootfs",
     "load",
     "parse_changes",

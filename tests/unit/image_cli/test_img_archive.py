@@ -366,3 +366,12 @@ def test_import_refuses_non_tar(images: FakeImages, payload: bytes) -> None:
     with pytest.raises(InvalidArgument, match="import"):
         archive.import_rootfs(images, io.BytesIO(payload), None)
     assert images.records == {}
+
+
+def test_load_reports_progress_per_layer(images: FakeImages) -> None:
+    data, _, blob = docker_archive(compress=True)
+    calls: list[tuple[str, int, int]] = []
+    archive.load(images, io.BytesIO(data), progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
+    assert calls
+    assert calls[-1] == (sha(blob), len(blob), len(blob))
+    assert all(done <= total for _, done, total in calls)

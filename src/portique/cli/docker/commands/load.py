@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -11,6 +12,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="suppress the load output")
     # Accepted for Docker compatibility: an archive's single platform is loaded.
     parser.add_argument("--platform", help=argparse.SUPPRESS)
+
+
+def _progress(quiet: bool) -> Callable[[str, int, int], None] | None:
+    """Docker's "Loading layer [====>   ]" lines, redrawn in place, on a terminal only."""
+    if quiet or not sys.stdout.isatty():
+        return None
+    from portique.cli.docker.format import human_size
+
+    last: dict[str, int] = {}
+
+    def show(digest: str, done: int, total: int) -> None:
+        width = 50
+        filled = width * done // total if total else width
+        if last.get(digest) == filled and done != total:
+            return  # redraw only when the bar moves
+        last[digest] = filled
+        bar = "=" * max(filled - 1, 0) + (">" if filled < width else "=") + " " * (width - filled)
+        sizes = f"{human_size(done)}/{human_size(total)}"
+        end = "\n" if done >= total else ""
+        sys.stdout.write(f"\r{digest[7:19]}: Loading layer [{bar}]  {sizes}{end}")
+        sys.stdout.flush()
+
+    return show
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,14 +49,14 @@ def run(args: argparse.Namespace) -> int:
         except FileNotFoundError:
             raise NotFound(f"no such file: {args.input}") from None
         with f:
-            loaded = load(imgs, f)
+            loaded = load(imgs, f, progress=_progress(args.quiet))
     else:
         if sys.stdin.isatty():
             raise InvalidArgument(
                 "requested load from stdin, but stdin is empty",
                 hint="use the -i flag or redirect",
             )
-        loaded = load(imgs, sys.stdin.buffer)
+        loaded = load(imgs, sys.stdin.buffer, progress=_progress(args.quiet))
     for image in loaded:
         if image.tags:
             sys.stdout.write("".join(f"Loaded image: {t}\n" for t in image.tags))
