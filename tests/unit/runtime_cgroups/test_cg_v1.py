@@ -241,3 +241,15 @@ def test_destroy_removes_in_every_hierarchy(fake_v1: FakeV1) -> None:
     assert not mgr.exists()
     assert all((Path(mp) / "default").is_dir() for mp in mgr.dirs())
     mgr.destroy()
+
+
+def test_kill_all_keeps_a_paused_container_paused(fake_v1: FakeV1, writes: Writes) -> None:
+    dirs = populate_v1(fake_v1.root, "portique/c1")
+    (dirs["freezer"] / "freezer.state").write_text("FROZEN")
+    mgr = _manager(fake_v1)
+    mgr.kill_all(signal.SIGTERM)
+    assert [v for _, n, v in writes.calls] == ["FROZEN"]
+    assert mgr.is_frozen()
+    # SIGKILL must be delivered, and a frozen task cannot die: thaw.
+    mgr.kill_all(signal.SIGKILL)
+    assert [v for _, n, v in writes.calls] == ["FROZEN", "FROZEN", "THAWED"]
