@@ -374,7 +374,10 @@ def _store_layer(
 ) -> oci.Descriptor:
     """Copy one layer member into the store, checking its digest and its diff_id."""
     f, size = archive.open(name)
-    expected = expected or _digest_from_name(name)
+    # Only blobs/<alg>/<hex> promises a blob digest; other tools name layers by
+    # diff_id (skopeo's <hex>.tar) or by a legacy id (<id>/layer.tar).
+    if expected is None and name.startswith("blobs/"):
+        expected = _digest_from_name(name)
     with f:
         head = f.read(16)
         f.seek(0)

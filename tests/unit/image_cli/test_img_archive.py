@@ -375,3 +375,16 @@ def test_load_reports_progress_per_layer(images: FakeImages) -> None:
     assert calls
     assert calls[-1] == (sha(blob), len(blob), len(blob))
     assert all(done <= total for _, done, total in calls)
+
+
+def test_compressed_layer_named_by_its_diff_id_loads(images: FakeImages) -> None:
+    tar = layer_tar({"x": b"x"})
+    blob = gzip.compress(tar, mtime=0)
+    config = config_for([sha(tar)])
+    name = f"{sha(tar)[7:]}.tar"  # skopeo's naming, but gzip content
+    manifest = [{"Config": "c.json", "RepoTags": ["n:1"], "Layers": [name]}]
+    data = outer_tar(
+        [("c.json", config), (name, blob), ("manifest.json", json.dumps(manifest).encode())]
+    )
+    assert archive.load(images, io.BytesIO(data))[0].tags == ("n:1",)  # type: ignore[arg-type]
+    assert images.store.has(sha(blob))
