@@ -494,9 +494,11 @@ def _names_from_annotations(annotations: Mapping[str, str]) -> list[str]:
         if key == REF_NAME and ":" not in value and "/" not in value:
             continue  # a bare tag ("latest"): no repository to put it on
         try:
-            return [parse_reference(value).familiar()]
+            ref = parse_reference(value)
         except InvalidArgument:
             continue
+        if ref.digest is None:  # a name pinned by digest is no tag to give the image
+            return [ref.familiar()]
     return []
 
 

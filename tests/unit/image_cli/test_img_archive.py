@@ -388,3 +388,17 @@ def test_compressed_layer_named_by_its_diff_id_loads(images: FakeImages) -> None
     )
     assert archive.load(images, io.BytesIO(data))[0].tags == ("n:1",)  # type: ignore[arg-type]
     assert images.store.has(sha(blob))
+
+
+@pytest.mark.parametrize(
+    ("annotations", "names"),
+    [
+        ({"io.containerd.image.name": "docker.io/library/busybox:1"}, ["busybox:1"]),
+        ({"org.opencontainers.image.ref.name": "quay.io/a/b:2"}, ["quay.io/a/b:2"]),
+        ({"org.opencontainers.image.ref.name": "latest"}, []),
+        ({"org.opencontainers.image.ref.name": "busybox@sha256:" + "1" * 64}, []),
+        ({"org.opencontainers.image.ref.name": "Not A Name!"}, []),
+    ],
+)
+def test_names_from_index_annotations(annotations: dict[str, str], names: list[str]) -> None:
+    assert archive._names_from_annotations(annotations) == names
