@@ -197,6 +197,32 @@ class _Prefetch:
         self._thread.join(timeout=10)
 
 
+_META_TYPES: Final = frozenset(
+    {
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+    }
+)
+MAX_META: Final = 1 << 20  # bytes in one pax / GNU long-name header
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile reads a pax or GNU long-name header's whole body into memory:
+    refuse a hostile multi-gigabyte one before it does. Sparse files are
+    refused too (no OCI tool writes them, and their holes could fill a disk)."""
+
+    def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _META_TYPES and self.size > MAX_META:
+            raise InvalidLayer(f"tar header extension of {self.size} bytes is too large")
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise InvalidLayer(f"invalid layer entry {self.name!r}: sparse files are not supported")
+        result: tarfile.TarInfo = super()._proc_member(tf)  # type: ignore[misc]
+        return result
+
+
 def clean_name(name: str) -> tuple[str, ...]:
     """Split a member name into safe components; raise InvalidLayer on '..'."""
     if len(os.fsencode(name)) > MAX_NAME:
@@ -313,6 +339,8 @@ class _Unpacker:
         self.entries += 1
         if self.entries > MAX_ENTRIES:
             raise InvalidLayer(f"layer has more than {MAX_ENTRIES} entries")
+        if m.sparse is not None:
+            raise InvalidLayer(f"invalid layer entry {m.name!r}: sparse files are not supported")
         comps = clean_name(m.name)
         if not comps:
             if m.isdir():
@@ -377,14 +405,9 @@ class _Unpacker:
             self._remove(parent, name)
             fd = os.open(name, _FILE_FLAGS, perm & 0o777, dir_fd=parent)
         try:
-            if m.sparse is not None:
-                src: _Readable | None = tf.extractfile(m)
-            else:
-                # The data follows the header in the stream: read it in place
-                # (what extractfile does, minus two wrapper objects per file).
-                src = cast("_Readable", tf.fileobj)
-            if src is None:  # pragma: no cover - isreg() members always have data
-                raise InvalidLayer(f"invalid layer entry {m.name!r}: no data")
+            # The data follows the header in the stream: read it in place (what
+            # extractfile does, minus two wrapper objects per file).
+            src = cast("_Readable", tf.fileobj)
             remaining = m.size
             while remaining > 0:
                 buf = src.read(min(remaining, _BLOCK))
@@ -500,12 +523,14 @@ def unpack(
                 encoding="utf-8",
                 errors="surrogateescape",
                 bufsize=64 << 10,
+                tarinfo=_BoundedTarInfo,
             ) as tf:
                 for m in tf:
                     current = m.name
                     if on_entry is not None:
                         on_entry(current)
                     unpacker.entry(tf, m)
+                    current = ""  # errors from here on are in the next header
                 current = ""
                 unpacker.finish()
             diff_id = prefetch.drain()

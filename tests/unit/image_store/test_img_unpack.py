@@ -258,3 +258,36 @@ def test_too_many_xattrs_refused(dest: tuple[Path, int]) -> None:
 def test_mtime_float_and_default(dest: tuple[Path, int]) -> None:
     run(dest, RawTar().file("f", b"", mtime=MTIME + 0.5).bytes())
     assert os.stat(dest[0] / "f").st_mtime == pytest.approx(MTIME + 0.5)
+
+
+def test_huge_pax_header_is_refused_before_it_is_read(dest: tuple[Path, int]) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        ti = tarfile.TarInfo("f")
+        ti.pax_headers = {"comment": "x" * (2 << 20)}
+        tf.addfile(ti, io.BytesIO(b""))
+    with pytest.raises(InvalidLayer, match=r"header extension of .* too large"):
+        run(dest, buf.getvalue())
+
+
+def test_sparse_files_are_refused(dest: tuple[Path, int]) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        ti = tarfile.TarInfo("holes")
+        ti.type = tarfile.GNUTYPE_SPARSE
+        tf.addfile(ti)
+    with pytest.raises(InvalidLayer, match="sparse"):
+        run(dest, buf.getvalue())
+
+
+def test_error_names_the_layer_entry(dest: tuple[Path, int]) -> None:
+    tar = (
+        RawTar()
+        .file("ok", b"1")
+        .file("etc/x", b"2")
+        .symlink("etc", "/")
+        .file("etc/y", b"3")
+        .bytes()
+    )
+    with pytest.raises(InvalidLayer, match=r"entry 'etc/y'"):
+        run(dest, tar)
