@@ -1,0 +1,77 @@
+"""Fixtures for the engine's integration tests: an isolated engine root with a
+busybox image imported from Debian's busybox-static, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PORTIQUE = str(Path(sys.executable).parent / "portique")
+
+
+@dataclass
+class Portique:
+    env: dict[str, str]
+    root: Path
+    run_root: Path
+
+    def __call__(
+        self, *args: str, input: str | None = None, timeout: float = 60, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [PORTIQUE, *args],
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"portique {' '.join(args)} -> {proc.returncode}: {proc.stderr}")
+        return proc
+
+    def ok(self, *args: str, timeout: float = 60) -> str:
+        return self(*args, timeout=timeout, check=True).stdout
+
+    def inspect(self, ref: str, template: str) -> str:
+        return self.ok("inspect", "-f", template, ref).strip()
+
+
+def _busybox_tar(dest: Path) -> Path:
+    from support.rootfs import make_busybox_rootfs
+
+    rootfs = make_busybox_rootfs(dest / "rootfs")
+    tar_path = dest / "busybox.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for entry in sorted(rootfs.iterdir()):
+            tar.add(entry, arcname=entry.name)
+    return tar_path
+
+
+@pytest.fixture(scope="session")
+def pq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portique]:
+    base = tmp_path_factory.mktemp("engine")
+    # Short run root: unix socket paths must stay under 108 bytes for the runtime.
+    run_root = Path(f"/run/pq-eng-test-{os.getpid()}")
+    env = dict(os.environ, PORTIQUE_ROOT=str(base / "root"), PORTIQUE_RUNROOT=str(run_root))
+    p = Portique(env, base / "root", run_root)
+    tar = _busybox_tar(base)
+    p.ok("import", "--change", 'CMD ["/bin/sh"]', str(tar), "busybox:latest")
+    yield p
+    ids = p.ok("ps", "-aq", "--no-trunc").split()
+    if ids:
+        p("rm", "-f", *ids, timeout=120)
+    subprocess.run(["rm", "-rf", str(run_root)], check=False)
+
+
+def mounts_under(path: Path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(str(path))]

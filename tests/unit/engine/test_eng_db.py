@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from portique.engine import db
+from portique.errors import Conflict, NotFound
+
+
+def _row(cid: str, name: str, created: float = 1.0) -> db.ContainerRow:
+    return db.ContainerRow(
+        id=cid, name=name, image="busybox", image_id="sha256:" + "0" * 64, created=created,
+        config={"Config": {"Cmd": ["sh"]}, "HostConfig": {}}, status="created",
+    )
+
+
+def test_insert_resolve_prefix_and_name(tmp_path: Path) -> None:
+    conn = db.open_db(tmp_path)
+    a, b = "ab" + "1" * 62, "ac" + "2" * 62
+    with db.transaction(conn):
+        db.insert_container(conn, _row(a, "first", 1))
+        db.insert_container(conn, _row(b, "second", 2))
+    assert db.resolve_container(conn, "first").id == a
+    assert db.resolve_container(conn, "/second").id == b
+    assert db.resolve_container(conn, "ab").id == a
+    assert db.resolve_container(conn, b).name == "second"
+    with pytest.raises(Conflict, match="multiple"):
+        db.resolve_container(conn, "a")
+    with pytest.raises(NotFound, match="no such container: zz"):
+        db.resolve_container(conn, "zz")
+    assert [r.name for r in db.list_containers(conn)] == ["second", "first"]
+
+
+def test_unique_names_and_rename(tmp_path: Path) -> None:
+    conn = db.open_db(tmp_path)
+    db.insert_container(conn, _row("1" * 64, "web"))
+    with pytest.raises(Conflict, match='"/web" is already in use'):
+        db.insert_container(conn, _row("2" * 64, "web"))
+    db.insert_container(conn, _row("2" * 64, "db"))
+    with pytest.raises(Conflict):
+        db.rename_container(conn, "2" * 64, "web")
+    db.rename_container(conn, "2" * 64, "cache")
+    assert db.resolve_container(conn, "cache").id == "2" * 64
+
+
+def test_state_updates_and_volume_links(tmp_path: Path) -> None:
+    conn = db.open_db(tmp_path)
+    cid = "3" * 64
+    db.insert_container(conn, _row(cid, "x"))
+    db.update_state(conn, cid, status="running", pid=42, oom_killed=True)
+    row = db.get_container(conn, cid)
+    assert row is not None and (row.status, row.pid, row.oom_killed) == ("running", 42, True)
+    with pytest.raises(ValueError, match="not state fields"):
+        db.update_state(conn, cid, name="nope")
+    db.insert_volume(conn, db.VolumeRow("v", "local", "/v/_data", 1.0, {"k": "v"}, {}, False))
+    db.link_volume(conn, cid, "v")
+    db.link_volume(conn, cid, "v")
+    assert db.volume_users(conn, "v") == [cid]
+    assert [v.name for v in db.container_volumes(conn, cid)] == ["v"]
+    db.delete_container(conn, cid)
+    assert db.volume_users(conn, "v") == []  # ON DELETE CASCADE
+
+
+def test_migration_is_idempotent(tmp_path: Path) -> None:
+    db.open_db(tmp_path).close()
+    conn = db.open_db(tmp_path)
+    v = conn.execute("SELECT version FROM schema_versions WHERE component = 'engine'").fetchone()[0]
+    assert v == len(db.MIGRATIONS)
