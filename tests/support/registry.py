@@ -4,7 +4,8 @@ Usage (any helper may import this directly; it needs no portique code):
 
     from support.registry import start_registry, TEST_USER, TEST_PASSWORD
 
-    reg = start_registry(tmp_path, mode="plain")   # or "basic" (htpasswd) or "token"
+    reg = start_registry(tmp_path, mode="plain")   # or "basic" (htpasswd) or "token";
+                                                   # tls=True: HTTPS, self-signed (reg.ca_cert)
     try:
         reg.host          # "127.0.0.1:PORT" (use it in references: f"{reg.host}/busybox")
         reg.url           # "http://127.0.0.1:PORT"
@@ -28,6 +29,7 @@ Modes:
 The registry config is written as JSON (YAML is a superset of JSON), storage lives in
 a fresh directory under the given tmp dir, the process is stopped by its PID.
 Pushing test images with raw HTTP: see support.oci_build.push_image.
+RegistryProxy(reg.url) is a misbehaving front (errors, redirects, cut bodies, throttling).
 """
 
 from __future__ import annotations
@@ -93,6 +95,48 @@ def _make_signing_cert(tmp: Path) -> tuple[Any, bytes, Path]:
     bundle = tmp / "token-root.pem"
     bundle.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key, cert.public_bytes(serialization.Encoding.DER), bundle
+
+
+def _make_tls_cert(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed server certificate for 127.0.0.1 and localhost: (cert PEM, key PEM)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "portique-test-registry")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "tls.crt", tmp / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
 
 
 @dataclass
@@ -232,6 +276,7 @@ class Registry:
     username: str | None = None
     password: str | None = None
     token_issuer: TokenIssuer | None = None
+    ca_cert: Path | None = None  # set when the registry serves HTTPS (tls=True)
 
     @property
     def host(self) -> str:
@@ -239,7 +284,14 @@ class Registry:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.ca_cert else 'http'}://{self.host}"
+
+    def _ssl_context(self) -> Any:
+        if self.ca_cert is None:
+            return None
+        import ssl
+
+        return ssl.create_default_context(cafile=str(self.ca_cert))
 
     def __enter__(self) -> Registry:
         return self
@@ -324,7 +376,7 @@ class Registry:
         all_headers = {**self.auth_headers(repo), **(headers or {})}
         req = urllib.request.Request(url, data=body, method=method, headers=all_headers)
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=30, context=self._ssl_context()) as resp:
                 return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
         except urllib.error.HTTPError as exc:
             return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
@@ -358,7 +410,8 @@ def _wait_ready(reg: Registry, timeout: float) -> None:
                 + reg.log_path.read_text(errors="replace")[-2000:]
             )
         try:
-            with urllib.request.urlopen(reg.url + "/v2/", timeout=2) as resp:
+            ctx = reg._ssl_context()
+            with urllib.request.urlopen(reg.url + "/v2/", timeout=2, context=ctx) as resp:
                 if resp.status == 200:
                     return
         except urllib.error.HTTPError as exc:
@@ -378,9 +431,13 @@ def start_registry(
     username: str = TEST_USER,
     password: str = TEST_PASSWORD,
     anonymous_pull: bool = True,
+    tls: bool = False,
     timeout: float = 20.0,
 ) -> Registry:
-    """Start docker-registry in `mode` with its state under a fresh dir in `tmp`."""
+    """Start docker-registry in `mode` with its state under a fresh dir in `tmp`.
+
+    With `tls=True` it serves HTTPS with a self-signed certificate (`reg.ca_cert`).
+    """
     root = Path(tmp) / f"registry-{mode}-{secrets.token_hex(4)}"
     storage = root / "storage"
     storage.mkdir(parents=True)
@@ -394,6 +451,10 @@ def start_registry(
         },
         "http": {"addr": "", "secret": secrets.token_hex(16)},
     }
+    ca_cert: Path | None = None
+    if tls:
+        ca_cert, tls_key = _make_tls_cert(root)
+        config["http"]["tls"] = {"certificate": str(ca_cert), "key": str(tls_key)}
     issuer: TokenIssuer | None = None
     user: str | None = None
     pw: str | None = None
@@ -432,7 +493,7 @@ def start_registry(
                 stderr=subprocess.STDOUT,
                 close_fds=True,
             )
-        reg = Registry(mode, port, root, storage, log_path, proc, user, pw, issuer)
+        reg = Registry(mode, port, root, storage, log_path, proc, user, pw, issuer, ca_cert)
         try:
             _wait_ready(reg, timeout)
         except RuntimeError as exc:
@@ -500,6 +561,16 @@ class RegistryProxy:
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
+
+            def handle(self) -> None:
+                # A TLS hello (clients probe insecure registries with HTTPS first):
+                # close at once, as a plain-HTTP registry would fail it.
+                try:
+                    first = self.connection.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    return
+                if first != b"\x16":
+                    super().handle()
 
             def do_GET(self) -> None:
                 proxy._handle(self)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -237,3 +238,27 @@ def test_tampered_manifest_by_digest(fresh_registry: Callable[..., Registry]) ->
     ref = parse_reference(f"{reg.host}/x@{img.manifest_digest}")
     with pytest.raises(DigestMismatch, match="content hashes to"):
         anonymous().get_manifest(ref)
+
+
+def test_https_registry(fresh_registry: Callable[..., Registry], tmp_path: Path) -> None:
+    from portique.image.registry.transport import Transport
+
+    reg = fresh_registry("plain", tls=True)
+    img = ob.busybox_image()
+    ob.push_image(reg, "tls", "v1", img)
+    ref = parse_reference(f"{reg.host}/tls:v1")
+    # Loopback is insecure by default (as in Docker): HTTPS is tried first, unverified.
+    client = anonymous()
+    assert client.get_manifest(ref)[2] == img.manifest_digest
+    assert client.transport.base_url(reg.host) == f"https://{reg.host}"
+    # Verified: the self-signed certificate is refused...
+    strict = Transport(loopback_insecure=False, certs_dirs=(tmp_path / "certs.d",))
+    with pytest.raises(RegistryUnreachable, match=r"(?i)certificate.verify.failed"):
+        RegistryClient(credentials=Credentials.none(), transport=strict).get_manifest(ref)
+    # ...until it is trusted for that registry, Docker style (certs.d/<host>/ca.crt).
+    (tmp_path / "certs.d" / reg.host).mkdir(parents=True)
+    assert reg.ca_cert is not None
+    (tmp_path / "certs.d" / reg.host / "ca.crt").write_bytes(reg.ca_cert.read_bytes())
+    trusted = Transport(loopback_insecure=False, certs_dirs=(tmp_path / "certs.d",))
+    client = RegistryClient(credentials=Credentials.none(), transport=trusted)
+    assert client.get_manifest(ref)[2] == img.manifest_digest
