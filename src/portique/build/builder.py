@@ -645,9 +645,7 @@ class Builder:
             shutil.rmtree(work_root, ignore_errors=True)
 
     def _commit_layer(self, state: StageState, upper: Path, instr: Instruction) -> None:
-        from portique.build.layer import layer_from_dir
-
-        desc, diff_id = layer_from_dir(self.images.store, upper)
+        desc, diff_id = self.images.layer_from_dir(upper)
         state.layers.append(desc.to_json())
         rootfs = state.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
         rootfs.setdefault("diff_ids", []).append(diff_id)
