@@ -174,7 +174,7 @@ class LinuxResources:
 _CPUSET_RE: Final = re.compile(r"^\s*$|^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*\s*$")
 _PAGE_SIZE_RE: Final = re.compile(r"^[1-9][0-9]*[KMGT]B$")
 # A unified key is one interface file name such as "memory.high": never a path.
-_UNIFIED_KEY_RE: Final = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9_.]+$")
+_UNIFIED_KEY_RE: Final = re.compile(r"^[a-z][a-z0-9_]*\.[A-Za-z0-9_.]+$")
 
 
 def parse_resources(obj: object, field: str = "linux.resources") -> LinuxResources:
@@ -291,7 +291,7 @@ def _parse_cpu(obj: object, field: str) -> Cpu:
             raise InvalidArgument(f"{field}.{name}: not a cpu list such as 0-3,5 (got {val!r})")
     return Cpu(
         shares=shares or None,
-        quota=quota,
+        quota=quota or None,  # 0 is runc's "not set"
         burst=opt_int(d, "burst", field, 0, UINT64_MAX),
         period=period or None,
         realtime_runtime=opt_int(d, "realtimeRuntime", field),

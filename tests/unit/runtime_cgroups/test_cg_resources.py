@@ -52,7 +52,11 @@ def test_full_resources() -> None:
             },
             "hugepageLimits": [{"pageSize": "2MB", "limit": 9437184}],
             "network": {"classID": 1048577},
-            "unified": {"memory.high": "max", "io.latency": "8:0 target=10"},
+            "unified": {
+                "memory.high": "max",
+                "io.latency": "8:0 target=10",
+                "hugetlb.2MB.max": "0",
+            },
             "somethingNew": {"x": 1},  # unknown keys are ignored, as the spec says
         },
         "linux.resources",
@@ -82,7 +86,11 @@ def test_full_resources() -> None:
             throttle_read_bps_device=(ThrottleDevice(8, 0, 600),),
         ),
         hugepage_limits=(HugepageLimit("2MB", 9437184),),
-        unified=(("memory.high", "max"), ("io.latency", "8:0 target=10")),
+        unified=(
+            ("memory.high", "max"),
+            ("io.latency", "8:0 target=10"),
+            ("hugetlb.2MB.max", "0"),
+        ),
     )
     assert res.devices[0].v1_line() == "a *:* rwm"
     assert res.devices[1].v1_line() == "c 1:5 rw"
@@ -92,8 +100,11 @@ def test_empty_and_none() -> None:
     assert parse_resources(None, "linux.resources") == LinuxResources()
     assert parse_resources({}, "linux.resources") == LinuxResources()
     # 0 limits mean "not set" (as runc), not "zero bytes".
-    res = parse_resources({"memory": {"limit": 0}, "pids": {"limit": 0}}, "r")
+    res = parse_resources(
+        {"memory": {"limit": 0}, "pids": {"limit": 0}, "cpu": {"quota": 0, "shares": 0}}, "r"
+    )
     assert res.memory == Memory()
+    assert res.cpu == Cpu()
     assert res.pids == Pids(0)
 
 
