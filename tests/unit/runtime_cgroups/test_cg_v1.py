@@ -253,3 +253,28 @@ def test_kill_all_keeps_a_paused_container_paused(fake_v1: FakeV1, writes: Write
     # SIGKILL must be delivered, and a frozen task cannot die: thaw.
     mgr.kill_all(signal.SIGKILL)
     assert [v for _, n, v in writes.calls] == ["FROZEN", "FROZEN", "THAWED"]
+
+
+def _cpuset_files(fake: FakeV1) -> None:
+    """What the kernel shows in a new cpuset: empty cpus and mems files."""
+    for d in (fake.root / "cpuset" / "portique", fake.root / "cpuset" / "portique" / "c1"):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "cpuset.cpus").write_text("\n")
+        (d / "cpuset.mems").write_text("\n")
+
+
+def test_read_only_named_hierarchy_is_skipped(fake_v1: FakeV1) -> None:
+    _cpuset_files(fake_v1)
+    systemd = fake_v1.root / "systemd"
+    (systemd / "portique").write_text("")  # mkdir under it fails (ENOTDIR), like EROFS would
+    mgr = _manager(fake_v1)
+    mgr.create()
+    assert str(systemd) not in mgr.dirs()
+    assert len(mgr.dirs()) == 7
+
+
+def test_failing_controller_hierarchy_is_an_error(fake_v1: FakeV1) -> None:
+    _cpuset_files(fake_v1)
+    (fake_v1.root / "memory" / "portique").write_text("")
+    with pytest.raises(CgroupError, match=r"cannot create cgroup .*memory/portique"):
+        _manager(fake_v1).create()

@@ -176,8 +176,18 @@ class V1Manager:
     # ------------------------------------------------------------ lifecycle
 
     def create(self) -> None:
-        for mp, ctrls in self._hier:
-            made = mkdir_path(mp, self.path)
+        for mp, ctrls in list(self._hier):
+            try:
+                made = mkdir_path(mp, self.path)
+            except CgroupError:
+                if not all(c.startswith("name=") for c in ctrls):
+                    raise
+                # A named hierarchy (name=systemd) limits nothing; when it is
+                # read-only (a nested runtime), go on without it.
+                log.debug("skipping read-only hierarchy %s", mp)
+                self._hier.remove((mp, ctrls))
+                del self._dirs[mp]
+                continue
             if "cpuset" in ctrls:
                 _init_cpuset(mp, made)
 
