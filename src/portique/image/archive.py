@@ -31,7 +31,7 @@ import tarfile
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -608,7 +608,7 @@ def _tags_for(name: str, record: ImageRecord) -> tuple[str, ...]:
     return tuple(parse_reference(t).familiar() for t in record.repo_tags)
 
 
-def _index_json(saved: Iterator[_SavedImage] | Any) -> bytes:
+def _index_json(saved: Iterable[_SavedImage]) -> bytes:
     manifests = []
     for img in saved:
         base = {
@@ -627,7 +627,7 @@ def _index_json(saved: Iterator[_SavedImage] | Any) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def _manifest_json(saved: Any) -> bytes:
+def _manifest_json(saved: Iterable[_SavedImage]) -> bytes:
     doc = [
         {
             "Config": _blob_name(img.manifest.config.digest),
@@ -639,7 +639,7 @@ def _manifest_json(saved: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def _repositories(saved: Any) -> bytes:
+def _repositories(saved: Iterable[_SavedImage]) -> bytes:
     repos: dict[str, dict[str, str]] = {}
     for img in saved:
         if not img.manifest.layers:
