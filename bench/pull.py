@@ -226,6 +226,8 @@ def main() -> int:
     img = load_image()
     compressed = sum(len(x.blob) for x in img.layers)
     print(f"image: {len(img.layers)} layers, {compressed / 1e6:.1f} MB gzip")
+    # Timings mean little on a busy host: say how busy it was.
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     base_env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="pull-bench-reg-", dir="/var/tmp") as tmp:
         reg = start_registry(Path(tmp), mode="plain")
@@ -305,6 +307,7 @@ def main() -> int:
     print()
     for label, seconds, mbps in unpack_throughput(img, args.runs):
         print(f"{label:<38} {seconds:>8.2f}s {mbps:>8.0f} MB/s (uncompressed tar)")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0
 
 
