@@ -278,3 +278,12 @@ def test_failing_controller_hierarchy_is_an_error(fake_v1: FakeV1) -> None:
     (fake_v1.root / "memory" / "portique").write_text("")
     with pytest.raises(CgroupError, match=r"cannot create cgroup .*memory/portique"):
         _manager(fake_v1).create()
+
+
+def test_check_before_update_uses_v1_usage(fake_v1: FakeV1) -> None:
+    dirs = populate_v1(fake_v1.root, "portique/c1")
+    (dirs["memory"] / "memory.usage_in_bytes").write_text(f"{8 << 20}\n")
+    with pytest.raises(CgroupError, match="below current usage"):
+        _manager(fake_v1).apply(
+            parse_resources({"memory": {"limit": 4 << 20, "checkBeforeUpdate": True}})
+        )

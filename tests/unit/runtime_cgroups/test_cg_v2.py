@@ -314,3 +314,14 @@ def test_destroy_gives_up_on_persistent_ebusy(
     monkeypatch.setattr("portique.runtime.cgroups.base.time.sleep", lambda s: None)
     with pytest.raises(CgroupError, match="cannot remove cgroup"):
         mgr.destroy()
+
+
+def test_check_before_update_refuses_a_limit_below_usage(fake_v2: Path, writes: Writes) -> None:
+    mgr = _manager(fake_v2)
+    populate_v2(mgr.dir)
+    (mgr.dir / "memory.current").write_text(f"{8 << 20}\n")
+    with pytest.raises(CgroupError, match="below current usage 8388608"):
+        mgr.apply(parse_resources({"memory": {"limit": 4 << 20, "checkBeforeUpdate": True}}))
+    assert writes.calls == []
+    mgr.apply(parse_resources({"memory": {"limit": 16 << 20, "checkBeforeUpdate": True}}))
+    assert writes.names() == ["memory.max"]

@@ -300,6 +300,19 @@ def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
         delay = min(delay * 2, 0.02)
 
 
+def check_memory_update(resources: LinuxResources, directory: Path, usage_file: str) -> None:
+    """memory.checkBeforeUpdate: refuse a limit below what is in use now
+    (the kernel would reclaim, or OOM-kill, to get there)."""
+    m = resources.memory
+    if m is None or not m.check_before_update or m.limit is None or m.limit <= 0:
+        return
+    usage = read_int(directory, usage_file)
+    if usage > m.limit:
+        raise CgroupError(
+            f"cannot set memory limit {m.limit} in {directory}: below current usage {usage}"
+        )
+
+
 # ---------------------------------------------------------------- conversions
 
 

@@ -25,6 +25,7 @@ from portique.errors import InvalidArgument
 
 from .base import (
     CgroupError,
+    check_memory_update,
     hierarchies,
     mkdir_path,
     read_file,
@@ -194,6 +195,8 @@ class V1Manager:
     def apply(self, resources: LinuxResources | None) -> None:
         if resources is None:
             return
+        if "memory" in self._by_ctrl:
+            check_memory_update(resources, self._by_ctrl["memory"], "memory.usage_in_bytes")
         writes = plan(
             resources, lambda c, f: c in self._by_ctrl and (self._by_ctrl[c] / f).exists()
         )

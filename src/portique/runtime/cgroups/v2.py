@@ -25,6 +25,7 @@ from portique.errors import InvalidArgument, Unsupported
 from .base import (
     CgroupError,
     blkio_to_io_weight,
+    check_memory_update,
     mkdir_path,
     read_file,
     read_int,
@@ -185,6 +186,7 @@ class V2Manager:
     def apply(self, resources: LinuxResources | None) -> None:
         if resources is None:
             return
+        check_memory_update(resources, self.dir, "memory.current")
         for name, value in plan(resources, lambda f: (self.dir / f).exists()):
             if not (self.dir / name).exists():
                 raise CgroupError(
