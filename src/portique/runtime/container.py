@@ -10,6 +10,7 @@ ExitStack.
 
 from __future__ import annotations
 
+import builtins
 import errno
 import json
 import os
@@ -20,7 +21,6 @@ import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-import builtins
 from typing import TYPE_CHECKING, Any
 
 from portique.errors import (
@@ -196,7 +196,9 @@ class Runtime:
                 cgroups_path=spec.linux.cgroups_path,
                 config=raw_config,
             )
-            console = _connect_console_socket(console_socket, undo) if spec.process.terminal else None
+            console = (
+                _connect_console_socket(console_socket, undo) if spec.process.terminal else None
+            )
             from portique.runtime.init import InitConfig, stage1
 
             cfg = InitConfig(
@@ -305,7 +307,9 @@ class Runtime:
             fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:
             if e.errno in (errno.ENXIO, errno.ENOENT):
-                raise InvalidState(f"container {container_id}: init is not waiting to start") from None
+                raise InvalidState(
+                    f"container {container_id}: init is not waiting to start"
+                ) from None
             raise
         try:
             os.write(fd, b"0")
@@ -433,13 +437,15 @@ class Runtime:
 
     def delete(self, container_id: str, *, force: bool = False) -> None:
         s = self._refresh(self._load(container_id))
-        if s.status is not Status.STOPPED:
-            if s.status is not Status.CREATED and not force:
-                raise InvalidState(
-                    f"cannot delete container {container_id} that is not stopped: {s.status}",
-                    hint="stop it first or use --force",
-                )
-            self._kill_all_and_wait(s)
+        if s.status not in (Status.STOPPED, Status.CREATED) and not force:
+            raise InvalidState(
+                f"cannot delete container {container_id} that is not stopped: {s.status}",
+                hint="stop it first or use --force",
+            )
+        # Even a stopped container may have an unreaped init (our child when
+        # we are a subreaper) or leftovers in its cgroup: kill and reap them
+        # all, or the cgroup cannot be removed.
+        self._kill_all_and_wait(s)
         errors: list[str] = []
         try:
             spec = self._spec_of(s)
@@ -454,7 +460,11 @@ class Runtime:
             from portique.runtime.hooks import HookError, run_hooks
 
             try:
-                run_hooks("poststop", spec.hooks.poststop, _replace(s, status=Status.STOPPED).to_oci_json())
+                run_hooks(
+                    "poststop",
+                    spec.hooks.poststop,
+                    _replace(s, status=Status.STOPPED).to_oci_json(),
+                )
             except HookError as e:
                 _warn(str(e))
         shutil.rmtree(self._dir(container_id), ignore_errors=True)

@@ -107,7 +107,9 @@ def _symlink(root_fd: int, target: str, link: str) -> None:
         os.close(parent)
 
 
-def with_device_rules(resources: LinuxResources | None, devices: tuple[Device, ...]) -> LinuxResources:
+def with_device_rules(
+    resources: LinuxResources | None, devices: tuple[Device, ...]
+) -> LinuxResources:
     """The spec's device cgroup rules followed by those the runtime's own
     devices need (the default set, ptys, and each of linux.devices), as runc
     appends its allowed list: rules apply in order, so these come last."""

@@ -39,12 +39,47 @@ def exec_process(
     stdio: tuple[int, int, int] | None,
     preserve_fds: int,
 ) -> int:
+    from portique.runtime.container import _exit_code
+
+    if process.terminal and console_socket is None:
+        from portique.errors import InvalidArgument
+
+        raise InvalidArgument("process.terminal needs a console socket (--console-socket)")
+    # A detached process must not become our child when the helper exits
+    # (nobody here would reap it, and a zombie in a pid namespace keeps its
+    # init from ever finishing): stop being a subreaper until the helper is gone.
+    restore_subreaper = detach and prctl.is_child_subreaper()
+    if not detach:
+        prctl.set_child_subreaper(True)
+    elif restore_subreaper:
+        prctl.set_child_subreaper(False)
+    try:
+        pid = _start(s, spec, process, manager, console_socket, pid_file, stdio, preserve_fds)
+    finally:
+        if restore_subreaper:
+            prctl.set_child_subreaper(True)
+    if detach:
+        return pid
+    _, status = os.waitpid(pid, 0)
+    return _exit_code(status)
+
+
+def _start(
+    s: State,
+    spec: Spec,
+    process: Process,
+    manager: CgroupManager,
+    console_socket: Path | None,
+    pid_file: Path | None,
+    stdio: tuple[int, int, int] | None,
+    preserve_fds: int,
+) -> int:
+    """Fork the helper, drive it, return the host pid of the started process."""
     from contextlib import ExitStack
 
     from portique.runtime.container import (
         RuntimeError_,
         _connect_console_socket,
-        _exit_code,
         _failed_to_error,
         _fork,
         _kill_and_reap,
@@ -52,14 +87,9 @@ def exec_process(
         _send_console,
     )
 
-    if process.terminal and console_socket is None:
-        from portique.errors import InvalidArgument
-
-        raise InvalidArgument("process.terminal needs a console socket (--console-socket)")
-    if not detach:
-        prctl.set_child_subreaper(True)
     with ExitStack() as undo:
-        ns_fds = _open_namespaces(s, spec, undo)
+        ns_stack = undo.enter_context(ExitStack())
+        ns_fds = _open_namespaces(s, spec, ns_stack)
         console = _connect_console_socket(console_socket, undo) if process.terminal else None
         from portique.runtime.process import build_seccomp, preload_modules
 
@@ -72,6 +102,7 @@ def exec_process(
             parent.close()
             _helper(child, ns_fds, seccomp, process, stdio, preserve_fds)
         child.close()
+        ns_stack.close()  # the helper has its copies
         undo.callback(_kill_and_reap, helper)
         manager.add_process(helper)
         parent.send(sync.Go())
@@ -105,10 +136,7 @@ def exec_process(
         parent.close()
         if console is not None:
             console.close()
-    if detach:
-        return pid
-    _, status = os.waitpid(pid, 0)
-    return _exit_code(status)
+    return pid
 
 
 def _open_namespaces(s: State, spec: Spec, undo: Any) -> list[tuple[str, int]]:
@@ -124,7 +152,9 @@ def _open_namespaces(s: State, spec: Spec, undo: Any) -> list[tuple[str, int]]:
         try:
             fd = os.open(f"/proc/{s.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
-            raise RuntimeError_(f"exec: cannot open {name} namespace of {s.pid}: {e.strerror}") from None
+            raise RuntimeError_(
+                f"exec: cannot open {name} namespace of {s.pid}: {e.strerror}"
+            ) from None
         undo.callback(os.close, fd)
         out.append((kind, fd))
     if not procfs.is_alive(s.pid, s.start_time or None):

@@ -129,7 +129,9 @@ def join_namespaces(namespaces: tuple[object, ...]) -> None:
         try:
             ns.setns(fd, ns.NAMESPACES[kind][0])
         except OSError as e:
-            raise OSError(e.errno, f"setns {kind} namespace {path}: {os.strerror(e.errno or 0).lower()}") from None
+            raise OSError(
+                e.errno, f"setns {kind} namespace {path}: {os.strerror(e.errno or 0).lower()}"
+            ) from None
         finally:
             os.close(fd)
 

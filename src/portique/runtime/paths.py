@@ -62,12 +62,10 @@ def make_in_root(
                 if link is not None:
                     # A dangling symlink: create its target, inside the root.
                     if _depth >= 40:
-                        raise OSError(errno.ELOOP, f"too many symlinks in {path}", path)
+                        raise OSError(errno.ELOOP, f"too many symlinks in {path}", path) from None
                     base = "/" + "/".join(parts[:i])
                     dest = link if link.startswith("/") else posixpath.join(base, link)
-                    os.close(
-                        make_in_root(root_fd, dest, kind if last else "dir", mode, _depth + 1)
-                    )
+                    os.close(make_in_root(root_fd, dest, kind if last else "dir", mode, _depth + 1))
                 elif last and kind == "file":
                     _create_file(parent, name)
                 else:

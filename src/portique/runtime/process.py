@@ -141,7 +141,9 @@ def _check_candidate(path: str, arg0: str) -> str:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise ExecError("notfound", f'exec: "{arg0}": stat {path}: no such file or directory') from None
+        raise ExecError(
+            "notfound", f'exec: "{arg0}": stat {path}: no such file or directory'
+        ) from None
     except NotADirectoryError:
         raise ExecError("notfound", f'exec: "{arg0}": stat {path}: not a directory') from None
     except PermissionError:
@@ -187,4 +189,6 @@ def execute(path: str, process: Process, env: dict[str, str]) -> None:
         os.execve(path, list(process.args), env)
     except OSError as e:
         kind = "notfound" if e.errno == errno.ENOENT else "notexec"
-        raise ExecError(kind, f'exec: "{process.args[0]}": {os.strerror(e.errno or 0).lower()}') from None
+        raise ExecError(
+            kind, f'exec: "{process.args[0]}": {os.strerror(e.errno or 0).lower()}'
+        ) from None

@@ -66,7 +66,11 @@ PROPAGATION: Final[dict[str, int]] = {
 _IGNORED: Final = frozenset({"tmpcopyup", "notmpcopyup", "idmap", "ridmap"})
 # statvfs f_flag bits a bind remount must keep when the kernel locked them
 # (a user namespace cannot clear nosuid/nodev/noexec of its source).
-_ST_LOCKED: Final = ((os.ST_NOSUID, m.MS_NOSUID), (os.ST_NODEV, m.MS_NODEV), (os.ST_NOEXEC, m.MS_NOEXEC))
+_ST_LOCKED: Final = (
+    (os.ST_NOSUID, m.MS_NOSUID),
+    (os.ST_NODEV, m.MS_NODEV),
+    (os.ST_NOEXEC, m.MS_NOEXEC),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,5 +352,7 @@ def open_null_device(root_fd: int) -> int:
     st = os.fstat(fd)
     if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
         os.close(fd)
-        raise OSError(errno.EINVAL, "/dev/null in the container is not the null device", "/dev/null")
+        raise OSError(
+            errno.EINVAL, "/dev/null in the container is not the null device", "/dev/null"
+        )
     return fd

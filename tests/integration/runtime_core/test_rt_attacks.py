@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
-from support.rt_bundle import make_bundle, make_config
-from support.rt_run import Outputs, kv, new_id, run_container
 
 from portique.errors import PortiqueError
 from portique.oci.runtime import parse_process
 from portique.runtime import Runtime, Status
+from support.rt_bundle import make_bundle, make_config
+from support.rt_run import Outputs, kv, new_id, run_container
 
 
 def _sha(path: str) -> str:
@@ -51,11 +51,16 @@ def test_runtime_exe_unreachable_from_container(
         "cat /proc/1/fd/0 </dev/null >/dev/null 2>&1; echo fdopen=$?;"
         "cat /proc/1/environ >/dev/null 2>&1; echo environ=$?"
     )
-    proc = parse_process({"args": ["sh", "-c", probe], "capabilities": {
-        "bounding": ["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_KILL"],
-        "effective": ["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_KILL"],
-        "permitted": ["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_KILL"],
-    }})
+    proc = parse_process(
+        {
+            "args": ["sh", "-c", probe],
+            "capabilities": {
+                "bounding": ["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_KILL"],
+                "effective": ["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_KILL"],
+                "permitted": ["CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_KILL"],
+            },
+        }
+    )
     code = rt.exec(cid, proc, stdio=out.stdio)
     assert code == 0
     got = kv(out.text())
@@ -84,7 +89,7 @@ def test_exec_helper_is_non_dumpable_while_inside(
     watcher = (
         "n=0; while [ $n -lt 4000 ]; do n=$((n+1));"
         " for p in /proc/[0-9]*; do"
-        "  if [ \"$(readlink $p/exe 2>/dev/null)\" != \"\" ] && ! grep -q . /dev/null; then"
+        '  if [ "$(readlink $p/exe 2>/dev/null)" != "" ] && ! grep -q . /dev/null; then'
         "   case $(readlink $p/exe) in *python*) echo OPENED $p;; esac; fi;"
         " done; done"
     )
@@ -151,7 +156,9 @@ def test_preserved_fds_pass_on_purpose(rt: Runtime, tmp_path: Path, busybox_root
     saved = os.dup(3) if _is_open(3) else None
     os.dup2(w, 3, inheritable=False)
     try:
-        bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["sh", "-c", "echo through-fd3 >&3"]))
+        bundle = make_bundle(
+            tmp_path, busybox_rootfs, make_config(["sh", "-c", "echo through-fd3 >&3"])
+        )
         out = Outputs(tmp_path)
         code = rt.run(new_id(), bundle, stdio=out.stdio, preserve_fds=1)
         out.close()
@@ -181,11 +188,16 @@ def test_dev_null_symlink_does_not_redirect_masks(
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     cfg = make_config(
-        ["sh", "-c", "echo pwned > /proc/timer_list 2>/dev/null; echo null=$(stat -c '%F %t:%T' /dev/null); echo timers=$(wc -c < /proc/timer_list)"]
+        [
+            "sh",
+            "-c",
+            "echo pwned > /proc/timer_list 2>/dev/null; echo null=$(stat -c '%F %t:%T' /dev/null); echo timers=$(wc -c < /proc/timer_list)",
+        ]
     )
     # Without a /dev tmpfs, the image's /dev is used as is: plant the symlink there.
     cfg["mounts"] = [mnt for mnt in cfg["mounts"] if not mnt["destination"].startswith("/dev")]
     code, out = run_container(rt, tmp_path, busybox_rootfs, cfg, copy_rootfs=True)
+    assert code == 0, out
     rootfs = tmp_path / "bundle" / "rootfs"
     # Second run with the attack in place (the first made a real /dev/null).
     (rootfs / "dev/null").unlink()
@@ -193,7 +205,7 @@ def test_dev_null_symlink_does_not_redirect_masks(
     from support.rt_bundle import make_bundle as mk
 
     mk(tmp_path, rootfs, cfg, copy_rootfs=False)
-    code, out = run_container(rt, tmp_path, rootfs, cfg)
+    _code, out = run_container(rt, tmp_path, rootfs, cfg)
     got = kv(out)
     assert got["null"] == "character special file 1:3"
     assert got["timers"] == "0"
@@ -236,7 +248,9 @@ def test_mount_target_symlink_stays_inside_rootfs(
     # An absolute symlink to a host path, and one climbing out with "..".
     (rootfs / "escape").symlink_to(str(host_dir))
     (rootfs / "climb").symlink_to("../../../../../../../../" + str(host_dir).lstrip("/"))
-    cfg = make_config(["sh", "-c", "echo hi > /escape/made/inside; echo hi > /climb/made2/inside; echo ok"])
+    cfg = make_config(
+        ["sh", "-c", "echo hi > /escape/made/inside; echo hi > /climb/made2/inside; echo ok"]
+    )
     cfg["mounts"] += [
         {"destination": "/escape/made", "type": "tmpfs", "source": "tmpfs"},
         {"destination": "/climb/made2", "type": "tmpfs", "source": "tmpfs"},
@@ -245,5 +259,6 @@ def test_mount_target_symlink_stays_inside_rootfs(
     assert code == 0, out
     assert list(host_dir.iterdir()) == []  # nothing created or mounted on the host
     inside = rootfs / str(host_dir).lstrip("/")
-    assert (inside / "made").is_dir() and (inside / "made2").is_dir()
+    assert (inside / "made").is_dir()
+    assert (inside / "made2").is_dir()
     time.sleep(0)

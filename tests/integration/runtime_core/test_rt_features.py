@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.rt_bundle import make_bundle, make_config
-from support.rt_run import Outputs, kv, new_id, run_container
 
 from portique.errors import PortiqueError
 from portique.oci.runtime import parse_process
 from portique.runtime import Runtime, Status
+from support.rt_bundle import make_bundle, make_config
+from support.rt_run import Outputs, kv, new_id, run_container
 
 
 def _read_until(fd: int, needle: bytes, timeout: float = 10) -> bytes:
@@ -122,8 +122,17 @@ def test_hooks_each_kind_with_state(rt: Runtime, tmp_path: Path, busybox_rootfs:
     # createContainer/startContainer run in the container's mount namespace;
     # the hook file must then be reachable: bind it in at the same path.
     cfg = make_config(["sh", "-c", "echo running"])
-    cfg["mounts"].append({"destination": str(tmp_path), "source": str(tmp_path), "options": ["bind"]})
-    kinds = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+    cfg["mounts"].append(
+        {"destination": str(tmp_path), "source": str(tmp_path), "options": ["bind"]}
+    )
+    kinds = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ]
     cfg["hooks"] = {k: [{"path": str(hook), "args": ["hook.sh", k]}] for k in kinds}
     cfg["annotations"] = {"org.test": "yes"}
     out = Outputs(tmp_path)
@@ -146,8 +155,11 @@ def test_hooks_each_kind_with_state(rt: Runtime, tmp_path: Path, busybox_rootfs:
     for k in ("createContainer", "startContainer"):
         assert by_kind[k][1] != host_mnt, k
     state = json.loads(by_kind["createRuntime"][2])
-    assert state["id"] == cid and state["pid"] == s.pid and state["status"] == "creating"
-    assert state["bundle"] == str(bundle) and state["annotations"] == {"org.test": "yes"}
+    assert state["id"] == cid
+    assert state["pid"] == s.pid
+    assert state["status"] == "creating"
+    assert state["bundle"] == str(bundle)
+    assert state["annotations"] == {"org.test": "yes"}
     assert json.loads(by_kind["poststart"][2])["status"] == "running"
     assert json.loads(by_kind["poststop"][2])["status"] == "stopped"
 
@@ -182,7 +194,11 @@ def test_user_namespace_mappings(
     # The mapped root must be able to read its rootfs: chown it to the host range.
     subprocess.run(["chown", "-R", "100000:100000", str(rootfs)], check=True)
     cfg = make_config(
-        ["sh", "-c", "echo uid=$(id -u); echo map=$(cat /proc/self/uid_map | tr -s ' '); echo gmap=$(cat /proc/self/gid_map | tr -s ' '); echo user=$(readlink /proc/self/ns/user); touch /ok; echo touch=$?"]
+        [
+            "sh",
+            "-c",
+            "echo uid=$(id -u); echo map=$(cat /proc/self/uid_map | tr -s ' '); echo gmap=$(cat /proc/self/gid_map | tr -s ' '); echo user=$(readlink /proc/self/ns/user); touch /ok; echo touch=$?",
+        ]
     )
     cfg["root"]["path"] = str(rootfs)
     cfg["linux"]["namespaces"].append({"type": "user"})
@@ -212,12 +228,18 @@ def test_join_network_namespace_by_path(
 ) -> None:
     # A mark the container can see: the namespace's loopback is up (a new one's is down).
     subprocess.run(["ip", "-n", netns.name, "link", "set", "lo", "up"], check=True)
-    cfg = make_config(["sh", "-c", "echo net=$(readlink /proc/self/ns/net); ip link show lo | grep -c LOWER_UP | sed 's/^/up=/'"])
+    cfg = make_config(
+        [
+            "sh",
+            "-c",
+            "echo net=$(readlink /proc/self/ns/net); ip link show lo | grep -c LOWER_UP | sed 's/^/up=/'",
+        ]
+    )
     cfg["linux"]["namespaces"] = [
         {"type": "network", "path": str(netns)} if n["type"] == "network" else n
         for n in cfg["linux"]["namespaces"]
     ]
-    code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    _code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
     got = kv(out)
     st = netns.stat()
     assert got["net"] == f"net:[{st.st_ino}]"

@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from portique.runtime import Runtime
 from support.rt_bundle import make_config
 from support.rt_run import kv, run_container
-
-from portique.runtime import Runtime
 
 
 def sh(script: str, **changes: Any) -> dict[str, Any]:
@@ -57,13 +56,15 @@ def test_readonly_root(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> Non
     cfg = sh("touch /x 2>&1; echo rc=$?; touch /tmp/x; echo tmp=$?")
     cfg["root"]["readonly"] = True
     cfg["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"})
-    code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    _code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
     assert "Read-only file system" in out
     assert kv(out)["rc"] == "1"
     assert kv(out)["tmp"] == "0"
 
 
-def _mounts_inside(rt: Runtime, tmp_path: Path, rootfs: Path, cfg: dict[str, Any]) -> dict[str, tuple[str, str]]:
+def _mounts_inside(
+    rt: Runtime, tmp_path: Path, rootfs: Path, cfg: dict[str, Any]
+) -> dict[str, tuple[str, str]]:
     code, out = run_container(rt, tmp_path, rootfs, cfg)
     assert code == 0, out
     mounts = {}
@@ -80,13 +81,24 @@ def test_each_mount_type(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> N
     (src / "hello").write_text("from the host\n")
     cfg = sh("cat /proc/self/mountinfo")
     cfg["mounts"] += [
-        {"destination": "/data", "type": "bind", "source": str(src), "options": ["rbind", "ro", "nosuid", "nodev", "noexec", "relatime", "rprivate"]},
+        {
+            "destination": "/data",
+            "type": "bind",
+            "source": str(src),
+            "options": ["rbind", "ro", "nosuid", "nodev", "noexec", "relatime", "rprivate"],
+        },
         {"destination": "/rw", "source": str(src), "options": ["bind"]},
-        {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=700"]},
+        {
+            "destination": "/scratch",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["size=1m", "mode=700"],
+        },
     ]
     m = _mounts_inside(rt, tmp_path, busybox_rootfs, cfg)
     assert m["/proc"][0] == "proc"
-    assert m["/sys"][0] == "sysfs" and "ro" in m["/sys"][1].split(",")
+    assert m["/sys"][0] == "sysfs"
+    assert "ro" in m["/sys"][1].split(",")
     assert m["/dev"][0] == "tmpfs"
     assert m["/dev/pts"][0] == "devpts"
     assert m["/dev/shm"][0] == "tmpfs"
@@ -105,7 +117,7 @@ def test_bind_mount_ro_is_enforced(rt: Runtime, tmp_path: Path, busybox_rootfs: 
     cfg = sh("cat /data/f; touch /data/new; echo rc=$?")
     (src / "f").write_text("content\n")
     cfg["mounts"].append({"destination": "/data", "source": str(src), "options": ["bind", "ro"]})
-    code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    _code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
     assert "content" in out
     assert kv(out)["rc"] == "1"
     assert not (src / "new").exists()
@@ -139,12 +151,30 @@ def test_default_devices_and_links(rt: Runtime, tmp_path: Path, busybox_rootfs: 
 
 
 def test_linux_devices(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
-    cfg = sh("stat -c '%F %t:%T %a %u:%g' /dev/fuse /dev/sub/mynull; echo x > /dev/sub/mynull; echo rc=$?")
+    cfg = sh(
+        "stat -c '%F %t:%T %a %u:%g' /dev/fuse /dev/sub/mynull; echo x > /dev/sub/mynull; echo rc=$?"
+    )
     cfg["linux"]["devices"] = [
-        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600, "uid": 0, "gid": 0},
-        {"path": "/dev/sub/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 1, "gid": 1},
+        {
+            "path": "/dev/fuse",
+            "type": "c",
+            "major": 10,
+            "minor": 229,
+            "fileMode": 0o600,
+            "uid": 0,
+            "gid": 0,
+        },
+        {
+            "path": "/dev/sub/mynull",
+            "type": "c",
+            "major": 1,
+            "minor": 3,
+            "fileMode": 0o640,
+            "uid": 1,
+            "gid": 1,
+        },
     ]
-    code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    _code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
     assert "character special file a:e5 600 0:0" in out
     assert "character special file 1:3 640 1:1" in out
     assert kv(out)["rc"] == "0"
@@ -156,7 +186,7 @@ def test_masked_and_readonly_paths(rt: Runtime, tmp_path: Path, busybox_rootfs: 
         "echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null; echo sys=$?;"
         "touch /sys/firmware/x 2>/dev/null; echo fw=$?"
     )
-    code, out = run_container(rt, tmp_path, busybox_rootfs, sh(script))
+    _code, out = run_container(rt, tmp_path, busybox_rootfs, sh(script))
     got = kv(out)
     assert got["timers"] == "0"  # non-empty on the host
     assert Path("/proc/timer_list").read_text()
@@ -175,9 +205,13 @@ def test_sysctl(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
 
 
 def test_user_groups_umask(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
-    cfg = sh("echo id=$(id -u):$(id -g); echo groups=$(id -G); echo umask=$(umask); touch /tmp/f; stat -c 'mode=%a' /tmp/f")
+    cfg = sh(
+        "echo id=$(id -u):$(id -g); echo groups=$(id -G); echo umask=$(umask); touch /tmp/f; stat -c 'mode=%a' /tmp/f"
+    )
     cfg["process"]["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [5, 7], "umask": 0o077}
-    cfg["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]})
+    cfg["mounts"].append(
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}
+    )
     code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
     assert code == 0, out
     got = kv(out)
@@ -193,7 +227,7 @@ def test_rlimits(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
         {"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256},
         {"type": "RLIMIT_CORE", "hard": 0, "soft": 0},
     ]
-    code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    _code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
     assert kv(out) == {"soft": "256", "hard": "512", "core": "0"}
 
 
@@ -236,7 +270,9 @@ def test_capabilities_all_five_sets(rt: Runtime, tmp_path: Path, busybox_rootfs:
     assert got["CapEff"] == got["CapPrm"]
 
 
-def test_capabilities_non_root_keep_ambient(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
+def test_capabilities_non_root_keep_ambient(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path
+) -> None:
     cfg = sh("grep ^Cap /proc/self/status | tr -d '\\t' | tr : =")
     cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
     cfg["process"]["capabilities"] = {
@@ -246,7 +282,7 @@ def test_capabilities_non_root_keep_ambient(rt: Runtime, tmp_path: Path, busybox
         "inheritable": ["CAP_NET_BIND_SERVICE"],
         "ambient": ["CAP_NET_BIND_SERVICE"],
     }
-    code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    _code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
     got = {k: int(v, 16) for k, v in kv(out).items()}
     nbs = 1 << 10
     assert got == {
@@ -261,19 +297,24 @@ def test_capabilities_non_root_keep_ambient(rt: Runtime, tmp_path: Path, busybox
 def test_no_new_privileges_and_oom_score_adj(
     rt: Runtime, tmp_path: Path, busybox_rootfs: Path
 ) -> None:
-    cfg = sh("grep NoNewPrivs /proc/self/status | tr -d '\\t' | tr : =; echo oom=$(cat /proc/self/oom_score_adj)")
+    cfg = sh(
+        "grep NoNewPrivs /proc/self/status | tr -d '\\t' | tr : =; echo oom=$(cat /proc/self/oom_score_adj)"
+    )
     cfg["process"]["noNewPrivileges"] = True
     cfg["process"]["oomScoreAdj"] = 345
     code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    assert code == 0, out
     assert kv(out) == {"NoNewPrivs": "1", "oom": "345"}
     cfg["process"]["noNewPrivileges"] = False
-    code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    _code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
     assert kv(out)["NoNewPrivs"] == "0"
 
 
 def test_args_env_cwd(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
-    cfg = make_config(["sh", "-c", 'echo "args=$0 $1"; echo foo=$FOO; echo cwd=$(pwd)', "zero", "one"])
+    cfg = make_config(
+        ["sh", "-c", 'echo "args=$0 $1"; echo foo=$FOO; echo cwd=$(pwd)', "zero", "one"]
+    )
     cfg["process"]["env"].append("FOO=bar baz")
     cfg["process"]["cwd"] = "/etc"
-    code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    _code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
     assert kv(out) == {"args": "zero one", "foo": "bar baz", "cwd": "/etc"}
