@@ -6,11 +6,10 @@ import os
 import time
 from pathlib import Path
 
-from support.rt_bundle import make_bundle, make_config
-from support.rt_run import Outputs, new_id
-
 from portique.oci.runtime import parse_process
 from portique.runtime import Runtime, Status
+from support.rt_bundle import make_bundle, make_config
+from support.rt_run import Outputs, new_id
 
 
 def _mounts(*paths: Path) -> list[str]:
@@ -25,9 +24,10 @@ def test_cycles_leak_nothing(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) 
     fds_before = sorted(os.listdir("/proc/self/fd"))
     mounts_before = _mounts(tmp_path, busybox_rootfs)
     prefix = new_id().rsplit("-", 1)[0]
-    ours = lambda: [
-        p for p in Path("/sys/fs/cgroup").glob("*/portique/*") if p.name.startswith(prefix)
-    ]  # noqa: E731
+    def ours():
+        return [
+            p for p in Path("/sys/fs/cgroup").glob("*/portique/*") if p.name.startswith(prefix)
+        ]
     for i in range(200):
         cid = new_id()
         rt.create(cid, bundle, stdio=out.stdio)
