@@ -109,10 +109,19 @@ class RuntimeCLI:
             time.sleep(0.05)
 
 
-def mount_points() -> list[str]:
-    """Mount points of this mount namespace (to compare before and after)."""
+def mount_points(*prefixes: Path | str) -> list[str]:
+    """Mount points of this mount namespace, to compare before and after.
+
+    Other test sessions may mount things elsewhere on the host meanwhile, so
+    callers pass the trees a leak from the runtime would land in (the bundle
+    and rootfs, the state root, /sys/fs/cgroup, ...).
+    """
     with open("/proc/self/mountinfo") as f:
-        return sorted(line.split()[4] for line in f)
+        points = sorted(line.split()[4] for line in f)
+    if not prefixes:
+        return points
+    roots = [str(p).rstrip("/") for p in prefixes]
+    return [p for p in points if any(p == r or p.startswith(r + "/") for r in roots)]
 
 
 def portique_cgroups(container_id: str) -> list[Path]:

@@ -34,3 +34,9 @@ def bundle(tmp_path: Path, busybox_rootfs: Path) -> Callable[..., Path]:
         return make_bundle(dest, busybox_rootfs, args or ("sleep", "60"), **kw)
 
     return make
+
+
+@pytest.fixture
+def watched(tmp_path: Path, busybox_rootfs: Path) -> tuple[str, ...]:
+    """Trees where a mount leaked by the runtime would show up on the host."""
+    return (str(tmp_path), str(busybox_rootfs), "/sys/fs/cgroup", "/proc", "/dev")

@@ -54,10 +54,11 @@ def test_invalid_config_is_one_line_and_leaves_nothing(
     name: str,
     edit: Callable[[dict[str, Any]], None],
     needle: str,
+    watched: tuple[str, ...],
 ) -> None:
     b = bundle(edit=edit)
     cid = unique_id(name)
-    before = mount_points()
+    before = mount_points(*watched)
     proc = rt("create", "-b", str(b), cid, check=False)
     assert proc.returncode == 1
     line = one_line_error(proc.stderr)
@@ -65,7 +66,7 @@ def test_invalid_config_is_one_line_and_leaves_nothing(
     assert rt("list", "-q").stdout == ""
     assert not (rt.root / cid).exists()
     assert portique_cgroups(cid) == []
-    assert mount_points() == before
+    assert mount_points(*watched) == before
     # The same line went to the JSON log.
     entry = json.loads(rt.log.read_text().splitlines()[-1])
     assert entry["level"] == "error"

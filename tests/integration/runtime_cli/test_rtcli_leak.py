@@ -4,6 +4,7 @@ through the binary, and a container sees only fds 0-2 (plus those passed)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,17 +32,21 @@ def _wait_stopped(rt: object, cid: str, timeout: float = 20.0) -> str:
     return status
 
 
-def _portique_cgroup_children() -> set[Path]:
+def _portique_cgroup_children(prefix: str) -> set[Path]:
+    """Our cgroups (named `prefix`...) under any portique/ parent; other test
+    sessions may create and remove their own there meanwhile."""
     base = Path("/sys/fs/cgroup")
     out: set[Path] = set()
     for hierarchy in [base, *base.iterdir()]:
         parent = hierarchy / "portique"
         if parent.is_dir():
-            out |= {p for p in parent.iterdir() if p.is_dir()}
+            out |= {p for p in parent.iterdir() if p.is_dir() and p.name.startswith(prefix)}
     return out
 
 
-def test_library_cycles_leak_nothing(tmp_path: Path, bundle: Callable[..., Path]) -> None:
+def test_library_cycles_leak_nothing(
+    tmp_path: Path, bundle: Callable[..., Path], watched: tuple[str, ...]
+) -> None:
     from portique.runtime import Runtime
 
     b = bundle("/bin/true")
@@ -53,18 +58,19 @@ def test_library_cycles_leak_nothing(tmp_path: Path, bundle: Callable[..., Path]
     assert _wait_stopped(rt, warm) == "stopped"
     rt.delete(warm)
 
-    mounts, fds, cgroups = mount_points(), open_fds(), _portique_cgroup_children()
+    prefix = f"leak-{os.getpid()}-"
+    mounts, fds = mount_points(*watched), open_fds()
     started = time.monotonic()
     for i in range(LIBRARY_CYCLES):
-        cid = f"leak-{i}-{os.getpid()}"
+        cid = f"{prefix}{i}"
         rt.create(cid, b)
         rt.start(cid)
         assert _wait_stopped(rt, cid) == "stopped", cid
         rt.delete(cid)
         assert time.monotonic() - started < 240, f"only {i} cycles in 240 s"
-    assert mount_points() == mounts
+    assert mount_points(*watched) == mounts
     assert open_fds() == fds
-    assert _portique_cgroup_children() == cgroups
+    assert _portique_cgroup_children(prefix) == set()
     assert rt.list() == []
     assert list((tmp_path / "lib-state").iterdir()) == []
     # Every container init was reaped: no zombie children of ours.
@@ -80,46 +86,50 @@ def test_library_cycles_leak_nothing(tmp_path: Path, bundle: Callable[..., Path]
     assert zombies == []
 
 
-def test_binary_cycles_leak_nothing(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
+def test_binary_cycles_leak_nothing(
+    rt: RuntimeCLI, bundle: Callable[..., Path], watched: tuple[str, ...]
+) -> None:
     b = bundle("/bin/true")
-    mounts, cgroups = mount_points(), _portique_cgroup_children()
+    mounts = mount_points(*watched)
     for _ in range(BINARY_CYCLES):
-        cid = unique_id("bin")
+        cid = unique_id("rtclibin")
         rt("create", "-b", str(b), cid)
         rt("start", cid)
         assert rt.wait_status(cid, "stopped")["status"] == "stopped"
         rt("delete", cid)
         assert portique_cgroups(cid) == []
     for _ in range(BINARY_CYCLES):
-        rt("run", "-b", str(b), unique_id("binrun"))
-    assert mount_points() == mounts
-    assert _portique_cgroup_children() == cgroups
+        rt("run", "-b", str(b), unique_id("rtclibinrun"))
+    assert mount_points(*watched) == mounts
+    assert _portique_cgroup_children("rtclibin") == set()
     assert rt("list", "-q").stdout == ""
 
 
 def test_container_sees_only_stdio_fds(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
-    b = bundle("sh", "-c", "ls /proc/$$/fd")
+    # `; true` keeps busybox sh from exec'ing ls in its place: ls then lists
+    # the shell's fds, not its own open directory.
+    b = bundle("sh", "-c", "ls /proc/$$/fd; true")
     # An inheritable fd open in the caller must not reach the container.
     r, w = os.pipe()
-    os.set_inheritable(r, True)
     try:
         proc = rt("run", "-b", str(b), unique_id(), pass_fds=(r,))
         assert proc.stdout.split() == ["0", "1", "2"]
-        # ... unless passed on purpose with --preserve-fds.
-        os.dup2(r, 3)
-        proc = rt("run", "--preserve-fds", "1", "-b", str(b), unique_id(), pass_fds=(3,))
-        assert proc.stdout.split() == ["0", "1", "2", "3"]
+        # ... unless passed on purpose with --preserve-fds: a shell puts the
+        # pipe at fd 3 of the runtime (pytest's own fd 3 stays untouched).
+        wrapper = ["/bin/sh", "-c", 'exec "$@" 3<&0 </dev/null', "sh"]
+        argv = rt.argv("run", "--preserve-fds", "1", "-b", str(b), unique_id())
+        done = subprocess.run(
+            wrapper + argv, stdin=r, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["0", "1", "2", "3"]
     finally:
         os.close(r)
         os.close(w)
-        try:
-            os.close(3)
-        except OSError:
-            pass
 
 
 def test_exec_sees_only_stdio_fds(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
     cid = unique_id()
     rt("run", "-d", "-b", str(bundle()), cid)
-    proc = rt("exec", cid, "sh", "-c", "ls /proc/$$/fd")
+    proc = rt("exec", cid, "sh", "-c", "ls /proc/$$/fd; true")
     assert proc.stdout.split() == ["0", "1", "2"]
