@@ -242,7 +242,16 @@ def test_freeze_and_thaw_a_running_process(cgroup: CgroupManager, tmp_path: Path
 
 
 def test_stats_report_usage(cgroup: CgroupManager) -> None:
-    spin = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 0.3: pass\nx = b'y' * (8 << 20)\nprint('ok', flush=True)\ntime.sleep(30)\n"
+    # Burn 0.2 s of CPU time (not wall time: the host may be busy), bounded by 30 s.
+    spin = (
+        "import time\n"
+        "t = time.monotonic()\n"
+        "while time.process_time() < 0.2 and time.monotonic() - t < 30:\n"
+        "    pass\n"
+        "x = b'y' * (8 << 20)\n"
+        "print('ok', flush=True)\n"
+        "time.sleep(30)\n"
+    )
     p = _start_in(cgroup, [PY, "-c", spin])
     assert p.stdout is not None
     assert p.stdout.readline() == b"ok\n"
@@ -251,7 +260,7 @@ def test_stats_report_usage(cgroup: CgroupManager) -> None:
     assert isinstance(cpu, dict)
     assert isinstance(mem, dict)
     assert isinstance(pids, dict)
-    assert cpu["usage"]["total"] >= 100_000_000  # 0.1 s of the 0.3 s spin, in ns
+    assert cpu["usage"]["total"] >= 150_000_000  # ns: the spin's 0.2 s, give or take
     assert mem["usage"]["usage"] >= 4 << 20
     assert mem["usage"]["limit"] > 0
     assert pids["current"] == 1
