@@ -27,9 +27,14 @@ class Stdio:
         self._console: socket.socket | None = None
         self._console_path = ""
         if tty:
-            self._console_path = str(paths.run_dir / "console.sock")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._console_path)
+            # A private short directory: sun_path holds only 108 bytes, too
+            # few for <runroot>/containers/<64 hex>/console.sock.
+            import shutil
+            import tempfile
+
+            tmp = tempfile.mkdtemp(prefix="pq-console-")
+            stack.callback(shutil.rmtree, tmp, True)
+            self._console_path = os.path.join(tmp, "c.sock")
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             stack.callback(s.close)
             s.bind(self._console_path)
