@@ -118,7 +118,13 @@ def _arg(sc: Any, a: SeccompArg) -> Any:
 
 def build_filter(spec: LinuxSeccomp, *, field: str = "linux.seccomp") -> SeccompFilter:
     """Compile `spec`; errors name the field (InvalidArgument/Unsupported)."""
-    import seccomp as sc  # lazy: only containers with a seccomp section pay for it
+    try:
+        import seccomp as sc  # lazy: only containers with a seccomp section pay for it
+    except ImportError:
+        raise Unsupported(
+            f"{field}: libseccomp's Python binding is missing",
+            hint="apt-get install python3-seccomp",
+        ) from None
 
     default = _action(sc, spec.default_action, spec.default_errno_ret, f"{field}.defaultAction")
     flt = sc.SyscallFilter(default)

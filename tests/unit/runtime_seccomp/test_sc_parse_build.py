@@ -311,3 +311,12 @@ def test_default_profile_follows_capabilities() -> None:
     assert "mount" not in plain
     assert "chroot" in allowed(default_profile())  # Docker's defaults include SYS_CHROOT
     assert default_profile() == default_profile()  # a fresh, deterministic dict
+
+
+def test_missing_binding_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "seccomp", None)  # import seccomp -> ImportError
+    spec = parse_seccomp({"defaultAction": "SCMP_ACT_ALLOW"}, "linux.seccomp")
+    with pytest.raises(Unsupported, match="binding is missing"):
+        build_filter(spec)
