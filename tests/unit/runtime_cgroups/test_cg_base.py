@@ -103,7 +103,7 @@ def test_resolve_path_rejects_escapes(bad: str) -> None:
 
 def test_systemd_syntax_is_refused(tmp_path: Path) -> None:
     populate_v2(tmp_path, leaf=False)
-    with pytest.raises(Unsupported, match="systemd cgroup driver"):
+    with pytest.raises(InvalidArgument, match="systemd cgroup driver"):
         open_manager("system.slice:docker:abc", "abc", root=tmp_path)
 
 

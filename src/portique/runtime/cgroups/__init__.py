@@ -35,7 +35,7 @@ def open_manager(
 
     `cgroups_path`: None -> /portique/<id>; relative -> under /portique;
     absolute -> as given (relative to each hierarchy root); systemd's
-    "slice:prefix:name" -> Unsupported.
+    "slice:prefix:name" -> InvalidArgument.
     """
     path = resolve_path(cgroups_path, container_id)
     if detect(root) == "v2":

@@ -132,7 +132,7 @@ def resolve_path(cgroups_path: str | None, container_id: str) -> str:
 
     None -> /portique/<id>; relative -> /portique/<path>; absolute -> as given
     (containerd passes /default/<id>); "slice:prefix:name" is the systemd
-    driver's syntax, which portique does not implement.
+    driver's syntax, which portique does not implement (InvalidArgument).
     """
     if cgroups_path is None or cgroups_path == "":
         if not container_id or "/" in container_id or container_id in (".", ".."):
@@ -141,7 +141,7 @@ def resolve_path(cgroups_path: str | None, container_id: str) -> str:
     if len(cgroups_path) > 4096 or "\x00" in cgroups_path:
         raise InvalidArgument("linux.cgroupsPath: not a valid path")
     if ":" in cgroups_path and not cgroups_path.startswith("/"):
-        raise Unsupported(
+        raise InvalidArgument(
             f"linux.cgroupsPath {cgroups_path!r}: the systemd cgroup driver "
             "(slice:prefix:name) is not supported; give a path such as /portique/<id>"
         )
