@@ -211,7 +211,7 @@ def serve(
     tcp.listen(64)
     threading.Thread(target=_tcp_loop, args=(tcp, resolver), daemon=True).start()
     if ready_fd is not None:
-        os.write(ready_fd, b"ok\n")
+        os.write(ready_fd, f"ok {os.getpid()}\n".encode())
         os.close(ready_fd)
     pool = ThreadPoolExecutor(max_workers=8)
     udp.settimeout(IDLE_CHECK_SECONDS)
@@ -270,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     for u in a.upstream:
         host, _, port = u.rpartition(":")
         ups.append((host, int(port)))
+    # Daemonize: the engine's direct child exits at once (it reaps it, no zombie),
+    # the server lives on in a new session, reparented to init or a subreaper.
+    # Forking is safe here: no thread has started yet.
+    if os.fork() != 0:
+        os._exit(0)
+    os.setsid()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     return serve(a.db, a.network, a.listen, a.port, ups, a.ready_fd)
 
@@ -291,12 +297,16 @@ def host_resolvers(resolv_conf: Path = Path("/etc/resolv.conf")) -> list[tuple[s
 
 
 def _start_time(pid: int) -> int | None:
+    """Start time of a live process (None if gone or a zombie)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # Field 22, counted after the ")" that ends the command name.
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    # Fields counted after the ")" that ends the command name: state, ..., starttime (22).
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
 
 
 def _pidfile(run_dir: Path, network_id: str) -> Path:
@@ -361,29 +371,27 @@ def ensure_running(
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 pass_fds=(w,),
-                start_new_session=True,  # outlives the engine process, like a monitor
                 env={**os.environ, "PYTHONPATH": _src_path()},
             )
         finally:
             os.close(w)
             os.close(log)
         try:
-            ok = _wait_ready(r, 15.0)
+            proc.wait(timeout=15.0)  # the launcher exits right after forking the server
+            pid = _wait_ready(r, 15.0)
         finally:
             os.close(r)
-        if not ok:
-            proc.kill()
-            proc.wait()
-            raise OSError(f"embedded dns server for network {network_id[:12]} did not start")
-        start = _start_time(proc.pid)
+        if pid is None:
+            raise OSError(
+                f"embedded dns server for network {network_id[:12]} did not start"
+                f" (see {run_dir}/dns-{network_id[:12]}.log)"
+            )
+        start = _start_time(pid)
         atomic_write_json(
             _pidfile(run_dir, network_id),
-            {"pid": proc.pid, "start_time": start, "address": address, "network": network_id},
+            {"pid": pid, "start_time": start, "address": address, "network": network_id},
         )
-        # The child is in its own session and will be reparented; forget it here
-        # so Popen's finaliser does not warn about a still-running child.
-        proc.returncode = 0
-        return proc.pid
+        return pid
 
 
 def _src_path() -> str:
@@ -392,15 +400,24 @@ def _src_path() -> str:
     return str(Path(portique.__file__).resolve().parent.parent)
 
 
-def _wait_ready(fd: int, timeout: float) -> bool:
+def _wait_ready(fd: int, timeout: float) -> int | None:
+    """The server's pid once it says "ok <pid>"; None if it died or timed out."""
     import select
 
     deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
+    buf = b""
+    while (left := deadline - time.monotonic()) > 0 and len(buf) < 64:
         ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            return os.read(fd, 3) == b"ok\n"
-    return False
+        if not ready:
+            break
+        chunk = os.read(fd, 64)
+        if not chunk:
+            break  # every writer closed: the server died before binding
+        buf += chunk
+        if buf.endswith(b"\n"):
+            word, _, pid = buf.decode(errors="replace").strip().partition(" ")
+            return int(pid) if word == "ok" and pid.isdigit() else None
+    return None
 
 
 def _kill(info: dict[str, object]) -> None:
