@@ -243,19 +243,24 @@ def _run_layers(puller: _Puller, layers: list[oci.Descriptor]) -> None:
             downloads.submit(puller.layer, desc, unpackers) for desc in layers
         }
         first_error: BaseException | None = None
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for f in done:
-                exc = f.exception()
-                if exc is not None:
-                    if first_error is None and not isinstance(exc, _Abort):
-                        first_error = exc
-                    # Stop the other layers at their next chunk.
-                    puller.abort.set()
-                    continue
-                inner = f.result()
-                if isinstance(inner, Future):
-                    pending.add(inner)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    exc = f.exception()
+                    if exc is not None:
+                        if first_error is None and not isinstance(exc, _Abort):
+                            first_error = exc
+                        # Stop the other layers at their next chunk.
+                        puller.abort.set()
+                        continue
+                    inner = f.result()
+                    if isinstance(inner, Future):
+                        pending.add(inner)
+        except BaseException:
+            # Ctrl-C: the pools' exit waits for running tasks; make them stop soon.
+            puller.abort.set()
+            raise
         if first_error is not None:
             raise first_error
 

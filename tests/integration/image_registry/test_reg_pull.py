@@ -296,3 +296,34 @@ def test_chunked_push(
     config_size = len(img.config)
     assert len(patches) == -(-layer_size // 200_000) + -(-config_size // 200_000)
     assert client.get_manifest(parse_reference(dest))[2] == img.manifest_digest
+
+
+def test_corrupt_partial_is_discarded_and_refetched(
+    registry_plain: Registry, images: Images, repo_name: str
+) -> None:
+    img = ob.random_image(layers=1, layer_size=1 << 20, seed=21)
+    ob.push_image(registry_plain, repo_name, "v1", img)
+    layer = img.layers[0]
+    # A partial whose prefix is wrong (a bad disk, another program): the resume
+    # fails verification, and the pull starts that blob over instead of failing.
+    partial = images.store.ingest_dir / f"{layer.digest.replace(':', '-')}.part"
+    partial.write_bytes(b"\0" * 1000)
+    rec = pull(images, f"{registry_plain.host}/{repo_name}:v1", client=anonymous())
+    assert rec.layers == img.diff_ids
+    assert not partial.exists()
+    store_is_sound(images)
+
+
+def test_manifest_size_lies_are_refused(
+    registry_plain: Registry, images: Images, repo_name: str
+) -> None:
+    img = ob.random_image(layers=1, layer_size=200_000, seed=22)
+    manifest = json.loads(img.manifest)
+    manifest["layers"][0]["size"] -= 100  # the blob is larger than announced
+    data = json.dumps(manifest).encode()
+    for digest, blob in img.blobs():
+        ob.push_blob(registry_plain, repo_name, digest, blob)
+    ob.put_manifest(registry_plain, repo_name, "liar", data, oci.MEDIA_TYPE_OCI_MANIFEST)
+    with pytest.raises(DigestMismatch, match="manifest says"):
+        pull(images, f"{registry_plain.host}/{repo_name}:liar", client=anonymous())
+    assert not images.store.has(img.layers[0].digest)
