@@ -66,7 +66,7 @@ _FILES: Final = """
     mkdir mkdirat rmdir rename renameat renameat2 link linkat unlink unlinkat symlink
     symlinkat readlink readlinkat mknod mknodat chmod fchmod fchmodat fchmodat2 chown
     fchown lchown fchownat chown32 fchown32 lchown32 umask utime utimes utimensat
-    futimesat utimensat_time64 chdir fchdir getcwd getdents getdents64 flock fcntl
+    futimesat utimensat_time64 chdir fchdir getcwd readdir getdents getdents64 flock fcntl
     fcntl64 dup dup2 dup3 pipe pipe2 ioctl sendfile sendfile64 splice tee vmsplice
     copy_file_range getxattr lgetxattr fgetxattr setxattr lsetxattr fsetxattr
     listxattr llistxattr flistxattr removexattr lremovexattr fremovexattr
@@ -94,7 +94,7 @@ _PROCESSES: Final = """
     ptrace process_vm_readv process_vm_writev
     landlock_create_ruleset landlock_add_rule landlock_restrict_self
     lsm_get_self_attr lsm_set_self_attr lsm_list_modules
-    sethostname setdomainname uname sysinfo
+    sethostname setdomainname uname olduname sysinfo nice
 """
 _IDENTITY: Final = """
     getuid geteuid getgid getegid getresuid getresgid getgroups setuid setgid setreuid
@@ -106,7 +106,7 @@ _IDENTITY: Final = """
 _SIGNALS_TIME: Final = """
     rt_sigaction rt_sigprocmask rt_sigpending rt_sigsuspend rt_sigtimedwait
     rt_sigtimedwait_time64 rt_sigqueueinfo rt_tgsigqueueinfo rt_sigreturn sigreturn
-    sigaction sigprocmask sigpending sigsuspend sigaltstack signalfd signalfd4 pause
+    sigaction sigprocmask sigpending sigsuspend sigaltstack signal signalfd signalfd4 pause
     alarm nanosleep clock_nanosleep clock_nanosleep_time64 clock_gettime
     clock_gettime64 clock_getres clock_getres_time64 gettimeofday time getitimer
     setitimer timer_create timer_delete timer_getoverrun timer_gettime
