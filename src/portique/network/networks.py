@@ -16,10 +16,25 @@
     nets.publish(container_id, [PortMapping]) -> [PortMapping]   # host ports filled in
     nets.ports(container_id) -> [PortMapping]
     nets.resolv_conf(container_id) -> str; nets.hosts_entries(container_id) -> [(ip, names)]
+    nets.setup_container(container_id, netns_path, *, container_name,
+                         networks=(NetworkRequest("bridge"),), ports=()) -> ContainerNetwork
+                                              # connect all + publish, all or nothing
     nets.repair(live_containers=None) -> RepairReport
     nets.inspect_json(name_or_id) -> dict     # Docker's `network inspect` shape
     bring_up_loopback(netns_path)             # for `--network none`
-    parse_port_spec(spec) -> [PortMapping]
+    parse_port_spec(spec) -> [PortMapping]; exposed_ports(["80/tcp"]) -> [PortMapping] (-P)
+    format_ports([PortMapping]) -> "0.0.0.0:8080->80/tcp, ..." (the PORTS column)
+
+What the engine calls, per container:
+    start:  cn = nets.setup_container(cid, Path(f"/proc/{pid}/ns/net"), container_name=name,
+                networks=[NetworkRequest(net, aliases, ip, mac), ...], ports=mappings)
+            before the process runs; write cn.resolv_conf to /etc/resolv.conf and
+            cn.hosts (+ localhost lines and the hostname) to /etc/hosts.
+            --network none: bring_up_loopback(path); host: nothing;
+            container:<id>: join that container's netns, nothing here.
+    exit/stop and rm: nets.release_container(cid)   (idempotent)
+    commands that list or start containers: nets.repair(live_containers=ids of
+            containers that are running), cheap when there is nothing to do.
 
 Order of every multi-step operation (so a crash leaves what repair() undoes):
 connect = lease (endpoint row "creating", one BEGIN IMMEDIATE transaction) ->
@@ -55,8 +70,15 @@ from portique import db as pdb
 from portique.errors import Conflict, InvalidArgument, NotFound
 from portique.network import db as ndb
 from portique.network import ipam
-from portique.network.ports import parse_port_spec
-from portique.network.types import Endpoint, NetworkRecord, PortMapping, PublishedPort
+from portique.network.ports import exposed_ports, format_ports, parse_port_spec
+from portique.network.types import (
+    ContainerNetwork,
+    Endpoint,
+    NetworkRecord,
+    NetworkRequest,
+    PortMapping,
+    PublishedPort,
+)
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 DEFAULT_NAME = "bridge"
@@ -483,6 +505,46 @@ class Networks:
         if resync:
             self.sync_firewall()
 
+    def setup_container(
+        self,
+        container_id: str,
+        netns_path: Path,
+        *,
+        container_name: str,
+        networks: Sequence[NetworkRequest] = (NetworkRequest(),),
+        ports: Iterable[PortMapping] = (),
+    ) -> ContainerNetwork:
+        """Everything `run`/`start` needs in one call: connect to each network in order
+        (the first one gets eth0 and the default route), publish `ports`, and return the
+        resolv.conf and hosts lines to write. All or nothing: on any failure whatever
+        was made for the container is released before the error propagates."""
+        try:
+            eps = tuple(
+                self.connect(
+                    r.network,
+                    container_id,
+                    netns_path,
+                    container_name=container_name,
+                    aliases=r.aliases,
+                    ip=r.ip,
+                    mac=r.mac,
+                )
+                for r in networks
+            )
+            published = tuple(self.publish(container_id, list(ports)))
+            return ContainerNetwork(
+                endpoints=eps,
+                ports=published,
+                resolv_conf=self.resolv_conf(container_id),
+                hosts=tuple((ip, tuple(n)) for ip, n in self.hosts_entries(container_id)),
+            )
+        except BaseException as exc:
+            try:
+                self.release_container(container_id)
+            except Exception as cleanup:
+                exc.add_note(f"cleanup failed: {cleanup}")
+            raise
+
     # --- ports ----------------------------------------------------------------------------
 
     def publish(
@@ -583,18 +645,31 @@ class Networks:
         ]
         return firewall.render_ruleset(self.table, nets, ndb.published_ports(self.conn))
 
-    def sync_firewall(self) -> None:
+    def sync_firewall(self, *, force: bool = False) -> None:
         """Make portique's nftables tables match the database (under a lock, reading the
-        database inside it, so the last writer always installs the newest state)."""
+        database inside it, so the last writer always installs the newest state).
+
+        The digest of the last script applied is kept in the run directory (a tmpfs:
+        gone at reboot, like the tables): an unchanged ruleset costs no `nft` run."""
         from portique.network import firewall
 
+        stamp = self.run_dir / "firewall.sha256"
         with self._fw_lock():
-            firewall.apply(self.firewall_script())
+            script = self.firewall_script()
+            digest = hashlib.sha256(script.encode()).hexdigest()
+            if not force:
+                with contextlib.suppress(OSError):
+                    if stamp.read_text() == digest:
+                        return
+            stamp.unlink(missing_ok=True)
+            firewall.apply(script)
+            stamp.write_text(digest)
 
     def flush_firewall(self) -> None:
         from portique.network import firewall
 
         with self._fw_lock():
+            (self.run_dir / "firewall.sha256").unlink(missing_ok=True)
             firewall.apply(firewall.render_flush(self.table))
 
     # --- repair -----------------------------------------------------------------------------
@@ -604,6 +679,7 @@ class Networks:
         live_containers: Iterable[str] | None = None,
         *,
         creating_grace: float = CREATING_GRACE_SECONDS,
+        force_firewall: bool = False,
     ) -> RepairReport:
         """Undo leftovers of crashes: endpoints stuck "creating", endpoints whose netns is
         gone (their veth died with it) or whose container is not in `live_containers`,
@@ -675,7 +751,7 @@ class Networks:
                     self.run_dir, self.root / pdb.DB_NAME, n.id, n.gateway,
                     self._upstreams(), self.dns_port,
                 )  # fmt: skip
-        self.sync_firewall()
+        self.sync_firewall(force=force_firewall)
         return report
 
     # --- presentation -----------------------------------------------------------------------
@@ -717,11 +793,15 @@ class Networks:
 
 
 __all__ = [
+    "ContainerNetwork",
     "Endpoint",
     "NetworkRecord",
+    "NetworkRequest",
     "Networks",
     "PortMapping",
     "RepairReport",
     "bring_up_loopback",
+    "exposed_ports",
+    "format_ports",
     "parse_port_spec",
 ]

@@ -164,9 +164,31 @@ def choose_host_ports(
     return out
 
 
+def exposed_ports(exposed: Iterable[str], host_ip: str = "0.0.0.0") -> list[PortMapping]:
+    """`-P`: a random host port for each of the image's ExposedPorts keys ("80/tcp")."""
+    out = []
+    for key in exposed:
+        port_s, _, proto_s = key.partition("/")
+        try:
+            proto = Proto((proto_s or "tcp").lower())
+            port = int(port_s)
+        except ValueError:
+            continue  # sctp or garbage in an image config: nothing we can publish
+        if 0 < port <= 65535:
+            out.append(PortMapping(port, 0, host_ip, proto))
+    return out
+
+
+def format_ports(mappings: Iterable[PortMapping]) -> str:
+    """The PORTS column of `ps`: "0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp"."""
+    return ", ".join(f"{m.host_ip}:{m.host_port}->{m.container_port}/{m.proto}" for m in mappings)
+
+
 __all__ = [
     "RANDOM_PORT_RANGE",
     "choose_host_ports",
+    "exposed_ports",
+    "format_ports",
     "host_port_free",
     "mappings_clash",
     "parse_port_spec",

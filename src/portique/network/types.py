@@ -71,6 +71,26 @@ class PortMapping:
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkRequest:
+    """One network a container asks for (`--network NAME --network-alias A --ip X`)."""
+
+    network: str = "bridge"
+    aliases: tuple[str, ...] = ()
+    ip: str | None = None
+    mac: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerNetwork:
+    """What setup_container made: endpoints, published ports, and the files to write."""
+
+    endpoints: tuple[Endpoint, ...]
+    ports: tuple[PortMapping, ...]
+    resolv_conf: str
+    hosts: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PublishedPort:
     """A mapping as installed: the container address it forwards to."""
 
@@ -79,4 +99,12 @@ class PublishedPort:
     mapping: PortMapping
 
 
-__all__ = ["Endpoint", "NetworkRecord", "PortMapping", "Proto", "PublishedPort"]
+__all__ = [
+    "ContainerNetwork",
+    "Endpoint",
+    "NetworkRecord",
+    "NetworkRequest",
+    "PortMapping",
+    "Proto",
+    "PublishedPort",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,10 @@ from net_helpers import (
 )
 
 from portique.errors import Conflict, InvalidArgument
+from portique.network import bridge
 from portique.network.networks import Networks
 from portique.network.ports import parse_port_spec
-from portique.network.types import PortMapping, Proto
+from portique.network.types import NetworkRequest, PortMapping, Proto
 
 
 def _serve(procs: Procs, netns: Path, tmp_path: Path, text: str) -> None:
@@ -163,3 +165,54 @@ def _children() -> set[int]:
             if ppid == me:
                 kids.add(int(d.name))
     return kids
+
+
+def test_setup_container_is_all_or_nothing(
+    nets: Networks, make_netns: NetnsFactory, procs: Procs, tmp_path: Path
+) -> None:
+    front = nets.create("front", subnet=random_subnet())
+    back = nets.create("back", subnet=random_subnet())
+    taken = nets.connect("back", cid(), make_netns(), container_name="holder")
+    ns, c = make_netns(), cid()
+    with pytest.raises(Conflict, match="already in use"):
+        nets.setup_container(
+            c,
+            ns,
+            container_name="app",
+            networks=[NetworkRequest("front", ("web",)), NetworkRequest("back", ip=taken.ip)],
+            ports=parse_port_spec("80"),
+        )
+    assert nets.endpoints(c) == []
+    assert nets.ports(c) == []
+    assert set(bridge.netns_ifnames(ns)) == {"lo"}
+
+    port = free_port()
+    cn = nets.setup_container(
+        c,
+        ns,
+        container_name="app",
+        networks=[NetworkRequest("front", ("web",)), NetworkRequest("back")],
+        ports=parse_port_spec(f"127.0.0.1:{port}:80"),
+    )
+    assert [ep.ifname for ep in cn.endpoints] == ["eth0", "eth1"]
+    assert [ep.network for ep in cn.endpoints] == ["front", "back"]
+    assert cn.ports == (PortMapping(80, port, "127.0.0.1"),)
+    assert cn.resolv_conf.startswith(f"nameserver {front.gateway}\n")
+    assert cn.hosts == ((cn.endpoints[0].ip, ("app", "web")), (cn.endpoints[1].ip, ("app",)))
+    # The default route is the first network's; the port goes to that address.
+    assert f"default via {front.gateway} dev eth0" in nsexec(ns, "ip", "route").stdout
+    _serve(procs, ns, tmp_path, "first-network")
+    wait_port(ns, cn.endpoints[0].ip, 80)
+    assert "first-network" in http_get_host("127.0.0.1", port)
+    assert back.gateway not in cn.resolv_conf
+
+
+def test_repair_restores_a_flushed_firewall(nets: Networks, make_netns: NetnsFactory) -> None:
+    c = cid()
+    nets.connect("bridge", c, make_netns(), container_name="x")
+    port = free_port()
+    nets.publish(c, parse_port_spec(f"127.0.0.1:{port}:80"))
+    subprocess.run(["nft", "delete", "table", "ip", f"{nets.table}_nat"], check=True)
+    assert f"dport {port} " not in ruleset()
+    nets.repair(force_firewall=True)
+    assert f"dport {port} " in ruleset()

@@ -12,6 +12,8 @@ from portique.network import ipam
 from portique.network.ports import (
     RANDOM_PORT_RANGE,
     choose_host_ports,
+    exposed_ports,
+    format_ports,
     mappings_clash,
     parse_port_spec,
 )
@@ -177,3 +179,18 @@ def test_choose_host_ports_fixed_random_and_conflicts() -> None:
         choose_host_ports([PortMapping(80, 7000), PortMapping(81, 7000)], [], is_free=free)
     with pytest.raises(Conflict, match="no free host port"):
         choose_host_ports([PortMapping(80)], [], is_free=lambda *_: False)
+
+
+def test_exposed_ports_for_dash_capital_p() -> None:
+    got = exposed_ports(["80/tcp", "53/udp", "9000", "132/sctp", "x/tcp", "0/tcp"])
+    assert got == [
+        PortMapping(80, 0, "0.0.0.0", Proto.TCP),
+        PortMapping(53, 0, "0.0.0.0", Proto.UDP),
+        PortMapping(9000, 0, "0.0.0.0", Proto.TCP),
+    ]
+
+
+def test_format_ports_is_dockers_ps_column() -> None:
+    ms = [PortMapping(80, 8080), PortMapping(53, 5353, "127.0.0.1", Proto.UDP)]
+    assert format_ports(ms) == "0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp"
+    assert format_ports([]) == ""
