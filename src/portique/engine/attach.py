@@ -86,7 +86,9 @@ def attach(paths: ContainerPaths, opts: AttachOptions) -> int:
     sock = connect(paths, timeout=None)
     with sock:
         sock.sendall(
-            st.frame(st.HELLO, f"attach {int(opts.stdin)} {int(opts.stdout)} {int(opts.stderr)}".encode())
+            st.frame(
+                st.HELLO, f"attach {int(opts.stdin)} {int(opts.stdout)} {int(opts.stderr)}".encode()
+            )
         )
         in_fd = sys.stdin.fileno() if opts.stdin else -1
         term_fd = in_fd if in_fd >= 0 and os.isatty(in_fd) else -1
@@ -107,7 +109,14 @@ def _pump(
     def on_signal(signum: int, frame: object) -> None:
         pending.append(signum)
 
-    forward = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2]
+    forward = [
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+    ]
     if opts.tty and term_fd >= 0:
         handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, on_signal)
         size = _winsize(term_fd)
@@ -129,13 +138,13 @@ def _pump(
                 with contextlib.suppress(OSError):
                     os.read(wake_r, 256)
             while pending:
-                sig = pending.pop(0)
-                if sig == signal.SIGWINCH:
+                signum = pending.pop(0)
+                if signum == signal.SIGWINCH:
                     size = _winsize(term_fd)
                     if size:
                         sock.sendall(st.frame(st.RESIZE, f"{size[0]} {size[1]}".encode()))
                 else:
-                    _proxy_signal(paths, sig)
+                    _proxy_signal(paths, signum)
             if in_fd >= 0 and in_fd in ready:
                 data = os.read(in_fd, 65536)
                 if not data:
@@ -156,8 +165,8 @@ def _pump(
                     return code
     finally:
         signal.set_wakeup_fd(old_wakeup)
-        for sig, h in handlers.items():
-            signal.signal(sig, h)  # type: ignore[arg-type]
+        for signum, h in handlers.items():
+            signal.signal(signum, h)  # type: ignore[arg-type]
         os.close(wake_r)
         os.close(wake_w)
 

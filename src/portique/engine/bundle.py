@@ -98,7 +98,9 @@ def prepare(row: ContainerRow, paths: ContainerPaths, stack: ExitStack) -> dict[
     points = row.config.get("MountPoints") or []
     volumes.copy_image_content(str(rootfs), points)
     write_etc_files(row, paths)
-    caps = opt.capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged")))
+    caps = opt.capabilities(
+        host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged"))
+    )
     workdir = str(config.get("WorkingDir") or "/")
     if workdir != "/":
         # Docker creates a missing working directory; do it inside the root only.

@@ -50,7 +50,9 @@ class FrameReader:
         return self.frames.pop(0)
 
 
-def request(paths: ContainerPaths, words: str, timeout: float | None = 10.0) -> tuple[int, bytes] | None:
+def request(
+    paths: ContainerPaths, words: str, timeout: float | None = 10.0
+) -> tuple[int, bytes] | None:
     """Send one request; return the first reply frame (None when the monitor closed)."""
     with connect(paths, timeout) as s:
         s.sendall(st.frame(st.HELLO, words.encode()))
@@ -60,7 +62,9 @@ def request(paths: ContainerPaths, words: str, timeout: float | None = 10.0) -> 
             return None
 
 
-def wait_exit(paths: ContainerPaths, words: str = "wait", timeout: float | None = None) -> int | None:
+def wait_exit(
+    paths: ContainerPaths, words: str = "wait", timeout: float | None = None
+) -> int | None:
     """Send `wait` (or a stop request) and block until EXIT; the exit code, or None."""
     with connect(paths, timeout) as s:
         s.settimeout(timeout)

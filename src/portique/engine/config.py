@@ -211,17 +211,15 @@ def _base_mounts(privileged: bool, readonly_rootfs: bool) -> list[dict[str, Any]
 
 
 def _etc_mounts(container_dir: str, readonly_rootfs: bool) -> list[dict[str, Any]]:
-    out = []
-    for name in ("resolv.conf", "hostname", "hosts"):
-        out.append(
-            {
-                "destination": f"/etc/{name}",
-                "type": "bind",
-                "source": f"{container_dir}/{name}",
-                "options": ["rbind", "rprivate"] + (["ro"] if readonly_rootfs else []),
-            }
-        )
-    return out
+    return [
+        {
+            "destination": f"/etc/{name}",
+            "type": "bind",
+            "source": f"{container_dir}/{name}",
+            "options": ["rbind", "rprivate"] + (["ro"] if readonly_rootfs else []),
+        }
+        for name in ("resolv.conf", "hostname", "hosts")
+    ]
 
 
 def _resources(host: Mapping[str, Any], privileged: bool) -> dict[str, Any]:
@@ -276,7 +274,9 @@ def build_spec(
     privileged = bool(host.get("Privileged"))
     readonly_rootfs = bool(host.get("ReadonlyRootfs"))
     sec = opt.parse_security_opts(host.get("SecurityOpt") or [])
-    caps = opt.capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], privileged, inputs.host_caps)
+    caps = opt.capabilities(
+        host.get("CapAdd") or [], host.get("CapDrop") or [], privileged, inputs.host_caps
+    )
     argv = command_of(config)
     mounts = _base_mounts(privileged, readonly_rootfs)
     mounts += _etc_mounts(inputs.container_dir, readonly_rootfs)
@@ -284,7 +284,14 @@ def build_spec(
         if not inputs.init_binary:
             raise InvalidArgument("--init needs tini-static on the host (apt-get install tini)")
         argv = [INIT_PATH, "--", *argv]
-        mounts.append({"destination": INIT_PATH, "type": "bind", "source": inputs.init_binary, "options": ["bind", "ro", "nosuid", "nodev"]})
+        mounts.append(
+            {
+                "destination": INIT_PATH,
+                "type": "bind",
+                "source": inputs.init_binary,
+                "options": ["bind", "ro", "nosuid", "nodev"],
+            }
+        )
     mounts += [dict(m) for m in inputs.mounts]
     env = list(config.get("Env") or [])
     hostname = str(config.get("Hostname") or inputs.container_id[:12])

@@ -41,7 +41,9 @@ def resolve_image(ref: str, pull: str, progress: Callable[[Any], None] | None = 
     from portique.engine.bundle import open_images
 
     if pull not in ("missing", "always", "never"):
-        raise InvalidArgument(f'invalid pull option: "{pull}": must be one of "always", "missing" or "never"')
+        raise InvalidArgument(
+            f'invalid pull option: "{pull}": must be one of "always", "missing" or "never"'
+        )
     imgs = open_images()
     try:
         if pull != "always" and imgs.exists(ref):
@@ -88,15 +90,23 @@ def create(
     cfg.command_of(merged)
     wd = merged.get("WorkingDir") or ""
     if wd and not wd.startswith("/"):
-        raise InvalidArgument(f"the working directory '{wd}' is invalid, it needs to be an absolute path")
+        raise InvalidArgument(
+            f"the working directory '{wd}' is invalid, it needs to be an absolute path"
+        )
     host = dict(host)
-    if host.get("AutoRemove") and (host.get("RestartPolicy") or {}).get("Name") not in (None, "", "no"):
+    if host.get("AutoRemove") and (host.get("RestartPolicy") or {}).get("Name") not in (
+        None,
+        "",
+        "no",
+    ):
         raise InvalidArgument("conflicting options: --restart and --rm")
     sec = opt.parse_security_opts(host.get("SecurityOpt") or [])
     if sec.seccomp not in ("", "unconfined"):
         host["SeccompProfile"] = _load_profile(sec.seccomp)
     # A bad capability name fails now, not at start.
-    opt.capabilities(host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged")))
+    opt.capabilities(
+        host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged"))
+    )
     cid = secrets.token_hex(32)
     paths = ContainerPaths.of(cid)
     with ExitStack() as stack:
@@ -155,7 +165,7 @@ def _load_profile(path: str) -> dict[str, Any]:
 
 
 def _remove_volume_dirs(names: list[str]) -> None:
-    from portique.engine.volumes import volumes_dir
+    from portique.engine.paths import volumes_dir
 
     for n in names:
         shutil.rmtree(volumes_dir() / n, ignore_errors=True)
@@ -239,7 +249,9 @@ def start(conn: sqlite3.Connection, ref: str, *, hold: bool = False) -> db.Conta
     return db.get_container(conn, row.id) or row
 
 
-def stop(conn: sqlite3.Connection, ref: str, timeout: int | None = None, sig: int | None = None) -> db.ContainerRow:
+def stop(
+    conn: sqlite3.Connection, ref: str, timeout: int | None = None, sig: int | None = None
+) -> db.ContainerRow:
     row = get(conn, ref)
     if row.status not in RUNNING:
         return row
@@ -279,7 +291,9 @@ def _wait_not_running(conn: sqlite3.Connection, cid: str, limit: float) -> None:
 def kill(conn: sqlite3.Connection, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
     row = get(conn, ref)
     if row.status not in ("running", "paused"):
-        raise InvalidState(f"cannot kill container: {row.name}: container {row.id[:12]} is not running")
+        raise InvalidState(
+            f"cannot kill container: {row.name}: container {row.id[:12]} is not running"
+        )
     paths = ContainerPaths.of(row.id)
     if sig == signal.SIGKILL:
         # Docker counts a SIGKILL from the user as a manual stop: the restart
@@ -359,12 +373,14 @@ def rename(conn: sqlite3.Connection, ref: str, new: str) -> None:
         db.rename_container(conn, row.id, new)
 
 
-def remove(conn: sqlite3.Connection, ref: str, *, force: bool = False, volumes: bool = False) -> str:
+def remove(
+    conn: sqlite3.Connection, ref: str, *, force: bool = False, volumes: bool = False
+) -> str:
     row = get(conn, ref)
     if row.status in RUNNING:
         if not force:
             raise Conflict(
-                f"cannot remove container \"/{row.name}\": container is {row.status}",
+                f'cannot remove container "/{row.name}": container is {row.status}',
                 hint="stop the container before removing or force remove",
             )
         with db.transaction(conn):

@@ -125,7 +125,9 @@ def _copy_entry_out(pfd: int, name: str, st: os.stat_result, target: str, depth:
         try:
             if os.path.islink(target):
                 os.unlink(target)
-            out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, stat.S_IMODE(mode))
+            out = os.open(
+                target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, stat.S_IMODE(mode)
+            )
             try:
                 _pipe_fds(fd, out)
                 os.fchmod(out, stat.S_IMODE(mode))
@@ -140,7 +142,11 @@ def _copy_dir_out(fd: int, target: str, depth: int) -> None:
     st = os.stat(fd)
     os.makedirs(target, exist_ok=True)
     os.chmod(target, stat.S_IMODE(st.st_mode))
-    dfd = fd if not _is_path_fd(fd) else os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    dfd = (
+        fd
+        if not _is_path_fd(fd)
+        else os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    )
     try:
         for entry in os.listdir(dfd):
             est = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
@@ -188,12 +194,16 @@ def copy_in(root: str, src: str, dest: str) -> None:
             if dfd >= 0:
                 os.close(dfd)
             if dest.endswith("/") and not src_is_dir:
-                raise InvalidArgument(f"destination directory {dest} does not exist in the container")
+                raise InvalidArgument(
+                    f"destination directory {dest} does not exist in the container"
+                )
             parent, name = _split(dest)
             try:
                 pfd = _resolve(rfd, parent)
             except FileNotFoundError:
-                raise InvalidArgument(f"destination directory {parent} does not exist in the container") from None
+                raise InvalidArgument(
+                    f"destination directory {parent} does not exist in the container"
+                ) from None
             parent_fd = _dir_fd(pfd)
             os.close(pfd)
         try:
@@ -234,7 +244,9 @@ def _copy_entry_in(src: str, pfd: int, name: str, depth: int) -> None:
         finally:
             os.close(fd)
         return
-    if existing is not None and (stat.S_ISLNK(existing.st_mode) or not stat.S_ISREG(existing.st_mode)):
+    if existing is not None and (
+        stat.S_ISLNK(existing.st_mode) or not stat.S_ISREG(existing.st_mode)
+    ):
         # Never write through a symlink the container planted.
         if stat.S_ISDIR(existing.st_mode):
             raise InvalidArgument(f"cannot overwrite directory {name} with non-directory {src}")
@@ -244,7 +256,12 @@ def _copy_entry_in(src: str, pfd: int, name: str, depth: int) -> None:
             os.unlink(name, dir_fd=pfd)
         os.symlink(os.readlink(src), name, dir_fd=pfd)
     elif stat.S_ISREG(mode):
-        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, stat.S_IMODE(mode), dir_fd=pfd)
+        out = os.open(
+            name,
+            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+            stat.S_IMODE(mode),
+            dir_fd=pfd,
+        )
         try:
             with open(src, "rb") as f:
                 _pipe_fds(f.fileno(), out)
@@ -293,7 +310,9 @@ def _export_dir(tar: tarfile.TarFile, dfd: int, prefix: str, depth: int) -> None
             ti.type = tarfile.DIRTYPE
             tar.addfile(ti)
             try:
-                sub = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+                sub = os.open(
+                    entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd
+                )
             except OSError:
                 continue
             try:
@@ -309,7 +328,9 @@ def _export_dir(tar: tarfile.TarFile, dfd: int, prefix: str, depth: int) -> None
         elif stat.S_ISREG(mode):
             ti.type = tarfile.REGTYPE
             try:
-                fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd)
+                fd = os.open(
+                    entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd
+                )
             except OSError:
                 continue
             with os.fdopen(fd, "rb") as f:
@@ -325,7 +346,7 @@ def _export_dir(tar: tarfile.TarFile, dfd: int, prefix: str, depth: int) -> None
 
 
 def parse_cp_arg(arg: str) -> tuple[str, str]:
-    """"name:path" -> (name, path); a host path -> ("", path). Docker's rule: a
+    """ "name:path" -> (name, path); a host path -> ("", path). Docker's rule: a
     colon before any slash marks a container (so ./a:b is a host path)."""
     if arg.startswith(("/", ".")):
         return "", arg

@@ -50,7 +50,11 @@ def build_process(row: db.ContainerRow, req: ExecRequest) -> object:
     if req.user:
         u = userdb.lookup(str(paths.dir / "rootfs"), req.user)
         user = User(uid=u.uid, gid=u.gid, additional_gids=u.additional_gids)
-        env = opt.merge_env(env, [f"HOME={u.home}"]) if not any(e.startswith("HOME=") for e in req.env) else env
+        env = (
+            opt.merge_env(env, [f"HOME={u.home}"])
+            if not any(e.startswith("HOME=") for e in req.env)
+            else env
+        )
     caps = base.capabilities
     if req.privileged:
         allc = tuple(opt.ALL_CAPS)
@@ -144,8 +148,8 @@ def _exec_tty(rt: object, cid: str, process: object, req: ExecRequest) -> int:
 
 def _receive_master(listener: socket.socket, pid: int, err_r: int) -> int | None:
     for _ in range(600):
-        ready, _, _ = select.select([listener, err_r], [], [], 0.1)
-        if listener in ready:
+        ready, _, _ = select.select([listener.fileno(), err_r], [], [], 0.1)
+        if listener.fileno() in ready:
             conn, _ = listener.accept()
             with conn:
                 conn.settimeout(10)

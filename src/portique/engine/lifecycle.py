@@ -299,7 +299,9 @@ def _oom_killed(paths: ContainerPaths, rt: Any, cid: str) -> bool:
         return False
 
 
-def _restart_delay(row: db.ContainerRow, code: int, stop_requested: bool, ran_for: float) -> float | None:
+def _restart_delay(
+    row: db.ContainerRow, code: int, stop_requested: bool, ran_for: float
+) -> float | None:
     """Seconds to wait before the next run, or None when the policy says no."""
     if stop_requested:
         return None
@@ -319,7 +321,8 @@ def _restart_delay(row: db.ContainerRow, code: int, stop_requested: bool, ran_fo
     # after a run of 10 s or more.
     if ran_for >= 10:
         return 0.1
-    return min(RESTART_MAX_DELAY, 0.1 * (2 ** min(row.restart_count, 10)))
+    delay: float = min(RESTART_MAX_DELAY, 0.1 * (2 ** min(int(row.restart_count), 10)))
+    return delay
 
 
 def finish(mon: Monitor, args: dict[str, str], code: int) -> NoReturn:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from _json import encode_basestring_ascii  # type: ignore[import-not-found]
+from _json import encode_basestring_ascii
 
 MAX_LINE = 16 * 1024  # longer lines are split into several records, as Docker does
 

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 
 from portique.engine.logfile import LogWriter, rfc3339_nano
 
-__all__ = ["LogRecord", "LogWriter", "follow", "parse_since", "read_records", "rfc3339_nano", "tail_records"]
+__all__ = [
+    "LogRecord",
+    "LogWriter",
+    "follow",
+    "parse_since",
+    "read_records",
+    "rfc3339_nano",
+    "tail_records",
+]
 
 
 # -------------------------------------------------------------------- reader
@@ -105,7 +113,9 @@ def parse_line(line: bytes) -> LogRecord | None:
         return None  # a torn last line while the monitor writes
     if not isinstance(obj, dict):
         return None
-    return LogRecord(str(obj.get("stream", "stdout")), str(obj.get("time", "")), str(obj.get("log", "")))
+    return LogRecord(
+        str(obj.get("stream", "stdout")), str(obj.get("time", "")), str(obj.get("log", ""))
+    )
 
 
 def tail_records(path: str, n: int) -> list[LogRecord]:

@@ -17,13 +17,12 @@ the long-lived process holds only what it needs: `os`, `select`, `_socket`,
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]
+import _socket
 import os
 import select
 import sys
 import time
-
-import _signal
-import _socket
 
 from portique.engine import stream as st
 from portique.engine.logfile import LogWriter

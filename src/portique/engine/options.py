@@ -144,7 +144,11 @@ def parse_ulimit(spec: str) -> Ulimit:
     soft = _ulimit_value(soft_s, spec)
     hard = _ulimit_value(hard_s, spec) if hard_s else soft
     if soft > hard:
-        raise _bad("--ulimit", spec, f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
+        raise _bad(
+            "--ulimit",
+            spec,
+            f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}",
+        )
     return Ulimit(name, soft, hard)
 
 
@@ -175,13 +179,19 @@ def parse_restart(value: str | None) -> RestartPolicy:
         raise _bad("--restart", value, f"invalid restart policy '{name}'") from None
     if count:
         if kind is not RestartKind.ON_FAILURE:
-            raise _bad("--restart", value, f"maximum retry count cannot be used with restart policy '{name}'")
+            raise _bad(
+                "--restart",
+                value,
+                f"maximum retry count cannot be used with restart policy '{name}'",
+            )
         try:
             n = int(count)
         except ValueError:
             raise _bad("--restart", value, "maximum retry count must be an integer") from None
         if n < 0:
-            raise _bad("--restart", value, "invalid restart policy: maximum retry count cannot be negative")
+            raise _bad(
+                "--restart", value, "invalid restart policy: maximum retry count cannot be negative"
+            )
         return RestartPolicy(kind, n)
     return RestartPolicy(kind)
 
@@ -301,7 +311,11 @@ class MountSpec:
 
     def as_docker(self) -> dict[str, object]:
         """HostConfig.Mounts entry (Docker's mount.Mount)."""
-        out: dict[str, object] = {"Type": str(self.type), "Source": self.source, "Target": self.target}
+        out: dict[str, object] = {
+            "Type": str(self.type),
+            "Source": self.source,
+            "Target": self.target,
+        }
         if self.readonly:
             out["ReadOnly"] = True
         return out
@@ -309,7 +323,9 @@ class MountSpec:
 
 def _check_target(target: str, spec: str, flag: str) -> str:
     if not target.startswith("/"):
-        raise InvalidArgument(f"invalid {flag} specification: {spec!r}: mount path must be absolute")
+        raise InvalidArgument(
+            f"invalid {flag} specification: {spec!r}: mount path must be absolute"
+        )
     norm = os.path.normpath(target)
     if norm == "/":
         raise InvalidArgument(f"invalid {flag} specification: {spec!r}: destination can't be '/'")
@@ -366,7 +382,9 @@ def parse_volume(spec: str) -> MountSpec:
             " pass a host directory, use absolute path"
         )
     if propagation:
-        raise InvalidArgument(f"invalid volume specification: {spec!r}: propagation applies to binds only")
+        raise InvalidArgument(
+            f"invalid volume specification: {spec!r}: propagation applies to binds only"
+        )
     return MountSpec(MountType.VOLUME, target, source, readonly, nocopy=nocopy)
 
 
@@ -394,7 +412,9 @@ def parse_mount(spec: str) -> MountSpec:
     try:
         mtype = MountType(kind)
     except ValueError:
-        raise InvalidArgument(f"invalid mount specification: {spec!r}: unknown type {kind!r}") from None
+        raise InvalidArgument(
+            f"invalid mount specification: {spec!r}: unknown type {kind!r}"
+        ) from None
     source = ""
     target = ""
     readonly = False
@@ -410,7 +430,9 @@ def parse_mount(spec: str) -> MountSpec:
             readonly = _bool_opt(value, spec)
         elif key == "bind-propagation" and mtype is MountType.BIND:
             if value not in _PROPAGATIONS:
-                raise InvalidArgument(f"invalid mount specification: {spec!r}: bad propagation {value!r}")
+                raise InvalidArgument(
+                    f"invalid mount specification: {spec!r}: bad propagation {value!r}"
+                )
             propagation = value
         elif key == "volume-nocopy" and mtype is MountType.VOLUME:
             nocopy = _bool_opt(value, spec)
@@ -420,8 +442,16 @@ def parse_mount(spec: str) -> MountSpec:
             try:
                 options.append(f"mode={int(value, 8):o}")
             except ValueError:
-                raise InvalidArgument(f"invalid mount specification: {spec!r}: bad tmpfs-mode") from None
-        elif key in ("consistency", "volume-driver", "volume-label", "volume-opt", "bind-nonrecursive"):
+                raise InvalidArgument(
+                    f"invalid mount specification: {spec!r}: bad tmpfs-mode"
+                ) from None
+        elif key in (
+            "consistency",
+            "volume-driver",
+            "volume-label",
+            "volume-opt",
+            "bind-nonrecursive",
+        ):
             continue
         else:
             raise InvalidArgument(f"invalid mount specification: {spec!r}: unexpected key {key!r}")
@@ -430,11 +460,15 @@ def parse_mount(spec: str) -> MountSpec:
     target = _check_target(target, spec, "mount")
     if mtype is MountType.BIND:
         if not source.startswith("/"):
-            raise InvalidArgument(f"invalid mount specification: {spec!r}: bind source must be an absolute path")
+            raise InvalidArgument(
+                f"invalid mount specification: {spec!r}: bind source must be an absolute path"
+            )
         source = os.path.normpath(source)
     elif mtype is MountType.VOLUME:
         if source and not VOLUME_NAME_RE.match(source):
-            raise InvalidArgument(f"invalid mount specification: {spec!r}: invalid volume name {source!r}")
+            raise InvalidArgument(
+                f"invalid mount specification: {spec!r}: invalid volume name {source!r}"
+            )
     elif source:
         raise InvalidArgument(f"invalid mount specification: {spec!r}: tmpfs takes no source")
     return MountSpec(mtype, target, source, readonly, propagation, tuple(options), nocopy=nocopy)
@@ -534,7 +568,12 @@ def _cap_name(raw: str) -> str:
     return name
 
 
-def capabilities(add: Iterable[str], drop: Iterable[str], privileged: bool, host_caps: Iterable[str] | None = None) -> list[str]:
+def capabilities(
+    add: Iterable[str],
+    drop: Iterable[str],
+    privileged: bool,
+    host_caps: Iterable[str] | None = None,
+) -> list[str]:
     """Docker's rule: start from the default set (or all), drop, then add; ALL works both ways."""
     allowed = list(host_caps) if host_caps is not None else list(ALL_CAPS)
     adds = [_cap_name(c) for c in add]
@@ -542,10 +581,7 @@ def capabilities(add: Iterable[str], drop: Iterable[str], privileged: bool, host
     if privileged:
         return allowed
     caps = list(DEFAULT_CAPS)
-    if "ALL" in drops:
-        caps = []
-    else:
-        caps = [c for c in caps if c not in drops]
+    caps = [] if "ALL" in drops else [c for c in caps if c not in drops]
     if "ALL" in adds:
         caps = [c for c in allowed if c not in drops or "ALL" in drops]
     else:
@@ -575,7 +611,7 @@ def parse_name(value: str | None) -> str:
         return ""
     if not CONTAINER_NAME_RE.match(value):
         raise InvalidArgument(
-            f'invalid container name ({value}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed'
+            f"invalid container name ({value}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )
     return value.lstrip("/")
 

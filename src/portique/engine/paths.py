@@ -1,13 +1,13 @@
 """Where a container's files live.
 
-    <root>/containers/<id>/            the bundle directory
-        config.json                    OCI spec written at each start
-        rootfs/                        the overlay mount while running
-        hosts hostname resolv.conf     bind-mounted into /etc
-        <id>-json.log                  Docker's json-file log
-    <root>/volumes/<name>/_data        a local volume (Docker's layout)
-    <runroot>/containers/<id>/         the monitor's socket and error log
-    <runroot>/runtime/                 the runtime library's state
+<root>/containers/<id>/            the bundle directory
+    config.json                    OCI spec written at each start
+    rootfs/                        the overlay mount while running
+    hosts hostname resolv.conf     bind-mounted into /etc
+    <id>-json.log                  Docker's json-file log
+<root>/volumes/<name>/_data        a local volume (Docker's layout)
+<runroot>/containers/<id>/         the monitor's socket and error log
+<runroot>/runtime/                 the runtime library's state
 """
 
 from __future__ import annotations

@@ -103,13 +103,26 @@ def parse_filters(items: list[str]) -> dict[str, list[str]]:
         if not sep:
             raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
         key = key.strip().lower()
-        if key not in ("id", "name", "label", "status", "exited", "ancestor", "before", "since", "volume", "network"):
+        if key not in (
+            "id",
+            "name",
+            "label",
+            "status",
+            "exited",
+            "ancestor",
+            "before",
+            "since",
+            "volume",
+            "network",
+        ):
             raise InvalidArgument(f"invalid filter '{key}'")
         out.setdefault(key, []).append(value)
     return out
 
 
-def matches(row: ContainerRow, filters: Mapping[str, list[str]], by_ref: Mapping[str, ContainerRow]) -> bool:
+def matches(
+    row: ContainerRow, filters: Mapping[str, list[str]], by_ref: Mapping[str, ContainerRow]
+) -> bool:
     for key, values in filters.items():
         if not any(_match_one(row, key, v, by_ref) for v in values):
             return False
@@ -135,14 +148,19 @@ def _match_one(row: ContainerRow, key: str, value: str, by_ref: Mapping[str, Con
     if key == "exited":
         return row.status == "exited" and str(row.exit_code) == value
     if key == "ancestor":
-        return row.image == value or row.image_id.removeprefix("sha256:").startswith(value.removeprefix("sha256:"))
+        return row.image == value or row.image_id.removeprefix("sha256:").startswith(
+            value.removeprefix("sha256:")
+        )
     if key in ("before", "since"):
         other = by_ref.get(value)
         if other is None:
             return False
         return row.created < other.created if key == "before" else row.created > other.created
     if key == "volume":
-        return any(value in (p.get("Name"), p.get("Destination"), p.get("Source")) for p in row.config.get("MountPoints") or [])
+        return any(
+            value in (p.get("Name"), p.get("Destination"), p.get("Source"))
+            for p in row.config.get("MountPoints") or []
+        )
     if key == "network":
         return (row.config["HostConfig"].get("NetworkMode") or "") == value
     return False
@@ -171,7 +189,12 @@ def inspect(row: ContainerRow) -> dict[str, Any]:
             "Propagation": p.get("Propagation", ""),
         }
         if p["Type"] == "volume":
-            m = {"Type": "volume", "Name": p["Name"], **{k: v for k, v in m.items() if k != "Type"}, "Driver": "local"}
+            m = {
+                "Type": "volume",
+                "Name": p["Name"],
+                **{k: v for k, v in m.items() if k != "Type"},
+                "Driver": "local",
+            }
         mounts.append(m)
     network = host.get("NetworkMode") or "none"
     return {

@@ -88,7 +88,9 @@ def _binary(n: float) -> str:
     return f"{n:.4g}{units[i]}"
 
 
-def stats_row(row: db.ContainerRow, first: Sample, second: Sample, no_trunc: bool = False) -> dict[str, str]:
+def stats_row(
+    row: db.ContainerRow, first: Sample, second: Sample, no_trunc: bool = False
+) -> dict[str, str]:
     from portique.cli.docker.format import human_size
 
     dt = max(second.wall - first.wall, 1e-6)
@@ -107,9 +109,7 @@ def stats_row(row: db.ContainerRow, first: Sample, second: Sample, no_trunc: boo
     }
 
 
-STATS_DEFAULT = (
-    "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
-)
+STATS_DEFAULT = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
 STATS_HEADERS = {
     "ID": "CONTAINER ID",
     "Container": "CONTAINER",
@@ -139,7 +139,9 @@ def top(row: db.ContainerRow, ps_args: list[str]) -> tuple[list[str], list[list[
     pids = set(container_pids(row))
     args = ps_args or ["-ef"]
     try:
-        out = subprocess.run(["ps", *args], capture_output=True, text=True, timeout=30, check=True).stdout
+        out = subprocess.run(
+            ["ps", *args], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise InvalidArgument(f"ps {' '.join(args)} failed: {exc}") from None
     lines = out.splitlines()

@@ -110,7 +110,9 @@ def resolve_user(spec: str, passwd: list[PasswdEntry], groups: list[GroupEntry])
         if g is None:
             ge = next((x for x in groups if x.name == group), None)
             if ge is None:
-                raise InvalidArgument(f"unable to find group {group}: no matching entries in group file")
+                raise InvalidArgument(
+                    f"unable to find group {group}: no matching entries in group file"
+                )
             g = ge.gid
         gid = g
     extra: list[int] = []

@@ -152,7 +152,9 @@ def _plan_one(conn: sqlite3.Connection, spec: opt.MountSpec, used: list[str]) ->
         src = Path(spec.source)
         if not src.exists():
             if not spec.create_host_path:
-                raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does not exist: {src}")
+                raise InvalidArgument(
+                    f'invalid mount config for type "bind": bind source path does not exist: {src}'
+                )
             src.mkdir(parents=True, exist_ok=True)
         point.update(Source=str(src), Name="", Driver="", Mode="ro" if spec.readonly else "")
     elif spec.type is opt.MountType.VOLUME:
@@ -176,11 +178,23 @@ def oci_mounts(points: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 opts.append("size=65536k")
             if "exec" in opts:
                 opts = [o for o in opts if o not in ("noexec", "exec")]
-            out.append({"destination": p["Destination"], "type": "tmpfs", "source": "tmpfs", "options": opts + ro})
+            out.append(
+                {
+                    "destination": p["Destination"],
+                    "type": "tmpfs",
+                    "source": "tmpfs",
+                    "options": opts + ro,
+                }
+            )
         else:
             prop = p.get("Propagation") or "rprivate"
             out.append(
-                {"destination": p["Destination"], "type": "bind", "source": p["Source"], "options": ["rbind", prop, *ro]}
+                {
+                    "destination": p["Destination"],
+                    "type": "bind",
+                    "source": p["Source"],
+                    "options": ["rbind", prop, *ro],
+                }
             )
     return out
 

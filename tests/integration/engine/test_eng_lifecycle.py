@@ -27,15 +27,35 @@ def _wait_for(pred: Any, timeout: float = 20.0) -> None:
 def test_ps_inspect_rename_pause_kill(pq: Any) -> None:
     cid = pq.ok("run", "-d", "--name", "life", "-l", "tier=web", "busybox", "sleep", "300").strip()
     table = pq.ok("ps").splitlines()
-    assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    assert table[0].split() == [
+        "CONTAINER",
+        "ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]
     row = next(line for line in table if line.startswith(cid[:12]))
-    assert "busybox" in row and '"sleep 300"' in row and "Up " in row and row.endswith("life")
+    assert "busybox" in row
+    assert '"sleep 300"' in row
+    assert "Up " in row
+    assert row.endswith("life")
     assert pq.ok("ps", "-q", "--filter", "label=tier=web") == cid[:12] + "\n"
-    assert pq.ok("ps", "--format", "{{.Names}}:{{.State}}", "--filter", "name=life") == "life:running\n"
+    assert (
+        pq.ok("ps", "--format", "{{.Names}}:{{.State}}", "--filter", "name=life")
+        == "life:running\n"
+    )
     doc = json.loads(pq.ok("inspect", "life"))[0]
-    assert doc["Id"] == cid and doc["Name"] == "/life" and doc["State"]["Running"] is True
-    assert doc["Config"]["Labels"] == {"tier": "web"} and doc["Path"] == "sleep" and doc["Args"] == ["300"]
-    assert doc["State"]["Pid"] > 0 and doc["HostConfig"]["NetworkMode"] == "none"
+    assert doc["Id"] == cid
+    assert doc["Name"] == "/life"
+    assert doc["State"]["Running"] is True
+    assert doc["Config"]["Labels"] == {"tier": "web"}
+    assert doc["Path"] == "sleep"
+    assert doc["Args"] == ["300"]
+    assert doc["State"]["Pid"] > 0
+    assert doc["HostConfig"]["NetworkMode"] == "none"
     pq.ok("rename", "life", "life2")
     assert pq.inspect(cid[:8], "{{.Name}}") == "/life2"
     pq.ok("pause", "life2")
@@ -45,11 +65,14 @@ def test_ps_inspect_rename_pause_kill(pq: Any) -> None:
     pq.ok("unpause", "life2")
     assert pq.inspect("life2", "{{.State.Status}}") == "running"
     top = pq.ok("top", "life2")
-    assert "sleep 300" in top and "PID" in top.splitlines()[0]
+    assert "sleep 300" in top
+    assert "PID" in top.splitlines()[0]
     stats = pq.ok("stats", "--no-stream", "life2").splitlines()
-    assert stats[0].split()[:3] == ["CONTAINER", "ID", "NAME"] and "life2" in stats[1]
+    assert stats[0].split()[:3] == ["CONTAINER", "ID", "NAME"]
+    assert "life2" in stats[1]
     p = pq("rm", "life2")
-    assert p.returncode != 0 and "stop the container" in p.stderr
+    assert p.returncode != 0
+    assert "stop the container" in p.stderr
     pq.ok("kill", "-s", "KILL", "life2")
     assert pq.ok("wait", "life2").strip() == "137"
     assert pq.inspect("life2", "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"
@@ -76,7 +99,8 @@ def test_create_start_attach_restart(pq: Any) -> None:
 def test_start_attach_gets_output_and_code(pq: Any) -> None:
     pq.ok("create", "--name", "sa", "busybox", "sh", "-c", "echo hi; exit 4")
     p = pq("start", "-a", "sa")
-    assert p.returncode == 4 and p.stdout == "hi\n"
+    assert p.returncode == 4
+    assert p.stdout == "hi\n"
     pq.ok("rm", "sa")
 
 
@@ -84,36 +108,49 @@ def test_bind_and_named_volumes_keep_data(pq: Any, tmp_path: Path) -> None:
     host = tmp_path / "bind"
     host.mkdir()
     (host / "in").write_text("from host\n")
-    out = pq.ok("run", "--rm", "-v", f"{host}:/b", "busybox", "sh", "-c", "cat /b/in; echo from c > /b/out")
-    assert out == "from host\n" and (host / "out").read_text() == "from c\n"
+    out = pq.ok(
+        "run", "--rm", "-v", f"{host}:/b", "busybox", "sh", "-c", "cat /b/in; echo from c > /b/out"
+    )
+    assert out == "from host\n"
+    assert (host / "out").read_text() == "from c\n"
     p = pq("run", "--rm", "-v", f"{host}:/b:ro", "busybox", "touch", "/b/x")
-    assert p.returncode != 0 and "Read-only" in p.stderr
+    assert p.returncode != 0
+    assert "Read-only" in p.stderr
     pq.ok("run", "--name", "vw", "-v", "keep:/data", "busybox", "sh", "-c", "echo kept > /data/f")
     p = pq("volume", "rm", "keep")
-    assert p.returncode != 0 and "in use" in p.stderr
+    assert p.returncode != 0
+    assert "in use" in p.stderr
     pq.ok("rm", "vw")
     assert pq.ok("run", "--rm", "-v", "keep:/data", "busybox", "cat", "/data/f") == "kept\n"
     assert "keep" in pq.ok("volume", "ls", "-q").split()
     doc = json.loads(pq.ok("volume", "inspect", "keep"))[0]
-    assert doc["Name"] == "keep" and doc["Driver"] == "local" and Path(doc["Mountpoint"]).is_dir()
+    assert doc["Name"] == "keep"
+    assert doc["Driver"] == "local"
+    assert Path(doc["Mountpoint"]).is_dir()
     pq.ok("volume", "rm", "keep")
     assert "keep" not in pq.ok("volume", "ls", "-q").split()
-    out = pq.ok("run", "--rm", "--mount", f"type=bind,src={host},dst=/m,readonly", "busybox", "cat", "/m/in")
+    out = pq.ok(
+        "run", "--rm", "--mount", f"type=bind,src={host},dst=/m,readonly", "busybox", "cat", "/m/in"
+    )
     assert out == "from host\n"
     p = pq("run", "--rm", "--mount", "type=bind,src=/no/such/dir,dst=/m", "busybox", "true")
-    assert p.returncode == 125 and "does not exist" in p.stderr
+    assert p.returncode == 125
+    assert "does not exist" in p.stderr
 
 
 def test_anonymous_volume_removed_with_rm_v(pq: Any) -> None:
     cid = pq.ok("create", "-v", "/anon", "busybox", "true").strip()
     name = pq.inspect(cid, "{{range .Mounts}}{{.Name}}{{end}}")
-    assert len(name) == 64 and name in pq.ok("volume", "ls", "-q").split()
+    assert len(name) == 64
+    assert name in pq.ok("volume", "ls", "-q").split()
     pq.ok("rm", "-v", cid)
     assert name not in pq.ok("volume", "ls", "-q").split()
 
 
 def test_restart_on_failure_exactly_three(pq: Any) -> None:
-    cid = pq.ok("run", "-d", "--restart", "on-failure:3", "busybox", "sh", "-c", "echo run; exit 1").strip()
+    cid = pq.ok(
+        "run", "-d", "--restart", "on-failure:3", "busybox", "sh", "-c", "echo run; exit 1"
+    ).strip()
     _wait_for(lambda: pq.inspect(cid, "{{.State.Status}}") == "exited", timeout=30)
     assert pq.inspect(cid, "{{.RestartCount}} {{.State.ExitCode}}") == "3 1"
     assert pq.ok("logs", cid) == "run\n" * 4
@@ -123,7 +160,9 @@ def test_restart_on_failure_exactly_three(pq: Any) -> None:
 
 
 def test_restart_always_comes_back_until_stopped(pq: Any) -> None:
-    cid = pq.ok("run", "-d", "--restart", "always", "busybox", "sh", "-c", "sleep 0.3; exit 0").strip()
+    cid = pq.ok(
+        "run", "-d", "--restart", "always", "busybox", "sh", "-c", "sleep 0.3; exit 0"
+    ).strip()
     _wait_for(lambda: int(pq.inspect(cid, "{{.RestartCount}}")) >= 2, timeout=30)
     pq.ok("stop", "-t", "1", cid)
     assert pq.inspect(cid, "{{.State.Status}}") == "exited"
@@ -134,10 +173,18 @@ def test_restart_always_comes_back_until_stopped(pq: Any) -> None:
 
 
 def test_cp_both_ways_and_export(pq: Any, tmp_path: Path) -> None:
-    cid = pq.ok("run", "-d", "busybox", "sh", "-c", "mkdir -p /d/s; echo a > /d/a; echo b > /d/s/b; ln -s /etc/shadow /d/evil; sleep 300").strip()
+    cid = pq.ok(
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /d/s; echo a > /d/a; echo b > /d/s/b; ln -s /etc/shadow /d/evil; sleep 300",
+    ).strip()
     _wait_for(lambda: pq("exec", cid, "test", "-L", "/d/evil").returncode == 0)
     pq.ok("cp", f"{cid}:/d", str(tmp_path / "out"))
-    assert (tmp_path / "out/a").read_text() == "a\n" and (tmp_path / "out/s/b").read_text() == "b\n"
+    assert (tmp_path / "out/a").read_text() == "a\n"
+    assert (tmp_path / "out/s/b").read_text() == "b\n"
     assert (tmp_path / "out/evil").is_symlink()
     src = tmp_path / "payload"
     src.write_text("payload\n")
@@ -149,14 +196,19 @@ def test_cp_both_ways_and_export(pq: Any, tmp_path: Path) -> None:
     assert pq.ok("exec", cid, "cat", "/tmp/payload") == "payload\n"
     tar = tmp_path / "fs.tar"
     pq.ok("export", "-o", str(tar), cid)
-    listing = subprocess.run(["tar", "tf", str(tar)], capture_output=True, text=True, check=True).stdout.split()
-    assert "bin/busybox" in listing and "d/a" in listing
+    listing = subprocess.run(
+        ["tar", "tf", str(tar)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "bin/busybox" in listing
+    assert "d/a" in listing
     pq.ok("rm", "-f", cid)
 
 
 def test_twenty_concurrent_run_and_rm(pq: Any) -> None:
     def run(i: int) -> str:
-        return pq.ok("run", "-d", "--name", f"conc{i}", "busybox", "sleep", "300", timeout=120).strip()
+        return pq.ok(
+            "run", "-d", "--name", f"conc{i}", "busybox", "sleep", "300", timeout=120
+        ).strip()
 
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         ids = list(pool.map(run, range(20)))
@@ -182,5 +234,6 @@ def test_system_df_prune_and_info(pq: Any) -> None:
     assert "Deleted Containers:" in out
     assert pq("inspect", "stale").returncode != 0
     info = pq.ok("info")
-    assert "Storage Driver: overlay2" in info and "Cgroup Version" in info
+    assert "Storage Driver: overlay2" in info
+    assert "Cgroup Version" in info
     assert pq.ok("info", "--format", "{{.LoggingDriver}}") == "json-file\n"

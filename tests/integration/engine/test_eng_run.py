@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-
 from typing import Any
 
 
@@ -22,26 +21,37 @@ def test_run_rm_leaves_nothing(pq: Any) -> None:
 def test_exit_codes_125_126_127(pq: Any) -> None:
     before = pq.ok("ps", "-aq")
     p = pq("run", "--rm", "--pull", "never", "no-such-image:latest", "true")
-    assert p.returncode == 125 and len(p.stderr.strip().splitlines()) == 1
+    assert p.returncode == 125
+    assert len(p.stderr.strip().splitlines()) == 1
     assert "no such image" in p.stderr.lower() or "not found" in p.stderr.lower()
     p = pq("run", "--rm", "busybox", "/no/such/command")
     assert p.returncode == 127, p.stderr
     p = pq("run", "--rm", "busybox", "/etc/passwd")
     assert p.returncode == 126, p.stderr
-    for bad in (["--memory", "12q"], ["--cpus", "x"], ["-v", "rel/dir:/x"], ["--restart", "often"], ["--ulimit", "nofile"]):
+    for bad in (
+        ["--memory", "12q"],
+        ["--cpus", "x"],
+        ["-v", "rel/dir:/x"],
+        ["--restart", "often"],
+        ["--ulimit", "nofile"],
+    ):
         p = pq("run", "--rm", *bad, "busybox", "true")
         assert p.returncode == 125, bad
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
         assert "Traceback" not in p.stderr
     p = pq("run", "--memory", "12q", "busybox", "true")
-    assert p.stderr.strip() == 'portique: invalid argument "12q" for "-m, --memory" flag: invalid size: \'12q\''
+    assert (
+        p.stderr.strip()
+        == 'portique: invalid argument "12q" for "-m, --memory" flag: invalid size: \'12q\''
+    )
     assert pq.ok("ps", "-aq") == before
 
 
 def test_name_in_use_is_one_line(pq: Any) -> None:
     pq.ok("create", "--name", "dup", "busybox", "true")
     p = pq("create", "--name", "dup", "busybox", "true")
-    assert p.returncode == 125 and 'name "/dup" is already in use' in p.stderr
+    assert p.returncode == 125
+    assert 'name "/dup" is already in use' in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     pq.ok("rm", "dup")
 
@@ -50,19 +60,41 @@ def test_image_defaults_env_user_workdir_hostname(pq: Any, tmp_path) -> None:  #
     envfile = tmp_path / "env"
     envfile.write_text("FROMFILE=yes\n# c\n")
     out = pq.ok(
-        "run", "--rm", "-e", "A=1", "--env-file", str(envfile), "-u", "nobody", "-w", "/tmp/work",
-        "-h", "myhost", "busybox", "sh", "-c", 'echo $A $FROMFILE $HOSTNAME $HOME; id -u; pwd; hostname; cat /etc/hostname',
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "--env-file",
+        str(envfile),
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp/work",
+        "-h",
+        "myhost",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A $FROMFILE $HOSTNAME $HOME; id -u; pwd; hostname; cat /etc/hostname",
     )
-    assert out.split("\n")[:5] == ["1 yes myhost /nonexistent", "65534", "/tmp/work", "myhost", "myhost"]
+    assert out.split("\n")[:5] == [
+        "1 yes myhost /nonexistent",
+        "65534",
+        "/tmp/work",
+        "myhost",
+        "myhost",
+    ]
     out = pq.ok("run", "--rm", "--entrypoint", "echo", "busybox", "via", "entrypoint")
     assert out == "via entrypoint\n"
     out = pq.ok("run", "--rm", "busybox", "cat", "/etc/hosts", "/etc/resolv.conf")
-    assert "localhost" in out and "nameserver" in out
+    assert "localhost" in out
+    assert "nameserver" in out
 
 
 def test_unknown_user_fails_cleanly(pq: Any) -> None:
     p = pq("run", "--rm", "-u", "nosuchuser", "busybox", "true")
-    assert p.returncode == 125 and "unable to find user nosuchuser" in p.stderr
+    assert p.returncode == 125
+    assert "unable to find user nosuchuser" in p.stderr
 
 
 def test_detached_logs_survive(pq: Any) -> None:
@@ -70,11 +102,14 @@ def test_detached_logs_survive(pq: Any) -> None:
     assert len(cid) == 64
     assert pq.ok("wait", cid).strip() == "0"
     logs = pq(("logs"), cid)
-    assert logs.stdout == "one\nthree\n" and logs.stderr == "two\n"
+    assert logs.stdout == "one\nthree\n"
+    assert logs.stderr == "two\n"
     last = pq("logs", "--tail", "1", cid)
     assert len((last.stdout + last.stderr).splitlines()) == 1
     stamped = pq.ok("logs", "-t", cid).splitlines()[0]
-    assert stamped.endswith(" one") and stamped[4] == "-" and stamped[10] == "T"
+    assert stamped.endswith(" one")
+    assert stamped[4] == "-"
+    assert stamped[10] == "T"
     # Nothing of the run is still alive, and the log is still there.
     assert pq.inspect(cid, "{{.State.Status}} {{.State.ExitCode}}") == "exited 0"
     assert pq.ok("logs", cid[:12]) == "one\nthree\n"
@@ -82,13 +117,27 @@ def test_detached_logs_survive(pq: Any) -> None:
 
 
 def test_logs_follow(pq: Any) -> None:
-    cid = pq.ok("run", "-d", "busybox", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done").strip()
+    cid = pq.ok(
+        "run", "-d", "busybox", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done"
+    ).strip()
     assert pq.ok("logs", "-f", cid, timeout=30) == "1\n2\n3\n"
     pq.ok("rm", cid)
 
 
 def test_oom_kill_137(pq: Any) -> None:
-    p = pq("run", "--name", "oom", "-m", "8m", "--memory-swap", "8m", "busybox", "sh", "-c", "tail /dev/zero")
+    p = pq(
+        "run",
+        "--name",
+        "oom",
+        "-m",
+        "8m",
+        "--memory-swap",
+        "8m",
+        "busybox",
+        "sh",
+        "-c",
+        "tail /dev/zero",
+    )
     assert p.returncode == 137
     assert pq.inspect("oom", "{{.State.OOMKilled}} {{.State.ExitCode}}") == "true 137"
     pq.ok("rm", "oom")
@@ -97,14 +146,29 @@ def test_oom_kill_137(pq: Any) -> None:
 def test_pids_limit_bounds_fork_bomb(pq: Any) -> None:
     bomb = "for i in $(seq 40); do sleep 2 & done; wait"
     p = pq("run", "--rm", "--pids-limit", "10", "busybox", "sh", "-c", bomb, timeout=60)
-    assert p.returncode != 0 and "can't fork" in p.stderr
-    assert pq("run", "--rm", "--pids-limit", "100", "busybox", "sh", "-c", bomb, timeout=60).returncode == 0
+    assert p.returncode != 0
+    assert "can't fork" in p.stderr
+    assert (
+        pq("run", "--rm", "--pids-limit", "100", "busybox", "sh", "-c", bomb, timeout=60).returncode
+        == 0
+    )
 
 
 def test_read_only_rootfs(pq: Any) -> None:
     p = pq("run", "--rm", "--read-only", "busybox", "touch", "/x")
-    assert p.returncode != 0 and "Read-only file system" in p.stderr
-    out = pq.ok("run", "--rm", "--read-only", "--tmpfs", "/scratch", "busybox", "sh", "-c", "touch /scratch/x && echo ok")
+    assert p.returncode != 0
+    assert "Read-only file system" in p.stderr
+    out = pq.ok(
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /scratch/x && echo ok",
+    )
     assert out == "ok\n"
 
 
@@ -124,13 +188,32 @@ def test_capabilities(pq: Any) -> None:
 def test_default_seccomp_blocks_unshare_and_mount(pq: Any) -> None:
     p = pq("run", "--rm", "busybox", "unshare", "-U", "true")
     assert p.returncode != 0
-    assert pq("run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "unshare", "-U", "true").returncode == 0
+    assert (
+        pq(
+            "run",
+            "--rm",
+            "--security-opt",
+            "seccomp=unconfined",
+            "busybox",
+            "unshare",
+            "-U",
+            "true",
+        ).returncode
+        == 0
+    )
     p = pq("run", "--rm", "busybox", "mount", "-t", "tmpfs", "none", "/mnt")
     assert p.returncode != 0
 
 
 def test_masked_and_readonly_proc(pq: Any) -> None:
-    out = pq.ok("run", "--rm", "busybox", "sh", "-c", "wc -c < /proc/timer_list; echo 1 > /proc/sys/kernel/domainname 2>&1 || echo ro")
+    out = pq.ok(
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "wc -c < /proc/timer_list; echo 1 > /proc/sys/kernel/domainname 2>&1 || echo ro",
+    )
     assert out.split() == ["0", "ro"]
 
 
@@ -145,12 +228,16 @@ def test_network_none_and_host(pq: Any) -> None:
 
 
 def test_init_reaper(pq: Any) -> None:
-    out = pq.ok("run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '")
+    out = pq.ok(
+        "run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"
+    )
     assert out.startswith("/sbin/docker-init -- sh")
 
 
 def test_ulimit(pq: Any) -> None:
-    out = pq.ok("run", "--rm", "--ulimit", "nproc=100:200", "busybox", "sh", "-c", "ulimit -u; ulimit -Hu")
+    out = pq.ok(
+        "run", "--rm", "--ulimit", "nproc=100:200", "busybox", "sh", "-c", "ulimit -u; ulimit -Hu"
+    )
     assert out.split() == ["100", "200"]
 
 
@@ -159,7 +246,22 @@ def test_exec_sees_pid_namespace(pq: Any) -> None:
     out = pq.ok("exec", cid, "ps", "-o", "pid,args")
     lines = [line.split(None, 1) for line in out.splitlines()[1:]]
     assert ["1", "sleep 300"] in lines
-    assert pq.ok("exec", "-e", "X=y", "-w", "/tmp", "-u", "nobody", cid, "sh", "-c", "echo $X $(pwd) $(id -u)") == "y /tmp 65534\n"
+    assert (
+        pq.ok(
+            "exec",
+            "-e",
+            "X=y",
+            "-w",
+            "/tmp",
+            "-u",
+            "nobody",
+            cid,
+            "sh",
+            "-c",
+            "echo $X $(pwd) $(id -u)",
+        )
+        == "y /tmp 65534\n"
+    )
     assert pq("exec", cid, "sh", "-c", "exit 5").returncode == 5
     assert pq("exec", cid, "nosuch").returncode == 127
     assert pq.ok("exec", "-i", cid, "cat", input="piped\n") if False else True
@@ -170,7 +272,12 @@ def test_exec_sees_pid_namespace(pq: Any) -> None:
 
 def test_stop_sends_signal_then_kill(pq: Any) -> None:
     cid = pq.ok(
-        "run", "-d", "busybox", "sh", "-c", "trap 'echo got TERM' TERM; while true; do sleep 0.1; done"
+        "run",
+        "-d",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got TERM' TERM; while true; do sleep 0.1; done",
     ).strip()
     time.sleep(0.5)
     t0 = time.monotonic()
@@ -180,7 +287,16 @@ def test_stop_sends_signal_then_kill(pq: Any) -> None:
     assert pq.inspect(cid, "{{.State.ExitCode}}") == "137"
     assert "got TERM" in pq.ok("logs", cid)
     # A process that exits on the stop signal stops at once.
-    cid2 = pq.ok("run", "-d", "--stop-signal", "USR1", "busybox", "sh", "-c", "trap 'exit 9' USR1; while true; do sleep 0.1; done").strip()
+    cid2 = pq.ok(
+        "run",
+        "-d",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 9' USR1; while true; do sleep 0.1; done",
+    ).strip()
     time.sleep(0.5)
     pq.ok("stop", cid2)
     assert pq.inspect(cid2, "{{.State.ExitCode}}") == "9"

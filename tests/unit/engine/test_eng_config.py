@@ -78,19 +78,30 @@ def test_spec_defaults_are_dockers() -> None:
     proc = spec["process"]
     assert proc["args"] == ["sh"]
     assert proc["terminal"] is True
-    assert "TERM=xterm" in proc["env"] and f"HOSTNAME={'c' * 12}" in proc["env"]
+    assert "TERM=xterm" in proc["env"]
+    assert f"HOSTNAME={'c' * 12}" in proc["env"]
     assert "HOME=/root" in proc["env"]
     assert "CAP_NET_RAW" in proc["capabilities"]["bounding"]
     assert "CAP_SYS_ADMIN" not in proc["capabilities"]["bounding"]
     assert {"type": "RLIMIT_NOFILE", "soft": 4096, "hard": 4096} in proc["rlimits"]
     linux = spec["linux"]
-    assert "/proc/kcore" in linux["maskedPaths"] and "/sys/firmware" in linux["maskedPaths"]
+    assert "/proc/kcore" in linux["maskedPaths"]
+    assert "/sys/firmware" in linux["maskedPaths"]
     assert "/proc/sys" in linux["readonlyPaths"]
     assert linux["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
     assert {"type": "network"} in linux["namespaces"]
     assert linux["cgroupsPath"] == f"/portique/{'c' * 64}"
     dests = [m["destination"] for m in spec["mounts"]]
-    for p in ("/proc", "/dev", "/dev/pts", "/sys", "/dev/shm", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"):
+    for p in (
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/sys",
+        "/dev/shm",
+        "/etc/hosts",
+        "/etc/hostname",
+        "/etc/resolv.conf",
+    ):
         assert p in dests
     sysfs = next(m for m in spec["mounts"] if m["destination"] == "/sys")
     assert "ro" in sysfs["options"]
@@ -98,7 +109,13 @@ def test_spec_defaults_are_dockers() -> None:
 
 
 def test_spec_resources() -> None:
-    host = {"Memory": 64 << 20, "NanoCpus": 500_000_000, "CpuShares": 512, "CpusetCpus": "0", "PidsLimit": 50}
+    host = {
+        "Memory": 64 << 20,
+        "NanoCpus": 500_000_000,
+        "CpuShares": 512,
+        "CpusetCpus": "0",
+        "PidsLimit": 50,
+    }
     res = cfg.build_spec({"Cmd": ["sh"]}, host, _inputs(), hard_of=_hard)["linux"]["resources"]
     assert res["memory"] == {"limit": 64 << 20, "swap": 128 << 20}
     assert res["cpu"] == {"period": 100000, "quota": 50000, "shares": 512, "cpus": "0"}
@@ -110,9 +127,15 @@ def test_spec_resources() -> None:
 
 def test_spec_privileged_readonly_host_net_init() -> None:
     host = {"Privileged": True, "ReadonlyRootfs": True, "NetworkMode": "host", "Init": True}
-    spec = cfg.build_spec({"Cmd": ["sh"]}, host, _inputs(init_binary="/usr/bin/tini-static", host_caps=["CAP_SYS_ADMIN"]), hard_of=_hard)
+    spec = cfg.build_spec(
+        {"Cmd": ["sh"]},
+        host,
+        _inputs(init_binary="/usr/bin/tini-static", host_caps=["CAP_SYS_ADMIN"]),
+        hard_of=_hard,
+    )
     assert spec["root"]["readonly"] is True
-    assert "maskedPaths" not in spec["linux"] and "seccomp" not in spec["linux"]
+    assert "maskedPaths" not in spec["linux"]
+    assert "seccomp" not in spec["linux"]
     assert spec["process"]["capabilities"]["bounding"] == ["CAP_SYS_ADMIN"]
     assert all(ns["type"] != "network" for ns in spec["linux"]["namespaces"])
     assert spec["process"]["args"] == [cfg.INIT_PATH, "--", "sh"]
@@ -137,14 +160,19 @@ def test_cap_drop_all_nnp() -> None:
 
 def test_resolv_conf_drops_loopback() -> None:
     out = cfg.resolv_conf("nameserver 127.0.0.53\nsearch lan\n", host_network=False)
-    assert "127.0.0.53" not in out and "nameserver 8.8.8.8" in out and "search lan" in out
-    assert cfg.resolv_conf("nameserver 127.0.0.53\n", host_network=True) == "nameserver 127.0.0.53\n"
+    assert "127.0.0.53" not in out
+    assert "nameserver 8.8.8.8" in out
+    assert "search lan" in out
+    assert (
+        cfg.resolv_conf("nameserver 127.0.0.53\n", host_network=True) == "nameserver 127.0.0.53\n"
+    )
     assert "nameserver 10.0.0.1" in cfg.resolv_conf("nameserver 10.0.0.1\n", False)
 
 
 def test_hosts_file() -> None:
     text = cfg.hosts_file("web", host_network=False)
-    assert "127.0.0.1\tlocalhost" in text and "web" in text
+    assert "127.0.0.1\tlocalhost" in text
+    assert "web" in text
 
 
 def test_docker_seccomp_profile_conversion() -> None:
@@ -153,7 +181,11 @@ def test_docker_seccomp_profile_conversion() -> None:
         "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]}],
         "syscalls": [
             {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
-            {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+            {
+                "names": ["mount"],
+                "action": "SCMP_ACT_ALLOW",
+                "includes": {"caps": ["CAP_SYS_ADMIN"]},
+            },
             {"names": ["kill"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_KILL"]}},
         ],
     }

@@ -10,8 +10,13 @@ from portique.errors import Conflict, NotFound
 
 def _row(cid: str, name: str, created: float = 1.0) -> db.ContainerRow:
     return db.ContainerRow(
-        id=cid, name=name, image="busybox", image_id="sha256:" + "0" * 64, created=created,
-        config={"Config": {"Cmd": ["sh"]}, "HostConfig": {}}, status="created",
+        id=cid,
+        name=name,
+        image="busybox",
+        image_id="sha256:" + "0" * 64,
+        created=created,
+        config={"Config": {"Cmd": ["sh"]}, "HostConfig": {}},
+        status="created",
     )
 
 
@@ -50,7 +55,8 @@ def test_state_updates_and_volume_links(tmp_path: Path) -> None:
     db.insert_container(conn, _row(cid, "x"))
     db.update_state(conn, cid, status="running", pid=42, oom_killed=True)
     row = db.get_container(conn, cid)
-    assert row is not None and (row.status, row.pid, row.oom_killed) == ("running", 42, True)
+    assert row is not None
+    assert (row.status, row.pid, row.oom_killed) == ("running", 42, True)
     with pytest.raises(ValueError, match="not state fields"):
         db.update_state(conn, cid, name="nope")
     db.insert_volume(conn, db.VolumeRow("v", "local", "/v/_data", 1.0, {"k": "v"}, {}, False))

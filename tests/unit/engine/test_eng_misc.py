@@ -17,7 +17,11 @@ def test_random_names() -> None:
 
 
 def test_frames_roundtrip() -> None:
-    data = stream.frame(stream.STDOUT, b"abc") + stream.frame(stream.EXIT, b"0") + stream.frame(stream.STDIN, b"x")[:3]
+    data = (
+        stream.frame(stream.STDOUT, b"abc")
+        + stream.frame(stream.EXIT, b"0")
+        + stream.frame(stream.STDIN, b"x")[:3]
+    )
     frames, rest = stream.split_frames(data)
     assert frames == [(stream.STDOUT, b"abc"), (stream.EXIT, b"0")]
     assert len(rest) == 3
@@ -44,7 +48,9 @@ GROUP = "root:x:0:\nweb:x:1000:\nwheel:x:10:web,other\naudio:x:29:web\n"
 
 def test_resolve_user() -> None:
     p, g = userdb.parse_passwd(PASSWD), userdb.parse_group(GROUP)
-    assert userdb.resolve_user("web", p, g) == userdb.ResolvedUser(1000, 1000, (10, 29), "/home/web")
+    assert userdb.resolve_user("web", p, g) == userdb.ResolvedUser(
+        1000, 1000, (10, 29), "/home/web"
+    )
     assert userdb.resolve_user("web:wheel", p, g) == userdb.ResolvedUser(1000, 10, (), "/home/web")
     assert userdb.resolve_user("4242", p, g) == userdb.ResolvedUser(4242, 0, (), "/")
     assert userdb.resolve_user("0:29", p, g).gid == 29
@@ -86,7 +92,8 @@ def test_copy_in_never_writes_through_container_symlinks(tmp_path: Path) -> None
     src.write_text("payload")
     copy.copy_in(str(root), str(src), "/data/evil")
     assert host_secret.read_text() == "untouched"
-    assert (root / "data/evil").read_text() == "payload" and not (root / "data/evil").is_symlink()
+    assert (root / "data/evil").read_text() == "payload"
+    assert not (root / "data/evil").is_symlink()
     # "up" resolves inside the root (.. stops at /), so this lands in the root's /tmp.
     (root / "tmp").mkdir()
     copy.copy_in(str(root), str(src), "/data/up/tmp/")
@@ -101,8 +108,10 @@ def test_copy_out_keeps_symlinks_as_links(tmp_path: Path) -> None:
     (root / "d/l").symlink_to("/etc/passwd")
     dest = tmp_path / "out"
     copy.copy_out(str(root), "/d", str(dest))
-    assert (dest / "f").read_text() == "f" and (dest / "sub/g").read_text() == "g"
-    assert (dest / "l").is_symlink() and str((dest / "l").readlink()) == "/etc/passwd"
+    assert (dest / "f").read_text() == "f"
+    assert (dest / "sub/g").read_text() == "g"
+    assert (dest / "l").is_symlink()
+    assert str((dest / "l").readlink()) == "/etc/passwd"
     dest2 = tmp_path / "into"
     dest2.mkdir()
     copy.copy_out(str(root), "/d/f", str(dest2))
@@ -124,5 +133,7 @@ def test_export_tar(tmp_path: Path) -> None:
     buf.seek(0)
     with tarfile.open(fileobj=buf) as tar:
         members = {m.name: m for m in tar.getmembers()}
-    assert members["bin"].isdir() and members["bin/tool"].isfile()
-    assert members["link"].issym() and members["link"].linkname == "/bin/tool"
+    assert members["bin"].isdir()
+    assert members["bin/tool"].isfile()
+    assert members["link"].issym()
+    assert members["link"].linkname == "/bin/tool"

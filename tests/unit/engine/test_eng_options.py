@@ -10,7 +10,14 @@ from portique.errors import InvalidArgument
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("12m", 12 << 20), ("1g", 1 << 30), ("512k", 512 << 10), ("1.5GiB", 3 << 29), ("100", 100), ("64MB", 64 << 20)],
+    [
+        ("12m", 12 << 20),
+        ("1g", 1 << 30),
+        ("512k", 512 << 10),
+        ("1.5GiB", 3 << 29),
+        ("100", 100),
+        ("64MB", 64 << 20),
+    ],
 )
 def test_parse_size(value: str, expected: int) -> None:
     assert opt.parse_size(value) == expected
@@ -110,7 +117,13 @@ def test_merge_env_user_wins_in_place() -> None:
 
 def test_volume_specs() -> None:
     v = opt.parse_volume("/host/dir:/data:ro")
-    assert (v.type, v.source, v.target, v.readonly, v.create_host_path) == (opt.MountType.BIND, "/host/dir", "/data", True, True)
+    assert (v.type, v.source, v.target, v.readonly, v.create_host_path) == (
+        opt.MountType.BIND,
+        "/host/dir",
+        "/data",
+        True,
+        True,
+    )
     v = opt.parse_volume("myvol:/data")
     assert (v.type, v.source, v.target) == (opt.MountType.VOLUME, "myvol", "/data")
     v = opt.parse_volume("/anon")
@@ -119,7 +132,9 @@ def test_volume_specs() -> None:
     assert v.propagation == "rshared"
 
 
-@pytest.mark.parametrize("spec", ["", "rel/dir:/data", "v:data", "v:/", "a:/b:c:d", "/h:/c:bogus", "bad name:/x"])
+@pytest.mark.parametrize(
+    "spec", ["", "rel/dir:/data", "v:data", "v:/", "a:/b:c:d", "/h:/c:bogus", "bad name:/x"]
+)
 def test_volume_rejects(spec: str) -> None:
     with pytest.raises(InvalidArgument):
         opt.parse_volume(spec)
@@ -127,12 +142,23 @@ def test_volume_rejects(spec: str) -> None:
 
 def test_mount_specs() -> None:
     m = opt.parse_mount("type=bind,source=/src,target=/dst,readonly")
-    assert (m.type, m.source, m.target, m.readonly, m.create_host_path) == (opt.MountType.BIND, "/src", "/dst", True, False)
+    assert (m.type, m.source, m.target, m.readonly, m.create_host_path) == (
+        opt.MountType.BIND,
+        "/src",
+        "/dst",
+        True,
+        False,
+    )
     m = opt.parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770")
     assert m.options == ("size=1048576", "mode=1770")
     m = opt.parse_mount("src=vol,dst=/v")
     assert m.type is opt.MountType.VOLUME
-    for bad in ("type=nfs,dst=/x", "type=bind,src=rel,dst=/x", "type=bind,src=/a", "type=volume,dst=/x,bogus=1"):
+    for bad in (
+        "type=nfs,dst=/x",
+        "type=bind,src=rel,dst=/x",
+        "type=bind,src=/a",
+        "type=volume,dst=/x,bogus=1",
+    ):
         with pytest.raises(InvalidArgument):
             opt.parse_mount(bad)
 

@@ -10,11 +10,27 @@ from portique.errors import InvalidArgument
 
 def _row(**kw: Any) -> db.ContainerRow:
     base: dict[str, Any] = dict(
-        id="a" * 64, name="web", image="busybox", image_id="sha256:" + "b" * 64, created=1000.0,
-        config={"Config": {"Cmd": ["sh", "-c", "echo hello world and more"], "Entrypoint": None, "Labels": {"tier": "front"}},
-                "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}},
-                "MountPoints": [{"Type": "volume", "Name": "v1", "Source": "/v", "Destination": "/data", "RW": True}]},
-        status="exited", exit_code=3, started_at=1010.0, finished_at=1070.0, pid=0,
+        id="a" * 64,
+        name="web",
+        image="busybox",
+        image_id="sha256:" + "b" * 64,
+        created=1000.0,
+        config={
+            "Config": {
+                "Cmd": ["sh", "-c", "echo hello world and more"],
+                "Entrypoint": None,
+                "Labels": {"tier": "front"},
+            },
+            "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}},
+            "MountPoints": [
+                {"Type": "volume", "Name": "v1", "Source": "/v", "Destination": "/data", "RW": True}
+            ],
+        },
+        status="exited",
+        exit_code=3,
+        started_at=1010.0,
+        finished_at=1070.0,
+        pid=0,
     )
     base.update(kw)
     return db.ContainerRow(**base)
@@ -33,14 +49,17 @@ def test_ps_row_truncates_command() -> None:
     assert r["ID"] == "a" * 12
     assert r["Command"] == '"sh -c echo hello wo…"'
     assert present.ps_row(_row(), no_trunc=True)["Command"] == '"sh -c echo hello world and more"'
-    assert r["Labels"] == "tier=front" and r["Mounts"] == "v1"
+    assert r["Labels"] == "tier=front"
+    assert r["Mounts"] == "v1"
 
 
 def test_filters() -> None:
     f = present.parse_filters(["status=exited", "label=tier=front", "name=we"])
     assert present.matches(_row(), f, {})
     assert not present.matches(_row(status="running"), f, {})
-    assert present.matches(_row(), present.parse_filters(["exited=3", "volume=v1", "ancestor=busybox"]), {})
+    assert present.matches(
+        _row(), present.parse_filters(["exited=3", "volume=v1", "ancestor=busybox"]), {}
+    )
     assert not present.matches(_row(), present.parse_filters(["exited=0"]), {})
     with pytest.raises(InvalidArgument):
         present.parse_filters(["nonsense"])
@@ -50,12 +69,21 @@ def test_filters() -> None:
 
 def test_inspect_shape() -> None:
     doc = present.inspect(_row(oom_killed=True))
-    assert doc["Id"] == "a" * 64 and doc["Name"] == "/web"
-    assert doc["Path"] == "sh" and doc["Args"] == ["-c", "echo hello world and more"]
+    assert doc["Id"] == "a" * 64
+    assert doc["Name"] == "/web"
+    assert doc["Path"] == "sh"
+    assert doc["Args"] == ["-c", "echo hello world and more"]
     st = doc["State"]
-    assert st["Status"] == "exited" and st["ExitCode"] == 3 and st["OOMKilled"] is True
-    assert st["Running"] is False and st["StartedAt"].endswith("Z")
-    assert doc["Mounts"][0]["Name"] == "v1" and doc["Mounts"][0]["Type"] == "volume"
+    assert st["Status"] == "exited"
+    assert st["ExitCode"] == 3
+    assert st["OOMKilled"] is True
+    assert st["Running"] is False
+    assert st["StartedAt"].endswith("Z")
+    assert doc["Mounts"][0]["Name"] == "v1"
+    assert doc["Mounts"][0]["Type"] == "volume"
     assert doc["HostConfig"]["NetworkMode"] == "none"
     assert "none" in doc["NetworkSettings"]["Networks"]
-    assert present.inspect(_row(created=0.0, started_at=0.0))["State"]["StartedAt"] == present.ZERO_TIME
+    assert (
+        present.inspect(_row(created=0.0, started_at=0.0))["State"]["StartedAt"]
+        == present.ZERO_TIME
+    )

@@ -7,7 +7,9 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--archive", action="store_true", help="archive mode (copy uid/gid)")
-    parser.add_argument("-L", "--follow-link", action="store_true", help="follow symbolic links in SRC")
+    parser.add_argument(
+        "-L", "--follow-link", action="store_true", help="follow symbolic links in SRC"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="suppress progress output")
     parser.add_argument("src")
     parser.add_argument("dest")
@@ -20,7 +22,9 @@ def run(args: argparse.Namespace) -> int:
     src_c, src = copy.parse_cp_arg(args.src)
     dst_c, dst = copy.parse_cp_arg(args.dest)
     if bool(src_c) == bool(dst_c):
-        raise InvalidArgument("copying between containers or between host paths is not supported: one of SRC and DEST must be CONTAINER:PATH")
+        raise InvalidArgument(
+            "copying between containers or between host paths is not supported: one of SRC and DEST must be CONTAINER:PATH"
+        )
     if src == "-" or dst == "-":
         raise InvalidArgument("tar streams on stdin/stdout are not supported by cp yet")
     conn = containers.open_db()

@@ -37,21 +37,47 @@ def add_arguments(parser: argparse.ArgumentParser, *, run: bool = False) -> None
     add("-m", "--memory", default="", help="memory limit")
     add("--memory-swap", default="", help="swap limit equal to memory plus swap: -1 for unlimited")
     add("--cpus", default="", help="number of CPUs")
-    add("-c", "--cpu-shares", type=_int("--cpu-shares"), default=0, help="CPU shares (relative weight)")
+    add(
+        "-c",
+        "--cpu-shares",
+        type=_int("--cpu-shares"),
+        default=0,
+        help="CPU shares (relative weight)",
+    )
     add("--cpuset-cpus", default="", help="CPUs in which to allow execution (0-3, 0,1)")
-    add("--pids-limit", type=_int("--pids-limit"), default=None, help="tune the pids limit (-1 unlimited)")
+    add(
+        "--pids-limit",
+        type=_int("--pids-limit"),
+        default=None,
+        help="tune the pids limit (-1 unlimited)",
+    )
     add("--ulimit", action="append", default=[], help="ulimit options")
     add("--cap-add", action="append", default=[], help="add Linux capabilities")
     add("--cap-drop", action="append", default=[], help="drop Linux capabilities")
     add("--privileged", action="store_true", help="give extended privileges to this container")
     add("--security-opt", action="append", default=[], help="security options")
     add("--init", action="store_true", help="run an init inside the container that reaps processes")
-    add("--restart", default="no", help="restart policy: no, on-failure[:N], always, unless-stopped")
+    add(
+        "--restart", default="no", help="restart policy: no, on-failure[:N], always, unless-stopped"
+    )
     add("--stop-signal", default="", help="signal to stop the container")
-    add("--stop-timeout", type=_int("--stop-timeout"), default=None, help="timeout (seconds) to stop")
+    add(
+        "--stop-timeout",
+        type=_int("--stop-timeout"),
+        default=None,
+        help="timeout (seconds) to stop",
+    )
     add("--network", "--net", default="", help="connect a container to a network (none, host)")
-    add("--pull", default="missing", help='pull image before running ("always", "missing", "never")')
-    add("-p", "--publish", action="append", default=[], help="publish a container's port(s) to the host")
+    add(
+        "--pull", default="missing", help='pull image before running ("always", "missing", "never")'
+    )
+    add(
+        "-p",
+        "--publish",
+        action="append",
+        default=[],
+        help="publish a container's port(s) to the host",
+    )
     add("--platform", default="", help="set platform if server is multi-platform capable")
     add("image", help="the image to run")
     add("command", nargs=argparse.REMAINDER, help="command and arguments")
@@ -69,7 +95,9 @@ def _int(flag: str) -> Any:
     return conv
 
 
-def build_request(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], list[opt.MountSpec]]:
+def build_request(
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], dict[str, Any], list[opt.MountSpec]]:
     """Docker's Config and HostConfig from the flags; every bad value is one InvalidArgument."""
     env: list[str] = []
     for path in args.env_file:
@@ -106,7 +134,9 @@ def build_request(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
         if a not in ("stdin", "stdout", "stderr"):
             from portique.errors import InvalidArgument
 
-            raise InvalidArgument(f"invalid argument {a!r} for -a: valid streams are STDIN, STDOUT and STDERR")
+            raise InvalidArgument(
+                f"invalid argument {a!r} for -a: valid streams are STDIN, STDOUT and STDERR"
+            )
     detach = bool(getattr(args, "detach", False))
     entrypoint = None
     if args.entrypoint is not None:

@@ -6,14 +6,26 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-d", "--detach", action="store_true", help="run the command in the background")
+    parser.add_argument(
+        "-d", "--detach", action="store_true", help="run the command in the background"
+    )
     parser.add_argument("-i", "--interactive", action="store_true", help="keep STDIN open")
     parser.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
-    parser.add_argument("-e", "--env", action="append", default=[], help="set environment variables")
-    parser.add_argument("--env-file", action="append", default=[], help="read environment variables from a file")
-    parser.add_argument("-u", "--user", default="", help="username or UID (format: <name|uid>[:<group|gid>])")
-    parser.add_argument("-w", "--workdir", default="", help="working directory inside the container")
-    parser.add_argument("--privileged", action="store_true", help="give extended privileges to the command")
+    parser.add_argument(
+        "-e", "--env", action="append", default=[], help="set environment variables"
+    )
+    parser.add_argument(
+        "--env-file", action="append", default=[], help="read environment variables from a file"
+    )
+    parser.add_argument(
+        "-u", "--user", default="", help="username or UID (format: <name|uid>[:<group|gid>])"
+    )
+    parser.add_argument(
+        "-w", "--workdir", default="", help="working directory inside the container"
+    )
+    parser.add_argument(
+        "--privileged", action="store_true", help="give extended privileges to the command"
+    )
     parser.add_argument("--detach-keys", default="", help="key sequence for detaching")
     parser.add_argument("container")
     parser.add_argument("command", nargs=argparse.REMAINDER)
@@ -26,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from portique.errors import InvalidArgument
 
     if args.workdir and not args.workdir.startswith("/"):
-        raise InvalidArgument(f"the working directory '{args.workdir}' is invalid, it needs to be an absolute path")
+        raise InvalidArgument(
+            f"the working directory '{args.workdir}' is invalid, it needs to be an absolute path"
+        )
     env: list[str] = []
     for path in args.env_file:
         env += opt.read_env_file(path)

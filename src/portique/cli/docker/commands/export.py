@@ -17,7 +17,9 @@ def run(args: argparse.Namespace) -> int:
 
     row = containers.get(containers.open_db(), args.container)
     if not args.output and sys.stdout.isatty():
-        raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        raise InvalidArgument(
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+        )
     with copy.container_root(row) as root:
         if args.output:
             tmp = f"{args.output}.tmp"

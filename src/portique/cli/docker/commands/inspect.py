@@ -12,7 +12,9 @@ from typing import Any
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--format", default=None, help="format output using a Go template")
-    parser.add_argument("--type", default="", choices=["", "container", "image", "volume"], help="only this kind")
+    parser.add_argument(
+        "--type", default="", choices=["", "container", "image", "volume"], help="only this kind"
+    )
     parser.add_argument("-s", "--size", action="store_true", help="display total file sizes")
     parser.add_argument("names", nargs="+", metavar="NAME")
 

@@ -8,8 +8,12 @@ import os
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--follow", action="store_true", help="follow log output")
-    parser.add_argument("-n", "--tail", default="all", help='number of lines to show from the end ("all")')
-    parser.add_argument("--since", default="", help="show logs since a timestamp or relative time (42m)")
+    parser.add_argument(
+        "-n", "--tail", default="all", help='number of lines to show from the end ("all")'
+    )
+    parser.add_argument(
+        "--since", default="", help="show logs since a timestamp or relative time (42m)"
+    )
     parser.add_argument("--until", default="", help="show logs before a timestamp or relative time")
     parser.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
     parser.add_argument("--details", action="store_true", help="show extra details")
@@ -17,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from portique.engine import containers, logs
+    from portique.engine import containers, db, logs
     from portique.engine.paths import ContainerPaths
     from portique.errors import InvalidArgument
 
@@ -41,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
     for rec in records:
         _emit(rec, args.timestamps, since, until)
     if args.follow:
+
         def running() -> bool:
-            cur = containers.db.get_container(conn, row.id)
+            cur = db.get_container(conn, row.id)
             return cur is not None and containers.refresh(conn, cur).status in containers.RUNNING
 
         for rec in logs.follow(path, offset, running):

@@ -13,7 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default=None, help="format output using a Go template")
     parser.add_argument("--no-trunc", action="store_true", help="don't truncate output")
     parser.add_argument("-n", "--last", type=int, default=-1, help="show n last created containers")
-    parser.add_argument("-l", "--latest", action="store_true", help="show the latest created container")
+    parser.add_argument(
+        "-l", "--latest", action="store_true", help="show the latest created container"
+    )
     parser.add_argument("-s", "--size", action="store_true", help="display total file sizes")
 
 

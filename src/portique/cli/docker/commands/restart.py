@@ -7,7 +7,15 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-t", "--time", "--timeout", dest="time", type=int, default=None, help="seconds to wait before killing")
+    parser.add_argument(
+        "-t",
+        "--time",
+        "--timeout",
+        dest="time",
+        type=int,
+        default=None,
+        help="seconds to wait before killing",
+    )
     parser.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 

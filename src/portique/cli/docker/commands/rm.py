@@ -7,7 +7,9 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--force", action="store_true", help="force the removal of a running container")
+    parser.add_argument(
+        "-f", "--force", action="store_true", help="force the removal of a running container"
+    )
     parser.add_argument("-v", "--volumes", action="store_true", help="remove anonymous volumes too")
     parser.add_argument("-l", "--link", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("containers", nargs="+", metavar="CONTAINER")

@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from portique.engine import attach, containers, lifecycle
+    from portique.engine import attach, containers, db, lifecycle
     from portique.engine.paths import ContainerPaths
     from portique.errors import PortiqueError
 
@@ -41,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if code == 125:
         # The monitor went away without an exit frame: ask the DB.
-        cur = containers.refresh(conn, containers.db.get_container(conn, row.id) or row)
+        cur = containers.refresh(conn, db.get_container(conn, row.id) or row)
         return cur.exit_code if cur.status == "exited" else 125
     return code

@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
     if args.containers:
         rows = [containers.get(conn, ref) for ref in args.containers]
     else:
-        rows = [r for r in containers.list_all(conn) if args.all or r.status in ("running", "paused")]
+        rows = [
+            r for r in containers.list_all(conn) if args.all or r.status in ("running", "paused")
+        ]
     # Bounded: without --no-stream, refresh until interrupted (at most a day).
     for _ in range(1 if args.no_stream else 86400):
         firsts = {}
@@ -41,11 +43,28 @@ def run(args: argparse.Namespace) -> int:
             except PortiqueError:
                 second = None
             if second is None or r.id not in firsts:
-                records.append({k: "--" for k in stats.STATS_HEADERS} | {"ID": r.id[:12], "Container": r.id[:12], "Name": r.name, "CPUPerc": "0.00%", "MemPerc": "0.00%", "MemUsage": "0B / 0B", "NetIO": "0B / 0B", "BlockIO": "0B / 0B", "PIDs": "0"})
+                records.append(
+                    {k: "--" for k in stats.STATS_HEADERS}
+                    | {
+                        "ID": r.id[:12],
+                        "Container": r.id[:12],
+                        "Name": r.name,
+                        "CPUPerc": "0.00%",
+                        "MemPerc": "0.00%",
+                        "MemUsage": "0B / 0B",
+                        "NetIO": "0B / 0B",
+                        "BlockIO": "0B / 0B",
+                        "PIDs": "0",
+                    }
+                )
                 continue
             records.append(stats.stats_row(r, firsts[r.id], second, args.no_trunc))
         if not args.no_stream:
             sys.stdout.write("\x1b[2J\x1b[H")
-        sys.stdout.write(format_rows(args.format, records, default=stats.STATS_DEFAULT, headers=stats.STATS_HEADERS))
+        sys.stdout.write(
+            format_rows(
+                args.format, records, default=stats.STATS_DEFAULT, headers=stats.STATS_HEADERS
+            )
+        )
         sys.stdout.flush()
     return 0

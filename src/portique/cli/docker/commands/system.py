@@ -14,7 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--format", default=None)
     p = sub.add_parser("prune")
-    p.add_argument("-a", "--all", action="store_true", help="remove all unused images, not just dangling ones")
+    p.add_argument(
+        "-a", "--all", action="store_true", help="remove all unused images, not just dangling ones"
+    )
     p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
     p.add_argument("--volumes", action="store_true", help="prune anonymous volumes")
     p.add_argument("--filter", action="append", default=[])
@@ -48,16 +50,44 @@ def _df(args: argparse.Namespace) -> int:
     v_total = sum(v_sizes.values())
     v_reclaim = sum(s for n, s in v_sizes.items() if n not in used)
     records: list[dict[str, Any]] = [
-        {"Type": "Images", "TotalCount": str(usage["images"]), "Active": str(usage["active"]),
-         "Size": human_size(usage["size"]), "Reclaimable": human_size(usage["reclaimable"]) + _pct(usage["reclaimable"], usage["size"])},
-        {"Type": "Containers", "TotalCount": str(len(rows)), "Active": str(len(c_active)),
-         "Size": human_size(c_total), "Reclaimable": human_size(c_reclaim) + _pct(c_reclaim, c_total)},
-        {"Type": "Local Volumes", "TotalCount": str(len(vols)), "Active": str(len(used)),
-         "Size": human_size(v_total), "Reclaimable": human_size(v_reclaim) + _pct(v_reclaim, v_total)},
-        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
+        {
+            "Type": "Images",
+            "TotalCount": str(usage["images"]),
+            "Active": str(usage["active"]),
+            "Size": human_size(usage["size"]),
+            "Reclaimable": human_size(usage["reclaimable"])
+            + _pct(usage["reclaimable"], usage["size"]),
+        },
+        {
+            "Type": "Containers",
+            "TotalCount": str(len(rows)),
+            "Active": str(len(c_active)),
+            "Size": human_size(c_total),
+            "Reclaimable": human_size(c_reclaim) + _pct(c_reclaim, c_total),
+        },
+        {
+            "Type": "Local Volumes",
+            "TotalCount": str(len(vols)),
+            "Active": str(len(used)),
+            "Size": human_size(v_total),
+            "Reclaimable": human_size(v_reclaim) + _pct(v_reclaim, v_total),
+        },
+        {
+            "Type": "Build Cache",
+            "TotalCount": "0",
+            "Active": "0",
+            "Size": "0B",
+            "Reclaimable": "0B",
+        },
     ]
     default = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
-    headers = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
+    headers = {
+        "Type": "TYPE",
+        "TotalCount": "TOTAL",
+        "Active": "ACTIVE",
+        "Size": "SIZE",
+        "Reclaimable": "RECLAIMABLE",
+    }
     sys.stdout.write(format_rows(args.format, records, default=default, headers=headers))
     return 0
 
@@ -69,7 +99,12 @@ def _prune(args: argparse.Namespace) -> int:
     from portique.engine import containers, volumes
 
     if not args.force:
-        what = ["all stopped containers", "all dangling images" if not args.all else "all images without at least one container associated to them"]
+        what = [
+            "all stopped containers",
+            "all dangling images"
+            if not args.all
+            else "all images without at least one container associated to them",
+        ]
         if args.volumes:
             what.insert(1, "all anonymous volumes not used by at least one container")
         text = "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)

@@ -7,7 +7,13 @@ import sys
 from typing import Any
 
 VOLUME_TABLE = "table {{.Driver}}\t{{.Name}}"
-VOLUME_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE", "Labels": "LABELS"}
+VOLUME_HEADERS = {
+    "Driver": "DRIVER",
+    "Name": "VOLUME NAME",
+    "Mountpoint": "MOUNTPOINT",
+    "Scope": "SCOPE",
+    "Labels": "LABELS",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
         options = dict(o.partition("=")[::2] for o in args.opt)
         with db.transaction(conn):
             vol, _ = volumes.create_volume(
-                conn, args.name, labels=opt.parse_labels(args.label), driver=args.driver, options=options
+                conn,
+                args.name,
+                labels=opt.parse_labels(args.label),
+                driver=args.driver,
+                options=options,
             )
         print(vol.name)
         return 0
@@ -68,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
 
         rows = db.list_volumes(conn)
         filters = [f.partition("=") for f in args.filter]
-        used = {v for cid in db.iter_ids(conn) for v in (x.name for x in db.container_volumes(conn, cid))}
+        used = {
+            v
+            for cid in db.iter_ids(conn)
+            for v in (x.name for x in db.container_volumes(conn, cid))
+        }
         out = []
         for v in rows:
             ok = True
@@ -91,11 +105,18 @@ def run(args: argparse.Namespace) -> int:
                 print(v.name)
             return 0
         records = [
-            {"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": "local",
-             "Labels": ",".join(f"{k}={x}" for k, x in v.labels.items())}
+            {
+                "Driver": v.driver,
+                "Name": v.name,
+                "Mountpoint": v.mountpoint,
+                "Scope": "local",
+                "Labels": ",".join(f"{k}={x}" for k, x in v.labels.items()),
+            }
             for v in out
         ]
-        sys.stdout.write(format_rows(args.format, records, default=VOLUME_TABLE, headers=VOLUME_HEADERS))
+        sys.stdout.write(
+            format_rows(args.format, records, default=VOLUME_TABLE, headers=VOLUME_HEADERS)
+        )
         return 0
     if cmd == "inspect":
         from portique.cli.docker.commands.image import print_inspect
@@ -103,12 +124,12 @@ def run(args: argparse.Namespace) -> int:
         found = []
         status = 0
         for name in args.names:
-            vol = db.get_volume(conn, name)
-            if vol is None:
+            got = db.get_volume(conn, name)
+            if got is None:
                 sys.stderr.write(f"portique: no such volume: {name}\n")
                 status = 1
                 continue
-            found.append(volume_dict(vol))
+            found.append(volume_dict(got))
         if found or not args.format:
             print_inspect(found, args.format)
         return status
@@ -127,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.force:
             from portique.cli.docker.commands.container import confirm
 
-            if not confirm("WARNING! This will remove anonymous local volumes not used by at least one container."):
+            if not confirm(
+                "WARNING! This will remove anonymous local volumes not used by at least one container."
+            ):
                 return 0
         removed = volumes.prune_volumes(conn, all_volumes=args.all)
         if removed:
