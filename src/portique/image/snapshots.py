@@ -34,6 +34,7 @@ from portique.errors import InvalidArgument
 # a single page).
 _MOUNT_DATA_MAX: Final = 4095
 STALE_SECONDS: Final = 3600.0
+_FIXED_OPTIONS: Final = "index=off,redirect_dir=off,metacopy=off"
 
 
 class Snapshots:
@@ -128,7 +129,10 @@ def overlay_data(lowers: Sequence[Path], upper: Path, work: Path, fd_dir: int | 
         lower = ":".join(str(p) for p in lowers)
     else:
         lower = ":".join(f"/proc/self/fd/{fd_dir}/{p.name}" for p in lowers)
-    return f"lowerdir={lower},upperdir={upper},workdir={work}"
+    # Pin the features that would put overlay-private metadata (redirect and
+    # metacopy xattrs, an index) into the upper dir: `commit` and `build` turn
+    # upper dirs into layers, which must hold plain files and whiteouts only.
+    return f"lowerdir={lower},upperdir={upper},workdir={work},{_FIXED_OPTIONS}"
 
 
 def mount_overlay(snapshots_dir: Path, lowers: Sequence[Path], container_dir: Path) -> Path:
