@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import ipaddress
 import json
 import os
 import signal
@@ -60,6 +61,13 @@ class Names:
         self._version = -1
         self._names: dict[str, list[str]] = {}
         self._lock = threading.Lock()
+
+    def subnet(self) -> ipaddress.IPv4Network | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT subnet FROM networks WHERE id = ?", (self._network_id,)
+            ).fetchone()
+        return ipaddress.IPv4Network(row[0]) if row else None
 
     def network_exists(self) -> bool:
         with self._lock:
@@ -172,14 +180,14 @@ def _serve_tcp_client(conn: socket.socket, resolver: Resolver, slots: threading.
         slots.release()
 
 
-def _tcp_loop(sock: socket.socket, resolver: Resolver) -> None:
+def _tcp_loop(sock: socket.socket, resolver: Resolver, allowed: ipaddress.IPv4Network) -> None:
     slots = threading.Semaphore(MAX_TCP_CLIENTS)
     while True:
         try:
-            conn, _ = sock.accept()
+            conn, peer = sock.accept()
         except OSError:
             return
-        if not slots.acquire(blocking=False):
+        if ipaddress.IPv4Address(peer[0]) not in allowed or not slots.acquire(blocking=False):
             conn.close()
             continue
         threading.Thread(
@@ -206,10 +214,15 @@ def serve(
 ) -> int:
     names = Names(db_path, network_id)
     resolver = Resolver(names, upstreams)
+    # Only the network's own containers may ask: the gateway address is reachable
+    # from every container on the host, and names of one network are not for others.
+    allowed = names.subnet()
+    if allowed is None:
+        return 0  # the network is gone already
     udp = _bind(socket.SOCK_DGRAM, address, port)
     tcp = _bind(socket.SOCK_STREAM, address, port)
     tcp.listen(64)
-    threading.Thread(target=_tcp_loop, args=(tcp, resolver), daemon=True).start()
+    threading.Thread(target=_tcp_loop, args=(tcp, resolver, allowed), daemon=True).start()
     if ready_fd is not None:
         os.write(ready_fd, f"ok {os.getpid()}\n".encode())
         os.close(ready_fd)
@@ -237,6 +250,12 @@ def serve(
         except TimeoutError:
             if not names.network_exists():
                 return 0
+            continue
+        if ipaddress.IPv4Address(peer[0]) not in allowed:
+            refused = dns.build_error(data, dns.RCode.REFUSED)
+            if refused:
+                with contextlib.suppress(OSError):
+                    udp.sendto(refused, peer)
             continue
         try:
             local = resolver.answer_local(data)

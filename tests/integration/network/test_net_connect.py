@@ -132,7 +132,7 @@ def test_second_network_is_eth1_and_networks_are_isolated(
     nets: Networks, make_netns: NetnsFactory, procs: Procs, tmp_path: Path
 ) -> None:
     nets.create("front", subnet=random_subnet())
-    nets.create("back", subnet=random_subnet())
+    back = nets.create("back", subnet=random_subnet())
     ns_a, ns_b = make_netns(), make_netns()
     ida = cid()
     nets.connect("front", ida, ns_a, container_name="a")
@@ -149,3 +149,6 @@ def test_second_network_is_eth1_and_networks_are_isolated(
                "import socket,sys; socket.create_connection((sys.argv[1], 80), timeout=2)",
                ep_b.ip)  # fmt: skip
     assert r.returncode != 0
+    # Nor may it ask "back"'s resolver for its names (the gateway is a host address).
+    refused = query_in(ns_c, back.gateway, "b")
+    assert (refused.rcode, refused.addresses) == (5, ())
