@@ -15,7 +15,7 @@ import copy
 import os
 from typing import Any
 
-OCI_VERSION = "1.1.0"
+OCI_VERSION = "1.2.0"
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 

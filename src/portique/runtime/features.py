@@ -13,7 +13,7 @@ from typing import Any
 from portique import __version__
 
 OCI_VERSION_MIN = "1.0.0"
-OCI_VERSION_MAX = "1.1.0"
+OCI_VERSION_MAX = "1.2.0"
 
 HOOKS = (
     "prestart",

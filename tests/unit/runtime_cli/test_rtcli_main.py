@@ -23,7 +23,7 @@ def parse_verb(verb: str, argv: list[str]):  # type: ignore[no-untyped-def]
 def test_version_prints_runtime_and_spec_versions(capsys: pytest.CaptureFixture[str]) -> None:
     assert rtmain.main(["--version"]) == 0
     out = capsys.readouterr().out
-    assert re.fullmatch(r"portique-runtime version \S+\nspec: 1\.1\.0\n", out)
+    assert re.fullmatch(r"portique-runtime version \S+\nspec: 1\.\d+\.\d+\n", out)
     assert rtmain.main(["-v"]) == 0
     assert capsys.readouterr().out == out
 

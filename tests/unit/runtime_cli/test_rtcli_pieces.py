@@ -64,7 +64,7 @@ def test_parse_duration_rejects(text: str) -> None:
 
 def test_event_line_shape() -> None:
     line = event_line("c1", {"pids": {"current": 1}})
-    assert line == '{"type": "stats", "id": "c1", "data": {"pids": {"current": 1}}}\n'
+    assert line == '{"type":"stats","id":"c1","data":{"pids":{"current":1}}}\n'
 
 
 def test_format_table_matches_go_tabwriter() -> None:

@@ -12,11 +12,12 @@ from portique.cli.runc.main import main
 from portique.oci.runtime import NAMESPACE_TYPES, parse_spec
 from portique.runtime.default_spec import default_spec
 from portique.runtime.features import CAPABILITIES, features
+from portique.runtime.state import OCI_VERSION as STATE_OCI_VERSION
 
 
 def test_default_spec_parses_as_oci() -> None:
     spec = parse_spec(default_spec())
-    assert spec.oci_version == "1.1.0"
+    assert spec.oci_version == STATE_OCI_VERSION
     assert spec.root.path == "rootfs"
     assert spec.root.readonly
     assert spec.process is not None
@@ -105,7 +106,7 @@ def test_spec_verb_does_not_follow_symlink(tmp_path: Path) -> None:
 def test_features_shape() -> None:
     doc = features()
     assert doc["ociVersionMin"] == "1.0.0"
-    assert doc["ociVersionMax"] == "1.1.0"
+    assert doc["ociVersionMax"] == STATE_OCI_VERSION
     assert doc["hooks"] == [
         "prestart",
         "createRuntime",
@@ -137,3 +138,11 @@ def test_features_shape() -> None:
 def test_features_verb_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["features"]) == 0
     assert json.loads(capsys.readouterr().out) == features()
+
+
+def test_versions_agree_with_the_state_files() -> None:
+    """--version, features, spec and state.json name one spec version."""
+    from portique.cli.runc.main import SPEC_VERSION
+
+    assert SPEC_VERSION == STATE_OCI_VERSION
+    assert default_spec()["ociVersion"] == STATE_OCI_VERSION

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 # The OCI runtime-spec version this runtime implements (printed by --version).
-SPEC_VERSION = "1.1.0"
+SPEC_VERSION = "1.2.0"
 
 # Verb -> module under portique.cli.runc.commands.
 VERBS: dict[str, str] = {

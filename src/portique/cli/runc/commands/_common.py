@@ -13,5 +13,8 @@ def add_id(parser: argparse.ArgumentParser) -> None:
 
 
 def print_json(obj: Any, *, indent: int | None = 2, newline: bool = True) -> None:
-    sys.stdout.write(json.dumps(obj, indent=indent) + ("\n" if newline else ""))
+    """JSON on stdout; unindented output is compact, as Go's encoding/json writes it."""
+    separators = (",", ":") if indent is None else None
+    text = json.dumps(obj, indent=indent, separators=separators)
+    sys.stdout.write(text + ("\n" if newline else ""))
     sys.stdout.flush()

@@ -42,7 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def event_line(container_id: str, data: object) -> str:
-    return json.dumps({"type": "stats", "id": container_id, "data": data}) + "\n"
+    # Compact, as runc (Go's encoding/json) writes it.
+    return (
+        json.dumps({"type": "stats", "id": container_id, "data": data}, separators=(",", ":"))
+        + "\n"
+    )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
