@@ -119,8 +119,16 @@ def drop_bounding(keep: int) -> None:
             prctl.capbset_drop(cap)
 
 
-def set_ambient(mask: int) -> None:
+def set_ambient(mask: int) -> list[int]:
+    """Raise each capability of `mask` in the ambient set; returns those the
+    kernel refused (a cap must be permitted and inheritable first). runc
+    only warns about these, and configs from `runc spec` rely on it."""
     prctl.ambient_clear_all()
+    refused = []
     for cap in range(last_cap() + 1):
         if mask & (1 << cap):
-            prctl.ambient_raise(cap)
+            try:
+                prctl.ambient_raise(cap)
+            except PermissionError:
+                refused.append(cap)
+    return refused

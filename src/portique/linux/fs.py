@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 from portique.linux._libc import call, libc
 
@@ -14,7 +13,7 @@ from portique.linux._libc import call, libc
 SYS_CLOSE_RANGE = 436
 SYS_OPENAT2 = 437
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}[
-    platform.machine()
+    os.uname().machine
 ]
 
 RESOLVE_NO_XDEV = 0x01

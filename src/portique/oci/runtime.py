@@ -14,7 +14,7 @@ import json
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from portique.errors import InvalidArgument, NotFound
 from portique.oci.resources import (
@@ -78,6 +78,7 @@ RLIM_INFINITY: Final = 2**64 - 1
 
 @dataclass(frozen=True, slots=True)
 class User:
+    """process.user: ids, umask and supplementary groups."""
     uid: int = 0
     gid: int = 0
     umask: int | None = None
@@ -97,6 +98,7 @@ class Capabilities:
 
 @dataclass(frozen=True, slots=True)
 class Rlimit:
+    """One process.rlimits entry."""
     type: str
     hard: int
     soft: int
@@ -104,6 +106,7 @@ class Rlimit:
 
 @dataclass(frozen=True, slots=True)
 class Process:
+    """process (or an exec process file): what runs and with which privileges."""
     args: tuple[str, ...]
     cwd: str = "/"
     env: tuple[str, ...] = ()
@@ -120,12 +123,14 @@ class Process:
 
 @dataclass(frozen=True, slots=True)
 class Root:
+    """root: the rootfs path (relative to the bundle) and whether it is read-only."""
     path: str
     readonly: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Mount:
+    """One mounts[] entry; destination is absolute and normalised."""
     destination: str
     type: str = ""
     source: str = ""
@@ -134,6 +139,7 @@ class Mount:
 
 @dataclass(frozen=True, slots=True)
 class Hook:
+    """One hook: an absolute path, argv, env and an optional timeout in seconds."""
     path: str
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
@@ -142,6 +148,7 @@ class Hook:
 
 @dataclass(frozen=True, slots=True)
 class Hooks:
+    """hooks: each phase in order."""
     prestart: tuple[Hook, ...] = ()
     create_runtime: tuple[Hook, ...] = ()
     create_container: tuple[Hook, ...] = ()
@@ -152,12 +159,14 @@ class Hooks:
 
 @dataclass(frozen=True, slots=True)
 class Namespace:
+    """One linux.namespaces entry; a path means join, no path means create."""
     type: str
     path: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class IDMapping:
+    """One uid/gid mapping of a user namespace."""
     container_id: int
     host_id: int
     size: int
@@ -165,6 +174,7 @@ class IDMapping:
 
 @dataclass(frozen=True, slots=True)
 class Device:
+    """One linux.devices entry."""
     type: str
     path: str
     major: int = 0
@@ -176,6 +186,7 @@ class Device:
 
 @dataclass(frozen=True, slots=True)
 class Linux:
+    """linux: namespaces, mappings, devices, cgroup, seccomp, masks and sysctl."""
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IDMapping, ...] = ()
     gid_mappings: tuple[IDMapping, ...] = ()
@@ -203,6 +214,7 @@ class Linux:
 
 @dataclass(frozen=True, slots=True)
 class Spec:
+    """A parsed config.json."""
     oci_version: str
     root: Root
     process: Process | None = None
@@ -219,6 +231,11 @@ class Spec:
 
 def load_spec(bundle: Path) -> Spec:
     """Read and parse <bundle>/config.json (size-bounded)."""
+    return load_spec_and_json(bundle)[0]
+
+
+def load_spec_and_json(bundle: Path) -> tuple[Spec, dict[str, Any]]:
+    """The parsed spec and the raw JSON object it came from (kept in the state)."""
     path = bundle / "config.json"
     try:
         with open(path, "rb") as f:
@@ -233,7 +250,7 @@ def load_spec(bundle: Path) -> Spec:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArgument(f"config.json: not valid JSON: {e}") from None
-    return parse_spec(obj)
+    return parse_spec(obj), obj
 
 
 def parse_spec(obj: object, source: str = "config.json") -> Spec:
@@ -388,7 +405,9 @@ def _user(obj: object, field: str) -> User:
         umask=None if umask is None else check_int(umask, f"{field}.umask", 0, 0o777),
         additional_gids=tuple(
             _uint32(g, f"{field}.additionalGids[{i}]")
-            for i, g in enumerate(check_list(d.get("additionalGids") or [], f"{field}.additionalGids"))
+            for i, g in enumerate(
+                check_list(d.get("additionalGids") or [], f"{field}.additionalGids")
+            )
         ),
     )
 

@@ -36,6 +36,7 @@ class ExecError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
+    """The ids a process runs as."""
     uid: int
     gid: int
     additional_gids: tuple[int, ...]
