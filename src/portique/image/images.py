@@ -110,6 +110,22 @@ class Images:
         self.store = ContentStore(root)
         self.snapshots = Snapshots(root)
         self.db = ImageDB(root)
+        self._maybe_clean()
+
+    def _maybe_clean(self) -> None:
+        """Sweep crash leftovers at most every half hour (one stat per open otherwise).
+
+        The time of the last sweep is the mtime of snapshots/empty: nothing is
+        ever written into that directory, so only we set it.
+        """
+        now = time.time()
+        try:
+            if now - self.snapshots.empty.stat().st_mtime < STALE_SECONDS / 2:
+                return
+            os.utime(self.snapshots.empty, (now, now))
+        except OSError:
+            return
+        self.clean_stale()
 
     def close(self) -> None:
         self.db.close()

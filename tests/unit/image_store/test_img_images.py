@@ -344,3 +344,16 @@ def test_lost_snapshot_dir_is_repaired(imgs: Images) -> None:
     path = imgs.unpack_layer(Desc(MID.digest, MID.media_type, len(MID.blob)))
     assert path == rec.snapshot_dirs[1]
     assert (path / "data/mid").read_bytes() == b"mid"
+
+
+def test_opening_the_store_sweeps_old_leftovers(tmp_path: Path) -> None:
+    imgs = Images(tmp_path)
+    stale = imgs.snapshots.dir / "tmp-0123"
+    stale.mkdir()
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    Images(tmp_path)  # swept recently (at creation): nothing happens
+    assert stale.exists()
+    os.utime(imgs.snapshots.empty, (old, old))
+    Images(tmp_path)
+    assert not stale.exists()
