@@ -96,3 +96,47 @@ def test_foreground_exec_tty_relays(rt: RuntimeCLI, bundle: Callable[..., Path])
     )
     assert proc.returncode == 0, proc.stderr
     assert b"out-is-tty" in proc.stdout
+
+
+def test_exec_detached_with_console_socket(
+    rt: RuntimeCLI, bundle: Callable[..., Path], tmp_path: Path
+) -> None:
+    """What containerd's shim does for `ctr task exec -t`: --process, --detach,
+    --pid-file and --console-socket together."""
+    cid = unique_id()
+    rt("run", "-d", "-b", str(bundle()), cid)
+    process = tmp_path / "p.json"
+    process.write_text(
+        '{"terminal": true, "args": ["sh", "-c", "tty; read x; echo bye:$x"], "cwd": "/",'
+        ' "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}'
+    )
+    sock_path = tmp_path / "exec-console.sock"
+    pid_file = tmp_path / "exec.pid"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock_path))
+    listener.listen(1)
+    listener.settimeout(30)
+    with listener:
+        rt(
+            "exec",
+            "--process",
+            str(process),
+            "--detach",
+            "--pid-file",
+            str(pid_file),
+            "--console-socket",
+            str(sock_path),
+            cid,
+        )
+        conn, _ = listener.accept()
+        with conn:
+            _msg, fds, _flags, _addr = socket.recv_fds(conn, 4096, 1)
+    master = fds[0]
+    try:
+        pid = int(pid_file.read_text())
+        assert Path(f"/proc/{pid}").exists()
+        assert b"/dev/pts/" in read_until(master, b"/dev/pts/")
+        os.write(master, b"now\n")
+        assert b"bye:now" in read_until(master, b"bye:now")
+    finally:
+        os.close(master)

@@ -126,6 +126,19 @@ def test_run_detached_then_signal_by_name_and_number(
     rt("delete", cid2)
 
 
+def test_kill_all_reaches_every_process(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
+    cid = unique_id()
+    # An init with children: --all signals each process of the cgroup.
+    rt("run", "-d", "-b", str(bundle("sh", "-c", "sleep 60 & sleep 60 & wait; sleep 60")), cid)
+    deadline = time.monotonic() + 10
+    while len(json.loads(rt("ps", "--format", "json", cid).stdout)) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    rt("kill", "--all", cid, "KILL")
+    assert rt.wait_status(cid, "stopped")["status"] == "stopped"
+    rt("delete", cid)
+
+
 def test_delete_force_running_and_missing(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
     cid = unique_id()
     rt("run", "-d", "-b", str(bundle()), cid)
