@@ -173,6 +173,8 @@ class Runtime:
             raise InvalidArgument(f"rootfs {rootfs} does not exist or is not a directory")
         if spec.process.terminal and console_socket is None:
             raise InvalidArgument("process.terminal needs a console socket (--console-socket)")
+        if spec.process.apparmor_profile or spec.process.selinux_label:
+            _warn("apparmorProfile and selinuxLabel are ignored: no LSM support in this runtime")
         if preserve_fds < 0:
             raise InvalidArgument("preserve-fds must not be negative")
 

@@ -189,6 +189,7 @@ def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int) -> NoReturn:
         env = env_dict(proc)
         path = find_executable(proc.args[0], env)
         chan.send(sync.Ready())
+        _exit_on_signals()
         # Block until `start` writes to the exec fifo. The fd is O_RDWR, so
         # this never sees EOF, and `start` knows the init is gone when its
         # non-blocking open for writing finds no reader.
@@ -202,6 +203,27 @@ def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int) -> NoReturn:
     except BaseException as e:
         _fail(chan, e)
     os._exit(1)
+
+
+# As PID 1 of its namespace, the waiting init would ignore every signal left
+# at SIG_DFL (only SIGKILL/SIGSTOP are forced): `kill` of a created container
+# must still end it. execve resets these handlers for the user program.
+_EXIT_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+
+
+def _exit_on_signals() -> None:
+    def die(signum: int, _frame: object) -> None:
+        os._exit(128 + signum)
+
+    for sig in _EXIT_SIGNALS:
+        signal.signal(sig, die)
 
 
 def _wait_fifo(fd: int) -> None:

@@ -32,4 +32,6 @@ def rt(tmp_path: Path) -> Iterator[Runtime]:
 
 def _our_cgroups() -> list[Path]:
     prefix = f"rt-{os.getpid()}-"
-    return [p for p in Path("/sys/fs/cgroup").glob("*/portique/*") if p.name.startswith(prefix)]
+    root = Path("/sys/fs/cgroup")
+    found = [*root.glob("*/portique/*"), *root.glob("portique/*")]  # v1 and v2 layouts
+    return [p for p in found if p.name.startswith(prefix)]

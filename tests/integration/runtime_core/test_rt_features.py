@@ -246,6 +246,7 @@ def test_join_network_namespace_by_path(
     assert got["up"] == "1"
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_memory_limit_oom_kill(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
     cfg = make_config(["sh", "-c", "x=a; while true; do x=$x$x; done"])
     cfg["linux"]["resources"] = {"memory": {"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024}}
@@ -253,6 +254,7 @@ def test_memory_limit_oom_kill(rt: Runtime, tmp_path: Path, busybox_rootfs: Path
     assert code == 128 + 9, out
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_pids_limit_blocks_fork(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
     # The limit counts the shell: three children fit under 5, ten do not.
     three = "for i in 1 2 3; do sleep 5 & done; echo forked"

@@ -16,6 +16,7 @@ def sh(script: str, **changes: Any) -> dict[str, Any]:
     return make_config(["sh", "-c", script], **changes)
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_namespaces_differ_from_host_and_init_is_pid_1(
     rt: Runtime, tmp_path: Path, busybox_rootfs: Path
 ) -> None:
@@ -75,6 +76,7 @@ def _mounts_inside(
     return mounts
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_each_mount_type(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
     src = tmp_path / "shared"
     src.mkdir()

@@ -24,10 +24,10 @@ def test_cycles_leak_nothing(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) 
     fds_before = sorted(os.listdir("/proc/self/fd"))
     mounts_before = _mounts(tmp_path, busybox_rootfs)
     prefix = new_id().rsplit("-", 1)[0]
+
     def ours():
-        return [
-            p for p in Path("/sys/fs/cgroup").glob("*/portique/*") if p.name.startswith(prefix)
-        ]
+        return [p for p in Path("/sys/fs/cgroup").glob("*/portique/*") if p.name.startswith(prefix)]
+
     for i in range(200):
         cid = new_id()
         rt.create(cid, bundle, stdio=out.stdio)

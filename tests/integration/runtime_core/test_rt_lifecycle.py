@@ -147,6 +147,7 @@ def test_kill_all(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Output
     rt.delete(cid)
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_pause_resume(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
     script = "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.01; done"
     bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["sh", "-c", script]))
@@ -169,6 +170,7 @@ def test_pause_resume(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Ou
     rt.delete(cid, force=True)  # a paused container can be force-deleted
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_exec(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
     bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["sleep", "60"]))
     cid = new_id()
@@ -300,3 +302,42 @@ def test_run_detached_and_list(
     assert isinstance(stats, dict)
     assert stats
     rt.delete(cid, force=True)
+
+
+def test_kill_created_container_with_sigterm(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs
+) -> None:
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["true"]))
+    cid = new_id()
+    rt.create(cid, bundle, stdio=out.stdio)
+    rt.kill(cid, signal.SIGTERM)
+    wait_status(rt, cid, Status.STOPPED)
+    rt.delete(cid)
+
+
+def test_no_pivot(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs) -> None:
+    cfg = make_config(
+        ["sh", "-c", "echo root=$(ls / | tr '\\n' ' '); cat /proc/self/mountinfo | head -1"]
+    )
+    bundle = make_bundle(tmp_path, busybox_rootfs, cfg)
+    assert rt.run(new_id(), bundle, stdio=out.stdio, no_pivot=True) == 0
+    got = kv(out.text())
+    assert "bin" in got["root"].split() and "etc" in got["root"].split()
+
+
+def test_rootfs_propagation_shared(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs
+) -> None:
+    cfg = make_config(["sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo"])
+    cfg["linux"]["rootfsPropagation"] = "rshared"
+    bundle = make_bundle(tmp_path, busybox_rootfs, cfg)
+    assert rt.run(new_id(), bundle, stdio=out.stdio) == 0
+    assert "shared:" in out.text()
+    # The default is private: no peer group on the root.
+    del cfg["linux"]["rootfsPropagation"]
+    bundle = make_bundle(tmp_path, busybox_rootfs, cfg)
+    private = Outputs(tmp_path)
+    assert rt.run(new_id(), bundle, stdio=private.stdio) == 0
+    assert "shared:" not in private.text()
+    assert private.text().strip()
+    private.close()
