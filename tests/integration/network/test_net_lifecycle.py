@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
-from net_helpers import NetnsFactory, cid, free_port, random_subnet, ruleset
+from net_helpers import NetnsFactory, cid, free_port, http_get_host, random_subnet, ruleset
 
 from portique.errors import Conflict, InvalidArgument
 from portique.network import bridge, dnsserver
 from portique.network.networks import Networks
 from portique.network.ports import parse_port_spec
+from portique.network.types import NetworkRequest
 
 
 def _our_veths(nets: Networks) -> list[str]:
@@ -205,3 +209,49 @@ def test_repair_cleans_up_after_crashes(nets: Networks, make_netns: NetnsFactory
     # Repair is idempotent.
     again = nets.repair(creating_grace=0)
     assert (again.endpoints, again.links, again.bridges, again.dns) == ([], [], [], [])
+
+
+def test_container_process_netns_and_its_death(nets: Networks, tmp_path: Path) -> None:
+    """As the engine wires containers: the netns is /proc/PID/ns/net of the container's
+    process (no bind mount). When the process dies the netns and its veth go with it;
+    repair() then releases the lease, the port and the resolver."""
+    nets.create("app", subnet=random_subnet())
+    site = tmp_path / "www"
+    site.mkdir()
+    (site / "index.html").write_text("from-a-process\n")
+    proc = subprocess.Popen(
+        ["unshare", "--net", "/bin/busybox", "httpd", "-f", "-p", "80", "-h", str(site)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        c = cid()
+        netns = Path(f"/proc/{proc.pid}/ns/net")
+        cn = nets.setup_container(
+            c,
+            netns,
+            container_name="proc",
+            networks=[NetworkRequest("app")],
+            ports=parse_port_spec("127.0.0.1::80"),
+        )
+        port = cn.ports[0].host_port
+        deadline = time.monotonic() + 10
+        body = ""
+        while time.monotonic() < deadline and "from-a-process" not in body:
+            with contextlib.suppress(OSError):
+                body = http_get_host("127.0.0.1", port)
+            time.sleep(0.05)
+        assert "from-a-process" in body
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    # The veth dies with the namespace (asynchronously in the kernel: wait, bounded).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _our_veths(nets):
+        time.sleep(0.05)
+    assert _our_veths(nets) == []
+    report = nets.repair()
+    assert report.endpoints == [f"app/{c[:12]}"]
+    assert nets.ports(c) == []
+    assert dnsserver.running(nets.run_dir) == {}
+    assert f"dport {port} " not in ruleset()
