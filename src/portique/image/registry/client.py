@@ -9,7 +9,6 @@ one-line PortiqueErrors.
 
 from __future__ import annotations
 
-import hashlib
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Final
@@ -45,15 +44,17 @@ class BlobStream:
         length = response.headers.get("Content-Length")
         self.length: int | None = int(length) if length and length.isdigit() else None
 
+        self._complete = False
+
     def __iter__(self) -> Iterator[bytes]:
         yield from self._response.stream(STREAM_CHUNK, decode_content=True)
-
-    def read(self, amt: int) -> bytes:
-        return self._response.read(amt, decode_content=True)
+        self._complete = True
 
     def close(self) -> None:
+        # A connection whose body was not read to the end cannot be reused.
+        if not self._complete:
+            self._response.close()
         self._response.release_conn()
-        self._response.close()
 
     def __enter__(self) -> BlobStream:
         return self
@@ -63,17 +64,38 @@ class BlobStream:
 
 
 def _read_limited(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
+    """The whole body, refusing more than `limit` bytes (a hostile server may send more)."""
     chunks: list[bytes] = []
     total = 0
     try:
         for chunk in resp.stream(65536, decode_content=True):
             total += len(chunk)
             if total > limit:
+                resp.close()  # never put a connection with unread bytes back in the pool
                 raise InvalidArgument(f"{what} is larger than {limit} bytes")
             chunks.append(chunk)
-    finally:
-        resp.release_conn()
+    except BaseException:
+        resp.close()
+        raise
+    resp.release_conn()
     return b"".join(chunks)
+
+
+def _finish(resp: urllib3.BaseHTTPResponse, limit: int = 1 << 16) -> bytes:
+    """Up to `limit` bytes of a body we do not otherwise need; frees the connection.
+
+    The connection goes back to the pool only if its body ended; else it is closed.
+    """
+    try:
+        data = resp.read(limit + 1, decode_content=True)
+    except urllib3.exceptions.HTTPError:
+        resp.close()
+        return b""
+    if len(data) > limit:
+        resp.close()
+        return data[:limit]
+    resp.release_conn()
+    return data
 
 
 def _content_type(resp: urllib3.BaseHTTPResponse) -> str:
@@ -117,38 +139,41 @@ class RegistryClient:
         scopes: Sequence[str] = (),
         headers: Mapping[str, str] | None = None,
         body: Body = None,
-        preload: bool = True,
     ) -> urllib3.BaseHTTPResponse:
         """A request with authentication: one retry after a 401 challenge.
 
+        The response is streamed: the caller reads it (bounded) or `_finish`es it.
         A streamed body (file object) cannot be replayed: callers send those
         only after an earlier request of the same scopes has authenticated.
+        Credentials go only to the registry's own host: an upload Location on
+        another host (blob storage) gets none.
         """
-        sent = self.auth.header(domain, scopes)
+        own_host = (
+            urllib.parse.urlsplit(url).netloc
+            == urllib.parse.urlsplit(self.transport.base_url(domain)).netloc
+        )
+        sent = self.auth.header(domain, scopes) if own_host else {}
         resp = self.transport.request(
-            method, url, headers={**(headers or {}), **sent}, body=body, preload=preload
+            method, url, headers={**(headers or {}), **sent}, body=body, preload=False
         )
         if resp.status != 401:
             return resp
         challenge = resp.headers.get("WWW-Authenticate")
         replayable = body is None or isinstance(body, bytes)
-        if not replayable or not self.auth.challenged(
-            domain, challenge, scopes, sent_auth=bool(sent)
+        if (
+            not own_host
+            or not replayable
+            or not self.auth.challenged(domain, challenge, scopes, sent_auth=bool(sent))
         ):
             return resp  # the caller reports the 401 (its body says why)
-        resp.drain_conn()
-        resp.release_conn()
+        _finish(resp)
         auth = self.auth.header(domain, scopes)
         return self.transport.request(
-            method, url, headers={**(headers or {}), **auth}, body=body, preload=preload
+            method, url, headers={**(headers or {}), **auth}, body=body, preload=False
         )
 
     def _fail(self, resp: urllib3.BaseHTTPResponse, what: str) -> Exception:
-        # A preloaded response holds its (small: urllib3 read it) body in .data;
-        # a streamed one is read up to a bound, a hostile server may send gigabytes.
-        body = resp.read(65536, decode_content=True) or (resp.data or b"")[:65536]
-        resp.release_conn()
-        return error_for(resp.status, body, what)
+        return error_for(resp.status, _finish(resp), what)
 
     # ---- API -----------------------------------------------------------------------
 
@@ -159,9 +184,9 @@ class RegistryClient:
         token (without scope) from its token server.
         """
         url = f"{self.transport.base_url(domain)}/v2/"
-        resp = self.request("GET", domain, url, preload=False)
+        resp = self.request("GET", domain, url)
         if resp.status == 200:
-            resp.release_conn()
+            _finish(resp)
             return
         raise self._fail(resp, f"login to {domain}")
 
@@ -175,7 +200,6 @@ class RegistryClient:
             self._url(ref, f"manifests/{ref.reference}"),
             scopes=[repository_scope(ref.path)],
             headers={"Accept": ", ".join(accept)},
-            preload=False,
         )
         if resp.status != 200:
             exc = self._fail(resp, f"manifest for {ref.familiar()}")
@@ -211,6 +235,7 @@ class RegistryClient:
             scopes=[repository_scope(ref.path)],
             headers={"Accept": ", ".join(accept)},
         )
+        _finish(resp)
         if resp.status != 200:
             raise error_for(resp.status, b"", f"manifest for {ref.familiar()}")
         digest = resp.headers.get("Docker-Content-Digest")
@@ -229,19 +254,16 @@ class RegistryClient:
             self._url(ref, f"blobs/{digest}"),
             scopes=[repository_scope(ref.path)],
             headers=headers,
-            preload=False,
         )
         if resp.status == 206 and offset > 0:
             content_range = resp.headers.get("Content-Range", "")
             start = content_range.removeprefix("bytes ").split("-", 1)[0]
             if start.isdigit() and int(start) == offset:
                 return BlobStream(resp, offset)
-            resp.drain_conn()
-            resp.release_conn()
+            _finish(resp)
             return self.fetch_blob(ref, digest)
         if resp.status == 416 and offset > 0:
-            resp.drain_conn()
-            resp.release_conn()
+            _finish(resp)
             return self.fetch_blob(ref, digest)
         if resp.status != 200:
             raise self._fail(resp, f"blob {digest} of {ref.familiar_name()}")
@@ -249,8 +271,9 @@ class RegistryClient:
 
     def fetch_blob_bytes(self, ref: Reference, digest: str, limit: int) -> bytes:
         """A small blob (a config) in memory, verified against `digest`."""
-        with self.fetch_blob(ref, digest) as stream:
-            data = _read_limited(stream._response, limit, f"blob {digest}")
+        stream = self.fetch_blob(ref, digest)
+        # _read_limited frees or closes the connection itself.
+        data = _read_limited(stream._response, limit, f"blob {digest}")
         actual = compute_digest(data, algorithm_of(digest))
         if actual != digest:
             raise DigestMismatch(f"blob {digest}: content hashes to {actual}")
@@ -263,6 +286,7 @@ class RegistryClient:
             self._url(ref, f"blobs/{parse_digest(digest)}"),
             scopes=[repository_scope(ref.path, "pull,push" if push else "pull")],
         )
+        _finish(resp)
         if resp.status == 200:
             return True
         if resp.status == 404:
@@ -285,6 +309,7 @@ class RegistryClient:
         )
         if resp.status != 202:
             raise self._fail(resp, f"upload to {ref.familiar_name()}")
+        _finish(resp)
         return self._absolute(ref, resp.headers.get("Location"))
 
     def upload_blob(
@@ -337,6 +362,7 @@ class RegistryClient:
                 )
                 if resp.status != 202:
                     raise self._fail(resp, f"upload of {digest} to {ref.familiar_name()}")
+                _finish(resp)
                 location = self._absolute(ref, resp.headers.get("Location"))
                 sent += len(data)
             resp = self.request(
@@ -349,6 +375,7 @@ class RegistryClient:
             )
         if resp.status != 201:
             raise self._fail(resp, f"upload of {digest} to {ref.familiar_name()}")
+        _finish(resp)
         returned = resp.headers.get("Docker-Content-Digest")
         if returned and returned != digest:
             raise DigestMismatch(f"registry stored {returned} for blob {digest}")
@@ -373,13 +400,17 @@ class RegistryClient:
             headers={"Content-Length": "0"},
             body=b"",
         )
+        if resp.status in (201, 202, 401, 403, 404):
+            _finish(resp)
         if resp.status == 201:
             return True
         if resp.status == 202:
             # The registry opened a normal upload instead: cancel it, the caller uploads.
             location = resp.headers.get("Location")
             if location:
-                self.request("DELETE", ref.domain, self._absolute(ref, location), scopes=scopes)
+                _finish(
+                    self.request("DELETE", ref.domain, self._absolute(ref, location), scopes=scopes)
+                )
             return False
         if resp.status in (401, 403, 404):
             return False
@@ -400,6 +431,7 @@ class RegistryClient:
         )
         if resp.status != 201:
             raise self._fail(resp, f"manifest put for {ref.familiar()}")
+        _finish(resp)
         returned = resp.headers.get("Docker-Content-Digest")
         if returned and returned != digest:
             raise DigestMismatch(f"registry stored {returned} for manifest {digest}")
@@ -413,7 +445,6 @@ class RegistryClient:
             ref.domain,
             self._url(ref, "tags/list"),
             scopes=[repository_scope(ref.path)],
-            preload=False,
         )
         if resp.status != 200:
             raise self._fail(resp, f"tags of {ref.familiar_name()}")
@@ -425,15 +456,6 @@ class RegistryClient:
 def _with_query(url: str, **params: str) -> str:
     sep = "&" if urllib.parse.urlsplit(url).query else "?"
     return url + sep + urllib.parse.urlencode(params)
-
-
-def sha256_of_stream(stream: IO[bytes]) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    while chunk := stream.read(STREAM_CHUNK):
-        h.update(chunk)
-        size += len(chunk)
-    return "sha256:" + h.hexdigest(), size
 
 
 __all__ = ["BlobStream", "RegistryClient", "Unauthorized"]

@@ -192,7 +192,7 @@ class Transport:
         *,
         headers: Mapping[str, str] | None = None,
         body: Body = None,
-        preload: bool = True,
+        preload: bool = False,
     ) -> urllib3.BaseHTTPResponse:
         """One HTTP exchange (with retries); RegistryUnreachable when no answer came."""
         all_headers = {"User-Agent": self.user_agent, **(headers or {})}
