@@ -309,19 +309,10 @@ def _device_probe(mgr: CgroupManager, tmp: Path) -> dict[str, int]:
 
 @pytest.mark.usefixtures("_portique_parent")
 def test_device_rules_are_enforced(tmp_path: Path) -> None:
-    """v1: devices.allow/deny; v2: the compiled eBPF program (attached by the
-    reference loader in cg_bpf_loader.py until portique.linux.bpf exists)."""
-    from cg_bpf_loader import BpfLoader
-
-    from portique.runtime.cgroups import resolve_path
-    from portique.runtime.cgroups.v2 import V2Manager
-
+    """v1: devices.allow/deny; v2: the compiled eBPF program, attached
+    through portique.linux.bpf."""
     cid = f"test-{uuid.uuid4().hex[:12]}"
-    mgr: CgroupManager
-    if detect(ROOT) == "v2":
-        mgr = V2Manager(resolve_path(None, cid), ROOT, devices=BpfLoader())
-    else:
-        mgr = open_manager(None, cid)
+    mgr: CgroupManager = open_manager(None, cid)
     mgr.create()
     try:
         rules: list[dict[str, object]] = [

@@ -157,16 +157,6 @@ def test_missing_file_error_names_file_and_dir(fake_v2: Path) -> None:
         mgr.apply(parse_resources({"pids": {"limit": 5}}))
 
 
-def test_device_rules_without_a_bpf_loader_are_skipped(
-    fake_v2: Path, writes: Writes, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("portique.runtime.cgroups.v2._kernel_loader", lambda: None)
-    mgr = _manager(fake_v2)
-    populate_v2(mgr.dir)
-    mgr.apply(parse_resources({"devices": [{"allow": False, "access": "rwm"}]}))
-    assert writes.calls == []
-
-
 def test_device_rules_become_a_bpf_program_on_the_cgroup(fake_v2: Path) -> None:
     attached: list[tuple[tuple[int, int], bytes]] = []
 

@@ -4,11 +4,9 @@
 unit-tested; `V2Manager.apply` performs them.
 
 Devices: v2 has no devices.allow; the device cgroup is an eBPF program
-attached to the cgroup. devices_bpf.py compiles the rules; attaching takes the
-bpf(2) syscall, which belongs in portique.linux (the only ctypes user) as
-`portique.linux.bpf.attach_device_filter(cgroup_fd, insns)`. Until that module
-exists the rules are accepted and not enforced (logged), and the container's
-/dev (only the nodes the runtime creates) is the remaining guard.
+attached to the cgroup. devices_bpf.py compiles the rules and
+`portique.linux.bpf.attach_device_filter(cgroup_fd, insns)` (the bpf(2)
+syscall) attaches them, replacing the cgroup's earlier program.
 """
 
 from __future__ import annotations
@@ -153,11 +151,9 @@ class DeviceFilterLoader(Protocol):
     def attach_device_filter(self, cgroup_fd: int, insns: bytes) -> None: ...
 
 
-def _kernel_loader() -> DeviceFilterLoader | None:
-    try:
-        from portique.linux import bpf  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
+def _kernel_loader() -> DeviceFilterLoader:
+    from portique.linux import bpf
+
     return cast("DeviceFilterLoader", bpf)
 
 
@@ -201,9 +197,6 @@ class V2Manager:
         from .devices_bpf import compile_rules
 
         loader = self._devices or _kernel_loader()
-        if loader is None:
-            log.debug("cgroup v2: %d device rules not enforced", len(resources.devices))
-            return
         insns = compile_rules(resources.devices)
         fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
