@@ -103,6 +103,29 @@ def test_run_foreground_is_pid_1_and_killed_by_signal(
     assert rt("list", "-q").stdout == ""
 
 
+def test_foreground_run_forwards_signals(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
+    cid = unique_id()
+    b = bundle("sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done")
+    fg = subprocess.Popen(
+        rt.argv("run", "-b", str(b), cid),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert fg.stdout is not None
+        assert fg.stdout.readline() == b"ready\n"
+        fg.send_signal(signal.SIGTERM)  # to the runtime, not the container
+        assert fg.wait(timeout=30) == 42
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.wait()
+        if fg.stdout is not None:
+            fg.stdout.close()
+    assert rt("list", "-q").stdout == ""
+
+
 def test_run_detached_then_signal_by_name_and_number(
     rt: RuntimeCLI, bundle: Callable[..., Path], tmp_path: Path
 ) -> None:

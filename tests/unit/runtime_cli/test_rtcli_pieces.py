@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 
 import pytest
@@ -168,3 +169,25 @@ def test_build_process_needs_a_command() -> None:
 def test_parse_user_rejects(text: str) -> None:
     with pytest.raises(InvalidArgument):
         parse_user(text)
+
+
+def test_forward_signals_delivers_and_restores() -> None:
+    from portique.cli.runc.forward import forward_signals
+
+    got: list[int] = []
+    before = signal.getsignal(signal.SIGUSR1)
+    with forward_signals(got.append):
+        os.kill(os.getpid(), signal.SIGUSR1)
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert got == [signal.SIGUSR1, signal.SIGTERM]
+    assert signal.getsignal(signal.SIGUSR1) == before
+
+
+def test_forward_signals_survives_a_failing_send() -> None:
+    from portique.cli.runc.forward import forward_signals
+
+    def send(sig: int) -> None:
+        raise InvalidArgument("container gone")
+
+    with forward_signals(send):
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt, no error

@@ -135,8 +135,17 @@ def spawn_relay(listener: socket.socket, timeout: float = 30.0) -> int:
     if pid == 0:  # pragma: no cover - runs in the helper
         code = 1
         try:
+            import signal
+
+            from portique.cli.runc.forward import FORWARDED
+
+            # The parent's forwarding handlers are not ours: die as usual.
+            for sig in FORWARDED:
+                signal.signal(sig, signal.SIG_DFL)
             master = receive_master(listener, timeout)
             copy_window_size(0, master)
+            # The terminal sends SIGWINCH to its foreground group, us included.
+            signal.signal(signal.SIGWINCH, lambda _s, _f: copy_window_size(0, master))
             relay(master)
             code = 0
         except BaseException:  # the helper must never unwind into main

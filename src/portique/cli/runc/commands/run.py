@@ -35,17 +35,41 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     bundle, console, pid_file = resolve(args)
     rt = ctx.runtime()
     cid = args.container_id
-    if args.detach or console is not None or not wants_terminal(bundle):
-        status = rt.run(
+    if args.detach:
+        rt.run(
             cid,
             bundle,
-            detach=args.detach,
+            detach=True,
             console_socket=console,
             pid_file=pid_file,
             no_pivot=args.no_pivot,
             preserve_fds=args.preserve_fds,
         )
-        return 0 if args.detach else status
+        return 0
+    from portique.cli.runc.forward import forward_signals
+
+    with forward_signals(lambda sig: rt.kill(cid, sig)):
+        return _run_foreground(args, ctx, bundle, console, pid_file)
+
+
+def _run_foreground(
+    args: argparse.Namespace,
+    ctx: Context,
+    bundle: Path,
+    console: Path | None,
+    pid_file: Path | None,
+) -> int:
+    rt = ctx.runtime()
+    cid = args.container_id
+    if console is not None or not wants_terminal(bundle):
+        return rt.run(
+            cid,
+            bundle,
+            console_socket=console,
+            pid_file=pid_file,
+            no_pivot=args.no_pivot,
+            preserve_fds=args.preserve_fds,
+        )
     # Foreground with a terminal and nobody to hand the pty to: relay it here.
     from portique.cli.runc.console import console_listener, raw_terminal, reap, spawn_relay
 
