@@ -213,3 +213,23 @@ def test_error_mapping() -> None:
     assert err.exit_code == 125
     assert isinstance(error_for(401, b"", "x"), Unauthorized)
     assert "registry answered 500" in str(error_for(500, b"<html>oops</html>", "x"))
+
+
+def test_no_credentials_over_plain_http() -> None:
+    plain = 'Bearer realm="http://auth.example/token",service="reg"'
+    server = FakeTokenServer({"u": "p"})
+    auth = Authenticator(Creds({"h": ("u", "p")}), server)
+    auth.challenged("h", plain, [], sent_auth=False)
+    with pytest.raises(Unauthorized, match="refusing to send credentials over plain HTTP"):
+        auth.header("h", [])
+    assert server.calls == []
+    # Anonymous tokens may come over HTTP; so may credentials to an insecure token server.
+    assert Authenticator(Creds({}), server).header("h", []) == {}
+    anon = Authenticator(Creds({}), server)
+    anon.challenged("h", plain, [], sent_auth=False)
+    assert anon.header("h", [])["Authorization"].startswith("Bearer ")
+    allowed = Authenticator(
+        Creds({"h": ("u", "p")}), server, allow_plain_http=lambda host: host == "auth.example"
+    )
+    allowed.challenged("h", plain, [], sent_auth=False)
+    assert allowed.header("h", [])["Authorization"].startswith("Bearer ")

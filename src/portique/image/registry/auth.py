@@ -115,9 +115,17 @@ def basic_header(username: str, password: str) -> str:
 class Authenticator:
     """Chooses the Authorization header for a request; thread-safe."""
 
-    def __init__(self, credentials: CredentialSource | None, fetch: Fetch) -> None:
+    def __init__(
+        self,
+        credentials: CredentialSource | None,
+        fetch: Fetch,
+        *,
+        allow_plain_http: Callable[[str], bool] = lambda host: False,
+    ) -> None:
         self._credentials = credentials
         self._fetch = fetch
+        # May credentials travel to this token server (host[:port]) without TLS?
+        self._allow_plain_http = allow_plain_http
         self._challenges: dict[str, Challenge] = {}
         self._tokens: dict[tuple[str, tuple[str, ...]], _Token] = {}
         self._lock = threading.Lock()
@@ -183,6 +191,15 @@ class Authenticator:
         query += [("scope", s) for s in wanted]
         headers: dict[str, str] = {}
         creds = self.credentials_for(host)
+        if (
+            creds is not None
+            and parsed.scheme == "http"
+            and not self._allow_plain_http(parsed.netloc)
+        ):
+            raise Unauthorized(
+                f"{host}: refusing to send credentials over plain HTTP to {parsed.netloc}",
+                hint="the token server must use HTTPS, or be listed as an insecure registry",
+            )
         if creds is not None:
             query.append(("account", creds[0]))
             headers["Authorization"] = basic_header(*creds)

@@ -119,7 +119,9 @@ class RegistryClient:
         self.transport = transport or Transport(
             insecure=insecure or set(), tls_verify=tls_verify, user_agent=user_agent
         )
-        self.auth = Authenticator(credentials, self._fetch_token)
+        self.auth = Authenticator(
+            credentials, self._fetch_token, allow_plain_http=self.transport.is_insecure
+        )
 
     # ---- plumbing -------------------------------------------------------------------
 
