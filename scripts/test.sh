@@ -1,20 +1,27 @@
 #!/bin/bash
-# The test command (README): unit tests, integration tests as root on this
-# host, then the cgroup integration tests inside a pure cgroup v2 VM.
+# The test command (README): unit, integration and compat tests as root on
+# this host, then the cgroup integration tests (marker `vm`) again inside a
+# throwaway VM with a pure cgroup v2 kernel (../shared/vm/run-in-vm.sh).
+# Extra arguments go to pytest and skip the VM pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=$PWD/.venv/bin/python
+# A fresh pytest base dir per run, removed with rm -rf: some tests make trees
+# deeper than pytest's own recursive clean-up can remove.
+BASETEMP=$(mktemp -d /tmp/portique-tests.XXXXXX)
+trap 'rm -rf "$BASETEMP"' EXIT
 status=0
-"$PY" -m pytest -q tests/unit tests/integration "$@" || status=$?
-# Pure cgroup v2 kernel (this host is v1 hybrid): ../shared/vm/run-in-vm.sh.
+"$PY" -m pytest -q --basetemp="$BASETEMP/host" tests/unit tests/integration tests/compat "$@" || status=$?
 VM=${PORTIQUE_VM_SCRIPT:-$PWD/../shared/vm/run-in-vm.sh}
 if [ -z "${PORTIQUE_NO_VM:-}" ] && [ $# -eq 0 ]; then
     if [ ! -x "$VM" ]; then
         echo "test.sh: $VM is missing: cannot run the cgroup v2 tests" >&2
         status=1
     else
+        echo "== cgroup v2 VM: tests marked vm =="
         VMLAB_RW="$PWD" VMLAB_TMPFS="/var/lib/portique /run/portique" VMLAB_MEM=2048 \
-            "$VM" "cd $PWD && $PY -m pytest -q -p no:cacheprovider -m vm tests/integration" || status=$?
+            "$VM" "cd $PWD && $PY -m pytest -q -p no:cacheprovider --basetemp=/tmp/vm-tests -m vm tests/integration" \
+            || status=$?
     fi
 fi
 exit $status
