@@ -243,6 +243,9 @@ def start(conn: sqlite3.Connection, ref: str, *, hold: bool = False) -> db.Conta
         raise InvalidState(f"cannot start a paused container {row.name}, try unpause instead")
     if row.status == "removing":
         raise InvalidState(f"container {row.name} is marked for removal and cannot be started")
+    # The previous run's monitor may still be cleaning up (runtime state,
+    # rootfs mount) after recording the exit: let it finish first.
+    wait_monitor_gone(row)
     with db.transaction(conn):
         db.update_state(conn, row.id, stop_requested=False)
     lifecycle.start(row.id, hold=hold)
@@ -273,7 +276,17 @@ def stop(
     except client.MonitorGone:
         pass
     _wait_not_running(conn, row.id, 30.0)
-    return get(conn, row.id)
+    cur = get(conn, row.id)
+    wait_monitor_gone(cur)
+    return cur
+
+
+def wait_monitor_gone(row: db.ContainerRow, limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while lifecycle.is_alive(row.monitor_pid, row.id, row.started_at):
+        if time.monotonic() > deadline:
+            raise PortiqueError(f"the monitor of container {row.id[:12]} does not finish")
+        time.sleep(0.01)
 
 
 def _wait_not_running(conn: sqlite3.Connection, cid: str, limit: float) -> None:

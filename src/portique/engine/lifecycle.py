@@ -47,7 +47,6 @@ MONITOR_BOOT = (
     "import sys;sys.path[:0]=sys.argv[1].split('\\n');"
     "from portique.engine.monitor import main;main(sys.argv[2:])"
 )
-RESTART_MAX_DELAY = 60.0
 
 
 def open_runtime(paths: ContainerPaths) -> Any:
@@ -164,7 +163,7 @@ def _launch_in_monitor(
         row = db.get_container(conn, cid)
         if row is None:
             raise InvalidState(f"container {cid} was removed")
-        fds, pid = _create_and_start(row, paths, conn, restart_count)
+        fds, pid, started, oom_file = _create_and_start(row, paths, conn, restart_count)
     except PortiqueError as exc:
         _report(status_w, f"err {exc.exit_code} {exc}")
         _record_failure(conn, cid, exc)
@@ -187,6 +186,10 @@ def _launch_in_monitor(
         "log": str(paths.log),
         "hold": "1" if hold else "0",
         "stdin_once": "1" if row.config["Config"].get("StdinOnce") else "0",
+        "restart": _policy_arg(row),
+        "started": repr(started),
+        "autoremove": "1" if row.config["HostConfig"].get("AutoRemove") else "0",
+        "oom": oom_file,
         **{k: str(v) for k, v in fds.items()},
     }
     keep = [listen_fd, *fds.values()]
@@ -228,7 +231,7 @@ def _close_other_fds(keep: list[int]) -> None:
 
 def _create_and_start(
     row: db.ContainerRow, paths: ContainerPaths, conn: Any, restart_count: int | None
-) -> tuple[dict[str, int], int]:
+) -> tuple[dict[str, int], int, float, str]:
     from portique.engine import bundle, stdio
 
     rt = open_runtime(paths)
@@ -264,7 +267,28 @@ def _create_and_start(
                 raise InvalidState(f"container {row.id} was removed while starting")
             db.update_state(conn, row.id, **fields)
         stack.pop_all()
-    return fds, pid
+    return fds, pid, now, _oom_file(row.id)
+
+
+def _policy_arg(row: db.ContainerRow) -> str:
+    policy = row.config["HostConfig"].get("RestartPolicy") or {}
+    return f"{policy.get('Name') or 'no'}:{int(policy.get('MaximumRetryCount') or 0)}"
+
+
+def _oom_file(cid: str) -> str:
+    """The file whose oom_kill counter the monitor reads when the container exits."""
+    try:
+        from portique.runtime.cgroups import open_manager
+
+        dirs = open_manager(f"/portique/{cid}", cid).dirs()
+    except Exception:
+        return ""
+    if "" in dirs:  # cgroup v2: one unified directory
+        return str(dirs[""] / "memory.events")
+    for mountpoint, d in dirs.items():
+        if "memory" in os.path.basename(mountpoint).split(","):
+            return str(d / "memory.oom_control")
+    return ""
 
 
 def _force_delete(rt: Any, cid: str) -> None:
@@ -289,87 +313,60 @@ def _network_setup(row: db.ContainerRow, pid: int) -> None:
 # ------------------------------------------------------------------ exit
 
 
-def _oom_killed(paths: ContainerPaths, rt: Any, cid: str) -> bool:
-    try:
-        from portique.runtime.cgroups import open_manager
+def cleanup_after_exit(cid: str, removed: tuple[list[str], str] | None) -> None:
+    """After the exit was recorded: runtime state, cgroup, rootfs mount; with
+    --rm (`removed`: its anonymous volumes and image) the files too."""
+    paths = ContainerPaths.of(cid)
+    with contextlib.suppress(Exception):
+        cleanup_dead(paths)
+    with contextlib.suppress(OSError):
+        os.unlink(paths.socket)
+    if removed is None:
+        return
+    import shutil
 
-        mgr = open_manager(f"/portique/{cid}", cid)
-        return int(mgr.oom_kill_count()) > 0
-    except Exception:
-        return False
+    from portique.engine import containers, volumes
 
-
-def _restart_delay(
-    row: db.ContainerRow, code: int, stop_requested: bool, ran_for: float
-) -> float | None:
-    """Seconds to wait before the next run, or None when the policy says no."""
-    if stop_requested:
-        return None
-    policy = row.config["HostConfig"].get("RestartPolicy") or {}
-    name = policy.get("Name") or "no"
-    if name in ("", "no"):
-        return None
-    if name == "on-failure":
-        if code == 0:
-            return None
-        limit = int(policy.get("MaximumRetryCount") or 0)
-        if limit and row.restart_count >= limit:
-            return None
-    elif name not in ("always", "unless-stopped"):
-        return None
-    # Docker's backoff: 100 ms doubling per consecutive quick failure, reset
-    # after a run of 10 s or more.
-    if ran_for >= 10:
-        return 0.1
-    delay: float = min(RESTART_MAX_DELAY, 0.1 * (2 ** min(int(row.restart_count), 10)))
-    return delay
+    shutil.rmtree(paths.dir, ignore_errors=True)
+    shutil.rmtree(paths.run_dir, ignore_errors=True)
+    anon, image_id = removed
+    containers._image_remove_user(image_id, cid)
+    conn = db.open_db(paths.root)
+    for name in anon:
+        with contextlib.suppress(PortiqueError):
+            volumes.remove_volume(conn, name)
 
 
-def finish(mon: Monitor, args: dict[str, str], code: int) -> NoReturn:
-    """Called by the monitor once the init exited: record, clean up, maybe restart."""
+def finish_for_restart(
+    mon: Monitor, args: dict[str, str], code: int, oom: bool, delay: float
+) -> NoReturn:
+    """The restart policy wants another run: clean up, wait `delay`, launch again."""
     cid = args["id"]
     paths = ContainerPaths.of(cid)
-    rt = open_runtime(paths)
-    oom = _oom_killed(paths, rt, cid)
-    _force_delete(rt, cid)
-    from portique.engine import bundle
-
     with contextlib.suppress(Exception):
-        bundle.unmount_rootfs(paths)
+        cleanup_dead(paths)
     conn = db.open_db(paths.root)
-    row = db.get_container(conn, cid)
-    if row is None:
-        mon.broadcast_exit(code)
-        os._exit(0)
-    stop_requested = mon.stop_requested or row.stop_requested
-    delay = _restart_delay(row, code, stop_requested, time.time() - row.started_at)
     with db.transaction(conn):
         db.update_state(
             conn,
             cid,
-            status="restarting" if delay is not None else "exited",
+            status="restarting",
             exit_code=code,
             oom_killed=oom,
             finished_at=time.time(),
             pid=0,
-            monitor_pid=os.getpid() if delay is not None else 0,
+            monitor_pid=os.getpid(),
         )
-    if delay is not None and mon.wait_restart(delay):
+    mon.broadcast_exit(code)
+    if mon.wait_restart(delay):
         latest = db.get_container(conn, cid)
         if latest is not None and latest.status == "restarting" and not latest.stop_requested:
-            mon.broadcast_exit(code)
             listen_fd = mon.listen.detach()
             _launch_in_monitor(
                 cid, paths, listen_fd, -1, hold=False, restart_count=latest.restart_count + 1
             )
-    if delay is not None:
-        with db.transaction(conn):
-            db.update_state(conn, cid, status="exited", monitor_pid=0)
-    if row.config["HostConfig"].get("AutoRemove"):
-        from portique.engine import containers
-
-        with contextlib.suppress(Exception):
-            containers.remove_stopped(conn, cid, volumes=True)
+    with db.transaction(conn):
+        db.update_state(conn, cid, status="exited")
     mon.broadcast_exit(code)
     with contextlib.suppress(OSError):
         os.unlink(paths.socket)
@@ -413,4 +410,4 @@ def is_alive(pid: int, cid: str, started_at: float = 0.0) -> bool:
     except (OSError, ValueError, IndexError, StopIteration):
         return False
     began = btime + ticks / os.sysconf("SC_CLK_TCK")
-    return started_at == 0.0 or abs(began - started_at) < 30
+    return started_at == 0.0 or abs(began - started_at) < 10

@@ -352,6 +352,32 @@ def parse_args(argv: list[str]) -> dict[str, str]:
     return out
 
 
+RESTART_MAX_DELAY = 60.0
+
+
+def restart_delay(
+    policy: str, code: int, stop_requested: bool, count: int, ran_for: float
+) -> float | None:
+    """Seconds before the next run, or None when the policy (`name:max`) says no."""
+    name, _, limit_s = policy.partition(":")
+    if stop_requested or name in ("", "no"):
+        return None
+    if name == "on-failure":
+        if code == 0:
+            return None
+        limit = int(limit_s or 0)
+        if limit and count >= limit:
+            return None
+    elif name not in ("always", "unless-stopped"):
+        return None
+    # Docker's backoff: 100 ms doubling per consecutive quick exit, back to
+    # 100 ms after a run of 10 s or more.
+    if ran_for >= 10:
+        return 0.1
+    delay: float = min(RESTART_MAX_DELAY, 0.1 * 2.0 ** min(count, 10))
+    return delay
+
+
 def main(argv: list[str]) -> None:
     import gc
 
@@ -360,10 +386,39 @@ def main(argv: list[str]) -> None:
     # Nothing allocated from here on is cyclic garbage worth scanning for.
     gc.freeze()
     code = mon.run()
-    # Only now do we need the engine proper (DB, runtime, cgroups).
+    # Record the exit and answer the waiters with bare sqlite3 first; the
+    # engine proper (runtime, cgroups, images) is loaded only for clean-up.
+    from portique.engine import dblite
+
+    cid = args["id"]
+    oom = dblite.read_oom_count(args.get("oom", "")) > 0
+    conn = dblite.connect()
+    flags = dblite.stop_flags(conn, cid)
+    if flags is None:  # removed under us (rm -f)
+        mon.broadcast_exit(code)
+        from portique.engine import lifecycle
+
+        lifecycle.cleanup_after_exit(cid, None)
+        os._exit(0)
+    stop_requested = mon.stop_requested or flags[0]
+    ran_for = time.time() - float(args.get("started", "0") or 0)
+    delay = restart_delay(args.get("restart", ""), code, stop_requested, flags[1], ran_for)
+    if delay is None:
+        removed = None
+        if args.get("autoremove") == "1":
+            removed = dblite.delete_row(conn, cid)
+        else:
+            dblite.record_exit(conn, cid, code, oom)
+        conn.close()
+        mon.broadcast_exit(code)
+        from portique.engine import lifecycle
+
+        lifecycle.cleanup_after_exit(cid, removed)
+        os._exit(0)
+    conn.close()
     from portique.engine import lifecycle
 
-    lifecycle.finish(mon, args, code)
+    lifecycle.finish_for_restart(mon, args, code, oom, delay)
 
 
 if __name__ == "__main__":

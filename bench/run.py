@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""`portique run --rm busybox true` end to end, and `exec` latency, against the peers.
+
+Usage (as root, from the repository):
+    .venv/bin/python bench/run.py [--runs 20] [--warmup 3]
+
+Uses a private engine root (a temporary directory) with a busybox image
+imported from Debian's busybox-static, so nothing of /var/lib/portique is
+touched. Peers (podman, docker with a reachable daemon, containerd's ctr) are
+measured in the same hyperfine invocation when they are installed and can
+import the same busybox tarball; otherwise their row says why not. Prints
+medians, portique's ratio to each peer, the monitor's memory (PSS) and the
+import time of the CLI's `run` path (`python -X importtime`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+PORTIQUE = str(Path(sys.executable).with_name("portique"))
+
+
+def busybox_tar(dest: Path) -> Path:
+    from support.rootfs import make_busybox_rootfs
+
+    rootfs = make_busybox_rootfs(dest / "rootfs")
+    tar_path = dest / "busybox.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for entry in sorted(rootfs.iterdir()):
+            tar.add(entry, arcname=entry.name)
+    return tar_path
+
+
+def quiet(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> bool:
+    try:
+        return (
+            subprocess.run(
+                cmd, env=env, capture_output=True, timeout=timeout, check=False
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def peer_commands(tar: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """name -> `run --rm busybox true` argv for each usable peer; name -> reason for the others."""
+    usable: dict[str, list[str]] = {}
+    missing: dict[str, str] = {}
+    if shutil.which("podman"):
+        if quiet(["podman", "import", str(tar), "pq-bench-busybox"]):
+            usable["podman"] = ["podman", "run", "--rm", "pq-bench-busybox", "/bin/true"]
+        else:
+            missing["podman"] = "installed, but cannot import the busybox image"
+    else:
+        missing["podman"] = "not installed"
+    if shutil.which("docker"):
+        if not quiet(["docker", "info"], timeout=10):
+            missing["docker"] = "CLI installed, no reachable dockerd"
+        elif quiet(["docker", "import", str(tar), "pq-bench-busybox"]):
+            usable["docker"] = ["docker", "run", "--rm", "pq-bench-busybox", "/bin/true"]
+        else:
+            missing["docker"] = "cannot import the busybox image"
+    else:
+        missing["docker"] = "not installed"
+    if shutil.which("ctr"):
+        if quiet(["ctr", "image", "import", "--base-name", "pq-bench-busybox", str(tar)]):
+            usable["ctr"] = [
+                "ctr",
+                "run",
+                "--rm",
+                "docker.io/library/pq-bench-busybox:latest",
+                "pq-bench",
+                "/bin/true",
+            ]
+        else:
+            missing["ctr"] = "installed, containerd not reachable or import failed"
+    else:
+        missing["ctr"] = "not installed"
+    return usable, missing
+
+
+def hyperfine(
+    commands: dict[str, list[str]], env: dict[str, str], runs: int, warmup: int
+) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        argv = [
+            "hyperfine",
+            "-N",
+            "--style",
+            "basic",
+            "--runs",
+            str(runs),
+            "--warmup",
+            str(warmup),
+            "--export-json",
+            out.name,
+        ]
+        for name, cmd in commands.items():
+            argv += ["-n", name, " ".join(cmd)]
+        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+        data = json.loads(Path(out.name).read_text())
+    return {r["command"]: r["median"] for r in data["results"]}
+
+
+def python_timing(
+    commands: dict[str, list[str]], env: dict[str, str], runs: int, warmup: int
+) -> dict[str, float]:
+    out = {}
+    for name, cmd in commands.items():
+        for _ in range(warmup):
+            subprocess.run(cmd, env=env, capture_output=True, check=True)
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, env=env, capture_output=True, check=True)
+            times.append(time.perf_counter() - t0)
+        times.sort()
+        out[name] = times[len(times) // 2]
+    return out
+
+
+def measure(
+    commands: dict[str, list[str]], env: dict[str, str], runs: int, warmup: int
+) -> dict[str, float]:
+    if shutil.which("hyperfine"):
+        return hyperfine(commands, env, runs, warmup)
+    return python_timing(commands, env, runs, warmup)
+
+
+def report(title: str, medians: dict[str, float], missing: dict[str, str]) -> None:
+    print(f"\n{title}")
+    base = medians.get("portique")
+    for name, t in medians.items():
+        ratio = "" if name == "portique" or not base else f"   portique/{name} = {base / t:.2f}"
+        print(f"  {name:<10} {t * 1000:8.1f} ms{ratio}")
+    for name, why in missing.items():
+        print(f"  {name:<10} {'-':>8}    ({why})")
+
+
+def import_time(env: dict[str, str]) -> float:
+    code = (
+        "import portique.cli.docker.main as m; from portique.cli.docker.commands import run, create"
+    )
+    p = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    total = 0
+    for line in p.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[2].startswith(" ") and not parts[2].startswith("  "):
+            try:
+                total += int(parts[1])
+            except ValueError:
+                continue
+    return total / 1e6
+
+
+def monitor_pss(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench/run.py: run me as root", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="pq-bench-") as tmp:
+        run_root = f"/run/pq-bench-{os.getpid()}"
+        env = dict(os.environ, PORTIQUE_ROOT=f"{tmp}/root", PORTIQUE_RUNROOT=run_root)
+        tar = busybox_tar(Path(tmp))
+        subprocess.run(
+            [PORTIQUE, "import", str(tar), "busybox:latest"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        peers, missing = peer_commands(tar)
+        try:
+            runs = {"portique": [PORTIQUE, "run", "--rm", "busybox", "/bin/true"], **peers}
+            report(
+                "run --rm busybox true (median)",
+                measure(runs, env, args.runs, args.warmup),
+                missing,
+            )
+            det = {"portique": [PORTIQUE, "run", "-d", "busybox", "/bin/true"]}
+            report(
+                "run -d busybox true (median; the container is left exited)",
+                measure(det, env, args.runs, args.warmup),
+                {},
+            )
+            cid = subprocess.run(
+                [PORTIQUE, "run", "-d", "busybox", "sleep", "600"],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            execs = {"portique": [PORTIQUE, "exec", cid, "/bin/true"]}
+            exec_missing = {k: v for k, v in missing.items()}
+            for name in peers:
+                exec_missing[name] = "exec not measured for peers yet"
+            report(
+                "exec CONTAINER true (median)",
+                measure(execs, env, args.runs, args.warmup),
+                exec_missing,
+            )
+            mons = subprocess.run(
+                ["pgrep", "-f", f"id={cid}"], capture_output=True, text=True
+            ).stdout.split()
+            ids = [cid] + [
+                subprocess.run(
+                    [PORTIQUE, "run", "-d", "busybox", "sleep", "600"],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.strip()
+                for _ in range(9)
+            ]
+            time.sleep(0.5)
+            pss = [
+                monitor_pss(int(p))
+                for c in ids
+                for p in subprocess.run(
+                    ["pgrep", "-f", f"id={c}"], capture_output=True, text=True
+                ).stdout.split()
+            ]
+            if mons and pss:
+                print(
+                    f"\nmonitor memory with {len(pss)} containers running: PSS per monitor {sum(pss) / len(pss) / 1024:.2f} MiB (min {min(pss) / 1024:.2f}, max {max(pss) / 1024:.2f})"
+                )
+            print(
+                f"\nimport time of the `run` CLI path (python -X importtime, top-level sum): {import_time(env) * 1000:.1f} ms"
+            )
+            ver = measure({"portique": [PORTIQUE, "--version"]}, env, args.runs, args.warmup)
+            print(
+                f"portique --version (interpreter start-up + CLI import): {ver['portique'] * 1000:.1f} ms"
+            )
+            subprocess.run([PORTIQUE, "rm", "-f", *ids], env=env, capture_output=True, check=False)
+        finally:
+            leftover = subprocess.run(
+                [PORTIQUE, "ps", "-aq"], env=env, capture_output=True, text=True
+            ).stdout.split()
+            if leftover:
+                subprocess.run(
+                    [PORTIQUE, "rm", "-f", *leftover], env=env, capture_output=True, check=False
+                )
+            shutil.rmtree(run_root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""The few statements the monitor runs when its container exits, with bare sqlite3.
+
+The monitor records the exit before it loads the engine proper (db.py pulls
+in dataclasses, json, ...; the runtime much more), so a foreground `run`
+gets its exit code as soon as the DB says "exited". The statements mirror
+engine/db.py's schema (version 1); keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+
+def connect() -> sqlite3.Connection:
+    root = os.environ.get("PORTIQUE_ROOT", "/var/lib/portique")
+    conn = sqlite3.connect(os.path.join(root, "portique.db"), timeout=30.0, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def stop_flags(conn: sqlite3.Connection, cid: str) -> tuple[bool, int] | None:
+    """(stop_requested, restart_count), or None when the container is gone."""
+    row = conn.execute(
+        "SELECT stop_requested, restart_count FROM containers WHERE id = ?", (cid,)
+    ).fetchone()
+    return None if row is None else (bool(row[0]), int(row[1]))
+
+
+def record_exit(conn: sqlite3.Connection, cid: str, code: int, oom: bool) -> None:
+    # monitor_pid stays: `start` waits for this monitor's clean-up to finish.
+    conn.execute(
+        "UPDATE containers SET status = 'exited', exit_code = ?, oom_killed = ?,"
+        " finished_at = ?, pid = 0 WHERE id = ?",
+        (code, int(oom), time.time(), cid),
+    )
+
+
+def delete_row(conn: sqlite3.Connection, cid: str) -> tuple[list[str], str] | None:
+    """--rm: drop the row now; (its anonymous volumes, image id) for the cleanup after."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT image_id FROM containers WHERE id = ?", (cid,)).fetchone()
+        if row is None:
+            conn.execute("ROLLBACK")
+            return None
+        vols = [
+            r[0]
+            for r in conn.execute(
+                "SELECT v.name FROM volumes v JOIN container_volumes cv ON cv.volume = v.name"
+                " WHERE cv.container_id = ? AND v.anonymous = 1",
+                (cid,),
+            )
+        ]
+        conn.execute("DELETE FROM containers WHERE id = ?", (cid,))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return vols, str(row[0])
+
+
+def read_oom_count(path: str) -> int:
+    """The oom_kill counter of memory.oom_control (v1) or memory.events (v2)."""
+    if not path:
+        return 0
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
