@@ -228,16 +228,7 @@ def _familiar(name: str) -> str:
 
 def _reference_matches(r: ImageRecord, pattern: str) -> bool:
     """Docker's reference filter: a glob against `repo:tag`, or against `repo` alone."""
-    from fnmatch import fnmatchcase
-
-    for tag in r.repo_tags:
-        familiar = _familiar(tag)
-        repo = familiar.rsplit(":", 1)[0]
-        if fnmatchcase(familiar, pattern) or fnmatchcase(repo, pattern):
-            return True
-        if ":" not in pattern.rsplit("/", 1)[-1] and fnmatchcase(repo, pattern):
-            return True
-    return False
+    return any(_glob_tag(t, pattern) for t in r.repo_tags)
 
 
 def image_rows(
