@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import signal
 import sqlite3
@@ -107,7 +106,7 @@ def create(
     opt.capabilities(
         host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged"))
     )
-    cid = secrets.token_hex(32)
+    cid = os.urandom(32).hex()
     paths = ContainerPaths.of(cid)
     with ExitStack() as stack:
         paths.dir.mkdir(parents=True, mode=0o710)

@@ -9,7 +9,6 @@ sources are checked. At each start the plan turns into OCI mounts.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import sqlite3
 import time
@@ -41,7 +40,7 @@ def create_volume(
         raise InvalidArgument(f"volume driver {driver!r} is not supported (only 'local')")
     if options:
         raise InvalidArgument("the local volume driver takes no options here")
-    name = name or secrets.token_hex(32)
+    name = name or os.urandom(32).hex()
     if not opt.VOLUME_NAME_RE.match(name):
         raise InvalidArgument(
             f'invalid volume name {name!r}: only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed'
