@@ -208,13 +208,8 @@ def _matches(r: ImageRecord, filters: Mapping[str, list[str]], imgs: Images) -> 
         if key not in labels or (eq and labels[key] != value):
             return False
     mine = _created(r)
-    for name in filters.get("before", []):
-        if not mine < _created(imgs.resolve(name)):
-            return False
-    for name in filters.get("since", []):
-        if not mine > _created(imgs.resolve(name)):
-            return False
-    return True
+    before = all(mine < _created(imgs.resolve(n)) for n in filters.get("before", []))
+    return before and all(mine > _created(imgs.resolve(n)) for n in filters.get("since", []))
 
 
 def _familiar(name: str) -> str:
