@@ -122,7 +122,7 @@ class Networks:
         root: Path,
         *,
         run_root: Path | None = None,
-        default_bridge: str = DEFAULT_BRIDGE,
+        default_bridge: str | None = None,
         default_subnet: str = DEFAULT_SUBNET,
         dns_upstreams: Sequence[tuple[str, int]] | None = None,
         dns_port: int = 53,
@@ -133,7 +133,11 @@ class Networks:
         self.root = root
         self.run_dir = (run_root or pdb.default_run_root()) / "network"
         self.table = firewall.table_name(root)
-        self.default_bridge = default_bridge
+        # The real engine root owns portique0; any other root (tests, a second engine)
+        # gets a device of its own so two roots never share one bridge.
+        self.default_bridge = default_bridge or (
+            DEFAULT_BRIDGE if self.table == "portique" else "pq0-" + self.table[-8:]
+        )
         self.default_subnet = default_subnet
         self.dns_upstreams = dns_upstreams
         self.dns_port = dns_port
@@ -441,7 +445,7 @@ class Networks:
             if net.resolves_names:
                 dnsserver.ensure_running(
                     self.run_dir, self.root / pdb.DB_NAME, net.id, net.gateway,
-                    self._upstreams(), self.dns_port,
+                    self._upstreams(net), self.dns_port,
                 )  # fmt: skip
         except BaseException as exc:
             try:
@@ -451,9 +455,13 @@ class Networks:
             raise
         return ep
 
-    def _upstreams(self) -> builtins.list[tuple[str, int]]:
+    def _upstreams(self, net: NetworkRecord) -> builtins.list[tuple[str, int]]:
+        """Where the embedded DNS relays foreign names: nowhere for --internal networks
+        (as Docker since 26: no DNS tunnel out of a sealed network), else the host's."""
         from portique.network import dnsserver
 
+        if net.internal:
+            return []
         if self.dns_upstreams is not None:
             return list(self.dns_upstreams)
         return dnsserver.host_resolvers()
@@ -749,7 +757,7 @@ class Networks:
             if n.id[:12] in active and n.resolves_names:
                 dnsserver.ensure_running(
                     self.run_dir, self.root / pdb.DB_NAME, n.id, n.gateway,
-                    self._upstreams(), self.dns_port,
+                    self._upstreams(n), self.dns_port,
                 )  # fmt: skip
         self.sync_firewall(force=force_firewall)
         return report

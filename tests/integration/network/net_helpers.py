@@ -296,3 +296,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def our_rules(nets: Networks) -> str:
+    """portique's two tables for this root only (other tools' counters move on their own)."""
+    out = []
+    for family, name in (("ip", f"{nets.table}_nat"), ("inet", nets.table)):
+        r = subprocess.run(["nft", "list", "table", family, name], capture_output=True, text=True)
+        out.append(r.stdout)
+    return "".join(out)

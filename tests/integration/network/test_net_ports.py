@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from net_helpers import (
     Dummy,
+    FakeUpstream,
     Listener,
     NetnsFactory,
     Procs,
@@ -17,6 +18,7 @@ from net_helpers import (
     http_get_host,
     http_get_in,
     nsexec,
+    our_rules,
     query_in,
     random_subnet,
     ruleset,
@@ -91,16 +93,16 @@ def test_port_in_use_is_refused_and_changes_nothing(
     nets.connect("bridge", c2, make_netns(), container_name="two")
     busy = Listener("127.0.0.1")
     try:
-        rules = ruleset()
+        rules = our_rules(nets)
         with pytest.raises(Conflict, match=f"127.0.0.1:{busy.port}/tcp: port is already allocated"):
             nets.publish(c1, parse_port_spec(f"127.0.0.1:{busy.port}:80"))
         assert nets.ports(c1) == []
-        assert ruleset() == rules
+        assert our_rules(nets) == rules
     finally:
         busy.close()
     port = free_port()
     nets.publish(c1, parse_port_spec(f"{port}:80/udp"))
-    rules = ruleset()
+    rules = our_rules(nets)
     # Same port and protocol for another container, on any address: refused.
     with pytest.raises(Conflict, match="already allocated"):
         nets.publish(c2, parse_port_spec(f"127.0.0.1:{port}:81/udp"))
@@ -109,7 +111,7 @@ def test_port_in_use_is_refused_and_changes_nothing(
     with pytest.raises(Conflict):
         nets.publish(c2, parse_port_spec(f"{other}:80") + parse_port_spec(f"{port}:80/udp"))
     assert nets.ports(c2) == []
-    assert ruleset() == rules
+    assert our_rules(nets) == rules
     # The same port over TCP is a different socket: fine.
     nets.publish(c2, parse_port_spec(f"{port}:80/tcp"))
     with pytest.raises(InvalidArgument, match="no such address"):
@@ -117,7 +119,12 @@ def test_port_in_use_is_refused_and_changes_nothing(
 
 
 def test_internal_network_has_no_way_out(
-    nets: Networks, make_netns: NetnsFactory, procs: Procs, tmp_path: Path, dummy: Dummy
+    nets: Networks,
+    make_netns: NetnsFactory,
+    procs: Procs,
+    tmp_path: Path,
+    dummy: Dummy,
+    upstream: FakeUpstream,
 ) -> None:
     net = nets.create("sealed", subnet=random_subnet(), internal=True)
     ns_a, ns_b, ns_open = make_netns(), make_netns(), make_netns()
@@ -138,8 +145,10 @@ def test_internal_network_has_no_way_out(
         # ...and even the host's own sockets behind the gateway are closed to it...
         r = tcp_read_in(ns_a, net.gateway, host_any.port)
         assert r.returncode != 0
-        # ...except the embedded DNS.
+        # ...except the embedded DNS, for its own names: nothing is relayed outside.
         assert query_in(ns_a, net.gateway, "b").addresses == (ep_b.ip,)
+        assert query_in(ns_a, net.gateway, "example.test").rcode == 2  # SERVFAIL
+        assert upstream.queries == []
     finally:
         outside.close()
         host_any.close()
