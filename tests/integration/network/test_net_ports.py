@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -225,3 +227,42 @@ def test_repair_restores_a_flushed_firewall(nets: Networks, make_netns: NetnsFac
     assert f"dport {port} " not in ruleset()
     nets.repair(force_firewall=True)
     assert f"dport {port} " in ruleset()
+
+
+UDP_ECHO = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 53))
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(b"echo:" + data, peer)
+"""
+
+
+def test_udp_and_host_address_publishing(
+    nets: Networks, make_netns: NetnsFactory, procs: Procs, tmp_path: Path, dummy: Dummy
+) -> None:
+    ns = make_netns()
+    c = cid()
+    ep = nets.connect("bridge", c, ns, container_name="u")
+    procs.start(ns, sys.executable, "-c", UDP_ECHO)
+    _serve(procs, ns, tmp_path, "only-on-dummy")
+    wait_port(ns, ep.ip, 80)
+    uport, tport = free_port(), free_port()
+    nets.publish(c, parse_port_spec(f"127.0.0.1:{uport}:53/udp"))
+    # Published on one host address only: reachable there, not on 127.0.0.1.
+    nets.publish(c, parse_port_spec(f"{dummy.ip}:{tport}:80"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1.0)
+        reply = b""
+        for _ in range(20):  # bounded: the echo server may still be starting
+            s.sendto(b"ping", ("127.0.0.1", uport))
+            try:
+                reply = s.recv(100)
+                break
+            except TimeoutError:
+                continue
+    assert reply == b"echo:ping"
+    assert "only-on-dummy" in http_get_host(dummy.ip, tport)
+    with pytest.raises(ConnectionRefusedError):  # nothing listens on the host itself
+        http_get_host("127.0.0.1", tport)
