@@ -174,7 +174,7 @@ class _Puller:
                         f"blob {desc.digest}: registry sends "
                         f"{stream.offset + stream.length} bytes, manifest says {desc.size}"
                     )
-                step = max(desc.size // 50, 1 << 20)
+                step = max(desc.size // 100, 512 << 10)
                 next_report = writer.offset
                 for chunk in stream:
                     if self.abort.is_set():

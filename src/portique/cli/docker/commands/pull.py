@@ -79,7 +79,7 @@ class ProgressPrinter:
         self._lock = threading.Lock()
 
     def _line(self, event: ProgressEvent) -> str:
-        if event.status in _TRANSIENT and event.total > 0:
+        if event.status in _TRANSIENT and event.total > 0 and event.current > 0:
             width = 50
             filled = min(width, width * event.current // event.total)
             bar = "=" * max(filled - 1, 0) + (">" if filled else "") + " " * (width - filled)
