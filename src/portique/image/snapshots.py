@@ -21,7 +21,6 @@ import contextlib
 import errno
 import os
 import secrets
-import shutil
 import stat
 import time
 from collections.abc import Iterator, Sequence
@@ -34,6 +33,7 @@ from portique.errors import InvalidArgument
 # a single page).
 _MOUNT_DATA_MAX: Final = 4095
 STALE_SECONDS: Final = 3600.0
+_RO_DIR: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FIXED_OPTIONS: Final = "index=off,redirect_dir=off,metacopy=off"
 
 
@@ -66,7 +66,7 @@ class Snapshots:
         finally:
             os.close(fd)
             if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp)
 
     def install(self, tmp: Path, n: int) -> Path:
         """Rename a finished staging dir to snapshots/<n>."""
@@ -85,7 +85,7 @@ class Snapshots:
             os.rename(target, trash)
         except FileNotFoundError:
             return
-        _rmtree(trash)
+        remove_tree(trash)
 
     def clean_stale(self, known: set[int], max_age: float = STALE_SECONDS) -> int:
         """Remove tmp dirs and unnamed numbered dirs older than `max_age` seconds."""
@@ -101,23 +101,55 @@ class Snapshots:
                     continue
             except FileNotFoundError:
                 continue
-            _rmtree(Path(entry.path))
+            remove_tree(Path(entry.path))
             removed += 1
         return removed
 
-    def dir_size(self, n: int) -> int:
-        total = 0
-        for dirpath, _dirs, files in os.walk(self.path(n)):
-            for f in files:
-                with contextlib.suppress(OSError):
-                    total += os.lstat(os.path.join(dirpath, f)).st_size
-        return total
 
+def remove_tree(path: Path) -> None:
+    """rm -rf `path` without recursion and without following symlinks.
 
-def _rmtree(path: Path) -> None:
-    # A snapshot may hold 0555 directories and immutable-looking modes; as
-    # root rmtree copes, and we never follow symlinks out of it.
-    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree recurses once per level, and a layer may nest deeper than
+    Python's stack; this walks down and up again holding one directory fd
+    (a child opened with O_NOFOLLOW, whose ".." is then its real parent).
+    """
+    try:
+        top = os.open(path.parent, _RO_DIR)
+    except FileNotFoundError:
+        return
+    try:
+        try:
+            fd = os.open(path.name, _RO_DIR | os.O_NOFOLLOW, dir_fd=top)
+        except FileNotFoundError:
+            return
+        except OSError:  # not a directory (or a symlink): just unlink it
+            os.unlink(path.name, dir_fd=top)
+            return
+        names: list[str] = []
+        while True:
+            child = None
+            with os.scandir(fd) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        child = entry.name
+                        break
+                    os.unlink(entry.name, dir_fd=fd)
+            if child is not None:
+                sub = os.open(child, _RO_DIR | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = sub
+                names.append(child)
+                continue
+            if not names:
+                os.close(fd)
+                os.rmdir(path.name, dir_fd=top)
+                return
+            parent = os.open("..", _RO_DIR, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            os.rmdir(names.pop(), dir_fd=fd)
+    finally:
+        os.close(top)
 
 
 def overlay_data(lowers: Sequence[Path], upper: Path, work: Path, fd_dir: int | None = None) -> str:

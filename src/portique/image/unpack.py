@@ -240,19 +240,32 @@ def clean_name(name: str) -> tuple[str, ...]:
 
 
 class _Dirs:
-    """Directory fds of the snapshot, opened without following symlinks."""
+    """Directory fds of the snapshot, opened without following symlinks.
+
+    Fds dropped from the cache (it is bounded, and cleared when a directory
+    is removed) are only closed by `collect()`, between entries: an entry may
+    still hold one, and a closed fd number could be reused for another dir.
+    """
 
     def __init__(self, root_fd: int) -> None:
         self.root_fd = root_fd
         self._cache: dict[tuple[str, ...], int] = {}
+        self._retired: list[int] = []
 
     def get(self, comps: tuple[str, ...], *, create: bool = True) -> int:
-        if not comps:
-            return self.root_fd
-        fd = self._cache.get(comps)
+        fd = self._cache.get(comps) if comps else self.root_fd
         if fd is not None:
             return fd
-        parent = self.get(comps[:-1], create=create)
+        # Walk down from the deepest cached ancestor (iteratively: names may be deep).
+        i = len(comps) - 1
+        while i > 0 and comps[:i] not in self._cache:
+            i -= 1
+        parent = self._cache[comps[:i]] if i else self.root_fd
+        for j in range(i, len(comps)):
+            parent = self._open(comps[: j + 1], parent, create)
+        return parent
+
+    def _open(self, comps: tuple[str, ...], parent: int, create: bool) -> int:
         name = comps[-1]
         try:
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
@@ -272,9 +285,17 @@ class _Dirs:
         return fd
 
     def clear(self) -> None:
-        for fd in self._cache.values():
-            os.close(fd)
+        self._retired.extend(self._cache.values())
         self._cache.clear()
+
+    def collect(self) -> None:
+        for fd in self._retired:
+            os.close(fd)
+        self._retired.clear()
+
+    def close(self) -> None:
+        self.clear()
+        self.collect()
 
 
 @dataclass(slots=True)
@@ -336,6 +357,7 @@ class _Unpacker:
     # -- entry kinds -----------------------------------------------------
 
     def entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        self.dirs.collect()
         self.entries += 1
         if self.entries > MAX_ENTRIES:
             raise InvalidLayer(f"layer has more than {MAX_ENTRIES} entries")
@@ -477,6 +499,7 @@ class _Unpacker:
     def finish(self) -> None:
         """Apply directory metadata, deepest first (so parents' mtimes stick)."""
         for comps in sorted(self.dir_meta, key=len, reverse=True):
+            self.dirs.collect()
             meta = self.dir_meta[comps]
             try:
                 fd = self.dirs.get(comps, create=False)
@@ -557,7 +580,7 @@ def unpack(
             raise InvalidLayer(f"invalid layer data{what}: {exc}") from None
     finally:
         prefetch.close()
-        unpacker.dirs.clear()
+        unpacker.dirs.close()
     return UnpackResult(diff_id, unpacker.size, unpacker.entries, kind)
 
 

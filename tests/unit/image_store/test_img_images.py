@@ -357,3 +357,13 @@ def test_opening_the_store_sweeps_old_leftovers(tmp_path: Path) -> None:
     os.utime(imgs.snapshots.empty, (old, old))
     Images(tmp_path)
     assert not stale.exists()
+
+
+def test_remove_image_with_a_very_deep_tree(imgs: Images) -> None:
+    deep = "/".join(["n"] * 1500)
+    tb = ob.TarBuilder().file(f"{deep}/leaf", b"x")
+    rec = add(imgs, ob.image_from_layers([ob.Layer.build(tb)]), "deep")
+    assert (rec.snapshot_dirs[0] / deep / "leaf").exists()
+    imgs.remove("deep")
+    assert not rec.snapshot_dirs[0].exists()
+    assert all_files(imgs.root) == set()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from portique.image.snapshots import remove_tree
 from portique.image.unpack import Compression, InvalidLayer, clean_name, sniff, unpack
 from support.imgstore_tars import MTIME, RawTar, compress, sha256
 
@@ -291,3 +292,39 @@ def test_error_names_the_layer_entry(dest: tuple[Path, int]) -> None:
     )
     with pytest.raises(InvalidLayer, match=r"entry 'etc/y'"):
         run(dest, tar)
+
+
+def test_nested_dir_replaced_by_file(dest: tuple[Path, int]) -> None:
+    tar = (
+        RawTar()
+        .dir("a/x")
+        .file("a/x/child", b"c")
+        .file("a/x", b"file now")
+        .file("a/y", b"y")
+        .bytes()
+    )
+    run(dest, tar)
+    assert (dest[0] / "a/x").read_bytes() == b"file now"
+    assert (dest[0] / "a/y").read_bytes() == b"y"
+
+
+def test_many_dirs_deep_paths_and_links_across_them(dest: tuple[Path, int]) -> None:
+    tar = RawTar()
+    for i in range(600):  # more directories than the fd cache holds
+        tar.file(f"d{i:03}/sub/f", str(i).encode())
+    for i in range(0, 600, 7):
+        tar.hardlink(f"d{599 - i:03}/sub/link{i}", f"d{i:03}/sub/f")
+    deep = "/".join(["n"] * 1500)  # deeper than Python's recursion limit
+    tar.file(f"{deep}/leaf", b"deep")
+    root = dest[0]
+    try:
+        run(dest, tar.bytes())
+        assert (root / "d599/sub/link0").read_bytes() == b"0"
+        assert os.stat(root / "d011/sub/link588").st_ino == os.stat(root / "d588/sub/f").st_ino
+        assert (root / deep / "leaf").read_bytes() == b"deep"
+        assert len(os.listdir("/proc/self/fd")) < 64  # every directory fd was closed
+    finally:
+        # Deeper than shutil.rmtree (so pytest's tmp cleanup, shared with
+        # every other test run on the machine) can go: remove it here.
+        remove_tree(root / "n")
+    assert not (root / "n").exists()
