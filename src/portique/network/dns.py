@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 HEADER = struct.Struct("!HHHHHH")
+UDP_MAX = 512  # RFC 1035 limit for a UDP message without EDNS
+A_RECORD_SIZE = 16  # name pointer 2 + type 2 + class 2 + ttl 4 + rdlength 2 + address 4
 MAX_NAME = 255
 MAX_POINTER_JUMPS = 16
 
@@ -129,11 +131,23 @@ def build_query(name: str, qtype: int = QType.A, ident: int = 0, *, rd: bool = T
 
 
 def build_response(
-    q: Question, addresses: list[str], rcode: int = RCode.NOERROR, ttl: int = 600
+    q: Question,
+    addresses: list[str],
+    rcode: int = RCode.NOERROR,
+    ttl: int = 600,
+    max_size: int | None = None,
 ) -> bytes:
-    """An authoritative answer to `q`: one A record per address, or just `rcode`."""
+    """An authoritative answer to `q`: one A record per address, or just `rcode`.
+
+    With `max_size` (512 over UDP without EDNS) the answers that do not fit are
+    left out and TC is set, so the client asks again over TCP."""
     # QR=1, opcode copied, AA=1, RD copied, RA=1.
     flags = 0x8000 | (q.flags & 0x7800) | 0x0400 | (q.flags & 0x0100) | 0x0080 | (rcode & 0xF)
+    if max_size is not None:
+        room = (max_size - HEADER.size - len(q.raw_question)) // A_RECORD_SIZE
+        if len(addresses) > room:
+            addresses = addresses[: max(room, 0)]
+            flags |= 0x0200  # TC
     answers = b""
     for addr in addresses:
         # 0xC00C: a pointer to the question's name, right after the 12-byte header.
@@ -183,6 +197,7 @@ def parse_answer(data: bytes) -> Answer:
 
 
 __all__ = [
+    "UDP_MAX",
     "Answer",
     "DNSFormatError",
     "QType",

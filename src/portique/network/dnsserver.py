@@ -103,7 +103,7 @@ class Resolver:
         self.names = names
         self.upstreams = list(upstreams)
 
-    def answer_local(self, data: bytes) -> bytes | None:
+    def answer_local(self, data: bytes, tcp: bool = False) -> bytes | None:
         """The reply if the question is ours; None to relay it upstream."""
         try:
             q = dns.parse_question(data)
@@ -117,7 +117,7 @@ class Resolver:
         if addrs is None:
             return None
         if q.qtype in (dns.QType.A, dns.QType.ANY) and q.qclass == 1:
-            return dns.build_response(q, addrs)
+            return dns.build_response(q, addrs, max_size=None if tcp else dns.UDP_MAX)
         return dns.build_response(q, [])
 
     def relay(self, data: bytes, tcp: bool) -> bytes:
@@ -141,7 +141,7 @@ class Resolver:
             return dns.build_error(data, dns.RCode.SERVFAIL) or b""
 
     def resolve(self, data: bytes, tcp: bool) -> bytes:
-        local = self.answer_local(data)
+        local = self.answer_local(data, tcp)
         return local if local is not None else self.relay(data, tcp)
 
 
@@ -230,17 +230,9 @@ def serve(
     udp.settimeout(IDLE_CHECK_SECONDS)
 
     def reply(data: bytes, peer: tuple[str, int]) -> None:
+        # Relayed verbatim: the upstream already sized it for the client's EDNS buffer.
         out = resolver.resolve(data, tcp=False)
         if out:
-            if len(out) > 512:
-                # Over UDP without EDNS: truncate, the client retries over TCP.
-                q = dns.parse_question(data)
-                out = dns.build_response(q, [])
-                out = (
-                    out[:2]
-                    + struct.pack("!H", struct.unpack_from("!H", out, 2)[0] | 0x0200)
-                    + out[4:]
-                )
             with contextlib.suppress(OSError):
                 udp.sendto(out, peer)
 

@@ -182,3 +182,18 @@ def test_ruleset_replaces_and_flush_removes_both_tables() -> None:
     empty = firewall.render_ruleset("pt", [], [])
     assert "chain forward" in empty
     assert "masquerade" not in empty
+
+
+def test_large_local_answers_truncate_over_udp_only() -> None:
+    many = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(60)]
+    r = dnsserver.Resolver(FakeNames({"svc": many}), [])  # type: ignore[arg-type]
+    query = dns.build_query("svc", dns.QType.A, 3)
+    udp = r.answer_local(query)
+    assert udp is not None
+    assert len(udp) <= dns.UDP_MAX
+    assert struct.unpack_from("!H", udp, 2)[0] & 0x0200  # TC: ask again over TCP
+    assert 0 < len(dns.parse_answer(udp).addresses) < 60
+    tcp = r.answer_local(query, tcp=True)
+    assert tcp is not None
+    assert dns.parse_answer(tcp).addresses == tuple(many)
+    assert not struct.unpack_from("!H", tcp, 2)[0] & 0x0200
