@@ -228,3 +228,41 @@ def test_pull_killed_midway_then_repeated(
                 assert "sha256:" + hashlib.sha256(f.read()).hexdigest() == digest
     finally:
         images.close()
+
+
+def test_all_tags(
+    registry_plain: Registry, registry_token: Registry, cli_env: dict[str, str], repo_name: str
+) -> None:
+    one, two = ob.busybox_image(), ob.whiteout_image()
+    ob.push_image(registry_plain, repo_name, "one", one)
+    ob.push_image(registry_plain, repo_name, "two", two)
+    repo = f"{registry_plain.host}/{repo_name}"
+    r = portique(cli_env, "pull", "-a", repo)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "one: Pulling from " + repo_name in lines
+    assert "two: Pulling from " + repo_name in lines
+    assert lines[-2:] == [f"Status: Downloaded newer image for {repo}", repo]
+    r = portique(cli_env, "pull", "-a", f"{repo}:one")
+    assert r.returncode == 125
+    assert "can't be used with --all-tags" in r.stderr
+    # Push every local tag of a repository to another registry.
+    dest = f"{registry_token.host}/{repo_name}"
+    for tag in ("one", "two"):
+        assert portique(cli_env, "tag", f"{repo}:{tag}", f"{dest}:{tag}").returncode == 0
+    r = portique(
+        cli_env,
+        "login",
+        "-u",
+        "testuser",
+        "--password-stdin",
+        registry_token.host,
+        input="testpassword",
+    )
+    assert r.returncode == 0, r.stderr
+    r = portique(cli_env, "push", "-a", "-q", dest)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        f"{dest}@{one.manifest_digest}",
+        f"{dest}@{two.manifest_digest}",
+    ]

@@ -15,9 +15,11 @@ import threading
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from portique.image.pull import ProgressEvent
+    from portique.image.images import Images
+    from portique.image.pull import ProgressEvent, PullResult
     from portique.image.registry.auth import CredentialSource
     from portique.image.registry.client import RegistryClient
+    from portique.oci.reference import Reference
 
 # Statuses that carry a byte count and are redrawn rather than printed when piped.
 _TRANSIENT = frozenset({"Downloading", "Extracting", "Pushing"})
@@ -108,26 +110,61 @@ class ProgressPrinter:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
     parser.add_argument("-q", "--quiet", action="store_true", help="suppress verbose output")
-    parser.add_argument("-a", "--all-tags", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "-a", "--all-tags", action="store_true", help="download all tagged images in the repository"
+    )
     parser.add_argument("--platform", help="set platform if server is multi-platform capable")
     add_registry_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.image import open_images
-    from portique.errors import Unsupported
-    from portique.image.pull import ProgressEvent, pull_image
+    from portique.errors import InvalidArgument, NotFound
     from portique.oci.reference import parse_reference
 
-    if args.all_tags:
-        raise Unsupported("pull --all-tags is not supported")
     platform = args.platform or os.environ.get("DOCKER_DEFAULT_PLATFORM") or None
     as_typed = parse_reference(args.name, default_tag=None)
-    ref = parse_reference(args.name)
     out = sys.stdout
     printer = None if args.quiet else ProgressPrinter(out, out.isatty())
-    if printer is not None and as_typed.tag is None and as_typed.digest is None:
-        out.write("Using default tag: latest\n")
+    client = make_client(args)
+    if args.all_tags:
+        if as_typed.tag is not None or as_typed.digest is not None:
+            raise InvalidArgument("tag can't be used with --all-tags/-a")
+        refs = [as_typed.with_tag(t) for t in sorted(client.list_tags(as_typed))]
+        if not refs:
+            raise NotFound(f"no tags in repository {as_typed.familiar_name()}")
+    else:
+        refs = [parse_reference(args.name)]
+        if printer is not None and as_typed.tag is None and as_typed.digest is None:
+            out.write("Using default tag: latest\n")
+
+    images = open_images()
+    try:
+        results = [_pull_one(images, ref, platform, printer, client) for ref in refs]
+    finally:
+        images.close()
+    if printer is not None:
+        shown = as_typed.familiar_name() if args.all_tags else refs[0].familiar()
+        if not results[-1].downloaded and not args.all_tags:
+            out.write(f"Digest: {results[-1].digest}\n")
+        status = (
+            "Downloaded newer image"
+            if any(r.downloaded for r in results)
+            else "Image is up to date"
+        )
+        out.write(f"Status: {status} for {shown}\n")
+    out.write(f"{as_typed.repository if args.all_tags else refs[0]}\n")
+    return 0
+
+
+def _pull_one(
+    images: Images,
+    ref: Reference,
+    platform: str | None,
+    printer: ProgressPrinter | None,
+    client: RegistryClient,
+) -> PullResult:
+    from portique.image.pull import ProgressEvent, pull_image
 
     def progress(event: ProgressEvent) -> None:
         if printer is None:
@@ -137,17 +174,4 @@ def run(args: argparse.Namespace) -> int:
         else:
             printer(event)
 
-    images = open_images()
-    try:
-        result = pull_image(
-            images, args.name, platform=platform, progress=progress, client=make_client(args)
-        )
-    finally:
-        images.close()
-    if printer is not None:
-        if not result.downloaded:
-            out.write(f"Digest: {result.digest}\n")
-        status = "Downloaded newer image" if result.downloaded else "Image is up to date"
-        out.write(f"Status: {status} for {ref.familiar()}\n")
-    out.write(f"{ref}\n")
-    return 0
+    return pull_image(images, str(ref), platform=platform, progress=progress, client=client)

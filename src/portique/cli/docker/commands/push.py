@@ -11,7 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("name", metavar="NAME[:TAG]")
     parser.add_argument("-q", "--quiet", action="store_true", help="suppress verbose output")
-    parser.add_argument("-a", "--all-tags", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "-a", "--all-tags", action="store_true", help="push all tags of the repository"
+    )
     parser.add_argument(
         "--chunk-size",
         type=int,
@@ -24,33 +26,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.image import open_images
     from portique.cli.docker.commands.pull import ProgressPrinter, make_client
-    from portique.errors import Unsupported
+    from portique.errors import InvalidArgument, NotFound
     from portique.image.push import push_image
     from portique.oci.reference import parse_reference
 
-    if args.all_tags:
-        raise Unsupported("push --all-tags is not supported")
     as_typed = parse_reference(args.name, default_tag=None)
-    ref = parse_reference(args.name)
     out = sys.stdout
     printer = None if args.quiet else ProgressPrinter(out, out.isatty())
-    if printer is not None:
-        if as_typed.tag is None and as_typed.digest is None:
-            out.write("Using default tag: latest\n")
-        out.write(f"The push refers to repository [{ref.repository}]\n")
     images = open_images()
     try:
-        result = push_image(
-            images,
-            str(ref),
-            progress=printer,
-            client=make_client(args),
-            chunk_size=args.chunk_size,
-        )
+        if args.all_tags:
+            if as_typed.tag is not None or as_typed.digest is not None:
+                raise InvalidArgument("tag can't be used with --all-tags/-a")
+            refs = sorted(
+                {
+                    r
+                    for image in images.list()
+                    for r in (parse_reference(t) for t in image.repo_tags)
+                    if r.repository == as_typed.repository
+                },
+                key=str,
+            )
+            if not refs:
+                raise NotFound(f"no tags of {as_typed.familiar_name()} to push")
+        else:
+            refs = [parse_reference(args.name)]
+            if printer is not None and as_typed.tag is None and as_typed.digest is None:
+                out.write("Using default tag: latest\n")
+        if printer is not None:
+            out.write(f"The push refers to repository [{as_typed.repository}]\n")
+        client = make_client(args)
+        for ref in refs:
+            result = push_image(
+                images, str(ref), progress=printer, client=client, chunk_size=args.chunk_size
+            )
+            if printer is not None:
+                out.write(f"{ref.tag}: digest: {result.digest} size: {result.size}\n")
+            else:
+                out.write(f"{ref.repository}@{result.digest}\n")
     finally:
         images.close()
-    if printer is not None:
-        out.write(f"{ref.tag}: digest: {result.digest} size: {result.size}\n")
-    else:
-        out.write(f"{ref.repository}@{result.digest}\n")
     return 0
