@@ -290,3 +290,18 @@ def test_label_filter_and_save_piped_into_load(
         env={**os.environ, "PORTIQUE_ROOT": str(tmp_path / "other")},
     ).stdout.decode()
     assert sorted(other.splitlines()) == ["Loaded image: a:1", "Loaded image: b:1"]
+
+
+def test_prune_with_label_and_until_filters(portique: Run, busybox_tar: Path) -> None:
+    core = portique("import", "-c", "LABEL team=core", str(busybox_tar), "a:1").stdout.strip()
+    portique("import", "-c", "LABEL team=edge", str(busybox_tar), "b:1")
+    # Everything was created just now: nothing is older than an hour.
+    out = portique("image", "prune", "-a", "-f", "--filter", "until=1h").stdout
+    assert out == "Total reclaimed space: 0B\n"
+    out = portique("image", "prune", "-a", "-f", "--filter", "label=team=core").stdout
+    assert out.startswith(f"Deleted Images:\nuntagged: a:1\ndeleted: {core}\n\n")
+    assert "Total reclaimed space: " in out
+    assert out.splitlines()[-1] != "Total reclaimed space: 0B"
+    assert portique("images", "--format", "{{.Repository}}").stdout == "b\n"
+    bad = portique("image", "prune", "-f", "--filter", "until=someday", check=False)
+    assert bad.returncode == 125

@@ -12,6 +12,7 @@ from portique.cli.docker.commands.image import (
     image_rows,
     inspect_image,
     parse_filters,
+    parse_until,
 )
 from portique.errors import InvalidArgument
 from portique.image.images import ImageRecord
@@ -112,3 +113,24 @@ def test_parse_filters() -> None:
         parse_filters(["nope=1"], ("dangling",))
     with pytest.raises(InvalidArgument, match="expected name=value"):
         parse_filters(["dangling"], ("dangling",))
+
+
+@pytest.mark.parametrize(
+    ("value", "cutoff"),
+    [
+        ("24h", 1_000_000.0 - 86400),
+        ("1h30m", 1_000_000.0 - 5400),
+        ("90s", 1_000_000.0 - 90),
+        ("12345", 12345.0),
+        ("2024-01-02T03:04:05Z", 1704164645.0),
+        ("2024-01-02", 1704153600.0),
+    ],
+)
+def test_parse_until(value: str, cutoff: float) -> None:
+    assert parse_until(value, now=1_000_000.0) == pytest.approx(cutoff)
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "10x", "h"])
+def test_parse_until_rejects(bad: str) -> None:
+    with pytest.raises(InvalidArgument, match="until"):
+        parse_until(bad)

@@ -203,10 +203,8 @@ def _matches(r: ImageRecord, filters: Mapping[str, list[str]], imgs: Images) -> 
     if refs and not any(_reference_matches(r, pattern) for pattern in refs):
         return False
     labels = (r.config.get("config") or {}).get("Labels") or {}
-    for want in filters.get("label", []):
-        key, eq, value = want.partition("=")
-        if key not in labels or (eq and labels[key] != value):
-            return False
+    if not all(_label_matches(labels, want) for want in filters.get("label", [])):
+        return False
     mine = _created(r)
     before = all(mine < _created(imgs.resolve(n)) for n in filters.get("before", []))
     return before and all(mine > _created(imgs.resolve(n)) for n in filters.get("since", []))
@@ -409,10 +407,30 @@ def confirm(warning: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def parse_until(value: str, now: float | None = None) -> float:
+    """Docker's `until=`: a Go duration before now ("24h", "1h30m"), or a timestamp."""
+    import re
+
+    now = time.time() if now is None else now
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", value)
+    if parts and "".join(n + u for n, u in parts) == value:
+        return now - sum(float(n) * units[u] for n, u in parts)
+    try:
+        return float(value)  # Unix seconds
+    except ValueError:
+        pass
+    ts = created_timestamp(value if "T" in value else value + "T00:00:00Z")
+    if ts <= 0:
+        raise InvalidArgument(f"invalid filter 'until={value}': expected a duration or a timestamp")
+    return ts
+
+
 def _prune(args: argparse.Namespace) -> int:
     from portique.cli.docker.format import human_size
 
-    parse_filters(args.filter, ())
+    filters = parse_filters(args.filter, ("until", "label", "label!"))
+    cutoffs = [parse_until(v) for v in filters.get("until", [])]
     if not args.force:
         warning = (
             "WARNING! This will remove all images without at least one container associated to them."
@@ -422,14 +440,57 @@ def _prune(args: argparse.Namespace) -> int:
         if not confirm(warning):
             return 0
     imgs = open_images()
-    ids, reclaimed = imgs.prune(all=args.all)
-    if ids:
-        sys.stdout.write("Deleted Images:\n")
-        for ident in ids:
-            sys.stdout.write(f"deleted: {ident}\n")
-        sys.stdout.write("\n")
+    if filters:
+        lines, reclaimed = _prune_filtered(imgs, filters, cutoffs, all_images=args.all)
+    else:
+        ids, reclaimed = imgs.prune(all=args.all)
+        lines = [f"deleted: {ident}" for ident in ids]
+    if lines:
+        sys.stdout.write("Deleted Images:\n" + "".join(f"{line}\n" for line in lines) + "\n")
     sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed, 4)}\n")
     return 0
+
+
+def _prune_filtered(
+    imgs: Images, filters: Mapping[str, list[str]], cutoffs: Sequence[float], *, all_images: bool
+) -> tuple[list[str], int]:
+    """Prune with `until`/`label` filters: remove each matching candidate as `rmi` would."""
+    from portique.errors import Conflict
+
+    before = _footprint(imgs)
+    lines: list[str] = []
+    for r in imgs.list(all=True):
+        if r.repo_tags and not all_images:
+            continue
+        if any(_created(r) >= cutoff for cutoff in cutoffs):
+            continue
+        labels = (r.config.get("config") or {}).get("Labels") or {}
+        if not all(_label_matches(labels, want) for want in filters.get("label", [])):
+            continue
+        if any(_label_matches(labels, want) for want in filters.get("label!", [])):
+            continue
+        try:
+            results = imgs.remove(r.id, force=False)
+        except (Conflict, NotFound):
+            continue  # in use by a container, or removed meanwhile by another prune
+        lines += [f"{what.lower()}: {ref}" for what, ref in results]
+    return lines, max(0, before - _footprint(imgs))
+
+
+def _label_matches(labels: Mapping[str, str], want: str) -> bool:
+    key, eq, value = want.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
+def _footprint(imgs: Images) -> int:
+    """Bytes of unpacked layers plus stored blobs: what a prune can give back."""
+    total = int(imgs.disk_usage().get("size", 0))
+    for digest in imgs.store.digests():
+        try:
+            total += imgs.store.size(digest)
+        except NotFound:
+            continue
+    return total
 
 
 _LOCAL_RUN: dict[str, Callable[[argparse.Namespace], int]] = {
