@@ -273,6 +273,8 @@ def test_label_filter_and_save_piped_into_load(
     ]
     assert len(portique("images", "-q", "--filter", "label=team").stdout.split()) == 2
     assert portique("images", "-q", "--filter", "label=team=none").stdout == ""
+    assert portique("images", "-q", "--filter", "until=1h").stdout == ""
+    assert len(portique("images", "-q", "--filter", "until=2999-01-01").stdout.split()) == 2
 
     saved = subprocess.run(
         [sys.executable, "-m", "portique", "save", "a:1", "b:1"],

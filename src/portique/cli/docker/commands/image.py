@@ -133,7 +133,11 @@ def parse_filters(items: Sequence[str], allowed: Sequence[str]) -> dict[str, lis
 def _ls(args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
 
-    filters = parse_filters(args.filter, ("dangling", "reference", "label", "before", "since"))
+    filters = parse_filters(
+        args.filter, ("dangling", "reference", "label", "before", "since", "until")
+    )
+    for value in filters.get("until", []):
+        parse_until(value)  # a bad value is an error even when no image is listed
     if args.repository:
         filters.setdefault("reference", []).append(args.repository)
     imgs = open_images()
@@ -206,6 +210,8 @@ def _matches(r: ImageRecord, filters: Mapping[str, list[str]], imgs: Images) -> 
     if not all(_label_matches(labels, want) for want in filters.get("label", [])):
         return False
     mine = _created(r)
+    if any(mine >= parse_until(v) for v in filters.get("until", [])):
+        return False
     before = all(mine < _created(imgs.resolve(n)) for n in filters.get("before", []))
     return before and all(mine > _created(imgs.resolve(n)) for n in filters.get("since", []))
 
