@@ -107,25 +107,33 @@ class Snapshots:
 
 
 def remove_tree(path: Path) -> None:
-    """rm -rf `path` without recursion and without following symlinks.
+    """rm -rf `path`; see `remove_at`."""
+    try:
+        top = os.open(path.parent, _RO_DIR)
+    except FileNotFoundError:
+        return
+    try:
+        remove_at(top, path.name)
+    finally:
+        os.close(top)
+
+
+def remove_at(dir_fd: int, name: str) -> None:
+    """rm -rf `name` in `dir_fd`, without recursion and without following symlinks.
 
     shutil.rmtree recurses once per level, and a layer may nest deeper than
     Python's stack; this walks down and up again holding one directory fd
     (a child opened with O_NOFOLLOW, whose ".." is then its real parent).
     """
     try:
-        top = os.open(path.parent, _RO_DIR)
+        fd = os.open(name, _RO_DIR | os.O_NOFOLLOW, dir_fd=dir_fd)
     except FileNotFoundError:
         return
+    except OSError:  # not a directory (or a symlink): just unlink it
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    names: list[str] = []
     try:
-        try:
-            fd = os.open(path.name, _RO_DIR | os.O_NOFOLLOW, dir_fd=top)
-        except FileNotFoundError:
-            return
-        except OSError:  # not a directory (or a symlink): just unlink it
-            os.unlink(path.name, dir_fd=top)
-            return
-        names: list[str] = []
         while True:
             child = None
             with os.scandir(fd) as it:
@@ -139,17 +147,16 @@ def remove_tree(path: Path) -> None:
                 os.close(fd)
                 fd = sub
                 names.append(child)
-                continue
-            if not names:
+            elif names:
+                parent = os.open("..", _RO_DIR, dir_fd=fd)
                 os.close(fd)
-                os.rmdir(path.name, dir_fd=top)
-                return
-            parent = os.open("..", _RO_DIR, dir_fd=fd)
-            os.close(fd)
-            fd = parent
-            os.rmdir(names.pop(), dir_fd=fd)
+                fd = parent
+                os.rmdir(names.pop(), dir_fd=fd)
+            else:
+                break
     finally:
-        os.close(top)
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
 
 
 def overlay_data(lowers: Sequence[Path], upper: Path, work: Path, fd_dir: int | None = None) -> str:
@@ -333,4 +340,12 @@ def _walk(tf: Any, dir_fd: int, prefix: str, seen: dict[tuple[int, int], str]) -
         # Sockets are not carried in layers (Docker skips them too).
 
 
-__all__ = ["Snapshots", "mount_overlay", "overlay_data", "unmount_overlay", "write_diff_tar"]
+__all__ = [
+    "Snapshots",
+    "mount_overlay",
+    "overlay_data",
+    "remove_at",
+    "remove_tree",
+    "unmount_overlay",
+    "write_diff_tar",
+]

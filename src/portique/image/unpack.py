@@ -33,7 +33,6 @@ import errno
 import hashlib
 import os
 import queue
-import shutil
 import stat
 import tarfile
 import threading
@@ -43,6 +42,7 @@ from enum import StrEnum
 from typing import BinaryIO, Final, Protocol, cast
 
 from portique.errors import InvalidArgument, PortiqueError
+from portique.image.snapshots import remove_at
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
@@ -327,7 +327,7 @@ class _Unpacker:
             return
         if stat.S_ISDIR(st.st_mode):
             self.dirs.clear()  # cached fds below it would point into a deleted tree
-            shutil.rmtree(name, dir_fd=parent)
+            remove_at(parent, name)
         else:
             os.unlink(name, dir_fd=parent)
 

@@ -328,3 +328,10 @@ def test_many_dirs_deep_paths_and_links_across_them(dest: tuple[Path, int]) -> N
         # every other test run on the machine) can go: remove it here.
         remove_tree(root / "n")
     assert not (root / "n").exists()
+
+
+def test_deep_directory_replaced_within_a_layer(dest: tuple[Path, int]) -> None:
+    deep = "/".join(["n"] * 1200)
+    tar = RawTar().file(f"top/{deep}/leaf", b"x").file("top", b"now a file").bytes()
+    run(dest, tar)
+    assert (dest[0] / "top").read_bytes() == b"now a file"
