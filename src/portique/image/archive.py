@@ -292,16 +292,23 @@ def _seekable(inp: BinaryIO, tmpdir: Path) -> Iterator[IO[bytes]]:
 # ---- load ------------------------------------------------------------------------
 
 
-def load(images: Images, inp: BinaryIO, *, progress: Progress | None = None) -> list[LoadedImage]:
+def load(
+    images: Images,
+    inp: BinaryIO,
+    *,
+    progress: Progress | None = None,
+    platform: str | None = None,
+) -> list[LoadedImage]:
     """Load every image of a docker-archive or OCI archive; return what was loaded.
 
     `progress(layer_digest, bytes_done, bytes_total)` is called as layers are copied.
+    `platform` picks the image of a multi-platform index (default: the host's).
     """
     with _seekable(inp, images.root / "tmp") as f:
         archive = _Archive(f)
         archive.progress = progress
         if "index.json" in archive:
-            loaded = _load_oci(images, archive)
+            loaded = _load_oci(images, archive, platform or oci.host_platform())
         elif "manifest.json" in archive:
             loaded = _load_docker(images, archive)
         else:
@@ -425,7 +432,7 @@ def _pump(
             archive.progress(digest, h.size, size)
 
 
-def _load_oci(images: Images, archive: _Archive) -> list[LoadedImage]:
+def _load_oci(images: Images, archive: _Archive, platform: str) -> list[LoadedImage]:
     index = oci.parse_manifest(archive.read("index.json"), oci.MEDIA_TYPE_OCI_INDEX)
     if not isinstance(index, oci.Index):
         raise InvalidArchive("invalid archive: index.json is not an image index")
@@ -451,8 +458,8 @@ def _load_oci(images: Images, archive: _Archive) -> list[LoadedImage]:
         manifest_bytes = _read_blob(archive, desc.digest, desc.size, oci.MAX_MANIFEST_SIZE)
         parsed = oci.parse_manifest(manifest_bytes, desc.media_type)
         if isinstance(parsed, oci.Index):
-            # A multi-platform image: load the host's platform, as pull does.
-            desc = oci.select_platform(parsed, oci.host_platform())
+            # A multi-platform image: load one platform (the host's), as pull does.
+            desc = oci.select_platform(parsed, platform)
             manifest_bytes = _read_blob(archive, desc.digest, desc.size, oci.MAX_MANIFEST_SIZE)
             parsed = oci.parse_manifest(manifest_bytes, desc.media_type)
         if not isinstance(parsed, oci.Manifest):

@@ -247,6 +247,12 @@ def test_load_untagged_oci_layout_prints_id_and_picks_host_platform(
     proc = portique("load", "-i", str(archive))
     amd64 = next(i for i in idx.images if json.loads(i.config)["architecture"] == "amd64")
     assert proc.stdout == f"Loaded image ID: {amd64.config_digest}\n"
+    arm64 = next(i for i in idx.images if json.loads(i.config)["architecture"] == "arm64")
+    proc = portique("load", "--platform", "linux/arm64", "-i", str(archive))
+    assert proc.stdout == f"Loaded image ID: {arm64.config_digest}\n"
+    assert portique("image", "inspect", "-f", "{{.Architecture}}", arm64.config_digest).stdout == (
+        "arm64\n"
+    )
 
 
 def test_load_refuses_a_tampered_archive(portique: Run, tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ from collections.abc import Callable
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", help="read from tar archive file, instead of STDIN")
     parser.add_argument("-q", "--quiet", action="store_true", help="suppress the load output")
-    # Accepted for Docker compatibility: an archive's single platform is loaded.
-    parser.add_argument("--platform", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--platform", help="load this platform of a multi-platform image (default: the host's)"
+    )
 
 
 def _progress(quiet: bool) -> Callable[[str, int, int], None] | None:
@@ -49,14 +50,16 @@ def run(args: argparse.Namespace) -> int:
         except FileNotFoundError:
             raise NotFound(f"no such file: {args.input}") from None
         with f:
-            loaded = load(imgs, f, progress=_progress(args.quiet))
+            loaded = load(imgs, f, progress=_progress(args.quiet), platform=args.platform)
     else:
         if sys.stdin.isatty():
             raise InvalidArgument(
                 "requested load from stdin, but stdin is empty",
                 hint="use the -i flag or redirect",
             )
-        loaded = load(imgs, sys.stdin.buffer, progress=_progress(args.quiet))
+        loaded = load(
+            imgs, sys.stdin.buffer, progress=_progress(args.quiet), platform=args.platform
+        )
     for image in loaded:
         if image.tags:
             sys.stdout.write("".join(f"Loaded image: {t}\n" for t in image.tags))
