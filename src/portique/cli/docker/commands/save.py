@@ -48,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidArgument(f"cannot save to {target}: it is a directory")
     tmp = target.with_name(f".{target.name}.tmp.{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
+        f = open(tmp, "wb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise InvalidArgument(
+            f"cannot save to {target}: {(exc.strerror or str(exc)).lower()}"
+        ) from None
+    try:
+        with f:
             save(imgs, args.images, f, format=args.format)
             f.flush()
             os.fsync(f.fileno())
