@@ -21,7 +21,7 @@ from net_helpers import (
 
 from portique.errors import Conflict, InvalidArgument, NotFound
 from portique.network import bridge, dnsserver
-from portique.network.networks import Networks
+from portique.network.networks import Networks, bring_up_loopback
 
 
 def _site(tmp_path: Path, text: str) -> Path:
@@ -152,3 +152,14 @@ def test_second_network_is_eth1_and_networks_are_isolated(
     # Nor may it ask "back"'s resolver for its names (the gateway is a host address).
     refused = query_in(ns_c, back.gateway, "b")
     assert (refused.rcode, refused.addresses) == (5, ())
+
+
+def test_network_none_is_loopback_only(make_netns: NetnsFactory) -> None:
+    ns = make_netns()
+    assert "DOWN" in nsexec(ns, "ip", "-br", "link", "show", "lo").stdout
+    bring_up_loopback(ns)
+    links = nsexec(ns, "ip", "-br", "link", check=True).stdout.splitlines()
+    assert len(links) == 1
+    assert links[0].startswith("lo ")
+    assert "UP" in links[0]
+    assert nsexec(ns, "/bin/busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1").returncode == 0
