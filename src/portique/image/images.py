@@ -20,7 +20,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,7 +34,6 @@ from portique.image.snapshots import (
     write_diff_tar,
 )
 from portique.image.store import ContentStore, NewBlob
-from portique.image.unpack import InvalidLayer, unpack
 from portique.oci.digest import DigestMismatch, parse_digest
 from portique.oci.reference import parse_reference
 
@@ -141,6 +139,8 @@ class Images:
 
     def unpack_layer(self, desc: LayerDesc) -> Path:
         """Unpack one layer blob (already in the store) once; return its snapshot dir."""
+        from portique.image.unpack import InvalidLayer, unpack  # tarfile: keep `images` quick
+
         digest = parse_digest(desc.digest)
         known = self._known_layer(digest)
         if known is not None:
@@ -172,6 +172,8 @@ class Images:
         """Unpack several layers in parallel (each is its own dir); keep their order."""
         if len(descs) <= 1:
             return [self.unpack_layer(d) for d in descs]
+        from concurrent.futures import ThreadPoolExecutor
+
         workers = min(len(descs), max(2, os.cpu_count() or 2))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unpack") as pool:
             return list(pool.map(self.unpack_layer, descs))

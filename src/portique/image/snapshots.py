@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 import time
 from collections.abc import Iterator, Sequence
@@ -58,7 +57,7 @@ class Snapshots:
     @contextlib.contextmanager
     def staging(self) -> Iterator[tuple[Path, int]]:
         """A fresh tmp dir and an fd on it; removed on exit unless `install`ed."""
-        tmp = self.dir / f"tmp-{secrets.token_hex(8)}"
+        tmp = self.dir / f"tmp-{os.urandom(8).hex()}"
         os.mkdir(tmp, 0o755)
         fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -80,7 +79,7 @@ class Snapshots:
 
     def remove(self, n: int) -> None:
         target = self.path(n)
-        trash = self.dir / f"tmp-del-{secrets.token_hex(8)}"
+        trash = self.dir / f"tmp-del-{os.urandom(8).hex()}"
         try:
             os.rename(target, trash)
         except FileNotFoundError:

@@ -152,10 +152,8 @@ class NewBlob:
     """
 
     def __init__(self, store: ContentStore) -> None:
-        import secrets
-
         self._store = store
-        self._tmp = store.ingest_dir / f"new-{secrets.token_hex(8)}.part"
+        self._tmp = store.ingest_dir / f"new-{os.urandom(8).hex()}.part"
         self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         self._hash = hashlib.sha256()
         self.size = 0
