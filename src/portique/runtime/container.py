@@ -306,6 +306,8 @@ class Runtime:
 
     def start(self, container_id: str) -> None:
         s = self._refresh(self._load(container_id))
+        if s.status is Status.STOPPED:
+            raise InvalidState(f"cannot start container {container_id}: {_death_of(s.pid)}")
         st.next_status(s.status, Op.START)
         fifo = st.fifo_path(self._dir(container_id))
         try:
@@ -326,6 +328,9 @@ class Runtime:
         spec = self._spec_of(s)
         if spec.hooks.poststart:
             from portique.runtime.hooks import HookError, run_hooks
+
+            # poststart hooks run once the user program is executing.
+            _wait_exec(s.pid, s.start_time)
 
             try:
                 run_hooks("poststart", spec.hooks.poststart, s.to_oci_json())
@@ -644,6 +649,19 @@ def _reap(pid: int) -> int | None:
         return None
 
 
+def _death_of(pid: int) -> str:
+    """How the init ended, when it is our child (we are its subreaper)."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return "its init is gone"
+    if not done:
+        return "its init is not the process it was"
+    if os.WIFSIGNALED(status):
+        return f"its init was killed by signal {os.WTERMSIG(status)}"
+    return f"its init exited with status {os.WEXITSTATUS(status)}"
+
+
 def _reap_quiet(pid: int) -> None:
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -666,6 +684,23 @@ def _wait_pid(pid: int) -> int:
                 time.sleep(0.01)
             return 0
         return _exit_code(status)
+
+
+def _wait_exec(pid: int, start_time: int, timeout: float = 60) -> None:
+    """Wait until `pid` no longer runs the runtime's interpreter (it exec'd or died)."""
+    # Compare files, not paths: the container may run a python at our path.
+    me = os.stat("/proc/self/exe")
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while time.monotonic() < deadline and procfs.is_alive(pid, start_time or None):
+        try:
+            exe = os.stat(f"/proc/{pid}/exe")
+            if (exe.st_dev, exe.st_ino) != (me.st_dev, me.st_ino):
+                return
+        except OSError:
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
 
 
 def _warn(message: str) -> None:

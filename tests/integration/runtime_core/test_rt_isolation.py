@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from portique.runtime import Runtime
 from support.rt_bundle import make_config
 from support.rt_run import kv, run_container

@@ -34,7 +34,10 @@ def test_cycles_leak_nothing(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) 
         if i % 20 == 0:
             # Exec into some of them too, while created.
             assert rt.exec(cid, parse_process({"args": ["true"]}), stdio=out.stdio) == 0
-        rt.start(cid)
+        try:
+            rt.start(cid)
+        except Exception as e:
+            raise AssertionError(f"cycle {i}: {e}; output: {out.text()!r}") from e
         deadline = time.monotonic() + 10
         while rt.state(cid).status is not Status.STOPPED and time.monotonic() < deadline:
             time.sleep(0.002)

@@ -322,7 +322,8 @@ def test_no_pivot(rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Output
     bundle = make_bundle(tmp_path, busybox_rootfs, cfg)
     assert rt.run(new_id(), bundle, stdio=out.stdio, no_pivot=True) == 0
     got = kv(out.text())
-    assert "bin" in got["root"].split() and "etc" in got["root"].split()
+    assert "bin" in got["root"].split()
+    assert "etc" in got["root"].split()
 
 
 def test_rootfs_propagation_shared(
