@@ -187,6 +187,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench/run.py: run me as root", file=sys.stderr)
         return 1
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="pq-bench-") as tmp:
         run_root = f"/run/pq-bench-{os.getpid()}"
         env = dict(os.environ, PORTIQUE_ROOT=f"{tmp}/root", PORTIQUE_RUNROOT=run_root)
@@ -269,6 +270,7 @@ def main() -> int:
                     [PORTIQUE, "rm", "-f", *leftover], env=env, capture_output=True, check=False
                 )
             shutil.rmtree(run_root, ignore_errors=True)
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
 

@@ -98,8 +98,9 @@ def prepare(row: ContainerRow, paths: ContainerPaths, stack: ExitStack) -> dict[
     points = row.config.get("MountPoints") or []
     volumes.copy_image_content(str(rootfs), points)
     write_etc_files(row, paths)
+    host_caps = opt.host_capabilities()
     caps = opt.capabilities(
-        host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged"))
+        host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged")), host_caps
     )
     workdir = str(config.get("WorkingDir") or "/")
     if workdir != "/":
@@ -116,6 +117,7 @@ def prepare(row: ContainerRow, paths: ContainerPaths, stack: ExitStack) -> dict[
         mounts=volumes.oci_mounts(points),
         seccomp=seccomp_for(host, caps),
         init_binary=TINI if os.path.exists(TINI) else (shutil.which("tini-static") or ""),
+        host_caps=host_caps,
     )
     spec = cfg.build_spec(config, host, inputs)
     atomic_write_json(paths.dir / "config.json", spec, mode=0o600)

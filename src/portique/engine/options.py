@@ -557,6 +557,24 @@ ALL_CAPS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+def caps_from_mask(mask: int) -> list[str]:
+    """Capability names of the bits set in `mask` (ALL_CAPS is in kernel number order)."""
+    return [name for bit, name in enumerate(ALL_CAPS) if mask >> bit & 1]
+
+
+def host_capabilities(status: str = "/proc/self/status") -> list[str]:
+    """Our bounding set: a container cannot get what we do not have (CAP_SYS_RESOURCE
+    is missing on some hosts, and capset would fail)."""
+    try:
+        with open(status) as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return caps_from_mask(int(line.split()[1], 16))
+    except (OSError, ValueError):
+        pass
+    return list(ALL_CAPS)
+
+
 def _cap_name(raw: str) -> str:
     name = raw.strip().upper()
     if name == "ALL":

@@ -201,8 +201,21 @@ def test_default_seccomp_blocks_unshare_and_mount(pq: Any) -> None:
         ).returncode
         == 0
     )
-    p = pq("run", "--rm", "busybox", "mount", "-t", "tmpfs", "none", "/mnt")
+    p = pq("run", "--rm", "busybox", "sh", "-c", "mkdir -p /m && mount -t tmpfs none /m")
     assert p.returncode != 0
+    status = pq.ok("run", "--rm", "busybox", "grep", "Seccomp:", "/proc/self/status")
+    assert status.split()[1] == "2"  # a seccomp filter is installed
+    status = pq.ok(
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "grep",
+        "Seccomp:",
+        "/proc/self/status",
+    )
+    assert status.split()[1] == "0"
 
 
 def test_masked_and_readonly_proc(pq: Any) -> None:

@@ -197,3 +197,11 @@ def test_user_and_name() -> None:
     assert opt.parse_name("/web") == "web"
     with pytest.raises(InvalidArgument):
         opt.parse_name("bad name")
+
+
+def test_caps_from_mask(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert opt.caps_from_mask(0xA80425FB) == sorted(opt.DEFAULT_CAPS, key=opt.ALL_CAPS.index)
+    status = tmp_path / "status"
+    status.write_text("Name:\tx\nCapBnd:\t000001fffeffffff\n")
+    caps = opt.host_capabilities(str(status))
+    assert "CAP_SYS_RESOURCE" not in caps and "CAP_SYS_ADMIN" in caps and len(caps) == 40
