@@ -37,7 +37,8 @@ def test_custom_seccomp_profile(pq: Any, tmp_path: Path) -> None:
     assert p.returncode != 0
     assert pq("run", "--rm", "busybox", "mkdir", "/tmp/x").returncode == 0
     p = pq("run", "--rm", "--security-opt", f"seccomp={tmp_path}/missing.json", "busybox", "true")
-    assert p.returncode == 125 and "seccomp profile" in p.stderr
+    assert p.returncode == 125
+    assert "seccomp profile" in p.stderr
 
 
 def test_no_new_privileges_and_privileged(pq: Any) -> None:
