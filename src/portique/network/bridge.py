@@ -207,6 +207,9 @@ def add_veth(
             ipr.link("set", index=idx, state="up")
     finally:
         os.close(fd)
+    # Hairpin: a container reaching its own published port through a host address
+    # is DNATed back out of the port it came in on; bridges refuse that by default.
+    (Path("/sys/class/net") / host_name / "brport/hairpin_mode").write_text("1\n")
     with _ipr(netns) as ns:
         lo = _index(ns, "lo")
         if lo is not None:

@@ -266,3 +266,16 @@ def test_udp_and_host_address_publishing(
     assert "only-on-dummy" in http_get_host(dummy.ip, tport)
     with pytest.raises(ConnectionRefusedError):  # nothing listens on the host itself
         http_get_host("127.0.0.1", tport)
+
+
+def test_hairpin_container_reaches_its_own_published_port(
+    nets: Networks, make_netns: NetnsFactory, procs: Procs, tmp_path: Path, dummy: Dummy
+) -> None:
+    ns = make_netns()
+    c = cid()
+    ep = nets.connect("bridge", c, ns, container_name="self")
+    _serve(procs, ns, tmp_path, "myself")
+    wait_port(ns, ep.ip, 80)
+    (m,) = nets.publish(c, [PortMapping(80)])
+    out = http_get_in(ns, dummy.ip, m.host_port)
+    assert "myself" in out.stdout, out.stderr
