@@ -160,6 +160,10 @@ def test_cross_repo_mount(
     assert [p[2] for p in posts] == [201]
     # Mounting what the source lacks falls back (the opened upload is cancelled).
     assert not client.mount_blob(dst, "sha256:" + "e" * 64, src)
+    # The source may be named by its path on the same registry.
+    config = img.config_digest
+    assert client.mount_blob(dst, config, f"{repo_name}-src")
+    assert client.blob_exists(dst, config)
 
 
 def test_manifest_by_digest_is_verified(registry_plain: Registry, repo_name: str) -> None:

@@ -383,8 +383,16 @@ class RegistryClient:
             raise DigestMismatch(f"registry stored {returned} for blob {digest}")
         return digest
 
-    def mount_blob(self, ref: Reference, digest: str, from_repo: Reference) -> bool:
-        """Cross-repository mount of a blob the registry already has in `from_repo`."""
+    def mount_blob(self, ref: Reference, digest: str, from_repo: Reference | str) -> bool:
+        """Cross-repository mount of a blob the registry already has in `from_repo`.
+
+        `from_repo` is a reference, or a repository path on `ref`'s registry
+        ("library/busybox"). False when the registry did not mount it (then upload).
+        """
+        if isinstance(from_repo, str):
+            from portique.oci.reference import parse_repository
+
+            from_repo = parse_repository(f"{ref.domain}/{from_repo}")
         if from_repo.domain != ref.domain:
             return False
         scopes = [
