@@ -327,3 +327,19 @@ def test_manifest_size_lies_are_refused(
     with pytest.raises(DigestMismatch, match="manifest says"):
         pull(images, f"{registry_plain.host}/{repo_name}:liar", client=anonymous())
     assert not images.store.has(img.layers[0].digest)
+
+
+def test_layer_listed_twice_is_fetched_once(
+    fresh_registry: Callable[..., Registry], images: Images
+) -> None:
+    reg = fresh_registry("plain")
+    base = ob.busybox_layer()
+    extra = ob.Layer.build(ob.TarBuilder().dir("etc").file("etc/x", b"x\n"))
+    img = ob.image_from_layers([base, extra, base], cmd=["/bin/sh"])
+    ob.push_image(reg, "twice", "v1", img)
+    before = len(reg.requests())
+    rec = pull(images, f"{reg.host}/twice:v1", client=anonymous())
+    assert rec.layers == img.diff_ids
+    assert len(rec.snapshot_dirs) == 3
+    gets = [p for m, p, s in reg.requests()[before:] if m == "GET" and base.digest in p]
+    assert len(gets) == 1
