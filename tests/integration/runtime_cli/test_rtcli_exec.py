@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -84,4 +86,26 @@ def test_exec_errors(rt: RuntimeCLI, running: str, tmp_path: Path) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and rt.state(running)["status"] != "running":
         time.sleep(0.05)
+    assert rt.state(running)["status"] == "running"
+
+
+def test_foreground_exec_forwards_signals(rt: RuntimeCLI, running: str) -> None:
+    script = "trap 'exit 43' TERM; echo ready; while :; do sleep 0.1; done"
+    fg = subprocess.Popen(
+        rt.argv("exec", running, "sh", "-c", script),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert fg.stdout is not None
+        assert fg.stdout.readline() == b"ready\n"
+        fg.send_signal(signal.SIGTERM)
+        assert fg.wait(timeout=30) == 43
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.wait()
+        if fg.stdout is not None:
+            fg.stdout.close()
     assert rt.state(running)["status"] == "running"

@@ -191,3 +191,27 @@ def test_forward_signals_survives_a_failing_send() -> None:
 
     with forward_signals(send):
         os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt, no error
+
+
+def test_forward_signals_retries_until_the_target_exists() -> None:
+    import time
+
+    from portique.cli.runc.forward import forward_signals
+
+    attempts: list[int] = []
+    delivered: list[int] = []
+
+    def send(sig: int) -> None:
+        attempts.append(sig)
+        if len(attempts) < 4:
+            raise InvalidArgument("not created yet")
+        delivered.append(sig)
+
+    with forward_signals(send):
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while not delivered and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert delivered == [signal.SIGTERM]
+    assert len(attempts) == 4
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

@@ -12,10 +12,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portique.cli.runc.context import Context
 from portique.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from portique.oci.runtime import Process
+    from portique.runtime import Runtime
 
 # A process file is small; anything bigger is not one.
 _MAX_PROCESS_JSON = 4 << 20
@@ -141,16 +145,42 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         "pid_file": pid_file,
         "preserve_fds": args.preserve_fds,
     }
-    if args.detach or console is not None or not obj.get("terminal"):
-        status = rt.exec(args.container_id, process, console_socket=console, **kwargs)
-        return 0 if args.detach else status
+    if args.detach:
+        rt.exec(args.container_id, process, console_socket=console, **kwargs)
+        return 0
+    # Foreground: signals sent to us go to the process (runc forwards them
+    # too); its pid comes from the pid file the library writes once it runs.
+    import tempfile
+
+    from portique.cli.runc.forward import forward_signals
+
+    with tempfile.TemporaryDirectory(prefix="portique-exec-") as tmp:
+        if pid_file is None:
+            kwargs["pid_file"] = Path(tmp) / "pid"
+        else:
+            # An old pid file would name a process that is not ours.
+            pid_file.unlink(missing_ok=True)
+        pid_path: Path = kwargs["pid_file"]
+
+        def send(sig: int) -> None:
+            os.kill(int(pid_path.read_text()), sig)
+
+        with forward_signals(send):
+            if console is not None or not obj.get("terminal"):
+                status: int = rt.exec(args.container_id, process, console_socket=console, **kwargs)
+                return status
+            return _exec_with_relay(args.container_id, process, rt, kwargs)
+
+
+def _exec_with_relay(cid: str, process: Process, rt: Runtime, kwargs: dict[str, Any]) -> int:
+    """A foreground `exec -t` without --console-socket: relay the pty here."""
     from portique.cli.runc.console import console_listener, raw_terminal, reap, spawn_relay
 
     with console_listener() as (path, listener), raw_terminal(0):
         helper = spawn_relay(listener)
         listener.close()
         try:
-            status = rt.exec(args.container_id, process, console_socket=path, **kwargs)
+            status: int = rt.exec(cid, process, console_socket=path, **kwargs)
         except BaseException:
             reap(helper, kill=True)
             raise
