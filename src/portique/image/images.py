@@ -149,7 +149,7 @@ class Images:
             known = self._known_layer(digest)
             if known is not None:
                 return known
-            with self.snapshots.staging() as (tmp, fd):
+            with self.snapshots.staging(digest) as (tmp, fd):
                 try:
                     with self.store.open(digest) as f:
                         result = unpack(f, fd)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
 import time
@@ -51,13 +52,17 @@ class Snapshots:
         """Serialise the unpacking of one blob across processes; no file stays behind."""
         from portique.image.store import flock_file
 
-        name = key.replace(":", "-").replace("/", "_")
-        return flock_file(self.locks / name, remove_if=lambda: True)
+        return flock_file(self.locks / _lock_name(key), remove_if=lambda: True)
 
     @contextlib.contextmanager
-    def staging(self) -> Iterator[tuple[Path, int]]:
-        """A fresh tmp dir and an fd on it; removed on exit unless `install`ed."""
-        tmp = self.dir / f"tmp-{os.urandom(8).hex()}"
+    def staging(self, key: str = "") -> Iterator[tuple[Path, int]]:
+        """A fresh tmp dir and an fd on it; removed on exit unless `install`ed.
+
+        Give the `key` whose `lock` the caller holds: `clean_stale` then
+        leaves the dir alone while that lock is held, however old it is.
+        """
+        tag = f"{_lock_name(key)}." if key else ""
+        tmp = self.dir / f"tmp-{tag}{os.urandom(8).hex()}"
         os.mkdir(tmp, 0o755)
         fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -100,9 +105,31 @@ class Snapshots:
                     continue
             except FileNotFoundError:
                 continue
+            if name.startswith("tmp-") and self._in_use(name):
+                continue  # a long unpack, still running
             remove_tree(Path(entry.path))
             removed += 1
         return removed
+
+    def _in_use(self, tmp_name: str) -> bool:
+        key, dot, _ = tmp_name[len("tmp-") :].rpartition(".")
+        if not dot:
+            return False
+        try:
+            fd = os.open(self.locks / key, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+
+def _lock_name(key: str) -> str:
+    return key.replace(":", "-").replace("/", "_")
 
 
 def remove_tree(path: Path) -> None:

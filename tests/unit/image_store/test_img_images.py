@@ -367,3 +367,16 @@ def test_remove_image_with_a_very_deep_tree(imgs: Images) -> None:
     imgs.remove("deep")
     assert not rec.snapshot_dirs[0].exists()
     assert all_files(imgs.root) == set()
+
+
+def test_clean_spares_an_old_staging_dir_whose_unpack_still_runs(imgs: Images) -> None:
+    key = "sha256:" + "ab" * 32
+    old = time.time() - 7200
+    with imgs.snapshots.lock(key), imgs.snapshots.staging(key) as (tmp, _fd):
+        os.utime(tmp, (old, old))
+        imgs.clean_stale()
+        assert tmp.exists()  # its lock is held: a long unpack, not a crash
+    with imgs.snapshots.staging(key) as (tmp2, _fd):
+        os.utime(tmp2, (old, old))
+        imgs.clean_stale()
+        assert not tmp2.exists()  # nobody holds the lock: a crash's leftover
