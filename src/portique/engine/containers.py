@@ -206,7 +206,7 @@ def refresh(conn: sqlite3.Connection, row: db.ContainerRow) -> db.ContainerRow:
         return row
     paths = ContainerPaths.of(row.id)
     with contextlib.suppress(Exception):
-        lifecycle.cleanup_dead(paths)
+        lifecycle.cleanup_dead(paths, dict(row.config["HostConfig"]))
     with db.transaction(conn):
         cur = db.get_container(conn, row.id)
         if cur is None or cur.status not in RUNNING or cur.monitor_pid != row.monitor_pid:
@@ -419,7 +419,7 @@ def remove_stopped(conn: sqlite3.Connection, cid: str, *, volumes: bool = False)
         anon = [v.name for v in db.container_volumes(conn, cid) if v.anonymous]
         db.delete_container(conn, cid)
     with contextlib.suppress(Exception):
-        lifecycle.cleanup_dead(paths)
+        lifecycle.cleanup_dead(paths, dict(row.config["HostConfig"]))
     shutil.rmtree(paths.dir, ignore_errors=True)
     shutil.rmtree(paths.run_dir, ignore_errors=True)
     _image_remove_user(row.image_id, cid)

@@ -190,6 +190,7 @@ def _launch_in_monitor(
         "started": repr(started),
         "autoremove": "1" if row.config["HostConfig"].get("AutoRemove") else "0",
         "oom": oom_file,
+        "net": "1" if _uses_network_layer(row) else "0",
         **{k: str(v) for k, v in fds.items()},
     }
     keep = [listen_fd, *fds.values()]
@@ -245,7 +246,9 @@ def _create_and_start(
         stack.callback(_force_delete, rt, row.id)
         pid = int(state.pid)
         io.after_create()
-        _network_setup(row, pid)
+        from portique.engine import network
+
+        net_settings = network.setup(row, pid, paths, stack)
         rt.start(row.id)
         fds = io.monitor_fds()
         now = time.time()
@@ -266,8 +269,15 @@ def _create_and_start(
             if db.get_container(conn, row.id) is None:
                 raise InvalidState(f"container {row.id} was removed while starting")
             db.update_state(conn, row.id, **fields)
+            db.update_config(conn, row.id, {**row.config, "NetworkSettings": net_settings})
         stack.pop_all()
     return fds, pid, now, _oom_file(row.id)
+
+
+def _uses_network_layer(row: db.ContainerRow) -> bool:
+    from portique.engine.network import uses_network_layer
+
+    return uses_network_layer(row.config["HostConfig"])
 
 
 def _policy_arg(row: db.ContainerRow) -> str:
@@ -296,29 +306,16 @@ def _force_delete(rt: Any, cid: str) -> None:
         rt.delete(cid, force=True)
 
 
-def _network_setup(row: db.ContainerRow, pid: int) -> None:
-    """--network none: loopback up in the new namespace. host: nothing to do.
-
-    Bridge networking (the network layer) plugs in here: it gets the pid
-    whose /proc/<pid>/ns/net to wire, before the process starts.
-    """
-    mode = row.config["HostConfig"].get("NetworkMode") or "none"
-    if mode == "host":
-        return
-    from portique.engine.netns import loopback_up
-
-    loopback_up(f"/proc/{pid}/ns/net")
-
-
-# ------------------------------------------------------------------ exit
-
-
-def cleanup_after_exit(cid: str, removed: tuple[list[str], str] | None) -> None:
-    """After the exit was recorded: runtime state, cgroup, rootfs mount; with
-    --rm (`removed`: its anonymous volumes and image) the files too."""
+def cleanup_after_exit(cid: str, removed: tuple[list[str], str] | None, net: bool) -> None:
+    """After the exit was recorded: runtime state, cgroup, rootfs mount, network
+    endpoints; with --rm (`removed`: its anonymous volumes and image) the files too."""
     paths = ContainerPaths.of(cid)
     with contextlib.suppress(Exception):
         cleanup_dead(paths)
+    if net:
+        from portique.engine.network import _release
+
+        _release(cid)
     with contextlib.suppress(OSError):
         os.unlink(paths.socket)
     if removed is None:
@@ -345,6 +342,10 @@ def finish_for_restart(
     paths = ContainerPaths.of(cid)
     with contextlib.suppress(Exception):
         cleanup_dead(paths)
+    if args.get("net") == "1":
+        from portique.engine.network import _release
+
+        _release(cid)
     conn = db.open_db(paths.root)
     with db.transaction(conn):
         db.update_state(
@@ -373,10 +374,15 @@ def finish_for_restart(
     os._exit(0)
 
 
-def cleanup_dead(paths: ContainerPaths) -> None:
-    """Undo a start whose monitor died: runtime state, cgroup, mount."""
+def cleanup_dead(paths: ContainerPaths, host: dict[str, Any] | None = None) -> None:
+    """Undo a start whose monitor died: runtime state, cgroup, mount (and with the
+    container's HostConfig, its network endpoints)."""
     rt = open_runtime(paths)
     _force_delete(rt, paths.id)
+    if host is not None:
+        from portique.engine.network import release
+
+        release(paths.id, host)
     from portique.engine import bundle
 
     with contextlib.suppress(Exception):

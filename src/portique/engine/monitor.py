@@ -398,7 +398,7 @@ def main(argv: list[str]) -> None:
         mon.broadcast_exit(code)
         from portique.engine import lifecycle
 
-        lifecycle.cleanup_after_exit(cid, None)
+        lifecycle.cleanup_after_exit(cid, None, args.get("net") == "1")
         os._exit(0)
     stop_requested = mon.stop_requested or flags[0]
     ran_for = time.time() - float(args.get("started", "0") or 0)
@@ -413,7 +413,7 @@ def main(argv: list[str]) -> None:
         mon.broadcast_exit(code)
         from portique.engine import lifecycle
 
-        lifecycle.cleanup_after_exit(cid, removed)
+        lifecycle.cleanup_after_exit(cid, removed, args.get("net") == "1")
         os._exit(0)
     conn.close()
     from portique.engine import lifecycle

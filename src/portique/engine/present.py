@@ -62,13 +62,19 @@ def ps_row(row: ContainerRow, *, no_trunc: bool = False, size: str = "") -> dict
         "RunningFor": f"{_human_duration(time.time() - row.created)} ago",
         "Status": status_text(row),
         "State": state_word(row),
-        "Ports": "",
+        "Ports": _ports_text(row),
         "Names": row.name,
         "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
         "Mounts": ",".join(m for m in mounts if m),
         "Networks": row.config["HostConfig"].get("NetworkMode") or "",
         "Size": size,
     }
+
+
+def _ports_text(row: ContainerRow) -> str:
+    if row.status not in ("running", "paused"):
+        return ""
+    return str((row.config.get("NetworkSettings") or {}).get("PortsText") or "")
 
 
 PS_DEFAULT = (
@@ -196,7 +202,21 @@ def inspect(row: ContainerRow) -> dict[str, Any]:
                 "Driver": "local",
             }
         mounts.append(m)
-    network = host.get("NetworkMode") or "none"
+    network = host.get("NetworkMode") or "bridge"
+    stored = row.config.get("NetworkSettings") or {}
+    live = row.status in ("running", "paused")
+    nets = stored.get("Networks") if live else None
+    if not nets:
+        nets = {
+            network: {
+                "NetworkID": "",
+                "EndpointID": "",
+                "Gateway": "",
+                "IPAddress": "",
+                "IPPrefixLen": 0,
+                "MacAddress": "",
+            }
+        }
     return {
         "Id": row.id,
         "Created": _time(row.created),
@@ -242,21 +262,12 @@ def inspect(row: ContainerRow) -> dict[str, Any]:
         "NetworkSettings": {
             "Bridge": "",
             "SandboxID": "",
-            "SandboxKey": f"/proc/{row.pid}/ns/net" if row.pid else "",
-            "Ports": {},
-            "Gateway": "",
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "MacAddress": "",
-            "Networks": {
-                network: {
-                    "NetworkID": "",
-                    "EndpointID": "",
-                    "Gateway": "",
-                    "IPAddress": "",
-                    "IPPrefixLen": 0,
-                    "MacAddress": "",
-                }
-            },
+            "SandboxKey": f"/proc/{row.pid}/ns/net" if row.pid and live else "",
+            "Ports": (stored.get("Ports") or {}) if live else {},
+            "Gateway": stored.get("Gateway", "") if live else "",
+            "IPAddress": stored.get("IPAddress", "") if live else "",
+            "IPPrefixLen": stored.get("IPPrefixLen", 0) if live else 0,
+            "MacAddress": stored.get("MacAddress", "") if live else "",
+            "Networks": nets,
         },
     }

@@ -67,7 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser, *, run: bool = False) -> None
         default=None,
         help="timeout (seconds) to stop",
     )
-    add("--network", "--net", default="", help="connect a container to a network (none, host)")
+    add(
+        "--network",
+        "--net",
+        default="",
+        help="connect a container to a network (bridge, none, host, NAME)",
+    )
     add(
         "--pull", default="missing", help='pull image before running ("always", "missing", "never")'
     )
@@ -118,17 +123,16 @@ def build_request(
     if args.stop_signal:
         opt.parse_signal(args.stop_signal)
         stop_signal = args.stop_signal
-    network = args.network or "none"
-    if network not in ("none", "host", "bridge", "default"):
-        from portique.errors import NotFound
+    from portique.engine import network as net
 
-        raise NotFound(f"network {network} not found")
-    if network in ("bridge", "default"):
-        network = "none"  # bridge networking arrives with the network layer
-    if args.publish:
-        from portique.errors import Unsupported
-
-        raise Unsupported("publishing ports needs bridge networking, which this build lacks")
+    network = args.network or "bridge"
+    if network == "default":
+        network = "bridge"
+    bindings: dict[str, Any] = {}
+    exposed: dict[str, Any] = {}
+    if args.publish and network not in net.LOCAL_MODES:
+        bindings, exposed = net.port_bindings(args.publish)
+    net.check_network(network)
     attach = [a.lower() for a in args.attach]
     for a in attach:
         if a not in ("stdin", "stdout", "stderr"):
@@ -159,6 +163,7 @@ def build_request(
         "Entrypoint": entrypoint,
         "Labels": opt.parse_labels(args.label),
         "StopSignal": stop_signal or None,
+        "ExposedPorts": exposed or None,
     }
     if args.stop_timeout is not None:
         config["StopTimeout"] = args.stop_timeout
@@ -183,7 +188,7 @@ def build_request(
         "PidsLimit": args.pids_limit,
         "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in ulimits] or None,
         "LogConfig": {"Type": "json-file", "Config": {}},
-        "PortBindings": {},
+        "PortBindings": bindings,
     }
     return config, host, mounts
 
