@@ -55,7 +55,7 @@ def test_ps_inspect_rename_pause_kill(pq: Any) -> None:
     assert doc["Path"] == "sleep"
     assert doc["Args"] == ["300"]
     assert doc["State"]["Pid"] > 0
-    assert doc["HostConfig"]["NetworkMode"] == "none"
+    assert doc["HostConfig"]["NetworkMode"] == "bridge"
     pq.ok("rename", "life", "life2")
     assert pq.inspect(cid[:8], "{{.Name}}") == "/life2"
     pq.ok("pause", "life2")
