@@ -75,7 +75,8 @@ def push_image(
     if not isinstance(manifest, oci.Manifest):
         raise InvalidArgument(f"image {record.short_id}: stored manifest is not an image manifest")
     for desc in (manifest.config, *manifest.layers):
-        if not store.has(desc.digest):
+        foreign = desc.media_type in oci.NONDISTRIBUTABLE_LAYER_TYPES and desc.urls
+        if not foreign and not store.has(desc.digest):
             raise NotFound(
                 f"blob {desc.digest} of image {record.short_id} is missing from the store"
             )
@@ -85,6 +86,11 @@ def push_image(
         sid = short_id(desc.digest)
         if report_it:
             report(ProgressEvent(sid, "Preparing"))
+        if desc.media_type in oci.NONDISTRIBUTABLE_LAYER_TYPES and desc.urls:
+            # Docker never pushes foreign layers: they live at their URLs.
+            if report_it:
+                report(ProgressEvent(sid, "Skipped foreign layer"))
+            return
         if client.blob_exists(target, desc.digest, push=True):
             if report_it:
                 report(ProgressEvent(sid, "Layer already exists"))
