@@ -288,3 +288,17 @@ def test_bad_verb_flag_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "invalid choice" in err
+
+
+def test_debug_logs_each_call(tmp_path: Path) -> None:
+    log = tmp_path / "debug.log"
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    argv = ["--log", str(log), "--log-format", "json", "--debug", "spec", "-b", str(bundle)]
+    assert rtmain.main(argv) == 0
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(e["level"], e["msg"]) for e in entries] == [("debug", f"spec -b {bundle}")]
+    # Without --debug, a successful call writes nothing.
+    (bundle / "config.json").unlink()
+    assert rtmain.main(argv[:4] + argv[5:]) == 0
+    assert len(log.read_text().splitlines()) == 1

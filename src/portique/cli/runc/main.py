@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as exc:  # --help
             return int(exc.code or 0)
         ns.verb = verb
+        ctx.log.debug(f"{verb} {' '.join(args)}")
         return int(module.run(ns, ctx) or 0)
     except KeyboardInterrupt:
         return 130

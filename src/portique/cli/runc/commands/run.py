@@ -1,5 +1,5 @@
-"""`run [-d] [flags] ID`: create and start; in the foreground, wait and exit
-with the container's status (and delete it, unless --keep)."""
+"""`run [-d] [flags] ID`: create and start; in the foreground, wait, delete
+the container and exit with its status (runc's --keep is not offered)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from portique.cli.runc.context import Context
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detach", "-d", action="store_true", help="do not wait for the container")
-    parser.add_argument("--keep", action="store_true", help="do not delete it after it exits")
     parser.add_argument(
-        "--no-subreaper", action="store_true", help="accepted for runc compatibility"
+        "--no-subreaper", action="store_true", help="accepted for runc compatibility (ignored)"
     )
     add_create_flags(parser)
 
