@@ -26,8 +26,6 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-import urllib3
-
 from portique.errors import InvalidArgument, NotFound, PortiqueError
 from portique.image.registry.errors import RegistryError
 from portique.oci import image as oci
@@ -122,6 +120,8 @@ class _Puller:
 
     def fetch_blob(self, desc: oci.Descriptor, *, report: bool = True) -> None:
         """Ensure `desc` is in the store, verified; fetch it at most once across processes."""
+        from urllib3.exceptions import HTTPError as TransportError
+
         store = self.images.store
         sid = short_id(desc.digest)
         if store.has(desc.digest):
@@ -147,7 +147,7 @@ class _Puller:
                     resumed_mismatch = True
                 except (
                     RegistryError,
-                    urllib3.exceptions.HTTPError,
+                    TransportError,
                     ConnectionError,
                     TimeoutError,
                 ) as exc:
