@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
 import socket
 import subprocess
@@ -488,6 +489,9 @@ def start_registry(
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 [REGISTRY_BINARY, "serve", str(config_path)],
+                # distribution reads REGISTRY_* variables as config overrides (and
+                # podman users have REGISTRY_AUTH_FILE set): keep them all out.
+                env={k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
