@@ -302,3 +302,26 @@ def test_debug_logs_each_call(tmp_path: Path) -> None:
     (bundle / "config.json").unlink()
     assert rtmain.main(argv[:4] + argv[5:]) == 0
     assert len(log.read_text().splitlines()) == 1
+
+
+def test_os_errors_read_as_path_and_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    code = rtmain.report(FileNotFoundError(2, "No such file or directory", "/x/y"), None)
+    assert code == 1
+    assert capsys.readouterr().err == "portique-runtime: /x/y: no such file or directory\n"
+    rtmain.report(PermissionError(1, "Operation not permitted"), None)
+    assert capsys.readouterr().err == "portique-runtime: operation not permitted\n"
+
+
+def test_internal_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert rtmain.report(KeyError("boom"), None) == 1
+    assert capsys.readouterr().err == "portique-runtime: internal error: KeyError: 'boom'\n"
+
+
+def test_pid_file_directory_must_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = rtmain.main(["--root", str(tmp_path), "create", "--pid-file", "/nonexistent/p", "c1"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert (
+        err == "portique-runtime: pid file /nonexistent/p: directory /nonexistent does not exist\n"
+    )
+    assert not (tmp_path / "c1").exists()

@@ -206,7 +206,11 @@ def main(argv: list[str] | None = None) -> int:
 def report(exc: BaseException, ctx: Context | None) -> int:
     from portique.errors import PortiqueError
 
-    if isinstance(exc, (UsageError, PortiqueError, OSError)):
+    if isinstance(exc, OSError) and exc.strerror:
+        # "[Errno 2] No such file or directory: 'x'" -> "x: no such file or directory"
+        reason = exc.strerror[:1].lower() + exc.strerror[1:]
+        message = f"{exc.filename}: {reason}" if exc.filename else reason
+    elif isinstance(exc, (UsageError, PortiqueError, OSError)):
         message = str(exc)
     else:
         # A bug: still one line, the traceback only with --debug.

@@ -40,8 +40,19 @@ def resolve(args: argparse.Namespace) -> tuple[Path, Path | None, Path | None]:
         raise InvalidArgument(f"--preserve-fds must not be negative: {args.preserve_fds}")
     bundle = Path(os.path.abspath(args.bundle or os.getcwd()))
     console = Path(os.path.abspath(args.console_socket)) if args.console_socket else None
-    pid_file = Path(os.path.abspath(args.pid_file)) if args.pid_file else None
+    pid_file = checked_pid_file(args.pid_file)
     return bundle, console, pid_file
+
+
+def checked_pid_file(text: str) -> Path | None:
+    """The absolute pid file path; its directory must exist (checked before
+    anything is created, so the error names the path the user gave)."""
+    if not text:
+        return None
+    path = Path(os.path.abspath(text))
+    if not path.parent.is_dir():
+        raise InvalidArgument(f"pid file {text}: directory {path.parent} does not exist")
+    return path
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from portique.cli.runc.commands.create import checked_pid_file
 from portique.cli.runc.context import Context
 from portique.errors import InvalidArgument
 
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     obj = process_object(args, ctx)
     process = parse_process(obj, field="process")
     console = Path(os.path.abspath(args.console_socket)) if args.console_socket else None
-    pid_file = Path(os.path.abspath(args.pid_file)) if args.pid_file else None
+    pid_file = checked_pid_file(args.pid_file)
     rt = ctx.runtime()
     kwargs: dict[str, Any] = {
         "detach": args.detach,
