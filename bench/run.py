@@ -206,6 +206,14 @@ def main() -> int:
                 measure(runs, env, args.runs, args.warmup),
                 missing,
             )
+            nonet = {
+                "portique": [PORTIQUE, "run", "--rm", "--network", "none", "busybox", "/bin/true"]
+            }
+            report(
+                "run --rm --network none busybox true (median; no veth/bridge work)",
+                measure(nonet, env, args.runs, args.warmup),
+                {},
+            )
             det = {"portique": [PORTIQUE, "run", "-d", "busybox", "/bin/true"]}
             report(
                 "run -d busybox true (median; the container is left exited)",
