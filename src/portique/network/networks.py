@@ -689,115 +689,21 @@ class Networks:
         creating_grace: float = CREATING_GRACE_SECONDS,
         force_firewall: bool = False,
     ) -> RepairReport:
-        """Undo leftovers of crashes: endpoints stuck "creating", endpoints whose netns is
-        gone (their veth died with it) or whose container is not in `live_containers`,
-        stray veths on our bridges, bridges of removed networks, resolvers of networks
-        without containers, ports without an endpoint. Then re-sync the firewall."""
-        from portique.network import bridge, dnsserver
+        """Undo leftovers of crashes (network/repair.py). `live_containers`: None to go
+        by kernel facts only (an endpoint whose veth died with its netns is released);
+        else the ids of every container the engine still has that is not stopped
+        (created and starting ones included, or a concurrent start loses its network)."""
+        from portique.network.repair import repair
 
-        report = RepairReport()
-        live = set(live_containers) if live_containers is not None else None
-        links = {link.name: link for link in bridge.host_links()}
-        now = time.time()
-        rows = self.conn.execute("SELECT network_id, container_id, state, created FROM endpoints")
-        stale = set()
-        for r in rows.fetchall():
-            if r["state"] == "creating":
-                if now - r["created"] > creating_grace:
-                    stale.add((r["network_id"], r["container_id"]))
-            elif live is not None and r["container_id"] not in live:
-                stale.add((r["network_id"], r["container_id"]))
-        for ep, state in ndb.endpoints_where(self.conn, "1", ()):
-            if state == "active" and ep.host_veth not in links:
-                stale.add((ep.network_id, ep.container_id))
-        for ep, _ in ndb.endpoints_where(self.conn, "1", ()):
-            if (ep.network_id, ep.container_id) in stale:
-                self._drop_endpoint(ep)
-                report.endpoints.append(f"{ep.network}/{ep.container_id[:12]}")
-        nets = self.list()
-        our_bridges = {n.bridge for n in nets}
-        known_veths = {
-            r[0] for r in self.conn.execute("SELECT host_veth FROM endpoints").fetchall()
-        }
-        by_index = {link.index: link for link in links.values()}
-        for link in links.values():
-            master = by_index.get(link.master) if link.master is not None else None
-            if (
-                link.kind == "veth"
-                and master is not None
-                and (master.name in our_bridges or master.alias == self._alias)
-                and link.name not in known_veths
-                and bridge.delete_link(link.name)
-            ):
-                report.links.append(link.name)
-        for link in links.values():
-            if (
-                link.kind == "bridge"
-                and link.alias == self._alias
-                and link.name not in our_bridges
-                and bridge.delete_link(link.name)
-            ):
-                report.bridges.append(link.name)
-        with pdb.transaction(self.conn) as conn:
-            report.ports = conn.execute(
-                "DELETE FROM ports WHERE container_id NOT IN"
-                " (SELECT container_id FROM endpoints WHERE state = 'active')"
-            ).rowcount
-        active = {
-            r[0][:12]
-            for r in self.conn.execute(
-                "SELECT DISTINCT network_id FROM endpoints WHERE state = 'active'"
-            ).fetchall()
-        }
-        for short in dnsserver.recorded(self.run_dir):
-            if short not in active:
-                dnsserver.stop(self.run_dir, short)
-                report.dns.append(short)
-        for n in nets:
-            if n.id[:12] in active and n.resolves_names:
-                dnsserver.ensure_running(
-                    self.run_dir, self.root / pdb.DB_NAME, n.id, n.gateway,
-                    self._upstreams(n), self.dns_port,
-                )  # fmt: skip
-        self.sync_firewall(force=force_firewall)
-        return report
+        return repair(self, live_containers, creating_grace, force_firewall)
 
     # --- presentation -----------------------------------------------------------------------
 
     def inspect_json(self, name_or_id: str) -> dict[str, Any]:
-        """Docker's `network inspect` object."""
-        net = self.inspect(name_or_id)
-        containers = {
-            ep.container_id: {
-                "Name": ep.container_name,
-                "EndpointID": hashlib.sha256(f"{net.id}/{ep.container_id}".encode()).hexdigest(),
-                "MacAddress": ep.mac,
-                "IPv4Address": f"{ep.ip}/{ep.prefixlen}",
-                "IPv6Address": "",
-            }
-            for ep in self.network_endpoints(net.id)
-        }
-        return {
-            "Name": net.name,
-            "Id": net.id,
-            "Created": net.created,
-            "Scope": "local",
-            "Driver": net.driver,
-            "EnableIPv6": False,
-            "IPAM": {
-                "Driver": "default",
-                "Options": {},
-                "Config": [{"Subnet": net.subnet, "Gateway": net.gateway}],
-            },
-            "Internal": net.internal,
-            "Attachable": False,
-            "Ingress": False,
-            "ConfigFrom": {"Network": ""},
-            "ConfigOnly": False,
-            "Containers": containers,
-            "Options": {OPT_BRIDGE_NAME: net.bridge, **net.options},
-            "Labels": net.labels,
-        }
+        """Docker's `network inspect` object (network/present.py)."""
+        from portique.network.present import inspect_json
+
+        return inspect_json(self, name_or_id)
 
 
 __all__ = [
