@@ -264,3 +264,24 @@ def test_global_flags_refused_or_accepted(rt: RuntimeCLI) -> None:
     proc = rt("--version")
     assert proc.stdout.startswith("portique-runtime version ")
     assert "\nspec: 1." in proc.stdout
+
+
+def test_rootless_spec_runs_in_a_user_namespace(
+    rt: RuntimeCLI, tmp_path: Path, busybox_rootfs: Path
+) -> None:
+    bundle = tmp_path / "rootless"
+    bundle.mkdir()
+    rt("spec", "--rootless", "--bundle", str(bundle))
+    config = json.loads((bundle / "config.json").read_text())
+    config["root"] = {"path": str(busybox_rootfs), "readonly": True}
+    config["process"]["terminal"] = False
+    config["process"]["args"] = [
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map; id -u; ls /sys/class >/dev/null",
+    ]
+    (bundle / "config.json").write_text(json.dumps(config))
+    proc = rt("run", "-b", str(bundle), unique_id())
+    uid_map, uid = proc.stdout.splitlines()
+    assert uid_map.split() == ["0", str(os.geteuid()), "1"]
+    assert uid == "0"
