@@ -541,6 +541,7 @@ class RegistryProxy:
     fail_status: int = 503
     cut_blobs: int = 0
     cut_after: int = 0
+    cut_paths: str = "/blobs/sha256:"  # which GETs cut_blobs applies to (a path substring)
     redirect_blobs: bool = False
     manifest_content_type: str | None = None
     throttle: float = 0.0
@@ -635,7 +636,8 @@ class RegistryProxy:
             out_headers["Content-Type"] = self.manifest_content_type
         # Only bodies longer than the cut count (a small config blob is left alone).
         long_body = int(resp.getheader("Content-Length") or 0) > self.cut_after
-        cut = self.cut_after if is_blob_get and long_body and self._take("cut_blobs") else None
+        cuttable = h.command == "GET" and self.cut_paths in path and long_body
+        cut = self.cut_after if cuttable and self._take("cut_blobs") else None
         h.send_response(resp.status)
         for k, v in out_headers.items():
             if k.lower() == "location" and v.startswith(self.upstream):

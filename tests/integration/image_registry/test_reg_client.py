@@ -266,3 +266,19 @@ def test_https_registry(fresh_registry: Callable[..., Registry], tmp_path: Path)
     trusted = Transport(loopback_insecure=False, certs_dirs=(tmp_path / "certs.d",))
     client = RegistryClient(credentials=Credentials.none(), transport=trusted)
     assert client.get_manifest(ref)[2] == img.manifest_digest
+
+
+def test_connection_lost_mid_manifest(registry_plain: Registry, repo_name: str) -> None:
+    img = ob.busybox_image()
+    ob.push_image(registry_plain, repo_name, "latest", img)
+    proxy = RegistryProxy(
+        registry_plain.url, cut_blobs=1, cut_after=100, cut_paths="/manifests/"
+    ).start()
+    try:
+        ref = parse_reference(f"{proxy.host}/{repo_name}")
+        with pytest.raises(RegistryUnreachable, match="connection lost"):
+            anonymous().get_manifest(ref)
+        # The next attempt, on a fresh connection, works.
+        assert anonymous().get_manifest(ref)[2] == img.manifest_digest
+    finally:
+        proxy.stop()

@@ -18,7 +18,12 @@ import urllib3
 from portique import __version__
 from portique.errors import InvalidArgument
 from portique.image.registry.auth import Authenticator, CredentialSource, repository_scope
-from portique.image.registry.errors import RegistryError, Unauthorized, error_for
+from portique.image.registry.errors import (
+    RegistryError,
+    RegistryUnreachable,
+    Unauthorized,
+    error_for,
+)
 from portique.image.registry.transport import Body, Transport
 from portique.oci.digest import DigestMismatch, algorithm_of, compute_digest, parse_digest
 from portique.oci.image import ACCEPT_MANIFEST, MAX_MANIFEST_SIZE
@@ -74,6 +79,9 @@ def _read_limited(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> byte
                 resp.close()  # never put a connection with unread bytes back in the pool
                 raise InvalidArgument(f"{what} is larger than {limit} bytes")
             chunks.append(chunk)
+    except urllib3.exceptions.HTTPError as exc:
+        resp.close()
+        raise RegistryUnreachable(f"{what}: connection lost: {exc}") from None
     except BaseException:
         resp.close()
         raise
