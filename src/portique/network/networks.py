@@ -15,9 +15,11 @@
     nets.endpoints(container_id) -> list[Endpoint]; nets.network_endpoints(name_or_id)
     nets.publish(container_id, [PortMapping]) -> [PortMapping]   # host ports filled in
     nets.ports(container_id) -> [PortMapping]
-    nets.resolv_conf(container_id) -> str; nets.hosts_entries(container_id) -> [(ip, names)]
+    nets.resolv_conf(container_id, *, dns=(), dns_search=(), dns_options=()) -> str
+    nets.hosts_entries(container_id) -> [(ip, names)]
     nets.setup_container(container_id, netns_path, *, container_name,
-                         networks=(NetworkRequest("bridge"),), ports=()) -> ContainerNetwork
+                         networks=(NetworkRequest("bridge"),), ports=(), dns=(),
+                         dns_search=(), dns_options=()) -> ContainerNetwork
                                               # connect all + publish, all or nothing
     nets.repair(live_containers=None) -> RepairReport
     nets.inspect_json(name_or_id) -> dict     # Docker's `network inspect` shape
@@ -521,6 +523,9 @@ class Networks:
         container_name: str,
         networks: Sequence[NetworkRequest] = (NetworkRequest(),),
         ports: Iterable[PortMapping] = (),
+        dns: Sequence[str] = (),
+        dns_search: Sequence[str] = (),
+        dns_options: Sequence[str] = (),
     ) -> ContainerNetwork:
         """Everything `run`/`start` needs in one call: connect to each network in order
         (the first one gets eth0 and the default route), publish `ports`, and return the
@@ -543,7 +548,9 @@ class Networks:
             return ContainerNetwork(
                 endpoints=eps,
                 ports=published,
-                resolv_conf=self.resolv_conf(container_id),
+                resolv_conf=self.resolv_conf(
+                    container_id, dns=dns, dns_search=dns_search, dns_options=dns_options
+                ),
                 hosts=tuple((ip, tuple(n)) for ip, n in self.hosts_entries(container_id)),
             )
         except BaseException as exc:
@@ -593,33 +600,56 @@ class Networks:
 
     # --- files for the container ----------------------------------------------------------
 
-    def resolv_conf(self, container_id: str, host_resolv: Path = Path("/etc/resolv.conf")) -> str:
-        """/etc/resolv.conf for the container: the embedded DNS on a user-defined network,
-        else the host's resolvers minus loopback ones (unreachable from a netns)."""
+    def resolv_conf(
+        self,
+        container_id: str,
+        *,
+        dns: Sequence[str] = (),
+        dns_search: Sequence[str] = (),
+        dns_options: Sequence[str] = (),
+        host_resolv: Path = Path("/etc/resolv.conf"),
+    ) -> str:
+        """/etc/resolv.conf for the container.
+
+        On a user-defined network: the embedded DNS on the gateway (it relays other
+        names to the host's resolvers; `dns` servers are not used as its upstreams).
+        Otherwise: `dns` if given, else the host's resolvers minus loopback ones
+        (unreachable from a netns), else Docker's fallback. `dns_search` and
+        `dns_options` replace the host's search/options lines when given."""
+        for server in dns:
+            ipam.parse_address(server, "DNS server")
         try:
             host = host_resolv.read_text()
         except OSError:
             host = ""
-        keep = [
-            line
-            for line in host.splitlines()
-            if line.split()[:1] in (["search"], ["options"], ["domain"])
-        ]
-        eps = self.endpoints(container_id)
-        named = [ep for ep in eps if self._resolves(ep)]
+        lines = [line.split() for line in host.splitlines()]
+        search = (
+            [f"search {' '.join(dns_search)}"]
+            if dns_search
+            else [" ".join(p) for p in lines if p[:1] in (["search"], ["domain"])]
+        )
+        options = (
+            [f"options {' '.join(dns_options)}"]
+            if dns_options
+            else [" ".join(p) for p in lines if p[:1] == ["options"]]
+        )
+        named = [ep for ep in self.endpoints(container_id) if self._resolves(ep)]
         if named:
-            servers = [named[0].gateway or self.inspect(named[0].network_id).gateway]
+            servers = [self.inspect(named[0].network_id).gateway]
+        elif dns:
+            servers = list(dns)
         else:
             servers = []
-            for line in host.splitlines():
-                parts = line.split()
-                if len(parts) >= 2 and parts[0] == "nameserver":
+            for p in lines:
+                if len(p) >= 2 and p[0] == "nameserver":
                     with contextlib.suppress(ValueError):
-                        if not ipaddress.ip_address(parts[1]).is_loopback:
-                            servers.append(parts[1])
+                        if not ipaddress.ip_address(p[1]).is_loopback:
+                            servers.append(p[1])
             if not servers:
                 servers = list(FALLBACK_DNS)
-        return "".join(f"nameserver {s}\n" for s in servers) + "".join(f"{k}\n" for k in keep)
+        return "".join(f"nameserver {x}\n" for x in servers) + "".join(
+            f"{x}\n" for x in search + options
+        )
 
     def _resolves(self, ep: Endpoint) -> bool:
         return self.inspect(ep.network_id).resolves_names

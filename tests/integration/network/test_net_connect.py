@@ -163,3 +163,33 @@ def test_network_none_is_loopback_only(make_netns: NetnsFactory) -> None:
     assert links[0].startswith("lo ")
     assert "UP" in links[0]
     assert nsexec(ns, "/bin/busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1").returncode == 0
+
+
+def test_resolv_conf_variants(nets: Networks, make_netns: NetnsFactory, tmp_path: Path) -> None:
+    host = tmp_path / "resolv.conf"
+    host.write_text(
+        "nameserver 127.0.0.53\nnameserver 10.1.2.3\nsearch corp.example\noptions edns0\n"
+    )
+    user = nets.create("named", subnet=random_subnet())
+    on_default, on_user = cid(), cid()
+    nets.connect("bridge", on_default, make_netns(), container_name="d")
+    nets.connect("named", on_user, make_netns(), container_name="u")
+    # Default bridge: the host's resolvers minus loopback ones, its search and options.
+    assert nets.resolv_conf(on_default, host_resolv=host) == (
+        "nameserver 10.1.2.3\nsearch corp.example\noptions edns0\n"
+    )
+    # --dns/--dns-search/--dns-option replace them.
+    got = nets.resolv_conf(
+        on_default, dns=["10.9.8.7"], dns_search=["a.test"], dns_options=["ndots:2"],
+        host_resolv=host,
+    )  # fmt: skip
+    assert got == "nameserver 10.9.8.7\nsearch a.test\noptions ndots:2\n"
+    # Only loopback resolvers on the host: Docker's public fallback.
+    host.write_text("nameserver 127.0.0.53\n")
+    assert nets.resolv_conf(on_default, host_resolv=host).startswith("nameserver 8.8.8.8\n")
+    # A user-defined network: the embedded DNS, whatever --dns says.
+    assert nets.resolv_conf(on_user, dns=["10.9.8.7"], host_resolv=host) == (
+        f"nameserver {user.gateway}\n"
+    )
+    with pytest.raises(InvalidArgument, match="invalid DNS server"):
+        nets.resolv_conf(on_default, dns=["not-an-ip"])
