@@ -283,6 +283,7 @@ def pull_image(
         from portique.image.registry.client import RegistryClient
 
         client = RegistryClient()
+    report(ProgressEvent("", f"Pulling from {ref.familiar_name()}"))
     top_digest, manifest_bytes, manifest_digest, manifest = resolve_manifest(client, ref, platform)
     _check_layers(manifest)
     tags = [ref.tagged()] if ref.tag is not None else []
@@ -301,7 +302,6 @@ def pull_image(
         )
         return PullResult(record, ref, top_digest, manifest_digest, downloaded=False)
     puller = _Puller(images, client, ref, report)
-    report(ProgressEvent("", f"Pulling from {ref.familiar_name()}"))
     puller.fetch_blob(manifest.config, report=False)
     config_bytes = _config_bytes(images, manifest)
     config = oci.parse_image_config(config_bytes)

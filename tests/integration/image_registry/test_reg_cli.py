@@ -52,6 +52,7 @@ def test_pull_output_like_docker(
     assert "Downloading" not in r.stdout
     r = portique(cli_env, "pull", f"{name}:latest")
     assert r.stdout.splitlines() == [
+        f"latest: Pulling from {repo_name}",
         f"Digest: {img.manifest_digest}",
         f"Status: Image is up to date for {name}:latest",
         f"{name}:latest",
