@@ -283,8 +283,9 @@ def pull_image(
         from portique.image.registry.client import RegistryClient
 
         client = RegistryClient()
-    report(ProgressEvent("", f"Pulling from {ref.familiar_name()}"))
     top_digest, manifest_bytes, manifest_digest, manifest = resolve_manifest(client, ref, platform)
+    # Docker says this once the manifest resolved (not before a "not found").
+    report(ProgressEvent("", f"Pulling from {ref.familiar_name()}"))
     _check_layers(manifest)
     tags = [ref.tagged()] if ref.tag is not None else []
     repo_digest = f"{ref.repository}@{top_digest}"
