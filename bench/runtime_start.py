@@ -36,15 +36,15 @@ from portique.runtime.default_spec import default_spec  # noqa: E402
 BUSYBOX = Path("/bin/busybox")
 
 
-def make_bundle(dest: Path) -> Path:
+def make_bundle(dest: Path, args: list[str] | None = None) -> Path:
     rootfs = dest / "rootfs"
     for d in ("bin", "proc", "sys", "dev", "tmp", "etc"):
         (rootfs / d).mkdir(parents=True, exist_ok=True)
     shutil.copy2(BUSYBOX, rootfs / "bin/busybox")
-    for applet in ("true", "sh"):
+    for applet in ("true", "sh", "sleep"):
         (rootfs / "bin" / applet).symlink_to("busybox")
     spec = default_spec()
-    spec["process"]["args"] = ["/bin/true"]
+    spec["process"]["args"] = args or ["/bin/true"]
     spec["process"]["terminal"] = False
     (dest / "config.json").write_text(json.dumps(spec, indent=2))
     return dest
@@ -60,11 +60,21 @@ def portique_runtime() -> list[str]:
     return [sys.executable, "-m", "portique.cli.runc.main"]
 
 
-def import_time_ms(python: str) -> tuple[float, float]:
-    """(self+cumulative µs of portique.* at import, total import µs) in ms,
-    from `python -X importtime -m portique.cli.runc.main --version`."""
+# What `portique-runtime run` imports beyond --version (the runtime library).
+RUN_PATH_MODULES = (
+    "portique.cli.runc.main",
+    "portique.cli.runc.commands.run",
+    "portique.runtime.container",
+    "portique.runtime.init",
+    "portique.oci.runtime",
+)
+
+
+def import_time_ms(python: str, code: list[str]) -> tuple[float, float]:
+    """(self time of portique.* modules, self time of all modules) in ms, from
+    `python -X importtime CODE...`."""
     proc = subprocess.run(
-        [python, "-X", "importtime", "-m", "portique.cli.runc.main", "--version"],
+        [python, "-X", "importtime", *code],
         capture_output=True,
         text=True,
         check=True,
@@ -79,9 +89,51 @@ def import_time_ms(python: str) -> tuple[float, float]:
             continue
         self_us = int(parts[0])
         total += self_us
-        if parts[2].strip().startswith("portique"):
+        if parts[2].startswith("portique"):
             ours += self_us
     return ours / 1000, total / 1000
+
+
+def hyperfine(
+    base: Path, label: str, commands: dict[str, list[str]], args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """One hyperfine run over `commands`, side by side; results by name."""
+    export = base / f"hyperfine-{label}.json"
+    hf = [
+        "hyperfine",
+        "-N",
+        "--warmup",
+        str(args.warmup),
+        "--runs",
+        str(args.runs),
+        "--export-json",
+        str(export),
+        "--style",
+        "basic",
+    ]
+    for name, argv in commands.items():
+        hf += ["--command-name", name, " ".join(argv)]
+    subprocess.run(hf, check=True, stdin=subprocess.DEVNULL)
+    return {r["command"]: r for r in json.loads(export.read_text())["results"]}
+
+
+def report(title: str, results: dict[str, dict[str, float]]) -> None:
+    print()
+    print(title)
+    print(f"  {'runtime':<18}{'median ms':>10}{'mean ms':>10}{'min ms':>10}")
+    for name, r in results.items():
+        print(
+            f"  {name:<18}{r['median'] * 1000:>10.1f}{r['mean'] * 1000:>10.1f}"
+            f"{r['min'] * 1000:>10.1f}"
+        )
+    ours = results["portique-runtime"]["median"]
+    for peer in ("runc", "crun"):
+        if peer in results:
+            print(f"  portique-runtime / {peer}: {ours / results[peer]['median']:.2f}x (median)")
+        else:
+            print(
+                f"  portique-runtime / {peer}: not measured ({peer} missing or refused the bundle)"
+            )
 
 
 def main() -> int:
@@ -125,40 +177,46 @@ def main() -> int:
         if "portique-runtime" not in commands:
             print("portique-runtime could not run the bundle: nothing to compare")
             return 1
-        export = base / "hyperfine.json"
-        hf = [
-            "hyperfine",
-            "-N",
-            "--warmup",
-            str(args.warmup),
-            "--runs",
-            str(args.runs),
-            "--export-json",
-            str(export),
-            "--style",
-            "basic",
-        ]
-        for name, argv in commands.items():
-            hf += ["--command-name", name, " ".join(argv)]
-        subprocess.run(hf, check=True)
-        results = {r["command"]: r for r in json.loads(export.read_text())["results"]}
+        results = hyperfine(base, "start", commands, args)
+        # A running container per runtime, for exec and state latency.
+        sleeper = make_bundle(base / "sleeper", ["sleep", "600"])
+        running: dict[str, list[str]] = {}
+        try:
+            for name, argv in commands.items():
+                exe, root = argv[: argv.index("--root")], argv[argv.index("--root") + 1]
+                cid = f"bench-sleep-{name}"
+                subprocess.run(
+                    [*exe, "--root", root, "run", "-d", "-b", str(sleeper), cid],
+                    check=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=60,
+                )
+                running[name] = [*exe, "--root", root]
+            execs = {n: [*b, "exec", f"bench-sleep-{n}", "/bin/true"] for n, b in running.items()}
+            states = {n: [*b, "state", f"bench-sleep-{n}"] for n, b in running.items()}
+            exec_results = hyperfine(base, "exec", execs, args)
+            state_results = hyperfine(base, "state", states, args)
+        finally:
+            for name, b in running.items():
+                subprocess.run([*b, "delete", "--force", f"bench-sleep-{name}"], check=False)
+    for title, res in (
+        ("run /bin/true (start to exit)", results),
+        ("exec /bin/true into a running container", exec_results),
+        ("state of a running container", state_results),
+    ):
+        report(title, res)
     print()
-    print(f"{'runtime':<18}{'median ms':>10}{'mean ms':>10}{'min ms':>10}")
-    for name, r in results.items():
+    for label, code in (
+        ("--version", ["-m", "portique.cli.runc.main", "--version"]),
+        ("run path", ["-c", "import " + ", ".join(RUN_PATH_MODULES)]),
+    ):
+        own, total = import_time_ms(sys.executable, code)
         print(
-            f"{name:<18}{r['median'] * 1000:>10.1f}{r['mean'] * 1000:>10.1f}{r['min'] * 1000:>10.1f}"
+            f"import time ({label}, python -X importtime): portique modules {own:.1f} ms, "
+            f"all modules {total:.1f} ms"
         )
-    ours = results["portique-runtime"]["median"]
-    for peer in ("runc", "crun"):
-        if peer in results:
-            print(f"portique-runtime / {peer}: {ours / results[peer]['median']:.2f}x (median)")
-        else:
-            print(f"portique-runtime / {peer}: not measured ({peer} missing or refused the bundle)")
-    own, total = import_time_ms(sys.executable)
-    print(
-        f"import time (python -X importtime, --version): portique modules {own:.1f} ms, "
-        f"all modules {total:.1f} ms"
-    )
     return 0
 
 
