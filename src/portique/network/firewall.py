@@ -23,8 +23,10 @@ root (the root's name in them, so test roots never clobber the real one):
   -> container on the same bridge).
 - `table inet portique`: forward filter (isolation between portique bridges,
   --internal networks closed both ways, new connections into a bridge only
-  when DNATed) and an input filter that lets an --internal network reach
-  only the embedded DNS on its gateway.
+  when DNATed) and an input filter: nothing from a bridge to 127.0.0.0/8 but
+  replies (route_localnet must not open the host's loopback services to
+  containers), and an --internal network reaches only the embedded DNS on
+  its gateway.
 
 Every rule carries a comment naming its network or container, for people
 reading `nft list ruleset`.
@@ -137,6 +139,15 @@ def render_filter(table: str, nets: Sequence[BridgeRules]) -> str:
         "  chain input {",
         "    type filter hook input priority filter; policy accept;",
     ]
+    for n in nets:
+        # route_localnet=1 (for 127.0.0.1 published ports) would also let a container
+        # send to the host's 127.0.0.1 services through the bridge (CVE-2020-8558):
+        # only replies of our own DNATed connections may come in for 127.0.0.0/8.
+        c, br = _q("network " + n.network_id[:12]), _q(n.bridge)
+        lines.append(
+            f"    iifname {br} ip daddr 127.0.0.0/8 ct state established,related accept comment {c}"
+        )
+        lines.append(f"    iifname {br} ip daddr 127.0.0.0/8 drop comment {c}")
     for n in nets:
         if not n.internal:
             continue

@@ -305,3 +305,25 @@ def our_rules(nets: Networks) -> str:
         r = subprocess.run(["nft", "list", "table", family, name], capture_output=True, text=True)
         out.append(r.stdout)
     return "".join(out)
+
+
+# Sends one hand-made UDP datagram out of eth0 to the bridge's MAC: what a container
+# with CAP_NET_RAW (in Docker's default set) can do, whatever its routes say.
+CRAFT_UDP = r"""
+import socket, struct, sys
+dst_mac, src_mac, src_ip, dst_ip, port = sys.argv[1:6]
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return (~s) & 0xFFFF
+payload = b"spoofed"
+udp = struct.pack("!HHHH", 40000, int(port), 8 + len(payload), 0) + payload
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0x4000, 64, 17, 0,
+                 socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+eth = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", "")) + b"\x08\x00"
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+s.send(eth + ip + udp)
+"""

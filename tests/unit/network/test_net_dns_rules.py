@@ -197,3 +197,16 @@ def test_large_local_answers_truncate_over_udp_only() -> None:
     assert tcp is not None
     assert dns.parse_answer(tcp).addresses == tuple(many)
     assert not struct.unpack_from("!H", tcp, 2)[0] & 0x0200
+
+
+def test_bridges_never_reach_host_loopback_except_replies() -> None:
+    text = firewall.render_filter("pt", [NET_A])
+    lines = [line.strip() for line in text.splitlines()]
+    reply = lines.index(
+        'iifname "pq-aaaaaaaaaaaa" ip daddr 127.0.0.0/8 ct state established,related accept'
+        ' comment "network aaaaaaaaaaaa"'
+    )
+    drop = lines.index(
+        'iifname "pq-aaaaaaaaaaaa" ip daddr 127.0.0.0/8 drop comment "network aaaaaaaaaaaa"'
+    )
+    assert lines.index("chain input {") < reply < drop
