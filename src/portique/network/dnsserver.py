@@ -45,6 +45,7 @@ IDLE_CHECK_SECONDS = 5.0
 UPSTREAM_TIMEOUT = 2.0
 MAX_TCP_CLIENTS = 32
 MAX_MESSAGE = 65535
+MAX_PENDING = 64
 
 
 # --- the server ---------------------------------------------------------------------------
@@ -227,6 +228,9 @@ def serve(
         os.write(ready_fd, f"ok {os.getpid()}\n".encode())
         os.close(ready_fd)
     pool = ThreadPoolExecutor(max_workers=8)
+    # At most MAX_PENDING relays queued: a flood of foreign names is dropped (the
+    # clients retry), not buffered without bound.
+    pending = threading.BoundedSemaphore(MAX_PENDING)
     udp.settimeout(IDLE_CHECK_SECONDS)
 
     def reply(data: bytes, peer: tuple[str, int]) -> None:
@@ -259,7 +263,11 @@ def serve(
                 with contextlib.suppress(OSError):
                     udp.sendto(local, peer)
             continue
-        pool.submit(reply, data, peer).add_done_callback(_log_failure)
+        if not pending.acquire(blocking=False):
+            continue
+        fut = pool.submit(reply, data, peer)
+        fut.add_done_callback(_log_failure)
+        fut.add_done_callback(lambda _f: pending.release())
 
 
 def _log_failure(fut: Future[None]) -> None:
