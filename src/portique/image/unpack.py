@@ -34,12 +34,11 @@ import hashlib
 import os
 import queue
 import stat
-import tarfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import BinaryIO, Final, Protocol, cast
+from typing import BinaryIO, Final, Protocol
 
 from portique.errors import InvalidArgument, PortiqueError
 from portique.image.snapshots import remove_at
@@ -168,19 +167,29 @@ class _Prefetch:
         self._buf = memoryview(item)
         return True
 
-    def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            parts = [bytes(self._buf)]
-            self._buf = memoryview(b"")
-            while self._next_block():
-                parts.append(bytes(self._buf))
-            self._buf = memoryview(b"")
-            return b"".join(parts)
-        if not self._buf and not self._next_block():
-            return b""
-        out = self._buf[:size]
-        self._buf = self._buf[size:]
-        return bytes(out)
+    def at_eof(self) -> bool:
+        return not self._buf and not self._next_block()
+
+    def read_exact(self, n: int) -> bytes:
+        if len(self._buf) >= n:
+            out = bytes(self._buf[:n])
+            self._buf = self._buf[n:]
+            return out
+        return b"".join(bytes(c) for c in self.chunks(n))
+
+    def chunks(self, n: int) -> Iterator[memoryview]:
+        """Exactly `n` bytes as views into the decompressed blocks (no copies)."""
+        while n > 0:
+            if not self._buf and not self._next_block():
+                raise InvalidLayer("invalid layer tar: unexpected end of data")
+            take = self._buf[:n]
+            self._buf = self._buf[len(take) :]
+            n -= len(take)
+            yield take
+
+    def skip(self, n: int) -> None:
+        for _ in self.chunks(n):
+            pass
 
     def drain(self) -> str:
         """Consume the rest of the stream (tar padding); return the diff_id."""
@@ -197,30 +206,194 @@ class _Prefetch:
         self._thread.join(timeout=10)
 
 
-_META_TYPES: Final = frozenset(
-    {
-        tarfile.GNUTYPE_LONGNAME,
-        tarfile.GNUTYPE_LONGLINK,
-        tarfile.XHDTYPE,
-        tarfile.XGLTYPE,
-        tarfile.SOLARIS_XHDTYPE,
-    }
-)
-MAX_META: Final = 1 << 20  # bytes in one pax / GNU long-name header
+# ---- the tar format (POSIX ustar + pax, GNU long names), read as a stream ---------
+#
+# Our own reader rather than tarfile: it parses a header in a few microseconds
+# (tarfile's per-member cost was a third of an unpack), bounds what tarfile
+# would read into memory unchecked (pax and long-name bodies), hands file data
+# over as views of the decompressed blocks, and refuses sparse files.
+
+REGTYPE: Final = b"0"
+AREGTYPE: Final = b"\0"
+LNKTYPE: Final = b"1"
+SYMTYPE: Final = b"2"
+CHRTYPE: Final = b"3"
+BLKTYPE: Final = b"4"
+DIRTYPE: Final = b"5"
+FIFOTYPE: Final = b"6"
+CONTTYPE: Final = b"7"
+_FILE_TYPES: Final = frozenset({REGTYPE, AREGTYPE, CONTTYPE})
+_HEADER_ONLY: Final = frozenset({LNKTYPE, SYMTYPE, CHRTYPE, BLKTYPE, DIRTYPE, FIFOTYPE})
+_PAX_TYPES: Final = frozenset({b"x", b"X"})  # X: Solaris' name for the same
+_ZERO_BLOCK: Final = bytes(512)
+MAX_META: Final = 1 << 20  # bytes in one pax / GNU long-name body
 
 
-class _BoundedTarInfo(tarfile.TarInfo):
-    """tarfile reads a pax or GNU long-name header's whole body into memory:
-    refuse a hostile multi-gigabyte one before it does. Sparse files are
-    refused too (no OCI tool writes them, and their holes could fill a disk)."""
+@dataclass(slots=True)
+class TarEntry:
+    name: str
+    type: bytes
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime_ns: int
+    linkname: str
+    devmajor: int
+    devminor: int
+    xattrs: dict[str, bytes]  # every SCHILY.xattr.* record, unfiltered
 
-    def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type in _META_TYPES and self.size > MAX_META:
-            raise InvalidLayer(f"tar header extension of {self.size} bytes is too large")
-        if self.type == tarfile.GNUTYPE_SPARSE:
-            raise InvalidLayer(f"invalid layer entry {self.name!r}: sparse files are not supported")
-        result: tarfile.TarInfo = super()._proc_member(tf)  # type: ignore[misc]
-        return result
+
+def _bad(why: str) -> InvalidLayer:
+    return InvalidLayer(f"invalid layer tar: {why}")
+
+
+def _number(field: bytes) -> int:
+    if field and field[0] & 0x80:  # GNU base-256, two's complement
+        if field[0] == 0xFF:
+            return int.from_bytes(field, "big", signed=True)
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    digits = field.split(b"\0", 1)[0].strip(b" ")
+    try:
+        return int(digits, 8) if digits else 0
+    except ValueError:
+        raise _bad(f"bad number field {bytes(field)!r}") from None
+
+
+def _checksum_ok(h: bytes) -> bool:
+    want = _number(h[148:156])
+    unsigned = sum(h) - sum(h[148:156]) + 256  # the field counts as 8 spaces
+    if want == unsigned:
+        return True
+    # Some old tars summed signed chars.
+    return want == unsigned - 256 * sum(1 for b in h if b > 127) + 256 * sum(
+        1 for b in h[148:156] if b > 127
+    )
+
+
+def _pax_records(data: bytes) -> dict[bytes, bytes]:
+    out: dict[bytes, bytes] = {}
+    pos = 0
+    while pos < len(data) and data[pos] != 0:
+        space = data.find(b" ", pos, pos + 24)
+        try:
+            length = int(data[pos:space]) if space > pos else -1
+        except ValueError:
+            length = -1
+        end = pos + length
+        if length <= space - pos or end > len(data) or data[end - 1] != 0x0A:
+            raise _bad("malformed pax record")
+        key, eq, value = data[space + 1 : end - 1].partition(b"=")
+        if not eq:
+            raise _bad("malformed pax record")
+        out[key] = value
+        pos = end
+    return out
+
+
+def _pax_time_ns(value: bytes) -> int:
+    whole, _, frac = value.partition(b".")
+    try:
+        secs = int(whole)
+        ns = int((frac + b"000000000")[:9]) if frac else 0
+    except ValueError:
+        raise _bad(f"bad pax time {value[:40]!r}") from None
+    return secs * 1_000_000_000 + (-ns if whole.startswith(b"-") else ns)
+
+
+class TarReader:
+    """The entries of an uncompressed tar stream; read a file's data with `data()`."""
+
+    def __init__(self, stream: _Prefetch) -> None:
+        self._stream = stream
+        self._global: dict[bytes, bytes] = {}
+        self._left = 0  # data (and padding) of the current entry not yet consumed
+
+    def data(self, entry: TarEntry) -> Iterator[memoryview]:
+        for chunk in self._stream.chunks(entry.size):
+            self._left -= len(chunk)
+            yield chunk
+
+    def _body(self, size: int) -> bytes:
+        if size > MAX_META:
+            raise _bad(f"header extension of {size} bytes is too large")
+        data = self._stream.read_exact(size)
+        self._stream.skip(-size % 512)
+        return data
+
+    def __iter__(self) -> Iterator[TarEntry]:
+        pax: dict[bytes, bytes] = {}
+        long_name = long_link = None
+        while True:
+            self._stream.skip(self._left)
+            self._left = 0
+            if self._stream.at_eof():
+                return  # no end-of-archive blocks: tolerated, as tar(1) does
+            h = self._stream.read_exact(512)
+            if h == _ZERO_BLOCK:
+                return
+            if not _checksum_ok(h):
+                raise _bad("header checksum mismatch")
+            typ = h[156:157]
+            size = _number(h[124:136])
+            if size < 0:
+                raise _bad("negative size")
+            if typ in _PAX_TYPES:
+                pax.update(_pax_records(self._body(size)))
+                continue
+            if typ == b"g":
+                self._global.update(_pax_records(self._body(size)))
+                continue
+            if typ in (b"L", b"K"):
+                value = self._body(size).split(b"\0", 1)[0]
+                if typ == b"L":
+                    long_name = value
+                else:
+                    long_link = value
+                continue
+            rec = {**self._global, **pax} if self._global else pax
+            name = rec.get(b"path") or long_name or h[0:100].split(b"\0", 1)[0]
+            if h[257:263] == b"ustar\0" and h[345] and b"path" not in rec and long_name is None:
+                name = h[345:500].split(b"\0", 1)[0] + b"/" + name  # POSIX prefix field
+            link = rec.get(b"linkpath") or long_link or h[157:257].split(b"\0", 1)[0]
+            if typ == b"S" or any(k.startswith(b"GNU.sparse.") for k in rec):
+                raise InvalidLayer(
+                    f"invalid layer entry {os.fsdecode(name)!r}: sparse files are not supported"
+                )
+            try:
+                size = int(rec[b"size"]) if b"size" in rec else size
+                uid = int(rec[b"uid"]) if b"uid" in rec else _number(h[108:116])
+                gid = int(rec[b"gid"]) if b"gid" in rec else _number(h[116:124])
+            except ValueError:
+                raise _bad("bad pax number") from None
+            mtime_ns = (
+                _pax_time_ns(rec[b"mtime"]) if b"mtime" in rec else _number(h[136:148]) * 10**9
+            )
+            xattrs = {
+                k[13:].decode("utf-8", "surrogateescape"): v
+                for k, v in rec.items()
+                if k.startswith(b"SCHILY.xattr.")
+            }
+            if typ == AREGTYPE and name.endswith(b"/"):
+                typ = DIRTYPE  # pre-POSIX tars mark directories by a trailing slash
+            if typ in _HEADER_ONLY:
+                size = 0  # as Go's archive/tar: these types carry no data
+            pax = {}
+            long_name = long_link = None
+            self._left = size + (-size % 512)
+            yield TarEntry(
+                name=name.decode("utf-8", "surrogateescape"),
+                type=typ,
+                mode=_number(h[100:108]),
+                uid=uid,
+                gid=gid,
+                size=size,
+                mtime_ns=mtime_ns,
+                linkname=link.decode("utf-8", "surrogateescape"),
+                devmajor=_number(h[329:337]),
+                devminor=_number(h[337:345]),
+                xattrs=xattrs,
+            )
 
 
 def clean_name(name: str) -> tuple[str, ...]:
@@ -331,24 +504,16 @@ class _Unpacker:
         else:
             os.unlink(name, dir_fd=parent)
 
-    def _chown(self, name: str, parent: int, m: tarfile.TarInfo) -> None:
+    def _chown(self, name: str, parent: int, m: TarEntry) -> None:
         if self.as_root:
             os.chown(name, m.uid, m.gid, dir_fd=parent, follow_symlinks=False)
 
     @staticmethod
-    def _mtime_ns(m: tarfile.TarInfo) -> int:
-        return int(m.mtime * 1_000_000_000)
-
-    @staticmethod
-    def _xattrs(m: tarfile.TarInfo) -> dict[str, bytes]:
+    def _xattrs(m: TarEntry) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
-        for key, value in m.pax_headers.items():
-            if not key.startswith("SCHILY.xattr."):
-                continue
-            xname = key[len("SCHILY.xattr.") :]
+        for xname, raw in m.xattrs.items():
             if not (xname.startswith("user.") or xname == "security.capability"):
                 continue  # trusted.*, security.selinux...: not the image's to set
-            raw = value.encode("utf-8", "surrogateescape")
             if len(raw) > MAX_XATTR_VALUE or len(out) >= MAX_XATTRS:
                 raise InvalidLayer(f"invalid layer entry {m.name!r}: too many or too large xattrs")
             out[xname] = raw
@@ -356,16 +521,14 @@ class _Unpacker:
 
     # -- entry kinds -----------------------------------------------------
 
-    def entry(self, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+    def entry(self, tar: TarReader, m: TarEntry) -> None:
         self.dirs.collect()
         self.entries += 1
         if self.entries > MAX_ENTRIES:
             raise InvalidLayer(f"layer has more than {MAX_ENTRIES} entries")
-        if m.sparse is not None:
-            raise InvalidLayer(f"invalid layer entry {m.name!r}: sparse files are not supported")
         comps = clean_name(m.name)
         if not comps:
-            if m.isdir():
+            if m.type == DIRTYPE:
                 return  # the root itself: its metadata belongs to the snapshot
             raise InvalidLayer(f"invalid layer entry {m.name!r}: empty name")
         base = comps[-1]
@@ -373,20 +536,20 @@ class _Unpacker:
             self._whiteout(comps, m)
             return
         parent = self.dirs.get(comps[:-1])
-        if m.isdir():
+        if m.type in _FILE_TYPES:
+            self._file(tar, parent, base, m)
+        elif m.type == DIRTYPE:
             self._dir(parent, comps, m)
-        elif m.isreg():
-            self._file(tf, parent, base, m)
-        elif m.issym():
+        elif m.type == SYMTYPE:
             self._symlink(parent, base, m)
-        elif m.islnk():
+        elif m.type == LNKTYPE:
             self._hardlink(parent, base, m)
-        elif m.ischr() or m.isblk() or m.isfifo():
+        elif m.type in (CHRTYPE, BLKTYPE, FIFOTYPE):
             self._special(parent, base, m)
         else:
             raise InvalidLayer(f"invalid layer entry {m.name!r}: unsupported type {m.type!r}")
 
-    def _whiteout(self, comps: tuple[str, ...], m: tarfile.TarInfo) -> None:
+    def _whiteout(self, comps: tuple[str, ...], m: TarEntry) -> None:
         base = comps[-1]
         parent = self.dirs.get(comps[:-1])
         if base == OPAQUE_MARKER:
@@ -400,7 +563,7 @@ class _Unpacker:
         self._remove(parent, target)
         os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
 
-    def _dir(self, parent: int, comps: tuple[str, ...], m: tarfile.TarInfo) -> None:
+    def _dir(self, parent: int, comps: tuple[str, ...], m: TarEntry) -> None:
         name = comps[-1]
         try:
             st = os.stat(name, dir_fd=parent, follow_symlinks=False)
@@ -413,10 +576,10 @@ class _Unpacker:
         # Mode, owner and mtime are applied at the end: adding children would
         # bump the mtime, and a 0555 directory would refuse them.
         self.dir_meta[comps] = _DirMeta(
-            m.uid, m.gid, stat.S_IMODE(m.mode), self._mtime_ns(m), self._xattrs(m)
+            m.uid, m.gid, stat.S_IMODE(m.mode), m.mtime_ns, self._xattrs(m)
         )
 
-    def _file(self, tf: tarfile.TarFile, parent: int, name: str, m: tarfile.TarInfo) -> None:
+    def _file(self, tar: TarReader, parent: int, name: str, m: TarEntry) -> None:
         perm = stat.S_IMODE(m.mode)
         chown = self.as_root and (m.uid, m.gid) != self.ids
         # Create with the final permissions when the umask cannot strip any and
@@ -427,16 +590,7 @@ class _Unpacker:
             self._remove(parent, name)
             fd = os.open(name, _FILE_FLAGS, perm & 0o777, dir_fd=parent)
         try:
-            # The data follows the header in the stream: read it in place (what
-            # extractfile does, minus two wrapper objects per file).
-            src = cast("_Readable", tf.fileobj)
-            remaining = m.size
-            while remaining > 0:
-                buf = src.read(min(remaining, _BLOCK))
-                if not buf:
-                    raise InvalidLayer(f"invalid layer entry {m.name!r}: truncated data")
-                remaining -= len(buf)
-                view = memoryview(buf)
+            for view in tar.data(m):
                 while view:
                     view = view[os.write(fd, view) :]
             if chown:
@@ -446,22 +600,20 @@ class _Unpacker:
                 os.fchmod(fd, perm)
             for key, value in self._xattrs(m).items():
                 os.setxattr(fd, key, value)
-            mt = self._mtime_ns(m)
-            os.utime(fd, ns=(mt, mt))
+            os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
         finally:
             os.close(fd)
         self.size += m.size
 
-    def _symlink(self, parent: int, name: str, m: tarfile.TarInfo) -> None:
+    def _symlink(self, parent: int, name: str, m: TarEntry) -> None:
         if len(os.fsencode(m.linkname)) >= MAX_NAME or "\0" in m.linkname:
             raise InvalidLayer(f"invalid layer entry {m.name!r}: bad symlink target")
         self._remove(parent, name)
         os.symlink(m.linkname, name, dir_fd=parent)
         self._chown(name, parent, m)
-        mt = self._mtime_ns(m)
-        os.utime(name, ns=(mt, mt), dir_fd=parent, follow_symlinks=False)
+        os.utime(name, ns=(m.mtime_ns, m.mtime_ns), dir_fd=parent, follow_symlinks=False)
 
-    def _hardlink(self, parent: int, name: str, m: tarfile.TarInfo) -> None:
+    def _hardlink(self, parent: int, name: str, m: TarEntry) -> None:
         target = clean_name(m.linkname)
         if not target:
             raise InvalidLayer(f"invalid layer entry {m.name!r}: hard link to the root")
@@ -483,18 +635,17 @@ class _Unpacker:
         self._remove(parent, name)
         os.link(target[-1], name, src_dir_fd=tparent, dst_dir_fd=parent, follow_symlinks=False)
 
-    def _special(self, parent: int, name: str, m: tarfile.TarInfo) -> None:
+    def _special(self, parent: int, name: str, m: TarEntry) -> None:
         self._remove(parent, name)
         perm = stat.S_IMODE(m.mode)
-        if m.isfifo():
+        if m.type == FIFOTYPE:
             os.mkfifo(name, 0o600, dir_fd=parent)
         else:
-            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            kind = stat.S_IFCHR if m.type == CHRTYPE else stat.S_IFBLK
             os.mknod(name, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=parent)
         self._chown(name, parent, m)
         os.chmod(name, perm, dir_fd=parent, follow_symlinks=True)  # just created: not a link
-        mt = self._mtime_ns(m)
-        os.utime(name, ns=(mt, mt), dir_fd=parent, follow_symlinks=False)
+        os.utime(name, ns=(m.mtime_ns, m.mtime_ns), dir_fd=parent, follow_symlinks=False)
 
     def finish(self) -> None:
         """Apply directory metadata, deepest first (so parents' mtimes stick)."""
@@ -540,34 +691,19 @@ def unpack(
     current = ""
     try:
         try:
-            with tarfile.open(
-                fileobj=cast("BinaryIO", prefetch),
-                mode="r|",
-                encoding="utf-8",
-                errors="surrogateescape",
-                bufsize=64 << 10,
-                tarinfo=_BoundedTarInfo,
-            ) as tf:
-                for m in tf:
-                    current = m.name
-                    if on_entry is not None:
-                        on_entry(current)
-                    unpacker.entry(tf, m)
-                    current = ""  # errors from here on are in the next header
-                current = ""
-                unpacker.finish()
+            tar = TarReader(prefetch)
+            for m in tar:
+                current = m.name
+                if on_entry is not None:
+                    on_entry(current)
+                unpacker.entry(tar, m)
+                current = ""  # errors from here on are in the next header
+            unpacker.finish()
             diff_id = prefetch.drain()
         except InvalidLayer as exc:
             if current and current not in exc.message:
                 raise InvalidLayer(f"invalid layer entry {current!r}: {exc.message}") from None
             raise
-        except tarfile.ReadError as exc:
-            if unpacker.entries == 0 and prefetch.size == 0:
-                diff_id = prefetch.drain()  # a zero-byte tar: an empty layer
-            else:
-                raise InvalidLayer(f"invalid layer tar: {exc}") from None
-        except tarfile.TarError as exc:
-            raise InvalidLayer(f"invalid layer tar: {exc}") from None
         except OSError as exc:
             what = f"entry {current!r}" if current else "data"
             raise InvalidLayer(f"cannot unpack layer {what}: {exc.strerror or exc}") from None
