@@ -244,7 +244,8 @@ def serve(
         try:
             data, peer = udp.recvfrom(MAX_MESSAGE)
         except TimeoutError:
-            if not names.network_exists():
+            # Gone network, or gone database (a deleted engine root): nothing to serve.
+            if not db_path.exists() or not names.network_exists():
                 return 0
             continue
         if ipaddress.IPv4Address(peer[0]) not in allowed:

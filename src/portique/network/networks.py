@@ -22,6 +22,7 @@
                          dns_search=(), dns_options=()) -> ContainerNetwork
                                               # connect all + publish, all or nothing
     nets.repair(live_containers=None) -> RepairReport
+    nets.destroy()                            # everything this root made (test teardown)
     nets.inspect_json(name_or_id) -> dict     # Docker's `network inspect` shape
     bring_up_loopback(netns_path)             # for `--network none`
     parse_port_spec(spec) -> [PortMapping]; exposed_ports(["80/tcp"]) -> [PortMapping] (-P)
@@ -166,7 +167,31 @@ class Networks:
 
     @property
     def _alias(self) -> str:
-        return f"portique:{self.table}"
+        # The bridge's IFLA_IFALIAS: whose it is (the table), and the engine root, so
+        # a bridge outliving its root (a deleted test root) can be recognised.
+        return f"portique:{self.table} {self.root.resolve()}"
+
+    def owns(self, alias: str | None) -> bool:
+        """True for the alias of a bridge this engine root made."""
+        return bool(alias) and str(alias).split(" ", 1)[0] == f"portique:{self.table}"
+
+    def destroy(self) -> None:
+        """Remove everything this root made in the kernel and its network tables' rows:
+        endpoints, ports, networks (the default one too), bridges, resolvers, nft
+        tables. For test teardown and resets; containers lose their network."""
+        from portique.network import bridge, dnsserver
+
+        for (cid,) in self.conn.execute("SELECT DISTINCT container_id FROM endpoints").fetchall():
+            self.release_container(cid)
+        for net in self.list():
+            with contextlib.suppress(NotFound):
+                self.remove(net.id)
+        for link in bridge.host_links():
+            if link.kind == "bridge" and self.owns(link.alias):
+                bridge.delete_link(link.name)
+        for short in dnsserver.recorded(self.run_dir):
+            dnsserver.stop(self.run_dir, short)
+        self.flush_firewall()
 
     # --- networks -------------------------------------------------------------------------
 

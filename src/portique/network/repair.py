@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from portique import db as pdb
@@ -57,18 +58,15 @@ def repair(
         if (
             link.kind == "veth"
             and master is not None
-            and (master.name in our_bridges or master.alias == nets._alias)
+            and (master.name in our_bridges or nets.owns(master.alias))
             and link.name not in known_veths
             and bridge.delete_link(link.name)
         ):
             report.links.append(link.name)
     for link in links.values():
-        if (
-            link.kind == "bridge"
-            and link.alias == nets._alias
-            and link.name not in our_bridges
-            and bridge.delete_link(link.name)
-        ):
+        if link.kind != "bridge" or link.name in our_bridges:
+            continue
+        if (nets.owns(link.alias) or _orphaned(link.alias)) and bridge.delete_link(link.name):
             report.bridges.append(link.name)
     with pdb.transaction(nets.conn) as conn:
         report.ports = conn.execute(
@@ -93,3 +91,12 @@ def repair(
             )  # fmt: skip
     nets.sync_firewall(force=force_firewall)
     return report
+
+
+def _orphaned(alias: str | None) -> bool:
+    """A portique bridge whose engine root no longer exists (its database is gone):
+    no engine will ever clean it up but this one."""
+    if not alias or not alias.startswith("portique:"):
+        return False
+    _, sep, root = alias.partition(" ")
+    return bool(sep) and root.startswith("/") and not (Path(root) / pdb.DB_NAME).exists()

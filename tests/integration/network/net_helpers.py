@@ -152,7 +152,7 @@ def teardown_networks(nets: Networks) -> None:
             with contextlib.suppress(Exception):
                 nets.remove(n.id)
     for link in bridge.host_links():
-        if link.kind == "bridge" and link.alias == f"portique:{nets.table}":
+        if link.kind == "bridge" and nets.owns(link.alias):
             bridge.delete_link(link.name)
     for short in dnsserver.recorded(nets.run_dir):
         dnsserver.stop(nets.run_dir, short)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -24,9 +25,7 @@ from portique.network.types import NetworkRequest
 def _our_veths(nets: Networks) -> list[str]:
     """Veths in the host namespace enslaved to any of this root's bridges."""
     links = bridge.host_links()
-    ours = {
-        lk.index for lk in links if lk.kind == "bridge" and lk.alias == f"portique:{nets.table}"
-    }
+    ours = {lk.index for lk in links if lk.kind == "bridge" and nets.owns(lk.alias)}
     return [lk.name for lk in links if lk.kind == "veth" and lk.master in ours]
 
 
@@ -255,3 +254,31 @@ def test_container_process_netns_and_its_death(nets: Networks, tmp_path: Path) -
     assert nets.ports(c) == []
     assert dnsserver.running(nets.run_dir) == {}
     assert f"dport {port} " not in ruleset()
+
+
+def test_a_deleted_engine_root_leaves_nothing_running(
+    nets: Networks, make_netns: NetnsFactory, tmp_path: Path
+) -> None:
+    """A root deleted without cleanup (a test's tmp dir): its resolver exits by itself,
+    and any other root's repair() removes its bridge."""
+    gone = Networks(tmp_path / "gone-root", run_root=tmp_path / "gone-run", dns_upstreams=[])
+    net = gone.create("doomed", subnet=random_subnet())
+    try:
+        c = cid()
+        gone.connect("doomed", c, make_netns(), container_name="x")
+        gone.release_container(c)  # the veth goes; the bridge stays until `network rm`
+        gone.connect("doomed", cid(), make_netns(), container_name="y")
+        (pid,) = dnsserver.running(gone.run_dir).values()
+        gone.close()
+        shutil.rmtree(tmp_path / "gone-root")
+        deadline = time.monotonic() + 20  # the resolver checks every 5 s
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.1)
+        assert not Path(f"/proc/{pid}").exists()
+        report = nets.repair()
+        assert net.bridge in report.bridges
+        assert not bridge.link_exists(net.bridge)
+    finally:
+        gone.flush_firewall()
+        if bridge.link_exists(net.bridge):
+            bridge.delete_link(net.bridge)
