@@ -56,9 +56,25 @@ def _busybox_tar(dest: Path) -> Path:
     return tar_path
 
 
+def _fstype(path: Path) -> str:
+    best, kind = "", ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            mnt = pre.split()[4]
+            if (str(path) + "/").startswith(mnt.rstrip("/") + "/") and len(mnt) >= len(best):
+                best, kind = mnt, post.split()[0]
+    return kind
+
+
 @pytest.fixture(scope="session")
 def pq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portique]:
     base = tmp_path_factory.mktemp("engine")
+    if _fstype(base) == "overlay":
+        # Inside the cgroup v2 VM / is an overlay, and an overlay's upper dir
+        # cannot live on one: use the VM's tmpfs engine root instead.
+        base = Path(f"/var/lib/portique/pq-eng-test-{os.getpid()}")
+        base.mkdir(parents=True, exist_ok=True)
     # Short run root: unix socket paths must stay under 108 bytes for the runtime.
     run_root = Path(f"/run/pq-eng-test-{os.getpid()}")
     env = dict(os.environ, PORTIQUE_ROOT=str(base / "root"), PORTIQUE_RUNROOT=str(run_root))
