@@ -145,6 +145,8 @@ def make_networks(tmp_path: Path, upstream: FakeUpstream | None = None) -> Netwo
 def teardown_networks(nets: Networks) -> None:
     """Remove everything `nets` made, whatever state a failed test left."""
     with contextlib.suppress(Exception):
+        nets.destroy()
+    with contextlib.suppress(Exception):
         cids = {r[0] for r in nets.conn.execute("SELECT container_id FROM endpoints")}
         for cid in cids:
             nets.release_container(cid)

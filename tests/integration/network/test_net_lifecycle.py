@@ -13,7 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from net_helpers import NetnsFactory, cid, free_port, http_get_host, random_subnet, ruleset
+from net_helpers import (
+    NetnsFactory,
+    cid,
+    free_port,
+    http_get_host,
+    random_subnet,
+    ruleset,
+    table_exists,
+)
 
 from portique.errors import Conflict, InvalidArgument
 from portique.network import bridge, dnsserver
@@ -282,3 +290,23 @@ def test_a_deleted_engine_root_leaves_nothing_running(
         gone.flush_firewall()
         if bridge.link_exists(net.bridge):
             bridge.delete_link(net.bridge)
+
+
+def test_destroy_removes_everything_of_the_root(nets: Networks, make_netns: NetnsFactory) -> None:
+    nets.create("a", subnet=random_subnet())
+    c = cid()
+    nets.setup_container(
+        c,
+        make_netns(),
+        container_name="x",
+        networks=[NetworkRequest("a"), NetworkRequest("bridge")],
+        ports=parse_port_spec(f"127.0.0.1:{free_port()}:80"),
+    )
+    assert table_exists(nets)
+    nets.destroy()
+    assert nets.list() == []
+    assert nets.endpoints(c) == []
+    assert [lk.name for lk in bridge.host_links() if nets.owns(lk.alias)] == []
+    assert _our_veths(nets) == []
+    assert dnsserver.running(nets.run_dir) == {}
+    assert not table_exists(nets)
