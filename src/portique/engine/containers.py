@@ -397,8 +397,16 @@ def remove(
             )
         with db.transaction(conn):
             db.update_state(conn, row.id, stop_requested=True)
-        with contextlib.suppress(PortiqueError):
-            kill(conn, row.id, signal.SIGKILL)
+        paths = ContainerPaths.of(row.id)
+        if row.status == "paused":
+            _runtime_kill(paths, row.id, signal.SIGKILL)
+            _runtime_resume(paths, row.id)
+        try:
+            # A stop request with no grace: SIGKILL now, and a monitor waiting
+            # to restart the container gives up instead.
+            client.wait_exit(paths, f"stop {int(signal.SIGKILL)} 0", timeout=30)
+        except (client.MonitorGone, OSError):
+            _runtime_kill(paths, row.id, signal.SIGKILL)
         _wait_not_running(conn, row.id, 30.0)
         row = get(conn, row.id)
         if row.status in RUNNING:

@@ -237,3 +237,13 @@ def test_system_df_prune_and_info(pq: Any) -> None:
     assert "Storage Driver: overlay2" in info
     assert "Cgroup Version" in info
     assert pq.ok("info", "--format", "{{.LoggingDriver}}") == "json-file\n"
+
+
+def test_rm_force_restarting_and_paused(pq: Any) -> None:
+    looping = pq.ok("run", "-d", "--restart", "always", "busybox", "sh", "-c", "exit 1").strip()
+    _wait_for(lambda: int(pq.inspect(looping, "{{.RestartCount}}")) >= 2)
+    paused = pq.ok("run", "-d", "busybox", "sleep", "300").strip()
+    pq.ok("pause", paused)
+    pq.ok("rm", "-f", looping, paused, timeout=60)
+    assert pq.ok("ps", "-aq", "--no-trunc", "--filter", f"id={looping}") == ""
+    assert pq.ok("ps", "-aq", "--no-trunc", "--filter", f"id={paused}") == ""
