@@ -226,28 +226,38 @@ def _check_layers(manifest: oci.Manifest) -> None:
         raise oci.InvalidManifest(f"manifest.config.size: {manifest.config.size} is too large")
 
 
-def _run_layers(puller: _Puller, layers: list[oci.Descriptor]) -> None:
-    """Download layers in parallel; each one's unpack starts when its download ends."""
+def _run_layers(
+    puller: _Puller,
+    layers: list[oci.Descriptor],
+    config: oci.Descriptor,
+    check_config: Callable[[], None],
+) -> None:
+    """Fetch the config and the layers in parallel; each layer's unpack starts when its
+    download ends. `check_config` runs as soon as the config is in: if it raises, the
+    layer downloads stop at their next chunk (the config costs no extra round trip)."""
     n = len(layers)
-    if n == 0:
-        return
     unpack_workers = max(1, min(n, os.cpu_count() or 2))
     with (
-        ThreadPoolExecutor(min(n, DOWNLOAD_WORKERS), thread_name_prefix="pull") as downloads,
+        ThreadPoolExecutor(min(n + 1, DOWNLOAD_WORKERS), thread_name_prefix="pull") as downloads,
         ThreadPoolExecutor(unpack_workers, thread_name_prefix="unpack") as unpackers,
     ):
         for desc in layers:
             if puller.images.diff_id_of(desc.digest) is None:
                 puller.progress(ProgressEvent(short_id(desc.digest), "Pulling fs layer"))
-        pending: set[Future[Any]] = {
-            downloads.submit(puller.layer, desc, unpackers) for desc in layers
-        }
+        config_future = downloads.submit(puller.fetch_blob, config, report=False)
+        pending: set[Future[Any]] = {config_future}
+        pending |= {downloads.submit(puller.layer, desc, unpackers) for desc in layers}
         first_error: BaseException | None = None
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for f in done:
                     exc = f.exception()
+                    if exc is None and f is config_future:
+                        try:
+                            check_config()
+                        except Exception as bad:  # reported like a failed download
+                            exc = bad
                     if exc is not None:
                         if first_error is None and not isinstance(exc, _Abort):
                             first_error = exc
@@ -303,21 +313,26 @@ def pull_image(
         )
         return PullResult(record, ref, top_digest, manifest_digest, downloaded=False)
     puller = _Puller(images, client, ref, report)
-    puller.fetch_blob(manifest.config, report=False)
-    config_bytes = _config_bytes(images, manifest)
-    config = oci.parse_image_config(config_bytes)
-    if len(config.diff_ids) != len(manifest.layers):
-        raise oci.InvalidManifest(
-            f"image {manifest_digest}: {len(manifest.layers)} layers but "
-            f"{len(config.diff_ids)} diff_ids in its config"
-        )
-    _check_platform(config, ref, platform)
+
+    def check_config() -> None:
+        config = oci.parse_image_config(_config_bytes(images, manifest))
+        if len(config.diff_ids) != len(manifest.layers):
+            raise oci.InvalidManifest(
+                f"image {manifest_digest}: {len(manifest.layers)} layers but "
+                f"{len(config.diff_ids)} diff_ids in its config"
+            )
+        _check_platform(config, ref, platform)
+
     # A layer listed twice is fetched and unpacked once.
     unique = list({d.digest: d for d in manifest.layers}.values())
-    _run_layers(puller, unique)
+    _run_layers(puller, unique, manifest.config, check_config)
     report(ProgressEvent("", f"Digest: {top_digest}"))
     record = images.register(
-        manifest_bytes, manifest_digest, config_bytes, tags=tags, repo_digest=repo_digest
+        manifest_bytes,
+        manifest_digest,
+        _config_bytes(images, manifest),
+        tags=tags,
+        repo_digest=repo_digest,
     )
     return PullResult(record, ref, top_digest, manifest_digest, downloaded=True)
 
