@@ -80,8 +80,9 @@ def _index(ipr: Any, name: str) -> int | None:
 
 
 def write_sysctl(key: str, value: str, root: Path = SYSCTL_ROOT) -> None:
-    """Write /proc/sys/<key with dots as slashes> if it differs."""
-    path = root / key.replace(".", "/")
+    """Write /proc/sys/<key> ("net/ipv4/ip_forward": slashes, since interface names
+    may contain dots) if it differs."""
+    path = root / key
     if path.read_text().strip() != value:
         path.write_text(value + "\n")
 
@@ -112,7 +113,7 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int, alias: str)
         ipr.link("set", index=idx, state="up")
     # Published ports on 127.0.0.1 DNAT loopback-sourced packets onto the bridge;
     # the kernel drops those as martians unless route_localnet is set here.
-    write_sysctl(f"net.ipv4.conf.{name}.route_localnet", "1")
+    write_sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")
 
 
 def delete_link(name: str) -> bool:

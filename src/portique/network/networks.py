@@ -450,7 +450,7 @@ class Networks:
             created = not bridge.link_exists(net.bridge)
             bridge.ensure_bridge(net.bridge, net.gateway, subnet.prefixlen, net.mtu, self._alias)
             if not net.internal:
-                bridge.write_sysctl("net.ipv4.ip_forward", "1")
+                bridge.write_sysctl("net/ipv4/ip_forward", "1")
             bridge.add_veth(
                 bridge=net.bridge,
                 host_name=ep.host_veth,

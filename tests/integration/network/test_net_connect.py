@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,23 @@ def test_resolv_conf_variants(nets: Networks, make_netns: NetnsFactory, tmp_path
     )
     with pytest.raises(InvalidArgument, match="invalid DNS server"):
         nets.resolv_conf(on_default, dns=["not-an-ip"])
+
+
+def test_bridge_name_and_mtu_options(nets: Networks, make_netns: NetnsFactory) -> None:
+    name = "pqt." + secrets.token_hex(3)  # a dot: sysctl paths must not split on it
+    nets.create(
+        "opts",
+        subnet=random_subnet(),
+        options={"com.docker.network.bridge.name": name, "com.docker.network.driver.mtu": "1400"},
+    )
+    ns = make_netns()
+    nets.connect("opts", cid(), ns, container_name="m")
+    sys_net = Path("/sys/class/net") / name
+    assert (sys_net / "mtu").read_text().strip() == "1400"
+    assert Path(f"/proc/sys/net/ipv4/conf/{name}/route_localnet").read_text().strip() == "1"
+    assert nsexec(ns, "cat", "/sys/class/net/eth0/mtu").stdout.strip() == "1400"
+    assert nets.inspect_json("opts")["Options"]["com.docker.network.bridge.name"] == name
+    with pytest.raises(Conflict, match="already used"):
+        nets.create("opts2", options={"com.docker.network.bridge.name": name})
+    with pytest.raises(InvalidArgument, match="invalid bridge name"):
+        nets.create("bad", options={"com.docker.network.bridge.name": "x" * 16})
