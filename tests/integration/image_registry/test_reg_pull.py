@@ -343,3 +343,30 @@ def test_layer_listed_twice_is_fetched_once(
     assert len(rec.snapshot_dirs) == 3
     gets = [p for m, p, s in reg.requests()[before:] if m == "GET" and base.digest in p]
     assert len(gets) == 1
+
+
+def test_config_checked_while_layers_download(
+    registry_plain: Registry, images: Images, repo_name: str
+) -> None:
+    # A config listing fewer diff_ids than the manifest has layers: refused, not registered.
+    good = ob.whiteout_image()
+    bad_config = json.loads(good.config)
+    bad_config["rootfs"]["diff_ids"] = bad_config["rootfs"]["diff_ids"][:1]
+    config = json.dumps(bad_config).encode()
+    manifest = json.loads(good.manifest)
+    manifest["config"].update(digest=ob.sha256(config), size=len(config))
+    for digest, blob in [(ob.sha256(config), config), *good.blobs()[1:]]:
+        ob.push_blob(registry_plain, repo_name, digest, blob)
+    ob.put_manifest(
+        registry_plain, repo_name, "bad", json.dumps(manifest).encode(), oci.MEDIA_TYPE_OCI_MANIFEST
+    )
+    with pytest.raises(oci.InvalidManifest, match="3 layers but 1 diff_ids"):
+        pull(images, f"{registry_plain.host}/{repo_name}:bad", client=anonymous())
+    assert images.list() == []
+
+
+def test_image_without_layers(registry_plain: Registry, images: Images, repo_name: str) -> None:
+    img = ob.image_from_layers([], cmd=["/bin/true"])
+    ob.push_image(registry_plain, repo_name, "empty", img)
+    rec = pull(images, f"{registry_plain.host}/{repo_name}:empty", client=anonymous())
+    assert (rec.id, rec.layers) == (img.config_digest, [])
