@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
+import shutil
+import stat
+import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 
-from portique.image.unpack import InvalidLayer, TarReader, _Prefetch
+from portique.image.unpack import InvalidLayer, TarReader, _Prefetch, unpack
+from support.imgstore_tars import tree
 
 LONG = "very/" * 30 + "long-name-" + "x" * 80  # > 100 bytes: prefix, pax or GNU L
 
@@ -192,3 +199,32 @@ def test_malformed_pax_record() -> None:
             list(TarReader(stream))
     finally:
         stream.close()
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "posix", "ustar", "v7"])
+def test_gnu_tar_archives_unpack_to_the_source_tree(tmp_path: Path, fmt: str) -> None:
+    src = tmp_path / "src"
+    deep = src / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    (deep / ("f" * 90)).write_bytes(b"long")
+    (src / "exec").write_bytes(b"#!/bin/sh\n")
+    os.chmod(src / "exec", 0o751)
+    os.symlink("exec", src / "sym")
+    os.link(src / "exec", src / "hard")
+    (src / "empty").mkdir()
+    if fmt == "v7":  # v7 has no room for long names
+        shutil.rmtree(src / ("d" * 60))
+    tarball = tmp_path / "layer.tar"
+    subprocess.run(["tar", f"--format={fmt}", "-cf", str(tarball), "-C", str(src), "."], check=True)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with open(tarball, "rb") as f:
+            result = unpack(f, fd)
+    finally:
+        os.close(fd)
+    assert result.diff_id == "sha256:" + hashlib.sha256(tarball.read_bytes()).hexdigest()
+    assert tree(dest) == tree(src)
+    assert stat.S_IMODE(os.stat(dest / "exec").st_mode) == 0o751
+    assert os.stat(dest / "hard").st_ino == os.stat(dest / "exec").st_ino
