@@ -354,9 +354,10 @@ class Images:
 
     def add_user(self, image_id: str, container_id: str) -> None:
         """Record that `container_id` uses the image (rmi then needs force)."""
-        if self.db.get(image_id) is None:
-            raise NotFound(f"no such image: {image_id}")
-        self.db.add_user(image_id, container_id)
+        try:
+            self.db.add_user(image_id, container_id)
+        except sqlite3.IntegrityError:  # the foreign key: no such image (or just removed)
+            raise NotFound(f"no such image: {image_id}") from None
 
     def remove_user(self, image_id: str, container_id: str) -> None:
         self.db.remove_user(image_id, container_id)
@@ -513,8 +514,15 @@ class Images:
         unmount_overlay(container_dir)
 
     def disk_usage(self) -> dict[str, int]:
-        """For `system df`: images, active (used by containers), size, reclaimable bytes."""
-        return self.db.usage()
+        """For `system df`: images, active (used by containers), size and reclaimable
+        (bytes of unpacked layers), blobs (bytes of compressed blobs kept for push/save)."""
+        usage = self.db.usage()
+        blobs = 0
+        for digest in self.store.digests():
+            with contextlib.suppress(NotFound):
+                blobs += self.store.size(digest)
+        usage["blobs"] = blobs
+        return usage
 
     # -- layers from containers ------------------------------------------------------
 

@@ -336,6 +336,8 @@ def test_disk_usage(imgs: Images) -> None:
     assert du["active"] == 0
     assert du["size"] == len(b"base layer") + 2
     assert du["reclaimable"] == du["size"]
+    assert du["blobs"] == sum(imgs.store.size(d) for d in imgs.store.digests())
+    assert du["blobs"] > 0
 
 
 def test_lost_snapshot_dir_is_repaired(imgs: Images) -> None:
