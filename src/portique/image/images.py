@@ -1,14 +1,23 @@
 """The image facade the rest of the engine uses: store, snapshots, metadata.
 
-    imgs = Images(root)
-    imgs.unpack_layers(manifest.layers)          # parallel, idempotent, locked
-    rec = imgs.register(manifest, digest, config, tags=["busybox"])
-    rootfs = imgs.mount_rootfs(rec, container_dir)
+    imgs = Images(root)                     # root: PORTIQUE_ROOT (blobs/, ingest/, snapshots/, portique.db)
+    imgs.store                              # ContentStore: has/path/open/size/delete/ingest/lock/write_bytes
+    imgs.unpack_layer(desc) -> Path         # once per blob, locked across processes
+    imgs.unpack_layers(descs) -> [Path]     # in parallel, order kept
+    imgs.register(manifest, digest, config, tags=[...], repo_digest=None, parent=None) -> ImageRecord
+    imgs.resolve(name_or_id) / get(id) / exists(name) / list(all=, dangling=)
+    imgs.tag(source, target); imgs.remove(name, force=, prune_children=) -> [("Untagged"|"Deleted", x)]
+    imgs.prune(all=) -> (ids, bytes); imgs.disk_usage() -> {images, active, size, reclaimable, blobs}
+    imgs.add_user(image_id, container_id) / remove_user(...)   # rmi refuses used images
+    imgs.lowerdirs(rec); imgs.mount_rootfs(rec, container_dir) -> rootfs; imgs.unmount_rootfs(dir)
+    imgs.layer_from_dir(upper) -> (Descriptor, diff_id)         # commit/build
 
 Snapshots are keyed by the layer's diff_id (what the tar unpacks to), not by
 chain id: an overlay lower dir holds only its own layer's changes, so the same
 diff_id unpacks to the same directory whatever sits below it. Chain ids are
 still computed (and stored) for `image inspect` and for the engine's use.
+Each compressed blob is mapped to its diff_id once unpacked (layer_blobs), so
+a layer pulled again, or in another compression, is never unpacked twice.
 """
 
 from __future__ import annotations
