@@ -281,6 +281,8 @@ class Runtime:
                 init_pid = msg.pid
                 undo.callback(_kill_and_reap, init_pid)
                 _reap(pid1)
+            elif init_pid == 0 and isinstance(msg, (sync.RunHooks, sync.Ready)):
+                raise RuntimeError_(f"container init: {msg.kind} before its pid")
             elif isinstance(msg, sync.RunHooks):
                 state = _replace(base, pid=init_pid).to_oci_json()
                 run_hooks("prestart", spec.hooks.prestart, state)

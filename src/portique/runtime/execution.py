@@ -173,7 +173,7 @@ def _helper(
     preserve_fds: int,
 ) -> NoReturn:
     from portique.runtime import init as _init  # imported before setns(mnt)
-    from portique.runtime.init import _fail, dup_stdio
+    from portique.runtime.init import _fail, dup_stdio, fork_after_report
 
     del _init
     try:
@@ -193,10 +193,9 @@ def _helper(
                 os.setresuid(0, 0, 0)
         for _, fd in ns_fds:
             os.close(fd)
-        pid = os.fork()  # the pid namespace applies to children only
+        pid = fork_after_report(chan)  # the pid namespace applies to children only
         if pid == 0:
             _process(chan, seccomp, process, preserve_fds, own_user)
-        chan.send(sync.InitPid(pid))
     except BaseException as e:
         _fail(chan, e)
     os._exit(0)

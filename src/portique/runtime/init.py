@@ -107,13 +107,32 @@ def stage1(chan: sync.Channel, cfg: InitConfig) -> NoReturn:
                 flags |= ns.NAMESPACES[n.type][0]
         if flags:
             ns.unshare(flags)
-        pid = os.fork()
+        pid = fork_after_report(chan)
         if pid == 0:
             init(chan, cfg, fifo_fd)
-        chan.send(sync.InitPid(pid))
     except BaseException as e:
         _fail(chan, e)
     os._exit(0)
+
+
+def fork_after_report(chan: sync.Channel) -> int:
+    """fork; the parent reports the child's pid (InitPid) before the child
+    may say anything, so the runtime always learns the pid first (the child
+    and its parent share the socket: without this gate, a fast child's
+    messages could overtake InitPid)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)  # EOF too: the parent is gone, _fail reports the rest
+        os.close(r)
+        return 0
+    os.close(r)
+    try:
+        chan.send(sync.InitPid(pid))
+    finally:
+        os.close(w)
+    return pid
 
 
 def join_namespaces(namespaces: tuple[object, ...]) -> None:
@@ -188,8 +207,8 @@ def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int) -> NoReturn:
         finish_process(chan, proc, seccomp, keep, cfg.preserve_fds, userns)
         env = env_dict(proc)
         path = find_executable(proc.args[0], env)
+        _exit_on_signals()  # before Ready: a kill may follow create at once
         chan.send(sync.Ready())
-        _exit_on_signals()
         # Block until `start` writes to the exec fifo. The fd is O_RDWR, so
         # this never sees EOF, and `start` knows the init is gone when its
         # non-blocking open for writing finds no reader.

@@ -7,7 +7,7 @@
     write uid/gid maps ◀──────────── MapIds(pid)
     MapIdsDone ────────────────────▶ unshare(other namespaces)
                                      fork ───────────────────────▶ (PID 1 of a new pid ns)
-    reap stage 1 ◀────────────────── InitPid(pid); exit
+    reap stage 1 ◀────────────────── InitPid(pid); then a pipe lets the init go on; exit
                                                                    mount the rootfs
     prestart+createRuntime ◀──────────────────────────────────────── RunHooks
     HooksDone ──────────────────────────────────────────────────────▶ createContainer hooks,
