@@ -313,3 +313,27 @@ def test_prune_with_label_and_until_filters(portique: Run, busybox_tar: Path) ->
     assert portique("images", "--format", "{{.Repository}}").stdout == "b\n"
     bad = portique("image", "prune", "-f", "--filter", "until=someday", check=False)
     assert bad.returncode == 125
+
+
+def test_two_concurrent_loads_of_one_archive(portique: Run, root: Path, tmp_path: Path) -> None:
+    img = ob.whiteout_image()
+    layout = ob.write_oci_layout(tmp_path / "layout", img, tag="demo/wh:v1")
+    archive = tmp_path / "wh.tar"
+    with tarfile.open(archive, "w") as t:
+        t.add(layout, arcname=".")
+    env = {**os.environ, "PORTIQUE_ROOT": str(root)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "portique", "load", "-i", str(archive)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert out == b"Loaded image: demo/wh:v1\n"
+    assert portique("images", "-q", "-a").stdout.split() == [img.config_digest[7:19]]
+    assert inspect(portique, "demo/wh:v1")["RootFS"]["Layers"] == img.diff_ids  # type: ignore[index]
