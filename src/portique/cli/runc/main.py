@@ -198,6 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        # stdout went away (`portique-runtime list | head -1`): say nothing
+        # more, and keep the interpreter's final flush from complaining.
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
         return 0
     except Exception as exc:  # one line, never a traceback (runc's `fatal`)
         return report(exc, ctx)
