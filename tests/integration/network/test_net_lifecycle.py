@@ -310,3 +310,25 @@ def test_destroy_removes_everything_of_the_root(nets: Networks, make_netns: Netn
     assert _our_veths(nets) == []
     assert dnsserver.running(nets.run_dir) == {}
     assert not table_exists(nets)
+
+
+def test_two_engine_roots_never_share_a_subnet(
+    nets: Networks, make_netns: NetnsFactory, tmp_path: Path
+) -> None:
+    other = Networks(tmp_path / "other-root", run_root=tmp_path / "other-run", dns_upstreams=[])
+    try:
+        subnet = random_subnet()
+        nets.create("mine", subnet=subnet)
+        other.create("theirs", subnet=subnet)  # no bridge yet: nothing routed to see
+        nets.connect("mine", cid(), make_netns(), container_name="a")
+        # Now the subnet is routed on "mine"'s bridge: the other root refuses to use it...
+        with pytest.raises(Conflict, match="overlaps with host route"):
+            other.connect("theirs", cid(), make_netns(), container_name="b")
+        assert other.network_endpoints("theirs") == []
+        # ...and refuses to create it again.
+        other.remove("theirs")
+        with pytest.raises(Conflict, match="overlaps with host route"):
+            other.create("again", subnet=subnet)
+    finally:
+        other.destroy()
+        other.close()
