@@ -117,7 +117,7 @@ def decompressor(src: BinaryIO, kind: Compression) -> _Readable:
 
 
 class _Prefetch:
-    """Decompress and hash in a background thread; hand blocks to `read`.
+    """Decompress and hash in a background thread; hand the blocks to the tar reader.
 
     zlib/ISA-L, zstd and sha256 all release the GIL on large buffers, so this
     thread runs beside the tar reader that creates files.
@@ -366,6 +366,8 @@ class TarReader:
                 gid = int(rec[b"gid"]) if b"gid" in rec else _number(h[116:124])
             except ValueError:
                 raise _bad("bad pax number") from None
+            if size < 0:
+                raise _bad("negative size")
             mtime_ns = (
                 _pax_time_ns(rec[b"mtime"]) if b"mtime" in rec else _number(h[136:148]) * 10**9
             )

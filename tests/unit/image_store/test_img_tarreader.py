@@ -228,3 +228,14 @@ def test_gnu_tar_archives_unpack_to_the_source_tree(tmp_path: Path, fmt: str) ->
     assert tree(dest) == tree(src)
     assert stat.S_IMODE(os.stat(dest / "exec").st_mode) == 0o751
     assert os.stat(dest / "hard").st_ino == os.stat(dest / "exec").st_ino
+
+
+def test_negative_pax_size_is_refused() -> None:
+    ti = info("f")
+    ti.pax_headers = {"size": "-5"}
+    stream = _Prefetch(io.BytesIO(archive(tarfile.PAX_FORMAT, [(ti, b"")])))
+    try:
+        with pytest.raises(InvalidLayer, match="negative size"):
+            read_all(stream)
+    finally:
+        stream.close()
