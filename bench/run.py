@@ -16,6 +16,7 @@ import time of the CLI's `run` path (`python -X importtime`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,7 +56,9 @@ def quiet(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 12
         return False
 
 
-def peer_commands(tar: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
+def peer_commands(
+    tar: Path, ctr_address: str | None, ctr_image: str | None
+) -> tuple[dict[str, list[str]], dict[str, str]]:
     """name -> `run --rm busybox true` argv for each usable peer; name -> reason for the others."""
     usable: dict[str, list[str]] = {}
     missing: dict[str, str] = {}
@@ -74,21 +78,79 @@ def peer_commands(tar: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
             missing["docker"] = "cannot import the busybox image"
     else:
         missing["docker"] = "not installed"
-    if shutil.which("ctr"):
-        if quiet(["ctr", "image", "import", "--base-name", "pq-bench-busybox", str(tar)]):
-            usable["ctr"] = [
-                "ctr",
-                "run",
-                "--rm",
-                "docker.io/library/pq-bench-busybox:latest",
-                "pq-bench",
-                "/bin/true",
-            ]
-        else:
-            missing["ctr"] = "installed, containerd not reachable or import failed"
-    else:
+    if not (shutil.which("ctr") and shutil.which("containerd")):
         missing["ctr"] = "not installed"
+    elif ctr_address is None:
+        missing["ctr"] = "containerd would not start"
+    elif ctr_image is None:
+        missing["ctr"] = "cannot import the busybox image into containerd"
+    else:
+        usable["ctr"] = [
+            "ctr",
+            "-a",
+            ctr_address,
+            "run",
+            "--rm",
+            ctr_image,
+            "pq-bench-ctr",
+            "/bin/true",
+        ]
     return usable, missing
+
+
+@contextlib.contextmanager
+def private_containerd(tmp: Path) -> Iterator[str | None]:
+    """A containerd of our own (root, state and socket in private dirs), stopped after."""
+    if not (shutil.which("containerd") and shutil.which("ctr")):
+        yield None
+        return
+    state = Path(f"/run/pq-bench-ctrd-{os.getpid()}")
+    address = str(state / "c.sock")
+    log = open(tmp / "containerd.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            "containerd",
+            "--root",
+            str(tmp / "ctrd-root"),
+            "--state",
+            str(state),
+            "--address",
+            address,
+        ],
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        for _ in range(100):
+            if quiet(["ctr", "-a", address, "version"], timeout=5):
+                break
+            time.sleep(0.1)
+        else:
+            yield None
+            return
+        yield address
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        subprocess.run(["umount", "-R", str(state)], capture_output=True, check=False)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def ctr_import(address: str | None, env: dict[str, str], tmp: Path) -> str | None:
+    """The busybox image, saved by portique as an archive, imported into containerd."""
+    if address is None:
+        return None
+    archive = tmp / "busybox-image.tar"
+    if not quiet([PORTIQUE, "save", "-o", str(archive), "busybox:latest"], env=env):
+        return None
+    if not quiet(["ctr", "-a", address, "image", "import", str(archive)]):
+        return None
+    return "docker.io/library/busybox:latest"
 
 
 def hyperfine(
@@ -198,77 +260,11 @@ def main() -> int:
             check=True,
             capture_output=True,
         )
-        peers, missing = peer_commands(tar)
         try:
-            runs = {"portique": [PORTIQUE, "run", "--rm", "busybox", "/bin/true"], **peers}
-            report(
-                "run --rm busybox true (median)",
-                measure(runs, env, args.runs, args.warmup),
-                missing,
-            )
-            nonet = {
-                "portique": [PORTIQUE, "run", "--rm", "--network", "none", "busybox", "/bin/true"]
-            }
-            report(
-                "run --rm --network none busybox true (median; no veth/bridge work)",
-                measure(nonet, env, args.runs, args.warmup),
-                {},
-            )
-            det = {"portique": [PORTIQUE, "run", "-d", "busybox", "/bin/true"]}
-            report(
-                "run -d busybox true (median; the container is left exited)",
-                measure(det, env, args.runs, args.warmup),
-                {},
-            )
-            cid = subprocess.run(
-                [PORTIQUE, "run", "-d", "busybox", "sleep", "600"],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-            execs = {"portique": [PORTIQUE, "exec", cid, "/bin/true"]}
-            exec_missing = {k: v for k, v in missing.items()}
-            for name in peers:
-                exec_missing[name] = "exec not measured for peers yet"
-            report(
-                "exec CONTAINER true (median)",
-                measure(execs, env, args.runs, args.warmup),
-                exec_missing,
-            )
-            mons = subprocess.run(
-                ["pgrep", "-f", f"id={cid}"], capture_output=True, text=True
-            ).stdout.split()
-            ids = [cid] + [
-                subprocess.run(
-                    [PORTIQUE, "run", "-d", "busybox", "sleep", "600"],
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout.strip()
-                for _ in range(9)
-            ]
-            time.sleep(0.5)
-            pss = [
-                monitor_pss(int(p))
-                for c in ids
-                for p in subprocess.run(
-                    ["pgrep", "-f", f"id={c}"], capture_output=True, text=True
-                ).stdout.split()
-            ]
-            if mons and pss:
-                print(
-                    f"\nmonitor memory with {len(pss)} containers running: PSS per monitor {sum(pss) / len(pss) / 1024:.2f} MiB (min {min(pss) / 1024:.2f}, max {max(pss) / 1024:.2f})"
-                )
-            print(
-                f"\nimport time of the `run` CLI path (python -X importtime, top-level sum): {import_time(env) * 1000:.1f} ms"
-            )
-            ver = measure({"portique": [PORTIQUE, "--version"]}, env, args.runs, args.warmup)
-            print(
-                f"portique --version (interpreter start-up + CLI import): {ver['portique'] * 1000:.1f} ms"
-            )
-            subprocess.run([PORTIQUE, "rm", "-f", *ids], env=env, capture_output=True, check=False)
+            with private_containerd(Path(tmp)) as ctr_address:
+                ctr_image = ctr_import(ctr_address, env, Path(tmp))
+                peers, missing = peer_commands(tar, ctr_address, ctr_image)
+                bench_all(args, env, peers, missing, ctr_address)
         finally:
             leftover = subprocess.run(
                 [PORTIQUE, "ps", "-aq"], env=env, capture_output=True, text=True
@@ -280,6 +276,92 @@ def main() -> int:
             shutil.rmtree(run_root, ignore_errors=True)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
+
+
+def _run_d(env: dict[str, str], *argv: str) -> str:
+    return subprocess.run(
+        [PORTIQUE, "run", "-d", *argv], env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def bench_all(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    peers: dict[str, list[str]],
+    missing: dict[str, str],
+    ctr_address: str | None,
+) -> None:
+    runs = {"portique": [PORTIQUE, "run", "--rm", "busybox", "/bin/true"], **peers}
+    report("run --rm busybox true (median)", measure(runs, env, args.runs, args.warmup), missing)
+    nonet = {"portique": [PORTIQUE, "run", "--rm", "--network", "none", "busybox", "/bin/true"]}
+    if "ctr" in peers:
+        # ctr run sets up no network at all: this is the like-for-like row.
+        nonet["ctr"] = peers["ctr"]
+    report(
+        "run --rm --network none busybox true (median; no veth/bridge work)",
+        measure(nonet, env, args.runs, args.warmup),
+        {},
+    )
+    det = {"portique": [PORTIQUE, "run", "-d", "busybox", "/bin/true"]}
+    report(
+        "run -d busybox true (median; containers left exited)",
+        measure(det, env, args.runs, args.warmup),
+        {},
+    )
+    cid = _run_d(env, "busybox", "sleep", "600")
+    execs = {"portique": [PORTIQUE, "exec", cid, "/bin/true"]}
+    exec_missing = dict(missing)
+    if ctr_address and "ctr" in peers:
+        image = peers["ctr"][4]
+        if quiet(["ctr", "-a", ctr_address, "run", "-d", image, "pq-bench-sleep", "sleep", "600"]):
+            execs["ctr"] = [
+                "ctr",
+                "-a",
+                ctr_address,
+                "task",
+                "exec",
+                "--exec-id",
+                "e1",
+                "pq-bench-sleep",
+                "/bin/true",
+            ]
+    for name in peers:
+        if name not in execs:
+            exec_missing[name] = "exec not measured"
+    try:
+        report(
+            "exec CONTAINER true (median)",
+            measure(execs, env, args.runs, args.warmup),
+            exec_missing,
+        )
+    finally:
+        if "ctr" in execs and ctr_address:
+            quiet(["ctr", "-a", ctr_address, "task", "kill", "-s", "KILL", "pq-bench-sleep"])
+            time.sleep(0.5)
+            quiet(["ctr", "-a", ctr_address, "task", "rm", "-f", "pq-bench-sleep"])
+            quiet(["ctr", "-a", ctr_address, "container", "rm", "pq-bench-sleep"])
+    ids = [cid] + [_run_d(env, "busybox", "sleep", "600") for _ in range(9)]
+    time.sleep(0.5)
+    pss = [
+        monitor_pss(int(pid))
+        for c in ids
+        for pid in subprocess.run(
+            ["pgrep", "-f", f"id={c}"], capture_output=True, text=True
+        ).stdout.split()
+    ]
+    if pss:
+        print(
+            f"\nmonitor memory, {len(pss)} containers running: PSS per monitor"
+            f" {sum(pss) / len(pss) / 1024:.2f} MiB (min {min(pss) / 1024:.2f}, max {max(pss) / 1024:.2f})"
+        )
+    print(
+        f"\nimport time of the `run` CLI path (python -X importtime, top-level sum): {import_time(env) * 1000:.1f} ms"
+    )
+    ver = measure({"portique": [PORTIQUE, "--version"]}, env, args.runs, args.warmup)
+    print(
+        f"portique --version (interpreter start-up + CLI import): {ver['portique'] * 1000:.1f} ms"
+    )
+    subprocess.run([PORTIQUE, "rm", "-f", *ids], env=env, capture_output=True, check=False)
 
 
 if __name__ == "__main__":
