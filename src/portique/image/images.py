@@ -25,6 +25,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import hashlib
+import json
 import os
 import sqlite3
 import time
@@ -237,7 +238,9 @@ class Images:
             id=config_digest,
             manifest_digest=manifest_digest,
             manifest_media_type=manifest.media_type,
-            config_json=config_bytes.decode(),
+            # Re-serialised: the blob may be in any JSON encoding (UTF-16...);
+            # the original bytes stay in the store for push and save.
+            config_json=json.dumps(json.loads(config_bytes), separators=(",", ":")),
             created=config.created or "",
             architecture=config.architecture,
             os=config.os,
