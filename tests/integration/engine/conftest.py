@@ -38,6 +38,10 @@ class Portique:
             raise AssertionError(f"portique {' '.join(args)} -> {proc.returncode}: {proc.stderr}")
         return proc
 
+    @property
+    def argv(self) -> list[str]:
+        return [PORTIQUE]
+
     def ok(self, *args: str, timeout: float = 60) -> str:
         return self(*args, timeout=timeout, check=True).stdout
 

@@ -247,3 +247,48 @@ def test_rm_force_restarting_and_paused(pq: Any) -> None:
     pq.ok("rm", "-f", looping, paused, timeout=60)
     assert pq.ok("ps", "-aq", "--no-trunc", "--filter", f"id={looping}") == ""
     assert pq.ok("ps", "-aq", "--no-trunc", "--filter", f"id={paused}") == ""
+
+
+def test_monitor_killed_leaves_consistent_state(pq: Any) -> None:
+    import os
+    import signal
+
+    cid = pq.ok("run", "-d", "busybox", "sh", "-c", "echo before; sleep 300").strip()
+    _wait_for(lambda: pq.ok("logs", cid) == "before\n")
+    mon = subprocess.run(
+        ["pgrep", "-f", f"id={cid}"], capture_output=True, text=True
+    ).stdout.split()
+    assert len(mon) == 1
+    os.kill(int(mon[0]), signal.SIGKILL)
+    _wait_for(lambda: pq.inspect(cid, "{{.State.Status}}") == "exited")
+    assert pq.ok("logs", cid) == "before\n"
+    assert [m for m in mounts_under(pq.root / "containers") if cid in m] == []
+    assert not (Path("/sys/fs/cgroup/pids/portique") / cid).exists()
+    pq.ok("rm", cid)
+
+
+def test_foreground_run_proxies_sigint(pq: Any) -> None:
+    import signal
+
+    proc = subprocess.Popen(
+        [
+            *pq.argv,
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got INT; exit 5' INT; echo ready; while true; do sleep 0.1; done",
+        ],
+        env=pq.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 5
+    assert out == "got INT\n"
