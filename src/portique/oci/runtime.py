@@ -455,7 +455,7 @@ def _mount(obj: object, field: str) -> Mount:
         raise InvalidArgument(f"{field}.destination: must not be empty")
     # Relative destinations are read as relative to the container's root,
     # as runc does; ".." cannot escape because targets resolve inside the root.
-    dest = posixpath.normpath("/" + dest)
+    dest = posixpath.normpath("/" + dest.lstrip("/"))
     kind = check_str(d.get("type", ""), f"{field}.type", max_len=64)
     source = check_str(d.get("source", ""), f"{field}.source")
     options = _str_list(d.get("options", []), f"{field}.options", limit=256)

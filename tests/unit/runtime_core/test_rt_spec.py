@@ -220,6 +220,10 @@ def test_not_an_object() -> None:
 def test_mount_destination_normalised() -> None:
     spec = parse_spec(cfg(mounts=[{"destination": "data/../x", "type": "tmpfs"}]))
     assert spec.mounts[0].destination == "/x"
+    # POSIX normpath keeps a leading "//": absolute destinations must stay "/x".
+    for dest, want in (("/proc", "/proc"), ("//proc", "/proc"), ("../../x", "/x")):
+        spec = parse_spec(cfg(mounts=[{"destination": dest, "type": "tmpfs"}]))
+        assert spec.mounts[0].destination == want
 
 
 def test_parse_process_for_exec() -> None:
