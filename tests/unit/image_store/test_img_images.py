@@ -382,3 +382,21 @@ def test_clean_spares_an_old_staging_dir_whose_unpack_still_runs(imgs: Images) -
         os.utime(tmp2, (old, old))
         imgs.clean_stale()
         assert not tmp2.exists()  # nobody holds the lock: a crash's leftover
+
+
+def test_hostile_layer_fails_register_and_leaves_nothing(imgs: Images) -> None:
+    evil = ob.Layer.from_tar(
+        RawTar().file("ok", b"1").symlink("etc", "/etc").file("etc/passwd", b"x").bytes()
+    )
+    img = ob.image_from_layers([BASE, evil])
+    put(imgs, img)
+    with pytest.raises(
+        InvalidLayer, match=rf"layer {evil.digest}: invalid layer entry 'etc/passwd'"
+    ):
+        imgs.register(img.manifest, img.manifest_digest, img.config, tags=["evil"])
+    assert imgs.list(all=True) == []
+    assert imgs.diff_id_of(evil.digest) is None
+    # Only the good layer's snapshot exists (kept for a retry; prune sweeps it when old).
+    assert [n for n in os.listdir(imgs.snapshots.dir) if n not in ("empty", "locks")] == [
+        str(next(iter(imgs.db.layer_ids())))
+    ]
