@@ -516,6 +516,15 @@ class Images:
         return list(reversed(image.snapshot_dirs))
 
     def mount_rootfs(self, image: ImageRecord, container_dir: Path) -> Path:
+        """Mount container_dir/rootfs (overlay: the image's snapshots + container_dir/upper).
+
+        Idempotent: an already mounted rootfs is returned as it is.
+        """
+        from portique.linux.mount import is_mountpoint
+
+        rootfs = container_dir / "rootfs"
+        if rootfs.is_dir() and is_mountpoint(rootfs):
+            return rootfs
         lowers = self.lowerdirs(image) or [self.snapshots.empty]
         for p in lowers:
             if not p.is_dir():

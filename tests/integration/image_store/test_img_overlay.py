@@ -182,6 +182,9 @@ def test_zero_layer_image_mounts_an_empty_root(imgs: Images, tmp_path: Path) -> 
     rec = register(imgs, ob.image_from_layers([]), "scratch")
     container = tmp_path / "containers" / "c3"
     rootfs = imgs.mount_rootfs(rec, container)
+    assert imgs.mount_rootfs(rec, container) == rootfs  # idempotent: not mounted twice
+    mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
+    assert sum(line.split()[4] == str(rootfs) for line in mountinfo) == 1
     try:
         assert os.listdir(rootfs) == []
         (rootfs / "x").write_text("1")
