@@ -555,9 +555,25 @@ class Runtime:
 
 
 def _rmtree(path: Path) -> None:
-    import shutil
+    """Remove a container's state directory: flat (state.json, exec.fifo,
+    temp files), so no shutil (and its compression imports) on the start path."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(path / name)
+        except IsADirectoryError:
+            import shutil
 
-    shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(path / name, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def _replace(s: State, **changes: Any) -> State:

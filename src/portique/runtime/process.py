@@ -11,7 +11,6 @@ import errno
 import os
 import resource
 import stat
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 from portique.linux import caps as capslib
@@ -32,14 +31,6 @@ class ExecError(Exception):
         super().__init__(message)
         self.error = error
         self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """The ids a process runs as."""
-    uid: int
-    gid: int
-    additional_gids: tuple[int, ...]
 
 
 def set_rlimits(process: Process) -> None:
