@@ -49,6 +49,10 @@ def resolve_image(ref: str, pull: str, progress: Callable[[Any], None] | None = 
             return imgs.resolve(ref)
         if pull == "never":
             raise NotFound(f"no such image: {ref}")
+        if pull == "missing":
+            import sys
+
+            sys.stderr.write(f"Unable to find image '{ref}' locally\n")
         from portique.image.pull import pull as do_pull
 
         return do_pull(imgs, ref, progress=progress)

@@ -60,6 +60,11 @@ class Monitor:
         self.pty_fd = int(args.get("pty", "-1"))
         self.stdin_once = args.get("stdin_once") == "1"
         self.hold_until = time.monotonic() + HOLD_SECONDS if args.get("hold") == "1" else 0.0
+        # Inherited across our exec; close-on-exec again so nothing we start
+        # (a restarted container's runtime) inherits them.
+        for fd in (self.listen.fileno(), self.out_fd, self.err_fd, self.in_fd, self.pty_fd):
+            if fd >= 0:
+                os.set_inheritable(fd, False)
         self.log = LogWriter(args["log"])
         self.clients: dict[int, Client] = {}
         self.stop_requested = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from portique.cli.docker.commands import create
 
@@ -14,11 +15,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from portique.engine import attach, containers, db, lifecycle
     from portique.engine.paths import ContainerPaths
-    from portique.errors import PortiqueError
+    from portique.errors import InvalidArgument, PortiqueError
 
     if args.detach and args.rm and args.restart not in ("", "no"):
         raise PortiqueError("conflicting options: --restart and --rm")
     keys = attach.parse_detach_keys(args.detach_keys)
+    if args.tty and args.interactive and not args.detach and not sys.stdin.isatty():
+        raise InvalidArgument("the input device is not a TTY")
     row = create.create_from_args(args)
     conn = containers.open_db()
     try:
