@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from portique.errors import InvalidState, PortiqueError
-from portique.fileio import atomic_write_json
 
 OCI_VERSION: Final = "1.2.0"
 STATE_FILE: Final = "state.json"
@@ -174,7 +173,27 @@ class State:
 
 
 def write_state(state_dir: Path, state: State) -> None:
-    atomic_write_json(state_dir / STATE_FILE, state.to_disk(), mode=0o600)
+    """Replace state.json atomically: temp file + rename, without fsync.
+
+    Runtime state is gone at reboot by design (it lives in /run), so it only
+    needs to be atomic against a crashed process, which rename gives; an
+    fsync would cost milliseconds per start where /run is not a tmpfs.
+    """
+    path = state_dir / STATE_FILE
+    tmp = state_dir / f".{STATE_FILE}.{os.getpid()}"
+    data = json.dumps(state.to_disk(), separators=(",", ":")).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_state(state_dir: Path) -> State:
