@@ -140,3 +140,55 @@ def test_exec_detached_with_console_socket(
         assert b"bye:now" in read_until(master, b"bye:now")
     finally:
         os.close(master)
+
+
+def test_interactive_run_in_a_real_terminal(
+    rt: RuntimeCLI, bundle: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A person at a terminal (tmux gives us one): keys reach the shell, its
+    output and the window size come back, and the exit status is the shell's."""
+    b = bundle("sh", terminal=True)
+    server = f"rtcli-{os.getpid()}"
+    status_file = tmp_path / "status"
+    command = " ".join(rt.argv("run", "-b", str(b), unique_id()))
+    tmux = ["tmux", "-L", server]
+    subprocess.run(
+        [
+            *tmux,
+            "new-session",
+            "-d",
+            "-x",
+            "100",
+            "-y",
+            "40",
+            f"{command}; echo $? > {status_file}",
+        ],
+        check=True,
+        timeout=30,
+    )
+
+    def screen_has(text: str) -> bool:
+        deadline = time.monotonic() + 20
+        pane = ""
+        while time.monotonic() < deadline:
+            pane = subprocess.run(
+                [*tmux, "capture-pane", "-p"], capture_output=True, text=True, check=False
+            ).stdout
+            if text in pane:
+                return True
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not on the screen: {pane!r}")
+
+    try:
+        assert screen_has("/ #")  # capture-pane trims the trailing space
+        subprocess.run([*tmux, "send-keys", "echo hi-$((40+2)); stty size", "Enter"], check=True)
+        assert screen_has("hi-42")
+        assert screen_has("40 100")
+        subprocess.run([*tmux, "send-keys", "exit 5", "Enter"], check=True)
+        deadline = time.monotonic() + 20
+        while not status_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status_file.read_text().strip() == "5"
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False, capture_output=True)
+    assert rt("list", "-q").stdout == ""
