@@ -400,3 +400,12 @@ def test_hostile_layer_fails_register_and_leaves_nothing(imgs: Images) -> None:
     assert [n for n in os.listdir(imgs.snapshots.dir) if n not in ("empty", "locks")] == [
         str(next(iter(imgs.db.layer_ids())))
     ]
+
+
+def test_remove_by_digest_reference(imgs: Images) -> None:
+    img = ob.image_from_layers([BASE])
+    rec = add(imgs, img, "app:1", repo_digest="app")
+    assert imgs.remove(f"app@{img.manifest_digest}") == [("Untagged", f"app@{img.manifest_digest}")]
+    assert imgs.get(rec.id).repo_tags == ["app:1"]
+    assert imgs.get(rec.id).repo_digests == []
+    assert imgs.remove("app:1") == [("Untagged", "app:1"), ("Deleted", rec.id)]
