@@ -202,6 +202,10 @@ class Runtime:
                 cgroups_path=spec.linux.cgroups_path,
                 config=raw_config,
             )
+            # Written before anything is forked: if this process dies mid-create,
+            # the leftover is a "creating" container whose init is not alive,
+            # i.e. stopped, which `delete` (cgroup, state) can clean up.
+            st.write_state(state_dir, base)
             console = (
                 _connect_console_socket(console_socket, undo) if spec.process.terminal else None
             )

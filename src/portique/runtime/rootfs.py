@@ -76,6 +76,7 @@ _ST_LOCKED: Final = (
 @dataclass(frozen=True, slots=True)
 class Options:
     """Mount options split into flags, propagation changes and fs data."""
+
     flags: int
     propagation: tuple[int, ...]
     data: str

@@ -38,12 +38,14 @@ MAX_MESSAGE: Final = 65536
 @dataclass(frozen=True, slots=True)
 class Go:
     """Parent -> stage 1: the cgroup is joined, go on."""
+
     kind: ClassVar[str] = "go"
 
 
 @dataclass(frozen=True, slots=True)
 class MapIds:
     """Stage 1 -> parent: write the uid/gid maps of `pid`."""
+
     kind: ClassVar[str] = "map_ids"
     pid: int
 
@@ -51,12 +53,14 @@ class MapIds:
 @dataclass(frozen=True, slots=True)
 class MapIdsDone:
     """Parent -> stage 1: the maps are written."""
+
     kind: ClassVar[str] = "map_ids_done"
 
 
 @dataclass(frozen=True, slots=True)
 class InitPid:
     """Stage 1 -> parent: the host pid of the container init (or exec process)."""
+
     kind: ClassVar[str] = "init_pid"
     pid: int
 
@@ -64,12 +68,14 @@ class InitPid:
 @dataclass(frozen=True, slots=True)
 class RunHooks:
     """Init -> parent: namespaces and mounts exist; run prestart/createRuntime."""
+
     kind: ClassVar[str] = "run_hooks"
 
 
 @dataclass(frozen=True, slots=True)
 class HooksDone:
     """Parent -> init: the runtime-namespace hooks succeeded."""
+
     kind: ClassVar[str] = "hooks_done"
 
 
@@ -83,6 +89,7 @@ class Pty:
 @dataclass(frozen=True, slots=True)
 class Ready:
     """Init -> parent: set up; now blocking on the exec fifo."""
+
     kind: ClassVar[str] = "ready"
 
 

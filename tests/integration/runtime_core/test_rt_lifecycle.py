@@ -342,3 +342,36 @@ def test_rootfs_propagation_shared(
     assert "shared:" not in private.text()
     assert private.text().strip()
     private.close()
+
+
+def test_interrupted_create_can_be_deleted(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs
+) -> None:
+    """A runtime killed mid-create leaves a "creating" state and a cgroup;
+    the container then reads as stopped and delete removes both."""
+    import subprocess
+    import sys
+
+    cfg = make_config(["true"])
+    # The prestart hook never returns: the runtime is killed while waiting on it.
+    cfg["hooks"] = {"prestart": [{"path": "/bin/sleep", "args": ["sleep", "60"]}]}
+    bundle = make_bundle(tmp_path, busybox_rootfs, cfg)
+    cid = new_id()
+    script = (
+        "import sys; from pathlib import Path; from portique.runtime import Runtime;"
+        f"Runtime(Path({str(rt.state_root)!r})).create({cid!r}, Path({str(bundle)!r}))"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 20
+    while (
+        not list(Path("/sys/fs/cgroup").glob(f"*/portique/{cid}")) and time.monotonic() < deadline
+    ):
+        time.sleep(0.01)
+    time.sleep(0.2)
+    child.kill()
+    child.wait()
+    assert rt.state(cid).status is Status.STOPPED
+    assert [s.id for s in rt.list()] == [cid]
+    rt.delete(cid)
+    assert not (rt.state_root / cid).exists()
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/portique/{cid}"))
