@@ -268,3 +268,33 @@ def test_pids_limit_blocks_fork(rt: Runtime, tmp_path: Path, busybox_rootfs: Pat
     assert code != 0
     assert "can't fork: Resource temporarily unavailable" in out
     assert "forked" not in out
+
+
+def test_exec_into_user_namespace(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path, public_dir: Path
+) -> None:
+    rootfs = public_dir / "rootfs"
+    subprocess.run(["cp", "-a", str(busybox_rootfs), str(rootfs)], check=True)
+    subprocess.run(["chown", "-R", "200000:200000", str(rootfs)], check=True)
+    cfg = make_config(["sleep", "60"])
+    cfg["root"]["path"] = str(rootfs)
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    bundle = make_bundle(tmp_path, rootfs, cfg)
+    out = Outputs(tmp_path)
+    cid = new_id()
+    init = rt.create(cid, bundle, stdio=out.stdio)
+    rt.start(cid)
+    proc = parse_process(
+        {
+            "args": ["sh", "-c", "echo uid=$(id -u); echo user=$(readlink /proc/self/ns/user)"],
+            "user": {"uid": 5, "gid": 5},
+        }
+    )
+    assert rt.exec(cid, proc, stdio=out.stdio) == 0
+    got = kv(out.text())
+    assert got["uid"] == "5"
+    assert got["user"] == os.readlink(f"/proc/{init.pid}/ns/user")
+    rt.delete(cid, force=True)
+    out.close()
