@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from support.rtcli_bundle import RuntimeCLI, one_line_error, portique_cgroups, unique_id
 
@@ -240,6 +241,41 @@ def test_events_stream_ends_when_container_stops(
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert lines
     assert all(e["type"] == "stats" and e["id"] == cid for e in lines)
+
+
+def test_events_reports_oom_kills(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
+    def limit_memory(spec: dict[str, Any]) -> None:
+        spec["linux"]["resources"]["memory"] = {"limit": 16 << 20, "swap": 16 << 20}
+
+    # A child that wants 64 MiB in a 16 MiB cgroup.
+    hog = 'sleep 1; sh -c "x=$(yes | head -c 67108864)"; sleep 60'
+    cid = unique_id()
+    rt("run", "-d", "-b", str(bundle("sh", "-c", hog, edit=limit_memory)), cid)
+    events = subprocess.Popen(
+        rt.argv("events", "--interval", "200ms", cid),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    kinds: list[str] = []
+    try:
+        assert events.stdout is not None
+        deadline = time.monotonic() + 30
+        while "oom" not in kinds and time.monotonic() < deadline:
+            line = events.stdout.readline()
+            if not line:
+                break
+            event = json.loads(line)
+            assert event["id"] == cid
+            kinds.append(event["type"])
+    finally:
+        events.kill()
+        events.wait()
+        if events.stdout is not None:
+            events.stdout.close()
+    assert kinds[0] == "stats"
+    assert "oom" in kinds
 
 
 def test_update_pids_limit(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:

@@ -12,10 +12,14 @@ import json
 import re
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from portique.cli.runc.commands._common import add_id
 from portique.cli.runc.context import Context
-from portique.errors import InvalidArgument, NotFound
+from portique.errors import InvalidArgument, NotFound, PortiqueError
+
+if TYPE_CHECKING:
+    from portique.runtime.cgroups import CgroupManager
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
@@ -41,12 +45,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_id(parser)
 
 
-def event_line(container_id: str, data: object) -> str:
-    # Compact, as runc (Go's encoding/json) writes it.
-    return (
-        json.dumps({"type": "stats", "id": container_id, "data": data}, separators=(",", ":"))
-        + "\n"
-    )
+def event_line(container_id: str, data: object, kind: str = "stats") -> str:
+    """One event as runc writes it: compact, as Go's encoding/json does."""
+    event: dict[str, object] = {"type": kind, "id": container_id}
+    if data is not None:
+        event["data"] = data
+    return json.dumps(event, separators=(",", ":")) + "\n"
+
+
+def _oom_count(manager: CgroupManager | None) -> int:
+    if manager is None:
+        return 0
+    try:
+        return manager.oom_kill_count()
+    except (PortiqueError, OSError):
+        return 0
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -55,18 +68,34 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise InvalidArgument(f"interval must be positive: {args.interval}")
     rt = ctx.runtime()
     cid = args.container_id
-    while True:
-        state = rt.state(cid)
+    state = rt.state(cid)
+    if args.stats:
         if str(state.status) == "stopped":
-            if args.stats:
-                raise InvalidArgument(f"container {cid} is not running")
+            raise InvalidArgument(f"container {cid} is not running")
+        sys.stdout.write(event_line(cid, rt.stats(cid)))
+        return 0
+    # Streaming: stats every interval, and an "oom" event whenever the
+    # kernel's OOM killer has struck in the container's cgroup since.
+    from portique.runtime.cgroups import open_manager
+
+    manager: CgroupManager | None
+    try:
+        manager = open_manager(state.cgroups_path, cid)
+    except (PortiqueError, OSError):
+        manager = None
+    ooms = _oom_count(manager)
+    while True:
+        try:
+            state = rt.state(cid)
+        except NotFound:
+            return 0
+        count = _oom_count(manager)
+        if count > ooms:
+            ooms = count
+            sys.stdout.write(event_line(cid, None, "oom"))
+        if str(state.status) == "stopped":
+            sys.stdout.flush()
             return 0
         sys.stdout.write(event_line(cid, rt.stats(cid)))
         sys.stdout.flush()
-        if args.stats:
-            return 0
         time.sleep(interval)
-        try:
-            rt.state(cid)
-        except NotFound:
-            return 0

@@ -102,7 +102,6 @@ def resources_object(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from portique.oci.resources import parse_resources
-    from portique.oci.runtime import load_spec
     from portique.runtime.cgroups import open_manager
 
     resources = parse_resources(resources_object(args))
@@ -110,8 +109,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     state = rt.state(args.container_id)
     if str(state.status) == "stopped":
         raise InvalidState(f"container {args.container_id} is stopped: nothing to update")
-    spec = load_spec(state.bundle)
-    manager = open_manager(spec.linux.cgroups_path, args.container_id)
+    # The cgroup path recorded at create time, not the bundle's (maybe edited) config.
+    manager = open_manager(state.cgroups_path, args.container_id)
     if not manager.exists():
         raise InvalidState(f"container {args.container_id} has no cgroup")
     manager.apply(resources)
