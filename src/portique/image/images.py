@@ -495,14 +495,34 @@ class Images:
                 c.execute("DELETE FROM image_digests WHERE image_id = ?", (image_id,))
                 doomed.append(ImageDB.delete_image(c, image_id))
                 deleted.append(image_id)
-            # Layers no image uses, left by pulls that never registered.
-            orphans = ImageDB.unreferenced_layers(c, time.time() - STALE_SECONDS)
-            for layer in orphans:
-                c.execute("DELETE FROM layers WHERE id = ?", (layer.id,))
-            doomed.append((orphans, []))
+            if all:
+                # Layers and blobs no image uses (pulls that never registered,
+                # build-cache steps): only with all, as they may serve the cache.
+                orphans = ImageDB.unreferenced_layers(c, time.time() - STALE_SECONDS)
+                for layer in orphans:
+                    c.execute("DELETE FROM layers WHERE id = ?", (layer.id,))
+                doomed.append((orphans, self._orphan_blobs(c)))
         reclaimed = self._purge(doomed)
         self.clean_stale()
         return deleted, reclaimed
+
+    def _orphan_blobs(self, c: sqlite3.Connection) -> builtins.list[str]:
+        """Blobs no image names, older than the grace period (a pull in progress
+        has not registered its image yet); their layer_blobs rows go too."""
+        used = {r[0] for r in c.execute("SELECT digest FROM image_blobs")}
+        limit = time.time() - STALE_SECONDS
+        out = []
+        for digest in self.store.digests():
+            if digest in used:
+                continue
+            try:
+                if self.store.path(digest).stat().st_mtime >= limit:
+                    continue
+            except FileNotFoundError:
+                continue
+            c.execute("DELETE FROM layer_blobs WHERE blob_digest = ?", (digest,))
+            out.append(digest)
+        return out
 
     def clean_stale(self, max_age: float = STALE_SECONDS) -> None:
         """Remove what crashed or abandoned operations left behind."""

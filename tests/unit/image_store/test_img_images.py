@@ -409,3 +409,26 @@ def test_remove_by_digest_reference(imgs: Images) -> None:
     assert imgs.get(rec.id).repo_tags == ["app:1"]
     assert imgs.get(rec.id).repo_digests == []
     assert imgs.remove("app:1") == [("Untagged", "app:1"), ("Deleted", rec.id)]
+
+
+def test_prune_sweeps_old_unreferenced_layers_and_blobs(imgs: Images) -> None:
+    kept = add(imgs, ob.image_from_layers([BASE]), "kept")
+    # A pull that stored and unpacked a layer but never registered its image.
+    imgs.store.write_bytes(TOP_A.blob, TOP_A.digest)
+    path = imgs.unpack_layer(Desc(TOP_A.digest, TOP_A.media_type, len(TOP_A.blob)))
+    imgs.add_user(kept.id, "k" * 64)
+    assert imgs.prune(all=True) == ([], 0)  # too fresh: may be a pull in progress
+    assert path.is_dir()
+    old = time.time() - 7200
+    os.utime(imgs.store.path(TOP_A.digest), (old, old))
+    with imgs.db.write() as c:
+        c.execute("UPDATE layers SET created = ? WHERE id = ?", (old, int(path.name)))
+    assert imgs.prune() == ([], 0)  # dangling-only prune keeps them (build cache)
+    assert path.is_dir()
+    deleted, reclaimed = imgs.prune(all=True)
+    assert deleted == []
+    assert reclaimed == len(b"a") + len(TOP_A.blob)
+    assert not path.exists()
+    assert not imgs.store.has(TOP_A.digest)
+    assert imgs.diff_id_of(TOP_A.digest) is None
+    assert imgs.resolve("kept").snapshot_dirs == kept.snapshot_dirs
