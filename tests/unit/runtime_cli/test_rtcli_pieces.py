@@ -64,6 +64,7 @@ def test_parse_duration_rejects(text: str) -> None:
 
 
 def test_event_line_shape() -> None:
+    assert event_line("c1", None, "oom") == '{"type":"oom","id":"c1"}\n'
     line = event_line("c1", {"pids": {"current": 1}})
     assert line == '{"type":"stats","id":"c1","data":{"pids":{"current":1}}}\n'
 
