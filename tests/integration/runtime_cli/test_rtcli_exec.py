@@ -109,3 +109,44 @@ def test_foreground_exec_forwards_signals(rt: RuntimeCLI, running: str) -> None:
         if fg.stdout is not None:
             fg.stdout.close()
     assert rt.state(running)["status"] == "running"
+
+
+def _cap_mask(status: str, field: str) -> int:
+    for line in status.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"{field} not in /proc/self/status")
+
+
+def test_exec_cap_no_new_privs_and_groups(rt: RuntimeCLI, running: str) -> None:
+    cap_net_admin = 1 << 12
+    plain = rt("exec", running, "cat", "/proc/self/status").stdout
+    assert not _cap_mask(plain, "CapEff") & cap_net_admin
+    added = rt(
+        "exec",
+        "--cap",
+        "CAP_NET_ADMIN",
+        "--no-new-privs",
+        "-g",
+        "10",
+        "-g",
+        "20",
+        running,
+        "cat",
+        "/proc/self/status",
+    ).stdout
+    assert _cap_mask(added, "CapEff") & cap_net_admin
+    assert _cap_mask(added, "CapBnd") & cap_net_admin
+    assert "NoNewPrivs:\t1" in added
+    groups = next(line for line in added.splitlines() if line.startswith("Groups:"))
+    assert groups.split()[1:] == ["10", "20"]
+
+
+def test_exec_in_a_paused_container_is_refused(rt: RuntimeCLI, running: str) -> None:
+    rt("pause", running)
+    try:
+        proc = rt("exec", running, "true", check=False)
+        assert proc.returncode == 1
+        assert "paused" in one_line_error(proc.stderr)
+    finally:
+        rt("resume", running)
