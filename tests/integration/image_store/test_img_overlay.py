@@ -279,3 +279,21 @@ def test_layer_from_container_upper_round_trips(imgs: Images, tmp_path: Path) ->
         assert st.st_ino == os.stat(root2 / "opq/fresh2").st_ino
     finally:
         imgs.unmount_rootfs(c2)
+
+
+def test_symlink_in_one_layer_and_file_through_it_in_the_next(imgs: Images, tmp_path: Path) -> None:
+    """Each layer unpacks into its own dir, so layer 2 never sees layer 1's symlink."""
+    outside = tmp_path / "host-etc"
+    outside.mkdir()
+    l1 = ob.Layer.from_tar(RawTar().symlink("etc", str(outside)).bytes())
+    l2 = ob.Layer.from_tar(RawTar().file("etc/passwd", b"root::0:0::/:/bin/sh\n").bytes())
+    rec = register(imgs, ob.image_from_layers([l1, l2]), "two-step")
+    assert os.listdir(outside) == []
+    container = tmp_path / "containers" / "c8"
+    rootfs = imgs.mount_rootfs(rec, container)
+    try:
+        assert not (rootfs / "etc").is_symlink()  # the upper dir hides the lower symlink
+        assert (rootfs / "etc/passwd").read_bytes().startswith(b"root")
+    finally:
+        imgs.unmount_rootfs(container)
+    assert os.listdir(outside) == []
