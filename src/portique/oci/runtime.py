@@ -79,6 +79,7 @@ RLIM_INFINITY: Final = 2**64 - 1
 @dataclass(frozen=True, slots=True)
 class User:
     """process.user: ids, umask and supplementary groups."""
+
     uid: int = 0
     gid: int = 0
     umask: int | None = None
@@ -99,6 +100,7 @@ class Capabilities:
 @dataclass(frozen=True, slots=True)
 class Rlimit:
     """One process.rlimits entry."""
+
     type: str
     hard: int
     soft: int
@@ -107,6 +109,7 @@ class Rlimit:
 @dataclass(frozen=True, slots=True)
 class Process:
     """process (or an exec process file): what runs and with which privileges."""
+
     args: tuple[str, ...]
     cwd: str = "/"
     env: tuple[str, ...] = ()
@@ -124,6 +127,7 @@ class Process:
 @dataclass(frozen=True, slots=True)
 class Root:
     """root: the rootfs path (relative to the bundle) and whether it is read-only."""
+
     path: str
     readonly: bool = False
 
@@ -131,6 +135,7 @@ class Root:
 @dataclass(frozen=True, slots=True)
 class Mount:
     """One mounts[] entry; destination is absolute and normalised."""
+
     destination: str
     type: str = ""
     source: str = ""
@@ -140,6 +145,7 @@ class Mount:
 @dataclass(frozen=True, slots=True)
 class Hook:
     """One hook: an absolute path, argv, env and an optional timeout in seconds."""
+
     path: str
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
@@ -149,6 +155,7 @@ class Hook:
 @dataclass(frozen=True, slots=True)
 class Hooks:
     """hooks: each phase in order."""
+
     prestart: tuple[Hook, ...] = ()
     create_runtime: tuple[Hook, ...] = ()
     create_container: tuple[Hook, ...] = ()
@@ -160,6 +167,7 @@ class Hooks:
 @dataclass(frozen=True, slots=True)
 class Namespace:
     """One linux.namespaces entry; a path means join, no path means create."""
+
     type: str
     path: str = ""
 
@@ -167,6 +175,7 @@ class Namespace:
 @dataclass(frozen=True, slots=True)
 class IDMapping:
     """One uid/gid mapping of a user namespace."""
+
     container_id: int
     host_id: int
     size: int
@@ -175,6 +184,7 @@ class IDMapping:
 @dataclass(frozen=True, slots=True)
 class Device:
     """One linux.devices entry."""
+
     type: str
     path: str
     major: int = 0
@@ -187,6 +197,7 @@ class Device:
 @dataclass(frozen=True, slots=True)
 class Linux:
     """linux: namespaces, mappings, devices, cgroup, seccomp, masks and sysctl."""
+
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IDMapping, ...] = ()
     gid_mappings: tuple[IDMapping, ...] = ()
@@ -215,6 +226,7 @@ class Linux:
 @dataclass(frozen=True, slots=True)
 class Spec:
     """A parsed config.json."""
+
     oci_version: str
     root: Root
     process: Process | None = None

@@ -46,8 +46,8 @@ _MAX_ID = 1024
 _STEP_TIMEOUT = 600.0
 
 
-class RuntimeError_(PortiqueError):
-    """A container operation failed in the kernel or the init."""
+class ContainerError(PortiqueError):
+    """A container operation failed in the kernel, the init or a hook."""
 
 
 def _check_id(container_id: str) -> None:
@@ -77,7 +77,7 @@ def _failed_to_error(msg: sync.Failed) -> PortiqueError:
         return CommandNotFound(msg.message)
     if msg.error == "notexec":
         return CommandNotExecutable(msg.message)
-    return RuntimeError_(msg.message)
+    return ContainerError(msg.message)
 
 
 class Runtime:
@@ -286,7 +286,7 @@ class Runtime:
                 undo.callback(_kill_and_reap, init_pid)
                 _reap(pid1)
             elif init_pid == 0 and isinstance(msg, (sync.RunHooks, sync.Ready)):
-                raise RuntimeError_(f"container init: {msg.kind} before its pid")
+                raise ContainerError(f"container init: {msg.kind} before its pid")
             elif isinstance(msg, sync.RunHooks):
                 state = _replace(base, pid=init_pid).to_oci_json()
                 run_hooks("prestart", spec.hooks.prestart, state)
@@ -305,8 +305,8 @@ class Runtime:
             elif isinstance(msg, sync.Failed):
                 raise _failed_to_error(msg)
             else:
-                raise RuntimeError_("container init exited during creation")
-        raise RuntimeError_("container init: protocol did not finish")
+                raise ContainerError("container init exited during creation")
+        raise ContainerError("container init: protocol did not finish")
 
     # ------------------------------------------------------------ start / run
 
@@ -486,7 +486,7 @@ class Runtime:
         _rmtree(self._dir(container_id))
         self._managers.pop((s.cgroups_path, s.id), None)
         if errors:
-            raise RuntimeError_(f"delete {container_id}: " + "; ".join(errors))
+            raise ContainerError(f"delete {container_id}: " + "; ".join(errors))
 
     def _kill_all_and_wait(self, s: State) -> None:
         manager = self._manager(s)
@@ -521,7 +521,7 @@ class Runtime:
                 return
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
-        raise RuntimeError_(f"container {s.id}: processes did not die after SIGKILL")
+        raise ContainerError(f"container {s.id}: processes did not die after SIGKILL")
 
     # ------------------------------------------------------------ exec
 
@@ -592,7 +592,7 @@ def _fork() -> int:
     # threading not imported means no Python thread was ever started.
     threading = sys.modules.get("threading")
     if threading is not None and threading.active_count() != 1:
-        raise RuntimeError_("the runtime cannot fork while other threads run")
+        raise ContainerError("the runtime cannot fork while other threads run")
     return os.fork()
 
 
@@ -610,7 +610,7 @@ def _write_id_maps(pid: int, spec: Spec) -> None:
         with open(f"/proc/{pid}/gid_map", "wb") as f:
             f.write(fmt(lx.gid_mappings))
     except OSError as e:
-        raise RuntimeError_(f"cannot write the user namespace mappings: {e.strerror}") from None
+        raise ContainerError(f"cannot write the user namespace mappings: {e.strerror}") from None
 
 
 def _connect_console_socket(path: Path | None, undo: ExitStack) -> Any:
@@ -629,7 +629,7 @@ def _send_console(console: Any, fds: list[int]) -> None:
     import socket
 
     if console is None or not fds:
-        raise RuntimeError_("terminal: no console socket for the pty master")
+        raise ContainerError("terminal: no console socket for the pty master")
     socket.send_fds(console, [b"/dev/ptmx"], fds[:1])
 
 
@@ -731,4 +731,4 @@ def _warn(message: str) -> None:
     print(f"portique-runtime: warning: {message}", file=sys.stderr)
 
 
-__all__ = ["DEFAULT_STATE_ROOT", "Runtime"]
+__all__ = ["DEFAULT_STATE_ROOT", "ContainerError", "Runtime"]

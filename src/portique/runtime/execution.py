@@ -78,7 +78,7 @@ def _start(
     from contextlib import ExitStack
 
     from portique.runtime.container import (
-        RuntimeError_,
+        ContainerError,
         _connect_console_socket,
         _failed_to_error,
         _fork,
@@ -129,9 +129,9 @@ def _start(
             elif msg is None:
                 break  # exec succeeded: the socket closed on exec
             else:
-                raise RuntimeError_(f"exec: unexpected message {msg.kind}")
+                raise ContainerError(f"exec: unexpected message {msg.kind}")
         if not pid:
-            raise RuntimeError_("exec: the helper exited before starting the process")
+            raise ContainerError("exec: the helper exited before starting the process")
         undo.pop_all()
         parent.close()
         if console is not None:
@@ -141,7 +141,7 @@ def _start(
 
 def _open_namespaces(s: State, spec: Spec, undo: Any) -> list[tuple[str, int]]:
     """fds of the init's namespaces, opened before fork and checked against pid reuse."""
-    from portique.runtime.container import RuntimeError_
+    from portique.runtime.container import ContainerError
 
     out: list[tuple[str, int]] = []
     types = {n.type for n in spec.linux.namespaces}
@@ -152,7 +152,7 @@ def _open_namespaces(s: State, spec: Spec, undo: Any) -> list[tuple[str, int]]:
         try:
             fd = os.open(f"/proc/{s.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
-            raise RuntimeError_(
+            raise ContainerError(
                 f"exec: cannot open {name} namespace of {s.pid}: {e.strerror}"
             ) from None
         undo.callback(os.close, fd)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from portique.linux import ns, prctl
-from portique.oci.runtime import Process, Spec
+from portique.oci.runtime import Namespace, Process, Spec
 from portique.runtime import sync
 from portique.runtime.process import ExecError, Loadable
 from portique.runtime.rootfs import CgroupInfo
@@ -135,11 +135,11 @@ def fork_after_report(chan: sync.Channel) -> int:
     return pid
 
 
-def join_namespaces(namespaces: tuple[object, ...]) -> None:
+def join_namespaces(namespaces: tuple[Namespace, ...]) -> None:
     """setns into every namespace given by path: user first (it grants the
     rights to join the others), mount last (it changes our root)."""
     order = ["user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount"]
-    paths = {n.type: n.path for n in namespaces if getattr(n, "path", "")}  # type: ignore[attr-defined]
+    paths = {n.type: n.path for n in namespaces if n.path}
     for kind in order:
         path = paths.get(kind)
         if not path:
@@ -314,10 +314,6 @@ def setup_terminal(chan: sync.Channel, proc: Process) -> None:
     finally:
         os.close(master)
         os.close(slave)
-
-
-def report_exec_failure(chan: sync.Channel, exc: BaseException) -> NoReturn:
-    _fail(chan, exc)
 
 
 __all__ = ["InitConfig", "stage1"]
