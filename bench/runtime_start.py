@@ -45,6 +45,9 @@ def make_bundle(dest: Path, args: list[str] | None = None) -> Path:
         (rootfs / "bin" / applet).symlink_to("busybox")
     spec = default_spec()
     spec["process"]["args"] = args or ["/bin/true"]
+    # The oldest version every runtime here reads (crun 1.8 refuses "1.2.0"
+    # with "unknown version specified"); nothing in this config is newer.
+    spec["ociVersion"] = "1.0.2"
     spec["process"]["terminal"] = False
     (dest / "config.json").write_text(json.dumps(spec, indent=2))
     return dest
