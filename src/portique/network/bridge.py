@@ -175,6 +175,28 @@ def host_routes() -> list[tuple[ipaddress.IPv4Network, str]]:
     return out
 
 
+def foreign_routes(net: ipaddress.IPv4Network, bridge: str) -> list[str]:
+    """Routes (main table) and host addresses overlapping `net` on any device but
+    `bridge`, as "subnet on device" (by index, so links made meanwhile count too)."""
+    out = []
+    with _ipr() as ipr:
+        own = _index(ipr, bridge)
+        for r in ipr.get_routes(family=2):
+            dst = r.get_attr("RTA_DST")
+            table = r.get_attr("RTA_TABLE") or r["table"]
+            if dst is None or r["dst_len"] == 0 or r.get_attr("RTA_OIF") == own:
+                continue
+            if not (table == 254 or (table == 255 and r["type"] == 2)):
+                continue
+            route = ipaddress.IPv4Network(f"{dst}/{r['dst_len']}", strict=False)
+            if route.overlaps(net):
+                oif = r.get_attr("RTA_OIF")
+                links = ipr.get_links(oif) if oif else []
+                dev = links[0].get_attr("IFLA_IFNAME") if links else f"index {oif}"
+                out.append(f"{route} on {dev}")
+    return out
+
+
 def add_veth(
     *,
     bridge: str,
@@ -247,6 +269,7 @@ __all__ = [
     "bring_up_loopback",
     "delete_link",
     "ensure_bridge",
+    "foreign_routes",
     "host_links",
     "host_routes",
     "link_exists",

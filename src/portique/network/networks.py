@@ -448,19 +448,16 @@ class Networks:
             ndb.insert_endpoint(conn, ep, "creating", time.time())
         try:
             created = not bridge.link_exists(net.bridge)
+            bridge.ensure_bridge(net.bridge, net.gateway, subnet.prefixlen, net.mtu, self._alias)
             if created:
                 # Another engine root may have routed this subnet since `network create`
                 # (roots do not share a database): refuse rather than misroute.
-                clash = next(
-                    (f"{n} on {dev}" for n, dev in bridge.host_routes()
-                     if dev != net.bridge and n.overlaps(subnet)),
-                    None,
-                )  # fmt: skip
-                if clash is not None:
+                clash = bridge.foreign_routes(subnet, net.bridge)
+                if clash:
+                    bridge.delete_link(net.bridge)
                     raise Conflict(
-                        f"subnet {subnet} of network {net.name} overlaps with host route {clash}"
+                        f"subnet {subnet} of network {net.name} overlaps with host route {clash[0]}"
                     )
-            bridge.ensure_bridge(net.bridge, net.gateway, subnet.prefixlen, net.mtu, self._alias)
             if not net.internal:
                 bridge.write_sysctl("net/ipv4/ip_forward", "1")
             bridge.add_veth(

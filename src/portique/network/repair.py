@@ -94,9 +94,10 @@ def repair(
 
 
 def _orphaned(alias: str | None) -> bool:
-    """A portique bridge whose engine root no longer exists (its database is gone):
-    no engine will ever clean it up but this one."""
+    """A portique bridge whose engine root directory no longer exists (a deleted test
+    root): no engine will ever clean it up but this one. A root that exists without
+    a database is left alone: it may be another mount namespace's view."""
     if not alias or not alias.startswith("portique:"):
         return False
     _, sep, root = alias.partition(" ")
-    return bool(sep) and root.startswith("/") and not (Path(root) / pdb.DB_NAME).exists()
+    return bool(sep) and root.startswith("/") and not Path(root).exists()

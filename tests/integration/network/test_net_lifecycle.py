@@ -202,7 +202,7 @@ def test_repair_cleans_up_after_crashes(nets: Networks, make_netns: NetnsFactory
     # A fresh engine process repairs everything, and a young "creating" row is spared.
     report = nets.repair(creating_grace=3600)
     assert report.endpoints == [f"app/{c2[:12]}"]
-    assert report.bridges == [doomed.bridge]
+    assert doomed.bridge in report.bridges  # (with any orphan of a deleted root)
     assert report.ports == 0  # went with the endpoint
     assert len(_our_veths(nets)) == 1
     report = nets.repair(creating_grace=0)
