@@ -209,6 +209,12 @@ class Runtime:
             console = (
                 _connect_console_socket(console_socket, undo) if spec.process.terminal else None
             )
+            # What the init needs, imported here once: a long-lived caller
+            # (a monitor, an API server) then forks them ready, instead of
+            # every init importing them again.
+            import portique.runtime.devices
+            import portique.runtime.hooks
+            import portique.runtime.rootfs  # noqa: F401
             from portique.runtime.init import InitConfig, stage1
 
             cfg = InitConfig(
