@@ -253,6 +253,10 @@ def _number(field: bytes) -> int:
         if field[0] == 0xFF:
             return int.from_bytes(field, "big", signed=True)
         return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    try:  # the common form: octal digits, then NULs or spaces
+        return int(field.rstrip(b"\0 ") or b"0", 8)
+    except ValueError:
+        pass
     digits = field.split(b"\0", 1)[0].strip(b" ")
     try:
         return int(digits, 8) if digits else 0
@@ -400,8 +404,12 @@ class TarReader:
 
 def clean_name(name: str) -> tuple[str, ...]:
     """Split a member name into safe components; raise InvalidLayer on '..'."""
-    if len(os.fsencode(name)) > MAX_NAME:
+    # (A str of n chars encodes to at most 4n bytes: most names skip the encode.)
+    if len(name) * 4 > MAX_NAME and len(os.fsencode(name)) > MAX_NAME:
         raise InvalidLayer(f"invalid layer entry {name[:100]!r}...: name too long")
+    fast = name.split("/")
+    if "" not in fast and "." not in fast and ".." not in fast and "\0" not in name:
+        return tuple(fast)
     parts = []
     for comp in name.split("/"):
         if comp in ("", "."):
