@@ -176,6 +176,11 @@ def test_clean_name() -> None:
     assert clean_name("./") == ()
     with pytest.raises(InvalidLayer, match=r"'\.\.'"):
         clean_name("a/../../b")
+    assert clean_name("usr/lib/x.so") == ("usr", "lib", "x.so")
+    with pytest.raises(InvalidLayer, match="too long"):
+        clean_name("x" * 5000)
+    with pytest.raises(InvalidLayer, match="too long"):
+        clean_name("\U0001f600" * 1100)  # 1100 characters, 4400 bytes
 
 
 # ---- hostile layers ------------------------------------------------------------
