@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,8 @@ from portique.runtime import sync
 from portique.runtime.state import Op, State, Status
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from portique.oci.runtime import Process, Spec
     from portique.runtime.cgroups import CgroupManager
 
@@ -126,6 +128,22 @@ class Runtime:
         if status is s.status:
             return s
         return _replace(s, status=status)
+
+    @contextmanager
+    def _locked(self, container_id: str) -> Iterator[None]:
+        """Serialise state changes of one container across processes (flock
+        on its state directory); the operation re-reads the state inside."""
+        import fcntl
+
+        try:
+            fd = os.open(self._dir(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"container {container_id} does not exist") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _spec_of(self, s: State) -> Spec:
         from portique.oci.runtime import parse_spec
@@ -317,6 +335,10 @@ class Runtime:
     # ------------------------------------------------------------ start / run
 
     def start(self, container_id: str) -> None:
+        with self._locked(container_id):
+            self._start(container_id)
+
+    def _start(self, container_id: str) -> None:
         s = self._refresh(self._load(container_id))
         if s.status is Status.STOPPED:
             raise InvalidState(f"cannot start container {container_id}: {_death_of(s.pid)}")
@@ -444,12 +466,20 @@ class Runtime:
         _signal_init(s, sig)
 
     def pause(self, container_id: str) -> None:
+        with self._locked(container_id):
+            self._pause(container_id)
+
+    def _pause(self, container_id: str) -> None:
         s = self._refresh(self._load(container_id))
         new = st.next_status(s.status, Op.PAUSE)
         self._manager(s).freeze()
         st.write_state(self._dir(container_id), _replace(s, status=new))
 
     def resume(self, container_id: str) -> None:
+        with self._locked(container_id):
+            self._resume(container_id)
+
+    def _resume(self, container_id: str) -> None:
         s = self._refresh(self._load(container_id))
         new = st.next_status(s.status, Op.RESUME)
         self._manager(s).thaw()
@@ -458,6 +488,10 @@ class Runtime:
     # ------------------------------------------------------------ delete
 
     def delete(self, container_id: str, *, force: bool = False) -> None:
+        with self._locked(container_id):
+            self._delete(container_id, force=force)
+
+    def _delete(self, container_id: str, *, force: bool = False) -> None:
         s = self._refresh(self._load(container_id))
         if s.status not in (Status.STOPPED, Status.CREATED) and not force:
             raise InvalidState(

@@ -375,3 +375,26 @@ def test_interrupted_create_can_be_deleted(
     rt.delete(cid)
     assert not (rt.state_root / cid).exists()
     assert not list(Path("/sys/fs/cgroup").glob(f"*/portique/{cid}"))
+
+
+def test_concurrent_deletes_are_serialised(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs
+) -> None:
+    """Two processes deleting one container: one removes it, the other is told
+    it does not exist; neither trips over the other's half-done cleanup."""
+    import subprocess
+    import sys
+
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["sleep", "60"]))
+    cid = new_id()
+    rt.run(cid, bundle, detach=True, stdio=out.stdio)
+    script = (
+        "import sys; from pathlib import Path; from portique.runtime import Runtime;"
+        "from portique.errors import NotFound\n"
+        f"try:\n    Runtime(Path({str(rt.state_root)!r})).delete({cid!r}, force=True)\n"
+        "except NotFound:\n    sys.exit(3)\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(2)]
+    codes = sorted(p.wait(timeout=60) for p in procs)
+    assert codes == [0, 3]
+    assert not (rt.state_root / cid).exists()
