@@ -109,6 +109,17 @@ class RuntimeCLI:
             time.sleep(0.05)
 
 
+def wait_pids(cli: RuntimeCLI, cid: str, count: int, timeout: float = 20.0) -> list[int]:
+    """The container's pids once there are `count` of them (a freshly started
+    init may not have forked its children yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids: list[int] = json.loads(cli("ps", "--format", "json", cid).stdout)
+        if len(pids) >= count or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.05)
+
+
 def mount_points(*prefixes: Path | str) -> list[str]:
     """Mount points of this mount namespace, to compare before and after.
 

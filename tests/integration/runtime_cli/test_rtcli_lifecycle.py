@@ -11,7 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from support.rtcli_bundle import RuntimeCLI, one_line_error, portique_cgroups, unique_id
+from support.rtcli_bundle import (
+    RuntimeCLI,
+    one_line_error,
+    portique_cgroups,
+    unique_id,
+    wait_pids,
+)
 
 
 def test_spec_edit_create_start_kill_delete(
@@ -154,10 +160,7 @@ def test_kill_all_reaches_every_process(rt: RuntimeCLI, bundle: Callable[..., Pa
     cid = unique_id()
     # An init with children: --all signals each process of the cgroup.
     rt("run", "-d", "-b", str(bundle("sh", "-c", "sleep 60 & sleep 60 & wait; sleep 60")), cid)
-    deadline = time.monotonic() + 10
-    while len(json.loads(rt("ps", "--format", "json", cid).stdout)) < 3:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    assert len(wait_pids(rt, cid, 3)) == 3
     rt("kill", "--all", cid, "KILL")
     assert rt.wait_status(cid, "stopped")["status"] == "stopped"
     rt("delete", cid)
@@ -207,7 +210,7 @@ def test_ps_pause_resume_events(rt: RuntimeCLI, bundle: Callable[..., Path]) -> 
     cid = unique_id()
     rt("run", "-d", "-b", str(bundle("sh", "-c", "sleep 60 & wait")), cid)
     init = rt.state(cid)["pid"]
-    pids = json.loads(rt("ps", "--format", "json", cid).stdout)
+    pids = wait_pids(rt, cid, 2)
     assert init in pids
     assert len(pids) == 2
     table = rt("ps", cid).stdout.splitlines()

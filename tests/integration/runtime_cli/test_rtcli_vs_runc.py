@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from support.rtcli_bundle import RuntimeCLI, unique_id
+from support.rtcli_bundle import RuntimeCLI, unique_id, wait_pids
 
 RUNC = shutil.which("runc") or "/usr/bin/runc"
 
@@ -85,7 +85,7 @@ def test_list_ps_events_shapes_match_runc(
         empty = cli("list").stdout
         cid = unique_id("shape")
         cli("run", "-d", "-b", str(b), cid)
-        pids = json.loads(cli("ps", "--format", "json", cid).stdout)
+        pids = wait_pids(cli, cid, 2)
         listed = json.loads(cli("list", "--format", "json").stdout)
         event = json.loads(cli("events", "--stats", cid).stdout)
         cli("delete", "--force", cid)
