@@ -312,8 +312,16 @@ def bench_all(
     execs = {"portique": [PORTIQUE, "exec", cid, "/bin/true"]}
     exec_missing = dict(missing)
     if ctr_address and "ctr" in peers:
-        image = peers["ctr"][4]
-        if quiet(["ctr", "-a", ctr_address, "run", "-d", image, "pq-bench-sleep", "sleep", "600"]):
+        image = peers["ctr"][5]
+        started = subprocess.run(
+            ["ctr", "-a", ctr_address, "run", "-d", image, "pq-bench-sleep", "sleep", "600"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )
+        if started.returncode == 0:
             execs["ctr"] = [
                 "ctr",
                 "-a",
