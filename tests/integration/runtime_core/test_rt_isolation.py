@@ -156,7 +156,8 @@ def test_default_devices_and_links(rt: Runtime, tmp_path: Path, busybox_rootfs: 
 
 def test_linux_devices(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
     cfg = sh(
-        "stat -c '%F %t:%T %a %u:%g' /dev/fuse /dev/sub/mynull; echo x > /dev/sub/mynull; echo rc=$?"
+        "stat -c '%F %t:%T %a %u:%g' /dev/fuse /dev/sub/mynull; echo x > /dev/sub/mynull; echo rc=$?;"
+        "stat -c 'fifo=%F %a' /dev/myfifo"
     )
     cfg["linux"]["devices"] = [
         {
@@ -177,11 +178,14 @@ def test_linux_devices(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> Non
             "uid": 1,
             "gid": 1,
         },
+        {"path": "/dev/myfifo", "type": "p", "fileMode": 0o620},
     ]
-    _code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    assert code == 0, out
     assert "character special file a:e5 600 0:0" in out
     assert "character special file 1:3 640 1:1" in out
     assert kv(out)["rc"] == "0"
+    assert kv(out)["fifo"] == "fifo 620"
 
 
 def test_masked_and_readonly_paths(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
