@@ -23,6 +23,7 @@ from portique.engine.paths import ContainerPaths
 from portique.errors import InvalidArgument
 
 DETACHED = -1
+OUT_HIGH_WATER = 1 << 20  # stop reading our stdin while this much waits for the monitor
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +128,23 @@ def _pump(
             handlers[sig] = signal.signal(sig, on_signal)
     reader = FrameReader(sock)
     matched = 0
+    # Frames to the monitor wait in `out` and leave only when the socket takes
+    # them: blocking on a send while the monitor blocks sending us output
+    # would deadlock a large `run -i` (both socket buffers full).
+    out = bytearray()
+    sock.setblocking(False)
     try:
-        while True:
-            fds = [sock.fileno(), wake_r] + ([in_fd] if in_fd >= 0 else [])
+        for _ in range(1 << 62):
+            rlist = [sock.fileno(), wake_r]
+            if in_fd >= 0 and len(out) < OUT_HIGH_WATER:
+                rlist.append(in_fd)
             try:
-                ready, _, _ = select.select(fds, [], [])
+                ready, writable, _ = select.select(rlist, [sock.fileno()] if out else [], [])
             except InterruptedError:
-                ready = []
+                ready, writable = [], []
+            if writable and out:
+                with contextlib.suppress(BlockingIOError, InterruptedError):
+                    del out[: sock.send(out)]
             if wake_r in ready:
                 with contextlib.suppress(OSError):
                     os.read(wake_r, 256)
@@ -142,27 +153,29 @@ def _pump(
                 if signum == signal.SIGWINCH:
                     size = _winsize(term_fd)
                     if size:
-                        sock.sendall(st.frame(st.RESIZE, f"{size[0]} {size[1]}".encode()))
+                        out += st.frame(st.RESIZE, f"{size[0]} {size[1]}".encode())
                 else:
                     _proxy_signal(paths, signum)
             if in_fd >= 0 and in_fd in ready:
                 data = os.read(in_fd, 65536)
                 if not data:
-                    sock.sendall(st.frame(st.EOF))
+                    out += st.frame(st.EOF)
                     in_fd = -1
                 else:
                     if opts.tty:
                         data, matched, detached = _scan_detach(data, opts.detach_keys, matched)
                         if detached:
                             if data:
-                                sock.sendall(st.frame(st.STDIN, data))
+                                out += st.frame(st.STDIN, data)
+                            _flush(sock, out)
                             return DETACHED
                     if data:
-                        sock.sendall(st.frame(st.STDIN, data))
+                        out += st.frame(st.STDIN, data)
             if sock.fileno() in ready:
                 code = _read_frames(reader)
                 if code is not None:
                     return code
+        return 125
     finally:
         signal.set_wakeup_fd(old_wakeup)
         for signum, h in handlers.items():
@@ -171,9 +184,19 @@ def _pump(
         os.close(wake_w)
 
 
+def _flush(sock: socket.socket, out: bytearray, limit: float = 5.0) -> None:
+    """Best effort: hand the monitor what is queued before we go (detach)."""
+    sock.settimeout(limit)
+    with contextlib.suppress(OSError):
+        sock.sendall(out)
+
+
 def _read_frames(reader: FrameReader) -> int | None:
     """Write what arrived; the exit code once EXIT came (125 if the monitor vanished)."""
-    data = reader.sock.recv(65536)
+    try:
+        data = reader.sock.recv(65536)
+    except (BlockingIOError, InterruptedError):
+        return None
     if not data:
         return 125
     frames, reader.buf = st.split_frames(reader.buf + data)

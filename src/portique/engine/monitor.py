@@ -27,6 +27,7 @@ import time
 from portique.engine import stream as st
 from portique.engine.logfile import LogWriter
 
+STDIN_HIGH_WATER = 1 << 20  # stop reading clients' stdin frames while this much is queued
 HOLD_SECONDS = 10.0  # foreground `run`: wait this long for the CLI to attach before reading
 CLIENT_TIMEOUT = 5.0  # a client that does not read for this long is dropped
 
@@ -67,6 +68,9 @@ class Monitor:
                 os.set_inheritable(fd, False)
         self.log = LogWriter(args["log"])
         self.clients: dict[int, Client] = {}
+        self.stdin_buf = bytearray()
+        self.stdin_eof = False  # close the stdin pipe once the buffer is flushed
+        self.throttled = False
         self.stop_requested = False
         self.kill_deadline = 0.0
         self.status: int | None = None
@@ -79,10 +83,31 @@ class Monitor:
         self.poll.register(self.wake_r, select.POLLIN)
         self.poll.register(self.listen.fileno(), select.POLLIN)
         self.reading = False
+        for fd in (self.in_fd, self.pty_fd):
+            if fd >= 0:
+                os.set_blocking(fd, False)
         if not self.hold_until:
             self._start_reading()
 
     # ------------------------------------------------------------ output
+
+    def _stdin_fd(self) -> int:
+        return self.pty_fd if self.pty_fd >= 0 else self.in_fd
+
+    def _update_mask(self, fd: int) -> None:
+        """(Re)register `fd` for what we want from it now: output to read, stdin to write."""
+        mask = 0
+        if self.reading and fd in self._output_fds():
+            mask |= select.POLLIN
+        if fd == self._stdin_fd() and self.stdin_buf:
+            mask |= select.POLLOUT
+        try:
+            if mask:
+                self.poll.register(fd, mask)
+            else:
+                self.poll.unregister(fd)
+        except (KeyError, ValueError):
+            pass
 
     def _output_fds(self) -> list[int]:
         return [fd for fd in (self.out_fd, self.err_fd, self.pty_fd) if fd >= 0]
@@ -94,7 +119,7 @@ class Monitor:
         self.hold_until = 0.0
         for fd in self._output_fds():
             os.set_blocking(fd, False)
-            self.poll.register(fd, select.POLLIN)
+            self._update_mask(fd)
 
     def _pump(self, fd: int) -> int:
         """Move available output to the log and attached clients.
@@ -120,11 +145,10 @@ class Monitor:
         return len(data)
 
     def _close_output(self, fd: int) -> None:
-        if self.reading:
-            try:
-                self.poll.unregister(fd)
-            except (KeyError, ValueError):
-                pass
+        try:
+            self.poll.unregister(fd)
+        except (KeyError, ValueError):
+            pass
         os.close(fd)
         if fd == self.out_fd:
             self.out_fd = -1
@@ -192,7 +216,8 @@ class Monitor:
             self._write_stdin(payload)
         elif kind == st.EOF and c.stdin:
             if self.pty_fd < 0:
-                self._close_stdin()
+                self.stdin_eof = True
+                self._flush_stdin()
         elif kind == st.RESIZE:
             self._resize(payload.decode("ascii", "replace").split())
 
@@ -202,6 +227,8 @@ class Monitor:
             c.mode = "attach"
             c.stdin = words[1] == "1" and (self.in_fd >= 0 or self.pty_fd >= 0)
             c.out = words[2] == "1" or words[3] == "1"
+            if c.stdin and self.throttled:
+                self.poll.register(c.sock.fileno(), 0)
             self._start_reading()
         elif op == "wait":
             c.mode = "wait"
@@ -234,22 +261,51 @@ class Monitor:
             return False
 
     def _write_stdin(self, data: bytes) -> None:
-        fd = self.pty_fd if self.pty_fd >= 0 else self.in_fd
-        if fd < 0:
+        if self._stdin_fd() < 0:
             return
-        view = memoryview(data)
-        for _ in range(10000):
-            if not view:
-                break
+        self.stdin_buf += data
+        self._flush_stdin()
+
+    def _flush_stdin(self) -> None:
+        """Write what the container will take now; queue the rest (never block:
+        the container may be waiting for us to read its output)."""
+        fd = self._stdin_fd()
+        if fd < 0:
+            self.stdin_buf.clear()
+            return
+        while self.stdin_buf:
             try:
-                view = view[os.write(fd, view) :]
+                n = os.write(fd, self.stdin_buf[:65536])
             except BlockingIOError:
-                select.select([], [fd], [], 1.0)
-            except OSError:
                 break
+            except OSError:
+                # The reader is gone (EPIPE): nothing more will be consumed.
+                self.stdin_buf.clear()
+                break
+            del self.stdin_buf[:n]
+        if not self.stdin_buf and self.stdin_eof:
+            self._close_stdin()
+        else:
+            self._update_mask(fd)
+        self._throttle(len(self.stdin_buf) > STDIN_HIGH_WATER)
+
+    def _throttle(self, on: bool) -> None:
+        """Backpressure: stop reading the attached clients while stdin is backed up."""
+        if on == self.throttled:
+            return
+        self.throttled = on
+        for fd, c in self.clients.items():
+            if c.stdin:
+                self.poll.register(fd, 0 if on else select.POLLIN)
 
     def _close_stdin(self) -> None:
+        self.stdin_buf.clear()
+        self.stdin_eof = False
         if self.in_fd >= 0:
+            try:
+                self.poll.unregister(self.in_fd)
+            except (KeyError, ValueError):
+                pass
             os.close(self.in_fd)
             self.in_fd = -1
 
@@ -294,7 +350,7 @@ class Monitor:
                 t = max(0.0, self.kill_deadline - now)
                 timeout = t if timeout < 0 else min(timeout, t)
             events = self.poll.poll(None if timeout < 0 else int(timeout * 1000) + 1)
-            for fd, _ev in events:
+            for fd, ev in events:
                 if fd == self.wake_r:
                     try:
                         os.read(self.wake_r, 512)
@@ -305,8 +361,14 @@ class Monitor:
                     self._accept()
                 elif fd in self.clients:
                     self._client_readable(self.clients[fd])
-                elif fd in self._output_fds():
-                    self._pump(fd)
+                else:
+                    if ev & (select.POLLOUT | select.POLLERR) and fd == self._stdin_fd():
+                        self._flush_stdin()
+                    if (
+                        ev & (select.POLLIN | select.POLLHUP | select.POLLERR)
+                        and fd in self._output_fds()
+                    ):
+                        self._pump(fd)
             now = time.monotonic()
             if self.hold_until and now >= self.hold_until:
                 self._start_reading()

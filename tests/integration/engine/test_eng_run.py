@@ -346,3 +346,20 @@ def test_stop_sends_signal_then_kill(pq: Any) -> None:
     pq.ok("stop", cid2)
     assert pq.inspect(cid2, "{{.State.ExitCode}}") == "9"
     pq.ok("rm", cid, cid2)
+
+
+def test_run_i_streams_megabytes_both_ways(pq: Any) -> None:
+    import hashlib
+    import os
+    import subprocess
+
+    data = os.urandom(5 << 20)
+    proc = subprocess.run(
+        [*pq.argv, "run", "-i", "--rm", "busybox", "cat"],
+        env=pq.env,
+        input=data,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert hashlib.sha256(proc.stdout).hexdigest() == hashlib.sha256(data).hexdigest()
