@@ -402,3 +402,22 @@ def test_compressed_layer_named_by_its_diff_id_loads(images: FakeImages) -> None
 )
 def test_names_from_index_annotations(annotations: dict[str, str], names: list[str]) -> None:
     assert archive._names_from_annotations(annotations) == names
+
+
+def test_inflater_handles_concatenated_frames_split_across_chunks() -> None:
+    import zstandard
+
+    z = zstandard.ZstdCompressor()
+    cases = {
+        "gzip": gzip.compress(b"a" * 5000, mtime=0) + gzip.compress(b"b" * 5000, mtime=0),
+        "zstd": z.compress(b"a" * 5000) + z.compress(b"b" * 5000),
+    }
+    for kind, data in cases.items():
+        inflater = archive._Inflater(kind)
+        out = b"".join(b"".join(inflater.feed(data[i : i + 7])) for i in range(0, len(data), 7))
+        assert out == b"a" * 5000 + b"b" * 5000, kind
+
+
+def test_inflater_reports_corruption() -> None:
+    with pytest.raises(archive.InvalidArchive, match="corrupt gzip data"):
+        list(archive._Inflater("gzip").feed(b"\x1f\x8b\x08\x00garbage-garbage-garbage"))
