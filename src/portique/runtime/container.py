@@ -32,13 +32,13 @@ from portique.errors import (
 )
 from portique.linux import proc as procfs
 from portique.runtime import state as st
-from portique.runtime import sync
 from portique.runtime.state import Op, State, Status
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from portique.oci.runtime import Process, Spec
+    from portique.runtime import sync
     from portique.runtime.cgroups import CgroupManager
 
 DEFAULT_STATE_ROOT = Path("/run/portique-runtime")
@@ -180,6 +180,7 @@ class Runtime:
         stdio: tuple[int, int, int] | None,
     ) -> tuple[State, sync.Channel]:
         from portique.oci.runtime import load_spec_and_json
+        from portique.runtime import sync
 
         state_dir = self._dir(container_id)
         bundle = Path(os.path.abspath(bundle))
@@ -297,6 +298,7 @@ class Runtime:
         undo: ExitStack,
     ) -> int:
         """Answer the children until the init says Ready; returns the init's pid."""
+        from portique.runtime import sync
         from portique.runtime.hooks import run_hooks
 
         init_pid = 0
@@ -385,6 +387,8 @@ class Runtime:
         stdio: tuple[int, int, int] | None = None,
     ) -> int:
         """create + start; without detach, wait for the init, delete, return its status."""
+        from portique.runtime import sync
+
         if not detach:
             from portique.linux import prctl
 
