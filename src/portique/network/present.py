@@ -9,6 +9,7 @@ from portique.network.networks import OPT_BRIDGE_NAME
 
 if TYPE_CHECKING:
     from portique.network.networks import Networks
+    from portique.network.types import NetworkRecord
 
 
 def inspect_json(nets: Networks, name_or_id: str) -> dict[str, Any]:
@@ -44,4 +45,47 @@ def inspect_json(nets: Networks, name_or_id: str) -> dict[str, Any]:
         "Containers": containers,
         "Options": {OPT_BRIDGE_NAME: net.bridge, **net.options},
         "Labels": net.labels,
+    }
+
+
+# Docker lists two networks that are modes, not bridges: `host` (driver host) and
+# `none` (driver null). They live in no table; their IDs are stable per engine root.
+PSEUDO_DRIVERS = {"host": "host", "none": "null"}
+
+
+def pseudo_networks(nets: Networks) -> list[NetworkRecord]:
+    from portique.network.types import NetworkRecord
+
+    return [
+        NetworkRecord(
+            id=hashlib.sha256(f"portique {nets.table} network {name}".encode()).hexdigest(),
+            name=name,
+            driver=driver,
+            bridge="",
+            subnet="",
+            gateway="",
+            internal=False,
+            is_default=True,
+        )
+        for name, driver in PSEUDO_DRIVERS.items()
+    ]
+
+
+def pseudo_json(rec: NetworkRecord) -> dict[str, Any]:
+    return {
+        "Name": rec.name,
+        "Id": rec.id,
+        "Created": rec.created,
+        "Scope": "local",
+        "Driver": rec.driver,
+        "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": None, "Config": None},
+        "Internal": False,
+        "Attachable": False,
+        "Ingress": False,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": {},
+        "Options": {},
+        "Labels": {},
     }

@@ -62,6 +62,16 @@ def test_network_verbs(cli: tuple[dict[str, str], Networks]) -> None:
     assert re.match(r"NETWORK ID\s+NAME\s+DRIVER\s+SCOPE$", lines[0])
     assert re.match(rf"{net_id[:12]}\s+app\s+bridge\s+local$", lines[1])
     assert re.match(r"[0-9a-f]{12}\s+bridge\s+bridge\s+local$", lines[2])
+    assert re.match(r"[0-9a-f]{12}\s+host\s+host\s+local$", lines[3])
+    assert re.match(r"[0-9a-f]{12}\s+none\s+null\s+local$", lines[4])
+    assert len(lines) == 5
+    builtin = pq(env, "network", "ls", "--filter", "type=builtin", "--format", "{{.Name}}")
+    assert builtin.stdout == "bridge\nhost\nnone\n"
+    (none,) = json.loads(pq(env, "network", "inspect", "none").stdout)
+    assert (none["Driver"], none["Containers"]) == ("null", {})
+    # Stable IDs: the same in ls and inspect, and on every call.
+    none_id = pq(env, "network", "ls", "-q", "--no-trunc", "--filter", "name=none").stdout.strip()
+    assert none["Id"] == none_id
     assert pq(env, "network", "ls", "-q", "--filter", "name=app").stdout == net_id[:12] + "\n"
     assert (
         pq(env, "network", "ls", "--filter", "label=team=web", "--format", "{{.Name}}").stdout

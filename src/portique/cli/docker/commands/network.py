@@ -168,10 +168,12 @@ def _matches(net: NetworkRecord, filters: list[str]) -> bool:
 
 def _ls(args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
+    from portique.network.present import pseudo_networks
 
     nets = _networks()
-    nets.ensure_default()  # Docker always lists "bridge"
-    found = sorted((n for n in nets.list() if _matches(n, args.filter)), key=lambda n: n.name)
+    nets.ensure_default()  # Docker always lists "bridge", "host" and "none"
+    every = nets.list() + pseudo_networks(nets)
+    found = sorted((n for n in every if _matches(n, args.filter)), key=lambda n: n.name)
     if args.quiet:
         for n in found:
             print(n.id if args.no_trunc else n.id[:12])
@@ -196,8 +198,10 @@ def _ls(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from portique.cli.docker.format import Template
     from portique.errors import NotFound
+    from portique.network.present import pseudo_json, pseudo_networks
 
     nets = _networks()
+    pseudo = pseudo_networks(nets)
     found: list[dict[str, Any]] = []
     missing = []
     for ref in args.networks:
@@ -206,7 +210,11 @@ def _inspect(args: argparse.Namespace) -> int:
                 nets.ensure_default()
             found.append(nets.inspect_json(ref))
         except NotFound:
-            missing.append(ref)
+            match = [p for p in pseudo if ref == p.name or (len(ref) >= 3 and p.id.startswith(ref))]
+            if len(match) == 1:
+                found.append(pseudo_json(match[0]))
+            else:
+                missing.append(ref)
     if args.format and args.format != "json":
         tmpl = Template(args.format.replace("\\t", "\t").replace("\\n", "\n"))
         sys.stdout.write("".join(tmpl.execute(o) + "\n" for o in found))
