@@ -89,7 +89,13 @@ def repair(
                 nets.run_dir, nets.root / pdb.DB_NAME, n.id, n.gateway,
                 nets._upstreams(n), nets.dns_port,
             )  # fmt: skip
-    nets.sync_firewall(force=force_firewall)
+    # The digest stamp skips unchanged rulesets; but another tool may have flushed
+    # the whole ruleset (`nft flush ruleset`, a firewall reload): look, then heal.
+    from portique.network import firewall
+
+    tables = set(firewall.list_tables())
+    missing = not {("inet", nets.table), ("ip", f"{nets.table}_nat")} <= tables
+    nets.sync_firewall(force=force_firewall or missing)
     return report
 
 
