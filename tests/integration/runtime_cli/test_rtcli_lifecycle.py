@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from support.rtcli_bundle import (
     RuntimeCLI,
     one_line_error,
@@ -20,6 +22,7 @@ from support.rtcli_bundle import (
 )
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_spec_edit_create_start_kill_delete(
     rt: RuntimeCLI, tmp_path: Path, busybox_rootfs: Path
 ) -> None:
@@ -156,6 +159,7 @@ def test_run_detached_then_signal_by_name_and_number(
     rt("delete", cid2)
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_kill_all_reaches_every_process(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
     cid = unique_id()
     # An init with children: --all signals each process of the cgroup.
@@ -206,6 +210,7 @@ def test_list_formats(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
     assert all(e["owner"] == "root" for e in entries)
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_ps_pause_resume_events(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
     cid = unique_id()
     rt("run", "-d", "-b", str(bundle("sh", "-c", "sleep 60 & wait")), cid)
@@ -246,6 +251,7 @@ def test_events_stream_ends_when_container_stops(
     assert all(e["type"] == "stats" and e["id"] == cid for e in lines)
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_events_reports_oom_kills(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
     def limit_memory(spec: dict[str, Any]) -> None:
         spec["linux"]["resources"]["memory"] = {"limit": 16 << 20, "swap": 16 << 20}
@@ -281,6 +287,7 @@ def test_events_reports_oom_kills(rt: RuntimeCLI, bundle: Callable[..., Path]) -
     assert "oom" in kinds
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_update_pids_limit(rt: RuntimeCLI, bundle: Callable[..., Path]) -> None:
     cid = unique_id()
     rt("run", "-d", "-b", str(bundle()), cid)
