@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from net_helpers import http_get_host, random_subnet, teardown_networks
+from net_helpers import free_port, http_get_host, random_subnet, teardown_networks
 
 from portique.network.networks import Networks
 from support.rootfs import make_busybox_rootfs
@@ -87,3 +89,31 @@ def test_connect_running_containers_to_a_network(
     link = pq(env, "exec", "web", "ip", "-o", "link", check=True).stdout
     assert "eth0" not in link
     pq(env, "network", "rm", "app", check=True)
+
+
+def test_issue_scenario_names_and_published_port(
+    engine: tuple[dict[str, str], Networks],
+) -> None:
+    """The issue's acceptance run: a user network, a server by name, -p to the host."""
+    env, nets = engine
+    port = free_port()
+    pq(env, "network", "create", "app", check=True)
+    pq(env, "run", "-d", "--network", "app", "--name", "db", "-p", f"127.0.0.1:{port}:80",
+       "busybox", "httpd", "-f", "-p", "80", "-h", "/www", check=True)  # fmt: skip
+    (ep,) = nets.network_endpoints("app")
+    deadline = time.monotonic() + 10
+    body = ""
+    while time.monotonic() < deadline and "hello-from-engine" not in body:
+        with contextlib.suppress(OSError):
+            body = http_get_host("127.0.0.1", port)
+        time.sleep(0.05)
+    assert "hello-from-engine" in body
+    # Another container on the network reaches it by name (libc-free: busybox nc).
+    r = pq(env, "run", "--rm", "--network", "app", "busybox", "sh", "-c",
+           'printf "GET /index.html HTTP/1.0\\r\\n\\r\\n" | nc db 80', check=True)  # fmt: skip
+    assert "hello-from-engine" in r.stdout
+    assert pq(env, "port", "db", "80").stdout == f"127.0.0.1:{port}\n"
+    assert f"127.0.0.1:{port}->80/tcp" in pq(env, "ps", check=True).stdout
+    pq(env, "rm", "-f", "db", check=True)
+    assert nets.network_endpoints("app") == []
+    assert nets.ports(ep.container_id) == []
