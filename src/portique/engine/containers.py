@@ -443,8 +443,7 @@ def remove_stopped(conn: sqlite3.Connection, cid: str, *, volumes: bool = False)
         db.delete_container(conn, cid)
     with contextlib.suppress(Exception):
         lifecycle.cleanup_dead(paths, dict(row.config["HostConfig"]))
-    shutil.rmtree(paths.dir, ignore_errors=True)
-    shutil.rmtree(paths.run_dir, ignore_errors=True)
+    lifecycle.remove_files(paths)
     _image_remove_user(row.image_id, cid)
     if volumes:
         from portique.engine.volumes import remove_volume
@@ -454,7 +453,34 @@ def remove_stopped(conn: sqlite3.Connection, cid: str, *, volumes: bool = False)
                 remove_volume(conn, name)
 
 
+ORPHAN_AGE = 60.0  # `create` makes the directory just before its DB row
+
+
+def sweep_orphans(conn: sqlite3.Connection) -> list[str]:
+    """Directories under containers/ with no DB row: a `--rm` whose monitor died
+    after dropping the row but before its clean-up. Unmount, delete, forget."""
+    base = ContainerPaths.of("x").root / "containers"
+    known = set(db.iter_ids(conn))
+    swept: list[str] = []
+    try:
+        entries = list(os.scandir(base))
+    except FileNotFoundError:
+        return swept
+    for entry in entries:
+        if entry.name in known or len(entry.name) != 64 or not entry.is_dir(follow_symlinks=False):
+            continue
+        if time.time() - entry.stat(follow_symlinks=False).st_mtime < ORPHAN_AGE:
+            continue
+        paths = ContainerPaths.of(entry.name)
+        with contextlib.suppress(Exception):
+            lifecycle.cleanup_dead(paths, {"NetworkMode": "bridge"})
+        if lifecycle.remove_files(paths):
+            swept.append(entry.name)
+    return swept
+
+
 def prune(conn: sqlite3.Connection) -> list[str]:
+    sweep_orphans(conn)
     removed = []
     for row in list_all(conn):
         if row.status in ("exited", "created", "dead"):

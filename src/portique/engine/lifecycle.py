@@ -320,12 +320,9 @@ def cleanup_after_exit(cid: str, removed: tuple[list[str], str] | None, net: boo
         os.unlink(paths.socket)
     if removed is None:
         return
-    import shutil
-
     from portique.engine import containers, volumes
 
-    shutil.rmtree(paths.dir, ignore_errors=True)
-    shutil.rmtree(paths.run_dir, ignore_errors=True)
+    remove_files(paths)
     anon, image_id = removed
     containers._image_remove_user(image_id, cid)
     conn = db.open_db(paths.root)
@@ -372,6 +369,21 @@ def finish_for_restart(
     with contextlib.suppress(OSError):
         os.unlink(paths.socket)
     os._exit(0)
+
+
+def remove_files(paths: ContainerPaths) -> bool:
+    """Delete the container's directories, never through a rootfs still mounted
+    (that would only write whiteouts into the overlay and leave the mount)."""
+    import shutil
+
+    from portique.linux.mount import is_mountpoint
+
+    rootfs = paths.dir / "rootfs"
+    if rootfs.is_dir() and is_mountpoint(rootfs):
+        return False
+    shutil.rmtree(paths.dir, ignore_errors=True)
+    shutil.rmtree(paths.run_dir, ignore_errors=True)
+    return True
 
 
 def cleanup_dead(paths: ContainerPaths, host: dict[str, Any] | None = None) -> None:

@@ -292,3 +292,19 @@ def test_foreground_run_proxies_sigint(pq: Any) -> None:
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 5
     assert out == "got INT\n"
+
+
+def test_prune_sweeps_orphaned_container_dirs(pq: Any) -> None:
+    import os
+
+    orphan = pq.root / "containers" / ("e" * 64)
+    (orphan / "upper").mkdir(parents=True)
+    (orphan / "config.json").write_text("{}")
+    old = time.time() - 3600
+    os.utime(orphan, (old, old))
+    young = pq.root / "containers" / ("f" * 64)
+    young.mkdir()
+    pq.ok("container", "prune", "-f")
+    assert not orphan.exists()
+    assert young.exists()  # may be a `create` in progress
+    young.rmdir()
