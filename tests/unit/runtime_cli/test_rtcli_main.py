@@ -325,3 +325,23 @@ def test_pid_file_directory_must_exist(tmp_path: Path, capsys: pytest.CaptureFix
         err == "portique-runtime: pid file /nonexistent/p: directory /nonexistent does not exist\n"
     )
     assert not (tmp_path / "c1").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--apparmor", "p"], "apparmor"),
+        (["--process-label", "l"], "selinux"),
+        (["--cgroup", "pids:sub"], "--cgroup"),
+        (["--ignore-paused"], "--ignore-paused"),
+    ],
+)
+def test_exec_refuses_what_it_cannot_do(
+    flags: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Refused before any container is looked up.
+    assert rtmain.main(["--root", str(tmp_path), "exec", *flags, "c1", "true"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert needle in err
+    assert "not supported" in err

@@ -47,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preserve-fds", type=int, default=0, help="pass fds 3..3+N-1 on")
     parser.add_argument("--apparmor", default="", help="refused: no AppArmor support")
     parser.add_argument("--process-label", default="", help="refused: no SELinux support")
+    parser.add_argument("--cgroup", action="append", default=[], help="refused: no sub-cgroups")
+    parser.add_argument(
+        "--ignore-paused", action="store_true", help="refused: a frozen process cannot start"
+    )
     parser.add_argument("container_id", metavar="container-id")
     parser.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -134,6 +138,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     if args.apparmor or args.process_label:
         raise InvalidArgument("apparmor and selinux labels are not supported by portique-runtime")
+    if args.cgroup:
+        raise InvalidArgument("exec --cgroup (a sub-cgroup) is not supported by portique-runtime")
+    if args.ignore_paused:
+        raise InvalidArgument("exec --ignore-paused is not supported: resume the container first")
     if args.preserve_fds < 0:
         raise InvalidArgument(f"--preserve-fds must not be negative: {args.preserve_fds}")
     obj = process_object(args, ctx)
