@@ -45,6 +45,9 @@ bridge -> veth pair -> row "active" -> embedded DNS; publish = port rows ->
 nft sync; removal runs the other way. The nftables tables are re-rendered
 from the database as a whole (network/firewall.py).
 
+Environment: PORTIQUE_DNS_UPSTREAMS="ip[:port],..." replaces the host's resolvers
+(from /etc/resolv.conf) as the embedded DNS servers' upstreams; empty: none.
+
 Host effects, as Docker has them: net.ipv4.ip_forward is set to 1 when a
 container joins a non-internal network (never reset); each bridge gets
 route_localnet=1 (published ports on 127.0.0.1).
@@ -110,6 +113,16 @@ def _now() -> str:
 def _host_veth_name(network_id: str, container_id: str) -> str:
     # 15 characters max for a Linux interface name: "pq" + 11 hex.
     return "pq" + hashlib.sha256(f"{network_id}/{container_id}".encode()).hexdigest()[:11]
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        host, port = text.strip(), "53"
+    ipam.parse_address(host, "DNS upstream")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgument(f"invalid DNS upstream {text!r}")
+    return host, int(port)
 
 
 def bring_up_loopback(netns_path: Path) -> None:
@@ -500,6 +513,10 @@ class Networks:
             return []
         if self.dns_upstreams is not None:
             return list(self.dns_upstreams)
+        env = os.environ.get("PORTIQUE_DNS_UPSTREAMS")
+        if env is not None:
+            # "host:port,host:port"; empty: relay nowhere (air-gapped hosts, tests).
+            return [_host_port(item) for item in env.split(",") if item.strip()]
         return dnsserver.host_resolvers()
 
     def _drop_endpoint(self, ep: Endpoint) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from net_helpers import free_port, http_get_host, random_subnet, teardown_networks
 
+from portique.network import dnsserver
 from portique.network.networks import Networks
 from support.rootfs import make_busybox_rootfs
 
@@ -23,6 +24,8 @@ def engine(tmp_path: Path) -> Iterator[tuple[dict[str, str], Networks]]:
     env = dict(os.environ)
     env["PORTIQUE_ROOT"] = str(tmp_path / "root")
     env["PORTIQUE_RUNROOT"] = str(tmp_path / "run")
+    # The embedded DNS relays foreign names nowhere: no query may leave the machine.
+    env["PORTIQUE_DNS_UPSTREAMS"] = ""
     rootfs = make_busybox_rootfs(tmp_path / "busybox")
     (rootfs / "www").mkdir()
     (rootfs / "www/index.html").write_text("hello-from-engine\n")
@@ -65,6 +68,8 @@ def test_connect_running_containers_to_a_network(
     pq(env, "network", "connect", "--alias", "www", "app", "web", check=True)
     pq(env, "network", "connect", "app", "cli", check=True)
 
+    (dns_pid,) = dnsserver.running(nets.run_dir).values()
+    assert b"--upstream" not in Path(f"/proc/{dns_pid}/cmdline").read_bytes()
     eps = {e.container_name: e for e in nets.network_endpoints("app")}
     ep = eps["web"]
     assert ep.aliases == ("www",)

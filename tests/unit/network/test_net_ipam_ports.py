@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +195,23 @@ def test_format_ports_is_dockers_ps_column() -> None:
     ms = [PortMapping(80, 8080), PortMapping(53, 5353, "127.0.0.1", Proto.UDP)]
     assert format_ports(ms) == "0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp"
     assert format_ports([]) == ""
+
+
+def test_dns_upstreams_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from portique.network.networks import Networks
+    from portique.network.types import NetworkRecord
+
+    nets = Networks(tmp_path / "root", run_root=tmp_path / "run")
+    rec = NetworkRecord("a" * 64, "n", "bridge", "pq-x", "10.0.0.0/24", "10.0.0.1", False, False)
+    monkeypatch.setenv("PORTIQUE_DNS_UPSTREAMS", "127.0.0.1:5353, 10.0.0.53")
+    assert nets._upstreams(rec) == [("127.0.0.1", 5353), ("10.0.0.53", 53)]
+    monkeypatch.setenv("PORTIQUE_DNS_UPSTREAMS", "")
+    assert nets._upstreams(rec) == []
+    monkeypatch.setenv("PORTIQUE_DNS_UPSTREAMS", "nope:53")
+    with pytest.raises(InvalidArgument):
+        nets._upstreams(rec)
+    internal = NetworkRecord(
+        "b" * 64, "i", "bridge", "pq-y", "10.0.1.0/24", "10.0.1.1", True, False
+    )
+    monkeypatch.setenv("PORTIQUE_DNS_UPSTREAMS", "127.0.0.1:5353")
+    assert nets._upstreams(internal) == []  # sealed networks relay nowhere
