@@ -1,6 +1,7 @@
-"""Helpers for the network tests (fixtures in conftest.py): namespaces made with `ip netns add`, a Networks
-bound to a throwaway engine root, busybox servers inside namespaces, and a fake
-upstream resolver on 127.0.0.1 (so forwarding is tested without leaving the host).
+"""Helpers for the network tests (fixtures in conftest.py): namespaces made with
+`ip netns add`, a Networks bound to a throwaway engine root, busybox servers
+inside namespaces, and a fake upstream resolver on 127.0.0.1 (so forwarding is
+tested without leaving the host).
 
 Every test subnet is drawn at random from 10.128.0.0/9 and only ever used inside
 bridges and namespaces these fixtures make; teardown removes every namespace,
