@@ -77,6 +77,19 @@ def _str_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
+def _map(value: Any) -> dict[str, Any]:
+    """A JSON object from the (hostile) image config, or nothing."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): v for k, v in value.items()}
+
+
+def _image_workdir(value: Any) -> str:
+    wd = value if isinstance(value, str) else ""
+    # Docker treats an image's relative WorkingDir as relative to /.
+    return wd if not wd or wd.startswith("/") else "/" + wd
+
+
 def merge_image_config(user: Mapping[str, Any], image: Mapping[str, Any]) -> dict[str, Any]:
     """Docker's Config after create: user values win, the image fills the rest.
 
@@ -96,16 +109,18 @@ def merge_image_config(user: Mapping[str, Any], image: Mapping[str, Any]) -> dic
     out["Env"] = opt.merge_env(_str_list(image.get("Env")), _str_list(user.get("Env")))
     if not any(e.startswith("PATH=") for e in out["Env"]):
         out["Env"].insert(0, DEFAULT_PATH)
-    out["WorkingDir"] = user.get("WorkingDir") or image.get("WorkingDir") or ""
-    out["User"] = user.get("User") or image.get("User") or ""
-    labels = dict(image.get("Labels") or {})
+    out["WorkingDir"] = user.get("WorkingDir") or _image_workdir(image.get("WorkingDir"))
+    image_user = image.get("User")
+    out["User"] = user.get("User") or (image_user if isinstance(image_user, str) else "")
+    labels = {k: str(v) for k, v in _map(image.get("Labels")).items()}
     labels.update(user.get("Labels") or {})
     out["Labels"] = labels
-    volumes = dict(image.get("Volumes") or {})
+    volumes: dict[str, Any] = {k: {} for k in _map(image.get("Volumes"))}
     volumes.update(user.get("Volumes") or {})
     out["Volumes"] = volumes or None
-    out["StopSignal"] = user.get("StopSignal") or image.get("StopSignal") or None
-    ports = dict(image.get("ExposedPorts") or {})
+    stop = image.get("StopSignal")
+    out["StopSignal"] = user.get("StopSignal") or (stop if isinstance(stop, str) else None)
+    ports: dict[str, Any] = {k: {} for k in _map(image.get("ExposedPorts"))}
     ports.update(user.get("ExposedPorts") or {})
     out["ExposedPorts"] = ports or None
     if not out.get("Shell") and image.get("Shell"):

@@ -29,7 +29,7 @@ from portique.engine.logfile import LogWriter
 
 STDIN_HIGH_WATER = 1 << 20  # stop reading clients' stdin frames while this much is queued
 HOLD_SECONDS = 10.0  # foreground `run`: wait this long for the CLI to attach before reading
-CLIENT_TIMEOUT = 5.0  # a client that does not read for this long is dropped
+CLIENT_TIMEOUT = 30.0  # a client that does not read for this long is dropped
 
 
 class Client:

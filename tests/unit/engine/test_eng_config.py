@@ -194,3 +194,23 @@ def test_docker_seccomp_profile_conversion() -> None:
     assert [r["names"] for r in out["syscalls"]] == [["read"]]
     with pytest.raises(InvalidArgument):
         cfg.docker_profile_to_oci({}, [])
+
+
+def test_hostile_image_config_shapes_are_ignored() -> None:
+    image = {
+        "Labels": ["not", "a", "map"],
+        "Volumes": "x",
+        "ExposedPorts": 7,
+        "WorkingDir": "app",
+        "User": 5,
+        "StopSignal": ["TERM"],
+        "Cmd": "sh",
+    }
+    m = cfg.merge_image_config({}, image)
+    assert m["Labels"] == {}
+    assert m["Volumes"] is None
+    assert m["ExposedPorts"] is None
+    assert m["WorkingDir"] == "/app"
+    assert m["User"] == ""
+    assert m["StopSignal"] is None
+    assert cfg.command_of(m) == ["sh"]
