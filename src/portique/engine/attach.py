@@ -172,7 +172,7 @@ def _pump(
                     if data:
                         out += st.frame(st.STDIN, data)
             if sock.fileno() in ready:
-                code = _read_frames(reader)
+                code = _read_frames(reader, opts)
                 if code is not None:
                     return code
         return 125
@@ -191,7 +191,7 @@ def _flush(sock: socket.socket, out: bytearray, limit: float = 5.0) -> None:
         sock.sendall(out)
 
 
-def _read_frames(reader: FrameReader) -> int | None:
+def _read_frames(reader: FrameReader, opts: AttachOptions) -> int | None:
     """Write what arrived; the exit code once EXIT came (125 if the monitor vanished)."""
     try:
         data = reader.sock.recv(65536)
@@ -201,9 +201,9 @@ def _read_frames(reader: FrameReader) -> int | None:
         return 125
     frames, reader.buf = st.split_frames(reader.buf + data)
     for kind, payload in frames:
-        if kind == st.STDOUT:
+        if kind == st.STDOUT and opts.stdout:
             _write_all(1, payload)
-        elif kind == st.STDERR:
+        elif kind == st.STDERR and opts.stderr:
             _write_all(2, payload)
         elif kind == st.EXIT:
             try:

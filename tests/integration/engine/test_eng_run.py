@@ -363,3 +363,8 @@ def test_run_i_streams_megabytes_both_ways(pq: Any) -> None:
         check=True,
     )
     assert hashlib.sha256(proc.stdout).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_run_attach_selected_streams(pq: Any) -> None:
+    p = pq("run", "--rm", "-a", "stderr", "busybox", "sh", "-c", "echo out; echo err >&2")
+    assert (p.returncode, p.stdout, p.stderr) == (0, "", "err\n")

@@ -33,8 +33,11 @@ def run(args: argparse.Namespace) -> int:
     if args.detach:
         print(row.id)
         return 0
+    streams = {a.lower() for a in args.attach} or {"stdout", "stderr"}
     opts = attach.AttachOptions(
-        stdin=args.interactive,
+        stdin=args.interactive or "stdin" in streams,
+        stdout="stdout" in streams,
+        stderr="stderr" in streams,
         tty=args.tty,
         detach_keys=keys,
         sig_proxy=args.sig_proxy.lower() not in ("false", "0"),
