@@ -308,3 +308,17 @@ def test_prune_sweeps_orphaned_container_dirs(pq: Any) -> None:
     assert not orphan.exists()
     assert young.exists()  # may be a `create` in progress
     young.rmdir()
+
+
+def test_failed_create_leaves_no_volume_or_directory(pq: Any) -> None:
+    pq.ok("create", "--name", "taken", "busybox", "true")
+    before = sorted(p.name for p in (pq.root / "containers").iterdir())
+    p = pq("create", "--name", "taken", "-v", "fresh-vol:/data", "-v", "/anon", "busybox", "true")
+    assert p.returncode == 125
+    assert "already in use" in p.stderr
+    assert "fresh-vol" not in pq.ok("volume", "ls", "-q").split()
+    assert sorted(p.name for p in (pq.root / "containers").iterdir()) == before
+    p = pq("run", "--rm", "--mount", "type=volume,src=v2,dst=/d,bogus=1", "busybox", "true")
+    assert p.returncode == 125
+    assert "v2" not in pq.ok("volume", "ls", "-q").split()
+    pq.ok("rm", "taken")
