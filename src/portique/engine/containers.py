@@ -246,19 +246,33 @@ def list_all(conn: sqlite3.Connection) -> list[db.ContainerRow]:
 
 
 def start(conn: sqlite3.Connection, ref: str, *, hold: bool = False) -> db.ContainerRow:
+    import fcntl
+
     row = get(conn, ref)
-    if row.status in ("running", "restarting"):
-        return row
-    if row.status == "paused":
-        raise InvalidState(f"cannot start a paused container {row.name}, try unpause instead")
-    if row.status == "removing":
-        raise InvalidState(f"container {row.name} is marked for removal and cannot be started")
-    # The previous run's monitor may still be cleaning up (runtime state,
-    # rootfs mount) after recording the exit: let it finish first.
-    wait_monitor_gone(row)
-    with db.transaction(conn):
-        db.update_state(conn, row.id, stop_requested=False)
-    lifecycle.start(row.id, hold=hold)
+    paths = ContainerPaths.of(row.id)
+    # One start at a time per container: a second `start` waits here, then
+    # finds it running. flock dies with its holders, so a crash leaves no lock.
+    try:
+        lock = os.open(paths.dir / ".start.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        raise NotFound(f"no such container: {ref}") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        row = get(conn, row.id)
+        if row.status in ("running", "restarting"):
+            return row
+        if row.status == "paused":
+            raise InvalidState(f"cannot start a paused container {row.name}, try unpause instead")
+        if row.status == "removing":
+            raise InvalidState(f"container {row.name} is marked for removal and cannot be started")
+        # The previous run's monitor may still be cleaning up (runtime state,
+        # rootfs mount) after recording the exit: let it finish first.
+        wait_monitor_gone(row)
+        with db.transaction(conn):
+            db.update_state(conn, row.id, stop_requested=False)
+        lifecycle.start(row.id, hold=hold)
+    finally:
+        os.close(lock)
     return db.get_container(conn, row.id) or row
 
 

@@ -322,3 +322,16 @@ def test_failed_create_leaves_no_volume_or_directory(pq: Any) -> None:
     assert p.returncode == 125
     assert "v2" not in pq.ok("volume", "ls", "-q").split()
     pq.ok("rm", "taken")
+
+
+def test_concurrent_starts_start_once(pq: Any) -> None:
+    cid = pq.ok("create", "busybox", "sleep", "300").strip()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: pq("start", cid), range(4)))
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    assert pq.inspect(cid, "{{.State.Status}}") == "running"
+    monitors = subprocess.run(
+        ["pgrep", "-f", f"id={cid}"], capture_output=True, text=True
+    ).stdout.split()
+    assert len(monitors) == 1
+    pq.ok("rm", "-f", cid)
