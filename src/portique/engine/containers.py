@@ -118,6 +118,13 @@ def create(
         host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged"))
     )
     cid = os.urandom(32).hex()
+    if not merged.get("Hostname"):
+        # Docker records the hostname the container will get: its short id,
+        # or the host's name with --network host.
+        import socket
+
+        host_net = host.get("NetworkMode") == "host"
+        merged["Hostname"] = socket.gethostname() if host_net else cid[:12]
     paths = ContainerPaths.of(cid)
     with ExitStack() as stack:
         paths.dir.mkdir(parents=True, mode=0o710)
