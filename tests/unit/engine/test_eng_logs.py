@@ -80,3 +80,16 @@ def test_follow_stops_when_not_running(tmp_path: Path) -> None:
     got = [r.log for r in logs.follow(str(path), 0, running, poll=0)]
     w.close()
     assert got[:2] == ["a\n", "b\n"]
+
+
+def test_tail_reads_from_the_end_of_a_large_log(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    w = LogWriter(str(path))
+    for i in range(20000):
+        w.write("stdout" if i % 2 else "stderr", f"line {i} {'x' * 40}\n".encode())
+    w.close()
+    last = logs.tail_records(str(path), 3)
+    assert [r.log.split()[1] for r in last] == ["19997", "19998", "19999"]
+    assert [r.stream for r in last] == ["stdout", "stderr", "stdout"]
+    assert len(logs.tail_records(str(path), 5000)) == 5000
+    assert logs.tail_records(str(tmp_path / "missing"), 3) == []
