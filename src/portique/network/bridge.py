@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from portique.network._pyroute import IPRoute, NetlinkError
 
 SYSCTL_ROOT = Path("/proc/sys")
 
