@@ -83,12 +83,15 @@ def create(
     """A new container in state "created" (nothing mounted, nothing running).
 
     `mounts` are the parsed -v/--mount/--tmpfs specs (HostConfig keeps their
-    Docker spelling for inspect). Nothing is left behind on any error.
+    Docker spelling for inspect); None derives them from HostConfig's Binds,
+    Mounts and Tmpfs (the API's way). Nothing is left behind on any error.
     """
     from portique.engine import config as cfg
     from portique.engine import options as opt
     from portique.engine.names import random_name
 
+    if mounts is None:
+        mounts = opt.mounts_from_host_config(host)
     name = opt.parse_name(name) if name else ""
     if name and db.name_taken(conn, name):
         raise Conflict(

@@ -496,6 +496,50 @@ def parse_tmpfs(spec: str) -> MountSpec:
     return MountSpec(MountType.TMPFS, target, "", readonly, options=tuple(options))
 
 
+def mounts_from_host_config(host: Mapping[str, object]) -> list[MountSpec]:
+    """The mounts of an API HostConfig (Binds, Mounts, Tmpfs), checked as the CLI's flags are."""
+    out = [parse_volume(spec) for spec in _list_of_str(host.get("Binds"), "HostConfig.Binds")]
+    mounts = host.get("Mounts")
+    if mounts is None:
+        mounts = []
+    if not isinstance(mounts, list):
+        raise InvalidArgument("HostConfig.Mounts must be a list")
+    for m in mounts:
+        if not isinstance(m, Mapping):
+            raise InvalidArgument("HostConfig.Mounts entries must be objects")
+        fields = [f"type={m.get('Type') or 'volume'}", f"target={m.get('Target') or ''}"]
+        if m.get("Source"):
+            fields.append(f"source={m['Source']}")
+        if m.get("ReadOnly"):
+            fields.append("readonly")
+        tmpfs = m.get("TmpfsOptions")
+        if isinstance(tmpfs, Mapping):
+            if tmpfs.get("SizeBytes"):
+                fields.append(f"tmpfs-size={int(str(tmpfs['SizeBytes']))}")
+            if tmpfs.get("Mode"):
+                fields.append(f"tmpfs-mode={int(str(tmpfs['Mode'])):o}")
+        spec = ",".join(fields)
+        if "," in str(m.get("Source") or "") or "," in str(m.get("Target") or ""):
+            raise InvalidArgument(f"invalid mount: {m!r}")
+        out.append(parse_mount(spec))
+    tmpfs_map = host.get("Tmpfs")
+    if tmpfs_map is None:
+        tmpfs_map = {}
+    if not isinstance(tmpfs_map, Mapping):
+        raise InvalidArgument("HostConfig.Tmpfs must be an object")
+    for target, opts in tmpfs_map.items():
+        out.append(parse_tmpfs(f"{target}:{opts}" if opts else str(target)))
+    return out
+
+
+def _list_of_str(value: object, field: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"{field} must be a list of strings")
+    return list(value)
+
+
 # ----------------------------------------------------------------- security
 
 

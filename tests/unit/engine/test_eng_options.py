@@ -207,3 +207,36 @@ def test_caps_from_mask(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert "CAP_SYS_RESOURCE" not in caps
     assert "CAP_SYS_ADMIN" in caps
     assert len(caps) == 40
+
+
+def test_mounts_from_api_host_config() -> None:
+    host = {
+        "Binds": ["/h:/c:ro", "vol:/v"],
+        "Mounts": [
+            {"Type": "bind", "Source": "/s", "Target": "/t", "ReadOnly": True},
+            {
+                "Type": "tmpfs",
+                "Target": "/tm",
+                "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 0o1777},
+            },
+        ],
+        "Tmpfs": {"/run": "size=64m"},
+    }
+    got = opt.mounts_from_host_config(host)
+    assert [(m.type, m.source, m.target, m.readonly) for m in got] == [
+        (opt.MountType.BIND, "/h", "/c", True),
+        (opt.MountType.VOLUME, "vol", "/v", False),
+        (opt.MountType.BIND, "/s", "/t", True),
+        (opt.MountType.TMPFS, "", "/tm", False),
+        (opt.MountType.TMPFS, "", "/run", False),
+    ]
+    assert got[3].options == ("size=1048576", "mode=1777")
+    assert opt.mounts_from_host_config({}) == []
+    for bad in (
+        {"Binds": "x"},
+        {"Mounts": [1]},
+        {"Mounts": [{"Type": "bind", "Source": "/a,b", "Target": "/t"}]},
+        {"Tmpfs": []},
+    ):
+        with pytest.raises(InvalidArgument):
+            opt.mounts_from_host_config(bad)
