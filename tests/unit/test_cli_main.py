@@ -21,3 +21,19 @@ def test_bad_flag_exits_125(capsys: pytest.CaptureFixture[str]) -> None:
         main.main(["version", "--no-such-flag"])
     assert exc.value.code == 125
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_database_error_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+    import types
+
+    def run(args: object) -> int:
+        raise sqlite3.OperationalError("database is locked")
+
+    module = types.SimpleNamespace(run=run)
+    assert main.run_command(module, None, debug=False) == 125  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert err.startswith("portique: state database: database is locked")
+    assert err.count("\n") == 1

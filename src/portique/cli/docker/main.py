@@ -128,19 +128,25 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(module, ns, debug=debug)
 
 
+def _fail(message: str, code: int, *, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    sys.stderr.write(f"portique: {message}\n")
+    return code
+
+
 def run_command(module: ModuleType, ns: argparse.Namespace, *, debug: bool) -> int:
+    from sqlite3 import Error as DatabaseError
+
     from portique.errors import PortiqueError
 
     try:
         code = module.run(ns)
         return int(code or 0)
     except PortiqueError as exc:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        sys.stderr.write(f"portique: {exc}\n")
-        return exc.exit_code
+        return _fail(str(exc), exc.exit_code, debug=debug)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -151,12 +157,14 @@ def run_command(module: ModuleType, ns: argparse.Namespace, *, debug: bool) -> i
             pass
         return 0
     except OSError as exc:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        sys.stderr.write(f"portique: {exc}\n")
-        return 125
+        return _fail(str(exc), 125, debug=debug)
+    except DatabaseError as exc:
+        # A locked or damaged portique.db: say which, never a traceback.
+        return _fail(
+            f"state database: {exc} (root {os.environ.get('PORTIQUE_ROOT', '/var/lib/portique')})",
+            125,
+            debug=debug,
+        )
 
 
 if __name__ == "__main__":
