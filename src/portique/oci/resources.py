@@ -1,7 +1,7 @@
 """`linux.resources` of an OCI runtime config, parsed from hostile JSON.
 
 `parse_resources(obj, field)` checks every value's type and range and returns
-frozen dataclasses; anything malformed raises `InvalidArgument` naming the
+frozen value classes; anything malformed raises `InvalidArgument` naming the
 field ("linux.resources.memory.limit: must be an integer"). Pure: no I/O.
 
 Names follow Python (snake_case); the comments give the OCI spelling.
@@ -13,10 +13,10 @@ Absent values are `None`: "do not touch this knob", which is not the same as
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final
 
 from portique.errors import InvalidArgument
+from portique.oci.value import value
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
@@ -76,7 +76,7 @@ def opt_int(
 # ---------------------------------------------------------------- values
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class DeviceRule:
     """One `devices[]` entry: allow/deny `type major:minor access`."""
 
@@ -95,7 +95,7 @@ class DeviceRule:
         return f"{self.type} {major}:{minor} {self.access}"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Memory:
     limit: int | None = None  # bytes, -1 unlimited
     reservation: int | None = None  # soft limit (v1) / memory.low (v2)
@@ -108,7 +108,7 @@ class Memory:
     check_before_update: bool | None = None  # "checkBeforeUpdate"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Cpu:
     shares: int | None = None  # v1 cpu.shares; v2 converted to cpu.weight
     quota: int | None = None  # microseconds per period, -1 unlimited
@@ -121,12 +121,12 @@ class Cpu:
     idle: int | None = None  # 0 or 1
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Pids:
     limit: int  # > 0 a limit; < 0 unlimited ("max"); 0 leaves the cgroup's value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class WeightDevice:
     major: int
     minor: int
@@ -134,14 +134,14 @@ class WeightDevice:
     leaf_weight: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ThrottleDevice:
     major: int
     minor: int
     rate: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class BlockIO:
     weight: int | None = None  # 10..1000
     leaf_weight: int | None = None  # "leafWeight"
@@ -152,13 +152,13 @@ class BlockIO:
     throttle_write_iops_device: tuple[ThrottleDevice, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HugepageLimit:
     page_size: str  # "pageSize": "2MB", "1GB", "64KB"
     limit: int  # bytes
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LinuxResources:
     devices: tuple[DeviceRule, ...] = ()
     memory: Memory | None = None
@@ -388,7 +388,7 @@ def _parse_unified(obj: object, field: str) -> tuple[tuple[str, str], ...]:
     if len(d) > 256:
         raise InvalidArgument(f"{field}: more than 256 entries")
     out = []
-    for key, value in d.items():
+    for key, text in d.items():
         # A key is written as a file in the container's cgroup: a "/" or ".."
         # would let config.json write anywhere in the cgroup tree.
         if not _UNIFIED_KEY_RE.match(key) or ".." in key:
@@ -396,7 +396,7 @@ def _parse_unified(obj: object, field: str) -> tuple[tuple[str, str], ...]:
         if key.startswith("cgroup.") and key not in ("cgroup.max.depth", "cgroup.max.descendants"):
             # cgroup.procs, cgroup.subtree_control, cgroup.kill ... belong to the runtime.
             raise InvalidArgument(f"{field}.{key}: reserved for the runtime")
-        out.append((key, check_str(value, f"{field}.{key}", max_len=4096)))
+        out.append((key, check_str(text, f"{field}.{key}", max_len=4096)))
     return tuple(out)
 
 

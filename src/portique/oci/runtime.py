@@ -1,7 +1,7 @@
 """The OCI runtime config (config.json, runtime-spec 1.x), parsed from hostile JSON.
 
 `parse_spec(obj)` checks every field's type, range and cross-field rule and
-returns frozen dataclasses; anything malformed raises `InvalidArgument`
+returns frozen value classes (portique.oci.value); anything malformed raises `InvalidArgument`
 naming the field (`config.json: linux.namespaces[2].type: unknown namespace
 type "foo"`). `linux.resources` and `linux.seccomp` are parsed by their own
 modules (oci/resources.py, oci/seccomp.py). Pure except `load_spec`, which
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -25,6 +24,7 @@ from portique.oci.resources import (
     check_object,
     check_str,
 )
+from portique.oci.value import field, value
 
 if TYPE_CHECKING:
     from portique.oci.resources import LinuxResources
@@ -76,7 +76,7 @@ _IPC_SYSCTLS: Final = frozenset(
 RLIM_INFINITY: Final = 2**64 - 1
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class User:
     """process.user: ids, umask and supplementary groups."""
 
@@ -86,7 +86,7 @@ class User:
     additional_gids: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Capabilities:
     """The five sets, each a tuple of names (CAP_...). An absent set is empty."""
 
@@ -97,7 +97,7 @@ class Capabilities:
     ambient: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Rlimit:
     """One process.rlimits entry."""
 
@@ -106,7 +106,7 @@ class Rlimit:
     soft: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Process:
     """process (or an exec process file): what runs and with which privileges."""
 
@@ -124,7 +124,7 @@ class Process:
     selinux_label: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Root:
     """root: the rootfs path (relative to the bundle) and whether it is read-only."""
 
@@ -132,7 +132,7 @@ class Root:
     readonly: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Mount:
     """One mounts[] entry; destination is absolute and normalised."""
 
@@ -142,7 +142,7 @@ class Mount:
     options: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Hook:
     """One hook: an absolute path, argv, env and an optional timeout in seconds."""
 
@@ -152,7 +152,7 @@ class Hook:
     timeout: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Hooks:
     """hooks: each phase in order."""
 
@@ -164,7 +164,7 @@ class Hooks:
     poststop: tuple[Hook, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Namespace:
     """One linux.namespaces entry; a path means join, no path means create."""
 
@@ -172,7 +172,7 @@ class Namespace:
     path: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class IDMapping:
     """One uid/gid mapping of a user namespace."""
 
@@ -181,7 +181,7 @@ class IDMapping:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Device:
     """One linux.devices entry."""
 
@@ -194,7 +194,7 @@ class Device:
     gid: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Linux:
     """linux: namespaces, mappings, devices, cgroup, seccomp, masks and sysctl."""
 
@@ -223,7 +223,7 @@ class Linux:
         return ns is not None and not ns.path
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Spec:
     """A parsed config.json."""
 

@@ -9,11 +9,11 @@ business (unknown ones are skipped there, as runc does).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from portique.errors import InvalidArgument
+from portique.oci.value import value
 
 from .resources import (
     UINT64_MAX,
@@ -83,7 +83,7 @@ _NAME_RE: Final = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 MAX_RULES: Final = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SeccompArg:
     index: int  # 0..5
     value: int  # uint64
@@ -91,7 +91,7 @@ class SeccompArg:
     value_two: int = 0  # "valueTwo": MASKED_EQ compares (arg & value) == valueTwo
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SeccompRule:
     names: tuple[str, ...]
     action: Action
@@ -99,7 +99,7 @@ class SeccompRule:
     args: tuple[SeccompArg, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LinuxSeccomp:
     default_action: Action  # "defaultAction"
     default_errno_ret: int | None = None  # "defaultErrnoRet"

@@ -625,7 +625,7 @@ def _rmtree(path: Path) -> None:
 
 
 def _replace(s: State, **changes: Any) -> State:
-    from dataclasses import replace
+    from portique.oci.value import replace
 
     return replace(s, **changes)
 

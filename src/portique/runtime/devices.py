@@ -113,9 +113,8 @@ def with_device_rules(
     """The spec's device cgroup rules followed by those the runtime's own
     devices need (the default set, ptys, and each of linux.devices), as runc
     appends its allowed list: rules apply in order, so these come last."""
-    from dataclasses import replace
-
     from portique.oci.resources import DeviceRule, LinuxResources
+    from portique.oci.value import replace
 
     base = resources if resources is not None else LinuxResources()
     rules = [

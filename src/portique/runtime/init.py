@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass
 from typing import NoReturn
 
 from portique.linux import ns, prctl
 from portique.oci.runtime import Namespace, Process, Spec
+from portique.oci.value import value
 from portique.runtime import sync
 from portique.runtime.process import ExecError, Loadable
 from portique.runtime.rootfs import CgroupInfo
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InitConfig:
     """Everything the children need, computed by the parent before fork."""
 

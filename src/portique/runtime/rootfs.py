@@ -13,11 +13,11 @@ import errno
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
 from typing import Final, Literal
 
 from portique.linux import mount as m
 from portique.oci.runtime import Mount, Spec
+from portique.oci.value import value
 from portique.runtime.paths import fd_path, make_in_root, open_in_root
 
 _FLAGS: Final[dict[str, tuple[bool, int]]] = {
@@ -73,7 +73,7 @@ _ST_LOCKED: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Options:
     """Mount options split into flags, propagation changes and fs data."""
 
@@ -103,7 +103,7 @@ def parse_options(options: tuple[str, ...] | list[str]) -> Options:
     return Options(flags, tuple(propagation), ",".join(data))
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class CgroupInfo:
     """What a `cgroup` mount needs, computed by the parent from the manager."""
 

@@ -24,11 +24,11 @@ Choices, as runc makes them:
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from portique.errors import InvalidArgument, Unsupported
 from portique.oci.seccomp import Action, LinuxSeccomp, Op, SeccompArg
+from portique.oci.value import value
 
 if TYPE_CHECKING:
     from typing import BinaryIO
@@ -53,7 +53,7 @@ _FLAG_ATTRS: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SeccompFilter:
     """A compiled filter; `load()` installs it in the calling process."""
 

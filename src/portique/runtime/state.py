@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
 from portique.errors import InvalidState, PortiqueError
+from portique.oci.value import field, value
 
 OCI_VERSION: Final = "1.2.0"
 STATE_FILE: Final = "state.json"
@@ -99,7 +99,7 @@ def can_exec(current: Status) -> bool:
     return can(current, Op.EXEC)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class State:
     """What `state` reports, plus what later operations need (private fields)."""
 

@@ -19,7 +19,7 @@
     any step may answer Failed(kind, message) instead; exec success closes the
     socket (it is O_CLOEXEC), so the parent of `run`/`exec` reads EOF.
 
-Messages are frozen dataclasses encoded as one JSON object per datagram
+Messages are frozen value classes encoded as one JSON object per datagram
 (no pickle: the child side runs code the container influences).
 """
 
@@ -27,22 +27,22 @@ from __future__ import annotations
 
 import json
 import socket
-from dataclasses import asdict, dataclass
 from typing import ClassVar, Final
 
 from portique.errors import PortiqueError
+from portique.oci.value import as_dict, value
 
 MAX_MESSAGE: Final = 65536
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Go:
     """Parent -> stage 1: the cgroup is joined, go on."""
 
     kind: ClassVar[str] = "go"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class MapIds:
     """Stage 1 -> parent: write the uid/gid maps of `pid`."""
 
@@ -50,14 +50,14 @@ class MapIds:
     pid: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class MapIdsDone:
     """Parent -> stage 1: the maps are written."""
 
     kind: ClassVar[str] = "map_ids_done"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InitPid:
     """Stage 1 -> parent: the host pid of the container init (or exec process)."""
 
@@ -65,35 +65,35 @@ class InitPid:
     pid: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RunHooks:
     """Init -> parent: namespaces and mounts exist; run prestart/createRuntime."""
 
     kind: ClassVar[str] = "run_hooks"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class HooksDone:
     """Parent -> init: the runtime-namespace hooks succeeded."""
 
     kind: ClassVar[str] = "hooks_done"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Pty:
     """Carries the pty master as SCM_RIGHTS."""
 
     kind: ClassVar[str] = "pty"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Ready:
     """Init -> parent: set up; now blocking on the exec fifo."""
 
     kind: ClassVar[str] = "ready"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Failed:
     """`kind_of_error`: "notfound" (127), "notexec" (126) or "error"."""
 
@@ -131,7 +131,7 @@ class Channel:
         self.sock.close()
 
     def send(self, msg: Message, fds: tuple[int, ...] = ()) -> None:
-        body = {"kind": msg.kind, **asdict(msg)}
+        body = {"kind": msg.kind, **as_dict(msg)}
         data = json.dumps(body, separators=(",", ":")).encode()
         if fds:
             socket.send_fds(self.sock, [data], list(fds))
