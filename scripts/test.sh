@@ -2,7 +2,11 @@
 # The test command (README): unit, integration and compat tests as root on
 # this host, then the cgroup integration tests (marker `vm`) again inside a
 # throwaway VM with a pure cgroup v2 kernel (../shared/vm/run-in-vm.sh).
-# Extra arguments go to pytest and skip the VM pass.
+# Extra arguments are handed to pytest and skip the VM pass.
+#
+# The runtime's in-process suites run in a pytest process of their own: the
+# runtime refuses to fork while other threads run, and other suites' session
+# fixtures (the registry's token issuer, for one) keep threads alive.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=$PWD/.venv/bin/python
@@ -10,18 +14,31 @@ PY=$PWD/.venv/bin/python
 # deeper than pytest's own recursive clean-up can remove.
 BASETEMP=$(mktemp -d /tmp/portique-tests.XXXXXX)
 trap 'rm -rf "$BASETEMP"' EXIT
+RUNTIME_SUITES="tests/integration/runtime_core tests/integration/runtime_cli
+                tests/integration/runtime_cgroups tests/integration/runtime_seccomp"
 status=0
-"$PY" -m pytest -q --basetemp="$BASETEMP/host" tests/unit tests/integration tests/compat "$@" || status=$?
+pytest() {
+    local name=$1
+    shift
+    echo "== $name"
+    "$PY" -m pytest -q -p no:cacheprovider --basetemp="$BASETEMP/$name" "$@" || status=1
+}
+pytest unit tests/unit "$@"
+# shellcheck disable=SC2086
+pytest runtime $RUNTIME_SUITES tests/compat "$@"
+ignores=()
+for suite in $RUNTIME_SUITES; do ignores+=("--ignore=$suite"); done
+pytest integration tests/integration "${ignores[@]}" "$@"
 VM=${PORTIQUE_VM_SCRIPT:-$PWD/../shared/vm/run-in-vm.sh}
 if [ -z "${PORTIQUE_NO_VM:-}" ] && [ $# -eq 0 ]; then
     if [ ! -x "$VM" ]; then
         echo "test.sh: $VM is missing: cannot run the cgroup v2 tests" >&2
         status=1
     else
-        echo "== cgroup v2 VM: tests marked vm =="
+        echo "== cgroup v2 VM: tests marked vm"
         VMLAB_RW="$PWD" VMLAB_TMPFS="/var/lib/portique /run/portique" VMLAB_MEM=2048 \
             "$VM" "cd $PWD && $PY -m pytest -q -p no:cacheprovider --basetemp=/tmp/vm-tests -m vm tests/integration" \
-            || status=$?
+            || status=1
     fi
 fi
 exit $status
