@@ -14,7 +14,6 @@ the memory limit alone still bounds the container's RAM.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 from collections.abc import Callable
@@ -38,9 +37,18 @@ from .base import (
 )
 
 if TYPE_CHECKING:
+    import logging
+
     from portique.oci.resources import BlockIO, Cpu, LinuxResources, Memory
 
-log = logging.getLogger(__name__)
+
+def _log() -> logging.Logger:
+    # logging (and traceback, threading, string behind it) loads only when
+    # there is something to say: `state`, `kill` and `delete` never need it.
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 FREEZE_TIMEOUT: Final = 10.0
 MEMSW: Final = "memory.memsw.limit_in_bytes"
@@ -55,7 +63,7 @@ def _plan_memory(m: Memory, has: Callable[[str, str], bool]) -> list[Write]:
         # Lifting the memory limit must lift memsw too, or memsw stays the cap.
         swap = -1
     if swap is not None and swap != 0 and not has("memory", MEMSW):
-        log.warning("%s is missing (no swap accounting): swap limit ignored", MEMSW)
+        _log().warning("%s is missing (no swap accounting): swap limit ignored", MEMSW)
         swap = None
     if m.limit is not None:
         out.append(("memory", "memory.limit_in_bytes", str(m.limit)))
@@ -109,7 +117,7 @@ def _plan_blkio(b: BlockIO, has: Callable[[str, str], bool]) -> list[Write]:
         if has("blkio", "blkio.leaf_weight"):
             out.append(("blkio", "blkio.leaf_weight", str(b.leaf_weight)))
         else:
-            log.debug("blkio.leaf_weight is missing (kernel >= 5.0): leafWeight ignored")
+            _log().debug("blkio.leaf_weight is missing (kernel >= 5.0): leafWeight ignored")
     for wd in b.weight_device:
         if wd.weight:
             name = "blkio.weight_device" if cfq else "blkio.bfq.weight"
@@ -185,7 +193,7 @@ class V1Manager:
                     raise
                 # A named hierarchy (name=systemd) limits nothing; when it is
                 # read-only (a nested runtime), go on without it.
-                log.debug("skipping read-only hierarchy %s", mp)
+                _log().debug("skipping read-only hierarchy %s", mp)
                 self._hier.remove((mp, ctrls))
                 del self._dirs[mp]
                 continue

@@ -11,7 +11,6 @@ syscall) attaches them, replacing the cgroup's earlier program.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 from collections.abc import Callable
@@ -36,9 +35,18 @@ from .base import (
 )
 
 if TYPE_CHECKING:
+    import logging
+
     from portique.oci.resources import BlockIO, Cpu, LinuxResources, Memory
 
-log = logging.getLogger(__name__)
+
+def _log() -> logging.Logger:
+    # logging (and traceback, threading, string behind it) loads only when
+    # there is something to say: `state`, `kill` and `delete` never need it.
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 FREEZE_TIMEOUT: Final = 10.0
 UINT64_MAX: Final = 2**64 - 1
@@ -76,7 +84,7 @@ def _plan_memory(m: Memory, has: Callable[[str], bool]) -> list[tuple[str, str]]
             out.append(("memory.swap.max", swap))
         else:
             # As runc: no swap accounting in this kernel, so the limit cannot hold.
-            log.warning("memory.swap.max is missing (no swap accounting): swap limit ignored")
+            _log().warning("memory.swap.max is missing (no swap accounting): swap limit ignored")
     # swappiness, disableOOMKiller and kernel memory have no v2 file: skipped.
     return out
 
@@ -359,4 +367,4 @@ def _enable_controllers(directory: Path) -> None:
             try:
                 write_file(directory, "cgroup.subtree_control", f"+{c}")
             except CgroupError as e:
-                log.debug("%s", e)
+                _log().debug("%s", e)
