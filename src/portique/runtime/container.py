@@ -387,13 +387,38 @@ class Runtime:
         stdio: tuple[int, int, int] | None = None,
     ) -> int:
         """create + start; without detach, wait for the init, delete, return its status."""
+        if detach:
+            return self._run(
+                container_id, bundle, True, console_socket, pid_file, no_pivot, preserve_fds, stdio
+            )
+        from portique.linux import prctl
+
+        # The init is our grandchild: as a subreaper we inherit it and can wait.
+        # Only for this call: a library caller left a subreaper would inherit
+        # (and have to reap) every orphan of its later children.
+        was_subreaper = prctl.is_child_subreaper()
+        prctl.set_child_subreaper(True)
+        try:
+            return self._run(
+                container_id, bundle, False, console_socket, pid_file, no_pivot, preserve_fds, stdio
+            )
+        finally:
+            if not was_subreaper:
+                prctl.set_child_subreaper(False)
+
+    def _run(
+        self,
+        container_id: str,
+        bundle: Path,
+        detach: bool,
+        console_socket: Path | None,
+        pid_file: Path | None,
+        no_pivot: bool,
+        preserve_fds: int,
+        stdio: tuple[int, int, int] | None,
+    ) -> int:
         from portique.runtime import sync
 
-        if not detach:
-            from portique.linux import prctl
-
-            # The init is our grandchild: as a subreaper we inherit it and can wait.
-            prctl.set_child_subreaper(True)
         s, chan = self._create(
             container_id, bundle, console_socket, pid_file, no_pivot, preserve_fds, stdio
         )
@@ -459,13 +484,16 @@ class Runtime:
         st.next_status(s.status, Op.KILL)
         if all:
             manager = self._manager(s)
-            for pid in manager.pids():
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            if sig == signal.SIGKILL and s.status is Status.PAUSED:
-                manager.thaw()  # frozen tasks die only once thawed
+            pids = manager.pids()
+            for pid in pids:
+                _kill_quiet(pid, sig)
+            if sig == signal.SIGKILL:
+                if s.status is Status.PAUSED:
+                    manager.thaw()  # frozen tasks die only once thawed
+                # As a subreaper (a foreground `run`, a monitor), orphans of
+                # the container are our children; once dead they leave the
+                # cgroup, where delete no longer finds them: reap them now.
+                _reap_killed(pids)
             return
         _signal_init(s, sig)
 
@@ -733,6 +761,24 @@ def _reap_quiet(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def _reap_killed(pids: builtins.list[int], timeout: float = 5.0) -> None:
+    """Reap those of `pids` (just sent SIGKILL) that are our children."""
+    waiting = set(pids)
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while waiting and time.monotonic() < deadline:
+        for pid in builtins.list(waiting):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid  # not ours (or already reaped): nothing to do
+            if done:
+                waiting.discard(pid)
+        if waiting:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
 
 
 def _kill_and_reap(pid: int) -> None:

@@ -48,20 +48,18 @@ def exec_process(
     # A detached process must not become our child when the helper exits
     # (nobody here would reap it, and a zombie in a pid namespace keeps its
     # init from ever finishing): stop being a subreaper until the helper is gone.
-    restore_subreaper = detach and prctl.is_child_subreaper()
-    if not detach:
-        prctl.set_child_subreaper(True)
-    elif restore_subreaper:
-        prctl.set_child_subreaper(False)
+    # In the foreground we are a subreaper until the process is reaped, and
+    # only then: a library caller left one would inherit every later orphan.
+    was_subreaper = prctl.is_child_subreaper()
+    prctl.set_child_subreaper(not detach)
     try:
         pid = _start(s, spec, process, manager, console_socket, pid_file, stdio, preserve_fds)
+        if detach:
+            return pid
+        _, status = os.waitpid(pid, 0)
+        return _exit_code(status)
     finally:
-        if restore_subreaper:
-            prctl.set_child_subreaper(True)
-    if detach:
-        return pid
-    _, status = os.waitpid(pid, 0)
-    return _exit_code(status)
+        prctl.set_child_subreaper(was_subreaper)
 
 
 def _start(

@@ -82,7 +82,7 @@ def test_library_cycles_leak_nothing(
             except OSError:
                 continue
             if fields[0] == "Z" and int(fields[1]) == os.getpid():
-                zombies.append(entry.name)
+                zombies.append(entry.name + ":" + (entry / "comm").read_text().strip())
     assert zombies == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -394,7 +395,47 @@ def test_concurrent_deletes_are_serialised(
         f"try:\n    Runtime(Path({str(rt.state_root)!r})).delete({cid!r}, force=True)\n"
         "except NotFound:\n    sys.exit(3)\n"
     )
+    init = rt.state(cid).pid
     procs = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(2)]
     codes = sorted(p.wait(timeout=60) for p in procs)
     assert codes == [0, 3]
     assert not (rt.state_root / cid).exists()
+    # The deleting processes killed the init but cannot reap it: if an earlier
+    # test made this process a subreaper, it is our child.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(init, 0)
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_foreground_run_and_exec_leave_the_subreaper_flag_as_found(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs, before: bool
+) -> None:
+    """A library caller is a subreaper only while a foreground run or exec
+    waits: left one, it would inherit (and never reap) every later orphan."""
+    from portique.linux import prctl
+
+    (tmp_path / "s").mkdir()
+    was = prctl.is_child_subreaper()
+    prctl.set_child_subreaper(before)
+    try:
+        assert (
+            rt.run(
+                new_id(),
+                make_bundle(tmp_path, busybox_rootfs, make_config(["true"])),
+                stdio=out.stdio,
+            )
+            == 0
+        )
+        assert prctl.is_child_subreaper() is before
+        cid = new_id()
+        rt.run(
+            cid,
+            make_bundle(tmp_path / "s", busybox_rootfs, make_config(["sleep", "60"])),
+            detach=True,
+            stdio=out.stdio,
+        )
+        assert rt.exec(cid, parse_process({"args": ["true"]}), stdio=out.stdio) == 0
+        assert prctl.is_child_subreaper() is before
+        rt.delete(cid, force=True)
+    finally:
+        prctl.set_child_subreaper(was)
