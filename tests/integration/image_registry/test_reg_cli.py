@@ -193,12 +193,15 @@ def test_pull_killed_midway_then_repeated(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # Only this image's partials count: the root is shared with other tests,
+        # which may have left partials of their own.
+        ours = [ingest / f"sha256-{layer.digest[7:]}.part" for layer in img.layers]
+
+        def started() -> bool:
+            return any(f.exists() and f.stat().st_size > 0 for f in ours)
+
         try:
-            _wait_for(
-                lambda: any(f.stat().st_size > 0 for f in ingest.glob("*.part")),
-                60,
-                "the first downloaded bytes",
-            )
+            _wait_for(started, 60, "the first downloaded bytes")
         finally:
             os.kill(p.pid, signal.SIGKILL)
             p.wait(timeout=30)
@@ -209,7 +212,7 @@ def test_pull_killed_midway_then_repeated(
             assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
         for layer in img.layers:
             assert not (blobs / layer.digest[7:]).exists()
-        kept = {f.name: f.stat().st_size for f in ingest.glob("*.part") if f.stat().st_size}
+        kept = {f.name: f.stat().st_size for f in ours if f.exists() and f.stat().st_size}
         assert kept
         # Again, at full speed: it resumes where the kill left off and completes.
         proxy.throttle = 0.0
