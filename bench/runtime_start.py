@@ -11,7 +11,9 @@ BUNDLE ID` with hyperfine (-N: no shell in between) in one hyperfine
 invocation so the peers are measured side by side. A foreground `run`
 deletes the container when it exits, so the same id is reused. Prints each
 median and portique-runtime's ratio to each peer, and the import time of
-portique-runtime's entry point (`python -X importtime`).
+portique-runtime's entry point (`python -X importtime`). portique-runtime is
+timed twice: as pip installed it (the console script, with site) and through
+the lean launcher of portique.cli.runc.launcher (`python -IS`).
 
 A runtime that cannot run the bundle on this host (crun 1.8 refuses cgroup
 v1 hybrid layouts) is reported and left out; nothing here changes the host.
@@ -129,14 +131,13 @@ def report(title: str, results: dict[str, dict[str, float]]) -> None:
             f"  {name:<18}{r['median'] * 1000:>10.1f}{r['mean'] * 1000:>10.1f}"
             f"{r['min'] * 1000:>10.1f}"
         )
-    ours = results["portique-runtime"]["median"]
-    for peer in ("runc", "crun"):
-        if peer in results:
-            print(f"  portique-runtime / {peer}: {ours / results[peer]['median']:.2f}x (median)")
-        else:
-            print(
-                f"  portique-runtime / {peer}: not measured ({peer} missing or refused the bundle)"
-            )
+    for ours in (n for n in results if n.startswith("portique")):
+        median = results[ours]["median"]
+        for peer in ("runc", "crun"):
+            if peer in results:
+                print(f"  {ours} / {peer}: {median / results[peer]['median']:.2f}x (median)")
+            else:
+                print(f"  {ours} / {peer}: not measured ({peer} missing or refused the bundle)")
 
 
 def main() -> int:
@@ -154,6 +155,11 @@ def main() -> int:
         base = Path(tmp)
         bundle = make_bundle(base / "bundle")
         candidates = {"portique-runtime": portique_runtime()}
+        # The same CLI through the lean launcher (`python -IS`, no site).
+        from portique.cli.runc.launcher import write_launcher
+
+        write_launcher(str(base / "portique-runtime-lean"))
+        candidates["portique-rt-lean"] = [str(base / "portique-runtime-lean")]
         for peer in ("runc", "crun"):
             path = shutil.which(peer)
             if path:
@@ -177,7 +183,7 @@ def main() -> int:
                 )
                 continue
             commands[name] = argv
-        if "portique-runtime" not in commands:
+        if not any(n.startswith("portique") for n in commands):
             print("portique-runtime could not run the bundle: nothing to compare")
             return 1
         results = hyperfine(base, "start", commands, args)
