@@ -18,7 +18,7 @@ def test_text_starts_the_interpreter_without_site() -> None:
     text = launcher_text("/usr/bin/python3", ["/a/src", "/usr/lib/python3/dist-packages"])
     assert text.startswith("#!/usr/bin/python3 -IS\n")
     assert "sys.path += ['/a/src', '/usr/lib/python3/dist-packages']\n" in text
-    assert text.endswith("sys.exit(main())\n")
+    assert text.endswith("entry()\n")
     compile(text, "launcher", "exec")
 
 
@@ -56,7 +56,7 @@ def test_written_launcher_imports_no_site(tmp_path: Path) -> None:
     write_launcher(str(dest))
     # Run its code with a probe in place of main(): what did start-up load?
     probe = dest.read_text().replace(
-        "from portique.cli.runc.main import main\n\nsys.exit(main())\n",
+        "from portique.cli.runc.main import entry\n\nentry()\n",
         "print('site' in sys.modules, sys.flags.isolated, sys.flags.no_site)\n",
     )
     dest.write_text(probe)
@@ -67,3 +67,35 @@ def test_written_launcher_imports_no_site(tmp_path: Path) -> None:
 def test_main_usage() -> None:
     assert main([]) == 2
     assert main(["-h"]) == 2
+
+
+def test_entry_flushes_output_and_keeps_the_exit_status(tmp_path: Path) -> None:
+    # entry() skips the interpreter's finalisation: buffered output must
+    # still arrive, and the status is main()'s.
+    cmd = [sys.executable, "-m", "portique.cli.runc.main"]
+    out = subprocess.run([*cmd, "spec", "--bundle", str(tmp_path), "--rootless"], check=False)
+    assert out.returncode == 0
+    assert (tmp_path / "config.json").stat().st_size > 100
+    helped = subprocess.run([*cmd, "--help"], capture_output=True, text=True, check=False)
+    assert helped.returncode == 0
+    assert helped.stdout.startswith("usage: portique-runtime")
+    assert helped.stdout.endswith("print this help\n")
+    bad = subprocess.run(
+        [*cmd, "--root", str(tmp_path), "state", "nosuch"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr == "portique-runtime: container nosuch does not exist\n"
+
+
+def test_entry_survives_a_closed_stdout() -> None:
+    cmd = [sys.executable, "-m", "portique.cli.runc.main", "--help"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()  # the reader went away before anything was written
+        err = proc.stderr.read()
+        assert proc.wait(timeout=30) == 0
+    assert b"Traceback" not in err

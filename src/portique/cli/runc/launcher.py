@@ -46,8 +46,8 @@ def launcher_text(python: str, roots: list[str]) -> str:
         '"""portique-runtime, started without site (written by portique.cli.runc.launcher)."""\n'
         "import sys\n\n"
         f"sys.path += {roots!r}\n"
-        "from portique.cli.runc.main import main\n\n"
-        "sys.exit(main())\n"
+        "from portique.cli.runc.main import entry\n\n"
+        "entry()\n"
     )
 
 
