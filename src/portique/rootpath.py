@@ -30,13 +30,20 @@ def _components(path: str) -> list[str]:
 
 
 def open_in_root(
-    root_fd: int, path: str, *, flags: int = _O_PATH, mkdirs: bool = False, mode: int = 0o755
+    root_fd: int,
+    path: str,
+    *,
+    flags: int = _O_PATH,
+    mkdirs: bool = False,
+    mode: int = 0o755,
+    owner: tuple[int, int] | None = None,
 ) -> int:
     """Open `path` (absolute or relative, interpreted inside the root) and return an fd.
 
     The last component is opened with `flags` (O_NOFOLLOW is added when it is
     not a symlink we resolved ourselves). With `mkdirs`, missing directories
-    along the way (including the last component) are created with `mode`.
+    along the way (including the last component) are created with `mode`,
+    owned by `owner` (uid, gid) when given.
     """
     todo = _components(path)
     stack: list[int] = [os.dup(root_fd)]
@@ -56,6 +63,8 @@ def open_in_root(
                 if not mkdirs:
                     raise
                 os.mkdir(comp, mode, dir_fd=cur)
+                if owner is not None:
+                    os.chown(comp, *owner, dir_fd=cur, follow_symlinks=False)
                 st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 links += 1
@@ -101,11 +110,13 @@ def resolve_in_root(root: str, path: str) -> str:
 
 
 @contextmanager
-def dir_in_root(root: str, path: str, *, mkdirs: bool = False) -> Iterator[int]:
+def dir_in_root(
+    root: str, path: str, *, mkdirs: bool = False, owner: tuple[int, int] | None = None
+) -> Iterator[int]:
     """An O_DIRECTORY fd for `path` inside `root`, closed on exit."""
     rfd = os.open(root, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fd = open_in_root(rfd, path, flags=os.O_RDONLY | os.O_DIRECTORY, mkdirs=mkdirs)
+        fd = open_in_root(rfd, path, flags=os.O_RDONLY | os.O_DIRECTORY, mkdirs=mkdirs, owner=owner)
     finally:
         os.close(rfd)
     try:

@@ -231,6 +231,12 @@ class Builder:
             return StageState(config, [], _sha("scratch"), {})
         image = self._base_image(stage.base, opts)
         config = json.loads(self.images.store.read_bytes(image.id))
+        cfg = config.setdefault("config", {}) or {}
+        config["config"] = cfg
+        env = cfg.get("Env") or []
+        if not any(e.startswith("PATH=") for e in env):
+            # A base without PATH gets the default one, as BuildKit and buildah do.
+            cfg["Env"] = [f"PATH={DEFAULT_PATH}", *env]
         config.setdefault("history", [])
         manifest = json.loads(self.images.store.read_bytes(image.manifest_digest))
         return StageState(config, list(manifest["layers"]), _sha("image", image.id), {})

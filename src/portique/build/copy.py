@@ -112,18 +112,21 @@ def copy_sources(
             " the destination must be a directory and end with a /"
         )
     dest = posixpath.normpath(dest)
+    # Directories the copy has to make belong to --chown's owner too ("all new
+    # files and directories", as Docker documents it).
+    made_by = (owner.uid, owner.gid) if owner else None
     for src in sources:
         if src.is_dir:
-            with dir_in_root(str(rootfs), dest, mkdirs=True) as dfd:
+            with dir_in_root(str(rootfs), dest, mkdirs=True, owner=made_by) as dfd:
                 _copy_tree(ctx, src, dfd, owner, chmod)
             continue
         if unpack_archives and _is_archive(src.path):
-            with dir_in_root(str(rootfs), dest, mkdirs=True) as dfd:
+            with dir_in_root(str(rootfs), dest, mkdirs=True, owner=made_by) as dfd:
                 _unpack_archive(src.path, dfd)
             continue
         into_dir = dest_is_dir or _is_dir_in_root(rootfs, dest)
         parent, name = (dest, src.path.name) if into_dir else posixpath.split(dest)
-        with dir_in_root(str(rootfs), parent or "/", mkdirs=True) as dfd:
+        with dir_in_root(str(rootfs), parent or "/", mkdirs=True, owner=made_by) as dfd:
             _copy_entry(src.path, dfd, name, owner, chmod)
 
 
