@@ -69,8 +69,16 @@ def _q(text: str) -> str:
     return '"' + text.replace('"', "") + '"'
 
 
-def render_nat(table: str, nets: Sequence[BridgeRules], ports: Sequence[PublishedPort]) -> str:
-    lines = [f"table ip {table}_nat {{"]
+def _owner_line(owner: str) -> list[str]:
+    # The engine root in the table's comment: repair() finds the tables of a root
+    # deleted without cleanup (a test's tmp dir), as the bridge's ifalias does.
+    return [f"  comment {_q(owner)}"] if owner else []
+
+
+def render_nat(
+    table: str, nets: Sequence[BridgeRules], ports: Sequence[PublishedPort], owner: str = ""
+) -> str:
+    lines = [f"table ip {table}_nat {{", *_owner_line(owner)]
     lines += [
         "  chain prerouting {",
         "    type nat hook prerouting priority dstnat; policy accept;",
@@ -107,12 +115,12 @@ def render_nat(table: str, nets: Sequence[BridgeRules], ports: Sequence[Publishe
     return "\n".join(lines) + "\n"
 
 
-def render_filter(table: str, nets: Sequence[BridgeRules]) -> str:
+def render_filter(table: str, nets: Sequence[BridgeRules], owner: str = "") -> str:
     """The forward rules, in this order: --internal bridges closed both ways (first, so
     nothing below reopens them); replies of allowed connections; published ports
     (DNATed, reachable from anywhere, other networks included); isolation between
     bridges; no new connection into a bridge from outside it."""
-    lines = [f"table inet {table} {{", "  chain forward {",
+    lines = [f"table inet {table} {{", *_owner_line(owner), "  chain forward {",
              "    type filter hook forward priority filter; policy accept;"]  # fmt: skip
     open_nets = [n for n in nets if not n.internal]
     for n in nets:
@@ -161,13 +169,16 @@ def render_filter(table: str, nets: Sequence[BridgeRules]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_ruleset(table: str, nets: Sequence[BridgeRules], ports: Sequence[PublishedPort]) -> str:
-    """The nft script replacing portique's two tables atomically."""
+def render_ruleset(
+    table: str, nets: Sequence[BridgeRules], ports: Sequence[PublishedPort], owner: str = ""
+) -> str:
+    """The nft script replacing portique's two tables atomically; `owner`, the engine
+    root's path, goes into each table's comment."""
     return (
         f"table ip {table}_nat {{}}\ndelete table ip {table}_nat\n"
         f"table inet {table} {{}}\ndelete table inet {table}\n"
-        + render_nat(table, nets, ports)
-        + render_filter(table, nets)
+        + render_nat(table, nets, ports, owner)
+        + render_filter(table, nets, owner)
     )
 
 
@@ -216,6 +227,23 @@ def list_tables() -> list[tuple[str, str]]:
     return out
 
 
+def table_owner(family: str, name: str) -> str | None:
+    """The comment of one nftables table (portique writes its engine root there), or
+    None when it has none or is gone. `nft list tables` does not show comments."""
+    proc = subprocess.run(
+        ["nft", "list", "table", family, name],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    for line in proc.stdout.splitlines()[1:3]:
+        text = line.strip()
+        if text.startswith('comment "') and text.endswith('"'):
+            return text[len('comment "') : -1]
+    return None
+
+
 __all__ = [
     "BridgeRules",
     "FirewallError",
@@ -226,4 +254,5 @@ __all__ = [
     "render_nat",
     "render_ruleset",
     "table_name",
+    "table_owner",
 ]

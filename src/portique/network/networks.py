@@ -104,6 +104,7 @@ class RepairReport:
     bridges: list[str] = field(default_factory=list)
     dns: list[str] = field(default_factory=list)
     ports: int = 0
+    tables: list[str] = field(default_factory=list)  # "inet portique_1a2b3c4d"
 
 
 def _now() -> str:
@@ -732,7 +733,9 @@ class Networks:
             firewall.BridgeRules(n.id, n.bridge, n.subnet, n.gateway, n.internal)
             for n in self.list()
         ]
-        return firewall.render_ruleset(self.table, nets, ndb.published_ports(self.conn))
+        return firewall.render_ruleset(
+            self.table, nets, ndb.published_ports(self.conn), owner=str(self.root.resolve())
+        )
 
     def sync_firewall(self, *, force: bool = False) -> None:
         """Make portique's nftables tables match the database (under a lock, reading the

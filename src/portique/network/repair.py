@@ -5,6 +5,8 @@ Split out of networks.py; `Networks.repair` is the entry point.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,11 +29,12 @@ def repair(
     gone (their veth died with it) or whose container is not in `live_containers`,
     stray veths on our bridges, bridges of removed networks, resolvers of networks
     without containers, ports without an endpoint. Then re-sync the firewall."""
-    from portique.network import bridge, dnsserver
+    from portique.network import bridge, dnsserver, firewall
     from portique.network.networks import RepairReport
 
     report = RepairReport()
     live = set(live_containers) if live_containers is not None else None
+    tables = set(firewall.list_tables())
     links = {link.name: link for link in bridge.host_links()}
     now = time.time()
     rows = nets.conn.execute("SELECT network_id, container_id, state, created FROM endpoints")
@@ -63,11 +66,15 @@ def repair(
             and bridge.delete_link(link.name)
         ):
             report.links.append(link.name)
+    orphans: set[str] = set()
     for link in links.values():
         if link.kind != "bridge" or link.name in our_bridges:
             continue
-        if (nets.owns(link.alias) or _orphaned(link.alias)) and bridge.delete_link(link.name):
+        orphan = _orphaned(link.alias)
+        if (nets.owns(link.alias) or orphan) and bridge.delete_link(link.name):
             report.bridges.append(link.name)
+            if orphan:
+                orphans.add(str(link.alias).split(" ", 1)[0].removeprefix("portique:"))
     with pdb.transaction(nets.conn) as conn:
         report.ports = conn.execute(
             "DELETE FROM ports WHERE container_id NOT IN"
@@ -89,14 +96,39 @@ def repair(
                 nets.run_dir, nets.root / pdb.DB_NAME, n.id, n.gateway,
                 nets._upstreams(n), nets.dns_port,
             )  # fmt: skip
+    report.tables = _drop_orphan_tables(nets.table, tables, orphans)
     # The digest stamp skips unchanged rulesets; but another tool may have flushed
     # the whole ruleset (`nft flush ruleset`, a firewall reload): look, then heal.
-    from portique.network import firewall
-
-    tables = set(firewall.list_tables())
     missing = not {("inet", nets.table), ("ip", f"{nets.table}_nat")} <= tables
     nets.sync_firewall(force=force_firewall or missing)
     return report
+
+
+def _drop_orphan_tables(own: str, tables: set[tuple[str, str]], orphans: set[str]) -> list[str]:
+    """Remove the nftables tables (`portique_<hash>`, `portique_<hash>_nat`) of other
+    engine roots that are gone: their comment names a root directory that no longer
+    exists (as a bridge's ifalias does), or `orphans` (tags of bridges just removed
+    as orphaned) has them. A live root's tables are never touched: a root may have
+    tables and no bridge yet (`network create` installs its rules)."""
+    from portique.network import firewall
+
+    dropped = []
+    for family, name in sorted(tables):
+        # Each root has `table inet portique_<hash>` and `table ip portique_<hash>_nat`.
+        tag = name.removesuffix("_nat") if family == "ip" else name
+        if family == "ip" and tag == name:
+            continue
+        if not _FOREIGN_TABLE.fullmatch(tag) or tag == own:
+            continue
+        owner = firewall.table_owner(family, name)
+        if tag in orphans or (owner is not None and _orphaned(f"portique:{tag} {owner}")):
+            with contextlib.suppress(firewall.FirewallError):
+                firewall.apply(f"table {family} {name} {{}}\ndelete table {family} {name}\n")
+                dropped.append(f"{family} {name}")
+    return dropped
+
+
+_FOREIGN_TABLE = re.compile(r"portique_[0-9a-f]{8}")
 
 
 def _orphaned(alias: str | None) -> bool:

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -16,7 +16,7 @@ Portique = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     base = tmp_path_factory.mktemp("engine")
     env = dict(os.environ)
     env["PORTIQUE_ROOT"] = str(base / "root")
@@ -41,7 +41,16 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         capture_output=True,
         text=True,
     )
-    return env
+    yield env
+    # RUN steps on the default bridge made this root a bridge and nftables tables
+    # that outlive its directory: remove them (the subnet pool is finite).
+    from portique.network.networks import Networks
+
+    nets = Networks(base / "root", run_root=base / "run")
+    try:
+        nets.destroy()
+    finally:
+        nets.close()
 
 
 @pytest.fixture

@@ -89,6 +89,15 @@ def pq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portique]:
     ids = p.ok("ps", "-aq", "--no-trunc").split()
     if ids:
         p("rm", "-f", *ids, timeout=120)
+    # The root's bridges (pq0-<hash>) and nftables tables (portique_<hash>) outlive
+    # its directory: remove them, or every run takes one more subnet from the pool.
+    from portique.network.networks import Networks
+
+    nets = Networks(base / "root", run_root=run_root)
+    try:
+        nets.destroy()
+    finally:
+        nets.close()
     subprocess.run(["rm", "-rf", str(run_root)], check=False)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from net_helpers import random_subnet, ruleset
+from net_helpers import random_subnet, ruleset, teardown_networks
 
 from portique.network.networks import Networks
 
@@ -23,9 +23,7 @@ def cli(tmp_path: Path) -> Iterator[tuple[dict[str, str], Networks]]:
     env["PORTIQUE_RUNROOT"] = str(tmp_path / "run")
     nets = Networks(tmp_path / "root", run_root=tmp_path / "run")
     yield env, nets
-    for n in nets.list():
-        nets.remove(n.id)
-    nets.flush_firewall()
+    teardown_networks(nets)
     nets.close()
 
 

@@ -253,6 +253,9 @@ def _prune(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
+    from portique.engine.network import repair_leftovers
+
+    repair_leftovers(every=0)  # endpoints of dead containers must not keep a network
     removed = _networks().prune()
     if removed:
         print("Deleted Networks:")

@@ -23,7 +23,10 @@ def run(args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows, human_size
     from portique.engine import containers, present
 
+    from portique.engine.network import repair_leftovers
+
     filters = present.parse_filters(args.filter)
+    repair_leftovers()
     conn = containers.open_db()
     rows = containers.list_all(conn)
     by_ref = {r.id: r for r in rows} | {r.name: r for r in rows} | {r.id[:12]: r for r in rows}

@@ -110,6 +110,9 @@ def _prune(args: argparse.Namespace) -> int:
         text = "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)
         if not confirm(text.rstrip("\n") + "\n"):
             return 0
+    from portique.engine.network import repair_leftovers
+
+    repair_leftovers(every=0)
     conn = containers.open_db()
     removed = containers.prune(conn)
     if removed:
