@@ -181,8 +181,10 @@ class Builder:
             final.cfg["Labels"] = labels
         record = self._commit(final, opts.tags)
         self.say(f"Successfully built {record.id.removeprefix('sha256:')[:12]}")
+        from portique.oci.reference import parse_reference
+
         for tag in opts.tags:
-            self.say(f"Successfully tagged {tag}")
+            self.say(f"Successfully tagged {parse_reference(tag).familiar()}")
         return record
 
     def _read_dockerfile(self, opts: BuildOptions, ctx: BuildContext) -> Dockerfile:
