@@ -35,7 +35,7 @@ from portique.runtime import state as st
 from portique.runtime.state import Op, State, Status
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from portique.oci.runtime import Process, Spec
     from portique.runtime import sync
@@ -607,8 +607,13 @@ class Runtime:
         pid_file: Path | None = None,
         stdio: tuple[int, int, int] | None = None,
         preserve_fds: int = 0,
+        on_pid: Callable[[int], None] | None = None,
     ) -> int:
-        """Run `process` inside the container; its exit status, or its pid when detached."""
+        """Run `process` inside the container; its exit status, or its pid when detached.
+
+        `on_pid(pid)` is called with the host pid as soon as the process is
+        started (before it is waited for), e.g. to forward signals to it.
+        """
         from portique.runtime.execution import exec_process
 
         s = self._refresh(self._load(container_id))
@@ -624,6 +629,7 @@ class Runtime:
             pid_file=pid_file,
             stdio=stdio,
             preserve_fds=preserve_fds,
+            on_pid=on_pid,
         )
 
 

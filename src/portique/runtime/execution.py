@@ -19,6 +19,8 @@ from portique.linux import proc as procfs
 from portique.runtime import sync
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from portique.oci.runtime import Process, Spec
     from portique.runtime.cgroups import CgroupManager
     from portique.runtime.process import Loadable
@@ -38,6 +40,7 @@ def exec_process(
     pid_file: Path | None,
     stdio: tuple[int, int, int] | None,
     preserve_fds: int,
+    on_pid: Callable[[int], None] | None = None,
 ) -> int:
     from portique.runtime.container import _exit_code
 
@@ -53,7 +56,9 @@ def exec_process(
     was_subreaper = prctl.is_child_subreaper()
     prctl.set_child_subreaper(not detach)
     try:
-        pid = _start(s, spec, process, manager, console_socket, pid_file, stdio, preserve_fds)
+        pid = _start(
+            s, spec, process, manager, console_socket, pid_file, stdio, preserve_fds, on_pid
+        )
         if detach:
             return pid
         _, status = os.waitpid(pid, 0)
@@ -71,6 +76,7 @@ def _start(
     pid_file: Path | None,
     stdio: tuple[int, int, int] | None,
     preserve_fds: int,
+    on_pid: Callable[[int], None] | None,
 ) -> int:
     """Fork the helper, drive it, return the host pid of the started process."""
     from contextlib import ExitStack
@@ -114,6 +120,8 @@ def _start(
                     from portique.fileio import atomic_write
 
                     atomic_write(Path(os.path.abspath(pid_file)), f"{pid}".encode())
+                if on_pid is not None:
+                    on_pid(pid)
             elif isinstance(msg, sync.Pty):
                 try:
                     _send_console(console, fds)

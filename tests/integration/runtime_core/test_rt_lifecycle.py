@@ -439,3 +439,25 @@ def test_foreground_run_and_exec_leave_the_subreaper_flag_as_found(
         rt.delete(cid, force=True)
     finally:
         prctl.set_child_subreaper(was)
+
+
+def test_exec_reports_the_pid_before_waiting(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs
+) -> None:
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["sleep", "60"]))
+    cid = new_id()
+    rt.run(cid, bundle, detach=True, stdio=out.stdio)
+    seen: list[tuple[int, bool]] = []
+
+    def on_pid(pid: int) -> None:
+        # Called while the process runs: its cgroup lists it.
+        seen.append((pid, pid in rt.ps(cid)))
+
+    try:
+        process = parse_process({"args": ["sleep", "0.2"]})
+        assert rt.exec(cid, process, stdio=out.stdio, on_pid=on_pid) == 0
+        assert len(seen) == 1
+        assert seen[0][0] > 0
+        assert seen[0][1]
+    finally:
+        rt.delete(cid, force=True)

@@ -158,27 +158,25 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         rt.exec(args.container_id, process, console_socket=console, **kwargs)
         return 0
     # Foreground: signals sent to us go to the process (runc forwards them
-    # too); its pid comes from the pid file the library writes once it runs.
-    import tempfile
-
+    # too), once the library reports its pid.
     from portique.cli.runc.forward import forward_signals
 
-    with tempfile.TemporaryDirectory(prefix="portique-exec-") as tmp:
-        if pid_file is None:
-            kwargs["pid_file"] = Path(tmp) / "pid"
-        else:
-            # An old pid file would name a process that is not ours.
-            pid_file.unlink(missing_ok=True)
-        pid_path: Path = kwargs["pid_file"]
+    started: list[int] = []
+    kwargs["on_pid"] = started.append
+    if pid_file is not None:
+        # An old pid file would name a process that is not ours.
+        pid_file.unlink(missing_ok=True)
 
-        def send(sig: int) -> None:
-            os.kill(int(pid_path.read_text()), sig)
+    def send(sig: int) -> None:
+        if not started:
+            raise ProcessLookupError("not started yet")  # forward_signals retries
+        os.kill(started[0], sig)
 
-        with forward_signals(send):
-            if console is not None or not obj.get("terminal"):
-                status: int = rt.exec(args.container_id, process, console_socket=console, **kwargs)
-                return status
-            return _exec_with_relay(args.container_id, process, rt, kwargs)
+    with forward_signals(send):
+        if console is not None or not obj.get("terminal"):
+            status: int = rt.exec(args.container_id, process, console_socket=console, **kwargs)
+            return status
+        return _exec_with_relay(args.container_id, process, rt, kwargs)
 
 
 def _exec_with_relay(cid: str, process: Process, rt: Runtime, kwargs: dict[str, Any]) -> int:
