@@ -24,19 +24,17 @@ import copy
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from portique import db
 from portique.build.context import BuildContext
-from portique.build.copy import copy_sources, parse_chmod, resolve_owner
 from portique.build.dockerfile import (
     Dockerfile,
     DockerfileError,
@@ -48,8 +46,6 @@ from portique.build.dockerfile import (
 )
 from portique.build.stages import Plan, Stage, parse_arg, plan, stage_names, stage_ref
 from portique.errors import InvalidArgument, PortiqueError
-from portique.fileio import atomic_write_json
-from portique.oci.image import MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST
 
 if TYPE_CHECKING:
     from portique.image.images import ImageRecord, Images
@@ -133,7 +129,8 @@ def _sha(*parts: object) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
 class Builder:
@@ -506,9 +503,11 @@ class Builder:
                             "options": ["rbind", "ro"],
                         }
                     )
-        cid = "build-" + secrets.token_hex(16)
+        cid = "build-" + os.urandom(16).hex()
         bundle = rootfs.parent / "bundle"
         bundle.mkdir(exist_ok=True)
+        from portique.fileio import atomic_write_json
+
         atomic_write_json(bundle / "config.json", spec)
         run_root = db.default_run_root() / "runtime"
         rt = Runtime(run_root)
@@ -586,6 +585,8 @@ class Builder:
         ctx: BuildContext,
         where: str,
     ) -> None:
+        from portique.build.copy import copy_sources, parse_chmod, resolve_owner
+
         with self._mounted(state) as (rootfs, upper):
             words = split_words(instr.rest) if instr.exec_form is None else list(instr.exec_form)
             dest = expand(words[-1], state.scope())
@@ -639,7 +640,7 @@ class Builder:
 
         descs = [parse_descriptor(d, f"layers[{i}]") for i, d in enumerate(state.layers)]
         lowers = list(reversed(self.images.unpack_layers(descs))) if descs else []
-        work_root = self.root / "build" / secrets.token_hex(8)
+        work_root = self.root / "build" / os.urandom(8).hex()
         work_root.mkdir(parents=True)
         try:
             rootfs = mount_overlay(
@@ -690,11 +691,13 @@ class Builder:
                     key,
                     json.dumps(state.config),
                     json.dumps(state.layers),
-                    datetime.now(UTC).timestamp(),
+                    time.time(),
                 ),
             )
 
     def _commit(self, state: StageState, tags: list[str]) -> ImageRecord:
+        from portique.oci.image import MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST
+
         config = copy.deepcopy(state.config)
         config.setdefault("architecture", "amd64")
         config.setdefault("os", "linux")
@@ -732,6 +735,8 @@ def _created_by(instr: Instruction) -> str:
 def _resolve_user(user: str, rootfs: Path) -> dict[str, Any]:
     if not user:
         return {"uid": 0, "gid": 0}
+    from portique.build.copy import resolve_owner
+
     owner = resolve_owner(user, rootfs)
     return {"uid": owner.uid, "gid": owner.gid}
 
