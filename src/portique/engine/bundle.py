@@ -67,20 +67,29 @@ def _read_host(path: str) -> str:
         return ""
 
 
-def write_etc_files(row: ContainerRow, paths: ContainerPaths) -> None:
+def write_etc_files(row: ContainerRow, paths: ContainerPaths, joined: Any = None) -> None:
+    """/etc/hostname, hosts and resolv.conf of the container; `joined`, the row of the
+    container whose network namespace it shares (`--network container:REF`), whose
+    files it copies, as Docker does. The network layer rewrites hosts and
+    resolv.conf once the container's endpoints exist."""
+    from portique.engine import network as net
+
     config = row.config["Config"]
     host = row.config["HostConfig"]
     host_net = host.get("NetworkMode") == "host"
     hostname = config.get("Hostname") or (socket.gethostname() if host_net else row.id[:12])
     write_regenerated(paths.dir / "hostname", f"{hostname}\n".encode())
-    write_regenerated(
-        paths.dir / "hosts",
-        cfg.hosts_file(hostname, host_net, _read_host("/etc/hosts")).encode(),
-    )
-    write_regenerated(
-        paths.dir / "resolv.conf",
-        cfg.resolv_conf(_read_host("/etc/resolv.conf"), host_net).encode(),
-    )
+    if joined is not None:
+        other = ContainerPaths.of(joined.id).dir
+        hosts = _read_host(str(other / "hosts"))
+        resolv = _read_host(str(other / "resolv.conf"))
+    else:
+        hosts = cfg.hosts_file(hostname, host_net, _read_host("/etc/hosts"))
+        extra = net.extra_host_lines(host, "")
+        hosts += "".join(line + "\n" for line in extra)
+        resolv = net.with_dns_flags(cfg.resolv_conf(_read_host("/etc/resolv.conf"), host_net), host)
+    write_regenerated(paths.dir / "hosts", hosts.encode())
+    write_regenerated(paths.dir / "resolv.conf", resolv.encode())
 
 
 def seccomp_for(host: dict[str, Any], caps: list[str]) -> dict[str, Any] | None:
@@ -111,7 +120,10 @@ def prepare(row: ContainerRow, paths: ContainerPaths, stack: ExitStack) -> dict[
     user = userdb.lookup(str(rootfs), str(config.get("User") or ""))
     points = row.config.get("MountPoints") or []
     volumes.copy_image_content(str(rootfs), points)
-    write_etc_files(row, paths)
+    from portique.engine import network as net
+
+    netns_path, joined = net.joined_netns(host) if net.joined_container(host) else ("", None)
+    write_etc_files(row, paths, joined)
     host_caps = opt.host_capabilities()
     caps = opt.capabilities(
         host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged")), host_caps
@@ -132,6 +144,7 @@ def prepare(row: ContainerRow, paths: ContainerPaths, stack: ExitStack) -> dict[
         seccomp=seccomp_for(host, caps),
         init_binary=TINI if os.path.exists(TINI) else (shutil.which("tini-static") or ""),
         host_caps=host_caps,
+        netns_path=netns_path,
     )
     spec = cfg.build_spec(config, host, inputs)
     import json

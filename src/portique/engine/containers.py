@@ -79,8 +79,12 @@ def create(
     mounts: list[MountSpec] | None = None,
     pull: str = "missing",
     progress: Callable[[Any], None] | None = None,
+    networking: Mapping[str, Any] | None = None,
 ) -> db.ContainerRow:
     """A new container in state "created" (nothing mounted, nothing running).
+
+    `networking`: Docker's NetworkingConfig ({"EndpointsConfig": {network: {"Aliases",
+    "IPAMConfig": {"IPv4Address"}}}}): aliases, addresses and further networks.
 
     `mounts` are the parsed -v/--mount/--tmpfs specs (HostConfig keeps their
     Docker spelling for inspect); None derives them from HostConfig's Binds,
@@ -155,6 +159,7 @@ def create(
                             "Config": merged,
                             "HostConfig": host,
                             "MountPoints": points,
+                            **({"NetworkingConfig": dict(networking)} if networking else {}),
                         },
                         status="created",
                     )

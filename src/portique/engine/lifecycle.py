@@ -275,9 +275,9 @@ def _create_and_start(
 
 
 def _uses_network_layer(row: db.ContainerRow) -> bool:
-    from portique.engine.network import uses_network_layer
+    from portique.engine.network import needs_release
 
-    return uses_network_layer(row.config["HostConfig"])
+    return needs_release(row.config)
 
 
 def _policy_arg(row: db.ContainerRow) -> str:

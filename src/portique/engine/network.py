@@ -10,6 +10,7 @@ the resolv.conf and hosts lines to write.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,116 @@ def mode_of(host: dict[str, Any]) -> str:
     return str(host.get("NetworkMode") or "bridge")
 
 
+def joined_container(host: dict[str, Any]) -> str:
+    """The name or id after `container:` (`--network container:NAME`), else ""."""
+    mode = mode_of(host)
+    return mode.partition(":")[2] if mode.startswith("container:") else ""
+
+
 def uses_network_layer(host: dict[str, Any]) -> bool:
-    return mode_of(host) not in LOCAL_MODES
+    return mode_of(host) not in LOCAL_MODES and not joined_container(host)
+
+
+def endpoints_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Docker's NetworkingConfig.EndpointsConfig kept in the row: per network name,
+    {"Aliases": [...], "IPAMConfig": {"IPv4Address": ip}} (`--network-alias`, `--ip`,
+    extra `--network`s, `network connect` of a stopped container)."""
+    eps = (config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    return dict(eps) if isinstance(eps, dict) else {}
+
+
+def requests_of(config: Mapping[str, Any]) -> list[Any]:
+    """The networks to join at start, NetworkMode's first (it gets eth0 and the route)."""
+    from portique.network.types import NetworkRequest
+
+    mode = mode_of(config["HostConfig"])
+    first = "bridge" if mode == "default" else mode
+    eps = endpoints_config(config)
+    out = []
+    # `none` gets networks only through `network connect`, recorded in eps.
+    for name in dict.fromkeys([*([] if first in LOCAL_MODES else [first]), *eps]):
+        ep = eps.get(name) or {}
+        ip = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
+        aliases = tuple(str(a) for a in ep.get("Aliases") or ())
+        out.append(NetworkRequest(name, aliases, ip))
+    return out
+
+
+def endpoint_entry(aliases: list[str] | tuple[str, ...], ip: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Aliases": list(aliases) or None}
+    if ip:
+        entry["IPAMConfig"] = {"IPv4Address": ip}
+    return entry
+
+
+def parse_extra_host(spec: str) -> tuple[str, str]:
+    """`--add-host NAME:IP` (or NAME=IP; IP may be `host-gateway`) -> (name, ip)."""
+    import ipaddress
+
+    from portique.errors import InvalidArgument
+
+    sep = "=" if "=" in spec else ":"
+    name, _, ip = spec.partition(sep)
+    ip = ip.strip("[]")
+    bad = InvalidArgument(f"invalid argument {spec!r} for --add-host: want NAME:IP")
+    if not name or not ip or any(c.isspace() for c in name):
+        raise bad
+    if ip != "host-gateway":
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise bad from None
+    return name, ip
+
+
+def check_dns_servers(servers: list[str]) -> None:
+    import ipaddress
+
+    from portique.errors import InvalidArgument
+
+    for s in servers:
+        try:
+            ipaddress.ip_address(s)
+        except ValueError:
+            raise InvalidArgument(f"{s} is not an ip address (--dns)") from None
+
+
+def extra_host_lines(host: dict[str, Any], gateway: str) -> list[str]:
+    """HostConfig.ExtraHosts as /etc/hosts lines; `host-gateway` is the host's address
+    on the container's first network (its gateway), or loopback without one."""
+    lines = []
+    for spec in host.get("ExtraHosts") or ():
+        name, ip = parse_extra_host(str(spec))
+        if ip == "host-gateway":
+            ip = gateway or "127.0.0.1"
+        lines.append(f"{ip}\t{name}")
+    return lines
+
+
+def with_dns_flags(resolv: str, host: dict[str, Any]) -> str:
+    """`--dns`, `--dns-search`, `--dns-option` over a resolv.conf (none/host modes;
+    the network layer applies them itself)."""
+    dns = list(host.get("Dns") or ())
+    search = list(host.get("DnsSearch") or ())
+    options = list(host.get("DnsOptions") or ())
+    if not (dns or search or options):
+        return resolv
+    keep = []
+    for line in resolv.splitlines():
+        word = line.split()[:1]
+        if (
+            (dns and word == ["nameserver"])
+            or (search and word in (["search"], ["domain"]))
+            or (options and word == ["options"])
+        ):
+            continue
+        keep.append(line)
+    keep += [f"nameserver {s}" for s in dns]
+    if search:
+        keep.append("search " + " ".join(search))
+    if options:
+        keep.append("options " + " ".join(options))
+    return "\n".join(keep) + "\n"
 
 
 def port_bindings(
@@ -104,14 +213,90 @@ def repair_leftovers(*, every: float = REPAIR_INTERVAL) -> None:
 
 
 def check_network(name: str) -> None:
-    """At create: a user-defined network must exist (bridge is made on first use)."""
+    """At create: a user-defined network must exist (bridge is made on first use);
+    `container:REF` must name an existing container."""
     if name in (*LOCAL_MODES, "bridge", "default"):
+        return
+    if name.startswith("container:"):
+        from portique.engine import db
+
+        conn = db.open_db(ContainerPaths.of("x").root)
+        try:
+            db.resolve_container(conn, name.partition(":")[2])
+        finally:
+            conn.close()
         return
     nets = open_networks()
     try:
         nets.inspect(name)
     finally:
         nets.close()
+
+
+def record_endpoint(ref: str, network: str, aliases: list[str], ip: str | None) -> Any:
+    """`network connect`: remember the request in the container's EndpointsConfig (so
+    a stopped container joins at its next start, and a running one again after a
+    restart); returns the container's row as it was before."""
+    from portique.engine import db
+    from portique.errors import Conflict, InvalidArgument
+
+    conn = db.open_db(ContainerPaths.of("x").root)
+    try:
+        with db.transaction(conn):
+            row = db.resolve_container(conn, ref)
+            host = row.config["HostConfig"]
+            if mode_of(host) == "host" or joined_container(host):
+                raise InvalidArgument(
+                    f"container {row.name} shares a network namespace ({mode_of(host)})"
+                    " and cannot be connected to a network"
+                )
+            eps = endpoints_config(row.config)
+            current = "bridge" if mode_of(host) == "default" else mode_of(host)
+            if network == current or network in eps:
+                raise Conflict(f"container {row.name} is already attached to network {network}")
+            eps[network] = endpoint_entry(aliases, ip)
+            db.update_config(
+                conn, row.id, {**row.config, "NetworkingConfig": {"EndpointsConfig": eps}}
+            )
+        return row
+    finally:
+        conn.close()
+
+
+def forget_endpoint(cid: str, network: str) -> None:
+    """`network disconnect`: drop the network from the container's EndpointsConfig."""
+    from portique.engine import db
+
+    conn = db.open_db(ContainerPaths.of("x").root)
+    try:
+        with db.transaction(conn):
+            row = db.get_container(conn, cid)
+            if row is None:
+                return
+            eps = endpoints_config(row.config)
+            if eps.pop(network, None) is not None:
+                db.update_config(
+                    conn, cid, {**row.config, "NetworkingConfig": {"EndpointsConfig": eps}}
+                )
+    finally:
+        conn.close()
+
+
+def joined_netns(host: dict[str, Any]) -> tuple[str, Any]:
+    """For `container:REF`: (/proc/PID/ns/net of that container's init, its row).
+    It must be running: its namespace exists only while its process does."""
+    from portique.engine import db
+    from portique.errors import InvalidState
+
+    ref = joined_container(host)
+    conn = db.open_db(ContainerPaths.of("x").root)
+    try:
+        other = db.resolve_container(conn, ref)
+    finally:
+        conn.close()
+    if other.status not in ("running", "paused") or other.pid <= 0:
+        raise InvalidState(f"cannot join the network of container {other.name}: it is not running")
+    return f"/proc/{other.pid}/ns/net", other
 
 
 def _write_in_place(path: Path, text: str) -> None:
@@ -127,24 +312,28 @@ def setup(row: Any, pid: int, paths: ContainerPaths, stack: ExitStack) -> dict[s
     netns = f"/proc/{pid}/ns/net"
     if mode == "host":
         return {}
+    if joined_container(host):
+        return {}  # the other container's namespace, wired when it started
+    requests = requests_of(row.config)
     if mode == "none":
         from portique.engine.netns import loopback_up
 
         loopback_up(netns)
-        return {}
-    from portique.network.types import NetworkRequest
-
+        if not requests:  # no `network connect` recorded: loopback only
+            return {}
     nets = open_networks()
     stack.callback(nets.close)
-    if mode in ("bridge", "default"):
+    if any(r.network in ("bridge", "default") for r in requests):
         nets.ensure_default()
-        mode = "bridge"
     cn = nets.setup_container(
         row.id,
         Path(netns),
         container_name=row.name,
-        networks=[NetworkRequest(mode)],
-        ports=_mappings(host.get("PortBindings") or {}),
+        networks=requests,
+        ports=_ports_to_publish(row.config),
+        dns=list(host.get("Dns") or ()),
+        dns_search=list(host.get("DnsSearch") or ()),
+        dns_options=list(host.get("DnsOptions") or ()),
     )
     stack.callback(_release, row.id)
     _write_in_place(paths.dir / "resolv.conf", cn.resolv_conf)
@@ -152,10 +341,28 @@ def setup(row: Any, pid: int, paths: ContainerPaths, stack: ExitStack) -> dict[s
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     for ip, names in cn.hosts:
         lines.append(f"{ip}\t{' '.join(names)}")
-    if cn.endpoints:
-        lines.append(f"{cn.endpoints[0].ip}\t{hostname}")
+    first = cn.endpoints[0] if cn.endpoints else None
+    if first is not None:
+        lines.append(f"{first.ip}\t{hostname}")
+    lines += extra_host_lines(host, (first.gateway or "") if first else "")
     _write_in_place(paths.dir / "hosts", "\n".join(lines) + "\n")
     return settings_of(cn)
+
+
+def _ports_to_publish(config: dict[str, Any]) -> list[Any]:
+    """-p bindings, plus with -P every exposed port (image's or --expose/-p's) that
+    -p did not bind, on a random host port."""
+    from portique.network.ports import exposed_ports
+
+    host = config["HostConfig"]
+    bindings = host.get("PortBindings") or {}
+    out = _mappings(bindings)
+    if host.get("PublishAllPorts"):
+        exposed = (config["Config"].get("ExposedPorts") or {}).keys()
+        out += exposed_ports(
+            [k for k in exposed if k not in bindings and f"{k}/tcp" not in bindings]
+        )
+    return out
 
 
 def settings_of(cn: Any) -> dict[str, Any]:
@@ -198,7 +405,13 @@ def _release(cid: str) -> None:
             nets.close()
 
 
+def needs_release(config: Mapping[str, Any]) -> bool:
+    """Whether the container's exit must release endpoints: it joins networks at start."""
+    return uses_network_layer(config["HostConfig"]) or bool(endpoints_config(config))
+
+
 def release(cid: str, host: dict[str, Any]) -> None:
-    """After exit or at removal: the container's endpoints, ports and leases (idempotent)."""
-    if uses_network_layer(host):
+    """After exit or at removal: the container's endpoints, ports and leases (idempotent).
+    A `--network none` container may have been connected while it ran."""
+    if uses_network_layer(host) or mode_of(host) == "none":
         _release(cid)

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from portique.engine import options as opt
+from portique.errors import InvalidArgument
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, run: bool = False) -> None:
@@ -70,8 +71,25 @@ def add_arguments(parser: argparse.ArgumentParser, *, run: bool = False) -> None
     add(
         "--network",
         "--net",
-        default="",
-        help="connect a container to a network (bridge, none, host, NAME)",
+        action="append",
+        default=[],
+        help="connect a container to a network (bridge, none, host, container:NAME, NAME);"
+        " repeat to join several",
+    )
+    add(
+        "--network-alias",
+        "--net-alias",
+        action="append",
+        default=[],
+        help="add a network-scoped alias for the container",
+    )
+    add("--ip", default="", help="IPv4 address on the (first) network")
+    add("--add-host", action="append", default=[], help="add a custom host-to-IP mapping (host:ip)")
+    add("--dns", action="append", default=[], help="set custom DNS servers")
+    add("--dns-search", action="append", default=[], help="set custom DNS search domains")
+    add("--dns-option", "--dns-opt", action="append", default=[], help="set DNS options")
+    add(
+        "-P", "--publish-all", action="store_true", help="publish all exposed ports to random ports"
     )
     add(
         "--pull", default="missing", help='pull image before running ("always", "missing", "never")'
@@ -125,19 +143,25 @@ def build_request(
         stop_signal = args.stop_signal
     from portique.engine import network as net
 
-    network = args.network or "bridge"
-    if network == "default":
-        network = "bridge"
+    networks = ["bridge" if n == "default" else n for n in args.network] or ["bridge"]
+    network = networks[0]
+    endpoints = _endpoints(args, networks)
     bindings: dict[str, Any] = {}
     exposed: dict[str, Any] = {}
+    if (args.publish or args.publish_all) and network.startswith("container:"):
+        raise InvalidArgument(
+            "conflicting options: port publishing and the container type network mode"
+        )
     if args.publish and network not in net.LOCAL_MODES:
         bindings, exposed = net.port_bindings(args.publish)
-    net.check_network(network)
+    for n in networks:
+        net.check_network(n)
+    for h in args.add_host:
+        net.parse_extra_host(h)
+    net.check_dns_servers(args.dns)
     attach = [a.lower() for a in args.attach]
     for a in attach:
         if a not in ("stdin", "stdout", "stderr"):
-            from portique.errors import InvalidArgument
-
             raise InvalidArgument(
                 f"invalid argument {a!r} for -a: valid streams are STDIN, STDOUT and STDERR"
             )
@@ -189,20 +213,62 @@ def build_request(
         "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in ulimits] or None,
         "LogConfig": {"Type": "json-file", "Config": {}},
         "PortBindings": bindings,
+        "PublishAllPorts": args.publish_all,
+        "ExtraHosts": list(args.add_host) or None,
+        "Dns": list(args.dns),
+        "DnsSearch": list(args.dns_search),
+        "DnsOptions": list(args.dns_option),
     }
+    if endpoints:
+        # Docker's API carries these beside HostConfig, in NetworkingConfig:
+        # build_request hands them over in Config's place for create() to move.
+        config["NetworkingConfig"] = {"EndpointsConfig": endpoints}
     return config, host, mounts
+
+
+def _endpoints(args: argparse.Namespace, networks: list[str]) -> dict[str, Any]:
+    """--network-alias and --ip (for the first network) and further --networks, as
+    Docker's NetworkingConfig.EndpointsConfig."""
+    from portique.engine import network as net
+
+    first = networks[0]
+    local = first in net.LOCAL_MODES or first.startswith("container:")
+    if len(networks) > 1 and any(
+        n in net.LOCAL_MODES or n.startswith("container:") for n in networks
+    ):
+        raise InvalidArgument(
+            "conflicting options: none, host and container: cannot join more networks"
+        )
+    if (args.network_alias or args.ip) and local:
+        raise InvalidArgument(
+            "conflicting options: --network-alias and --ip need a bridge or user-defined network"
+        )
+    if args.ip and first == "bridge":
+        raise InvalidArgument(
+            "user specified IP address is supported on user defined networks only"
+        )
+    if args.network_alias and first == "bridge":
+        raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
+    eps: dict[str, Any] = {}
+    if args.network_alias or args.ip:
+        eps[first] = net.endpoint_entry(args.network_alias, args.ip or None)
+    for n in networks[1:]:
+        eps.setdefault(n, net.endpoint_entry([], None))
+    return eps
 
 
 def create_from_args(args: argparse.Namespace) -> Any:
     from portique.engine import containers
 
     config, host, mounts = build_request(args)
+    networking = config.pop("NetworkingConfig", None)
     conn = containers.open_db()
     return containers.create(
         conn,
         args.image,
         config,
         host,
+        networking=networking,
         name=args.name,
         mounts=mounts,
         pull=args.pull,

@@ -264,42 +264,30 @@ def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _container(ref: str) -> tuple[str, str, int]:
-    """(id, name, pid of the running process) of a container, from the engine."""
-    from portique.errors import InvalidState, Unsupported
-
-    try:
-        from portique.engine import db as edb
-    except ImportError:
-        raise Unsupported(
-            "network connect/disconnect need the container engine (portique.engine)"
-        ) from None
-    from portique.db import default_root
-
-    conn = edb.open_db(default_root())
-    try:
-        row = edb.resolve_container(conn, ref)
-    finally:
-        conn.close()
-    if row.status not in ("running", "paused") or row.pid <= 0:
-        raise InvalidState(f"container {row.name} is not running")
-    return row.id, row.name, row.pid
-
-
 def _connect(args: argparse.Namespace) -> int:
+    """Recorded in the container (a stopped one joins at its next start); a running
+    one is wired now, and the record undone if that fails."""
     from pathlib import Path
+
+    from portique.engine import network as enet
 
     nets = _networks()
     net = nets.inspect(args.network)  # a clear error before touching the container
-    cid, name, pid = _container(args.container)
-    nets.connect(
-        net.id,
-        cid,
-        Path(f"/proc/{pid}/ns/net"),
-        container_name=name,
-        aliases=args.alias,
-        ip=args.ip,
-    )
+    row = enet.record_endpoint(args.container, net.name, list(args.alias), args.ip)
+    if row.status not in ("running", "paused") or row.pid <= 0:
+        return 0
+    try:
+        nets.connect(
+            net.id,
+            row.id,
+            Path(f"/proc/{row.pid}/ns/net"),
+            container_name=row.name,
+            aliases=args.alias,
+            ip=args.ip,
+        )
+    except BaseException:
+        enet.forget_endpoint(row.id, net.name)
+        raise
     return 0
 
 
@@ -322,5 +310,8 @@ def _disconnect(args: argparse.Namespace) -> int:
             raise
         # --force: the container is gone; drop whatever endpoint has that id.
         cid = args.container
+    from portique.engine import network as enet
+
+    enet.forget_endpoint(cid, net.name)
     nets.disconnect(net.id, cid)
     return 0
