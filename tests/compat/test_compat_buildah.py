@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from support.build_context import make_context
 from support.rootfs import make_busybox_rootfs
 
 pytestmark = [pytest.mark.compat, pytest.mark.root]
@@ -95,32 +96,15 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     )
     # docker-archive names images in Docker's short form ("busybox:latest"),
     # which buildah reads as localhost/busybox.
-    subprocess.run([*buildah, "tag", "localhost/busybox:latest", BASE], check=True, capture_output=True)
+    subprocess.run(
+        [*buildah, "tag", "localhost/busybox:latest", BASE], check=True, capture_output=True
+    )
     try:
         yield {"base": base, "env": pq_env, "buildah": buildah}
     finally:
         subprocess.run([*buildah, "rm", "--all"], capture_output=True)
         subprocess.run(["umount", "-R", str(base / "b-run")], capture_output=True)
         subprocess.run([*PQ, "system", "prune", "-a", "-f"], env=pq_env, capture_output=True)
-
-
-def _context(tmp: Path, dockerfile: str) -> Path:
-    ctx = tmp / "ctx"
-    (ctx / "files/sub").mkdir(parents=True)
-    (ctx / "files/a.txt").write_text("A\n")
-    (ctx / "files/sub/b.txt").write_text("B\n")
-    os.chmod(ctx / "files/a.txt", 0o640)
-    (ctx / "script.sh").write_text("#!/bin/sh\necho script\n")
-    (ctx / "ignored.log").write_text("not copied\n")
-    (ctx / ".dockerignore").write_text("*.log\n")
-    data = tmp / "data"
-    (data / "data").mkdir(parents=True)
-    (data / "data/kept.txt").write_text("kept\n")
-    (data / "data/remove-me.txt").write_text("gone\n")
-    with tarfile.open(ctx / "data.tar.gz", "w:gz") as tf:
-        tf.add(data / "data", arcname="data")
-    (ctx / "Dockerfile").write_text(dockerfile)
-    return ctx
 
 
 def _pq(env: dict[str, Any], *args: str) -> str:
@@ -142,7 +126,7 @@ def _tree(env: dict[str, Any], image: str, paths: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("case", sorted(DOCKERFILES))
 def test_same_result_as_buildah(env: dict[str, Any], tmp_path: Path, case: str) -> None:
-    ctx = _context(tmp_path, DOCKERFILES[case])
+    ctx = make_context(tmp_path, DOCKERFILES[case])
     ours = f"localhost/compat-{case}:portique"
     theirs = f"localhost/compat-{case}:buildah"
     _pq(env, "build", "-q", "-t", ours, str(ctx))

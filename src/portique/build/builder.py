@@ -27,7 +27,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,18 +160,19 @@ class Builder:
             return self._build(opts)
 
     def _build(self, opts: BuildOptions) -> ImageRecord:
+        # What one build works on; the step methods read it from self.
+        self.opts = opts
         self.quiet = opts.quiet
-        ctx = BuildContext.from_dir(opts.context)
-        df = self._read_dockerfile(opts, ctx)
-        p = plan(df, build_args=opts.build_args, target=opts.target)
-        self._check_build_args(df, opts)
-        self.total = sum(len(p.stages[i].instructions) + 1 for i in p.needed)
-        states: dict[int, StageState] = {}
-        for stage in p.stages:
-            if stage.index not in p.needed:
-                continue
-            states[stage.index] = self._run_stage(stage, p, states, ctx, df, opts)
-        final = states[p.target]
+        self.ctx = BuildContext.from_dir(opts.context)
+        self.df = self._read_dockerfile()
+        self.plan = plan(self.df, build_args=opts.build_args, target=opts.target)
+        self.states = {}
+        self._check_build_args()
+        self.total = sum(len(self.plan.stages[i].instructions) + 1 for i in self.plan.needed)
+        for stage in self.plan.stages:
+            if stage.index in self.plan.needed:
+                self.states[stage.index] = self._run_stage(stage)
+        final = self.states[self.plan.target]
         if opts.labels:
             labels = dict(final.cfg.get("Labels") or {})
             labels.update(opts.labels)
@@ -184,40 +185,38 @@ class Builder:
             self.say(f"Successfully tagged {parse_reference(tag).familiar()}")
         return record
 
-    def _read_dockerfile(self, opts: BuildOptions, ctx: BuildContext) -> Dockerfile:
-        path = opts.dockerfile
+    def _read_dockerfile(self) -> Dockerfile:
+        path, root = self.opts.dockerfile, self.ctx.root
         if path is None:
-            path = ctx.root / "Dockerfile"
-            if not path.exists() and (ctx.root / "Containerfile").exists():
-                path = ctx.root / "Containerfile"
+            path = root / "Dockerfile"
+            if not path.exists() and (root / "Containerfile").exists():
+                path = root / "Containerfile"
         elif not path.is_absolute():
-            path = ctx.root / path
+            path = root / path
         try:
             text = path.read_text()
         except FileNotFoundError:
             raise InvalidArgument(f"cannot read Dockerfile {path}: no such file") from None
         return parse(text, filename=path.name)
 
-    def _check_build_args(self, df: Dockerfile, opts: BuildOptions) -> None:
+    def _check_build_args(self) -> None:
         declared = {
             name
-            for instr in df.instructions
+            for instr in self.df.instructions
             if instr.cmd == "ARG"
-            for name, _ in parse_arg(instr, df.filename)
+            for name, _ in parse_arg(instr, self.df.filename)
         }
-        unused = sorted(set(opts.build_args) - declared - PREDEFINED_ARGS)
+        unused = sorted(set(self.opts.build_args) - declared - PREDEFINED_ARGS)
         if unused:
             self.say(f"[Warning] One or more build-args {unused} were not consumed")
 
     # -- stages -------------------------------------------------------------
 
-    def _base_state(
-        self, stage: Stage, p: Plan, states: Mapping[int, StageState], opts: BuildOptions
-    ) -> StageState:
-        names = stage_names(p.stages)
+    def _base_state(self, stage: Stage) -> StageState:
+        names = stage_names(self.plan.stages)
         ref = stage_ref(stage.base, names, before=stage.index)
         if ref is not None:
-            base = states[ref]
+            base = self.states[ref]
             return StageState(copy.deepcopy(base.config), list(base.layers), base.key, {})
         if stage.base == "scratch":
             config = {
@@ -228,7 +227,7 @@ class Builder:
                 "history": [],
             }
             return StageState(config, [], _sha("scratch"), {})
-        image = self._base_image(stage.base, opts)
+        image = self._base_image(stage.base, pull=self.opts.pull, platform=self.opts.platform)
         config = json.loads(self.images.store.read_bytes(image.id))
         cfg = config.setdefault("config", {}) or {}
         config["config"] = cfg
@@ -240,35 +239,27 @@ class Builder:
         manifest = json.loads(self.images.store.read_bytes(image.manifest_digest))
         return StageState(config, list(manifest["layers"]), _sha("image", image.id), {})
 
-    def _base_image(self, name: str, opts: BuildOptions) -> ImageRecord:
+    def _base_image(self, name: str, *, pull: bool, platform: str | None) -> ImageRecord:
         from portique.errors import NotFound
 
-        if not opts.pull:
+        if not pull:
             try:
                 return self.images.resolve(name)
             except NotFound:
                 pass
-        from portique.image.pull import pull
+        from portique.image.pull import pull as pull_image
 
         self.say(f"Pulling {name}")
-        kwargs: dict[str, Any] = {}
-        if opts.platform:
-            kwargs["platform"] = opts.platform
-        return pull(self.images, name, **kwargs)
+        return pull_image(self.images, name, platform=platform)
 
     def _run_stage(
         self,
         stage: Stage,
-        p: Plan,
-        states: Mapping[int, StageState],
-        ctx: BuildContext,
-        df: Dockerfile,
-        opts: BuildOptions,
     ) -> StageState:
         self.step += 1
         label = f" AS {stage.name}" if stage.name else ""
         self.say(f"Step {self.step}/{self.total} : FROM {stage.base}{label}")
-        state = self._base_state(stage, p, states, opts)
+        state = self._base_state(stage)
         state.args = {}
         instructions = list(stage.instructions)
         onbuild = state.cfg.pop("OnBuild", None) or []
@@ -279,7 +270,7 @@ class Builder:
         for instr in instructions:
             self.step += 1
             self.say(f"Step {self.step}/{self.total} : {instr.original}")
-            state = self._step(instr, state, stage, p, states, ctx, df, opts)
+            state = self._step(instr, state, stage)
         return state
 
     # -- one instruction ------------------------------------------------------
@@ -289,21 +280,16 @@ class Builder:
         instr: Instruction,
         state: StageState,
         stage: Stage,
-        p: Plan,
-        states: Mapping[int, StageState],
-        ctx: BuildContext,
-        df: Dockerfile,
-        opts: BuildOptions,
     ) -> StageState:
-        where = f"{df.filename}:{instr.line}"
+        where = f"{self.df.filename}:{instr.line}"
         if instr.cmd == "ARG":
-            for name, default in parse_arg(instr, df.filename):
-                if name in opts.build_args:
-                    value = opts.build_args[name]
+            for name, default in parse_arg(instr, self.df.filename):
+                if name in self.opts.build_args:
+                    value = self.opts.build_args[name]
                 elif default is not None:
-                    value = expand(default, state.scope(), escape=df.escape)
-                elif name in p.global_args and p.global_args[name] is not None:
-                    value = str(p.global_args[name])
+                    value = expand(default, state.scope(), escape=self.df.escape)
+                elif name in self.plan.global_args and self.plan.global_args[name] is not None:
+                    value = str(self.plan.global_args[name])
                 else:
                     continue
                 state.args[name] = value
@@ -314,11 +300,13 @@ class Builder:
             extra: object = None
             sources: list[Any] = []
             if instr.cmd != "RUN":
-                sources, extra = self._copy_sources(instr, state, stage, p, states, ctx, df, scope)
+                sources, extra = self._copy_sources(instr, state, stage, scope)
             text = instr.original if instr.cmd == "RUN" else expand(instr.original, scope)
             heredocs = [h.content for h in instr.heredocs]
-            key = _sha(state.key, text, heredocs, sorted(state.args.items()), extra, opts.network)
-            cached = None if opts.no_cache else self._cache_get(key)
+            key = _sha(
+                state.key, text, heredocs, sorted(state.args.items()), extra, self.opts.network
+            )
+            cached = None if self.opts.no_cache else self._cache_get(key)
             if cached is not None:
                 self.say(" ---> Using cache")
                 state.config, state.layers = cached
@@ -326,19 +314,19 @@ class Builder:
                 self.say(f" ---> {_short(state)}")
                 return state
             if instr.cmd == "RUN":
-                self._run(instr, state, df, opts, where)
+                self._run(instr, state, where)
             else:
-                self._copy(instr, state, sources, ctx, where)
+                self._copy(instr, state, sources, where)
             state.key = key
             self._cache_put(key, state)
             self.say(f" ---> {_short(state)}")
             return state
-        self._metadata(instr, state, df, scope, where)
+        self._metadata(instr, state, scope, where)
         state.key = _sha(state.key, instr.cmd, json.dumps(state.cfg, sort_keys=True))
         self._add_history(state, instr, empty=True)
         # Metadata steps are cached too so that the config (and its created
         # time) of a fully cached build is identical, hence the same image ID.
-        cached = None if opts.no_cache else self._cache_get(state.key)
+        cached = None if self.opts.no_cache else self._cache_get(state.key)
         if cached is not None:
             state.config, state.layers = cached
         else:
@@ -350,7 +338,6 @@ class Builder:
         self,
         instr: Instruction,
         state: StageState,
-        df: Dockerfile,
         scope: dict[str, str],
         where: str,
     ) -> None:
@@ -359,14 +346,14 @@ class Builder:
         if cmd == "ENV":
             env = state.env()
             for k, v in parse_key_values(
-                expand(instr.rest, scope, escape=df.escape), cmd, where=where
+                expand(instr.rest, scope, escape=self.df.escape), cmd, where=where
             ):
                 env[k] = v
             cfg["Env"] = [f"{k}={v}" for k, v in env.items()]
         elif cmd == "LABEL":
             labels = dict(cfg.get("Labels") or {})
             labels.update(
-                parse_key_values(expand(instr.rest, scope, escape=df.escape), cmd, where=where)
+                parse_key_values(expand(instr.rest, scope, escape=self.df.escape), cmd, where=where)
             )
             cfg["Labels"] = labels
         elif cmd == "MAINTAINER":
@@ -382,15 +369,15 @@ class Builder:
                 # An ENTRYPOINT resets a CMD inherited from the base, as Docker does.
                 cfg["Cmd"] = None
         elif cmd == "WORKDIR":
-            path = expand(instr.rest, scope, escape=df.escape)
+            path = expand(instr.rest, scope, escape=self.df.escape)
             if not path.startswith("/"):
                 path = os.path.join(cfg.get("WorkingDir") or "/", path)
             cfg["WorkingDir"] = os.path.normpath(path)
         elif cmd == "USER":
-            cfg["User"] = expand(instr.rest, scope, escape=df.escape)
+            cfg["User"] = expand(instr.rest, scope, escape=self.df.escape)
         elif cmd == "EXPOSE":
             ports = dict(cfg.get("ExposedPorts") or {})
-            for word in split_words(expand(instr.rest, scope, escape=df.escape)):
+            for word in split_words(expand(instr.rest, scope, escape=self.df.escape)):
                 port, _, proto = word.partition("/")
                 if not port.replace("-", "").isdigit():
                     raise DockerfileError(f"{where}: invalid port {word!r}")
@@ -409,7 +396,7 @@ class Builder:
                 vols[v] = {}
             cfg["Volumes"] = vols
         elif cmd == "STOPSIGNAL":
-            cfg["StopSignal"] = expand(instr.rest, scope, escape=df.escape)
+            cfg["StopSignal"] = expand(instr.rest, scope, escape=self.df.escape)
         elif cmd == "SHELL":
             assert instr.exec_form is not None
             if not instr.exec_form:
@@ -425,9 +412,7 @@ class Builder:
 
     # -- RUN ------------------------------------------------------------------
 
-    def _run(
-        self, instr: Instruction, state: StageState, df: Dockerfile, opts: BuildOptions, where: str
-    ) -> None:
+    def _run(self, instr: Instruction, state: StageState, where: str) -> None:
         if instr.exec_form is not None:
             argv = list(instr.exec_form)
         elif instr.heredocs and instr.rest.strip().startswith("<<"):
@@ -449,9 +434,7 @@ class Builder:
 
             with dir_in_root(str(rootfs), workdir, mkdirs=True):
                 pass
-            code = self._run_container(
-                rootfs, argv, env, workdir, state.cfg.get("User") or "", opts
-            )
+            code = self._run_container(rootfs, argv, env, workdir, state.cfg.get("User") or "")
             if code != 0:
                 shown = json.dumps(argv) if instr.exec_form is not None else " ".join(argv)
                 raise BuildStepFailed(
@@ -466,7 +449,6 @@ class Builder:
         env: dict[str, str],
         cwd: str,
         user: str,
-        opts: BuildOptions,
     ) -> int:
         from portique.runtime import Runtime
         from portique.runtime.default_spec import default_spec
@@ -488,10 +470,10 @@ class Builder:
         spec["root"] = {"path": str(rootfs), "readonly": False}
         spec["hostname"] = "buildkitsandbox"
         namespaces = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
-        if opts.network != "host":
+        if self.opts.network != "host":
             namespaces.append({"type": "network"})
         spec["linux"]["namespaces"] = namespaces
-        if opts.network == "host":
+        if self.opts.network == "host":
             for name in ("resolv.conf", "hosts"):
                 host = Path("/etc") / name
                 if host.exists():
@@ -533,10 +515,6 @@ class Builder:
         instr: Instruction,
         state: StageState,
         stage: Stage,
-        p: Plan,
-        states: Mapping[int, StageState],
-        ctx: BuildContext,
-        df: Dockerfile,
         scope: dict[str, str],
     ) -> tuple[list[Any], object]:
         if instr.heredocs:
@@ -544,34 +522,32 @@ class Builder:
         words = (
             list(instr.exec_form)
             if instr.exec_form is not None
-            else split_words(instr.rest, df.escape)
+            else split_words(instr.rest, self.df.escape)
         )
-        words = [expand(w, scope, escape=df.escape) for w in words]
+        words = [expand(w, scope, escape=self.df.escape) for w in words]
         srcs = words[:-1]
         for s in srcs:
             if "://" in s:
                 raise InvalidArgument(
-                    f"{df.filename}:{instr.line}: {instr.cmd} from a URL is not supported"
+                    f"{self.df.filename}:{instr.line}: {instr.cmd} from a URL is not supported"
                     " (no network during builds here): download it into the context first"
                 )
         from_ = instr.flag("from") if instr.cmd == "COPY" else None
-        source_ctx = ctx
+        source_ctx = self.ctx
         if from_ is not None:
-            source_ctx = self._from_context(expand(from_, scope), stage, p, states)
+            source_ctx = self._from_context(expand(from_, scope), stage)
         resolved = [source_ctx.sources(s) for s in srcs]
         flat = [x for group in resolved for x in group]
         checksum = source_ctx.checksum(flat)
         return [source_ctx, resolved], [checksum, dict(instr.flags), words[-1]]
 
-    def _from_context(
-        self, name: str, stage: Stage, p: Plan, states: Mapping[int, StageState]
-    ) -> BuildContext:
-        names = stage_names(p.stages)
+    def _from_context(self, name: str, stage: Stage) -> BuildContext:
+        names = stage_names(self.plan.stages)
         ref = stage_ref(name, names, before=stage.index)
         if ref is not None:
-            src_state = states[ref]
+            src_state = self.states[ref]
         else:
-            image = self._base_image(name, BuildOptions(context=Path(".")))
+            image = self._base_image(name, pull=False, platform=self.opts.platform)
             manifest = json.loads(self.images.store.read_bytes(image.manifest_digest))
             src_state = StageState({}, list(manifest["layers"]), "", {})
         rootfs, _ = self._stack.enter_context(self._mounted(src_state))
@@ -582,7 +558,6 @@ class Builder:
         instr: Instruction,
         state: StageState,
         sources: list[Any],
-        ctx: BuildContext,
         where: str,
     ) -> None:
         from portique.build.copy import copy_sources, parse_chmod, resolve_owner
@@ -717,9 +692,14 @@ class Builder:
         manifest_digest = self.images.store.write_bytes(manifest_bytes)
         return self.images.register(manifest_bytes, manifest_digest, config_bytes, tags=tags)
 
-    # The read-only mounts of other stages that COPY --from reads, undone
-    # when the build ends.
+    # Set for the length of one build(): the read-only mounts of other stages
+    # that COPY --from reads (undone when the build ends), and its inputs.
     _stack: ExitStack
+    opts: BuildOptions
+    ctx: BuildContext
+    df: Dockerfile
+    plan: Plan
+    states: dict[int, StageState]
 
 
 def _short(state: StageState) -> str:

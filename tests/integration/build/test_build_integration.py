@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from support.build_context import make_context
+
 Portique = Callable[..., subprocess.CompletedProcess[str]]
 
 EVERYTHING = """\
@@ -46,23 +48,6 @@ CMD ["cat /app/greeting.txt"]
 """
 
 
-def _context(tmp_path: Path, dockerfile: str) -> Path:
-    ctx = tmp_path / "ctx"
-    (ctx / "files/sub").mkdir(parents=True)
-    (ctx / "files/a.txt").write_text("A\n")
-    (ctx / "files/sub/b.txt").write_text("B\n")
-    (ctx / "secret.key").write_text("do not copy\n")
-    (ctx / ".dockerignore").write_text("*.key\n")
-    data = tmp_path / "data"
-    (data / "data").mkdir(parents=True)
-    (data / "data/kept.txt").write_text("kept\n")
-    (data / "data/remove-me.txt").write_text("gone\n")
-    with tarfile.open(ctx / "data.tar.gz", "w:gz") as tf:
-        tf.add(data / "data", arcname="data")
-    (ctx / "Dockerfile").write_text(dockerfile)
-    return ctx
-
-
 def _simple(tmp_path: Path, dockerfile: str, **files: str) -> Path:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -82,7 +67,7 @@ def _run_in(portique: Portique, image: str, *cmd: str) -> str:
 
 
 def test_every_instruction(portique: Portique, tmp_path: Path) -> None:
-    ctx = _context(tmp_path, EVERYTHING)
+    ctx = make_context(tmp_path, EVERYTHING)
     out = portique("build", "-t", "demo:1", "--build-arg", "GREETING=hi", str(ctx)).stdout
     assert "Successfully tagged" in out
     info = _inspect(portique, "demo:1")
