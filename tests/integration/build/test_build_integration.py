@@ -218,3 +218,59 @@ def test_save_load_round_trip_keeps_digests(portique: Portique, tmp_path: Path) 
     info = _inspect(portique, "roundtrip:1")
     assert info["Id"] == image_id
     assert info["RootFS"]["Layers"] == layers
+
+
+def test_flags_onbuild_and_healthcheck(portique: Portique, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Other.dockerfile").write_text(
+        "FROM busybox\n"
+        "ARG FLAVOUR=plain\n"
+        "RUN echo $FLAVOUR > /flavour\n"
+        "HEALTHCHECK --interval=5s --timeout=2s --retries=3 CMD test -f /flavour\n"
+        "ONBUILD RUN echo triggered > /onbuild\n"
+    )
+    iid = tmp_path / "iid"
+    portique(
+        "build", "-f", "Other.dockerfile", "-t", "flags:1", "-t", "flags:latest",
+        "--label", "team=core", "--build-arg", "FLAVOUR=spicy", "--iidfile", str(iid), str(ctx),
+    )  # fmt: skip
+    info = _inspect(portique, "flags:1")
+    assert info["Id"] == iid.read_text().strip()
+    assert set(info["RepoTags"]) == {"flags:1", "flags:latest"}
+    cfg = info["Config"]
+    assert cfg["Labels"] == {"team": "core"}
+    assert cfg["Healthcheck"] == {
+        "Test": ["CMD-SHELL", "test -f /flavour"],
+        "Interval": 5_000_000_000,
+        "Timeout": 2_000_000_000,
+        "Retries": 3,
+    }
+    assert cfg["OnBuild"] == ["RUN echo triggered > /onbuild"]
+    assert _run_in(portique, "flags:1", "cat", "/flavour") == "spicy\n"
+    # A child image runs the trigger, and does not inherit it.
+    child = tmp_path / "child"
+    child.mkdir()
+    (child / "Dockerfile").write_text("FROM flags:1\n")
+    portique("build", "-t", "flags:child", str(child))
+    assert _run_in(portique, "flags:child", "cat", "/onbuild") == "triggered\n"
+    assert not _inspect(portique, "flags:child")["Config"].get("OnBuild")
+
+
+def test_push_pull_round_trip_keeps_digests(portique: Portique, tmp_path: Path) -> None:
+    from support.registry import start_registry
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo pushed > /pushed\n")
+    with start_registry(tmp_path / "reg", mode="plain") as reg:
+        ref = f"{reg.host}/built:1"
+        image_id = portique("build", "-q", "-t", ref, str(ctx)).stdout.strip()
+        layers = _inspect(portique, ref)["RootFS"]["Layers"]
+        portique("push", ref)
+        portique("rmi", ref)
+        portique("pull", "-q", ref)
+        info = _inspect(portique, ref)
+        assert info["Id"] == image_id
+        assert info["RootFS"]["Layers"] == layers
+        assert _run_in(portique, ref, "cat", "/pushed") == "pushed\n"
