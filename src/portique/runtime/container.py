@@ -253,10 +253,9 @@ class Runtime:
             pid1 = _fork()
             if pid1 == 0:
                 parent.close()
-                stage1(child, cfg)
+                stage1(child, cfg, manager.join)
             child.close()
             undo.callback(_kill_and_reap, pid1)
-            manager.add_process(pid1)
             parent.send(sync.Go())
             init_pid = self._drive_create(parent, pid1, spec, base, console, undo)
             start_time = procfs.start_time(init_pid) or 0

@@ -104,11 +104,10 @@ def _start(
         helper = _fork()
         if helper == 0:
             parent.close()
-            _helper(child, ns_fds, seccomp, process, stdio, preserve_fds)
+            _helper(child, manager.join, ns_fds, seccomp, process, stdio, preserve_fds)
         child.close()
         ns_stack.close()  # the helper has its copies
         undo.callback(_kill_and_reap, helper)
-        manager.add_process(helper)
         parent.send(sync.Go())
         pid = 0
         for _ in range(8):
@@ -172,6 +171,7 @@ def _open_namespaces(s: State, spec: Spec, undo: Any) -> list[tuple[str, int]]:
 
 def _helper(
     chan: sync.Channel,
+    join_cgroup: Callable[[], None],
     ns_fds: list[tuple[str, int]],
     seccomp: Loadable | None,
     process: Process,
@@ -183,6 +183,7 @@ def _helper(
 
     del _init
     try:
+        join_cgroup()  # this process moves itself: the cheap way (CgroupManager.join)
         prctl.set_dumpable(False)
         prctl.set_pdeathsig(signal.SIGKILL)
         dup_stdio(stdio)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from portique.linux import ns, prctl
 from portique.oci.runtime import Namespace, Process, Spec
@@ -18,6 +18,9 @@ from portique.oci.value import value
 from portique.runtime import sync
 from portique.runtime.process import ExecError, Loadable
 from portique.runtime.rootfs import CgroupInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @value
@@ -81,9 +84,12 @@ def dup_stdio(stdio: tuple[int, int, int] | None) -> None:
 # ---------------------------------------------------------------- stage 1
 
 
-def stage1(chan: sync.Channel, cfg: InitConfig) -> NoReturn:
-    """Join and create namespaces, then fork the init (PID 1 of a new pid ns)."""
+def stage1(chan: sync.Channel, cfg: InitConfig, join_cgroup: Callable[[], None]) -> NoReturn:
+    """Join the container's cgroup (`join_cgroup`: this process moves itself,
+    the cheap way, see CgroupManager.join) and its namespaces, create the new
+    ones, then fork the init (PID 1 of a new pid ns)."""
     try:
+        join_cgroup()
         prctl.set_dumpable(False)
         prctl.set_pdeathsig(signal.SIGKILL)
         dup_stdio(cfg.stdio)

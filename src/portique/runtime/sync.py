@@ -1,7 +1,7 @@
 """The parent/child creation protocol: typed messages over a SOCK_SEQPACKET socketpair.
 
     parent (runtime)                 stage 1 (forked)              init (forked by stage 1)
-    add stage 1 to the cgroup
+                                     join the cgroup (moves itself)
     Go  ───────────────────────────▶ join namespaces by path
                                      unshare(user)
     write uid/gid maps ◀──────────── MapIds(pid)
@@ -37,7 +37,7 @@ MAX_MESSAGE: Final = 65536
 
 @value
 class Go:
-    """Parent -> stage 1: the cgroup is joined, go on."""
+    """Parent -> stage 1 (or the exec helper): go on."""
 
     kind: ClassVar[str] = "go"
 

@@ -461,3 +461,32 @@ def test_exec_reports_the_pid_before_waiting(
         assert seen[0][1]
     finally:
         rt.delete(cid, force=True)
+
+
+def test_init_and_exec_processes_are_in_every_hierarchy_of_the_cgroup(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path, out: Outputs
+) -> None:
+    """The children join the cgroup themselves (CgroupManager.join): the
+    whole process lands in each hierarchy, before anything of the user runs."""
+    from portique.runtime.cgroups import open_manager
+
+    bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["sleep", "60"]))
+    cid = new_id()
+    rt.run(cid, bundle, detach=True, stdio=out.stdio)
+    try:
+        init = rt.state(cid).pid
+        extra = rt.exec(cid, parse_process({"args": ["sleep", "60"]}), stdio=out.stdio, detach=True)
+        mgr = open_manager(rt.state(cid).cgroups_path, cid)
+        for d in mgr.dirs().values():
+            procs = {int(p) for p in (Path(d) / "cgroup.procs").read_text().split()}
+            assert {init, extra} <= procs, d
+        # From the host: each hierarchy's line of /proc/PID/cgroup names it.
+        for pid in (init, extra):
+            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+            assert lines
+            # (v1 hybrid: the unified "0::" line is not a hierarchy we use)
+            ours = [ln for ln in lines if mgr.version == "v2" or ln.split(":")[1]]
+            assert ours
+            assert all(line.endswith(mgr.path) for line in ours), lines
+    finally:
+        rt.delete(cid, force=True)

@@ -56,7 +56,7 @@ def populate_v1(root: Path, rel: str) -> dict[str, Path]:
     for mp, files in V1_HIERARCHIES.items():
         d = root / mp / rel
         d.mkdir(parents=True, exist_ok=True)
-        for name in ["cgroup.procs", *files.split()]:
+        for name in ["cgroup.procs", "tasks", *files.split()]:
             (d / name).touch()
         out[mp] = d
     return out

@@ -168,6 +168,18 @@ def test_add_process_joins_every_hierarchy(fake_v1: FakeV1) -> None:
     assert mgr.pids() == [31337]
 
 
+def test_join_moves_the_calling_thread_in_every_hierarchy(fake_v1: FakeV1) -> None:
+    # "0" to tasks: the caller moves itself, which spares the kernel's global
+    # threadgroup lock (cgroup.procs is left alone).
+    populate_v1(fake_v1.root, "portique/c1")
+    mgr = _manager(fake_v1)
+    mgr.join()
+    dirs = mgr.dirs().values()
+    assert len(dirs) == 8
+    assert {(d / "tasks").read_text() for d in dirs} == {"0"}
+    assert {(d / "cgroup.procs").read_text() for d in dirs} == {""}
+
+
 def test_freeze_and_thaw_use_freezer_state(fake_v1: FakeV1, writes: Writes) -> None:
     dirs = populate_v1(fake_v1.root, "portique/c1")
     state = dirs["freezer"] / "freezer.state"

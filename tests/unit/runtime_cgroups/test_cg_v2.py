@@ -205,6 +205,13 @@ def test_add_process_pids_and_recursive_walk(fake_v2: Path) -> None:
     assert sorted(mgr.pids()) == [7, 8, 4242]
 
 
+def test_join_moves_the_calling_process(fake_v2: Path) -> None:
+    mgr = _manager(fake_v2)
+    populate_v2(mgr.dir)
+    mgr.join()
+    assert (mgr.dir / "cgroup.procs").read_text() == "0"
+
+
 def test_kill_all_uses_cgroup_kill(fake_v2: Path) -> None:
     mgr = _manager(fake_v2)
     populate_v2(mgr.dir)

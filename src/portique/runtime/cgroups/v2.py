@@ -219,6 +219,11 @@ class V2Manager:
     def add_process(self, pid: int) -> None:
         write_file(self.dir, "cgroup.procs", str(pid))
 
+    def join(self) -> None:
+        # cgroup.threads would skip the global lock as v1's tasks does, but
+        # a domain cgroup refuses thread moves: move the process.
+        write_file(self.dir, "cgroup.procs", "0")
+
     def destroy(self) -> None:
         remove_tree(self.dir)
 
