@@ -16,7 +16,7 @@ the result (for callers that use them).
 Why not `dataclasses.dataclass`: `portique-runtime` is a new interpreter per
 call, and `dataclass()` generates each class's methods as source code and
 compiles it with `exec()` at import time: about 0.5 ms per class, ~15 ms for
-the 35 model classes of a `run`, plus ~8 ms to import `dataclasses` itself
+the 39 model classes of a `run`, plus ~8 ms to import `dataclasses` itself
 (it pulls in inspect, ast, dis and tokenize). Here the methods are shared
 closures over the field names, so defining a class costs a `type()` call;
 `dataclasses` is imported only if someone asks for `fields()` of a value.
