@@ -43,6 +43,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
     touch "$stamp"
 fi
+# portique-runtime runs once per container operation (several times per
+# container under containerd): replace pip's wrapper with a launcher that
+# starts the interpreter without site (see portique/cli/runc/launcher.py).
+# Outside the stamp check, since any reinstall rewrites pip's wrapper.
+.venv/bin/python -m portique.cli.runc.launcher .venv/bin/portique-runtime
 for tool in portique portique-runtime; do
     ln -sf "$TOP/.venv/bin/$tool" "/usr/local/bin/$tool"
 done
