@@ -233,10 +233,15 @@ def _close_other_fds(keep: list[int]) -> None:
 def _create_and_start(
     row: db.ContainerRow, paths: ContainerPaths, conn: Any, restart_count: int | None
 ) -> tuple[dict[str, int], int, float, str]:
-    from portique.engine import bundle, stdio
+    from portique.engine import bundle, network, stdio
 
     rt = open_runtime(paths)
     with ExitStack() as stack:
+        early = None
+        if network.wants_early_setup(row):
+            # Forked first, so its imports overlap the mount and the runtime's create.
+            early = network.EarlySetup(row, paths)
+            stack.callback(early.close)
         bundle.prepare(row, paths, stack)
         config = row.config["Config"]
         io = stdio.make(
@@ -246,9 +251,11 @@ def _create_and_start(
         stack.callback(_force_delete, rt, row.id)
         pid = int(state.pid)
         io.after_create()
-        from portique.engine import network
-
-        net_settings = network.setup(row, pid, paths, stack)
+        if early is not None:
+            stack.callback(network.release, row.id, row.config["HostConfig"])
+            net_settings = early.finish(pid)
+        else:
+            net_settings = network.setup(row, pid, paths, stack)
         rt.start(row.id)
         fds = io.monitor_fds()
         now = time.time()
