@@ -15,18 +15,18 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from portique.engine import stream as st
 from portique.engine.client import FrameReader, connect
 from portique.engine.paths import ContainerPaths
 from portique.errors import InvalidArgument
+from portique.oci.value import value
 
 DETACHED = -1
 OUT_HIGH_WATER = 1 << 20  # stop reading our stdin while this much waits for the monitor
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AttachOptions:
     stdin: bool
     stdout: bool = True

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from portique.engine import options as opt
 from portique.engine.userdb import ResolvedUser
 from portique.errors import InvalidArgument
+from portique.oci.value import value
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INIT_PATH = "/sbin/docker-init"  # where Docker puts its tini, so `ps` inside looks the same
@@ -174,7 +174,7 @@ def resolv_conf(host_resolv: str, host_network: bool) -> str:
 # --------------------------------------------------------------------- spec
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SpecInputs:
     """What `build_spec` needs beyond Docker's Config/HostConfig."""
 

@@ -34,12 +34,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from portique import db as _db
 from portique.errors import Conflict, NotFound
+from portique.oci.value import field, value
 
 COMPONENT = "engine"
 MIGRATIONS: tuple[str, ...] = (
@@ -94,7 +94,7 @@ STATE_FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ContainerRow:
     id: str
     name: str
@@ -135,7 +135,7 @@ class ContainerRow:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class VolumeRow:
     name: str
     driver: str

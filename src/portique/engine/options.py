@@ -11,11 +11,11 @@ import os
 import re
 import signal
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from portique.errors import InvalidArgument
+from portique.oci.value import value
 
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -111,7 +111,7 @@ ULIMIT_NAMES: Mapping[str, str] = {
 RLIM_INFINITY = (1 << 64) - 1
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Ulimit:
     name: str  # Docker's short name: "nofile"
     soft: int
@@ -159,7 +159,7 @@ class RestartKind(StrEnum):
     ON_FAILURE = "on-failure"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RestartPolicy:
     kind: RestartKind = RestartKind.NO
     max_retries: int = 0  # on-failure only; 0 = unlimited
@@ -298,7 +298,7 @@ class MountType(StrEnum):
 _PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class MountSpec:
     type: MountType
     target: str
@@ -543,11 +543,11 @@ def _list_of_str(value: object, field: str) -> list[str]:
 # ----------------------------------------------------------------- security
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SecurityOpts:
     seccomp: str = ""  # "" = default profile, "unconfined", or a JSON file path
     no_new_privileges: bool = False
-    raw: tuple[str, ...] = field(default=())
+    raw: tuple[str, ...] = ()
 
 
 def parse_security_opts(items: Iterable[str]) -> SecurityOpts:
@@ -653,7 +653,7 @@ def capabilities(
     return [c for c in caps if c in allowed]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class UserSpec:
     user: str  # name or numeric id
     group: str = ""  # "" = the user's primary group

@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+from portique.oci.value import value
 
 
 def root() -> Path:
@@ -25,7 +26,7 @@ def run_root() -> Path:
     return Path(os.environ.get("PORTIQUE_RUNROOT", "/run/portique"))
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ContainerPaths:
     id: str
     root: Path

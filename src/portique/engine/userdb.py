@@ -8,14 +8,14 @@ with a size bound, and parsed leniently (malformed lines are skipped).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from portique.errors import InvalidArgument
+from portique.oci.value import value
 
 MAX_DB_FILE = 4 << 20
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PasswdEntry:
     name: str
     uid: int
@@ -23,14 +23,14 @@ class PasswdEntry:
     home: str
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class GroupEntry:
     name: str
     gid: int
     members: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ResolvedUser:
     uid: int
     gid: int
