@@ -32,13 +32,12 @@ def test_repair_drops_the_tables_and_bridge_of_a_deleted_root(
         assert _tables_of(gone) == {("inet", gone.table), ("ip", f"{gone.table}_nat")}
         gone.close()
         shutil.rmtree(tmp_path / "gone-root")
-        report = nets.repair()
-        assert dev in report.bridges
-        assert {f"inet {gone.table}", f"ip {gone.table}_nat"} <= set(report.tables)
-        assert {f"inet {lone.table}", f"ip {lone.table}_nat"} <= set(report.tables)
-        assert _tables_of(lone) == set()
+        nets.repair()
+        # Any engine's repair reclaims them (another `portique ps` on this machine may
+        # get there first): what counts is that they are gone afterwards.
         assert not bridge.link_exists(dev)
         assert _tables_of(gone) == set()
+        assert _tables_of(lone) == set()
         # This root's own tables are untouched by the reclaim.
         nets.ensure_default()
         nets.connect("bridge", cid(), make_netns(), container_name="y")

@@ -283,8 +283,9 @@ def test_a_deleted_engine_root_leaves_nothing_running(
         while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
             time.sleep(0.1)
         assert not Path(f"/proc/{pid}").exists()
-        report = nets.repair()
-        assert net.bridge in report.bridges
+        nets.repair()
+        # Any engine's repair reclaims it (another `portique ps` on this machine may
+        # get there first): the bridge is gone, by this repair or an earlier one.
         assert not bridge.link_exists(net.bridge)
     finally:
         gone.flush_firewall()
