@@ -16,16 +16,16 @@ import socket
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from portique.engine import db, lifecycle, userdb
 from portique.engine import options as opt
 from portique.engine.paths import ContainerPaths
 from portique.errors import InvalidState, PortiqueError
+from portique.oci.value import replace, value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ExecRequest:
     argv: tuple[str, ...]
     env: tuple[str, ...] = ()
@@ -93,7 +93,7 @@ def run_exec(row: db.ContainerRow, req: ExecRequest) -> int:
     if req.detach:
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
-            rt.exec(row.id, replace(process, terminal=False), detach=True, stdio=(null, null, null))  # type: ignore[type-var]
+            rt.exec(row.id, replace(process, terminal=False), detach=True, stdio=(null, null, null))
         finally:
             os.close(null)
         return 0
