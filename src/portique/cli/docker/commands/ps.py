@@ -22,7 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows, human_size
     from portique.engine import containers, present
-
     from portique.engine.network import repair_leftovers
 
     filters = present.parse_filters(args.filter)
