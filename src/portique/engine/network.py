@@ -198,9 +198,9 @@ def repair_leftovers(*, every: float = REPAIR_INTERVAL) -> None:
     with contextlib.suppress(OSError):
         if every > 0 and time.time() - stamp.stat().st_mtime < every:
             return
-    nets = open_networks()
     # Best effort: a leftover never fails `ps`.
     with contextlib.suppress(Exception):
+        nets = open_networks()
         try:
             stamp.parent.mkdir(parents=True, exist_ok=True)
             stamp.touch()
