@@ -21,6 +21,7 @@ def test_migrate_applies_each_migration_once(tmp_path: Path) -> None:
 def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
     conn = db.connect(tmp_path)
     conn.execute("CREATE TABLE t (x INTEGER)")
+
     def fail() -> None:
         with db.transaction(conn):
             conn.execute("INSERT INTO t VALUES (1)")
