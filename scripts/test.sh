@@ -31,13 +31,13 @@ for suite in $RUNTIME_SUITES; do ignores+=("--ignore=$suite"); done
 pytest integration tests/integration "${ignores[@]}" "$@"
 VM=${PORTIQUE_VM_SCRIPT:-$PWD/../shared/vm/run-in-vm.sh}
 if [ -z "${PORTIQUE_NO_VM:-}" ] && [ $# -eq 0 ]; then
-    if [ ! -x "$VM" ]; then
+    if [ ! -f "$VM" ]; then
         echo "test.sh: $VM is missing: cannot run the cgroup v2 tests" >&2
         status=1
     else
         echo "== cgroup v2 VM: tests marked vm"
         VMLAB_RW="$PWD" VMLAB_TMPFS="/var/lib/portique /run/portique" VMLAB_MEM=2048 \
-            "$VM" "cd $PWD && $PY -m pytest -q -p no:cacheprovider --basetemp=/tmp/vm-tests -m vm tests/integration" \
+            bash "$VM" "cd $PWD && $PY -m pytest -q -p no:cacheprovider --basetemp=/tmp/vm-tests -m vm tests/integration" \
             || status=1
     fi
 fi
