@@ -498,13 +498,17 @@ def sweep_orphans(conn: sqlite3.Connection) -> list[str]:
     for entry in entries:
         if entry.name in known or len(entry.name) != 64 or not entry.is_dir(follow_symlinks=False):
             continue
-        if time.time() - entry.stat(follow_symlinks=False).st_mtime < ORPHAN_AGE:
+        try:
+            if time.time() - entry.stat(follow_symlinks=False).st_mtime < ORPHAN_AGE:
+                continue
+            paths = ContainerPaths.of(entry.name)
+            with contextlib.suppress(Exception):
+                lifecycle.cleanup_dead(paths, {"NetworkMode": "bridge"})
+            if lifecycle.remove_files(paths):
+                swept.append(entry.name)
+        except FileNotFoundError:
+            # A `--rm` container's monitor removed it while we looked: not ours.
             continue
-        paths = ContainerPaths.of(entry.name)
-        with contextlib.suppress(Exception):
-            lifecycle.cleanup_dead(paths, {"NetworkMode": "bridge"})
-        if lifecycle.remove_files(paths):
-            swept.append(entry.name)
     return swept
 
 
