@@ -62,12 +62,6 @@ MIGRATIONS = [
 ]
 DEFAULT_SHELL = ("/bin/sh", "-c")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Docker's default capability set, which RUN steps get as containers do.
-DEFAULT_CAPS = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-    "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-]  # fmt: skip
 # Build args Docker accepts without an ARG declaration.
 PREDEFINED_ARGS = frozenset(
     {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
@@ -461,9 +455,12 @@ class Builder:
             cwd=cwd,
             user=_resolve_user(user, rootfs),
         )
+        from portique.runtime.seccomp_default import DOCKER_DEFAULT_CAPS
+
+        # RUN steps get Docker's default capability set, as containers do.
         caps = spec["process"]["capabilities"]
         for kind in ("bounding", "effective", "permitted"):
-            caps[kind] = list(DEFAULT_CAPS)
+            caps[kind] = list(DOCKER_DEFAULT_CAPS)
         caps.pop("inheritable", None)
         caps.pop("ambient", None)
         spec["process"].pop("rlimits", None)
