@@ -104,7 +104,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     finally:
         subprocess.run([*buildah, "rm", "--all"], capture_output=True)
         subprocess.run(["umount", "-R", str(base / "b-run")], capture_output=True)
-        subprocess.run([*PQ, "system", "prune", "-a", "-f"], env=pq_env, capture_output=True)
+        # This root's firewall tables and bridges (if anything made them) go with it.
+        from portique.network.networks import Networks
+
+        nets = Networks(base / "pq-root", run_root=base / "pq-run")
+        try:
+            nets.destroy()
+        finally:
+            nets.close()
 
 
 def _pq(env: dict[str, Any], *args: str) -> str:
