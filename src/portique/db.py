@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ def connect(root: Path) -> sqlite3.Connection:
     )
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute("PRAGMA journal_mode = WAL")
+    _use_wal(conn)
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(
@@ -38,6 +39,29 @@ def connect(root: Path) -> sqlite3.Connection:
         " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
     )
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL mode (a property of the file, kept once set).
+
+    Changing the journal mode needs an exclusive lock, and SQLite reports a
+    conflict at once instead of through the busy handler: two processes
+    opening a new database together can see "database is locked" here. Check
+    first (the usual case is already WAL), then retry briefly, bounded.
+    """
+    delay = 0.005
+    for attempt in range(200):
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode == "wal":
+                return
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 @contextmanager

@@ -37,3 +37,24 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     db.migrate(conn, "c", ["CREATE TABLE a (x);", "CREATE TABLE b (x);"])
     with pytest.raises(RuntimeError, match="newer than this portique"):
         db.migrate(conn, "c", ["CREATE TABLE a (x);"])
+
+
+def test_many_processes_open_a_new_database_at_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from portique import db;"
+        "c = db.connect(Path(sys.argv[1]));"
+        "db.migrate(c, 'race', ['CREATE TABLE r (x INTEGER);']);"
+        "c.execute('INSERT INTO r VALUES (1)')"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stderr=subprocess.PIPE)
+        for _ in range(8)
+    ]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, errors
+    conn = db.connect(tmp_path)
+    assert conn.execute("SELECT count(*) FROM r").fetchone()[0] == 8
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
