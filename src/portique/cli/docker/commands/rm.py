@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,23 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from portique.cli.docker.each import for_each_container
     from portique.engine import containers
-    from portique.errors import NotFound, PortiqueError
 
     conn = containers.open_db()
-    status = 0
-    for ref in args.containers:
-        try:
-            containers.remove(conn, ref, force=args.force, volumes=args.volumes)
-        except NotFound as exc:
-            if args.force:
-                continue  # Docker: rm -f of a missing container is not an error
-            sys.stderr.write(f"portique: {exc}\n")
-            status = 1
-            continue
-        except PortiqueError as exc:
-            sys.stderr.write(f"portique: {exc}\n")
-            status = 1
-            continue
-        print(ref)
-    return status
+    return for_each_container(
+        args.containers,
+        lambda ref: containers.remove(conn, ref, force=args.force, volumes=args.volumes),
+        missing_ok=args.force,
+    )

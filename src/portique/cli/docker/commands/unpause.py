@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -11,17 +10,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from portique.cli.docker.each import for_each_container
     from portique.engine import containers
-    from portique.errors import PortiqueError
 
     conn = containers.open_db()
-    status = 0
-    for ref in args.containers:
-        try:
-            containers.unpause(conn, ref)
-        except PortiqueError as exc:
-            sys.stderr.write(f"portique: {exc}\n")
-            status = 1
-            continue
-        print(ref)
-    return status
+    return for_each_container(args.containers, lambda ref: containers.unpause(conn, ref))
