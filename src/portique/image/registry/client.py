@@ -308,8 +308,11 @@ class RegistryClient:
             raise RegistryError(f"{ref.domain}: upload answer without a Location")
         return urllib.parse.urljoin(self.transport.base_url(ref.domain) + "/", location)
 
-    def _start_upload(self, ref: Reference, scopes: Sequence[str], query: str = "") -> str:
-        resp = self.request(
+    def _post_upload(
+        self, ref: Reference, scopes: Sequence[str], query: str
+    ) -> urllib3.BaseHTTPResponse:
+        """POST blobs/uploads/ (a new upload session, or a mount with ?mount=&from=)."""
+        return self.request(
             "POST",
             ref.domain,
             self._url(ref, "blobs/uploads/") + query,
@@ -317,6 +320,9 @@ class RegistryClient:
             headers={"Content-Length": "0"},
             body=b"",
         )
+
+    def _start_upload(self, ref: Reference, scopes: Sequence[str], query: str = "") -> str:
+        resp = self._post_upload(ref, scopes, query)
         if resp.status != 202:
             raise self._fail(resp, f"upload to {ref.familiar_name()}")
         _finish(resp)
@@ -410,14 +416,7 @@ class RegistryClient:
         query = "?" + urllib.parse.urlencode(
             {"mount": parse_digest(digest), "from": from_repo.path}
         )
-        resp = self.request(
-            "POST",
-            ref.domain,
-            self._url(ref, "blobs/uploads/") + query,
-            scopes=scopes,
-            headers={"Content-Length": "0"},
-            body=b"",
-        )
+        resp = self._post_upload(ref, scopes, query)
         if resp.status in (201, 202, 401, 403, 404):
             _finish(resp)
         if resp.status == 201:
