@@ -109,7 +109,10 @@ def stage1(chan: sync.Channel, cfg: InitConfig, join_cgroup: Callable[[], None])
             os.setresuid(0, 0, 0)
         flags = 0
         for n in linux.namespaces:
-            if not n.path and n.type != "user":
+            # A joined mount namespace still gets a private copy: the rootfs
+            # set-up and pivot_root below must never act on the namespace
+            # named by the path (the host's, for /proc/1/ns/mnt).
+            if n.type != "user" and (not n.path or n.type == "mount"):
                 flags |= ns.NAMESPACES[n.type][0]
         if flags:
             ns.unshare(flags)
@@ -189,8 +192,8 @@ def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int) -> NoReturn:
                 f.write(str(proc.oom_score_adj))
         has_mntns = linux.namespace("mount") is not None
         if has_mntns:
-            rootfs.prepare(spec, cfg.rootfs, cfg.bundle, cfg.cgroup, userns)
-            devices.create_devices(cfg.rootfs, linux.devices, userns)
+            owned = rootfs.prepare(spec, cfg.rootfs, cfg.bundle, cfg.cgroup, userns)
+            devices.create_devices(cfg.rootfs, spec, userns, owned)
         if spec.hostname:
             from portique.linux.fs import sethostname
 

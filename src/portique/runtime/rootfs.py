@@ -18,7 +18,7 @@ from typing import Final, Literal
 from portique.linux import mount as m
 from portique.oci.runtime import Mount, Spec
 from portique.oci.value import value
-from portique.runtime.paths import fd_path, make_in_root, open_in_root
+from portique.runtime.paths import fd_path, make_in_root, mount_id, open_in_root
 
 _FLAGS: Final[dict[str, tuple[bool, int]]] = {
     # option: (clear?, flag)
@@ -115,8 +115,16 @@ class CgroupInfo:
 # ---------------------------------------------------------------- before pivot_root
 
 
-def prepare(spec: Spec, rootfs: str, bundle: str, cgroup: CgroupInfo | None, userns: bool) -> None:
-    """Set propagation, bind the rootfs onto itself, and make every mount in it."""
+def prepare(
+    spec: Spec, rootfs: str, bundle: str, cgroup: CgroupInfo | None, userns: bool
+) -> frozenset[int]:
+    """Set propagation, bind the rootfs onto itself, and make every mount in it.
+
+    Returns the ids of the mounts that are the container's own: the rootfs
+    and each fresh tmpfs. Only there may the runtime create, replace or
+    remove files (devices.py): anything else (a bind mount, a devtmpfs,
+    proc) shares its files with the host.
+    """
     prop = spec.linux.rootfs_propagation
     # Nothing we mount may propagate back to the host: private (or slave, when
     # asked) before anything else. Shared propagation is applied after pivot.
@@ -125,10 +133,16 @@ def prepare(spec: Spec, rootfs: str, bundle: str, cgroup: CgroupInfo | None, use
     m.mount(rootfs, rootfs, None, m.MS_BIND | m.MS_REC)
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        owned = {mount_id(root_fd)}
         for mnt in spec.mounts:
             mount_one(root_fd, mnt, bundle, cgroup, userns)
+            if mnt.type == "tmpfs" and not parse_options(mnt.options).is_bind:
+                fd = open_in_root(root_fd, mnt.destination)
+                owned.add(mount_id(fd))
+                os.close(fd)
     finally:
         os.close(root_fd)
+    return frozenset(owned)
 
 
 def mount_one(
