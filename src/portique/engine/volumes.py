@@ -42,10 +42,7 @@ def create_volume(
     if options:
         raise InvalidArgument("the local volume driver takes no options here")
     name = name or os.urandom(32).hex()
-    if not opt.VOLUME_NAME_RE.match(name):
-        raise InvalidArgument(
-            f'invalid volume name {name!r}: only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed'
-        )
+    opt.check_volume_name(name)
     existing = db.get_volume(conn, name)
     if existing is not None:
         return existing, False
