@@ -26,7 +26,7 @@ def test_good_volume_names(name: str) -> None:
     ],
 )
 def test_bad_volume_names(name: str, why: str) -> None:
-    with pytest.raises(InvalidArgument, match=None) as err:
+    with pytest.raises(InvalidArgument) as err:
         opt.check_volume_name(name)
     assert why in err.value.message
     assert "\n" not in err.value.message
@@ -53,7 +53,7 @@ def test_network_names() -> None:
     check_name("n")
     check_name("my.net_1-a")
     for bad in ("", "a b", "net\n", "-net", "n" * 256):
-        with pytest.raises(InvalidArgument, match="^invalid network name") as err:
+        with pytest.raises(InvalidArgument, match=r"^invalid network name") as err:
             check_name(bad)
         assert "\n" not in err.value.message
 
@@ -68,7 +68,7 @@ def test_rfc1123_hostnames(name: str) -> None:
     ["foo\nbar", "foo bar", "-web", "web-", "a..b", ".a", "a.", "under_score", "x" * 64, "é"],
 )
 def test_bad_hostnames(name: str) -> None:
-    with pytest.raises(InvalidArgument, match="^invalid hostname format: ") as err:
+    with pytest.raises(InvalidArgument, match=r"^invalid hostname format: ") as err:
         opt.check_hostname(name)
     assert "\n" not in err.value.message
 
