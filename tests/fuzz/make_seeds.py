@@ -148,6 +148,11 @@ def dns_seeds() -> dict[str, bytes]:
     }
 
 
+# Found by the fuzzers: JSON nested deeper than the recursion limit raised
+# RecursionError through every parser that called json.loads.
+DEEP = b"[" * 3000
+
+
 def main() -> None:
     for target, seeds in {
         "tar": tar_seeds(), "manifest": manifest_seeds(), "image_config": config_seeds(),
@@ -157,6 +162,9 @@ def main() -> None:
         d.mkdir(parents=True, exist_ok=True)
         for name, data in seeds.items():
             (d / name).write_bytes(data)
+        if target in ("manifest", "image_config", "config_json"):
+            (d / "crash-json-3000-deep").write_bytes(DEEP)
+    (CORPUS / "dockerfile" / "crash-json-form-3000-deep").write_bytes(b"FROM b\nCMD " + DEEP)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,13 @@ def json_bytes(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
+# JSON nested deeper than Python's recursion limit (json.loads raises
+# RecursionError, not ValueError).
+DEEP_JSON = st.tuples(st.integers(1, 3000), st.sampled_from([b"[", b'{"a":', b'[{"k":'])).map(
+    lambda t: t[1] * t[0]
+)
+
+
 # ---------------------------------------------------------------- tar layers
 
 _NAMES = st.one_of(
@@ -247,6 +254,7 @@ DOCKERFILES = st.one_of(
     st.lists(_DOCKER_TOKENS, max_size=40).map("".join),
     st.integers(1, 1000).map(lambda n: "FROM b\nENV X=" + "${U:-" * n + "x" + "}" * n + "\n"),
     st.integers(1, 400).map(lambda n: "FROM b\nRUN " + "\\\n" * n + "x\n"),
+    st.integers(1, 3000).map(lambda n: "FROM b\nCMD " + "[" * n + "\n"),
     st.text(max_size=200),
 ).map(lambda t: t.encode("utf-8", "surrogateescape"))
 

@@ -219,18 +219,14 @@ def dockerfile(data: bytes) -> None:
 
 
 def config_json(data: bytes) -> None:
-    """parse_spec of a config.json (with linux.resources and linux.seccomp,
-    parsed by oci/resources.py and oci/seccomp.py): only InvalidArgument."""
+    """config.json's bytes as the runtime reads them (JSON, then parse_spec with
+    linux.resources and linux.seccomp, parsed by oci/resources.py and
+    oci/seccomp.py): only InvalidArgument."""
     from portique.errors import InvalidArgument
-    from portique.oci.runtime import parse_spec
+    from portique.oci.runtime import parse_config_bytes
 
-    with bounded(len(data)):
-        try:
-            obj = json.loads(data)
-        except (ValueError, RecursionError):
-            return  # not JSON: load_spec refuses it before parsing
-        with contextlib.suppress(InvalidArgument):
-            parse_spec(obj)
+    with bounded(len(data)), contextlib.suppress(InvalidArgument):
+        parse_config_bytes(data)
 
 
 def spec_object(obj: object) -> None:

@@ -34,12 +34,12 @@ def test_tar(data: bytes) -> None:
     t.tar_layer(data)
 
 
-@given(st.one_of(s.MANIFESTS, st.binary(max_size=512)))
+@given(st.one_of(s.MANIFESTS, s.DEEP_JSON, st.binary(max_size=512)))
 def test_manifest(data: bytes) -> None:
     t.manifest(data)
 
 
-@given(st.one_of(s.IMAGE_CONFIGS, st.binary(max_size=512)))
+@given(st.one_of(s.IMAGE_CONFIGS, s.DEEP_JSON, st.binary(max_size=512)))
 def test_image_config(data: bytes) -> None:
     t.image_config(data)
 
@@ -54,7 +54,7 @@ def test_config_json(obj: Any) -> None:
     t.spec_object(obj)
 
 
-@given(st.binary(max_size=256).map(lambda b: b'{"ociVersion": "1.0", ' + b))
+@given(st.one_of(s.DEEP_JSON, st.binary(max_size=256).map(lambda b: b'{"ociVersion": "1.0", ' + b)))
 def test_config_json_bytes(data: bytes) -> None:
     t.config_json(data)
 

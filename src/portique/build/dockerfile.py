@@ -227,7 +227,7 @@ def _parse_json_form(rest: str) -> tuple[str, ...] | None:
     """A JSON array of strings, or None: Docker then treats the text as shell form."""
     try:
         value = json.loads(rest)
-    except ValueError:
+    except (ValueError, RecursionError):  # RUN [[[[...: too deep is not JSON either
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         return None

@@ -183,7 +183,7 @@ def _load_profile(path: str) -> dict[str, Any]:
         profile = json.loads(data)
     except OSError as exc:
         raise InvalidArgument(f"opening seccomp profile ({path}) failed: {exc.strerror}") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"decoding seccomp profile ({path}) failed: {exc}") from None
     if not isinstance(profile, dict) or "defaultAction" not in profile:
         raise InvalidArgument(f"seccomp profile {path}: not a seccomp profile (no defaultAction)")

@@ -230,7 +230,7 @@ class _Archive:
     def read_json(self, name: str, limit: int = MAX_JSON_MEMBER) -> Any:
         try:
             return json.loads(self.read(name, limit))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # deep nesting: RecursionError
             raise InvalidArchive(f"invalid archive: {name!r} is not valid JSON ({exc})") from None
 
 
@@ -890,7 +890,7 @@ def _json_list(text: str) -> list[str] | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(value, list) and all(isinstance(x, str) for x in value):
         return value
