@@ -98,6 +98,7 @@ def create(
         mounts = opt.mounts_from_host_config(host)
     name = opt.parse_name(name) if name else ""
     opt.check_hostname(str(config.get("Hostname") or ""))
+    opt.check_resolver_flags(host)
     if name and db.name_taken(conn, name):
         raise Conflict(
             f'the container name "/{name}" is already in use',

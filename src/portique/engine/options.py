@@ -679,6 +679,30 @@ def check_volume_name(name: str) -> None:
         )
 
 
+_DOMAIN_RE = re.compile(
+    r"([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(\.([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*\.?"
+)
+
+
+def check_resolver_flags(host: Mapping[str, object]) -> None:
+    """--dns-search (Docker's domain rule) and --dns-option (one word each):
+    both are written into the container's resolv.conf, where a newline
+    would add lines of the caller's choosing."""
+    for domain in _strings(host.get("DnsSearch")):
+        d = domain.strip(" ")
+        if d != "." and (
+            not re.search(r"[a-zA-Z]", d) or not _DOMAIN_RE.fullmatch(d) or len(d) >= 255
+        ):
+            raise _bad("--dns-search", shown(domain), f"{shown(domain)} is not a valid domain")
+    for option in _strings(host.get("DnsOptions")):
+        if not option or not option.isprintable() or any(c.isspace() for c in option):
+            raise _bad("--dns-option", shown(option), "an option is one word (e.g. ndots:2)")
+
+
+def _strings(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []
+
+
 def check_hostname(value: str, what: str = "hostname") -> None:
     """RFC 1123 host names only (Docker's old rule): letters, digits and
     inner hyphens in dot-separated labels, at most 63 characters. A newline

@@ -67,3 +67,17 @@ def test_long_or_bad_container_and_network_names(pq: Any) -> None:
         r = pq("network", "create", name)
         assert r.returncode == 1  # docker network create
         assert _one_line(r.stderr).startswith("portique: invalid network name '")
+
+
+def test_resolv_conf_lines_cannot_be_injected(pq: Any) -> None:
+    before = _ids(pq)
+    for flag, value in (
+        ("--dns-search", "a.com\nnameserver 10.6.6.6"),
+        ("--dns-option", "ndots:1\nnameserver 10.6.6.6"),
+        ("--dns", "1.1.1.1\nnameserver 10.6.6.6"),
+    ):
+        r = pq("run", "--rm", flag, value, "busybox", "cat", "/etc/resolv.conf")
+        assert r.returncode == 125, r.stdout
+        assert "10.6.6.6" not in r.stdout
+        assert "nameserver 10.6.6.6" in _one_line(r.stderr).replace("\\n", " ")
+    assert _ids(pq) == before

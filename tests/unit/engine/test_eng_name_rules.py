@@ -77,3 +77,20 @@ def test_shown_keeps_one_line() -> None:
     assert shown("a\nb") == "a\\nb"
     assert shown("x" * 100) == "x" * 64 + "..."
     assert shown("plain") == "plain"
+
+
+def test_resolver_flags() -> None:
+    opt.check_resolver_flags(
+        {"DnsSearch": ["example.com", ".", "a-b.c."], "DnsOptions": ["ndots:2"]}
+    )
+    for host in (
+        {"DnsSearch": ["a.com\nnameserver 6.6.6.6"]},
+        {"DnsSearch": ["-bad.com"]},
+        {"DnsSearch": ["1234"]},
+        {"DnsOptions": ["ndots:1\nnameserver 6.6.6.6"]},
+        {"DnsOptions": ["two words"]},
+        {"DnsOptions": [""]},
+    ):
+        with pytest.raises(InvalidArgument, match=r'^invalid argument ".*" for "--dns-') as err:
+            opt.check_resolver_flags(host)
+        assert "\n" not in err.value.message
