@@ -97,8 +97,7 @@ def create(
     if mounts is None:
         mounts = opt.mounts_from_host_config(host)
     name = opt.parse_name(name) if name else ""
-    opt.check_hostname(str(config.get("Hostname") or ""))
-    opt.check_resolver_flags(host)
+    opt.check_container_strings(config, host, networking)
     if name and db.name_taken(conn, name):
         raise Conflict(
             f'the container name "/{name}" is already in use',

@@ -239,7 +239,10 @@ def record_endpoint(ref: str, network: str, aliases: list[str], ip: str | None) 
     restart); returns the container's row as it was before."""
     from portique.engine import db
     from portique.errors import Conflict, InvalidArgument
+    from portique.network.networks import check_alias
 
+    for alias in aliases:
+        check_alias(alias)
     conn = db.open_db(ContainerPaths.of("x").root)
     try:
         with db.transaction(conn):

@@ -684,6 +684,23 @@ _DOMAIN_RE = re.compile(
 )
 
 
+def check_container_strings(
+    config: Mapping[str, object],
+    host: Mapping[str, object],
+    networking: Mapping[str, object] | None = None,
+) -> None:
+    """The values of a new container that end up as lines of its /etc/hostname,
+    /etc/hosts or /etc/resolv.conf: host name, resolver flags, aliases."""
+    from portique.network.networks import check_alias
+
+    check_hostname(str(config.get("Hostname") or ""))
+    check_resolver_flags(host)
+    eps = (networking or {}).get("EndpointsConfig")
+    for ep in eps.values() if isinstance(eps, dict) else ():
+        for alias in _strings(ep.get("Aliases") if isinstance(ep, dict) else None):
+            check_alias(alias)
+
+
 def check_resolver_flags(host: Mapping[str, object]) -> None:
     """--dns-search (Docker's domain rule) and --dns-option (one word each):
     both are written into the container's resolv.conf, where a newline

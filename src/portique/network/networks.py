@@ -117,6 +117,17 @@ def check_name(name: str) -> None:
         )
 
 
+def check_alias(alias: str) -> None:
+    """A network-scoped alias: a name for the DNS server and /etc/hosts, so one
+    printable word (a newline would add a hosts line of the caller's choosing)."""
+    if not alias or not alias.isprintable() or any(c.isspace() for c in alias):
+        raise InvalidArgument(f"invalid network alias '{shown(alias)}': use one word, no blanks")
+    if len(alias) > MAX_NAME:
+        raise InvalidArgument(
+            f"invalid network alias '{shown(alias)}': at most {MAX_NAME} characters"
+        )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -417,6 +428,8 @@ class Networks:
             raise InvalidArgument(
                 "network-scoped aliases are only supported for user-defined networks"
             )
+        for alias in aliases:
+            check_alias(alias)
         subnet = ipaddress.IPv4Network(net.subnet)
         want_ip = None
         if ip is not None:

@@ -3,6 +3,7 @@ code, before anything is created (issue 9, item 7)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 LONG = "a" * 10_000
@@ -81,3 +82,27 @@ def test_resolv_conf_lines_cannot_be_injected(pq: Any) -> None:
         assert "10.6.6.6" not in r.stdout
         assert "nameserver 10.6.6.6" in _one_line(r.stderr).replace("\\n", " ")
     assert _ids(pq) == before
+
+
+def test_hosts_lines_cannot_be_injected_through_an_alias(pq: Any) -> None:
+    net = f"alias-net-{os.getpid()}"
+    pq.ok("network", "create", net)
+    try:
+        before = _ids(pq)
+        alias = "web\n10.6.6.6 evil"
+        r = pq("run", "--rm", "--network", net, "--network-alias", alias, "busybox", "true")
+        assert r.returncode == 125
+        assert _one_line(r.stderr).startswith("portique: invalid network alias 'web\\n10.6.6.6")
+        assert _ids(pq) == before
+        name = f"alias-ctr-{os.getpid()}"
+        pq.ok("create", "--name", name, "busybox", "true")
+        r = pq("network", "connect", "--alias", alias, net, name)
+        assert r.returncode == 125
+        assert "invalid network alias" in _one_line(r.stderr)
+        pq.ok("rm", name)
+        out = pq.ok("run", "--rm", "--network", net, "--network-alias", "web-1", "busybox",
+                    "cat", "/etc/hosts")  # fmt: skip
+        assert "10.6.6.6" not in out
+        assert " web-1\n" in out
+    finally:
+        pq("network", "rm", net)

@@ -94,3 +94,17 @@ def test_resolver_flags() -> None:
         with pytest.raises(InvalidArgument, match=r'^invalid argument ".*" for "--dns-') as err:
             opt.check_resolver_flags(host)
         assert "\n" not in err.value.message
+
+
+def test_network_aliases() -> None:
+    from portique.network.networks import check_alias
+
+    check_alias("web-1")
+    check_alias("my_service.internal")
+    for bad in ("", "web\n10.6.6.6 evil", "two words", "tab\tbed", "a" * 256):
+        with pytest.raises(InvalidArgument, match=r"^invalid network alias '") as err:
+            check_alias(bad)
+        assert "\n" not in err.value.message
+    networking = {"EndpointsConfig": {"net": {"Aliases": ["ok", "bad\nline"]}}}
+    with pytest.raises(InvalidArgument, match="invalid network alias"):
+        opt.check_container_strings({}, {}, networking)
