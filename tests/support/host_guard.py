@@ -5,10 +5,11 @@ hostile tests, and nothing said which test did it. The `host_guard` fixture
 (autouse in tests/integration and tests/compat) takes a snapshot before and
 after each test and fails the test whose run changed:
 
-- the host's /dev nodes: every device node and symlink directly in /dev and
-  /dev/net, by type, rdev, mode, owner, inode and ctime (a node unlinked
-  and made again is a replacement too); a new device node is allowed (devtmpfs adds
-  one for each new loop device), any other new entry is not;
+- the host's /dev nodes: every device node, symlink and directory directly
+  in /dev and /dev/net, by type, rdev, mode, owner, inode and (but for
+  directories) ctime: a node unlinked and made again is a replacement too;
+  a new device node is allowed (devtmpfs adds one for each new loop
+  device), any other new entry is not;
 - the host's mounts: every mount outside the places where tests and other
   programs mount and unmount all the time (VOLATILE) must stay, with the same
   id, source, type, options and propagation; no new mount may appear there;
@@ -73,7 +74,12 @@ def _dev_entries(dev: str) -> dict[str, tuple[int, int, int, int, int, int, int,
         for e in entries:
             st = e.stat(follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
-                continue  # pts, shm, mqueue...: their contents are not the host's nodes
+                # pts, shm, mqueue...: their entries come and go (not looked at),
+                # and so do their times; a directory made or removed is a change.
+                key = f"{sub}/{e.name}" if sub else e.name
+                out[key] = (stat.S_IFDIR, 0, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                            st.st_ino, 0, "")  # fmt: skip
+                continue
             link = os.readlink(e.path) if stat.S_ISLNK(st.st_mode) else ""
             key = f"{sub}/{e.name}" if sub else e.name
             out[key] = (
@@ -128,6 +134,7 @@ def _kind(mode: int) -> str:
         stat.S_IFCHR: "char device",
         stat.S_IFBLK: "block device",
         stat.S_IFLNK: "symlink",
+        stat.S_IFDIR: "directory",
         stat.S_IFREG: "regular file",
         stat.S_IFIFO: "fifo",
         stat.S_IFSOCK: "socket",

@@ -57,8 +57,11 @@ def test_a_replaced_node_is_named(tmp_path: Path) -> None:
     (dev / "fd").unlink()
     (dev / "fd").symlink_to("/etc")
     (dev / "stray").write_text("")
+    (dev / "mqueue").mkdir()
+    (dev / "pts/0").write_text("")  # a new pty: not a change of the host's /dev
     problems = hg.compare(before, _take(world))
-    assert len(problems) == 5, problems
+    assert len(problems) == 6, problems
+    assert any(p.startswith("/dev/mqueue appeared: directory mode") for p in problems)
     assert any(p.startswith("/dev/null changed: regular file") and "ctime" in p for p in problems)
     assert any(p.startswith("/dev/zero changed:") and "mode 0600" in p for p in problems)
     assert "/dev/net/tun was removed (it was a regular file mode" in " ".join(problems)
