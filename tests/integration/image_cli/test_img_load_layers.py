@@ -50,8 +50,8 @@ def test_load_refuses_layers_that_do_not_match_the_config(tmp_path: Path) -> Non
     assert len(manifest[0]["Layers"]) == 1
     for layers in ([], [manifest[0]["Layers"][0]] * 2):
         hostile = tmp_path / "hostile.tar"
-        entry = [{**manifest[0], "Layers": layers}]
-        _rewrite(saved, hostile, "manifest.json", json.dumps(entry).encode())
+        hostile_manifest = [{**manifest[0], "Layers": layers}]
+        _rewrite(saved, hostile, "manifest.json", json.dumps(hostile_manifest).encode())
         r = _pq(dest_root, "load", "-i", str(hostile))
         assert r.returncode == 1, r.stderr
         assert r.stderr.count("\n") == 1, r.stderr
