@@ -340,6 +340,9 @@ _MAP_FIELDS = frozenset(
         "Services",
     }
 )
+# Element types that matter: a missing key of these maps is a nil pointer
+# (`(index .NetworkSettings.Networks "x").IPAddress` fails, as in Docker).
+_MAP_ELEMS = {"Networks": "*network.EndpointSettings"}
 _POINTERS = {
     "State": "*container.State",
     "Config": "*container.Config",
@@ -354,7 +357,8 @@ def typed(value: Any, type_name: str, *, key: str = "", parent: str = "") -> Any
     """Docker's typed view of an inspect object: structs where Docker has structs."""
     if isinstance(value, Mapping):
         if key in _MAP_FIELDS or (key == "Config" and parent == "LogConfig"):
-            return {k: typed(v, "", key=str(k), parent=key) for k, v in value.items()}
+            items = {k: typed(v, "", key=str(k), parent=key) for k, v in value.items()}
+            return GoMap(items, "string", _MAP_ELEMS.get(key, "interface {}"))
         name = type_name or _POINTERS.get(key) or f"types.{key or 'Object'}"
         fields = {k: typed(v, "", key=k, parent=key) for k, v in value.items()}
         return Struct(name, fields)
