@@ -10,7 +10,7 @@ import pytest
 
 from portique.cli.docker import templates
 from portique.cli.docker.format import format_rows
-from portique.cli.docker.templates import TemplateError, go_json, tabwrite
+from portique.cli.docker.templates import TemplateError, tabwrite
 
 
 def run(fmt: str, data: Any) -> str:
