@@ -114,6 +114,7 @@ def test_ps_format_label_method_and_errors(pq: Any, web: tuple[str, int]) -> Non
     assert head.split() == ["NAMES", "role", "PORTS"]
     assert row.startswith("fmtweb")
     assert f"127.0.0.1:{port}->80/tcp" in row
+    assert pq.ok("ps", "--filter", "name=fmtweb", "--format", "{{.LocalVolumes}}") == "0\n"
     proc = pq("ps", "--format", "{{.Nope}}")
     assert proc.returncode == 1
     assert "can't evaluate field Nope in type *formatter.ContainerContext" in proc.stderr

@@ -49,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
     records = []
     for r in out:
         size = human_size(containers.container_size(r.id)) if args.size else ""
-        records.append(present.ps_row(r, no_trunc=args.no_trunc, size=size))
+        record = present.ps_row(r, no_trunc=args.no_trunc, size=size)
+        mounts = r.config.get("MountPoints") or []
+        record["LocalVolumes"] = str(sum(1 for m in mounts if m.get("Type") == "volume"))
+        records.append(record)
     default = present.PS_DEFAULT + ("\t{{.Size}}" if args.size else "")
     labels = [dict(r.config["Config"].get("Labels") or {}) for r in out]
     sys.stdout.write(
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             args.format,
             records,
             default=default,
-            headers=present.PS_HEADERS,
+            headers=_headers(),
             context=CONTEXT,
             labels=labels,
         )
@@ -68,12 +71,17 @@ def run(args: argparse.Namespace) -> int:
 CONTEXT = "*formatter.ContainerContext"
 
 
+def _headers() -> dict[str, str]:
+    from portique.engine import present
+
+    return {**present.PS_HEADERS, "LocalVolumes": "LOCAL VOLUMES"}
+
+
 def _check_format(fmt: str) -> None:
     """Docker checks a --format before listing: on an empty row, so that a bad
     field is an error even when no container is listed."""
     from portique.cli.docker import templates
-    from portique.engine import present
 
     tmpl = templates.parse(fmt, prefix="failed to parse template: ")
-    empty = templates.context(CONTEXT, dict.fromkeys(present.PS_HEADERS, ""), {})
+    empty = templates.context(CONTEXT, dict.fromkeys(_headers(), ""), {})
     templates.execute(tmpl, empty, prefix="failed to execute template: ")
