@@ -16,7 +16,8 @@ fi
 # registry, peers for the benchmarks, and the tools the tests drive.
 PKGS="python3 python3-venv python3-dev python3-seccomp libseccomp2 busybox-static
       docker-registry apache2-utils iproute2 nftables iptables tmux jq zstd
-      hyperfine runc crun skopeo umoci xz-utils qemu-system-x86 tini iperf3 containerd buildah"
+      hyperfine runc crun skopeo umoci xz-utils qemu-system-x86 tini iperf3 containerd buildah
+      golang-go"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
