@@ -622,6 +622,7 @@ class RegistryProxy:
         if path.startswith("/_storage"):
             path = path[len("/_storage") :]
         up = urllib.parse.urlsplit(self.upstream)
+        assert up.hostname is not None, self.upstream
         conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
         fwd = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection")}
         fwd["Host"] = up.netloc

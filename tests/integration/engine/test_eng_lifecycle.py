@@ -206,9 +206,8 @@ def test_cp_both_ways_and_export(pq: Any, tmp_path: Path) -> None:
 
 def test_twenty_concurrent_run_and_rm(pq: Any) -> None:
     def run(i: int) -> str:
-        return pq.ok(
-            "run", "-d", "--name", f"conc{i}", "busybox", "sleep", "300", timeout=120
-        ).strip()
+        out: str = pq.ok("run", "-d", "--name", f"conc{i}", "busybox", "sleep", "300", timeout=120)
+        return out.strip()
 
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         ids = list(pool.map(run, range(20)))

@@ -9,7 +9,8 @@ from typing import Any
 
 def _cgroup_file(pq: Any, flags: list[str], v1: str, v2: str) -> str:
     script = f"cat /sys/fs/cgroup/{v1} 2>/dev/null || cat /sys/fs/cgroup/{v2}"
-    return pq.ok("run", "--rm", *flags, "busybox", "sh", "-c", script).strip()
+    out: str = pq.ok("run", "--rm", *flags, "busybox", "sh", "-c", script)
+    return out.strip()
 
 
 def test_cpu_limits_reach_the_cgroup(pq: Any) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def wait_status(rt: Runtime, cid: str, want: Status, timeout: float = 10) -> Non
 
 
 @pytest.fixture
-def out(tmp_path: Path) -> Outputs:
+def out(tmp_path: Path) -> Iterator[Outputs]:
     o = Outputs(tmp_path)
     yield o
     o.close()

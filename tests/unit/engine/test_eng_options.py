@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 import pytest
 
@@ -232,6 +233,7 @@ def test_mounts_from_api_host_config() -> None:
     ]
     assert got[3].options == ("size=1048576", "mode=1777")
     assert opt.mounts_from_host_config({}) == []
+    bad: dict[str, Any]
     for bad in (
         {"Binds": "x"},
         {"Mounts": [1]},

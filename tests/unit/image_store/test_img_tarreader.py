@@ -41,7 +41,7 @@ def ours(data: bytes) -> list[tuple[object, ...]]:
     stream = _Prefetch(io.BytesIO(data))
     try:
         reader = TarReader(stream)
-        out = []
+        out: list[tuple[object, ...]] = []
         for e in reader:
             body = (
                 b"".join(bytes(c) for c in reader.data(e)) if e.type in (b"0", b"\0", b"7") else b""
@@ -66,7 +66,7 @@ def ours(data: bytes) -> list[tuple[object, ...]]:
 
 
 def theirs(data: bytes) -> list[tuple[object, ...]]:
-    out = []
+    out: list[tuple[object, ...]] = []
     with tarfile.open(fileobj=io.BytesIO(data), encoding="utf-8", errors="surrogateescape") as tf:
         for m in tf.getmembers():
             body = tf.extractfile(m).read() if m.isreg() else b""  # type: ignore[union-attr]
