@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 
+from support.engine_cli import Portique
+
 
 @pytest.mark.vm
-def test_run_foreground_output_and_exit_code(pq: Any) -> None:
+def test_run_foreground_output_and_exit_code(pq: Portique) -> None:
     # --network none: these tests also run in the cgroup v2 VM, which has no nftables.
     p = pq(
         "run", "--rm", "--network", "none", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"
@@ -19,12 +20,12 @@ def test_run_foreground_output_and_exit_code(pq: Any) -> None:
     assert p.stderr == "err\n"
 
 
-def test_run_rm_leaves_nothing(pq: Any) -> None:
+def test_run_rm_leaves_nothing(pq: Portique) -> None:
     pq.ok("run", "--rm", "--name", "gone", "busybox", "true")
     assert pq("inspect", "gone").returncode != 0
 
 
-def test_exit_codes_125_126_127(pq: Any) -> None:
+def test_exit_codes_125_126_127(pq: Portique) -> None:
     before = pq.ok("ps", "-aq")
     p = pq("run", "--rm", "--pull", "never", "no-such-image:latest", "true")
     assert p.returncode == 125
@@ -53,7 +54,7 @@ def test_exit_codes_125_126_127(pq: Any) -> None:
     assert pq.ok("ps", "-aq") == before
 
 
-def test_name_in_use_is_one_line(pq: Any) -> None:
+def test_name_in_use_is_one_line(pq: Portique) -> None:
     pq.ok("create", "--name", "dup", "busybox", "true")
     p = pq("create", "--name", "dup", "busybox", "true")
     assert p.returncode == 125
@@ -62,7 +63,7 @@ def test_name_in_use_is_one_line(pq: Any) -> None:
     pq.ok("rm", "dup")
 
 
-def test_image_defaults_env_user_workdir_hostname(pq: Any, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_image_defaults_env_user_workdir_hostname(pq: Portique, tmp_path) -> None:  # type: ignore[no-untyped-def]
     envfile = tmp_path / "env"
     envfile.write_text("FROMFILE=yes\n# c\n")
     out = pq.ok(
@@ -97,13 +98,13 @@ def test_image_defaults_env_user_workdir_hostname(pq: Any, tmp_path) -> None:  #
     assert "nameserver" in out
 
 
-def test_unknown_user_fails_cleanly(pq: Any) -> None:
+def test_unknown_user_fails_cleanly(pq: Portique) -> None:
     p = pq("run", "--rm", "-u", "nosuchuser", "busybox", "true")
     assert p.returncode == 125
     assert "unable to find user nosuchuser" in p.stderr
 
 
-def test_detached_logs_survive(pq: Any) -> None:
+def test_detached_logs_survive(pq: Portique) -> None:
     cid = pq.ok("run", "-d", "busybox", "sh", "-c", "echo one; echo two >&2; echo three").strip()
     assert len(cid) == 64
     assert pq.ok("wait", cid).strip() == "0"
@@ -122,7 +123,7 @@ def test_detached_logs_survive(pq: Any) -> None:
     pq.ok("rm", cid)
 
 
-def test_logs_follow(pq: Any) -> None:
+def test_logs_follow(pq: Portique) -> None:
     cid = pq.ok(
         "run", "-d", "busybox", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done"
     ).strip()
@@ -131,7 +132,7 @@ def test_logs_follow(pq: Any) -> None:
 
 
 @pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
-def test_oom_kill_137(pq: Any) -> None:
+def test_oom_kill_137(pq: Portique) -> None:
     p = pq(
         "run",
         "--name",
@@ -153,7 +154,7 @@ def test_oom_kill_137(pq: Any) -> None:
 
 
 @pytest.mark.vm
-def test_pids_limit_bounds_fork_bomb(pq: Any) -> None:
+def test_pids_limit_bounds_fork_bomb(pq: Portique) -> None:
     bomb = "for i in $(seq 40); do sleep 2 & done; wait"
     p = pq(
         "run",
@@ -186,7 +187,7 @@ def test_pids_limit_bounds_fork_bomb(pq: Any) -> None:
     assert ok.returncode == 0
 
 
-def test_read_only_rootfs(pq: Any) -> None:
+def test_read_only_rootfs(pq: Portique) -> None:
     p = pq("run", "--rm", "--read-only", "busybox", "touch", "/x")
     assert p.returncode != 0
     assert "Read-only file system" in p.stderr
@@ -204,12 +205,12 @@ def test_read_only_rootfs(pq: Any) -> None:
     assert out == "ok\n"
 
 
-def _capeff(pq: Any, *flags: str) -> int:
+def _capeff(pq: Portique, *flags: str) -> int:
     out = pq.ok("run", "--rm", *flags, "busybox", "grep", "CapEff", "/proc/self/status")
     return int(out.split()[1], 16)
 
 
-def test_capabilities(pq: Any) -> None:
+def test_capabilities(pq: Portique) -> None:
     assert _capeff(pq, "--cap-drop", "ALL") == 0
     default = _capeff(pq)
     assert default == 0xA80425FB  # Docker's default set
@@ -217,7 +218,7 @@ def test_capabilities(pq: Any) -> None:
     assert _capeff(pq, "--cap-add", "NET_ADMIN") == default | (1 << 12)
 
 
-def test_default_seccomp_blocks_unshare_and_mount(pq: Any) -> None:
+def test_default_seccomp_blocks_unshare_and_mount(pq: Portique) -> None:
     p = pq("run", "--rm", "busybox", "unshare", "-U", "true")
     assert p.returncode != 0
     assert (
@@ -250,7 +251,7 @@ def test_default_seccomp_blocks_unshare_and_mount(pq: Any) -> None:
     assert status.split()[1] == "0"
 
 
-def test_masked_and_readonly_proc(pq: Any) -> None:
+def test_masked_and_readonly_proc(pq: Portique) -> None:
     out = pq.ok(
         "run",
         "--rm",
@@ -262,7 +263,7 @@ def test_masked_and_readonly_proc(pq: Any) -> None:
     assert out.split() == ["0", "ro"]
 
 
-def test_network_none_and_host(pq: Any) -> None:
+def test_network_none_and_host(pq: Portique) -> None:
     out = pq.ok("run", "--rm", "--network", "none", "busybox", "ip", "-o", "link")
     names = [line.split(":")[1].strip() for line in out.splitlines()]
     assert names == ["lo"]
@@ -272,21 +273,21 @@ def test_network_none_and_host(pq: Any) -> None:
     assert len(host.splitlines()) > 1
 
 
-def test_init_reaper(pq: Any) -> None:
+def test_init_reaper(pq: Portique) -> None:
     out = pq.ok(
         "run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"
     )
     assert out.startswith("/sbin/docker-init -- sh")
 
 
-def test_ulimit(pq: Any) -> None:
+def test_ulimit(pq: Portique) -> None:
     out = pq.ok(
         "run", "--rm", "--ulimit", "nproc=100:200", "busybox", "sh", "-c", "ulimit -u; ulimit -Hu"
     )
     assert out.split() == ["100", "200"]
 
 
-def test_exec_sees_pid_namespace(pq: Any) -> None:
+def test_exec_sees_pid_namespace(pq: Portique) -> None:
     cid = pq.ok("run", "-d", "busybox", "sleep", "300").strip()
     out = pq.ok("exec", cid, "ps", "-o", "pid,args")
     lines = [line.split(None, 1) for line in out.splitlines()[1:]]
@@ -315,7 +316,7 @@ def test_exec_sees_pid_namespace(pq: Any) -> None:
     pq.ok("rm", "-f", cid)
 
 
-def test_stop_sends_signal_then_kill(pq: Any) -> None:
+def test_stop_sends_signal_then_kill(pq: Portique) -> None:
     cid = pq.ok(
         "run",
         "-d",
@@ -348,7 +349,7 @@ def test_stop_sends_signal_then_kill(pq: Any) -> None:
     pq.ok("rm", cid, cid2)
 
 
-def test_run_i_streams_megabytes_both_ways(pq: Any) -> None:
+def test_run_i_streams_megabytes_both_ways(pq: Portique) -> None:
     import hashlib
     import os
     import subprocess
@@ -365,6 +366,6 @@ def test_run_i_streams_megabytes_both_ways(pq: Any) -> None:
     assert hashlib.sha256(proc.stdout).hexdigest() == hashlib.sha256(data).hexdigest()
 
 
-def test_run_attach_selected_streams(pq: Any) -> None:
+def test_run_attach_selected_streams(pq: Portique) -> None:
     p = pq("run", "--rm", "-a", "stderr", "busybox", "sh", "-c", "echo out; echo err >&2")
     assert (p.returncode, p.stdout, p.stderr) == (0, "", "err\n")

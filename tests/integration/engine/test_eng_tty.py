@@ -8,7 +8,8 @@ import select
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+from support.engine_cli import Portique
 
 PORTIQUE = str(Path(sys.executable).parent / "portique")
 
@@ -68,7 +69,7 @@ class Term:
         raise AssertionError("portique did not exit")
 
 
-def test_run_it_shell_resize_ctrl_c_and_exit(pq: Any) -> None:
+def test_run_it_shell_resize_ctrl_c_and_exit(pq: Portique) -> None:
     t = Term(pq.env, "run", "-it", "--rm", "--name", "tty1", "busybox", "sh")
     t.expect(b"# ")
     t.send(b"tty; echo $((6*7))\r")
@@ -90,7 +91,7 @@ def test_run_it_shell_resize_ctrl_c_and_exit(pq: Any) -> None:
     assert t.wait() == 3
 
 
-def test_run_it_detach_with_ctrl_p_ctrl_q(pq: Any) -> None:
+def test_run_it_detach_with_ctrl_p_ctrl_q(pq: Portique) -> None:
     t = Term(pq.env, "run", "-it", "--name", "tty2", "busybox", "sh")
     t.expect(b"# ")
     t.send(b"echo marker-$((2+3))\r")
@@ -109,7 +110,7 @@ def test_run_it_detach_with_ctrl_p_ctrl_q(pq: Any) -> None:
     pq.ok("rm", "tty2")
 
 
-def test_exec_it(pq: Any) -> None:
+def test_exec_it(pq: Portique) -> None:
     cid = pq.ok("run", "-d", "busybox", "sleep", "300").strip()
     t = Term(pq.env, "exec", "-it", cid, "sh")
     t.expect(b"# ")
