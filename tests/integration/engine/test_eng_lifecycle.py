@@ -17,13 +17,19 @@ def mounts_under(path: Path) -> list[str]:
         return [line.split()[4] for line in f if line.split()[4].startswith(str(path))]
 
 
-def _wait_for(pred: Any, timeout: float = 20.0) -> None:
+def _wait_for(pred: Any, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+def _monitor_pids(cid: str) -> list[str]:
+    """The container's monitor: the one process that restarts it."""
+    out = subprocess.run(["pgrep", "-f", f"id={cid}"], capture_output=True, text=True).stdout
+    return out.split()
 
 
 def test_ps_inspect_rename_pause_kill(pq: Portique) -> None:
@@ -153,10 +159,11 @@ def test_restart_on_failure_exactly_three(pq: Portique) -> None:
     cid = pq.ok(
         "run", "-d", "--restart", "on-failure:3", "busybox", "sh", "-c", "echo run; exit 1"
     ).strip()
-    _wait_for(lambda: pq.inspect(cid, "{{.State.Status}}") == "exited", timeout=30)
+    _wait_for(lambda: pq.inspect(cid, "{{.State.Status}}") == "exited")
     assert pq.inspect(cid, "{{.RestartCount}} {{.State.ExitCode}}") == "3 1"
     assert pq.ok("logs", cid) == "run\n" * 4
-    time.sleep(1.0)
+    # Once its monitor is gone nothing can run it a fourth time.
+    _wait_for(lambda: not _monitor_pids(cid))
     assert pq.inspect(cid, "{{.RestartCount}}") == "3"
     pq.ok("rm", cid)
 
@@ -165,11 +172,11 @@ def test_restart_always_comes_back_until_stopped(pq: Portique) -> None:
     cid = pq.ok(
         "run", "-d", "--restart", "always", "busybox", "sh", "-c", "sleep 0.3; exit 0"
     ).strip()
-    _wait_for(lambda: int(pq.inspect(cid, "{{.RestartCount}}")) >= 2, timeout=30)
+    _wait_for(lambda: int(pq.inspect(cid, "{{.RestartCount}}")) >= 2)
     pq.ok("stop", "-t", "1", cid)
     assert pq.inspect(cid, "{{.State.Status}}") == "exited"
     count = pq.inspect(cid, "{{.RestartCount}}")
-    time.sleep(1.0)
+    _wait_for(lambda: not _monitor_pids(cid))
     assert pq.inspect(cid, "{{.State.Status}} {{.RestartCount}}") == f"exited {count}"
     pq.ok("rm", cid)
 
@@ -256,9 +263,7 @@ def test_monitor_killed_leaves_consistent_state(pq: Portique) -> None:
 
     cid = pq.ok("run", "-d", "busybox", "sh", "-c", "echo before; sleep 300").strip()
     _wait_for(lambda: pq.ok("logs", cid) == "before\n")
-    mon = subprocess.run(
-        ["pgrep", "-f", f"id={cid}"], capture_output=True, text=True
-    ).stdout.split()
+    mon = _monitor_pids(cid)
     assert len(mon) == 1
     os.kill(int(mon[0]), signal.SIGKILL)
     _wait_for(lambda: pq.inspect(cid, "{{.State.Status}}") == "exited")
@@ -331,8 +336,5 @@ def test_concurrent_starts_start_once(pq: Portique) -> None:
         results = list(pool.map(lambda _: pq("start", cid), range(4)))
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     assert pq.inspect(cid, "{{.State.Status}}") == "running"
-    monitors = subprocess.run(
-        ["pgrep", "-f", f"id={cid}"], capture_output=True, text=True
-    ).stdout.split()
-    assert len(monitors) == 1
+    assert len(_monitor_pids(cid)) == 1
     pq.ok("rm", "-f", cid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_name_in_use_is_one_line(pq: Portique) -> None:
     pq.ok("rm", "dup")
 
 
-def test_image_defaults_env_user_workdir_hostname(pq: Portique, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_image_defaults_env_user_workdir_hostname(pq: Portique, tmp_path: Path) -> None:
     envfile = tmp_path / "env"
     envfile.write_text("FROMFILE=yes\n# c\n")
     out = pq.ok(
@@ -310,28 +311,34 @@ def test_exec_sees_pid_namespace(pq: Portique) -> None:
     )
     assert pq("exec", cid, "sh", "-c", "exit 5").returncode == 5
     assert pq("exec", cid, "nosuch").returncode == 127
-    assert pq.ok("exec", "-i", cid, "cat", input="piped\n") if False else True
     p = pq("exec", "-i", cid, "cat", input="piped\n")
     assert p.stdout == "piped\n"
     pq.ok("rm", "-f", cid)
 
 
+def _wait_for_log(pq: Portique, cid: str, text: str) -> None:
+    deadline = time.monotonic() + 60
+    while pq.ok("logs", cid) != text:
+        assert time.monotonic() < deadline, f"{cid} never logged {text!r}"
+        time.sleep(0.05)
+
+
 def test_stop_sends_signal_then_kill(pq: Portique) -> None:
+    # The shell says when its trap is set, and says again when it has lived on
+    # past the stop signal: stop waited for it (-t) before killing it.
     cid = pq.ok(
         "run",
         "-d",
         "busybox",
         "sh",
         "-c",
-        "trap 'echo got TERM' TERM; while true; do sleep 0.1; done",
+        "trap 'echo got TERM; t=1' TERM; echo ready;"
+        ' while true; do [ -n "$t" ] && echo lived on && t=; sleep 0.1; done',
     ).strip()
-    time.sleep(0.5)
-    t0 = time.monotonic()
+    _wait_for_log(pq, cid, "ready\n")
     pq.ok("stop", "-t", "2", cid)
-    elapsed = time.monotonic() - t0
-    assert elapsed >= 1.8
     assert pq.inspect(cid, "{{.State.ExitCode}}") == "137"
-    assert "got TERM" in pq.ok("logs", cid)
+    assert pq.ok("logs", cid) == "ready\ngot TERM\nlived on\n"
     # A process that exits on the stop signal stops at once.
     cid2 = pq.ok(
         "run",
@@ -341,9 +348,9 @@ def test_stop_sends_signal_then_kill(pq: Portique) -> None:
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 9' USR1; while true; do sleep 0.1; done",
+        "trap 'exit 9' USR1; echo ready; while true; do sleep 0.1; done",
     ).strip()
-    time.sleep(0.5)
+    _wait_for_log(pq, cid2, "ready\n")
     pq.ok("stop", cid2)
     assert pq.inspect(cid2, "{{.State.ExitCode}}") == "9"
     pq.ok("rm", cid, cid2)
