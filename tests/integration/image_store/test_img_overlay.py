@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from portique.image.images import Images
+from portique.image.images import ImageRecord, Images
 from portique.image.snapshots import overlay_data
 from portique.image.unpack import OPAQUE_XATTR, InvalidLayer, unpack
 from portique.linux.mount import is_mountpoint
@@ -29,7 +29,7 @@ def imgs(tmp_path: Path) -> Iterator[Images]:
     images.close()
 
 
-def register(imgs: Images, img: ob.BuiltImage, tag: str):  # type: ignore[no-untyped-def]
+def register(imgs: Images, img: ob.BuiltImage, tag: str) -> ImageRecord:
     for digest, data in img.blobs():
         imgs.store.write_bytes(data, digest)
     return imgs.register(img.manifest, img.manifest_digest, img.config, tags=[tag])

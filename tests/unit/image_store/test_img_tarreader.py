@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -177,7 +178,7 @@ def test_directory_marked_by_a_trailing_slash() -> None:
     ],
     ids=["checksum", "size-field", "truncated"],
 )
-def test_malformed_headers(mutate, why: str) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_headers(mutate: Callable[[bytes], bytes], why: str) -> None:
     data = archive(tarfile.USTAR_FORMAT, [(info("f", size=600), b"z" * 600)])
     stream = _Prefetch(io.BytesIO(mutate(data)))
     try:
