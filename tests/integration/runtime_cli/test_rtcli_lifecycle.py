@@ -136,6 +136,20 @@ def test_foreground_run_forwards_signals(rt: RuntimeCLI, bundle: Callable[..., P
     assert rt("list", "-q").stdout == ""
 
 
+def _wait_catches(pid: int, sig: int) -> None:
+    """Wait until process `pid` has a handler for `sig` (SigCgt in its status)."""
+    deadline = time.monotonic() + 60
+    while True:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(
+            next(ln for ln in status.splitlines() if ln.startswith("SigCgt:")).split()[1], 16
+        )
+        if caught & (1 << (sig - 1)):
+            return
+        assert time.monotonic() < deadline, f"{pid} never caught signal {sig}"
+        time.sleep(0.02)
+
+
 def test_run_detached_then_signal_by_name_and_number(
     rt: RuntimeCLI, bundle: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -148,6 +162,7 @@ def test_run_detached_then_signal_by_name_and_number(
     state = rt.state(cid)
     assert state["status"] == "running"
     assert int(pid_file.read_text()) == state["pid"]
+    _wait_catches(state["pid"], signal.SIGTERM)  # the trap is set
     rt("kill", cid)  # SIGTERM by default
     assert rt.wait_status(cid, "stopped")["status"] == "stopped"
     rt("delete", cid)

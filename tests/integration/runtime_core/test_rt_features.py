@@ -261,13 +261,14 @@ def test_memory_limit_oom_kill(rt: Runtime, tmp_path: Path, busybox_rootfs: Path
 
 @pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_pids_limit_blocks_fork(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
-    # The limit counts the shell: three children fit under 5, ten do not.
-    three = "for i in 1 2 3; do sleep 5 & done; echo forked"
+    # The limit counts the shell: three children fit under 5, ten do not. The
+    # children outlive the loop (the init's exit ends them: a pid namespace).
+    three = "for i in 1 2 3; do sleep 300 & done; echo forked"
     cfg = make_config(["sh", "-c", three])
     cfg["linux"]["resources"] = {"pids": {"limit": 5}}
     code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
     assert (code, out) == (0, "forked\n")
-    ten = "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done; echo forked"
+    ten = "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 300 & done; echo forked"
     cfg["process"]["args"] = ["sh", "-c", ten]
     code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
     assert code != 0
