@@ -467,18 +467,25 @@ def test_exec_reports_the_pid_before_waiting(
     cid = new_id()
     rt.run(cid, bundle, detach=True, stdio=out.stdio)
     seen: list[tuple[int, bool]] = []
+    # The process reads its stdin to the end: it runs until on_pid lets it go.
+    hold, release = os.pipe()
 
     def on_pid(pid: int) -> None:
         # Called while the process runs: its cgroup lists it.
         seen.append((pid, pid in rt.ps(cid)))
+        os.close(release)
 
     try:
-        process = parse_process({"args": ["sleep", "0.2"]})
-        assert rt.exec(cid, process, stdio=out.stdio, on_pid=on_pid) == 0
+        process = parse_process({"args": ["sh", "-c", "cat >/dev/null"]})
+        stdio = (hold, out.fd, out.fd)
+        assert rt.exec(cid, process, stdio=stdio, on_pid=on_pid) == 0
         assert len(seen) == 1
         assert seen[0][0] > 0
         assert seen[0][1]
     finally:
+        os.close(hold)
+        if not seen:  # on_pid never ran, so never closed it
+            os.close(release)
         rt.delete(cid, force=True)
 
 
