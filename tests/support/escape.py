@@ -47,22 +47,35 @@ echo "open=$open write=$write" >/out/result.tmp
 mv /out/result.tmp /out/result
 """
 
-# Python, run by the host's interpreter as the container's PID 1.
-ATTACK = f"""
+# Python, run by the host's interpreter as the container's PID 1: report what
+# /proc/self/exe is (device, inode, on a read-only mount, seals) to REPORT.
+PROBE = """
 import fcntl, os
 fd = os.open("/proc/self/exe", os.O_PATH)
 os.set_inheritable(fd, True)
 st = os.stat(fd)
-ro = os.statvfs(f"/proc/self/fd/{{fd}}").f_flag & os.ST_RDONLY
+ro = os.statvfs(f"/proc/self/fd/{fd}").f_flag & os.ST_RDONLY
 try:
     seals = fcntl.fcntl(os.open("/proc/self/exe", os.O_RDONLY), fcntl.F_GET_SEALS)
 except OSError:
     seals = 0
-with open("/out/exe.tmp", "w") as f:
-    f.write(f"{{st.st_dev}} {{st.st_ino}} {{int(bool(ro))}} {{seals}}\\n")
-os.rename("/out/exe.tmp", "/out/exe")
-os.execv("/bin/busybox", ["sh", "-c", {STAGE2!r}, "sh", str(fd)])
+with open(REPORT + ".tmp", "w") as f:
+    f.write(f"{st.st_dev} {st.st_ino} {int(bool(ro))} {seals}\\n")
+os.rename(REPORT + ".tmp", REPORT)
 """
+# The whole attack: the probe, then stage 2 in busybox's shell with the fd.
+ATTACK = (
+    f'REPORT = "/out/exe"\n{PROBE}'
+    f'os.execv("/bin/busybox", ["sh", "-c", {STAGE2!r}, "sh", str(fd)])\n'
+)
+# The attack on the second start only: the first exits 1 for the restart policy.
+RESTART_ATTACK = (
+    "import os\n"
+    "if not os.path.exists('/out/started'):\n"
+    "    open('/out/started', 'w').close()\n"
+    "    raise SystemExit(1)\n"
+    f"{ATTACK}"
+)
 
 # The command line of a container (or exec'd process) that attacks.
 ATTACK_ARGS = ["/proc/self/exe", "-I", "-S", "-c", ATTACK]

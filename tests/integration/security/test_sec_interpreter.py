@@ -6,12 +6,17 @@ support/escape.py, and checks: the copy is byte for byte unchanged; the
 container's write through /proc/self/fd/N failed; and what the container's
 first process ran before its own execve (/proc/self/exe, seen from inside
 and, for the runtime, by a createRuntime hook reading /proc/<init>/exe) is not
-the copy but a sealed memfd. On the tree before the fix, the runtime faces
-rewrite the copy and the CLI faces run the container from it.
+the copy but a sealed memfd. Faces: portique-runtime run -d, create + start
+and exec; portique run, exec, a restart by the monitor, a build's RUN step;
+the `#!/proc/self/exe` shell. Before the fix, the runtime faces rewrote the
+copy and the others ran the container from it (a monitor or the build still
+executing it blocked the write with ETXTBSY, by luck). The last test attacks
+the read-only interpreter setup.sh installs.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +26,8 @@ from portique.linux import mount as m
 from portique.linux.selfexe import mount_read_only
 from support.escape import (
     ATTACK_ARGS,
+    PROBE,
+    RESTART_ATTACK,
     SEAL_ALL,
     SHEBANG_ARGS,
     Interpreter,
@@ -114,6 +121,57 @@ def test_portique_exec(portique: PortiqueFrom, interp: Interpreter, outbox: Outb
     ).stdout.strip()
     portique("exec", "-d", cid, *ATTACK_ARGS)
     assert_contained(interp, outbox.finish())
+
+
+def test_portique_restart(portique: PortiqueFrom, interp: Interpreter, outbox: Outbox) -> None:
+    # The first start exits 1; the monitor (no CLI left) starts the attack.
+    portique(
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--restart",
+        "on-failure",
+        "-v",
+        f"{outbox.path}:/out",
+        "attack:plain",
+        "/proc/self/exe",
+        "-I",
+        "-S",
+        "-c",
+        RESTART_ATTACK,
+    )
+    assert_contained(interp, outbox.finish())
+
+
+def test_portique_build_run_step(
+    portique: PortiqueFrom, interp: Interpreter, outbox: Outbox, tmp_path: Path
+) -> None:
+    # A RUN step runs while the build still executes the interpreter (ETXTBSY
+    # then blocks the write), so check what it runs from: the probe leaves its
+    # report in the image.
+    context = tmp_path / "context"
+    context.mkdir()
+    step = ["/proc/self/exe", "-I", "-S", "-c", f'REPORT = "/exe"\n{PROBE}']
+    (context / "Dockerfile").write_text(f"FROM attack:plain\nRUN {json.dumps(step)}\n")
+    portique("build", "-t", "attack:built", str(context))
+    portique(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        f"{outbox.path}:/out",
+        "attack:built",
+        "/bin/busybox",
+        "cp",
+        "/exe",
+        "/out/exe",
+    )
+    ident, _read_only, seals = outbox.exe_report()
+    assert interp.unchanged()
+    assert ident != interp.ident
+    assert seals == SEAL_ALL
 
 
 @pytest.fixture
