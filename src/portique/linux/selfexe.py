@@ -41,7 +41,10 @@ import fcntl
 import os
 import stat
 import sys
-from typing import NoReturn
+
+TYPE_CHECKING = False  # typing itself costs the entry points an import
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 SELF_EXE = "/proc/self/exe"
 SEALED = "sealed"
