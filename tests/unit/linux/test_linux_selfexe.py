@@ -200,3 +200,32 @@ def test_this_test_process_is_protected() -> None:
     # tests/conftest.py re-executes pytest when it has to: the runtime suites fork here.
     assert selfexe.protection() is not None
     assert sys.orig_argv
+
+
+@pytest.mark.parametrize(
+    ("module", "verb", "code", "prefix"),
+    [
+        ("portique", "run", 125, "portique: "),
+        ("portique.cli.runc.main", "create", 1, "portique-runtime: "),
+    ],
+)
+def test_an_entry_point_that_cannot_protect_itself_says_so_in_one_line(
+    python_copy: Path, module: str, verb: str, code: int, prefix: str
+) -> None:
+    fd = os.memfd_create("portique-python", os.MFD_ALLOW_SEALING)
+    try:
+        os.write(fd, python_copy.read_bytes())
+        proc = subprocess.run(
+            [str(python_copy), "-m", module, verb, "x"],
+            executable=f"/proc/self/fd/{fd}",
+            env=_env(),
+            pass_fds=(fd,),
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        os.close(fd)
+    assert proc.returncode == code
+    assert proc.stderr.startswith(prefix + "the interpreter runs from /memfd:portique-python")
+    assert proc.stderr.endswith("which is not sealed\n")
+    assert proc.stderr.count("\n") == 1

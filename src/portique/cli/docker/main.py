@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
         try:
             ensure_protected()
         except OSError as exc:
-            return _fail(str(exc), 125, debug=False)
+            return _fail(exc.strerror or str(exc), 125, debug=False)
     debug = False
     i = 0
     while i < len(globals_):
