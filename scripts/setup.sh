@@ -87,8 +87,16 @@ if [ -L "$PYCOPY" ] || ! cmp -s "$PYSRC" "$PYCOPY"; then
     mv -f "$PYCOPY.tmp" "$PYCOPY"
 fi
 echo "portique: keep $PYCOPY read-only (scripts/setup.sh --uninstall undoes it)" >"$PYMARK"
-.venv/bin/python -c 'import sys; from portique.linux.selfexe import mount_read_only
-mount_read_only(sys.argv[1])' "$PYCOPY"
+# Where mounts are not allowed (an unprivileged container), portique still
+# runs safely, from a sealed in-memory copy: say so and go on.
+.venv/bin/python -c 'import sys
+from portique.linux.selfexe import mount_read_only
+try:
+    mount_read_only(sys.argv[1])
+except OSError as e:
+    sys.exit(f"setup.sh: cannot mount {sys.argv[1]} read-only ({e.strerror}): "
+             "portique will start containers from a sealed copy of it (~13 ms more per command)")' \
+    "$PYCOPY" || true
 for tool in portique portique-runtime; do
     ln -sf "$TOP/.venv/bin/$tool" "/usr/local/bin/$tool"
 done
