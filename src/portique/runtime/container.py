@@ -670,6 +670,18 @@ def _fork() -> int:
     threading = sys.modules.get("threading")
     if threading is not None and threading.active_count() != 1:
         raise ContainerError("the runtime cannot fork while other threads run")
+    # The child is a container process: until its execve, the container sees
+    # this interpreter as /proc/self/exe and could reopen it for writing
+    # (linux/selfexe.py). Never from a file it could write.
+    from portique.linux import selfexe
+
+    if selfexe.protection() is None:
+        raise ContainerError(
+            f"refusing to start a container process from {os.readlink(selfexe.SELF_EXE)}: "
+            "a container could rewrite this interpreter through /proc/self/exe "
+            "(start through portique or portique-runtime, or call "
+            "portique.linux.selfexe.ensure_protected() first)"
+        )
     return os.fork()
 
 

@@ -376,6 +376,7 @@ def test_interrupted_create_can_be_deleted(
     cid = new_id()
     script = (
         "import sys; from pathlib import Path; from portique.runtime import Runtime;"
+        "from portique.linux.selfexe import ensure_protected; ensure_protected();"
         f"Runtime(Path({str(rt.state_root)!r})).create({cid!r}, Path({str(bundle)!r}))"
     )
     child = subprocess.Popen([sys.executable, "-c", script])

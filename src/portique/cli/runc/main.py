@@ -82,6 +82,11 @@ DEFAULT_ROOT = "/run/portique-runtime"
 _VALUED = ("--root", "--log", "--log-format", "--criu", "--rootless")
 _BOOLEAN = ("--debug", "--systemd-cgroup")
 
+# Verbs that fork container processes. Started as a process (entry()), they
+# first make sure the interpreter is one a container cannot rewrite
+# (linux/selfexe.py), re-executing from a sealed copy when it is not.
+FORKING_VERBS = frozenset({"create", "run", "exec"})
+
 
 class UsageError(Exception):
     """A command line runc would reject with "Incorrect Usage"."""
@@ -187,7 +192,8 @@ def load_verb(verb: str) -> ModuleType | None:
     return importlib.import_module(f"portique.cli.runc.commands.{name}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
+    """Run one command; `protect`: this is the whole process (see FORKING_VERBS)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # Until --log is parsed, errors go to stderr only.
     ctx: Context | None = None
@@ -205,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
                 "--systemd-cgroup is not supported: portique-runtime manages cgroupfs directly"
             )
         verb, args = rest[0], rest[1:]
+        if protect and verb in FORKING_VERBS:
+            from portique.linux.selfexe import ensure_protected
+
+            ensure_protected()
         module = load_verb(verb)
         if module is None:
             raise UsageError(f"no such command: {verb}")
@@ -268,7 +278,7 @@ def entry() -> NoReturn:
     `with` blocks, its log is written with os.write, and no thread runs.
     Only the buffered standard streams need flushing.
     """
-    code = main()
+    code = main(protect=True)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
