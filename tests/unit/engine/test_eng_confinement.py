@@ -1,5 +1,6 @@
 """The default container's confinement, pinned: `portique run`'s config.json
-must not change now that its confinement comes from runtime/confinement.py."""
+must not change now that its confinement comes from runtime/confinement.py,
+and a Dockerfile RUN step (build/step.py) must get the very same."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from portique.build.step import step_spec
 from portique.engine import config as cfg
 from portique.engine import options as opt
 from portique.engine.bundle import seccomp_for
@@ -58,6 +62,42 @@ def test_default_confinement_is_the_default_run_containers() -> None:
     assert conf.device_rules() == spec["linux"]["resources"]["devices"]
     for key in ("maskedPaths", "readonlyPaths", "seccomp"):
         assert conf.linux_paths()[key] == spec["linux"][key]
+
+
+def _step(network: str = "none") -> dict[str, Any]:
+    return step_spec(
+        rootfs=Path("/build/rootfs"),
+        argv=["/bin/sh", "-c", "true"],
+        env={"PATH": "/bin"},
+        cwd="/",
+        user={"uid": 0, "gid": 0},
+        network=network,
+        confinement=default_confinement(opt.ALL_CAPS),
+    )
+
+
+@pytest.mark.parametrize("network", ["none", "host"])
+def test_build_step_is_confined_like_the_default_container(network: str) -> None:
+    run = default_run_spec(list(opt.ALL_CAPS), {"NetworkMode": network})
+    step = _step(network)
+    for key in ("capabilities", "noNewPrivileges"):
+        assert step["process"][key] == run["process"][key]
+    assert step["process"]["terminal"] is False
+    n = len(Confinement((), None).mounts())
+    assert step["mounts"][:n] == run["mounts"][:n]
+    assert step["linux"]["resources"]["devices"] == run["linux"]["resources"]["devices"]
+    for key in ("maskedPaths", "readonlyPaths", "seccomp"):
+        assert step["linux"][key] == run["linux"][key]
+    assert step["linux"]["namespaces"] == run["linux"]["namespaces"]
+    assert step["root"] == {"path": "/build/rootfs", "readonly": False}
+
+
+def test_build_step_on_the_host_network_sees_the_hosts_name_files() -> None:
+    step = _step("host")
+    assert {"type": "network"} not in step["linux"]["namespaces"]
+    extra = [m["destination"] for m in step["mounts"][len(Confinement((), None).mounts()) :]]
+    assert set(extra) <= {"/etc/resolv.conf", "/etc/hosts"}
+    assert {"type": "network"} in _step("none")["linux"]["namespaces"]
 
 
 def test_privileged_confinement_drops_the_filters() -> None:
