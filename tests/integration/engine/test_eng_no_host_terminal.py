@@ -172,3 +172,20 @@ def test_build_step_gets_pipes_not_the_terminal(pq: Any, tmp_path: Path) -> None
         assert fds["fd2"].startswith("pipe:"), fds
     finally:
         t.close()
+
+
+def test_exec_tty_gets_a_pty_of_the_containers_own(pq: Any) -> None:
+    cid = pq.ok("run", "-d", "--network", "none", "busybox", "sleep", "300").strip()
+    # st_dev of each fd against the container's own devpts instance.
+    script = (
+        "pts=$(stat -c %d /dev/pts/ptmx); "
+        'for n in 0 1 2; do [ "$(stat -L -c %d /proc/$$/fd/$n)" = "$pts" ] '
+        '&& echo "fd$n=own" || echo "fd$n=foreign"; done'
+    )
+    t = Terminal(pq.env, "exec", "-it", cid, "sh", "-c", script)
+    try:
+        assert t.wait() == 0
+        assert _fds(t.buf.decode(errors="replace")) == {"fd0": "own", "fd1": "own", "fd2": "own"}
+    finally:
+        t.close()
+        pq("rm", "-f", cid)
