@@ -42,8 +42,10 @@ if [ "${1:-}" = --uninstall ]; then
 fi
 
 # Debian packages: the seccomp binding, busybox for test images, the local
-# registry, peers for the benchmarks, and the tools the tests drive.
+# registry, peers for the benchmarks, and the tools the tests drive (gcc and
+# libc6-dev build the tests' static probe, tests/support/confprobe.c).
 PKGS="python3 python3-venv python3-dev python3-seccomp libseccomp2 busybox-static
+      gcc libc6-dev
       docker-registry apache2-utils iproute2 nftables iptables tmux jq zstd
       hyperfine runc crun skopeo umoci xz-utils qemu-system-x86 tini iperf3 containerd buildah
       golang-go"

@@ -384,8 +384,15 @@ class Runtime:
         no_pivot: bool = False,
         preserve_fds: int = 0,
         stdio: tuple[int, int, int] | None = None,
+        on_pid: Callable[[int], None] | None = None,
     ) -> int:
-        """create + start; without detach, wait for the init, delete, return its status."""
+        """create + start; without detach, wait for the init, delete, return its status.
+
+        `on_pid(pid)`, without detach, is called with the init's host pid once
+        the container's program runs, before it is waited for: the caller may
+        serve the container's stdio there until it ends. If it raises, the
+        container is killed and deleted.
+        """
         if detach:
             return self._run(
                 container_id, bundle, True, console_socket, pid_file, no_pivot, preserve_fds, stdio
@@ -399,7 +406,15 @@ class Runtime:
         prctl.set_child_subreaper(True)
         try:
             return self._run(
-                container_id, bundle, False, console_socket, pid_file, no_pivot, preserve_fds, stdio
+                container_id,
+                bundle,
+                False,
+                console_socket,
+                pid_file,
+                no_pivot,
+                preserve_fds,
+                stdio,
+                on_pid,
             )
         finally:
             if not was_subreaper:
@@ -415,6 +430,7 @@ class Runtime:
         no_pivot: bool,
         preserve_fds: int,
         stdio: tuple[int, int, int] | None,
+        on_pid: Callable[[int], None] | None = None,
     ) -> int:
         from portique.runtime import sync
 
@@ -441,6 +457,12 @@ class Runtime:
             raise _failed_to_error(msg)
         if detach:
             return 0
+        if on_pid is not None:
+            try:
+                on_pid(s.pid)
+            except BaseException:
+                self.delete(container_id, force=True)
+                raise
         status = _wait_pid(s.pid)
         self.delete(container_id, force=True)
         return status
