@@ -77,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
             network="none" if args.network == "default" else args.network,
             platform=args.platform,
         )
-        record = Builder(Images(default_root())).build(opts)
+        from portique.engine.recovery import recover
+
+        images = Images(default_root())
+        recover(images=images)  # what a killed build (or pull) left goes first
+        record = Builder(images).build(opts)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
