@@ -28,6 +28,8 @@ Resources, each a JSON object with a "type":
     {"type": "ingest", "digest": D}              ingest/ files of blob D (lock; the partial
                                                  stays for a resumed download)
     {"type": "staging", "key": K}                snapshots/tmp-<K>.* unpack dirs and their lock
+    {"type": "blob", "digest": D}                a blob the operation made (a build's layer):
+                                                 deleted unless an image or the build cache uses it
     {"type": "container-create", "id": C}        containers/C before its row was committed
     {"type": "container-start", "id": C, "host": {...}}   a monitor's half-done start
     {"type": "container-remove", "id": C, "host": {...}, "volumes": [...]}
@@ -254,6 +256,15 @@ def entries(conn: sqlite3.Connection) -> list[Entry]:
     return [_entry(r) for r in conn.execute(f"{_SELECT} FROM operations ORDER BY id")]
 
 
+def live_resources(conn: sqlite3.Connection) -> list[Resource]:
+    """The resources of entries whose owner lives (operations in progress)."""
+    out: list[Resource] = []
+    for row in conn.execute(f"{_SELECT} FROM operations").fetchall():
+        if owner_alive(row[5], row[6], row[7]):
+            out.extend(_entry(row).resources)
+    return out
+
+
 def has_abandoned(conn: sqlite3.Connection) -> bool:
     """Whether some entry's owner is gone: one read, no lock (the common answer is no)."""
     rows = conn.execute("SELECT owner_pid, owner_start, owner_boot FROM operations").fetchall()
@@ -302,6 +313,7 @@ __all__ = [
     "forget",
     "has_abandoned",
     "insert",
+    "live_resources",
     "me",
     "open_journal",
     "owner_alive",

@@ -164,9 +164,10 @@ class Builder:
 
     def _end_journal(self) -> None:
         op, self._op = self._op, None
-        # A step whose clean-up failed keeps its resources: the entry then stays,
-        # and is recovered once this process is gone.
-        if op is not None and not op.resources:
+        # Its layer blobs are now in the image or the cache. A step whose clean-up
+        # failed keeps its resources: the entry then stays, and is recovered once
+        # this process is gone.
+        if op is not None and all(r["type"] == "blob" for r in op.resources):
             op.end()
 
     def _build(self, opts: BuildOptions) -> ImageRecord:
@@ -664,6 +665,8 @@ class Builder:
 
     def _commit_layer(self, state: StageState, upper: Path, instr: Instruction) -> None:
         desc, diff_id = self.images.layer_from_dir(upper)
+        if self._op is not None:
+            self._op.add({"type": "blob", "digest": desc.digest})
         faults.point("build.layer-stored")
         state.layers.append(desc.to_json())
         rootfs = state.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})

@@ -180,6 +180,29 @@ def _staging(conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | 
     return True
 
 
+def _blob(conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | None) -> bool:
+    """A blob a dead build made: deleted unless an image (image_blobs), a build cache
+    row (it will be reused) or a live operation names it. The image and build
+    components own those tables; this reads them across, as the journal's user."""
+    from portique.image.store import ContentStore
+
+    digest = str(res["digest"])
+    if {"type": "blob", "digest": digest} in journal.live_resources(conn):
+        return True
+    for query in (
+        "SELECT 1 FROM image_blobs WHERE digest = ? LIMIT 1",
+        "SELECT 1 FROM build_cache WHERE instr(layers, ?) > 0 LIMIT 1",
+    ):
+        try:
+            if conn.execute(query, (digest,)).fetchone() is not None:
+                return True
+        except sqlite3.OperationalError:  # that component never ran in this root
+            continue
+    store = images.store if images is not None else ContentStore(root())
+    store.delete(digest)
+    return True
+
+
 def _container_create(
     conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | None
 ) -> bool:
@@ -246,6 +269,7 @@ _HANDLERS: dict[str, _Handler] = {
     "runtime": _runtime,
     "ingest": _ingest,
     "staging": _staging,
+    "blob": _blob,
     "container-create": _container_create,
     "container-start": _container_start,
     "container-remove": _container_remove,
