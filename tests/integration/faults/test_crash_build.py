@@ -1,0 +1,97 @@
+"""Issue 9, item 4: `kill -9` of `portique build` during a RUN step.
+
+The step's overlay mount, its runtime state, its `build-...` cgroups (and the
+step's processes, still running) used to stay forever: no later command
+removed them. Now the build's journal entry names them, and the next build,
+`system prune` or any prune undoes them.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from crash_helpers import PORTIQUE, Engine, leaks
+
+from support.rtcli_bundle import portique_cgroups
+
+SLOW = "FROM busybox\nRUN echo $((40 + 2))-running; sleep 1000\n"
+QUICK = "FROM busybox\nRUN echo done > /done\n"
+
+
+def context(tmp: Path, name: str, dockerfile: str) -> Path:
+    d = tmp / name
+    d.mkdir()
+    (d / "Dockerfile").write_text(dockerfile)
+    return d
+
+
+def kill_during_run(e: Engine, ctx: Path) -> list[str]:
+    """Start a build, SIGKILL it once its RUN step runs; the step's runtime ids."""
+    p = subprocess.Popen(
+        [PORTIQUE, "build", str(ctx)],
+        env=e.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert p.stdout is not None
+    out = b""
+    deadline = time.monotonic() + 60
+    try:
+        # "42-running" is printed by the step itself (the Dockerfile line says $((40 + 2))).
+        while b"42-running" not in out:
+            left = deadline - time.monotonic()
+            assert left > 0, f"the RUN step never started: {out.decode()}"
+            ready, _, _ = select.select([p.stdout], [], [], left)
+            if ready:
+                chunk = os.read(p.stdout.fileno(), 4096)
+                assert chunk, f"build ended early: {out.decode()}"
+                out += chunk
+    finally:
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(30)
+        p.stdout.close()
+    assert p.returncode == -signal.SIGKILL
+    ids = [n for n in os.listdir(e.run_root / "runtime") if n.startswith("build-")]
+    # What the kill leaves: the step's mount, runtime state, cgroups.
+    assert len(ids) == 1
+    assert portique_cgroups(ids[0])
+    assert any(m.startswith(str(e.root / "build")) for m in mounts())
+    e.seen.update(ids)
+    return ids
+
+
+def mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f]
+
+
+@pytest.mark.parametrize(
+    "follow_up",
+    [
+        ["build", "-q", "-t", "next", "{quick}"],
+        ["system", "prune", "-f"],
+        ["container", "prune", "-f"],
+        ["image", "prune", "-f"],
+    ],
+    ids=["build", "system-prune", "container-prune", "image-prune"],
+)
+def test_a_build_killed_during_run_is_undone_by_the_next_command(
+    engine: Engine, tmp_path: Path, follow_up: list[str]
+) -> None:
+    (step,) = kill_during_run(engine, context(tmp_path, "slow", SLOW))
+    quick = str(context(tmp_path, "quick", QUICK))
+    engine.ok(*[quick if a == "{quick}" else a for a in follow_up])
+    assert portique_cgroups(step) == []
+    assert not os.path.exists(engine.run_root / "runtime" / step)
+    assert not [m for m in mounts() if m.startswith(str(engine.root))]
+    assert os.listdir(engine.root / "build") == []
+    # And the root is as clean as ever once pruned.
+    engine.ok("system", "prune", "-a", "-f")
+    assert leaks(engine) == []
