@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crash_helpers import Engine
 
 from support import faultpoints
 from support import oci_build as ob
+from support.crash_engine import Engine
 from support.registry import Registry, start_registry
 from support.rootfs import make_busybox_rootfs
 

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from crash_helpers import PORTIQUE, Engine, leaks
 
+from support.crash_engine import PORTIQUE, Engine, leaks
 from support.rtcli_bundle import portique_cgroups
 
 SLOW = "FROM busybox\nRUN echo $((40 + 2))-running; sleep 1000\n"

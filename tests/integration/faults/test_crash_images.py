@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from crash_helpers import Engine, leaks
+
+from support.crash_engine import Engine, leaks
 
 
 def victim(e: Engine, busybox_tar: Path, n: int = 0) -> str:

@@ -1,6 +1,6 @@
 """Issue 9, item 6: failed or killed pulls must not leave ingest files forever.
 
-A registry that breaks every layer download (tests: hostile_registry.py) used
+A registry that breaks every layer download (support/hostile_registry.py) used
 to leave one lock file per layer and one partial per layer per image it made
 up, for a day at least: a client pulling from it again and again filled its
 disk. Now lock files go with the fetch, the next pull keeps only a few recent
@@ -14,11 +14,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from crash_helpers import Engine
-from hostile_registry import HostileRegistry
 
 from portique.image import store
 from support import oci_build as ob
+from support.crash_engine import Engine
+from support.hostile_registry import HostileRegistry
 from support.registry import Registry, RegistryProxy
 
 # Large enough that half a layer blob is more than the client's first read (1 MiB).

@@ -19,9 +19,9 @@ import signal
 from pathlib import Path
 
 import pytest
-from crash_helpers import Engine, leaks
 
 from support import faultpoints
+from support.crash_engine import Engine, leaks
 
 SEED, COUNT = faultpoints.settings()
 POINTS = faultpoints.chosen(SEED, COUNT)
