@@ -343,10 +343,12 @@ def cleanup_after_exit(
     from portique import journal
     from portique.engine import containers
 
-    anon, host, entry = removed
+    anon, _host, entry = removed
     conn = db.open_db(paths.root)
     try:
-        if containers.finish_removal(conn, cid, host, anon):
+        # Runtime state, mount and endpoints went above: files and volumes remain
+        # (the journal entry holds the HostConfig for a recovery that redoes all).
+        if containers.finish_removal(conn, cid, None, anon):
             journal.forget(conn, entry)
     finally:
         conn.close()
