@@ -4,8 +4,8 @@ then check that the next commands succeed and that nothing is leaked.
 The points are the `faults.point("...")` calls in the source (support/faultpoints.py).
 Each run tries a subset chosen by a seed: one point of each operation, then others
 at random, $PORTIQUE_FAULT_COUNT in all (default 12, "all" for every point). The
-seed is in pytest's header and in every failure message; reproduce a run with
-PORTIQUE_FAULT_SEED=<seed>.
+seed is in each test's id, pytest's header and every failure message; reproduce
+a run with PORTIQUE_FAULT_SEED=<seed>.
 
 For each point: a fresh engine root; the operation, killed (SIGKILL) at that point;
 the operation again, and a use of its result, which must succeed; every container
@@ -93,7 +93,8 @@ def scenario_rm(e: Engine, point: str) -> None:
     e.note_ids()
 
 
-@pytest.mark.parametrize("point", POINTS)
+# The seed is in every test id, so a failure line alone says how to reproduce it.
+@pytest.mark.parametrize("point", [pytest.param(p, id=f"{p}-seed{SEED}") for p in POINTS])
 def test_crash_at(
     point: str, engine: Engine, remote_image: str, saved_archive: Path, tmp_path: Path
 ) -> None:
