@@ -3,7 +3,7 @@
 The step's overlay mount, its runtime state, its `build-...` cgroups (and the
 step's processes, still running) used to stay forever: no later command
 removed them. Now the build's journal entry names them, and the next build,
-`system prune` or any prune undoes them.
+`system prune` or any prune undoes them; never those of a build still running.
 """
 
 from __future__ import annotations
@@ -95,3 +95,66 @@ def test_a_build_killed_during_run_is_undone_by_the_next_command(
     # And the root is as clean as ever once pruned.
     engine.ok("system", "prune", "-a", "-f")
     assert leaks(engine) == []
+
+
+def test_recovery_leaves_a_live_build_alone(engine: Engine, tmp_path: Path) -> None:
+    """`system prune` (every recovery) while a build's RUN step runs: the step keeps its
+    mount and container, and the build completes."""
+    dockerfile = "FROM busybox\nRUN echo $((40 + 2))-running; sleep 1000; echo woke > /woke\n"
+    p = subprocess.Popen(
+        [PORTIQUE, "build", "-q", "-t", "alive", str(context(tmp_path, "live", dockerfile))],
+        env=engine.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        steps: list[str] = []
+        while not steps:
+            assert time.monotonic() < deadline, "the RUN step never started"
+            assert p.poll() is None
+            runtime = engine.run_root / "runtime"
+            steps = (
+                [n for n in os.listdir(runtime) if n.startswith("build-")]
+                if runtime.is_dir()
+                else []
+            )
+            time.sleep(0.01)  # poll interval
+        (step,) = steps
+        sleeper = wait_for_sleep(step, deadline)
+        engine.ok("system", "prune", "-f")
+        engine.ok("container", "prune", "-f")
+        assert p.poll() is None
+        assert portique_cgroups(step)
+        assert any(m.startswith(str(engine.root / "build")) for m in mounts())
+        os.kill(sleeper, signal.SIGKILL)  # the step goes on and succeeds
+        assert p.wait(120) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(30)
+        assert p.stdout is not None
+        p.stdout.close()
+    assert engine.ok("run", "--rm", "--network", "none", "alive", "cat", "/woke") == "woke\n"
+    engine.seen.add(step)
+    engine.ok("system", "prune", "-a", "-f")
+    assert leaks(engine) == []
+
+
+def wait_for_sleep(step: str, deadline: float) -> int:
+    """The pid of the step's `sleep 1000` (in its cgroup), once it runs."""
+    while True:
+        assert time.monotonic() < deadline, "the step's sleep never started"
+        for cg in portique_cgroups(step):
+            procs = cg / "cgroup.procs"
+            if not procs.exists():
+                continue
+            for pid in procs.read_text().split():
+                try:
+                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if cmd.startswith(b"sleep\0"):
+                    return int(pid)
+        time.sleep(0.01)  # poll interval
