@@ -4,13 +4,14 @@ then check that the next commands succeed and that nothing is leaked.
 The points are the `faults.point("...")` calls in the source (support/faultpoints.py).
 Each run tries a subset chosen by a seed: one point of each operation, then others
 at random, $PORTIQUE_FAULT_COUNT in all (default 12, "all" for every point). The
-seed is in each test's id, pytest's header and every failure message; reproduce
-a run with PORTIQUE_FAULT_SEED=<seed>.
+seed is in each test's id and every failure message (and in pytest's header when
+this directory is named on the command line); reproduce a run with
+PORTIQUE_FAULT_SEED=<seed>.
 
 For each point: a fresh engine root; the operation, killed (SIGKILL) at that point;
 the operation again, and a use of its result, which must succeed; every container
 removed and `system prune -a --volumes`; then no mount, cgroup, monitor, veth,
-nftables rule, database row or file may be left (conftest.leaks).
+nftables rule, database row or file may be left (support/crash_engine.leaks).
 """
 
 from __future__ import annotations
