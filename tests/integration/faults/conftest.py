@@ -63,7 +63,13 @@ def _short_run_root() -> Path:
 
 
 def _new_engine(base: Path, tmp: Path) -> Engine:
-    root, run_root = base / "root", _short_run_root()
+    run_root = _short_run_root()
+    if _fstype(base) == "overlay":
+        # Inside the cgroup v2 VM / is an overlay, and an overlay's upper dir
+        # cannot live on one: use the VM's tmpfs engine root instead.
+        base = Path("/var/lib/portique") / run_root.name
+        base.mkdir(parents=True, exist_ok=True)
+    root = base / "root"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PORTIQUE_FAULT")},
         "PORTIQUE_ROOT": str(root),
@@ -72,6 +78,17 @@ def _new_engine(base: Path, tmp: Path) -> Engine:
         "REGISTRY_AUTH_FILE": str(tmp / "no-auth.json"),
     }
     return Engine(root, run_root, env)
+
+
+def _fstype(path: Path) -> str:
+    best, kind = "", ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            point = pre.split()[4]
+            if (str(path) + "/").startswith(point.rstrip("/") + "/") and len(point) >= len(best):
+                best, kind = point, post.split()[0]
+    return kind
 
 
 def _destroy(e: Engine) -> None:

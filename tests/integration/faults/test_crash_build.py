@@ -75,12 +75,12 @@ def mounts() -> list[str]:
 @pytest.mark.parametrize(
     "follow_up",
     [
-        ["build", "-q", "-t", "next", "{quick}"],
-        ["system", "prune", "-f"],
-        ["container", "prune", "-f"],
-        ["image", "prune", "-f"],
+        pytest.param(["build", "-q", "-t", "next", "{quick}"], id="build"),
+        # Also under a pure cgroup v2 kernel (scripts/test.sh's VM pass).
+        pytest.param(["system", "prune", "-f"], id="system-prune", marks=pytest.mark.vm),
+        pytest.param(["container", "prune", "-f"], id="container-prune"),
+        pytest.param(["image", "prune", "-f"], id="image-prune"),
     ],
-    ids=["build", "system-prune", "container-prune", "image-prune"],
 )
 def test_a_build_killed_during_run_is_undone_by_the_next_command(
     engine: Engine, tmp_path: Path, follow_up: list[str]
