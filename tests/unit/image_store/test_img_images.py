@@ -178,13 +178,19 @@ def test_images_used_by_containers(imgs: Images) -> None:
     with pytest.raises(Conflict, match="must force"):
         imgs.remove("app")
     assert imgs.resolve("app").id == rec.id  # the refused untag was rolled back
-    # Forced: untagged, but kept (dangling) for the container.
-    assert imgs.remove("app", force=True) == [("Untagged", "app:latest")]
+    # Forced too: an rmi that succeeds has removed the image, and this one cannot
+    # be (its snapshots are the container's lower dirs): refused, nothing changed.
+    with pytest.raises(Conflict, match=r"cannot be forced.*container cccccccccccc"):
+        imgs.remove("app", force=True)
+    with pytest.raises(Conflict, match=r"cannot be forced.*container cccccccccccc"):
+        imgs.remove(rec.id, force=True)
+    assert imgs.resolve("app").id == rec.id
     assert imgs.get(rec.id).snapshot_dirs[0].is_dir()
     assert imgs.prune() == ([], 0)
+    assert imgs.prune(all=True)[0] == []
     assert imgs.disk_usage()["active"] == 1
     imgs.remove_user(rec.id, cid)
-    deleted, reclaimed = imgs.prune()
+    deleted, reclaimed = imgs.prune(all=True)
     assert deleted == [rec.id]
     assert reclaimed >= len(b"base layer")
     with pytest.raises(NotFound):

@@ -410,6 +410,9 @@ def _rm_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _rm(args: argparse.Namespace) -> int:
+    from portique.engine.recovery import recover
+
+    recover()  # image_users rows of containers that are gone must not block rmi
     imgs = open_images()
     status = 0
     for name in args.images:
@@ -474,7 +477,10 @@ def _prune(args: argparse.Namespace) -> int:
         )
         if not confirm(warning):
             return 0
+    from portique.engine.recovery import recover
+
     imgs = open_images()
+    recover(images=imgs)
     if filters:
         lines, reclaimed = _prune_filtered(imgs, filters, cutoffs, all_images=args.all)
     else:

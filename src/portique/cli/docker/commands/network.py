@@ -258,7 +258,9 @@ def _prune(args: argparse.Namespace) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
     from portique.engine.network import repair_leftovers
+    from portique.engine.recovery import recover
 
+    recover()  # a start or removal cut short may still hold endpoints
     repair_leftovers(every=0)  # endpoints of dead containers must not keep a network
     removed = _networks().prune()
     if removed:

@@ -159,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
                 "WARNING! This will remove anonymous local volumes not used by at least one container."
             ):
                 return 0
+        from portique.engine.recovery import recover
+
+        recover(conn)  # a removal cut short may still hold anonymous volumes
         removed = volumes.prune_volumes(conn, all_volumes=args.all)
         if removed:
             print("Deleted Volumes:")
