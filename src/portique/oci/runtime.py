@@ -74,6 +74,10 @@ _IPC_SYSCTLS: Final = frozenset(
     }
 )
 RLIM_INFINITY: Final = 2**64 - 1
+# personality(2) execution domains the spec names: PER_LINUX, PER_LINUX32.
+PERSONALITY_DOMAINS: Final = {"LINUX": 0x0000, "LINUX32": 0x0008}
+# The clocks a time namespace offsets (time_namespaces(7)); CLOCK_REALTIME is not one.
+TIME_CLOCKS: Final = frozenset({"monotonic", "boottime"})
 
 
 @value
@@ -133,13 +137,29 @@ class Root:
 
 
 @value
+class IDMapping:
+    """One uid/gid mapping of a user namespace."""
+
+    container_id: int
+    host_id: int
+    size: int
+
+
+@value
 class Mount:
-    """One mounts[] entry; destination is absolute and normalised."""
+    """One mounts[] entry; destination is absolute and normalised.
+
+    `idmap`: "" (none), "idmap" or "ridmap" (recursive); the mappings are
+    the mount's own, or empty to use the container's user namespace ones.
+    """
 
     destination: str
     type: str = ""
     source: str = ""
     options: tuple[str, ...] = ()
+    idmap: str = ""
+    uid_mappings: tuple[IDMapping, ...] = ()
+    gid_mappings: tuple[IDMapping, ...] = ()
 
 
 @value
@@ -173,15 +193,6 @@ class Namespace:
 
 
 @value
-class IDMapping:
-    """One uid/gid mapping of a user namespace."""
-
-    container_id: int
-    host_id: int
-    size: int
-
-
-@value
 class Device:
     """One linux.devices entry."""
 
@@ -192,6 +203,26 @@ class Device:
     file_mode: int | None = None
     uid: int | None = None
     gid: int | None = None
+
+
+@value
+class TimeOffset:
+    """One linux.timeOffsets entry: a clock of the time namespace moved by secs+nanosecs."""
+
+    clock: str  # "monotonic" or "boottime"
+    secs: int = 0
+    nanosecs: int = 0
+
+
+@value
+class Personality:
+    """linux.personality: the execution domain (LINUX or LINUX32); no flags exist yet."""
+
+    domain: str
+
+    @property
+    def value(self) -> int:
+        return PERSONALITY_DOMAINS[self.domain]
 
 
 @value
@@ -210,6 +241,8 @@ class Linux:
     readonly_paths: tuple[str, ...] = ()
     rootfs_propagation: str = ""
     mount_label: str = ""
+    time_offsets: tuple[TimeOffset, ...] = ()
+    personality: Personality | None = None
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -354,10 +387,22 @@ def _cross_check(spec: Spec) -> None:
         )
     if lx.has_new("user") and not (lx.uid_mappings and lx.gid_mappings):
         raise InvalidArgument("linux.uidMappings: a new user namespace needs uid and gid mappings")
-    if spec.hostname and not lx.has_new("uts"):
+    # A uts namespace joined by path is the container's own too (a pod's
+    # shared one): only sharing the runtime's (the host's) is refused, here
+    # when no uts namespace is listed, at create when the path is the host's.
+    if spec.hostname and lx.namespace("uts") is None:
         raise InvalidArgument("hostname: cannot set a hostname without a private uts namespace")
-    if spec.domainname and not lx.has_new("uts"):
+    if spec.domainname and lx.namespace("uts") is None:
         raise InvalidArgument("domainname: cannot set a domainname without a private uts namespace")
+    if lx.time_offsets and not lx.has_new("time"):
+        raise InvalidArgument(
+            "linux.timeOffsets: needs a new time namespace (a time entry without a path)"
+        )
+    for i, m in enumerate(spec.mounts):
+        if m.idmap and not (m.uid_mappings or lx.has_new("user")):
+            raise InvalidArgument(
+                f"mounts[{i}]: {m.idmap} without uidMappings needs a new user namespace"
+            )
     for key, _ in lx.sysctl:
         if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
             if not lx.has_new("ipc"):
@@ -476,9 +521,16 @@ def _mount(obj: object, field: str) -> Mount:
         raise InvalidArgument(f"{field}.source: a bind mount needs a source")
     if not is_bind and not kind:
         raise InvalidArgument(f"{field}.type: required for a non-bind mount")
-    if d.get("uidMappings") or d.get("gidMappings"):
-        raise InvalidArgument(f"{field}.uidMappings: id-mapped mounts are not supported")
-    return Mount(dest, kind, source, options)
+    uid_maps = _mappings(d.get("uidMappings") or [], f"{field}.uidMappings")
+    gid_maps = _mappings(d.get("gidMappings") or [], f"{field}.gidMappings")
+    if bool(uid_maps) != bool(gid_maps):
+        raise InvalidArgument(f"{field}.uidMappings: uidMappings and gidMappings go together")
+    idmap = "ridmap" if "ridmap" in options else "idmap" if "idmap" in options else ""
+    if uid_maps and not idmap:
+        idmap = "idmap"  # the spec asks for the option; mappings alone still mean it
+    if idmap and not is_bind:
+        raise InvalidArgument(f"{field}: {idmap} is supported on bind mounts only")
+    return Mount(dest, kind, source, options, idmap, uid_maps, gid_maps)
 
 
 def _hooks(obj: object, field: str) -> Hooks:
@@ -566,7 +618,42 @@ def _linux(obj: object, field: str) -> Linux:
         ),
         rootfs_propagation=propagation,
         mount_label=check_str(d.get("mountLabel", ""), f"{field}.mountLabel"),
+        time_offsets=_time_offsets(d.get("timeOffsets"), f"{field}.timeOffsets"),
+        personality=_personality(d.get("personality"), f"{field}.personality"),
     )
+
+
+def _time_offsets(obj: object, field: str) -> tuple[TimeOffset, ...]:
+    if obj is None:
+        return ()
+    out = []
+    for clock, v in sorted(check_object(obj, field).items()):
+        f = f"{field}.{clock}"
+        if clock not in TIME_CLOCKS:
+            raise InvalidArgument(f"{f}: a time namespace offsets monotonic and boottime only")
+        d = check_object(v, f)
+        out.append(
+            TimeOffset(
+                clock,
+                check_int(d.get("secs", 0), f"{f}.secs"),
+                check_int(d.get("nanosecs", 0), f"{f}.nanosecs", 0, 999_999_999),
+            )
+        )
+    return tuple(out)
+
+
+def _personality(obj: object, field: str) -> Personality | None:
+    if obj is None:
+        return None
+    d = check_object(obj, field)
+    domain = check_str(d.get("domain", ""), f"{field}.domain", max_len=64)
+    if domain not in PERSONALITY_DOMAINS:
+        raise InvalidArgument(f"{field}.domain: {domain!r} is not LINUX or LINUX32")
+    flags = _str_list(d.get("flags") or [], f"{field}.flags", limit=64)
+    if flags:
+        # The spec defines no flag yet; one we do not know cannot be honoured.
+        raise InvalidArgument(f"{field}.flags: {flags[0]!r} is not supported")
+    return Personality(domain)
 
 
 def _mappings(obj: object, field: str) -> tuple[IDMapping, ...]:
@@ -623,10 +710,12 @@ __all__ = [
     "Linux",
     "Mount",
     "Namespace",
+    "Personality",
     "Process",
     "Rlimit",
     "Root",
     "Spec",
+    "TimeOffset",
     "User",
     "load_spec",
     "parse_process",

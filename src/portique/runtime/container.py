@@ -196,6 +196,7 @@ class Runtime:
             _warn("apparmorProfile and selinuxLabel are ignored: no LSM support in this runtime")
         if preserve_fds < 0:
             raise InvalidArgument("preserve-fds must not be negative")
+        _refuse_host_uts(spec)
 
         self.state_root.mkdir(parents=True, exist_ok=True, mode=0o711)
         try:
@@ -246,7 +247,6 @@ class Runtime:
                 no_pivot=no_pivot,
                 preserve_fds=preserve_fds,
                 stdio=stdio,
-                state_json=json.dumps(base.to_oci_json()).encode(),
             )
             parent, child = sync.Channel.pair()
             undo.callback(parent.close)
@@ -313,10 +313,13 @@ class Runtime:
             elif init_pid == 0 and isinstance(msg, (sync.RunHooks, sync.Ready)):
                 raise ContainerError(f"container init: {msg.kind} before its pid")
             elif isinstance(msg, sync.RunHooks):
-                state = _replace(base, pid=init_pid).to_oci_json()
+                # The spec's lifecycle: "creating" ends when the environment
+                # exists (step 2); prestart, createRuntime and createContainer
+                # hooks (steps 3-5) see "created".
+                state = _replace(base, pid=init_pid, status=Status.CREATED).to_oci_json()
                 run_hooks("prestart", spec.hooks.prestart, state)
                 run_hooks("createRuntime", spec.hooks.create_runtime, state)
-                chan.send(sync.HooksDone())
+                chan.send(sync.HooksDone(json.dumps(state, separators=(",", ":"))))
             elif isinstance(msg, sync.Pty):
                 try:
                     _send_console(console, fds)
@@ -633,6 +636,25 @@ class Runtime:
 
 
 # ---------------------------------------------------------------- process helpers
+
+
+def _refuse_host_uts(spec: Spec) -> None:
+    """hostname/domainname in a uts namespace joined by path are fine, unless
+    that namespace is the one the runtime runs in: the host's name is not
+    the container's to change."""
+    uts = spec.linux.namespace("uts")
+    if uts is None or not uts.path or not (spec.hostname or spec.domainname):
+        return
+    try:
+        theirs, mine = os.stat(uts.path), os.stat("/proc/self/ns/uts")
+    except OSError as e:
+        raise InvalidArgument(f"linux.namespaces: uts path {uts.path}: {e.strerror}") from None
+    if (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino):
+        field = "hostname" if spec.hostname else "domainname"
+        raise InvalidArgument(
+            f"{field}: the uts namespace {uts.path} is the host's: "
+            "cannot set a hostname without a private uts namespace"
+        )
 
 
 def _rmtree(path: Path) -> None:

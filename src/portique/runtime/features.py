@@ -69,7 +69,7 @@ MOUNT_OPTIONS = (
     "unbindable",
 )
 
-NAMESPACES = ("cgroup", "ipc", "mount", "network", "pid", "user", "uts")
+NAMESPACES = ("cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts")
 
 
 SECCOMP_ACTIONS = (
