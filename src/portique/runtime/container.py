@@ -345,8 +345,10 @@ class Runtime:
     def _start(self, container_id: str) -> None:
         s = self._refresh(self._load(container_id))
         if s.status is Status.STOPPED:
-            raise InvalidState(f"cannot start container {container_id}: {_death_of(s.pid)}")
-        st.next_status(s.status, Op.START)
+            raise InvalidState(
+                f"container {container_id}: {st.refusal(s.status, Op.START)} ({_death_of(s.pid)})"
+            )
+        st.next_status(s.status, Op.START, container_id)
         fifo = st.fifo_path(self._dir(container_id))
         try:
             fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -387,8 +389,10 @@ class Runtime:
         no_pivot: bool = False,
         preserve_fds: int = 0,
         stdio: tuple[int, int, int] | None = None,
+        keep: bool = False,
     ) -> int:
-        """create + start; without detach, wait for the init, delete, return its status."""
+        """create + start; without detach, wait for the init, delete (unless
+        `keep`: the stopped container stays, as runc run --keep), return its status."""
         if detach:
             return self._run(
                 container_id, bundle, True, console_socket, pid_file, no_pivot, preserve_fds, stdio
@@ -402,7 +406,15 @@ class Runtime:
         prctl.set_child_subreaper(True)
         try:
             return self._run(
-                container_id, bundle, False, console_socket, pid_file, no_pivot, preserve_fds, stdio
+                container_id,
+                bundle,
+                False,
+                console_socket,
+                pid_file,
+                no_pivot,
+                preserve_fds,
+                stdio,
+                keep,
             )
         finally:
             if not was_subreaper:
@@ -418,6 +430,7 @@ class Runtime:
         no_pivot: bool,
         preserve_fds: int,
         stdio: tuple[int, int, int] | None,
+        keep: bool = False,
     ) -> int:
         from portique.runtime import sync
 
@@ -445,7 +458,8 @@ class Runtime:
         if detach:
             return 0
         status = _wait_pid(s.pid)
-        self.delete(container_id, force=True)
+        if not keep:
+            self.delete(container_id, force=True)
         return status
 
     # ------------------------------------------------------------ queries
@@ -476,14 +490,14 @@ class Runtime:
     def stats(self, container_id: str) -> dict[str, object]:
         s = self._refresh(self._load(container_id))
         if s.status is Status.STOPPED:
-            raise InvalidState(f"container {container_id} is not running")
+            raise InvalidState(f"container {container_id}: {st.NOT_RUNNING}")
         return self._manager(s).stats()
 
     # ------------------------------------------------------------ signals, freezer
 
     def kill(self, container_id: str, sig: int, *, all: bool = False) -> None:
         s = self._refresh(self._load(container_id))
-        st.next_status(s.status, Op.KILL)
+        st.next_status(s.status, Op.KILL, container_id)
         if all:
             manager = self._manager(s)
             pids = manager.pids()
@@ -505,7 +519,7 @@ class Runtime:
 
     def _pause(self, container_id: str) -> None:
         s = self._refresh(self._load(container_id))
-        new = st.next_status(s.status, Op.PAUSE)
+        new = st.next_status(s.status, Op.PAUSE, container_id)
         self._manager(s).freeze()
         st.write_state(self._dir(container_id), _replace(s, status=new))
 
@@ -515,7 +529,7 @@ class Runtime:
 
     def _resume(self, container_id: str) -> None:
         s = self._refresh(self._load(container_id))
-        new = st.next_status(s.status, Op.RESUME)
+        new = st.next_status(s.status, Op.RESUME, container_id)
         self._manager(s).thaw()
         st.write_state(self._dir(container_id), _replace(s, status=new))
 
@@ -527,10 +541,12 @@ class Runtime:
 
     def _delete(self, container_id: str, *, force: bool = False) -> None:
         s = self._refresh(self._load(container_id))
-        if s.status not in (Status.STOPPED, Status.CREATED) and not force:
+        # The spec: deleting a container that is not stopped MUST fail,
+        # a created one included (runc 1.1 deletes that one anyway).
+        if s.status is not Status.STOPPED and not force:
             raise InvalidState(
                 f"cannot delete container {container_id} that is not stopped: {s.status}",
-                hint="stop it first or use --force",
+                hint="kill it first or use --force",
             )
         # Even a stopped container may have an unreaped init (our child when
         # we are a subreaper) or leftovers in its cgroup: kill and reap them
@@ -619,7 +635,7 @@ class Runtime:
         from portique.runtime.execution import exec_process
 
         s = self._refresh(self._load(container_id))
-        st.next_status(s.status, Op.EXEC)
+        st.next_status(s.status, Op.EXEC, container_id)
         spec = self._spec_of(s)
         return exec_process(
             s,
@@ -741,16 +757,16 @@ def _signal_init(s: State, sig: int, *, quiet: bool = False) -> None:
     except ProcessLookupError:
         if quiet:
             return
-        raise InvalidState(f"container {s.id} is not running") from None
+        raise InvalidState(f"container {s.id}: {st.NOT_RUNNING}") from None
     try:
         if s.start_time and procfs.start_time(s.pid) != s.start_time:
             if quiet:
                 return
-            raise InvalidState(f"container {s.id} is not running")
+            raise InvalidState(f"container {s.id}: {st.NOT_RUNNING}")
         signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         if not quiet:
-            raise InvalidState(f"container {s.id} is not running") from None
+            raise InvalidState(f"container {s.id}: {st.NOT_RUNNING}") from None
     finally:
         os.close(pidfd)
 

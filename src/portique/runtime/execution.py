@@ -173,8 +173,9 @@ def _open_namespaces(s: State, spec: Spec, undo: Any) -> list[tuple[str, int]]:
         out.append((kind, fd))
     if not procfs.is_alive(s.pid, s.start_time or None):
         from portique.errors import InvalidState
+        from portique.runtime.state import NOT_RUNNING
 
-        raise InvalidState(f"container {s.id} is not running")
+        raise InvalidState(f"container {s.id}: {NOT_RUNNING}")
     return out
 
 

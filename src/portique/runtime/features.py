@@ -129,7 +129,11 @@ def _seccomp_api() -> int | None:
 def features() -> dict[str, Any]:
     """The features document, as a JSON-ready dict."""
     api = _seccomp_api()
-    annotations = {"org.portique.runtime.version": __version__}
+    annotations = {
+        "org.portique.runtime.version": __version__,
+        # runc's org.opencontainers.runc.checkpoint.enabled, for the same question.
+        "org.portique.runtime.checkpoint.enabled": "false",
+    }
     if api is not None:
         annotations["io.github.seccomp.libseccomp.api"] = str(api)
     return {
