@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from portique.errors import InvalidArgument, InvalidState
+from portique.oci.runtime import parse_process
 from portique.runtime import Runtime, Status
 from support.rt_bundle import make_bundle, make_config
 from support.rt_run import Outputs, kv, new_id, run_container
@@ -153,3 +154,69 @@ def test_program_gets_default_signal_dispositions(
     assert code == 0, out
     got = {k.rstrip(":"): v for k, v in (line.split() for line in out.splitlines())}
     assert got == {"SigBlk": "0000000000000000", "SigIgn": "0000000000000000"}
+
+
+def test_time_namespace_offsets(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
+    year = 365 * 24 * 3600
+    cfg = make_config(
+        ["sh", "-c", "cat /proc/self/timens_offsets; cut -d. -f1 /proc/uptime"],
+        linux={
+            **make_config()["linux"],
+            "timeOffsets": {"monotonic": {"secs": year}, "boottime": {"secs": 7 * year}},
+        },
+    )
+    cfg["linux"]["namespaces"].append({"type": "time"})
+    code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    assert code == 0, out
+    lines = out.splitlines()
+    assert [line.split() for line in lines[:2]] == [
+        ["monotonic", str(year), "0"],
+        ["boottime", str(7 * year), "0"],
+    ]
+    with open("/proc/uptime") as f:
+        host_uptime = float(f.read().split()[0])
+    assert int(lines[2]) >= 7 * year + int(host_uptime)
+
+
+def test_time_offsets_need_a_new_time_namespace(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path
+) -> None:
+    cfg = make_config(["true"])
+    cfg["linux"]["timeOffsets"] = {"monotonic": {"secs": 5}}
+    with pytest.raises(InvalidArgument, match=r"linux\.timeOffsets: needs a new time namespace"):
+        run_container(rt, tmp_path, busybox_rootfs, cfg)
+    cfg["linux"]["namespaces"].append({"type": "time"})
+    cfg["linux"]["timeOffsets"] = {"realtime": {"secs": 5}}
+    with pytest.raises(InvalidArgument, match="monotonic and boottime only"):
+        run_container(rt, tmp_path, busybox_rootfs, cfg)
+
+
+@pytest.mark.parametrize(("domain", "machine"), [("LINUX32", "i686"), ("LINUX", "x86_64")])
+def test_personality(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path, domain: str, machine: str
+) -> None:
+    assert os.uname().machine == "x86_64"
+    cfg = make_config(["sleep", "60"])
+    cfg["linux"]["personality"] = {"domain": domain}
+    bundle = make_bundle(tmp_path, busybox_rootfs, cfg)
+    out = Outputs(tmp_path)
+    cid = new_id()
+    try:
+        rt.create(cid, bundle, stdio=out.stdio)
+        rt.start(cid)
+        # The init's own and an exec'd process's (`uname -m` reads it).
+        with open(f"/proc/{rt.state(cid).pid}/personality") as f:
+            assert int(f.read(), 16) == {"LINUX": 0, "LINUX32": 8}[domain]
+        proc = parse_process({**cfg["process"], "args": ["uname", "-m"]})
+        assert rt.exec(cid, proc, stdio=out.stdio) == 0
+        assert out.text() == f"{machine}\n"
+    finally:
+        rt.delete(cid, force=True)
+        out.close()
+
+
+def test_personality_flags_are_refused(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) -> None:
+    cfg = make_config(["true"])
+    cfg["linux"]["personality"] = {"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]}
+    with pytest.raises(InvalidArgument, match=r"linux\.personality\.flags: 'ADDR_NO_RANDOMIZE'"):
+        run_container(rt, tmp_path, busybox_rootfs, cfg)
