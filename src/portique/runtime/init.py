@@ -99,6 +99,12 @@ def stage1(chan: sync.Channel, cfg: InitConfig, join_cgroup: Callable[[], None])
         fifo_fd = os.open(cfg.fifo, os.O_RDWR | os.O_CLOEXEC)
         chan.expect(sync.Go)
         linux = cfg.spec.linux
+        idmapped: dict[int, int] = {}
+        if any(mnt.idmap for mnt in cfg.spec.mounts):
+            # Still in the runtime's namespaces: see runtime/idmap.py.
+            from portique.runtime.idmap import open_idmapped
+
+            idmapped = open_idmapped(cfg.spec, cfg.bundle)
         join_namespaces(linux.namespaces)
         userns = linux.has_new("user")
         if userns:
@@ -120,7 +126,7 @@ def stage1(chan: sync.Channel, cfg: InitConfig, join_cgroup: Callable[[], None])
             write_time_offsets(linux.time_offsets)
         pid = fork_after_report(chan)
         if pid == 0:
-            init(chan, cfg, fifo_fd)
+            init(chan, cfg, fifo_fd, idmapped)
     except BaseException as e:
         _fail(chan, e)
     os._exit(0)
@@ -192,8 +198,10 @@ def step(what: str) -> Iterator[None]:
         raise OSError(e.errno, f"{what}: {_os_message(e)}") from None
 
 
-def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int) -> NoReturn:
+def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int, idmapped: dict[int, int]) -> NoReturn:
     """The container's PID 1 until execve.
+
+    `idmapped`: mounts[] index -> detached id-mapped mount (runtime/idmap.py).
 
     The order matters for the seccomp filter: everything the runtime itself
     needs (mounts, hooks, ids and capabilities, closing fds, the cwd, the
@@ -225,7 +233,7 @@ def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int) -> NoReturn:
             write_oom_score_adj(proc.oom_score_adj)
         has_mntns = linux.namespace("mount") is not None
         if has_mntns:
-            rootfs.prepare(spec, cfg.rootfs, cfg.bundle, cfg.cgroup, userns)
+            rootfs.prepare(spec, cfg.rootfs, cfg.bundle, cfg.cgroup, userns, idmapped)
             with step("linux.devices"):
                 devices.create_devices(cfg.rootfs, linux.devices, userns)
         if spec.hostname:

@@ -207,6 +207,8 @@ def test_features_say_what_is_refused(rt: RuntimeCLI) -> None:
     assert features["linux"]["cgroup"]["systemd"] is False
     assert features["linux"]["cgroup"]["systemdUser"] is False
     assert "time" in features["linux"]["namespaces"]
+    # Id-mapped mounts where the kernel has mount_setattr (5.12; 6.x here).
+    assert features["linux"]["mountExtensions"]["idmap"]["enabled"] is True
     annotations = features["annotations"]
     assert annotations["org.portique.runtime.checkpoint.enabled"] in ("true", "false")
 
