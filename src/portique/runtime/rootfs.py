@@ -13,6 +13,8 @@ import errno
 import os
 import posixpath
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final, Literal
 
 from portique.linux import mount as m
@@ -138,10 +140,8 @@ def prepare(
     idmapped = idmapped or {}
     try:
         for i, mnt in enumerate(spec.mounts):
-            try:
+            with _naming(f"mounts[{i}] {mnt.destination}"):
                 mount_one(root_fd, mnt, bundle, cgroup, userns, idmapped.get(i))
-            except OSError as e:
-                raise OSError(e.errno, f"mounts[{i}] {mnt.destination}: {_text(e)}") from None
     finally:
         os.close(root_fd)
         for fd in idmapped.values():
@@ -320,23 +320,37 @@ def finish(spec: Spec) -> None:
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for key, value in spec.linux.sysctl:
-            write_sysctl(root_fd, key, value)
+            with _naming(f"linux.sysctl {key}"):
+                write_sysctl(root_fd, key, value)
         for path in spec.linux.readonly_paths:
-            readonly_path(root_fd, path)
+            with _naming(f"linux.readonlyPaths {path}"):
+                readonly_path(root_fd, path)
         if spec.linux.masked_paths:
             devnull_fd = open_null_device(root_fd)
             try:
                 for path in spec.linux.masked_paths:
-                    mask_path(root_fd, path, devnull_fd)
+                    with _naming(f"linux.maskedPaths {path}"):
+                        mask_path(root_fd, path, devnull_fd)
             finally:
                 os.close(devnull_fd)
     finally:
         os.close(root_fd)
-    if spec.root.readonly:
-        m.mount(None, "/", None, m.MS_BIND | m.MS_REMOUNT | m.MS_RDONLY | _locked_flags("/"))
+    with _naming("root.readonly"):
+        if spec.root.readonly:
+            m.mount(None, "/", None, m.MS_BIND | m.MS_REMOUNT | m.MS_RDONLY | _locked_flags("/"))
     prop = spec.linux.rootfs_propagation
     if prop and prop not in ("slave", "rslave", "private", "rprivate"):
-        m.mount(None, "/", None, PROPAGATION[prop])
+        with _naming(f"linux.rootfsPropagation {prop}"):
+            m.mount(None, "/", None, PROPAGATION[prop])
+
+
+@contextmanager
+def _naming(what: str) -> Iterator[None]:
+    """Prefix an OSError with the config field it came from."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, f"{what}: {_text(e)}") from None
 
 
 def write_sysctl(root_fd: int, key: str, value: str) -> None:

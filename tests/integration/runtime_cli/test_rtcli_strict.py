@@ -80,6 +80,40 @@ def test_early_create_failure_names_the_step_on_stderr(
     assert one_line_error(proc.stderr) == f"portique-runtime: {OOM_ERROR}"
 
 
+def _bind_missing(spec: dict[str, Any]) -> None:
+    spec["mounts"].append({"destination": "/x", "source": "/nonexistent", "options": ["bind"]})
+
+
+def _bad_sysctl(spec: dict[str, Any]) -> None:
+    spec["linux"]["sysctl"] = {"net.ipv4.no_such_knob": "1"}
+
+
+def _bad_cwd(spec: dict[str, Any]) -> None:
+    spec["process"]["cwd"] = "/no/such/dir"
+
+
+@pytest.mark.parametrize(
+    ("edit", "pattern"),
+    [
+        (_bind_missing, r"mounts\[\d+\] /x: bind source /nonexistent does not exist"),
+        (_bad_sysctl, r"linux\.sysctl net\.ipv4\.no_such_knob: .*No such file or directory"),
+        (_bad_cwd, r"cwd /no/such/dir: chdir: No such file or directory"),
+    ],
+    ids=["bind-source", "sysctl", "cwd"],
+)
+def test_early_failures_name_the_field(
+    rt: RuntimeCLI,
+    bundle: Callable[..., Path],
+    edit: Callable[[dict[str, Any]], None],
+    pattern: str,
+) -> None:
+    proc = rt("create", "--bundle", str(bundle(edit=edit)), unique_id(), check=False)
+    assert proc.returncode == 1
+    assert re.search(pattern, one_line_error(proc.stderr)), proc.stderr
+    assert re.search(pattern, json.loads(rt.log.read_text().splitlines()[-1])["msg"])
+    assert rt("list", "-q").stdout == ""
+
+
 # ---------------------------------------------------------------- delete
 
 
