@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from portique.errors import CommandNotExecutable
+from portique.linux.caps import to_mask
 from portique.oci.runtime import parse_process
 from portique.runtime import Runtime, Status
 from support.rt_bundle import make_bundle, make_config
@@ -227,3 +228,35 @@ def test_created_container_waits_with_the_filter_not_yet_loaded(
     finally:
         rt.delete(cid, force=True)
         out.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("uid", [0, 1000])
+def test_sys_admin_kept_for_the_filter_never_reaches_the_program(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path, uid: int
+) -> None:
+    # Without no_new_privs the filter needs CAP_SYS_ADMIN, kept until execve;
+    # the program must still get exactly its own sets (here: none of it).
+    cfg = config(["grep", "^Cap[IPEA]", "/proc/self/status"], kill_on(["close_range"]), False)
+    cfg["process"]["user"] = {"uid": uid, "gid": uid}
+    code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    assert code == 0, out
+    caps = {k.rstrip(":"): int(v, 16) for k, v in (line.split() for line in out.splitlines())}
+    sys_admin = 1 << 21
+    assert not any(v & sys_admin for v in caps.values()), caps
+    expected = to_mask(cfg["process"]["capabilities"]["permitted"])
+    # Root gets its bounding set across execve, another uid nothing (no ambient).
+    assert caps["CapPrm"] == (expected if uid == 0 else 0)
+    assert caps["CapEff"] == (expected if uid == 0 else 0)
+
+
+@pytest.mark.timeout(60)
+def test_non_root_user_without_no_new_privs(
+    rt: Runtime, tmp_path: Path, busybox_rootfs: Path
+) -> None:
+    # busybox stats its config file when not run by root: allow newfstatat.
+    profile = kill_on([c for c in RUNTIME_CALLS if c != "newfstatat"])
+    cfg = config(["echo", "ok"], profile, False)
+    cfg["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [10]}
+    code, out = run_container(rt, tmp_path, busybox_rootfs, cfg)
+    assert (code, out) == (0, "ok\n")
