@@ -211,3 +211,28 @@ def test_error_texts_callers_parse_match_runc(
         assert phrase in json.loads(cli.log.read_text().splitlines()[-1])["msg"], (who, name)
         if status != "none":
             cli("delete", "--force", cid)
+
+
+# dockerd answers 127 for "executable file not found" or "no such file or
+# directory" with the command named, 126 for "permission denied"; podman
+# matches the same texts (libpod/oci_util.go getOCIRuntimeError).
+EXEC_TEXTS = [
+    ("not-in-path", "nosuchcmd", ['exec: "nosuchcmd"', "executable file not found"]),
+    ("missing-path", "/nosuch", ['exec: "/nosuch"', "no such file or directory"]),
+    ("directory", "/bin", ['exec: "/bin"', "permission denied"]),
+    ("not-executable", "/etc/passwd", ['exec: "/etc/passwd"', "permission denied"]),
+]
+
+
+@pytest.mark.parametrize(("name", "arg0", "phrases"), EXEC_TEXTS, ids=[c[0] for c in EXEC_TEXTS])
+def test_exec_error_texts_match_runc(
+    both: list[RuntimeCLI], bundle: Callable[..., Path], name: str, arg0: str, phrases: list[str]
+) -> None:
+    b = bundle(arg0)
+    for cli in both:
+        proc = cli("create", "-b", str(b), unique_id("exec"), check=False)
+        who = type(cli).__name__
+        assert proc.returncode == 1, (who, name)
+        for phrase in phrases:
+            assert phrase in proc.stderr, (who, name, proc.stderr)
+        assert cli("list", "-q").stdout == ""
