@@ -15,7 +15,7 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from portique.errors import InvalidArgument, NotFound
+from portique.errors import InvalidArgument, NotFound, Unsupported
 from portique.oci.resources import (
     UINT32_MAX,
     check_bool,
@@ -332,6 +332,7 @@ def parse_process(obj: object, field: str = "process", *, require_args: bool = T
     oom_adj = None if oom is None else check_int(oom, f"{field}.oomScoreAdj", -1000, 1000)
     apparmor = check_str(d.get("apparmorProfile", ""), f"{field}.apparmorProfile")
     selinux = check_str(d.get("selinuxLabel", ""), f"{field}.selinuxLabel")
+    _refuse_unsupported(d, field, _UNSUPPORTED_PROCESS)
     return Process(
         args=args,
         cwd=cwd,
@@ -588,6 +589,7 @@ def _linux(obj: object, field: str) -> Linux:
         from portique.oci.seccomp import parse_seccomp
 
         seccomp = parse_seccomp(d["seccomp"], f"{field}.seccomp")
+    _refuse_unsupported(d, field, _UNSUPPORTED_LINUX)
     cgroups_path = d.get("cgroupsPath")
     propagation = check_str(d.get("rootfsPropagation", ""), f"{field}.rootfsPropagation")
     if propagation not in PROPAGATIONS:
@@ -621,6 +623,27 @@ def _linux(obj: object, field: str) -> Linux:
         time_offsets=_time_offsets(d.get("timeOffsets"), f"{field}.timeOffsets"),
         personality=_personality(d.get("personality"), f"{field}.personality"),
     )
+
+
+# Properties the spec defines that this runtime does not implement: present,
+# they are refused (the spec: an unsupported value MUST be an error), never
+# silently ignored like the unknown properties the spec tells us to skip.
+_UNSUPPORTED_LINUX: Final = {
+    "intelRdt": "Intel RDT (resctrl)",
+    "memoryPolicy": "NUMA memory policies",
+    "netDevices": "moving network devices into the container",
+}
+_UNSUPPORTED_PROCESS: Final = {
+    "scheduler": "scheduling policies",
+    "ioPriority": "I/O priorities",
+    "execCPUAffinity": "CPU affinity for exec",
+}
+
+
+def _refuse_unsupported(d: dict[str, object], field: str, table: dict[str, str]) -> None:
+    for key, what in table.items():
+        if d.get(key) is not None:
+            raise Unsupported(f"{field}.{key}: not supported by portique-runtime ({what})")
 
 
 def _time_offsets(obj: object, field: str) -> tuple[TimeOffset, ...]:
