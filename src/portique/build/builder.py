@@ -5,8 +5,10 @@ and applies its instructions in order:
 
 - metadata instructions (ENV, CMD, LABEL, ...) change the image config only;
 - RUN mounts an overlay of the stage's layers plus a fresh upper directory,
-  runs the command there through the runtime library (network `none` unless
-  asked), and turns the upper directory into a layer (`Images.layer_from_dir`);
+  runs the command there through the runtime library, confined like a
+  default `portique run` container and with its output through a pipe
+  (build/step.py; network `none` unless asked), and turns the upper
+  directory into a layer (`Images.layer_from_dir`);
 - COPY/ADD mount the same overlay and copy into it, no container needed.
 
 Cache: every step has a key, sha256 over the parent step's key, the
@@ -444,66 +446,26 @@ class Builder:
         cwd: str,
         user: str,
     ) -> int:
-        from portique.runtime import Runtime
-        from portique.runtime.default_spec import default_spec
+        from portique.build.step import run_step, step_spec
+        from portique.fileio import atomic_write_json
+        from portique.runtime.confinement import default_confinement, host_capabilities
 
-        spec = default_spec()
-        spec["process"].update(
-            terminal=False,
-            args=argv,
-            env=[f"{k}={v}" for k, v in env.items()],
+        # Confined as a default `portique run` container is (build/step.py).
+        spec = step_spec(
+            rootfs=rootfs,
+            argv=argv,
+            env=env,
             cwd=cwd,
             user=_resolve_user(user, rootfs),
+            network=self.opts.network,
+            confinement=default_confinement(host_capabilities()),
         )
-        from portique.runtime.seccomp_default import DOCKER_DEFAULT_CAPS
-
-        # RUN steps get Docker's default capability set, as containers do.
-        caps = spec["process"]["capabilities"]
-        for kind in ("bounding", "effective", "permitted"):
-            caps[kind] = list(DOCKER_DEFAULT_CAPS)
-        caps.pop("inheritable", None)
-        caps.pop("ambient", None)
-        spec["process"].pop("rlimits", None)
-        spec["root"] = {"path": str(rootfs), "readonly": False}
-        spec["hostname"] = "buildkitsandbox"
-        namespaces = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
-        if self.opts.network != "host":
-            namespaces.append({"type": "network"})
-        spec["linux"]["namespaces"] = namespaces
-        if self.opts.network == "host":
-            for name in ("resolv.conf", "hosts"):
-                host = Path("/etc") / name
-                if host.exists():
-                    spec["mounts"].append(
-                        {
-                            "destination": f"/etc/{name}",
-                            "type": "bind",
-                            "source": str(host),
-                            "options": ["rbind", "ro"],
-                        }
-                    )
-        cid = "build-" + os.urandom(16).hex()
         bundle = rootfs.parent / "bundle"
         bundle.mkdir(exist_ok=True)
-        from portique.fileio import atomic_write_json
-
         atomic_write_json(bundle / "config.json", spec)
-        run_root = db.default_run_root() / "runtime"
-        rt = Runtime(run_root)
-        out = sys.stdout.fileno() if not self.quiet else os.open(os.devnull, os.O_WRONLY)
-        null_in = os.open(os.devnull, os.O_RDONLY)
-        try:
-            sys.stdout.flush()
-            err = sys.stderr.fileno() if not self.quiet else out
-            return int(rt.run(cid, bundle, stdio=(null_in, out, err)))
-        finally:
-            os.close(null_in)
-            if self.quiet:
-                os.close(out)
-            try:
-                rt.delete(cid, force=True)
-            except PortiqueError:
-                pass
+        cid = "build-" + os.urandom(16).hex()
+        out = None if self.quiet else self.out
+        return run_step(db.default_run_root() / "runtime", cid, bundle, out)
 
     # -- COPY / ADD -----------------------------------------------------------
 

@@ -11,7 +11,8 @@ The start protocol (CLI process C, monitor M, container init I):
        rt.start, record "running" in the DB, then one status line to C over a
        CLOEXEC pipe ("ok <pid>" or "err <exit code> <message>")
     M: exec a fresh `python -I -S` on engine/monitor.py with the fds it keeps,
-       so the long-lived process carries none of the CLI's modules.
+       so the long-lived process carries none of the CLI's modules (the
+       same interpreter file, through /proc/self/exe: linux/selfexe.py).
     C: reads the status line; prints the id or the error.
 
 On failure before the status line M undoes everything it did (ExitStack:
@@ -199,7 +200,11 @@ def _launch_in_monitor(
     _close_other_fds(keep)
     argv = [sys.executable, "-I", "-S", "-c", MONITOR_BOOT, "\n".join(sys.path)]
     argv += [f"{k}={v}" for k, v in args.items()]
-    os.execv(sys.executable, argv)
+    # The file we run, not sys.executable: the monitor restarts containers, so
+    # it keeps our sealed copy or read-only mount (linux/selfexe.py).
+    from portique.linux.selfexe import exec_self
+
+    exec_self(argv)
 
 
 def _report(status_w: int, msg: str) -> None:

@@ -389,10 +389,17 @@ class Runtime:
         no_pivot: bool = False,
         preserve_fds: int = 0,
         stdio: tuple[int, int, int] | None = None,
+        on_pid: Callable[[int], None] | None = None,
         keep: bool = False,
     ) -> int:
         """create + start; without detach, wait for the init, delete (unless
-        `keep`: the stopped container stays, as runc run --keep), return its status."""
+        `keep`: the stopped container stays, as runc run --keep), return its status.
+
+        `on_pid(pid)`, without detach, is called with the init's host pid once
+        the container's program runs, before it is waited for: the caller may
+        serve the container's stdio there until it ends. If it raises, the
+        container is killed and deleted.
+        """
         if detach:
             return self._run(
                 container_id, bundle, True, console_socket, pid_file, no_pivot, preserve_fds, stdio
@@ -414,6 +421,7 @@ class Runtime:
                 no_pivot,
                 preserve_fds,
                 stdio,
+                on_pid,
                 keep,
             )
         finally:
@@ -430,6 +438,7 @@ class Runtime:
         no_pivot: bool,
         preserve_fds: int,
         stdio: tuple[int, int, int] | None,
+        on_pid: Callable[[int], None] | None = None,
         keep: bool = False,
     ) -> int:
         from portique.runtime import sync
@@ -457,6 +466,12 @@ class Runtime:
             raise _failed_to_error(msg)
         if detach:
             return 0
+        if on_pid is not None:
+            try:
+                on_pid(s.pid)
+            except BaseException:
+                self.delete(container_id, force=True)
+                raise
         status = _wait_pid(s.pid)
         if not keep:
             self.delete(container_id, force=True)
@@ -708,6 +723,18 @@ def _fork() -> int:
     threading = sys.modules.get("threading")
     if threading is not None and threading.active_count() != 1:
         raise ContainerError("the runtime cannot fork while other threads run")
+    # The child is a container process: until its execve, the container sees
+    # this interpreter as /proc/self/exe and could reopen it for writing
+    # (linux/selfexe.py). Never from a file it could write.
+    from portique.linux import selfexe
+
+    if selfexe.protection() is None:
+        raise ContainerError(
+            f"refusing to start a container process from {os.readlink(selfexe.SELF_EXE)}: "
+            "a container could rewrite this interpreter through /proc/self/exe "
+            "(start through portique or portique-runtime, or call "
+            "portique.linux.selfexe.ensure_protected() first)"
+        )
     return os.fork()
 
 

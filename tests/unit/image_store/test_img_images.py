@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from portique.errors import Conflict, InvalidArgument, NotFound
-from portique.image.images import Images, chain_ids
+from portique.image.images import ImageRecord, Images, chain_ids
 from portique.image.unpack import InvalidLayer
 from portique.oci.digest import DigestMismatch
 from support import oci_build as ob
@@ -35,7 +35,9 @@ def put(imgs: Images, img: ob.BuiltImage) -> None:
         imgs.store.write_bytes(data, digest)
 
 
-def add(imgs: Images, img: ob.BuiltImage, *tags: str, repo_digest: str | None = None):  # type: ignore[no-untyped-def]
+def add(
+    imgs: Images, img: ob.BuiltImage, *tags: str, repo_digest: str | None = None
+) -> ImageRecord:
     put(imgs, img)
     return imgs.register(
         img.manifest, img.manifest_digest, img.config, tags=list(tags), repo_digest=repo_digest

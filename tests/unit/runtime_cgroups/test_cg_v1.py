@@ -6,12 +6,12 @@ import signal
 from pathlib import Path
 
 import pytest
-from cgfake import FakeV1, Writes, populate_v1
 
 from portique.errors import InvalidArgument, Unsupported
 from portique.oci.resources import parse_resources
 from portique.runtime.cgroups import CgroupError, open_manager
 from portique.runtime.cgroups.v1 import V1Manager, plan
+from support.cgfake import FakeV1, Writes, populate_v1
 
 
 def _manager(fake: FakeV1, cid: str = "c1", path: str | None = None) -> V1Manager:

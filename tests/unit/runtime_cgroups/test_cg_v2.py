@@ -7,7 +7,6 @@ import signal
 from pathlib import Path
 
 import pytest
-from cgfake import Writes, populate_v2
 
 from portique.errors import InvalidArgument, Unsupported
 from portique.oci.resources import parse_resources
@@ -15,6 +14,7 @@ from portique.runtime.cgroups import CgroupError, open_manager
 from portique.runtime.cgroups.base import shares_to_weight
 from portique.runtime.cgroups.devices_bpf import compile_rules
 from portique.runtime.cgroups.v2 import V2Manager, plan
+from support.cgfake import Writes, populate_v2
 
 
 def _manager(root: Path, cid: str = "c1") -> V2Manager:

@@ -82,6 +82,11 @@ DEFAULT_ROOT = "/run/portique-runtime"
 _VALUED = ("--root", "--log", "--log-format", "--criu", "--rootless")
 _BOOLEAN = ("--debug", "--systemd-cgroup")
 
+# Verbs that fork container processes. Started as a process (entry()), they
+# first make sure the interpreter is one a container cannot rewrite
+# (linux/selfexe.py), re-executing from a sealed copy when it is not.
+FORKING_VERBS = frozenset({"create", "run", "exec"})
+
 
 class UsageError(Exception):
     """A command line runc would reject with "Incorrect Usage"."""
@@ -188,7 +193,8 @@ def load_verb(verb: str) -> ModuleType | None:
     return importlib.import_module(f"portique.cli.runc.commands.{name}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
+    """Run one command; `protect`: this is the whole process (see FORKING_VERBS)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # Until --log is parsed, errors go to stderr only.
     ctx: Context | None = None
@@ -207,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
                 "directly (`portique-runtime features`: cgroup systemd false)"
             )
         verb, args = rest[0], rest[1:]
+        if protect and verb in FORKING_VERBS:
+            from portique.linux.selfexe import ensure_protected
+
+            ensure_protected()
         module = load_verb(verb)
         if module is None:
             raise UsageError(f"no such command: {verb}")
@@ -279,7 +289,7 @@ def entry() -> NoReturn:
     Only the buffered standard streams need flushing.
     """
     try:
-        code = main()
+        code = main(protect=True)
     except BaseException:  # main() reports its errors; this is the last guard
         code = 1
     for stream in (sys.stdout, sys.stderr):

@@ -88,7 +88,15 @@ def _df(args: argparse.Namespace) -> int:
         "Size": "SIZE",
         "Reclaimable": "RECLAIMABLE",
     }
-    sys.stdout.write(format_rows(args.format, records, default=default, headers=headers))
+    sys.stdout.write(
+        format_rows(
+            args.format,
+            records,
+            default=default,
+            headers=headers,
+            context="*formatter.diskUsageContext",
+        )
+    )
     return 0
 
 

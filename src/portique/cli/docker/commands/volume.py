@@ -115,7 +115,14 @@ def run(args: argparse.Namespace) -> int:
             for v in out
         ]
         sys.stdout.write(
-            format_rows(args.format, records, default=VOLUME_TABLE, headers=VOLUME_HEADERS)
+            format_rows(
+                args.format,
+                records,
+                default=VOLUME_TABLE,
+                headers=VOLUME_HEADERS,
+                context="*formatter.volumeContext",
+                labels=[v.labels for v in out],
+            )
         )
         return 0
     if cmd == "inspect":
@@ -131,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             found.append(volume_dict(got))
         if found or not args.format:
-            print_inspect(found, args.format)
+            status = print_inspect(found, args.format, "volume.Volume") or status
         return status
     if cmd in ("rm", "remove"):
         status = 0
