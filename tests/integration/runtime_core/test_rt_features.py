@@ -157,7 +157,7 @@ def test_hooks_each_kind_with_state(rt: Runtime, tmp_path: Path, busybox_rootfs:
     state = json.loads(by_kind["createRuntime"][2])
     assert state["id"] == cid
     assert state["pid"] == s.pid
-    assert state["status"] == "creating"
+    assert state["status"] == "created"
     assert state["bundle"] == str(bundle)
     assert state["annotations"] == {"org.test": "yes"}
     assert json.loads(by_kind["poststart"][2])["status"] == "running"

@@ -139,7 +139,12 @@ def test_delete_created_container(
     bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["true"]))
     cid = new_id()
     rt.create(cid, bundle, stdio=out.stdio)
-    rt.delete(cid)
+    # The spec: delete of a container that is not stopped MUST fail, a
+    # created one included; --force still removes it.
+    with pytest.raises(InvalidState, match="that is not stopped: created"):
+        rt.delete(cid)
+    assert rt.state(cid).status is Status.CREATED
+    rt.delete(cid, force=True)
     assert rt.list() == []
 
 
@@ -254,7 +259,7 @@ def test_duplicate_id_is_conflict(
     with pytest.raises(Conflict, match="already exists"):
         rt.create(cid, bundle, stdio=out.stdio)
     assert rt.state(cid).status is Status.CREATED  # the first is untouched
-    rt.delete(cid)
+    rt.delete(cid, force=True)
 
 
 def test_bad_input_leaves_nothing(

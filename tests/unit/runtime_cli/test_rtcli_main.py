@@ -96,7 +96,8 @@ def test_systemd_cgroup_is_refused_clearly(
     err = capsys.readouterr().err
     assert err == (
         "portique-runtime: --systemd-cgroup is not supported: "
-        "portique-runtime manages cgroupfs directly\n"
+        "portique-runtime manages cgroupfs directly "
+        "(`portique-runtime features`: cgroup systemd false)\n"
     )
     entry = json.loads(log.read_text())
     assert entry["level"] == "error"

@@ -37,9 +37,9 @@ def test_next_status_and_illegal_event() -> None:
     assert st.next_status(Status.RUNNING, Op.PAUSE) is Status.PAUSED
     assert st.next_status(Status.PAUSED, Op.RESUME) is Status.RUNNING
     assert st.next_status(Status.RUNNING, Op.EXIT) is Status.STOPPED
-    with pytest.raises(InvalidState, match="cannot start a running container"):
+    with pytest.raises(InvalidState, match="cannot start an already running container"):
         st.next_status(Status.RUNNING, Op.START)
-    with pytest.raises(InvalidState, match="cannot pause a stopped container"):
+    with pytest.raises(InvalidState, match="container not running"):
         st.next_status(Status.STOPPED, Op.PAUSE)
 
 

@@ -62,15 +62,15 @@ An OCI runtime with runc's command line.
 
 commands:
   create, start, run, state, kill, delete, exec, list, ps, pause, resume,
-  spec, features, events, update
+  spec, features, events, update, checkpoint, restore (refused)
 
 global options:
   --root PATH          state directory (default /run/portique-runtime)
   --log FILE           write errors (and --debug messages) to FILE
   --log-format FORMAT  text or json (default text)
   --debug              debug messages and tracebacks
-  --systemd-cgroup     not supported: refused
-  --criu PATH          ignored (checkpoint/restore is not supported)
+  --systemd-cgroup     not supported: refused (`features` says systemd: false)
+  --criu PATH          the criu binary checkpoint/restore would use
   --rootless VALUE     true, false or auto (default auto)
   -v, --version        print the version
   -h, --help           print this help
@@ -182,6 +182,7 @@ def make_context(opts: dict[str, str | bool]) -> Context:
         ),
         debug=bool(opts.get("debug", False)),
         rootless=rootless,
+        criu=str(opts.get("criu") or "criu"),
     )
 
 
@@ -208,7 +209,8 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
         ctx = make_context(opts)
         if opts.get("systemd-cgroup"):
             raise UsageError(
-                "--systemd-cgroup is not supported: portique-runtime manages cgroupfs directly"
+                "--systemd-cgroup is not supported: portique-runtime manages cgroupfs "
+                "directly (`portique-runtime features`: cgroup systemd false)"
             )
         verb, args = rest[0], rest[1:]
         if protect and verb in FORKING_VERBS:
@@ -247,6 +249,10 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
 
 
 def report(exc: BaseException, ctx: Context | None) -> int:
+    """The error as one line: first to `--log` (containerd's shim reads the
+    last error from it), then to stderr, which may be unwritable: under the
+    shim a pod sandbox's stdio is /dev/null opened read-only, and a failed
+    write there must not lose the log entry or the exit status."""
     from portique.errors import PortiqueError
 
     if isinstance(exc, OSError) and exc.strerror:
@@ -258,14 +264,18 @@ def report(exc: BaseException, ctx: Context | None) -> int:
     else:
         # A bug: still one line, the traceback only with --debug.
         message = f"internal error: {type(exc).__name__}: {exc}"
-    debug = ctx.debug if ctx is not None else "--debug" in sys.argv[1:2]
-    if debug:
-        import traceback
-
-        traceback.print_exception(exc)
-    sys.stderr.write(f"portique-runtime: {message}\n")
     if ctx is not None:
         ctx.log.error(message)
+    debug = ctx.debug if ctx is not None else "--debug" in sys.argv[1:2]
+    try:
+        if debug:
+            import traceback
+
+            traceback.print_exception(exc)
+        sys.stderr.write(f"portique-runtime: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     return 1
 
 
@@ -278,7 +288,10 @@ def entry() -> NoReturn:
     `with` blocks, its log is written with os.write, and no thread runs.
     Only the buffered standard streams need flushing.
     """
-    code = main(protect=True)
+    try:
+        code = main(protect=True)
+    except BaseException:  # main() reports its errors; this is the last guard
+        code = 1
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
