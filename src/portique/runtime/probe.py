@@ -4,12 +4,18 @@ its device cgroup lets it open.
 A profile says what was asked for; the kernel enforces what was installed.
 So the syscall probe copies the container's filters out of the kernel
 (PTRACE_SECCOMP_GET_FILTER on its init, linux/ptrace.py), joins the
-container's namespaces the way `exec` does (non-dumpable, no fds of ours,
-user namespace first, mount last, then a fork so it is in the pid
-namespace), and makes each dangerous call twice, in a fresh child each time:
+container's namespaces (the user namespace first: capabilities are relative
+to it) and makes each dangerous call twice, in a fresh child each time:
 once without a filter and once under the container's filters. Both runs keep
 every capability, because a seccomp filter sees only the syscall number and
 its arguments: a different answer under the filter is the filter's doing.
+
+Two namespaces are not joined, on purpose: the pid namespace, so that no
+process of the container can see, signal or ptrace a probe that holds more
+capabilities than it does; and the mount namespace, so that the probe, a
+Python interpreter, never resolves a path (an import) in the container's
+files. Neither changes what a seccomp filter answers. The probe is also
+non-dumpable and holds no fd of ours.
 
 The arguments are chosen so the kernel rejects the call before it acts (a
 NULL path, an unknown command, contradictory flags): EFAULT or EINVAL means
@@ -63,9 +69,9 @@ __all__ = [
 ]
 
 _TIMEOUT = 30.0
-# Namespaces in the order `exec` joins them: user first (it grants the
-# capabilities for the others), mount last (it changes our root).
-_JOIN_ORDER = ("user", "ipc", "uts", "net", "pid", "cgroup", "time", "mnt")
+# Namespaces in the order `exec` joins them, user first (it grants the
+# capabilities for the others); not pid nor mnt (see the module docstring).
+_JOIN_ORDER = ("user", "ipc", "uts", "net", "cgroup", "time")
 _CLONE_FLAGS = {name: flag for flag, name in ns.NAMESPACES.values()}
 
 
@@ -378,7 +384,7 @@ def probe_syscalls(
                 os.setresuid(0, 0, 0)
             os.close(fd)
         for mode in ("without", "with"):
-            child = os.fork()  # in the container's pid namespace from here
+            child = os.fork()
             if child == 0:
                 try:
                     if mode == "with":
