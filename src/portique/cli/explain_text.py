@@ -80,7 +80,7 @@ class _Out:
 
     def fact(self, label: str, value: str, source: str, meaning: str) -> None:
         self.lines.append(f"  {label + ':':<16} {value}")
-        self.lines.append(f"  {'':<16} ({source}) {meaning}")
+        self.lines.append(f"  {'':<16} ({source}) {meaning}".rstrip())
 
     def note(self, text: str, indent: int = 2) -> None:
         self.lines.append(" " * indent + text)
@@ -101,6 +101,17 @@ def _size(n: int | None) -> str:
         if n >= 1 << shift and n % (1 << (shift - 3)) == 0:
             return f"{n / (1 << shift):g} {unit}"
     return f"{n} B"
+
+
+def format_report(report: m.Report, fmt: str) -> str:
+    """`--format text` (render) or `--format json` (the documented document)."""
+    if fmt == "json":
+        import json
+
+        from portique.engine.explain.model import to_json
+
+        return json.dumps(to_json(report), indent=2) + "\n"
+    return render(report)
 
 
 def render(r: m.Report) -> str:
@@ -134,7 +145,7 @@ def _kernel(out: _Out, r: m.Report) -> None:
     )
     inside = k.container_boot_id or "unreadable from inside"
     same = "the same inside: one kernel, booted once" if k.same_kernel else "DIFFERENT inside"
-    out.fact("boot id", k.boot_id, k.boot_id_source, "")
+    out.fact("boot id", k.boot_id, k.boot_id_source, "drawn at random by the kernel at boot")
     out.fact("boot id inside", inside, k.container_boot_id_source, same)
 
 
@@ -290,7 +301,12 @@ def _privileges(out: _Out, r: m.Report) -> None:
         if p.uid.effective == 0 == p.host_uid.effective
         else "the user its processes run as",
     )
-    out.fact("gid", f"{p.gid.effective} inside, {p.host_gid.effective} on the host", p.source, "")
+    out.fact(
+        "gid",
+        f"{p.gid.effective} inside, {p.host_gid.effective} on the host",
+        p.source,
+        "its group, inside and as the host numbers it",
+    )
     for name, caps in p.capabilities.items():
         text = ", ".join(c.removeprefix("CAP_").lower() for c in caps) or "none"
         out.fact(f"caps {name}", f"{len(caps)}: {text}", p.source, _CAP_SETS[name])
@@ -311,7 +327,12 @@ def _privileges(out: _Out, r: m.Report) -> None:
         else "no filter: every system call reaches the kernel",
     )
     if p.lsm_label:
-        out.fact("LSM label", p.lsm_label, f"/proc/{r.target.pid}/attr/current", "")
+        out.fact(
+            "LSM label",
+            p.lsm_label,
+            f"/proc/{r.target.pid}/attr/current",
+            "its AppArmor or SELinux label ('unconfined': no policy applies)",
+        )
     probe = p.syscall_probe
     if probe.ran:
         how = {

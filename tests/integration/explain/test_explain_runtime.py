@@ -69,6 +69,11 @@ def test_text_and_errors(rt: RuntimeCLI, tmp_path: Path, busybox_rootfs: Path) -
     assert p.returncode == 1
     assert p.stderr.count("\n") == 1
     assert "no-such-id" in p.stderr
+    created = unique_id("explain")
+    rt("create", "--bundle", str(bundle), created)
+    p = rt("explain", created, check=False)
+    assert p.returncode == 1
+    assert "created but not started" in p.stderr
     rt("kill", cid, "KILL")
     rt.wait_status(cid, "stopped")
     p = rt("explain", cid, check=False)

@@ -86,7 +86,15 @@ def _check_running(state: State, what: str) -> None:
     from portique.errors import InvalidState
     from portique.linux import proc as procfs
 
-    if state.status.value not in ("running", "paused", "created") or not procfs.is_alive(
+    if state.status.value == "created":
+        # Its process is still the runtime's, waiting to exec: it has not
+        # taken the container's credentials, capabilities or filter yet.
+        raise InvalidState(
+            f"container {what} is created but not started: its process has not taken "
+            "its final privileges yet",
+            hint="start it first",
+        )
+    if state.status.value not in ("running", "paused") or not procfs.is_alive(
         state.pid, state.start_time or None
     ):
         raise InvalidState(

@@ -120,10 +120,8 @@ def reference_pid() -> tuple[int, str]:
         os.stat("/proc/1/ns/pid")
         return 1, "PID 1, the host's init"
     except OSError as e:
-        return os.getpid(), (
-            f"portique's own process ({e.strerror.lower() if e.strerror else e} "
-            "reading /proc/1/ns: PID 1 is out of reach here)"
-        )
+        why = (e.strerror or str(e)).lower()
+        return os.getpid(), f"portique's own process, since /proc/1/ns is out of reach here: {why}"
 
 
 def kernel(pid: int) -> m.Kernel:

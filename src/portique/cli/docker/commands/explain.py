@@ -19,21 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from portique.cli.explain_text import format_report
     from portique.engine import containers
     from portique.engine.explain import explain_container
 
     report = explain_container(containers.open_db(), args.container)
     sys.stdout.write(format_report(report, args.format))
     return 0
-
-
-def format_report(report: object, fmt: str) -> str:
-    import json
-
-    from portique.cli.explain_text import render
-    from portique.engine.explain import Report, to_json
-
-    assert isinstance(report, Report)
-    if fmt == "json":
-        return json.dumps(to_json(report), indent=2) + "\n"
-    return render(report)

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from portique.cli.docker.commands.explain import format_report
+    from portique.cli.explain_text import format_report
     from portique.engine.explain import explain_runtime
 
     report = explain_runtime(ctx.root, args.container_id)
