@@ -335,14 +335,17 @@ def _privileges(out: _Out, r: m.Report) -> None:
         )
     probe = p.syscall_probe
     if probe.ran:
-        how = {
-            "kernel": "the filter copied out of the kernel (ptrace)",
-            "config.json": "the filter compiled from config.json (the kernel's copy was "
-            "out of reach)",
-            "": "no filter",
-        }[probe.filter_source]
         out.note("dangerous system calls, TESTED: a probe in the container's namespaces")
-        out.note(f"made each call without a filter and then under {how}:")
+        if probe.filter_source:
+            how = (
+                "the filter copied out of the kernel (ptrace)"
+                if probe.filter_source == "kernel"
+                else "the filter compiled from config.json (the kernel's copy was out of reach)"
+            )
+            out.note(f"made each call without a filter and then under {how}:")
+        else:
+            out.note("made each call; with no filter installed, both runs answer the same:")
+            out.note("what the kernel itself answers is all that stands in the way")
         rows = [["CALL", "FILTER", "WITH", "WITHOUT", "WOULD GIVE"]]
         rows += [[s.name, s.verdict, s.with_filter, s.without_filter, s.grants] for s in p.syscalls]
         out.table(rows)
