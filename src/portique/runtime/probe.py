@@ -274,11 +274,26 @@ def _collect(child: int, r: int, timeout: float) -> list[dict[str, Any]]:
             os.kill(child, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        os.waitpid(child, 0)
+        _reap(child)
     lines = [json.loads(line) for line in data.splitlines() if line.strip()]
     if not lines:
         raise ProbeError("the probe died without an answer")
     return lines
+
+
+def _reap(child: int, timeout: float = 5.0) -> None:
+    """Reap `child`, but do not wait forever: a child that joined the container's
+    cgroup dies only once that cgroup is thawed, if the container froze it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if os.waitpid(child, os.WNOHANG)[0] == child:
+                return
+        except ChildProcessError:
+            return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
 
 
 def _run_child(body: Callable[[], object], keep: set[int], timeout: float = _TIMEOUT) -> object:

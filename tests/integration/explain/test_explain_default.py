@@ -228,3 +228,22 @@ def test_errors_are_one_line(engine: Any) -> None:
     assert p.stderr.count("\n") == 1
     assert "not running" in p.stderr
     engine.ok("rm", cid)
+
+
+def test_paused_container(engine: Any, explained: Any) -> None:
+    """Frozen processes cannot be stopped for ptrace: the probes are skipped and
+    the report says why; the facts that need no probe are still read."""
+    import json
+
+    c = explained("--network", "none")
+    engine.ok("pause", c.id)
+    try:
+        r = json.loads(engine.ok("explain", "--format", "json", c.id))
+    finally:
+        engine.ok("unpause", c.id)
+    assert r["target"]["status"] == "paused"
+    assert r["resources"]["frozen"] is True
+    probe = r["privileges"]["syscall_probe"]
+    assert probe["ran"] is False
+    assert "paused" in probe["error"]
+    assert r["privileges"]["seccomp_mode"] == "filter"
