@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from support.kernel_facts import (
     cap_names,
     cgroup_dir,
@@ -122,6 +124,7 @@ def test_filesystem(engine: Any, explained: Any) -> None:
     assert fs["volumes"] == []
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_resources_from_the_cgroup_files(explained: Any) -> None:
     c = explained("--network", "none")
     res = c.report["resources"]
@@ -141,6 +144,7 @@ def test_resources_from_the_cgroup_files(explained: Any) -> None:
     assert Path(limits["pids.current"]["source"]) == pids / "pids.current"
 
 
+@pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
 def test_privileges(engine: Any, explained: Any) -> None:
     c = explained("--network", "none")
     pr = c.report["privileges"]
