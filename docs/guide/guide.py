@@ -136,6 +136,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\b[0-9a-f]{12,64}\b", "<id>"),
     (r"\bsha256:<id>", "<digest>"),
     (r"\b[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:/\d+)?", "<ipv6>"),
+    (r"\b\d+\.\d+\.\d+-\S+", "<kernel release>"),
     (r"\d+(?:\.\d+)? ?(?:B|KiB|MiB|GiB|kB|MB|GB)\b", "<size>"),
     (r"\d+(?:\.\d+)?(?:ms|s)\b", "<time>"),
     (r"\d+", "<n>"),

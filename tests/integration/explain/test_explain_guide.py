@@ -37,4 +37,4 @@ def test_the_guide_still_tells_the_truth(tmp_path: Path) -> None:
         for s, now in zip(steps, outputs, strict=True)
         if g.normalise(s.output) != g.normalise(now)
     ]
-    assert not changed, "\n".join(changed)
+    assert not changed, "\n".join(changed) + "\n(if the change is right: docs/guide/guide.py)"
