@@ -471,7 +471,7 @@ def _syscall_checks(
         try:
             programs = probe.seccomp_programs(pid)
             source = "kernel"
-        except probe.ProbeError as e:
+        except (probe.ProbeError, OSError) as e:
             if spec_seccomp is None:
                 return [], m.Probe(False, "", f"cannot copy the filter out of the kernel: {e}")
             programs, source = probe.programs_from_spec(spec_seccomp), "config.json"
