@@ -54,6 +54,7 @@ VERBS: dict[str, str] = {
     "update": "update",
     "checkpoint": "checkpoint",
     "restore": "checkpoint",
+    "explain": "explain",
 }
 
 USAGE = """usage: portique-runtime [global options] command [command options] [arguments...]
@@ -62,7 +63,7 @@ An OCI runtime with runc's command line.
 
 commands:
   create, start, run, state, kill, delete, exec, list, ps, pause, resume,
-  spec, features, events, update, checkpoint, restore (refused)
+  spec, features, events, update, explain, checkpoint, restore (refused)
 
 global options:
   --root PATH          state directory (default /run/portique-runtime)
