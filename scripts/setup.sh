@@ -3,6 +3,8 @@
 # Idempotent: a second run changes nothing and takes a few seconds.
 #   scripts/setup.sh            install, then run a first container
 #   scripts/setup.sh --no-demo  install only (what .ci/run uses)
+#   scripts/setup.sh --uninstall  undo what stops `rm -rf` of this checkout:
+#                               the read-only mount of the venv's interpreter
 set -eu
 cd "$(dirname "$0")/.."
 TOP=$PWD
@@ -12,11 +14,41 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
+# The venv's interpreter is a private copy of Debian's, bind-mounted read-only
+# onto itself, so that no container can rewrite the interpreter that starts it
+# (docs/ARCHITECTURE.md, "The interpreter"; portique/linux/selfexe.py). The
+# marker lets portique, as root, make the mount again after a reboot.
+PYCOPY=$(pwd -P)/.venv/bin/python3
+PYMARK=$(pwd -P)/.venv/bin/.python3.portique-readonly
+unmount_interpreter() {
+    # Every mount stacked there, lazily: processes running the copy keep theirs.
+    while awk -v p="$PYCOPY" '$5 == p { found = 1 } END { exit !found }' /proc/self/mountinfo; do
+        umount -l "$PYCOPY"
+    done
+}
+if [ "${1:-}" = --uninstall ]; then
+    rm -f "$PYMARK"
+    unmount_interpreter
+    if [ -f "$PYCOPY" ] && [ ! -L "$PYCOPY" ]; then
+        ln -sfn /usr/bin/python3 "$PYCOPY"  # a plain venv again
+    fi
+    for tool in portique portique-runtime; do
+        case "$(readlink "/usr/local/bin/$tool" || true)" in
+            "$TOP"/*) rm -f "/usr/local/bin/$tool" ;;
+        esac
+    done
+    echo "setup.sh: unmounted $PYCOPY; the checkout can be removed"
+    exit 0
+fi
+
 # Debian packages: the seccomp binding, busybox for test images, the local
-# registry, peers for the benchmarks, and the tools the tests drive.
+# registry, peers for the benchmarks, and the tools the tests drive (gcc and
+# libc6-dev build the tests' static probe, tests/support/confprobe.c).
 PKGS="python3 python3-venv python3-dev python3-seccomp libseccomp2 busybox-static
+      gcc libc6-dev
       docker-registry apache2-utils iproute2 nftables iptables tmux jq zstd
-      hyperfine runc crun skopeo umoci xz-utils qemu-system-x86 tini iperf3 containerd buildah"
+      hyperfine runc crun skopeo umoci xz-utils qemu-system-x86 tini iperf3 containerd buildah
+      golang-go libcap2-bin"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -48,6 +80,26 @@ fi
 # starts the interpreter without site (see portique/cli/runc/launcher.py).
 # Outside the stamp check, since any reinstall rewrites pip's wrapper.
 .venv/bin/python -m portique.cli.runc.launcher .venv/bin/portique-runtime
+PYSRC=$(readlink -f /usr/bin/python3)
+if [ -L "$PYCOPY" ] || ! cmp -s "$PYSRC" "$PYCOPY"; then
+    # First install, or Debian updated its python3: a fresh copy (a mount
+    # point cannot be renamed over, so unmount first).
+    unmount_interpreter
+    cp "$PYSRC" "$PYCOPY.tmp"
+    chmod 0755 "$PYCOPY.tmp"
+    mv -f "$PYCOPY.tmp" "$PYCOPY"
+fi
+echo "portique: keep $PYCOPY read-only (scripts/setup.sh --uninstall undoes it)" >"$PYMARK"
+# Where mounts are not allowed (an unprivileged container), portique still
+# runs safely, from a sealed in-memory copy: say so and go on.
+.venv/bin/python -c 'import sys
+from portique.linux.selfexe import mount_read_only
+try:
+    mount_read_only(sys.argv[1])
+except OSError as e:
+    sys.exit(f"setup.sh: cannot mount {sys.argv[1]} read-only ({e.strerror}): "
+             "portique will start containers from a sealed copy of it (~13 ms more per command)")' \
+    "$PYCOPY" || true
 for tool in portique portique-runtime; do
     ln -sf "$TOP/.venv/bin/$tool" "/usr/local/bin/$tool"
 done

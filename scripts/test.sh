@@ -39,6 +39,9 @@ if [ -z "${PORTIQUE_NO_VM:-}" ] && [ $# -eq 0 ]; then
         status=1
     else
         echo "== cgroup v2 VM: tests marked vm"
+        # The guest sees .venv over 9p without setup.sh's read-only mount:
+        # pytest (tests/conftest.py) and the CLIs it starts remount the marked
+        # interpreter inside the guest, or run from a sealed copy of it.
         VMLAB_RW="$PWD" VMLAB_TMPFS="/var/lib/portique /run/portique" VMLAB_MEM=2048 \
             bash "$VM" "cd $PWD && $PY -m pytest -q -p no:cacheprovider --basetemp=/tmp/vm-tests -m vm tests/integration" \
             || status=1

@@ -10,6 +10,19 @@ import pytest
 HERE = Path(__file__).parent
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # The runtime refuses to fork a container process from an interpreter a
+    # container could rewrite (portique/linux/selfexe.py), and the runtime
+    # suites fork in this process. On setup.sh's read-only interpreter this is
+    # one check; elsewhere (a venv setup.sh has not made, the cgroup v2 VM)
+    # pytest re-executes from a sealed copy, here, where its output capture
+    # is suspended and nothing has run yet.
+    from portique.linux.selfexe import ensure_protected
+
+    ensure_protected()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         path = Path(str(item.fspath))

@@ -1,3 +1,3 @@
-from portique.cli.docker.main import main
+from portique.cli.docker.main import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

@@ -344,6 +344,24 @@ class Registry:
             )
         return out
 
+    def settled_requests(self, timeout: float = 60.0) -> list[tuple[str, str, int]]:
+        """requests(), once every request answered before this call is in the log.
+
+        The registry logs a request after answering it. A request of our own,
+        sent now, is logged after those: wait for it, and leave it out.
+        """
+        marker = f"/v2/log-marker-{secrets.token_hex(8)}/tags/list"
+        self.request("GET", marker)  # a 404: answered, which is all it takes
+        deadline = time.monotonic() + timeout
+        while True:
+            done = self.requests()
+            paths = [path for _, path, _ in done]
+            if marker in paths:
+                return done[: paths.index(marker)]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the registry never logged {marker}")
+            time.sleep(0.02)
+
     def auth_headers(self, repo: str | None = None) -> dict[str, str]:
         """Headers that authorise push and pull on `repo` (and the catalog) in this mode."""
         if self.mode == "basic":
@@ -622,6 +640,7 @@ class RegistryProxy:
         if path.startswith("/_storage"):
             path = path[len("/_storage") :]
         up = urllib.parse.urlsplit(self.upstream)
+        assert up.hostname is not None, self.upstream
         conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
         fwd = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection")}
         fwd["Host"] = up.netloc

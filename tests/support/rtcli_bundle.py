@@ -100,7 +100,7 @@ class RuntimeCLI:
         obj: dict[str, Any] = json.loads(out)
         return obj
 
-    def wait_status(self, cid: str, status: str, timeout: float = 20.0) -> dict[str, Any]:
+    def wait_status(self, cid: str, status: str, timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             state = self.state(cid)
@@ -109,7 +109,7 @@ class RuntimeCLI:
             time.sleep(0.05)
 
 
-def wait_pids(cli: RuntimeCLI, cid: str, count: int, timeout: float = 20.0) -> list[int]:
+def wait_pids(cli: RuntimeCLI, cid: str, count: int, timeout: float = 60.0) -> list[int]:
     """The container's pids once there are `count` of them (a freshly started
     init may not have forked its children yet)."""
     deadline = time.monotonic() + timeout

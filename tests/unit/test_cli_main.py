@@ -37,3 +37,17 @@ def test_database_error_is_one_line(
     err = capsys.readouterr().err
     assert err.startswith("portique: state database: database is locked")
     assert err.count("\n") == 1
+
+
+def test_verbs_that_start_containers_run_protected() -> None:
+    # These re-execute from a sealed copy on an unprotected interpreter
+    # (linux/selfexe.py); the others never pay for it.
+    for argv in (
+        ["run", "busybox"],
+        ["exec", "c", "sh"],
+        ["build", "."],
+        ["container", "start", "c"],
+    ):
+        assert main.starts_containers(argv), argv
+    for argv in ([], ["ps"], ["rm", "-f", "c"], ["container", "ls"], ["container"], ["images"]):
+        assert not main.starts_containers(argv), argv

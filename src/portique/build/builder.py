@@ -5,8 +5,10 @@ and applies its instructions in order:
 
 - metadata instructions (ENV, CMD, LABEL, ...) change the image config only;
 - RUN mounts an overlay of the stage's layers plus a fresh upper directory,
-  runs the command there through the runtime library (network `none` unless
-  asked), and turns the upper directory into a layer (`Images.layer_from_dir`);
+  runs the command there through the runtime library, confined like a
+  default `portique run` container and with its output through a pipe
+  (build/step.py; network `none` unless asked), and turns the upper
+  directory into a layer (`Images.layer_from_dir`);
 - COPY/ADD mount the same overlay and copy into it, no container needed.
 
 Cache: every step has a key, sha256 over the parent step's key, the
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from portique import db
+from portique import db, faults, journal
 from portique.build.context import BuildContext
 from portique.build.dockerfile import (
     Dockerfile,
@@ -134,6 +136,8 @@ class Builder:
         self.out = out if out is not None else sys.stdout
         self.conn = db.connect(self.root)
         db.migrate(self.conn, "build", MIGRATIONS)
+        journal.ensure(self.conn)
+        self._op: journal.Operation | None = None
         self.step = 0
         self.total = 0
         self.quiet = False
@@ -148,10 +152,25 @@ class Builder:
     # -- entry point --------------------------------------------------------
 
     def build(self, opts: BuildOptions) -> ImageRecord:
-        """Build and register the image; every mount made on the way is undone."""
+        """Build and register the image; every mount made on the way is undone.
+
+        The build's journal entry (portique/journal.py) names each step's work
+        dir, overlay mount and runtime container while they exist, so a killed
+        build is undone by the next command that recovers.
+        """
         with ExitStack() as stack:
             self._stack = stack
+            self._op = journal.Operation.begin(self.conn, "build", str(opts.context))
+            stack.callback(self._end_journal)
             return self._build(opts)
+
+    def _end_journal(self) -> None:
+        op, self._op = self._op, None
+        # Its layer blobs are now in the image or the cache. A step whose clean-up
+        # failed keeps its resources: the entry then stays, and is recovered once
+        # this process is gone.
+        if op is not None and all(r["type"] == "blob" for r in op.resources):
+            op.end()
 
     def _build(self, opts: BuildOptions) -> ImageRecord:
         # What one build works on; the step methods read it from self.
@@ -428,7 +447,9 @@ class Builder:
 
             with dir_in_root(str(rootfs), workdir, mkdirs=True):
                 pass
+            faults.point("build.run-starting")
             code = self._run_container(rootfs, argv, env, workdir, state.cfg.get("User") or "")
+            faults.point("build.run-finished")
             if code != 0:
                 shown = json.dumps(argv) if instr.exec_form is not None else " ".join(argv)
                 raise BuildStepFailed(
@@ -444,66 +465,26 @@ class Builder:
         cwd: str,
         user: str,
     ) -> int:
-        from portique.runtime import Runtime
-        from portique.runtime.default_spec import default_spec
+        from portique.build.step import run_step, step_spec
+        from portique.fileio import atomic_write_json
+        from portique.runtime.confinement import default_confinement, host_capabilities
 
-        spec = default_spec()
-        spec["process"].update(
-            terminal=False,
-            args=argv,
-            env=[f"{k}={v}" for k, v in env.items()],
+        # Confined as a default `portique run` container is (build/step.py).
+        spec = step_spec(
+            rootfs=rootfs,
+            argv=argv,
+            env=env,
             cwd=cwd,
             user=_resolve_user(user, rootfs),
+            network=self.opts.network,
+            confinement=default_confinement(host_capabilities()),
         )
-        from portique.runtime.seccomp_default import DOCKER_DEFAULT_CAPS
-
-        # RUN steps get Docker's default capability set, as containers do.
-        caps = spec["process"]["capabilities"]
-        for kind in ("bounding", "effective", "permitted"):
-            caps[kind] = list(DOCKER_DEFAULT_CAPS)
-        caps.pop("inheritable", None)
-        caps.pop("ambient", None)
-        spec["process"].pop("rlimits", None)
-        spec["root"] = {"path": str(rootfs), "readonly": False}
-        spec["hostname"] = "buildkitsandbox"
-        namespaces = [n for n in spec["linux"]["namespaces"] if n["type"] != "network"]
-        if self.opts.network != "host":
-            namespaces.append({"type": "network"})
-        spec["linux"]["namespaces"] = namespaces
-        if self.opts.network == "host":
-            for name in ("resolv.conf", "hosts"):
-                host = Path("/etc") / name
-                if host.exists():
-                    spec["mounts"].append(
-                        {
-                            "destination": f"/etc/{name}",
-                            "type": "bind",
-                            "source": str(host),
-                            "options": ["rbind", "ro"],
-                        }
-                    )
-        cid = "build-" + os.urandom(16).hex()
         bundle = rootfs.parent / "bundle"
         bundle.mkdir(exist_ok=True)
-        from portique.fileio import atomic_write_json
-
         atomic_write_json(bundle / "config.json", spec)
-        run_root = db.default_run_root() / "runtime"
-        rt = Runtime(run_root)
-        out = sys.stdout.fileno() if not self.quiet else os.open(os.devnull, os.O_WRONLY)
-        null_in = os.open(os.devnull, os.O_RDONLY)
-        try:
-            sys.stdout.flush()
-            err = sys.stderr.fileno() if not self.quiet else out
-            return int(rt.run(cid, bundle, stdio=(null_in, out, err)))
-        finally:
-            os.close(null_in)
-            if self.quiet:
-                os.close(out)
-            try:
-                rt.delete(cid, force=True)
-            except PortiqueError:
-                pass
+        cid = "build-" + os.urandom(16).hex()
+        out = None if self.quiet else self.out
+        return run_step(db.default_run_root() / "runtime", cid, bundle, out)
 
     # -- COPY / ADD -----------------------------------------------------------
 
@@ -613,20 +594,42 @@ class Builder:
         descs = [parse_descriptor(d, f"layers[{i}]") for i, d in enumerate(state.layers)]
         lowers = list(reversed(self.images.unpack_layers(descs))) if descs else []
         work_root = self.root / "build" / os.urandom(8).hex()
+        # Recorded before they exist; undone newest first: a RUN's runtime
+        # container (its bundle is <work_root>/bundle), the mount, the dir.
+        step: list[journal.Resource] = [
+            {"type": "tree", "path": str(work_root)},
+            {"type": "overlay", "dir": str(work_root)},
+            {
+                "type": "runtime",
+                "root": str(db.default_run_root() / "runtime"),
+                "bundle": str(work_root / "bundle"),
+            },
+        ]
+        if self._op is not None:
+            self._op.add(*step)
         work_root.mkdir(parents=True)
+        mounted = False
         try:
             rootfs = mount_overlay(
                 self.images.snapshots.dir, lowers or [self.images.snapshots.empty], work_root
             )
-            try:
-                yield rootfs, work_root / "upper"
-            finally:
-                unmount_overlay(work_root)
+            mounted = True
+            faults.point("build.step-mounted")
+            yield rootfs, work_root / "upper"
         finally:
+            if mounted:
+                unmount_overlay(work_root)
+            # Never through a mount: a failed unmount raised above, and the
+            # journal keeps the step for the recovery.
             shutil.rmtree(work_root, ignore_errors=True)
+            if self._op is not None and not work_root.exists():
+                self._op.drop(*step)
 
     def _commit_layer(self, state: StageState, upper: Path, instr: Instruction) -> None:
         desc, diff_id = self.images.layer_from_dir(upper)
+        if self._op is not None:
+            self._op.add({"type": "blob", "digest": desc.digest})
+        faults.point("build.layer-stored")
         state.layers.append(desc.to_json())
         rootfs = state.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
         rootfs.setdefault("diff_ids", []).append(diff_id)
@@ -687,6 +690,7 @@ class Builder:
         }
         manifest_bytes = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()
         manifest_digest = self.images.store.write_bytes(manifest_bytes)
+        faults.point("build.before-register")
         return self.images.register(manifest_bytes, manifest_digest, config_bytes, tags=tags)
 
     # Set for the length of one build(): the read-only mounts of other stages

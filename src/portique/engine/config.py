@@ -21,50 +21,11 @@ from portique.engine import options as opt
 from portique.engine.userdb import ResolvedUser
 from portique.errors import InvalidArgument
 from portique.oci.value import value
+from portique.runtime.confinement import NAMESPACES, Confinement
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 INIT_PATH = "/sbin/docker-init"  # where Docker puts its tini, so `ps` inside looks the same
 CPU_PERIOD = 100_000
-
-MASKED_PATHS: tuple[str, ...] = (
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-)
-READONLY_PATHS: tuple[str, ...] = (
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-)
-
-# The device cgroup rules every container gets (Docker's / runc's defaults):
-# mknod of anything, plus use of the standard character devices.
-DEFAULT_DEVICE_RULES: tuple[dict[str, Any], ...] = (
-    {"allow": False, "access": "rwm"},
-    {"allow": True, "type": "c", "access": "m"},
-    {"allow": True, "type": "b", "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},  # null
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},  # zero
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},  # full
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},  # random
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},  # urandom
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},  # tty
-    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},  # console
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},  # ptmx
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},  # pts
-    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # tun
-)
-
 
 # ------------------------------------------------------------ image defaults
 
@@ -212,19 +173,6 @@ def _rlimits(host: Mapping[str, Any], hard_of: Callable[[str], int]) -> list[dic
     return [{"type": k, "soft": s, "hard": h} for k, (s, h) in wanted.items()]
 
 
-def _base_mounts(privileged: bool, readonly_rootfs: bool) -> list[dict[str, Any]]:
-    sys_opts = ["nosuid", "noexec", "nodev"] + ([] if privileged else ["ro"])
-    return [
-        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_opts},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-    ]  # fmt: skip
-
-
 def _etc_mounts(container_dir: str, readonly_rootfs: bool) -> list[dict[str, Any]]:
     return [
         {
@@ -237,12 +185,8 @@ def _etc_mounts(container_dir: str, readonly_rootfs: bool) -> list[dict[str, Any
     ]
 
 
-def _resources(host: Mapping[str, Any], privileged: bool) -> dict[str, Any]:
-    res: dict[str, Any] = {}
-    if privileged:
-        res["devices"] = [{"allow": True, "access": "rwm"}]
-    else:
-        res["devices"] = [dict(d) for d in DEFAULT_DEVICE_RULES]
+def _resources(host: Mapping[str, Any], confinement: Confinement) -> dict[str, Any]:
+    res: dict[str, Any] = {"devices": confinement.device_rules()}
     memory = int(host.get("Memory") or 0)
     swap = int(host.get("MemorySwap") or 0)
     if memory:
@@ -268,7 +212,7 @@ def _resources(host: Mapping[str, Any], privileged: bool) -> dict[str, Any]:
 
 
 def _namespaces(host: Mapping[str, Any], netns_path: str) -> list[dict[str, str]]:
-    ns = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
+    ns = [{"type": t} for t in NAMESPACES]
     mode = str(host.get("NetworkMode") or "none")
     if mode == "host":
         pass
@@ -292,8 +236,10 @@ def build_spec(
     caps = opt.capabilities(
         host.get("CapAdd") or [], host.get("CapDrop") or [], privileged, inputs.host_caps
     )
+    # The one definition of a container's confinement, shared with build's RUN steps.
+    confinement = Confinement(tuple(caps), inputs.seccomp, privileged, sec.no_new_privileges)
     argv = command_of(config)
-    mounts = _base_mounts(privileged, readonly_rootfs)
+    mounts = confinement.mounts()
     mounts += _etc_mounts(inputs.container_dir, readonly_rootfs)
     if host.get("Init"):
         if not inputs.init_binary:
@@ -322,22 +268,18 @@ def build_spec(
         "args": argv,
         "env": env,
         "cwd": str(config.get("WorkingDir") or "/"),
-        "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
+        "capabilities": confinement.process_capabilities(),
         "rlimits": _rlimits(host, hard_of),
-        "noNewPrivileges": sec.no_new_privileges,
+        "noNewPrivileges": confinement.no_new_privileges,
     }
     if inputs.user.additional_gids:
         process["user"]["additionalGids"] = list(inputs.user.additional_gids)
     linux: dict[str, Any] = {
         "namespaces": _namespaces(host, inputs.netns_path),
-        "resources": _resources(host, privileged),
+        "resources": _resources(host, confinement),
         "cgroupsPath": f"/portique/{inputs.container_id}",
+        **confinement.linux_paths(),
     }
-    if not privileged:
-        linux["maskedPaths"] = list(MASKED_PATHS)
-        linux["readonlyPaths"] = list(READONLY_PATHS)
-        if inputs.seccomp is not None:
-            linux["seccomp"] = dict(inputs.seccomp)
     return {
         "ociVersion": "1.1.0",
         "process": process,

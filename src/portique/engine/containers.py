@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
+from portique import faults, journal
 from portique.engine import client, db, lifecycle
 from portique.engine.paths import ContainerPaths
 from portique.errors import Conflict, InvalidArgument, InvalidState, NotFound, PortiqueError
@@ -134,11 +135,16 @@ def create(
         host_net = host.get("NetworkMode") == "host"
         merged["Hostname"] = socket.gethostname() if host_net else cid[:12]
     paths = ContainerPaths.of(cid)
+    # The journal entry comes first and goes in the transaction that inserts the
+    # row: a crash in between leaves an entry whose recovery removes the directory.
+    op = journal.Operation.begin(conn, "create", cid, [{"type": "container-create", "id": cid}])
     with ExitStack() as stack:
+        stack.callback(op.end)
         paths.dir.mkdir(parents=True, mode=0o710)
         stack.callback(shutil.rmtree, paths.dir, True)
         made_volumes: list[str] = []
         stack.callback(_remove_volume_dirs, made_volumes)
+        faults.point("create.dir-made")
         for attempt in range(16):
             cname = name or random_name(attempt)
             try:
@@ -167,12 +173,14 @@ def create(
                     db.insert_container(conn, row)
                     for v in used:
                         db.link_volume(conn, cid, v)
+                    db.add_image_user(conn, image.id, cid)
+                    op.end_in(conn)
                 break
             except Conflict:
                 if name or attempt == 15:
                     raise
-        _image_add_user(image.id, cid)
         stack.pop_all()
+    faults.point("create.committed")
     return row
 
 
@@ -195,27 +203,6 @@ def _remove_volume_dirs(names: list[str]) -> None:
 
     for n in names:
         shutil.rmtree(volumes_dir() / n, ignore_errors=True)
-
-
-def _image_add_user(image_id: str, cid: str) -> None:
-    from portique.engine.bundle import open_images
-
-    imgs = open_images()
-    try:
-        imgs.add_user(image_id, cid)
-    finally:
-        imgs.close()
-
-
-def _image_remove_user(image_id: str, cid: str) -> None:
-    from portique.engine.bundle import open_images
-
-    with contextlib.suppress(Exception):
-        imgs = open_images()
-        try:
-            imgs.remove_user(image_id, cid)
-        finally:
-            imgs.close()
 
 
 # ------------------------------------------------------------------- queries
@@ -461,26 +448,59 @@ def remove(
 
 
 def remove_stopped(conn: sqlite3.Connection, cid: str, *, volumes: bool = False) -> None:
-    """Delete a stopped container: DB row, files, and (with `volumes`) its anonymous volumes."""
-    paths = ContainerPaths.of(cid)
+    """Delete a stopped container: DB row, files, and (with `volumes`) its anonymous volumes.
+
+    The row, its image_users row and a journal entry naming what remains to
+    clean change in one transaction; the clean-up after it is `finish_removal`,
+    which the recovery redoes if this process dies before it is done.
+    """
     with db.transaction(conn):
         row = db.get_container(conn, cid)
         if row is None:
             return
         if row.status in RUNNING and lifecycle.is_alive(row.monitor_pid, cid, row.started_at):
             raise Conflict(f"container {row.name} is running")
-        anon = [v.name for v in db.container_volumes(conn, cid) if v.anonymous]
+        anon = [v.name for v in db.container_volumes(conn, cid) if v.anonymous] if volumes else []
+        host = dict(row.config["HostConfig"])
         db.delete_container(conn, cid)
+        op = journal.Operation.begin_in(conn, "remove", cid, [removal(cid, host, anon)])
+    faults.point("rm.row-deleted")
+    if finish_removal(conn, cid, host, anon):
+        op.end()
+
+
+def removal(cid: str, host: Mapping[str, Any], anon: list[str]) -> journal.Resource:
+    """The journal's record of a removal whose row is gone."""
+    return {"type": "container-remove", "id": cid, "host": dict(host), "volumes": list(anon)}
+
+
+def finish_removal(
+    conn: sqlite3.Connection | None, cid: str, host: Mapping[str, Any] | None, anon: list[str]
+) -> bool:
+    """What a removal does once the row is gone: runtime state and cgroups, network
+    endpoints, rootfs mount, files, then the anonymous volumes `anon`. Idempotent;
+    False when something must wait (a rootfs that would not unmount)."""
+    paths = ContainerPaths.of(cid)
     with contextlib.suppress(Exception):
-        lifecycle.cleanup_dead(paths, dict(row.config["HostConfig"]))
-    lifecycle.remove_files(paths)
-    _image_remove_user(row.image_id, cid)
-    if volumes:
+        lifecycle.cleanup_dead(paths, dict(host) if host is not None else None)
+    faults.point("rm.cleaned")
+    if not lifecycle.remove_files(paths):
+        return False
+    faults.point("rm.files-removed")
+    if anon:
         from portique.engine.volumes import remove_volume
 
-        for name in anon:
-            with contextlib.suppress(PortiqueError):
-                remove_volume(conn, name)
+        own = conn is None
+        if conn is None:
+            conn = db.open_db(paths.root)
+        try:
+            for name in anon:
+                with contextlib.suppress(PortiqueError):
+                    remove_volume(conn, name, force=True)
+        finally:
+            if own:
+                conn.close()
+    return True
 
 
 ORPHAN_AGE = 60.0  # `create` makes the directory just before its DB row

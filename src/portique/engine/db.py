@@ -27,6 +27,12 @@ Schema, version 1:
 
 Every multi-row change is one `transaction()`; the UNIQUE name column is what
 makes two concurrent `run --name x` calls resolve to exactly one winner.
+
+A container's row in `image_users` (the image component's table, in the same
+file) is inserted and deleted in the transaction that inserts or deletes the
+container, so the two never disagree; `drop_stale_image_users` repairs what
+older versions left. The operations journal (portique/journal.py) is migrated
+here too: create, start and remove record themselves in it.
 """
 
 from __future__ import annotations
@@ -159,8 +165,11 @@ class VolumeRow:
 
 
 def open_db(root: Path) -> sqlite3.Connection:
+    from portique import journal
+
     conn = _db.connect(root)
     _db.migrate(conn, COMPONENT, MIGRATIONS)
+    journal.ensure(conn)
     return conn
 
 
@@ -254,7 +263,49 @@ def rename_container(conn: sqlite3.Connection, cid: str, new: str) -> None:
 
 
 def delete_container(conn: sqlite3.Connection, cid: str) -> None:
+    """The row, its volume links, and its image_users row (one transaction: the caller's)."""
     conn.execute("DELETE FROM containers WHERE id = ?", (cid,))
+    try:
+        conn.execute("DELETE FROM image_users WHERE container_id = ?", (cid,))
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):  # a root no image was ever stored in
+            raise
+
+
+# --------------------------------------------------------------- image users
+# image_users(container_id PRIMARY KEY, image_id -> images) belongs to the image
+# component (image/metadata.py); the engine writes it inside its own transactions.
+
+
+def add_image_user(conn: sqlite3.Connection, image_id: str, cid: str) -> None:
+    try:
+        conn.execute(
+            "INSERT INTO image_users(container_id, image_id) VALUES (?, ?)"
+            " ON CONFLICT(container_id) DO UPDATE SET image_id = excluded.image_id",
+            (cid, image_id),
+        )
+    except sqlite3.IntegrityError:  # the foreign key: the image was just removed
+        raise NotFound(f"no such image: {image_id}") from None
+
+
+def drop_stale_image_users(conn: sqlite3.Connection) -> int:
+    """Drop image_users rows whose container is gone (left by crashes of older
+    versions, which deleted the two rows in separate transactions)."""
+    stale = (
+        "SELECT 1 FROM image_users u WHERE NOT EXISTS"
+        " (SELECT 1 FROM containers c WHERE c.id = u.container_id) LIMIT 1"
+    )
+    try:
+        if conn.execute(stale).fetchone() is None:
+            return 0
+    except sqlite3.OperationalError:  # no image table yet: a root without images
+        return 0
+    with transaction(conn):
+        cur = conn.execute(
+            "DELETE FROM image_users WHERE NOT EXISTS"
+            " (SELECT 1 FROM containers c WHERE c.id = image_users.container_id)"
+        )
+    return cur.rowcount
 
 
 # ------------------------------------------------------------------- volumes

@@ -42,11 +42,19 @@ def record_exit(conn: sqlite3.Connection, cid: str, code: int, oom: bool) -> Non
     )
 
 
-def delete_row(conn: sqlite3.Connection, cid: str) -> tuple[list[str], str] | None:
-    """--rm: drop the row now; (its anonymous volumes, image id) for the cleanup after."""
+def delete_row(
+    conn: sqlite3.Connection, cid: str
+) -> tuple[list[str], dict[str, object], int] | None:
+    """--rm: drop the row now, with its image_users row and a journal entry for the
+    clean-up after (portique/journal.py), in one transaction; returns (its anonymous
+    volumes, its HostConfig, the entry's id), or None if the row was gone."""
+    import json
+
+    from portique import journal
+
     conn.execute("BEGIN IMMEDIATE")
     try:
-        row = conn.execute("SELECT image_id FROM containers WHERE id = ?", (cid,)).fetchone()
+        row = conn.execute("SELECT config FROM containers WHERE id = ?", (cid,)).fetchone()
         if row is None:
             conn.execute("ROLLBACK")
             return None
@@ -58,12 +66,20 @@ def delete_row(conn: sqlite3.Connection, cid: str) -> tuple[list[str], str] | No
                 (cid,),
             )
         ]
+        host = json.loads(row[0]).get("HostConfig") or {}
         conn.execute("DELETE FROM containers WHERE id = ?", (cid,))
+        try:
+            conn.execute("DELETE FROM image_users WHERE container_id = ?", (cid,))
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):  # a root no image was ever stored in
+                raise
+        resource = {"type": "container-remove", "id": cid, "host": host, "volumes": vols}
+        entry = journal.insert(conn, "remove", cid, [resource])
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-    return vols, str(row[0])
+    return vols, host, entry
 
 
 def read_oom_count(path: str) -> int:

@@ -1,9 +1,10 @@
 """`exec`: run another process in a running container, through the runtime library.
 
-Without -t the process simply inherits our stdio (stdin only with -i) and
-`rt.exec` returns its status. With -t the runtime makes a pty inside the
-container and sends us the master over a console socket; a forked child runs
-the blocking `rt.exec` while we pump our terminal <-> the master.
+The process never gets an fd of ours. Without -t it gets pipes that a relay
+thread copies to and from our stdio (engine/relay.py, stdin only with -i)
+while `rt.exec` waits and returns its status. With -t the runtime makes a pty
+inside the container and sends us the master over a console socket; a forked
+child runs the blocking `rt.exec` while we pump our terminal <-> the master.
 """
 
 from __future__ import annotations
@@ -98,16 +99,10 @@ def run_exec(row: db.ContainerRow, req: ExecRequest) -> int:
             os.close(null)
         return 0
     if not req.tty:
-        stdin = 0
-        null = -1
-        if not req.stdin:
-            null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            stdin = null
-        try:
-            return int(rt.exec(row.id, process, stdio=(stdin, 1, 2)))
-        finally:
-            if null >= 0:
-                os.close(null)
+        from portique.engine.relay import Relay
+
+        with Relay(stdin=req.stdin) as relay:
+            return int(rt.exec(row.id, process, stdio=relay.container_stdio(), on_pid=relay.start))
     return _exec_tty(rt, row.id, process, req)
 
 
@@ -126,7 +121,10 @@ def _exec_tty(rt: object, cid: str, process: object, req: ExecRequest) -> int:
             try:
                 listener.close()
                 os.close(r)
-                code = int(rt.exec(cid, process, console_socket=path))  # type: ignore[attr-defined]
+                # Not even the runtime's helper holds our terminal: the
+                # process gets the pty the runtime makes inside the container.
+                null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                code = int(rt.exec(cid, process, console_socket=path, stdio=(null, null, null)))  # type: ignore[attr-defined]
             except PortiqueError as exc:
                 os.write(w, f"{exc.exit_code} {exc}".encode()[:4000])
                 code = exc.exit_code

@@ -11,7 +11,8 @@ The start protocol (CLI process C, monitor M, container init I):
        rt.start, record "running" in the DB, then one status line to C over a
        CLOEXEC pipe ("ok <pid>" or "err <exit code> <message>")
     M: exec a fresh `python -I -S` on engine/monitor.py with the fds it keeps,
-       so the long-lived process carries none of the CLI's modules.
+       so the long-lived process carries none of the CLI's modules (the
+       same interpreter file, through /proc/self/exe: linux/selfexe.py).
     C: reads the status line; prints the id or the error.
 
 On failure before the status line M undoes everything it did (ExitStack:
@@ -199,7 +200,11 @@ def _launch_in_monitor(
     _close_other_fds(keep)
     argv = [sys.executable, "-I", "-S", "-c", MONITOR_BOOT, "\n".join(sys.path)]
     argv += [f"{k}={v}" for k, v in args.items()]
-    os.execv(sys.executable, argv)
+    # The file we run, not sys.executable: the monitor restarts containers, so
+    # it keeps our sealed copy or read-only mount (linux/selfexe.py).
+    from portique.linux.selfexe import exec_self
+
+    exec_self(argv)
 
 
 def _report(status_w: int, msg: str) -> None:
@@ -233,22 +238,30 @@ def _close_other_fds(keep: list[int]) -> None:
 def _create_and_start(
     row: db.ContainerRow, paths: ContainerPaths, conn: Any, restart_count: int | None
 ) -> tuple[dict[str, int], int, float, str]:
+    from portique import faults, journal
     from portique.engine import bundle, network, stdio
 
     rt = open_runtime(paths)
+    # Until "running" is recorded (the same transaction ends the entry), a death
+    # of this monitor leaves an entry whose recovery undoes the half-done start.
+    resource = {"type": "container-start", "id": row.id, "host": row.config["HostConfig"]}
+    op = journal.Operation.begin(conn, "start", row.id, [resource])
     with ExitStack() as stack:
+        stack.callback(op.end)
         early = None
         if network.wants_early_setup(row):
             # Forked first, so its imports overlap the mount and the runtime's create.
             early = network.EarlySetup(row, paths)
             stack.callback(early.close)
         bundle.prepare(row, paths, stack)
+        faults.point("monitor.mounted")
         config = row.config["Config"]
         io = stdio.make(
             paths, tty=bool(config.get("Tty")), stdin=bool(config.get("OpenStdin")), stack=stack
         )
         state = rt.create(row.id, paths.dir, **io.runtime_kwargs())
         stack.callback(_force_delete, rt, row.id)
+        faults.point("monitor.runtime-created")
         pid = int(state.pid)
         io.after_create()
         if early is not None:
@@ -257,6 +270,7 @@ def _create_and_start(
         else:
             net_settings = network.setup(row, pid, paths, stack)
         rt.start(row.id)
+        faults.point("monitor.started")
         fds = io.monitor_fds()
         now = time.time()
         fields: dict[str, Any] = {
@@ -277,6 +291,7 @@ def _create_and_start(
                 raise InvalidState(f"container {row.id} was removed while starting")
             db.update_state(conn, row.id, **fields)
             db.update_config(conn, row.id, {**row.config, "NetworkSettings": net_settings})
+            op.end_in(conn)
         stack.pop_all()
     return fds, pid, now, _oom_file(row.id)
 
@@ -313,9 +328,12 @@ def _force_delete(rt: Any, cid: str) -> None:
         rt.delete(cid, force=True)
 
 
-def cleanup_after_exit(cid: str, removed: tuple[list[str], str] | None, net: bool) -> None:
+def cleanup_after_exit(
+    cid: str, removed: tuple[list[str], dict[str, Any], int] | None, net: bool
+) -> None:
     """After the exit was recorded: runtime state, cgroup, rootfs mount, network
-    endpoints; with --rm (`removed`: its anonymous volumes and image) the files too."""
+    endpoints; with --rm (`removed`: its anonymous volumes, HostConfig and journal
+    entry, from dblite.delete_row) the files and volumes too, then the entry."""
     paths = ContainerPaths.of(cid)
     with contextlib.suppress(Exception):
         cleanup_dead(paths)
@@ -327,15 +345,18 @@ def cleanup_after_exit(cid: str, removed: tuple[list[str], str] | None, net: boo
         os.unlink(paths.socket)
     if removed is None:
         return
-    from portique.engine import containers, volumes
+    from portique import journal
+    from portique.engine import containers
 
-    remove_files(paths)
-    anon, image_id = removed
-    containers._image_remove_user(image_id, cid)
+    anon, _host, entry = removed
     conn = db.open_db(paths.root)
-    for name in anon:
-        with contextlib.suppress(PortiqueError):
-            volumes.remove_volume(conn, name)
+    try:
+        # Runtime state, mount and endpoints went above: files and volumes remain
+        # (the journal entry holds the HostConfig for a recovery that redoes all).
+        if containers.finish_removal(conn, cid, None, anon):
+            journal.forget(conn, entry)
+    finally:
+        conn.close()
 
 
 def finish_for_restart(

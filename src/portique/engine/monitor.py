@@ -474,6 +474,9 @@ def main(argv: list[str]) -> None:
         removed = None
         if args.get("autoremove") == "1":
             removed = dblite.delete_row(conn, cid)
+            from portique import faults
+
+            faults.point("monitor.autoremove-row-deleted")
         else:
             dblite.record_exit(conn, cid, code, oom)
         conn.close()

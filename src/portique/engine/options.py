@@ -17,6 +17,8 @@ from pathlib import Path
 from portique.errors import InvalidArgument, shown
 from portique.linux.caps import CAPABILITIES
 from portique.oci.value import value
+from portique.runtime.confinement import caps_from_mask as caps_from_mask
+from portique.runtime.confinement import host_capabilities as host_capabilities
 from portique.runtime.seccomp_default import DOCKER_DEFAULT_CAPS
 
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
@@ -577,24 +579,6 @@ def parse_security_opts(items: Iterable[str]) -> SecurityOpts:
 # Docker's default capability set, and every capability in kernel number order.
 DEFAULT_CAPS: tuple[str, ...] = DOCKER_DEFAULT_CAPS
 ALL_CAPS: tuple[str, ...] = CAPABILITIES
-
-
-def caps_from_mask(mask: int) -> list[str]:
-    """Capability names of the bits set in `mask` (ALL_CAPS is in kernel number order)."""
-    return [name for bit, name in enumerate(ALL_CAPS) if mask >> bit & 1]
-
-
-def host_capabilities(status: str = "/proc/self/status") -> list[str]:
-    """Our bounding set: a container cannot get what we do not have (CAP_SYS_RESOURCE
-    is missing on some hosts, and capset would fail)."""
-    try:
-        with open(status) as f:
-            for line in f:
-                if line.startswith("CapBnd:"):
-                    return caps_from_mask(int(line.split()[1], 16))
-    except (OSError, ValueError):
-        pass
-    return list(ALL_CAPS)
 
 
 def _cap_name(raw: str) -> str:

@@ -8,6 +8,7 @@ sources are checked. At each start the plan turns into OCI mounts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -43,6 +44,12 @@ def create_volume(
         raise InvalidArgument("the local volume driver takes no options here")
     name = name or os.urandom(32).hex()
     opt.check_volume_name(name)
+    if not conn.in_transaction:
+        # The directory is made inside the transaction that inserts the row, so
+        # a directory without a row, seen inside a transaction, is a crash's
+        # leftover (`sweep_orphan_dirs`).
+        with db.transaction(conn):
+            return create_volume(conn, name, labels=labels, anonymous=anonymous)
     existing = db.get_volume(conn, name)
     if existing is not None:
         return existing, False
@@ -56,15 +63,34 @@ def create_volume(
         anonymous=anonymous,
     )
     data.mkdir(parents=True, exist_ok=True, mode=0o755)
-    try:
-        db.insert_volume(conn, row)
-    except sqlite3.IntegrityError:
-        # Lost a race with another `volume create` of the same name: theirs wins.
-        got = db.get_volume(conn, name)
-        if got is None:
-            raise
-        return got, False
+    db.insert_volume(conn, row)
     return row, True
+
+
+def sweep_orphan_dirs(conn: sqlite3.Connection) -> list[str]:
+    """Remove volume directories no row names: left by a process killed inside the
+    transaction that made one, or after a removal's row delete. Checked inside a
+    write transaction, where no creation is half done."""
+    base = volumes_dir()
+
+    def unnamed() -> list[str]:
+        try:
+            names = os.listdir(base)
+        except FileNotFoundError:
+            return []
+        return [n for n in names if not n.startswith(".") and db.get_volume(conn, n) is None]
+
+    gone = []
+    if unnamed():
+        with db.transaction(conn):
+            for n in unnamed():
+                os.rename(base / n, base / f".trash-{os.urandom(8).hex()}")
+                gone.append(n)
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.listdir(base):
+            if entry.startswith(".trash-"):
+                shutil.rmtree(base / entry, ignore_errors=True)
+    return gone
 
 
 def remove_volume(conn: sqlite3.Connection, name: str, *, force: bool = False) -> None:

@@ -37,6 +37,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Final
 
+from portique import faults
 from portique.errors import InvalidArgument
 from portique.oci import image as oci
 from portique.oci.digest import DigestMismatch, parse_digest, sha256_digest
@@ -45,6 +46,7 @@ from portique.oci.reference import parse_reference
 if TYPE_CHECKING:
     from portique.image.images import ImageRecord, Images
     from portique.image.store import ContentStore, Writer
+    from portique.journal import Operation
 
 _CHUNK: Final = 1 << 20
 MAX_MEMBERS: Final = 100_000
@@ -193,6 +195,7 @@ class _Archive:
             raise InvalidArchive(f"invalid archive: not a tar file ({exc})") from None
         self.members: dict[str, tarfile.TarInfo] = {}
         self.progress: Progress | None = None
+        self.op: Operation | None = None
         try:
             for count, info in enumerate(self._tar, 1):
                 if count > MAX_MEMBERS:
@@ -304,18 +307,32 @@ def load(
     `progress(layer_digest, bytes_done, bytes_total)` is called as layers are copied.
     `platform` picks the image of a multi-platform index (default: the host's).
     """
-    with _seekable(inp, images.root / "tmp") as f:
-        archive = _Archive(f)
-        archive.progress = progress
-        if "index.json" in archive:
-            loaded = _load_oci(images, archive, platform or oci.host_platform())
-        elif "manifest.json" in archive:
-            loaded = _load_docker(images, archive)
-        else:
-            raise InvalidArchive(
-                "invalid archive: no manifest.json or index.json "
-                "(expected a docker-archive or an OCI layout)"
-            )
+    from portique import journal
+
+    images.store.sweep()
+    conn = journal.open_journal(images.root)
+    try:
+        # The load's journal entry names each layer's ingest and unpack files
+        # before they are made; a killed load leaves it for the recovery.
+        op = journal.Operation.begin(conn, "load")
+        try:
+            with _seekable(inp, images.root / "tmp") as f:
+                archive = _Archive(f)
+                archive.progress = progress
+                archive.op = op
+                if "index.json" in archive:
+                    loaded = _load_oci(images, archive, platform or oci.host_platform())
+                elif "manifest.json" in archive:
+                    loaded = _load_docker(images, archive)
+                else:
+                    raise InvalidArchive(
+                        "invalid archive: no manifest.json or index.json "
+                        "(expected a docker-archive or an OCI layout)"
+                    )
+        finally:
+            op.end()
+    finally:
+        conn.close()
     if not loaded:
         raise InvalidArchive("invalid archive: it contains no image")
     return loaded
@@ -399,6 +416,10 @@ def _store_layer(
             expected = h.digest
             f.seek(0)
         h = _LayerHash()
+        if archive.op is not None:
+            archive.op.add(
+                {"type": "ingest", "digest": expected}, {"type": "staging", "key": expected}
+            )
         if store.has(expected):
             _pump(f, h, None, archive, expected, size)
         else:
@@ -412,6 +433,7 @@ def _store_layer(
         raise DigestMismatch(
             f"layer {name!r}: uncompressed content hashes to {h.diff_id}, the config says {diff_id}"
         )
+    faults.point("load.layer-stored")
     return oci.Descriptor(_layer_media_type(h.compression or ""), expected, size)
 
 
@@ -428,6 +450,7 @@ def _pump(
             raise InvalidArchive(f"layer {digest}: {exc.message}") from None
         if w is not None:
             w.write(chunk)
+            faults.point("load.layer-partial")
         if archive.progress is not None:
             archive.progress(digest, h.size, size)
 
@@ -581,6 +604,7 @@ def _register(
             clean.append(ref.familiar())
     digest = images.store.write_bytes(manifest_bytes, manifest_digest)
     images.unpack_layers(list(layers))
+    faults.point("load.before-register")
     repo_digest = None
     if original and clean:
         repo_digest = f"{parse_reference(clean[0]).repository}@{digest}"
@@ -745,7 +769,8 @@ def import_rootfs(
     tags = [parse_reference(ref).familiar()] if ref else []
     tmpdir = images.root / "tmp"
     tmpdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with tempfile.NamedTemporaryFile(dir=tmpdir) as spool:
+    # Unnamed (O_TMPFILE): a killed import leaves no spool file behind.
+    with tempfile.TemporaryFile(dir=tmpdir) as spool:
         h = _LayerHash()
         for chunk in iter(lambda: source.read(_CHUNK), b""):
             h.update(chunk)

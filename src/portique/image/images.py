@@ -34,12 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from portique import faults
 from portique.errors import Conflict, InvalidArgument, NotFound
 from portique.image.metadata import ImageDB, ImageRow, LayerRow, NewImage
 from portique.image.snapshots import (
     STALE_SECONDS,
     Snapshots,
     mount_overlay,
+    remove_tree,
     unmount_overlay,
     write_diff_tar,
 )
@@ -165,11 +167,13 @@ class Images:
                         result = unpack(f, fd)
                 except InvalidLayer as exc:
                     raise InvalidLayer(f"layer {digest}: {exc.message}") from None
+                faults.point("unpack.staged")
                 with self.db.write() as c:
                     row = ImageDB.layer_by_diff_id(c, result.diff_id)
                     if row is None:
                         n = ImageDB.insert_layer(c, result.diff_id, result.size)
                         path = self.snapshots.install(tmp, n)
+                        faults.point("unpack.renamed")
                     elif not self.snapshots.path(row.id).is_dir():
                         # The row outlived its directory (deleted by hand): repair.
                         path = self.snapshots.install(tmp, row.id)
@@ -383,8 +387,9 @@ class Images:
 
         Named by reference: only that reference goes, unless it was the last
         one. Named by id: every reference goes (force needed when they span
-        several repositories). An image a container uses is kept (dangling)
-        even with force: its snapshots are that container's lower dirs.
+        several repositories). An image a container uses is never deleted,
+        even with force (its snapshots are that container's lower dirs): the
+        removal fails and nothing changes.
         """
         image_id = self._resolve_id(name_or_id)
         by_id = self._names_id(name_or_id, image_id)
@@ -405,16 +410,24 @@ class Images:
                 tags, digests = _refs(c, image_id)
                 if tags or digests:
                     return out
-                if users and not force:
+                if users:
+                    # Even forced: an image whose last name goes is deleted, and
+                    # its snapshots are this container's lower dirs. So `rmi -f`
+                    # either removes the image or fails (rolled back), never
+                    # reports success while keeping it.
+                    how = "cannot be forced" if force else "must force"
                     raise Conflict(
-                        f'unable to remove repository reference "{name_or_id}" (must force) - '
-                        f"container {users[0][:12]} is using its referenced image {short}"
+                        f'unable to remove repository reference "{name_or_id}" ({how}) - '
+                        f"container {users[0][:12]} is using its referenced image {short}",
+                        hint="remove that container first",
                     )
             else:
-                if users and not force:
+                if users:
+                    how = "cannot be forced" if force else "must be forced"
                     raise Conflict(
-                        f"unable to delete {short} (must be forced) - "
-                        f"image is being used by container {users[0][:12]}"
+                        f"unable to delete {short} ({how}) - "
+                        f"image is being used by container {users[0][:12]}",
+                        hint="remove that container first",
                     )
                 if len({t.rpartition(":")[0] for t in tags}) > 1 and not force:
                     raise Conflict(
@@ -429,8 +442,6 @@ class Images:
                 _untag(c, t, out)
             for d in _refs(c, image_id)[1]:
                 _untag(c, d, out)
-            if users:
-                return out  # forced: the image stays, dangling, for its containers
             current: str | None = image_id
             for _ in range(_MAX_PARENT_CHAIN):
                 if current is None:
@@ -525,9 +536,37 @@ class Images:
         return out
 
     def clean_stale(self, max_age: float = STALE_SECONDS) -> None:
-        """Remove what crashed or abandoned operations left behind."""
+        """Remove what crashed or abandoned operations left behind, once old."""
         self.store.clean_stale()
         self.snapshots.clean_stale(self.db.layer_ids(), max_age)
+
+    def sweep_abandoned(self, *, keep_partials: bool = True) -> None:
+        """Remove, whatever their age, what dead processes left: ingest and unpack
+        files nobody holds a lock on (partials of downloads stay for a resume
+        unless not `keep_partials`), numbered snapshot dirs no layer row names."""
+        self.store.sweep(keep_partials=keep_partials)
+        self.snapshots.sweep_abandoned()
+        if not self.snapshots.orphans(self.db.layer_ids()):
+            return
+        trash: builtins.list[Path] = []
+        with contextlib.ExitStack() as stack:
+            key = f"del-{os.urandom(8).hex()}"
+            # Inside a write transaction no unpack is between its rename and its
+            # commit (both happen in one), so a dir no row names now is garbage;
+            # it is renamed away before the lock goes, since its id may be given
+            # to the next layer.
+            with self.db.write() as c:
+                known = {r[0] for r in c.execute("SELECT id FROM layers")}
+                orphans = self.snapshots.orphans(known)
+                if orphans:
+                    stack.enter_context(self.snapshots.lock(key))
+                for i, n in enumerate(orphans):
+                    dest = self.snapshots.dir / f"tmp-{key}.{i}"
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rename(self.snapshots.path(n), dest)
+                        trash.append(dest)
+            for dest in trash:
+                remove_tree(dest)
 
     # -- rootfs ------------------------------------------------------------------
 

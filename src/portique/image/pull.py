@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from portique import faults
 from portique.errors import InvalidArgument, NotFound, PortiqueError
 from portique.image.registry.errors import RegistryError
 from portique.oci import image as oci
@@ -138,6 +140,7 @@ class _Puller:
                     raise _Abort
                 try:
                     self._download(desc, sid, report)
+                    faults.point("pull.blob-committed")
                     return
                 except DigestMismatch:
                     # A kept partial from an earlier attempt may be what is wrong:
@@ -180,6 +183,7 @@ class _Puller:
                     if self.abort.is_set():
                         raise _Abort
                     writer.write(chunk)
+                    faults.point("pull.blob-partial")
                     if report and writer.offset >= next_report:
                         self.progress(ProgressEvent(sid, "Downloading", writer.offset, desc.size))
                         next_report = writer.offset + step
@@ -206,6 +210,7 @@ class _Puller:
             raise _Abort
         self.progress(ProgressEvent(sid, "Extracting", 0, desc.size))
         self.images.unpack_layer(desc)
+        faults.point("pull.layer-unpacked")
         self.progress(ProgressEvent(sid, "Pull complete"))
 
 
@@ -297,6 +302,7 @@ def pull_image(
     # Docker says this once the manifest resolved (not before a "not found").
     report(ProgressEvent("", f"Pulling from {ref.familiar_name()}"))
     _check_layers(manifest)
+    faults.point("pull.manifest-resolved")
     tags = [ref.tagged()] if ref.tag is not None else []
     repo_digest = f"{ref.repository}@{top_digest}"
     try:
@@ -325,16 +331,45 @@ def pull_image(
 
     # A layer listed twice is fetched and unpacked once.
     unique = list({d.digest: d for d in manifest.layers}.values())
-    _run_layers(puller, unique, manifest.config, check_config)
-    report(ProgressEvent("", f"Digest: {top_digest}"))
-    record = images.register(
-        manifest_bytes,
-        manifest_digest,
-        _config_bytes(images, manifest),
-        tags=tags,
-        repo_digest=repo_digest,
-    )
+    # What dead pulls left (lock files; partials beyond what is
+    # worth resuming) goes first, so failed pulls cannot pile files up.
+    images.store.sweep()
+    with _journal(images, name, unique, manifest.config):
+        _run_layers(puller, unique, manifest.config, check_config)
+        report(ProgressEvent("", f"Digest: {top_digest}"))
+        faults.point("pull.before-register")
+        record = images.register(
+            manifest_bytes,
+            manifest_digest,
+            _config_bytes(images, manifest),
+            tags=tags,
+            repo_digest=repo_digest,
+        )
     return PullResult(record, ref, top_digest, manifest_digest, downloaded=True)
+
+
+@contextmanager
+def _journal(
+    images: Images, name: str, layers: list[oci.Descriptor], config: oci.Descriptor
+) -> Iterator[None]:
+    """The pull's journal entry (portique/journal.py): the ingest files and unpack
+    dirs it may leave if killed. Ended whatever the outcome otherwise: a failure
+    removes its own files (partials are kept on purpose, for a resume)."""
+    from portique import journal
+
+    conn = journal.open_journal(images.root)
+    try:
+        resources: list[journal.Resource] = [
+            {"type": "ingest", "digest": d.digest} for d in (config, *layers)
+        ]
+        resources += [{"type": "staging", "key": d.digest} for d in layers]
+        op = journal.Operation.begin(conn, "pull", name, resources)
+        try:
+            yield
+        finally:
+            op.end()
+    finally:
+        conn.close()
 
 
 def _config_bytes(images: Images, manifest: oci.Manifest) -> bytes:

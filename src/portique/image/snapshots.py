@@ -7,8 +7,10 @@
 
 A layer is unpacked into a tmp dir and renamed to <n> in the same database
 transaction that records it; deletion renames <n> to a tmp dir before
-removing it. So a crash leaves only tmp dirs (or a numbered dir no row names),
-which `clean_stale` removes.
+removing it. So a crash leaves only tmp dirs (or a numbered dir no row names).
+Every tmp dir is named after a lock its maker holds (tmp-<key>.<random>, lock
+locks/<key>), so a tmp dir whose lock nobody holds is a dead process's:
+`sweep_abandoned` removes those at once, `clean_stale` when old.
 
 Overlay layers are independent directories, so every layer unpacks on its own
 (in parallel) whatever its parent; the image's order only matters when the
@@ -84,12 +86,14 @@ class Snapshots:
 
     def remove(self, n: int) -> None:
         target = self.path(n)
-        trash = self.dir / f"tmp-del-{os.urandom(8).hex()}"
-        try:
-            os.rename(target, trash)
-        except FileNotFoundError:
-            return
-        remove_tree(trash)
+        key = f"del-{os.urandom(8).hex()}"
+        with self.lock(key):
+            trash = self.dir / f"tmp-{key}.0"
+            try:
+                os.rename(target, trash)
+            except FileNotFoundError:
+                return
+            remove_tree(trash)
 
     def clean_stale(self, known: set[int], max_age: float = STALE_SECONDS) -> int:
         """Remove tmp dirs and unnamed numbered dirs older than `max_age` seconds."""
@@ -111,10 +115,37 @@ class Snapshots:
             removed += 1
         return removed
 
+    def sweep_abandoned(self, key: str | None = None) -> int:
+        """Remove tmp dirs (of `key` only, if given) and lock files nobody holds."""
+        from portique.image.store import remove_if_unlocked
+
+        prefix = f"tmp-{_lock_name(key)}." if key is not None else "tmp-"
+        removed = 0
+        for entry in os.scandir(self.dir):
+            if entry.name.startswith(prefix) and not self._in_use(entry.name):
+                remove_tree(Path(entry.path))
+                removed += 1
+        names = [_lock_name(key)] if key is not None else os.listdir(self.locks)
+        for name in names:
+            remove_if_unlocked(self.locks / name)
+        return removed
+
+    def orphans(self, known: set[int]) -> list[int]:
+        """Numbered dirs no layer row names (a crash between rename and commit)."""
+        return [
+            int(e.name)
+            for e in os.scandir(self.dir)
+            if e.name.isdigit() and int(e.name) not in known
+        ]
+
     def _in_use(self, tmp_name: str) -> bool:
         key, dot, _ = tmp_name[len("tmp-") :].rpartition(".")
         if not dot:
-            return False
+            # An older portique's trash (tmp-del-<random>): only its age tells.
+            try:
+                return time.time() - os.lstat(self.dir / tmp_name).st_mtime < STALE_SECONDS
+            except FileNotFoundError:
+                return False
         try:
             fd = os.open(self.locks / key, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:

@@ -9,12 +9,22 @@ Layout under the engine root:
 A blob reaches blobs/ only by rename(2) of a partial file whose digest and size
 were checked, after fsync: nothing under blobs/ is ever unverified, and a crash
 leaves at worst a partial in ingest/, which the next ingest of that digest
-resumes (re-hashing the kept prefix) and `clean_stale` removes when old.
+resumes (re-hashing the kept prefix).
+
+Every file in ingest/ is flock(2)ed while someone works on it, and the lock
+dies with its process: so a file nobody holds is abandoned, whatever its age.
+`sweep` removes abandoned lock files at once and abandoned partials once they
+are too old or too many to be worth resuming (a hostile registry that breaks
+every download cannot make them pile up); `sweep(keep_partials=False)`
+(`system prune`) removes every abandoned partial. Blobs we produce ourselves
+(`new_blob`) are written to an unnamed O_TMPFILE and linked in when complete,
+so a crash leaves nothing of them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -30,6 +40,8 @@ from portique.oci.digest import DigestMismatch, Verifier, algorithm_of, parse_di
 _CHUNK = 1 << 20
 # Partial downloads nobody resumed within a day are garbage.
 STALE_SECONDS = 24 * 3600
+# Abandoned partials kept for a resumed download, newest first; older ones go.
+MAX_KEPT_PARTIALS = 8
 
 
 class Writer:
@@ -146,15 +158,27 @@ class Writer:
 class NewBlob:
     """Receives a blob we generate (a layer from `commit`); hashed as written.
 
-    On clean exit of its `with` block the file is fsynced and renamed into
+    On clean exit of its `with` block the file is fsynced and linked into
     blobs/ under the digest computed from the very bytes written; `digest`
-    and `size` then describe it. On error the temp file is removed.
+    and `size` then describe it. Until then it is an unnamed O_TMPFILE in
+    ingest/, so neither an error nor a crash leaves anything behind.
     """
 
     def __init__(self, store: ContentStore) -> None:
         self._store = store
-        self._tmp = store.ingest_dir / f"new-{os.urandom(8).hex()}.part"
-        self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self._tmp: Path | None = None
+        try:
+            self._fd = os.open(store.ingest_dir, os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+            # A file system without O_TMPFILE: a named file, flocked so that
+            # `sweep` can tell it from a crash's leftover.
+            self._tmp = store.ingest_dir / f"new-{os.urandom(8).hex()}.part"
+            self._fd = os.open(
+                self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
+            )
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
         self._hash = hashlib.sha256()
         self.size = 0
         self.digest = ""
@@ -184,12 +208,29 @@ class NewBlob:
                 target = self._store.path(self.digest)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.fchmod(self._fd, 0o644)
-                os.rename(self._tmp, target)
-                _fsync_dir(target.parent)
+                if self._tmp is not None:
+                    os.rename(self._tmp, target)
+                    _fsync_dir(target.parent)
+                else:
+                    self._link(target)
         finally:
             os.close(self._fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._tmp)
+            if self._tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._tmp)
+
+    def _link(self, target: Path) -> None:
+        """Give the O_TMPFILE its name: linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N
+        (os.link uses linkat, with that flag, only when given a dir fd)."""
+        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            try:
+                os.link(f"/proc/self/fd/{self._fd}", target.name, dst_dir_fd=dfd)
+            except FileExistsError:
+                return  # the same content is already stored
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 class ContentStore:
@@ -245,11 +286,12 @@ class ContentStore:
     def lock(self, digest: str) -> contextlib.AbstractContextManager[None]:
         """Hold an exclusive per-digest lock (across processes) for a fetch.
 
-        The lock file goes away when released with the blob present, so a
-        store holds lock files only for fetches in progress or interrupted.
+        The lock file goes away on release, whatever the outcome (see
+        `flock_file`), so a store holds lock files only for fetches in
+        progress, or killed ones, which `sweep` removes.
         """
         lock_path = self.ingest_dir / f"{_flat(parse_digest(digest))}.lock"
-        return flock_file(lock_path, remove_if=lambda: self.has(digest))
+        return flock_file(lock_path, remove_if=lambda: True)
 
     def new_blob(self) -> NewBlob:
         """A writer for content we produce ourselves (its digest is known at the end)."""
@@ -273,20 +315,53 @@ class ContentStore:
         return digest
 
     def clean_stale(self, max_age: float = STALE_SECONDS) -> int:
-        """Remove partials (and their lock files) untouched for `max_age` seconds."""
+        """Remove abandoned ingest files; partials only once `max_age` seconds old."""
+        return self.sweep(max_age=max_age)
+
+    def sweep(
+        self,
+        *,
+        keep_partials: bool = True,
+        max_age: float = STALE_SECONDS,
+        keep: int = MAX_KEPT_PARTIALS,
+    ) -> int:
+        """Remove what dead fetches left in ingest/; return how many files went.
+
+        Only files nobody holds a lock on: lock files at once; partials when
+        not `keep_partials`, else those older than `max_age` or beyond the
+        `keep` newest (kept for a resumed download). A partial whose digest's
+        fetch lock is held is live too: that fetch is about to resume it.
+        """
         now = time.time()
         removed = 0
-        for entry in os.scandir(self.ingest_dir):
-            if not entry.name.endswith((".part", ".lock")):
-                continue
-            try:
-                if now - entry.stat(follow_symlinks=False).st_mtime < max_age:
+        partials: list[tuple[float, str]] = []
+        try:
+            entries = list(os.scandir(self.ingest_dir))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            name = entry.name
+            if name.endswith(".lock") or name.startswith("new-"):
+                removed += remove_if_unlocked(Path(entry.path))
+            elif name.endswith(".part"):
+                try:
+                    mtime = entry.stat(follow_symlinks=False).st_mtime
+                except FileNotFoundError:
                     continue
-                os.unlink(entry.path)
-                removed += 1
-            except FileNotFoundError:
+                partials.append((mtime, name))
+        partials.sort(reverse=True)
+        for i, (mtime, name) in enumerate(partials):
+            if keep_partials and i < keep and now - mtime < max_age:
                 continue
+            if _is_locked(self.ingest_dir / (name[: -len(".part")] + ".lock")):
+                continue
+            removed += remove_if_unlocked(self.ingest_dir / name)
         return removed
+
+    def sweep_digest(self, digest: str) -> int:
+        """A dead fetch of `digest` (a journal entry): its lock file, if nobody holds it.
+        The partial stays for a resumed download; `sweep` bounds what is kept."""
+        return remove_if_unlocked(self.ingest_dir / f"{_flat(parse_digest(digest))}.lock")
 
 
 @contextlib.contextmanager
@@ -326,6 +401,55 @@ def flock_file(path: Path, remove_if: Callable[[], bool] | None = None) -> Itera
             os.close(fd)
 
 
+def remove_if_unlocked(path: Path) -> int:
+    """Unlink `path` if no process holds a flock on it; 1 if it went, else 0.
+
+    We take the lock ourselves (without waiting) before unlinking, and every
+    locker re-checks, once it holds its lock, that its file is still the one
+    at the path: so a file someone is about to lock is never pulled from
+    under them.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    except OSError:  # a symlink or worse: not one of ours, remove it
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            return 1
+        return 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        st = os.fstat(fd)
+        try:
+            cur = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            return 0
+        if (cur.st_ino, cur.st_dev) != (st.st_ino, st.st_dev):
+            return 0
+        os.unlink(path)
+        return 1
+    finally:
+        os.close(fd)
+
+
+def _is_locked(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def _flat(digest: str) -> str:
     return digest.replace(":", "-")
 
@@ -338,4 +462,4 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["ContentStore", "NewBlob", "Writer", "flock_file"]
+__all__ = ["ContentStore", "NewBlob", "Writer", "flock_file", "remove_if_unlocked"]

@@ -1,8 +1,11 @@
-"""mount(2), umount2(2) and the flag tables used to translate option strings."""
+"""mount(2), umount2(2), the flag tables used to translate option strings, and the
+new mount API the runtime needs for id-mapped mounts (open_tree, mount_setattr,
+move_mount)."""
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 
 from portique.linux._libc import call, fsencode, libc
@@ -92,3 +95,104 @@ def unescape_mountinfo(field: bytes) -> str:
             out.append(raw[i])
             i += 1
     return "".join(out)
+
+
+# ---------------------------------------------------------------- the new mount API
+# open_tree(2), move_mount(2) and mount_setattr(2): the same numbers on every
+# architecture (the unified table from Linux 5.x on); glibc 2.36 has no
+# wrappers for them.
+
+SYS_OPEN_TREE = 428
+SYS_MOVE_MOUNT = 429
+SYS_MOUNT_SETATTR = 442
+
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x00000004
+MOVE_MOUNT_T_EMPTY_PATH = 0x00000040
+MOUNT_ATTR_IDMAP = 0x00100000
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+libc.syscall.restype = ctypes.c_long
+
+
+def open_tree(path: str, *, recursive: bool = False) -> int:
+    """A detached copy of the mount at `path` (OPEN_TREE_CLONE), as an O_CLOEXEC fd."""
+    raw = os.fsencode(path)
+    flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    return call(
+        "open_tree",
+        lambda: libc.syscall(
+            ctypes.c_long(SYS_OPEN_TREE),
+            ctypes.c_int(AT_FDCWD),
+            ctypes.c_char_p(raw),
+            ctypes.c_uint(flags),
+        ),
+        path,
+    )
+
+
+def set_idmap(tree_fd: int, userns_fd: int, *, recursive: bool = False) -> None:
+    """mount_setattr(MOUNT_ATTR_IDMAP): map the ids of the detached mount
+    `tree_fd` through the user namespace `userns_fd` (Linux 5.12)."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    call(
+        "mount_setattr",
+        lambda: libc.syscall(
+            ctypes.c_long(SYS_MOUNT_SETATTR),
+            ctypes.c_int(tree_fd),
+            ctypes.c_char_p(b""),
+            ctypes.c_uint(flags),
+            ctypes.byref(attr),
+            ctypes.c_size_t(ctypes.sizeof(attr)),
+        ),
+    )
+
+
+def move_mount(tree_fd: int, target_fd: int) -> None:
+    """Attach the detached mount `tree_fd` on the directory or file `target_fd`
+    (an O_PATH fd is enough; a /proc/self/fd path would not do: without
+    MOVE_MOUNT_T_SYMLINKS the magic link itself is the target, EINVAL)."""
+    call(
+        "move_mount",
+        lambda: libc.syscall(
+            ctypes.c_long(SYS_MOVE_MOUNT),
+            ctypes.c_int(tree_fd),
+            ctypes.c_char_p(b""),
+            ctypes.c_int(target_fd),
+            ctypes.c_char_p(b""),
+            ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+        ),
+    )
+
+
+def has_mount_setattr() -> bool:
+    """Whether the kernel knows mount_setattr(2) (a bad fd answers EBADF, not ENOSYS)."""
+    try:
+        call(
+            "mount_setattr",
+            lambda: libc.syscall(
+                ctypes.c_long(SYS_MOUNT_SETATTR),
+                ctypes.c_int(-1),
+                ctypes.c_char_p(b""),
+                ctypes.c_uint(AT_EMPTY_PATH),
+                None,
+                ctypes.c_size_t(0),
+            ),
+        )
+    except OSError as e:
+        return e.errno != errno.ENOSYS
+    return True

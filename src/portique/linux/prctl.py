@@ -1,4 +1,4 @@
-"""prctl(2) options the runtime uses, each as a small typed function."""
+"""prctl(2) options the runtime uses, each as a small typed function, and personality(2)."""
 
 from __future__ import annotations
 
@@ -77,3 +77,19 @@ def ambient_raise(cap: int) -> None:
 
 def ambient_clear_all() -> None:
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+
+
+libc.personality.argtypes = [ctypes.c_ulong]
+libc.personality.restype = ctypes.c_int
+
+
+def set_personality(persona: int) -> None:
+    """personality(2): the execution domain (PER_LINUX32 makes uname say i686).
+
+    Not a prctl, but a process attribute of the same kind; it survives execve.
+    """
+    call("personality", lambda: libc.personality(persona))
+
+
+def get_personality() -> int:
+    return call("personality", lambda: libc.personality(0xFFFFFFFF))

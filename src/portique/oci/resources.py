@@ -8,6 +8,11 @@ Names follow Python (snake_case); the comments give the OCI spelling.
 Unknown keys are ignored, as the runtime spec requires of a runtime.
 Absent values are `None`: "do not touch this knob", which is not the same as
 "unlimited" (-1 where the spec allows it).
+
+Every known value is kept, none is type-checked and dropped: the spec says
+a value the runtime cannot honour MUST produce an error, and only the
+cgroup driver knows what its host can do (runtime/cgroups/v1.py, v2.py
+refuse the rest, naming the field).
 """
 
 from __future__ import annotations
@@ -100,11 +105,11 @@ class Memory:
     limit: int | None = None  # bytes, -1 unlimited
     reservation: int | None = None  # soft limit (v1) / memory.low (v2)
     swap: int | None = None  # memory+swap total, as the spec defines it; -1 unlimited
-    kernel: int | None = None  # deprecated by the kernel: accepted, ignored
-    kernel_tcp: int | None = None  # "kernelTCP": accepted, ignored
+    kernel: int | None = None  # no longer enforced by Linux: only -1 is honoured
+    kernel_tcp: int | None = None  # "kernelTCP": v1 memory.kmem.tcp.limit_in_bytes
     swappiness: int | None = None  # 0..100, v1 only
     disable_oom_killer: bool | None = None  # "disableOOMKiller", v1 only
-    use_hierarchy: bool | None = None  # "useHierarchy": accepted, ignored
+    use_hierarchy: bool | None = None  # "useHierarchy": always on in current kernels
     check_before_update: bool | None = None  # "checkBeforeUpdate"
 
 
@@ -159,6 +164,21 @@ class HugepageLimit:
 
 
 @value
+class Network:
+    """net_cls and net_prio (cgroup v1 only)."""
+
+    class_id: int | None = None  # "classID"
+    priorities: tuple[tuple[str, int], ...] = ()  # (interface name, priority)
+
+
+@value
+class RdmaLimit:
+    device: str
+    hca_handles: int | None = None  # "hcaHandles"
+    hca_objects: int | None = None  # "hcaObjects"
+
+
+@value
 class LinuxResources:
     devices: tuple[DeviceRule, ...] = ()
     memory: Memory | None = None
@@ -166,6 +186,8 @@ class LinuxResources:
     pids: Pids | None = None
     block_io: BlockIO | None = None  # "blockIO"
     hugepage_limits: tuple[HugepageLimit, ...] = ()  # "hugepageLimits"
+    network: Network | None = None
+    rdma: tuple[RdmaLimit, ...] = ()
     unified: tuple[tuple[str, str], ...] = ()  # v2 file name -> value, in order
 
 
@@ -186,12 +208,6 @@ def parse_resources(obj: object, field: str = "linux.resources") -> LinuxResourc
         _parse_device(x, f"{field}.devices[{i}]")
         for i, x in enumerate(check_list(d.get("devices", []) or [], f"{field}.devices"))
     )
-    # network (classID, priorities) needs net_cls/net_prio, which this runtime
-    # does not drive; rdma likewise. Both are type-checked and ignored.
-    if d.get("network") is not None:
-        check_object(d["network"], f"{field}.network")
-    if d.get("rdma") is not None:
-        check_object(d["rdma"], f"{field}.rdma")
     return LinuxResources(
         devices=devices,
         memory=_parse_memory(d["memory"], f"{field}.memory")
@@ -210,8 +226,50 @@ def parse_resources(obj: object, field: str = "linux.resources") -> LinuxResourc
                 check_list(d.get("hugepageLimits", []) or [], f"{field}.hugepageLimits")
             )
         ),
+        network=_parse_network(d["network"], f"{field}.network")
+        if d.get("network") is not None
+        else None,
+        rdma=_parse_rdma(d.get("rdma"), f"{field}.rdma"),
         unified=_parse_unified(d.get("unified"), f"{field}.unified"),
     )
+
+
+# An interface name as the kernel allows it (IFNAMSIZ 16, no "/" or space);
+# an RDMA device name such as mlx4_0. Both are written into cgroup files.
+_IFNAME_RE: Final = re.compile(r"^[^/\s:]{1,15}$")
+_RDMA_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _parse_network(obj: object, field: str) -> Network:
+    d = check_object(obj, field)
+    prios = []
+    for i, p in enumerate(check_list(d.get("priorities") or [], f"{field}.priorities", limit=256)):
+        f = f"{field}.priorities[{i}]"
+        pd = check_object(p, f)
+        name = check_str(pd.get("name", ""), f"{f}.name", max_len=15)
+        if not _IFNAME_RE.match(name):
+            raise InvalidArgument(f"{f}.name: not an interface name ({name!r})")
+        prios.append((name, check_int(pd.get("priority", 0), f"{f}.priority", 0, UINT32_MAX)))
+    return Network(class_id=opt_int(d, "classID", field, 0, UINT32_MAX), priorities=tuple(prios))
+
+
+def _parse_rdma(obj: object, field: str) -> tuple[RdmaLimit, ...]:
+    if obj is None:
+        return ()
+    out = []
+    for name, v in sorted(check_object(obj, field).items()):
+        f = f"{field}.{name}"
+        if not _RDMA_RE.match(name):
+            raise InvalidArgument(f"{f}: not an RDMA device name")
+        vd = check_object(v, f)
+        out.append(
+            RdmaLimit(
+                name,
+                opt_int(vd, "hcaHandles", f, 0, UINT32_MAX),
+                opt_int(vd, "hcaObjects", f, 0, UINT32_MAX),
+            )
+        )
+    return tuple(out)
 
 
 def _parse_device(obj: object, field: str) -> DeviceRule:
@@ -407,7 +465,9 @@ __all__ = [
     "HugepageLimit",
     "LinuxResources",
     "Memory",
+    "Network",
     "Pids",
+    "RdmaLimit",
     "ThrottleDevice",
     "WeightDevice",
     "parse_resources",

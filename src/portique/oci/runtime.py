@@ -15,7 +15,7 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from portique.errors import InvalidArgument, NotFound
+from portique.errors import InvalidArgument, NotFound, Unsupported
 from portique.oci.resources import (
     UINT32_MAX,
     check_bool,
@@ -74,6 +74,10 @@ _IPC_SYSCTLS: Final = frozenset(
     }
 )
 RLIM_INFINITY: Final = 2**64 - 1
+# personality(2) execution domains the spec names: PER_LINUX, PER_LINUX32.
+PERSONALITY_DOMAINS: Final = {"LINUX": 0x0000, "LINUX32": 0x0008}
+# The clocks a time namespace offsets (time_namespaces(7)); CLOCK_REALTIME is not one.
+TIME_CLOCKS: Final = frozenset({"monotonic", "boottime"})
 
 
 @value
@@ -133,13 +137,29 @@ class Root:
 
 
 @value
+class IDMapping:
+    """One uid/gid mapping of a user namespace."""
+
+    container_id: int
+    host_id: int
+    size: int
+
+
+@value
 class Mount:
-    """One mounts[] entry; destination is absolute and normalised."""
+    """One mounts[] entry; destination is absolute and normalised.
+
+    `idmap`: "" (none), "idmap" or "ridmap" (recursive); the mappings are
+    the mount's own, or empty to use the container's user namespace ones.
+    """
 
     destination: str
     type: str = ""
     source: str = ""
     options: tuple[str, ...] = ()
+    idmap: str = ""
+    uid_mappings: tuple[IDMapping, ...] = ()
+    gid_mappings: tuple[IDMapping, ...] = ()
 
 
 @value
@@ -173,15 +193,6 @@ class Namespace:
 
 
 @value
-class IDMapping:
-    """One uid/gid mapping of a user namespace."""
-
-    container_id: int
-    host_id: int
-    size: int
-
-
-@value
 class Device:
     """One linux.devices entry."""
 
@@ -192,6 +203,26 @@ class Device:
     file_mode: int | None = None
     uid: int | None = None
     gid: int | None = None
+
+
+@value
+class TimeOffset:
+    """One linux.timeOffsets entry: a clock of the time namespace moved by secs+nanosecs."""
+
+    clock: str  # "monotonic" or "boottime"
+    secs: int = 0
+    nanosecs: int = 0
+
+
+@value
+class Personality:
+    """linux.personality: the execution domain (LINUX or LINUX32); no flags exist yet."""
+
+    domain: str
+
+    @property
+    def value(self) -> int:
+        return PERSONALITY_DOMAINS[self.domain]
 
 
 @value
@@ -210,6 +241,8 @@ class Linux:
     readonly_paths: tuple[str, ...] = ()
     rootfs_propagation: str = ""
     mount_label: str = ""
+    time_offsets: tuple[TimeOffset, ...] = ()
+    personality: Personality | None = None
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -304,6 +337,7 @@ def parse_process(obj: object, field: str = "process", *, require_args: bool = T
     oom_adj = None if oom is None else check_int(oom, f"{field}.oomScoreAdj", -1000, 1000)
     apparmor = check_str(d.get("apparmorProfile", ""), f"{field}.apparmorProfile")
     selinux = check_str(d.get("selinuxLabel", ""), f"{field}.selinuxLabel")
+    _refuse_unsupported(d, field, _UNSUPPORTED_PROCESS)
     return Process(
         args=args,
         cwd=cwd,
@@ -345,7 +379,9 @@ def _parse_spec(obj: object) -> Spec:
     )
     hooks = _hooks(d.get("hooks") or {}, "hooks")
     annotations = tuple(sorted(_str_map(d.get("annotations") or {}, "annotations").items()))
-    linux = _linux(d.get("linux") or {}, "linux")
+    from portique.oci.runtime_linux import parse_linux
+
+    linux = parse_linux(d.get("linux") or {}, "linux")
     spec = Spec(version, root, process, hostname, domainname, mounts, hooks, annotations, linux)
     _cross_check(spec)
     return spec
@@ -359,10 +395,22 @@ def _cross_check(spec: Spec) -> None:
         )
     if lx.has_new("user") and not (lx.uid_mappings and lx.gid_mappings):
         raise InvalidArgument("linux.uidMappings: a new user namespace needs uid and gid mappings")
-    if spec.hostname and not lx.has_new("uts"):
+    # A uts namespace joined by path is the container's own too (a pod's
+    # shared one): only sharing the runtime's (the host's) is refused, here
+    # when no uts namespace is listed, at create when the path is the host's.
+    if spec.hostname and lx.namespace("uts") is None:
         raise InvalidArgument("hostname: cannot set a hostname without a private uts namespace")
-    if spec.domainname and not lx.has_new("uts"):
+    if spec.domainname and lx.namespace("uts") is None:
         raise InvalidArgument("domainname: cannot set a domainname without a private uts namespace")
+    if lx.time_offsets and not lx.has_new("time"):
+        raise InvalidArgument(
+            "linux.timeOffsets: needs a new time namespace (a time entry without a path)"
+        )
+    for i, m in enumerate(spec.mounts):
+        if m.idmap and not (m.uid_mappings or lx.has_new("user")):
+            raise InvalidArgument(
+                f"mounts[{i}]: {m.idmap} without uidMappings needs a new user namespace"
+            )
     for key, _ in lx.sysctl:
         if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
             if not lx.has_new("ipc"):
@@ -481,9 +529,16 @@ def _mount(obj: object, field: str) -> Mount:
         raise InvalidArgument(f"{field}.source: a bind mount needs a source")
     if not is_bind and not kind:
         raise InvalidArgument(f"{field}.type: required for a non-bind mount")
-    if d.get("uidMappings") or d.get("gidMappings"):
-        raise InvalidArgument(f"{field}.uidMappings: id-mapped mounts are not supported")
-    return Mount(dest, kind, source, options)
+    uid_maps = _mappings(d.get("uidMappings") or [], f"{field}.uidMappings")
+    gid_maps = _mappings(d.get("gidMappings") or [], f"{field}.gidMappings")
+    if bool(uid_maps) != bool(gid_maps):
+        raise InvalidArgument(f"{field}.uidMappings: uidMappings and gidMappings go together")
+    idmap = "ridmap" if "ridmap" in options else "idmap" if "idmap" in options else ""
+    if uid_maps and not idmap:
+        idmap = "idmap"  # the spec asks for the option; mappings alone still mean it
+    if idmap and not is_bind:
+        raise InvalidArgument(f"{field}: {idmap} is supported on bind mounts only")
+    return Mount(dest, kind, source, options, idmap, uid_maps, gid_maps)
 
 
 def _hooks(obj: object, field: str) -> Hooks:
@@ -516,62 +571,25 @@ def _hook(obj: object, field: str) -> Hook:
     )
 
 
-def _linux(obj: object, field: str) -> Linux:
-    d = check_object(obj, field)
-    namespaces: list[Namespace] = []
-    seen: set[str] = set()
-    for i, n in enumerate(check_list(d.get("namespaces") or [], f"{field}.namespaces", limit=16)):
-        f = f"{field}.namespaces[{i}]"
-        nd = check_object(n, f)
-        kind = check_str(nd.get("type", ""), f"{f}.type", max_len=64)
-        if kind not in NAMESPACE_TYPES:
-            raise InvalidArgument(f'{f}.type: unknown namespace type "{kind}"')
-        if kind in seen:
-            raise InvalidArgument(f"{f}.type: duplicate namespace {kind}")
-        seen.add(kind)
-        path = nd.get("path", "")
-        namespaces.append(Namespace(kind, _abs_path(path, f"{f}.path") if path else ""))
-    resources = None
-    if d.get("resources") is not None:
-        from portique.oci.resources import parse_resources
+# Properties the spec defines that this runtime does not implement: present,
+# they are refused (the spec: an unsupported value MUST be an error), never
+# silently ignored like the unknown properties the spec tells us to skip.
+_UNSUPPORTED_LINUX: Final = {
+    "intelRdt": "Intel RDT (resctrl)",
+    "memoryPolicy": "NUMA memory policies",
+    "netDevices": "moving network devices into the container",
+}
+_UNSUPPORTED_PROCESS: Final = {
+    "scheduler": "scheduling policies",
+    "ioPriority": "I/O priorities",
+    "execCPUAffinity": "CPU affinity for exec",
+}
 
-        resources = parse_resources(d["resources"], f"{field}.resources")
-    seccomp = None
-    if d.get("seccomp") is not None:
-        from portique.oci.seccomp import parse_seccomp
 
-        seccomp = parse_seccomp(d["seccomp"], f"{field}.seccomp")
-    cgroups_path = d.get("cgroupsPath")
-    propagation = check_str(d.get("rootfsPropagation", ""), f"{field}.rootfsPropagation")
-    if propagation not in PROPAGATIONS:
-        raise InvalidArgument(f"{field}.rootfsPropagation: unknown propagation {propagation!r}")
-    return Linux(
-        namespaces=tuple(namespaces),
-        uid_mappings=_mappings(d.get("uidMappings") or [], f"{field}.uidMappings"),
-        gid_mappings=_mappings(d.get("gidMappings") or [], f"{field}.gidMappings"),
-        devices=tuple(
-            _device(v, f"{field}.devices[{i}]")
-            for i, v in enumerate(check_list(d.get("devices") or [], f"{field}.devices"))
-        ),
-        cgroups_path=None
-        if cgroups_path is None
-        else check_str(cgroups_path, f"{field}.cgroupsPath"),
-        resources=resources,
-        seccomp=seccomp,
-        sysctl=tuple(sorted(_str_map(d.get("sysctl") or {}, f"{field}.sysctl").items())),
-        masked_paths=tuple(
-            _abs_path(p, f"{field}.maskedPaths[{i}]")
-            for i, p in enumerate(check_list(d.get("maskedPaths") or [], f"{field}.maskedPaths"))
-        ),
-        readonly_paths=tuple(
-            _abs_path(p, f"{field}.readonlyPaths[{i}]")
-            for i, p in enumerate(
-                check_list(d.get("readonlyPaths") or [], f"{field}.readonlyPaths")
-            )
-        ),
-        rootfs_propagation=propagation,
-        mount_label=check_str(d.get("mountLabel", ""), f"{field}.mountLabel"),
-    )
+def _refuse_unsupported(d: dict[str, object], field: str, table: dict[str, str]) -> None:
+    for key, what in table.items():
+        if d.get(key) is not None:
+            raise Unsupported(f"{field}.{key}: not supported by portique-runtime ({what})")
 
 
 def _mappings(obj: object, field: str) -> tuple[IDMapping, ...]:
@@ -592,33 +610,6 @@ def _mappings(obj: object, field: str) -> tuple[IDMapping, ...]:
     return tuple(out)
 
 
-def _device(obj: object, field: str) -> Device:
-    d = check_object(obj, field)
-    kind = check_str(d.get("type", ""), f"{field}.type", max_len=1)
-    if kind not in DEVICE_TYPES:
-        raise InvalidArgument(f"{field}.type: unknown device type {kind!r}")
-    path = _abs_path(d.get("path", ""), f"{field}.path")
-    if posixpath.normpath(path) in ("/", "/dev"):
-        raise InvalidArgument(f"{field}.path: {path!r} is not a device path")
-    major = minor = 0
-    if kind != "p":
-        if "major" not in d or "minor" not in d:
-            raise InvalidArgument(f"{field}: a {kind} device needs major and minor")
-        major = check_int(d["major"], f"{field}.major", 0, 2**32 - 1)
-        minor = check_int(d["minor"], f"{field}.minor", 0, 2**32 - 1)
-    mode = d.get("fileMode")
-    uid, gid = d.get("uid"), d.get("gid")
-    return Device(
-        kind,
-        posixpath.normpath(path),
-        major,
-        minor,
-        None if mode is None else check_int(mode, f"{field}.fileMode", 0, 0o7777),
-        None if uid is None else _uint32(uid, f"{field}.uid"),
-        None if gid is None else _uint32(gid, f"{field}.gid"),
-    )
-
-
 __all__ = [
     "Capabilities",
     "Device",
@@ -628,10 +619,12 @@ __all__ = [
     "Linux",
     "Mount",
     "Namespace",
+    "Personality",
     "Process",
     "Rlimit",
     "Root",
     "Spec",
+    "TimeOffset",
     "User",
     "load_spec",
     "parse_config_bytes",

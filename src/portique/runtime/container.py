@@ -196,6 +196,7 @@ class Runtime:
             _warn("apparmorProfile and selinuxLabel are ignored: no LSM support in this runtime")
         if preserve_fds < 0:
             raise InvalidArgument("preserve-fds must not be negative")
+        _refuse_host_uts(spec)
 
         self.state_root.mkdir(parents=True, exist_ok=True, mode=0o711)
         try:
@@ -246,7 +247,6 @@ class Runtime:
                 no_pivot=no_pivot,
                 preserve_fds=preserve_fds,
                 stdio=stdio,
-                state_json=json.dumps(base.to_oci_json()).encode(),
             )
             parent, child = sync.Channel.pair()
             undo.callback(parent.close)
@@ -313,10 +313,13 @@ class Runtime:
             elif init_pid == 0 and isinstance(msg, (sync.RunHooks, sync.Ready)):
                 raise ContainerError(f"container init: {msg.kind} before its pid")
             elif isinstance(msg, sync.RunHooks):
-                state = _replace(base, pid=init_pid).to_oci_json()
+                # The spec's lifecycle: "creating" ends when the environment
+                # exists (step 2); prestart, createRuntime and createContainer
+                # hooks (steps 3-5) see "created".
+                state = _replace(base, pid=init_pid, status=Status.CREATED).to_oci_json()
                 run_hooks("prestart", spec.hooks.prestart, state)
                 run_hooks("createRuntime", spec.hooks.create_runtime, state)
-                chan.send(sync.HooksDone())
+                chan.send(sync.HooksDone(json.dumps(state, separators=(",", ":"))))
             elif isinstance(msg, sync.Pty):
                 try:
                     _send_console(console, fds)
@@ -342,8 +345,10 @@ class Runtime:
     def _start(self, container_id: str) -> None:
         s = self._refresh(self._load(container_id))
         if s.status is Status.STOPPED:
-            raise InvalidState(f"cannot start container {container_id}: {_death_of(s.pid)}")
-        st.next_status(s.status, Op.START)
+            raise InvalidState(
+                f"container {container_id}: {st.refusal(s.status, Op.START)} ({_death_of(s.pid)})"
+            )
+        st.next_status(s.status, Op.START, container_id)
         fifo = st.fifo_path(self._dir(container_id))
         try:
             fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -384,8 +389,17 @@ class Runtime:
         no_pivot: bool = False,
         preserve_fds: int = 0,
         stdio: tuple[int, int, int] | None = None,
+        on_pid: Callable[[int], None] | None = None,
+        keep: bool = False,
     ) -> int:
-        """create + start; without detach, wait for the init, delete, return its status."""
+        """create + start; without detach, wait for the init, delete (unless
+        `keep`: the stopped container stays, as runc run --keep), return its status.
+
+        `on_pid(pid)`, without detach, is called with the init's host pid once
+        the container's program runs, before it is waited for: the caller may
+        serve the container's stdio there until it ends. If it raises, the
+        container is killed and deleted.
+        """
         if detach:
             return self._run(
                 container_id, bundle, True, console_socket, pid_file, no_pivot, preserve_fds, stdio
@@ -399,7 +413,16 @@ class Runtime:
         prctl.set_child_subreaper(True)
         try:
             return self._run(
-                container_id, bundle, False, console_socket, pid_file, no_pivot, preserve_fds, stdio
+                container_id,
+                bundle,
+                False,
+                console_socket,
+                pid_file,
+                no_pivot,
+                preserve_fds,
+                stdio,
+                on_pid,
+                keep,
             )
         finally:
             if not was_subreaper:
@@ -415,6 +438,8 @@ class Runtime:
         no_pivot: bool,
         preserve_fds: int,
         stdio: tuple[int, int, int] | None,
+        on_pid: Callable[[int], None] | None = None,
+        keep: bool = False,
     ) -> int:
         from portique.runtime import sync
 
@@ -441,8 +466,15 @@ class Runtime:
             raise _failed_to_error(msg)
         if detach:
             return 0
+        if on_pid is not None:
+            try:
+                on_pid(s.pid)
+            except BaseException:
+                self.delete(container_id, force=True)
+                raise
         status = _wait_pid(s.pid)
-        self.delete(container_id, force=True)
+        if not keep:
+            self.delete(container_id, force=True)
         return status
 
     # ------------------------------------------------------------ queries
@@ -473,14 +505,14 @@ class Runtime:
     def stats(self, container_id: str) -> dict[str, object]:
         s = self._refresh(self._load(container_id))
         if s.status is Status.STOPPED:
-            raise InvalidState(f"container {container_id} is not running")
+            raise InvalidState(f"container {container_id}: {st.NOT_RUNNING}")
         return self._manager(s).stats()
 
     # ------------------------------------------------------------ signals, freezer
 
     def kill(self, container_id: str, sig: int, *, all: bool = False) -> None:
         s = self._refresh(self._load(container_id))
-        st.next_status(s.status, Op.KILL)
+        st.next_status(s.status, Op.KILL, container_id)
         if all:
             manager = self._manager(s)
             pids = manager.pids()
@@ -502,7 +534,7 @@ class Runtime:
 
     def _pause(self, container_id: str) -> None:
         s = self._refresh(self._load(container_id))
-        new = st.next_status(s.status, Op.PAUSE)
+        new = st.next_status(s.status, Op.PAUSE, container_id)
         self._manager(s).freeze()
         st.write_state(self._dir(container_id), _replace(s, status=new))
 
@@ -512,7 +544,7 @@ class Runtime:
 
     def _resume(self, container_id: str) -> None:
         s = self._refresh(self._load(container_id))
-        new = st.next_status(s.status, Op.RESUME)
+        new = st.next_status(s.status, Op.RESUME, container_id)
         self._manager(s).thaw()
         st.write_state(self._dir(container_id), _replace(s, status=new))
 
@@ -524,10 +556,12 @@ class Runtime:
 
     def _delete(self, container_id: str, *, force: bool = False) -> None:
         s = self._refresh(self._load(container_id))
-        if s.status not in (Status.STOPPED, Status.CREATED) and not force:
+        # The spec: deleting a container that is not stopped MUST fail,
+        # a created one included (runc 1.1 deletes that one anyway).
+        if s.status is not Status.STOPPED and not force:
             raise InvalidState(
                 f"cannot delete container {container_id} that is not stopped: {s.status}",
-                hint="stop it first or use --force",
+                hint="kill it first or use --force",
             )
         # Even a stopped container may have an unreaped init (our child when
         # we are a subreaper) or leftovers in its cgroup: kill and reap them
@@ -616,7 +650,7 @@ class Runtime:
         from portique.runtime.execution import exec_process
 
         s = self._refresh(self._load(container_id))
-        st.next_status(s.status, Op.EXEC)
+        st.next_status(s.status, Op.EXEC, container_id)
         spec = self._spec_of(s)
         return exec_process(
             s,
@@ -633,6 +667,25 @@ class Runtime:
 
 
 # ---------------------------------------------------------------- process helpers
+
+
+def _refuse_host_uts(spec: Spec) -> None:
+    """hostname/domainname in a uts namespace joined by path are fine, unless
+    that namespace is the one the runtime runs in: the host's name is not
+    the container's to change."""
+    uts = spec.linux.namespace("uts")
+    if uts is None or not uts.path or not (spec.hostname or spec.domainname):
+        return
+    try:
+        theirs, mine = os.stat(uts.path), os.stat("/proc/self/ns/uts")
+    except OSError as e:
+        raise InvalidArgument(f"linux.namespaces: uts path {uts.path}: {e.strerror}") from None
+    if (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino):
+        field = "hostname" if spec.hostname else "domainname"
+        raise InvalidArgument(
+            f"{field}: the uts namespace {uts.path} is the host's: "
+            "cannot set a hostname without a private uts namespace"
+        )
 
 
 def _rmtree(path: Path) -> None:
@@ -670,6 +723,18 @@ def _fork() -> int:
     threading = sys.modules.get("threading")
     if threading is not None and threading.active_count() != 1:
         raise ContainerError("the runtime cannot fork while other threads run")
+    # The child is a container process: until its execve, the container sees
+    # this interpreter as /proc/self/exe and could reopen it for writing
+    # (linux/selfexe.py). Never from a file it could write.
+    from portique.linux import selfexe
+
+    if selfexe.protection() is None:
+        raise ContainerError(
+            f"refusing to start a container process from {os.readlink(selfexe.SELF_EXE)}: "
+            "a container could rewrite this interpreter through /proc/self/exe "
+            "(start through portique or portique-runtime, or call "
+            "portique.linux.selfexe.ensure_protected() first)"
+        )
     return os.fork()
 
 
@@ -719,16 +784,16 @@ def _signal_init(s: State, sig: int, *, quiet: bool = False) -> None:
     except ProcessLookupError:
         if quiet:
             return
-        raise InvalidState(f"container {s.id} is not running") from None
+        raise InvalidState(f"container {s.id}: {st.NOT_RUNNING}") from None
     try:
         if s.start_time and procfs.start_time(s.pid) != s.start_time:
             if quiet:
                 return
-            raise InvalidState(f"container {s.id} is not running")
+            raise InvalidState(f"container {s.id}: {st.NOT_RUNNING}")
         signal.pidfd_send_signal(pidfd, sig)
     except ProcessLookupError:
         if not quiet:
-            raise InvalidState(f"container {s.id} is not running") from None
+            raise InvalidState(f"container {s.id}: {st.NOT_RUNNING}") from None
     finally:
         os.close(pidfd)
 

@@ -21,7 +21,7 @@ from portique.runtime import sync
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from portique.oci.runtime import Process, Spec
+    from portique.oci.runtime import Personality, Process, Spec
     from portique.runtime.cgroups import CgroupManager
     from portique.runtime.process import Loadable
     from portique.runtime.state import State
@@ -104,7 +104,16 @@ def _start(
         helper = _fork()
         if helper == 0:
             parent.close()
-            _helper(child, manager.join, ns_fds, seccomp, process, stdio, preserve_fds)
+            _helper(
+                child,
+                manager.join,
+                ns_fds,
+                seccomp,
+                process,
+                stdio,
+                preserve_fds,
+                spec.linux.personality,
+            )
         child.close()
         ns_stack.close()  # the helper has its copies
         undo.callback(_kill_and_reap, helper)
@@ -164,8 +173,9 @@ def _open_namespaces(s: State, spec: Spec, undo: Any) -> list[tuple[str, int]]:
         out.append((kind, fd))
     if not procfs.is_alive(s.pid, s.start_time or None):
         from portique.errors import InvalidState
+        from portique.runtime.state import NOT_RUNNING
 
-        raise InvalidState(f"container {s.id} is not running")
+        raise InvalidState(f"container {s.id}: {NOT_RUNNING}")
     return out
 
 
@@ -177,6 +187,7 @@ def _helper(
     process: Process,
     stdio: tuple[int, int, int] | None,
     preserve_fds: int,
+    personality: Personality | None,
 ) -> NoReturn:
     from portique.runtime import init as _init  # imported before setns(mnt)
     from portique.runtime.init import _fail, dup_stdio, fork_after_report
@@ -202,7 +213,7 @@ def _helper(
             os.close(fd)
         pid = fork_after_report(chan)  # the pid namespace applies to children only
         if pid == 0:
-            _process(chan, seccomp, process, preserve_fds, own_user)
+            _process(chan, seccomp, process, preserve_fds, own_user, personality)
     except BaseException as e:
         _fail(chan, e)
     os._exit(0)
@@ -218,23 +229,26 @@ def _same_ns(kind: str, fd: int) -> bool:
 
 
 def _process(
-    chan: sync.Channel, seccomp: Loadable | None, process: Process, preserve_fds: int, userns: bool
+    chan: sync.Channel,
+    seccomp: Loadable | None,
+    process: Process,
+    preserve_fds: int,
+    userns: bool,
+    personality: Personality | None,
 ) -> NoReturn:
-    from portique.runtime.init import _fail, finish_process
-    from portique.runtime.process import env_dict, execute, find_executable
+    """The exec'd process: as the init, everything first, then the seccomp
+    filter and execve alone (process.exec_last)."""
+    from portique.runtime.init import _fail, finish_process, write_oom_score_adj
+    from portique.runtime.process import env_dict, exec_last, find_executable
 
     try:
         prctl.set_pdeathsig(0)
         os.setsid()
         if process.oom_score_adj is not None:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(process.oom_score_adj))
-        finish_process(chan, process, seccomp, {chan.fileno()}, preserve_fds, userns)
+            write_oom_score_adj(process.oom_score_adj)
+        finish_process(chan, process, seccomp, {chan.fileno()}, preserve_fds, userns, personality)
         env = env_dict(process)
         path = find_executable(process.args[0], env)
-        if process.no_new_privileges and seccomp is not None:
-            seccomp.load()
-        execute(path, process, env)
+        exec_last(path, process, env, seccomp, chan.fileno())
     except BaseException as e:
         _fail(chan, e)
-    os._exit(1)

@@ -3,7 +3,8 @@
 Callers (containerd, podman, tests) read it to learn what this runtime can
 do before they write a config.json, so every entry must be true of the
 runtime library, not of runc: no systemd cgroups, no AppArmor, no SELinux,
-no intel RDT, no id-mapped mounts.
+no intel RDT, no checkpoint/restore; id-mapped mounts where the kernel has
+mount_setattr.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ MOUNT_OPTIONS = (
     "unbindable",
 )
 
-NAMESPACES = ("cgroup", "ipc", "mount", "network", "pid", "user", "uts")
+NAMESPACES = ("cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts")
 
 
 SECCOMP_ACTIONS = (
@@ -126,10 +127,22 @@ def _seccomp_api() -> int | None:
         return None
 
 
+def _idmap_enabled() -> bool:
+    """Id-mapped bind mounts need mount_setattr(2) (Linux 5.12); whether a
+    given filesystem supports them is only known when one is made."""
+    from portique.linux.mount import has_mount_setattr
+
+    return has_mount_setattr()
+
+
 def features() -> dict[str, Any]:
     """The features document, as a JSON-ready dict."""
     api = _seccomp_api()
-    annotations = {"org.portique.runtime.version": __version__}
+    annotations = {
+        "org.portique.runtime.version": __version__,
+        # runc's org.opencontainers.runc.checkpoint.enabled, for the same question.
+        "org.portique.runtime.checkpoint.enabled": "false",
+    }
     if api is not None:
         annotations["io.github.seccomp.libseccomp.api"] = str(api)
     return {
@@ -150,7 +163,7 @@ def features() -> dict[str, Any]:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": _idmap_enabled()}},
         },
         "annotations": annotations,
     }

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, NoReturn
 
 from portique.linux import ns, prctl
-from portique.oci.runtime import Namespace, Process, Spec
+from portique.oci.runtime import Namespace, Personality, Process, Spec, TimeOffset
 from portique.oci.value import value
 from portique.runtime import sync
 from portique.runtime.process import ExecError, Loadable
 from portique.runtime.rootfs import CgroupInfo
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 
 @value
@@ -36,7 +37,6 @@ class InitConfig:
     no_pivot: bool
     preserve_fds: int
     stdio: tuple[int, int, int] | None
-    state_json: bytes  # the OCI state (status "creating") for createContainer hooks
 
 
 def _fail(chan: sync.Channel, exc: BaseException) -> NoReturn:
@@ -89,7 +89,8 @@ def stage1(chan: sync.Channel, cfg: InitConfig, join_cgroup: Callable[[], None])
     the cheap way, see CgroupManager.join) and its namespaces, create the new
     ones, then fork the init (PID 1 of a new pid ns)."""
     try:
-        join_cgroup()
+        with step("cgroup: moving the container's first process in"):
+            join_cgroup()
         prctl.set_dumpable(False)
         prctl.set_pdeathsig(signal.SIGKILL)
         dup_stdio(cfg.stdio)
@@ -98,10 +99,17 @@ def stage1(chan: sync.Channel, cfg: InitConfig, join_cgroup: Callable[[], None])
         fifo_fd = os.open(cfg.fifo, os.O_RDWR | os.O_CLOEXEC)
         chan.expect(sync.Go)
         linux = cfg.spec.linux
+        idmapped: dict[int, int] = {}
+        if any(mnt.idmap for mnt in cfg.spec.mounts):
+            # Still in the runtime's namespaces: see runtime/idmap.py.
+            from portique.runtime.idmap import open_idmapped
+
+            idmapped = open_idmapped(cfg.spec, cfg.bundle)
         join_namespaces(linux.namespaces)
         userns = linux.has_new("user")
         if userns:
-            ns.unshare(ns.CLONE_NEWUSER)
+            with step("linux.namespaces: new user namespace"):
+                ns.unshare(ns.CLONE_NEWUSER)
             chan.send(sync.MapIds(os.getpid()))
             chan.expect(sync.MapIdsDone)
         if userns or linux.namespace("user") is not None:
@@ -115,13 +123,28 @@ def stage1(chan: sync.Channel, cfg: InitConfig, join_cgroup: Callable[[], None])
             if n.type != "user" and (not n.path or n.type == "mount"):
                 flags |= ns.NAMESPACES[n.type][0]
         if flags:
-            ns.unshare(flags)
+            with step("linux.namespaces: unshare"):
+                ns.unshare(flags)
+        if linux.time_offsets:
+            write_time_offsets(linux.time_offsets)
         pid = fork_after_report(chan)
         if pid == 0:
-            init(chan, cfg, fifo_fd)
+            init(chan, cfg, fifo_fd, idmapped)
     except BaseException as e:
         _fail(chan, e)
     os._exit(0)
+
+
+def write_time_offsets(offsets: tuple[TimeOffset, ...]) -> None:
+    """linux.timeOffsets of the time namespace just unshared: the kernel
+    takes them only before its first process (our init, forked next) enters."""
+    text = "".join(f"{o.clock} {o.secs} {o.nanosecs}\n" for o in offsets)
+    with step("linux.timeOffsets: writing /proc/self/timens_offsets"):
+        fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
 
 
 def fork_after_report(chan: sync.Channel) -> int:
@@ -167,13 +190,34 @@ def join_namespaces(namespaces: tuple[Namespace, ...]) -> None:
 # ---------------------------------------------------------------- the init
 
 
-def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int) -> NoReturn:
+@contextmanager
+def step(what: str) -> Iterator[None]:
+    """Name the step an OSError came from: a create that fails early says
+    `oomScoreAdj -998: writing /proc/self/oom_score_adj: Permission denied`,
+    not a bare `Permission denied` (callers only see this one line)."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, f"{what}: {_os_message(e)}") from None
+
+
+def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int, idmapped: dict[int, int]) -> NoReturn:
+    """The container's PID 1 until execve.
+
+    `idmapped`: mounts[] index -> detached id-mapped mount (runtime/idmap.py).
+
+    The order matters for the seccomp filter: everything the runtime itself
+    needs (mounts, hooks, ids and capabilities, closing fds, the cwd, the
+    wait for `start`) happens first; the filter is the last step before
+    execve (process.exec_last), so the container's profile constrains its
+    program and never the runtime.
+    """
     from portique.runtime import devices, rootfs
     from portique.runtime.hooks import run_hook
     from portique.runtime.process import (
         build_seccomp,
         env_dict,
-        execute,
+        exec_last,
         find_executable,
         preload_modules,
     )
@@ -186,34 +230,39 @@ def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int) -> NoReturn:
         os.setsid()
         userns = linux.namespace("user") is not None
         preload_modules(proc.terminal)
+        # Compiled while the host's libraries are reachable, loaded last.
         seccomp = build_seccomp(linux.seccomp)
         if proc.oom_score_adj is not None:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(proc.oom_score_adj))
+            write_oom_score_adj(proc.oom_score_adj)
         has_mntns = linux.namespace("mount") is not None
         if has_mntns:
-            owned = rootfs.prepare(spec, cfg.rootfs, cfg.bundle, cfg.cgroup, userns)
-            devices.create_devices(cfg.rootfs, spec, userns, owned)
+            owned = rootfs.prepare(spec, cfg.rootfs, cfg.bundle, cfg.cgroup, userns, idmapped)
+            with step("linux.devices"):
+                devices.create_devices(cfg.rootfs, spec, userns, owned)
         if spec.hostname:
             from portique.linux.fs import sethostname
 
-            sethostname(spec.hostname)
+            with step(f"hostname {spec.hostname}"):
+                sethostname(spec.hostname)
         if spec.domainname:
             from portique.linux.fs import setdomainname
 
-            setdomainname(spec.domainname)
+            with step(f"domainname {spec.domainname}"):
+                setdomainname(spec.domainname)
         chan.send(sync.RunHooks())
-        chan.expect(sync.HooksDone)
+        state = chan.expect(sync.HooksDone).state.encode()
         for hook in spec.hooks.create_container:
-            run_hook("createContainer", hook, cfg.state_json)
+            run_hook("createContainer", hook, state)
+        with step(f"root {cfg.rootfs}"):
+            if has_mntns:
+                rootfs.pivot(cfg.rootfs, cfg.no_pivot)
+            else:
+                os.chroot(cfg.rootfs)
+                os.chdir("/")
         if has_mntns:
-            rootfs.pivot(cfg.rootfs, cfg.no_pivot)
             rootfs.finish(spec)
-        else:
-            os.chroot(cfg.rootfs)
-            os.chdir("/")
         keep = {chan.fileno(), fifo_fd}
-        finish_process(chan, proc, seccomp, keep, cfg.preserve_fds, userns)
+        finish_process(chan, proc, seccomp, keep, cfg.preserve_fds, userns, linux.personality)
         env = env_dict(proc)
         path = find_executable(proc.args[0], env)
         _exit_on_signals()  # before Ready: a kill may follow create at once
@@ -224,13 +273,21 @@ def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int) -> NoReturn:
         _wait_fifo(fifo_fd)
         os.close(fifo_fd)
         for hook in spec.hooks.start_container:
-            run_hook("startContainer", hook, cfg.state_json)
-        if proc.no_new_privileges and seccomp is not None:
-            seccomp.load()
-        execute(path, proc, env)
+            run_hook("startContainer", hook, state)
+        exec_last(path, proc, env, seccomp, chan.fileno())
     except BaseException as e:
         _fail(chan, e)
-    os._exit(1)
+
+
+def write_oom_score_adj(value: int) -> None:
+    """process.oomScoreAdj; lowering it needs CAP_SYS_RESOURCE, which not
+    every host grants (containerd's CRI asks -998 for a pod sandbox)."""
+    with step(f"oomScoreAdj {value}: writing /proc/self/oom_score_adj"):
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(value).encode())
+        finally:
+            os.close(fd)
 
 
 # As PID 1 of its namespace, the waiting init would ignore every signal left
@@ -270,23 +327,35 @@ def finish_process(
     keep: set[int],
     preserve_fds: int,
     userns: bool,
+    personality: Personality | None = None,
 ) -> None:
-    """Terminal, rlimits, ids, caps, fds, cwd: all but the exec itself.
+    """Terminal, rlimits, personality, no_new_privs, ids and caps, fds, cwd:
+    all but the seccomp filter and the exec (process.exec_last).
 
-    Shared by the init and `exec`. seccomp without no_new_privs must be
-    loaded while CAP_SYS_ADMIN is still effective, so before the caps drop.
+    Shared by the init and `exec`. A filter without no_new_privs is loaded
+    last too: set_credentials keeps CAP_SYS_ADMIN (which loading it then
+    needs) until execve drops it.
     """
     from portique.runtime.process import close_fds, enter_cwd, set_credentials, set_rlimits
 
     if proc.terminal:
-        setup_terminal(chan, proc)
+        with step("terminal"):
+            setup_terminal(chan, proc)
     set_rlimits(proc)
+    if personality is not None:
+        from portique.linux.prctl import set_personality
+
+        with step(f"linux.personality {personality.domain}"):
+            set_personality(personality.value)
     if proc.no_new_privileges:
         prctl.set_no_new_privs()
-    elif seccomp is not None:
-        seccomp.load()
     # In a user namespace whose setgroups is "deny", setgroups(2) is EPERM.
-    set_credentials(proc, setgroups_allowed=not userns or _setgroups_allowed())
+    with step(f"process.user {proc.user.uid}:{proc.user.gid}"):
+        set_credentials(
+            proc,
+            setgroups_allowed=not userns or _setgroups_allowed(),
+            keep_sys_admin=seccomp is not None and not proc.no_new_privileges,
+        )
     close_fds(keep, preserve_fds)
     enter_cwd(proc.cwd)
     if proc.user.umask is not None:

@@ -13,6 +13,8 @@ import errno
 import os
 import posixpath
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final, Literal
 
 from portique.linux import mount as m
@@ -62,7 +64,8 @@ PROPAGATION: Final[dict[str, int]] = {
     "unbindable": m.MS_UNBINDABLE,
     "runbindable": m.MS_UNBINDABLE | m.MS_REC,
 }
-# Options other runtimes accept that change nothing for a plain mount here.
+# Options other runtimes accept that change nothing for a plain mount here;
+# idmap and ridmap are Mount.idmap (runtime/idmap.py), not mount(2) options.
 _IGNORED: Final = frozenset({"tmpcopyup", "notmpcopyup", "idmap", "ridmap"})
 # statvfs f_flag bits a bind remount must keep when the kernel locked them
 # (a user namespace cannot clear nosuid/nodev/noexec of its source).
@@ -116,10 +119,16 @@ class CgroupInfo:
 
 
 def prepare(
-    spec: Spec, rootfs: str, bundle: str, cgroup: CgroupInfo | None, userns: bool
+    spec: Spec,
+    rootfs: str,
+    bundle: str,
+    cgroup: CgroupInfo | None,
+    userns: bool,
+    idmapped: dict[int, int] | None = None,
 ) -> frozenset[int]:
     """Set propagation, bind the rootfs onto itself, and make every mount in it.
 
+    `idmapped`: mounts[] index -> a detached id-mapped mount to attach there.
     Returns the ids of the mounts that are the container's own: the rootfs
     and each fresh tmpfs. Only there may the runtime create, replace or
     remove files (devices.py): anything else (a bind mount, a devtmpfs,
@@ -132,21 +141,37 @@ def prepare(
     m.mount(None, "/", None, first | m.MS_REC)
     m.mount(rootfs, rootfs, None, m.MS_BIND | m.MS_REC)
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    idmapped = idmapped or {}
     try:
         owned = {mount_id(root_fd)}
-        for mnt in spec.mounts:
-            mount_one(root_fd, mnt, bundle, cgroup, userns)
+        for i, mnt in enumerate(spec.mounts):
+            with _naming(f"mounts[{i}] {mnt.destination}"):
+                mount_one(root_fd, mnt, bundle, cgroup, userns, idmapped.get(i))
             if mnt.type == "tmpfs" and not parse_options(mnt.options).is_bind:
                 fd = open_in_root(root_fd, mnt.destination)
                 owned.add(mount_id(fd))
                 os.close(fd)
     finally:
         os.close(root_fd)
+        for fd in idmapped.values():
+            os.close(fd)
     return frozenset(owned)
 
 
+def _text(e: OSError) -> str:
+    text = e.strerror or str(e)
+    if e.filename and str(e.filename) not in text:
+        text = f"{text}: {e.filename}"
+    return text
+
+
 def mount_one(
-    root_fd: int, mnt: Mount, bundle: str, cgroup: CgroupInfo | None, userns: bool
+    root_fd: int,
+    mnt: Mount,
+    bundle: str,
+    cgroup: CgroupInfo | None,
+    userns: bool,
+    tree_fd: int | None = None,
 ) -> None:
     opts = parse_options(mnt.options)
     if mnt.type == "bind":
@@ -164,7 +189,14 @@ def mount_one(
         kind = "dir"
     fd = make_in_root(root_fd, mnt.destination, kind)
     try:
-        if opts.is_bind:
+        if tree_fd is not None:
+            # An id-mapped bind, made in stage 1: attach it, then flags as for a bind.
+            m.move_mount(tree_fd, fd)
+            extra = opts.flags & ~(m.MS_BIND | m.MS_REC | m.MS_REMOUNT)
+            if extra:
+                remount(root_fd, mnt.destination, extra)
+            _propagate(root_fd, mnt.destination, opts)
+        elif opts.is_bind:
             _bind(source, fd, root_fd, mnt.destination, opts, userns)
         else:
             try:
@@ -298,23 +330,37 @@ def finish(spec: Spec) -> None:
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for key, value in spec.linux.sysctl:
-            write_sysctl(root_fd, key, value)
+            with _naming(f"linux.sysctl {key}"):
+                write_sysctl(root_fd, key, value)
         for path in spec.linux.readonly_paths:
-            readonly_path(root_fd, path)
+            with _naming(f"linux.readonlyPaths {path}"):
+                readonly_path(root_fd, path)
         if spec.linux.masked_paths:
             devnull_fd = open_null_device(root_fd)
             try:
                 for path in spec.linux.masked_paths:
-                    mask_path(root_fd, path, devnull_fd)
+                    with _naming(f"linux.maskedPaths {path}"):
+                        mask_path(root_fd, path, devnull_fd)
             finally:
                 os.close(devnull_fd)
     finally:
         os.close(root_fd)
-    if spec.root.readonly:
-        m.mount(None, "/", None, m.MS_BIND | m.MS_REMOUNT | m.MS_RDONLY | _locked_flags("/"))
+    with _naming("root.readonly"):
+        if spec.root.readonly:
+            m.mount(None, "/", None, m.MS_BIND | m.MS_REMOUNT | m.MS_RDONLY | _locked_flags("/"))
     prop = spec.linux.rootfs_propagation
     if prop and prop not in ("slave", "rslave", "private", "rprivate"):
-        m.mount(None, "/", None, PROPAGATION[prop])
+        with _naming(f"linux.rootfsPropagation {prop}"):
+            m.mount(None, "/", None, PROPAGATION[prop])
+
+
+@contextmanager
+def _naming(what: str) -> Iterator[None]:
+    """Prefix an OSError with the config field it came from."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, f"{what}: {_text(e)}") from None
 
 
 def write_sysctl(root_fd: int, key: str, value: str) -> None:

@@ -64,11 +64,38 @@ TRANSITIONS: Final[Mapping[tuple[Status, Op], Status]] = {
 }
 
 
-def next_status(current: Status, op: Op) -> Status:
+def next_status(current: Status, op: Op, container_id: str = "") -> Status:
     try:
         return TRANSITIONS[current, op]
     except KeyError:
-        raise InvalidState(f"cannot {op} a {current} container") from None
+        text = refusal(current, op)
+        raise InvalidState(f"container {container_id}: {text}" if container_id else text) from None
+
+
+# NOT_RUNNING is runc's wording: containerd's shim takes a failed kill
+# for "already stopped" only when its error says "container not running"
+# (or "no such process", "process already finished"); podman and dockerd
+# match runc's texts too. The other refusals use runc's words as well.
+NOT_RUNNING: Final = "container not running"
+
+
+def refusal(current: Status, op: Op) -> str:
+    """Why `op` is refused in status `current`, as runc words it."""
+    if op in (Op.KILL, Op.PAUSE):
+        return NOT_RUNNING
+    if op is Op.RESUME:
+        return "container not paused"
+    if op is Op.START:
+        if current is Status.STOPPED:
+            return "cannot start a container that has stopped"
+        if current is Status.RUNNING:
+            return "cannot start an already running container"
+        return f"cannot start a container in the {current} state"
+    if op is Op.EXEC:
+        return f"cannot exec in a {current} container"
+    if op is Op.DELETE:
+        return f"cannot delete a container that is not stopped: {current}"
+    return f"cannot {op} a {current} container"
 
 
 def can(current: Status, op: Op) -> bool:

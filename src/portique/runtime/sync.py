@@ -10,14 +10,17 @@
     reap stage 1 ◀────────────────── InitPid(pid); then a pipe lets the init go on; exit
                                                                    mount the rootfs
     prestart+createRuntime ◀──────────────────────────────────────── RunHooks
-    HooksDone ──────────────────────────────────────────────────────▶ createContainer hooks,
+    HooksDone(state) ───────────────────────────────────────────────▶ createContainer hooks,
                                                                    pivot_root, masks, sysctl
     forward to --console-socket ◀─────────────────────────────────── Pty + fd (terminal only)
-                                                                   user, caps, rlimits
+                                                                   rlimits, user, caps, fds, cwd
     state.json (created) ◀─────────────────────────────────────────── Ready
-                                                                   block on exec.fifo ... exec
+                                                                   block on exec.fifo,
+                                                                   startContainer hooks,
+                                                                   seccomp, execve
     any step may answer Failed(kind, message) instead; exec success closes the
-    socket (it is O_CLOEXEC), so the parent of `run`/`exec` reads EOF.
+    socket (it is O_CLOEXEC), so the parent of `run`/`exec` reads EOF. After
+    the seccomp filter, a failed execve reports with a bare write(2).
 
 Messages are frozen value classes encoded as one JSON object per datagram
 (no pickle: the child side runs code the container influences).
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import ClassVar, Final
+from typing import ClassVar, Final, TypeVar
 
 from portique.errors import PortiqueError
 from portique.oci.value import as_dict, value
@@ -74,9 +77,12 @@ class RunHooks:
 
 @value
 class HooksDone:
-    """Parent -> init: the runtime-namespace hooks succeeded."""
+    """Parent -> init: the runtime-namespace hooks succeeded; `state` is the
+    OCI state (status "created", the init's host pid) that the init's own
+    createContainer and startContainer hooks read on stdin."""
 
     kind: ClassVar[str] = "hooks_done"
+    state: str = ""
 
 
 @value
@@ -104,9 +110,18 @@ class Failed:
 
 Message = Go | MapIds | MapIdsDone | InitPid | RunHooks | HooksDone | Pty | Ready | Failed
 
+M = TypeVar("M", Go, MapIds, MapIdsDone, InitPid, RunHooks, HooksDone, Pty, Ready, Failed)
+
 _TYPES: Final[dict[str, type[Message]]] = {
     t.kind: t for t in (Go, MapIds, MapIdsDone, InitPid, RunHooks, HooksDone, Pty, Ready, Failed)
 }
+
+
+def encode(msg: Message) -> bytes:
+    """One datagram. Also written with a bare write(2) on the socket's fd by
+    a process that can no longer make other calls (process.exec_last)."""
+    body = {"kind": msg.kind, **as_dict(msg)}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 class ProtocolError(PortiqueError):
@@ -131,8 +146,7 @@ class Channel:
         self.sock.close()
 
     def send(self, msg: Message, fds: tuple[int, ...] = ()) -> None:
-        body = {"kind": msg.kind, **as_dict(msg)}
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = encode(msg)
         if fds:
             socket.send_fds(self.sock, [data], list(fds))
         else:
@@ -162,7 +176,7 @@ class Channel:
                 _close(fd)
             raise ProtocolError(f"bad message from container init: {e}") from None
 
-    def expect(self, cls: type[Message], timeout: float | None = None) -> Message:
+    def expect(self, cls: type[M], timeout: float | None = None) -> M:
         msg, fds = self.recv(timeout)
         for fd in fds:
             _close(fd)

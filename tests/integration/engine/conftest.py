@@ -5,48 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-PORTIQUE = str(Path(sys.executable).parent / "portique")
-
-
-@dataclass
-class Portique:
-    env: dict[str, str]
-    root: Path
-    run_root: Path
-
-    def __call__(
-        self, *args: str, input: str | None = None, timeout: float = 60, check: bool = False
-    ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [PORTIQUE, *args],
-            env=self.env,
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=None if input is not None else subprocess.DEVNULL,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"portique {' '.join(args)} -> {proc.returncode}: {proc.stderr}")
-        return proc
-
-    @property
-    def argv(self) -> list[str]:
-        return [PORTIQUE]
-
-    def ok(self, *args: str, timeout: float = 60) -> str:
-        return self(*args, timeout=timeout, check=True).stdout
-
-    def inspect(self, ref: str, template: str) -> str:
-        return self.ok("inspect", "-f", template, ref).strip()
+from support.engine_cli import Portique
 
 
 def _busybox_tar(dest: Path) -> Path:

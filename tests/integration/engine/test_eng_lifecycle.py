@@ -9,13 +9,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support.engine_cli import Portique
+
 
 def mounts_under(path: Path) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f if line.split()[4].startswith(str(path))]
 
 
-def _wait_for(pred: Any, timeout: float = 20.0) -> None:
+def _wait_for(pred: Any, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
@@ -24,7 +26,13 @@ def _wait_for(pred: Any, timeout: float = 20.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def test_ps_inspect_rename_pause_kill(pq: Any) -> None:
+def _monitor_pids(cid: str) -> list[str]:
+    """The container's monitor: the one process that restarts it."""
+    out = subprocess.run(["pgrep", "-f", f"id={cid}"], capture_output=True, text=True).stdout
+    return out.split()
+
+
+def test_ps_inspect_rename_pause_kill(pq: Portique) -> None:
     cid = pq.ok("run", "-d", "--name", "life", "-l", "tier=web", "busybox", "sleep", "300").strip()
     table = pq.ok("ps").splitlines()
     assert table[0].split() == [
@@ -81,7 +89,7 @@ def test_ps_inspect_rename_pause_kill(pq: Any) -> None:
     assert pq("inspect", "life2").returncode != 0
 
 
-def test_create_start_attach_restart(pq: Any) -> None:
+def test_create_start_attach_restart(pq: Portique) -> None:
     cid = pq.ok("create", "--name", "cs", "busybox", "sh", "-c", "echo started; sleep 300").strip()
     assert pq.inspect("cs", "{{.State.Status}}") == "created"
     assert "Created" in pq.ok("ps", "-a", "--filter", "name=cs")
@@ -96,7 +104,7 @@ def test_create_start_attach_restart(pq: Any) -> None:
     assert not (pq.root / "containers" / cid).exists()
 
 
-def test_start_attach_gets_output_and_code(pq: Any) -> None:
+def test_start_attach_gets_output_and_code(pq: Portique) -> None:
     pq.ok("create", "--name", "sa", "busybox", "sh", "-c", "echo hi; exit 4")
     p = pq("start", "-a", "sa")
     assert p.returncode == 4
@@ -104,7 +112,7 @@ def test_start_attach_gets_output_and_code(pq: Any) -> None:
     pq.ok("rm", "sa")
 
 
-def test_bind_and_named_volumes_keep_data(pq: Any, tmp_path: Path) -> None:
+def test_bind_and_named_volumes_keep_data(pq: Portique, tmp_path: Path) -> None:
     host = tmp_path / "bind"
     host.mkdir()
     (host / "in").write_text("from host\n")
@@ -138,7 +146,7 @@ def test_bind_and_named_volumes_keep_data(pq: Any, tmp_path: Path) -> None:
     assert "does not exist" in p.stderr
 
 
-def test_anonymous_volume_removed_with_rm_v(pq: Any) -> None:
+def test_anonymous_volume_removed_with_rm_v(pq: Portique) -> None:
     cid = pq.ok("create", "-v", "/anon", "busybox", "true").strip()
     name = pq.inspect(cid, "{{range .Mounts}}{{.Name}}{{end}}")
     assert len(name) == 64
@@ -147,32 +155,33 @@ def test_anonymous_volume_removed_with_rm_v(pq: Any) -> None:
     assert name not in pq.ok("volume", "ls", "-q").split()
 
 
-def test_restart_on_failure_exactly_three(pq: Any) -> None:
+def test_restart_on_failure_exactly_three(pq: Portique) -> None:
     cid = pq.ok(
         "run", "-d", "--restart", "on-failure:3", "busybox", "sh", "-c", "echo run; exit 1"
     ).strip()
-    _wait_for(lambda: pq.inspect(cid, "{{.State.Status}}") == "exited", timeout=30)
+    _wait_for(lambda: pq.inspect(cid, "{{.State.Status}}") == "exited")
     assert pq.inspect(cid, "{{.RestartCount}} {{.State.ExitCode}}") == "3 1"
     assert pq.ok("logs", cid) == "run\n" * 4
-    time.sleep(1.0)
+    # Once its monitor is gone nothing can run it a fourth time.
+    _wait_for(lambda: not _monitor_pids(cid))
     assert pq.inspect(cid, "{{.RestartCount}}") == "3"
     pq.ok("rm", cid)
 
 
-def test_restart_always_comes_back_until_stopped(pq: Any) -> None:
+def test_restart_always_comes_back_until_stopped(pq: Portique) -> None:
     cid = pq.ok(
         "run", "-d", "--restart", "always", "busybox", "sh", "-c", "sleep 0.3; exit 0"
     ).strip()
-    _wait_for(lambda: int(pq.inspect(cid, "{{.RestartCount}}")) >= 2, timeout=30)
+    _wait_for(lambda: int(pq.inspect(cid, "{{.RestartCount}}")) >= 2)
     pq.ok("stop", "-t", "1", cid)
     assert pq.inspect(cid, "{{.State.Status}}") == "exited"
     count = pq.inspect(cid, "{{.RestartCount}}")
-    time.sleep(1.0)
+    _wait_for(lambda: not _monitor_pids(cid))
     assert pq.inspect(cid, "{{.State.Status}} {{.RestartCount}}") == f"exited {count}"
     pq.ok("rm", cid)
 
 
-def test_cp_both_ways_and_export(pq: Any, tmp_path: Path) -> None:
+def test_cp_both_ways_and_export(pq: Portique, tmp_path: Path) -> None:
     cid = pq.ok(
         "run",
         "-d",
@@ -204,11 +213,10 @@ def test_cp_both_ways_and_export(pq: Any, tmp_path: Path) -> None:
     pq.ok("rm", "-f", cid)
 
 
-def test_twenty_concurrent_run_and_rm(pq: Any) -> None:
+def test_twenty_concurrent_run_and_rm(pq: Portique) -> None:
     def run(i: int) -> str:
-        return pq.ok(
-            "run", "-d", "--name", f"conc{i}", "busybox", "sleep", "300", timeout=120
-        ).strip()
+        out: str = pq.ok("run", "-d", "--name", f"conc{i}", "busybox", "sleep", "300", timeout=120)
+        return out.strip()
 
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         ids = list(pool.map(run, range(20)))
@@ -225,7 +233,7 @@ def test_twenty_concurrent_run_and_rm(pq: Any) -> None:
         assert not any((base / c).exists() for c in ids), ctrl
 
 
-def test_system_df_prune_and_info(pq: Any) -> None:
+def test_system_df_prune_and_info(pq: Portique) -> None:
     pq.ok("create", "--name", "stale", "busybox", "true")
     df = pq.ok("system", "df").splitlines()
     assert df[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
@@ -239,7 +247,7 @@ def test_system_df_prune_and_info(pq: Any) -> None:
     assert pq.ok("info", "--format", "{{.LoggingDriver}}") == "json-file\n"
 
 
-def test_rm_force_restarting_and_paused(pq: Any) -> None:
+def test_rm_force_restarting_and_paused(pq: Portique) -> None:
     looping = pq.ok("run", "-d", "--restart", "always", "busybox", "sh", "-c", "exit 1").strip()
     _wait_for(lambda: int(pq.inspect(looping, "{{.RestartCount}}")) >= 2)
     paused = pq.ok("run", "-d", "busybox", "sleep", "300").strip()
@@ -249,15 +257,13 @@ def test_rm_force_restarting_and_paused(pq: Any) -> None:
     assert pq.ok("ps", "-aq", "--no-trunc", "--filter", f"id={paused}") == ""
 
 
-def test_monitor_killed_leaves_consistent_state(pq: Any) -> None:
+def test_monitor_killed_leaves_consistent_state(pq: Portique) -> None:
     import os
     import signal
 
     cid = pq.ok("run", "-d", "busybox", "sh", "-c", "echo before; sleep 300").strip()
     _wait_for(lambda: pq.ok("logs", cid) == "before\n")
-    mon = subprocess.run(
-        ["pgrep", "-f", f"id={cid}"], capture_output=True, text=True
-    ).stdout.split()
+    mon = _monitor_pids(cid)
     assert len(mon) == 1
     os.kill(int(mon[0]), signal.SIGKILL)
     _wait_for(lambda: pq.inspect(cid, "{{.State.Status}}") == "exited")
@@ -267,7 +273,7 @@ def test_monitor_killed_leaves_consistent_state(pq: Any) -> None:
     pq.ok("rm", cid)
 
 
-def test_foreground_run_proxies_sigint(pq: Any) -> None:
+def test_foreground_run_proxies_sigint(pq: Portique) -> None:
     import signal
 
     proc = subprocess.Popen(
@@ -294,7 +300,7 @@ def test_foreground_run_proxies_sigint(pq: Any) -> None:
     assert out == "got INT\n"
 
 
-def test_prune_sweeps_orphaned_container_dirs(pq: Any) -> None:
+def test_prune_sweeps_orphaned_container_dirs(pq: Portique) -> None:
     import os
 
     orphan = pq.root / "containers" / ("e" * 64)
@@ -310,7 +316,7 @@ def test_prune_sweeps_orphaned_container_dirs(pq: Any) -> None:
     young.rmdir()
 
 
-def test_failed_create_leaves_no_volume_or_directory(pq: Any) -> None:
+def test_failed_create_leaves_no_volume_or_directory(pq: Portique) -> None:
     pq.ok("create", "--name", "taken", "busybox", "true")
     before = sorted(p.name for p in (pq.root / "containers").iterdir())
     p = pq("create", "--name", "taken", "-v", "fresh-vol:/data", "-v", "/anon", "busybox", "true")
@@ -324,14 +330,11 @@ def test_failed_create_leaves_no_volume_or_directory(pq: Any) -> None:
     pq.ok("rm", "taken")
 
 
-def test_concurrent_starts_start_once(pq: Any) -> None:
+def test_concurrent_starts_start_once(pq: Portique) -> None:
     cid = pq.ok("create", "busybox", "sleep", "300").strip()
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: pq("start", cid), range(4)))
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     assert pq.inspect(cid, "{{.State.Status}}") == "running"
-    monitors = subprocess.run(
-        ["pgrep", "-f", f"id={cid}"], capture_output=True, text=True
-    ).stdout.split()
-    assert len(monitors) == 1
+    assert len(_monitor_pids(cid)) == 1
     pq.ok("rm", "-f", cid)

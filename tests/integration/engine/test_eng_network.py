@@ -6,7 +6,8 @@ import json
 import socket
 import time
 import urllib.request
-from typing import Any
+
+from support.engine_cli import Portique
 
 
 def _free_port() -> int:
@@ -15,7 +16,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_default_bridge_gives_eth0_and_hosts(pq: Any) -> None:
+def test_default_bridge_gives_eth0_and_hosts(pq: Portique) -> None:
     out = pq.ok(
         "run",
         "--rm",
@@ -33,7 +34,7 @@ def test_default_bridge_gives_eth0_and_hosts(pq: Any) -> None:
     assert f"{ip}\tbr1" in hosts
 
 
-def test_published_port_reaches_the_container(pq: Any) -> None:
+def test_published_port_reaches_the_container(pq: Portique) -> None:
     port = _free_port()
     cid = pq.ok(
         "run",

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+
+from support.engine_cli import Portique
 
 
-def _cgroup_file(pq: Any, flags: list[str], v1: str, v2: str) -> str:
+def _cgroup_file(pq: Portique, flags: list[str], v1: str, v2: str) -> str:
     script = f"cat /sys/fs/cgroup/{v1} 2>/dev/null || cat /sys/fs/cgroup/{v2}"
-    return pq.ok("run", "--rm", *flags, "busybox", "sh", "-c", script).strip()
+    out: str = pq.ok("run", "--rm", *flags, "busybox", "sh", "-c", script)
+    return out.strip()
 
 
-def test_cpu_limits_reach_the_cgroup(pq: Any) -> None:
+def test_cpu_limits_reach_the_cgroup(pq: Portique) -> None:
     quota = _cgroup_file(pq, ["--cpus", "0.5"], "cpu/cpu.cfs_quota_us", "cpu.max")
     assert quota in ("50000", "50000 100000")
     shares = _cgroup_file(pq, ["--cpu-shares", "512"], "cpu/cpu.shares", "cpu.weight")
@@ -23,7 +25,7 @@ def test_cpu_limits_reach_the_cgroup(pq: Any) -> None:
     assert mem == str(32 << 20)
 
 
-def test_custom_seccomp_profile(pq: Any, tmp_path: Path) -> None:
+def test_custom_seccomp_profile(pq: Portique, tmp_path: Path) -> None:
     profile = tmp_path / "deny-mkdir.json"
     profile.write_text(
         json.dumps(
@@ -41,7 +43,7 @@ def test_custom_seccomp_profile(pq: Any, tmp_path: Path) -> None:
     assert "seccomp profile" in p.stderr
 
 
-def test_no_new_privileges_and_privileged(pq: Any) -> None:
+def test_no_new_privileges_and_privileged(pq: Portique) -> None:
     out = pq.ok(
         "run",
         "--rm",
@@ -65,7 +67,7 @@ def test_no_new_privileges_and_privileged(pq: Any) -> None:
     assert out == "mounted\n"
 
 
-def test_exec_detached_and_stop_timeout(pq: Any) -> None:
+def test_exec_detached_and_stop_timeout(pq: Portique) -> None:
     cid = pq.ok("run", "-d", "--stop-timeout", "1", "busybox", "sleep", "300").strip()
     assert pq.ok("exec", "-d", cid, "sh", "-c", "echo bg > /tmp/marker") == ""
     deadline = 50
@@ -79,7 +81,7 @@ def test_exec_detached_and_stop_timeout(pq: Any) -> None:
     pq.ok("rm", cid)
 
 
-def test_volume_and_system_prune(pq: Any) -> None:
+def test_volume_and_system_prune(pq: Portique) -> None:
     pq.ok("volume", "create", "--label", "k=v", "named-keep")
     cid = pq.ok("create", "-v", "/anon", "busybox", "true").strip()
     anon = pq.inspect(cid, "{{range .Mounts}}{{.Name}}{{end}}")

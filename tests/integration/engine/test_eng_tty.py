@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import pty
 import select
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+from support.engine_cli import Portique
 
 PORTIQUE = str(Path(sys.executable).parent / "portique")
 
@@ -51,6 +53,20 @@ class Term:
                 self.buf += chunk
         return self.buf
 
+    def run_until(self, command: bytes, needle: bytes, timeout: float = 60.0) -> None:
+        """Run `command` in the shell again and again until its output has `needle`."""
+        deadline = time.monotonic() + timeout
+        for attempt in itertools.count(1000):
+            start = len(self.buf)
+            # The shell prints end-<n+1>; the terminal echoes only end-$((n+1)).
+            self.send(command + b"; echo end-$((%d+1))\r" % attempt)
+            self.expect(b"end-%d" % (attempt + 1))
+            if needle in self.buf[start:]:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} not seen; got {self.buf[-500:]!r}")
+            time.sleep(0.05)
+
     def wait(self, timeout: float = 20.0) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -68,7 +84,19 @@ class Term:
         raise AssertionError("portique did not exit")
 
 
-def test_run_it_shell_resize_ctrl_c_and_exit(pq: Any) -> None:
+def _commands(pq: Portique, container: str) -> list[str]:
+    rows = pq.ok("top", container, "-eo", "pid,args").splitlines()[1:]
+    return [row.split(None, 1)[1] for row in rows]
+
+
+def _wait_for_process(pq: Portique, container: str, args: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while args not in _commands(pq, container):
+        assert time.monotonic() < deadline, f"no {args!r} in {container}"
+        time.sleep(0.05)
+
+
+def test_run_it_shell_resize_ctrl_c_and_exit(pq: Portique) -> None:
     t = Term(pq.env, "run", "-it", "--rm", "--name", "tty1", "busybox", "sh")
     t.expect(b"# ")
     t.send(b"tty; echo $((6*7))\r")
@@ -77,12 +105,10 @@ def test_run_it_shell_resize_ctrl_c_and_exit(pq: Any) -> None:
     t.send(b"stty size\r")
     t.expect(b"30 100")  # our terminal's size reached the container
     t.resize(40, 120)  # SIGWINCH -> RESIZE -> TIOCSWINSZ on the container's pty
-    time.sleep(0.3)
-    t.send(b"stty size\r")
-    t.expect(b"40 120")
+    t.run_until(b"stty size", b"40 120")
     # Ctrl-C goes to the container's foreground job, not to portique.
     t.send(b"sleep 30\r")
-    time.sleep(0.5)
+    _wait_for_process(pq, "tty1", "sleep 30")
     t.send(b"\x03")
     t.send(b"echo after-$((1+1))\r")
     t.expect(b"after-2")
@@ -90,7 +116,7 @@ def test_run_it_shell_resize_ctrl_c_and_exit(pq: Any) -> None:
     assert t.wait() == 3
 
 
-def test_run_it_detach_with_ctrl_p_ctrl_q(pq: Any) -> None:
+def test_run_it_detach_with_ctrl_p_ctrl_q(pq: Portique) -> None:
     t = Term(pq.env, "run", "-it", "--name", "tty2", "busybox", "sh")
     t.expect(b"# ")
     t.send(b"echo marker-$((2+3))\r")
@@ -109,7 +135,7 @@ def test_run_it_detach_with_ctrl_p_ctrl_q(pq: Any) -> None:
     pq.ok("rm", "tty2")
 
 
-def test_exec_it(pq: Any) -> None:
+def test_exec_it(pq: Portique) -> None:
     cid = pq.ok("run", "-d", "busybox", "sleep", "300").strip()
     t = Term(pq.env, "exec", "-it", cid, "sh")
     t.expect(b"# ")

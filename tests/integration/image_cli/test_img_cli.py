@@ -151,8 +151,8 @@ def test_images_tag_rmi_prune_output(portique: Run, busybox_tar: Path) -> None:
 
     # rmi of one of two tags only untags; of the last one deletes.
     assert portique("rmi", "busybox").stdout == "Untagged: busybox:latest\n"
-    out = portique("image", "rm", "example.com/team/app:v1").stdout.splitlines()
-    assert out == ["Untagged: example.com/team/app:v1", f"Deleted: {image_id}"]
+    lines = portique("image", "rm", "example.com/team/app:v1").stdout.splitlines()
+    assert lines == ["Untagged: example.com/team/app:v1", f"Deleted: {image_id}"]
     assert portique("images", "-q").stdout == ""
     missing = portique("rmi", "nosuch", check=False)
     assert missing.returncode == 125

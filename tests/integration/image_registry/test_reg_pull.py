@@ -92,7 +92,7 @@ def test_pull_docker_schema2_and_zstd(
 def test_index_platform_selection(
     registry_token: Registry, make_client: MakeClient, images: Images, repo_name: str, flavour: str
 ) -> None:
-    idx = ob.multiarch_index(flavour)  # type: ignore[arg-type]
+    idx = ob.multiarch_index(flavour)
     ob.push_index(registry_token, repo_name, "latest", idx)
     amd64, arm64 = idx.images
     name = f"{registry_token.host}/{repo_name}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from portique.image.images import Images
+from portique.image.images import ImageRecord, Images
 from portique.image.snapshots import overlay_data
 from portique.image.unpack import OPAQUE_XATTR, InvalidLayer, unpack
 from portique.linux.mount import is_mountpoint
@@ -29,7 +29,7 @@ def imgs(tmp_path: Path) -> Iterator[Images]:
     images.close()
 
 
-def register(imgs: Images, img: ob.BuiltImage, tag: str):  # type: ignore[no-untyped-def]
+def register(imgs: Images, img: ob.BuiltImage, tag: str) -> ImageRecord:
     for digest, data in img.blobs():
         imgs.store.write_bytes(data, digest)
     return imgs.register(img.manifest, img.manifest_digest, img.config, tags=[tag])
@@ -158,24 +158,29 @@ def test_whiteout_and_opaque_semantics(imgs: Images, tmp_path: Path) -> None:
         imgs.unmount_rootfs(container)
 
 
-def test_many_layers_mount(imgs: Images, tmp_path: Path) -> None:
-    layers = [
-        ob.Layer.build(ob.TarBuilder().dir("l").file(f"l/{i:02}", str(i).encode()))
-        for i in range(60)
-    ]
-    layers.append(ob.Layer.build(ob.TarBuilder().dir("l").file("l/00", b"top wins")))
-    rec = register(imgs, ob.image_from_layers(layers), "many")
-    # A long container path makes the plain lowerdir= list exceed one page.
-    container = tmp_path / "containers" / ("c" * 64)
-    plain = overlay_data(imgs.lowerdirs(rec), container / "upper", container / "work")
-    assert len(plain) > 4096  # so the /proc/self/fd/N naming is what gets mounted
-    rootfs = imgs.mount_rootfs(rec, container)
+def test_many_layers_mount(tmp_path: Path) -> None:
+    # 61 layers in a store whose root is over 100 bytes long, wherever tmp_path
+    # is: the plain lowerdir= list exceeds one page.
+    imgs = Images(tmp_path / ("deep-" + "r" * 100) / "root")
     try:
-        assert len(os.listdir(rootfs / "l")) == 60
-        assert (rootfs / "l/00").read_bytes() == b"top wins"
-        assert (rootfs / "l/59").read_bytes() == b"59"
+        layers = [
+            ob.Layer.build(ob.TarBuilder().dir("l").file(f"l/{i:02}", str(i).encode()))
+            for i in range(60)
+        ]
+        layers.append(ob.Layer.build(ob.TarBuilder().dir("l").file("l/00", b"top wins")))
+        rec = register(imgs, ob.image_from_layers(layers), "many")
+        container = tmp_path / "containers" / ("c" * 64)
+        plain = overlay_data(imgs.lowerdirs(rec), container / "upper", container / "work")
+        assert len(plain) > 4096  # so the /proc/self/fd/N naming is what gets mounted
+        rootfs = imgs.mount_rootfs(rec, container)
+        try:
+            assert len(os.listdir(rootfs / "l")) == 60
+            assert (rootfs / "l/00").read_bytes() == b"top wins"
+            assert (rootfs / "l/59").read_bytes() == b"59"
+        finally:
+            imgs.unmount_rootfs(container)
     finally:
-        imgs.unmount_rootfs(container)
+        imgs.close()
 
 
 def test_zero_layer_image_mounts_an_empty_root(imgs: Images, tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from net_helpers import (
+
+from portique.network.networks import Networks
+from support.net_helpers import (
     Dummy,
     FakeUpstream,
     NetnsFactory,
@@ -14,8 +16,6 @@ from net_helpers import (
     make_networks,
     teardown_networks,
 )
-
-from portique.network.networks import Networks
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from net_helpers import random_subnet, ruleset, teardown_networks
 
 from portique.network.networks import Networks
+from support.net_helpers import random_subnet, ruleset, teardown_networks
 
 
 @pytest.fixture

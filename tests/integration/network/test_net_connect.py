@@ -7,7 +7,11 @@ import secrets
 from pathlib import Path
 
 import pytest
-from net_helpers import (
+
+from portique.errors import Conflict, InvalidArgument, NotFound
+from portique.network import bridge, dnsserver
+from portique.network.networks import Networks, bring_up_loopback
+from support.net_helpers import (
     UPSTREAM_ANSWER,
     NetnsFactory,
     Procs,
@@ -19,10 +23,6 @@ from net_helpers import (
     set_resolv_conf,
     wait_port,
 )
-
-from portique.errors import Conflict, InvalidArgument, NotFound
-from portique.network import bridge, dnsserver
-from portique.network.networks import Networks, bring_up_loopback
 
 
 def _site(tmp_path: Path, text: str) -> Path:

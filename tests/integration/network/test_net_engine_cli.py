@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from net_helpers import free_port, http_get_host, random_subnet, teardown_networks
 
 from portique.network import dnsserver
 from portique.network.networks import Networks
+from support.net_helpers import free_port, http_get_host, random_subnet, teardown_networks
 from support.rootfs import make_busybox_rootfs
 
 

@@ -12,12 +12,13 @@ import sys
 import tarfile
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from net_helpers import http_get_host, random_subnet, teardown_networks
 
 from portique.network import bridge
 from portique.network.networks import Networks
+from support.net_helpers import http_get_host, random_subnet, teardown_networks
 from support.rootfs import make_busybox_rootfs
 
 Engine = tuple[dict[str, str], Networks]
@@ -72,8 +73,9 @@ def released(nets: Networks, network: str, timeout: float = 10.0) -> bool:
     return nets.network_endpoints(network) == []
 
 
-def inspect(env: dict[str, str], name: str) -> dict:  # type: ignore[type-arg]
-    return json.loads(pq(env, "inspect", name, check=True).stdout)[0]
+def inspect(env: dict[str, str], name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(pq(env, "inspect", name, check=True).stdout)[0]
+    return doc
 
 
 def test_alias_and_ip_on_a_user_network(clean: Engine) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from net_helpers import NetnsFactory, cid, random_subnet, table_exists
-
 from portique.network import bridge, firewall
 from portique.network.networks import Networks
+from support.net_helpers import NetnsFactory, cid, random_subnet, table_exists
 
 
 def _tables_of(nets: Networks) -> set[tuple[str, str]]:

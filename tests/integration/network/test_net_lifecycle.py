@@ -13,7 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from net_helpers import (
+
+from portique.errors import Conflict, InvalidArgument
+from portique.network import bridge, dnsserver
+from portique.network.networks import Networks
+from portique.network.ports import parse_port_spec
+from portique.network.types import NetworkRequest
+from support.net_helpers import (
     NetnsFactory,
     cid,
     free_port,
@@ -22,12 +28,6 @@ from net_helpers import (
     ruleset,
     table_exists,
 )
-
-from portique.errors import Conflict, InvalidArgument
-from portique.network import bridge, dnsserver
-from portique.network.networks import Networks
-from portique.network.ports import parse_port_spec
-from portique.network.types import NetworkRequest
 
 
 def _our_veths(nets: Networks) -> list[str]:

@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from net_helpers import (
+
+from portique.errors import Conflict, InvalidArgument
+from portique.network import bridge
+from portique.network.networks import Networks
+from portique.network.ports import parse_port_spec
+from portique.network.types import NetworkRequest, PortMapping, Proto
+from support.net_helpers import (
     CRAFT_UDP,
     Dummy,
     FakeUpstream,
@@ -28,12 +34,6 @@ from net_helpers import (
     tcp_read_in,
     wait_port,
 )
-
-from portique.errors import Conflict, InvalidArgument
-from portique.network import bridge
-from portique.network.networks import Networks
-from portique.network.ports import parse_port_spec
-from portique.network.types import NetworkRequest, PortMapping, Proto
 
 
 def _serve(procs: Procs, netns: Path, tmp_path: Path, text: str) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from support.rtcli_bundle import (
     RuntimeCLI,
@@ -17,15 +18,18 @@ from support.rtcli_bundle import (
     unique_id,
 )
 
+if TYPE_CHECKING:
+    from portique.runtime import Runtime
+
 LIBRARY_CYCLES = 200
 BINARY_CYCLES = 15
 
 
-def _wait_stopped(rt: object, cid: str, timeout: float = 20.0) -> str:
+def _wait_stopped(rt: Runtime, cid: str, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     status = ""
     while time.monotonic() < deadline:
-        status = str(rt.state(cid).status)  # type: ignore[attr-defined]
+        status = str(rt.state(cid).status)
         if status == "stopped":
             break
         time.sleep(0.005)
@@ -60,14 +64,12 @@ def test_library_cycles_leak_nothing(
 
     prefix = f"leak-{os.getpid()}-"
     mounts, fds = mount_points(*watched), open_fds()
-    started = time.monotonic()
     for i in range(LIBRARY_CYCLES):
         cid = f"{prefix}{i}"
         rt.create(cid, b)
         rt.start(cid)
         assert _wait_stopped(rt, cid) == "stopped", cid
         rt.delete(cid)
-        assert time.monotonic() - started < 240, f"only {i} cycles in 240 s"
     assert mount_points(*watched) == mounts
     assert open_fds() == fds
     assert _portique_cgroup_children(prefix) == set()

@@ -136,6 +136,20 @@ def test_foreground_run_forwards_signals(rt: RuntimeCLI, bundle: Callable[..., P
     assert rt("list", "-q").stdout == ""
 
 
+def _wait_catches(pid: int, sig: int) -> None:
+    """Wait until process `pid` has a handler for `sig` (SigCgt in its status)."""
+    deadline = time.monotonic() + 60
+    while True:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(
+            next(ln for ln in status.splitlines() if ln.startswith("SigCgt:")).split()[1], 16
+        )
+        if caught & (1 << (sig - 1)):
+            return
+        assert time.monotonic() < deadline, f"{pid} never caught signal {sig}"
+        time.sleep(0.02)
+
+
 def test_run_detached_then_signal_by_name_and_number(
     rt: RuntimeCLI, bundle: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -148,6 +162,7 @@ def test_run_detached_then_signal_by_name_and_number(
     state = rt.state(cid)
     assert state["status"] == "running"
     assert int(pid_file.read_text()) == state["pid"]
+    _wait_catches(state["pid"], signal.SIGTERM)  # the trap is set
     rt("kill", cid)  # SIGTERM by default
     assert rt.wait_status(cid, "stopped")["status"] == "stopped"
     rt("delete", cid)
@@ -244,11 +259,47 @@ def test_events_stream_ends_when_container_stops(
     rt: RuntimeCLI, bundle: Callable[..., Path]
 ) -> None:
     cid = unique_id()
-    rt("run", "-d", "-b", str(bundle("sleep", "1")), cid)
-    proc = rt("events", "--interval", "200ms", cid, timeout=30)
-    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    rt("run", "-d", "-b", str(bundle("sleep", "600")), cid)
+    events = _events(rt, cid)
+    try:
+        assert events.stdout is not None
+        first = events.stdout.readline()  # the stream runs
+        rt("kill", cid, "KILL")
+        rest, _ = events.communicate(timeout=120)  # and ends by itself
+    finally:
+        _stop(events)
+    lines = [json.loads(line) for line in (first + rest).splitlines()]
     assert lines
     assert all(e["type"] == "stats" and e["id"] == cid for e in lines)
+    assert events.returncode == 0
+
+
+def _events(rt: RuntimeCLI, cid: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        rt.argv("events", "--interval", "200ms", cid),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def _oom_kills(cid: str) -> int:
+    """The kernel's count of OOM kills in the container's memory cgroup."""
+    for d in portique_cgroups(cid):
+        for name in ("memory.events", "memory.oom_control"):  # v2, v1
+            if (d / name).exists():
+                fields = dict(line.split() for line in (d / name).read_text().splitlines())
+                return int(fields.get("oom_kill", 0))
+    return 0
 
 
 @pytest.mark.vm  # also under a pure cgroup v2 kernel (scripts/test.sh)
@@ -256,33 +307,38 @@ def test_events_reports_oom_kills(rt: RuntimeCLI, bundle: Callable[..., Path]) -
     def limit_memory(spec: dict[str, Any]) -> None:
         spec["linux"]["resources"]["memory"] = {"limit": 16 << 20, "swap": 16 << 20}
 
-    # A child that wants 64 MiB in a 16 MiB cgroup.
-    hog = 'sleep 1; sh -c "x=$(yes | head -c 67108864)"; sleep 60'
     cid = unique_id()
-    rt("run", "-d", "-b", str(bundle("sh", "-c", hog, edit=limit_memory)), cid)
-    events = subprocess.Popen(
-        rt.argv("events", "--interval", "200ms", cid),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    rt("run", "-d", "-b", str(bundle("sleep", "600", edit=limit_memory)), cid)
+    events = _events(rt, cid)
     kinds: list[str] = []
     try:
         assert events.stdout is not None
-        deadline = time.monotonic() + 30
-        while "oom" not in kinds and time.monotonic() < deadline:
+
+        def next_kind() -> str:
+            assert events.stdout is not None
             line = events.stdout.readline()
-            if not line:
-                break
+            assert line, "the event stream ended"
             event = json.loads(line)
             assert event["id"] == cid
-            kinds.append(event["type"])
+            kind: str = event["type"]
+            return kind
+
+        # The first line: the stream has read the OOM count it reports changes to.
+        kinds.append(next_kind())
+        assert _oom_kills(cid) == 0
+        # Only then a process that wants 64 MiB in the 16 MiB cgroup; exec
+        # returns when the kernel has killed it.
+        hog = 'x="$(yes | head -c 67108864)"'
+        rt("exec", cid, "sh", "-c", hog, check=False, timeout=300)
+        deadline = time.monotonic() + 120
+        while _oom_kills(cid) == 0:
+            assert time.monotonic() < deadline, "the kernel counted no OOM kill"
+            time.sleep(0.05)
+        # The kill is counted: the stream reports it at its next tick (every 200 ms).
+        while "oom" not in kinds and time.monotonic() < deadline:
+            kinds.append(next_kind())
     finally:
-        events.kill()
-        events.wait()
-        if events.stdout is not None:
-            events.stdout.close()
+        _stop(events)
     assert kinds[0] == "stats"
     assert "oom" in kinds
 

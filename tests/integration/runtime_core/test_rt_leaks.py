@@ -25,7 +25,7 @@ def test_cycles_leak_nothing(rt: Runtime, tmp_path: Path, busybox_rootfs: Path) 
     mounts_before = _mounts(tmp_path, busybox_rootfs)
     prefix = new_id().rsplit("-", 1)[0]
 
-    def ours():
+    def ours() -> list[Path]:
         return [p for p in Path("/sys/fs/cgroup").glob("*/portique/*") if p.name.startswith(prefix)]
 
     for i in range(200):

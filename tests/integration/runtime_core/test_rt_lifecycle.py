@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from support.rt_bundle import make_bundle, make_config
 from support.rt_run import Outputs, kv, new_id
 
 
-def wait_status(rt: Runtime, cid: str, want: Status, timeout: float = 10) -> None:
+def wait_status(rt: Runtime, cid: str, want: Status, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if rt.state(cid).status is want:
@@ -34,8 +35,23 @@ def wait_status(rt: Runtime, cid: str, want: Status, timeout: float = 10) -> Non
     raise AssertionError(f"{cid} never reached {want}: {rt.state(cid).status}")
 
 
+def _children(pid: int, comm: bytes) -> list[int]:
+    """The pids of `pid`'s children named `comm`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_bytes()
+            except OSError:
+                continue
+            name, _, rest = stat.partition(b" (")[2].rpartition(b") ")
+            if name == comm and int(rest.split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 @pytest.fixture
-def out(tmp_path: Path) -> Outputs:
+def out(tmp_path: Path) -> Iterator[Outputs]:
     o = Outputs(tmp_path)
     yield o
     o.close()
@@ -52,8 +68,8 @@ def test_create_start_lifecycle(
     s = rt.create(cid, bundle, stdio=out.stdio, pid_file=pid_file)
     assert s.status is Status.CREATED
     assert int(pid_file.read_text()) == s.pid > 0
-    # Blocked before the user program: nothing printed, still our Python.
-    time.sleep(0.1)
+    # Blocked before the user program: still our Python, so nothing printed.
+    assert Path(f"/proc/{s.pid}/cmdline").read_bytes().split(b"\0")[0] != b"sh"
     assert out.text() == ""
     assert rt.state(cid).status is Status.CREATED
     j = rt.state(cid).to_runc_json()
@@ -123,7 +139,12 @@ def test_delete_created_container(
     bundle = make_bundle(tmp_path, busybox_rootfs, make_config(["true"]))
     cid = new_id()
     rt.create(cid, bundle, stdio=out.stdio)
-    rt.delete(cid)
+    # The spec: delete of a container that is not stopped MUST fail, a
+    # created one included; --force still removes it.
+    with pytest.raises(InvalidState, match="that is not stopped: created"):
+        rt.delete(cid)
+    assert rt.state(cid).status is Status.CREATED
+    rt.delete(cid, force=True)
     assert rt.list() == []
 
 
@@ -238,7 +259,7 @@ def test_duplicate_id_is_conflict(
     with pytest.raises(Conflict, match="already exists"):
         rt.create(cid, bundle, stdio=out.stdio)
     assert rt.state(cid).status is Status.CREATED  # the first is untouched
-    rt.delete(cid)
+    rt.delete(cid, force=True)
 
 
 def test_bad_input_leaves_nothing(
@@ -360,17 +381,21 @@ def test_interrupted_create_can_be_deleted(
     cid = new_id()
     script = (
         "import sys; from pathlib import Path; from portique.runtime import Runtime;"
+        "from portique.linux.selfexe import ensure_protected; ensure_protected();"
         f"Runtime(Path({str(rt.state_root)!r})).create({cid!r}, Path({str(bundle)!r}))"
     )
     child = subprocess.Popen([sys.executable, "-c", script])
-    deadline = time.monotonic() + 20
-    while (
-        not list(Path("/sys/fs/cgroup").glob(f"*/portique/{cid}")) and time.monotonic() < deadline
-    ):
+    # Kill it once it waits on the hook (its child `sleep 60`).
+    deadline = time.monotonic() + 60
+    while not (hooks := _children(child.pid, b"sleep")):
+        assert time.monotonic() < deadline, "the prestart hook never ran"
         time.sleep(0.01)
-    time.sleep(0.2)
+    assert list(Path("/sys/fs/cgroup").glob(f"*/portique/{cid}"))
     child.kill()
     child.wait()
+    for hook in hooks:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(hook, signal.SIGKILL)
     assert rt.state(cid).status is Status.STOPPED
     assert [s.id for s in rt.list()] == [cid]
     rt.delete(cid)
@@ -448,18 +473,25 @@ def test_exec_reports_the_pid_before_waiting(
     cid = new_id()
     rt.run(cid, bundle, detach=True, stdio=out.stdio)
     seen: list[tuple[int, bool]] = []
+    # The process reads its stdin to the end: it runs until on_pid lets it go.
+    hold, release = os.pipe()
 
     def on_pid(pid: int) -> None:
         # Called while the process runs: its cgroup lists it.
         seen.append((pid, pid in rt.ps(cid)))
+        os.close(release)
 
     try:
-        process = parse_process({"args": ["sleep", "0.2"]})
-        assert rt.exec(cid, process, stdio=out.stdio, on_pid=on_pid) == 0
+        process = parse_process({"args": ["sh", "-c", "cat >/dev/null"]})
+        stdio = (hold, out.fd, out.fd)
+        assert rt.exec(cid, process, stdio=stdio, on_pid=on_pid) == 0
         assert len(seen) == 1
         assert seen[0][0] > 0
         assert seen[0][1]
     finally:
+        os.close(hold)
+        if not seen:  # on_pid never ran, so never closed it
+            os.close(release)
         rt.delete(cid, force=True)
 
 

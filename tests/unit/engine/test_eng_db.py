@@ -73,3 +73,60 @@ def test_migration_is_idempotent(tmp_path: Path) -> None:
     conn = db.open_db(tmp_path)
     v = conn.execute("SELECT version FROM schema_versions WHERE component = 'engine'").fetchone()[0]
     assert v == len(db.MIGRATIONS)
+
+
+def _image_tables(root: Path) -> str:
+    """The image component's tables in the same file, with one image; its id."""
+    from portique.image.metadata import ImageDB
+
+    image_id = "sha256:" + "0" * 64
+    idb = ImageDB(root)
+    with idb.write() as c:
+        c.execute(
+            "INSERT INTO images(id, manifest_digest, manifest_media_type, config, created,"
+            " size, architecture, os, added) VALUES (?, 'm', 't', '{}', '', 0, 'amd64', 'linux', 0)",
+            (image_id,),
+        )
+    idb.close()
+    return image_id
+
+
+def test_the_container_and_its_image_user_row_go_together(tmp_path: Path) -> None:
+    image_id = _image_tables(tmp_path)
+    conn = db.open_db(tmp_path)
+    cid = "a" * 64
+    with db.transaction(conn):
+        db.insert_container(conn, _row(cid, "one"))
+        db.add_image_user(conn, image_id, cid)
+    assert [r[0] for r in conn.execute("SELECT container_id FROM image_users")] == [cid]
+    with db.transaction(conn):
+        db.delete_container(conn, cid)
+    assert conn.execute("SELECT count(*) FROM image_users").fetchone()[0] == 0
+    # An image removed meanwhile: the create fails as a whole.
+
+    def create() -> None:
+        with db.transaction(conn):
+            db.insert_container(conn, _row(cid, "one"))
+            db.add_image_user(conn, "sha256:" + "f" * 64, cid)
+
+    with pytest.raises(NotFound, match="no such image"):
+        create()
+    assert db.get_container(conn, cid) is None
+
+
+def test_image_user_rows_of_gone_containers_are_dropped(tmp_path: Path) -> None:
+    image_id = _image_tables(tmp_path)
+    conn = db.open_db(tmp_path)
+    live, gone = "a" * 64, "b" * 64
+    with db.transaction(conn):
+        db.insert_container(conn, _row(live, "live"))
+        db.add_image_user(conn, image_id, live)
+        # What an older portique's rm left when killed between its two transactions.
+        conn.execute("INSERT INTO image_users VALUES (?, ?)", (gone, image_id))
+    assert db.drop_stale_image_users(conn) == 1
+    assert [r[0] for r in conn.execute("SELECT container_id FROM image_users")] == [live]
+    assert db.drop_stale_image_users(conn) == 0
+
+
+def test_stale_image_users_in_a_root_without_images(tmp_path: Path) -> None:
+    assert db.drop_stale_image_users(db.open_db(tmp_path)) == 0

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from portique import journal
 from portique.engine import db, dblite
 from portique.engine.monitor import parse_args, restart_delay
 
@@ -59,8 +60,16 @@ def test_dblite_matches_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     row = db.get_container(conn, cid)
     assert row is not None
     assert (row.status, row.exit_code, row.oom_killed, row.monitor_pid) == ("exited", 137, True, 77)
-    assert dblite.delete_row(lite, cid) == (["anon"], "sha256:" + "0" * 64)
+    removed = dblite.delete_row(lite, cid)
+    assert removed is not None
+    assert removed[:2] == (["anon"], {})
     assert db.get_container(conn, cid) is None
+    # The clean-up still to do is in the journal, in the same transaction.
+    (entry,) = journal.entries(conn)
+    assert (entry.id, entry.kind, entry.subject) == (removed[2], "remove", cid)
+    assert entry.resources == [
+        {"type": "container-remove", "id": cid, "host": {}, "volumes": ["anon"]}
+    ]
     assert dblite.delete_row(lite, cid) is None
     assert dblite.stop_flags(lite, cid) is None
 

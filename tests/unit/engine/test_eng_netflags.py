@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from portique.engine import network as net
@@ -36,8 +38,8 @@ def test_with_dns_flags_replaces_only_what_is_given() -> None:
         net.check_dns_servers(["1.2.3.4", "dns.example"])
 
 
-def _config(mode: str, eps: dict | None = None) -> dict:  # type: ignore[type-arg]
-    cfg: dict = {"HostConfig": {"NetworkMode": mode}}  # type: ignore[type-arg]
+def _config(mode: str, eps: dict[str, Any] | None = None) -> dict[str, Any]:
+    cfg: dict[str, Any] = {"HostConfig": {"NetworkMode": mode}}
     if eps is not None:
         cfg["NetworkingConfig"] = {"EndpointsConfig": eps}
     return cfg

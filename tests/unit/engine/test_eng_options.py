@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,7 +105,7 @@ def test_env() -> None:
         opt.parse_env(["=x"], {})
 
 
-def test_env_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_env_file(tmp_path: Path) -> None:
     f = tmp_path / "env"
     f.write_text("# comment\n\nA=1\n  B=two words\nHOSTVAR\n")
     assert opt.read_env_file(str(f), {"HOSTVAR": "h"}) == ["A=1", "B=two words", "HOSTVAR=h"]
@@ -199,7 +201,7 @@ def test_user_and_name() -> None:
         opt.parse_name("bad name")
 
 
-def test_caps_from_mask(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_caps_from_mask(tmp_path: Path) -> None:
     assert opt.caps_from_mask(0xA80425FB) == sorted(opt.DEFAULT_CAPS, key=opt.ALL_CAPS.index)
     status = tmp_path / "status"
     status.write_text("Name:\tx\nCapBnd:\t000001fffeffffff\n")
@@ -232,6 +234,7 @@ def test_mounts_from_api_host_config() -> None:
     ]
     assert got[3].options == ("size=1048576", "mode=1777")
     assert opt.mounts_from_host_config({}) == []
+    bad: dict[str, Any]
     for bad in (
         {"Binds": "x"},
         {"Mounts": [1]},

@@ -350,7 +350,11 @@ def test_import_rootfs_makes_one_layer_image(images: FakeImages, compression: st
         "zstd": zstandard.ZstdCompressor().compress(tar),
     }[compression]
     rec = archive.import_rootfs(
-        images, io.BytesIO(blob), "busybox:latest", changes=['CMD ["/bin/sh"]'], message="hi"
+        images,  # type: ignore[arg-type]
+        io.BytesIO(blob),
+        "busybox:latest",
+        changes=['CMD ["/bin/sh"]'],
+        message="hi",
     )
     assert rec.repo_tags == ["busybox:latest"]
     config = json.loads(images.store.read_bytes(rec.id))
@@ -365,7 +369,7 @@ def test_import_rootfs_makes_one_layer_image(images: FakeImages, compression: st
 )
 def test_import_refuses_non_tar(images: FakeImages, payload: bytes) -> None:
     with pytest.raises(InvalidArgument, match="import"):
-        archive.import_rootfs(images, io.BytesIO(payload), None)
+        archive.import_rootfs(images, io.BytesIO(payload), None)  # type: ignore[arg-type]
     assert images.records == {}
 
 

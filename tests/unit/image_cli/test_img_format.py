@@ -6,7 +6,6 @@ import pytest
 
 from portique.cli.docker.format import (
     Record,
-    Template,
     format_rows,
     human_duration,
     human_size,
@@ -14,7 +13,7 @@ from portique.cli.docker.format import (
     short_id,
     time_ago,
 )
-from portique.errors import InvalidArgument
+from portique.cli.docker.templates import TemplateError
 
 
 @pytest.mark.parametrize(
@@ -91,7 +90,10 @@ def test_format_rows_default_table_with_headers() -> None:
 def test_format_rows_custom_table_and_escaped_tab() -> None:
     rows = [Record(ID="abc", Repository="busybox")]
     out = format_rows(
-        r"table {{.ID}}\t{{.Repository}}", rows, default="", headers={"ID": "IMAGE ID"}
+        r"table {{.ID}}\t{{.Repository}}",
+        rows,
+        default="",
+        headers={"ID": "IMAGE ID", "Repository": "REPOSITORY"},
     )
     assert out.splitlines() == ["IMAGE ID   REPOSITORY", "abc        busybox"]
 
@@ -108,47 +110,6 @@ def test_format_rows_json() -> None:
 
 
 def test_unknown_field_of_a_row_is_an_error() -> None:
-    with pytest.raises(InvalidArgument, match="can't evaluate field Nope"):
+    # Go templates live in cli/gotemplate and are tested in tests/unit/cli
+    with pytest.raises(TemplateError, match="can't evaluate field Nope in type"):
         format_rows("{{.Nope}}", [Record(ID="a")], default="", headers={})
-
-
-def test_template_fields_functions_and_go_printing() -> None:
-    data = {
-        "Id": "sha256:1",
-        "Config": {"Env": ["A=1", "B=2"], "Cmd": None, "Labels": {"x.y": "z"}},
-        "Size": 1234,
-        "Tags": ["a", "b"],
-    }
-    t = Template(
-        '{{.Id}} {{.Config.Env}} {{.Config.Cmd}} {{index .Config.Labels "x.y"}} '
-        '{{join .Tags ","}} {{.Size}} {{upper "q"}} {{len .Tags}} {{.Missing}}'
-    )
-    assert t.execute(data) == "sha256:1 [A=1 B=2] <nil> z a,b 1234 Q 2 <no value>"
-    assert Template("{{json .Config}}").execute(data) == (
-        '{"Env":["A=1","B=2"],"Cmd":null,"Labels":{"x.y":"z"}}'
-    )
-
-
-def test_template_control_flow() -> None:
-    t = Template('{{if eq .A "x"}}X{{else if .B}}B{{else}}N{{end}}')
-    assert [t.execute(d) for d in ({"A": "x"}, {"A": "y", "B": 1}, {"A": "y", "B": 0})] == [
-        "X",
-        "B",
-        "N",
-    ]
-    r = Template("{{range $k, $v := .L}}{{$k}}={{$v}};{{end}}")
-    assert r.execute({"L": {"b": 2, "a": 1}}) == "a=1;b=2;"
-    assert Template("{{range .L}}[{{.}}]{{end}}").execute({"L": [1, 2]}) == "[1][2]"
-    assert Template("{{with .C}}{{.D}}{{else}}none{{end}}").execute({"C": {"D": 5}}) == "5"
-    assert Template("{{with .C}}{{.D}}{{else}}none{{end}}").execute({"C": None}) == "none"
-    assert Template('{{.A | printf "%s!"}}').execute({"A": "hi"}) == "hi!"
-    assert Template("a {{- .A -}} b").execute({"A": 1}) == "a1b"
-
-
-@pytest.mark.parametrize(
-    "bad",
-    ["{{.A", "{{if .A}}x", "{{nosuchfunc .A}}", "{{end}}", '{{"unterminated}}'],
-)
-def test_template_errors_are_invalid_argument(bad: str) -> None:
-    with pytest.raises(InvalidArgument):
-        Template(bad).execute({"A": 1})

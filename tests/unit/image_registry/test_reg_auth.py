@@ -138,10 +138,8 @@ def test_refused_token_is_dropped_on_new_challenge() -> None:
 
 
 def test_expired_token_is_refetched(monkeypatch: pytest.MonkeyPatch) -> None:
-    import portique.image.registry.auth as auth_mod
-
     now = [1000.0]
-    monkeypatch.setattr(auth_mod.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("portique.image.registry.auth.time.monotonic", lambda: now[0])
     server = FakeTokenServer({}, expires_in=60)
     auth = Authenticator(Creds({}), server)
     auth.challenged("h", BEARER, [], sent_auth=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from portique.errors import Conflict, InvalidArgument, NotFound
-from portique.image.images import Images, chain_ids
+from portique.image.images import ImageRecord, Images, chain_ids
 from portique.image.unpack import InvalidLayer
 from portique.oci.digest import DigestMismatch
 from support import oci_build as ob
@@ -35,7 +35,9 @@ def put(imgs: Images, img: ob.BuiltImage) -> None:
         imgs.store.write_bytes(data, digest)
 
 
-def add(imgs: Images, img: ob.BuiltImage, *tags: str, repo_digest: str | None = None):  # type: ignore[no-untyped-def]
+def add(
+    imgs: Images, img: ob.BuiltImage, *tags: str, repo_digest: str | None = None
+) -> ImageRecord:
     put(imgs, img)
     return imgs.register(
         img.manifest, img.manifest_digest, img.config, tags=list(tags), repo_digest=repo_digest
@@ -176,13 +178,19 @@ def test_images_used_by_containers(imgs: Images) -> None:
     with pytest.raises(Conflict, match="must force"):
         imgs.remove("app")
     assert imgs.resolve("app").id == rec.id  # the refused untag was rolled back
-    # Forced: untagged, but kept (dangling) for the container.
-    assert imgs.remove("app", force=True) == [("Untagged", "app:latest")]
+    # Forced too: an rmi that succeeds has removed the image, and this one cannot
+    # be (its snapshots are the container's lower dirs): refused, nothing changed.
+    with pytest.raises(Conflict, match=r"cannot be forced.*container cccccccccccc"):
+        imgs.remove("app", force=True)
+    with pytest.raises(Conflict, match=r"cannot be forced.*container cccccccccccc"):
+        imgs.remove(rec.id, force=True)
+    assert imgs.resolve("app").id == rec.id
     assert imgs.get(rec.id).snapshot_dirs[0].is_dir()
     assert imgs.prune() == ([], 0)
+    assert imgs.prune(all=True)[0] == []
     assert imgs.disk_usage()["active"] == 1
     imgs.remove_user(rec.id, cid)
-    deleted, reclaimed = imgs.prune()
+    deleted, reclaimed = imgs.prune(all=True)
     assert deleted == [rec.id]
     assert reclaimed >= len(b"base layer")
     with pytest.raises(NotFound):

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import random
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -23,19 +24,18 @@ def _image() -> ob.BuiltImage:
     return ob.image_from_layers(layers, cmd=["/bin/true"])
 
 
-def _register(root: str, tag: str, start: float) -> None:
+def _register(root: str, tag: str, start: threading.Barrier) -> None:
     imgs = Images(Path(root))
     img = _image()
     for digest, data in img.blobs():
         imgs.store.write_bytes(data, digest)
-    while time.time() < start:
-        time.sleep(0.001)
+    start.wait(120)  # every process has its blobs: all register at once
     imgs.register(img.manifest, img.manifest_digest, img.config, tags=[tag])
 
 
 def test_processes_registering_one_image_share_everything(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
-    start = time.time() + 1.5
+    start = ctx.Barrier(3)
     procs = [
         ctx.Process(target=_register, args=(str(tmp_path), f"app:{i}", start)) for i in range(3)
     ]
@@ -58,6 +58,11 @@ def _unpack_slowly(root: str, digest: str, size: int) -> None:
     imgs.unpack_layer(Desc(digest, "application/vnd.oci.image.layer.v1.tar", size))
 
 
+def _filled_staging_dirs(snapshots: Path) -> list[str]:
+    names = [n for n in os.listdir(snapshots) if n.startswith("tmp-")]
+    return [n for n in names if os.listdir(snapshots / n)]
+
+
 def test_crash_mid_unpack_leaves_nothing_trusted(tmp_path: Path) -> None:
     rnd = random.Random(5)
     tb = ob.TarBuilder()
@@ -69,13 +74,13 @@ def test_crash_mid_unpack_leaves_nothing_trusted(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("spawn")
     proc = ctx.Process(target=_unpack_slowly, args=(str(tmp_path), layer.digest, len(layer.blob)))
     proc.start()
-    deadline = time.time() + 60
-    staging: list[str] = []
-    while time.time() < deadline and not staging:
-        staging = [n for n in os.listdir(imgs.snapshots.dir) if n.startswith("tmp-")]
+    # Kill it once the unpack has written its first file into its staging dir.
+    deadline = time.monotonic() + 120
+    staging = _filled_staging_dirs(imgs.snapshots.dir)
+    while not staging and time.monotonic() < deadline:
         time.sleep(0.01)
+        staging = _filled_staging_dirs(imgs.snapshots.dir)
     assert staging, "the unpack never started"
-    time.sleep(0.2)
     assert proc.pid is not None
     os.kill(proc.pid, signal.SIGKILL)
     proc.join(30)

@@ -145,11 +145,10 @@ def test_clean_stale_partials(tmp_path: Path) -> None:
     assert files_under(tmp_path) == []
 
 
-def _fetch(root: str, counter_path: str, start: float) -> None:
+def _fetch(root: str, counter_path: str, start: threading.Barrier) -> None:
     """One 'pull' of DATA: lock, check, download (recorded), ingest."""
     store = ContentStore(Path(root))
-    while time.time() < start:
-        time.sleep(0.001)
+    start.wait(60)  # all fetchers race from here
     with store.lock(DIGEST):
         if store.has(DIGEST):
             return
@@ -164,7 +163,7 @@ def _fetch(root: str, counter_path: str, start: float) -> None:
 def test_concurrent_fetch_of_one_digest_from_processes(tmp_path: Path) -> None:
     counter = tmp_path / "fetches"
     ctx = multiprocessing.get_context("spawn")
-    start = time.time() + 1.0
+    start = ctx.Barrier(4)
     procs = [
         ctx.Process(target=_fetch, args=(str(tmp_path / "root"), str(counter), start))
         for _ in range(4)
@@ -183,7 +182,7 @@ def test_concurrent_fetch_of_one_digest_from_processes(tmp_path: Path) -> None:
 
 def test_concurrent_fetch_from_threads(tmp_path: Path) -> None:
     counter = tmp_path / "fetches"
-    start = time.time() + 0.2
+    start = threading.Barrier(4)
     threads = [
         threading.Thread(target=_fetch, args=(str(tmp_path), str(counter), start)) for _ in range(4)
     ]

@@ -9,6 +9,7 @@ import shutil
 import stat
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def ours(data: bytes) -> list[tuple[object, ...]]:
     stream = _Prefetch(io.BytesIO(data))
     try:
         reader = TarReader(stream)
-        out = []
+        out: list[tuple[object, ...]] = []
         for e in reader:
             body = (
                 b"".join(bytes(c) for c in reader.data(e)) if e.type in (b"0", b"\0", b"7") else b""
@@ -66,7 +67,7 @@ def ours(data: bytes) -> list[tuple[object, ...]]:
 
 
 def theirs(data: bytes) -> list[tuple[object, ...]]:
-    out = []
+    out: list[tuple[object, ...]] = []
     with tarfile.open(fileobj=io.BytesIO(data), encoding="utf-8", errors="surrogateescape") as tf:
         for m in tf.getmembers():
             body = tf.extractfile(m).read() if m.isreg() else b""  # type: ignore[union-attr]
@@ -177,7 +178,7 @@ def test_directory_marked_by_a_trailing_slash() -> None:
     ],
     ids=["checksum", "size-field", "truncated"],
 )
-def test_malformed_headers(mutate, why: str) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_headers(mutate: Callable[[bytes], bytes], why: str) -> None:
     data = archive(tarfile.USTAR_FORMAT, [(info("f", size=600), b"z" * 600)])
     stream = _Prefetch(io.BytesIO(mutate(data)))
     try:

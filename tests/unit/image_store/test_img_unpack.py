@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from portique.image.snapshots import remove_tree
-from portique.image.unpack import Compression, InvalidLayer, clean_name, sniff, unpack
+from portique.image.unpack import (
+    Compression,
+    InvalidLayer,
+    UnpackResult,
+    clean_name,
+    sniff,
+    unpack,
+)
 from support.imgstore_tars import MTIME, RawTar, compress, sha256
 
 
@@ -29,7 +36,7 @@ def dest(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     subprocess.run(["rm", "-rf", str(d)], check=True)
 
 
-def run(dest: tuple[Path, int], tar: bytes, kind: str = "") -> object:
+def run(dest: tuple[Path, int], tar: bytes, kind: str = "") -> UnpackResult:
     return unpack(io.BytesIO(compress(tar, kind)), dest[1])
 
 
@@ -44,9 +51,9 @@ def test_regular_files_dirs_and_diff_id(dest: tuple[Path, int], kind: str) -> No
     # Missing parents are created (0755) as Docker does.
     assert (root / "a/b/c").read_bytes() == b"x"
     assert stat.S_IMODE((root / "a/b").stat().st_mode) == 0o755
-    assert result.diff_id == sha256(tar)  # type: ignore[attr-defined]
-    assert result.size == 21  # type: ignore[attr-defined]
-    assert result.compression == (Compression(kind) if kind else Compression.NONE)  # type: ignore[attr-defined]
+    assert result.diff_id == sha256(tar)
+    assert result.size == 21
+    assert result.compression == (Compression(kind) if kind else Compression.NONE)
 
 
 def test_media_type_is_not_trusted_sniffing_is() -> None:
@@ -170,8 +177,8 @@ def test_leading_slash_and_dot_are_stripped(dest: tuple[Path, int]) -> None:
 
 def test_empty_layers(dest: tuple[Path, int]) -> None:
     empty_tar = RawTar().bytes()
-    assert run(dest, empty_tar).diff_id == sha256(empty_tar)  # type: ignore[attr-defined]
-    assert run(dest, b"").diff_id == sha256(b"")  # type: ignore[attr-defined]
+    assert run(dest, empty_tar).diff_id == sha256(empty_tar)
+    assert run(dest, b"").diff_id == sha256(b"")
     assert os.listdir(dest[0]) == []
 
 

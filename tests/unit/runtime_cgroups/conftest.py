@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from cgfake import fake_v1, fake_v2, writes
+from support.cgfake import fake_v1, fake_v2, writes
 
 __all__ = ["fake_v1", "fake_v2", "writes"]

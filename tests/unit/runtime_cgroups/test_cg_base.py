@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cgfake import FakeV1, populate_v2
 
 from portique.errors import InvalidArgument, Unsupported
 from portique.runtime.cgroups import detect, hierarchies, open_manager, resolve_path
+from support.cgfake import FakeV1, populate_v2
 
 
 def _v1_dirs(root: Path, names: tuple[str, ...]) -> None:

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cgfake import FakeV1, populate_v1, populate_v2
 
 from portique.oci.resources import parse_resources
 from portique.runtime.cgroups import CgroupManager, open_manager
+from support.cgfake import FakeV1, populate_v1, populate_v2
 
 Factory = Callable[[str], CgroupManager]
 

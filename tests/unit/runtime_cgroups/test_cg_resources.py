@@ -12,6 +12,7 @@ from portique.oci.resources import (
     HugepageLimit,
     LinuxResources,
     Memory,
+    Network,
     Pids,
     ThrottleDevice,
     WeightDevice,
@@ -86,6 +87,7 @@ def test_full_resources() -> None:
             throttle_read_bps_device=(ThrottleDevice(8, 0, 600),),
         ),
         hugepage_limits=(HugepageLimit("2MB", 9437184),),
+        network=Network(class_id=1048577),
         unified=(
             ("memory.high", "max"),
             ("io.latency", "8:0 target=10"),

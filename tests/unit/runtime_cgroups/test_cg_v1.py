@@ -6,12 +6,12 @@ import signal
 from pathlib import Path
 
 import pytest
-from cgfake import FakeV1, Writes, populate_v1
 
-from portique.errors import InvalidArgument
+from portique.errors import InvalidArgument, Unsupported
 from portique.oci.resources import parse_resources
 from portique.runtime.cgroups import CgroupError, open_manager
 from portique.runtime.cgroups.v1 import V1Manager, plan
+from support.cgfake import FakeV1, Writes, populate_v1
 
 
 def _manager(fake: FakeV1, cid: str = "c1", path: str | None = None) -> V1Manager:
@@ -122,17 +122,24 @@ def test_unlimited_memory_lifts_memsw(fake_v1: FakeV1) -> None:
     ]
 
 
-def test_swap_without_memsw_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+def test_swap_without_memsw_is_refused() -> None:
+    # The spec: a value that cannot be honoured MUST be an error (runc drops it).
     res = parse_resources({"memory": {"limit": 1 << 20, "swap": 2 << 20}})
     has = lambda c, f: f != "memory.memsw.limit_in_bytes"  # noqa: E731
+    with pytest.raises(Unsupported, match=r"memory\.swap: this kernel has no swap accounting"):
+        plan(res, has)
+    # Unlimited swap is what such a kernel does anyway.
+    res = parse_resources({"memory": {"limit": 1 << 20, "swap": -1}})
     assert plan(res, has) == [("memory", "memory.limit_in_bytes", str(1 << 20))]
-    assert "swap limit ignored" in caplog.text
 
 
 def test_bfq_weight_when_cfq_is_gone() -> None:
-    res = parse_resources({"blockIO": {"weight": 300, "leafWeight": 200}})
+    res = parse_resources({"blockIO": {"weight": 300}})
     has = lambda c, f: f == "blkio.bfq.weight"  # noqa: E731
     assert plan(res, has) == [("blkio", "blkio.bfq.weight", "300")]
+    # CFQ's leaf weights went with it: refused, not dropped.
+    with pytest.raises(Unsupported, match=r"blockIO\.leafWeight"):
+        plan(parse_resources({"blockIO": {"weight": 300, "leafWeight": 200}}), has)
 
 
 def test_unified_is_rejected_on_v1() -> None:

@@ -7,7 +7,6 @@ import signal
 from pathlib import Path
 
 import pytest
-from cgfake import Writes, populate_v2
 
 from portique.errors import InvalidArgument, Unsupported
 from portique.oci.resources import parse_resources
@@ -15,6 +14,7 @@ from portique.runtime.cgroups import CgroupError, open_manager
 from portique.runtime.cgroups.base import shares_to_weight
 from portique.runtime.cgroups.devices_bpf import compile_rules
 from portique.runtime.cgroups.v2 import V2Manager, plan
+from support.cgfake import Writes, populate_v2
 
 
 def _manager(root: Path, cid: str = "c1") -> V2Manager:
@@ -138,10 +138,13 @@ def test_swap_needs_a_memory_limit() -> None:
         plan(parse_resources({"memory": {"swap": 1 << 30}}), lambda f: True)
 
 
-def test_swap_without_accounting_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+def test_swap_without_accounting_is_refused() -> None:
+    # The spec: a value that cannot be honoured MUST be an error (runc drops it).
     res = parse_resources({"memory": {"limit": 1 << 20, "swap": 2 << 20}})
+    with pytest.raises(Unsupported, match=r"memory\.swap: this kernel has no swap accounting"):
+        plan(res, lambda f: f != "memory.swap.max")
+    res = parse_resources({"memory": {"limit": 1 << 20, "swap": -1}})
     assert plan(res, lambda f: f != "memory.swap.max") == [("memory.max", str(1 << 20))]
-    assert "swap limit ignored" in caplog.text
 
 
 def test_realtime_is_unsupported_on_v2() -> None:

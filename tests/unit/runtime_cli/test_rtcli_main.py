@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
@@ -12,7 +13,7 @@ from portique.cli.runc import main as rtmain
 from portique.cli.runc.context import RuntimeLog, format_entry
 
 
-def parse_verb(verb: str, argv: list[str]):  # type: ignore[no-untyped-def]
+def parse_verb(verb: str, argv: list[str]) -> argparse.Namespace:
     module = rtmain.load_verb(verb)
     assert module is not None
     parser = rtmain.ArgumentParser(prog=f"portique-runtime {verb}")
@@ -95,7 +96,8 @@ def test_systemd_cgroup_is_refused_clearly(
     err = capsys.readouterr().err
     assert err == (
         "portique-runtime: --systemd-cgroup is not supported: "
-        "portique-runtime manages cgroupfs directly\n"
+        "portique-runtime manages cgroupfs directly "
+        "(`portique-runtime features`: cgroup systemd false)\n"
     )
     entry = json.loads(log.read_text())
     assert entry["level"] == "error"

@@ -187,11 +187,17 @@ def test_forward_signals_delivers_and_restores() -> None:
 def test_forward_signals_survives_a_failing_send() -> None:
     from portique.cli.runc.forward import forward_signals
 
+    tried: list[int] = []
+
     def send(sig: int) -> None:
+        tried.append(sig)
         raise InvalidArgument("container gone")
 
     with forward_signals(send):
         os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt, no error
+    # Tried at once (and maybe retried from the timer meanwhile).
+    assert tried
+    assert set(tried) == {signal.SIGINT}
 
 
 def test_forward_signals_retries_until_the_target_exists() -> None:

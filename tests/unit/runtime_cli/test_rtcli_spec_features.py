@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from portique.cli.runc.main import main
+from portique.linux.caps import CAPABILITIES
 from portique.oci.runtime import NAMESPACE_TYPES, parse_spec
 from portique.runtime.default_spec import default_spec
-from portique.runtime.features import CAPABILITIES, features
+from portique.runtime.features import features
 from portique.runtime.state import OCI_VERSION as STATE_OCI_VERSION
 
 

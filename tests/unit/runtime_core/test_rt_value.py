@@ -29,7 +29,7 @@ def test_construction_positional_keyword_and_defaults() -> None:
     assert Point(1, 2).y == 2
     assert Point(1, y=3).y == 3
     assert Point.kind == "point"
-    assert Point.__slots__ == ("x", "y", "tags")
+    assert vars(Point)["__slots__"] == ("x", "y", "tags")
     assert Point.__match_args__ == ("x", "y", "tags")
     assert Point.__doc__ == "A point."
 
@@ -61,7 +61,7 @@ def test_frozen() -> None:
     with pytest.raises(FrozenInstanceError):
         p.x = 2  # type: ignore[misc]
     with pytest.raises(AttributeError):
-        del p.y  # type: ignore[misc]
+        del p.y
     with pytest.raises(AttributeError):
         p.other = 1  # type: ignore[attr-defined]
 
@@ -69,7 +69,8 @@ def test_frozen() -> None:
 def test_eq_hash_repr() -> None:
     assert Point(1, 2) == Point(1, 2)
     assert Point(1, 2) != Point(2, 1)
-    assert Point(1) != (1, 0, {})
+    same_fields: object = (1, 0, {})
+    assert Point(1) != same_fields
     assert hash(Point(1, 2, tags=())) == hash(Point(1, 2, tags=()))  # type: ignore[arg-type]
     assert repr(Point(1, 2)) == "Point(x=1, y=2, tags={})"
     assert {Point(1, tags=()), Point(1, tags=())} == {Point(1, tags=())}  # type: ignore[arg-type]
@@ -107,7 +108,7 @@ def test_non_default_after_default_is_refused() -> None:
         @value
         class Bad:
             a: int = 0
-            b: int
+            b: int  # type: ignore[misc]
 
 
 def test_model_modules_do_not_import_dataclasses() -> None:

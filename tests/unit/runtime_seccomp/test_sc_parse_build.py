@@ -222,24 +222,55 @@ def test_build_every_comparison(op: str) -> None:
     assert build_filter(spec).skipped == ()
 
 
+def _actions(pfc: str) -> dict[str, str]:
+    """The compiled filter's action for each syscall it names, and its default."""
+    actions: dict[str, str] = {}
+    key = None
+    for line in pfc.splitlines():
+        text = line.strip()
+        if text.startswith('# filter for syscall "'):
+            key = text.split('"')[1]
+        elif text == "# default action":
+            key = "default"
+        elif text.startswith("action ") and key is not None:
+            actions[key] = text.removeprefix("action ").rstrip(";")
+            key = None
+    return actions
+
+
 @pytest.mark.parametrize(
-    "action",
+    ("action", "compiled"),
     [
-        "SCMP_ACT_ERRNO",
-        "SCMP_ACT_KILL",
-        "SCMP_ACT_KILL_PROCESS",
-        "SCMP_ACT_KILL_THREAD",
-        "SCMP_ACT_TRAP",
-        "SCMP_ACT_LOG",
-        "SCMP_ACT_TRACE",
+        ("SCMP_ACT_ERRNO", "ERRNO(1)"),  # EPERM unless errnoRet says otherwise
+        ("SCMP_ACT_KILL", "KILL"),  # the thread, as runc
+        ("SCMP_ACT_KILL_PROCESS", "KILL_PROCESS"),
+        ("SCMP_ACT_KILL_THREAD", "KILL"),
+        ("SCMP_ACT_TRAP", "TRAP"),
+        ("SCMP_ACT_LOG", "LOG"),
+        ("SCMP_ACT_TRACE", "TRACE(1)"),  # the tracer's message: EPERM, as runc
     ],
 )
-def test_build_every_action(action: str) -> None:
+def test_build_every_action(action: str, compiled: str, tmp_path: Path) -> None:
     spec = parse_seccomp(
         {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["acct"], "action": action}]},
         "linux.seccomp",
     )
-    build_filter(spec)
+    assert _actions(_pfc(spec, tmp_path)) == {"acct": compiled, "default": "ALLOW"}
+
+
+def test_build_errno_ret_reaches_the_filter(tmp_path: Path) -> None:
+    spec = parse_seccomp(
+        {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": errno.ENOSYS,
+            "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}],
+        },
+        "linux.seccomp",
+    )
+    assert _actions(_pfc(spec, tmp_path)) == {
+        "acct": "ERRNO(13)",
+        "default": f"ERRNO({errno.ENOSYS})",
+    }
 
 
 def test_notify_is_unsupported() -> None:

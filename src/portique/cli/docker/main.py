@@ -34,6 +34,11 @@ MODULES: dict[str, str] = {
     "list": "ps",
 }
 
+# Verbs that start container processes (also as `container VERB`). Started as
+# a process (entry()), they first make sure the interpreter is one a container
+# cannot rewrite (linux/selfexe.py); the runtime refuses to fork otherwise.
+STARTS_CONTAINERS = frozenset({"run", "start", "restart", "exec", "build"})
+
 USAGE = """usage: portique [OPTIONS] COMMAND [ARG...]
 
 A container engine with Docker's commands. Run 'portique COMMAND --help' for more
@@ -85,9 +90,21 @@ def _split_globals(argv: list[str]) -> tuple[list[str], list[str]]:
     return globals_, argv[i:]
 
 
-def main(argv: list[str] | None = None) -> int:
+def entry() -> int:
+    """main() as the whole process (console script, `python -m portique`)."""
+    return main(protect=True)
+
+
+def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     globals_, rest = _split_globals(argv)
+    if protect and starts_containers(rest):
+        from portique.linux.selfexe import ensure_protected
+
+        try:
+            ensure_protected()
+        except OSError as exc:
+            return _fail(exc.strerror or str(exc), 125, debug=False)
     debug = False
     i = 0
     while i < len(globals_):
@@ -126,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     ns = parser.parse_args(args)
     return run_command(module, ns, debug=debug)
+
+
+def starts_containers(rest: list[str]) -> bool:
+    """True when the command line after the global flags may start a container."""
+    if rest[:1] == ["container"]:
+        rest = rest[1:]
+    return bool(rest) and rest[0] in STARTS_CONTAINERS
 
 
 def _fail(message: str, code: int, *, debug: bool) -> int:
@@ -168,4 +192,4 @@ def run_command(module: ModuleType, ns: argparse.Namespace, *, debug: bool) -> i
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry())

@@ -67,15 +67,22 @@ class RuntimeLog:
 class Context:
     """The global flags every verb sees, and the runtime library on demand."""
 
-    __slots__ = ("_runtime", "debug", "log", "root", "rootless")
+    __slots__ = ("_runtime", "criu", "debug", "log", "root", "rootless")
 
     def __init__(
-        self, root: Path, log: RuntimeLog, *, debug: bool = False, rootless: str = "auto"
+        self,
+        root: Path,
+        log: RuntimeLog,
+        *,
+        debug: bool = False,
+        rootless: str = "auto",
+        criu: str = "criu",
     ) -> None:
         self.root = root
         self.log = log
         self.debug = debug
         self.rootless = rootless
+        self.criu = criu
         self._runtime: Runtime | None = None
 
     def runtime(self) -> Runtime:

@@ -54,6 +54,7 @@ VERBS: dict[str, str] = {
     "update": "update",
     "checkpoint": "checkpoint",
     "restore": "checkpoint",
+    "explain": "explain",
 }
 
 USAGE = """usage: portique-runtime [global options] command [command options] [arguments...]
@@ -62,15 +63,15 @@ An OCI runtime with runc's command line.
 
 commands:
   create, start, run, state, kill, delete, exec, list, ps, pause, resume,
-  spec, features, events, update
+  spec, features, events, update, explain, checkpoint, restore (refused)
 
 global options:
   --root PATH          state directory (default /run/portique-runtime)
   --log FILE           write errors (and --debug messages) to FILE
   --log-format FORMAT  text or json (default text)
   --debug              debug messages and tracebacks
-  --systemd-cgroup     not supported: refused
-  --criu PATH          ignored (checkpoint/restore is not supported)
+  --systemd-cgroup     not supported: refused (`features` says systemd: false)
+  --criu PATH          the criu binary checkpoint/restore would use
   --rootless VALUE     true, false or auto (default auto)
   -v, --version        print the version
   -h, --help           print this help
@@ -81,6 +82,11 @@ DEFAULT_ROOT = "/run/portique-runtime"
 # Global flags that take a value (runc's spelling).
 _VALUED = ("--root", "--log", "--log-format", "--criu", "--rootless")
 _BOOLEAN = ("--debug", "--systemd-cgroup")
+
+# Verbs that fork container processes. Started as a process (entry()), they
+# first make sure the interpreter is one a container cannot rewrite
+# (linux/selfexe.py), re-executing from a sealed copy when it is not.
+FORKING_VERBS = frozenset({"create", "run", "exec"})
 
 
 class UsageError(Exception):
@@ -177,6 +183,7 @@ def make_context(opts: dict[str, str | bool]) -> Context:
         ),
         debug=bool(opts.get("debug", False)),
         rootless=rootless,
+        criu=str(opts.get("criu") or "criu"),
     )
 
 
@@ -187,7 +194,8 @@ def load_verb(verb: str) -> ModuleType | None:
     return importlib.import_module(f"portique.cli.runc.commands.{name}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
+    """Run one command; `protect`: this is the whole process (see FORKING_VERBS)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # Until --log is parsed, errors go to stderr only.
     ctx: Context | None = None
@@ -202,9 +210,14 @@ def main(argv: list[str] | None = None) -> int:
         ctx = make_context(opts)
         if opts.get("systemd-cgroup"):
             raise UsageError(
-                "--systemd-cgroup is not supported: portique-runtime manages cgroupfs directly"
+                "--systemd-cgroup is not supported: portique-runtime manages cgroupfs "
+                "directly (`portique-runtime features`: cgroup systemd false)"
             )
         verb, args = rest[0], rest[1:]
+        if protect and verb in FORKING_VERBS:
+            from portique.linux.selfexe import ensure_protected
+
+            ensure_protected()
         module = load_verb(verb)
         if module is None:
             raise UsageError(f"no such command: {verb}")
@@ -237,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(exc: BaseException, ctx: Context | None) -> int:
+    """The error as one line: first to `--log` (containerd's shim reads the
+    last error from it), then to stderr, which may be unwritable: under the
+    shim a pod sandbox's stdio is /dev/null opened read-only, and a failed
+    write there must not lose the log entry or the exit status."""
     from portique.errors import PortiqueError
 
     if isinstance(exc, OSError) and exc.strerror:
@@ -248,14 +265,18 @@ def report(exc: BaseException, ctx: Context | None) -> int:
     else:
         # A bug: still one line, the traceback only with --debug.
         message = f"internal error: {type(exc).__name__}: {exc}"
-    debug = ctx.debug if ctx is not None else "--debug" in sys.argv[1:2]
-    if debug:
-        import traceback
-
-        traceback.print_exception(exc)
-    sys.stderr.write(f"portique-runtime: {message}\n")
     if ctx is not None:
         ctx.log.error(message)
+    debug = ctx.debug if ctx is not None else "--debug" in sys.argv[1:2]
+    try:
+        if debug:
+            import traceback
+
+            traceback.print_exception(exc)
+        sys.stderr.write(f"portique-runtime: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     return 1
 
 
@@ -268,7 +289,10 @@ def entry() -> NoReturn:
     `with` blocks, its log is written with os.write, and no thread runs.
     Only the buffered standard streams need flushing.
     """
-    code = main()
+    try:
+        code = main(protect=True)
+    except BaseException:  # main() reports its errors; this is the last guard
+        code = 1
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

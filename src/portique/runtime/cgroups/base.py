@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol
 from portique.errors import InvalidArgument, PortiqueError, Unsupported
 
 if TYPE_CHECKING:
-    from portique.oci.resources import LinuxResources
+    from portique.oci.resources import LinuxResources, RdmaLimit
 
 DEFAULT_ROOT: Final = Path("/sys/fs/cgroup")
 PARENT: Final = "portique"  # cgroups made for a None or relative cgroupsPath live under /portique
@@ -318,6 +318,20 @@ def check_memory_update(resources: LinuxResources, directory: Path, usage_file: 
 
 
 # ---------------------------------------------------------------- conversions
+
+
+def rdma_lines(limits: tuple[RdmaLimit, ...]) -> list[str]:
+    """rdma.max lines (the same syntax on v1 and v2)."""
+    out = []
+    for r in limits:
+        parts = [r.device]
+        if r.hca_handles is not None:
+            parts.append(f"hca_handle={r.hca_handles}")
+        if r.hca_objects is not None:
+            parts.append(f"hca_object={r.hca_objects}")
+        if len(parts) > 1:
+            out.append(" ".join(parts))
+    return out
 
 
 def shares_to_weight(shares: int) -> int:

@@ -8,8 +8,15 @@ everywhere.
 
 Swap: OCI `memory.swap` is the memory+swap total, which is exactly
 memory.memsw.limit_in_bytes. A kernel without swap accounting has no memsw
-files: the swap limit is then skipped with a warning (as runc does), since
-the memory limit alone still bounds the container's RAM.
+files: a swap limit is then refused (runc warns and drops it; the spec says
+a value that cannot be honoured MUST be an error), and -1 (unlimited) is
+what such a kernel does anyway.
+
+Everything else the spec defines and this host cannot do is refused the
+same way, naming the field: kernel memory limits (no longer enforced by
+Linux), net_cls/net_prio and rdma without their controller, CFQ's leaf
+weights on blk-mq kernels, useHierarchy false. memory.kernelTCP is
+memory.kmem.tcp.limit_in_bytes.
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from portique.errors import InvalidArgument
+from portique.errors import InvalidArgument, Unsupported
 
 from .base import (
     CgroupError,
     check_memory_update,
     hierarchies,
     mkdir_path,
+    rdma_lines,
     read_file,
     read_int,
     read_keyed,
@@ -39,7 +47,7 @@ from .base import (
 if TYPE_CHECKING:
     import logging
 
-    from portique.oci.resources import BlockIO, Cpu, LinuxResources, Memory
+    from portique.oci.resources import BlockIO, Cpu, LinuxResources, Memory, Network
 
 
 def _log() -> logging.Logger:
@@ -58,13 +66,18 @@ Write = tuple[str, str, str]  # (controller, file, value)
 
 def _plan_memory(m: Memory, has: Callable[[str, str], bool]) -> list[Write]:
     out: list[Write] = []
+    field = "linux.resources.memory"
     swap = m.swap
     if swap is None and m.limit == -1:
         # Lifting the memory limit must lift memsw too, or memsw stays the cap.
         swap = -1
     if swap is not None and swap != 0 and not has("memory", MEMSW):
-        _log().warning("%s is missing (no swap accounting): swap limit ignored", MEMSW)
-        swap = None
+        if swap > 0:
+            raise Unsupported(
+                f"{field}.swap: this kernel has no swap accounting ({MEMSW} is missing), "
+                "so a swap limit cannot hold; boot with swapaccount=1 or leave swap out"
+            )
+        swap = None  # unlimited is what a kernel without accounting gives anyway
     if m.limit is not None:
         out.append(("memory", "memory.limit_in_bytes", str(m.limit)))
     if swap is not None and swap != 0:
@@ -75,11 +88,31 @@ def _plan_memory(m: Memory, has: Callable[[str, str], bool]) -> list[Write]:
         out.append(("memory", "memory.soft_limit_in_bytes", str(m.reservation)))
     if m.swappiness is not None:
         out.append(("memory", "memory.swappiness", str(m.swappiness)))
-    if m.disable_oom_killer:
-        out.append(("memory", "memory.oom_control", "1"))
-    # Kernel memory limits: deprecated (5.4) and inert in current kernels, so
-    # accepted and ignored as runc does.
+    if m.disable_oom_killer is not None:
+        out.append(("memory", "memory.oom_control", "1" if m.disable_oom_killer else "0"))
+    out.extend(_plan_kernel_memory(m, has))
+    if m.use_hierarchy is False:
+        # Linux 5.x made every v1 memory cgroup hierarchical (writing 0 to
+        # memory.use_hierarchy is EINVAL): true is what it does anyway.
+        raise Unsupported(f"{field}.useHierarchy: false is not supported by this kernel")
     return out
+
+
+def _plan_kernel_memory(m: Memory, has: Callable[[str, str], bool]) -> list[Write]:
+    field = "linux.resources.memory"
+    if m.kernel is not None and m.kernel != -1:
+        # Since Linux 5.16 memory.kmem.limit_in_bytes takes a write and
+        # ignores it (kernel memory is charged to the memory limit).
+        raise Unsupported(
+            f"{field}.kernel: kernel memory limits are not enforced by this kernel; "
+            "leave it out (memory.limit covers kernel memory)"
+        )
+    if m.kernel_tcp is None:
+        return []
+    tcp = "memory.kmem.tcp.limit_in_bytes"
+    if not has("memory", tcp):
+        raise Unsupported(f"{field}.kernelTCP: this kernel has no {tcp}")
+    return [("memory", tcp, str(m.kernel_tcp))]
 
 
 def _plan_cpu(c: Cpu) -> list[Write]:
@@ -108,20 +141,30 @@ def _plan_cpu(c: Cpu) -> list[Write]:
 
 def _plan_blkio(b: BlockIO, has: Callable[[str, str], bool]) -> list[Write]:
     out: list[Write] = []
+    field = "linux.resources.blockIO"
     # CFQ's blkio.weight is gone from blk-mq kernels; BFQ offers blkio.bfq.weight.
     cfq = has("blkio", "blkio.weight")
     weight_file = "blkio.weight" if cfq else "blkio.bfq.weight"
     if b.weight is not None:
         out.append(("blkio", weight_file, str(b.weight)))
+    leaf = has("blkio", "blkio.leaf_weight")
     if b.leaf_weight is not None:
-        if has("blkio", "blkio.leaf_weight"):
-            out.append(("blkio", "blkio.leaf_weight", str(b.leaf_weight)))
-        else:
-            _log().debug("blkio.leaf_weight is missing (kernel >= 5.0): leafWeight ignored")
-    for wd in b.weight_device:
+        if not leaf:
+            raise Unsupported(f"{field}.leafWeight: this kernel has no blkio.leaf_weight (CFQ)")
+        out.append(("blkio", "blkio.leaf_weight", str(b.leaf_weight)))
+    for i, wd in enumerate(b.weight_device):
         if wd.weight:
             name = "blkio.weight_device" if cfq else "blkio.bfq.weight"
             out.append(("blkio", name, f"{wd.major}:{wd.minor} {wd.weight}"))
+        if wd.leaf_weight:
+            if not leaf:
+                raise Unsupported(
+                    f"{field}.weightDevice[{i}].leafWeight: this kernel has no "
+                    "blkio.leaf_weight_device (CFQ)"
+                )
+            out.append(
+                ("blkio", "blkio.leaf_weight_device", f"{wd.major}:{wd.minor} {wd.leaf_weight}")
+            )
     for name, devices in (
         ("blkio.throttle.read_bps_device", b.throttle_read_bps_device),
         ("blkio.throttle.write_bps_device", b.throttle_write_bps_device),
@@ -129,6 +172,26 @@ def _plan_blkio(b: BlockIO, has: Callable[[str, str], bool]) -> list[Write]:
         ("blkio.throttle.write_iops_device", b.throttle_write_iops_device),
     ):
         out.extend(("blkio", name, f"{d.major}:{d.minor} {d.rate}") for d in devices)
+    return out
+
+
+def _plan_network(n: Network, has: Callable[[str, str], bool]) -> list[Write]:
+    out: list[Write] = []
+    field = "linux.resources.network"
+    if n.class_id is not None:
+        if not has("net_cls", "net_cls.classid"):
+            raise Unsupported(
+                f"{field}.classID: needs the net_cls cgroup controller, "
+                "which this host does not mount"
+            )
+        out.append(("net_cls", "net_cls.classid", str(n.class_id)))
+    if n.priorities and not has("net_prio", "net_prio.ifpriomap"):
+        raise Unsupported(
+            f"{field}.priorities: needs the net_prio cgroup controller, "
+            "which this host does not mount"
+        )
+    # One interface per write: the kernel parses a single "name prio" line.
+    out.extend(("net_prio", "net_prio.ifpriomap", f"{name} {prio}") for name, prio in n.priorities)
     return out
 
 
@@ -156,6 +219,15 @@ def plan(resources: LinuxResources, has: Callable[[str, str], bool]) -> list[Wri
         ("hugetlb", f"hugetlb.{h.page_size}.limit_in_bytes", str(h.limit))
         for h in resources.hugepage_limits
     )
+    if resources.network is not None:
+        out.extend(_plan_network(resources.network, has))
+    if resources.rdma:
+        if not has("rdma", "rdma.max"):
+            raise Unsupported(
+                "linux.resources.rdma: needs the rdma cgroup controller, "
+                "which this host does not mount"
+            )
+        out.extend(("rdma", "rdma.max", line) for line in rdma_lines(resources.rdma))
     return out
 
 

@@ -24,6 +24,7 @@ from .base import (
     blkio_to_io_weight,
     check_memory_update,
     mkdir_path,
+    rdma_lines,
     read_file,
     read_int,
     read_keyed,
@@ -74,6 +75,7 @@ def swap_max(memory: Memory) -> str | None:
 
 def _plan_memory(m: Memory, has: Callable[[str], bool]) -> list[tuple[str, str]]:
     out = []
+    field = "linux.resources.memory"
     if m.limit is not None:
         out.append(("memory.max", _limit(m.limit)))
     if m.reservation is not None:
@@ -82,10 +84,25 @@ def _plan_memory(m: Memory, has: Callable[[str], bool]) -> list[tuple[str, str]]
     if swap is not None:
         if has("memory.swap.max"):
             out.append(("memory.swap.max", swap))
-        else:
-            # As runc: no swap accounting in this kernel, so the limit cannot hold.
-            _log().warning("memory.swap.max is missing (no swap accounting): swap limit ignored")
-    # swappiness, disableOOMKiller and kernel memory have no v2 file: skipped.
+        elif swap != "max":
+            raise Unsupported(
+                f"{field}.swap: this kernel has no swap accounting (memory.swap.max is "
+                "missing), so a swap limit cannot hold; leave swap out"
+            )
+    # What cgroup v2 has no file for is refused unless it asks for what the
+    # kernel does anyway (crun and runc refuse these on v2 too).
+    if m.swappiness is not None:
+        raise Unsupported(f"{field}.swappiness: cgroup v2 has no per-cgroup swappiness")
+    if m.disable_oom_killer:
+        raise Unsupported(f"{field}.disableOOMKiller: cgroup v2 cannot disable the OOM killer")
+    if m.kernel is not None and m.kernel != -1:
+        raise Unsupported(f"{field}.kernel: cgroup v2 has no kernel memory limit")
+    if m.kernel_tcp is not None and m.kernel_tcp != -1:
+        raise Unsupported(f"{field}.kernelTCP: cgroup v2 has no kernel TCP memory limit")
+    if m.use_hierarchy is False:
+        raise Unsupported(
+            f"{field}.useHierarchy: false is not supported: cgroup v2 is hierarchical"
+        )
     return out
 
 
@@ -111,6 +128,8 @@ def _plan_cpu(c: Cpu) -> list[tuple[str, str]]:
 
 def _plan_io(b: BlockIO, has: Callable[[str], bool]) -> list[tuple[str, str]]:
     out = []
+    if b.leaf_weight is not None or any(wd.leaf_weight for wd in b.weight_device):
+        raise Unsupported("linux.resources.blockIO.leafWeight: cgroup v2 has no leaf weights")
     # BFQ takes the v1 range [1, 1000] unchanged; io.weight (iocost) needs [1, 10000].
     bfq = has("io.bfq.weight")
     if b.weight is not None:
@@ -147,6 +166,12 @@ def plan(resources: LinuxResources, has: Callable[[str], bool]) -> list[tuple[st
     if resources.block_io is not None:
         out.extend(_plan_io(resources.block_io, has))
     out.extend((f"hugetlb.{h.page_size}.max", str(h.limit)) for h in resources.hugepage_limits)
+    if resources.network is not None and (
+        resources.network.class_id is not None or resources.network.priorities
+    ):
+        raise Unsupported("linux.resources.network: net_cls and net_prio exist on cgroup v1 only")
+    if resources.rdma:
+        out.extend(("rdma.max", line) for line in rdma_lines(resources.rdma))
     # unified comes last: an explicit key overrides what the typed fields wrote.
     out.extend(resources.unified)
     return out

@@ -6,7 +6,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from portique.errors import InvalidArgument
@@ -56,12 +55,22 @@ def run(args: argparse.Namespace) -> int:
     if args.network not in ("none", "host", "default"):
         raise InvalidArgument(f"invalid --network {args.network!r}: use none or host")
     tags = [str(parse_reference(t)) for t in args.tag]
-    tmp: str | None = None
+    tmp: Path | None = None
+    op = None
     try:
         if args.context == "-":
-            tmp = tempfile.mkdtemp(prefix="portique-context-")
-            _extract_stdin(Path(tmp))
-            context = Path(tmp)
+            # Under the engine root and in the journal: a killed build's context
+            # is removed by the next command's recovery.
+            from portique import journal
+
+            tmp = default_root() / "tmp" / f"context-{os.urandom(8).hex()}"
+            conn = journal.open_journal(default_root())
+            op = journal.Operation.begin(
+                conn, "build-context", "", [{"type": "tree", "path": str(tmp)}]
+            )
+            tmp.mkdir(parents=True, mode=0o700)
+            _extract_stdin(tmp)
+            context = tmp
         else:
             context = Path(args.context)
         dockerfile = dockerfile_path(args.file, args.context, context)
@@ -85,10 +94,18 @@ def run(args: argparse.Namespace) -> int:
             network="none" if args.network == "default" else args.network,
             platform=args.platform,
         )
-        record = Builder(Images(default_root())).build(opts)
+        from portique.engine.recovery import recover
+
+        images = Images(default_root())
+        recover(images=images)  # what a killed build (or pull) left goes first
+        record = Builder(images).build(opts)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+        if op is not None:
+            if tmp is None or not tmp.exists():
+                op.end()
+            op.conn.close()
     if args.iidfile:
         Path(args.iidfile).write_text(record.id)
     if args.quiet:

@@ -65,7 +65,11 @@ def _prune(args: argparse.Namespace) -> int:
 
     if not args.force and not confirm("WARNING! This will remove all stopped containers."):
         return 0
-    removed = containers.prune(containers.open_db())
+    from portique.engine.recovery import recover
+
+    conn = containers.open_db()
+    recover(conn)
+    removed = containers.prune(conn)
     if removed:
         print("Deleted Containers:")
         for cid in removed:

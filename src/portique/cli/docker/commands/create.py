@@ -259,10 +259,12 @@ def _endpoints(args: argparse.Namespace, networks: list[str]) -> dict[str, Any]:
 
 def create_from_args(args: argparse.Namespace) -> Any:
     from portique.engine import containers
+    from portique.engine.recovery import recover
 
     config, host, mounts = build_request(args)
     networking = config.pop("NetworkingConfig", None)
     conn = containers.open_db()
+    recover(conn)
     return containers.create(
         conn,
         args.image,

@@ -96,5 +96,9 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         sys.stdout.write("".join(f"{r['ID']}\n" for r in rows))
         return 0
-    sys.stdout.write(format_rows(args.format, rows, default=TABLE, headers=HEADERS))
+    sys.stdout.write(
+        format_rows(
+            args.format, rows, default=TABLE, headers=HEADERS, context="*image.historyContext"
+        )
+    )
     return 0

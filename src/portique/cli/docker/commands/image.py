@@ -159,7 +159,11 @@ def _ls(args: argparse.Namespace) -> int:
     fmt = args.format
     if fmt and args.digests and fmt == "table":
         fmt = IMAGES_TABLE_DIGESTS
-    sys.stdout.write(format_rows(fmt, rows, default=default, headers=IMAGES_HEADERS))
+    sys.stdout.write(
+        format_rows(
+            fmt, rows, default=default, headers=IMAGES_HEADERS, context="*formatter.imageContext"
+        )
+    )
     return 0
 
 
@@ -342,17 +346,41 @@ def inspect_image(r: ImageRecord) -> dict[str, Any]:
     return out
 
 
-def print_inspect(objects: Sequence[Any], fmt: str | None) -> None:
-    """`inspect` output: an indented JSON array, or one template line per object."""
+def print_inspect(
+    objects: Sequence[Any],
+    fmt: str | None,
+    type_names: str | Sequence[str] = "image.InspectResponse",
+) -> int:
+    """`inspect` output: an indented JSON array, a compact one for "json", or one
+    template line per object (docker/cli's inspector). Returns 1 when the template
+    failed on some object (those errors go to stderr), else 0. A template that
+    does not parse is a TemplateError (exit 64) before anything is printed.
+    """
     import json
 
-    from portique.cli.docker.format import Template
+    if not fmt:
+        sys.stdout.write(json.dumps(list(objects), indent=4, ensure_ascii=False) + "\n")
+        return 0
+    if fmt == "json":
+        sys.stdout.write(
+            json.dumps(list(objects), separators=(",", ":"), ensure_ascii=False) + "\n"
+        )
+        return 0
+    from portique.cli.docker import templates
 
-    if fmt and fmt != "json":
-        tmpl = Template(fmt.replace("\\t", "\t").replace("\\n", "\n"))
-        sys.stdout.write("".join(tmpl.execute(o) + "\n" for o in objects))
-        return
-    sys.stdout.write(json.dumps(list(objects), indent=4, ensure_ascii=False) + "\n")
+    names = [type_names] * len(objects) if isinstance(type_names, str) else list(type_names)
+    tmpl = templates.parse(fmt, syntax_exit=64, prefix="template parsing error: ")
+    out: list[str] = []
+    errors: list[str] = []
+    for obj, name in zip(objects, names, strict=True):
+        try:
+            out.append(templates.inspect_one(tmpl, obj, name) + "\n")
+        except templates.TemplateError as exc:
+            errors.append(str(exc))
+    sys.stdout.write("".join(out) or "\n")
+    for err in errors:
+        sys.stderr.write(f"portique: {err}\n")
+    return 1 if errors else 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -364,11 +392,12 @@ def _inspect(args: argparse.Namespace) -> int:
             found.append(inspect_image(imgs.resolve(name)))
         except NotFound:
             missing.append(name)
+    status = 0
     if found or not args.format:
-        print_inspect(found, args.format)  # Docker prints "[]" even when nothing was found
+        status = print_inspect(found, args.format)  # Docker prints "[]" even when nothing was found
     for name in missing:
         sys.stderr.write(f"portique: no such image: {name}\n")
-    return 125 if missing else 0
+    return 125 if missing else status
 
 
 # ---- rm ---------------------------------------------------------------------------
@@ -381,6 +410,9 @@ def _rm_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _rm(args: argparse.Namespace) -> int:
+    from portique.engine.recovery import recover
+
+    recover()  # image_users rows of containers that are gone must not block rmi
     imgs = open_images()
     status = 0
     for name in args.images:
@@ -445,7 +477,10 @@ def _prune(args: argparse.Namespace) -> int:
         )
         if not confirm(warning):
             return 0
+    from portique.engine.recovery import recover
+
     imgs = open_images()
+    recover(images=imgs)
     if filters:
         lines, reclaimed = _prune_filtered(imgs, filters, cutoffs, all_images=args.all)
     else:

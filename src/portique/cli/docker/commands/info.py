@@ -83,9 +83,14 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "json":
             sys.stdout.write(json.dumps(info) + "\n")
             return 0
-        from portique.cli.docker.format import Template
+        from portique.cli.docker import templates
 
-        sys.stdout.write(Template(args.format).execute(info) + "\n")
+        tmpl = templates.parse(
+            args.format, name="info", syntax_exit=64, prefix="template parsing error: "
+        )
+        sys.stdout.write(
+            templates.execute(tmpl, templates.typed(info, "system.dockerInfo"), prefix="") + "\n"
+        )
         return 0
     from portique.cli.docker.format import human_size
 

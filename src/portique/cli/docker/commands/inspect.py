@@ -60,21 +60,24 @@ def run(args: argparse.Namespace) -> int:
 
     conn = containers.open_db()
     found: list[dict[str, Any]] = []
+    kinds: list[str] = []
     missing: list[str] = []
     for name in args.names:
-        obj = None
+        obj, kind = None, ""
         if args.type in ("", "container"):
-            obj = _container(conn, name, args.size)
+            obj, kind = _container(conn, name, args.size), "container.InspectResponse"
         if obj is None and args.type in ("", "image"):
-            obj = _image(name)
+            obj, kind = _image(name), "image.InspectResponse"
         if obj is None and args.type in ("", "volume"):
-            obj = _volume(conn, name)
+            obj, kind = _volume(conn, name), "volume.Volume"
         if obj is None:
             missing.append(name)
         else:
             found.append(obj)
+            kinds.append(kind)
+    status = 0
     if found or not args.format:
-        print_inspect(found, args.format)
+        status = print_inspect(found, args.format, kinds)
     for name in missing:
         sys.stderr.write(f"portique: no such object: {name}\n")
-    return 1 if missing else 0
+    return 1 if missing else status

@@ -50,10 +50,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _load(args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.image import open_images
+    from portique.engine.recovery import recover
     from portique.errors import InvalidArgument, NotFound
     from portique.image.archive import load
 
     imgs = open_images()
+    recover(images=imgs)
     if args.input and args.input != "-":
         try:
             f = open(args.input, "rb")  # noqa: SIM115 - closed below

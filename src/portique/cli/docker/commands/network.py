@@ -8,7 +8,6 @@ Parsing and printing only; the work is portique.network.networks.Networks.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -198,12 +197,21 @@ def _ls(args: argparse.Namespace) -> int:
         }
         for n in found
     ]
-    sys.stdout.write(format_rows(args.format, rows, default=NETWORK_TABLE, headers=NETWORK_HEADERS))
+    sys.stdout.write(
+        format_rows(
+            args.format,
+            rows,
+            default=NETWORK_TABLE,
+            headers=NETWORK_HEADERS,
+            context="*network.networkContext",
+            labels=[n.labels for n in found],
+        )
+    )
     return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from portique.cli.docker.format import Template
+    from portique.cli.docker.commands.image import print_inspect
     from portique.errors import NotFound
     from portique.network.present import pseudo_json, pseudo_networks
 
@@ -222,14 +230,10 @@ def _inspect(args: argparse.Namespace) -> int:
                 found.append(pseudo_json(match[0]))
             else:
                 missing.append(ref)
-    if args.format and args.format != "json":
-        tmpl = Template(args.format.replace("\\t", "\t").replace("\\n", "\n"))
-        sys.stdout.write("".join(tmpl.execute(o) + "\n" for o in found))
-    else:
-        sys.stdout.write(json.dumps(found, indent=4, ensure_ascii=False) + "\n")
+    status = print_inspect(found, args.format, "network.Inspect")
     for ref in missing:
         sys.stderr.write(f"portique: network {ref} not found\n")
-    return 1 if missing else 0
+    return 1 if missing else status
 
 
 def _rm(args: argparse.Namespace) -> int:
@@ -261,7 +265,9 @@ def _prune(args: argparse.Namespace) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
     from portique.engine.network import repair_leftovers
+    from portique.engine.recovery import recover
 
+    recover()  # a start or removal cut short may still hold endpoints
     repair_leftovers(every=0)  # endpoints of dead containers must not keep a network
     removed = _networks().prune()
     if removed:

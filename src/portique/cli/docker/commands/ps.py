@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     from portique.engine.network import repair_leftovers
 
     filters = present.parse_filters(args.filter)
+    if args.format:
+        _check_format(args.format)
     repair_leftovers()
     conn = containers.open_db()
     rows = containers.list_all(conn)
@@ -47,7 +49,39 @@ def run(args: argparse.Namespace) -> int:
     records = []
     for r in out:
         size = human_size(containers.container_size(r.id)) if args.size else ""
-        records.append(present.ps_row(r, no_trunc=args.no_trunc, size=size))
+        record = present.ps_row(r, no_trunc=args.no_trunc, size=size)
+        mounts = r.config.get("MountPoints") or []
+        record["LocalVolumes"] = str(sum(1 for m in mounts if m.get("Type") == "volume"))
+        records.append(record)
     default = present.PS_DEFAULT + ("\t{{.Size}}" if args.size else "")
-    sys.stdout.write(format_rows(args.format, records, default=default, headers=present.PS_HEADERS))
+    labels = [dict(r.config["Config"].get("Labels") or {}) for r in out]
+    sys.stdout.write(
+        format_rows(
+            args.format,
+            records,
+            default=default,
+            headers=_headers(),
+            context=CONTEXT,
+            labels=labels,
+        )
+    )
     return 0
+
+
+CONTEXT = "*formatter.ContainerContext"
+
+
+def _headers() -> dict[str, str]:
+    from portique.engine import present
+
+    return {**present.PS_HEADERS, "LocalVolumes": "LOCAL VOLUMES"}
+
+
+def _check_format(fmt: str) -> None:
+    """Docker checks a --format before listing: on an empty row, so that a bad
+    field is an error even when no container is listed."""
+    from portique.cli.docker import templates
+
+    tmpl = templates.parse(fmt, prefix="failed to parse template: ")
+    empty = templates.context(CONTEXT, dict.fromkeys(_headers(), ""), {})
+    templates.execute(tmpl, empty, prefix="failed to execute template: ")

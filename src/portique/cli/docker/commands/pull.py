@@ -138,8 +138,11 @@ def run(args: argparse.Namespace) -> int:
         if printer is not None and as_typed.tag is None and as_typed.digest is None:
             out.write("Using default tag: latest\n")
 
+    from portique.engine.recovery import recover
+
     images = open_images()
     try:
+        recover(images=images)
         results = [_pull_one(images, ref, platform, printer, client) for ref in refs]
     finally:
         images.close()

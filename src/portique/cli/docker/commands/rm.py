@@ -17,8 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from portique.cli.docker.each import for_each_container
     from portique.engine import containers
+    from portique.engine.recovery import recover
 
     conn = containers.open_db()
+    recover(conn)
     return for_each_container(
         args.containers,
         lambda ref: containers.remove(conn, ref, force=args.force, volumes=args.volumes),

@@ -45,6 +45,12 @@ def run(args: argparse.Namespace) -> int:
     code = attach.attach(ContainerPaths.of(row.id), opts)
     if code == attach.DETACHED:
         return 0
+    if args.rm:
+        from portique.engine.recovery import wait_removed
+
+        # As Docker: return once the container is gone (files, mount, image use),
+        # so that an `rmi` right after succeeds.
+        wait_removed(conn, row.id)
     if code == 125:
         # The monitor went away without an exit frame: ask the DB.
         cur = containers.refresh(conn, db.get_container(conn, row.id) or row)

@@ -16,9 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from portique.engine import attach, containers
     from portique.engine.paths import ContainerPaths
+    from portique.engine.recovery import recover
     from portique.errors import InvalidArgument, PortiqueError
 
     conn = containers.open_db()
+    recover(conn)  # a start whose monitor died is undone first
     if args.attach or args.interactive:
         if len(args.containers) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")

@@ -63,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write("\x1b[2J\x1b[H")
         sys.stdout.write(
             format_rows(
-                args.format, records, default=stats.STATS_DEFAULT, headers=stats.STATS_HEADERS
+                args.format,
+                records,
+                default=stats.STATS_DEFAULT,
+                headers=stats.STATS_HEADERS,
+                context="*container.statsContext",
             )
         )
         sys.stdout.flush()

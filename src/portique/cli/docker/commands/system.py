@@ -88,7 +88,15 @@ def _df(args: argparse.Namespace) -> int:
         "Size": "SIZE",
         "Reclaimable": "RECLAIMABLE",
     }
-    sys.stdout.write(format_rows(args.format, records, default=default, headers=headers))
+    sys.stdout.write(
+        format_rows(
+            args.format,
+            records,
+            default=default,
+            headers=headers,
+            context="*formatter.diskUsageContext",
+        )
+    )
     return 0
 
 
@@ -111,9 +119,17 @@ def _prune(args: argparse.Namespace) -> int:
         if not confirm(text.rstrip("\n") + "\n"):
             return 0
     from portique.engine.network import repair_leftovers
+    from portique.engine.recovery import recover
 
-    repair_leftovers(every=0)
     conn = containers.open_db()
+    imgs = open_images()
+    try:
+        # Interrupted operations first (their mounts, runtime containers, files,
+        # stale rows), so that what they held can be pruned below.
+        recover(conn, images=imgs, prune=True, warn=True)
+    finally:
+        imgs.close()
+    repair_leftovers(every=0)
     removed = containers.prune(conn)
     if removed:
         print("Deleted Containers:")

@@ -119,7 +119,14 @@ def run(args: argparse.Namespace) -> int:
             for v in out
         ]
         sys.stdout.write(
-            format_rows(args.format, records, default=VOLUME_TABLE, headers=VOLUME_HEADERS)
+            format_rows(
+                args.format,
+                records,
+                default=VOLUME_TABLE,
+                headers=VOLUME_HEADERS,
+                context="*formatter.volumeContext",
+                labels=[v.labels for v in out],
+            )
         )
         return 0
     if cmd == "inspect":
@@ -135,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             found.append(volume_dict(got))
         if found or not args.format:
-            print_inspect(found, args.format)
+            status = print_inspect(found, args.format, "volume.Volume") or status
         return status
     if cmd in ("rm", "remove"):
         status = 0
@@ -156,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
                 "WARNING! This will remove anonymous local volumes not used by at least one container."
             ):
                 return 0
+        from portique.engine.recovery import recover
+
+        recover(conn)  # a removal cut short may still hold anonymous volumes
         removed = volumes.prune_volumes(conn, all_volumes=args.all)
         if removed:
             print("Deleted Volumes:")

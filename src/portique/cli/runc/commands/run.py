@@ -1,5 +1,5 @@
-"""`run [-d] [flags] ID`: create and start; in the foreground, wait, delete
-the container and exit with its status (runc's --keep is not offered)."""
+"""`run [-d] [--keep] [flags] ID`: create and start; in the foreground, wait,
+delete the container (unless --keep) and exit with its status."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detach", "-d", action="store_true", help="do not wait for the container")
     parser.add_argument(
         "--no-subreaper", action="store_true", help="accepted for runc compatibility (ignored)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="do not delete the container after it exits"
     )
     add_create_flags(parser)
 
@@ -68,6 +71,7 @@ def _run_foreground(
             pid_file=pid_file,
             no_pivot=args.no_pivot,
             preserve_fds=args.preserve_fds,
+            keep=args.keep,
         )
     # Foreground with a terminal and nobody to hand the pty to: relay it here.
     from portique.cli.runc.console import console_listener, raw_terminal, reap, spawn_relay
@@ -83,6 +87,7 @@ def _run_foreground(
                 pid_file=pid_file,
                 no_pivot=args.no_pivot,
                 preserve_fds=args.preserve_fds,
+                keep=args.keep,
             )
         except BaseException:
             reap(helper, kill=True)

@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resources", "-r", default="", help="linux.resources JSON file or -")
     for flag in _FLAGS:
         parser.add_argument("--" + flag.replace("_", "-"), default=None)
+    # Intel RDT (resctrl): parsed as runc does, refused in run().
+    parser.add_argument("--l3-cache-schema", default=None)
+    parser.add_argument("--mem-bw-schema", default=None)
     add_id(parser)
 
 
@@ -102,6 +105,9 @@ def resources_object(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from portique.oci.resources import parse_resources
+
+    if args.l3_cache_schema is not None or args.mem_bw_schema is not None:
+        raise InvalidArgument("Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported")
     from portique.runtime.cgroups import open_manager
 
     resources = parse_resources(resources_object(args))

@@ -1,4 +1,5 @@
-"""Fake cgroupfs trees for the driver unit tests (fixtures re-exported by conftest.py).
+"""Fake cgroupfs trees for the cgroup driver unit tests (fixtures re-exported
+by unit/runtime_cgroups/conftest.py).
 
 A fake tree is plain directories and files in tmp_path. The kernel would
 create a new cgroup's interface files on mkdir; here the test pre-creates

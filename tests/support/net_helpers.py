@@ -1,5 +1,5 @@
-"""Helpers for the network tests (fixtures in conftest.py): namespaces made with
-`ip netns add`, a Networks bound to a throwaway engine root, busybox servers
+"""Helpers for the network tests (fixtures in integration/network/conftest.py):
+namespaces made with `ip netns add`, a Networks bound to a throwaway engine root, busybox servers
 inside namespaces, and a fake upstream resolver on 127.0.0.1 (so forwarding is
 tested without leaving the host).
 

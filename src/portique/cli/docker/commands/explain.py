@@ -1,0 +1,28 @@
+"""`portique explain [--format text|json] CONTAINER`: what isolates a running
+container, read from the kernel (engine/explain), for a learner or an auditor."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        "-f",
+        choices=("text", "json"),
+        default="text",
+        help="text for people, json for programs (schema: docs/explain.md)",
+    )
+    parser.add_argument("container")
+
+
+def run(args: argparse.Namespace) -> int:
+    from portique.cli.explain_text import format_report
+    from portique.engine import containers
+    from portique.engine.explain import explain_container
+
+    report = explain_container(containers.open_db(), args.container)
+    sys.stdout.write(format_report(report, args.format))
+    return 0
