@@ -51,8 +51,11 @@ def test_archive_manifest_json(tmp_path) -> None:  # type: ignore[no-untyped-def
         info.size = len(DEEP)
         t.addfile(info, io.BytesIO(DEEP))
 
+    from portique.image.store import ContentStore
+
     class NoImages:
         root = tmp_path
+        store = ContentStore(tmp_path)
 
     with pytest.raises(InvalidArgument, match=r"'manifest.json' is not valid JSON"):
         archive.load(NoImages(), io.BytesIO(buf.getvalue()))  # type: ignore[arg-type]
