@@ -1,5 +1,5 @@
 #!/bin/bash
-# The test command (README): unit, integration and compat tests as root on
+# The test command (README): unit, fuzz, integration and compat tests as root on
 # this host, then the cgroup integration tests (marker `vm`) again inside a
 # throwaway VM with a pure cgroup v2 kernel (../shared/vm/run-in-vm.sh).
 # Extra arguments are handed to pytest and skip the VM pass.
@@ -24,6 +24,9 @@ pytest() {
     "$PY" -m pytest -q -p no:cacheprovider --basetemp="$BASETEMP/$name" "$@" || status=1
 }
 pytest unit tests/unit "$@"
+# Fuzz targets of every hostile-input parser: the corpus replayed, then a
+# derandomized hypothesis run and a seeded atheris run (tests/fuzz; ~1 min).
+pytest fuzz tests/fuzz "$@"
 # shellcheck disable=SC2086
 pytest runtime $RUNTIME_SUITES tests/compat "$@"
 ignores=()

@@ -57,6 +57,13 @@ class Unsupported(PortiqueError):
     http_status = 501
 
 
+def shown(value: str, limit: int = 64) -> str:
+    """A user's value for a one-line message: control characters escaped
+    (a newline must not split the line), long values cut."""
+    text = value if value.isprintable() else value.encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 __all__ = [
     "CommandNotExecutable",
     "CommandNotFound",
@@ -66,4 +73,5 @@ __all__ = [
     "NotFound",
     "PortiqueError",
     "Unsupported",
+    "shown",
 ]

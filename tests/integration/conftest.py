@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from support.host_guard import host_guard
 from support.rootfs import BUSYBOX, make_busybox_rootfs
 
-__all__ = ["BUSYBOX", "make_busybox_rootfs"]
+# host_guard: autouse, fails a test that changed the host's /dev, mounts or /etc.
+__all__ = ["BUSYBOX", "host_guard", "make_busybox_rootfs"]
 
 
 @pytest.fixture(scope="session")

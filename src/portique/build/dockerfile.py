@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from portique.errors import InvalidArgument
+from portique.errors import InvalidArgument, shown
 
 INSTRUCTIONS = frozenset(
     {
@@ -227,7 +227,7 @@ def _parse_json_form(rest: str) -> tuple[str, ...] | None:
     """A JSON array of strings, or None: Docker then treats the text as shell form."""
     try:
         value = json.loads(rest)
-    except ValueError:
+    except (ValueError, RecursionError):  # RUN [[[[...: too deep is not JSON either
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         return None
@@ -329,14 +329,24 @@ def parse_key_values(text: str, cmd: str, *, where: str) -> list[tuple[str, str]
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+# `${A:-${B:-x}}` nests; a hostile Dockerfile nesting a thousand deep made
+# expand() recurse past Python's limit (a RecursionError, not an error line).
+MAX_SUBSTITUTION_DEPTH = 32
+
+
 def expand(
     text: str,
     env: Mapping[str, str],
     *,
     escape: str = "\\",
     on_error: Callable[[str], Exception] | None = None,
+    _depth: int = 0,
 ) -> str:
     """Substitute variables as Docker does for ENV/ARG-aware instructions."""
+    if _depth > MAX_SUBSTITUTION_DEPTH:
+        raise (on_error or InvalidArgument)(
+            f"variable substitution nested more than {MAX_SUBSTITUTION_DEPTH} deep"
+        )
     out: list[str] = []
     i = 0
     n = len(text)
@@ -362,8 +372,8 @@ def expand(
         if text[i + 1] == "{":
             end = _closing_brace(text, i + 2)
             if end == -1:
-                raise (on_error or InvalidArgument)(f"missing '}}' in {text!r}")
-            out.append(_expand_braced(text[i + 2 : end], env, escape, on_error))
+                raise (on_error or InvalidArgument)(f"missing '}}' in '{shown(text, 200)}'")
+            out.append(_expand_braced(text[i + 2 : end], env, escape, on_error, _depth))
             i = end + 1
             continue
         m = _NAME.match(text, i + 1)
@@ -393,10 +403,11 @@ def _expand_braced(
     env: Mapping[str, str],
     escape: str,
     on_error: Callable[[str], Exception] | None,
+    depth: int,
 ) -> str:
     m = _NAME.match(inner)
     if not m:
-        raise (on_error or InvalidArgument)(f"bad substitution: ${{{inner}}}")
+        raise (on_error or InvalidArgument)(f"bad substitution: ${{{shown(inner, 200)}}}")
     name = m.group(0)
     op = inner[m.end() :]
     value = env.get(name)
@@ -407,11 +418,15 @@ def _expand_braced(
     word = op[2:] if colon else op[1:]
     is_set = value is not None and (value != "" or not colon)
     if kind == "-":
-        return value if is_set and value is not None else expand(word, env, escape=escape)
+        if is_set and value is not None:
+            return value
+        return expand(word, env, escape=escape, on_error=on_error, _depth=depth + 1)
     if kind == "+":
-        return expand(word, env, escape=escape) if is_set else ""
+        return (
+            expand(word, env, escape=escape, on_error=on_error, _depth=depth + 1) if is_set else ""
+        )
     if kind == "?":
         if is_set and value is not None:
             return value
-        raise (on_error or InvalidArgument)(f"{name}: {word or 'parameter not set'}")
-    raise (on_error or InvalidArgument)(f"bad substitution: ${{{inner}}}")
+        raise (on_error or InvalidArgument)(f"{name}: {shown(word, 200) or 'parameter not set'}")
+    raise (on_error or InvalidArgument)(f"bad substitution: ${{{shown(inner, 200)}}}")

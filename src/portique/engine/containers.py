@@ -98,6 +98,7 @@ def create(
     if mounts is None:
         mounts = opt.mounts_from_host_config(host)
     name = opt.parse_name(name) if name else ""
+    opt.check_container_strings(config, host, networking)
     if name and db.name_taken(conn, name):
         raise Conflict(
             f'the container name "/{name}" is already in use',
@@ -190,7 +191,7 @@ def _load_profile(path: str) -> dict[str, Any]:
         profile = json.loads(data)
     except OSError as exc:
         raise InvalidArgument(f"opening seccomp profile ({path}) failed: {exc.strerror}") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"decoding seccomp profile ({path}) failed: {exc}") from None
     if not isinstance(profile, dict) or "defaultAction" not in profile:
         raise InvalidArgument(f"seccomp profile {path}: not a seccomp profile (no defaultAction)")

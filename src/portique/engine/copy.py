@@ -61,6 +61,12 @@ def _split(path: str) -> tuple[str, str]:
 
 
 # ------------------------------------------------------------------ copy out
+#
+# The host side is handled through directory fds too: below the directory the
+# user named, every entry is created with *at() calls that never follow a
+# symlink. A container controls the names and types copied out: a symlink it
+# left in an earlier copy (`x -> /etc`) must not turn a later copy of a
+# directory `x` into a write to the host's /etc/passwd.
 
 
 def copy_out(root: str, src: str, dest: str) -> None:
@@ -72,7 +78,8 @@ def copy_out(root: str, src: str, dest: str) -> None:
         try:
             if not name:
                 # The root itself: its contents into `dest`.
-                _copy_dir_out(pfd, dest, 0)
+                with _host_dir(dest) as hfd:
+                    _copy_dir_out(pfd, hfd, 0)
                 return
             try:
                 st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
@@ -81,52 +88,97 @@ def copy_out(root: str, src: str, dest: str) -> None:
             if stat.S_ISLNK(st.st_mode) and src.endswith("/"):
                 fd = _resolve(rfd, src)
                 try:
-                    _copy_dir_out(fd, _dest_for(dest, name, True), 0)
+                    hdir, hname = _dest_for(dest, name, True)
+                    _copy_entry_out(fd, ".", os.stat(fd), hdir, hname, 0)
                 finally:
                     os.close(fd)
                 return
-            contents_only = src.endswith("/.")
-            target = dest if contents_only else _dest_for(dest, name, stat.S_ISDIR(st.st_mode))
-            _copy_entry_out(pfd, name, st, target, 0)
+            if src.endswith("/.") and stat.S_ISDIR(st.st_mode):
+                fd = os.open(name, _DIR_NOFOLLOW, dir_fd=pfd)
+                try:
+                    with _host_dir(dest) as hfd:
+                        _copy_dir_out(fd, hfd, 0)
+                finally:
+                    os.close(fd)
+                return
+            hdir, hname = _dest_for(dest, name, stat.S_ISDIR(st.st_mode))
+            _copy_entry_out(pfd, name, st, hdir, hname, 0)
         finally:
             os.close(pfd)
     finally:
         os.close(rfd)
 
 
-def _dest_for(dest: str, name: str, is_dir: bool) -> str:
+_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@contextmanager
+def _host_dir(path: str) -> Iterator[int]:
+    """The directory the user named (made if missing), open; their symlinks are theirs."""
+    os.makedirs(path, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _dest_for(dest: str, name: str, is_dir: bool) -> tuple[str, str]:
+    """(host directory chosen by the user, name to create in it)."""
     if os.path.isdir(dest):
-        return os.path.join(dest, name)
-    parent = os.path.dirname(os.path.abspath(dest))
+        return dest, name
+    full = os.path.abspath(dest)
+    parent = os.path.dirname(full)
     if not os.path.isdir(parent):
         raise InvalidArgument(f"destination directory {parent} does not exist")
     if dest.endswith("/") and not is_dir:
         raise InvalidArgument(f"destination directory {dest} does not exist")
-    return dest
+    return parent, os.path.basename(full)
 
 
-def _copy_entry_out(pfd: int, name: str, st: os.stat_result, target: str, depth: int) -> None:
+def _copy_entry_out(
+    pfd: int, name: str, st: os.stat_result, hdir: str | int, hname: str, depth: int
+) -> None:
+    if isinstance(hdir, str):
+        hfd = os.open(hdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _copy_entry_out(pfd, name, st, hfd, hname, depth)
+        finally:
+            os.close(hfd)
+        return
     if depth > MAX_DEPTH:
         raise InvalidArgument("directory tree too deep")
     mode = st.st_mode
     if stat.S_ISLNK(mode):
         link = os.readlink(name, dir_fd=pfd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(target)
-        os.symlink(link, target)
+        _make_room(hdir, hname, keep_dir=False)
+        os.symlink(link, hname, dir_fd=hdir)
     elif stat.S_ISDIR(mode):
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        fd = os.open(name, _DIR_NOFOLLOW, dir_fd=pfd)
         try:
-            _copy_dir_out(fd, target, depth)
+            if _make_room(hdir, hname, keep_dir=True) is None:
+                os.mkdir(hname, 0o700, dir_fd=hdir)
+            out = os.open(hname, _DIR_NOFOLLOW, dir_fd=hdir)
+            try:
+                os.fchmod(out, stat.S_IMODE(mode))
+                _copy_dir_out(fd, out, depth)
+            finally:
+                os.close(out)
         finally:
             os.close(fd)
     elif stat.S_ISREG(mode):
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=pfd)
         try:
-            if os.path.islink(target):
-                os.unlink(target)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return  # swapped for a device or fifo since the stat: never read one
+            existing = _make_room(hdir, hname, keep_dir=False, keep_file=True)
+            if existing is not None and stat.S_ISDIR(existing.st_mode):
+                raise InvalidArgument(f"cannot overwrite directory {hname} with a file")
             out = os.open(
-                target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, stat.S_IMODE(mode)
+                hname,
+                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                stat.S_IMODE(mode),
+                dir_fd=hdir,
             )
             try:
                 _pipe_fds(fd, out)
@@ -138,10 +190,26 @@ def _copy_entry_out(pfd: int, name: str, st: os.stat_result, target: str, depth:
     # Devices, fifos and sockets are skipped: they carry no data to copy.
 
 
-def _copy_dir_out(fd: int, target: str, depth: int) -> None:
-    st = os.stat(fd)
-    os.makedirs(target, exist_ok=True)
-    os.chmod(target, stat.S_IMODE(st.st_mode))
+def _make_room(
+    hdir: int, hname: str, *, keep_dir: bool, keep_file: bool = False
+) -> os.stat_result | None:
+    """Unlink what is at `hname` unless it is a directory (kept when `keep_dir`)
+    or a regular file (kept when `keep_file`); the kept entry's stat, else None."""
+    try:
+        st = os.stat(hname, dir_fd=hdir, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        if keep_dir:
+            return st
+        raise InvalidArgument(f"cannot overwrite directory {hname} with a non-directory")
+    if keep_file and stat.S_ISREG(st.st_mode):
+        return st
+    os.unlink(hname, dir_fd=hdir)  # a symlink is replaced, never followed
+    return None
+
+
+def _copy_dir_out(fd: int, hfd: int, depth: int) -> None:
     dfd = (
         fd
         if not _is_path_fd(fd)
@@ -150,7 +218,7 @@ def _copy_dir_out(fd: int, target: str, depth: int) -> None:
     try:
         for entry in os.listdir(dfd):
             est = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
-            _copy_entry_out(dfd, entry, est, os.path.join(target, entry), depth + 1)
+            _copy_entry_out(dfd, entry, est, hfd, entry, depth + 1)
     finally:
         if dfd != fd:
             os.close(dfd)
@@ -334,7 +402,10 @@ def _export_dir(tar: tarfile.TarFile, dfd: int, prefix: str, depth: int) -> None
             except OSError:
                 continue
             with os.fdopen(fd, "rb") as f:
-                ti.size = os.fstat(fd).st_size
+                fst = os.fstat(fd)
+                if not stat.S_ISREG(fst.st_mode):
+                    continue  # swapped for a device or fifo since the stat: never read one
+                ti.size = fst.st_size
                 tar.addfile(ti, f)
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
             ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE

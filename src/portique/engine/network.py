@@ -89,13 +89,13 @@ def parse_extra_host(spec: str) -> tuple[str, str]:
 def check_dns_servers(servers: list[str]) -> None:
     import ipaddress
 
-    from portique.errors import InvalidArgument
+    from portique.errors import InvalidArgument, shown
 
     for s in servers:
         try:
             ipaddress.ip_address(s)
         except ValueError:
-            raise InvalidArgument(f"{s} is not an ip address (--dns)") from None
+            raise InvalidArgument(f"{shown(s)} is not an ip address (--dns)") from None
 
 
 def extra_host_lines(host: dict[str, Any], gateway: str) -> list[str]:
@@ -239,7 +239,10 @@ def record_endpoint(ref: str, network: str, aliases: list[str], ip: str | None) 
     restart); returns the container's row as it was before."""
     from portique.engine import db
     from portique.errors import Conflict, InvalidArgument
+    from portique.network.networks import check_alias
 
+    for alias in aliases:
+        check_alias(alias)
     conn = db.open_db(ContainerPaths.of("x").root)
     try:
         with db.transaction(conn):

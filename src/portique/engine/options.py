@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 
-from portique.errors import InvalidArgument
+from portique.errors import InvalidArgument, shown
 from portique.linux.caps import CAPABILITIES
 from portique.oci.value import value
 from portique.runtime.confinement import caps_from_mask as caps_from_mask
@@ -24,8 +24,16 @@ from portique.runtime.seccomp_default import DOCKER_DEFAULT_CAPS
 _SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 MIN_MEMORY = 6 * 1024 * 1024  # Docker refuses less: the runtime itself needs room
-VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-CONTAINER_NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# Docker's names for volumes and containers (fullmatch: `$` would let "a\n" in).
+NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
+VOLUME_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+CONTAINER_NAME_RE = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+# A volume's name is a directory name (NAME_MAX); containers' and networks'
+# are DNS names. Docker sets no limit and fails later, naming host paths.
+MAX_NAME = 255
+# Docker's hostname rule (RFC 1123 labels; 63 bytes, under HOST_NAME_MAX).
+_HOST_LABEL_RE = re.compile(r"[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?")
+MAX_HOSTNAME = 63
 _CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 
 
@@ -379,12 +387,8 @@ def parse_volume(spec: str) -> MountSpec:
             propagation,
             create_host_path=True,
         )
-    if source and not VOLUME_NAME_RE.match(source):
-        raise InvalidArgument(
-            f"invalid volume specification: {spec!r}: {source!r} includes invalid characters for a"
-            ' local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed; if you intended to'
-            " pass a host directory, use absolute path"
-        )
+    if source:
+        check_volume_name(source)
     if propagation:
         raise InvalidArgument(
             f"invalid volume specification: {spec!r}: propagation applies to binds only"
@@ -469,10 +473,8 @@ def parse_mount(spec: str) -> MountSpec:
             )
         source = os.path.normpath(source)
     elif mtype is MountType.VOLUME:
-        if source and not VOLUME_NAME_RE.match(source):
-            raise InvalidArgument(
-                f"invalid mount specification: {spec!r}: invalid volume name {source!r}"
-            )
+        if source:
+            check_volume_name(source)
     elif source:
         raise InvalidArgument(f"invalid mount specification: {spec!r}: tmpfs takes no source")
     return MountSpec(mtype, target, source, readonly, propagation, tuple(options), nocopy=nocopy)
@@ -629,13 +631,92 @@ def parse_user(value: str | None) -> UserSpec | None:
 
 
 def parse_name(value: str | None) -> str:
+    """A container name (Docker's rule; a leading "/" is dropped)."""
     if value is None:
         return ""
-    if not CONTAINER_NAME_RE.match(value):
+    too_long = len(value.removeprefix("/")) > MAX_NAME
+    if not CONTAINER_NAME_RE.fullmatch(value) or too_long:
         raise InvalidArgument(
-            f"invalid container name ({value}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            f"invalid container name ({shown(value)}), only {NAME_CHARS} are allowed"
+            + (f", at most {MAX_NAME} characters" if too_long else "")
         )
-    return value.lstrip("/")
+    return value.removeprefix("/")
+
+
+def check_volume_name(name: str) -> None:
+    """A local volume's name, with Docker's messages."""
+    if len(name) == 1:
+        raise InvalidArgument(
+            f"create {shown(name)}: volume name is too short, names should be at least two"
+            " alphanumeric characters"
+        )
+    if not VOLUME_NAME_RE.fullmatch(name):
+        raise InvalidArgument(
+            f'create {shown(name)}: "{shown(name)}" includes invalid characters for a local volume'
+            f' name, only "{NAME_CHARS}" are allowed; if you intended to pass a host directory,'
+            " use absolute path"
+        )
+    if len(name) > MAX_NAME:
+        raise InvalidArgument(
+            f"create {shown(name)}: volume name is too long, names may have at most"
+            f" {MAX_NAME} characters"
+        )
+
+
+_DOMAIN_RE = re.compile(
+    r"([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(\.([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*\.?"
+)
+
+
+def check_container_strings(
+    config: Mapping[str, object],
+    host: Mapping[str, object],
+    networking: Mapping[str, object] | None = None,
+) -> None:
+    """The values of a new container that end up as lines of its /etc/hostname,
+    /etc/hosts or /etc/resolv.conf: host name, resolver flags, aliases."""
+    from portique.network.networks import check_alias
+
+    check_hostname(str(config.get("Hostname") or ""))
+    check_resolver_flags(host)
+    eps = (networking or {}).get("EndpointsConfig")
+    for ep in eps.values() if isinstance(eps, dict) else ():
+        for alias in _strings(ep.get("Aliases") if isinstance(ep, dict) else None):
+            check_alias(alias)
+
+
+def check_resolver_flags(host: Mapping[str, object]) -> None:
+    """--dns-search (Docker's domain rule) and --dns-option (one word each):
+    both are written into the container's resolv.conf, where a newline
+    would add lines of the caller's choosing."""
+    for domain in _strings(host.get("DnsSearch")):
+        d = domain.strip(" ")
+        if d != "." and (
+            not re.search(r"[a-zA-Z]", d) or not _DOMAIN_RE.fullmatch(d) or len(d) >= 255
+        ):
+            raise _bad("--dns-search", shown(domain), f"{shown(domain)} is not a valid domain")
+    for option in _strings(host.get("DnsOptions")):
+        if not option or not option.isprintable() or any(c.isspace() for c in option):
+            raise _bad("--dns-option", shown(option), "an option is one word (e.g. ndots:2)")
+
+
+def _strings(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []
+
+
+def check_hostname(value: str, what: str = "hostname") -> None:
+    """RFC 1123 host names only (Docker's old rule): letters, digits and
+    inner hyphens in dot-separated labels, at most 63 characters. A newline
+    would otherwise land in /etc/hosts and /etc/hostname."""
+    if not value:
+        return
+    if len(value) > MAX_HOSTNAME or not all(
+        _HOST_LABEL_RE.fullmatch(label) for label in value.split(".")
+    ):
+        raise InvalidArgument(
+            f"invalid {what} format: {shown(value)}: use letters, digits and hyphens in"
+            f" dot-separated labels (RFC 1123), at most {MAX_HOSTNAME} characters"
+        )
 
 
 def host_path_exists(path: str) -> bool:

@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -42,10 +43,7 @@ def create_volume(
     if options:
         raise InvalidArgument("the local volume driver takes no options here")
     name = name or os.urandom(32).hex()
-    if not opt.VOLUME_NAME_RE.match(name):
-        raise InvalidArgument(
-            f'invalid volume name {name!r}: only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed'
-        )
+    opt.check_volume_name(name)
     if not conn.in_transaction:
         # The directory is made inside the transaction that inserts the row, so
         # a directory without a row, seen inside a transaction, is a crash's
@@ -241,8 +239,31 @@ def copy_image_content(rootfs: str, points: Iterable[Mapping[str, Any]]) -> None
         if not os.path.isdir(src) or os.path.islink(src):
             continue
         # Symlinks are copied as links (never followed), so an image cannot
-        # make us copy host files into the volume.
-        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
+        # make us copy host files into the volume; device nodes and fifos as
+        # nodes, never opened (a block device node in an image would have
+        # had the host's disk read into the volume).
+        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True, copy_function=_copy_node)
         st = os.lstat(src)
         os.chown(dest, st.st_uid, st.st_gid)
         os.chmod(dest, st.st_mode & 0o7777)
+
+
+def _copy_node(src: str, dst: str) -> None:
+    """copytree's copy of one non-directory: data only from a regular file."""
+    st = os.lstat(src)
+    if stat.S_ISREG(st.st_mode):
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return  # swapped under us: never read a device
+            with open(fd, "rb", closefd=False) as fin, open(dst, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        finally:
+            os.close(fd)
+        shutil.copystat(src, dst, follow_symlinks=False)
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        os.mknod(dst, st.st_mode, st.st_rdev)
+    else:
+        return  # sockets: nothing to copy
+    os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+    os.chmod(dst, stat.S_IMODE(st.st_mode))

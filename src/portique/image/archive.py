@@ -233,7 +233,7 @@ class _Archive:
     def read_json(self, name: str, limit: int = MAX_JSON_MEMBER) -> Any:
         try:
             return json.loads(self.read(name, limit))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # deep nesting: RecursionError
             raise InvalidArchive(f"invalid archive: {name!r} is not valid JSON ({exc})") from None
 
 
@@ -459,14 +459,6 @@ def _load_oci(images: Images, archive: _Archive, platform: str) -> list[LoadedIm
     index = oci.parse_manifest(archive.read("index.json"), oci.MEDIA_TYPE_OCI_INDEX)
     if not isinstance(index, oci.Index):
         raise InvalidArchive("invalid archive: index.json is not an image index")
-    # A docker-archive with an OCI layout inside: its RepoTags count too.
-    docker_tags: dict[str, list[str]] = {}
-    if "manifest.json" in archive:
-        for entry in _docker_entries(archive):
-            cfg = _digest_from_name(_normalize(str(entry.get("Config", ""))) or "")
-            tags = entry.get("RepoTags") or []
-            if cfg and isinstance(tags, list):
-                docker_tags.setdefault(cfg, []).extend(t for t in tags if isinstance(t, str))
     # An index lists a manifest once per name: load each manifest once, with all its names.
     names: dict[str, list[str]] = {}
     unique: list[oci.Descriptor] = []
@@ -475,18 +467,26 @@ def _load_oci(images: Images, archive: _Archive, platform: str) -> list[LoadedIm
             names[desc.digest] = []
             unique.append(desc)
         names[desc.digest] += _names_from_annotations(desc.annotations)
-    loaded = []
+    images_in: list[tuple[oci.Descriptor, bytes, oci.Manifest]] = []
     for desc in unique:
-        tags = names[desc.digest]
         manifest_bytes = _read_blob(archive, desc.digest, desc.size, oci.MAX_MANIFEST_SIZE)
         parsed = oci.parse_manifest(manifest_bytes, desc.media_type)
         if isinstance(parsed, oci.Index):
             # A multi-platform image: load one platform (the host's), as pull does.
-            desc = oci.select_platform(parsed, platform)
-            manifest_bytes = _read_blob(archive, desc.digest, desc.size, oci.MAX_MANIFEST_SIZE)
-            parsed = oci.parse_manifest(manifest_bytes, desc.media_type)
+            one = oci.select_platform(parsed, platform)
+            manifest_bytes = _read_blob(archive, one.digest, one.size, oci.MAX_MANIFEST_SIZE)
+            parsed = oci.parse_manifest(manifest_bytes, one.media_type)
+            names[one.digest] = names[desc.digest]
+            desc = one
         if not isinstance(parsed, oci.Manifest):
             raise InvalidArchive(f"invalid archive: {desc.digest} is not an image manifest")
+        images_in.append((desc, manifest_bytes, parsed))
+    # A docker-archive with an OCI layout inside: its RepoTags count too, and
+    # its manifest.json must describe the same images (Docker reads only that).
+    docker_tags = _check_docker_entries(archive, [m for _, _, m in images_in])
+    loaded = []
+    for desc, manifest_bytes, parsed in images_in:
+        tags = names[desc.digest]
         config_bytes = _read_blob(
             archive, parsed.config.digest, parsed.config.size, oci.MAX_CONFIG_SIZE
         )
@@ -513,6 +513,45 @@ def _load_oci(images: Images, archive: _Archive, platform: str) -> list[LoadedIm
             _register(images, manifest_bytes, config_bytes, parsed.layers, tags, desc.digest, True)
         )
     return loaded
+
+
+def _check_docker_entries(
+    archive: _Archive, manifests: Sequence[oci.Manifest]
+) -> dict[str, list[str]]:
+    """The RepoTags of manifest.json by config digest, after checking that each
+    entry for an image we load lists exactly its layers: Docker loads the
+    archive from manifest.json alone, so an entry whose Layers do not match
+    the config's diff_ids must not load here either."""
+    tags: dict[str, list[str]] = {}
+    if "manifest.json" not in archive:
+        return tags
+    by_config = {m.config.digest: m for m in manifests}
+    for i, entry in enumerate(_docker_entries(archive)):
+        where = f"manifest.json[{i}]"
+        cfg = _digest_from_name(_normalize(str(entry.get("Config", ""))) or "")
+        manifest = by_config.get(cfg or "")
+        if manifest is None:
+            continue  # another platform's image of a multi-platform index: not loaded
+        layers = entry.get("Layers")
+        if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+            raise InvalidArchive(f"invalid archive: {where}.Layers: expected a list of names")
+        if len(layers) != len(manifest.layers):
+            raise InvalidArchive(
+                f"invalid archive: {where}: invalid manifest, layers length mismatch: "
+                f"expected {len(manifest.layers)}, got {len(layers)}"
+            )
+        for n, (name, layer) in enumerate(zip(layers, manifest.layers, strict=True)):
+            if _normalize(name) != _blob_name(layer.digest):
+                raise InvalidArchive(
+                    f"invalid archive: {where}: layer {n} is {name[:200]!r}, "
+                    f"the image's layer is {layer.digest}"
+                )
+        entry_tags = entry.get("RepoTags") or []
+        if isinstance(entry_tags, list):
+            tags.setdefault(manifest.config.digest, []).extend(
+                t for t in entry_tags if isinstance(t, str)
+            )
+    return tags
 
 
 def _names_from_annotations(annotations: Mapping[str, str]) -> list[str]:
@@ -876,7 +915,7 @@ def _json_list(text: str) -> list[str] | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(value, list) and all(isinstance(x, str) for x in value):
         return value

@@ -119,6 +119,14 @@ def parse_question(data: bytes) -> Question:
     if qdcount != 1:
         raise DNSFormatError(f"{qdcount} questions, expected 1")
     name, off = decode_name(data, HEADER.size)
+    # A pointer may only name an earlier occurrence, and the single question
+    # has none before it; echoed into a reply, the pointer would point into
+    # the answers (a malformed or looping reply).
+    pos = HEADER.size
+    while data[pos]:
+        if data[pos] & 0xC0:
+            raise DNSFormatError("compression pointer in the question")
+        pos += data[pos] + 1
     if off + 4 > len(data):
         raise DNSFormatError("truncated question")
     qtype, qclass = struct.unpack_from("!HH", data, off)

@@ -73,7 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from portique import db as pdb
-from portique.errors import Conflict, InvalidArgument, NotFound
+from portique.errors import Conflict, InvalidArgument, NotFound, shown
 from portique.network import db as ndb
 from portique.network import ipam
 from portique.network.ports import exposed_ports, format_ports, parse_port_spec
@@ -86,7 +86,8 @@ from portique.network.types import (
     PublishedPort,
 )
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # fullmatch: `$` lets "a\n" in
+MAX_NAME = 255  # a DNS name at most
 DEFAULT_NAME = "bridge"
 DEFAULT_BRIDGE = "portique0"
 DEFAULT_SUBNET = "172.17.0.0/16"
@@ -105,6 +106,26 @@ class RepairReport:
     dns: list[str] = field(default_factory=list)
     ports: int = 0
     tables: list[str] = field(default_factory=list)  # "inet portique_1a2b3c4d"
+
+
+def check_name(name: str) -> None:
+    """A network name: Docker's characters, at most a DNS name's length."""
+    if not NAME_RE.fullmatch(name) or len(name) > MAX_NAME:
+        raise InvalidArgument(
+            f"invalid network name '{shown(name)}': use [a-zA-Z0-9][a-zA-Z0-9_.-]*,"
+            f" at most {MAX_NAME} characters"
+        )
+
+
+def check_alias(alias: str) -> None:
+    """A network-scoped alias: a name for the DNS server and /etc/hosts, so one
+    printable word (a newline would add a hosts line of the caller's choosing)."""
+    if not alias or not alias.isprintable() or any(c.isspace() for c in alias):
+        raise InvalidArgument(f"invalid network alias '{shown(alias)}': use one word, no blanks")
+    if len(alias) > MAX_NAME:
+        raise InvalidArgument(
+            f"invalid network alias '{shown(alias)}': at most {MAX_NAME} characters"
+        )
 
 
 def _now() -> str:
@@ -265,8 +286,7 @@ class Networks:
         options: dict[str, str] | None,
         is_default: bool,
     ) -> NetworkRecord:
-        if not NAME_RE.match(name):
-            raise InvalidArgument(f"invalid network name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+        check_name(name)
         if driver != "bridge":
             raise InvalidArgument(f"network driver {driver!r} is not supported (only bridge)")
         options = dict(options or {})
@@ -408,6 +428,8 @@ class Networks:
             raise InvalidArgument(
                 "network-scoped aliases are only supported for user-defined networks"
             )
+        for alias in aliases:
+            check_alias(alias)
         subnet = ipaddress.IPv4Network(net.subnet)
         want_ip = None
         if ip is not None:

@@ -150,7 +150,7 @@ def _load_json(data: bytes, what: str, limit: int) -> Mapping[str, Any]:
         raise InvalidManifest(f"{what} is too large: {len(data)} bytes (limit {limit})")
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # deep nesting: RecursionError
         raise InvalidManifest(f"{what} is not valid JSON: {exc}") from None
     return _obj(doc, what)
 

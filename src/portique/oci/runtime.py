@@ -289,11 +289,16 @@ def load_spec_and_json(bundle: Path) -> tuple[Spec, dict[str, Any]]:
         raise NotFound(f"bundle {bundle}: config.json not found") from None
     except OSError as e:
         raise InvalidArgument(f"cannot read {path}: {e.strerror}") from None
+    return parse_config_bytes(raw, str(path))
+
+
+def parse_config_bytes(raw: bytes, where: str = "config.json") -> tuple[Spec, dict[str, Any]]:
+    """config.json's bytes: the parsed spec and the raw JSON object."""
     if len(raw) > MAX_CONFIG_BYTES:
-        raise InvalidArgument(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
+        raise InvalidArgument(f"{where}: larger than {MAX_CONFIG_BYTES} bytes")
     try:
         obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # a thousand nested [ is a RecursionError
         raise InvalidArgument(f"config.json: not valid JSON: {e}") from None
     return parse_spec(obj), obj
 
@@ -622,6 +627,7 @@ __all__ = [
     "TimeOffset",
     "User",
     "load_spec",
+    "parse_config_bytes",
     "parse_process",
     "parse_spec",
 ]

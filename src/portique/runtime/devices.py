@@ -2,11 +2,20 @@
 
 Outside a user namespace each device is a fresh mknod; inside one mknod is
 not allowed, so the host's node is bind-mounted onto an empty file instead
-(as runc does).
+(as runc does), after checking that the host path is that very device.
+
+Devices replace whatever the image put at their path, so they are only ever
+created in a directory that lies on one of the container's own mounts (the
+rootfs, or a tmpfs the spec mounted; rootfs.prepare lists them). A /dev
+bound from the host (`-v /dev:/dev`) is left as it is, as runc does, and a
+symlink or bind mount that leads elsewhere (an image whose /dev points into
+a host directory bound at /host) fails the create: without this, the
+unlink below removed the host's /dev/null and mknod put a new one there.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
@@ -14,10 +23,11 @@ from typing import TYPE_CHECKING, Final
 
 from portique.linux import mount as m
 from portique.oci.runtime import Device
-from portique.runtime.paths import fd_path, make_in_root, open_in_root
+from portique.runtime.paths import fd_path, mount_id, open_in_root
 
 if TYPE_CHECKING:
     from portique.oci.resources import LinuxResources
+    from portique.oci.runtime import Mount, Spec
 
 # The devices the runtime spec says every container gets.
 DEFAULT_DEVICES: Final = (
@@ -38,27 +48,40 @@ DEFAULT_LINKS: Final = (
 _TYPE_BITS: Final = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
-def create_devices(rootfs: str, devices: tuple[Device, ...], userns: bool) -> None:
+def needs_dev_setup(mounts: tuple[Mount, ...]) -> bool:
+    """False when /dev itself is a bind mount: it is someone else's (runc's rule)."""
+    return not any(
+        posixpath.normpath("/" + mnt.destination.lstrip("/")) == "/dev"
+        and (mnt.type == "bind" or "bind" in mnt.options or "rbind" in mnt.options)
+        for mnt in mounts
+    )
+
+
+def create_devices(rootfs: str, spec: Spec, userns: bool, owned: frozenset[int]) -> None:
+    """The default devices, linux.devices, the /dev links and /dev/shm;
+    `owned`: the ids of the container's own mounts (rootfs.prepare)."""
+    if not needs_dev_setup(spec.mounts):
+        return
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         wanted = {d.path: d for d in DEFAULT_DEVICES}
-        wanted.update({d.path: d for d in devices})
+        wanted.update({d.path: d for d in spec.linux.devices})
         for dev in wanted.values():
-            create_device(root_fd, dev, userns)
+            create_device(root_fd, dev, userns, owned)
         for target, link in DEFAULT_LINKS:
-            _symlink(root_fd, target, link)
-        shm = make_in_root(root_fd, "/dev/shm", "dir", 0o1777)
-        os.close(shm)
+            _symlink(root_fd, target, link, owned)
+        os.close(own_dir(root_fd, "/dev/shm", owned, 0o1777, check_last=False))
     finally:
         os.close(root_fd)
 
 
-def create_device(root_fd: int, dev: Device, userns: bool) -> None:
+def create_device(root_fd: int, dev: Device, userns: bool, owned: frozenset[int]) -> None:
     parent_path, name = posixpath.split(dev.path)
-    parent = make_in_root(root_fd, parent_path, "dir")
+    parent = own_dir(root_fd, parent_path, owned)
     try:
         # Whatever the image put there (a file, or a symlink aimed at the
-        # host) is replaced; unlinkat never follows the link.
+        # host) is replaced; unlinkat never follows the link, and `parent` is
+        # on the container's own file system.
         try:
             os.unlink(name, dir_fd=parent)
         except (FileNotFoundError, IsADirectoryError):
@@ -86,19 +109,75 @@ def create_device(root_fd: int, dev: Device, userns: bool) -> None:
         os.close(parent)
 
 
-def _bind_host_device(parent: int, name: str, dev: Device) -> None:
-    fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o000, dir_fd=parent)
-    os.close(fd)
-    target = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+def own_dir(
+    root_fd: int, path: str, owned: frozenset[int], mode: int = 0o755, *, check_last: bool = True
+) -> int:
+    """Open the directory `path` inside the root (O_PATH), creating missing
+    components only in directories on one of the `owned` mounts; with
+    `check_last`, `path` itself must lie on one (something is created in it)."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    cur = open_in_root(root_fd, "/")
     try:
-        m.mount(dev.path, fd_path(target), None, m.MS_BIND)
+        for i, name in enumerate(parts):
+            sub = "/".join(parts[: i + 1])
+            try:
+                nxt = open_in_root(root_fd, sub)
+            except FileNotFoundError:
+                _require_owned(cur, "/" + "/".join(parts[:i]), owned)
+                # mkdirat never follows a (dangling) symlink: EEXIST then.
+                os.mkdir(name, mode, dir_fd=cur)
+                nxt = open_in_root(root_fd, sub)
+                os.chmod(fd_path(nxt), mode)  # mkdir is filtered by the umask
+            os.close(cur)
+            cur = nxt
+        if check_last:
+            _require_owned(cur, "/" + "/".join(parts), owned)
+    except BaseException:
+        os.close(cur)
+        raise
+    return cur
+
+
+def _require_owned(fd: int, path: str, owned: frozenset[int]) -> None:
+    if mount_id(fd) not in owned:
+        raise OSError(
+            errno.EXDEV,
+            f"cannot create devices in {path}: it is not on the container's root or "
+            "one of its tmpfs mounts (a symlink or a bind mount leads out of the container)",
+            path,
+        )
+
+
+def _bind_host_device(parent: int, name: str, dev: Device) -> None:
+    # The source is the host's node at the same path: it must be that very
+    # device, or any host file named in linux.devices would be bound inside.
+    src = os.open(dev.path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(src)
+        want = stat.S_IFBLK if dev.type == "b" else stat.S_IFCHR
+        if stat.S_IFMT(st.st_mode) != want or st.st_rdev != os.makedev(dev.major, dev.minor):
+            kind = "block" if dev.type == "b" else "character"
+            raise OSError(
+                errno.EINVAL,
+                f"host {dev.path} is not the {kind} device {dev.major}:{dev.minor}",
+                dev.path,
+            )
+        fd = os.open(
+            name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o000, dir_fd=parent
+        )
+        os.close(fd)
+        target = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        try:
+            m.mount(fd_path(src), fd_path(target), None, m.MS_BIND)
+        finally:
+            os.close(target)
     finally:
-        os.close(target)
+        os.close(src)
 
 
-def _symlink(root_fd: int, target: str, link: str) -> None:
+def _symlink(root_fd: int, target: str, link: str, owned: frozenset[int]) -> None:
     parent_path, name = posixpath.split(link)
-    parent = open_in_root(root_fd, parent_path)
+    parent = own_dir(root_fd, parent_path, owned)
     try:
         os.symlink(target, name, dir_fd=parent)
     except FileExistsError:

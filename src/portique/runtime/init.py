@@ -117,7 +117,10 @@ def stage1(chan: sync.Channel, cfg: InitConfig, join_cgroup: Callable[[], None])
             os.setresuid(0, 0, 0)
         flags = 0
         for n in linux.namespaces:
-            if not n.path and n.type != "user":
+            # A joined mount namespace still gets a private copy: the rootfs
+            # set-up and pivot_root below must never act on the namespace
+            # named by the path (the host's, for /proc/1/ns/mnt).
+            if n.type != "user" and (not n.path or n.type == "mount"):
                 flags |= ns.NAMESPACES[n.type][0]
         if flags:
             with step("linux.namespaces: unshare"):
@@ -233,9 +236,9 @@ def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int, idmapped: dict[int, 
             write_oom_score_adj(proc.oom_score_adj)
         has_mntns = linux.namespace("mount") is not None
         if has_mntns:
-            rootfs.prepare(spec, cfg.rootfs, cfg.bundle, cfg.cgroup, userns, idmapped)
+            owned = rootfs.prepare(spec, cfg.rootfs, cfg.bundle, cfg.cgroup, userns, idmapped)
             with step("linux.devices"):
-                devices.create_devices(cfg.rootfs, linux.devices, userns)
+                devices.create_devices(cfg.rootfs, spec, userns, owned)
         if spec.hostname:
             from portique.linux.fs import sethostname
 

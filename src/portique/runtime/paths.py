@@ -31,6 +31,15 @@ def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
+def mount_id(fd: int) -> int:
+    """The id of the mount `fd` lies on (the mnt_id of /proc/self/fdinfo)."""
+    with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+        for line in f:
+            if line.startswith(b"mnt_id:"):
+                return int(line.split()[1])
+    raise OSError(errno.ENOTSUP, "no mnt_id in /proc/self/fdinfo", str(fd))
+
+
 def make_in_root(
     root_fd: int, path: str, kind: Literal["dir", "file"], mode: int = 0o755, _depth: int = 0
 ) -> int:

@@ -20,7 +20,7 @@ from typing import Final, Literal
 from portique.linux import mount as m
 from portique.oci.runtime import Mount, Spec
 from portique.oci.value import value
-from portique.runtime.paths import fd_path, make_in_root, open_in_root
+from portique.runtime.paths import fd_path, make_in_root, mount_id, open_in_root
 
 _FLAGS: Final[dict[str, tuple[bool, int]]] = {
     # option: (clear?, flag)
@@ -125,10 +125,14 @@ def prepare(
     cgroup: CgroupInfo | None,
     userns: bool,
     idmapped: dict[int, int] | None = None,
-) -> None:
+) -> frozenset[int]:
     """Set propagation, bind the rootfs onto itself, and make every mount in it.
 
     `idmapped`: mounts[] index -> a detached id-mapped mount to attach there.
+    Returns the ids of the mounts that are the container's own: the rootfs
+    and each fresh tmpfs. Only there may the runtime create, replace or
+    remove files (devices.py): anything else (a bind mount, a devtmpfs,
+    proc) shares its files with the host.
     """
     prop = spec.linux.rootfs_propagation
     # Nothing we mount may propagate back to the host: private (or slave, when
@@ -139,13 +143,19 @@ def prepare(
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     idmapped = idmapped or {}
     try:
+        owned = {mount_id(root_fd)}
         for i, mnt in enumerate(spec.mounts):
             with _naming(f"mounts[{i}] {mnt.destination}"):
                 mount_one(root_fd, mnt, bundle, cgroup, userns, idmapped.get(i))
+            if mnt.type == "tmpfs" and not parse_options(mnt.options).is_bind:
+                fd = open_in_root(root_fd, mnt.destination)
+                owned.add(mount_id(fd))
+                os.close(fd)
     finally:
         os.close(root_fd)
         for fd in idmapped.values():
             os.close(fd)
+    return frozenset(owned)
 
 
 def _text(e: OSError) -> str:

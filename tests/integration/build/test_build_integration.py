@@ -232,7 +232,7 @@ def test_flags_onbuild_and_healthcheck(portique: Portique, tmp_path: Path) -> No
     )
     iid = tmp_path / "iid"
     portique(
-        "build", "-f", "Other.dockerfile", "-t", "flags:1", "-t", "flags:latest",
+        "build", "-f", str(ctx / "Other.dockerfile"), "-t", "flags:1", "-t", "flags:latest",
         "--label", "team=core", "--build-arg", "FLAVOUR=spicy", "--iidfile", str(iid), str(ctx),
     )  # fmt: skip
     info = _inspect(portique, "flags:1")

@@ -263,7 +263,7 @@ def test_load_refuses_a_tampered_archive(portique: Run, tmp_path: Path) -> None:
     with tarfile.open(archive, "w") as t:
         t.add(layout, arcname=".")
     proc = portique("load", "-i", str(archive), check=False)
-    assert proc.returncode == 125
+    assert proc.returncode == 1  # docker load's status
     assert proc.stderr.count("\n") == 1
     assert img.layers[0].digest in proc.stderr
     assert portique("images", "-q", "-a").stdout == ""

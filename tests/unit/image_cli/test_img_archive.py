@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -425,3 +426,43 @@ def test_inflater_handles_concatenated_frames_split_across_chunks() -> None:
 def test_inflater_reports_corruption() -> None:
     with pytest.raises(archive.InvalidArchive, match="corrupt gzip data"):
         list(archive._Inflater("gzip").feed(b"\x1f\x8b\x08\x00garbage-garbage-garbage"))
+
+
+def _rewrite_member(data: bytes, name: str, content: bytes) -> bytes:
+    members = []
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        for m in t.getmembers():
+            f = t.extractfile(m)
+            members.append((m.name, content if m.name == name else (f.read() if f else b"")))
+    return outer_tar(members)
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [
+        ([], "invalid manifest, layers length mismatch: expected 1, got 0"),
+        (["x/layer.tar", "y/layer.tar"], "layers length mismatch: expected 1, got 2"),
+        (["blobs/sha256/" + "0" * 64], "layer 0 is 'blobs/sha256/0000"),
+    ],
+)
+def test_docker_archive_layers_must_match_the_config(
+    images: FakeImages, tmp_path: Path, layers: list[str], message: str
+) -> None:
+    """A docker-archive with an OCI layout inside (as `docker save` writes
+    since Docker 25): Docker reads only manifest.json, so an entry whose
+    Layers do not match the config's diff_ids must not load from index.json
+    either (issue 9, item 7)."""
+    data, _config, _blob = docker_archive()
+    archive.load(images, io.BytesIO(data))  # type: ignore[arg-type]
+    out = io.BytesIO()
+    archive.save(images, ["busybox:latest"], out, format="docker-archive")  # type: ignore[arg-type]
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as t:
+        manifest = json.load(t.extractfile("manifest.json"))  # type: ignore[arg-type]
+    manifest[0]["Layers"] = layers
+    hostile = _rewrite_member(out.getvalue(), "manifest.json", json.dumps(manifest).encode())
+    other = FakeImages(tmp_path / "other")
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        archive.load(other, io.BytesIO(hostile))  # type: ignore[arg-type]
+    assert other.records == {}
+    # The same archive, untouched, loads.
+    assert archive.load(other, io.BytesIO(out.getvalue()))  # type: ignore[arg-type]

@@ -222,7 +222,7 @@ def parse_token_response(body: bytes, host: str) -> _Token:
         raise RegistryError(f"{host}: token response too large")
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise RegistryError(f"{host}: token response is not JSON") from None
     if not isinstance(doc, dict):
         raise RegistryError(f"{host}: token response is not an object")

@@ -465,7 +465,10 @@ class RegistryClient:
         )
         if resp.status != 200:
             raise self._fail(resp, f"tags of {ref.familiar_name()}")
-        doc = json.loads(_read_limited(resp, 16 << 20, "tag list"))
+        try:
+            doc = json.loads(_read_limited(resp, 16 << 20, "tag list"))
+        except (ValueError, RecursionError):
+            raise RegistryError(f"{ref.domain}: the tag list is not JSON") from None
         tags = doc.get("tags") if isinstance(doc, dict) else None
         return [t for t in tags or [] if isinstance(t, str)]
 

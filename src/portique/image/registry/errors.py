@@ -50,7 +50,7 @@ def describe(status: int, body: bytes) -> tuple[str | None, str]:
             return code, text or message or f"status {status}"
         if isinstance(doc, dict) and isinstance(doc.get("details"), str):
             return None, doc["details"]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         pass
     if status == 401 and not body.strip():
         return "UNAUTHORIZED", "unauthorized: authentication required"

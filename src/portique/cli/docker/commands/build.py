@@ -73,9 +73,17 @@ def run(args: argparse.Namespace) -> int:
             context = tmp
         else:
             context = Path(args.context)
+        dockerfile = dockerfile_path(args.file, args.context, context)
+        if dockerfile is not None and not dockerfile.is_file():
+            # Docker's wording and status (1) for a Dockerfile it cannot find.
+            sys.stderr.write(
+                f"portique: unable to prepare context: cannot read Dockerfile {dockerfile}:"
+                " no such file\n"
+            )
+            return 1
         opts = BuildOptions(
             context=context,
-            dockerfile=Path(args.file) if args.file else None,
+            dockerfile=dockerfile,
             tags=tags,
             target=args.target,
             build_args=_pairs(args.build_arg, "--build-arg"),
@@ -103,6 +111,19 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet:
         print(record.id)
     return 0
+
+
+def dockerfile_path(file: str | None, context_arg: str, context: Path) -> Path | None:
+    """The Dockerfile `-f` names, as Docker resolves it: a relative path from
+    the current directory (it may lie outside the context), except with a
+    context from stdin, where it names a file of that context; None: the
+    context's Dockerfile (or Containerfile), chosen by the builder."""
+    if not file:
+        return None
+    path = Path(file)
+    if path.is_absolute():
+        return path
+    return context / path if context_arg == "-" else Path.cwd() / path
 
 
 def _extract_stdin(dest: Path) -> None:

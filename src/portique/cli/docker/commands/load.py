@@ -39,6 +39,16 @@ def _progress(quiet: bool) -> Callable[[str, int, int], None] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from portique.errors import PortiqueError
+
+    try:
+        return _load(args)
+    except PortiqueError as exc:
+        sys.stderr.write(f"portique: {exc}\n")
+        return 1  # `docker load` fails with status 1, whatever the daemon said
+
+
+def _load(args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.image import open_images
     from portique.engine.recovery import recover
     from portique.errors import InvalidArgument, NotFound

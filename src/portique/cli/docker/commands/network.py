@@ -123,6 +123,13 @@ def _create(args: argparse.Namespace) -> int:
         raise InvalidArgument("IPv6 networks are not supported")
     if len(args.subnet) > 1 or len(args.gateway) > 1:
         raise InvalidArgument("only one --subnet and one --gateway per network are supported")
+    from portique.network.networks import check_name
+
+    try:
+        check_name(args.name)
+    except InvalidArgument as exc:
+        sys.stderr.write(f"portique: {exc}\n")
+        return 1  # Docker's status for a refused `network create`
     rec = _networks().create(
         args.name,
         subnet=args.subnet[0] if args.subnet else None,

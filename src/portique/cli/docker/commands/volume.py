@@ -63,14 +63,18 @@ def run(args: argparse.Namespace) -> int:
     cmd = args.volume_command
     if cmd == "create":
         options = dict(o.partition("=")[::2] for o in args.opt)
-        with db.transaction(conn):
-            vol, _ = volumes.create_volume(
-                conn,
-                args.name,
-                labels=opt.parse_labels(args.label),
-                driver=args.driver,
-                options=options,
-            )
+        try:
+            with db.transaction(conn):
+                vol, _ = volumes.create_volume(
+                    conn,
+                    args.name,
+                    labels=opt.parse_labels(args.label),
+                    driver=args.driver,
+                    options=options,
+                )
+        except PortiqueError as exc:
+            sys.stderr.write(f"portique: {exc}\n")
+            return 1  # Docker's status for a refused `volume create`
         print(vol.name)
         return 0
     if cmd in ("ls", "list"):

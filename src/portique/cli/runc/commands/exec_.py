@@ -68,7 +68,7 @@ def _read_json(path: str) -> Any:
         raise InvalidArgument(f"process file {path} is larger than {_MAX_PROCESS_JSON} bytes")
     try:
         return json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"process file {path} is not valid JSON: {exc}") from None
 
 

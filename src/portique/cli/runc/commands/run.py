@@ -29,7 +29,7 @@ def wants_terminal(bundle: Path) -> bool:
         with open(bundle / "config.json", "rb") as f:
             spec = json.load(f)
         return bool(spec["process"]["terminal"]) is True
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return False
 
 

@@ -77,7 +77,7 @@ def resources_object(args: argparse.Namespace) -> dict[str, Any]:
             raise InvalidArgument("resources JSON is too large")
         try:
             loaded = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidArgument(f"resources are not valid JSON: {exc}") from None
         if not isinstance(loaded, dict):
             raise InvalidArgument("resources must be a JSON object")
