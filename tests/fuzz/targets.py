@@ -189,9 +189,10 @@ def dockerfile(data: bytes) -> None:
     """parse, the stage plan, and the word-level helpers the builder applies to
     each instruction (split, key=value, ARG, substitution): only
     InvalidArgument (DockerfileError is one)."""
-    from portique.build.dockerfile import expand, parse, parse_key_values, split_words
+    from portique.build.dockerfile import expand, parse, parse_key_values
     from portique.build.stages import parse_arg, plan
     from portique.errors import InvalidArgument
+    from portique.words import split_words
 
     text = data.decode("utf-8", "surrogateescape")
     with bounded(len(data)):

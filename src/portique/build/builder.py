@@ -44,10 +44,10 @@ from portique.build.dockerfile import (
     expand,
     parse,
     parse_key_values,
-    split_words,
 )
 from portique.build.stages import Plan, Stage, parse_arg, plan, stage_names, stage_ref
 from portique.errors import InvalidArgument, PortiqueError
+from portique.words import split_words
 
 if TYPE_CHECKING:
     from portique.image.images import ImageRecord, Images

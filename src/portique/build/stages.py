@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from portique.build.dockerfile import Dockerfile, DockerfileError, Instruction, expand, split_words
+from portique.build.dockerfile import Dockerfile, DockerfileError, Instruction, expand
 from portique.errors import InvalidArgument
+from portique.words import split_words
 
 
 @dataclass(frozen=True, slots=True)
