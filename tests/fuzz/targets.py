@@ -71,7 +71,7 @@ def bounded(size: int) -> Iterator[None]:
             tracemalloc.stop()
 
 
-# ---------------------------------------------------------------- tar (image/unpack.py)
+# ------------------------------------------- tar (image/tarreader.py, image/unpack.py)
 
 SENTINEL = b"outside the layer\n"
 
@@ -104,7 +104,8 @@ def _remove(path: str) -> None:
 
 def tar_layer(data: bytes) -> None:
     """unpack() into <sandbox>/root beside <sandbox>/outside (reachable as
-    ../outside, the way an escape would name it): only InvalidLayer, and
+    ../outside, the way an escape would name it): the tar reader's entries
+    (image/tarreader.py) as unpack creates them; only InvalidLayer, and
     nothing outside root created, changed or linked to."""
     from portique.image.unpack import InvalidLayer, unpack
 
@@ -187,11 +188,13 @@ def image_config(data: bytes) -> None:
 
 def dockerfile(data: bytes) -> None:
     """parse, the stage plan, and the word-level helpers the builder applies to
-    each instruction (split, key=value, ARG, substitution): only
-    InvalidArgument (DockerfileError is one)."""
+    each instruction (split, key=value, ARG, substitution), and each
+    instruction as an `import --change`: only InvalidArgument (DockerfileError
+    is one)."""
     from portique.build.dockerfile import expand, parse, parse_key_values
     from portique.build.stages import parse_arg, plan
     from portique.errors import InvalidArgument
+    from portique.image.importer import parse_changes
     from portique.words import split_words
 
     text = data.decode("utf-8", "surrogateescape")
@@ -209,6 +212,7 @@ def dockerfile(data: bytes) -> None:
                 lambda i=instr, w=where: parse_key_values(i.rest, i.cmd, where=w),
                 lambda i=instr: parse_arg(i, df.filename),
                 lambda i=instr: [expand(h.content, env) for h in i.heredocs if h.expand],
+                lambda i=instr: parse_changes([i.original]),
             ):
                 with contextlib.suppress(InvalidArgument):
                     call()

@@ -1,10 +1,14 @@
-"""portique/words.py: the one reading of words and KEY=VALUE pairs."""
+"""portique/words.py: the one reading of words and KEY=VALUE pairs, shared by the
+Dockerfile builder and `import --change`."""
 
 from __future__ import annotations
 
 import pytest
 
+from portique.build.dockerfile import DockerfileError
+from portique.build.dockerfile import parse_key_values as dockerfile_pairs
 from portique.errors import InvalidArgument
+from portique.image.importer import parse_changes
 from portique.words import parse_key_values, set_env, split_words
 
 
@@ -55,6 +59,18 @@ def test_errors_start_with_where(text: str, cmd: str, message: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         parse_key_values(text, cmd, where="w")
     assert info.value.message.startswith(message)
+
+
+def test_both_callers_read_the_same_pairs() -> None:
+    text = 'A=1 "B C"="d e" F'
+    with pytest.raises(DockerfileError, match="Dockerfile:3: ENV names must be key=value"):
+        dockerfile_pairs(text, "ENV", where="Dockerfile:3")
+    with pytest.raises(InvalidArgument, match=r"invalid change .*: ENV names must be key=value"):
+        parse_changes([f"ENV {text}"])
+    good = 'A=1 "B C"="d e"'
+    assert parse_changes([f"LABEL {good}"])["Labels"] == dict(
+        dockerfile_pairs(good, "LABEL", where="Dockerfile:3")
+    )
 
 
 def test_set_env_keeps_places() -> None:

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.image import open_images
     from portique.errors import InvalidArgument
     from portique.fileio import atomic_file
-    from portique.image.archive import save
+    from portique.image.save import save
 
     imgs = open_images()
     if not args.output:
