@@ -25,7 +25,9 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parents[1] / "src")]
 with atheris.instrument_imports(include=["portique"]):
     # The targets import lazily: import here what they use, so it is instrumented.
     import portique.build.dockerfile
+    import portique.build.metadata
     import portique.build.stages
+    import portique.duration
     import portique.image.compression
     import portique.image.importer
     import portique.image.tarreader
