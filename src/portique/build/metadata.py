@@ -162,7 +162,7 @@ def healthcheck(instr: Instruction, where: str) -> dict[str, Any]:
             hc[key] = _duration_ns(v, where)
     retries = instr.flag("retries")
     if retries is not None:
-        if not retries.isdigit():
+        if not (retries.isascii() and retries.isdigit()):
             raise DockerfileError(f"{where}: HEALTHCHECK --retries must be a number")
         hc["Retries"] = int(retries)
     body = rest.strip()

@@ -126,7 +126,7 @@ def stage_ref(name: str, names: Mapping[str, int], *, before: int) -> int | None
     key = name.lower()
     if key in names and names[key] < before:
         return names[key]
-    if key.isdigit() and int(key) < before:
+    if key.isascii() and key.isdigit() and int(key) < before:
         return int(key)
     return None
 

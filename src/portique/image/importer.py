@@ -149,7 +149,7 @@ def parse_changes(changes: Sequence[str], base: Mapping[str, Any] | None = None)
             ports = dict(config.get("ExposedPorts") or {})
             for port in _words(rest, where):
                 number, _, proto = port.partition("/")
-                if not number.isdigit() or not 0 < int(number) < 65536:
+                if not (number.isascii() and number.isdigit()) or not 0 < int(number) < 65536:
                     raise InvalidArgument(f"{where}: bad port {port!r}")
                 if proto.lower() not in ("", "tcp", "udp", "sctp"):
                     raise InvalidArgument(f"{where}: bad protocol {proto!r}")

@@ -59,6 +59,7 @@ def test_healthcheck_durations_are_go_durations(flags: str, expected: dict[str, 
         ("--interval=5", "Dockerfile:2: invalid duration '5': missing unit"),
         ("--timeout=-1s", "Dockerfile:2: invalid duration '-1s': it is negative"),
         ("--timeout=1.5.3s", "Dockerfile:2: invalid duration '1.5.3s'"),
+        ("--retries=\u00b2", "Dockerfile:2: HEALTHCHECK --retries must be a number"),
     ],
 )
 def test_healthcheck_refusals(flags: str, message: str) -> None:

@@ -61,6 +61,7 @@ def test_base_is_not_modified() -> None:
         ("RUN echo hi", "RUN is not one of"),
         ("FROM busybox", "FROM is not one of"),
         ("EXPOSE 99999", "bad port"),
+        ("EXPOSE \u00b2", "bad port"),  # a digit to str.isdigit(), not to int()
         ("EXPOSE 80/icmp", "bad protocol"),
         ("LABEL novalue", "LABEL needs key=value pairs"),
         ("USER", "needs an argument"),
