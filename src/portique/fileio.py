@@ -24,27 +24,37 @@ _FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLO
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path, mode: int = 0o644, *, fsync: bool = True) -> Iterator[BinaryIO]:
-    """A file to write `path`'s new content to: renamed over `path` when the
-    block ends, removed if it raises. `mode` is subject to the umask."""
+def _replacing(path: Path, mode: int, fsync: bool) -> Iterator[int]:
+    """The fd of the temp file; renamed over `path` when the block ends, removed if it raises."""
     tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
     fd = os.open(tmp, _FLAGS, mode)
     try:
-        with open(fd, "wb") as f:
-            yield f
-            f.flush()
+        try:
+            yield fd
             if fsync:
                 os.fsync(fd)
+        finally:
+            os.close(fd)
         os.rename(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: int = 0o644, *, fsync: bool = True) -> Iterator[BinaryIO]:
+    """A file to write `path`'s new content to: renamed over `path` when the
+    block ends, removed if it raises. `mode` is subject to the umask."""
+    with _replacing(path, mode, fsync) as fd, open(fd, "wb", closefd=False) as f:
+        yield f
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, fsync: bool = True) -> None:
     """Replace `path` with `data`."""
-    with atomic_file(path, mode, fsync=fsync) as f:
-        f.write(data)
+    with _replacing(path, mode, fsync) as fd:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def atomic_write_json(path: Path, obj: Any, mode: int = 0o644, *, fsync: bool = True) -> None:

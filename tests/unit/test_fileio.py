@@ -19,6 +19,17 @@ def test_replaces_the_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
     assert target.stat().st_mode & 0o777 == 0o600 & ~_umask()
 
 
+def test_a_stream_is_flushed_before_the_rename(tmp_path: Path) -> None:
+    target = tmp_path / "archive.tar"
+    data = bytes(range(256)) * 4096  # more than the file object's buffer
+    with atomic_file(target, 0o666, fsync=True) as f:
+        for i in range(0, len(data), 1000):
+            f.write(data[i : i + 1000])
+        assert not target.exists()
+    assert target.read_bytes() == data
+    assert os.listdir(tmp_path) == ["archive.tar"]
+
+
 def test_a_failure_keeps_the_old_content(tmp_path: Path) -> None:
     target = tmp_path / "archive.tar"
     target.write_bytes(b"old")
