@@ -25,12 +25,18 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parents[1] / "src")]
 with atheris.instrument_imports(include=["portique"]):
     # The targets import lazily: import here what they use, so it is instrumented.
     import portique.build.dockerfile
+    import portique.build.metadata
     import portique.build.stages
+    import portique.duration
+    import portique.image.compression
+    import portique.image.importer
+    import portique.image.tarreader
     import portique.image.unpack
     import portique.network.dns
     import portique.network.dnsserver
     import portique.oci.image
-    import portique.oci.runtime  # noqa: F401  (with oci.resources and oci.seccomp)
+    import portique.oci.runtime  # (with oci.resources and oci.seccomp)
+    import portique.words  # noqa: F401
     from fuzz import targets
 
 # libFuzzer bounds memory (-rss_limit_mb) and time (-timeout) itself.

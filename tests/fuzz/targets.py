@@ -28,7 +28,10 @@ import tempfile
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portique.build.dockerfile import Instruction
 
 MEMORY_BASE = 96 << 20  # bytes a parse may use whatever its input
 MEMORY_PER_INPUT_BYTE = 200
@@ -71,7 +74,7 @@ def bounded(size: int) -> Iterator[None]:
             tracemalloc.stop()
 
 
-# ---------------------------------------------------------------- tar (image/unpack.py)
+# ------------------------------------------- tar (image/tarreader.py, image/unpack.py)
 
 SENTINEL = b"outside the layer\n"
 
@@ -104,7 +107,8 @@ def _remove(path: str) -> None:
 
 def tar_layer(data: bytes) -> None:
     """unpack() into <sandbox>/root beside <sandbox>/outside (reachable as
-    ../outside, the way an escape would name it): only InvalidLayer, and
+    ../outside, the way an escape would name it): the tar reader's entries
+    (image/tarreader.py) as unpack creates them; only InvalidLayer, and
     nothing outside root created, changed or linked to."""
     from portique.image.unpack import InvalidLayer, unpack
 
@@ -186,12 +190,20 @@ def image_config(data: bytes) -> None:
 
 
 def dockerfile(data: bytes) -> None:
-    """parse, the stage plan, and the word-level helpers the builder applies to
-    each instruction (split, key=value, ARG, substitution): only
+    """parse, the stage plan, and what the builder applies to each instruction
+    (split, key=value, ARG, substitution, the config changes of
+    build/metadata.py), and each instruction as an `import --change`: only
     InvalidArgument (DockerfileError is one)."""
-    from portique.build.dockerfile import expand, parse, parse_key_values, split_words
+    from portique.build import metadata
+    from portique.build.dockerfile import expand, parse, parse_key_values
     from portique.build.stages import parse_arg, plan
     from portique.errors import InvalidArgument
+    from portique.image.importer import parse_changes
+    from portique.words import split_words
+
+    def apply(instr: Instruction, where: str) -> None:
+        state = metadata.StageState(metadata.scratch_config(), [], "", {})
+        metadata.apply(instr, state, state.scope(), where, df.escape)
 
     text = data.decode("utf-8", "surrogateescape")
     with bounded(len(data)):
@@ -208,6 +220,8 @@ def dockerfile(data: bytes) -> None:
                 lambda i=instr, w=where: parse_key_values(i.rest, i.cmd, where=w),
                 lambda i=instr: parse_arg(i, df.filename),
                 lambda i=instr: [expand(h.content, env) for h in i.heredocs if h.expand],
+                lambda i=instr, w=where: apply(i, w),
+                lambda i=instr: parse_changes([i.original]),
             ):
                 with contextlib.suppress(InvalidArgument):
                     call()

@@ -43,7 +43,7 @@ def test_registry_bodies() -> None:
 
 
 def test_archive_manifest_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from portique.image import archive
+    from portique.image.load import load
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as t:
@@ -58,7 +58,7 @@ def test_archive_manifest_json(tmp_path) -> None:  # type: ignore[no-untyped-def
         store = ContentStore(tmp_path)
 
     with pytest.raises(InvalidArgument, match=r"'manifest.json' is not valid JSON"):
-        archive.load(NoImages(), io.BytesIO(buf.getvalue()))  # type: ignore[arg-type]
+        load(NoImages(), io.BytesIO(buf.getvalue()))  # type: ignore[arg-type]
 
 
 def test_runtime_cli_run(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -11,24 +11,18 @@ and applies its instructions in order:
   directory into a layer (`Images.layer_from_dir`);
 - COPY/ADD mount the same overlay and copy into it, no container needed.
 
-Cache: every step has a key, sha256 over the parent step's key, the
-instruction after variable expansion, the build args in scope, and for
-COPY/ADD the content checksum of the sources. The cache maps a key to the
-complete result of that step (image config and layer list), so a fully cached
-rebuild runs nothing, writes no layer, and yields the very same image ID.
-Cache rows live in the engine database (component "build"); a row whose
-layer blobs are gone is ignored.
+The image config and history are assembled by build/metadata.py, the cache
+(a step key -> the complete result of the step, so that a fully cached
+rebuild runs nothing and yields the same image ID) is build/cache.py.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import shutil
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -36,34 +30,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from portique import db, faults, journal
+from portique.build import metadata
+from portique.build.cache import BuildCache, step_key
 from portique.build.context import BuildContext
-from portique.build.dockerfile import (
-    Dockerfile,
-    DockerfileError,
-    Instruction,
-    expand,
-    parse,
-    parse_key_values,
-    split_words,
-)
+from portique.build.dockerfile import Dockerfile, Instruction, expand, parse
+from portique.build.metadata import DEFAULT_PATH, StageState
 from portique.build.stages import Plan, Stage, parse_arg, plan, stage_names, stage_ref
 from portique.errors import InvalidArgument, PortiqueError
+from portique.words import split_words
 
 if TYPE_CHECKING:
     from portique.image.images import ImageRecord, Images
 
-MIGRATIONS = [
-    """
-    CREATE TABLE build_cache (
-        key TEXT PRIMARY KEY,
-        config TEXT NOT NULL,   -- the image config JSON after the step
-        layers TEXT NOT NULL,   -- JSON list of OCI layer descriptors
-        created REAL NOT NULL
-    );
-    """
-]
-DEFAULT_SHELL = ("/bin/sh", "-c")
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Build args Docker accepts without an ARG declaration.
 PREDEFINED_ARGS = frozenset(
     {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
@@ -94,48 +72,13 @@ class BuildOptions:
     platform: str | None = None
 
 
-@dataclass(slots=True)
-class StageState:
-    config: dict[str, Any]  # the whole OCI image config document
-    layers: list[dict[str, Any]]  # OCI descriptors, bottom first
-    key: str  # cache key of the last step
-    args: dict[str, str]  # ARGs in scope with their values
-    shell: tuple[str, ...] = DEFAULT_SHELL
-    cmd_set: bool = False  # a CMD was given in this stage (ENTRYPOINT then keeps it)
-
-    @property
-    def cfg(self) -> dict[str, Any]:
-        c: dict[str, Any] = self.config.setdefault("config", {})
-        return c
-
-    def env(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for item in self.cfg.get("Env") or []:
-            k, _, v = item.partition("=")
-            out[k] = v
-        return out
-
-    def scope(self) -> dict[str, str]:
-        """Variables for substitution: ARGs, overridden by ENV (Docker's order)."""
-        return {**self.args, **self.env()}
-
-
-def _sha(*parts: object) -> str:
-    return "sha256:" + hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def _now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
-
-
 class Builder:
     def __init__(self, images: Images, out: TextIO | None = None) -> None:
         self.images = images
         self.root = images.root
         self.out = out if out is not None else sys.stdout
         self.conn = db.connect(self.root)
-        db.migrate(self.conn, "build", MIGRATIONS)
+        self.cache = BuildCache(self.conn, images.store)
         journal.ensure(self.conn)
         self._op: journal.Operation | None = None
         self.step = 0
@@ -232,25 +175,11 @@ class Builder:
             base = self.states[ref]
             return StageState(copy.deepcopy(base.config), list(base.layers), base.key, {})
         if stage.base == "scratch":
-            config = {
-                "architecture": "amd64",
-                "os": "linux",
-                "config": {"Env": [f"PATH={DEFAULT_PATH}"]},
-                "rootfs": {"type": "layers", "diff_ids": []},
-                "history": [],
-            }
-            return StageState(config, [], _sha("scratch"), {})
+            return StageState(metadata.scratch_config(), [], step_key("scratch"), {})
         image = self._base_image(stage.base, pull=self.opts.pull, platform=self.opts.platform)
-        config = json.loads(self.images.store.read_bytes(image.id))
-        cfg = config.setdefault("config", {}) or {}
-        config["config"] = cfg
-        env = cfg.get("Env") or []
-        if not any(e.startswith("PATH=") for e in env):
-            # A base without PATH gets the default one, as BuildKit and buildah do.
-            cfg["Env"] = [f"PATH={DEFAULT_PATH}", *env]
-        config.setdefault("history", [])
+        config = metadata.base_config(json.loads(self.images.store.read_bytes(image.id)))
         manifest = json.loads(self.images.store.read_bytes(image.manifest_digest))
-        return StageState(config, list(manifest["layers"]), _sha("image", image.id), {})
+        return StageState(config, list(manifest["layers"]), step_key("image", image.id), {})
 
     def _base_image(self, name: str, *, pull: bool, platform: str | None) -> ImageRecord:
         from portique.errors import NotFound
@@ -306,7 +235,7 @@ class Builder:
                 else:
                     continue
                 state.args[name] = value
-            state.key = _sha(state.key, "ARG", sorted(state.args.items()))
+            state.key = step_key(state.key, "ARG", sorted(state.args.items()))
             return state
         scope = state.scope()
         if instr.cmd in ("RUN", "COPY", "ADD"):
@@ -316,10 +245,10 @@ class Builder:
                 sources, extra = self._copy_sources(instr, state, stage, scope)
             text = instr.original if instr.cmd == "RUN" else expand(instr.original, scope)
             heredocs = [h.content for h in instr.heredocs]
-            key = _sha(
+            key = step_key(
                 state.key, text, heredocs, sorted(state.args.items()), extra, self.opts.network
             )
-            cached = None if self.opts.no_cache else self._cache_get(key)
+            cached = None if self.opts.no_cache else self.cache.get(key)
             if cached is not None:
                 self.say(" ---> Using cache")
                 state.config, state.layers = cached
@@ -331,97 +260,21 @@ class Builder:
             else:
                 self._copy(instr, state, sources, where)
             state.key = key
-            self._cache_put(key, state)
+            self.cache.put(key, state.config, state.layers)
             self.say(f" ---> {_short(state)}")
             return state
-        self._metadata(instr, state, scope, where)
-        state.key = _sha(state.key, instr.cmd, json.dumps(state.cfg, sort_keys=True))
-        self._add_history(state, instr, empty=True)
+        metadata.apply(instr, state, scope, where, self.df.escape)
+        state.key = step_key(state.key, instr.cmd, json.dumps(state.cfg, sort_keys=True))
+        metadata.add_history(state, instr, empty=True)
         # Metadata steps are cached too so that the config (and its created
         # time) of a fully cached build is identical, hence the same image ID.
-        cached = None if self.opts.no_cache else self._cache_get(state.key)
+        cached = None if self.opts.no_cache else self.cache.get(state.key)
         if cached is not None:
             state.config, state.layers = cached
         else:
-            self._cache_put(state.key, state)
+            self.cache.put(state.key, state.config, state.layers)
         self.say(f" ---> {_short(state)}")
         return state
-
-    def _metadata(
-        self,
-        instr: Instruction,
-        state: StageState,
-        scope: dict[str, str],
-        where: str,
-    ) -> None:
-        cfg = state.cfg
-        cmd = instr.cmd
-        if cmd == "ENV":
-            env = state.env()
-            for k, v in parse_key_values(
-                expand(instr.rest, scope, escape=self.df.escape), cmd, where=where
-            ):
-                env[k] = v
-            cfg["Env"] = [f"{k}={v}" for k, v in env.items()]
-        elif cmd == "LABEL":
-            labels = dict(cfg.get("Labels") or {})
-            labels.update(
-                parse_key_values(expand(instr.rest, scope, escape=self.df.escape), cmd, where=where)
-            )
-            cfg["Labels"] = labels
-        elif cmd == "MAINTAINER":
-            state.config["author"] = instr.rest
-        elif cmd in ("CMD", "ENTRYPOINT"):
-            argv = (
-                list(instr.exec_form) if instr.exec_form is not None else [*state.shell, instr.rest]
-            )
-            cfg["Cmd" if cmd == "CMD" else "Entrypoint"] = argv
-            if cmd == "CMD":
-                state.cmd_set = True
-            elif not state.cmd_set:
-                # An ENTRYPOINT resets a CMD inherited from the base, as Docker does.
-                cfg["Cmd"] = None
-        elif cmd == "WORKDIR":
-            path = expand(instr.rest, scope, escape=self.df.escape)
-            if not path.startswith("/"):
-                path = os.path.join(cfg.get("WorkingDir") or "/", path)
-            cfg["WorkingDir"] = os.path.normpath(path)
-        elif cmd == "USER":
-            cfg["User"] = expand(instr.rest, scope, escape=self.df.escape)
-        elif cmd == "EXPOSE":
-            ports = dict(cfg.get("ExposedPorts") or {})
-            for word in split_words(expand(instr.rest, scope, escape=self.df.escape)):
-                port, _, proto = word.partition("/")
-                if not port.replace("-", "").isdigit():
-                    raise DockerfileError(f"{where}: invalid port {word!r}")
-                ports[f"{port}/{(proto or 'tcp').lower()}"] = {}
-            cfg["ExposedPorts"] = ports
-        elif cmd == "VOLUME":
-            vols = dict(cfg.get("Volumes") or {})
-            names = (
-                instr.exec_form
-                if instr.exec_form is not None
-                else split_words(expand(instr.rest, scope))
-            )
-            for v in names:
-                if not v:
-                    raise DockerfileError(f"{where}: VOLUME specified can not be an empty string")
-                vols[v] = {}
-            cfg["Volumes"] = vols
-        elif cmd == "STOPSIGNAL":
-            cfg["StopSignal"] = expand(instr.rest, scope, escape=self.df.escape)
-        elif cmd == "SHELL":
-            assert instr.exec_form is not None
-            if not instr.exec_form:
-                raise DockerfileError(f"{where}: SHELL requires at least one argument")
-            state.shell = instr.exec_form
-            cfg["Shell"] = list(instr.exec_form)
-        elif cmd == "ONBUILD":
-            cfg["OnBuild"] = [*(cfg.get("OnBuild") or []), instr.rest]
-        elif cmd == "HEALTHCHECK":
-            cfg["Healthcheck"] = _healthcheck(instr, state.shell, where)
-        else:  # pragma: no cover - the parser knows every instruction
-            raise DockerfileError(f"{where}: unsupported instruction {cmd}")
 
     # -- RUN ------------------------------------------------------------------
 
@@ -630,65 +483,11 @@ class Builder:
         if self._op is not None:
             self._op.add({"type": "blob", "digest": desc.digest})
         faults.point("build.layer-stored")
-        state.layers.append(desc.to_json())
-        rootfs = state.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
-        rootfs.setdefault("diff_ids", []).append(diff_id)
-        self._add_history(state, instr, empty=False)
-
-    def _add_history(self, state: StageState, instr: Instruction, *, empty: bool) -> None:
-        now = _now()
-        state.config["created"] = now
-        entry: dict[str, Any] = {
-            "created": now,
-            "created_by": _created_by(instr),
-            "comment": "buildkit.dockerfile.v0",
-        }
-        if empty:
-            entry["empty_layer"] = True
-        state.config.setdefault("history", []).append(entry)
-
-    def _cache_get(self, key: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        row = self.conn.execute(
-            "SELECT config, layers FROM build_cache WHERE key = ?", (key,)
-        ).fetchone()
-        if row is None:
-            return None
-        layers = json.loads(row["layers"])
-        if not all(self.images.store.has(d["digest"]) for d in layers):
-            return None
-        return json.loads(row["config"]), layers
-
-    def _cache_put(self, key: str, state: StageState) -> None:
-        with db.transaction(self.conn):
-            self.conn.execute(
-                "INSERT OR REPLACE INTO build_cache(key, config, layers, created) VALUES (?, ?, ?, ?)",
-                (
-                    key,
-                    json.dumps(state.config),
-                    json.dumps(state.layers),
-                    time.time(),
-                ),
-            )
+        metadata.add_layer(state, desc, diff_id, instr)
 
     def _commit(self, state: StageState, tags: list[str]) -> ImageRecord:
-        from portique.oci.image import MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_OCI_MANIFEST
-
-        config = copy.deepcopy(state.config)
-        config.setdefault("architecture", "amd64")
-        config.setdefault("os", "linux")
-        config_bytes = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
-        config_digest = self.images.store.write_bytes(config_bytes)
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": MEDIA_TYPE_OCI_MANIFEST,
-            "config": {
-                "mediaType": MEDIA_TYPE_OCI_CONFIG,
-                "digest": config_digest,
-                "size": len(config_bytes),
-            },
-            "layers": state.layers,
-        }
-        manifest_bytes = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()
+        config_bytes, manifest_bytes = metadata.documents(state)
+        self.images.store.write_bytes(config_bytes)
         manifest_digest = self.images.store.write_bytes(manifest_bytes)
         faults.point("build.before-register")
         return self.images.register(manifest_bytes, manifest_digest, config_bytes, tags=tags)
@@ -704,13 +503,7 @@ class Builder:
 
 
 def _short(state: StageState) -> str:
-    return _sha(state.key)[7:19]
-
-
-def _created_by(instr: Instruction) -> str:
-    if instr.cmd == "RUN":
-        return f"RUN {instr.rest}"
-    return f"{instr.cmd} {instr.rest}"
+    return step_key(state.key)[7:19]
 
 
 def _resolve_user(user: str, rootfs: Path) -> dict[str, Any]:
@@ -720,65 +513,3 @@ def _resolve_user(user: str, rootfs: Path) -> dict[str, Any]:
 
     owner = resolve_owner(user, rootfs)
     return {"uid": owner.uid, "gid": owner.gid}
-
-
-def _healthcheck(instr: Instruction, shell: tuple[str, ...], where: str) -> dict[str, Any]:
-    words = instr.rest.split(None, 1)
-    if words[0].upper() == "NONE":
-        return {"Test": ["NONE"]}
-    rest = words[1] if len(words) > 1 else ""
-    hc: dict[str, Any] = {}
-    for name, key in (
-        ("interval", "Interval"),
-        ("timeout", "Timeout"),
-        ("start-period", "StartPeriod"),
-        ("start-interval", "StartInterval"),
-    ):
-        v = instr.flag(name)
-        if v is not None:
-            hc[key] = _duration_ns(v, where)
-    retries = instr.flag("retries")
-    if retries is not None:
-        if not retries.isdigit():
-            raise DockerfileError(f"{where}: HEALTHCHECK --retries must be a number")
-        hc["Retries"] = int(retries)
-    body = rest.strip()
-    if body.startswith("["):
-        try:
-            argv = json.loads(body)
-        except ValueError:
-            argv = None
-        if isinstance(argv, list):
-            hc["Test"] = ["CMD", *argv]
-            return hc
-    hc["Test"] = ["CMD-SHELL", body]
-    return hc
-
-
-def _duration_ns(text: str, where: str) -> int:
-    units = {
-        "ns": 1,
-        "us": 1_000,
-        "ms": 1_000_000,
-        "s": 1_000_000_000,
-        "m": 60_000_000_000,
-        "h": 3_600_000_000_000,
-    }
-    total = 0
-    num = ""
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c.isdigit() or c == ".":
-            num += c
-            i += 1
-            continue
-        unit = text[i : i + 2] if text[i : i + 2] in units else c
-        if unit not in units or not num:
-            raise DockerfileError(f"{where}: invalid duration {text!r}")
-        total += int(float(num) * units[unit])
-        num = ""
-        i += len(unit)
-    if num:
-        raise DockerfileError(f"{where}: invalid duration {text!r}: missing unit")
-    return total

@@ -54,7 +54,7 @@ def resolve_owner(spec: str, rootfs: Path) -> Owner:
     uid = _lookup(user, rootfs, "passwd", 2)
     if group:
         gid = _lookup(group, rootfs, "group", 2)
-    elif user.isdigit():
+    elif _is_number(user):
         gid = uid
     else:
         gid = _lookup_primary_gid(user, rootfs)
@@ -73,19 +73,24 @@ def _read_db(rootfs: Path, name: str) -> list[list[str]]:
 
 
 def _lookup(name: str, rootfs: Path, db: str, field: int) -> int:
-    if name.isdigit():
+    if _is_number(name):
         return int(name)
     for row in _read_db(rootfs, db):
-        if len(row) > field and row[0] == name and row[field].isdigit():
+        if len(row) > field and row[0] == name and _is_number(row[field]):
             return int(row[field])
     raise NotFound(
         f"unable to find {'user' if db == 'passwd' else 'group'} {name}: no matching entries in {db} file"
     )
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²", which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _lookup_primary_gid(user: str, rootfs: Path) -> int:
     for row in _read_db(rootfs, "passwd"):
-        if len(row) > 3 and row[0] == user and row[3].isdigit():
+        if len(row) > 3 and row[0] == user and _is_number(row[3]):
             return int(row[3])
     raise NotFound(f"unable to find user {user}: no matching entries in passwd file")
 

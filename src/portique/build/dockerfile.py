@@ -26,7 +26,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from portique import words as kv
 from portique.errors import InvalidArgument, shown
+from portique.words import split_words
 
 INSTRUCTIONS = frozenset(
     {
@@ -266,64 +268,10 @@ def _check_arity(instr: Instruction, filename: str) -> None:
             raise DockerfileError(f"{where}: HEALTHCHECK must be 'NONE' or 'CMD ...'")
 
 
-def split_words(text: str, escape: str = "\\") -> list[str]:
-    """Split on blanks outside quotes; quotes are removed, escapes honoured
-    (a backslash inside single quotes is literal, as in a POSIX shell)."""
-    words: list[str] = []
-    cur: list[str] = []
-    in_word = False
-    quote = ""
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == quote:
-                quote = ""
-            elif c == escape and quote == '"' and i + 1 < len(text):
-                i += 1
-                cur.append(text[i])
-            else:
-                cur.append(c)
-        elif c in ("'", '"'):
-            quote = c
-            in_word = True
-        elif c == escape and i + 1 < len(text):
-            i += 1
-            cur.append(text[i])
-            in_word = True
-        elif c.isspace():
-            if in_word:
-                words.append("".join(cur))
-                cur = []
-                in_word = False
-        else:
-            cur.append(c)
-            in_word = True
-        i += 1
-    if quote:
-        raise InvalidArgument(f"unterminated quote in {text!r}")
-    if in_word:
-        words.append("".join(cur))
-    return words
-
-
 def parse_key_values(text: str, cmd: str, *, where: str) -> list[tuple[str, str]]:
-    """ENV/LABEL arguments: `k=v k2="v 2"` or the legacy `KEY value with spaces`."""
-    words = split_words(text)
-    if not words:
-        raise DockerfileError(f"{where}: {cmd} requires at least one argument")
-    if "=" not in words[0]:
-        if cmd == "LABEL":
-            raise DockerfileError(f"{where}: LABEL needs key=value pairs")
-        key, _, value = text.strip().partition(" ")
-        return [(key, " ".join(split_words(value.strip())) if value.strip() else "")]
-    pairs = []
-    for w in words:
-        key, eq, value = w.partition("=")
-        if not eq or not key:
-            raise DockerfileError(f"{where}: {cmd} names must be key=value, got {w!r}")
-        pairs.append((key, value))
-    return pairs
+    """ENV/LABEL arguments: `k=v k2="v 2"` or the legacy `KEY value with spaces`
+    (portique/words.py, shared with `import --change`)."""
+    return kv.parse_key_values(text, cmd, where=where, error=DockerfileError)
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from portique.build.dockerfile import Dockerfile, DockerfileError, Instruction, expand, split_words
+from portique.build.dockerfile import Dockerfile, DockerfileError, Instruction, expand
 from portique.errors import InvalidArgument
+from portique.words import split_words
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,7 @@ def stage_ref(name: str, names: Mapping[str, int], *, before: int) -> int | None
     key = name.lower()
     if key in names and names[key] < before:
         return names[key]
-    if key.isdigit() and int(key) < before:
+    if key.isascii() and key.isdigit() and int(key) < before:
         return int(key)
     return None
 

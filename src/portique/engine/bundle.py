@@ -14,23 +14,9 @@ from portique.engine import userdb, volumes
 from portique.engine.db import ContainerRow
 from portique.engine.paths import ContainerPaths
 from portique.errors import InvalidArgument
+from portique.fileio import atomic_write, atomic_write_json
 
 TINI = "/usr/bin/tini-static"
-
-
-def write_regenerated(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Temp file + rename, without fsync: these files are rewritten at every
-    start, so a crash costs nothing, while an fsync per file costs a loaded
-    host milliseconds on every `run`."""
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
 
 
 def open_images() -> Any:
@@ -78,7 +64,7 @@ def write_etc_files(row: ContainerRow, paths: ContainerPaths, joined: Any = None
     host = row.config["HostConfig"]
     host_net = host.get("NetworkMode") == "host"
     hostname = config.get("Hostname") or (socket.gethostname() if host_net else row.id[:12])
-    write_regenerated(paths.dir / "hostname", f"{hostname}\n".encode())
+    atomic_write(paths.dir / "hostname", f"{hostname}\n".encode(), fsync=False)
     if joined is not None:
         other = ContainerPaths.of(joined.id).dir
         hosts = _read_host(str(other / "hosts"))
@@ -88,8 +74,8 @@ def write_etc_files(row: ContainerRow, paths: ContainerPaths, joined: Any = None
         extra = net.extra_host_lines(host, "")
         hosts += "".join(line + "\n" for line in extra)
         resolv = net.with_dns_flags(cfg.resolv_conf(_read_host("/etc/resolv.conf"), host_net), host)
-    write_regenerated(paths.dir / "hosts", hosts.encode())
-    write_regenerated(paths.dir / "resolv.conf", resolv.encode())
+    atomic_write(paths.dir / "hosts", hosts.encode(), fsync=False)
+    atomic_write(paths.dir / "resolv.conf", resolv.encode(), fsync=False)
 
 
 def seccomp_for(host: dict[str, Any], caps: list[str]) -> dict[str, Any] | None:
@@ -147,9 +133,5 @@ def prepare(row: ContainerRow, paths: ContainerPaths, stack: ExitStack) -> dict[
         netns_path=netns_path,
     )
     spec = cfg.build_spec(config, host, inputs)
-    import json
-
-    write_regenerated(
-        paths.dir / "config.json", json.dumps(spec, separators=(",", ":")).encode(), mode=0o600
-    )
+    atomic_write_json(paths.dir / "config.json", spec, 0o600, fsync=False)
     return spec

@@ -66,26 +66,12 @@ def parse_since(value: str, now: float | None = None) -> int:
         return int(float(v) * 1e9)
     except ValueError:
         pass
-    units = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-    total = 0.0
-    num = ""
-    i = 0
-    ok = bool(v)
-    while i < len(v) and ok:
-        c = v[i]
-        if c.isdigit() or c == ".":
-            num += c
-            i += 1
-            continue
-        unit = v[i : i + 2] if v[i : i + 2] in units else c
-        if unit not in units or not num:
-            ok = False
-            break
-        total += float(num) * units[unit]
-        num = ""
-        i += len(unit)
-    if ok and not num:
-        return int((now - total) * 1e9)
+    from portique.duration import InvalidDuration, parse_seconds
+
+    try:
+        return int((now - parse_seconds(v)) * 1e9)
+    except InvalidDuration:
+        pass
     try:
         return parse_rfc3339(v if "T" in v else v + "T00:00:00Z")
     except ValueError:

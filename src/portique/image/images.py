@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from portique import faults
 from portique.errors import Conflict, InvalidArgument, NotFound
-from portique.image.metadata import ImageDB, ImageRow, LayerRow, NewImage
+from portique.image.metadata import ImageDB, ImageRow, LayerRow, NewImage, like_escape
 from portique.image.snapshots import (
     STALE_SECONDS,
     Snapshots,
@@ -397,7 +397,7 @@ class Images:
         out: builtins.list[tuple[str, str]] = []
         doomed: builtins.list[tuple[builtins.list[LayerRow], builtins.list[str]]] = []
         with self.db.write() as c:
-            tags, digests = _refs(c, image_id)
+            tags, digests = ImageDB.refs(c, image_id)
             users = ImageDB.users(c, image_id)
             key = None
             if not by_id:
@@ -407,7 +407,7 @@ class Images:
                     key = None
             if key is not None:
                 _untag(c, key, out)
-                tags, digests = _refs(c, image_id)
+                tags, digests = ImageDB.refs(c, image_id)
                 if tags or digests:
                     return out
                 if users:
@@ -440,7 +440,7 @@ class Images:
                 )
             for t in tags:
                 _untag(c, t, out)
-            for d in _refs(c, image_id)[1]:
+            for d in ImageDB.refs(c, image_id)[1]:
                 _untag(c, d, out)
             current: str | None = image_id
             for _ in range(_MAX_PARENT_CHAIN):
@@ -453,7 +453,7 @@ class Images:
                 if (
                     not prune_children
                     or parent is None
-                    or any(_refs(c, parent))
+                    or any(ImageDB.refs(c, parent))
                     or ImageDB.users(c, parent)
                     or ImageDB.children(c, parent)
                 ):
@@ -650,26 +650,6 @@ class _GzipSink:
         return "sha256:" + self._hash.hexdigest()
 
 
-def _like_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _refs(c: sqlite3.Connection, image_id: str) -> tuple[builtins.list[str], builtins.list[str]]:
-    tags = [
-        r[0]
-        for r in c.execute(
-            "SELECT ref FROM image_tags WHERE image_id = ? ORDER BY ref", (image_id,)
-        )
-    ]
-    digests = [
-        r[0]
-        for r in c.execute(
-            "SELECT ref FROM image_digests WHERE image_id = ? ORDER BY ref", (image_id,)
-        )
-    ]
-    return tags, digests
-
-
 def _untag(c: sqlite3.Connection, ref: str, out: builtins.list[tuple[str, str]]) -> None:
     if "@" in ref:
         c.execute("DELETE FROM image_digests WHERE ref = ?", (ref,))
@@ -677,7 +657,7 @@ def _untag(c: sqlite3.Connection, ref: str, out: builtins.list[tuple[str, str]])
         return
     c.execute("DELETE FROM image_tags WHERE ref = ?", (ref,))
     out.append(("Untagged", _familiar(ref)))
-    repo = _like_escape(ref.rpartition(":")[0])
+    repo = like_escape(ref.rpartition(":")[0])
     # The last tag of a repository takes that repository's digests along (as Docker).
     if c.execute(
         "SELECT 1 FROM image_tags WHERE ref LIKE ? ESCAPE '\\'", (repo + ":%",)

@@ -314,18 +314,7 @@ class ImageDB:
             row = c.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
             if row is None:
                 return None
-            tags = [
-                r[0]
-                for r in c.execute(
-                    "SELECT ref FROM image_tags WHERE image_id = ? ORDER BY ref", (image_id,)
-                )
-            ]
-            digests = [
-                r[0]
-                for r in c.execute(
-                    "SELECT ref FROM image_digests WHERE image_id = ? ORDER BY ref", (image_id,)
-                )
-            ]
+            tags, digests = ImageDB.refs(c, image_id)
             layers = c.execute(
                 "SELECT il.diff_id, il.chain_id, l.id FROM image_layers il"
                 " JOIN layers l ON l.diff_id = il.diff_id WHERE il.image_id = ? ORDER BY il.position",
@@ -364,6 +353,23 @@ class ImageDB:
                 "DELETE FROM image_users WHERE container_id = ? AND image_id = ?",
                 (container_id, image_id),
             )
+
+    @staticmethod
+    def refs(c: sqlite3.Connection, image_id: str) -> tuple[list[str], list[str]]:
+        """The image's tags and its repository digests, sorted."""
+        tags = [
+            r[0]
+            for r in c.execute(
+                "SELECT ref FROM image_tags WHERE image_id = ? ORDER BY ref", (image_id,)
+            )
+        ]
+        digests = [
+            r[0]
+            for r in c.execute(
+                "SELECT ref FROM image_digests WHERE image_id = ? ORDER BY ref", (image_id,)
+            )
+        ]
+        return tags, digests
 
     @staticmethod
     def users(c: sqlite3.Connection, image_id: str) -> list[str]:
@@ -449,8 +455,13 @@ class ImageDB:
         return {"images": images, "active": active, "size": size, "reclaimable": size - used}
 
 
+def like_escape(s: str) -> str:
+    """`s` as literal text in a LIKE pattern with ESCAPE '\\'."""
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like_prefix(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return like_escape(s) + "%"
 
 
-__all__ = ["COMPONENT", "MIGRATIONS", "ImageDB", "ImageRow", "LayerRow", "NewImage"]
+__all__ = ["COMPONENT", "MIGRATIONS", "ImageDB", "ImageRow", "LayerRow", "NewImage", "like_escape"]

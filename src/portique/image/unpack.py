@@ -21,9 +21,10 @@ OCI whiteouts become overlayfs ones: `.wh.NAME` -> a 0:0 character device
 NAME, `.wh..wh..opq` -> xattr trusted.overlay.opaque="y" on its directory.
 
 Compression is sniffed from magic bytes (gzip, zstd, else plain tar), never
-taken from the media type alone. Decompression and hashing of the
-uncompressed stream (the layer's diff_id) run in a helper thread, so they
-overlap with the file system work of the tar reader.
+taken from the media type alone (image/compression.py). Decompression and
+hashing of the uncompressed stream (the layer's diff_id) run in a helper
+thread, so they overlap with the file system work of the tar reader
+(image/tarreader.py).
 """
 
 from __future__ import annotations
@@ -37,15 +38,23 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import BinaryIO, Final, Protocol
+from typing import BinaryIO, Final
 
 from portique.errors import InvalidArgument, PortiqueError
+from portique.image.compression import Compression, Readable, detect, open_reader
 from portique.image.snapshots import remove_at
-
-GZIP_MAGIC: Final = b"\x1f\x8b"
-ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
-_OTHER_MAGIC: Final = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+from portique.image.tarreader import (
+    BLKTYPE,
+    CHRTYPE,
+    DIRTYPE,
+    FIFOTYPE,
+    FILE_TYPES,
+    LNKTYPE,
+    SYMTYPE,
+    InvalidLayer,
+    TarEntry,
+    TarReader,
+)
 
 MAX_NAME: Final = 4096  # bytes in a path, as PATH_MAX
 MAX_XATTRS: Final = 128  # per entry
@@ -60,16 +69,8 @@ OPAQUE_XATTR: Final = "trusted.overlay.opaque"
 
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-class Compression(StrEnum):
-    GZIP = "gzip"
-    ZSTD = "zstd"
-    NONE = "none"
-
-
-class InvalidLayer(InvalidArgument):
-    """A layer tar that is malformed or tries to escape its snapshot."""
+# What a layer may be compressed with (xz and bzip2 are in no layer media type).
+LAYER_COMPRESSIONS: Final = frozenset({Compression.GZIP, Compression.ZSTD, Compression.NONE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,40 +81,12 @@ class UnpackResult:
     compression: Compression
 
 
-class _Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
 def sniff(head: bytes) -> Compression:
-    if head.startswith(GZIP_MAGIC):
-        return Compression.GZIP
-    if head.startswith(ZSTD_MAGIC):
-        return Compression.ZSTD
-    for magic, name in _OTHER_MAGIC.items():
-        if head.startswith(magic):
-            raise InvalidLayer(f"unsupported layer compression {name}")
-    return Compression.NONE
-
-
-def decompressor(src: BinaryIO, kind: Compression) -> _Readable:
-    """A reader of the uncompressed bytes of `src` (positioned at its start)."""
-    if kind is Compression.GZIP:
-        try:
-            from isal import igzip  # ISA-L inflate: several times faster than zlib
-
-            return igzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[no-untyped-call]
-        except ImportError:  # pragma: no cover - isal is a dependency
-            import gzip
-
-            return gzip.GzipFile(fileobj=src, mode="rb")
-    if kind is Compression.ZSTD:
-        import zstandard
-
-        reader: _Readable = zstandard.ZstdDecompressor().stream_reader(
-            src, read_size=_BLOCK, read_across_frames=True, closefd=False
-        )
-        return reader
-    return src
+    """A layer's compression from its first bytes; InvalidLayer for one no layer uses."""
+    kind = detect(head)
+    if kind not in LAYER_COMPRESSIONS:
+        raise InvalidLayer(f"unsupported layer compression {kind}")
+    return kind
 
 
 class _Prefetch:
@@ -123,7 +96,7 @@ class _Prefetch:
     thread runs beside the tar reader that creates files.
     """
 
-    def __init__(self, raw: _Readable) -> None:
+    def __init__(self, raw: Readable) -> None:
         self._raw = raw
         self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=8)
         self._hash = hashlib.sha256()
@@ -204,202 +177,6 @@ class _Prefetch:
             while True:
                 self._queue.get_nowait()
         self._thread.join(timeout=10)
-
-
-# ---- the tar format (POSIX ustar + pax, GNU long names), read as a stream ---------
-#
-# Our own reader rather than tarfile: it parses a header in a few microseconds
-# (tarfile's per-member cost was a third of an unpack), bounds what tarfile
-# would read into memory unchecked (pax and long-name bodies), hands file data
-# over as views of the decompressed blocks, and refuses sparse files.
-
-REGTYPE: Final = b"0"
-AREGTYPE: Final = b"\0"
-LNKTYPE: Final = b"1"
-SYMTYPE: Final = b"2"
-CHRTYPE: Final = b"3"
-BLKTYPE: Final = b"4"
-DIRTYPE: Final = b"5"
-FIFOTYPE: Final = b"6"
-CONTTYPE: Final = b"7"
-_FILE_TYPES: Final = frozenset({REGTYPE, AREGTYPE, CONTTYPE})
-_HEADER_ONLY: Final = frozenset({LNKTYPE, SYMTYPE, CHRTYPE, BLKTYPE, DIRTYPE, FIFOTYPE})
-_PAX_TYPES: Final = frozenset({b"x", b"X"})  # X: Solaris' name for the same
-_ZERO_BLOCK: Final = bytes(512)
-MAX_META: Final = 1 << 20  # bytes in one pax / GNU long-name body
-
-
-@dataclass(slots=True)
-class TarEntry:
-    name: str
-    type: bytes
-    mode: int
-    uid: int
-    gid: int
-    size: int
-    mtime_ns: int
-    linkname: str
-    devmajor: int
-    devminor: int
-    xattrs: dict[str, bytes]  # every SCHILY.xattr.* record, unfiltered
-
-
-def _bad(why: str) -> InvalidLayer:
-    return InvalidLayer(f"invalid layer tar: {why}")
-
-
-def _number(field: bytes) -> int:
-    if field and field[0] & 0x80:  # GNU base-256, two's complement
-        if field[0] == 0xFF:
-            return int.from_bytes(field, "big", signed=True)
-        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
-    try:  # the common form: octal digits, then NULs or spaces
-        return int(field.rstrip(b"\0 ") or b"0", 8)
-    except ValueError:
-        pass
-    digits = field.split(b"\0", 1)[0].strip(b" ")
-    try:
-        return int(digits, 8) if digits else 0
-    except ValueError:
-        raise _bad(f"bad number field {bytes(field)!r}") from None
-
-
-def _checksum_ok(h: bytes) -> bool:
-    want = _number(h[148:156])
-    unsigned = sum(h) - sum(h[148:156]) + 256  # the field counts as 8 spaces
-    if want == unsigned:
-        return True
-    # Some old tars summed signed chars.
-    return want == unsigned - 256 * sum(1 for b in h if b > 127) + 256 * sum(
-        1 for b in h[148:156] if b > 127
-    )
-
-
-def _pax_records(data: bytes) -> dict[bytes, bytes]:
-    out: dict[bytes, bytes] = {}
-    pos = 0
-    while pos < len(data) and data[pos] != 0:
-        space = data.find(b" ", pos, pos + 24)
-        try:
-            length = int(data[pos:space]) if space > pos else -1
-        except ValueError:
-            length = -1
-        end = pos + length
-        if length <= space - pos or end > len(data) or data[end - 1] != 0x0A:
-            raise _bad("malformed pax record")
-        key, eq, value = data[space + 1 : end - 1].partition(b"=")
-        if not eq:
-            raise _bad("malformed pax record")
-        out[key] = value
-        pos = end
-    return out
-
-
-def _pax_time_ns(value: bytes) -> int:
-    whole, _, frac = value.partition(b".")
-    try:
-        secs = int(whole)
-        ns = int((frac + b"000000000")[:9]) if frac else 0
-    except ValueError:
-        raise _bad(f"bad pax time {value[:40]!r}") from None
-    return secs * 1_000_000_000 + (-ns if whole.startswith(b"-") else ns)
-
-
-class TarReader:
-    """The entries of an uncompressed tar stream; read a file's data with `data()`."""
-
-    def __init__(self, stream: _Prefetch) -> None:
-        self._stream = stream
-        self._global: dict[bytes, bytes] = {}
-        self._left = 0  # data (and padding) of the current entry not yet consumed
-
-    def data(self, entry: TarEntry) -> Iterator[memoryview]:
-        for chunk in self._stream.chunks(entry.size):
-            self._left -= len(chunk)
-            yield chunk
-
-    def _body(self, size: int) -> bytes:
-        if size > MAX_META:
-            raise _bad(f"header extension of {size} bytes is too large")
-        data = self._stream.read_exact(size)
-        self._stream.skip(-size % 512)
-        return data
-
-    def __iter__(self) -> Iterator[TarEntry]:
-        pax: dict[bytes, bytes] = {}
-        long_name = long_link = None
-        while True:
-            self._stream.skip(self._left)
-            self._left = 0
-            if self._stream.at_eof():
-                return  # no end-of-archive blocks: tolerated, as tar(1) does
-            h = self._stream.read_exact(512)
-            if h == _ZERO_BLOCK:
-                return
-            if not _checksum_ok(h):
-                raise _bad("header checksum mismatch")
-            typ = h[156:157]
-            size = _number(h[124:136])
-            if size < 0:
-                raise _bad("negative size")
-            if typ in _PAX_TYPES:
-                pax.update(_pax_records(self._body(size)))
-                continue
-            if typ == b"g":
-                self._global.update(_pax_records(self._body(size)))
-                continue
-            if typ in (b"L", b"K"):
-                value = self._body(size).split(b"\0", 1)[0]
-                if typ == b"L":
-                    long_name = value
-                else:
-                    long_link = value
-                continue
-            rec = {**self._global, **pax} if self._global else pax
-            name = rec.get(b"path") or long_name or h[0:100].split(b"\0", 1)[0]
-            if h[257:263] == b"ustar\0" and h[345] and b"path" not in rec and long_name is None:
-                name = h[345:500].split(b"\0", 1)[0] + b"/" + name  # POSIX prefix field
-            link = rec.get(b"linkpath") or long_link or h[157:257].split(b"\0", 1)[0]
-            if typ == b"S" or any(k.startswith(b"GNU.sparse.") for k in rec):
-                raise InvalidLayer(
-                    f"invalid layer entry {os.fsdecode(name)!r}: sparse files are not supported"
-                )
-            try:
-                size = int(rec[b"size"]) if b"size" in rec else size
-                uid = int(rec[b"uid"]) if b"uid" in rec else _number(h[108:116])
-                gid = int(rec[b"gid"]) if b"gid" in rec else _number(h[116:124])
-            except ValueError:
-                raise _bad("bad pax number") from None
-            if size < 0:
-                raise _bad("negative size")
-            mtime_ns = (
-                _pax_time_ns(rec[b"mtime"]) if b"mtime" in rec else _number(h[136:148]) * 10**9
-            )
-            xattrs = {
-                k[13:].decode("utf-8", "surrogateescape"): v
-                for k, v in rec.items()
-                if k.startswith(b"SCHILY.xattr.")
-            }
-            if typ == AREGTYPE and name.endswith(b"/"):
-                typ = DIRTYPE  # pre-POSIX tars mark directories by a trailing slash
-            if typ in _HEADER_ONLY:
-                size = 0  # as Go's archive/tar: these types carry no data
-            pax = {}
-            long_name = long_link = None
-            self._left = size + (-size % 512)
-            yield TarEntry(
-                name=name.decode("utf-8", "surrogateescape"),
-                type=typ,
-                mode=_number(h[100:108]),
-                uid=uid,
-                gid=gid,
-                size=size,
-                mtime_ns=mtime_ns,
-                linkname=link.decode("utf-8", "surrogateescape"),
-                devmajor=_number(h[329:337]),
-                devminor=_number(h[337:345]),
-                xattrs=xattrs,
-            )
 
 
 def clean_name(name: str) -> tuple[str, ...]:
@@ -546,7 +323,7 @@ class _Unpacker:
             self._whiteout(comps, m)
             return
         parent = self.dirs.get(comps[:-1])
-        if m.type in _FILE_TYPES:
+        if m.type in FILE_TYPES:
             self._file(tar, parent, base, m)
         elif m.type == DIRTYPE:
             self._dir(parent, comps, m)
@@ -696,7 +473,7 @@ def unpack(
         src.seek(-len(head), os.SEEK_CUR)
     else:
         raise InvalidArgument("layer source must be seekable")
-    prefetch = _Prefetch(decompressor(src, kind))
+    prefetch = _Prefetch(open_reader(src, kind))
     unpacker = _Unpacker(dest_fd)
     current = ""
     try:
@@ -735,7 +512,6 @@ __all__ = [
     "InvalidLayer",
     "UnpackResult",
     "clean_name",
-    "decompressor",
     "sniff",
     "unpack",
 ]

@@ -39,14 +39,12 @@ What the engine calls, per container:
     commands that list or start containers: nets.repair(live_containers=ids of
             containers that are running), cheap when there is nothing to do.
 
-Order of every multi-step operation (so a crash leaves what repair() undoes):
-connect = lease (endpoint row "creating", one BEGIN IMMEDIATE transaction) ->
-bridge -> veth pair -> row "active" -> embedded DNS; publish = port rows ->
-nft sync; removal runs the other way. The nftables tables are re-rendered
-from the database as a whole (network/firewall.py).
-
-Environment: PORTIQUE_DNS_UPSTREAMS="ip[:port],..." replaces the host's resolvers
-(from /etc/resolv.conf) as the embedded DNS servers' upstreams; empty: none.
+This module holds the networks themselves (create, remove, the default one),
+the files a container gets, and the facade; the rest is beside it:
+network/attachment.py (endpoints, connect/disconnect, published ports, in the
+order that lets repair() undo a crash), network/firewall_sync.py (the
+nftables tables re-rendered from the database as a whole, network/firewall.py),
+network/repair.py, network/present.py.
 
 Host effects, as Docker has them: net.ipv4.ip_forward is set to 1 when a
 container joins a non-internal network (never reset); each bridge gets
@@ -57,16 +55,12 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import fcntl
-import hashlib
 import ipaddress
-import os
 import re
 import secrets
 import sqlite3
 import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,21 +68,22 @@ from typing import Any
 
 from portique import db as pdb
 from portique.errors import Conflict, InvalidArgument, NotFound, shown
+from portique.network import attachment, firewall_sync, ipam
 from portique.network import db as ndb
-from portique.network import ipam
+from portique.network.attachment import check_alias
 from portique.network.ports import exposed_ports, format_ports, parse_port_spec
 from portique.network.types import (
+    DEFAULT_NETWORK,
+    MAX_NAME,
     ContainerNetwork,
     Endpoint,
     NetworkRecord,
     NetworkRequest,
     PortMapping,
-    PublishedPort,
 )
 
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # fullmatch: `$` lets "a\n" in
-MAX_NAME = 255  # a DNS name at most
-DEFAULT_NAME = "bridge"
+DEFAULT_NAME = DEFAULT_NETWORK
 DEFAULT_BRIDGE = "portique0"
 DEFAULT_SUBNET = "172.17.0.0/16"
 PREDEFINED = ("bridge", "host", "none")
@@ -117,34 +112,8 @@ def check_name(name: str) -> None:
         )
 
 
-def check_alias(alias: str) -> None:
-    """A network-scoped alias: a name for the DNS server and /etc/hosts, so one
-    printable word (a newline would add a hosts line of the caller's choosing)."""
-    if not alias or not alias.isprintable() or any(c.isspace() for c in alias):
-        raise InvalidArgument(f"invalid network alias '{shown(alias)}': use one word, no blanks")
-    if len(alias) > MAX_NAME:
-        raise InvalidArgument(
-            f"invalid network alias '{shown(alias)}': at most {MAX_NAME} characters"
-        )
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _host_veth_name(network_id: str, container_id: str) -> str:
-    # 15 characters max for a Linux interface name: "pq" + 11 hex.
-    return "pq" + hashlib.sha256(f"{network_id}/{container_id}".encode()).hexdigest()[:11]
-
-
-def _host_port(text: str) -> tuple[str, int]:
-    host, sep, port = text.strip().rpartition(":")
-    if not sep:
-        host, port = text.strip(), "53"
-    ipam.parse_address(host, "DNS upstream")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise InvalidArgument(f"invalid DNS upstream {text!r}")
-    return host, int(port)
 
 
 def bring_up_loopback(netns_path: Path) -> None:
@@ -201,7 +170,7 @@ class Networks:
             self._local.conn = None
 
     @property
-    def _alias(self) -> str:
+    def bridge_alias(self) -> str:
         # The bridge's IFLA_IFALIAS: whose it is (the table), and the engine root, so
         # a bridge outliving its root (a deleted test root) can be recognised.
         return f"portique:{self.table} {self.root.resolve()}"
@@ -393,288 +362,16 @@ class Networks:
             removed.append(net.name)
         return removed
 
-    # --- endpoints ------------------------------------------------------------------------
+    # --- endpoints and ports: the functions of network/attachment.py, as methods --------
 
-    def endpoints(self, container_id: str) -> builtins.list[Endpoint]:
-        return [
-            ep
-            for ep, state in ndb.endpoints_where(self.conn, "e.container_id = ?", (container_id,))
-            if state == "active"
-        ]
-
-    def network_endpoints(self, name_or_id: str) -> builtins.list[Endpoint]:
-        net = self.inspect(name_or_id)
-        return [
-            ep
-            for ep, state in ndb.endpoints_where(self.conn, "e.network_id = ?", (net.id,))
-            if state == "active"
-        ]
-
-    def connect(
-        self,
-        name_or_id: str,
-        container_id: str,
-        netns_path: Path,
-        *,
-        container_name: str,
-        aliases: Sequence[str] = (),
-        ip: str | None = None,
-        mac: str | None = None,
-    ) -> Endpoint:
-        from portique.network import bridge, dnsserver
-
-        net = self.ensure_default() if name_or_id == DEFAULT_NAME else self.inspect(name_or_id)
-        if aliases and not net.resolves_names:
-            raise InvalidArgument(
-                "network-scoped aliases are only supported for user-defined networks"
-            )
-        for alias in aliases:
-            check_alias(alias)
-        subnet = ipaddress.IPv4Network(net.subnet)
-        want_ip = None
-        if ip is not None:
-            if net.is_default:
-                raise InvalidArgument(
-                    "user specified IP address is supported only on user-defined networks"
-                )
-            want_ip = ipam.parse_address(ip, "IP address")
-            ipam.check_in_subnet(subnet, want_ip, "IP address")
-        want_mac = ipam.parse_mac(mac) if mac else None
-        name = container_name.lstrip("/")
-        with pdb.transaction(self.conn) as conn:
-            if conn.execute("SELECT 1 FROM networks WHERE id = ?", (net.id,)).fetchone() is None:
-                raise NotFound(f"network {name_or_id} not found")
-            if conn.execute(
-                "SELECT 1 FROM endpoints WHERE network_id = ? AND container_id = ?",
-                (net.id, container_id),
-            ).fetchone():
-                raise Conflict(f"container {name} is already attached to network {net.name}")
-            used = {
-                ipaddress.IPv4Address(r[0])
-                for r in conn.execute("SELECT ip FROM endpoints WHERE network_id = ?", (net.id,))
-            }
-            gw = ipaddress.IPv4Address(net.gateway)
-            if want_ip is not None:
-                if want_ip in used or want_ip == gw:
-                    raise Conflict(f"address {want_ip} is already in use on network {net.name}")
-                addr = want_ip
-            else:
-                addr = ipam.next_free_address(subnet, gw, used)
-            taken_if = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT ifname FROM endpoints WHERE container_id = ?", (container_id,)
-                )
-            }
-            ifname = next(f"eth{i}" for i in range(len(taken_if) + 1) if f"eth{i}" not in taken_if)
-            ep = Endpoint(
-                network_id=net.id,
-                network=net.name,
-                container_id=container_id,
-                container_name=name,
-                ip=str(addr),
-                prefixlen=subnet.prefixlen,
-                gateway=None if net.internal else net.gateway,
-                mac=want_mac or ipam.mac_for_address(addr),
-                host_veth=_host_veth_name(net.id, container_id),
-                ifname=ifname,
-                aliases=tuple(dict.fromkeys(a for a in aliases if a)),
-                netns=str(netns_path),
-            )
-            ndb.insert_endpoint(conn, ep, "creating", time.time())
-        try:
-            created = not bridge.link_exists(net.bridge)
-            bridge.ensure_bridge(net.bridge, net.gateway, subnet.prefixlen, net.mtu, self._alias)
-            if created:
-                # Another engine root may have routed this subnet since `network create`
-                # (roots do not share a database): refuse rather than misroute.
-                clash = bridge.foreign_routes(subnet, net.bridge)
-                if clash:
-                    bridge.delete_link(net.bridge)
-                    raise Conflict(
-                        f"subnet {subnet} of network {net.name} overlaps with host route {clash[0]}"
-                    )
-            if not net.internal:
-                bridge.write_sysctl("net/ipv4/ip_forward", "1")
-            bridge.add_veth(
-                bridge=net.bridge,
-                host_name=ep.host_veth,
-                netns=netns_path,
-                ifname=ep.ifname,
-                ip=ep.ip,
-                prefixlen=ep.prefixlen,
-                gateway=ep.gateway,
-                mac=ep.mac,
-                mtu=net.mtu,
-            )
-            with pdb.transaction(self.conn) as conn:
-                conn.execute(
-                    "UPDATE endpoints SET state = 'active' WHERE network_id = ? AND container_id = ?",
-                    (net.id, container_id),
-                )
-            if created:
-                self.sync_firewall()
-            if net.resolves_names:
-                dnsserver.ensure_running(
-                    self.run_dir, self.root / pdb.DB_NAME, net.id, net.gateway,
-                    self._upstreams(net), self.dns_port,
-                )  # fmt: skip
-        except BaseException as exc:
-            try:
-                self._drop_endpoint(ep)
-            except Exception as cleanup:  # keep the cause, note the cleanup failure
-                exc.add_note(f"cleanup failed: {cleanup}")
-            raise
-        return ep
-
-    def _upstreams(self, net: NetworkRecord) -> builtins.list[tuple[str, int]]:
-        """Where the embedded DNS relays foreign names: nowhere for --internal networks
-        (as Docker since 26: no DNS tunnel out of a sealed network), else the host's."""
-        from portique.network import dnsserver
-
-        if net.internal:
-            return []
-        if self.dns_upstreams is not None:
-            return list(self.dns_upstreams)
-        env = os.environ.get("PORTIQUE_DNS_UPSTREAMS")
-        if env is not None:
-            # "host:port,host:port"; empty: relay nowhere (air-gapped hosts, tests).
-            return [_host_port(item) for item in env.split(",") if item.strip()]
-        return dnsserver.host_resolvers()
-
-    def _drop_endpoint(self, ep: Endpoint) -> bool:
-        """Undo one endpoint: veth (its peer goes with it), ports to its address, lease.
-        Returns True if ports were removed (the caller re-syncs the firewall)."""
-        # After the container's exit the kernel has usually destroyed the pair with
-        # its namespace already: then skip pyroute2's import (~70 ms of CPU in the
-        # exiting monitor, competing with the next container's start).
-        if os.path.lexists(f"/sys/class/net/{ep.host_veth}"):
-            from portique.network import bridge
-
-            bridge.delete_link(ep.host_veth)
-        with pdb.transaction(self.conn) as conn:
-            cur = conn.execute(
-                "DELETE FROM ports WHERE container_id = ? AND container_ip = ?",
-                (ep.container_id, ep.ip),
-            )
-            conn.execute(
-                "DELETE FROM endpoints WHERE network_id = ? AND container_id = ?",
-                (ep.network_id, ep.container_id),
-            )
-            left = conn.execute(
-                "SELECT COUNT(*) FROM endpoints WHERE network_id = ?", (ep.network_id,)
-            ).fetchone()[0]
-        if not left:
-            from portique.network import dnsserver
-
-            dnsserver.stop(self.run_dir, ep.network_id)
-        return cur.rowcount > 0
-
-    def disconnect(self, name_or_id: str, container_id: str) -> None:
-        net = self.inspect(name_or_id)
-        found = ndb.endpoints_where(
-            self.conn, "e.network_id = ? AND e.container_id = ?", (net.id, container_id)
-        )
-        if not found:
-            raise NotFound(f"container {container_id[:12]} is not connected to network {net.name}")
-        if self._drop_endpoint(found[0][0]):
-            self.sync_firewall()
-
-    def release_container(self, container_id: str) -> None:
-        """Remove every endpoint, port and lease of a container; safe to repeat."""
-        resync = False
-        for ep, _state in ndb.endpoints_where(self.conn, "e.container_id = ?", (container_id,)):
-            resync |= self._drop_endpoint(ep)
-        with pdb.transaction(self.conn) as conn:
-            resync |= (
-                conn.execute("DELETE FROM ports WHERE container_id = ?", (container_id,)).rowcount
-                > 0
-            )
-        if resync:
-            self.sync_firewall()
-
-    def setup_container(
-        self,
-        container_id: str,
-        netns_path: Path,
-        *,
-        container_name: str,
-        networks: Sequence[NetworkRequest] = (NetworkRequest(),),
-        ports: Iterable[PortMapping] = (),
-        dns: Sequence[str] = (),
-        dns_search: Sequence[str] = (),
-        dns_options: Sequence[str] = (),
-    ) -> ContainerNetwork:
-        """Everything `run`/`start` needs in one call: connect to each network in order
-        (the first one gets eth0 and the default route), publish `ports`, and return the
-        resolv.conf and hosts lines to write. All or nothing: on any failure whatever
-        was made for the container is released before the error propagates."""
-        try:
-            eps = tuple(
-                self.connect(
-                    r.network,
-                    container_id,
-                    netns_path,
-                    container_name=container_name,
-                    aliases=r.aliases,
-                    ip=r.ip,
-                    mac=r.mac,
-                )
-                for r in networks
-            )
-            published = tuple(self.publish(container_id, list(ports)))
-            return ContainerNetwork(
-                endpoints=eps,
-                ports=published,
-                resolv_conf=self.resolv_conf(
-                    container_id, dns=dns, dns_search=dns_search, dns_options=dns_options
-                ),
-                hosts=tuple((ip, tuple(n)) for ip, n in self.hosts_entries(container_id)),
-            )
-        except BaseException as exc:
-            try:
-                self.release_container(container_id)
-            except Exception as cleanup:
-                exc.add_note(f"cleanup failed: {cleanup}")
-            raise
-
-    # --- ports ----------------------------------------------------------------------------
-
-    def publish(
-        self, container_id: str, ports: Iterable[PortMapping]
-    ) -> builtins.list[PortMapping]:
-        """Install DNAT for `ports` to the container's first non-internal endpoint."""
-        from portique.network.ports import choose_host_ports
-
-        wanted = list(ports)
-        if not wanted:
-            return []
-        eps = [ep for ep in self.endpoints(container_id) if ep.gateway is not None]
-        if not eps:
-            raise InvalidArgument(
-                f"container {container_id[:12]} has no non-internal network to publish ports on"
-            )
-        target = eps[0]
-        with pdb.transaction(self.conn) as conn:
-            taken = [p.mapping for p in ndb.published_ports(conn)]
-            chosen = choose_host_ports(wanted, taken)
-            for m in chosen:
-                ndb.insert_port(conn, PublishedPort(container_id, target.ip, m))
-        try:
-            self.sync_firewall()
-        except BaseException:
-            with pdb.transaction(self.conn) as conn:
-                for m in chosen:
-                    conn.execute(
-                        "DELETE FROM ports WHERE container_id = ? AND host_ip = ? AND host_port = ?"
-                        " AND proto = ?",
-                        (container_id, m.host_ip, m.host_port, str(m.proto)),
-                    )
-            raise
-        return chosen
-
-    def ports(self, container_id: str) -> builtins.list[PortMapping]:
-        return [p.mapping for p in ndb.published_ports(self.conn, container_id)]
+    endpoints = attachment.endpoints
+    network_endpoints = attachment.network_endpoints
+    connect = attachment.connect
+    disconnect = attachment.disconnect
+    release_container = attachment.release_container
+    setup_container = attachment.setup_container
+    publish = attachment.publish
+    ports = attachment.ports
 
     # --- files for the container ----------------------------------------------------------
 
@@ -740,61 +437,10 @@ class Networks:
             for ep in self.endpoints(container_id)
         ]
 
-    # --- firewall ---------------------------------------------------------------------------
+    # --- firewall: network/firewall_sync.py, as methods ----------------------------------
 
-    @contextlib.contextmanager
-    def _fw_lock(self) -> Iterator[None]:
-        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.run_dir / "firewall.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    def firewall_script(self) -> str:
-        from portique.network import firewall
-
-        nets = [
-            firewall.BridgeRules(n.id, n.bridge, n.subnet, n.gateway, n.internal)
-            for n in self.list()
-        ]
-        return firewall.render_ruleset(
-            self.table, nets, ndb.published_ports(self.conn), owner=str(self.root.resolve())
-        )
-
-    def sync_firewall(self, *, force: bool = False) -> None:
-        """Make portique's nftables tables match the database (under a lock, reading the
-        database inside it, so the last writer always installs the newest state).
-
-        The digest of the last script applied is kept in the run directory (a tmpfs:
-        gone at reboot, like the tables): an unchanged ruleset costs no `nft` run."""
-        from portique.network import firewall
-
-        stamp = self.run_dir / "firewall.sha256"
-        with self._fw_lock():
-            script = self.firewall_script()
-            digest = hashlib.sha256(script.encode()).hexdigest()
-            if not force:
-                with contextlib.suppress(OSError):
-                    if stamp.read_text() == digest:
-                        return
-            stamp.unlink(missing_ok=True)
-            firewall.apply(script)
-            stamp.write_text(digest)
-
-    def flush_firewall(self) -> None:
-        from portique.network import firewall
-
-        with self._fw_lock():
-            (self.run_dir / "firewall.sha256").unlink(missing_ok=True)
-            try:
-                firewall.apply(firewall.render_flush(self.table))
-            except firewall.FirewallError as exc:
-                # A kernel without nf_tables (the cgroup v2 test VM's) holds no
-                # tables of ours to flush; any other failure is real.
-                if "Protocol not supported" not in str(exc):
-                    raise
+    sync_firewall = firewall_sync.sync  # make the nftables tables match the database
+    flush_firewall = firewall_sync.flush
 
     # --- repair -----------------------------------------------------------------------------
 
@@ -831,6 +477,8 @@ __all__ = [
     "PortMapping",
     "RepairReport",
     "bring_up_loopback",
+    "check_alias",
+    "check_name",
     "exposed_ports",
     "format_ports",
     "parse_port_spec",

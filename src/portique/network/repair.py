@@ -29,7 +29,7 @@ def repair(
     gone (their veth died with it) or whose container is not in `live_containers`,
     stray veths on our bridges, bridges of removed networks, resolvers of networks
     without containers, ports without an endpoint. Then re-sync the firewall."""
-    from portique.network import bridge, dnsserver, firewall
+    from portique.network import attachment, bridge, dnsserver, firewall
     from portique.network.networks import RepairReport
 
     report = RepairReport()
@@ -50,7 +50,7 @@ def repair(
             stale.add((ep.network_id, ep.container_id))
     for ep, _ in ndb.endpoints_where(nets.conn, "1", ()):
         if (ep.network_id, ep.container_id) in stale:
-            nets._drop_endpoint(ep)
+            attachment.drop_endpoint(nets, ep)
             report.endpoints.append(f"{ep.network}/{ep.container_id[:12]}")
     records = nets.list()
     our_bridges = {n.bridge for n in records}
@@ -94,7 +94,7 @@ def repair(
         if n.id[:12] in active and n.resolves_names:
             dnsserver.ensure_running(
                 nets.run_dir, nets.root / pdb.DB_NAME, n.id, n.gateway,
-                nets._upstreams(n), nets.dns_port,
+                attachment.upstreams(nets, n), nets.dns_port,
             )  # fmt: skip
     report.tables = _drop_orphan_tables(nets.table, tables, orphans)
     # The digest stamp skips unchanged rulesets; but another tool may have flushed

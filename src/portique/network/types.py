@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
+
+DEFAULT_NETWORK: Final = "bridge"  # Docker's default network, made on first use
+MAX_NAME: Final = 255  # in a network name or alias: a DNS name's length at most
 
 
 class Proto(StrEnum):
@@ -74,7 +78,7 @@ class PortMapping:
 class NetworkRequest:
     """One network a container asks for (`--network NAME --network-alias A --ip X`)."""
 
-    network: str = "bridge"
+    network: str = DEFAULT_NETWORK
     aliases: tuple[str, ...] = ()
     ip: str | None = None
     mac: str | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import platform as _host_platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -516,6 +516,23 @@ def select_platform(index: Index, platform: str | Platform = "linux/amd64") -> D
     return candidates[0]
 
 
+def new_manifest(
+    config_digest: str, config_size: int, layers: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The OCI image manifest document of a config and its layers (JSON descriptors),
+    for an image made here (build, import, a docker-archive's image)."""
+    return {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_OCI_MANIFEST,
+        "config": {
+            "mediaType": MEDIA_TYPE_OCI_CONFIG,
+            "digest": config_digest,
+            "size": config_size,
+        },
+        "layers": list(layers),
+    }
+
+
 def layer_compression(descriptor: Descriptor) -> str:
     """ "gzip", "zstd" or "" (plain tar); InvalidManifest for a non-layer media type."""
     try:
@@ -556,6 +573,7 @@ __all__ = [
     "Platform",
     "host_platform",
     "layer_compression",
+    "new_manifest",
     "parse_descriptor",
     "parse_image_config",
     "parse_manifest",

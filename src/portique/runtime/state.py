@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from portique.errors import InvalidState, PortiqueError
+from portique.fileio import atomic_write
 from portique.oci.value import field, value
 
 OCI_VERSION: Final = "1.2.0"
@@ -206,21 +207,8 @@ def write_state(state_dir: Path, state: State) -> None:
     needs to be atomic against a crashed process, which rename gives; an
     fsync would cost milliseconds per start where /run is not a tmpfs.
     """
-    path = state_dir / STATE_FILE
-    tmp = state_dir / f".{STATE_FILE}.{os.getpid()}"
     data = json.dumps(state.to_disk(), separators=(",", ":")).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(state_dir / STATE_FILE, data, 0o600, fsync=False)
 
 
 def read_state(state_dir: Path) -> State:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from portique.image.archive import load, save
 from portique.image.images import Images
+from portique.image.load import load
 from portique.image.pull import pull
 from portique.image.push import push_image
 from portique.image.registry.client import RegistryClient
+from portique.image.save import save
 from support import oci_build as ob
 from support.registry import Registry
 
@@ -63,7 +64,7 @@ def test_pull_save_load_push_pull(
 def test_imported_image_push_and_pull(
     registry_plain: Registry, make_client: MakeClient, tmp_path: Path, repo_name: str
 ) -> None:
-    from portique.image.archive import import_rootfs
+    from portique.image.importer import import_rootfs
 
     rootfs = ob.busybox_tar().tar_bytes()
     name = f"{registry_plain.host}/{repo_name}-imported:v1"

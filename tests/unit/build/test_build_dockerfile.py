@@ -7,8 +7,8 @@ from portique.build.dockerfile import (
     expand,
     parse,
     parse_key_values,
-    split_words,
 )
+from portique.words import split_words
 
 
 def test_instructions_continuations_and_comments() -> None:

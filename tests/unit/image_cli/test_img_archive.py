@@ -19,7 +19,10 @@ from typing import Any
 import pytest
 
 from portique.errors import InvalidArgument, NotFound
-from portique.image import archive
+from portique.image import importer
+from portique.image.archive import OCI_LAYOUT, InvalidArchive
+from portique.image.load import MAX_JSON_MEMBER, LoadedImage, _names_from_annotations, load
+from portique.image.save import save
 from portique.image.store import ContentStore
 from portique.oci.digest import DigestMismatch
 from portique.oci.image import Descriptor
@@ -142,8 +145,8 @@ def images(tmp_path: Path) -> FakeImages:
 @pytest.mark.parametrize("legacy_names", [False, True])
 def test_load_docker_archive(images: FakeImages, compress: bool, legacy_names: bool) -> None:
     data, config, blob = docker_archive(compress=compress, legacy_names=legacy_names)
-    loaded = archive.load(images, io.BytesIO(data))  # type: ignore[arg-type]
-    assert loaded == [archive.LoadedImage(sha(config), ("busybox:latest",))]
+    loaded = load(images, io.BytesIO(data))  # type: ignore[arg-type]
+    assert loaded == [LoadedImage(sha(config), ("busybox:latest",))]
     assert images.store.read_bytes(sha(blob)) == blob
     assert [d.digest for d in images.unpacked] == [sha(blob)]
     expected_type = "tar+gzip" if compress else "tar"
@@ -165,17 +168,17 @@ def test_load_from_a_pipe_and_gzipped_outer_tar(images: FakeImages) -> None:
             b[: len(chunk)] = chunk
             return len(chunk)
 
-    loaded = archive.load(images, io.BufferedReader(Pipe(gzip.compress(data))))  # type: ignore[arg-type]
+    loaded = load(images, io.BufferedReader(Pipe(gzip.compress(data))))  # type: ignore[arg-type]
     assert loaded[0].id == sha(config)
 
 
 def test_save_then_load_both_formats_keeps_digests(images: FakeImages, tmp_path: Path) -> None:
     data, config, blob = docker_archive(compress=True)
-    archive.load(images, io.BytesIO(data))  # type: ignore[arg-type]
+    load(images, io.BytesIO(data))  # type: ignore[arg-type]
     rec = images.resolve("busybox:latest")
     for fmt in ("docker-archive", "oci-archive"):
         out = io.BytesIO()
-        archive.save(images, ["busybox:latest"], out, format=fmt)  # type: ignore[arg-type]
+        save(images, ["busybox:latest"], out, format=fmt)  # type: ignore[arg-type]
         with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as t:
             names = set(t.getnames())
             index = json.load(t.extractfile("index.json"))  # type: ignore[arg-type]
@@ -185,8 +188,8 @@ def test_save_then_load_both_formats_keeps_digests(images: FakeImages, tmp_path:
         assert ann["org.opencontainers.image.ref.name"] == "latest"
         assert ann["io.containerd.image.name"] == "docker.io/library/busybox:latest"
         other = FakeImages(tmp_path / fmt)
-        loaded = archive.load(other, io.BytesIO(out.getvalue()))  # type: ignore[arg-type]
-        assert loaded == [archive.LoadedImage(sha(config), ("busybox:latest",))]
+        loaded = load(other, io.BytesIO(out.getvalue()))  # type: ignore[arg-type]
+        assert loaded == [LoadedImage(sha(config), ("busybox:latest",))]
         assert other.records[sha(config)].manifest_digest == rec.manifest_digest
 
 
@@ -202,8 +205,8 @@ def test_member_with_dotdot_is_never_read(images: FakeImages) -> None:
             ("../manifest.json", manifest),
         ]
     )
-    with pytest.raises(archive.InvalidArchive, match=r"no manifest\.json or index\.json"):
-        archive.load(images, io.BytesIO(bad))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArchive, match=r"no manifest\.json or index\.json"):
+        load(images, io.BytesIO(bad))  # type: ignore[arg-type]
 
 
 def test_layer_name_escaping_is_refused(images: FakeImages) -> None:
@@ -211,8 +214,8 @@ def test_layer_name_escaping_is_refused(images: FakeImages) -> None:
     config = config_for([sha(tar)])
     manifest = [{"Config": "c.json", "RepoTags": [], "Layers": ["../../etc/passwd"]}]
     bad = outer_tar([("c.json", config), ("manifest.json", json.dumps(manifest).encode())])
-    with pytest.raises(archive.InvalidArchive, match="bad layer name"):
-        archive.load(images, io.BytesIO(bad))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArchive, match="bad layer name"):
+        load(images, io.BytesIO(bad))  # type: ignore[arg-type]
 
 
 def test_symlinked_member_is_refused(images: FakeImages) -> None:
@@ -221,8 +224,8 @@ def test_symlinked_member_is_refused(images: FakeImages) -> None:
         manifest = t.extractfile("manifest.json").read()  # type: ignore[union-attr]
     cfg_name = f"{sha(config)[7:]}.json"
     bad = outer_tar([("manifest.json", manifest)], symlinks={cfg_name: "/etc/shadow"})
-    with pytest.raises(archive.InvalidArchive, match="not a regular file"):
-        archive.load(images, io.BytesIO(bad))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArchive, match="not a regular file"):
+        load(images, io.BytesIO(bad))  # type: ignore[arg-type]
 
 
 def test_config_digest_mismatch(images: FakeImages) -> None:
@@ -234,7 +237,7 @@ def test_config_digest_mismatch(images: FakeImages) -> None:
         [(liar, config), ("l.tar", tar), ("manifest.json", json.dumps(manifest).encode())]
     )
     with pytest.raises(DigestMismatch):
-        archive.load(images, io.BytesIO(bad))  # type: ignore[arg-type]
+        load(images, io.BytesIO(bad))  # type: ignore[arg-type]
 
 
 def test_layer_diff_id_mismatch_registers_nothing(images: FakeImages) -> None:
@@ -252,7 +255,7 @@ def test_layer_diff_id_mismatch_registers_nothing(images: FakeImages) -> None:
         ]
     )
     with pytest.raises(DigestMismatch, match="the config says"):
-        archive.load(images, io.BytesIO(bad))  # type: ignore[arg-type]
+        load(images, io.BytesIO(bad))  # type: ignore[arg-type]
     assert images.records == {}
 
 
@@ -265,14 +268,14 @@ def test_layer_content_does_not_match_its_name(images: FakeImages) -> None:
         [("c.json", config), (name, tar), ("manifest.json", json.dumps(manifest).encode())]
     )
     with pytest.raises(DigestMismatch):
-        archive.load(images, io.BytesIO(bad))  # type: ignore[arg-type]
+        load(images, io.BytesIO(bad))  # type: ignore[arg-type]
     assert not images.store.has("sha256:" + "1" * 64)
 
 
 def test_oversize_manifest_json(images: FakeImages) -> None:
-    big = b"[" + b" " * (archive.MAX_JSON_MEMBER + 10) + b"]"
-    with pytest.raises(archive.InvalidArchive, match="larger than"):
-        archive.load(images, io.BytesIO(outer_tar([("manifest.json", big)])))  # type: ignore[arg-type]
+    big = b"[" + b" " * (MAX_JSON_MEMBER + 10) + b"]"
+    with pytest.raises(InvalidArchive, match="larger than"):
+        load(images, io.BytesIO(outer_tar([("manifest.json", big)])))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -287,20 +290,20 @@ def test_oversize_manifest_json(images: FakeImages) -> None:
 )
 def test_malformed_manifest_json(images: FakeImages, manifest: bytes, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
-        archive.load(images, io.BytesIO(outer_tar([("manifest.json", manifest)])))  # type: ignore[arg-type]
+        load(images, io.BytesIO(outer_tar([("manifest.json", manifest)])))  # type: ignore[arg-type]
 
 
 def test_layer_count_must_match_diff_ids(images: FakeImages) -> None:
     config = config_for([sha(b"x"), sha(b"y")])
     manifest = [{"Config": "c.json", "RepoTags": [], "Layers": ["l.tar"]}]
     bad = outer_tar([("c.json", config), ("manifest.json", json.dumps(manifest).encode())])
-    with pytest.raises(archive.InvalidArchive, match="1 layers for 2 diff_ids"):
-        archive.load(images, io.BytesIO(bad))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArchive, match="1 layers for 2 diff_ids"):
+        load(images, io.BytesIO(bad))  # type: ignore[arg-type]
 
 
 def test_not_a_tar(images: FakeImages) -> None:
-    with pytest.raises(archive.InvalidArchive):
-        archive.load(images, io.BytesIO(b"this is not an archive" * 100))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArchive):
+        load(images, io.BytesIO(b"this is not an archive" * 100))  # type: ignore[arg-type]
 
 
 def test_oci_index_blob_digest_mismatch(images: FakeImages) -> None:
@@ -317,26 +320,13 @@ def test_oci_index_blob_digest_mismatch(images: FakeImages) -> None:
     }
     bad = outer_tar(
         [
-            ("oci-layout", archive.OCI_LAYOUT),
+            ("oci-layout", OCI_LAYOUT),
             ("index.json", json.dumps(index).encode()),
             ("blobs/sha256/" + "2" * 64, manifest),
         ]
     )
     with pytest.raises(DigestMismatch):
-        archive.load(images, io.BytesIO(bad))  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("head", "kind"),
-    [
-        (b"\x1f\x8b\x08", "gzip"),
-        (b"\x28\xb5\x2f\xfd", "zstd"),
-        (b"\xfd7zXZ\x00", "xz"),
-        (b"ustar", ""),
-    ],
-)
-def test_sniff_compression(head: bytes, kind: str) -> None:
-    assert archive.sniff_compression(head) == kind
+        load(images, io.BytesIO(bad))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("compression", ["", "gzip", "zstd"])
@@ -349,7 +339,7 @@ def test_import_rootfs_makes_one_layer_image(images: FakeImages, compression: st
         "gzip": gzip.compress(tar, mtime=0),
         "zstd": zstandard.ZstdCompressor().compress(tar),
     }[compression]
-    rec = archive.import_rootfs(
+    rec = importer.import_rootfs(
         images,  # type: ignore[arg-type]
         io.BytesIO(blob),
         "busybox:latest",
@@ -369,14 +359,14 @@ def test_import_rootfs_makes_one_layer_image(images: FakeImages, compression: st
 )
 def test_import_refuses_non_tar(images: FakeImages, payload: bytes) -> None:
     with pytest.raises(InvalidArgument, match="import"):
-        archive.import_rootfs(images, io.BytesIO(payload), None)  # type: ignore[arg-type]
+        importer.import_rootfs(images, io.BytesIO(payload), None)  # type: ignore[arg-type]
     assert images.records == {}
 
 
 def test_load_reports_progress_per_layer(images: FakeImages) -> None:
     data, _, blob = docker_archive(compress=True)
     calls: list[tuple[str, int, int]] = []
-    archive.load(images, io.BytesIO(data), progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
+    load(images, io.BytesIO(data), progress=lambda *a: calls.append(a))  # type: ignore[arg-type]
     assert calls
     assert calls[-1] == (sha(blob), len(blob), len(blob))
     assert all(done <= total for _, done, total in calls)
@@ -391,7 +381,7 @@ def test_compressed_layer_named_by_its_diff_id_loads(images: FakeImages) -> None
     data = outer_tar(
         [("c.json", config), (name, blob), ("manifest.json", json.dumps(manifest).encode())]
     )
-    assert archive.load(images, io.BytesIO(data))[0].tags == ("n:1",)  # type: ignore[arg-type]
+    assert load(images, io.BytesIO(data))[0].tags == ("n:1",)  # type: ignore[arg-type]
     assert images.store.has(sha(blob))
 
 
@@ -406,26 +396,7 @@ def test_compressed_layer_named_by_its_diff_id_loads(images: FakeImages) -> None
     ],
 )
 def test_names_from_index_annotations(annotations: dict[str, str], names: list[str]) -> None:
-    assert archive._names_from_annotations(annotations) == names
-
-
-def test_inflater_handles_concatenated_frames_split_across_chunks() -> None:
-    import zstandard
-
-    z = zstandard.ZstdCompressor()
-    cases = {
-        "gzip": gzip.compress(b"a" * 5000, mtime=0) + gzip.compress(b"b" * 5000, mtime=0),
-        "zstd": z.compress(b"a" * 5000) + z.compress(b"b" * 5000),
-    }
-    for kind, data in cases.items():
-        inflater = archive._Inflater(kind)
-        out = b"".join(b"".join(inflater.feed(data[i : i + 7])) for i in range(0, len(data), 7))
-        assert out == b"a" * 5000 + b"b" * 5000, kind
-
-
-def test_inflater_reports_corruption() -> None:
-    with pytest.raises(archive.InvalidArchive, match="corrupt gzip data"):
-        list(archive._Inflater("gzip").feed(b"\x1f\x8b\x08\x00garbage-garbage-garbage"))
+    assert _names_from_annotations(annotations) == names
 
 
 def _rewrite_member(data: bytes, name: str, content: bytes) -> bytes:
@@ -453,16 +424,16 @@ def test_docker_archive_layers_must_match_the_config(
     Layers do not match the config's diff_ids must not load from index.json
     either (issue 9, item 7)."""
     data, _config, _blob = docker_archive()
-    archive.load(images, io.BytesIO(data))  # type: ignore[arg-type]
+    load(images, io.BytesIO(data))  # type: ignore[arg-type]
     out = io.BytesIO()
-    archive.save(images, ["busybox:latest"], out, format="docker-archive")  # type: ignore[arg-type]
+    save(images, ["busybox:latest"], out, format="docker-archive")  # type: ignore[arg-type]
     with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as t:
         manifest = json.load(t.extractfile("manifest.json"))  # type: ignore[arg-type]
     manifest[0]["Layers"] = layers
     hostile = _rewrite_member(out.getvalue(), "manifest.json", json.dumps(manifest).encode())
     other = FakeImages(tmp_path / "other")
     with pytest.raises(InvalidArgument, match=re.escape(message)):
-        archive.load(other, io.BytesIO(hostile))  # type: ignore[arg-type]
+        load(other, io.BytesIO(hostile))  # type: ignore[arg-type]
     assert other.records == {}
     # The same archive, untouched, loads.
-    assert archive.load(other, io.BytesIO(out.getvalue()))  # type: ignore[arg-type]
+    assert load(other, io.BytesIO(out.getvalue()))  # type: ignore[arg-type]

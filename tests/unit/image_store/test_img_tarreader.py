@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from portique.image.unpack import InvalidLayer, TarReader, _Prefetch, unpack
+from portique.image.tarreader import InvalidLayer, TarReader
+from portique.image.unpack import _Prefetch, unpack
 from support.imgstore_tars import tree
 
 LONG = "very/" * 30 + "long-name-" + "x" * 80  # > 100 bytes: prefix, pax or GNU L

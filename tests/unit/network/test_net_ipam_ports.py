@@ -198,20 +198,21 @@ def test_format_ports_is_dockers_ps_column() -> None:
 
 
 def test_dns_upstreams_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from portique.network.attachment import upstreams
     from portique.network.networks import Networks
     from portique.network.types import NetworkRecord
 
     nets = Networks(tmp_path / "root", run_root=tmp_path / "run")
     rec = NetworkRecord("a" * 64, "n", "bridge", "pq-x", "10.0.0.0/24", "10.0.0.1", False, False)
     monkeypatch.setenv("PORTIQUE_DNS_UPSTREAMS", "127.0.0.1:5353, 10.0.0.53")
-    assert nets._upstreams(rec) == [("127.0.0.1", 5353), ("10.0.0.53", 53)]
+    assert upstreams(nets, rec) == [("127.0.0.1", 5353), ("10.0.0.53", 53)]
     monkeypatch.setenv("PORTIQUE_DNS_UPSTREAMS", "")
-    assert nets._upstreams(rec) == []
+    assert upstreams(nets, rec) == []
     monkeypatch.setenv("PORTIQUE_DNS_UPSTREAMS", "nope:53")
     with pytest.raises(InvalidArgument):
-        nets._upstreams(rec)
+        upstreams(nets, rec)
     internal = NetworkRecord(
         "b" * 64, "i", "bridge", "pq-y", "10.0.1.0/24", "10.0.1.1", True, False
     )
     monkeypatch.setenv("PORTIQUE_DNS_UPSTREAMS", "127.0.0.1:5353")
-    assert nets._upstreams(internal) == []  # sealed networks relay nowhere
+    assert upstreams(nets, internal) == []  # sealed networks relay nowhere

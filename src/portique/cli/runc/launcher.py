@@ -54,19 +54,13 @@ def launcher_text(python: str, roots: list[str]) -> str:
 def write_launcher(dest: str, python: str | None = None) -> None:
     """Write the launcher to `dest` (mode 0755), replacing it atomically."""
     text = launcher_text(python or sys.executable, import_roots())
-    tmp = f"{dest}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o755)  # not subject to the umask
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from pathlib import Path
+
+    from portique.fileio import atomic_file
+
+    with atomic_file(Path(dest), 0o755, fsync=False) as f:
+        f.write(text.encode())
+        os.fchmod(f.fileno(), 0o755)  # not subject to the umask
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,12 +22,12 @@ def run(args: argparse.Namespace) -> int:
         )
     with copy.container_root(row) as root:
         if args.output:
-            tmp = f"{args.output}.tmp"
-            with open(tmp, "wb") as f:
-                copy.export(root, f)
-            import os
+            from pathlib import Path
 
-            os.replace(tmp, args.output)
+            from portique.fileio import atomic_file
+
+            with atomic_file(Path(args.output), 0o666, fsync=False) as f:  # mode as open()
+                copy.export(root, f)
         else:
             copy.export(root, sys.stdout.buffer)
             sys.stdout.flush()

@@ -447,13 +447,14 @@ def confirm(warning: str) -> bool:
 
 def parse_until(value: str, now: float | None = None) -> float:
     """Docker's `until=`: a Go duration before now ("24h", "1h30m"), or a timestamp."""
-    import re
+    from portique.duration import InvalidDuration, parse_seconds
 
     now = time.time() if now is None else now
-    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", value)
-    if parts and "".join(n + u for n, u in parts) == value:
-        return now - sum(float(n) * units[u] for n, u in parts)
+    try:
+        if value != "0":  # Docker's rule: "0" is the epoch, not a duration
+            return now - parse_seconds(value)
+    except InvalidDuration:
+        pass
     try:
         return float(value)  # Unix seconds
     except ValueError:

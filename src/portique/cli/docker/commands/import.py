@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.image import open_images
     from portique.errors import InvalidArgument, NotFound
-    from portique.image.archive import import_rootfs, parse_changes
+    from portique.image.importer import import_rootfs, parse_changes
 
     source: str = args.source
     if "://" in source:

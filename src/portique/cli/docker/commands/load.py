@@ -52,7 +52,7 @@ def _load(args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.image import open_images
     from portique.engine.recovery import recover
     from portique.errors import InvalidArgument, NotFound
-    from portique.image.archive import load
+    from portique.image.load import load
 
     imgs = open_images()
     recover(images=imgs)

@@ -7,7 +7,6 @@ stdout, refusing a terminal as Docker does.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
@@ -26,11 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
     from pathlib import Path
 
     from portique.cli.docker.commands.image import open_images
     from portique.errors import InvalidArgument
-    from portique.image.archive import save
+    from portique.fileio import atomic_file
+    from portique.image.save import save
 
     imgs = open_images()
     if not args.output:
@@ -46,19 +47,12 @@ def run(args: argparse.Namespace) -> int:
     target = Path(args.output)
     if target.is_dir():
         raise InvalidArgument(f"cannot save to {target}: it is a directory")
-    tmp = target.with_name(f".{target.name}.tmp.{os.getpid()}")
-    try:
-        f = open(tmp, "wb")  # noqa: SIM115 - closed by the with below
-    except OSError as exc:
-        raise InvalidArgument(
-            f"cannot save to {target}: {(exc.strerror or str(exc)).lower()}"
-        ) from None
-    try:
-        with f:
-            save(imgs, args.images, f, format=args.format)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            f = stack.enter_context(atomic_file(target, 0o666, fsync=True))  # as open()
+        except OSError as exc:
+            raise InvalidArgument(
+                f"cannot save to {target}: {(exc.strerror or str(exc)).lower()}"
+            ) from None
+        save(imgs, args.images, f, format=args.format)
     return 0

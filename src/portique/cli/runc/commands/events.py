@@ -9,34 +9,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from typing import TYPE_CHECKING
 
 from portique.cli.runc.commands._common import add_id
 from portique.cli.runc.context import Context
+from portique.duration import parse_seconds
 from portique.errors import InvalidArgument, NotFound, PortiqueError
 
 if TYPE_CHECKING:
     from portique.runtime.cgroups import CgroupManager
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-
 
 def parse_duration(text: str) -> float:
-    """Seconds from a Go duration string ("5s", "500ms", "1m30s")."""
-    pos, total = 0, 0.0
-    if not text:
-        raise InvalidArgument("empty duration")
-    while pos < len(text):
-        match = _PART.match(text, pos)
-        if match is None:
-            raise InvalidArgument(f"invalid duration {text!r}")
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    return total
+    """Seconds from a Go duration string ("5s", "500ms", "1m30s"), greater than 0 as runc wants."""
+    seconds = parse_seconds(text)
+    if seconds <= 0:
+        raise InvalidArgument(f"invalid duration {text!r}: it must be greater than 0")
+    return seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
