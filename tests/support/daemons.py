@@ -1,0 +1,191 @@
+"""Third-party daemons the compat tests start, and removing what they leave.
+
+dockerd, containerd and podman's conmon leave mounts (overlay roots, netns
+bind mounts, shm tmpfs), cgroups and interfaces behind when a test fails
+half way. The fixtures stop the daemon they started (by its pid, never by
+name) and then remove, whatever happened: every mount under the test's own
+directory, the cgroup tree under the test's own `portique/...` parent in
+every hierarchy (after killing what still runs in it: only the test's
+containers can), and the interfaces the test named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class Daemon:
+    """A daemon process in its own session, its output in a log file."""
+
+    def __init__(
+        self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self.log_path = log
+        self._log: IO[bytes] = open(log, "ab")  # noqa: SIM115 (closed by stop())
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+    def log_tail(self, size: int = 4000) -> str:
+        try:
+            data = self.log_path.read_bytes()
+        except OSError as exc:
+            return f"({self.log_path}: {exc.strerror})"
+        return data[-size:].decode(errors="replace")
+
+    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float = 60) -> None:
+        """Poll `ready` until it holds; fail with the log if the daemon died or
+        the deadline passed."""
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited ({self.proc.returncode}) before {what}:\n"
+                    + self.log_tail()
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{self.name}: not {what} after {timeout:.0f} s:\n" + self.log_tail()
+                )
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM, then SIGKILL after `timeout`; idempotent."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def kill_pidfile(path: Path, timeout: float = 10) -> None:
+    """Kill the process a pid file names (a daemon's own child, such as the
+    containerd dockerd starts), if it still runs."""
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo.
+    out, i = [], 0
+    while i < len(field):
+        code = field[i + 1 : i + 4]
+        if field[i] == "\\" and len(code) == 3 and code.isdigit():
+            out.append(chr(int(code, 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mounts_under(base: Path) -> list[str]:
+    """Mount points at or below `base`, in mount order."""
+    prefix = str(base).rstrip("/")
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = _unescape(line.split()[4])
+            if point == prefix or point.startswith(prefix + "/"):
+                points.append(point)
+    return points
+
+
+def unmount_under(base: Path) -> list[str]:
+    """Unmount everything at or below `base`, newest first; returns what
+    stays mounted (normally nothing)."""
+    for _ in range(3):
+        points = mounts_under(base)
+        if not points:
+            return []
+        for point in reversed(points):
+            subprocess.run(["umount", point], capture_output=True, check=False)
+    for point in reversed(mounts_under(base)):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    return mounts_under(base)
+
+
+def cgroup_hierarchies() -> list[Path]:
+    """Every mounted cgroup hierarchy (v1 controllers, named ones, cgroup2)."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.split()[0] in ("cgroup", "cgroup2"):
+                out.append(Path(_unescape(pre.split()[4])))
+    return out
+
+
+def remove_cgroup_tree(parent: str) -> list[str]:
+    """Remove the cgroup `parent` (such as "portique/compat-dockerd-123") and
+    everything below it in every hierarchy, killing what still runs there
+    first; returns the directories that could not be removed."""
+    assert parent.strip("/").startswith("portique/"), parent
+    left = []
+    for hierarchy in cgroup_hierarchies():
+        top = hierarchy / parent.strip("/")
+        if not top.is_dir():
+            continue
+        dirs = sorted((d for d, _, _ in os.walk(top)), key=len, reverse=True)
+        for d in dirs:
+            with contextlib.suppress(OSError):
+                for pid in Path(d, "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+        for d in dirs:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    # EBUSY while the killed processes are being reaped.
+                    if time.monotonic() > deadline:
+                        left.append(d)
+                        break
+                    time.sleep(0.05)
+    return left
+
+
+def cgroup_dirs(parent: str) -> list[str]:
+    """The directories of `parent` that exist, in any hierarchy."""
+    return [
+        str(h / parent.strip("/")) for h in cgroup_hierarchies() if (h / parent.strip("/")).is_dir()
+    ]
+
+
+def delete_link(name: str) -> None:
+    subprocess.run(["ip", "link", "delete", name], capture_output=True, check=False)
+
+
+def link_exists(name: str) -> bool:
+    return Path("/sys/class/net", name).exists()
