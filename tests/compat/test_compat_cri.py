@@ -46,7 +46,9 @@ from support.daemons import (
     Daemon,
     cgroup_dirs,
     delete_link,
+    kill_strays,
     link_exists,
+    memory_limit_file,
     mounts_under,
     remove_cgroup_tree,
     unmount_under,
@@ -169,6 +171,9 @@ def cri(tmp_path_factory: pytest.TempPathFactory, compat_images: CompatImages) -
             _remove_all_pods(channel)
             channel.close()
         daemon.stop()
+        strays = kill_strays(base, (base / "state/io.containerd.runtime.v2.task/k8s.io",))
+        if strays:
+            problems.append(f"processes left running: {strays}")
         left = unmount_under(base)
         if left:
             problems.append(f"mounts left under {base}: {left}")
@@ -296,9 +301,7 @@ def test_pod_of_two_containers(cri: CRI, handler: str) -> None:
             st = rt.ContainerStatus(pb.ContainerStatusRequest(container_id=cid)).status
             assert st.state == pb.ContainerState.CONTAINER_RUNNING
             assert _runtime_status(cri, handler, cid) == "running"
-        limit = Path(
-            "/sys/fs/cgroup/memory", pod_parent.lstrip("/"), server, "memory.limit_in_bytes"
-        )
+        limit = memory_limit_file(f"{pod_parent}/{server}")
         assert limit.read_text().strip() == str(64 << 20)
 
         server_log = logs / "server/0.log"

@@ -37,6 +37,8 @@ from support.daemons import (
     Daemon,
     cgroup_dirs,
     kill_pidfile,
+    kill_strays,
+    memory_limit_file,
     mounts_under,
     remove_cgroup_tree,
     unmount_under,
@@ -114,8 +116,8 @@ class Docker:
             assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s"
             time.sleep(0.05)
 
-    def memory_cgroup(self, cid: str) -> Path:
-        return Path("/sys/fs/cgroup/memory", self.cgroup_parent, cid)
+    def memory_limit(self, cid: str) -> Path:
+        return memory_limit_file(f"{self.cgroup_parent}/{cid}")
 
 
 @contextlib.contextmanager
@@ -163,6 +165,11 @@ def dockerd(base: Path, images: CompatImages, *extra: str) -> Iterator[Docker]:
         daemon.stop()
         # dockerd stops the containerd it started; make sure of it.
         kill_pidfile(base / "exec/containerd/containerd.pid")
+        strays = kill_strays(
+            base, (base / "exec/containerd/daemon/io.containerd.runtime.v2.task/moby",)
+        )
+        if strays:
+            problems.append(f"processes left running: {strays}")
         left = unmount_under(base)
         if left:
             problems.append(f"mounts left under {base}: {left}")
@@ -293,7 +300,7 @@ def test_limits_and_confinement(docker: Docker) -> None:
     # object, zeros included (kernel: 0, shares: 0), through `update --resources -`.
     cid = docker.ok(*RUN, "-d", "--memory", "64m", "busybox", "sleep", "1000").strip()
     try:
-        limit = docker.memory_cgroup(cid) / "memory.limit_in_bytes"
+        limit = docker.memory_limit(cid)
         assert limit.read_text().strip() == str(64 << 20)
         docker.ok("update", "--memory", "100m", "--memory-swap", "200m", cid)
         assert limit.read_text().strip() == str(100 << 20)

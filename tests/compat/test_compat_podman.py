@@ -28,7 +28,14 @@ from pathlib import Path
 import pytest
 
 from support.compat_images import BUSYBOX, RUNTIME, CompatImages
-from support.daemons import cgroup_dirs, mounts_under, remove_cgroup_tree, unmount_under
+from support.daemons import (
+    cgroup_dirs,
+    kill_strays,
+    memory_limit_file,
+    mounts_under,
+    remove_cgroup_tree,
+    unmount_under,
+)
 from support.terminal import Terminal
 
 pytestmark = [pytest.mark.compat, pytest.mark.root]
@@ -70,8 +77,8 @@ class Podman:
     def inspect(self, cid: str, template: str) -> str:
         return self.ok("inspect", "-f", template, cid).strip()
 
-    def memory_cgroup(self, cid: str) -> Path:
-        return Path("/sys/fs/cgroup/memory", self.cgroup_parent, f"libpod-{cid}")
+    def memory_limit(self, cid: str) -> Path:
+        return memory_limit_file(f"{self.cgroup_parent}/libpod-{cid}")
 
 
 def runtime_state(cid: str) -> dict[str, object] | None:
@@ -131,6 +138,9 @@ def podman(
         ids = p("ps", "-aq", "--no-trunc", check=False).stdout.split()
         if ids:
             p("rm", "-f", "-t", "0", *ids, check=False)
+        strays = kill_strays(base)
+        if strays:
+            problems.append(f"processes left running: {strays}")
         left = unmount_under(base)
         if left:
             problems.append(f"mounts left under {base}: {left}")
@@ -202,7 +212,7 @@ def test_detached_exec_pause_memory_update_stop_rm(podman: Podman) -> None:
         assert "sleep 1000" in out
         assert podman("exec", cid, "sh", "-c", "exit 4", check=False).returncode == 4
 
-        limit = podman.memory_cgroup(cid) / "memory.limit_in_bytes"
+        limit = podman.memory_limit(cid)
         assert limit.read_text().strip() == str(64 << 20)
         podman.ok("update", "--memory", "100m", cid)  # `update --resources FILE`
         assert limit.read_text().strip() == str(100 << 20)

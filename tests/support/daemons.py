@@ -92,6 +92,52 @@ def kill_pidfile(path: Path, timeout: float = 10) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def kill_strays(base: Path, task_dirs: tuple[Path, ...] = (), grace: float = 5) -> list[int]:
+    """Processes whose command line names `base` (the test's own directory: a
+    containerd shim, conmon, podman's cleanup command), other than this
+    process and its ancestors, get `grace` seconds to exit on their own, then
+    SIGKILL; the sockets of the shims of containerd's `task_dirs`
+    (STATE/io.containerd.runtime.v2.task/NS), which a shim removes itself
+    only on a clean exit, are removed. Returns the pids that had to be killed."""
+    keep, pid = set(), os.getpid()
+    while pid > 1:
+        keep.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    needle = str(base).encode()
+
+    def strays() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) in keep:
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if needle in cmdline:
+                found.append(int(entry.name))
+        return found
+
+    deadline = time.monotonic() + grace
+    while (left := strays()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    # containerd's shims listen on /run/containerd/s/<hash>, recorded in each
+    # task's `address` file.
+    for address in (a for d in task_dirs for a in d.glob("*/address")):
+        with contextlib.suppress(OSError, ValueError):
+            sock = Path(address.read_text().strip().removeprefix("unix://"))
+            if sock.parent == Path("/run/containerd/s"):
+                sock.unlink(missing_ok=True)
+    return left
+
+
 def _unescape(field: str) -> str:
     # mountinfo escapes space, tab, newline and backslash as \ooo.
     out, i = [], 0
@@ -181,6 +227,13 @@ def cgroup_dirs(parent: str) -> list[str]:
     return [
         str(h / parent.strip("/")) for h in cgroup_hierarchies() if (h / parent.strip("/")).is_dir()
     ]
+
+
+def memory_limit_file(cgroup: str) -> Path:
+    """The file holding the memory limit of `cgroup` (a path under the
+    hierarchies' roots): memory.limit_in_bytes on v1, memory.max on v2."""
+    v1 = CGROUP_ROOT / "memory" / cgroup.strip("/") / "memory.limit_in_bytes"
+    return v1 if v1.exists() else CGROUP_ROOT / cgroup.strip("/") / "memory.max"
 
 
 def delete_link(name: str) -> None:
