@@ -3,8 +3,9 @@
 
 A private containerd (Debian's 1.6: its own root, state and socket) with the
 CRI plugin enabled and two runtime handlers of the stock runc shim v2
-(`io.containerd.runc.v2`): `portique` (BinaryName = portique-runtime) and
-`runc`. The test drives it over the CRI gRPC API (the v1 stubs of PyPI's
+(`io.containerd.runc.v2`): `portique`, the handler of
+docs/kubernetes/containerd-config.toml as written there (BinaryName = this
+checkout's portique-runtime), and `runc`, the same with runc. The test drives it over the CRI gRPC API (the v1 stubs of PyPI's
 container-runtime-interface-api) as the kubelet does: RunPodSandbox with a
 handler, CreateContainer and StartContainer of two containers sharing the
 pod's network, UTS and IPC namespaces, ExecSync, the container log file,
@@ -21,9 +22,11 @@ This host's quirks, set as a cluster's node would set them:
   pod's namespace is reachable from nowhere, and the two containers talk
   over its loopback; network namespaces live under containerd's state dir.
 - the kubelet asks for hugepage limits (0 for every size); containerd's
-  default `tolerate_missing_hugetlb_controller` drops them on a host whose
-  hugetlb controller is not a v1 hierarchy (this one's is on the cgroup2
-  mount), so the runtime never sees them here.
+  default `tolerate_missing_hugetlb_controller` drops them on a v1 host
+  without a hugetlb hierarchy (this one's hugetlb is on the cgroup2 mount, or
+  nowhere), so no runtime sees them here; runc and portique-runtime both
+  refuse them when asked without the controller, and both apply them when
+  it is mounted.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import os
 import shutil
 import subprocess
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +56,7 @@ from support.daemons import (
     mounts_under,
     remove_cgroup_tree,
     unmount_under,
+    unmounted_v1_controllers,
 )
 
 pytestmark = [pytest.mark.compat, pytest.mark.root]
@@ -71,17 +76,28 @@ class CRI:
     images: Any  # ImageServiceStub
 
 
+DOCS_CONFIG = Path(__file__).parents[2] / "docs/kubernetes/containerd-config.toml"
+
+
+def _handler(name: str, binary: str, base: Path) -> str:
+    """The `portique` handler's tables of docs/kubernetes/containerd-config.toml
+    under `name`, with `binary` and a private state root."""
+    cri = tomllib.loads(DOCS_CONFIG.read_text())["plugins"]["io.containerd.grpc.v1.cri"]
+    documented = cri["containerd"]["runtimes"]["portique"]
+    options = {**documented["options"], "BinaryName": binary, "Root": f"{base}/runtime-{name}"}
+    section = f'plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{name}'
+    text = f"    [{section}]\n"
+    text += "".join(
+        f"      {k} = {json.dumps(v)}\n" for k, v in documented.items() if k != "options"
+    )
+    text += f"      [{section}.options]\n"
+    return text + "".join(f"        {k} = {json.dumps(v)}\n" for k, v in options.items())
+
+
 def _config(base: Path, bridge: str) -> str:
-    runtimes = ""
-    for handler, binary in (("portique", RUNTIME), ("runc", shutil.which("runc") or "runc")):
-        section = f'plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}'
-        runtimes += (
-            f"    [{section}]\n"
-            '      runtime_type = "io.containerd.runc.v2"\n'
-            f"      [{section}.options]\n"
-            f'        BinaryName = "{binary}"\n'
-            f'        Root = "{base}/runtime-{handler}"\n'
-        )
+    runtimes = _handler("portique", RUNTIME, base) + _handler(
+        "runc", shutil.which("runc") or "runc", base
+    )
     return (
         "version = 2\n"
         f'root = "{base}/root"\n'
@@ -222,6 +238,7 @@ def _wait(what: str, check: Any, timeout: float = 30) -> None:
 
 @pytest.mark.parametrize("handler", HANDLERS)
 def test_pod_of_two_containers(cri: CRI, handler: str) -> None:
+    import grpc
     from cri_api.v1 import api_pb2 as pb
 
     rt = cri.runtime
@@ -335,7 +352,20 @@ def test_pod_of_two_containers(cri: CRI, handler: str) -> None:
         )
         assert (r.exit_code, r.stdout, r.stderr) == (3, f"web-{handler}\n999\n".encode(), b"oops\n")
 
-        stats = rt.ContainerStats(pb.ContainerStatsRequest(container_id=server)).stats
+        try:
+            stats = rt.ContainerStats(pb.ContainerStatsRequest(container_id=server)).stats
+        except grpc.RpcError as exc:
+            hidden = unmounted_v1_controllers()
+            raise AssertionError(
+                f"ContainerStats: {exc.details()}"
+                + (
+                    f"; the host has v1 hierarchies mounted nowhere ({', '.join(hidden)}: "
+                    "left by cgfix.sh off until the kernel frees them), so containerd's "
+                    "shim cannot load any container's cgroups, whatever the runtime"
+                    if hidden
+                    else ""
+                )
+            ) from exc
         assert stats.attributes.id == server
         assert stats.memory.working_set_bytes.value > 0
         assert stats.cpu.usage_core_nano_seconds.value > 0

@@ -229,6 +229,24 @@ def cgroup_dirs(parent: str) -> list[str]:
     ]
 
 
+def unmounted_v1_controllers() -> list[str]:
+    """v1 hierarchies this process belongs to that are mounted nowhere: what
+    ../shared/peers/cgfix.sh `off` leaves (hugetlb) until the kernel frees the
+    hierarchy; containerd's shim cannot load a container's cgroups meanwhile."""
+    mounted: set[str] = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            post = line.partition(" - ")[2].split()
+            if post and post[0] == "cgroup":
+                mounted.update(post[2].split(","))
+    hidden = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        number, controllers, _ = line.split(":", 2)
+        if number != "0" and not set(controllers.split(",")) <= mounted:
+            hidden.append(controllers)
+    return hidden
+
+
 def memory_limit_file(cgroup: str) -> Path:
     """The file holding the memory limit of `cgroup` (a path under the
     hierarchies' roots): memory.limit_in_bytes on v1, memory.max on v2."""
