@@ -38,7 +38,7 @@ import subprocess
 import time
 import tomllib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,7 +229,7 @@ def _runtime_status(cri: CRI, handler: str, cid: str) -> str | None:
     return str(json.loads(proc.stdout)["status"]) if proc.returncode == 0 else None
 
 
-def _wait(what: str, check: Any, timeout: float = 30) -> None:
+def _wait(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s"

@@ -27,7 +27,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -109,8 +109,7 @@ class Docker:
                 return state
         return None
 
-    def wait_for(self, what: str, check: object, timeout: float = 30) -> None:
-        assert callable(check)
+    def wait_for(self, what: str, check: Callable[[], bool], timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while not check():
             assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s"

@@ -22,7 +22,7 @@ import resource
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,8 +90,7 @@ def runtime_state(cid: str) -> dict[str, object] | None:
     return state
 
 
-def wait_for(what: str, check: object, timeout: float = 30) -> None:
-    assert callable(check)
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s"
