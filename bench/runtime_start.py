@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Start-to-exit of /bin/true from a busybox bundle: portique-runtime vs runc vs crun.
+"""Start-to-exit of /bin/true from a busybox bundle: portique-runtime vs runc vs crun,
+alone and under its callers (dockerd, containerd's CRI).
 
 Usage (as root, from the repository):
     .venv/bin/python bench/runtime_start.py [--runs 30] [--warmup 3]
+        [--only runtime|callers] [--cgfix ../shared/peers/cgfix.sh] [--pod-runs 20]
 
 Builds one busybox bundle (the same config.json for every runtime: what
 `portique-runtime spec` writes, with args ["/bin/true"] and no terminal),
@@ -17,11 +19,22 @@ the lean launcher of portique.cli.runc.launcher (`python -IS`).
 
 A runtime that cannot run the bundle on this host (crun 1.8 refuses cgroup
 v1 hybrid layouts) is reported and left out; nothing here changes the host.
+
+Under its callers (bench/runtime_callers.py): `docker run --rm --runtime R
+--network none busybox true` on one private dockerd, R = portique (the lean
+launcher), runc and crun, timed by hyperfine; and a Kubernetes pod's start
+on a private containerd's CRI (RunPodSandbox, CreateContainer,
+StartContainer of one container) with a handler per runtime, timed in
+process, the handlers taking turns. crun runs only with `--cgfix SCRIPT`
+(../shared/peers/cgfix.sh, the one allowed change to the host's cgroup
+mounts), turned on around crun's rows and off again; runc is timed again in
+that window, so crun's ratio compares like with like.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -100,7 +113,11 @@ def import_time_ms(python: str, code: list[str]) -> tuple[float, float]:
 
 
 def hyperfine(
-    base: Path, label: str, commands: dict[str, list[str]], args: argparse.Namespace
+    base: Path,
+    label: str,
+    commands: dict[str, list[str]],
+    args: argparse.Namespace,
+    env: dict[str, str] | None = None,
 ) -> dict[str, dict[str, float]]:
     """One hyperfine run over `commands`, side by side; results by name."""
     export = base / f"hyperfine-{label}.json"
@@ -118,7 +135,7 @@ def hyperfine(
     ]
     for name, argv in commands.items():
         hf += ["--command-name", name, " ".join(argv)]
-    subprocess.run(hf, check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(hf, check=True, stdin=subprocess.DEVNULL, env=env)
     return {r["command"]: r for r in json.loads(export.read_text())["results"]}
 
 
@@ -140,10 +157,106 @@ def report(title: str, results: dict[str, dict[str, float]]) -> None:
                 print(f"  {ours} / {peer}: not measured ({peer} missing or refused the bundle)")
 
 
+def report_ratios(title: str, results: dict[str, dict[str, float]], unit: str = "ms") -> None:
+    print()
+    print(title)
+    print(f"  {'runtime':<18}{'median ms':>10}{'mean ms':>10}{'min ms':>10}")
+    for name, r in results.items():
+        print(
+            f"  {name:<18}{r['median'] * 1000:>10.1f}{r['mean'] * 1000:>10.1f}"
+            f"{r['min'] * 1000:>10.1f}"
+        )
+    if "runc" in results:
+        for name in results:
+            if name != "runc":
+                ratio = results[name]["median"] / results["runc"]["median"]
+                print(f"  {name} / runc: {ratio:.2f}x (median)")
+
+
+def runs_bundle(runtime: str, base: Path) -> bool:
+    """Whether `runtime` runs the busybox bundle on this host as it is now
+    (crun 1.8 refuses a v1 hybrid layout with controllers on cgroup2)."""
+    bundle = make_bundle(base / "bundle")
+    proc = subprocess.run(
+        [runtime, "--root", str(base / "state"), "run", "-b", str(bundle), "probe"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+def callers(args: argparse.Namespace) -> int:
+    """dockerd's `docker run --rm` and a CRI pod start with each runtime."""
+    import runtime_callers as rc
+
+    from portique.cli.runc.launcher import write_launcher
+
+    with tempfile.TemporaryDirectory(prefix="portique-bench-callers-") as tmp:
+        base = Path(tmp)
+        write_launcher(str(base / "portique-runtime"))
+        runtimes = {"portique": str(base / "portique-runtime")}
+        crun = shutil.which("crun")
+        if crun:
+            runtimes["crun"] = crun
+        images = rc.make_images(base / "images")
+        run = ["run", "--rm", "--network", "none"]
+        docker_rows: list[tuple[str, dict[str, dict[str, float]]]] = []
+        cri_rows: list[tuple[str, dict[str, dict[str, float]]]] = []
+        have_cri = True
+        try:
+            import cri_api  # noqa: F401
+        except ImportError:
+            have_cri = False
+            print("CRI: not measured (the CRI stubs come with `pip install -e '.[test]'`)")
+        with contextlib.ExitStack() as stack:
+            env = None
+            if shutil.which("dockerd"):
+                env = stack.enter_context(rc.dockerd(base / "dockerd", images[0], runtimes))
+            else:
+                print("dockerd: not measured (scripts/setup.sh installs docker.io)")
+            cri = None
+            if have_cri:
+                cri = rc.CRI(base / "cri", {**runtimes, "runc": "/usr/bin/runc"}, images)
+                stack.callback(cri.close)
+
+            def measure(names: list[str], label: str) -> None:
+                if env is not None:
+                    cmds = {n: ["docker", *run, "--runtime", n, "busybox", "true"] for n in names}
+                    docker_rows.append((label, hyperfine(base, f"docker-{label}", cmds, args, env)))
+                if cri is not None:
+                    times = rc.time_pods(cri, names, args.pod_runs, args.warmup)
+                    cri_rows.append((label, {n: rc.summary(t) for n, t in times.items()}))
+
+            if crun and runs_bundle(crun, base / "probe"):
+                measure(["portique", "runc", "crun"], "host layout")
+            else:
+                measure(["portique", "runc"], "host layout")
+                if crun and args.cgfix:
+                    with rc.cgfix(args.cgfix):
+                        measure(["runc", "crun"], "cgfix on")
+                elif crun:
+                    print("crun: not measured (it refuses this host's layout; give --cgfix SCRIPT)")
+    for label, res in docker_rows:
+        report_ratios(f"docker run --rm --network none busybox true ({label})", res)
+    for label, res in cri_rows:
+        report_ratios(
+            f"CRI: RunPodSandbox + CreateContainer + StartContainer ({label}, "
+            f"{args.pod_runs} runs each)",
+            res,
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--only", choices=("runtime", "callers"), default=None)
+    parser.add_argument("--pod-runs", type=int, default=20, help="CRI pod starts per handler")
+    parser.add_argument(
+        "--cgfix", default=None, help="path of ../shared/peers/cgfix.sh, to time crun"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("runtime_start.py: run me as root", file=sys.stderr)
@@ -151,6 +264,20 @@ def main() -> int:
     if shutil.which("hyperfine") is None:
         print("runtime_start.py: hyperfine is not installed", file=sys.stderr)
         return 1
+    # The launcher runs python with -I, which ignores this anyway; the
+    # daemons and everything else should not run without byte code either.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    print(f"load average at start: {os.getloadavg()}")
+    status = 0
+    if args.only != "callers":
+        status = runtime_alone(args)
+    if args.only != "runtime" and status == 0:
+        status = callers(args)
+    print(f"load average at end: {os.getloadavg()}")
+    return status
+
+
+def runtime_alone(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="portique-bench-") as tmp:
         base = Path(tmp)
         bundle = make_bundle(base / "bundle")

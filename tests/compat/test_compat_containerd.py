@@ -3,19 +3,17 @@
 containerd-shim-runc-v2 (what Docker and Kubernetes run under) calls the
 binary given as `--runc-binary` with runc's command line: create with a
 console socket or fifos, start, state, exec --process, pause/resume, kill,
-delete, and reads its --log in JSON. A busybox image made by `portique import`
-and exported with `portique save` is imported into a private containerd
-(own root, state and socket), and every container's cgroup is placed under
-the `portique` parent with `--cgroup`.
+delete, and reads its --log in JSON. A busybox image made by `portique
+import` and exported with `portique save` (tests/support/compat_images.py)
+is imported into a private containerd (own root, state and socket), and
+every container's cgroup is placed under the `portique` parent with
+`--cgroup`.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
-import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,19 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from support.rootfs import make_busybox_rootfs
+from support.compat_images import BUSYBOX as IMAGE
+from support.compat_images import RUNTIME, CompatImages
 
 pytestmark = [pytest.mark.compat, pytest.mark.root]
 
-RUNTIME = str(Path(sys.executable).with_name("portique-runtime"))
-IMAGE = "docker.io/library/busybox:latest"
 NS = "portique-compat"
 
 Ctr = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
-def ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctr]:
+def ctr(tmp_path_factory: pytest.TempPathFactory, compat_images: CompatImages) -> Iterator[Ctr]:
     assert shutil.which("containerd"), "containerd is missing: scripts/setup.sh installs it"
     base = tmp_path_factory.mktemp("containerd")
     sock = base / "containerd.sock"
@@ -71,8 +68,7 @@ def ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctr]:
                 raise AssertionError(f"ctr {' '.join(args)}: {proc.returncode}\n{proc.stderr}")
             return proc
 
-        archive = _busybox_archive(base)
-        run("images", "import", str(archive))
+        run("images", "import", str(compat_images.busybox))
         yield run
     finally:
         daemon.terminate()
@@ -84,23 +80,6 @@ def ctr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctr]:
         log.close()
         subprocess.run(["umount", "-R", str(base / "root")], capture_output=True)
         subprocess.run(["umount", "-R", str(base / "state")], capture_output=True)
-
-
-def _busybox_archive(base: Path) -> Path:
-    env = dict(
-        os.environ, PORTIQUE_ROOT=str(base / "pq-root"), PORTIQUE_RUNROOT=str(base / "pq-run")
-    )
-    rootfs = make_busybox_rootfs(base / "busybox")
-    tar = base / "rootfs.tar"
-    with tarfile.open(tar, "w") as tf:
-        tf.add(rootfs, arcname=".")
-    pq = [sys.executable, "-m", "portique"]
-    subprocess.run([*pq, "import", str(tar), IMAGE], env=env, check=True, capture_output=True)
-    archive = base / "busybox-archive.tar"
-    subprocess.run(
-        [*pq, "save", "-o", str(archive), IMAGE], env=env, check=True, capture_output=True
-    )
-    return archive
 
 
 def _cid() -> str:

@@ -100,3 +100,27 @@ def test_nothing_to_update_and_bad_input(tmp_path: Path) -> None:
         update.resources_object(parse(["-r", str(bad), "c1"]))
     with pytest.raises(InvalidArgument, match="does not exist"):
         update.resources_object(parse(["-r", str(tmp_path / "none"), "c1"]))
+
+
+def test_zeros_in_the_file_leave_values_unchanged(tmp_path: Path) -> None:
+    # What dockerd 20.10 sends for `docker update --memory 100m --memory-swap 200m`:
+    # every field it knows, zeros included; a zero kernel limit used to be refused.
+    path = tmp_path / "r.json"
+    path.write_text(
+        '{"memory":{"limit":104857600,"reservation":0,"swap":209715200,"kernel":0},'
+        '"cpu":{"shares":0,"quota":0,"period":0,"cpus":""},"blockIO":{"weight":0},'
+        '"pids":{"limit":0}}'
+    )
+    obj = update.resources_object(parse(["-r", str(path), "c1"]))
+    assert obj == {"memory": {"limit": 104857600, "swap": 209715200}}
+    res = parse_resources(obj)
+    assert res.memory is not None
+    assert res.memory.kernel is None
+    assert res.memory.reservation is None
+
+
+def test_zero_is_kept_where_it_means_something(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text('{"memory":{"swappiness":0,"disableOOMKiller":false},"cpu":{"idle":0}}')
+    obj = update.resources_object(parse(["-r", str(path), "c1"]))
+    assert obj == {"memory": {"swappiness": 0, "disableOOMKiller": False}, "cpu": {"idle": 0}}

@@ -3,6 +3,11 @@
 Resources come from `--resources FILE` (an OCI linux.resources object, "-"
 for stdin) and/or runc's single-value flags (which win). Only memory, cpu,
 pids, blockIO and unified are updated; device rules are not touched.
+
+In the file, a zero (or empty cpuset) leaves the value as it is, as runc's
+update reads it: callers send every field they know, zeros included
+(dockerd's `docker update --memory` sends `kernel: 0`, `shares: 0`,
+`quota: 0`, `reservation: 0`), and none of these zeros is a limit.
 """
 
 from __future__ import annotations
@@ -21,6 +26,15 @@ _MAX_JSON = 1 << 20
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)?$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _UPDATABLE = ("memory", "cpu", "pids", "blockIO", "unified")
+# The fields runc's update reads where zero means "unchanged".
+_ZERO_UNCHANGED: dict[str, frozenset[str]] = {
+    "memory": frozenset({"limit", "reservation", "swap", "kernel", "kernelTCP"}),
+    "cpu": frozenset(
+        {"shares", "quota", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems"}
+    ),
+    "pids": frozenset({"limit"}),
+    "blockIO": frozenset({"weight"}),
+}
 
 # flag -> (section, key, parser)
 _FLAGS: dict[str, tuple[str, str, str]] = {
@@ -81,7 +95,8 @@ def resources_object(args: argparse.Namespace) -> dict[str, Any]:
             raise InvalidArgument(f"resources are not valid JSON: {exc}") from None
         if not isinstance(loaded, dict):
             raise InvalidArgument("resources must be a JSON object")
-        obj = {k: v for k, v in loaded.items() if k in _UPDATABLE}
+        obj = {k: _drop_unchanged(k, v) for k, v in loaded.items() if k in _UPDATABLE}
+        obj = {k: v for k, v in obj.items() if v != {}}
     for flag, (section, key, kind) in _FLAGS.items():
         value = getattr(args, flag)
         if value is None:
@@ -101,6 +116,18 @@ def resources_object(args: argparse.Namespace) -> dict[str, Any]:
     if not obj:
         raise InvalidArgument("nothing to update: give --resources or a resource flag")
     return obj
+
+
+def _drop_unchanged(section: str, value: object) -> object:
+    """`value` without the zero fields runc's update leaves as they are."""
+    keys = _ZERO_UNCHANGED.get(section)
+    if keys is None or not isinstance(value, dict):
+        return value
+    return {
+        k: v
+        for k, v in value.items()
+        if not (k in keys and (v == 0 or v == "") and not isinstance(v, bool))
+    }
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
