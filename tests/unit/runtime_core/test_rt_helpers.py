@@ -12,8 +12,8 @@ from portique.linux import mount as m
 from portique.linux import proc
 from portique.linux.caps import CAP_NUMBERS, to_mask
 from portique.runtime import sync
+from portique.runtime.mountplan import parse_options
 from portique.runtime.process import ExecError, find_executable
-from portique.runtime.rootfs import parse_options
 
 
 def test_parse_options() -> None:
