@@ -27,6 +27,8 @@ from portique.oci.value import value
 from portique.runtime.paths import fd_path, open_in_root
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from portique.linux.kernel import Kernel
     from portique.oci.resources import LinuxResources
     from portique.oci.runtime import Mount, Spec
@@ -97,7 +99,7 @@ def plan(spec: Spec, userns: bool) -> list[DeviceStep]:
 
 
 def create_devices(
-    rootfs: str, steps: list[DeviceStep], owned: frozenset[int], kernel: Kernel
+    rootfs: str, steps: Sequence[DeviceStep], owned: frozenset[int], kernel: Kernel
 ) -> None:
     """Carry out a device plan in `rootfs`; `owned`: the ids of the
     container's own mounts (rootfs.apply)."""
