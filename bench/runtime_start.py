@@ -2,7 +2,7 @@
 """Start-to-exit of /bin/true from a busybox bundle: portique-runtime vs runc vs crun.
 
 Usage (as root, from the repository):
-    .venv/bin/python bench/runtime_start.py [--runs 30] [--warmup 3]
+    .venv/bin/python bench/runtime_start.py [--runs 30] [--warmup 3] [--baseline OTHER/src]
 
 Builds one busybox bundle (the same config.json for every runtime: what
 `portique-runtime spec` writes, with args ["/bin/true"] and no terminal),
@@ -144,6 +144,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also time the lean launcher over another checkout's src/ (before/after a change)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("runtime_start.py: run me as root", file=sys.stderr)
@@ -160,6 +165,13 @@ def main() -> int:
 
         write_launcher(str(base / "portique-runtime-lean"))
         candidates["portique-rt-lean"] = [str(base / "portique-runtime-lean")]
+        if args.baseline:
+            from portique.cli.runc.launcher import import_roots, launcher_text
+
+            roots = [os.path.abspath(args.baseline), *import_roots()[1:]]
+            (base / "portique-baseline").write_text(launcher_text(sys.executable, roots))
+            (base / "portique-baseline").chmod(0o755)
+            candidates["portique-baseline"] = [str(base / "portique-baseline")]
         for peer in ("runc", "crun"):
             path = shutil.which(peer)
             if path:

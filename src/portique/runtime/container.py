@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from portique.errors import InvalidArgument, InvalidState, NotFound, PortiqueError
 from portique.linux import proc as procfs
 from portique.runtime import state as st
-from portique.runtime.errors import ContainerError
 from portique.runtime.state import Op, State, Status
 
 if TYPE_CHECKING:
@@ -306,4 +305,4 @@ class Runtime:
         )
 
 
-__all__ = ["DEFAULT_STATE_ROOT", "ContainerError", "Runtime"]
+__all__ = ["DEFAULT_STATE_ROOT", "Runtime"]
