@@ -281,9 +281,9 @@ class Runtime:
     ) -> int:
         """Run `process` inside the container; its exit status, or its pid when detached.
 
-        `on_pid(pid)` is called with the host pid as soon as the process is
-        started (before it is waited for), e.g. to forward signals to it; if
-        it raises, the process is killed.
+        `on_pid(pid)` is called with the host pid once the process runs its
+        program (before it is waited for), e.g. to forward signals to it; if
+        it raises, the process is killed and reaped.
         """
         from portique.runtime.execution import exec_process
 
