@@ -3,7 +3,7 @@
 alone and under its callers (dockerd, containerd's CRI).
 
 Usage (as root, from the repository):
-    .venv/bin/python bench/runtime_start.py [--runs 30] [--warmup 3]
+    .venv/bin/python bench/runtime_start.py [--runs 30] [--warmup 3] [--baseline OTHER/src]
         [--only runtime|callers] [--cgfix ../shared/peers/cgfix.sh] [--pod-runs 20]
 
 Builds one busybox bundle (the same config.json for every runtime: what
@@ -257,6 +257,11 @@ def main() -> int:
     parser.add_argument(
         "--cgfix", default=None, help="path of ../shared/peers/cgfix.sh, to time crun"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also time the lean launcher over another checkout's src/ (before/after a change)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("runtime_start.py: run me as root", file=sys.stderr)
@@ -287,6 +292,13 @@ def runtime_alone(args: argparse.Namespace) -> int:
 
         write_launcher(str(base / "portique-runtime-lean"))
         candidates["portique-rt-lean"] = [str(base / "portique-runtime-lean")]
+        if args.baseline:
+            from portique.cli.runc.launcher import import_roots, launcher_text
+
+            roots = [os.path.abspath(args.baseline), *import_roots()[1:]]
+            (base / "portique-baseline").write_text(launcher_text(sys.executable, roots))
+            (base / "portique-baseline").chmod(0o755)
+            candidates["portique-baseline"] = [str(base / "portique-baseline")]
         for peer in ("runc", "crun"):
             path = shutil.which(peer)
             if path:

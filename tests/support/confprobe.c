@@ -5,9 +5,13 @@
  * `name=ok` or `name=ERRNO-NAME`, so a RUN step and `portique run` can be
  * compared line by line.
  *
- *   confprobe addkey DESC PAYLOAD   add a "user" key to the caller's user keyring
+ *   confprobe addkey DESC PAYLOAD [session]   add a "user" key to the caller's user
+ *                                             keyring (or session keyring)
  *   confprobe delkey DESC           unlink it again
- *   confprobe readkey DESC          search the user keyring for DESC, print its payload
+ *   confprobe readkey DESC [session]  search that keyring for DESC, print its payload
+ *   confprobe session               print the serial of the caller's session keyring
+ *   confprobe newsession DESC PAYLOAD CMD...  join a new session keyring, add the key
+ *                                   to it, print its serial (caller=N), exec CMD
  *   confprobe syscalls              try what the default confinement must deny
  */
 #define _GNU_SOURCE
@@ -22,8 +26,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define KEY_SPEC_SESSION_KEYRING -3
 #define KEY_SPEC_USER_KEYRING -4
 #define KEYCTL_GET_KEYRING_ID 0
+#define KEYCTL_JOIN_SESSION_KEYRING 1
 #define KEYCTL_UNLINK 9
 #define KEYCTL_SEARCH 10
 #define KEYCTL_READ 11
@@ -49,12 +55,17 @@ static void report(const char *name, long rc) {
         printf("%s=ok\n", name);
 }
 
-static long search_key(const char *desc) {
-    return syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_USER_KEYRING, "user", desc, 0);
+static long search_key(const char *desc, long ring) {
+    return syscall(SYS_keyctl, KEYCTL_SEARCH, ring, "user", desc, 0);
 }
 
-static int read_key(const char *desc) {
-    long id = search_key(desc);
+static long ring_of(int argc, char **argv, int at) {
+    return argc > at && strcmp(argv[at], "session") == 0 ? KEY_SPEC_SESSION_KEYRING
+                                                         : KEY_SPEC_USER_KEYRING;
+}
+
+static int read_key(const char *desc, long ring) {
+    long id = search_key(desc, ring);
     if (id < 0) {
         printf("readkey=%s\n", errname(errno));
         return 1;
@@ -106,25 +117,48 @@ static void try_syscalls(void) {
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (argc == 4 && strcmp(argv[1], "addkey") == 0) {
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "addkey") == 0) {
         long id = syscall(SYS_add_key, "user", argv[2], argv[3], strlen(argv[3]),
-                          KEY_SPEC_USER_KEYRING);
+                          ring_of(argc, argv, 4));
         report("addkey", id);
         return id < 0;
     }
     if (argc == 3 && strcmp(argv[1], "delkey") == 0) {
-        long id = search_key(argv[2]);
+        long id = search_key(argv[2], KEY_SPEC_USER_KEYRING);
         if (id >= 0)
             id = syscall(SYS_keyctl, KEYCTL_UNLINK, id, KEY_SPEC_USER_KEYRING);
         report("delkey", id);
         return id < 0;
     }
-    if (argc == 3 && strcmp(argv[1], "readkey") == 0)
-        return read_key(argv[2]);
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "readkey") == 0)
+        return read_key(argv[2], ring_of(argc, argv, 3));
+    if (argc >= 5 && strcmp(argv[1], "newsession") == 0) {
+        long ring = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL);
+        long id = ring < 0 ? ring
+                           : syscall(SYS_add_key, "user", argv[2], argv[3], strlen(argv[3]),
+                                     KEY_SPEC_SESSION_KEYRING);
+        if (id < 0) {
+            printf("newsession=%s\n", errname(errno));
+            return 1;
+        }
+        printf("caller=%ld\n", ring);
+        execvp(argv[4], argv + 4);
+        printf("exec=%s\n", errname(errno));
+        return 127;
+    }
+    if (argc == 2 && strcmp(argv[1], "session") == 0) {
+        /* Without creating one: ENOKEY when the process has none. */
+        long id = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0);
+        if (id < 0)
+            printf("session=%s\n", errname(errno));
+        else
+            printf("session=%ld\n", id);
+        return id < 0;
+    }
     if (argc == 2 && strcmp(argv[1], "syscalls") == 0) {
         try_syscalls();
         return 0;
     }
-    fprintf(stderr, "usage: confprobe addkey|delkey|readkey|syscalls ...\n");
+    fprintf(stderr, "usage: confprobe addkey|delkey|readkey|session|syscalls ...\n");
     return 2;
 }

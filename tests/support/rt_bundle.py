@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from portique.runtime.default_spec import MASKED_PATHS, READONLY_PATHS
+
 DEFAULT_CAPS = [
     "CAP_AUDIT_WRITE",
     "CAP_KILL",
@@ -92,25 +94,8 @@ BASE_CONFIG: dict[str, Any] = {
             {"type": "mount"},
             {"type": "cgroup"},
         ],
-        "maskedPaths": [
-            "/proc/acpi",
-            "/proc/asound",
-            "/proc/kcore",
-            "/proc/keys",
-            "/proc/latency_stats",
-            "/proc/timer_list",
-            "/proc/timer_stats",
-            "/proc/sched_debug",
-            "/sys/firmware",
-            "/proc/scsi",
-        ],
-        "readonlyPaths": [
-            "/proc/bus",
-            "/proc/fs",
-            "/proc/irq",
-            "/proc/sys",
-            "/proc/sysrq-trigger",
-        ],
+        "maskedPaths": list(MASKED_PATHS),
+        "readonlyPaths": list(READONLY_PATHS),
     },
 }
 

@@ -184,13 +184,11 @@ def _child_result(pid: int, err_r: int) -> int:
 
 
 def _set_size(master: int, term_fd: int) -> None:
-    import fcntl
-    import termios
+    from portique.linux.tty import set_winsize
 
     with contextlib.suppress(OSError):
         ts = os.get_terminal_size(term_fd)
-        ws = ts.lines.to_bytes(2, sys.byteorder) + ts.columns.to_bytes(2, sys.byteorder) + bytes(4)
-        fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
+        set_winsize(master, ts.lines, ts.columns)
 
 
 def _pump_tty(master: int, in_fd: int) -> None:

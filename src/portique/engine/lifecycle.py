@@ -437,20 +437,20 @@ def is_alive(pid: int, cid: str, started_at: float = 0.0) -> bool:
     """
     if pid <= 0:
         return False
+    from portique.linux.proc import read_stat
+
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmd = f.read(1 << 16)
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read(4096)
-    except OSError:
+        stat = read_stat(pid)
+    except (OSError, ValueError):
         return False
-    fields = stat.rsplit(b")", 1)[-1].split()
-    if fields[:1] == [b"Z"]:
+    if stat is None or stat.state == "Z":
         return False
     if f"id={cid}".encode() in cmd:
         return True
     try:
-        ticks = int(fields[19])
+        ticks = stat.start_time
         with open("/proc/stat", "rb") as f:
             btime = next(int(ln.split()[1]) for ln in f if ln.startswith(b"btime"))
     except (OSError, ValueError, IndexError, StopIteration):

@@ -312,13 +312,10 @@ class Monitor:
     def _resize(self, words: list[str]) -> None:
         if self.pty_fd < 0 or len(words) != 2:
             return
-        import fcntl
-        import termios
+        from portique.linux.tty import set_winsize
 
-        rows, cols = int(words[0]), int(words[1])
-        ws = rows.to_bytes(2, sys.byteorder) + cols.to_bytes(2, sys.byteorder) + bytes(4)
         try:
-            fcntl.ioctl(self.pty_fd, termios.TIOCSWINSZ, ws)
+            set_winsize(self.pty_fd, int(words[0]), int(words[1]))
         except OSError:
             pass
 

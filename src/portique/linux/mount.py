@@ -69,6 +69,30 @@ def umount(target: str | bytes | os.PathLike[str], flags: int = 0) -> None:
     call("umount2", lambda: libc.umount2(tgt, flags), os.fsdecode(tgt or b""))
 
 
+# statvfs f_flag bits and the mount flags they stand for.
+_ST_FLAGS = (
+    (os.ST_RDONLY, MS_RDONLY),
+    (os.ST_NOSUID, MS_NOSUID),
+    (os.ST_NODEV, MS_NODEV),
+    (os.ST_NOEXEC, MS_NOEXEC),
+)
+
+
+def mount_flags(path: str | os.PathLike[str]) -> int:
+    """MS_RDONLY, MS_NOSUID, MS_NODEV and MS_NOEXEC as set on the mount at `path`."""
+    st = os.statvfs(path)
+    return sum(flag for bit, flag in _ST_FLAGS if st.f_flag & bit)
+
+
+def mount_id(fd: int) -> int:
+    """The id of the mount the open file `fd` lies on (mnt_id in /proc/self/fdinfo)."""
+    with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+        for line in f:
+            if line.startswith(b"mnt_id:"):
+                return int(line.split()[1])
+    raise OSError(errno.ENOTSUP, "no mnt_id in /proc/self/fdinfo", str(fd))
+
+
 def is_mountpoint(path: str | os.PathLike[str]) -> bool:
     """True when `path` is listed as a mount point in /proc/self/mountinfo."""
     want = os.path.realpath(path)

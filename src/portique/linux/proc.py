@@ -1,32 +1,58 @@
-"""Reading /proc: a process's start time and state (for "is this still our init?")."""
+"""/proc/<pid>/stat, the one parser of it: a process's state and start time
+(for "is this still our init, our monitor, our DNS server?": pids are reused,
+the pair pid + start time is not)."""
 
 from __future__ import annotations
 
 
-def stat_fields(pid: int, proc: str = "/proc") -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name, or None if gone.
+class Stat:
+    """The fields of /proc/<pid>/stat that portique uses (proc(5))."""
 
-    The command name (field 2) may hold spaces and parentheses, so split after
-    the last ')'. Index 0 of the result is field 3 (state).
+    __slots__ = ("ppid", "start_time", "state")
+
+    def __init__(self, state: str, ppid: int, start_time: int) -> None:
+        self.state = state  # field 3: R, S, D, Z (zombie), X (dead), ...
+        self.ppid = ppid  # field 4
+        self.start_time = start_time  # field 22: clock ticks after boot
+
+    @property
+    def is_alive(self) -> bool:
+        """Neither a zombie nor dead: the process still runs (or sleeps)."""
+        return self.state not in ("Z", "X")
+
+
+def parse_stat(raw: bytes) -> Stat:
+    """Parse the text of /proc/<pid>/stat.
+
+    The command name (field 2) may hold spaces and parentheses, so the fields
+    are split after the last ')'; index 0 of what follows is field 3.
     """
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    try:
+        return Stat(fields[0].decode(), int(fields[1]), int(fields[19]))
+    except (IndexError, ValueError, UnicodeDecodeError):
+        raise ValueError(f"malformed /proc/<pid>/stat: {raw[:200]!r}") from None
+
+
+def read_stat(pid: int, proc: str = "/proc") -> Stat | None:
+    """/proc/<pid>/stat parsed, or None if there is no such process."""
     try:
         with open(f"{proc}/{pid}/stat", "rb") as f:
             raw = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    rest = raw[raw.rfind(b")") + 2 :]
-    return rest.decode().split()
+    return parse_stat(raw)
 
 
 def start_time(pid: int, proc: str = "/proc") -> int | None:
     """Field 22 (starttime, in clock ticks since boot), or None if the process is gone."""
-    fields = stat_fields(pid, proc)
-    return int(fields[19]) if fields else None
+    stat = read_stat(pid, proc)
+    return stat.start_time if stat else None
 
 
 def is_alive(pid: int, expected_start: int | None = None, proc: str = "/proc") -> bool:
     """True if `pid` exists, is not a zombie, and (if given) started at `expected_start`."""
-    fields = stat_fields(pid, proc)
-    if fields is None or fields[0] in ("Z", "X"):
+    stat = read_stat(pid, proc)
+    if stat is None or not stat.is_alive:
         return False
-    return expected_start is None or int(fields[19]) == expected_start
+    return expected_start is None or stat.start_time == expected_start

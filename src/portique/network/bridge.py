@@ -38,30 +38,13 @@ class HostLink:
     alias: str | None
 
 
-CLONE_NEWNET = 0x40000000
-
-
 def _netlink_socket_in(netns: Path) -> int:
-    """A NETLINK_ROUTE socket created inside `netns`: this thread enters the netns just
-    for the socket() call and comes back (a socket keeps the namespace it was born in).
-    setns(CLONE_NEWNET) moves only the calling thread, so other threads are unaffected;
-    pyroute2's own IPRoute(netns=...) forks a helper process instead, 4x slower."""
-    from portique.linux.ns import setns
+    """A NETLINK_ROUTE socket created inside `netns` (linux/net.py: only this thread
+    enters the netns, for the socket() call); pyroute2's own IPRoute(netns=...) forks
+    a helper process instead, 4x slower."""
+    from portique.linux.net import socket_in_netns
 
-    target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            setns(target, CLONE_NEWNET)
-            try:
-                sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
-            finally:
-                setns(home, CLONE_NEWNET)
-        finally:
-            os.close(home)
-    finally:
-        os.close(target)
-    return sock.detach()
+    return socket_in_netns(netns, socket.AF_NETLINK, socket.SOCK_DGRAM, 0).detach()
 
 
 @contextmanager

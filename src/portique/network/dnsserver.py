@@ -318,15 +318,13 @@ def host_resolvers(resolv_conf: Path = Path("/etc/resolv.conf")) -> list[tuple[s
 
 def _start_time(pid: int) -> int | None:
     """Start time of a live process (None if gone or a zombie)."""
+    from portique.linux.proc import read_stat
+
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        stat = read_stat(pid)
+    except (OSError, ValueError):
         return None
-    # Fields counted after the ")" that ends the command name: state, ..., starttime (22).
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
+    return stat.start_time if stat is not None and stat.is_alive else None
 
 
 def _pidfile(run_dir: Path, network_id: str) -> Path:

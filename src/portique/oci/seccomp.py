@@ -46,6 +46,8 @@ class Op(StrEnum):
     MASKED_EQ = "SCMP_CMP_MASKED_EQ"
 
 
+# The architectures of the runtime spec's linux.seccomp, the one list of them
+# (runtime/features.py reports it; seccomp_default.py picks from it per host).
 ARCHES: Final = frozenset(
     {
         "SCMP_ARCH_X86",

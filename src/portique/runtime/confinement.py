@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from portique.linux.caps import CAPABILITIES
 from portique.oci.value import value
+from portique.runtime.default_spec import READONLY_PATHS as _RUNC_READONLY_PATHS
 from portique.runtime.seccomp_default import DOCKER_DEFAULT_CAPS
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "host_capabilities",
 ]
 
+# Docker's masked paths: runc's (runtime/default_spec.py) and powercap.
 MASKED_PATHS: Final[tuple[str, ...]] = (
     "/proc/asound",
     "/proc/acpi",
@@ -54,13 +56,8 @@ MASKED_PATHS: Final[tuple[str, ...]] = (
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
 )
-READONLY_PATHS: Final[tuple[str, ...]] = (
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-)
+# Docker's read-only paths are runc's.
+READONLY_PATHS: Final = _RUNC_READONLY_PATHS
 
 # The device cgroup rules every unprivileged container gets (Docker's and
 # runc's defaults): mknod of anything, use of the standard character devices.

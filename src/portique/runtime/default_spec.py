@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any
+from typing import Any, Final
 
 OCI_VERSION = "1.2.0"
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
-_MASKED = [
+# runc's masked paths (Docker masks more: runtime/confinement.py). The
+# read-only paths are the same for both, defined here once.
+MASKED_PATHS: Final[tuple[str, ...]] = (
     "/proc/acpi",
     "/proc/asound",
     "/proc/kcore",
@@ -30,9 +32,14 @@ _MASKED = [
     "/proc/sched_debug",
     "/sys/firmware",
     "/proc/scsi",
-]
-
-_READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+)
+READONLY_PATHS: Final[tuple[str, ...]] = (
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+)
 
 _TEMPLATE: dict[str, Any] = {
     "ociVersion": OCI_VERSION,
@@ -115,8 +122,8 @@ _TEMPLATE: dict[str, Any] = {
             {"type": "mount"},
             {"type": "cgroup"},
         ],
-        "maskedPaths": list(_MASKED),
-        "readonlyPaths": list(_READONLY),
+        "maskedPaths": list(MASKED_PATHS),
+        "readonlyPaths": list(READONLY_PATHS),
     },
 }
 

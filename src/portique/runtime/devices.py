@@ -6,7 +6,7 @@ not allowed, so the host's node is bind-mounted onto an empty file instead
 
 Devices replace whatever the image put at their path, so they are only ever
 created in a directory that lies on one of the container's own mounts (the
-rootfs, or a tmpfs the spec mounted; rootfs.prepare lists them). A /dev
+rootfs, or a tmpfs the spec mounted; rootfs.apply lists them). A /dev
 bound from the host (`-v /dev:/dev`) is left as it is, as runc does, and a
 symlink or bind mount that leads elsewhere (an image whose /dev points into
 a host directory bound at /host) fails the create: without this, the
@@ -23,9 +23,13 @@ from typing import TYPE_CHECKING, Final
 
 from portique.linux import mount as m
 from portique.oci.runtime import Device
-from portique.runtime.paths import fd_path, mount_id, open_in_root
+from portique.oci.value import value
+from portique.runtime.paths import fd_path, open_in_root
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from portique.linux.kernel import Kernel
     from portique.oci.resources import LinuxResources
     from portique.oci.runtime import Mount, Spec
 
@@ -57,27 +61,67 @@ def needs_dev_setup(mounts: tuple[Mount, ...]) -> bool:
     )
 
 
-def create_devices(rootfs: str, spec: Spec, userns: bool, owned: frozenset[int]) -> None:
-    """The default devices, linux.devices, the /dev links and /dev/shm;
-    `owned`: the ids of the container's own mounts (rootfs.prepare)."""
+@value
+class Node:
+    """A device node at dev.path: made with mknod (a fifo with mkfifo), or in
+    a user namespace, where mknod is refused, the host's node bound there."""
+
+    device: Device
+    bind_host: bool
+
+
+@value
+class Link:
+    target: str
+    path: str
+
+
+@value
+class Dir:
+    path: str
+    mode: int
+
+
+DeviceStep = Node | Link | Dir
+
+
+def plan(spec: Spec, userns: bool) -> list[DeviceStep]:
+    """The default devices, linux.devices, the /dev links and /dev/shm
+    (nothing when /dev is bound from elsewhere)."""
     if not needs_dev_setup(spec.mounts):
+        return []
+    wanted = {d.path: d for d in DEFAULT_DEVICES}
+    wanted.update({d.path: d for d in spec.linux.devices})
+    steps: list[DeviceStep] = [Node(d, userns and d.type != "p") for d in wanted.values()]
+    steps.extend(Link(target, link) for target, link in DEFAULT_LINKS)
+    steps.append(Dir("/dev/shm", 0o1777))
+    return steps
+
+
+def create_devices(
+    rootfs: str, steps: Sequence[DeviceStep], owned: frozenset[int], kernel: Kernel
+) -> None:
+    """Carry out a device plan in `rootfs`; `owned`: the ids of the
+    container's own mounts (rootfs.apply)."""
+    if not steps:
         return
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        wanted = {d.path: d for d in DEFAULT_DEVICES}
-        wanted.update({d.path: d for d in spec.linux.devices})
-        for dev in wanted.values():
-            create_device(root_fd, dev, userns, owned)
-        for target, link in DEFAULT_LINKS:
-            _symlink(root_fd, target, link, owned)
-        os.close(own_dir(root_fd, "/dev/shm", owned, 0o1777, check_last=False))
+        for step in steps:
+            if isinstance(step, Node):
+                create_device(root_fd, step, owned, kernel)
+            elif isinstance(step, Link):
+                _symlink(root_fd, step.target, step.path, owned, kernel)
+            else:
+                os.close(own_dir(root_fd, step.path, owned, kernel, step.mode, check_last=False))
     finally:
         os.close(root_fd)
 
 
-def create_device(root_fd: int, dev: Device, userns: bool, owned: frozenset[int]) -> None:
+def create_device(root_fd: int, node: Node, owned: frozenset[int], kernel: Kernel) -> None:
+    dev = node.device
     parent_path, name = posixpath.split(dev.path)
-    parent = own_dir(root_fd, parent_path, owned)
+    parent = own_dir(root_fd, parent_path, owned, kernel)
     try:
         # Whatever the image put there (a file, or a symlink aimed at the
         # host) is replaced; unlinkat never follows the link, and `parent` is
@@ -87,30 +131,36 @@ def create_device(root_fd: int, dev: Device, userns: bool, owned: frozenset[int]
         except (FileNotFoundError, IsADirectoryError):
             pass
         mode = dev.file_mode if dev.file_mode is not None else 0o666
-        if userns:
-            if dev.type == "p":
-                os.mkfifo(name, mode, dir_fd=parent)
-            else:
-                _bind_host_device(parent, name, dev)
+        if node.bind_host:
+            _bind_host_device(parent, name, dev, kernel)
+        elif dev.type == "p":
+            os.mkfifo(name, mode, dir_fd=parent)
         else:
-            kind = _TYPE_BITS[dev.type]
-            os.mknod(name, kind | mode, os.makedev(dev.major, dev.minor), dir_fd=parent)
-            os.chmod(name, mode, dir_fd=parent)  # mknod is filtered by the umask
-        bound = userns and dev.type != "p"  # the host's node: not ours to chown
-        if not bound and (dev.uid is not None or dev.gid is not None):
-            os.chown(
-                name,
-                -1 if dev.uid is None else dev.uid,
-                -1 if dev.gid is None else dev.gid,
-                dir_fd=parent,
-                follow_symlinks=False,
+            kernel.mknod(
+                name, _TYPE_BITS[dev.type] | mode, os.makedev(dev.major, dev.minor), parent
             )
+        if not node.bind_host:
+            os.chmod(name, mode, dir_fd=parent)  # mknod and mkfifo are filtered by the umask
+            # The host's node (bound) is not ours to chown.
+            if dev.uid is not None or dev.gid is not None:
+                kernel.chown(
+                    name,
+                    -1 if dev.uid is None else dev.uid,
+                    -1 if dev.gid is None else dev.gid,
+                    parent,
+                )
     finally:
         os.close(parent)
 
 
 def own_dir(
-    root_fd: int, path: str, owned: frozenset[int], mode: int = 0o755, *, check_last: bool = True
+    root_fd: int,
+    path: str,
+    owned: frozenset[int],
+    kernel: Kernel,
+    mode: int = 0o755,
+    *,
+    check_last: bool = True,
 ) -> int:
     """Open the directory `path` inside the root (O_PATH), creating missing
     components only in directories on one of the `owned` mounts; with
@@ -123,7 +173,7 @@ def own_dir(
             try:
                 nxt = open_in_root(root_fd, sub)
             except FileNotFoundError:
-                _require_owned(cur, "/" + "/".join(parts[:i]), owned)
+                _require_owned(cur, "/" + "/".join(parts[:i]), owned, kernel)
                 # mkdirat never follows a (dangling) symlink: EEXIST then.
                 os.mkdir(name, mode, dir_fd=cur)
                 nxt = open_in_root(root_fd, sub)
@@ -131,15 +181,15 @@ def own_dir(
             os.close(cur)
             cur = nxt
         if check_last:
-            _require_owned(cur, "/" + "/".join(parts), owned)
+            _require_owned(cur, "/" + "/".join(parts), owned, kernel)
     except BaseException:
         os.close(cur)
         raise
     return cur
 
 
-def _require_owned(fd: int, path: str, owned: frozenset[int]) -> None:
-    if mount_id(fd) not in owned:
+def _require_owned(fd: int, path: str, owned: frozenset[int], kernel: Kernel) -> None:
+    if kernel.mount_id(fd) not in owned:
         raise OSError(
             errno.EXDEV,
             f"cannot create devices in {path}: it is not on the container's root or "
@@ -148,12 +198,12 @@ def _require_owned(fd: int, path: str, owned: frozenset[int]) -> None:
         )
 
 
-def _bind_host_device(parent: int, name: str, dev: Device) -> None:
+def _bind_host_device(parent: int, name: str, dev: Device, kernel: Kernel) -> None:
     # The source is the host's node at the same path: it must be that very
     # device, or any host file named in linux.devices would be bound inside.
     src = os.open(dev.path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        st = os.fstat(src)
+        st = kernel.fstat(src)
         want = stat.S_IFBLK if dev.type == "b" else stat.S_IFCHR
         if stat.S_IFMT(st.st_mode) != want or st.st_rdev != os.makedev(dev.major, dev.minor):
             kind = "block" if dev.type == "b" else "character"
@@ -168,16 +218,16 @@ def _bind_host_device(parent: int, name: str, dev: Device) -> None:
         os.close(fd)
         target = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
         try:
-            m.mount(fd_path(src), fd_path(target), None, m.MS_BIND)
+            kernel.mount(fd_path(src), fd_path(target), None, m.MS_BIND)
         finally:
             os.close(target)
     finally:
         os.close(src)
 
 
-def _symlink(root_fd: int, target: str, link: str, owned: frozenset[int]) -> None:
+def _symlink(root_fd: int, target: str, link: str, owned: frozenset[int], kernel: Kernel) -> None:
     parent_path, name = posixpath.split(link)
-    parent = own_dir(root_fd, parent_path, owned)
+    parent = own_dir(root_fd, parent_path, owned, kernel)
     try:
         os.symlink(target, name, dir_fd=parent)
     except FileExistsError:

@@ -5,22 +5,31 @@ class: while it is visible inside the container, no container process may
 open its /proc/<pid>/exe or fds), joins the container's cgroup and
 namespaces (user first, mount last), then forks again so the process is a
 member of the container's pid namespace, and applies the process spec.
+
+The runtime holds both through pidfds (the helper's opened at fork, the
+process's sent by the helper with its pid): a clean-up after a failure
+signals and reaps them through those, never through a pid that may have
+been reaped and handed to another process meanwhile.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from portique.linux import ns, prctl
 from portique.linux import proc as procfs
 from portique.runtime import sync
+from portique.runtime.children import Child, fork
+from portique.runtime.errors import ContainerError, failed_to_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from portique.linux.kernel import Kernel
     from portique.oci.runtime import Personality, Process, Spec
     from portique.runtime.cgroups import CgroupManager
     from portique.runtime.process import Loadable
@@ -30,6 +39,7 @@ _ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
 
 def exec_process(
+    kernel: Kernel,
     s: State,
     spec: Spec,
     process: Process,
@@ -42,8 +52,6 @@ def exec_process(
     preserve_fds: int,
     on_pid: Callable[[int], None] | None = None,
 ) -> int:
-    from portique.runtime.container import _exit_code
-
     if process.terminal and console_socket is None:
         from portique.errors import InvalidArgument
 
@@ -56,18 +64,28 @@ def exec_process(
     was_subreaper = prctl.is_child_subreaper()
     prctl.set_child_subreaper(not detach)
     try:
-        pid = _start(
-            s, spec, process, manager, console_socket, pid_file, stdio, preserve_fds, on_pid
+        child = _start(
+            kernel, s, spec, process, manager, console_socket, pid_file, stdio, preserve_fds
         )
-        if detach:
-            return pid
-        _, status = os.waitpid(pid, 0)
-        return _exit_code(status)
+        try:
+            if on_pid is not None:
+                try:
+                    on_pid(child.pid)
+                except BaseException:
+                    child.kill()
+                    raise
+            if detach:
+                return child.pid
+            status = child.wait()
+            return 0 if status is None else status
+        finally:
+            child.close()
     finally:
         prctl.set_child_subreaper(was_subreaper)
 
 
 def _start(
+    kernel: Kernel,
     s: State,
     spec: Spec,
     process: Process,
@@ -76,36 +94,26 @@ def _start(
     pid_file: Path | None,
     stdio: tuple[int, int, int] | None,
     preserve_fds: int,
-    on_pid: Callable[[int], None] | None,
-) -> int:
-    """Fork the helper, drive it, return the host pid of the started process."""
-    from contextlib import ExitStack
-
-    from portique.runtime.container import (
-        ContainerError,
-        _connect_console_socket,
-        _failed_to_error,
-        _fork,
-        _kill_and_reap,
-        _reap,
-        _send_console,
-    )
+) -> Child:
+    """Fork the helper, drive it; the started process, held by its pidfd."""
+    from portique.runtime.create import connect_console_socket, send_console
 
     with ExitStack() as undo:
         ns_stack = undo.enter_context(ExitStack())
         ns_fds = _open_namespaces(s, spec, ns_stack)
-        console = _connect_console_socket(console_socket, undo) if process.terminal else None
+        console = connect_console_socket(console_socket, undo) if process.terminal else None
         from portique.runtime.process import build_seccomp, preload_modules
 
-        preload_modules(process.terminal)
+        preload_modules(kernel, process.terminal)
         seccomp = build_seccomp(spec.linux.seccomp)
         parent, child = sync.Channel.pair()
         undo.callback(parent.close)
-        helper = _fork()
-        if helper == 0:
+        helper_pid = fork()
+        if helper_pid == 0:
             parent.close()
             _helper(
                 child,
+                kernel,
                 manager.join,
                 ns_fds,
                 seccomp,
@@ -113,50 +121,54 @@ def _start(
                 stdio,
                 preserve_fds,
                 spec.linux.personality,
+                not s.no_new_keyring,
             )
         child.close()
         ns_stack.close()  # the helper has its copies
-        undo.callback(_kill_and_reap, helper)
+        helper = Child.of(helper_pid)
+        undo.callback(helper.close)
+        undo.callback(helper.kill)
         parent.send(sync.Go())
-        pid = 0
+        started: Child | None = None
         for _ in range(8):
             msg, fds = parent.recv(600.0)
-            if isinstance(msg, sync.InitPid):
-                pid = msg.pid
-                _reap(helper)
+            if isinstance(msg, sync.InitPid) and fds and started is None:
+                started = Child(msg.pid, fds[0])
+                for extra in fds[1:]:
+                    os.close(extra)
+                undo.callback(started.close)
+                undo.callback(started.kill)
+                helper.wait()
                 if pid_file is not None:
                     from portique.fileio import atomic_write
 
-                    atomic_write(Path(os.path.abspath(pid_file)), f"{pid}".encode())
-                if on_pid is not None:
-                    on_pid(pid)
+                    atomic_write(Path(os.path.abspath(pid_file)), f"{msg.pid}".encode())
             elif isinstance(msg, sync.Pty):
                 try:
-                    _send_console(console, fds)
+                    send_console(console, fds)
                 finally:
                     for fd in fds:
                         os.close(fd)
             elif isinstance(msg, sync.Failed):
-                if pid:
-                    _reap(pid)
-                raise _failed_to_error(msg)
+                raise failed_to_error(msg)
             elif msg is None:
                 break  # exec succeeded: the socket closed on exec
             else:
+                for fd in fds:
+                    os.close(fd)
                 raise ContainerError(f"exec: unexpected message {msg.kind}")
-        if not pid:
+        if started is None:
             raise ContainerError("exec: the helper exited before starting the process")
         undo.pop_all()
+        helper.close()
         parent.close()
         if console is not None:
             console.close()
-    return pid
+    return started
 
 
-def _open_namespaces(s: State, spec: Spec, undo: Any) -> list[tuple[str, int]]:
+def _open_namespaces(s: State, spec: Spec, undo: ExitStack) -> list[tuple[str, int]]:
     """fds of the init's namespaces, opened before fork and checked against pid reuse."""
-    from portique.runtime.container import ContainerError
-
     out: list[tuple[str, int]] = []
     types = {n.type for n in spec.linux.namespaces}
     for kind in _ORDER:
@@ -181,6 +193,7 @@ def _open_namespaces(s: State, spec: Spec, undo: Any) -> list[tuple[str, int]]:
 
 def _helper(
     chan: sync.Channel,
+    kernel: Kernel,
     join_cgroup: Callable[[], None],
     ns_fds: list[tuple[str, int]],
     seccomp: Loadable | None,
@@ -188,6 +201,7 @@ def _helper(
     stdio: tuple[int, int, int] | None,
     preserve_fds: int,
     personality: Personality | None,
+    new_keyring: bool,
 ) -> NoReturn:
     from portique.runtime import init as _init  # imported before setns(mnt)
     from portique.runtime.init import _fail, dup_stdio, fork_after_report
@@ -195,8 +209,8 @@ def _helper(
     del _init
     try:
         join_cgroup()  # this process moves itself: the cheap way (CgroupManager.join)
-        prctl.set_dumpable(False)
-        prctl.set_pdeathsig(signal.SIGKILL)
+        kernel.set_dumpable(False)
+        kernel.set_pdeathsig(signal.SIGKILL)
         dup_stdio(stdio)
         chan.expect(sync.Go)
         own_user = any(k == "user" for k, _ in ns_fds)
@@ -205,15 +219,17 @@ def _helper(
             # where setns to the current one is EINVAL: skip identical ones.
             if _same_ns(kind, fd):
                 continue
-            ns.setns(fd, ns.NAMESPACES[kind][0])
+            kernel.setns(fd, ns.NAMESPACES[kind][0])
             if kind == "user":
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
+                kernel.setresgid(0, 0, 0)
+                kernel.setresuid(0, 0, 0)
         for _, fd in ns_fds:
             os.close(fd)
         pid = fork_after_report(chan)  # the pid namespace applies to children only
         if pid == 0:
-            _process(chan, seccomp, process, preserve_fds, own_user, personality)
+            _process(
+                chan, kernel, seccomp, process, preserve_fds, own_user, personality, new_keyring
+            )
     except BaseException as e:
         _fail(chan, e)
     os._exit(0)
@@ -230,23 +246,34 @@ def _same_ns(kind: str, fd: int) -> bool:
 
 def _process(
     chan: sync.Channel,
+    kernel: Kernel,
     seccomp: Loadable | None,
     process: Process,
     preserve_fds: int,
     userns: bool,
     personality: Personality | None,
+    new_keyring: bool,
 ) -> NoReturn:
     """The exec'd process: as the init, everything first, then the seccomp
     filter and execve alone (process.exec_last)."""
-    from portique.runtime.init import _fail, finish_process, write_oom_score_adj
+    from portique.runtime.init import (
+        _fail,
+        finish_process,
+        join_session_keyring,
+        write_oom_score_adj,
+    )
     from portique.runtime.process import env_dict, exec_last, find_executable
 
     try:
-        prctl.set_pdeathsig(0)
+        kernel.set_pdeathsig(0)
         os.setsid()
+        if new_keyring:
+            join_session_keyring(kernel)
         if process.oom_score_adj is not None:
             write_oom_score_adj(process.oom_score_adj)
-        finish_process(chan, process, seccomp, {chan.fileno()}, preserve_fds, userns, personality)
+        finish_process(
+            chan, process, seccomp, {chan.fileno()}, preserve_fds, userns, personality, kernel
+        )
         env = env_dict(process)
         path = find_executable(process.args[0], env)
         exec_last(path, process, env, seccomp, chan.fileno())

@@ -13,6 +13,7 @@ from typing import Any
 
 from portique import __version__
 from portique.linux.caps import CAPABILITIES
+from portique.oci.seccomp import ARCHES, Op
 
 OCI_VERSION_MIN = "1.0.0"
 OCI_VERSION_MAX = "1.2.0"
@@ -84,35 +85,10 @@ SECCOMP_ACTIONS = (
     "SCMP_ACT_TRAP",
 )
 
-SECCOMP_OPERATORS = (
-    "SCMP_CMP_EQ",
-    "SCMP_CMP_GE",
-    "SCMP_CMP_GT",
-    "SCMP_CMP_LE",
-    "SCMP_CMP_LT",
-    "SCMP_CMP_MASKED_EQ",
-    "SCMP_CMP_NE",
-)
-
-SECCOMP_ARCHS = (
-    "SCMP_ARCH_AARCH64",
-    "SCMP_ARCH_ARM",
-    "SCMP_ARCH_MIPS",
-    "SCMP_ARCH_MIPS64",
-    "SCMP_ARCH_MIPS64N32",
-    "SCMP_ARCH_MIPSEL",
-    "SCMP_ARCH_MIPSEL64",
-    "SCMP_ARCH_MIPSEL64N32",
-    "SCMP_ARCH_PPC",
-    "SCMP_ARCH_PPC64",
-    "SCMP_ARCH_PPC64LE",
-    "SCMP_ARCH_RISCV64",
-    "SCMP_ARCH_S390",
-    "SCMP_ARCH_S390X",
-    "SCMP_ARCH_X32",
-    "SCMP_ARCH_X86",
-    "SCMP_ARCH_X86_64",
-)
+# The operators and architectures config.json accepts (oci/seccomp.py),
+# sorted as runc lists them.
+SECCOMP_OPERATORS = tuple(sorted(op.value for op in Op))
+SECCOMP_ARCHS = tuple(sorted(ARCHES))
 
 
 def _seccomp_api() -> int | None:

@@ -6,7 +6,7 @@ namespace that owns the source's mount, which a container in a user
 namespace of its own no longer has. Each source becomes a detached mount
 (open_tree), mapped through a user namespace made for the purpose with the
 mount's mappings (or the container's, for idmap without mappings), and the
-init attaches it at its destination (rootfs.mount_one, move_mount).
+init attaches it at its destination (rootfs.apply, move_mount).
 
 A file owned by id N on disk shows through the mount as the id N maps to
 (containerID N -> hostID), the same direction as a user namespace's maps:
@@ -20,14 +20,14 @@ import os
 import posixpath
 from typing import TYPE_CHECKING
 
-from portique.linux import mount as m
 from portique.linux import ns
 
 if TYPE_CHECKING:
+    from portique.linux.kernel import Kernel
     from portique.oci.runtime import IDMapping, Spec
 
 
-def open_idmapped(spec: Spec, bundle: str) -> dict[int, int]:
+def open_idmapped(spec: Spec, bundle: str, kernel: Kernel) -> dict[int, int]:
     """mounts[] index -> a detached, id-mapped mount fd (O_CLOEXEC) for each
     id-mapped mount of `spec`; every fd opened is closed again on error."""
     out: dict[int, int] = {}
@@ -42,18 +42,18 @@ def open_idmapped(spec: Spec, bundle: str) -> dict[int, int]:
                 else (spec.linux.uid_mappings, spec.linux.gid_mappings)
             )
             if maps not in users:
-                users[maps] = userns_with(*maps)
+                users[maps] = userns_with(*maps, kernel)
             source = mnt.source
             if not source.startswith("/"):
                 source = posixpath.join(bundle, source)
             what = f"mounts[{i}] {mnt.destination}: {mnt.idmap} of {source}"
             recursive = "rbind" in mnt.options
             try:
-                out[i] = m.open_tree(source, recursive=recursive)
+                out[i] = kernel.open_tree(source, recursive=recursive)
             except OSError as e:
                 raise OSError(e.errno, f"{what}: open_tree: {e.strerror}") from None
             try:
-                m.set_idmap(out[i], users[maps], recursive=mnt.idmap == "ridmap")
+                kernel.set_idmap(out[i], users[maps], recursive=mnt.idmap == "ridmap")
             except OSError as e:
                 if e.errno == errno.ENOSYS:
                     why = "this kernel has no mount_setattr (Linux 5.12 or later)"
@@ -72,7 +72,9 @@ def open_idmapped(spec: Spec, bundle: str) -> dict[int, int]:
     return out
 
 
-def userns_with(uid_mappings: tuple[IDMapping, ...], gid_mappings: tuple[IDMapping, ...]) -> int:
+def userns_with(
+    uid_mappings: tuple[IDMapping, ...], gid_mappings: tuple[IDMapping, ...], kernel: Kernel
+) -> int:
     """An fd of a new user namespace with these mappings.
 
     A user namespace comes into being with a process: a short-lived child
@@ -88,7 +90,7 @@ def userns_with(uid_mappings: tuple[IDMapping, ...], gid_mappings: tuple[IDMappi
         try:
             os.close(go_w)
             os.close(ready_r)
-            ns.unshare(ns.CLONE_NEWUSER)
+            kernel.unshare(ns.CLONE_NEWUSER)
             os.write(ready_w, b"1")
             os.read(go_r, 1)  # EOF when the parent is done with us
             code = 0

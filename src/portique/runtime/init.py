@@ -13,15 +13,17 @@ import signal
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NoReturn
 
-from portique.linux import ns, prctl
+from portique.linux import ns
 from portique.oci.runtime import Namespace, Personality, Process, Spec, TimeOffset
 from portique.oci.value import value
 from portique.runtime import sync
+from portique.runtime.mountplan import CgroupInfo
 from portique.runtime.process import ExecError, Loadable
-from portique.runtime.rootfs import CgroupInfo
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from portique.linux.kernel import Kernel
 
 
 @value
@@ -37,6 +39,7 @@ class InitConfig:
     no_pivot: bool
     preserve_fds: int
     stdio: tuple[int, int, int] | None
+    new_keyring: bool = True
 
 
 def _fail(chan: sync.Channel, exc: BaseException) -> NoReturn:
@@ -84,15 +87,17 @@ def dup_stdio(stdio: tuple[int, int, int] | None) -> None:
 # ---------------------------------------------------------------- stage 1
 
 
-def stage1(chan: sync.Channel, cfg: InitConfig, join_cgroup: Callable[[], None]) -> NoReturn:
+def stage1(
+    chan: sync.Channel, cfg: InitConfig, join_cgroup: Callable[[], None], kernel: Kernel
+) -> NoReturn:
     """Join the container's cgroup (`join_cgroup`: this process moves itself,
     the cheap way, see CgroupManager.join) and its namespaces, create the new
     ones, then fork the init (PID 1 of a new pid ns)."""
     try:
         with step("cgroup: moving the container's first process in"):
             join_cgroup()
-        prctl.set_dumpable(False)
-        prctl.set_pdeathsig(signal.SIGKILL)
+        kernel.set_dumpable(False)
+        kernel.set_pdeathsig(signal.SIGKILL)
         dup_stdio(cfg.stdio)
         # Opened before any namespace: a mapped root in a user namespace
         # could not open the runtime's fifo, a joined mount ns not see it.
@@ -104,17 +109,17 @@ def stage1(chan: sync.Channel, cfg: InitConfig, join_cgroup: Callable[[], None])
             # Still in the runtime's namespaces: see runtime/idmap.py.
             from portique.runtime.idmap import open_idmapped
 
-            idmapped = open_idmapped(cfg.spec, cfg.bundle)
-        join_namespaces(linux.namespaces)
+            idmapped = open_idmapped(cfg.spec, cfg.bundle, kernel)
+        join_namespaces(linux.namespaces, kernel)
         userns = linux.has_new("user")
         if userns:
             with step("linux.namespaces: new user namespace"):
-                ns.unshare(ns.CLONE_NEWUSER)
+                kernel.unshare(ns.CLONE_NEWUSER)
             chan.send(sync.MapIds(os.getpid()))
             chan.expect(sync.MapIdsDone)
         if userns or linux.namespace("user") is not None:
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            kernel.setresgid(0, 0, 0)
+            kernel.setresuid(0, 0, 0)
         flags = 0
         for n in linux.namespaces:
             # A joined mount namespace still gets a private copy: the rootfs
@@ -124,12 +129,12 @@ def stage1(chan: sync.Channel, cfg: InitConfig, join_cgroup: Callable[[], None])
                 flags |= ns.NAMESPACES[n.type][0]
         if flags:
             with step("linux.namespaces: unshare"):
-                ns.unshare(flags)
+                kernel.unshare(flags)
         if linux.time_offsets:
             write_time_offsets(linux.time_offsets)
         pid = fork_after_report(chan)
         if pid == 0:
-            init(chan, cfg, fifo_fd, idmapped)
+            init(chan, cfg, fifo_fd, idmapped, kernel)
     except BaseException as e:
         _fail(chan, e)
     os._exit(0)
@@ -151,7 +156,9 @@ def fork_after_report(chan: sync.Channel) -> int:
     """fork; the parent reports the child's pid (InitPid) before the child
     may say anything, so the runtime always learns the pid first (the child
     and its parent share the socket: without this gate, a fast child's
-    messages could overtake InitPid)."""
+    messages could overtake InitPid). A pidfd of the child goes with it,
+    opened while the child still waits on the gate: the runtime signals and
+    reaps through it, never through a pid that may have been reused."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -161,13 +168,17 @@ def fork_after_report(chan: sync.Channel) -> int:
         return 0
     os.close(r)
     try:
-        chan.send(sync.InitPid(pid))
+        pidfd = os.pidfd_open(pid)
+        try:
+            chan.send(sync.InitPid(pid), (pidfd,))
+        finally:
+            os.close(pidfd)
     finally:
         os.close(w)
     return pid
 
 
-def join_namespaces(namespaces: tuple[Namespace, ...]) -> None:
+def join_namespaces(namespaces: tuple[Namespace, ...], kernel: Kernel) -> None:
     """setns into every namespace given by path: user first (it grants the
     rights to join the others), mount last (it changes our root)."""
     order = ["user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount"]
@@ -178,7 +189,7 @@ def join_namespaces(namespaces: tuple[Namespace, ...]) -> None:
             continue
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            ns.setns(fd, ns.NAMESPACES[kind][0])
+            kernel.setns(fd, ns.NAMESPACES[kind][0])
         except OSError as e:
             raise OSError(
                 e.errno, f"setns {kind} namespace {path}: {os.strerror(e.errno or 0).lower()}"
@@ -201,7 +212,13 @@ def step(what: str) -> Iterator[None]:
         raise OSError(e.errno, f"{what}: {_os_message(e)}") from None
 
 
-def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int, idmapped: dict[int, int]) -> NoReturn:
+def init(
+    chan: sync.Channel,
+    cfg: InitConfig,
+    fifo_fd: int,
+    idmapped: dict[int, int],
+    kernel: Kernel,
+) -> NoReturn:
     """The container's PID 1 until execve.
 
     `idmapped`: mounts[] index -> detached id-mapped mount (runtime/idmap.py).
@@ -212,7 +229,7 @@ def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int, idmapped: dict[int, 
     execve (process.exec_last), so the container's profile constrains its
     program and never the runtime.
     """
-    from portique.runtime import devices, rootfs
+    from portique.runtime import devices, mountplan, rootfs
     from portique.runtime.hooks import run_hook
     from portique.runtime.process import (
         build_seccomp,
@@ -226,43 +243,45 @@ def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int, idmapped: dict[int, 
     linux = spec.linux
     try:
         # Our parent (stage 1) exits on purpose: no death signal from it.
-        prctl.set_pdeathsig(0)
+        kernel.set_pdeathsig(0)
         os.setsid()
+        if cfg.new_keyring:
+            join_session_keyring(kernel)
         userns = linux.namespace("user") is not None
-        preload_modules(proc.terminal)
+        preload_modules(kernel, proc.terminal)
         # Compiled while the host's libraries are reachable, loaded last.
         seccomp = build_seccomp(linux.seccomp)
         if proc.oom_score_adj is not None:
             write_oom_score_adj(proc.oom_score_adj)
         has_mntns = linux.namespace("mount") is not None
         if has_mntns:
-            owned = rootfs.prepare(spec, cfg.rootfs, cfg.bundle, cfg.cgroup, userns, idmapped)
+            plan = mountplan.plan_mounts(spec, cfg.bundle, cfg.cgroup, userns, frozenset(idmapped))
+            owned = rootfs.apply(plan, kernel, cfg.rootfs, idmapped)
             with step("linux.devices"):
-                devices.create_devices(cfg.rootfs, spec, userns, owned)
+                nodes = devices.plan(spec, userns)
+                devices.create_devices(cfg.rootfs, nodes, owned, kernel)
         if spec.hostname:
-            from portique.linux.fs import sethostname
-
             with step(f"hostname {spec.hostname}"):
-                sethostname(spec.hostname)
+                kernel.sethostname(spec.hostname)
         if spec.domainname:
-            from portique.linux.fs import setdomainname
-
             with step(f"domainname {spec.domainname}"):
-                setdomainname(spec.domainname)
+                kernel.setdomainname(spec.domainname)
         chan.send(sync.RunHooks())
         state = chan.expect(sync.HooksDone).state.encode()
         for hook in spec.hooks.create_container:
             run_hook("createContainer", hook, state)
         with step(f"root {cfg.rootfs}"):
             if has_mntns:
-                rootfs.pivot(cfg.rootfs, cfg.no_pivot)
+                rootfs.pivot(cfg.rootfs, cfg.no_pivot, kernel)
             else:
-                os.chroot(cfg.rootfs)
+                kernel.chroot(cfg.rootfs)
                 os.chdir("/")
         if has_mntns:
-            rootfs.finish(spec)
+            rootfs.apply(mountplan.plan_finish(spec), kernel, "/")
         keep = {chan.fileno(), fifo_fd}
-        finish_process(chan, proc, seccomp, keep, cfg.preserve_fds, userns, linux.personality)
+        finish_process(
+            chan, proc, seccomp, keep, cfg.preserve_fds, userns, linux.personality, kernel
+        )
         env = env_dict(proc)
         path = find_executable(proc.args[0], env)
         _exit_on_signals()  # before Ready: a kill may follow create at once
@@ -277,6 +296,21 @@ def init(chan: sync.Channel, cfg: InitConfig, fifo_fd: int, idmapped: dict[int, 
         exec_last(path, proc, env, seccomp, chan.fileno())
     except BaseException as e:
         _fail(chan, e)
+
+
+def join_session_keyring(kernel: Kernel) -> None:
+    """A fresh session keyring, as runc's init joins one: the caller's (a login
+    session's, a service's) would otherwise be inherited across execve, and
+    a profile that allows keyctl could read the keys in it. Before the
+    seccomp filter, which may deny keyctl. A kernel without keyrings
+    (ENOSYS) has nothing to inherit either."""
+    import errno
+
+    try:
+        kernel.join_session_keyring()
+    except OSError as e:
+        if e.errno != errno.ENOSYS:
+            raise OSError(e.errno, f"session keyring: {_os_message(e)}") from None
 
 
 def write_oom_score_adj(value: int) -> None:
@@ -327,7 +361,8 @@ def finish_process(
     keep: set[int],
     preserve_fds: int,
     userns: bool,
-    personality: Personality | None = None,
+    personality: Personality | None,
+    kernel: Kernel,
 ) -> None:
     """Terminal, rlimits, personality, no_new_privs, ids and caps, fds, cwd:
     all but the seccomp filter and the exec (process.exec_last).
@@ -340,19 +375,18 @@ def finish_process(
 
     if proc.terminal:
         with step("terminal"):
-            setup_terminal(chan, proc)
-    set_rlimits(proc)
+            setup_terminal(chan, proc, kernel)
+    set_rlimits(proc, kernel)
     if personality is not None:
-        from portique.linux.prctl import set_personality
-
         with step(f"linux.personality {personality.domain}"):
-            set_personality(personality.value)
+            kernel.set_personality(personality.value)
     if proc.no_new_privileges:
-        prctl.set_no_new_privs()
+        kernel.set_no_new_privs()
     # In a user namespace whose setgroups is "deny", setgroups(2) is EPERM.
     with step(f"process.user {proc.user.uid}:{proc.user.gid}"):
         set_credentials(
             proc,
+            kernel,
             setgroups_allowed=not userns or _setgroups_allowed(),
             keep_sys_admin=seccomp is not None and not proc.no_new_privileges,
         )
@@ -372,20 +406,15 @@ def _setgroups_allowed() -> bool:
         return False
 
 
-def setup_terminal(chan: sync.Channel, proc: Process) -> None:
+def setup_terminal(chan: sync.Channel, proc: Process, kernel: Kernel) -> None:
     """A pty from the container's devpts; the slave becomes our controlling
     tty and stdio, the master goes to the parent (then the console socket)."""
-    import fcntl
-    import struct
-    import termios
-
     master, slave = os.openpty()
     try:
         if proc.console_size:
-            rows, cols = proc.console_size
-            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            kernel.set_winsize(slave, *proc.console_size)
         os.fchown(slave, proc.user.uid, -1)
-        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        kernel.set_controlling_tty(slave)
         for target in (0, 1, 2):
             os.dup2(slave, target, inheritable=True)
         chan.send(sync.Pty(), (master,))

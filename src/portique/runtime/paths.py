@@ -13,10 +13,15 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-import stat
 from typing import Literal
 
-from portique.linux.fs import O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2
+from portique.linux.fs import (
+    O_PATH,
+    RESOLVE_IN_ROOT,
+    RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS,
+    openat2,
+)
 
 _RESOLVE = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
 MAX_DEPTH = 255
@@ -29,15 +34,6 @@ def open_in_root(root_fd: int, path: str, flags: int = O_PATH) -> int:
 
 def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
-
-
-def mount_id(fd: int) -> int:
-    """The id of the mount `fd` lies on (the mnt_id of /proc/self/fdinfo)."""
-    with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
-        for line in f:
-            if line.startswith(b"mnt_id:"):
-                return int(line.split()[1])
-    raise OSError(errno.ENOTSUP, "no mnt_id in /proc/self/fdinfo", str(fd))
 
 
 def make_in_root(
@@ -110,5 +106,36 @@ def _create_file(parent: int, name: str) -> None:
     os.close(fd)
 
 
-def is_dir_fd(fd: int) -> bool:
-    return stat.S_ISDIR(os.fstat(fd).st_mode)
+def open_plain_dir(root_fd: int, path: str, mode: int = 0o755) -> int:
+    """Open `path` inside the root (O_PATH) as a directory reached through
+    directories alone: a symlink anywhere on the way (even one resolving
+    inside the root) or a file at the end is refused. Missing directories
+    are created, each relative to its parent's fd (mkdirat does not follow
+    a dangling symlink: it fails with EEXIST, then the reopen refuses it)."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    if ".." in parts:
+        raise OSError(errno.EINVAL, f"{path} climbs out with ..", path)
+    strict = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
+    cur = os.dup(root_fd)
+    try:
+        for i, name in enumerate(parts):
+            rel = "/".join(parts[: i + 1])
+            try:
+                nxt = openat2(root_fd, rel, O_PATH | os.O_DIRECTORY, 0, strict)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(name, mode, dir_fd=cur)
+                except FileExistsError:
+                    pass
+                nxt = openat2(root_fd, rel, O_PATH | os.O_DIRECTORY, 0, strict)
+            os.close(cur)
+            cur = nxt
+        return os.dup(cur)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError(
+                e.errno, f"{path} is a symlink or not a directory (or lies under one)", path
+            ) from None
+        raise
+    finally:
+        os.close(cur)

@@ -14,12 +14,12 @@ import resource
 import stat
 from typing import TYPE_CHECKING, Final, NoReturn, Protocol
 
-from portique.linux import caps as capslib
-from portique.linux import prctl
+from portique.linux.caps import CAP_NUMBERS, to_mask
 from portique.linux.fs import CLOSE_RANGE_CLOEXEC, close_range
 from portique.oci.runtime import Process
 
 if TYPE_CHECKING:
+    from portique.linux.kernel import Kernel
     from portique.oci.seccomp import LinuxSeccomp
 
 DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -34,13 +34,13 @@ class ExecError(Exception):
         self.message = message
 
 
-def set_rlimits(process: Process) -> None:
+def set_rlimits(process: Process, kernel: Kernel) -> None:
     for rl in process.rlimits:
         kind = getattr(resource, rl.type)
         soft = resource.RLIM_INFINITY if rl.soft >= 2**64 - 1 else rl.soft
         hard = resource.RLIM_INFINITY if rl.hard >= 2**64 - 1 else rl.hard
         try:
-            resource.setrlimit(kind, (soft, hard))
+            kernel.setrlimit(kind, soft, hard)
         except (ValueError, OSError) as e:
             # Raising a hard limit needs CAP_SYS_RESOURCE, which a host may not grant.
             why = os.strerror(e.errno) if isinstance(e, OSError) and e.errno else str(e)
@@ -51,7 +51,7 @@ def set_rlimits(process: Process) -> None:
 
 
 def set_credentials(
-    process: Process, *, setgroups_allowed: bool, keep_sys_admin: bool = False
+    process: Process, kernel: Kernel, *, setgroups_allowed: bool, keep_sys_admin: bool = False
 ) -> None:
     """Bounding set, ids and groups, then the other four capability sets.
 
@@ -68,27 +68,26 @@ def set_credentials(
     alone (capabilities(7), "Transformation of capabilities during execve").
     """
     c = process.capabilities
-    bounding = capslib.to_mask(c.bounding) if c else 0
-    capslib.drop_bounding(bounding)
-    prctl.set_keepcaps(True)
+    kernel.drop_bounding(to_mask(c.bounding) if c else 0)
+    kernel.set_keepcaps(True)
     user = process.user
     if setgroups_allowed:
-        os.setgroups(list(user.additional_gids))
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
-    prctl.set_keepcaps(False)
+        kernel.setgroups(list(user.additional_gids))
+    kernel.setresgid(user.gid, user.gid, user.gid)
+    kernel.setresuid(user.uid, user.uid, user.uid)
+    kernel.set_keepcaps(False)
     extra = 0
     if keep_sys_admin:
-        extra = capslib.capget()[1] & (1 << capslib.CAP_NUMBERS["CAP_SYS_ADMIN"])
-    capslib.capset(
-        (capslib.to_mask(c.effective) if c else 0) | extra,
-        (capslib.to_mask(c.permitted) if c else 0) | extra,
-        capslib.to_mask(c.inheritable) if c else 0,
+        extra = kernel.capget()[1] & (1 << CAP_NUMBERS["CAP_SYS_ADMIN"])
+    kernel.capset(
+        (to_mask(c.effective) if c else 0) | extra,
+        (to_mask(c.permitted) if c else 0) | extra,
+        to_mask(c.inheritable) if c else 0,
     )
     if c and c.ambient:
-        capslib.set_ambient(capslib.to_mask(c.ambient))
+        kernel.set_ambient(to_mask(c.ambient))
     else:
-        prctl.ambient_clear_all()
+        kernel.clear_ambient()
 
 
 class Loadable(Protocol):
@@ -105,13 +104,10 @@ def build_seccomp(spec: LinuxSeccomp | None) -> Loadable | None:
     return build_filter(spec)
 
 
-def preload_modules(terminal: bool) -> None:
+def preload_modules(kernel: Kernel, terminal: bool) -> None:
     """Import now what the child needs after it leaves the host's root:
     the container has no Python standard library."""
-    if terminal:
-        import fcntl  # noqa: F401
-        import struct  # noqa: F401
-        import termios  # noqa: F401
+    kernel.preload(terminal=terminal)
 
 
 def env_dict(process: Process) -> dict[str, str]:

@@ -142,6 +142,7 @@ class State:
     start_time: int = 0  # /proc/<pid>/stat field 22 of the init, to detect pid reuse
     cgroups_path: str | None = None
     config: dict[str, Any] = field(default_factory=dict)  # the spec as created
+    no_new_keyring: bool = False  # create --no-new-keyring: exec keeps the caller's too
 
     def to_runc_json(self) -> dict[str, object]:
         """The document `runc state` prints."""
@@ -181,6 +182,7 @@ class State:
             "owner": self.owner,
             "cgroups_path": self.cgroups_path,
             "config": self.config,
+            **({"no_new_keyring": True} if self.no_new_keyring else {}),
         }
 
     @classmethod
@@ -197,6 +199,7 @@ class State:
             start_time=int(obj.get("start_time", 0)),
             cgroups_path=obj.get("cgroups_path"),
             config=dict(obj.get("config") or {}),
+            no_new_keyring=obj.get("no_new_keyring") is True,
         )
 
 
@@ -238,6 +241,28 @@ def derive_status(
     if fifo_exists:
         return Status.CREATED
     return Status.RUNNING
+
+
+def remove_state_dir(path: Path) -> None:
+    """Remove a container's state directory: flat (state.json, exec.fifo,
+    temp files), so no shutil (and its compression imports) on the start path."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(path / name)
+        except IsADirectoryError:
+            import shutil
+
+            shutil.rmtree(path / name, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def fifo_path(state_dir: Path) -> Path:

@@ -24,18 +24,25 @@
 
 Messages are frozen value classes encoded as one JSON object per datagram
 (no pickle: the child side runs code the container influences).
+
+The socketpair is the C module's (`_socket`): socket.py costs 2-3 ms to
+import (its constants become enums, selectors comes along), a tenth of a
+container start, and the runtime needs none of it.
 """
 
 from __future__ import annotations
 
+import _socket
 import json
-import socket
+import sys
 from typing import ClassVar, Final, TypeVar
 
 from portique.errors import PortiqueError
 from portique.oci.value import as_dict, value
 
 MAX_MESSAGE: Final = 65536
+MAX_FDS: Final = 4
+_FD_SIZE: Final = 4  # an int in SCM_RIGHTS
 
 
 @value
@@ -129,14 +136,14 @@ class ProtocolError(PortiqueError):
 
 
 class Channel:
-    """One end of the socketpair."""
+    """One end of the socketpair (close-on-exec, as are the fds it receives)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC, 0)
         return cls(a), cls(b)
 
     def fileno(self) -> int:
@@ -148,7 +155,8 @@ class Channel:
     def send(self, msg: Message, fds: tuple[int, ...] = ()) -> None:
         data = encode(msg)
         if fds:
-            socket.send_fds(self.sock, [data], list(fds))
+            raw = b"".join(fd.to_bytes(_FD_SIZE, sys.byteorder) for fd in fds)
+            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, raw)])
         else:
             self.sock.sendall(data)
 
@@ -156,7 +164,7 @@ class Channel:
         """The next message and any fds it carried; (None, []) on EOF."""
         self.sock.settimeout(timeout)
         try:
-            data, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MESSAGE, 4)
+            data, fds = self._recvmsg()
         except TimeoutError:
             raise ProtocolError("container init did not answer in time") from None
         except ConnectionResetError:
@@ -175,6 +183,20 @@ class Channel:
             for fd in fds:
                 _close(fd)
             raise ProtocolError(f"bad message from container init: {e}") from None
+
+    def _recvmsg(self) -> tuple[bytes, list[int]]:
+        data, ancdata, _flags, _addr = self.sock.recvmsg(
+            MAX_MESSAGE, _socket.CMSG_LEN(MAX_FDS * _FD_SIZE), _socket.MSG_CMSG_CLOEXEC
+        )
+        fds: list[int] = []
+        for level, kind, raw in ancdata:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                whole = len(raw) - len(raw) % _FD_SIZE
+                fds += (
+                    int.from_bytes(raw[i : i + _FD_SIZE], sys.byteorder, signed=True)
+                    for i in range(0, whole, _FD_SIZE)
+                )
+        return data, fds
 
     def expect(self, cls: type[M], timeout: float | None = None) -> M:
         msg, fds = self.recv(timeout)

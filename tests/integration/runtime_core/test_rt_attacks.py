@@ -218,6 +218,7 @@ def test_masked_path_refuses_a_fake_dev_null(
 ) -> None:
     """If the null device cannot be trusted, masking fails instead of binding
     whatever the rootfs planted."""
+    from portique.linux.kernel import LinuxKernel
     from portique.runtime.rootfs import open_null_device
 
     root = tmp_path / "fakeroot"
@@ -226,11 +227,11 @@ def test_masked_path_refuses_a_fake_dev_null(
     fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
     try:
         with pytest.raises(OSError, match="not the null device"):
-            open_null_device(fd)
+            open_null_device(fd, LinuxKernel())
         (root / "dev/null").unlink()
         (root / "dev/null").write_text("regular file")
         with pytest.raises(OSError, match="not the null device"):
-            open_null_device(fd)
+            open_null_device(fd, LinuxKernel())
     finally:
         os.close(fd)
 

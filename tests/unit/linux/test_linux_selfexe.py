@@ -152,9 +152,10 @@ def test_an_unsealed_memfd_interpreter_is_an_error_not_a_loop(python_copy: Path)
 
 def test_the_runtime_refuses_to_fork_from_an_unprotected_interpreter(python_copy: Path) -> None:
     code = (
-        "from portique.runtime.container import _fork, ContainerError\n"
+        "from portique.runtime.children import fork\n"
+        "from portique.runtime.errors import ContainerError\n"
         "try:\n"
-        "    _fork()\n"
+        "    fork()\n"
         "except ContainerError as exc:\n"
         "    print(exc)\n"
     )

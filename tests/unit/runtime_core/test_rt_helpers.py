@@ -12,8 +12,8 @@ from portique.linux import mount as m
 from portique.linux import proc
 from portique.linux.caps import CAP_NUMBERS, to_mask
 from portique.runtime import sync
+from portique.runtime.mountplan import parse_options
 from portique.runtime.process import ExecError, find_executable
-from portique.runtime.rootfs import parse_options
 
 
 def test_parse_options() -> None:
@@ -141,3 +141,12 @@ def test_capability_names() -> None:
     assert CAP_NUMBERS["CAP_SYS_ADMIN"] == 21
     assert CAP_NUMBERS["CAP_CHECKPOINT_RESTORE"] == 40
     assert to_mask(["CAP_KILL", "CAP_NET_RAW"]) == (1 << 5) | (1 << 13)
+
+
+def test_proc_stat_parse_and_malformed() -> None:
+    st = proc.parse_stat(b"7 (a) (b) ) S 3 " + b" ".join(b"%d" % i for i in range(5, 60)) + b"\n")
+    assert (st.state, st.ppid, st.start_time) == ("S", 3, 22)
+    assert st.is_alive
+    assert not proc.parse_stat(b"7 (z) Z 1 " + b"0 " * 30).is_alive
+    with pytest.raises(ValueError, match="malformed /proc/<pid>/stat"):
+        proc.parse_stat(b"7 (short) S 1 2")

@@ -73,12 +73,10 @@ def copy_window_size(src: int, dst: int) -> None:
     """Give the pty the caller's window size (when stdin is a terminal)."""
     if not os.isatty(src):
         return
-    import fcntl
-    import termios
+    from portique.linux.tty import get_winsize, set_winsize
 
     with contextlib.suppress(OSError):
-        size = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
-        fcntl.ioctl(dst, termios.TIOCSWINSZ, size)
+        set_winsize(dst, *get_winsize(src))
 
 
 def relay(master: int, stdin: int | None = None, stdout: int | None = None) -> None:

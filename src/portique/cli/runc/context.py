@@ -88,7 +88,8 @@ class Context:
     def runtime(self) -> Runtime:
         """The library, imported on first use (keeps `--version`/`spec` lean)."""
         if self._runtime is None:
+            from portique.linux.kernel import LinuxKernel
             from portique.runtime import Runtime
 
-            self._runtime = Runtime(self.root)
+            self._runtime = Runtime(self.root, LinuxKernel())
         return self._runtime

@@ -22,7 +22,9 @@ def add_create_flags(parser: argparse.ArgumentParser) -> None:
         "--no-pivot", action="store_true", help="use chroot-like move, not pivot_root"
     )
     parser.add_argument(
-        "--no-new-keyring", action="store_true", help="accepted for runc compatibility"
+        "--no-new-keyring",
+        action="store_true",
+        help="keep the caller's session keyring instead of a new one per container process",
     )
     parser.add_argument(
         "--preserve-fds", type=int, default=0, help="pass fds 3..3+N-1 on to the container"
@@ -65,5 +67,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         pid_file=pid_file,
         no_pivot=args.no_pivot,
         preserve_fds=args.preserve_fds,
+        no_new_keyring=args.no_new_keyring,
     )
     return 0

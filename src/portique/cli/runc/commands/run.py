@@ -46,6 +46,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             pid_file=pid_file,
             no_pivot=args.no_pivot,
             preserve_fds=args.preserve_fds,
+            no_new_keyring=args.no_new_keyring,
         )
         return 0
     from portique.cli.runc.forward import forward_signals
@@ -71,6 +72,7 @@ def _run_foreground(
             pid_file=pid_file,
             no_pivot=args.no_pivot,
             preserve_fds=args.preserve_fds,
+            no_new_keyring=args.no_new_keyring,
             keep=args.keep,
         )
     # Foreground with a terminal and nobody to hand the pty to: relay it here.
@@ -87,6 +89,7 @@ def _run_foreground(
                 pid_file=pid_file,
                 no_pivot=args.no_pivot,
                 preserve_fds=args.preserve_fds,
+                no_new_keyring=args.no_new_keyring,
                 keep=args.keep,
             )
         except BaseException:
