@@ -99,3 +99,18 @@ def test_entry_survives_a_closed_stdout() -> None:
         err = proc.stderr.read()
         assert proc.wait(timeout=30) == 0
     assert b"Traceback" not in err
+
+
+def test_written_launcher_finds_the_runtimes_dependencies(tmp_path: Path) -> None:
+    # `portique-runtime explain` reads a container's network through pyroute2,
+    # which lives in the virtualenv: without site, the launcher must name it.
+    dest = tmp_path / "launcher"
+    write_launcher(str(dest))
+    probe = dest.read_text().replace(
+        "from portique.cli.runc.main import entry\n\nentry()\n",
+        "import pyroute2, portique.network.netview\nprint(pyroute2.__name__)\n",
+    )
+    dest.write_text(probe)
+    out = subprocess.run([dest], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["pyroute2"]

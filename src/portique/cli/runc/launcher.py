@@ -23,17 +23,29 @@ from __future__ import annotations
 import os
 import sys
 
+# Third-party modules the runtime may import: libseccomp's binding (every
+# container with a profile) and pyroute2 (`explain` reads a container's
+# network through netlink). Their directories go on sys.path after
+# portique's; entries cost nothing until an import misses in them.
+RUNTIME_DEPENDENCIES = ("seccomp", "pyroute2")
+
 
 def import_roots() -> list[str]:
-    """The sys.path entries the runtime needs: portique's, then seccomp's."""
+    """The sys.path entries the runtime needs: portique's, then its dependencies'."""
     import importlib.util
 
     import portique
 
     roots = [os.path.dirname(os.path.dirname(os.path.abspath(portique.__file__)))]
-    spec = importlib.util.find_spec("seccomp")
-    if spec is not None and spec.origin:
-        roots.append(os.path.dirname(spec.origin))
+    for name in RUNTIME_DEPENDENCIES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin:
+            continue
+        # A package's origin is its __init__.py: its root is two levels up.
+        top = os.path.dirname(spec.origin)
+        if spec.submodule_search_locations is not None:
+            top = os.path.dirname(top)
+        roots.append(top)
     return list(dict.fromkeys(roots))
 
 
