@@ -200,9 +200,10 @@ def _load_profile(path: str) -> dict[str, Any]:
 
 def _remove_volume_dirs(names: list[str]) -> None:
     from portique.engine.paths import volumes_dir
+    from portique.engine.volumes import remove_tree
 
     for n in names:
-        shutil.rmtree(volumes_dir() / n, ignore_errors=True)
+        remove_tree(volumes_dir() / n)
 
 
 # ------------------------------------------------------------------- queries

@@ -402,15 +402,14 @@ def finish_for_restart(
 def remove_files(paths: ContainerPaths) -> bool:
     """Delete the container's directories, never through a rootfs still mounted
     (that would only write whiteouts into the overlay and leave the mount)."""
-    import shutil
-
+    from portique.engine.volumes import remove_tree
     from portique.linux.mount import is_mountpoint
 
     rootfs = paths.dir / "rootfs"
     if rootfs.is_dir() and is_mountpoint(rootfs):
         return False
-    shutil.rmtree(paths.dir, ignore_errors=True)
-    shutil.rmtree(paths.run_dir, ignore_errors=True)
+    remove_tree(paths.dir)  # its upper dir: the container's tree, at any depth
+    remove_tree(paths.run_dir)
     return True
 
 

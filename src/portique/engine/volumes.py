@@ -89,7 +89,7 @@ def sweep_orphan_dirs(conn: sqlite3.Connection) -> list[str]:
     with contextlib.suppress(FileNotFoundError):
         for entry in os.listdir(base):
             if entry.startswith(".trash-"):
-                shutil.rmtree(base / entry, ignore_errors=True)
+                remove_tree(base / entry)
     return gone
 
 
@@ -106,7 +106,7 @@ def remove_volume(conn: sqlite3.Connection, name: str, *, force: bool = False) -
                 f"remove {name}: volume is in use - [{', '.join(users)}]",
             )
         db.delete_volume(conn, name)
-    shutil.rmtree(volumes_dir() / name, ignore_errors=True)
+    remove_tree(volumes_dir() / name)
 
 
 def prune_volumes(conn: sqlite3.Connection, *, all_volumes: bool = False) -> list[str]:
@@ -123,14 +123,76 @@ def prune_volumes(conn: sqlite3.Connection, *, all_volumes: bool = False) -> lis
     return removed
 
 
+_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf of a tree containers wrote (a volume, a container's directory): at any
+    depth (shutil.rmtree recurses per level: a container's 2000 nested directories
+    made it raise RecursionError), never following a symlink; what cannot be
+    removed stays, as with rmtree's ignore_errors."""
+    from portique.image.snapshots import remove_tree as remove
+
+    with contextlib.suppress(OSError):
+        remove(path)
+
+
 def volume_size(path: str) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
+    """Bytes of the files under `path` (a volume, a container's upper dir).
+
+    Containers make these trees: they may nest far deeper than Python's
+    recursion limit or PATH_MAX. So one directory fd at a time, walking down
+    by name (O_NOFOLLOW) and up by "..", which must be the directory we came
+    from (a tree changed under us ends the walk with what was counted).
+    """
+    try:
+        fd = os.open(path, _DIR_NOFOLLOW)
+    except OSError:
+        return 0
+    stack: list[tuple[list[str], tuple[int, int]]] = []  # per level: subdirs left, identity
+    try:
+        total = _scan_level(fd, stack)
+        while stack:
+            subdirs, _ = stack[-1]
+            if not subdirs:
+                stack.pop()
+                if not stack:
+                    break
+                parent = os.open("..", _DIR_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = parent
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) != stack[-1][1]:
+                    break  # moved while we walked
+                continue
             try:
-                total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+                sub = os.open(subdirs.pop(), _DIR_NOFOLLOW, dir_fd=fd)
             except OSError:
-                pass
+                continue  # gone since the listing
+            os.close(fd)
+            fd = sub
+            total += _scan_level(fd, stack)
+    finally:
+        os.close(fd)
+    return total
+
+
+def _scan_level(fd: int, stack: list[tuple[list[str], tuple[int, int]]]) -> int:
+    """Sum the non-directories in `fd`; push its subdirectories on `stack`."""
+    total = 0
+    subdirs = []
+    with os.scandir(fd) as it:
+        for entry in it:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                subdirs.append(entry.name)
+            else:
+                total += st.st_blocks * 512
+    here = os.fstat(fd)
+    stack.append((subdirs, (here.st_dev, here.st_ino)))
     return total
 
 

@@ -1,0 +1,82 @@
+"""A container's deep directory tree must not break the engine's commands.
+
+A container can nest directories far deeper than Python's recursion limit in
+its own filesystem and in its volumes (2000 levels take a second). Every walk
+of those trees by the engine (removal of the container's files at `rm`, of a
+volume, the sizes of `ps -s` and `system df -v`) must finish without
+recursing per level: with shutil.rmtree, `rm` died with a RecursionError
+after the row was gone, and the journal's recovery of that removal, run
+by every later `run`, `rm` and `prune`, died the same way: one container made
+the engine unusable for everybody.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.engine_cli import Portique
+from support.sec_engine import engine, image_tar
+
+DEPTH = 2000
+NEST = f"i=0; while [ $i -lt {DEPTH} ]; do mkdir d && cd d || exit 1; i=$((i+1)); done"
+
+
+@pytest.fixture
+def pq(tmp_path: Path) -> Iterator[Portique]:
+    try:
+        with engine(tmp_path, f"pq-sec-deep-{os.getpid()}") as p:
+            p.ok("import", str(image_tar(tmp_path / "img")), "bb:latest")
+            yield p
+    finally:
+        # pytest's clean-up of old base dirs is shutil.rmtree: a deep tree left
+        # (by a failing run) would break every later pytest run on this machine.
+        subprocess.run(["rm", "-rf", "--one-file-system", str(tmp_path)], check=False)
+
+
+def _no_traceback(p: object) -> None:
+    err = getattr(p, "stderr", "")
+    assert "Traceback" not in err, err[-2000:]
+
+
+def test_deep_trees_in_a_container_and_its_volume(pq: Portique) -> None:
+    cid = pq.ok(
+        "run", "-d", "-v", "deepvol:/vol", "bb", "sh", "-c",
+        f"(cd /tmp && {NEST}) && (cd /vol && {NEST}) && echo nested",
+    ).strip()  # fmt: skip
+    assert pq.ok("wait", cid, timeout=300).strip() == "0"
+    assert pq.ok("logs", cid).strip() == "nested"
+    for args in (("ps", "-a", "-s"), ("system", "df", "-v")):
+        p = pq(*args)
+        _no_traceback(p)
+        assert p.returncode == 0, p.stderr
+    p = pq("rm", "-v", cid)
+    _no_traceback(p)
+    assert p.returncode == 0, p.stderr
+    assert not (pq.root / "containers" / cid).exists(), "the container's files were left"
+    p = pq("volume", "rm", "deepvol")
+    _no_traceback(p)
+    assert p.returncode == 0, p.stderr
+    assert not (pq.root / "volumes" / "deepvol").exists(), "the volume's files were left"
+    # The next commands (and their recovery of earlier operations) still work.
+    assert pq.ok("run", "--rm", "bb", "echo", "still").strip() == "still"
+    pq.ok("system", "prune", "-f", "--volumes")
+
+
+def test_deep_tree_of_a_removed_autoremove_container(pq: Portique) -> None:
+    """--rm: the monitor removes the files itself, after the row is gone."""
+    p = pq("run", "--rm", "bb", "sh", "-c", f"cd /tmp && {NEST} && echo nested", timeout=300)
+    _no_traceback(p)
+    assert p.stdout.strip() == "nested"
+    import time
+
+    deadline = time.monotonic() + 120
+    while os.listdir(pq.root / "containers"):
+        # The monitor finishes the removal after the CLI returns.
+        assert time.monotonic() < deadline, os.listdir(pq.root / "containers")
+        time.sleep(0.1)
+    assert pq.ok("run", "--rm", "bb", "echo", "still").strip() == "still"
