@@ -5,8 +5,10 @@ point is resolved with `portique.rootpath` (symlinks resolved inside the
 root), and every step below it opens one component with O_NOFOLLOW relative
 to its parent's fd. Symlinks are copied as symlinks, never followed, so a
 container cannot redirect a copy to or from the host's files even if it
-swaps directories for symlinks while we work. A running container is reached
-through /proc/<pid>/root, so its volumes and tmpfs mounts are visible.
+swaps directories for symlinks while we work. A file copied in is written to
+a new file renamed into place, never through a name the container controls
+(a FIFO, a device node). A running container is reached through
+/proc/<pid>/root, so its volumes and tmpfs mounts are visible.
 """
 
 from __future__ import annotations
@@ -312,30 +314,59 @@ def _copy_entry_in(src: str, pfd: int, name: str, depth: int) -> None:
         finally:
             os.close(fd)
         return
-    if existing is not None and (
-        stat.S_ISLNK(existing.st_mode) or not stat.S_ISREG(existing.st_mode)
-    ):
-        # Never write through a symlink the container planted.
-        if stat.S_ISDIR(existing.st_mode):
-            raise InvalidArgument(f"cannot overwrite directory {name} with non-directory {src}")
-        os.unlink(name, dir_fd=pfd)
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        raise InvalidArgument(f"cannot overwrite directory {name} with non-directory {src}")
     if stat.S_ISLNK(mode):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=pfd)
         os.symlink(os.readlink(src), name, dir_fd=pfd)
     elif stat.S_ISREG(mode):
-        out = os.open(
-            name,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-            stat.S_IMODE(mode),
-            dir_fd=pfd,
-        )
+        _write_new_file(src, pfd, name, stat.S_IMODE(mode))
+
+
+def _write_new_file(src: str, pfd: int, name: str, mode: int) -> None:
+    """Put a copy of host file `src` at `name` in the container directory `pfd`.
+
+    Never by opening `name`: whatever the container leaves there (or puts back
+    right after an unlink) could be a FIFO or a device node of the host's disk,
+    which `cp`, outside the container's device cgroup, would write into. The
+    data goes to a new file (O_EXCL) renamed over `name`, which replaces any
+    non-directory without opening it.
+    """
+    for _ in range(100):
+        tmp = f".portique-cp-{os.urandom(6).hex()}"
         try:
-            with open(src, "rb") as f:
-                _pipe_fds(f.fileno(), out)
-            os.fchmod(out, stat.S_IMODE(mode))
-        finally:
-            os.close(out)
+            out = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=pfd,
+            )
+            break
+        except FileExistsError:
+            continue  # the container guessed a name: take another
+    else:
+        raise InvalidArgument(f"cannot create a file next to {name} in the container")
+    try:
+        with open(src, "rb") as f:
+            _pipe_fds(f.fileno(), out)
+        os.fchmod(out, mode)
+        try:
+            os.rename(tmp, name, src_dir_fd=pfd, dst_dir_fd=pfd)
+        except IsADirectoryError:
+            raise InvalidArgument(
+                f"cannot overwrite directory {name} with non-directory {src}"
+            ) from None
+        mine = os.fstat(out)
+        there = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        if (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino):
+            raise InvalidArgument(f"the container replaced {name} while it was copied")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=pfd)
+        raise
+    finally:
+        os.close(out)
 
 
 # -------------------------------------------------------------------- export
