@@ -22,11 +22,11 @@ layer blobs are gone is ignored.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -588,7 +588,7 @@ class Builder:
     @contextmanager
     def _mounted(self, state: StageState) -> Iterator[tuple[Path, Path]]:
         """An overlay of the state's layers plus a fresh upper dir; yields (rootfs, upper)."""
-        from portique.image.snapshots import mount_overlay, unmount_overlay
+        from portique.image.snapshots import mount_overlay, remove_tree, unmount_overlay
         from portique.oci.image import parse_descriptor
 
         descs = [parse_descriptor(d, f"layers[{i}]") for i, d in enumerate(state.layers)]
@@ -620,8 +620,10 @@ class Builder:
             if mounted:
                 unmount_overlay(work_root)
             # Never through a mount: a failed unmount raised above, and the
-            # journal keeps the step for the recovery.
-            shutil.rmtree(work_root, ignore_errors=True)
+            # journal keeps the step for the recovery. A RUN step's tree may
+            # nest deeper than shutil.rmtree's recursion can go.
+            with contextlib.suppress(OSError):
+                remove_tree(work_root)
             if self._op is not None and not work_root.exists():
                 self._op.drop(*step)
 

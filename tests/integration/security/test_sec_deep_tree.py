@@ -80,3 +80,20 @@ def test_deep_tree_of_a_removed_autoremove_container(pq: Portique) -> None:
         assert time.monotonic() < deadline, os.listdir(pq.root / "containers")
         time.sleep(0.1)
     assert pq.ok("run", "--rm", "bb", "echo", "still").strip() == "still"
+
+
+def test_build_of_a_deep_tree(pq: Portique, tmp_path: Path) -> None:
+    """A Dockerfile decides how deep its RUN steps nest: the layer is written, the
+    step's work dir removed, and the tree arrives whole in a container."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM bb\nRUN cd /tmp && {NEST} && touch bottom\nRUN echo second > /second\n"
+    )
+    p = pq("build", "-q", "-t", "deep", str(ctx), timeout=600)
+    _no_traceback(p)
+    assert p.returncode == 0, p.stderr
+    work = pq.root / "build"
+    assert not work.exists() or os.listdir(work) == [], "a step's work dir was left"
+    out = pq.ok("run", "--rm", "deep", "sh", "-c", "find /tmp -name bottom | wc -l; cat /second")
+    assert out.split() == ["1", "second"]
