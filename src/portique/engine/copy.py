@@ -394,57 +394,96 @@ def _tarinfo(name: str, st: os.stat_result) -> tarfile.TarInfo:
     return ti
 
 
-def _export_dir(tar: tarfile.TarFile, dfd: int, prefix: str, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        return
-    for entry in sorted(os.listdir(dfd)):
-        name = f"{prefix}{entry}"
-        try:
-            st = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        ti = _tarinfo(name, st)
-        mode = st.st_mode
-        if stat.S_ISDIR(mode):
-            ti.type = tarfile.DIRTYPE
-            tar.addfile(ti)
-            try:
-                sub = os.open(
-                    entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd
-                )
-            except OSError:
+def _export_dir(tar: tarfile.TarFile, top: int, prefix: str, depth: int) -> None:
+    """Everything under `top`, depth first in name order, at any depth.
+
+    The container decides how deep its tree goes; a depth limit would leave
+    out, silently, what it nests below it (hidden from whoever inspects the
+    export). So one directory fd at a time, down by name and up by "..",
+    which must be the directory we came from: a running container that moves
+    directories while we read makes the export fail, never wander off.
+    """
+    fd = os.dup(top)
+    levels = [(iter(sorted(os.listdir(fd))), prefix, _ident(fd))]
+    try:
+        while levels:
+            names, prefix, _ = levels[-1]
+            entry = next(names, None)
+            if entry is None:
+                levels.pop()
+                if levels:
+                    parent = os.open("..", _DIR_NOFOLLOW, dir_fd=fd)
+                    os.close(fd)
+                    fd = parent
+                    if _ident(fd) != levels[-1][2]:
+                        raise InvalidArgument("the container moved a directory during the export")
+                continue
+            sub = _export_entry(tar, fd, entry, prefix)
+            if sub < 0:
                 continue
             try:
-                # Don't descend into other filesystems (proc, sys, dev inside a running root).
-                if os.fstat(sub).st_dev == os.fstat(dfd).st_dev:
-                    _export_dir(tar, sub, name + "/", depth + 1)
-            finally:
+                listing = sorted(os.listdir(sub))
+            except OSError:
                 os.close(sub)
-        elif stat.S_ISLNK(mode):
-            ti.type = tarfile.SYMTYPE
-            ti.linkname = os.readlink(entry, dir_fd=dfd)
-            tar.addfile(ti)
-        elif stat.S_ISREG(mode):
-            ti.type = tarfile.REGTYPE
-            try:
-                fd = os.open(
-                    entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd
-                )
-            except OSError:
                 continue
-            with os.fdopen(fd, "rb") as f:
-                fst = os.fstat(fd)
-                if not stat.S_ISREG(fst.st_mode):
-                    continue  # swapped for a device or fifo since the stat: never read one
-                ti.size = fst.st_size
-                tar.addfile(ti, f)
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-            ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-            tar.addfile(ti)
-        elif stat.S_ISFIFO(mode):
-            ti.type = tarfile.FIFOTYPE
-            tar.addfile(ti)
+            os.close(fd)
+            fd = sub
+            levels.append((iter(listing), f"{prefix}{entry}/", _ident(fd)))
+    finally:
+        os.close(fd)
+
+
+def _ident(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _export_entry(tar: tarfile.TarFile, dfd: int, entry: str, prefix: str) -> int:
+    """Add one entry; for a directory to descend into (same filesystem: not the
+    proc, sys or dev of a running root), return its open fd, else -1."""
+    name = f"{prefix}{entry}"
+    try:
+        st = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return -1
+    ti = _tarinfo(name, st)
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        ti.type = tarfile.DIRTYPE
+        tar.addfile(ti)
+        try:
+            sub = os.open(entry, _DIR_NOFOLLOW, dir_fd=dfd)
+        except OSError:
+            return -1
+        if os.fstat(sub).st_dev == os.fstat(dfd).st_dev:
+            return sub
+        os.close(sub)
+    elif stat.S_ISLNK(mode):
+        ti.type = tarfile.SYMTYPE
+        ti.linkname = os.readlink(entry, dir_fd=dfd)
+        tar.addfile(ti)
+    elif stat.S_ISREG(mode):
+        ti.type = tarfile.REGTYPE
+        try:
+            fd = os.open(
+                entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd
+            )
+        except OSError:
+            return -1
+        with os.fdopen(fd, "rb") as f:
+            fst = os.fstat(fd)
+            if not stat.S_ISREG(fst.st_mode):
+                return -1  # swapped for a device or fifo since the stat: never read one
+            ti.size = fst.st_size
+            tar.addfile(ti, f)
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+        ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        tar.addfile(ti)
+    elif stat.S_ISFIFO(mode):
+        ti.type = tarfile.FIFOTYPE
+        tar.addfile(ti)
+    return -1
 
 
 def parse_cp_arg(arg: str) -> tuple[str, str]:

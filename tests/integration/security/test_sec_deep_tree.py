@@ -97,3 +97,31 @@ def test_build_of_a_deep_tree(pq: Portique, tmp_path: Path) -> None:
     assert not work.exists() or os.listdir(work) == [], "a step's work dir was left"
     out = pq.ok("run", "--rm", "deep", "sh", "-c", "find /tmp -name bottom | wc -l; cat /second")
     assert out.split() == ["1", "second"]
+
+
+def test_export_leaves_nothing_out(pq: Portique, tmp_path: Path) -> None:
+    """Whoever inspects a container through `export` sees all of it: a file nested
+    below any depth limit would be hidden from them."""
+    import tarfile
+    import time
+
+    nest = NEST.replace(str(DEPTH), "400")
+    cid = pq.ok(
+        "run", "-d", "bb", "sh", "-c",
+        f"cd /tmp && {nest} && echo payload > hidden && touch /ready && exec sleep 600",
+    ).strip()  # fmt: skip
+    deadline = time.monotonic() + 60
+    while pq("exec", cid, "test", "-e", "/ready").returncode != 0:
+        assert time.monotonic() < deadline, "the container never nested its tree"
+        time.sleep(0.05)
+    for state in ("running", "stopped"):
+        if state == "stopped":
+            pq.ok("stop", "-t", "0", cid)
+        out = tmp_path / f"export-{state}.tar"
+        pq.ok("export", "-o", str(out), cid, timeout=300)
+        with tarfile.open(out) as tar:
+            hidden = [m.name for m in tar.getmembers() if m.name.endswith("/hidden")]
+        assert len(hidden) == 1, (
+            f"the nested file is missing from the export of a {state} container"
+        )
+        assert hidden[0].count("/d") == 400
