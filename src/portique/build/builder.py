@@ -206,10 +206,16 @@ class Builder:
                 path = root / "Containerfile"
         elif not path.is_absolute():
             path = root / path
+        from portique.build.context import read_in_dir
+        from portique.build.dockerfile import MAX_DOCKERFILE
+
         try:
-            text = path.read_text()
+            # Symlinks resolved inside the Dockerfile's own directory, as BuildKit.
+            text = read_in_dir(path, MAX_DOCKERFILE)
         except FileNotFoundError:
             raise InvalidArgument(f"cannot read Dockerfile {path}: no such file") from None
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read Dockerfile {path}: {exc.strerror}") from None
         return parse(text, filename=path.name)
 
     def _check_build_args(self) -> None:
