@@ -243,7 +243,12 @@ _MAGIC: Iterable[bytes] = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")
 
 
 def _is_archive(path: Path) -> bool:
-    with open(path, "rb") as f:
+    # O_NONBLOCK: a FIFO in the context must not block the build (it is no
+    # archive; _copy_entry then refuses it).
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
         head = f.read(512)
     if any(head.startswith(m) for m in _MAGIC):
         return True

@@ -78,3 +78,24 @@ def test_a_dockerignore_symlinked_out_of_the_context_is_not_read(
     pq.ok("build", "-q", "-t", "ignored", str(ctx))
     out = pq.ok("run", "--rm", "ignored", "cat", "/ctx/kept.txt")
     assert out == "in the image\n", "a file outside the context decided what the build saw"
+
+
+@pytest.mark.parametrize("instruction", ["ADD", "COPY"])
+def test_a_fifo_in_the_context_does_not_hang_the_build(
+    pq: Portique, tmp_path: Path, instruction: str
+) -> None:
+    """ADD sniffs its source for a tar header: opening a FIFO to read it blocked
+    the build forever (nobody writes to a repository's FIFO)."""
+    import subprocess
+
+    ctx = tmp_path / "repo"
+    ctx.mkdir()
+    os.mkfifo(ctx / "pipe")
+    (ctx / "Dockerfile").write_text(f"FROM bb\n{instruction} pipe /pipe\n")
+    try:
+        p = pq("build", "-q", str(ctx), timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{instruction} of a FIFO hung the build")
+    assert p.returncode != 0
+    assert "not a regular file" in p.stderr
+    assert "Traceback" not in p.stderr
