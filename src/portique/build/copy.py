@@ -64,8 +64,12 @@ def resolve_owner(spec: str, rootfs: Path) -> Owner:
 def _read_db(rootfs: Path, name: str) -> list[list[str]]:
     try:
         with dir_in_root(str(rootfs), "/etc") as fd:
-            rfd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            # O_NONBLOCK: a base image's /etc/passwd may be a FIFO (no hang).
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            rfd = os.open(name, flags, dir_fd=fd)
             with os.fdopen(rfd, "r", errors="replace") as f:
+                if not stat.S_ISREG(os.fstat(rfd).st_mode):
+                    return []
                 text = f.read(1 << 20)
     except OSError:
         return []
