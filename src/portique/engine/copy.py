@@ -33,9 +33,23 @@ CHUNK = 1 << 20
 
 @contextmanager
 def container_root(row: db.ContainerRow) -> Iterator[str]:
-    """A path to the container's root: /proc/<pid>/root while running, else the mounted rootfs."""
+    """A path to the container's root: its init's root while running, else the
+    mounted rootfs.
+
+    The init's root is opened first, then the runtime must still see that pid
+    as the container's init (pid and start time): the row's pid alone could
+    be a host process's by now (a dead monitor, a reused pid), and its root
+    the host's.
+    """
     if row.status in ("running", "paused") and row.pid:
-        yield f"/proc/{row.pid}/root"
+        from portique.engine.lifecycle import check_init
+
+        fd = os.open(f"/proc/{row.pid}/root", _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            check_init(row.id, row.pid)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
         return
     from portique.engine import bundle
 

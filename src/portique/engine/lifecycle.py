@@ -428,6 +428,19 @@ def cleanup_dead(paths: ContainerPaths, host: dict[str, Any] | None = None) -> N
         bundle.unmount_rootfs(paths)
 
 
+def check_init(cid: str, pid: int) -> None:
+    """InvalidState unless `pid` is still the init of running (or paused) container
+    `cid`, as the runtime sees it: the same pid and start time as it recorded."""
+    from portique.errors import NotFound
+
+    try:
+        state = open_runtime(ContainerPaths.of(cid)).state(cid)
+    except NotFound:
+        state = None
+    if state is None or state.pid != pid or str(state.status) not in ("running", "paused"):
+        raise InvalidState(f"container {cid[:12]} is not running")
+
+
 def is_alive(pid: int, cid: str, started_at: float = 0.0) -> bool:
     """Whether `pid` is still the monitor of `cid` (pids get reused).
 
