@@ -292,7 +292,12 @@ def stop(
     if sig is None:
         from portique.engine import options as opt
 
-        sig = opt.parse_signal(str(row.config["Config"].get("StopSignal") or "SIGTERM"))
+        try:
+            sig = opt.parse_signal(str(row.config["Config"].get("StopSignal") or "SIGTERM"))
+        except InvalidArgument:
+            # The image's STOPSIGNAL is the image author's word: one that is no
+            # signal must not make the container unstoppable (Docker: SIGTERM).
+            sig = int(signal.SIGTERM)
     with db.transaction(conn):
         db.update_state(conn, row.id, stop_requested=True)
     paths = ContainerPaths.of(row.id)
