@@ -99,8 +99,9 @@ def test_volume_copy_never_follows_a_symlink_another_container_swaps_in(
     assert sorted(os.listdir(victim)) == [], "the image's files were written to a host directory"
     after = os.stat(victim)
     assert stat.S_IMODE(after.st_mode) == stat.S_IMODE(before.st_mode), "host dir chmod-ed"
-    # The copy went on into the directory it made (now sub.orig), not through the link.
+    # The copy went on into the directory it made (now sub.orig), not through the
+    # link; or, had the swap come before it opened that directory, skipped it.
     data = pq.root / "volumes" / "shared" / "_data"
     assert (data / "sub").is_symlink()
     copied = sorted(os.listdir(data / "sub.orig"))
-    assert copied == [f"f{i:02}" for i in range(20)]
+    assert copied in ([], [f"f{i:02}" for i in range(20)])
