@@ -134,7 +134,7 @@ def _ignore_router_advertisements_in(netns: Path, ifname: str) -> None:
     """accept_ra=0 on `ifname` inside `netns`: /proc/sys/net shows the sysctls of
     the network namespace of the thread that opens the file, so this thread
     enters it for the open (as _netlink_socket_in does for its socket)."""
-    from portique.linux.ns import setns
+    from portique.linux.ns import CLONE_NEWNET, setns
 
     path = SYSCTL_ROOT / f"net/ipv6/conf/{ifname}/accept_ra"
     target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
