@@ -51,7 +51,7 @@ PKGS="python3 python3-venv python3-dev python3-seccomp libseccomp2 busybox-stati
       gcc libc6-dev
       docker-registry apache2-utils iproute2 nftables iptables tmux jq zstd
       hyperfine runc crun skopeo umoci xz-utils qemu-system-x86 tini iperf3 containerd buildah
-      golang-go libcap2-bin docker.io podman containernetworking-plugins"
+      golang-go libcap2-bin docker.io podman containernetworking-plugins strace"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

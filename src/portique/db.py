@@ -23,9 +23,24 @@ from pathlib import Path
 DB_NAME = "portique.db"
 
 
+def close_root(root: Path) -> None:
+    """Make the engine root (creating it) root's alone: mode 0700.
+
+    Containers run as root and write into volumes and upper dirs under it: a
+    setuid-root program or a device node of the host's disk made there would
+    serve every host user who can walk in (CVE-2021-41091); the database holds
+    every container's environment. A root an older portique made 0755 is
+    closed here, by the first command that opens it.
+    """
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = os.stat(root)
+    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.chmod(root, 0o700)
+
+
 def connect(root: Path) -> sqlite3.Connection:
     """Open (creating if needed) the database under the engine root `root`."""
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    close_root(root)
     conn = sqlite3.connect(
         root / DB_NAME, timeout=30.0, isolation_level=None, check_same_thread=False
     )

@@ -11,7 +11,7 @@ run, rm, the prunes, `system prune`) finishes or undoes what it names.
 Table in portique.db (component "journal"), version 1:
 
     operations(id INTEGER PRIMARY KEY AUTOINCREMENT,
-               kind TEXT NOT NULL,          -- build | pull | load | import | create | start | remove
+               kind TEXT NOT NULL,          -- build | pull | load | import | create | start | remove | rmi
                subject TEXT NOT NULL,       -- what it is about (a container id, a reference)
                owner_pid INTEGER NOT NULL,  -- the process doing it ...
                owner_start INTEGER NOT NULL,-- ... its /proc/<pid>/stat starttime (pids are reused)
@@ -28,7 +28,8 @@ Resources, each a JSON object with a "type":
     {"type": "ingest", "digest": D}              ingest/ files of blob D (lock; the partial
                                                  stays for a resumed download)
     {"type": "staging", "key": K}                snapshots/tmp-<K>.* unpack dirs and their lock
-    {"type": "blob", "digest": D}                a blob the operation made (a build's layer):
+    {"type": "blob", "digest": D}                a blob the operation made (a build's layer)
+                                                 or whose rows it deleted (rmi, image prune):
                                                  deleted unless an image or the build cache uses it
     {"type": "container-create", "id": C}        containers/C before its row was committed
     {"type": "container-start", "id": C, "host": {...}}   a monitor's half-done start
@@ -256,11 +257,14 @@ def entries(conn: sqlite3.Connection) -> list[Entry]:
     return [_entry(r) for r in conn.execute(f"{_SELECT} FROM operations ORDER BY id")]
 
 
-def live_resources(conn: sqlite3.Connection) -> list[Resource]:
-    """The resources of entries whose owner lives (operations in progress)."""
+def live_resources(conn: sqlite3.Connection, *, others: bool = False) -> list[Resource]:
+    """The resources of entries whose owner lives (operations in progress); with
+    `others`, not this process's: a recoverer owns the entries it claimed, and
+    their resources are what it is undoing, not in use."""
+    mine = me() if others else None
     out: list[Resource] = []
     for row in conn.execute(f"{_SELECT} FROM operations").fetchall():
-        if owner_alive(row[5], row[6], row[7]):
+        if (row[5], row[6], row[7]) != mine and owner_alive(row[5], row[6], row[7]):
             out.extend(_entry(row).resources)
     return out
 

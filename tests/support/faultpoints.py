@@ -20,6 +20,7 @@ SCENARIOS: dict[str, str] = {
     "monitor.autoremove-row-deleted": "run-rm",
     "monitor.": "run",
     "rm.": "rm",
+    "rmi.": "rmi",
 }
 
 

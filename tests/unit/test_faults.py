@@ -72,4 +72,4 @@ def test_points_in_the_source_are_literal_unique_and_have_a_scenario() -> None:
         assert faultpoints.scenario_of(name) is not None, f"no scenario reaches {where[name]}"
     # Every operation the harness must cover has points.
     covered = {faultpoints.scenario_of(n) for n in names}
-    assert covered == {"pull", "load", "build", "run", "run-rm", "rm"}
+    assert covered == {"pull", "load", "build", "run", "run-rm", "rm", "rmi"}

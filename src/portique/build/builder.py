@@ -18,10 +18,10 @@ rebuild runs nothing and yields the same image ID) is build/cache.py.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -149,10 +149,16 @@ class Builder:
                 path = root / "Containerfile"
         elif not path.is_absolute():
             path = root / path
+        from portique.build.context import read_in_dir
+        from portique.build.dockerfile import MAX_DOCKERFILE
+
         try:
-            text = path.read_text()
+            # Symlinks resolved inside the Dockerfile's own directory, as BuildKit.
+            text = read_in_dir(path, MAX_DOCKERFILE)
         except FileNotFoundError:
             raise InvalidArgument(f"cannot read Dockerfile {path}: no such file") from None
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read Dockerfile {path}: {exc.strerror}") from None
         return parse(text, filename=path.name)
 
     def _check_build_args(self) -> None:
@@ -441,7 +447,7 @@ class Builder:
     @contextmanager
     def _mounted(self, state: StageState) -> Iterator[tuple[Path, Path]]:
         """An overlay of the state's layers plus a fresh upper dir; yields (rootfs, upper)."""
-        from portique.image.snapshots import mount_overlay, unmount_overlay
+        from portique.image.snapshots import mount_overlay, remove_tree, unmount_overlay
         from portique.oci.image import parse_descriptor
 
         descs = [parse_descriptor(d, f"layers[{i}]") for i, d in enumerate(state.layers)]
@@ -473,8 +479,10 @@ class Builder:
             if mounted:
                 unmount_overlay(work_root)
             # Never through a mount: a failed unmount raised above, and the
-            # journal keeps the step for the recovery.
-            shutil.rmtree(work_root, ignore_errors=True)
+            # journal keeps the step for the recovery. A RUN step's tree may
+            # nest deeper than shutil.rmtree's recursion can go.
+            with contextlib.suppress(OSError):
+                remove_tree(work_root)
             if self._op is not None and not work_root.exists():
                 self._op.drop(*step)
 

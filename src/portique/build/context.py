@@ -42,8 +42,10 @@ class BuildContext:
     def from_dir(cls, path: Path) -> BuildContext:
         if not path.is_dir():
             raise NotFound(f"build context {path} is not a directory")
-        ignore_file = path / ".dockerignore"
-        patterns = parse_ignore(ignore_file.read_text()) if ignore_file.is_file() else []
+        try:
+            patterns = parse_ignore(read_in_dir(path / ".dockerignore", MAX_IGNORE_FILE))
+        except OSError:  # none (or a link leading out of the context: none either)
+            patterns = []
         return cls(path, patterns)
 
     def excluded(self, rel: str) -> bool:
@@ -141,6 +143,28 @@ class BuildContext:
                     h.update(_file_digest(path))
                 h.update(b"\n")
         return "sha256:" + h.hexdigest()
+
+
+def read_in_dir(path: Path, limit: int) -> str:
+    """The text of file `path` (at most `limit` + 1 bytes), its symlinks resolved
+    inside its own directory, as BuildKit reads a Dockerfile: a repository's
+    `Dockerfile -> /etc/shadow` is not found rather than read (and printed in
+    the parse error). OSError when missing; InvalidArgument when not a file."""
+    from portique.rootpath import open_in_root
+
+    dfd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        # O_NONBLOCK: a FIFO named Dockerfile must not hang the build.
+        fd = open_in_root(dfd, path.name, flags=os.O_RDONLY | os.O_NONBLOCK)
+    finally:
+        os.close(dfd)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise InvalidArgument(f"{path.name} is not a regular file")
+        return f.read(limit + 1).decode("utf-8", "replace")
+
+
+MAX_IGNORE_FILE = 4 << 20
 
 
 def _file_digest(path: Path) -> bytes:

@@ -64,8 +64,12 @@ def resolve_owner(spec: str, rootfs: Path) -> Owner:
 def _read_db(rootfs: Path, name: str) -> list[list[str]]:
     try:
         with dir_in_root(str(rootfs), "/etc") as fd:
-            rfd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            # O_NONBLOCK: a base image's /etc/passwd may be a FIFO (no hang).
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            rfd = os.open(name, flags, dir_fd=fd)
             with os.fdopen(rfd, "r", errors="replace") as f:
+                if not stat.S_ISREG(os.fstat(rfd).st_mode):
+                    return []
                 text = f.read(1 << 20)
     except OSError:
         return []
@@ -248,7 +252,12 @@ _MAGIC: Iterable[bytes] = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd")
 
 
 def _is_archive(path: Path) -> bool:
-    with open(path, "rb") as f:
+    # O_NONBLOCK: a FIFO in the context must not block the build (it is no
+    # archive; _copy_entry then refuses it).
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
         head = f.read(512)
     if any(head.startswith(m) for m in _MAGIC):
         return True

@@ -200,9 +200,10 @@ def _load_profile(path: str) -> dict[str, Any]:
 
 def _remove_volume_dirs(names: list[str]) -> None:
     from portique.engine.paths import volumes_dir
+    from portique.engine.volumes import remove_tree
 
     for n in names:
-        shutil.rmtree(volumes_dir() / n, ignore_errors=True)
+        remove_tree(volumes_dir() / n)
 
 
 # ------------------------------------------------------------------- queries
@@ -291,7 +292,12 @@ def stop(
     if sig is None:
         from portique.engine import options as opt
 
-        sig = opt.parse_signal(str(row.config["Config"].get("StopSignal") or "SIGTERM"))
+        try:
+            sig = opt.parse_signal(str(row.config["Config"].get("StopSignal") or "SIGTERM"))
+        except InvalidArgument:
+            # The image's STOPSIGNAL is the image author's word: one that is no
+            # signal must not make the container unstoppable (Docker: SIGTERM).
+            sig = int(signal.SIGTERM)
     with db.transaction(conn):
         db.update_state(conn, row.id, stop_requested=True)
     paths = ContainerPaths.of(row.id)

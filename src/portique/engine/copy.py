@@ -5,8 +5,10 @@ point is resolved with `portique.rootpath` (symlinks resolved inside the
 root), and every step below it opens one component with O_NOFOLLOW relative
 to its parent's fd. Symlinks are copied as symlinks, never followed, so a
 container cannot redirect a copy to or from the host's files even if it
-swaps directories for symlinks while we work. A running container is reached
-through /proc/<pid>/root, so its volumes and tmpfs mounts are visible.
+swaps directories for symlinks while we work. A file copied in is written to
+a new file renamed into place, never through a name the container controls
+(a FIFO, a device node). A running container is reached through
+/proc/<pid>/root, so its volumes and tmpfs mounts are visible.
 """
 
 from __future__ import annotations
@@ -31,9 +33,23 @@ CHUNK = 1 << 20
 
 @contextmanager
 def container_root(row: db.ContainerRow) -> Iterator[str]:
-    """A path to the container's root: /proc/<pid>/root while running, else the mounted rootfs."""
+    """A path to the container's root: its init's root while running, else the
+    mounted rootfs.
+
+    The init's root is opened first, then the runtime must still see that pid
+    as the container's init (pid and start time): the row's pid alone could
+    be a host process's by now (a dead monitor, a reused pid), and its root
+    the host's.
+    """
     if row.status in ("running", "paused") and row.pid:
-        yield f"/proc/{row.pid}/root"
+        from portique.engine.lifecycle import check_init
+
+        fd = os.open(f"/proc/{row.pid}/root", _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            check_init(row.id, row.pid)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
         return
     from portique.engine import bundle
 
@@ -312,30 +328,59 @@ def _copy_entry_in(src: str, pfd: int, name: str, depth: int) -> None:
         finally:
             os.close(fd)
         return
-    if existing is not None and (
-        stat.S_ISLNK(existing.st_mode) or not stat.S_ISREG(existing.st_mode)
-    ):
-        # Never write through a symlink the container planted.
-        if stat.S_ISDIR(existing.st_mode):
-            raise InvalidArgument(f"cannot overwrite directory {name} with non-directory {src}")
-        os.unlink(name, dir_fd=pfd)
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        raise InvalidArgument(f"cannot overwrite directory {name} with non-directory {src}")
     if stat.S_ISLNK(mode):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=pfd)
         os.symlink(os.readlink(src), name, dir_fd=pfd)
     elif stat.S_ISREG(mode):
-        out = os.open(
-            name,
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-            stat.S_IMODE(mode),
-            dir_fd=pfd,
-        )
+        _write_new_file(src, pfd, name, stat.S_IMODE(mode))
+
+
+def _write_new_file(src: str, pfd: int, name: str, mode: int) -> None:
+    """Put a copy of host file `src` at `name` in the container directory `pfd`.
+
+    Never by opening `name`: whatever the container leaves there (or puts back
+    right after an unlink) could be a FIFO or a device node of the host's disk,
+    which `cp`, outside the container's device cgroup, would write into. The
+    data goes to a new file (O_EXCL) renamed over `name`, which replaces any
+    non-directory without opening it.
+    """
+    for _ in range(100):
+        tmp = f".portique-cp-{os.urandom(6).hex()}"
         try:
-            with open(src, "rb") as f:
-                _pipe_fds(f.fileno(), out)
-            os.fchmod(out, stat.S_IMODE(mode))
-        finally:
-            os.close(out)
+            out = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=pfd,
+            )
+            break
+        except FileExistsError:
+            continue  # the container guessed a name: take another
+    else:
+        raise InvalidArgument(f"cannot create a file next to {name} in the container")
+    try:
+        with open(src, "rb") as f:
+            _pipe_fds(f.fileno(), out)
+        os.fchmod(out, mode)
+        try:
+            os.rename(tmp, name, src_dir_fd=pfd, dst_dir_fd=pfd)
+        except IsADirectoryError:
+            raise InvalidArgument(
+                f"cannot overwrite directory {name} with non-directory {src}"
+            ) from None
+        mine = os.fstat(out)
+        there = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        if (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino):
+            raise InvalidArgument(f"the container replaced {name} while it was copied")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=pfd)
+        raise
+    finally:
+        os.close(out)
 
 
 # -------------------------------------------------------------------- export
@@ -363,57 +408,96 @@ def _tarinfo(name: str, st: os.stat_result) -> tarfile.TarInfo:
     return ti
 
 
-def _export_dir(tar: tarfile.TarFile, dfd: int, prefix: str, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        return
-    for entry in sorted(os.listdir(dfd)):
-        name = f"{prefix}{entry}"
-        try:
-            st = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        ti = _tarinfo(name, st)
-        mode = st.st_mode
-        if stat.S_ISDIR(mode):
-            ti.type = tarfile.DIRTYPE
-            tar.addfile(ti)
-            try:
-                sub = os.open(
-                    entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd
-                )
-            except OSError:
+def _export_dir(tar: tarfile.TarFile, top: int, prefix: str, depth: int) -> None:
+    """Everything under `top`, depth first in name order, at any depth.
+
+    The container decides how deep its tree goes; a depth limit would leave
+    out, silently, what it nests below it (hidden from whoever inspects the
+    export). So one directory fd at a time, down by name and up by "..",
+    which must be the directory we came from: a running container that moves
+    directories while we read makes the export fail, never wander off.
+    """
+    fd = os.dup(top)
+    levels = [(iter(sorted(os.listdir(fd))), prefix, _ident(fd))]
+    try:
+        while levels:
+            names, prefix, _ = levels[-1]
+            entry = next(names, None)
+            if entry is None:
+                levels.pop()
+                if levels:
+                    parent = os.open("..", _DIR_NOFOLLOW, dir_fd=fd)
+                    os.close(fd)
+                    fd = parent
+                    if _ident(fd) != levels[-1][2]:
+                        raise InvalidArgument("the container moved a directory during the export")
+                continue
+            sub = _export_entry(tar, fd, entry, prefix)
+            if sub < 0:
                 continue
             try:
-                # Don't descend into other filesystems (proc, sys, dev inside a running root).
-                if os.fstat(sub).st_dev == os.fstat(dfd).st_dev:
-                    _export_dir(tar, sub, name + "/", depth + 1)
-            finally:
+                listing = sorted(os.listdir(sub))
+            except OSError:
                 os.close(sub)
-        elif stat.S_ISLNK(mode):
-            ti.type = tarfile.SYMTYPE
-            ti.linkname = os.readlink(entry, dir_fd=dfd)
-            tar.addfile(ti)
-        elif stat.S_ISREG(mode):
-            ti.type = tarfile.REGTYPE
-            try:
-                fd = os.open(
-                    entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd
-                )
-            except OSError:
                 continue
-            with os.fdopen(fd, "rb") as f:
-                fst = os.fstat(fd)
-                if not stat.S_ISREG(fst.st_mode):
-                    continue  # swapped for a device or fifo since the stat: never read one
-                ti.size = fst.st_size
-                tar.addfile(ti, f)
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-            ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-            tar.addfile(ti)
-        elif stat.S_ISFIFO(mode):
-            ti.type = tarfile.FIFOTYPE
-            tar.addfile(ti)
+            os.close(fd)
+            fd = sub
+            levels.append((iter(listing), f"{prefix}{entry}/", _ident(fd)))
+    finally:
+        os.close(fd)
+
+
+def _ident(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _export_entry(tar: tarfile.TarFile, dfd: int, entry: str, prefix: str) -> int:
+    """Add one entry; for a directory to descend into (same filesystem: not the
+    proc, sys or dev of a running root), return its open fd, else -1."""
+    name = f"{prefix}{entry}"
+    try:
+        st = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return -1
+    ti = _tarinfo(name, st)
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        ti.type = tarfile.DIRTYPE
+        tar.addfile(ti)
+        try:
+            sub = os.open(entry, _DIR_NOFOLLOW, dir_fd=dfd)
+        except OSError:
+            return -1
+        if os.fstat(sub).st_dev == os.fstat(dfd).st_dev:
+            return sub
+        os.close(sub)
+    elif stat.S_ISLNK(mode):
+        ti.type = tarfile.SYMTYPE
+        ti.linkname = os.readlink(entry, dir_fd=dfd)
+        tar.addfile(ti)
+    elif stat.S_ISREG(mode):
+        ti.type = tarfile.REGTYPE
+        try:
+            fd = os.open(
+                entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd
+            )
+        except OSError:
+            return -1
+        with os.fdopen(fd, "rb") as f:
+            fst = os.fstat(fd)
+            if not stat.S_ISREG(fst.st_mode):
+                return -1  # swapped for a device or fifo since the stat: never read one
+            ti.size = fst.st_size
+            tar.addfile(ti, f)
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+        ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        tar.addfile(ti)
+    elif stat.S_ISFIFO(mode):
+        ti.type = tarfile.FIFOTYPE
+        tar.addfile(ti)
+    return -1
 
 
 def parse_cp_arg(arg: str) -> tuple[str, str]:

@@ -402,15 +402,14 @@ def finish_for_restart(
 def remove_files(paths: ContainerPaths) -> bool:
     """Delete the container's directories, never through a rootfs still mounted
     (that would only write whiteouts into the overlay and leave the mount)."""
-    import shutil
-
+    from portique.engine.volumes import remove_tree
     from portique.linux.mount import is_mountpoint
 
     rootfs = paths.dir / "rootfs"
     if rootfs.is_dir() and is_mountpoint(rootfs):
         return False
-    shutil.rmtree(paths.dir, ignore_errors=True)
-    shutil.rmtree(paths.run_dir, ignore_errors=True)
+    remove_tree(paths.dir)  # its upper dir: the container's tree, at any depth
+    remove_tree(paths.run_dir)
     return True
 
 
@@ -427,6 +426,19 @@ def cleanup_dead(paths: ContainerPaths, host: dict[str, Any] | None = None) -> N
 
     with contextlib.suppress(Exception):
         bundle.unmount_rootfs(paths)
+
+
+def check_init(cid: str, pid: int) -> None:
+    """InvalidState unless `pid` is still the init of running (or paused) container
+    `cid`, as the runtime sees it: the same pid and start time as it recorded."""
+    from portique.errors import NotFound
+
+    try:
+        state = open_runtime(ContainerPaths.of(cid)).state(cid)
+    except NotFound:
+        state = None
+    if state is None or state.pid != pid or str(state.status) not in ("running", "paused"):
+        raise InvalidState(f"container {cid[:12]} is not running")
 
 
 def is_alive(pid: int, cid: str, started_at: float = 0.0) -> bool:

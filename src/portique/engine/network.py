@@ -299,6 +299,15 @@ def joined_netns(host: dict[str, Any]) -> tuple[str, Any]:
         conn.close()
     if other.status not in ("running", "paused") or other.pid <= 0:
         raise InvalidState(f"cannot join the network of container {other.name}: it is not running")
+    from portique.engine.lifecycle import check_init
+
+    try:
+        # The row's pid alone could be a host process's by now (its netns the host's).
+        check_init(other.id, other.pid)
+    except InvalidState:
+        raise InvalidState(
+            f"cannot join the network of container {other.name}: it is not running"
+        ) from None
     return f"/proc/{other.pid}/ns/net", other
 
 

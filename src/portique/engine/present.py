@@ -57,7 +57,7 @@ def ps_row(row: ContainerRow, *, no_trunc: bool = False, size: str = "") -> dict
     return {
         "ID": row.id if no_trunc else row.id[:12],
         "Image": row.image,
-        "Command": f'"{cmd}"',
+        "Command": cmd,  # the image's words: the CLI quotes them (control characters too)
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(row.created)),
         "RunningFor": f"{_human_duration(time.time() - row.created)} ago",
         "Status": status_text(row),

@@ -187,7 +187,7 @@ def _blob(conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | Non
     from portique.image.store import ContentStore
 
     digest = str(res["digest"])
-    if {"type": "blob", "digest": digest} in journal.live_resources(conn):
+    if {"type": "blob", "digest": digest} in journal.live_resources(conn, others=True):
         return True
     for query in (
         "SELECT 1 FROM image_blobs WHERE digest = ? LIMIT 1",

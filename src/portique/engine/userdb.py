@@ -8,6 +8,7 @@ with a size bound, and parsed leniently (malformed lines are skipped).
 from __future__ import annotations
 
 import os
+import stat
 
 from portique.errors import InvalidArgument
 from portique.oci.value import value
@@ -47,14 +48,16 @@ def read_root_file(rootfs: str, path: str) -> str:
     except OSError:
         return ""
     try:
-        fd = open_in_root(rfd, path, flags=os.O_RDONLY)
+        # O_NONBLOCK: an image (or a running container) whose /etc/passwd is a
+        # FIFO would otherwise hang `run`, `start` and `exec -u` in this open.
+        fd = open_in_root(rfd, path, flags=os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return ""
     finally:
         os.close(rfd)
     try:
         with os.fdopen(fd, "rb") as f:
-            if not os.path.isfile(f"/proc/self/fd/{f.fileno()}"):
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 return ""
             return f.read(MAX_DB_FILE).decode("utf-8", "replace")
     except OSError:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sqlite3
 import stat
 import time
@@ -89,7 +88,7 @@ def sweep_orphan_dirs(conn: sqlite3.Connection) -> list[str]:
     with contextlib.suppress(FileNotFoundError):
         for entry in os.listdir(base):
             if entry.startswith(".trash-"):
-                shutil.rmtree(base / entry, ignore_errors=True)
+                remove_tree(base / entry)
     return gone
 
 
@@ -106,7 +105,7 @@ def remove_volume(conn: sqlite3.Connection, name: str, *, force: bool = False) -
                 f"remove {name}: volume is in use - [{', '.join(users)}]",
             )
         db.delete_volume(conn, name)
-    shutil.rmtree(volumes_dir() / name, ignore_errors=True)
+    remove_tree(volumes_dir() / name)
 
 
 def prune_volumes(conn: sqlite3.Connection, *, all_volumes: bool = False) -> list[str]:
@@ -123,14 +122,76 @@ def prune_volumes(conn: sqlite3.Connection, *, all_volumes: bool = False) -> lis
     return removed
 
 
+_DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf of a tree containers wrote (a volume, a container's directory): at any
+    depth (shutil.rmtree recurses per level: a container's 2000 nested directories
+    made it raise RecursionError), never following a symlink; what cannot be
+    removed stays, as with rmtree's ignore_errors."""
+    from portique.image.snapshots import remove_tree as remove
+
+    with contextlib.suppress(OSError):
+        remove(path)
+
+
 def volume_size(path: str) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
+    """Bytes of the files under `path` (a volume, a container's upper dir).
+
+    Containers make these trees: they may nest far deeper than Python's
+    recursion limit or PATH_MAX. So one directory fd at a time, walking down
+    by name (O_NOFOLLOW) and up by "..", which must be the directory we came
+    from (a tree changed under us ends the walk with what was counted).
+    """
+    try:
+        fd = os.open(path, _DIR_NOFOLLOW)
+    except OSError:
+        return 0
+    stack: list[tuple[list[str], tuple[int, int]]] = []  # per level: subdirs left, identity
+    try:
+        total = _scan_level(fd, stack)
+        while stack:
+            subdirs, _ = stack[-1]
+            if not subdirs:
+                stack.pop()
+                if not stack:
+                    break
+                parent = os.open("..", _DIR_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = parent
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) != stack[-1][1]:
+                    break  # moved while we walked
+                continue
             try:
-                total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+                sub = os.open(subdirs.pop(), _DIR_NOFOLLOW, dir_fd=fd)
             except OSError:
-                pass
+                continue  # gone since the listing
+            os.close(fd)
+            fd = sub
+            total += _scan_level(fd, stack)
+    finally:
+        os.close(fd)
+    return total
+
+
+def _scan_level(fd: int, stack: list[tuple[list[str], tuple[int, int]]]) -> int:
+    """Sum the non-directories in `fd`; push its subdirectories on `stack`."""
+    total = 0
+    subdirs = []
+    with os.scandir(fd) as it:
+        for entry in it:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                subdirs.append(entry.name)
+            else:
+                total += st.st_blocks * 512
+    here = os.fstat(fd)
+    stack.append((subdirs, (here.st_dev, here.st_ino)))
     return total
 
 
@@ -223,47 +284,161 @@ def oci_mounts(points: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def copy_image_content(rootfs: str, points: Iterable[Mapping[str, Any]]) -> None:
-    """Docker copies what the image has at a volume's path into an empty volume, once."""
-    from portique.rootpath import resolve_in_root
+    """Docker copies what the image has at a volume's path into an empty volume, once.
+
+    Both sides are hostile. The image's tree is read through fds, symlinks
+    resolved inside the root at the start and copied as links below it. The
+    volume may be mounted by a running container that changes it while we
+    copy (swaps a directory we just made for a symlink to a host directory):
+    every entry is made relative to a directory fd, with O_EXCL and
+    O_NOFOLLOW, and metadata set through fds, so nothing lands outside the
+    volume; what that container put in the way is left alone.
+    """
+    from portique.rootpath import open_in_root
 
     for p in points:
         if p["Type"] != "volume" or p.get("NoCopy"):
             continue
-        dest = Path(p["Source"])
         try:
-            if any(dest.iterdir()):
-                continue
-            src = resolve_in_root(rootfs, p["Destination"])
+            dst = os.open(p["Source"], _DIR_NOFOLLOW)
         except OSError:
             continue
-        if not os.path.isdir(src) or os.path.islink(src):
-            continue
-        # Symlinks are copied as links (never followed), so an image cannot
-        # make us copy host files into the volume; device nodes and fifos as
-        # nodes, never opened (a block device node in an image would have
-        # had the host's disk read into the volume).
-        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True, copy_function=_copy_node)
-        st = os.lstat(src)
-        os.chown(dest, st.st_uid, st.st_gid)
-        os.chmod(dest, st.st_mode & 0o7777)
-
-
-def _copy_node(src: str, dst: str) -> None:
-    """copytree's copy of one non-directory: data only from a regular file."""
-    st = os.lstat(src)
-    if stat.S_ISREG(st.st_mode):
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return  # swapped under us: never read a device
-            with open(fd, "rb", closefd=False) as fin, open(dst, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
+            if os.listdir(dst):
+                continue
+            rfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                src = open_in_root(rfd, p["Destination"], flags=_DIR_NOFOLLOW & ~os.O_NOFOLLOW)
+            except OSError:
+                continue  # nothing there, or not a directory
+            finally:
+                os.close(rfd)
+            try:
+                _copy_tree(src, dst)
+                _copy_meta(os.fstat(src), dst)
+            finally:
+                os.close(src)
         finally:
-            os.close(fd)
-        shutil.copystat(src, dst, follow_symlinks=False)
-    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
-        os.mknod(dst, st.st_mode, st.st_rdev)
-    else:
-        return  # sockets: nothing to copy
-    os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
-    os.chmod(dst, stat.S_IMODE(st.st_mode))
+            os.close(dst)
+
+
+class _Moved(Exception):
+    """A directory of the volume moved while we copied into it."""
+
+
+def _copy_tree(src: int, dst: int) -> None:
+    """Copy the entries of directory `src` into directory `dst` (both fds, kept open).
+
+    One fd per side at a time: down by name, up by "..", checked to be the
+    directory we came from, so neither a deep image tree (no recursion) nor a
+    directory moved by another container (the copy stops) takes us elsewhere.
+    """
+    s, d = os.dup(src), os.dup(dst)
+    # per level: names left to copy, and the identity of that level on each side
+    stack = [(os.listdir(s), _identity(s), _identity(d))]
+    try:
+        while stack:
+            names = stack[-1][0]
+            if not names:
+                stack.pop()
+                if stack:
+                    _copy_meta(os.fstat(s), d)
+                    s = _up(s, stack[-1][1])
+                    d = _up(d, stack[-1][2])
+                continue
+            name = names.pop()
+            st = os.stat(name, dir_fd=s, follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode):
+                _copy_leaf(s, d, name, st)
+                continue
+            try:
+                os.mkdir(name, 0o700, dir_fd=d)
+                sub_d = os.open(name, _DIR_NOFOLLOW, dir_fd=d)
+            except OSError:
+                continue  # something of the other container's is there: not ours
+            sub_s = os.open(name, _DIR_NOFOLLOW, dir_fd=s)
+            os.close(s)
+            os.close(d)
+            s, d = sub_s, sub_d
+            stack.append((os.listdir(s), _identity(s), _identity(d)))
+    except _Moved:
+        pass  # the other container rearranged the volume: the copy ends there
+    finally:
+        os.close(s)
+        os.close(d)
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _up(fd: int, expected: tuple[int, int]) -> int:
+    parent = os.open("..", _DIR_NOFOLLOW, dir_fd=fd)
+    os.close(fd)
+    if _identity(parent) != expected:
+        os.close(parent)
+        raise _Moved
+    return parent
+
+
+def _copy_meta(st: os.stat_result, fd: int) -> None:
+    os.fchown(fd, st.st_uid, st.st_gid)
+    os.fchmod(fd, stat.S_IMODE(st.st_mode))
+    os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _copy_leaf(s: int, d: int, name: str, st: os.stat_result) -> None:
+    """One non-directory: a file's data, a symlink as a link, a device node or FIFO
+    as a node (never opened: a block device in an image must not have the
+    host's disk read into the volume). Sockets are skipped."""
+    mode = st.st_mode
+    try:
+        if stat.S_ISREG(mode):
+            fin = os.open(
+                name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=s
+            )
+            try:
+                if not stat.S_ISREG(os.fstat(fin).st_mode):
+                    return
+                out = os.open(
+                    name,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o600,
+                    dir_fd=d,
+                )
+                try:
+                    _copy_data(fin, out)
+                    _copy_meta(st, out)
+                finally:
+                    os.close(out)
+            finally:
+                os.close(fin)
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(name, dir_fd=s), name, dir_fd=d)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=d, follow_symlinks=False)
+            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=d, follow_symlinks=False)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
+            os.mknod(name, mode, st.st_rdev, dir_fd=d)
+            # Through an O_PATH fd of the node we made, checked: chmod(2) by
+            # name would follow a symlink swapped in meanwhile.
+            node = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=d)
+            try:
+                made = os.fstat(node)
+                if stat.S_IFMT(made.st_mode) == stat.S_IFMT(mode) and made.st_rdev == st.st_rdev:
+                    os.chown(f"/proc/self/fd/{node}", st.st_uid, st.st_gid)
+                    os.chmod(f"/proc/self/fd/{node}", stat.S_IMODE(mode))
+            finally:
+                os.close(node)
+    except FileExistsError:
+        pass  # the other container put something at that name: left alone
+
+
+def _copy_data(fin: int, out: int) -> None:
+    size = os.fstat(fin).st_size
+    offset = 0
+    while offset < size:
+        sent = os.sendfile(out, fin, offset, min(size - offset, 1 << 30))
+        if sent == 0:
+            break
+        offset += sent

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from portique import faults
+from portique import faults, journal
 from portique.errors import Conflict, InvalidArgument, NotFound
 from portique.image.metadata import ImageDB, ImageRow, LayerRow, NewImage, like_escape
 from portique.image.snapshots import (
@@ -396,6 +396,7 @@ class Images:
         short = image_id.partition(":")[2][:12]
         out: builtins.list[tuple[str, str]] = []
         doomed: builtins.list[tuple[builtins.list[LayerRow], builtins.list[str]]] = []
+        journal.ensure(self.db.conn)
         with self.db.write() as c:
             tags, digests = ImageDB.refs(c, image_id)
             users = ImageDB.users(c, image_id)
@@ -459,7 +460,8 @@ class Images:
                 ):
                     break
                 current = parent
-        self._purge(doomed)
+            entry = _journal_purge(c, image_id, doomed)
+        self._purge(doomed, entry)
         return out
 
     def _names_id(self, name: str, image_id: str) -> bool:
@@ -476,8 +478,12 @@ class Images:
             return True
         return self.db.by_tag(ref.tagged()) != image_id
 
-    def _purge(self, doomed: Sequence[tuple[Sequence[LayerRow], Sequence[str]]]) -> int:
-        """Delete the files of layers and blobs whose rows are already gone."""
+    def _purge(
+        self, doomed: Sequence[tuple[Sequence[LayerRow], Sequence[str]]], entry: int | None
+    ) -> int:
+        """Delete the files of layers and blobs whose rows are already gone; then
+        `entry`, the journal entry naming those blobs (_journal_purge)."""
+        faults.point("rmi.rows-deleted")
         reclaimed = 0
         for layers, blobs in doomed:
             for layer in layers:
@@ -487,12 +493,15 @@ class Images:
                 with contextlib.suppress(NotFound):
                     reclaimed += self.store.size(digest)
                 self.store.delete(digest)
+        if entry is not None:
+            journal.forget(self.db.conn, entry)
         return reclaimed
 
     def prune(self, *, all: bool = False) -> tuple[builtins.list[str], int]:
         """`image prune`: dangling (or, with all, unused) images; then stale garbage."""
         deleted: builtins.list[str] = []
         doomed: builtins.list[tuple[builtins.list[LayerRow], builtins.list[str]]] = []
+        journal.ensure(self.db.conn)
         with self.db.write() as c:
             for (image_id,) in c.execute("SELECT id FROM images ORDER BY added DESC").fetchall():
                 if ImageDB.users(c, image_id) or ImageDB.children(c, image_id):
@@ -513,7 +522,8 @@ class Images:
                 for layer in orphans:
                     c.execute("DELETE FROM layers WHERE id = ?", (layer.id,))
                 doomed.append((orphans, self._orphan_blobs(c)))
-        reclaimed = self._purge(doomed)
+            entry = _journal_purge(c, "prune", doomed)
+        reclaimed = self._purge(doomed, entry)
         self.clean_stale()
         return deleted, reclaimed
 
@@ -648,6 +658,19 @@ class _GzipSink:
     @property
     def diff_id(self) -> str:
         return "sha256:" + self._hash.hexdigest()
+
+
+def _journal_purge(
+    c: sqlite3.Connection, subject: str, doomed: Sequence[tuple[Sequence[LayerRow], Sequence[str]]]
+) -> int | None:
+    """A journal entry naming the blobs whose rows go in transaction `c`: killed
+    before `_purge` deleted them, a removal would leave files no row names and
+    no later command deletes (orphan snapshot dirs are swept; orphan blobs only
+    a day later). Recovery deletes each unless an image uses it again."""
+    blobs = sorted({d for _, digests in doomed for d in digests})
+    if not blobs:
+        return None
+    return journal.insert(c, "rmi", subject, [{"type": "blob", "digest": d} for d in blobs])
 
 
 def _untag(c: sqlite3.Connection, ref: str, out: builtins.list[tuple[str, str]]) -> None:

@@ -335,28 +335,42 @@ def _xattrs(fd: int) -> dict[str, str]:
     return out
 
 
-def _walk(tf: Any, dir_fd: int, prefix: str, seen: dict[tuple[int, int], str]) -> None:
+def _walk(tf: Any, top_fd: int, prefix: str, seen: dict[tuple[int, int], str]) -> None:
+    """Every entry under `top_fd`, depth first in name order.
+
+    A RUN step decides how deep its tree is: one directory fd at a time, down
+    by name and up by ".." (checked to be where we came from), never a
+    recursion per level, nor an fd per level.
+    """
     import tarfile
 
-    for name in sorted(os.listdir(dir_fd)):
-        path = prefix + name
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        mode = st.st_mode
-        if stat.S_ISCHR(mode) and st.st_rdev == 0:
-            wh = _info(f"{prefix}.wh.{name}", st)
-            wh.type = tarfile.REGTYPE
-            wh.mode = 0o644
-            tf.addfile(wh)
-        elif stat.S_ISDIR(mode):
-            fd = os.open(
-                name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd
-            )
+    fd = os.dup(top_fd)
+    levels = [(iter(sorted(os.listdir(fd))), prefix, _identity(fd))]
+    try:
+        while levels:
+            names, prefix, _ = levels[-1]
+            name = next(names, None)
+            if name is None:
+                levels.pop()
+                if levels:
+                    parent = os.open("..", _RO_DIR | os.O_NOFOLLOW, dir_fd=fd)
+                    os.close(fd)
+                    fd = parent
+                    if _identity(fd) != levels[-1][2]:
+                        raise OSError(errno.ESTALE, "the directory moved while it was read", prefix)
+                continue
+            path = prefix + name
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode):
+                _add_entry(tf, fd, name, path, st, seen)
+                continue
+            sub = os.open(name, _RO_DIR | os.O_NOFOLLOW, dir_fd=fd)
             try:
-                ti = _info(path, st, _xattrs(fd))
+                ti = _info(path, st, _xattrs(sub))
                 ti.type = tarfile.DIRTYPE
                 tf.addfile(ti)
                 try:
-                    opaque = os.getxattr(fd, _OPAQUE) == b"y"
+                    opaque = os.getxattr(sub, _OPAQUE) == b"y"
                 except OSError:
                     opaque = False
                 if opaque:
@@ -364,37 +378,63 @@ def _walk(tf: Any, dir_fd: int, prefix: str, seen: dict[tuple[int, int], str]) -
                     marker.type = tarfile.REGTYPE
                     marker.mode = 0o644
                     tf.addfile(marker)
-                _walk(tf, fd, path + "/", seen)
-            finally:
-                os.close(fd)
-        elif stat.S_ISREG(mode):
-            key = (st.st_dev, st.st_ino)
-            if st.st_nlink > 1 and key in seen:
-                ti = _info(path, st)
-                ti.type = tarfile.LNKTYPE
-                ti.linkname = seen[key]
-                tf.addfile(ti)
-                continue
-            seen[key] = path
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-            with os.fdopen(fd, "rb") as f:
-                ti = _info(path, st, _xattrs(f.fileno()))
-                ti.size = st.st_size
-                tf.addfile(ti, f)
-        elif stat.S_ISLNK(mode):
+                listing = sorted(os.listdir(sub))
+            except BaseException:
+                os.close(sub)
+                raise
+            os.close(fd)
+            fd = sub
+            levels.append((iter(listing), path + "/", _identity(fd)))
+    finally:
+        os.close(fd)
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _add_entry(
+    tf: Any, dir_fd: int, name: str, path: str, st: os.stat_result, seen: dict[tuple[int, int], str]
+) -> None:
+    """One non-directory of an upper dir as its tar entry (whiteouts as .wh. files)."""
+    import tarfile
+
+    mode = st.st_mode
+    prefix = path[: len(path) - len(name)]
+    if stat.S_ISCHR(mode) and st.st_rdev == 0:
+        wh = _info(f"{prefix}.wh.{name}", st)
+        wh.type = tarfile.REGTYPE
+        wh.mode = 0o644
+        tf.addfile(wh)
+    elif stat.S_ISREG(mode):
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in seen:
             ti = _info(path, st)
-            ti.type = tarfile.SYMTYPE
-            ti.linkname = os.readlink(name, dir_fd=dir_fd)
+            ti.type = tarfile.LNKTYPE
+            ti.linkname = seen[key]
             tf.addfile(ti)
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
-            ti = _info(path, st)
-            if stat.S_ISFIFO(mode):
-                ti.type = tarfile.FIFOTYPE
-            else:
-                ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-                ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-            tf.addfile(ti)
-        # Sockets are not carried in layers (Docker skips them too).
+            return
+        seen[key] = path
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        with os.fdopen(fd, "rb") as f:
+            ti = _info(path, st, _xattrs(f.fileno()))
+            ti.size = st.st_size
+            tf.addfile(ti, f)
+    elif stat.S_ISLNK(mode):
+        ti = _info(path, st)
+        ti.type = tarfile.SYMTYPE
+        ti.linkname = os.readlink(name, dir_fd=dir_fd)
+        tf.addfile(ti)
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
+        ti = _info(path, st)
+        if stat.S_ISFIFO(mode):
+            ti.type = tarfile.FIFOTYPE
+        else:
+            ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+            ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        tf.addfile(ti)
+    # Sockets are not carried in layers (Docker skips them too).
 
 
 __all__ = [

@@ -92,10 +92,53 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int, alias: str)
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise
+        # Before it is up (and again for a bridge an older version made).
+        ignore_router_advertisements(name)
         ipr.link("set", index=idx, state="up")
     # Published ports on 127.0.0.1 DNAT loopback-sourced packets onto the bridge;
     # the kernel drops those as martians unless route_localnet is set here.
     write_sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")
+
+
+def ignore_router_advertisements(ifname: str, root: Path = SYSCTL_ROOT) -> None:
+    """accept_ra=0 on `ifname` (nothing to do on a host without IPv6).
+
+    Containers have CAP_NET_RAW: a router advertisement sent from one would
+    otherwise give the host (or its neighbours on the bridge) addresses,
+    routes, even a default route through the container (CVE-2020-13401).
+    `root` is /proc/sys as seen from the network namespace it was opened in.
+    """
+    key = f"net/ipv6/conf/{ifname}/accept_ra"
+    if (root / key).exists():
+        write_sysctl(key, "0", root)
+
+
+def _ignore_router_advertisements_in(netns: Path, ifname: str) -> None:
+    """accept_ra=0 on `ifname` inside `netns`: /proc/sys/net shows the sysctls of
+    the network namespace of the thread that opens the file, so this thread
+    enters it for the open (as _netlink_socket_in does for its socket)."""
+    from portique.linux.ns import CLONE_NEWNET, setns
+
+    path = SYSCTL_ROOT / f"net/ipv6/conf/{ifname}/accept_ra"
+    target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            setns(target, CLONE_NEWNET)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return  # IPv6 is off in there
+            finally:
+                setns(home, CLONE_NEWNET)
+        finally:
+            os.close(home)
+    finally:
+        os.close(target)
+    try:
+        os.write(fd, b"0\n")
+    finally:
+        os.close(fd)
 
 
 def delete_link(name: str) -> bool:
@@ -222,6 +265,8 @@ def add_veth(
         idx = _index(ns, ifname)
         assert idx is not None
         ns.addr("add", index=idx, address=ip, prefixlen=prefixlen)
+        # Its neighbours have CAP_NET_RAW too: no RA of theirs configures it.
+        _ignore_router_advertisements_in(netns, ifname)
         ns.link("set", index=idx, state="up")
         if gateway is not None:
             try:
@@ -254,6 +299,7 @@ __all__ = [
     "foreign_routes",
     "host_links",
     "host_routes",
+    "ignore_router_advertisements",
     "link_exists",
     "netns_ifnames",
     "write_sysctl",

@@ -1,4 +1,4 @@
-"""Fault injection: kill portique at named points of pull, load, build, run and rm,
+"""Fault injection: kill portique at named points of pull, load, build, run, rm and rmi,
 then check that the next commands succeed and that nothing is leaked.
 
 The points are the `faults.point("...")` calls in the source (support/faultpoints.py).
@@ -94,6 +94,15 @@ def scenario_rm(e: Engine, point: str) -> None:
     e.note_ids()
 
 
+def scenario_rmi(e: Engine, point: str, image: str) -> None:
+    e.ok("pull", "-q", image)
+    faulted(e, point, "rmi", image)
+    # Gone for every command at once (its rows went in one transaction)...
+    assert image.rsplit(":", 1)[0] not in e.ok("images", "--format", "{{.Repository}}")
+    e.ok("run", "--rm", "--network", "none", "busybox", "true")
+    # ...and its files by the next recovery (the leak check after the prune).
+
+
 # The seed is in every test id, so a failure line alone says how to reproduce it.
 @pytest.mark.parametrize("point", [pytest.param(p, id=f"{p}-seed{SEED}") for p in POINTS])
 def test_crash_at(
@@ -114,6 +123,8 @@ def test_crash_at(
         scenario_run(engine, point)
     elif scenario == "run-rm":
         scenario_run_rm(engine, point)
+    elif scenario == "rmi":
+        scenario_rmi(engine, point, remote_image)
     else:
         assert scenario == "rm", f"no scenario for {point}"
         scenario_rm(engine, point)

@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows, human_size
+    from portique.cli.gotemplate.gofmt import quote
     from portique.engine import containers, present
     from portique.engine.network import repair_leftovers
 
@@ -50,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     for r in out:
         size = human_size(containers.container_size(r.id)) if args.size else ""
         record = present.ps_row(r, no_trunc=args.no_trunc, size=size)
+        # strconv.Quote, as Docker: an image's Cmd holds escape sequences for
+        # the terminal of whoever lists the containers.
+        record["Command"] = quote(record["Command"])
         mounts = r.config.get("MountPoints") or []
         record["LocalVolumes"] = str(sum(1 for m in mounts if m.get("Type") == "volume"))
         records.append(record)
