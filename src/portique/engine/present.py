@@ -9,28 +9,23 @@ from typing import Any
 from portique.engine.db import ContainerRow
 from portique.engine.logfile import rfc3339_nano
 from portique.engine.paths import ContainerPaths
+from portique.units import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def _human_duration(seconds: float) -> str:
-    from portique.cli.docker.format import human_duration
-
-    return human_duration(seconds)
 
 
 def status_text(row: ContainerRow, now: float | None = None) -> str:
     """Docker's STATUS column: "Up 3 seconds", "Exited (0) 2 minutes ago", "Created"."""
     now = time.time() if now is None else now
     if row.status in ("running", "paused"):
-        up = f"Up {_human_duration(now - row.started_at)}"
+        up = f"Up {human_duration(now - row.started_at)}"
         return up + " (Paused)" if row.status == "paused" else up
     if row.status == "restarting":
-        return f"Restarting ({row.exit_code}) {_human_duration(now - row.finished_at)} ago"
+        return f"Restarting ({row.exit_code}) {human_duration(now - row.finished_at)} ago"
     if row.status == "exited":
         if not row.finished_at:
             return f"Exited ({row.exit_code})"
-        return f"Exited ({row.exit_code}) {_human_duration(now - row.finished_at)} ago"
+        return f"Exited ({row.exit_code}) {human_duration(now - row.finished_at)} ago"
     if row.status == "removing":
         return "Removal In Progress"
     if row.status == "dead":
@@ -59,7 +54,7 @@ def ps_row(row: ContainerRow, *, no_trunc: bool = False, size: str = "") -> dict
         "Image": row.image,
         "Command": f'"{cmd}"',
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(row.created)),
-        "RunningFor": f"{_human_duration(time.time() - row.created)} ago",
+        "RunningFor": f"{human_duration(time.time() - row.created)} ago",
         "Status": status_text(row),
         "State": state_word(row),
         "Ports": _ports_text(row),

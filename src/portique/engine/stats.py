@@ -79,19 +79,10 @@ def sample(row: db.ContainerRow) -> Sample:
     return Sample(int(usage), time.monotonic(), mem_use, limit, pids, rd, wr, rx, tx)
 
 
-def _binary(n: float) -> str:
-    units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    i = 0
-    while n >= 1024 and i < len(units) - 1:
-        n /= 1024
-        i += 1
-    return f"{n:.4g}{units[i]}"
-
-
 def stats_row(
     row: db.ContainerRow, first: Sample, second: Sample, no_trunc: bool = False
 ) -> dict[str, str]:
-    from portique.cli.docker.format import human_size
+    from portique.units import binary_size, human_size
 
     dt = max(second.wall - first.wall, 1e-6)
     cpu_pct = max(0, second.cpu_ns - first.cpu_ns) / 1e9 / dt * 100
@@ -101,7 +92,7 @@ def stats_row(
         "ID": row.id if no_trunc else row.id[:12],
         "Name": row.name,
         "CPUPerc": f"{cpu_pct:.2f}%",
-        "MemUsage": f"{_binary(second.mem_usage)} / {_binary(second.mem_limit)}",
+        "MemUsage": f"{binary_size(second.mem_usage)} / {binary_size(second.mem_limit)}",
         "MemPerc": f"{mem_pct:.2f}%",
         "NetIO": f"{human_size(second.net_rx)} / {human_size(second.net_tx)}",
         "BlockIO": f"{human_size(second.blk_read)} / {human_size(second.blk_write)}",

@@ -51,7 +51,8 @@ def layer_sizes(imgs: Images, record: ImageRecord) -> list[int]:
 
 def history_rows(imgs: Images, record: ImageRecord, *, no_trunc: bool, human: bool) -> list[Any]:
     from portique.cli.docker.commands.image import created_timestamp
-    from portique.cli.docker.format import Record, human_size, short_id, time_ago
+    from portique.cli.docker.format import Record
+    from portique.units import human_size, short_id, time_ago
 
     history = [h for h in record.config.get("history") or [] if isinstance(h, dict)]
     sizes = layer_sizes(imgs, record)

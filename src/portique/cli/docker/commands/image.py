@@ -238,7 +238,8 @@ def image_rows(
     records: Sequence[ImageRecord], references: Sequence[str] = (), *, no_trunc: bool = False
 ) -> list[dict[str, Any]]:
     """Docker's `images` rows: one per repository:tag (and digest), `<none>` when untagged."""
-    from portique.cli.docker.format import Record, human_size, short_id, time_ago
+    from portique.cli.docker.format import Record
+    from portique.units import human_size, short_id, time_ago
 
     rows: list[dict[str, Any]] = []
     for r in records:
@@ -465,7 +466,7 @@ def parse_until(value: str, now: float | None = None) -> float:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from portique.cli.docker.format import human_size
+    from portique.units import human_size
 
     filters = parse_filters(args.filter, ("until", "label", "label!"))
     cutoffs = [parse_until(v) for v in filters.get("until", [])]

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             templates.execute(tmpl, templates.typed(info, "system.dockerInfo"), prefix="") + "\n"
         )
         return 0
-    from portique.cli.docker.format import human_size
+    from portique.units import human_size
 
     lines = [
         "Client: portique",

@@ -19,7 +19,7 @@ def _progress(quiet: bool) -> Callable[[str, int, int], None] | None:
     """Docker's "Loading layer [====>   ]" lines, redrawn in place, on a terminal only."""
     if quiet or not sys.stdout.isatty():
         return None
-    from portique.cli.docker.format import human_size
+    from portique.units import human_size
 
     last: dict[str, int] = {}
 

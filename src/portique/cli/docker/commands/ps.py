@@ -20,9 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from portique.cli.docker.format import format_rows, human_size
+    from portique.cli.docker.format import format_rows
     from portique.engine import containers, present
     from portique.engine.network import repair_leftovers
+    from portique.units import human_size
 
     filters = present.parse_filters(args.filter)
     if args.format:

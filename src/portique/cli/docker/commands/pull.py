@@ -63,14 +63,6 @@ def make_client(
     return RegistryClient(credentials=credentials, insecure=insecure, tls_verify=args.tls_verify)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1000
-    return f"{n}"
-
-
 class ProgressPrinter:
     """Docker-style per-layer progress: redrawn in place on a terminal, plain when piped."""
 
@@ -81,13 +73,13 @@ class ProgressPrinter:
         self._lock = threading.Lock()
 
     def _line(self, event: ProgressEvent) -> str:
+        from portique.units import human_size
+
         if event.status in _TRANSIENT and event.total > 0 and event.current > 0:
             width = 50
             filled = min(width, width * event.current // event.total)
             bar = "=" * max(filled - 1, 0) + (">" if filled else "") + " " * (width - filled)
-            return (
-                f"{event.id}: {event.status} [{bar}] {_human(event.current)}/{_human(event.total)}"
-            )
+            return f"{event.id}: {event.status} [{bar}] {human_size(event.current)}/{human_size(event.total)}"
         return f"{event.id}: {event.status}"
 
     def __call__(self, event: ProgressEvent) -> None:

@@ -30,8 +30,9 @@ def _pct(part: int, whole: int) -> str:
 
 def _df(args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.image import open_images
-    from portique.cli.docker.format import format_rows, human_size
+    from portique.cli.docker.format import format_rows
     from portique.engine import containers, db, volumes
+    from portique.units import human_size
 
     conn = containers.open_db()
     imgs = open_images()
@@ -103,8 +104,8 @@ def _df(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.container import confirm
     from portique.cli.docker.commands.image import open_images
-    from portique.cli.docker.format import human_size
     from portique.engine import containers, volumes
+    from portique.units import human_size
 
     if not args.force:
         what = [
