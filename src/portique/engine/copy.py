@@ -23,6 +23,7 @@ from typing import BinaryIO
 from portique.engine import db
 from portique.engine.paths import ContainerPaths
 from portique.errors import InvalidArgument, NotFound
+from portique.termio import write_all
 
 _O_PATH = os.O_PATH
 MAX_DEPTH = 256
@@ -235,9 +236,7 @@ def _pipe_fds(src: int, dst: int) -> None:
         data = os.read(src, CHUNK)
         if not data:
             return
-        view = memoryview(data)
-        while view:
-            view = view[os.write(dst, view) :]
+        write_all(dst, data)
 
 
 # ------------------------------------------------------------------- copy in

@@ -24,6 +24,7 @@ from portique.engine import options as opt
 from portique.engine.paths import ContainerPaths
 from portique.errors import InvalidState, PortiqueError
 from portique.oci.value import replace, value
+from portique.termio import set_window_size, window_size, write_all
 
 
 @value
@@ -107,7 +108,7 @@ def run_exec(row: db.ContainerRow, req: ExecRequest) -> int:
 
 
 def _exec_tty(rt: object, cid: str, process: object, req: ExecRequest) -> int:
-    from portique.engine.attach import raw_terminal
+    from portique.termio import raw_terminal
 
     with tempfile.TemporaryDirectory(prefix="portique-exec-") as tmp:
         path = Path(tmp) / "console.sock"
@@ -184,13 +185,9 @@ def _child_result(pid: int, err_r: int) -> int:
 
 
 def _set_size(master: int, term_fd: int) -> None:
-    import fcntl
-    import termios
-
-    with contextlib.suppress(OSError):
-        ts = os.get_terminal_size(term_fd)
-        ws = ts.lines.to_bytes(2, sys.byteorder) + ts.columns.to_bytes(2, sys.byteorder) + bytes(4)
-        fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
+    size = window_size(term_fd)
+    if size is not None:
+        set_window_size(master, *size)
 
 
 def _pump_tty(master: int, in_fd: int) -> None:
@@ -217,7 +214,7 @@ def _pump_tty(master: int, in_fd: int) -> None:
                 if not data:
                     in_fd = -1
                 else:
-                    _write_all(master, data)
+                    write_all(master, data)
             if master in ready:
                 try:
                     data = os.read(master, 65536)
@@ -225,18 +222,9 @@ def _pump_tty(master: int, in_fd: int) -> None:
                     data = b""
                 if not data:
                     return
-                _write_all(1, data)
+                write_all(1, data)
     finally:
         signal.set_wakeup_fd(old)
         signal.signal(signal.SIGWINCH, prev)
         os.close(wake_r)
         os.close(wake_w)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            select.select([], [fd], [], 1.0)

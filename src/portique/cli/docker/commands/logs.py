@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _emit(rec: object, timestamps: bool, since: int, until: int) -> None:
     from portique.engine.logs import LogRecord
+    from portique.termio import write_all
 
     assert isinstance(rec, LogRecord)
     if since or until:
@@ -67,7 +68,4 @@ def _emit(rec: object, timestamps: bool, since: int, until: int) -> None:
             return
     text = f"{rec.time} {rec.log}" if timestamps else rec.log
     fd = 2 if rec.stream == "stderr" else 1
-    data = text.encode("utf-8", "surrogateescape")
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    write_all(fd, text.encode("utf-8", "surrogateescape"))
