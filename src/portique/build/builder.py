@@ -130,9 +130,13 @@ def _now() -> str:
 
 
 class Builder:
-    def __init__(self, images: Images, out: TextIO | None = None) -> None:
+    """`runtime_root`: the runtime library's state directory for RUN steps
+    (the engine's <runroot>/runtime)."""
+
+    def __init__(self, images: Images, runtime_root: Path, out: TextIO | None = None) -> None:
         self.images = images
         self.root = images.root
+        self.runtime_root = runtime_root
         self.out = out if out is not None else sys.stdout
         self.conn = db.connect(self.root)
         db.migrate(self.conn, "build", MIGRATIONS)
@@ -484,7 +488,7 @@ class Builder:
         atomic_write_json(bundle / "config.json", spec)
         cid = "build-" + os.urandom(16).hex()
         out = None if self.quiet else self.out
-        return run_step(db.default_run_root() / "runtime", cid, bundle, out)
+        return run_step(self.runtime_root, cid, bundle, out)
 
     # -- COPY / ADD -----------------------------------------------------------
 
@@ -601,7 +605,7 @@ class Builder:
             {"type": "overlay", "dir": str(work_root)},
             {
                 "type": "runtime",
-                "root": str(db.default_run_root() / "runtime"),
+                "root": str(self.runtime_root),
                 "bundle": str(work_root / "bundle"),
             },
         ]
