@@ -13,7 +13,6 @@ Schema of this module's own table:
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -118,11 +117,3 @@ def _statements(script: str) -> Iterator[str]:
             buf = ""
     if buf.strip():
         yield buf
-
-
-def default_root() -> Path:
-    return Path(os.environ.get("PORTIQUE_ROOT", "/var/lib/portique"))
-
-
-def default_run_root() -> Path:
-    return Path(os.environ.get("PORTIQUE_RUNROOT", "/run/portique"))

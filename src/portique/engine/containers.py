@@ -1,8 +1,10 @@
 """The container operations behind the CLI verbs (and the API server later).
 
-create() takes Docker's API shapes (Config + HostConfig) so `portique serve`
-can pass a POST /containers/create body straight through. State lives in the
-DB (engine/db.py); a running container's facts come from its monitor.
+Every operation takes the Engine (engine/engine.py) first and Docker's API
+shapes after it: create() takes Config + HostConfig + NetworkingConfig, so
+`portique serve` can pass a POST /containers/create body straight through.
+State lives in the DB (engine/db.py); a running container's facts come from
+its monitor.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -20,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from portique import faults, journal
 from portique.engine import client, db, lifecycle
-from portique.engine.paths import ContainerPaths
 from portique.errors import Conflict, InvalidArgument, InvalidState, NotFound, PortiqueError
 
 if TYPE_CHECKING:
+    from portique.engine.engine import Engine
     from portique.engine.options import MountSpec
 
 # config, options and names load inside the functions that need them: most
@@ -33,35 +34,28 @@ RUNNING = ("running", "paused", "restarting")
 DEFAULT_STOP_TIMEOUT = 10
 
 
-def open_db() -> sqlite3.Connection:
-    return db.open_db(ContainerPaths.of("x").root)
-
-
 # -------------------------------------------------------------------- create
 
 
-def resolve_image(ref: str, pull: str, progress: Callable[[Any], None] | None = None) -> Any:
-    from portique.engine.bundle import open_images
-
+def resolve_image(
+    eng: Engine, ref: str, pull: str, progress: Callable[[Any], None] | None = None
+) -> Any:
     if pull not in ("missing", "always", "never"):
         raise InvalidArgument(
             f'invalid pull option: "{pull}": must be one of "always", "missing" or "never"'
         )
-    imgs = open_images()
-    try:
-        if pull != "always" and imgs.exists(ref):
-            return imgs.resolve(ref)
-        if pull == "never":
-            raise NotFound(f"no such image: {ref}")
-        if pull == "missing":
-            import sys
+    imgs = eng.images
+    if pull != "always" and imgs.exists(ref):
+        return imgs.resolve(ref)
+    if pull == "never":
+        raise NotFound(f"no such image: {ref}")
+    if pull == "missing":
+        import sys
 
-            sys.stderr.write(f"Unable to find image '{ref}' locally\n")
-        from portique.image.pull import pull as do_pull
+        sys.stderr.write(f"Unable to find image '{ref}' locally\n")
+    from portique.image.pull import pull as do_pull
 
-        return do_pull(imgs, ref, progress=progress)
-    finally:
-        imgs.close()
+    return do_pull(imgs, ref, progress=progress)
 
 
 def _image_config(image: Any) -> dict[str, Any]:
@@ -71,7 +65,7 @@ def _image_config(image: Any) -> dict[str, Any]:
 
 
 def create(
-    conn: sqlite3.Connection,
+    eng: Engine,
     image_ref: str,
     config: Mapping[str, Any],
     host: Mapping[str, Any],
@@ -95,6 +89,8 @@ def create(
     from portique.engine import options as opt
     from portique.engine.names import random_name
 
+    conn = eng.db
+    eng.recover()  # what a killed create or start left goes first
     if mounts is None:
         mounts = opt.mounts_from_host_config(host)
     name = opt.parse_name(name) if name else ""
@@ -104,7 +100,7 @@ def create(
             f'the container name "/{name}" is already in use',
             hint="remove or rename that container to reuse the name",
         )
-    image = resolve_image(image_ref, pull, progress)
+    image = resolve_image(eng, image_ref, pull, progress)
     merged = cfg.merge_image_config({**config, "Image": image_ref}, _image_config(image))
     cfg.command_of(merged)
     wd = merged.get("WorkingDir") or ""
@@ -134,7 +130,7 @@ def create(
 
         host_net = host.get("NetworkMode") == "host"
         merged["Hostname"] = socket.gethostname() if host_net else cid[:12]
-    paths = ContainerPaths.of(cid)
+    paths = eng.paths(cid)
     # The journal entry comes first and goes in the transaction that inserts the
     # row: a crash in between leaves an entry whose recovery removes the directory.
     op = journal.Operation.begin(conn, "create", cid, [{"type": "container-create", "id": cid}])
@@ -143,7 +139,7 @@ def create(
         paths.dir.mkdir(parents=True, mode=0o710)
         stack.callback(shutil.rmtree, paths.dir, True)
         made_volumes: list[str] = []
-        stack.callback(_remove_volume_dirs, made_volumes)
+        stack.callback(_remove_volume_dirs, eng, made_volumes)
         faults.point("create.dir-made")
         for attempt in range(16):
             cname = name or random_name(attempt)
@@ -153,7 +149,7 @@ def create(
 
                     before = {v.name for v in db.list_volumes(conn)}
                     points, used = volumes.plan_mounts(
-                        conn, mounts or [], (merged.get("Volumes") or {}).keys()
+                        eng, mounts or [], (merged.get("Volumes") or {}).keys()
                     )
                     made_volumes[:] = [v for v in used if v not in before]
                     row = db.ContainerRow(
@@ -198,29 +194,28 @@ def _load_profile(path: str) -> dict[str, Any]:
     return profile
 
 
-def _remove_volume_dirs(names: list[str]) -> None:
-    from portique.engine.paths import volumes_dir
-
+def _remove_volume_dirs(eng: Engine, names: list[str]) -> None:
     for n in names:
-        shutil.rmtree(volumes_dir() / n, ignore_errors=True)
+        shutil.rmtree(eng.volumes_dir / n, ignore_errors=True)
 
 
 # ------------------------------------------------------------------- queries
 
 
-def get(conn: sqlite3.Connection, ref: str) -> db.ContainerRow:
-    return refresh(conn, db.resolve_container(conn, ref))
+def get(eng: Engine, ref: str) -> db.ContainerRow:
+    return refresh(eng, db.resolve_container(eng.db, ref))
 
 
-def refresh(conn: sqlite3.Connection, row: db.ContainerRow) -> db.ContainerRow:
+def refresh(eng: Engine, row: db.ContainerRow) -> db.ContainerRow:
     """Trust the DB only while the monitor lives: a dead monitor means a dead container."""
     if row.status not in RUNNING:
         return row
     if lifecycle.is_alive(row.monitor_pid, row.id, row.started_at):
         return row
-    paths = ContainerPaths.of(row.id)
+    conn = eng.db
+    paths = eng.paths(row.id)
     with contextlib.suppress(Exception):
-        lifecycle.cleanup_dead(paths, dict(row.config["HostConfig"]))
+        lifecycle.cleanup_dead(eng, paths, dict(row.config["HostConfig"]))
     with db.transaction(conn):
         cur = db.get_container(conn, row.id)
         if cur is None or cur.status not in RUNNING or cur.monitor_pid != row.monitor_pid:
@@ -241,18 +236,20 @@ def refresh(conn: sqlite3.Connection, row: db.ContainerRow) -> db.ContainerRow:
     return got or row
 
 
-def list_all(conn: sqlite3.Connection) -> list[db.ContainerRow]:
-    return [refresh(conn, r) for r in db.list_containers(conn)]
+def list_all(eng: Engine) -> list[db.ContainerRow]:
+    return [refresh(eng, r) for r in db.list_containers(eng.db)]
 
 
 # ----------------------------------------------------------------- lifecycle
 
 
-def start(conn: sqlite3.Connection, ref: str, *, hold: bool = False) -> db.ContainerRow:
+def start(eng: Engine, ref: str, *, hold: bool = False) -> db.ContainerRow:
     import fcntl
 
-    row = get(conn, ref)
-    paths = ContainerPaths.of(row.id)
+    eng.recover()  # a start whose monitor died is undone first
+    conn = eng.db
+    row = get(eng, ref)
+    paths = eng.paths(row.id)
     # One start at a time per container: a second `start` waits here, then
     # finds it running. flock dies with its holders, so a crash leaves no lock.
     try:
@@ -261,7 +258,7 @@ def start(conn: sqlite3.Connection, ref: str, *, hold: bool = False) -> db.Conta
         raise NotFound(f"no such container: {ref}") from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        row = get(conn, row.id)
+        row = get(eng, row.id)
         if row.status in ("running", "restarting"):
             return row
         if row.status == "paused":
@@ -273,16 +270,17 @@ def start(conn: sqlite3.Connection, ref: str, *, hold: bool = False) -> db.Conta
         wait_monitor_gone(row)
         with db.transaction(conn):
             db.update_state(conn, row.id, stop_requested=False)
-        lifecycle.start(row.id, hold=hold)
+        lifecycle.start(eng, row.id, hold=hold)
     finally:
         os.close(lock)
     return db.get_container(conn, row.id) or row
 
 
 def stop(
-    conn: sqlite3.Connection, ref: str, timeout: int | None = None, sig: int | None = None
+    eng: Engine, ref: str, timeout: int | None = None, sig: int | None = None
 ) -> db.ContainerRow:
-    row = get(conn, ref)
+    conn = eng.db
+    row = get(eng, ref)
     if row.status not in RUNNING:
         return row
     if timeout is None:
@@ -294,18 +292,18 @@ def stop(
         sig = opt.parse_signal(str(row.config["Config"].get("StopSignal") or "SIGTERM"))
     with db.transaction(conn):
         db.update_state(conn, row.id, stop_requested=True)
-    paths = ContainerPaths.of(row.id)
+    paths = eng.paths(row.id)
     if row.status == "paused":
         # A frozen process cannot act on SIGTERM: SIGKILL, then thaw so it dies.
         sig, timeout = signal.SIGKILL, 0
-        _runtime_kill(paths, row.id, sig)
-        _runtime_resume(paths, row.id)
+        _runtime_kill(eng, row.id, sig)
+        _runtime_resume(eng, row.id)
     try:
         client.wait_exit(paths, f"stop {int(sig)} {int(timeout)}", timeout=None)
     except client.MonitorGone:
         pass
-    _wait_not_running(conn, row.id, 30.0)
-    cur = get(conn, row.id)
+    _wait_not_running(eng, row.id, 30.0)
+    cur = get(eng, row.id)
     wait_monitor_gone(cur)
     return cur
 
@@ -318,25 +316,26 @@ def wait_monitor_gone(row: db.ContainerRow, limit: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def _wait_not_running(conn: sqlite3.Connection, cid: str, limit: float) -> None:
+def _wait_not_running(eng: Engine, cid: str, limit: float) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        cur = db.get_container(conn, cid)
+        cur = db.get_container(eng.db, cid)
         if cur is None or cur.status not in RUNNING:
             return
-        cur = refresh(conn, cur)
+        cur = refresh(eng, cur)
         if cur.status not in RUNNING:
             return
         time.sleep(0.02)
 
 
-def kill(conn: sqlite3.Connection, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
-    row = get(conn, ref)
+def kill(eng: Engine, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
+    conn = eng.db
+    row = get(eng, ref)
     if row.status not in ("running", "paused"):
         raise InvalidState(
             f"cannot kill container: {row.name}: container {row.id[:12]} is not running"
         )
-    paths = ContainerPaths.of(row.id)
+    paths = eng.paths(row.id)
     if sig == signal.SIGKILL:
         # Docker counts a SIGKILL from the user as a manual stop: the restart
         # policy stays quiet.
@@ -347,68 +346,67 @@ def kill(conn: sqlite3.Connection, ref: str, sig: int = signal.SIGKILL) -> db.Co
     except client.MonitorGone:
         reply = None
     if reply is None or reply[0] != 6:
-        _runtime_kill(paths, row.id, sig)
+        _runtime_kill(eng, row.id, sig)
     if row.status == "paused" and sig == signal.SIGKILL:
-        _runtime_resume(paths, row.id)
+        _runtime_resume(eng, row.id)
     return row
 
 
-def _runtime_kill(paths: ContainerPaths, cid: str, sig: int) -> None:
-    rt = lifecycle.open_runtime(paths)
-    try:
-        rt.kill(cid, sig, all=sig == signal.SIGKILL)
-    except PortiqueError:
-        pass
-
-
-def _runtime_resume(paths: ContainerPaths, cid: str) -> None:
-    rt = lifecycle.open_runtime(paths)
+def _runtime_kill(eng: Engine, cid: str, sig: int) -> None:
     with contextlib.suppress(PortiqueError):
-        rt.resume(cid)
+        eng.runtime().kill(cid, sig, all=sig == signal.SIGKILL)
 
 
-def pause(conn: sqlite3.Connection, ref: str) -> db.ContainerRow:
-    row = get(conn, ref)
+def _runtime_resume(eng: Engine, cid: str) -> None:
+    with contextlib.suppress(PortiqueError):
+        eng.runtime().resume(cid)
+
+
+def pause(eng: Engine, ref: str) -> db.ContainerRow:
+    conn = eng.db
+    row = get(eng, ref)
     if row.status == "paused":
         raise InvalidState(f"container {row.id[:12]} is already paused")
     if row.status != "running":
         raise InvalidState(f"container {row.id[:12]} is not running")
-    lifecycle.open_runtime(ContainerPaths.of(row.id)).pause(row.id)
+    eng.runtime().pause(row.id)
     with db.transaction(conn):
         db.update_state(conn, row.id, status="paused")
     return row
 
 
-def unpause(conn: sqlite3.Connection, ref: str) -> db.ContainerRow:
-    row = get(conn, ref)
+def unpause(eng: Engine, ref: str) -> db.ContainerRow:
+    conn = eng.db
+    row = get(eng, ref)
     if row.status != "paused":
         raise InvalidState(f"container {row.id[:12]} is not paused")
-    lifecycle.open_runtime(ContainerPaths.of(row.id)).resume(row.id)
+    eng.runtime().resume(row.id)
     with db.transaction(conn):
         db.update_state(conn, row.id, status="running")
     return row
 
 
-def restart(conn: sqlite3.Connection, ref: str, timeout: int | None = None) -> db.ContainerRow:
-    row = stop(conn, ref, timeout)
-    return start(conn, row.id)
+def restart(eng: Engine, ref: str, timeout: int | None = None) -> db.ContainerRow:
+    row = stop(eng, ref, timeout)
+    return start(eng, row.id)
 
 
-def wait(conn: sqlite3.Connection, ref: str) -> int:
-    row = get(conn, ref)
+def wait(eng: Engine, ref: str) -> int:
+    row = get(eng, ref)
     if row.status in RUNNING:
         with contextlib.suppress(client.MonitorGone):
-            code = client.wait_exit(ContainerPaths.of(row.id))
+            code = client.wait_exit(eng.paths(row.id))
             if code is not None:
                 return code
-        _wait_not_running(conn, row.id, 10.0)
-    cur = db.get_container(conn, row.id)
+        _wait_not_running(eng, row.id, 10.0)
+    cur = db.get_container(eng.db, row.id)
     return (cur or row).exit_code
 
 
-def rename(conn: sqlite3.Connection, ref: str, new: str) -> None:
+def rename(eng: Engine, ref: str, new: str) -> None:
     from portique.engine import options as opt
 
+    conn = eng.db
     new = opt.parse_name(new)
     with db.transaction(conn):
         row = db.resolve_container(conn, ref)
@@ -417,10 +415,10 @@ def rename(conn: sqlite3.Connection, ref: str, new: str) -> None:
         db.rename_container(conn, row.id, new)
 
 
-def remove(
-    conn: sqlite3.Connection, ref: str, *, force: bool = False, volumes: bool = False
-) -> str:
-    row = get(conn, ref)
+def remove(eng: Engine, ref: str, *, force: bool = False, volumes: bool = False) -> str:
+    eng.recover()
+    conn = eng.db
+    row = get(eng, ref)
     if row.status in RUNNING:
         if not force:
             raise Conflict(
@@ -429,31 +427,32 @@ def remove(
             )
         with db.transaction(conn):
             db.update_state(conn, row.id, stop_requested=True)
-        paths = ContainerPaths.of(row.id)
+        paths = eng.paths(row.id)
         if row.status == "paused":
-            _runtime_kill(paths, row.id, signal.SIGKILL)
-            _runtime_resume(paths, row.id)
+            _runtime_kill(eng, row.id, signal.SIGKILL)
+            _runtime_resume(eng, row.id)
         try:
             # A stop request with no grace: SIGKILL now, and a monitor waiting
             # to restart the container gives up instead.
             client.wait_exit(paths, f"stop {int(signal.SIGKILL)} 0", timeout=30)
         except (client.MonitorGone, OSError):
-            _runtime_kill(paths, row.id, signal.SIGKILL)
-        _wait_not_running(conn, row.id, 30.0)
-        row = get(conn, row.id)
+            _runtime_kill(eng, row.id, signal.SIGKILL)
+        _wait_not_running(eng, row.id, 30.0)
+        row = get(eng, row.id)
         if row.status in RUNNING:
             raise PortiqueError(f"could not stop container {row.name} for removal")
-    remove_stopped(conn, row.id, volumes=volumes)
+    remove_stopped(eng, row.id, volumes=volumes)
     return row.id
 
 
-def remove_stopped(conn: sqlite3.Connection, cid: str, *, volumes: bool = False) -> None:
+def remove_stopped(eng: Engine, cid: str, *, volumes: bool = False) -> None:
     """Delete a stopped container: DB row, files, and (with `volumes`) its anonymous volumes.
 
     The row, its image_users row and a journal entry naming what remains to
     clean change in one transaction; the clean-up after it is `finish_removal`,
     which the recovery redoes if this process dies before it is done.
     """
+    conn = eng.db
     with db.transaction(conn):
         row = db.get_container(conn, cid)
         if row is None:
@@ -465,7 +464,7 @@ def remove_stopped(conn: sqlite3.Connection, cid: str, *, volumes: bool = False)
         db.delete_container(conn, cid)
         op = journal.Operation.begin_in(conn, "remove", cid, [removal(cid, host, anon)])
     faults.point("rm.row-deleted")
-    if finish_removal(conn, cid, host, anon):
+    if finish_removal(eng, cid, host, anon):
         op.end()
 
 
@@ -474,15 +473,13 @@ def removal(cid: str, host: Mapping[str, Any], anon: list[str]) -> journal.Resou
     return {"type": "container-remove", "id": cid, "host": dict(host), "volumes": list(anon)}
 
 
-def finish_removal(
-    conn: sqlite3.Connection | None, cid: str, host: Mapping[str, Any] | None, anon: list[str]
-) -> bool:
+def finish_removal(eng: Engine, cid: str, host: Mapping[str, Any] | None, anon: list[str]) -> bool:
     """What a removal does once the row is gone: runtime state and cgroups, network
     endpoints, rootfs mount, files, then the anonymous volumes `anon`. Idempotent;
     False when something must wait (a rootfs that would not unmount)."""
-    paths = ContainerPaths.of(cid)
+    paths = eng.paths(cid)
     with contextlib.suppress(Exception):
-        lifecycle.cleanup_dead(paths, dict(host) if host is not None else None)
+        lifecycle.cleanup_dead(eng, paths, dict(host) if host is not None else None)
     faults.point("rm.cleaned")
     if not lifecycle.remove_files(paths):
         return False
@@ -490,27 +487,20 @@ def finish_removal(
     if anon:
         from portique.engine.volumes import remove_volume
 
-        own = conn is None
-        if conn is None:
-            conn = db.open_db(paths.root)
-        try:
-            for name in anon:
-                with contextlib.suppress(PortiqueError):
-                    remove_volume(conn, name, force=True)
-        finally:
-            if own:
-                conn.close()
+        for name in anon:
+            with contextlib.suppress(PortiqueError):
+                remove_volume(eng, name, force=True)
     return True
 
 
 ORPHAN_AGE = 60.0  # `create` makes the directory just before its DB row
 
 
-def sweep_orphans(conn: sqlite3.Connection) -> list[str]:
+def sweep_orphans(eng: Engine) -> list[str]:
     """Directories under containers/ with no DB row: a `--rm` whose monitor died
     after dropping the row but before its clean-up. Unmount, delete, forget."""
-    base = ContainerPaths.of("x").root / "containers"
-    known = set(db.iter_ids(conn))
+    base = eng.containers_dir
+    known = set(db.iter_ids(eng.db))
     swept: list[str] = []
     try:
         entries = list(os.scandir(base))
@@ -522,9 +512,9 @@ def sweep_orphans(conn: sqlite3.Connection) -> list[str]:
         try:
             if time.time() - entry.stat(follow_symlinks=False).st_mtime < ORPHAN_AGE:
                 continue
-            paths = ContainerPaths.of(entry.name)
+            paths = eng.paths(entry.name)
             with contextlib.suppress(Exception):
-                lifecycle.cleanup_dead(paths, {"NetworkMode": "bridge"})
+                lifecycle.cleanup_dead(eng, paths, {"NetworkMode": "bridge"})
             if lifecycle.remove_files(paths):
                 swept.append(entry.name)
         except FileNotFoundError:
@@ -533,21 +523,22 @@ def sweep_orphans(conn: sqlite3.Connection) -> list[str]:
     return swept
 
 
-def prune(conn: sqlite3.Connection) -> list[str]:
-    sweep_orphans(conn)
+def prune(eng: Engine) -> list[str]:
+    eng.recover()
+    sweep_orphans(eng)
     removed = []
-    for row in list_all(conn):
+    for row in list_all(eng):
         if row.status in ("exited", "created", "dead"):
             with contextlib.suppress(PortiqueError):
-                remove_stopped(conn, row.id)
+                remove_stopped(eng, row.id)
                 removed.append(row.id)
     return removed
 
 
-def container_size(cid: str) -> int:
+def container_size(eng: Engine, cid: str) -> int:
     from portique.engine.volumes import volume_size
 
-    return volume_size(str(ContainerPaths.of(cid).dir / "upper"))
+    return volume_size(str(eng.paths(cid).dir / "upper"))
 
 
 def signal_of(value: str) -> int:

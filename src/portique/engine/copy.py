@@ -18,10 +18,12 @@ import tarfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from portique.engine import db
-from portique.engine.paths import ContainerPaths
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 from portique.errors import InvalidArgument, NotFound
 from portique.termio import write_all
 
@@ -31,16 +33,16 @@ CHUNK = 1 << 20
 
 
 @contextmanager
-def container_root(row: db.ContainerRow) -> Iterator[str]:
+def container_root(eng: Engine, row: db.ContainerRow) -> Iterator[str]:
     """A path to the container's root: /proc/<pid>/root while running, else the mounted rootfs."""
     if row.status in ("running", "paused") and row.pid:
         yield f"/proc/{row.pid}/root"
         return
     from portique.engine import bundle
 
-    paths = ContainerPaths.of(row.id)
+    paths = eng.paths(row.id)
     with ExitStack() as stack:
-        rootfs = bundle.mount_rootfs(row, paths)
+        rootfs = bundle.mount_rootfs(eng, row)
         stack.callback(bundle.unmount_rootfs, paths)
         yield str(rootfs)
 

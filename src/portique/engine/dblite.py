@@ -13,8 +13,8 @@ import sqlite3
 import time
 
 
-def connect() -> sqlite3.Connection:
-    root = os.environ.get("PORTIQUE_ROOT", "/var/lib/portique")
+def connect(root: str) -> sqlite3.Connection:
+    """portique.db under the engine root `root` (the monitor's `root=` argument)."""
     conn = sqlite3.connect(os.path.join(root, "portique.db"), timeout=30.0, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 30000")
     # As portique.db.connect: in WAL mode NORMAL syncs at checkpoints, not at every

@@ -18,13 +18,18 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from portique.engine import db, lifecycle, userdb
+from portique.engine import db, userdb
 from portique.engine import options as opt
-from portique.engine.paths import ContainerPaths
 from portique.errors import InvalidState, PortiqueError
 from portique.oci.value import replace, value
 from portique.termio import set_window_size, window_size, write_all
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
+    from portique.oci.runtime import Process
+    from portique.runtime import Runtime
 
 
 @value
@@ -39,10 +44,10 @@ class ExecRequest:
     privileged: bool = False
 
 
-def build_process(row: db.ContainerRow, req: ExecRequest) -> object:
+def build_process(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> Process:
     from portique.oci.runtime import Capabilities, User, load_spec
 
-    paths = ContainerPaths.of(row.id)
+    paths = eng.paths(row.id)
     spec = load_spec(paths.dir)
     base = spec.process
     if base is None:
@@ -80,7 +85,7 @@ def build_process(row: db.ContainerRow, req: ExecRequest) -> object:
     )
 
 
-def run_exec(row: db.ContainerRow, req: ExecRequest) -> int:
+def run_exec(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> int:
     if row.status == "paused":
         raise InvalidState(f"container {row.id[:12]} is paused, unpause the container before exec")
     if row.status != "running":
@@ -89,9 +94,8 @@ def run_exec(row: db.ContainerRow, req: ExecRequest) -> int:
         from portique.errors import InvalidArgument
 
         raise InvalidArgument("exec requires at least one argument (the command)")
-    paths = ContainerPaths.of(row.id)
-    process = build_process(row, req)
-    rt = lifecycle.open_runtime(paths)
+    process = build_process(eng, row, req)
+    rt = eng.runtime()
     if req.detach:
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
@@ -107,7 +111,7 @@ def run_exec(row: db.ContainerRow, req: ExecRequest) -> int:
     return _exec_tty(rt, row.id, process, req)
 
 
-def _exec_tty(rt: object, cid: str, process: object, req: ExecRequest) -> int:
+def _exec_tty(rt: Runtime, cid: str, process: Process, req: ExecRequest) -> int:
     from portique.termio import raw_terminal
 
     with tempfile.TemporaryDirectory(prefix="portique-exec-") as tmp:
@@ -125,7 +129,7 @@ def _exec_tty(rt: object, cid: str, process: object, req: ExecRequest) -> int:
                 # Not even the runtime's helper holds our terminal: the
                 # process gets the pty the runtime makes inside the container.
                 null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-                code = int(rt.exec(cid, process, console_socket=path, stdio=(null, null, null)))  # type: ignore[attr-defined]
+                code = int(rt.exec(cid, process, console_socket=path, stdio=(null, null, null)))
             except PortiqueError as exc:
                 os.write(w, f"{exc.exit_code} {exc}".encode()[:4000])
                 code = exc.exit_code

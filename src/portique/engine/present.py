@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portique.engine.db import ContainerRow
 from portique.engine.logfile import rfc3339_nano
-from portique.engine.paths import ContainerPaths
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 from portique.units import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -174,11 +176,11 @@ def _time(t: float) -> str:
     return rfc3339_nano(int(t * 1e9)) if t else ZERO_TIME
 
 
-def inspect(row: ContainerRow) -> dict[str, Any]:
+def inspect(eng: Engine, row: ContainerRow) -> dict[str, Any]:
     config = dict(row.config["Config"])
     host = {k: v for k, v in row.config["HostConfig"].items() if k != "SeccompProfile"}
     argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
-    paths = ContainerPaths.of(row.id)
+    paths = eng.paths(row.id)
     mounts = []
     for p in row.config.get("MountPoints") or []:
         m = {

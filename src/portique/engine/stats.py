@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from portique.engine import db, lifecycle
-from portique.engine.paths import ContainerPaths
+from portique.engine import db
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +53,8 @@ def _net(pid: int) -> tuple[int, int]:
     return rx, tx
 
 
-def sample(row: db.ContainerRow) -> Sample:
-    rt = lifecycle.open_runtime(ContainerPaths.of(row.id))
-    raw: dict[str, Any] = dict(rt.stats(row.id))
+def sample(eng: Engine, row: db.ContainerRow) -> Sample:
+    raw: dict[str, Any] = dict(eng.runtime().stats(row.id))
     cpu = raw.get("cpu") or {}
     usage = (cpu.get("usage") or {}).get("total", 0)
     mem = raw.get("memory") or {}
@@ -114,12 +115,11 @@ STATS_HEADERS = {
 }
 
 
-def container_pids(row: db.ContainerRow) -> list[int]:
-    rt = lifecycle.open_runtime(ContainerPaths.of(row.id))
-    return [int(p) for p in rt.ps(row.id)]
+def container_pids(eng: Engine, row: db.ContainerRow) -> list[int]:
+    return [int(p) for p in eng.runtime().ps(row.id)]
 
 
-def top(row: db.ContainerRow, ps_args: list[str]) -> tuple[list[str], list[list[str]]]:
+def top(eng: Engine, row: db.ContainerRow, ps_args: list[str]) -> tuple[list[str], list[list[str]]]:
     """Run the host's `ps` and keep the container's processes, as Docker does."""
     import subprocess
 
@@ -127,7 +127,7 @@ def top(row: db.ContainerRow, ps_args: list[str]) -> tuple[list[str], list[list[
 
     if row.status not in ("running", "paused"):
         raise InvalidState(f"container {row.id[:12]} is not running")
-    pids = set(container_pids(row))
+    pids = set(container_pids(eng, row))
     args = ps_args or ["-ef"]
     try:
         out = subprocess.run(

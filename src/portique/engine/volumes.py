@@ -11,25 +11,26 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sqlite3
 import stat
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portique.engine import db
 from portique.engine import options as opt
-from portique.engine.paths import volumes_dir
 from portique.errors import Conflict, InvalidArgument, NotFound
 
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
-def volume_data(name: str) -> Path:
-    return volumes_dir() / name / "_data"
+
+def volume_data(eng: Engine, name: str) -> Path:
+    return eng.volumes_dir / name / "_data"
 
 
 def create_volume(
-    conn: sqlite3.Connection,
+    eng: Engine,
     name: str = "",
     *,
     labels: Mapping[str, str] | None = None,
@@ -44,16 +45,17 @@ def create_volume(
         raise InvalidArgument("the local volume driver takes no options here")
     name = name or os.urandom(32).hex()
     opt.check_volume_name(name)
+    conn = eng.db
     if not conn.in_transaction:
         # The directory is made inside the transaction that inserts the row, so
         # a directory without a row, seen inside a transaction, is a crash's
         # leftover (`sweep_orphan_dirs`).
         with db.transaction(conn):
-            return create_volume(conn, name, labels=labels, anonymous=anonymous)
+            return create_volume(eng, name, labels=labels, anonymous=anonymous)
     existing = db.get_volume(conn, name)
     if existing is not None:
         return existing, False
-    data = volume_data(name)
+    data = volume_data(eng, name)
     row = db.VolumeRow(
         name=name,
         driver="local",
@@ -67,11 +69,12 @@ def create_volume(
     return row, True
 
 
-def sweep_orphan_dirs(conn: sqlite3.Connection) -> list[str]:
+def sweep_orphan_dirs(eng: Engine) -> list[str]:
     """Remove volume directories no row names: left by a process killed inside the
     transaction that made one, or after a removal's row delete. Checked inside a
     write transaction, where no creation is half done."""
-    base = volumes_dir()
+    base = eng.volumes_dir
+    conn = eng.db
 
     def unnamed() -> list[str]:
         try:
@@ -93,7 +96,8 @@ def sweep_orphan_dirs(conn: sqlite3.Connection) -> list[str]:
     return gone
 
 
-def remove_volume(conn: sqlite3.Connection, name: str, *, force: bool = False) -> None:
+def remove_volume(eng: Engine, name: str, *, force: bool = False) -> None:
+    conn = eng.db
     with db.transaction(conn):
         vol = db.get_volume(conn, name)
         if vol is None:
@@ -106,17 +110,18 @@ def remove_volume(conn: sqlite3.Connection, name: str, *, force: bool = False) -
                 f"remove {name}: volume is in use - [{', '.join(users)}]",
             )
         db.delete_volume(conn, name)
-    shutil.rmtree(volumes_dir() / name, ignore_errors=True)
+    shutil.rmtree(eng.volumes_dir / name, ignore_errors=True)
 
 
-def prune_volumes(conn: sqlite3.Connection, *, all_volumes: bool = False) -> list[str]:
+def prune_volumes(eng: Engine, *, all_volumes: bool = False) -> list[str]:
     """Unused volumes: anonymous ones only, unless `all_volumes` (Docker 23+ semantics)."""
+    eng.recover()  # a removal cut short may still hold anonymous volumes
     removed = []
-    for vol in db.list_volumes(conn):
+    for vol in db.list_volumes(eng.db):
         if not (vol.anonymous or all_volumes):
             continue
         try:
-            remove_volume(conn, vol.name)
+            remove_volume(eng, vol.name)
         except Conflict:
             continue
         removed.append(vol.name)
@@ -138,7 +143,7 @@ def volume_size(path: str) -> int:
 
 
 def plan_mounts(
-    conn: sqlite3.Connection,
+    eng: Engine,
     specs: Iterable[opt.MountSpec],
     image_volumes: Iterable[str],
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -154,17 +159,17 @@ def plan_mounts(
         if spec.target in seen:
             raise InvalidArgument(f"duplicate mount point: {spec.target}")
         seen.add(spec.target)
-        points.append(_plan_one(conn, spec, used))
+        points.append(_plan_one(eng, spec, used))
     for target in image_volumes:
         norm = os.path.normpath(target)
         if norm in seen or not norm.startswith("/"):
             continue
         seen.add(norm)
-        points.append(_plan_one(conn, opt.MountSpec(opt.MountType.VOLUME, norm), used))
+        points.append(_plan_one(eng, opt.MountSpec(opt.MountType.VOLUME, norm), used))
     return points, used
 
 
-def _plan_one(conn: sqlite3.Connection, spec: opt.MountSpec, used: list[str]) -> dict[str, Any]:
+def _plan_one(eng: Engine, spec: opt.MountSpec, used: list[str]) -> dict[str, Any]:
     point: dict[str, Any] = {
         "Type": str(spec.type),
         "Destination": spec.target,
@@ -181,7 +186,7 @@ def _plan_one(conn: sqlite3.Connection, spec: opt.MountSpec, used: list[str]) ->
             src.mkdir(parents=True, exist_ok=True)
         point.update(Source=str(src), Name="", Driver="", Mode="ro" if spec.readonly else "")
     elif spec.type is opt.MountType.VOLUME:
-        vol, _created = create_volume(conn, spec.source, anonymous=not spec.source)
+        vol, _created = create_volume(eng, spec.source, anonymous=not spec.source)
         used.append(vol.name)
         point.update(
             Source=vol.mountpoint, Name=vol.name, Driver="local", Mode="z", NoCopy=spec.nocopy

@@ -33,8 +33,7 @@ def test_parse_args() -> None:
     assert parse_args(["id=abc", "pid=5", "oom="]) == {"id": "abc", "pid": "5", "oom": ""}
 
 
-def test_dblite_matches_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PORTIQUE_ROOT", str(tmp_path))
+def test_dblite_matches_schema(tmp_path: Path) -> None:
     conn = db.open_db(tmp_path)
     cid = "c" * 64
     db.insert_container(
@@ -54,7 +53,7 @@ def test_dblite_matches_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     db.link_volume(conn, cid, "anon")
     db.link_volume(conn, cid, "named")
     db.update_state(conn, cid, monitor_pid=77, restart_count=2, stop_requested=True)
-    lite = dblite.connect()
+    lite = dblite.connect(str(tmp_path))
     assert dblite.stop_flags(lite, cid) == (True, 2)
     dblite.record_exit(lite, cid, 137, True)
     row = db.get_container(conn, cid)

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from portique.engine import db, present
+from portique.engine.engine import Engine
 from portique.errors import InvalidArgument
 
 
@@ -67,8 +69,9 @@ def test_filters() -> None:
         present.parse_filters(["color=red"])
 
 
-def test_inspect_shape() -> None:
-    doc = present.inspect(_row(oom_killed=True))
+def test_inspect_shape(tmp_path: Path) -> None:
+    eng = Engine(tmp_path / "root", tmp_path / "run")
+    doc = present.inspect(eng, _row(oom_killed=True))
     assert doc["Id"] == "a" * 64
     assert doc["Name"] == "/web"
     assert doc["Path"] == "sh"
@@ -82,8 +85,11 @@ def test_inspect_shape() -> None:
     assert doc["Mounts"][0]["Name"] == "v1"
     assert doc["Mounts"][0]["Type"] == "volume"
     assert doc["HostConfig"]["NetworkMode"] == "none"
+    assert doc["LogPath"] == str(
+        tmp_path / "root" / "containers" / ("a" * 64) / f"{'a' * 64}-json.log"
+    )
     assert "none" in doc["NetworkSettings"]["Networks"]
     assert (
-        present.inspect(_row(created=0.0, started_at=0.0))["State"]["StartedAt"]
+        present.inspect(eng, _row(created=0.0, started_at=0.0))["State"]["StartedAt"]
         == present.ZERO_TIME
     )

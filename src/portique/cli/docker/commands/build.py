@@ -7,8 +7,12 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portique.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,10 +50,8 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.build.builder import Builder, BuildOptions
-    from portique.db import default_root
-    from portique.image.images import Images
     from portique.oci.reference import parse_reference
 
     if args.network not in ("none", "host", "default"):
@@ -63,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
             # is removed by the next command's recovery.
             from portique import journal
 
-            tmp = default_root() / "tmp" / f"context-{os.urandom(8).hex()}"
-            conn = journal.open_journal(default_root())
+            tmp = eng.root / "tmp" / f"context-{os.urandom(8).hex()}"
+            conn = journal.open_journal(eng.root)
             op = journal.Operation.begin(
                 conn, "build-context", "", [{"type": "tree", "path": str(tmp)}]
             )
@@ -94,11 +96,8 @@ def run(args: argparse.Namespace) -> int:
             network="none" if args.network == "default" else args.network,
             platform=args.platform,
         )
-        from portique.engine.recovery import recover
-
-        images = Images(default_root())
-        recover(images=images)  # what a killed build (or pull) left goes first
-        record = Builder(images).build(opts)
+        eng.recover(images=True)  # what a killed build (or pull) left goes first
+        record = Builder(eng.images, eng.runtime_root).build(opts)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

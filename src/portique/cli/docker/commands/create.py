@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portique.engine import options as opt
 from portique.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, run: bool = False) -> None:
@@ -119,7 +122,7 @@ def _int(flag: str) -> Any:
 
 
 def build_request(
-    args: argparse.Namespace,
+    eng: Engine, args: argparse.Namespace
 ) -> tuple[dict[str, Any], dict[str, Any], list[opt.MountSpec]]:
     """Docker's Config and HostConfig from the flags; every bad value is one InvalidArgument."""
     env: list[str] = []
@@ -155,7 +158,7 @@ def build_request(
     if args.publish and network not in net.LOCAL_MODES:
         bindings, exposed = net.port_bindings(args.publish)
     for n in networks:
-        net.check_network(n)
+        net.check_network(eng, n)
     for h in args.add_host:
         net.parse_extra_host(h)
     net.check_dns_servers(args.dns)
@@ -257,16 +260,13 @@ def _endpoints(args: argparse.Namespace, networks: list[str]) -> dict[str, Any]:
     return eps
 
 
-def create_from_args(args: argparse.Namespace) -> Any:
+def create_from_args(eng: Engine, args: argparse.Namespace) -> Any:
     from portique.engine import containers
-    from portique.engine.recovery import recover
 
-    config, host, mounts = build_request(args)
+    config, host, mounts = build_request(eng, args)
     networking = config.pop("NetworkingConfig", None)
-    conn = containers.open_db()
-    recover(conn)
     return containers.create(
-        conn,
+        eng,
         args.image,
         config,
         host,
@@ -286,7 +286,7 @@ def _progress() -> Any:
     return report
 
 
-def run(args: argparse.Namespace) -> int:
-    row = create_from_args(args)
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    row = create_from_args(eng, args)
     print(row.id)
     return 0

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("command", nargs=argparse.REMAINDER)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import containers
     from portique.engine import options as opt
     from portique.engine.exec import ExecRequest, run_exec
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         env += opt.read_env_file(path)
     env += opt.parse_env(args.env)
     opt.parse_user(args.user)
-    row = containers.get(containers.open_db(), args.container)
+    row = containers.get(eng, args.container)
     req = ExecRequest(
         argv=tuple(args.command),
         env=tuple(env),
@@ -57,4 +61,4 @@ def run(args: argparse.Namespace) -> int:
         detach=args.detach,
         privileged=args.privileged,
     )
-    return run_exec(row, req)
+    return run_exec(eng, row, req)

@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from portique.engine.engine import Engine
     from portique.image.images import ImageRecord, Images
 
 TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
@@ -87,11 +88,10 @@ def history_rows(imgs: Images, record: ImageRecord, *, no_trunc: bool, human: bo
     return rows
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.cli.docker.commands.image import open_images
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
 
-    imgs = open_images()
+    imgs = eng.images
     record = imgs.resolve(args.image)
     rows = history_rows(imgs, record, no_trunc=args.no_trunc, human=args.human)
     if args.quiet:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from portique.errors import InvalidArgument, NotFound, PortiqueError
 
 if TYPE_CHECKING:
+    from portique.engine.engine import Engine
     from portique.image.images import ImageRecord, Images
 
 # sub-command -> (module under commands/, aliases); None: implemented in this file.
@@ -84,23 +85,16 @@ def _load(name: str) -> Any:
         raise
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     fn = getattr(args, "image_run", None)
     if fn is not None:
-        return int(fn(args))
+        return int(fn(eng, args))
     module = _load(args.image_module)
     if module is None:
         raise PortiqueError(f"'image {args.image_command}' is not available in this build")
     parser = args.image_parser(prog=f"portique image {args.image_command}")
     module.add_arguments(parser)
-    return int(module.run(parser.parse_args(args.image_args)))
-
-
-def open_images() -> Images:
-    from portique.db import default_root
-    from portique.image.images import Images
-
-    return Images(default_root())
+    return int(module.run(eng, parser.parse_args(args.image_args)))
 
 
 # ---- ls ---------------------------------------------------------------------------
@@ -130,7 +124,7 @@ def parse_filters(items: Sequence[str], allowed: Sequence[str]) -> dict[str, lis
     return filters
 
 
-def _ls(args: argparse.Namespace) -> int:
+def _ls(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
 
     filters = parse_filters(
@@ -140,7 +134,7 @@ def _ls(args: argparse.Namespace) -> int:
         parse_until(value)  # a bad value is an error even when no image is listed
     if args.repository:
         filters.setdefault("reference", []).append(args.repository)
-    imgs = open_images()
+    imgs = eng.images
     dangling = filters.get("dangling")
     if dangling and any(v.lower() not in ("true", "false", "1", "0") for v in dangling):
         raise InvalidArgument(f"invalid filter 'dangling={dangling[0]}'")
@@ -384,8 +378,8 @@ def print_inspect(
     return 1 if errors else 0
 
 
-def _inspect(args: argparse.Namespace) -> int:
-    imgs = open_images()
+def _inspect(eng: Engine, args: argparse.Namespace) -> int:
+    imgs = eng.images
     found: list[dict[str, Any]] = []
     missing: list[str] = []
     for name in args.images:
@@ -410,11 +404,9 @@ def _rm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-prune", action="store_true", help="do not delete untagged parents")
 
 
-def _rm(args: argparse.Namespace) -> int:
-    from portique.engine.recovery import recover
-
-    recover()  # image_users rows of containers that are gone must not block rmi
-    imgs = open_images()
+def _rm(eng: Engine, args: argparse.Namespace) -> int:
+    eng.recover()  # image_users rows of containers that are gone must not block rmi
+    imgs = eng.images
     status = 0
     for name in args.images:
         try:
@@ -465,7 +457,7 @@ def parse_until(value: str, now: float | None = None) -> float:
     return ts
 
 
-def _prune(args: argparse.Namespace) -> int:
+def _prune(eng: Engine, args: argparse.Namespace) -> int:
     from portique.units import human_size
 
     filters = parse_filters(args.filter, ("until", "label", "label!"))
@@ -478,10 +470,8 @@ def _prune(args: argparse.Namespace) -> int:
         )
         if not confirm(warning):
             return 0
-    from portique.engine.recovery import recover
-
-    imgs = open_images()
-    recover(images=imgs)
+    imgs = eng.images
+    eng.recover(images=True)
     if filters:
         lines, reclaimed = _prune_filtered(imgs, filters, cutoffs, all_images=args.all)
     else:
@@ -535,7 +525,7 @@ def _footprint(imgs: Images) -> int:
     return total
 
 
-_LOCAL_RUN: dict[str, Callable[[argparse.Namespace], int]] = {
+_LOCAL_RUN: dict[str, Callable[[Engine, argparse.Namespace], int]] = {
     "ls": _ls,
     "inspect": _inspect,
     "rm": _rm,

@@ -7,29 +7,24 @@ import json
 import os
 import platform
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--format", default=None, help="format output using a Go template")
 
 
-def collect() -> dict[str, Any]:
+def collect(eng: Engine) -> dict[str, Any]:
     from portique import __version__
     from portique.engine import containers, stats
-    from portique.engine.paths import root
 
-    conn = containers.open_db()
-    rows = containers.list_all(conn)
+    rows = containers.list_all(eng)
     images = 0
     try:
-        from portique.cli.docker.commands.image import open_images
-
-        imgs = open_images()
-        try:
-            images = int(imgs.disk_usage()["images"])
-        finally:
-            imgs.close()
+        images = int(eng.images.disk_usage()["images"])
     except Exception:
         images = 0
     try:
@@ -56,7 +51,7 @@ def collect() -> dict[str, Any]:
         "Architecture": platform.machine(),
         "NCPU": os.cpu_count() or 1,
         "MemTotal": stats.host_memory(),
-        "DockerRootDir": str(root()),
+        "DockerRootDir": str(eng.root),
         "Name": uname.nodename,
         "ServerVersion": __version__,
         "DefaultRuntime": "portique",
@@ -77,8 +72,8 @@ def _os_name() -> str:
     return "Linux"
 
 
-def run(args: argparse.Namespace) -> int:
-    info = collect()
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    info = collect(eng)
     if args.format:
         if args.format == "json":
             sys.stdout.write(json.dumps(info) + "\n")

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,57 +22,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="+", metavar="NAME")
 
 
-def _container(conn: Any, name: str, size: bool) -> dict[str, Any] | None:
+def _container(eng: Engine, name: str, size: bool) -> dict[str, Any] | None:
     from portique.engine import containers, present
     from portique.errors import NotFound
 
     try:
-        row = containers.get(conn, name)
+        row = containers.get(eng, name)
     except NotFound:
         return None
-    out = present.inspect(row)
+    out = present.inspect(eng, row)
     if size:
-        out["SizeRw"] = containers.container_size(row.id)
+        out["SizeRw"] = containers.container_size(eng, row.id)
     return out
 
 
-def _image(name: str) -> dict[str, Any] | None:
+def _image(eng: Engine, name: str) -> dict[str, Any] | None:
     from portique.cli.docker.commands import image
     from portique.errors import InvalidArgument, NotFound
 
-    imgs = image.open_images()
     try:
-        return image.inspect_image(imgs.resolve(name))
+        return image.inspect_image(eng.images.resolve(name))
     except (NotFound, InvalidArgument):
         return None
-    finally:
-        imgs.close()
 
 
-def _volume(conn: Any, name: str) -> dict[str, Any] | None:
+def _volume(eng: Engine, name: str) -> dict[str, Any] | None:
     from portique.cli.docker.commands.volume import volume_dict
     from portique.engine import db
 
-    vol = db.get_volume(conn, name)
+    vol = db.get_volume(eng.db, name)
     return volume_dict(vol) if vol else None
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.image import print_inspect
-    from portique.engine import containers
 
-    conn = containers.open_db()
     found: list[dict[str, Any]] = []
     kinds: list[str] = []
     missing: list[str] = []
     for name in args.names:
         obj, kind = None, ""
         if args.type in ("", "container"):
-            obj, kind = _container(conn, name, args.size), "container.InspectResponse"
+            obj, kind = _container(eng, name, args.size), "container.InspectResponse"
         if obj is None and args.type in ("", "image"):
-            obj, kind = _image(name), "image.InspectResponse"
+            obj, kind = _image(eng, name), "image.InspectResponse"
         if obj is None and args.type in ("", "volume"):
-            obj, kind = _volume(conn, name), "volume.Volume"
+            obj, kind = _volume(eng, name), "volume.Volume"
         if obj is None:
             missing.append(name)
         else:

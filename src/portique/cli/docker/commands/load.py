@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,24 +42,22 @@ def _progress(quiet: bool) -> Callable[[str, int, int], None] | None:
     return show
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.errors import PortiqueError
 
     try:
-        return _load(args)
+        return _load(eng, args)
     except PortiqueError as exc:
         sys.stderr.write(f"portique: {exc}\n")
         return 1  # `docker load` fails with status 1, whatever the daemon said
 
 
-def _load(args: argparse.Namespace) -> int:
-    from portique.cli.docker.commands.image import open_images
-    from portique.engine.recovery import recover
+def _load(eng: Engine, args: argparse.Namespace) -> int:
     from portique.errors import InvalidArgument, NotFound
     from portique.image.archive import load
 
-    imgs = open_images()
-    recover(images=imgs)
+    imgs = eng.images
+    eng.recover(images=True)
     if args.input and args.input != "-":
         try:
             f = open(args.input, "rb")  # noqa: SIM115 - closed below

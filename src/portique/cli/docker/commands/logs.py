@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,14 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("container")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import containers, db, logs
-    from portique.engine.paths import ContainerPaths
     from portique.errors import InvalidArgument
 
-    conn = containers.open_db()
-    row = containers.get(conn, args.container)
-    path = str(ContainerPaths.of(row.id).log)
+    row = containers.get(eng, args.container)
+    path = str(eng.paths(row.id).log)
     if args.tail in ("all", ""):
         tail = -1
     else:
@@ -47,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if args.follow:
 
         def running() -> bool:
-            cur = db.get_container(conn, row.id)
-            return cur is not None and containers.refresh(conn, cur).status in containers.RUNNING
+            cur = db.get_container(eng.db, row.id)
+            return cur is not None and containers.refresh(eng, cur).status in containers.RUNNING
 
         for rec in logs.follow(path, offset, running):
             _emit(rec, args.timestamps, since, until)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from portique.network.networks import Networks
+    from portique.engine.engine import Engine
     from portique.network.types import NetworkRecord
 
 NETWORK_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
@@ -75,13 +76,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("container")
 
 
-def _networks() -> Networks:
-    from portique.db import default_root
-    from portique.network.networks import Networks
-
-    return Networks(default_root())
-
-
 def _kv(items: list[str], what: str) -> dict[str, str]:
     from portique.errors import InvalidArgument
 
@@ -94,9 +88,9 @@ def _kv(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     cmd = args.network_command
-    handlers = {
+    handlers: dict[str, Callable[[Engine, argparse.Namespace], int]] = {
         "create": _create,
         "ls": _ls,
         "list": _ls,
@@ -113,10 +107,10 @@ def run(args: argparse.Namespace) -> int:
             " inspect, ls, prune, rm\n"
         )
         return 0
-    return handlers[cmd](args)
+    return handlers[cmd](eng, args)
 
 
-def _create(args: argparse.Namespace) -> int:
+def _create(eng: Engine, args: argparse.Namespace) -> int:
     from portique.errors import InvalidArgument
 
     if args.ipv6:
@@ -130,7 +124,7 @@ def _create(args: argparse.Namespace) -> int:
     except InvalidArgument as exc:
         sys.stderr.write(f"portique: {exc}\n")
         return 1  # Docker's status for a refused `network create`
-    rec = _networks().create(
+    rec = eng.networks.create(
         args.name,
         subnet=args.subnet[0] if args.subnet else None,
         gateway=args.gateway[0] if args.gateway else None,
@@ -172,11 +166,11 @@ def _matches(net: NetworkRecord, filters: list[str]) -> bool:
     return True
 
 
-def _ls(args: argparse.Namespace) -> int:
+def _ls(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
     from portique.network.present import pseudo_networks
 
-    nets = _networks()
+    nets = eng.networks
     nets.ensure_default()  # Docker always lists "bridge", "host" and "none"
     every = nets.list() + pseudo_networks(nets)
     found = sorted((n for n in every if _matches(n, args.filter)), key=lambda n: n.name)
@@ -210,12 +204,12 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inspect(args: argparse.Namespace) -> int:
+def _inspect(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.image import print_inspect
     from portique.errors import NotFound
     from portique.network.present import pseudo_json, pseudo_networks
 
-    nets = _networks()
+    nets = eng.networks
     pseudo = pseudo_networks(nets)
     found: list[dict[str, Any]] = []
     missing = []
@@ -236,10 +230,10 @@ def _inspect(args: argparse.Namespace) -> int:
     return 1 if missing else status
 
 
-def _rm(args: argparse.Namespace) -> int:
+def _rm(eng: Engine, args: argparse.Namespace) -> int:
     from portique.errors import PortiqueError
 
-    nets = _networks()
+    nets = eng.networks
     status = 0
     for ref in args.networks:
         try:
@@ -255,7 +249,7 @@ def _rm(args: argparse.Namespace) -> int:
     return status
 
 
-def _prune(args: argparse.Namespace) -> int:
+def _prune(eng: Engine, args: argparse.Namespace) -> int:
     if not args.force and sys.stdin.isatty():
         sys.stdout.write(
             "WARNING! This will remove all custom networks not used by at least one container.\n"
@@ -265,11 +259,10 @@ def _prune(args: argparse.Namespace) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
     from portique.engine.network import repair_leftovers
-    from portique.engine.recovery import recover
 
-    recover()  # a start or removal cut short may still hold endpoints
-    repair_leftovers(every=0)  # endpoints of dead containers must not keep a network
-    removed = _networks().prune()
+    eng.recover()  # a start or removal cut short may still hold endpoints
+    repair_leftovers(eng, every=0)  # endpoints of dead containers must not keep a network
+    removed = eng.networks.prune()
     if removed:
         print("Deleted Networks:")
         for name in removed:
@@ -277,16 +270,16 @@ def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect(args: argparse.Namespace) -> int:
+def _connect(eng: Engine, args: argparse.Namespace) -> int:
     """Recorded in the container (a stopped one joins at its next start); a running
     one is wired now, and the record undone if that fails."""
     from pathlib import Path
 
     from portique.engine import network as enet
 
-    nets = _networks()
+    nets = eng.networks
     net = nets.inspect(args.network)  # a clear error before touching the container
-    row = enet.record_endpoint(args.container, net.name, list(args.alias), args.ip)
+    row = enet.record_endpoint(eng, args.container, net.name, list(args.alias), args.ip)
     if row.status not in ("running", "paused") or row.pid <= 0:
         return 0
     try:
@@ -299,25 +292,20 @@ def _connect(args: argparse.Namespace) -> int:
             ip=args.ip,
         )
     except BaseException:
-        enet.forget_endpoint(row.id, net.name)
+        enet.forget_endpoint(eng, row.id, net.name)
         raise
     return 0
 
 
-def _disconnect(args: argparse.Namespace) -> int:
+def _disconnect(eng: Engine, args: argparse.Namespace) -> int:
     from portique.errors import NotFound
 
-    nets = _networks()
+    nets = eng.networks
     net = nets.inspect(args.network)
     try:
-        from portique.db import default_root
         from portique.engine import db as edb
 
-        conn = edb.open_db(default_root())
-        try:
-            cid = edb.resolve_container(conn, args.container).id
-        finally:
-            conn.close()
+        cid = edb.resolve_container(eng.db, args.container).id
     except NotFound:
         if not args.force:
             raise
@@ -325,6 +313,6 @@ def _disconnect(args: argparse.Namespace) -> int:
         cid = args.container
     from portique.engine import network as enet
 
-    enet.forget_endpoint(cid, net.name)
+    enet.forget_endpoint(eng, cid, net.name)
     nets.disconnect(net.id, cid)
     return 0

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-s", "--size", action="store_true", help="display total file sizes")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
     from portique.engine import containers, present
     from portique.engine.network import repair_leftovers
@@ -28,9 +32,8 @@ def run(args: argparse.Namespace) -> int:
     filters = present.parse_filters(args.filter)
     if args.format:
         _check_format(args.format)
-    repair_leftovers()
-    conn = containers.open_db()
-    rows = containers.list_all(conn)
+    repair_leftovers(eng)
+    rows = containers.list_all(eng)
     by_ref = {r.id: r for r in rows} | {r.name: r for r in rows} | {r.id[:12]: r for r in rows}
     last = 1 if args.latest else args.last
     show_all = args.all or last > 0 or "status" in filters or "exited" in filters
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     records = []
     for r in out:
-        size = human_size(containers.container_size(r.id)) if args.size else ""
+        size = human_size(containers.container_size(eng, r.id)) if args.size else ""
         record = present.ps_row(r, no_trunc=args.no_trunc, size=size)
         mounts = r.config.get("MountPoints") or []
         record["LocalVolumes"] = str(sum(1 for m in mounts if m.get("Type") == "volume"))

@@ -15,6 +15,7 @@ import threading
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from portique.engine.engine import Engine
     from portique.image.images import Images
     from portique.image.pull import ProgressEvent, PullResult
     from portique.image.registry.auth import CredentialSource
@@ -109,8 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_registry_arguments(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.cli.docker.commands.image import open_images
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.errors import InvalidArgument, NotFound
     from portique.oci.reference import parse_reference
 
@@ -130,14 +130,9 @@ def run(args: argparse.Namespace) -> int:
         if printer is not None and as_typed.tag is None and as_typed.digest is None:
             out.write("Using default tag: latest\n")
 
-    from portique.engine.recovery import recover
-
-    images = open_images()
-    try:
-        recover(images=images)
-        results = [_pull_one(images, ref, platform, printer, client) for ref in refs]
-    finally:
-        images.close()
+    images = eng.images
+    eng.recover(images=True)
+    results = [_pull_one(images, ref, platform, printer, client) for ref in refs]
     if printer is not None:
         shown = as_typed.familiar_name() if args.all_tags else refs[0].familiar()
         if not results[-1].downloaded and not args.all_tags:

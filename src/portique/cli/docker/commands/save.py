@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,14 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from portique.cli.docker.commands.image import open_images
     from portique.errors import InvalidArgument
     from portique.image.archive import save
 
-    imgs = open_images()
+    imgs = eng.images
     if not args.output:
         if sys.stdout.isatty():
             raise InvalidArgument(

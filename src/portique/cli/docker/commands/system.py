@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,20 +31,15 @@ def _pct(part: int, whole: int) -> str:
     return f" ({part * 100 // whole}%)" if whole else ""
 
 
-def _df(args: argparse.Namespace) -> int:
-    from portique.cli.docker.commands.image import open_images
+def _df(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
     from portique.engine import containers, db, volumes
     from portique.units import human_size
 
-    conn = containers.open_db()
-    imgs = open_images()
-    try:
-        usage = imgs.disk_usage()
-    finally:
-        imgs.close()
-    rows = containers.list_all(conn)
-    c_sizes = {r.id: containers.container_size(r.id) for r in rows}
+    conn = eng.db
+    usage = eng.images.disk_usage()
+    rows = containers.list_all(eng)
+    c_sizes = {r.id: containers.container_size(eng, r.id) for r in rows}
     c_active = [r for r in rows if r.status in containers.RUNNING]
     c_total = sum(c_sizes.values())
     c_reclaim = sum(s for cid, s in c_sizes.items() if cid not in {r.id for r in c_active})
@@ -101,9 +99,8 @@ def _df(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prune(args: argparse.Namespace) -> int:
+def _prune(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.container import confirm
-    from portique.cli.docker.commands.image import open_images
     from portique.engine import containers, volumes
     from portique.units import human_size
 
@@ -120,33 +117,23 @@ def _prune(args: argparse.Namespace) -> int:
         if not confirm(text.rstrip("\n") + "\n"):
             return 0
     from portique.engine.network import repair_leftovers
-    from portique.engine.recovery import recover
 
-    conn = containers.open_db()
-    imgs = open_images()
-    try:
-        # Interrupted operations first (their mounts, runtime containers, files,
-        # stale rows), so that what they held can be pruned below.
-        recover(conn, images=imgs, prune=True, warn=True)
-    finally:
-        imgs.close()
-    repair_leftovers(every=0)
-    removed = containers.prune(conn)
+    # Interrupted operations first (their mounts, runtime containers, files,
+    # stale rows), so that what they held can be pruned below.
+    eng.recover(images=True, prune=True, warn=True)
+    repair_leftovers(eng, every=0)
+    removed = containers.prune(eng)
     if removed:
         print("Deleted Containers:")
         print("\n".join(removed))
         print()
     if args.volumes:
-        vols = volumes.prune_volumes(conn)
+        vols = volumes.prune_volumes(eng)
         if vols:
             print("Deleted Volumes:")
             print("\n".join(vols))
             print()
-    imgs = open_images()
-    try:
-        deleted, reclaimed = imgs.prune(all=args.all)
-    finally:
-        imgs.close()
+    deleted, reclaimed = eng.images.prune(all=args.all)
     if deleted:
         print("Deleted Images:")
         for d in deleted:
@@ -156,11 +143,11 @@ def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     if args.system_command == "df":
-        return _df(args)
+        return _df(eng, args)
     if args.system_command == "prune":
-        return _prune(args)
+        return _prune(eng, args)
     from portique.cli.docker.commands import info
 
-    return info.run(args)
+    return info.run(eng, args)

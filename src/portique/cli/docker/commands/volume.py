@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 VOLUME_TABLE = "table {{.Driver}}\t{{.Name}}"
 VOLUME_HEADERS = {
@@ -54,19 +57,19 @@ def volume_dict(vol: Any) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.engine import containers, db, volumes
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine import db, volumes
     from portique.engine import options as opt
     from portique.errors import PortiqueError
 
-    conn = containers.open_db()
+    conn = eng.db
     cmd = args.volume_command
     if cmd == "create":
         options = dict(o.partition("=")[::2] for o in args.opt)
         try:
             with db.transaction(conn):
                 vol, _ = volumes.create_volume(
-                    conn,
+                    eng,
                     args.name,
                     labels=opt.parse_labels(args.label),
                     driver=args.driver,
@@ -148,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         status = 0
         for name in args.names:
             try:
-                volumes.remove_volume(conn, name, force=args.force)
+                volumes.remove_volume(eng, name, force=args.force)
             except PortiqueError as exc:
                 sys.stderr.write(f"portique: {exc}\n")
                 status = 1
@@ -163,10 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 "WARNING! This will remove anonymous local volumes not used by at least one container."
             ):
                 return 0
-        from portique.engine.recovery import recover
-
-        recover(conn)  # a removal cut short may still hold anonymous volumes
-        removed = volumes.prune_volumes(conn, all_volumes=args.all)
+        removed = volumes.prune_volumes(eng, all_volumes=args.all)
         if removed:
             print("Deleted Volumes:")
             for n in removed:
