@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from portique import faults, journal
 from portique.engine import client, db, lifecycle
-from portique.errors import Conflict, InvalidArgument, InvalidState, NotFound, PortiqueError
+from portique.engine import state as st
+from portique.engine.state import Event, Status
+from portique.errors import Conflict, InvalidArgument, NotFound, PortiqueError
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 # config, options and names load inside the functions that need them: most
 # verbs (exec, logs, ps, rm, ...) never do, and they cost the CLI ~15 ms.
 
-RUNNING = ("running", "paused", "restarting")
 DEFAULT_STOP_TIMEOUT = 10
 
 
@@ -164,7 +165,6 @@ def create(
                             "MountPoints": points,
                             **({"NetworkingConfig": dict(networking)} if networking else {}),
                         },
-                        status="created",
                     )
                     db.insert_container(conn, row)
                     for v in used:
@@ -208,7 +208,7 @@ def get(eng: Engine, ref: str) -> db.ContainerRow:
 
 def refresh(eng: Engine, row: db.ContainerRow) -> db.ContainerRow:
     """Trust the DB only while the monitor lives: a dead monitor means a dead container."""
-    if row.status not in RUNNING:
+    if not st.has_monitor(row.status):
         return row
     if lifecycle.is_alive(row.monitor_pid, row.id, row.started_at):
         return row
@@ -218,14 +218,14 @@ def refresh(eng: Engine, row: db.ContainerRow) -> db.ContainerRow:
         lifecycle.cleanup_dead(eng, paths, dict(row.config["HostConfig"]))
     with db.transaction(conn):
         cur = db.get_container(conn, row.id)
-        if cur is None or cur.status not in RUNNING or cur.monitor_pid != row.monitor_pid:
+        if cur is None or not st.has_monitor(cur.status) or cur.monitor_pid != row.monitor_pid:
             return cur or row
         if lifecycle.is_alive(cur.monitor_pid, cur.id, cur.started_at):
             return cur
-        db.update_state(
+        db.transition(
             conn,
             row.id,
-            status="exited",
+            Event.MONITOR_LOST,
             exit_code=cur.exit_code or 255,
             error=cur.error or "the container's monitor died",
             pid=0,
@@ -259,12 +259,8 @@ def start(eng: Engine, ref: str, *, hold: bool = False) -> db.ContainerRow:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         row = get(eng, row.id)
-        if row.status in ("running", "restarting"):
-            return row
-        if row.status == "paused":
-            raise InvalidState(f"cannot start a paused container {row.name}, try unpause instead")
-        if row.status == "removing":
-            raise InvalidState(f"container {row.name} is marked for removal and cannot be started")
+        if not st.start_needed(row.status, row.name, row.id):
+            return row  # already up: Docker's "not modified"
         # The previous run's monitor may still be cleaning up (runtime state,
         # rootfs mount) after recording the exit: let it finish first.
         wait_monitor_gone(row)
@@ -281,8 +277,8 @@ def stop(
 ) -> db.ContainerRow:
     conn = eng.db
     row = get(eng, ref)
-    if row.status not in RUNNING:
-        return row
+    if not st.has_monitor(row.status):
+        return row  # nothing to stop: Docker's "not modified"
     if timeout is None:
         t = row.config["Config"].get("StopTimeout")
         timeout = DEFAULT_STOP_TIMEOUT if t is None else int(t)
@@ -293,7 +289,7 @@ def stop(
     with db.transaction(conn):
         db.update_state(conn, row.id, stop_requested=True)
     paths = eng.paths(row.id)
-    if row.status == "paused":
+    if row.status == Status.PAUSED:
         # A frozen process cannot act on SIGTERM: SIGKILL, then thaw so it dies.
         sig, timeout = signal.SIGKILL, 0
         _runtime_kill(eng, row.id, sig)
@@ -320,10 +316,10 @@ def _wait_not_running(eng: Engine, cid: str, limit: float) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         cur = db.get_container(eng.db, cid)
-        if cur is None or cur.status not in RUNNING:
+        if cur is None or not st.has_monitor(cur.status):
             return
         cur = refresh(eng, cur)
-        if cur.status not in RUNNING:
+        if not st.has_monitor(cur.status):
             return
         time.sleep(0.02)
 
@@ -331,10 +327,7 @@ def _wait_not_running(eng: Engine, cid: str, limit: float) -> None:
 def kill(eng: Engine, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
     conn = eng.db
     row = get(eng, ref)
-    if row.status not in ("running", "paused"):
-        raise InvalidState(
-            f"cannot kill container: {row.name}: container {row.id[:12]} is not running"
-        )
+    st.next_status(row.status, Event.KILL, row.name, row.id)
     paths = eng.paths(row.id)
     if sig == signal.SIGKILL:
         # Docker counts a SIGKILL from the user as a manual stop: the restart
@@ -347,7 +340,7 @@ def kill(eng: Engine, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
         reply = None
     if reply is None or reply[0] != 6:
         _runtime_kill(eng, row.id, sig)
-    if row.status == "paused" and sig == signal.SIGKILL:
+    if row.status == Status.PAUSED and sig == signal.SIGKILL:
         _runtime_resume(eng, row.id)
     return row
 
@@ -365,24 +358,20 @@ def _runtime_resume(eng: Engine, cid: str) -> None:
 def pause(eng: Engine, ref: str) -> db.ContainerRow:
     conn = eng.db
     row = get(eng, ref)
-    if row.status == "paused":
-        raise InvalidState(f"container {row.id[:12]} is already paused")
-    if row.status != "running":
-        raise InvalidState(f"container {row.id[:12]} is not running")
+    st.next_status(row.status, Event.PAUSED, row.name, row.id)
     eng.runtime().pause(row.id)
     with db.transaction(conn):
-        db.update_state(conn, row.id, status="paused")
+        db.transition(conn, row.id, Event.PAUSED)
     return row
 
 
 def unpause(eng: Engine, ref: str) -> db.ContainerRow:
     conn = eng.db
     row = get(eng, ref)
-    if row.status != "paused":
-        raise InvalidState(f"container {row.id[:12]} is not paused")
+    st.next_status(row.status, Event.UNPAUSED, row.name, row.id)
     eng.runtime().resume(row.id)
     with db.transaction(conn):
-        db.update_state(conn, row.id, status="running")
+        db.transition(conn, row.id, Event.UNPAUSED)
     return row
 
 
@@ -393,7 +382,7 @@ def restart(eng: Engine, ref: str, timeout: int | None = None) -> db.ContainerRo
 
 def wait(eng: Engine, ref: str) -> int:
     row = get(eng, ref)
-    if row.status in RUNNING:
+    if st.has_monitor(row.status):
         with contextlib.suppress(client.MonitorGone):
             code = client.wait_exit(eng.paths(row.id))
             if code is not None:
@@ -419,16 +408,13 @@ def remove(eng: Engine, ref: str, *, force: bool = False, volumes: bool = False)
     eng.recover()
     conn = eng.db
     row = get(eng, ref)
-    if row.status in RUNNING:
+    if st.has_monitor(row.status):
         if not force:
-            raise Conflict(
-                f'cannot remove container "/{row.name}": container is {row.status}',
-                hint="stop the container before removing or force remove",
-            )
+            st.next_status(row.status, Event.REMOVE, row.name, row.id)  # refused, as Docker
         with db.transaction(conn):
             db.update_state(conn, row.id, stop_requested=True)
         paths = eng.paths(row.id)
-        if row.status == "paused":
+        if row.status == Status.PAUSED:
             _runtime_kill(eng, row.id, signal.SIGKILL)
             _runtime_resume(eng, row.id)
         try:
@@ -439,7 +425,7 @@ def remove(eng: Engine, ref: str, *, force: bool = False, volumes: bool = False)
             _runtime_kill(eng, row.id, signal.SIGKILL)
         _wait_not_running(eng, row.id, 30.0)
         row = get(eng, row.id)
-        if row.status in RUNNING:
+        if st.has_monitor(row.status):
             raise PortiqueError(f"could not stop container {row.name} for removal")
     remove_stopped(eng, row.id, volumes=volumes)
     return row.id
@@ -453,12 +439,14 @@ def remove_stopped(eng: Engine, cid: str, *, volumes: bool = False) -> None:
     which the recovery redoes if this process dies before it is done.
     """
     conn = eng.db
+    found = db.get_container(conn, cid)
+    if found is not None:
+        refresh(eng, found)  # a row whose monitor died is exited, and so removable
     with db.transaction(conn):
         row = db.get_container(conn, cid)
         if row is None:
             return
-        if row.status in RUNNING and lifecycle.is_alive(row.monitor_pid, cid, row.started_at):
-            raise Conflict(f"container {row.name} is running")
+        st.next_status(row.status, Event.REMOVE, row.name, row.id)
         anon = [v.name for v in db.container_volumes(conn, cid) if v.anonymous] if volumes else []
         host = dict(row.config["HostConfig"])
         db.delete_container(conn, cid)
@@ -528,7 +516,7 @@ def prune(eng: Engine) -> list[str]:
     sweep_orphans(eng)
     removed = []
     for row in list_all(eng):
-        if row.status in ("exited", "created", "dead"):
+        if st.can_remove(row.status):
             with contextlib.suppress(PortiqueError):
                 remove_stopped(eng, row.id)
                 removed.append(row.id)

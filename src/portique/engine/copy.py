@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from portique.engine import db
+from portique.engine.state import has_process
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
@@ -35,7 +36,7 @@ CHUNK = 1 << 20
 @contextmanager
 def container_root(eng: Engine, row: db.ContainerRow) -> Iterator[str]:
     """A path to the container's root: /proc/<pid>/root while running, else the mounted rootfs."""
-    if row.status in ("running", "paused") and row.pid:
+    if has_process(row.status) and row.pid:
         yield f"/proc/{row.pid}/root"
         return
     from portique.engine import bundle

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from portique.engine import db, userdb
 from portique.engine import options as opt
+from portique.engine.state import Event, next_status
 from portique.errors import InvalidState, PortiqueError
 from portique.oci.value import replace, value
 from portique.termio import set_window_size, window_size, write_all
@@ -86,10 +87,7 @@ def build_process(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> Proces
 
 
 def run_exec(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> int:
-    if row.status == "paused":
-        raise InvalidState(f"container {row.id[:12]} is paused, unpause the container before exec")
-    if row.status != "running":
-        raise InvalidState(f"container {row.id[:12]} is not running")
+    next_status(row.status, Event.EXEC, row.name, row.id)
     if not req.argv:
         from portique.errors import InvalidArgument
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from portique.engine import db
 from portique.engine.paths import ContainerPaths
+from portique.engine.state import Event, Status
 from portique.errors import (
     CommandNotExecutable,
     CommandNotFound,
@@ -225,14 +226,11 @@ def _record_failure(conn: Any, cid: str, exc: BaseException) -> None:
     with contextlib.suppress(Exception):
         code = exc.exit_code if isinstance(exc, PortiqueError) else 125
         with db.transaction(conn):
-            row = db.get_container(conn, cid)
-            if row is not None:
-                # A container that never ran stays "created" (Docker shows the
-                # error in State.Error); one that ran before is "exited".
-                status = "created" if row.started_at == 0 else "exited"
-                db.update_state(
-                    conn, cid, status=status, error=str(exc), exit_code=code, pid=0, monitor_pid=0
-                )
+            # A container that never ran stays "created" (Docker shows the error
+            # in State.Error); one that ran before is "exited" (state.py's table).
+            db.transition(
+                conn, cid, Event.START_FAILED, error=str(exc), exit_code=code, pid=0, monitor_pid=0
+            )
 
 
 def _close_other_fds(keep: list[int]) -> None:
@@ -283,7 +281,6 @@ def _create_and_start(
         fds = io.monitor_fds()
         now = time.time()
         fields: dict[str, Any] = {
-            "status": "running",
             "pid": pid,
             "started_at": now,
             "finished_at": 0.0,
@@ -296,9 +293,8 @@ def _create_and_start(
         if restart_count is not None:
             fields["restart_count"] = restart_count
         with db.transaction(conn):
-            if db.get_container(conn, row.id) is None:
+            if db.transition(conn, row.id, Event.STARTED, **fields) is None:
                 raise InvalidState(f"container {row.id} was removed while starting")
-            db.update_state(conn, row.id, **fields)
             db.update_config(conn, row.id, {**row.config, "NetworkSettings": net_settings})
             op.end_in(conn)
         stack.pop_all()
@@ -381,10 +377,10 @@ def finish_for_restart(
         _release(eng, cid)
     conn = eng.db
     with db.transaction(conn):
-        db.update_state(
+        db.transition(
             conn,
             cid,
-            status="restarting",
+            Event.RESTART_PENDING,
             exit_code=code,
             oom_killed=oom,
             finished_at=time.time(),
@@ -394,13 +390,13 @@ def finish_for_restart(
     mon.broadcast_exit(code)
     if mon.wait_restart(delay):
         latest = db.get_container(conn, cid)
-        if latest is not None and latest.status == "restarting" and not latest.stop_requested:
+        if latest is not None and latest.status == Status.RESTARTING and not latest.stop_requested:
             listen_fd = mon.listen.detach()
             _launch_in_monitor(
                 eng, cid, listen_fd, -1, hold=False, restart_count=latest.restart_count + 1
             )
-    with db.transaction(conn):
-        db.update_state(conn, cid, status="exited")
+    with contextlib.suppress(InvalidState), db.transaction(conn):
+        db.transition(conn, cid, Event.RESTART_CANCELLED)
     mon.broadcast_exit(code)
     with contextlib.suppress(OSError):
         os.unlink(paths.socket)

@@ -262,10 +262,11 @@ def joined_netns(eng: Engine, host: dict[str, Any]) -> tuple[str, Any]:
     """For `container:REF`: (/proc/PID/ns/net of that container's init, its row).
     It must be running: its namespace exists only while its process does."""
     from portique.engine import db
+    from portique.engine.state import has_process
     from portique.errors import InvalidState
 
     other = db.resolve_container(eng.db, joined_container(host))
-    if other.status not in ("running", "paused") or other.pid <= 0:
+    if not has_process(other.status) or other.pid <= 0:
         raise InvalidState(f"cannot join the network of container {other.name}: it is not running")
     return f"/proc/{other.pid}/ns/net", other
 

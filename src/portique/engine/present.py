@@ -1,4 +1,9 @@
-"""Docker's words and shapes for containers: `ps` status text, rows, and inspect JSON."""
+"""Docker's words and shapes for containers: the STATUS text, list rows, inspect JSON.
+
+The one presenter of a container's state: "Up 3 minutes (Paused)", "Exited (0)
+2 seconds ago", "Restarting (1) 5 seconds ago" come from `status_text` only,
+for `ps` and for the API's list alike.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from portique.engine import state as st
 from portique.engine.db import ContainerRow
 from portique.engine.logfile import rfc3339_nano
+from portique.engine.state import Status
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
@@ -19,24 +26,32 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 def status_text(row: ContainerRow, now: float | None = None) -> str:
     """Docker's STATUS column: "Up 3 seconds", "Exited (0) 2 minutes ago", "Created"."""
     now = time.time() if now is None else now
-    if row.status in ("running", "paused"):
+    status = Status(row.status)
+    if st.has_process(status):
         up = f"Up {human_duration(now - row.started_at)}"
-        return up + " (Paused)" if row.status == "paused" else up
-    if row.status == "restarting":
-        return f"Restarting ({row.exit_code}) {human_duration(now - row.finished_at)} ago"
-    if row.status == "exited":
-        if not row.finished_at:
-            return f"Exited ({row.exit_code})"
-        return f"Exited ({row.exit_code}) {human_duration(now - row.finished_at)} ago"
-    if row.status == "removing":
-        return "Removal In Progress"
-    if row.status == "dead":
-        return "Dead"
-    return "Created"
+        return up + " (Paused)" if status == Status.PAUSED else up
+    words, since_exit = _WORDS[status]
+    text = words.format(code=row.exit_code)
+    if since_exit and row.finished_at:
+        text += f" {human_duration(now - row.finished_at)} ago"
+    return text
+
+
+# Docker's words for the statuses without a process, and whether the time since
+# the last exit follows them (removing and dead are Docker's own; portique never
+# writes them, see engine/state.py).
+_WORDS = {
+    Status.CREATED: ("Created", False),
+    Status.RESTARTING: ("Restarting ({code})", True),
+    Status.EXITED: ("Exited ({code})", True),
+    Status.REMOVING: ("Removal In Progress", False),
+    Status.DEAD: ("Dead", False),
+}
 
 
 def state_word(row: ContainerRow) -> str:
-    return row.status if row.status != "removing" else "removing"
+    """Docker's STATE column and `State.Status`: the status itself."""
+    return str(Status(row.status))
 
 
 def command_text(row: ContainerRow) -> str:
@@ -69,7 +84,7 @@ def ps_row(row: ContainerRow, *, no_trunc: bool = False, size: str = "") -> dict
 
 
 def _ports_text(row: ContainerRow) -> str:
-    if row.status not in ("running", "paused"):
+    if not st.has_process(row.status):
         return ""
     return str((row.config.get("NetworkSettings") or {}).get("PortsText") or "")
 
@@ -149,7 +164,7 @@ def _match_one(row: ContainerRow, key: str, value: str, by_ref: Mapping[str, Con
     if key == "status":
         return row.status == value
     if key == "exited":
-        return row.status == "exited" and str(row.exit_code) == value
+        return row.status == Status.EXITED and str(row.exit_code) == value
     if key == "ancestor":
         return row.image == value or row.image_id.removeprefix("sha256:").startswith(
             value.removeprefix("sha256:")
@@ -201,7 +216,7 @@ def inspect(eng: Engine, row: ContainerRow) -> dict[str, Any]:
         mounts.append(m)
     network = host.get("NetworkMode") or "bridge"
     stored = row.config.get("NetworkSettings") or {}
-    live = row.status in ("running", "paused")
+    live = st.has_process(row.status)
     nets = stored.get("Networks") if live else None
     if not nets:
         nets = {
@@ -220,13 +235,13 @@ def inspect(eng: Engine, row: ContainerRow) -> dict[str, Any]:
         "Path": argv[0] if argv else "",
         "Args": argv[1:],
         "State": {
-            "Status": row.status,
-            "Running": row.status in ("running", "paused"),
-            "Paused": row.status == "paused",
-            "Restarting": row.status == "restarting",
+            "Status": state_word(row),
+            "Running": live,
+            "Paused": row.status == Status.PAUSED,
+            "Restarting": row.status == Status.RESTARTING,
             "OOMKilled": row.oom_killed,
-            "Dead": row.status == "dead",
-            "Pid": row.pid if row.status in ("running", "paused") else 0,
+            "Dead": row.status == Status.DEAD,
+            "Pid": row.pid if live else 0,
             "ExitCode": row.exit_code,
             "Error": row.error,
             "StartedAt": _time(row.started_at),

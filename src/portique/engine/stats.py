@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from portique.engine import db
+from portique.engine.state import has_process
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
@@ -125,7 +126,7 @@ def top(eng: Engine, row: db.ContainerRow, ps_args: list[str]) -> tuple[list[str
 
     from portique.errors import InvalidArgument, InvalidState
 
-    if row.status not in ("running", "paused"):
+    if not has_process(row.status):
         raise InvalidState(f"container {row.id[:12]} is not running")
     pids = set(container_pids(eng, row))
     args = ps_args or ["-ef"]

@@ -7,6 +7,7 @@ import pytest
 from portique import journal
 from portique.engine import db, dblite
 from portique.engine.monitor import parse_args, restart_delay
+from portique.engine.state import Event
 
 
 @pytest.mark.parametrize(
@@ -45,9 +46,9 @@ def test_dblite_matches_schema(tmp_path: Path) -> None:
             image_id="sha256:" + "0" * 64,
             created=1.0,
             config={"Config": {}, "HostConfig": {}},
-            status="running",
         ),
     )
+    db.transition(conn, cid, Event.STARTED)
     db.insert_volume(conn, db.VolumeRow("anon", "local", "/v", 1.0, {}, {}, True))
     db.insert_volume(conn, db.VolumeRow("named", "local", "/n", 1.0, {}, {}, False))
     db.link_volume(conn, cid, "anon")

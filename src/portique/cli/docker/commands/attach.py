@@ -18,11 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import attach, containers
-    from portique.errors import InvalidState
+    from portique.engine.state import Event, next_status
 
     row = containers.get(eng, args.container)
-    if row.status not in ("running", "paused"):
-        raise InvalidState("you cannot attach to a stopped container, start it first")
+    next_status(row.status, Event.ATTACH, row.name, row.id)
     config = row.config["Config"]
     opts = attach.AttachOptions(
         stdin=not args.no_stdin and bool(config.get("OpenStdin")),

@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def collect(eng: Engine) -> dict[str, Any]:
     from portique import __version__
     from portique.engine import containers, stats
+    from portique.engine.state import Status, has_process
 
     rows = containers.list_all(eng)
     images = 0
@@ -37,9 +38,9 @@ def collect(eng: Engine) -> dict[str, Any]:
     return {
         "ID": "",
         "Containers": len(rows),
-        "ContainersRunning": sum(r.status == "running" for r in rows),
-        "ContainersPaused": sum(r.status == "paused" for r in rows),
-        "ContainersStopped": sum(r.status not in ("running", "paused") for r in rows),
+        "ContainersRunning": sum(r.status == Status.RUNNING for r in rows),
+        "ContainersPaused": sum(r.status == Status.PAUSED for r in rows),
+        "ContainersStopped": sum(not has_process(r.status) for r in rows),
         "Images": images,
         "Driver": "overlay2",
         "LoggingDriver": "json-file",

@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import containers, db, logs
+    from portique.engine.state import has_monitor
     from portique.errors import InvalidArgument
 
     row = containers.get(eng, args.container)
@@ -50,7 +51,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
 
         def running() -> bool:
             cur = db.get_container(eng.db, row.id)
-            return cur is not None and containers.refresh(eng, cur).status in containers.RUNNING
+            return cur is not None and has_monitor(containers.refresh(eng, cur).status)
 
         for rec in logs.follow(path, offset, running):
             _emit(rec, args.timestamps, since, until)

@@ -276,11 +276,12 @@ def _connect(eng: Engine, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from portique.engine import network as enet
+    from portique.engine.state import has_process
 
     nets = eng.networks
     net = nets.inspect(args.network)  # a clear error before touching the container
     row = enet.record_endpoint(eng, args.container, net.name, list(args.alias), args.ip)
-    if row.status not in ("running", "paused") or row.pid <= 0:
+    if not has_process(row.status) or row.pid <= 0:
         return 0
     try:
         nets.connect(

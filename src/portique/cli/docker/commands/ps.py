@@ -27,6 +27,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
     from portique.engine import containers, present
     from portique.engine.network import repair_leftovers
+    from portique.engine.state import has_monitor
     from portique.units import human_size
 
     filters = present.parse_filters(args.filter)
@@ -39,7 +40,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     show_all = args.all or last > 0 or "status" in filters or "exited" in filters
     out = []
     for r in rows:
-        if not show_all and r.status not in ("running", "paused", "restarting"):
+        if not show_all and not has_monitor(r.status):
             continue
         if not present.matches(r, filters, by_ref):
             continue

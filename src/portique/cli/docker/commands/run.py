@@ -18,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import attach, containers, db, lifecycle
+    from portique.engine.state import Status
     from portique.errors import InvalidArgument, PortiqueError
 
     if args.detach and args.rm and args.restart not in ("", "no"):
@@ -56,5 +57,5 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     if code == 125:
         # The monitor went away without an exit frame: ask the DB.
         cur = containers.refresh(eng, db.get_container(eng.db, row.id) or row)
-        return cur.exit_code if cur.status == "exited" else 125
+        return cur.exit_code if cur.status == Status.EXITED else 125
     return code

@@ -34,13 +34,14 @@ def _pct(part: int, whole: int) -> str:
 def _df(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
     from portique.engine import containers, db, volumes
+    from portique.engine.state import has_monitor
     from portique.units import human_size
 
     conn = eng.db
     usage = eng.images.disk_usage()
     rows = containers.list_all(eng)
     c_sizes = {r.id: containers.container_size(eng, r.id) for r in rows}
-    c_active = [r for r in rows if r.status in containers.RUNNING]
+    c_active = [r for r in rows if has_monitor(r.status)]
     c_total = sum(c_sizes.values())
     c_reclaim = sum(s for cid, s in c_sizes.items() if cid not in {r.id for r in c_active})
     vols = db.list_volumes(conn)
