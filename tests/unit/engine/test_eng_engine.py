@@ -46,7 +46,7 @@ def test_environment_is_not_read_below_the_face(
 
 
 def test_no_module_under_the_faces_reads_the_root_from_the_environment() -> None:
-    src = Path(__import__("portique").__file__).parent
+    src = Path(str(__import__("portique").__file__)).parent
     offenders = []
     for path in src.rglob("*.py"):
         rel = path.relative_to(src)
@@ -82,7 +82,7 @@ def test_a_forked_child_gets_its_own_connection(tmp_path: Path) -> None:
 def test_the_monitor_imports_no_typing() -> None:
     # The long-lived monitor runs in a bare interpreter and keeps its imports few.
     code = "import sys; import portique.engine.monitor; print('typing' in sys.modules)"
-    src = str(Path(__import__("portique").__file__).parent.parent)
+    src = str(Path(str(__import__("portique").__file__)).parent.parent)
     out = subprocess.run(
         [sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0]=[{src!r}]; {code}"],
         capture_output=True,
