@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from portique import faults, journal
 from portique.engine import client, db, lifecycle
+from portique.engine import filters as flt
 from portique.engine import state as st
 from portique.engine.state import Event, Status
-from portique.errors import Conflict, InvalidArgument, NotFound, PortiqueError
+from portique.errors import Conflict, InvalidArgument, NoSuchObject, PortiqueError
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
-    from portique.engine.options import MountSpec
 
 # config, options and names load inside the functions that need them: most
 # verbs (exec, logs, ps, rm, ...) never do, and they cost the CLI ~15 ms.
@@ -39,8 +39,14 @@ DEFAULT_STOP_TIMEOUT = 10
 
 
 def resolve_image(
-    eng: Engine, ref: str, pull: str, progress: Callable[[Any], None] | None = None
+    eng: Engine,
+    ref: str,
+    pull: str,
+    progress: Callable[[Any], None] | None = None,
+    pulling: Callable[[str], None] | None = None,
 ) -> Any:
+    """The image to create from, pulled per `pull` (missing, always, never);
+    `pulling(ref)` is told before a pull of a missing image."""
     if pull not in ("missing", "always", "never"):
         raise InvalidArgument(
             f'invalid pull option: "{pull}": must be one of "always", "missing" or "never"'
@@ -49,11 +55,9 @@ def resolve_image(
     if pull != "always" and imgs.exists(ref):
         return imgs.resolve(ref)
     if pull == "never":
-        raise NotFound(f"no such image: {ref}")
-    if pull == "missing":
-        import sys
-
-        sys.stderr.write(f"Unable to find image '{ref}' locally\n")
+        raise NoSuchObject("image", ref)
+    if pull == "missing" and pulling is not None:
+        pulling(ref)
     from portique.image.pull import pull as do_pull
 
     return do_pull(imgs, ref, progress=progress)
@@ -67,24 +71,22 @@ def _image_config(image: Any) -> dict[str, Any]:
 
 def create(
     eng: Engine,
-    image_ref: str,
     config: Mapping[str, Any],
     host: Mapping[str, Any],
+    networking: Mapping[str, Any] | None = None,
     *,
     name: str = "",
-    mounts: list[MountSpec] | None = None,
     pull: str = "missing",
     progress: Callable[[Any], None] | None = None,
-    networking: Mapping[str, Any] | None = None,
+    pulling: Callable[[str], None] | None = None,
 ) -> db.ContainerRow:
-    """A new container in state "created" (nothing mounted, nothing running).
-
-    `networking`: Docker's NetworkingConfig ({"EndpointsConfig": {network: {"Aliases",
-    "IPAMConfig": {"IPv4Address"}}}}): aliases, addresses and further networks.
-
-    `mounts` are the parsed -v/--mount/--tmpfs specs (HostConfig keeps their
-    Docker spelling for inspect); None derives them from HostConfig's Binds,
-    Mounts and Tmpfs (the API's way). Nothing is left behind on any error.
+    """`POST /containers/create`: a new container in state "created" (nothing
+    mounted, nothing running), from Docker's Config (its "Image" names the
+    image), HostConfig and NetworkingConfig ({"EndpointsConfig": {network:
+    {"Aliases", "IPAMConfig": {"IPv4Address"}}}}: aliases, addresses and
+    further networks). The mounts come from HostConfig's Binds, Mounts and
+    Tmpfs. `pull`: missing (pull first, telling `pulling`), always, never.
+    Nothing is left behind on any error.
     """
     from portique.engine import config as cfg
     from portique.engine import options as opt
@@ -92,16 +94,19 @@ def create(
 
     conn = eng.db
     eng.recover()  # what a killed create or start left goes first
-    if mounts is None:
-        mounts = opt.mounts_from_host_config(host)
+    image_ref = str(config.get("Image") or "")
+    if not image_ref:
+        raise InvalidArgument("no image given: Config.Image is empty")
+    mounts = opt.mounts_from_host_config(host)
     name = opt.parse_name(name) if name else ""
     opt.check_container_strings(config, host, networking)
+    _check_networking(eng, host, networking)
     if name and db.name_taken(conn, name):
         raise Conflict(
             f'the container name "/{name}" is already in use',
             hint="remove or rename that container to reuse the name",
         )
-    image = resolve_image(eng, image_ref, pull, progress)
+    image = resolve_image(eng, image_ref, pull, progress, pulling)
     merged = cfg.merge_image_config({**config, "Image": image_ref}, _image_config(image))
     cfg.command_of(merged)
     wd = merged.get("WorkingDir") or ""
@@ -180,6 +185,22 @@ def create(
     return row
 
 
+def _check_networking(
+    eng: Engine, host: Mapping[str, Any], networking: Mapping[str, Any] | None
+) -> None:
+    """--add-host and --dns values, and the networks named exist (a user-defined
+    one, or the container of `container:REF`; bridge is made on first use)."""
+    from portique.engine import network as net
+
+    for h in host.get("ExtraHosts") or ():
+        net.parse_extra_host(str(h))
+    net.check_dns_servers([str(s) for s in host.get("Dns") or ()])
+    mode = str(host.get("NetworkMode") or "bridge")
+    eps = net.endpoints_config({"NetworkingConfig": networking or {}})
+    for name in dict.fromkeys([mode, *eps]):
+        net.check_network(eng, name)
+
+
 def _load_profile(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
@@ -240,6 +261,75 @@ def list_all(eng: Engine) -> list[db.ContainerRow]:
     return [refresh(eng, r) for r in db.list_containers(eng.db)]
 
 
+def get_for(eng: Engine, ref: str, event: Event) -> db.ContainerRow:
+    """The container, if `event` (exec, attach, ...) is legal in its status now;
+    else the state machine's refusal, in Docker's words."""
+    row = get(eng, ref)
+    st.next_status(row.status, event, row.name, row.id)
+    return row
+
+
+LIST_FILTERS = (
+    "id",
+    "name",
+    "label",
+    "status",
+    "exited",
+    "ancestor",
+    "before",
+    "since",
+    "volume",
+    "network",
+)
+
+
+def list_containers(
+    eng: Engine,
+    *,
+    all: bool = False,
+    limit: int = -1,
+    size: bool = False,
+    filters: flt.Filters | None = None,
+) -> list[dict[str, Any]]:
+    """`GET /containers/json`: Docker's container summaries, newest first. Only
+    those a monitor owns unless `all` (or a `limit`, or a status filter)."""
+    from portique.engine import present
+    from portique.engine.network import repair_leftovers
+
+    wanted = flt.check(filters, LIST_FILTERS)
+    for v in wanted.get("status", []):
+        flt.one_of("status", v, [str(s) for s in Status])
+    repair_leftovers(eng)
+    rows = list_all(eng)
+    by_ref = {r.id: r for r in rows} | {r.name: r for r in rows} | {r.id[:12]: r for r in rows}
+    every = all or limit > 0 or "status" in wanted or "exited" in wanted
+    out = [
+        r
+        for r in rows
+        if (every or st.has_monitor(r.status)) and present.matches(r, wanted, by_ref)
+    ]
+    if limit > 0:
+        out = out[:limit]
+    return [present.summary(r, size_rw=container_size(eng, r.id) if size else None) for r in out]
+
+
+def inspect(eng: Engine, ref: str, *, size: bool = False) -> dict[str, Any]:
+    """`GET /containers/{id}/json`: Docker's inspect object."""
+    from portique.engine import present
+
+    row = get(eng, ref)
+    out = present.inspect(eng, row)
+    if size:
+        out["SizeRw"] = container_size(eng, row.id)
+    return out
+
+
+def published_ports(eng: Engine, ref: str) -> list[Any]:
+    """The container's published ports (network.types.PortMapping), as `port` lists them."""
+    row = get(eng, ref)
+    return list(eng.networks.ports(row.id))
+
+
 # ----------------------------------------------------------------- lifecycle
 
 
@@ -255,7 +345,7 @@ def start(eng: Engine, ref: str, *, hold: bool = False) -> db.ContainerRow:
     try:
         lock = os.open(paths.dir / ".start.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except FileNotFoundError:
-        raise NotFound(f"no such container: {ref}") from None
+        raise NoSuchObject("container", ref) from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         row = get(eng, row.id)
@@ -378,6 +468,13 @@ def unpause(eng: Engine, ref: str) -> db.ContainerRow:
 def restart(eng: Engine, ref: str, timeout: int | None = None) -> db.ContainerRow:
     row = stop(eng, ref, timeout)
     return start(eng, row.id)
+
+
+def recorded_exit(eng: Engine, row: db.ContainerRow) -> int | None:
+    """The exit code the engine recorded for `row` (refreshed first), None if it
+    has not exited."""
+    cur = refresh(eng, db.get_container(eng.db, row.id) or row)
+    return cur.exit_code if cur.status == Status.EXITED else None
 
 
 def wait(eng: Engine, ref: str) -> int:

@@ -48,7 +48,7 @@ from typing import Any
 
 from portique import db as _db
 from portique.engine.state import INITIAL, Event, Status, next_status
-from portique.errors import Conflict, NotFound
+from portique.errors import Conflict, NoSuchObject, NotFound
 from portique.oci.value import field, value
 
 COMPONENT = "engine"
@@ -221,7 +221,7 @@ def get_container(conn: sqlite3.Connection, cid: str) -> ContainerRow | None:
 def resolve_container(conn: sqlite3.Connection, ref: str) -> ContainerRow:
     """Full id, exact name (with or without "/"), or a unique id prefix."""
     if not ref:
-        raise NotFound("no such container: ''")
+        raise NoSuchObject("container", ref)
     name = ref[1:] if ref.startswith("/") else ref
     row = conn.execute("SELECT * FROM containers WHERE id = ? OR name = ?", (ref, name)).fetchone()
     if row is not None:
@@ -235,7 +235,7 @@ def resolve_container(conn: sqlite3.Connection, ref: str) -> ContainerRow:
             return ContainerRow.from_row(rows[0])
         if len(rows) > 1:
             raise Conflict(f"multiple containers found with provided prefix: {ref}")
-    raise NotFound(f"no such container: {ref}")
+    raise NoSuchObject("container", ref)
 
 
 def list_containers(conn: sqlite3.Connection) -> list[ContainerRow]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from portique.engine import db, userdb
 from portique.engine import options as opt
-from portique.engine.state import Event, next_status
+from portique.engine.state import Event
 from portique.errors import InvalidState, PortiqueError
 from portique.oci.value import replace, value
 from portique.termio import set_window_size, window_size, write_all
@@ -86,11 +86,19 @@ def build_process(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> Proces
     )
 
 
-def run_exec(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> int:
-    next_status(row.status, Event.EXEC, row.name, row.id)
-    if not req.argv:
-        from portique.errors import InvalidArgument
+def run_exec(eng: Engine, ref: str, req: ExecRequest) -> int:
+    """Run `req` in container `ref` with our stdio; its exit code. (An API exec
+    instance will hand its own fds; the checks are the same.)"""
+    from portique.engine import containers
+    from portique.errors import InvalidArgument
 
+    if req.workdir and not req.workdir.startswith("/"):
+        raise InvalidArgument(
+            f"the working directory '{req.workdir}' is invalid, it needs to be an absolute path"
+        )
+    opt.parse_user(req.user)
+    row = containers.get_for(eng, ref, Event.EXEC)
+    if not req.argv:
         raise InvalidArgument("exec requires at least one argument (the command)")
     process = build_process(eng, row, req)
     rt = eng.runtime()

@@ -8,7 +8,7 @@ for `ps` and for the API's list alike.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from portique.engine import state as st
@@ -60,87 +60,47 @@ def command_text(row: ContainerRow) -> str:
     return " ".join(argv)
 
 
-def ps_row(row: ContainerRow, *, no_trunc: bool = False, size: str = "") -> dict[str, Any]:
-    cmd = command_text(row)
-    if not no_trunc and len(cmd) > 20:
-        cmd = cmd[:19] + "…"
-    labels = row.config["Config"].get("Labels") or {}
-    mounts = [p.get("Name") or p.get("Source", "") for p in row.config.get("MountPoints") or []]
-    return {
-        "ID": row.id if no_trunc else row.id[:12],
+def summary(row: ContainerRow, *, size_rw: int | None = None) -> dict[str, Any]:
+    """Docker's ContainerSummary (`GET /containers/json`, what `ps` lists)."""
+    live = st.has_process(row.status)
+    stored = row.config.get("NetworkSettings") or {}
+    ports = [
+        {
+            "IP": b.get("HostIp") or "",
+            "PrivatePort": int(key.partition("/")[0]),
+            "PublicPort": int(b.get("HostPort") or 0),
+            "Type": key.partition("/")[2] or "tcp",
+        }
+        for key, bindings in ((stored.get("Ports") or {}).items() if live else ())
+        for b in bindings or ()
+    ]
+    out: dict[str, Any] = {
+        "Id": row.id,
+        "Names": [f"/{row.name}"],
         "Image": row.image,
-        "Command": f'"{cmd}"',
-        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(row.created)),
-        "RunningFor": f"{human_duration(time.time() - row.created)} ago",
-        "Status": status_text(row),
+        "ImageID": row.image_id,
+        "Command": command_text(row),
+        "Created": int(row.created),
+        "Ports": ports,
+        "Labels": dict(row.config["Config"].get("Labels") or {}),
         "State": state_word(row),
-        "Ports": _ports_text(row),
-        "Names": row.name,
-        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
-        "Mounts": ",".join(m for m in mounts if m),
-        "Networks": row.config["HostConfig"].get("NetworkMode") or "",
-        "Size": size,
+        "Status": status_text(row),
+        "HostConfig": {"NetworkMode": row.config["HostConfig"].get("NetworkMode") or ""},
+        "NetworkSettings": {"Networks": dict(stored.get("Networks") or {}) if live else {}},
+        "Mounts": _mounts(row),
     }
-
-
-def _ports_text(row: ContainerRow) -> str:
-    if not st.has_process(row.status):
-        return ""
-    return str((row.config.get("NetworkSettings") or {}).get("PortsText") or "")
-
-
-PS_DEFAULT = (
-    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-)
-PS_HEADERS = {
-    "ID": "CONTAINER ID",
-    "Image": "IMAGE",
-    "Command": "COMMAND",
-    "CreatedAt": "CREATED AT",
-    "RunningFor": "CREATED",
-    "Status": "STATUS",
-    "State": "STATE",
-    "Ports": "PORTS",
-    "Names": "NAMES",
-    "Labels": "LABELS",
-    "Mounts": "MOUNTS",
-    "Networks": "NETWORKS",
-    "Size": "SIZE",
-}
+    if size_rw is not None:
+        out["SizeRw"] = size_rw
+    return out
 
 
 # ------------------------------------------------------------------ filters
 
 
-def parse_filters(items: list[str]) -> dict[str, list[str]]:
-    from portique.errors import InvalidArgument
-
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
-        key = key.strip().lower()
-        if key not in (
-            "id",
-            "name",
-            "label",
-            "status",
-            "exited",
-            "ancestor",
-            "before",
-            "since",
-            "volume",
-            "network",
-        ):
-            raise InvalidArgument(f"invalid filter '{key}'")
-        out.setdefault(key, []).append(value)
-    return out
-
-
 def matches(
-    row: ContainerRow, filters: Mapping[str, list[str]], by_ref: Mapping[str, ContainerRow]
+    row: ContainerRow, filters: Mapping[str, Sequence[str]], by_ref: Mapping[str, ContainerRow]
 ) -> bool:
+    """Docker's container filters (keys checked by containers.list_containers)."""
     for key, values in filters.items():
         if not any(_match_one(row, key, v, by_ref) for v in values):
             return False
@@ -196,24 +156,7 @@ def inspect(eng: Engine, row: ContainerRow) -> dict[str, Any]:
     host = {k: v for k, v in row.config["HostConfig"].items() if k != "SeccompProfile"}
     argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
     paths = eng.paths(row.id)
-    mounts = []
-    for p in row.config.get("MountPoints") or []:
-        m = {
-            "Type": p["Type"],
-            "Source": p.get("Source", ""),
-            "Destination": p["Destination"],
-            "Mode": p.get("Mode", ""),
-            "RW": p.get("RW", True),
-            "Propagation": p.get("Propagation", ""),
-        }
-        if p["Type"] == "volume":
-            m = {
-                "Type": "volume",
-                "Name": p["Name"],
-                **{k: v for k, v in m.items() if k != "Type"},
-                "Driver": "local",
-            }
-        mounts.append(m)
+    mounts = _mounts(row)
     network = host.get("NetworkMode") or "bridge"
     stored = row.config.get("NetworkSettings") or {}
     live = st.has_process(row.status)
@@ -283,3 +226,26 @@ def inspect(eng: Engine, row: ContainerRow) -> dict[str, Any]:
             "Networks": nets,
         },
     }
+
+
+def _mounts(row: ContainerRow) -> list[dict[str, Any]]:
+    """Docker's MountPoint objects (inspect's and the summary's `Mounts`)."""
+    mounts: list[dict[str, Any]] = []
+    for p in row.config.get("MountPoints") or []:
+        m = {
+            "Type": p["Type"],
+            "Source": p.get("Source", ""),
+            "Destination": p["Destination"],
+            "Mode": p.get("Mode", ""),
+            "RW": p.get("RW", True),
+            "Propagation": p.get("Propagation", ""),
+        }
+        if p["Type"] == "volume":
+            m = {
+                "Type": "volume",
+                "Name": p["Name"],
+                **{k: v for k, v in m.items() if k != "Type"},
+                "Driver": "local",
+            }
+        mounts.append(m)
+    return mounts

@@ -120,12 +120,15 @@ def container_pids(eng: Engine, row: db.ContainerRow) -> list[int]:
     return [int(p) for p in eng.runtime().ps(row.id)]
 
 
-def top(eng: Engine, row: db.ContainerRow, ps_args: list[str]) -> tuple[list[str], list[list[str]]]:
-    """Run the host's `ps` and keep the container's processes, as Docker does."""
+def top(eng: Engine, ref: str, ps_args: list[str]) -> tuple[list[str], list[list[str]]]:
+    """`GET /containers/{id}/top`: (Titles, Processes). Runs the host's `ps` and
+    keeps the container's processes, as Docker does."""
     import subprocess
 
+    from portique.engine import containers
     from portique.errors import InvalidArgument, InvalidState
 
+    row = containers.get(eng, ref)
     if not has_process(row.status):
         raise InvalidState(f"container {row.id[:12]} is not running")
     pids = set(container_pids(eng, row))

@@ -1,5 +1,9 @@
 """Local volumes (<root>/volumes/<name>/_data) and a container's mount plan.
 
+The volume verbs (`volume create|ls|inspect|rm|prune`) call `create`,
+`list_volumes`, `inspect`, `remove_volume` and `prune_volumes`, in Docker's
+shapes (the API's Volume JSON, Docker's filters map), as the API will.
+
 A container's mounts are planned once, at create time, into "MountPoints"
 (stored with the container): named volumes are created if missing, each image
 VOLUME without a user mount gets an anonymous volume (64 hex name), bind
@@ -18,8 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portique.engine import db
+from portique.engine import filters as flt
 from portique.engine import options as opt
-from portique.errors import Conflict, InvalidArgument, NotFound
+from portique.errors import Conflict, InvalidArgument, NoSuchObject
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
@@ -69,6 +74,68 @@ def create_volume(
     return row, True
 
 
+def create(
+    eng: Engine,
+    name: str = "",
+    *,
+    driver: str = "local",
+    labels: Mapping[str, str] | None = None,
+    options: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """`POST /volumes/create`: the volume (an existing one of that name is reused)."""
+    vol, _created = create_volume(eng, name, labels=labels, driver=driver, options=options)
+    return volume_json(vol)
+
+
+def volume_json(vol: db.VolumeRow) -> dict[str, Any]:
+    """Docker's Volume object (`volume inspect`, `GET /volumes`)."""
+    return {
+        "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(vol.created)),
+        "Driver": vol.driver,
+        "Labels": dict(vol.labels) or None,
+        "Mountpoint": vol.mountpoint,
+        "Name": vol.name,
+        "Options": dict(vol.options) or None,
+        "Scope": "local",
+    }
+
+
+def inspect(eng: Engine, name: str) -> dict[str, Any]:
+    """`GET /volumes/{name}`."""
+    vol = db.get_volume(eng.db, name)
+    if vol is None:
+        raise NoSuchObject("volume", name)
+    return volume_json(vol)
+
+
+LIST_FILTERS = ("name", "dangling", "label", "driver")
+
+
+def volumes_in_use(eng: Engine) -> set[str]:
+    """The names of the volumes some container (of any status) mounts."""
+    conn = eng.db
+    return {v.name for cid in db.iter_ids(conn) for v in db.container_volumes(conn, cid)}
+
+
+def list_volumes(eng: Engine, filters: flt.Filters | None = None) -> list[dict[str, Any]]:
+    """`GET /volumes`: the volumes, by name, filtered (name, dangling, label, driver)."""
+    wanted = flt.check(filters, LIST_FILTERS)
+    dangling = [flt.flag("dangling", v) for v in wanted.get("dangling", [])]
+    used = volumes_in_use(eng) if dangling else set()
+    out = []
+    for v in db.list_volumes(eng.db):
+        if "name" in wanted and not any(n in v.name for n in wanted["name"]):
+            continue
+        if dangling and not any((v.name not in used) == d for d in dangling):
+            continue
+        if not flt.labels_match(v.labels, wanted.get("label", [])):
+            continue
+        if "driver" in wanted and v.driver not in wanted["driver"]:
+            continue
+        out.append(volume_json(v))
+    return out
+
+
 def sweep_orphan_dirs(eng: Engine) -> list[str]:
     """Remove volume directories no row names: left by a process killed inside the
     transaction that made one, or after a removal's row delete. Checked inside a
@@ -103,7 +170,7 @@ def remove_volume(eng: Engine, name: str, *, force: bool = False) -> None:
         if vol is None:
             if force:
                 return
-            raise NotFound(f"no such volume: {name}")
+            raise NoSuchObject("volume", name)
         users = db.volume_users(conn, name)
         if users:
             raise Conflict(

@@ -23,12 +23,11 @@ import argparse
 import importlib
 import os
 import sys
-from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from portique import __version__
 
+TYPE_CHECKING = False  # typing's costs `portique --version` ~2 ms
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
 
@@ -128,6 +127,8 @@ def _global_values(globals_: list[str]) -> tuple[dict[str, str], set[str]]:
 
 def make_engine(values: dict[str, str]) -> Engine:
     """The command's Engine: flags first, then the environment, then the defaults."""
+    from pathlib import Path
+
     from portique.engine.engine import DEFAULT_ROOT, DEFAULT_RUNROOT, Engine
 
     root = values.get("--root") or os.environ.get("PORTIQUE_ROOT") or str(DEFAULT_ROOT)
@@ -207,11 +208,14 @@ def _fail(message: str, code: int, *, debug: bool) -> int:
 def run_command(module: ModuleType, eng: Engine, ns: argparse.Namespace, *, debug: bool) -> int:
     from sqlite3 import Error as DatabaseError
 
-    from portique.errors import PortiqueError
+    from portique.cli.docker.each import report_missing
+    from portique.errors import NoSuchObject, PortiqueError
 
     try:
         code = module.run(eng, ns)
         return int(code or 0)
+    except NoSuchObject as exc:
+        return report_missing(exc)  # Docker's words and status, as every verb's loop
     except PortiqueError as exc:
         return _fail(str(exc), exc.exit_code, debug=debug)
     except KeyboardInterrupt:

@@ -18,10 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import attach, containers
-    from portique.engine.state import Event, next_status
+    from portique.engine.state import Event
 
-    row = containers.get(eng, args.container)
-    next_status(row.status, Event.ATTACH, row.name, row.id)
+    row = containers.get_for(eng, args.container, Event.ATTACH)
     config = row.config["Config"]
     opts = attach.AttachOptions(
         stdin=not args.no_stdin and bool(config.get("OpenStdin")),

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
@@ -17,64 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--format", default=None, help="format output using a Go template")
 
 
-def collect(eng: Engine) -> dict[str, Any]:
-    from portique import __version__
-    from portique.engine import containers, stats
-    from portique.engine.state import Status, has_process
-
-    rows = containers.list_all(eng)
-    images = 0
-    try:
-        images = int(eng.images.disk_usage()["images"])
-    except Exception:
-        images = 0
-    try:
-        from portique.runtime.cgroups.base import detect
-
-        cgroup = "2" if detect() == "v2" else "1"
-    except Exception:
-        cgroup = "1"
-    uname = os.uname()
-    return {
-        "ID": "",
-        "Containers": len(rows),
-        "ContainersRunning": sum(r.status == Status.RUNNING for r in rows),
-        "ContainersPaused": sum(r.status == Status.PAUSED for r in rows),
-        "ContainersStopped": sum(not has_process(r.status) for r in rows),
-        "Images": images,
-        "Driver": "overlay2",
-        "LoggingDriver": "json-file",
-        "CgroupDriver": "cgroupfs",
-        "CgroupVersion": cgroup,
-        "KernelVersion": uname.release,
-        "OperatingSystem": _os_name(),
-        "OSType": "linux",
-        "Architecture": platform.machine(),
-        "NCPU": os.cpu_count() or 1,
-        "MemTotal": stats.host_memory(),
-        "DockerRootDir": str(eng.root),
-        "Name": uname.nodename,
-        "ServerVersion": __version__,
-        "DefaultRuntime": "portique",
-        "Runtimes": {"portique": {"path": "portique-runtime"}},
-        "SecurityOptions": ["name=seccomp,profile=builtin"],
-        "Plugins": {"Volume": ["local"], "Network": ["host", "none"], "Log": ["json-file"]},
-    }
-
-
-def _os_name() -> str:
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "Linux"
-
-
 def run(eng: Engine, args: argparse.Namespace) -> int:
-    info = collect(eng)
+    from portique.engine import system
+
+    info = system.info(eng)
     if args.format:
         if args.format == "json":
             sys.stdout.write(json.dumps(info) + "\n")

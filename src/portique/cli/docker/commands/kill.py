@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
-    from portique.cli.docker.each import for_each_container
+    from portique.cli.docker.each import for_each
     from portique.engine import containers
 
     sig = containers.signal_of(args.signal)
-    return for_each_container(args.containers, lambda ref: containers.kill(eng, ref, sig))
+    return for_each(args.containers, lambda ref: containers.kill(eng, ref, sig))

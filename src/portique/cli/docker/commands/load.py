@@ -53,27 +53,23 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
 
 
 def _load(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine.images import load
     from portique.errors import InvalidArgument, NotFound
-    from portique.image.archive import load
 
-    imgs = eng.images
-    eng.recover(images=True)
     if args.input and args.input != "-":
         try:
             f = open(args.input, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
             raise NotFound(f"no such file: {args.input}") from None
         with f:
-            loaded = load(imgs, f, progress=_progress(args.quiet), platform=args.platform)
+            loaded = load(eng, f, progress=_progress(args.quiet), platform=args.platform)
     else:
         if sys.stdin.isatty():
             raise InvalidArgument(
                 "requested load from stdin, but stdin is empty",
                 hint="use the -i flag or redirect",
             )
-        loaded = load(
-            imgs, sys.stdin.buffer, progress=_progress(args.quiet), platform=args.platform
-        )
+        loaded = load(eng, sys.stdin.buffer, progress=_progress(args.quiet), platform=args.platform)
     for image in loaded:
         if image.tags:
             sys.stdout.write("".join(f"Loaded image: {t}\n" for t in image.tags))

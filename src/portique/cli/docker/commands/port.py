@@ -16,11 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
-    from portique.engine import db as edb
+    from portique.engine import containers
     from portique.errors import InvalidArgument
 
-    row = edb.resolve_container(eng.db, args.container)
-    mappings = eng.networks.ports(row.id)
+    mappings = containers.published_ports(eng, args.container)
     if args.private_port is None:
         for m in mappings:
             print(m)

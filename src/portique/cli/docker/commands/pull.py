@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
-    from portique.image.images import Images
     from portique.image.pull import ProgressEvent, PullResult
     from portique.image.registry.auth import CredentialSource
     from portique.image.registry.client import RegistryClient
@@ -130,9 +129,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         if printer is not None and as_typed.tag is None and as_typed.digest is None:
             out.write("Using default tag: latest\n")
 
-    images = eng.images
-    eng.recover(images=True)
-    results = [_pull_one(images, ref, platform, printer, client) for ref in refs]
+    results = [_pull_one(eng, ref, platform, printer, client) for ref in refs]
     if printer is not None:
         shown = as_typed.familiar_name() if args.all_tags else refs[0].familiar()
         if not results[-1].downloaded and not args.all_tags:
@@ -148,13 +145,14 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
 
 
 def _pull_one(
-    images: Images,
+    eng: Engine,
     ref: Reference,
     platform: str | None,
     printer: ProgressPrinter | None,
     client: RegistryClient,
 ) -> PullResult:
-    from portique.image.pull import ProgressEvent, pull_image
+    from portique.engine import images
+    from portique.image.pull import ProgressEvent
 
     def progress(event: ProgressEvent) -> None:
         if printer is None:
@@ -164,4 +162,4 @@ def _pull_one(
         else:
             printer(event)
 
-    return pull_image(images, str(ref), platform=platform, progress=progress, client=client)
+    return images.pull(eng, str(ref), platform=platform, progress=progress, client=client)

@@ -19,11 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
-    from portique.cli.docker.each import for_each_container
+    from portique.cli.docker.each import Missing, for_each
     from portique.engine import containers
 
-    return for_each_container(
+    return for_each(
         args.containers,
         lambda ref: containers.remove(eng, ref, force=args.force, volumes=args.volumes),
-        missing_ok=args.force,
+        missing=Missing.SKIP if args.force else Missing.FAIL,  # `rm -f` of nothing is no error
     )

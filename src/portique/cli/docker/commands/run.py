@@ -17,16 +17,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
-    from portique.engine import attach, containers, db, lifecycle
-    from portique.engine.state import Status
-    from portique.errors import InvalidArgument, PortiqueError
+    from portique.engine import attach, containers, lifecycle
+    from portique.engine.recovery import wait_removed
+    from portique.errors import InvalidArgument, NoSuchObject, PortiqueError
 
     if args.detach and args.rm and args.restart not in ("", "no"):
         raise PortiqueError("conflicting options: --restart and --rm")
     keys = attach.parse_detach_keys(args.detach_keys)
     if args.tty and args.interactive and not args.detach and not sys.stdin.isatty():
         raise InvalidArgument("the input device is not a TTY")
-    row = create.create_from_args(eng, args)
+    try:
+        row = create.create_from_args(eng, args)
+    except NoSuchObject as exc:
+        raise PortiqueError(str(exc)) from None  # `docker run` exits 125 for these
     try:
         lifecycle.start(eng, row.id, hold=not args.detach)
     except PortiqueError:
@@ -49,13 +52,11 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     if code == attach.DETACHED:
         return 0
     if args.rm:
-        from portique.engine.recovery import wait_removed
-
         # As Docker: return once the container is gone (files, mount, image use),
         # so that an `rmi` right after succeeds.
         wait_removed(eng, row.id)
     if code == 125:
-        # The monitor went away without an exit frame: ask the DB.
-        cur = containers.refresh(eng, db.get_container(eng.db, row.id) or row)
-        return cur.exit_code if cur.status == Status.EXITED else 125
+        # The monitor went away without an exit frame: ask the engine.
+        recorded = containers.recorded_exit(eng, row)
+        return 125 if recorded is None else recorded
     return code

@@ -32,9 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(eng: Engine, args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from portique.engine import images
     from portique.errors import InvalidArgument
     from portique.image.archive import save
 
+    for ref in args.images:
+        images.resolve(eng, ref)  # a missing image is the user's: Docker's words, before any output
     imgs = eng.images
     if not args.output:
         if sys.stdout.isatty():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,8 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.each import for_each
     from portique.engine import attach, containers
-    from portique.errors import InvalidArgument, PortiqueError
+    from portique.errors import InvalidArgument
 
     if args.attach or args.interactive:
         if len(args.containers) > 1:
@@ -31,13 +31,5 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         )
         code = attach.attach(eng.paths(row.id), opts)
         return 0 if code == attach.DETACHED else code
-    status = 0
-    for ref in args.containers:
-        try:
-            containers.start(eng, ref)
-        except PortiqueError as exc:
-            sys.stderr.write(f"portique: {exc}\n")
-            status = exc.exit_code
-            continue
-        print(ref)
-    return status
+    # A failed start keeps its own code (127: the command was not found), as before.
+    return for_each(args.containers, lambda ref: containers.start(eng, ref), keep_exit_code=True)

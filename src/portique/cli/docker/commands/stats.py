@@ -22,13 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
     from portique.engine import containers, stats
-    from portique.engine.state import has_process
     from portique.errors import PortiqueError
 
     if args.containers:
         rows = [containers.get(eng, ref) for ref in args.containers]
     else:
-        rows = [r for r in containers.list_all(eng) if args.all or has_process(r.status)]
+        # Those with a process (running or paused), or all with -a.
+        listed = containers.list_containers(
+            eng, all=True, filters=None if args.all else {"status": ["running", "paused"]}
+        )
+        rows = [containers.get(eng, c["Id"]) for c in listed]
     # Bounded: without --no-stream, refresh until interrupted (at most a day).
     for _ in range(1 if args.no_stream else 86400):
         firsts = {}

@@ -24,10 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
-    from portique.cli.docker.each import for_each_container
+    from portique.cli.docker.each import for_each
     from portique.engine import containers
 
     sig = containers.signal_of(args.signal) if args.signal else None
-    return for_each_container(
-        args.containers, lambda ref: containers.stop(eng, ref, args.time, sig)
-    )
+    return for_each(args.containers, lambda ref: containers.stop(eng, ref, args.time, sig))

@@ -33,53 +33,27 @@ def _pct(part: int, whole: int) -> str:
 
 def _df(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
-    from portique.engine import containers, db, volumes
-    from portique.engine.state import has_monitor
+    from portique.engine import system
     from portique.units import human_size
 
-    conn = eng.db
-    usage = eng.images.disk_usage()
-    rows = containers.list_all(eng)
-    c_sizes = {r.id: containers.container_size(eng, r.id) for r in rows}
-    c_active = [r for r in rows if has_monitor(r.status)]
-    c_total = sum(c_sizes.values())
-    c_reclaim = sum(s for cid, s in c_sizes.items() if cid not in {r.id for r in c_active})
-    vols = db.list_volumes(conn)
-    used = {v.name for r in rows for v in db.container_volumes(conn, r.id)}
-    v_sizes = {v.name: volumes.volume_size(v.mountpoint) for v in vols}
-    v_total = sum(v_sizes.values())
-    v_reclaim = sum(s for n, s in v_sizes.items() if n not in used)
+    usage = system.disk_usage(eng)
     records: list[dict[str, Any]] = [
         {
-            "Type": "Images",
-            "TotalCount": str(usage["images"]),
-            "Active": str(usage["active"]),
-            "Size": human_size(usage["size"]),
-            "Reclaimable": human_size(usage["reclaimable"])
-            + _pct(usage["reclaimable"], usage["size"]),
-        },
-        {
-            "Type": "Containers",
-            "TotalCount": str(len(rows)),
-            "Active": str(len(c_active)),
-            "Size": human_size(c_total),
-            "Reclaimable": human_size(c_reclaim) + _pct(c_reclaim, c_total),
-        },
-        {
-            "Type": "Local Volumes",
-            "TotalCount": str(len(vols)),
-            "Active": str(len(used)),
-            "Size": human_size(v_total),
-            "Reclaimable": human_size(v_reclaim) + _pct(v_reclaim, v_total),
-        },
-        {
-            "Type": "Build Cache",
-            "TotalCount": "0",
-            "Active": "0",
-            "Size": "0B",
-            "Reclaimable": "0B",
-        },
+            "Type": kind,
+            "TotalCount": str(u.total),
+            "Active": str(u.active),
+            "Size": human_size(u.size),
+            "Reclaimable": human_size(u.reclaimable) + _pct(u.reclaimable, u.size),
+        }
+        for kind, u in (
+            ("Images", usage.images),
+            ("Containers", usage.containers),
+            ("Local Volumes", usage.volumes),
+        )
     ]
+    records.append(
+        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}
+    )
     default = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
     headers = {
         "Type": "TYPE",
@@ -102,7 +76,7 @@ def _df(eng: Engine, args: argparse.Namespace) -> int:
 
 def _prune(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.container import confirm
-    from portique.engine import containers, volumes
+    from portique.engine import system
     from portique.units import human_size
 
     if not args.force:
@@ -117,30 +91,21 @@ def _prune(eng: Engine, args: argparse.Namespace) -> int:
         text = "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)
         if not confirm(text.rstrip("\n") + "\n"):
             return 0
-    from portique.engine.network import repair_leftovers
-
-    # Interrupted operations first (their mounts, runtime containers, files,
-    # stale rows), so that what they held can be pruned below.
-    eng.recover(images=True, prune=True, warn=True)
-    repair_leftovers(eng, every=0)
-    removed = containers.prune(eng)
-    if removed:
+    report = system.prune(eng, all=args.all, volumes=args.volumes)
+    if report.containers:
         print("Deleted Containers:")
-        print("\n".join(removed))
+        print("\n".join(report.containers))
         print()
-    if args.volumes:
-        vols = volumes.prune_volumes(eng)
-        if vols:
-            print("Deleted Volumes:")
-            print("\n".join(vols))
-            print()
-    deleted, reclaimed = eng.images.prune(all=args.all)
-    if deleted:
+    if report.volumes:
+        print("Deleted Volumes:")
+        print("\n".join(report.volumes))
+        print()
+    if report.images:
         print("Deleted Images:")
-        for d in deleted:
+        for d in report.images:
             print(f"deleted: {d}")
         print()
-    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    print(f"Total reclaimed space: {human_size(report.reclaimed)}")
     return 0
 
 

@@ -15,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine import images
 
-    eng.images.tag(args.source, args.target)
+    images.tag(eng, args.source, args.target)
     return 0

@@ -17,9 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import render_table
-    from portique.engine import containers, stats
+    from portique.engine import stats
 
-    row = containers.get(eng, args.container)
-    header, rows = stats.top(eng, row, args.ps_args)
+    header, rows = stats.top(eng, args.container, args.ps_args)
     sys.stdout.write(render_table([header, *rows]))
     return 0

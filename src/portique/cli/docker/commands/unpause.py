@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
-    from portique.cli.docker.each import for_each_container
+    from portique.cli.docker.each import for_each
     from portique.engine import containers
 
-    return for_each_container(args.containers, lambda ref: containers.unpause(eng, ref))
+    return for_each(args.containers, lambda ref: containers.unpause(eng, ref))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,14 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.each import for_each
     from portique.engine import containers
-    from portique.errors import PortiqueError
 
-    status = 0
-    for ref in args.containers:
-        try:
-            print(containers.wait(eng, ref), flush=True)
-        except PortiqueError as exc:
-            sys.stderr.write(f"portique: {exc}\n")
-            status = 1
-    return status
+    return for_each(
+        args.containers,
+        lambda ref: containers.wait(eng, ref),
+        show=lambda _ref, code: print(code, flush=True),
+    )
