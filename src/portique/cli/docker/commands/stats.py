@@ -22,14 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
     from portique.engine import containers, stats
+    from portique.engine.state import Status, has_process
     from portique.errors import PortiqueError
 
     if args.containers:
         rows = [containers.get(eng, ref) for ref in args.containers]
     else:
         # Those with a process (running or paused), or all with -a.
+        live = [str(s) for s in Status if has_process(s)]
         listed = containers.list_containers(
-            eng, all=True, filters=None if args.all else {"status": ["running", "paused"]}
+            eng, all=True, filters=None if args.all else {"status": live}
         )
         rows = [containers.get(eng, c["Id"]) for c in listed]
     # Bounded: without --no-stream, refresh until interrupted (at most a day).
