@@ -2,7 +2,11 @@
 """`portique run --rm busybox true` end to end, and `exec` latency, against the peers.
 
 Usage (as root, from the repository):
-    .venv/bin/python bench/run.py [--runs 20] [--warmup 3]
+    .venv/bin/python bench/run.py [--runs 20] [--warmup 3] [--baseline OTHER/.venv/bin/portique]
+
+`--baseline` adds another installation's `portique` (another checkout, e.g.
+the commit before a change) to the same hyperfine calls, on the same engine
+root, as the row "before": a before/after comparison measured in one run.
 
 Uses a private engine root (a temporary directory) with a busybox image
 imported from Debian's busybox-static, so nothing of /var/lib/portique is
@@ -63,10 +67,13 @@ def peer_commands(
     usable: dict[str, list[str]] = {}
     missing: dict[str, str] = {}
     if shutil.which("podman"):
-        if quiet(["podman", "import", str(tar), "pq-bench-busybox"]):
-            usable["podman"] = ["podman", "run", "--rm", "pq-bench-busybox", "/bin/true"]
-        else:
+        podman = ["podman", "run", "--rm", "pq-bench-busybox", "/bin/true"]
+        if not quiet(["podman", "import", str(tar), "pq-bench-busybox"]):
             missing["podman"] = "installed, but cannot import the busybox image"
+        elif not quiet(podman):  # e.g. crun refused the RLIMIT_NOFILE it wants
+            missing["podman"] = "installed, but cannot run a container here"
+        else:
+            usable["podman"] = podman
     else:
         missing["podman"] = "not installed"
     if shutil.which("docker"):
@@ -209,6 +216,8 @@ def report(title: str, medians: dict[str, float], missing: dict[str, str]) -> No
         print(f"  {name:<10} {t * 1000:8.1f} ms{ratio}")
     for name, why in missing.items():
         print(f"  {name:<10} {'-':>8}    ({why})")
+    if "before" in medians and base:
+        print(f"  (portique now / before: {base / medians['before']:.3f})")
 
 
 def import_time(env: dict[str, str]) -> float:
@@ -245,6 +254,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--baseline", help="another installation's portique, measured beside")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/run.py: run me as root", file=sys.stderr)
@@ -291,9 +301,15 @@ def bench_all(
     missing: dict[str, str],
     ctr_address: str | None,
 ) -> None:
-    runs = {"portique": [PORTIQUE, "run", "--rm", "busybox", "/bin/true"], **peers}
+    before = {"before": [args.baseline]} if args.baseline else {}
+
+    def with_before(cmd: list[str]) -> dict[str, list[str]]:
+        """`cmd` (a portique command line) for this portique and the baseline's."""
+        return {"portique": cmd, **{k: v + cmd[1:] for k, v in before.items()}}
+
+    runs = {**with_before([PORTIQUE, "run", "--rm", "busybox", "/bin/true"]), **peers}
     report("run --rm busybox true (median)", measure(runs, env, args.runs, args.warmup), missing)
-    nonet = {"portique": [PORTIQUE, "run", "--rm", "--network", "none", "busybox", "/bin/true"]}
+    nonet = with_before([PORTIQUE, "run", "--rm", "--network", "none", "busybox", "/bin/true"])
     if "ctr" in peers:
         # ctr run sets up no network at all: this is the like-for-like row.
         nonet["ctr"] = peers["ctr"]
@@ -302,14 +318,14 @@ def bench_all(
         measure(nonet, env, args.runs, args.warmup),
         {},
     )
-    det = {"portique": [PORTIQUE, "run", "-d", "busybox", "/bin/true"]}
+    det = with_before([PORTIQUE, "run", "-d", "busybox", "/bin/true"])
     report(
         "run -d busybox true (median; containers left exited)",
         measure(det, env, args.runs, args.warmup),
         {},
     )
     cid = _run_d(env, "busybox", "sleep", "600")
-    execs = {"portique": [PORTIQUE, "exec", cid, "/bin/true"]}
+    execs = with_before([PORTIQUE, "exec", cid, "/bin/true"])
     exec_missing = dict(missing)
     if ctr_address and "ctr" in peers:
         image = peers["ctr"][5]
@@ -365,10 +381,12 @@ def bench_all(
     print(
         f"\nimport time of the `run` CLI path (python -X importtime, top-level sum): {import_time(env) * 1000:.1f} ms"
     )
-    ver = measure({"portique": [PORTIQUE, "--version"]}, env, args.runs, args.warmup)
-    print(
-        f"portique --version (interpreter start-up + CLI import): {ver['portique'] * 1000:.1f} ms"
-    )
+    ver = measure(with_before([PORTIQUE, "--version"]), env, args.runs, args.warmup)
+    for name, t in ver.items():
+        print(f"{name} --version (interpreter start-up + CLI import): {t * 1000:.1f} ms")
+    ps = measure(with_before([PORTIQUE, "ps", "-a"]), env, args.runs, args.warmup)
+    for name, t in ps.items():
+        print(f"{name} ps -a: {t * 1000:.1f} ms")
     subprocess.run([PORTIQUE, "rm", "-f", *ids], env=env, capture_output=True, check=False)
 
 

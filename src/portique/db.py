@@ -133,11 +133,3 @@ def _statements(script: str) -> Iterator[str]:
             buf = ""
     if buf.strip():
         yield buf
-
-
-def default_root() -> Path:
-    return Path(os.environ.get("PORTIQUE_ROOT", "/var/lib/portique"))
-
-
-def default_run_root() -> Path:
-    return Path(os.environ.get("PORTIQUE_RUNROOT", "/run/portique"))

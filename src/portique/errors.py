@@ -33,6 +33,22 @@ class NotFound(PortiqueError):
     http_status = 404
 
 
+class NoSuchObject(NotFound):
+    """An object the user named does not exist. Both faces word it as Docker
+    does: `Error: No such container: X` and exit 1 at the CLI, 404 with
+    `No such container: X` at the API; `kind` is container, image, network,
+    volume, or object (an untyped `inspect`)."""
+
+    def __init__(self, kind: str, ref: str) -> None:
+        super().__init__(f"no such {kind}: {shown(ref) if ref else repr(ref)}")
+        self.kind = kind
+        self.ref = ref
+
+    def docker_text(self) -> str:
+        """Docker's sentence: "No such container: X"."""
+        return f"No such {self.kind}: {shown(self.ref)}"
+
+
 class Conflict(PortiqueError):
     http_status = 409
 
@@ -70,6 +86,7 @@ __all__ = [
     "Conflict",
     "InvalidArgument",
     "InvalidState",
+    "NoSuchObject",
     "NotFound",
     "PortiqueError",
     "Unsupported",

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from portique.cli.docker import main
+from portique.engine.engine import Engine
 
 
 def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,13 +32,15 @@ def test_database_error_is_one_line(
     import sqlite3
     import types
 
-    def run(args: object) -> int:
+    def run(eng: object, args: object) -> int:
         raise sqlite3.OperationalError("database is locked")
 
     module = types.SimpleNamespace(run=run)
-    assert main.run_command(module, None, debug=False) == 125  # type: ignore[arg-type]
+    eng = Engine(Path("/nonexistent/root"), Path("/nonexistent/run"))
+    assert main.run_command(module, eng, None, debug=False) == 125  # type: ignore[arg-type]
     err = capsys.readouterr().err
     assert err.startswith("portique: state database: database is locked")
+    assert "(root /nonexistent/root)" in err
     assert err.count("\n") == 1
 
 
@@ -51,3 +56,37 @@ def test_verbs_that_start_containers_run_protected() -> None:
         assert main.starts_containers(argv), argv
     for argv in ([], ["ps"], ["rm", "-f", "c"], ["container", "ls"], ["container"], ["images"]):
         assert not main.starts_containers(argv), argv
+
+
+@pytest.mark.parametrize("argv", [["--root"], ["ps", "--root"][1:], ["--root="], ["--runroot"]])
+def test_a_global_flag_without_its_value_says_so(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main.main(argv) == 125
+    err = capsys.readouterr().err
+    flag = argv[0].rstrip("=")
+    assert err.startswith(f"portique: flag needs an argument: {flag}\n")
+
+
+@pytest.mark.parametrize(
+    "argv", [["-H", "unix:///run/x.sock", "ps"], ["--host=tcp://1.2.3.4:2375", "ps"]]
+)
+def test_host_is_refused_until_there_is_a_server(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main.main(argv) == 125
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "-H/--host" in err
+    assert "no daemon" in err
+
+
+def test_roots_come_from_flags_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTIQUE_ROOT", "/env/root")
+    monkeypatch.setenv("PORTIQUE_RUNROOT", "/env/run")
+    eng = main.make_engine({"--root": "/flag/root"})
+    assert (eng.root, eng.runroot) == (Path("/flag/root"), Path("/env/run"))
+    monkeypatch.delenv("PORTIQUE_ROOT")
+    monkeypatch.delenv("PORTIQUE_RUNROOT")
+    eng = main.make_engine({})
+    assert (eng.root, eng.runroot) == (Path("/var/lib/portique"), Path("/run/portique"))

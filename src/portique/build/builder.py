@@ -73,9 +73,13 @@ class BuildOptions:
 
 
 class Builder:
-    def __init__(self, images: Images, out: TextIO | None = None) -> None:
+    """`runtime_root`: the runtime library's state directory for RUN steps
+    (the engine's <runroot>/runtime)."""
+
+    def __init__(self, images: Images, runtime_root: Path, out: TextIO | None = None) -> None:
         self.images = images
         self.root = images.root
+        self.runtime_root = runtime_root
         self.out = out if out is not None else sys.stdout
         self.conn = db.connect(self.root)
         self.cache = BuildCache(self.conn, images.store)
@@ -343,7 +347,7 @@ class Builder:
         atomic_write_json(bundle / "config.json", spec)
         cid = "build-" + os.urandom(16).hex()
         out = None if self.quiet else self.out
-        return run_step(db.default_run_root() / "runtime", cid, bundle, out)
+        return run_step(self.runtime_root, cid, bundle, out)
 
     # -- COPY / ADD -----------------------------------------------------------
 
@@ -460,7 +464,7 @@ class Builder:
             {"type": "overlay", "dir": str(work_root)},
             {
                 "type": "runtime",
-                "root": str(db.default_run_root() / "runtime"),
+                "root": str(self.runtime_root),
                 "bundle": str(work_root / "bundle"),
             },
         ]

@@ -1,29 +1,43 @@
-"""The engine: containers from images, their monitor, logs, volumes and exec.
+"""The engine: containers from images, their monitor, logs, volumes, networks, exec.
 
 Nothing is imported here: the monitor imports `portique.engine.monitor` in a
 bare interpreter and must not pay for the rest.
 
-Entry points the faces (CLI, API server) call, all taking a connection from
-`containers.open_db()` and Docker's API shapes:
+Each face builds one `Engine(root, runroot)` (engine/engine.py) and calls the
+same functions with the same arguments, in Docker's API shapes (Config,
+HostConfig, NetworkingConfig; filters as Docker's `filters` map; the API's
+list and inspect JSON):
 
-    containers.create(conn, image_ref, config, host_config, *, name, mounts, pull)
-        -> db.ContainerRow                      # Config/HostConfig as in POST /containers/create
-    containers.start(conn, ref, *, hold=False)  # spawns the monitor; hold: wait for an attach
-    containers.stop(conn, ref, timeout=None, sig=None) / kill(conn, ref, sig)
-    containers.pause / unpause / restart / wait / rename / remove(conn, ref, force, volumes)
-    containers.get(conn, ref) / list_all(conn)  # refreshed from the monitors' liveness
-    present.inspect(row) / present.ps_row(row)  # Docker's JSON and ps columns
-    attach.attach(ContainerPaths.of(id), AttachOptions(...)) -> exit code | DETACHED
-    exec.run_exec(row, ExecRequest(...)) -> exit code
-    logs.read_records / tail_records / follow   # json-file reader
-    volumes.create_volume / remove_volume / prune_volumes
+    containers.create(eng, config, host_config, networking, *, name, pull)
+        -> db.ContainerRow                      # POST /containers/create
+    containers.start / stop / kill / pause / unpause / restart / wait / rename /
+        remove(eng, ref, ...)                   # POST /containers/{id}/...
+    containers.list_containers(eng, all=, limit=, size=, filters=) -> [summary]
+    containers.inspect(eng, ref, size=) -> dict # GET /containers/{id}/json
+    logs.container_logs(eng, ref, follow=, tail=, since_ns=, until_ns=)
+    exec.run_exec(eng, ref, ExecRequest(...)) -> exit code
+    stats.top(eng, ref, ps_args); stats.sample(eng, row)
+    images.list_images / inspect / history / tag / remove / prune / pull /
+        load / build(eng, ...)
+    volumes.create / list_volumes / inspect / remove_volume / prune_volumes
+    networks.create / list_networks / inspect / remove / prune / connect /
+        disconnect(eng, ...)
+    system.info / disk_usage / prune(eng, ...)
+    attach.attach(eng.paths(id), AttachOptions(...)) -> exit code | DETACHED
     copy.copy_in / copy_out / export            # fd-based, symlinks never followed
 
-Modules: options (flag values), config (image defaults, OCI spec), userdb
-(-u against the image's passwd/group), bundle (mount + config.json), stdio,
-network (none/host/network layer), lifecycle (start protocol, exit handling),
-monitor + stream + logfile + dblite (the long-lived monitor and its protocol),
-client (talking to a monitor), db (schema and queries), paths, names, stats.
+A missing object the user named is `errors.NoSuchObject(kind, ref)`; a
+status that forbids the operation is the refusal of the state machine
+(state.py), in Docker's words. The operations that write state recover what
+crashed operations left first (`Engine.recover`, recovery.py).
+
+Modules: state (the container state machine), present (Docker's words and
+JSON for a container), filters, options (flag values), config (image
+defaults, OCI spec), userdb (-u against the image's passwd/group), bundle
+(mount + config.json), stdio, network (none/host/network layer at start),
+lifecycle (start protocol, exit handling), monitor + stream + logfile +
+dblite (the long-lived monitor and its protocol), client (talking to a
+monitor), db (schema and queries), paths, names, stats.
 """
 
 __all__: list[str] = []

@@ -14,13 +14,13 @@ import select
 import signal
 import socket
 import sys
-from collections.abc import Iterator
 
 from portique.engine import stream as st
 from portique.engine.client import FrameReader, connect
 from portique.engine.paths import ContainerPaths
 from portique.errors import InvalidArgument
 from portique.oci.value import value
+from portique.termio import raw_terminal, window_size, write_all
 
 DETACHED = -1
 OUT_HIGH_WATER = 1 << 20  # stop reading our stdin while this much waits for the monitor
@@ -56,30 +56,6 @@ def parse_detach_keys(spec: str) -> bytes:
     if not out:
         raise InvalidArgument(f"invalid detach keys: {spec!r}")
     return bytes(out)
-
-
-@contextlib.contextmanager
-def raw_terminal(fd: int) -> Iterator[None]:
-    import termios
-    import tty
-
-    if not os.isatty(fd):
-        yield
-        return
-    saved = termios.tcgetattr(fd)
-    try:
-        tty.setraw(fd, termios.TCSANOW)
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-
-
-def _winsize(fd: int) -> tuple[int, int] | None:
-    try:
-        size = os.get_terminal_size(fd)
-    except OSError:
-        return None
-    return size.lines, size.columns
 
 
 def attach(paths: ContainerPaths, opts: AttachOptions) -> int:
@@ -120,7 +96,7 @@ def _pump(
     ]
     if opts.tty and term_fd >= 0:
         handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, on_signal)
-        size = _winsize(term_fd)
+        size = window_size(term_fd)
         if size:
             sock.sendall(st.frame(st.RESIZE, f"{size[0]} {size[1]}".encode()))
     elif opts.sig_proxy:
@@ -151,7 +127,7 @@ def _pump(
             while pending:
                 signum = pending.pop(0)
                 if signum == signal.SIGWINCH:
-                    size = _winsize(term_fd)
+                    size = window_size(term_fd)
                     if size:
                         out += st.frame(st.RESIZE, f"{size[0]} {size[1]}".encode())
                 else:
@@ -202,24 +178,15 @@ def _read_frames(reader: FrameReader, opts: AttachOptions) -> int | None:
     frames, reader.buf = st.split_frames(reader.buf + data)
     for kind, payload in frames:
         if kind == st.STDOUT and opts.stdout:
-            _write_all(1, payload)
+            write_all(1, payload)
         elif kind == st.STDERR and opts.stderr:
-            _write_all(2, payload)
+            write_all(2, payload)
         elif kind == st.EXIT:
             try:
                 return int(payload)
             except ValueError:
                 return 125
     return None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            select.select([], [fd], [], 1.0)
 
 
 def _scan_detach(data: bytes, keys: bytes, matched: int) -> tuple[bytes, int, bool]:

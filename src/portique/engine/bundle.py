@@ -7,7 +7,7 @@ import shutil
 import socket
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portique.engine import config as cfg
 from portique.engine import userdb, volumes
@@ -16,27 +16,21 @@ from portique.engine.paths import ContainerPaths
 from portique.errors import InvalidArgument
 from portique.fileio import atomic_write, atomic_write_json
 
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
+
 TINI = "/usr/bin/tini-static"
 
 
-def open_images() -> Any:
-    from portique.image.images import Images
-
-    return Images(ContainerPaths.of("x").root)
-
-
-def mount_rootfs(row: ContainerRow, paths: ContainerPaths) -> Path:
+def mount_rootfs(eng: Engine, row: ContainerRow) -> Path:
     from portique.linux.mount import is_mountpoint
 
+    paths = eng.paths(row.id)
     rootfs = paths.dir / "rootfs"
     if rootfs.is_dir() and is_mountpoint(rootfs):
         return rootfs
-    imgs = open_images()
-    try:
-        image = imgs.get(row.image_id)
-        return Path(imgs.mount_rootfs(image, paths.dir))
-    finally:
-        imgs.close()
+    imgs = eng.images
+    return Path(imgs.mount_rootfs(imgs.get(row.image_id), paths.dir))
 
 
 def unmount_rootfs(paths: ContainerPaths) -> None:
@@ -53,20 +47,21 @@ def _read_host(path: str) -> str:
         return ""
 
 
-def write_etc_files(row: ContainerRow, paths: ContainerPaths, joined: Any = None) -> None:
+def write_etc_files(eng: Engine, row: ContainerRow, joined: Any = None) -> None:
     """/etc/hostname, hosts and resolv.conf of the container; `joined`, the row of the
     container whose network namespace it shares (`--network container:REF`), whose
     files it copies, as Docker does. The network layer rewrites hosts and
     resolv.conf once the container's endpoints exist."""
     from portique.engine import network as net
 
+    paths = eng.paths(row.id)
     config = row.config["Config"]
     host = row.config["HostConfig"]
     host_net = host.get("NetworkMode") == "host"
     hostname = config.get("Hostname") or (socket.gethostname() if host_net else row.id[:12])
     atomic_write(paths.dir / "hostname", f"{hostname}\n".encode(), fsync=False)
     if joined is not None:
-        other = ContainerPaths.of(joined.id).dir
+        other = eng.paths(joined.id).dir
         hosts = _read_host(str(other / "hosts"))
         resolv = _read_host(str(other / "resolv.conf"))
     else:
@@ -95,21 +90,22 @@ def seccomp_for(host: dict[str, Any], caps: list[str]) -> dict[str, Any] | None:
     return dict(default_profile(caps))
 
 
-def prepare(row: ContainerRow, paths: ContainerPaths, stack: ExitStack) -> dict[str, Any]:
+def prepare(eng: Engine, row: ContainerRow, stack: ExitStack) -> dict[str, Any]:
     """Mount the rootfs and write config.json; undo steps are pushed on `stack`."""
     from portique.engine import options as opt
 
+    paths = eng.paths(row.id)
     config = dict(row.config["Config"])
     host = dict(row.config["HostConfig"])
-    rootfs = mount_rootfs(row, paths)
+    rootfs = mount_rootfs(eng, row)
     stack.callback(unmount_rootfs, paths)
     user = userdb.lookup(str(rootfs), str(config.get("User") or ""))
     points = row.config.get("MountPoints") or []
     volumes.copy_image_content(str(rootfs), points)
     from portique.engine import network as net
 
-    netns_path, joined = net.joined_netns(host) if net.joined_container(host) else ("", None)
-    write_etc_files(row, paths, joined)
+    netns_path, joined = net.joined_netns(eng, host) if net.joined_container(host) else ("", None)
+    write_etc_files(eng, row, joined)
     host_caps = opt.host_capabilities()
     caps = opt.capabilities(
         host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged")), host_caps

@@ -1,8 +1,10 @@
 """The container operations behind the CLI verbs (and the API server later).
 
-create() takes Docker's API shapes (Config + HostConfig) so `portique serve`
-can pass a POST /containers/create body straight through. State lives in the
-DB (engine/db.py); a running container's facts come from its monitor.
+Every operation takes the Engine (engine/engine.py) first and Docker's API
+shapes after it: create() takes Config + HostConfig + NetworkingConfig, so
+`portique serve` can pass a POST /containers/create body straight through.
+State lives in the DB (engine/db.py); a running container's facts come from
+its monitor.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -20,48 +21,46 @@ from typing import TYPE_CHECKING, Any
 
 from portique import faults, journal
 from portique.engine import client, db, lifecycle
-from portique.engine.paths import ContainerPaths
-from portique.errors import Conflict, InvalidArgument, InvalidState, NotFound, PortiqueError
+from portique.engine import filters as flt
+from portique.engine import state as st
+from portique.engine.state import Event, Status
+from portique.errors import Conflict, InvalidArgument, NoSuchObject, PortiqueError
 
 if TYPE_CHECKING:
-    from portique.engine.options import MountSpec
+    from portique.engine.engine import Engine
 
 # config, options and names load inside the functions that need them: most
 # verbs (exec, logs, ps, rm, ...) never do, and they cost the CLI ~15 ms.
 
-RUNNING = ("running", "paused", "restarting")
 DEFAULT_STOP_TIMEOUT = 10
-
-
-def open_db() -> sqlite3.Connection:
-    return db.open_db(ContainerPaths.of("x").root)
 
 
 # -------------------------------------------------------------------- create
 
 
-def resolve_image(ref: str, pull: str, progress: Callable[[Any], None] | None = None) -> Any:
-    from portique.engine.bundle import open_images
-
+def resolve_image(
+    eng: Engine,
+    ref: str,
+    pull: str,
+    progress: Callable[[Any], None] | None = None,
+    pulling: Callable[[str], None] | None = None,
+) -> Any:
+    """The image to create from, pulled per `pull` (missing, always, never);
+    `pulling(ref)` is told before a pull of a missing image."""
     if pull not in ("missing", "always", "never"):
         raise InvalidArgument(
             f'invalid pull option: "{pull}": must be one of "always", "missing" or "never"'
         )
-    imgs = open_images()
-    try:
-        if pull != "always" and imgs.exists(ref):
-            return imgs.resolve(ref)
-        if pull == "never":
-            raise NotFound(f"no such image: {ref}")
-        if pull == "missing":
-            import sys
+    imgs = eng.images
+    if pull != "always" and imgs.exists(ref):
+        return imgs.resolve(ref)
+    if pull == "never":
+        raise NoSuchObject("image", ref)
+    if pull == "missing" and pulling is not None:
+        pulling(ref)
+    from portique.image.pull import pull as do_pull
 
-            sys.stderr.write(f"Unable to find image '{ref}' locally\n")
-        from portique.image.pull import pull as do_pull
-
-        return do_pull(imgs, ref, progress=progress)
-    finally:
-        imgs.close()
+    return do_pull(imgs, ref, progress=progress)
 
 
 def _image_config(image: Any) -> dict[str, Any]:
@@ -71,40 +70,43 @@ def _image_config(image: Any) -> dict[str, Any]:
 
 
 def create(
-    conn: sqlite3.Connection,
-    image_ref: str,
+    eng: Engine,
     config: Mapping[str, Any],
     host: Mapping[str, Any],
+    networking: Mapping[str, Any] | None = None,
     *,
     name: str = "",
-    mounts: list[MountSpec] | None = None,
     pull: str = "missing",
     progress: Callable[[Any], None] | None = None,
-    networking: Mapping[str, Any] | None = None,
+    pulling: Callable[[str], None] | None = None,
 ) -> db.ContainerRow:
-    """A new container in state "created" (nothing mounted, nothing running).
-
-    `networking`: Docker's NetworkingConfig ({"EndpointsConfig": {network: {"Aliases",
-    "IPAMConfig": {"IPv4Address"}}}}): aliases, addresses and further networks.
-
-    `mounts` are the parsed -v/--mount/--tmpfs specs (HostConfig keeps their
-    Docker spelling for inspect); None derives them from HostConfig's Binds,
-    Mounts and Tmpfs (the API's way). Nothing is left behind on any error.
+    """`POST /containers/create`: a new container in state "created" (nothing
+    mounted, nothing running), from Docker's Config (its "Image" names the
+    image), HostConfig and NetworkingConfig ({"EndpointsConfig": {network:
+    {"Aliases", "IPAMConfig": {"IPv4Address"}}}}: aliases, addresses and
+    further networks). The mounts come from HostConfig's Binds, Mounts and
+    Tmpfs. `pull`: missing (pull first, telling `pulling`), always, never.
+    Nothing is left behind on any error.
     """
     from portique.engine import config as cfg
     from portique.engine import options as opt
     from portique.engine.names import random_name
 
-    if mounts is None:
-        mounts = opt.mounts_from_host_config(host)
+    conn = eng.db
+    eng.recover()  # what a killed create or start left goes first
+    image_ref = str(config.get("Image") or "")
+    if not image_ref:
+        raise InvalidArgument("no image given: Config.Image is empty")
+    mounts = opt.mounts_from_host_config(host)
     name = opt.parse_name(name) if name else ""
     opt.check_container_strings(config, host, networking)
+    _check_networking(eng, host, networking)
     if name and db.name_taken(conn, name):
         raise Conflict(
             f'the container name "/{name}" is already in use',
             hint="remove or rename that container to reuse the name",
         )
-    image = resolve_image(image_ref, pull, progress)
+    image = resolve_image(eng, image_ref, pull, progress, pulling)
     merged = cfg.merge_image_config({**config, "Image": image_ref}, _image_config(image))
     cfg.command_of(merged)
     wd = merged.get("WorkingDir") or ""
@@ -134,7 +136,7 @@ def create(
 
         host_net = host.get("NetworkMode") == "host"
         merged["Hostname"] = socket.gethostname() if host_net else cid[:12]
-    paths = ContainerPaths.of(cid)
+    paths = eng.paths(cid)
     # The journal entry comes first and goes in the transaction that inserts the
     # row: a crash in between leaves an entry whose recovery removes the directory.
     op = journal.Operation.begin(conn, "create", cid, [{"type": "container-create", "id": cid}])
@@ -143,7 +145,7 @@ def create(
         paths.dir.mkdir(parents=True, mode=0o710)
         stack.callback(shutil.rmtree, paths.dir, True)
         made_volumes: list[str] = []
-        stack.callback(_remove_volume_dirs, made_volumes)
+        stack.callback(_remove_volume_dirs, eng, made_volumes)
         faults.point("create.dir-made")
         for attempt in range(16):
             cname = name or random_name(attempt)
@@ -153,7 +155,7 @@ def create(
 
                     before = {v.name for v in db.list_volumes(conn)}
                     points, used = volumes.plan_mounts(
-                        conn, mounts or [], (merged.get("Volumes") or {}).keys()
+                        eng, mounts or [], (merged.get("Volumes") or {}).keys()
                     )
                     made_volumes[:] = [v for v in used if v not in before]
                     row = db.ContainerRow(
@@ -168,7 +170,6 @@ def create(
                             "MountPoints": points,
                             **({"NetworkingConfig": dict(networking)} if networking else {}),
                         },
-                        status="created",
                     )
                     db.insert_container(conn, row)
                     for v in used:
@@ -182,6 +183,22 @@ def create(
         stack.pop_all()
     faults.point("create.committed")
     return row
+
+
+def _check_networking(
+    eng: Engine, host: Mapping[str, Any], networking: Mapping[str, Any] | None
+) -> None:
+    """--add-host and --dns values, and the networks named exist (a user-defined
+    one, or the container of `container:REF`; bridge is made on first use)."""
+    from portique.engine import network as net
+
+    for h in host.get("ExtraHosts") or ():
+        net.parse_extra_host(str(h))
+    net.check_dns_servers([str(s) for s in host.get("Dns") or ()])
+    mode = str(host.get("NetworkMode") or "bridge")
+    eps = net.endpoints_config({"NetworkingConfig": networking or {}})
+    for name in dict.fromkeys([mode, *eps]):
+        net.check_network(eng, name)
 
 
 def _load_profile(path: str) -> dict[str, Any]:
@@ -198,40 +215,40 @@ def _load_profile(path: str) -> dict[str, Any]:
     return profile
 
 
-def _remove_volume_dirs(names: list[str]) -> None:
-    from portique.engine.paths import volumes_dir
+def _remove_volume_dirs(eng: Engine, names: list[str]) -> None:
     from portique.engine.volumes import remove_tree
 
     for n in names:
-        remove_tree(volumes_dir() / n)
+        remove_tree(eng.volumes_dir / n)
 
 
 # ------------------------------------------------------------------- queries
 
 
-def get(conn: sqlite3.Connection, ref: str) -> db.ContainerRow:
-    return refresh(conn, db.resolve_container(conn, ref))
+def get(eng: Engine, ref: str) -> db.ContainerRow:
+    return refresh(eng, db.resolve_container(eng.db, ref))
 
 
-def refresh(conn: sqlite3.Connection, row: db.ContainerRow) -> db.ContainerRow:
+def refresh(eng: Engine, row: db.ContainerRow) -> db.ContainerRow:
     """Trust the DB only while the monitor lives: a dead monitor means a dead container."""
-    if row.status not in RUNNING:
+    if not st.has_monitor(row.status):
         return row
     if lifecycle.is_alive(row.monitor_pid, row.id, row.started_at):
         return row
-    paths = ContainerPaths.of(row.id)
+    conn = eng.db
+    paths = eng.paths(row.id)
     with contextlib.suppress(Exception):
-        lifecycle.cleanup_dead(paths, dict(row.config["HostConfig"]))
+        lifecycle.cleanup_dead(eng, paths, dict(row.config["HostConfig"]))
     with db.transaction(conn):
         cur = db.get_container(conn, row.id)
-        if cur is None or cur.status not in RUNNING or cur.monitor_pid != row.monitor_pid:
+        if cur is None or not st.has_monitor(cur.status) or cur.monitor_pid != row.monitor_pid:
             return cur or row
         if lifecycle.is_alive(cur.monitor_pid, cur.id, cur.started_at):
             return cur
-        db.update_state(
+        db.transition(
             conn,
             row.id,
-            status="exited",
+            Event.MONITOR_LOST,
             exit_code=cur.exit_code or 255,
             error=cur.error or "the container's monitor died",
             pid=0,
@@ -242,50 +259,118 @@ def refresh(conn: sqlite3.Connection, row: db.ContainerRow) -> db.ContainerRow:
     return got or row
 
 
-def list_all(conn: sqlite3.Connection) -> list[db.ContainerRow]:
-    return [refresh(conn, r) for r in db.list_containers(conn)]
+def list_all(eng: Engine) -> list[db.ContainerRow]:
+    return [refresh(eng, r) for r in db.list_containers(eng.db)]
+
+
+def get_for(eng: Engine, ref: str, event: Event) -> db.ContainerRow:
+    """The container, if `event` (exec, attach, ...) is legal in its status now;
+    else the state machine's refusal, in Docker's words."""
+    row = get(eng, ref)
+    st.next_status(row.status, event, row.name, row.id)
+    return row
+
+
+LIST_FILTERS = (
+    "id",
+    "name",
+    "label",
+    "status",
+    "exited",
+    "ancestor",
+    "before",
+    "since",
+    "volume",
+    "network",
+)
+
+
+def list_containers(
+    eng: Engine,
+    *,
+    all: bool = False,
+    limit: int = -1,
+    size: bool = False,
+    filters: flt.Filters | None = None,
+) -> list[dict[str, Any]]:
+    """`GET /containers/json`: Docker's container summaries, newest first. Only
+    those a monitor owns unless `all` (or a `limit`, or a status filter)."""
+    from portique.engine import present
+    from portique.engine.network import repair_leftovers
+
+    wanted = flt.check(filters, LIST_FILTERS)
+    for v in wanted.get("status", []):
+        flt.one_of("status", v, [str(s) for s in Status])
+    repair_leftovers(eng)
+    rows = list_all(eng)
+    by_ref = {r.id: r for r in rows} | {r.name: r for r in rows} | {r.id[:12]: r for r in rows}
+    every = all or limit > 0 or "status" in wanted or "exited" in wanted
+    out = [
+        r
+        for r in rows
+        if (every or st.has_monitor(r.status)) and present.matches(r, wanted, by_ref)
+    ]
+    if limit > 0:
+        out = out[:limit]
+    return [present.summary(r, size_rw=container_size(eng, r.id) if size else None) for r in out]
+
+
+def inspect(eng: Engine, ref: str, *, size: bool = False) -> dict[str, Any]:
+    """`GET /containers/{id}/json`: Docker's inspect object."""
+    from portique.engine import present
+
+    row = get(eng, ref)
+    out = present.inspect(eng, row)
+    if size:
+        out["SizeRw"] = container_size(eng, row.id)
+    return out
+
+
+def published_ports(eng: Engine, ref: str) -> list[Any]:
+    """The container's published ports (network.types.PortMapping), as `port` lists them."""
+    row = get(eng, ref)
+    return list(eng.networks.ports(row.id))
 
 
 # ----------------------------------------------------------------- lifecycle
 
 
-def start(conn: sqlite3.Connection, ref: str, *, hold: bool = False) -> db.ContainerRow:
+def start(eng: Engine, ref: str, *, hold: bool = False) -> db.ContainerRow:
     import fcntl
 
-    row = get(conn, ref)
-    paths = ContainerPaths.of(row.id)
+    eng.recover()  # a start whose monitor died is undone first
+    conn = eng.db
+    row = get(eng, ref)
+    paths = eng.paths(row.id)
     # One start at a time per container: a second `start` waits here, then
     # finds it running. flock dies with its holders, so a crash leaves no lock.
     try:
         lock = os.open(paths.dir / ".start.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except FileNotFoundError:
-        raise NotFound(f"no such container: {ref}") from None
+        raise NoSuchObject("container", ref) from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        row = get(conn, row.id)
-        if row.status in ("running", "restarting"):
-            return row
-        if row.status == "paused":
-            raise InvalidState(f"cannot start a paused container {row.name}, try unpause instead")
-        if row.status == "removing":
-            raise InvalidState(f"container {row.name} is marked for removal and cannot be started")
+        row = get(eng, row.id)
+        if not st.start_needed(row.status, row.name, row.id):
+            return row  # already up: Docker's "not modified"
         # The previous run's monitor may still be cleaning up (runtime state,
         # rootfs mount) after recording the exit: let it finish first.
         wait_monitor_gone(row)
         with db.transaction(conn):
             db.update_state(conn, row.id, stop_requested=False)
-        lifecycle.start(row.id, hold=hold)
+        lifecycle.start(eng, row.id, hold=hold)
     finally:
         os.close(lock)
     return db.get_container(conn, row.id) or row
 
 
 def stop(
-    conn: sqlite3.Connection, ref: str, timeout: int | None = None, sig: int | None = None
+    eng: Engine, ref: str, timeout: int | None = None, sig: int | None = None
 ) -> db.ContainerRow:
-    row = get(conn, ref)
-    if row.status not in RUNNING:
-        return row
+    conn = eng.db
+    row = get(eng, ref)
+    if not st.has_monitor(row.status):
+        return row  # nothing to stop: Docker's "not modified"
     if timeout is None:
         t = row.config["Config"].get("StopTimeout")
         timeout = DEFAULT_STOP_TIMEOUT if t is None else int(t)
@@ -300,18 +385,18 @@ def stop(
             sig = int(signal.SIGTERM)
     with db.transaction(conn):
         db.update_state(conn, row.id, stop_requested=True)
-    paths = ContainerPaths.of(row.id)
-    if row.status == "paused":
+    paths = eng.paths(row.id)
+    if row.status == Status.PAUSED:
         # A frozen process cannot act on SIGTERM: SIGKILL, then thaw so it dies.
         sig, timeout = signal.SIGKILL, 0
-        _runtime_kill(paths, row.id, sig)
-        _runtime_resume(paths, row.id)
+        _runtime_kill(eng, row.id, sig)
+        _runtime_resume(eng, row.id)
     try:
         client.wait_exit(paths, f"stop {int(sig)} {int(timeout)}", timeout=None)
     except client.MonitorGone:
         pass
-    _wait_not_running(conn, row.id, 30.0)
-    cur = get(conn, row.id)
+    _wait_not_running(eng, row.id, 30.0)
+    cur = get(eng, row.id)
     wait_monitor_gone(cur)
     return cur
 
@@ -324,25 +409,23 @@ def wait_monitor_gone(row: db.ContainerRow, limit: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def _wait_not_running(conn: sqlite3.Connection, cid: str, limit: float) -> None:
+def _wait_not_running(eng: Engine, cid: str, limit: float) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        cur = db.get_container(conn, cid)
-        if cur is None or cur.status not in RUNNING:
+        cur = db.get_container(eng.db, cid)
+        if cur is None or not st.has_monitor(cur.status):
             return
-        cur = refresh(conn, cur)
-        if cur.status not in RUNNING:
+        cur = refresh(eng, cur)
+        if not st.has_monitor(cur.status):
             return
         time.sleep(0.02)
 
 
-def kill(conn: sqlite3.Connection, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
-    row = get(conn, ref)
-    if row.status not in ("running", "paused"):
-        raise InvalidState(
-            f"cannot kill container: {row.name}: container {row.id[:12]} is not running"
-        )
-    paths = ContainerPaths.of(row.id)
+def kill(eng: Engine, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
+    conn = eng.db
+    row = get(eng, ref)
+    st.next_status(row.status, Event.KILL, row.name, row.id)
+    paths = eng.paths(row.id)
     if sig == signal.SIGKILL:
         # Docker counts a SIGKILL from the user as a manual stop: the restart
         # policy stays quiet.
@@ -353,68 +436,70 @@ def kill(conn: sqlite3.Connection, ref: str, sig: int = signal.SIGKILL) -> db.Co
     except client.MonitorGone:
         reply = None
     if reply is None or reply[0] != 6:
-        _runtime_kill(paths, row.id, sig)
-    if row.status == "paused" and sig == signal.SIGKILL:
-        _runtime_resume(paths, row.id)
+        _runtime_kill(eng, row.id, sig)
+    if row.status == Status.PAUSED and sig == signal.SIGKILL:
+        _runtime_resume(eng, row.id)
     return row
 
 
-def _runtime_kill(paths: ContainerPaths, cid: str, sig: int) -> None:
-    rt = lifecycle.open_runtime(paths)
-    try:
-        rt.kill(cid, sig, all=sig == signal.SIGKILL)
-    except PortiqueError:
-        pass
-
-
-def _runtime_resume(paths: ContainerPaths, cid: str) -> None:
-    rt = lifecycle.open_runtime(paths)
+def _runtime_kill(eng: Engine, cid: str, sig: int) -> None:
     with contextlib.suppress(PortiqueError):
-        rt.resume(cid)
+        eng.runtime().kill(cid, sig, all=sig == signal.SIGKILL)
 
 
-def pause(conn: sqlite3.Connection, ref: str) -> db.ContainerRow:
-    row = get(conn, ref)
-    if row.status == "paused":
-        raise InvalidState(f"container {row.id[:12]} is already paused")
-    if row.status != "running":
-        raise InvalidState(f"container {row.id[:12]} is not running")
-    lifecycle.open_runtime(ContainerPaths.of(row.id)).pause(row.id)
+def _runtime_resume(eng: Engine, cid: str) -> None:
+    with contextlib.suppress(PortiqueError):
+        eng.runtime().resume(cid)
+
+
+def pause(eng: Engine, ref: str) -> db.ContainerRow:
+    conn = eng.db
+    row = get(eng, ref)
+    st.next_status(row.status, Event.PAUSED, row.name, row.id)
+    eng.runtime().pause(row.id)
     with db.transaction(conn):
-        db.update_state(conn, row.id, status="paused")
+        db.transition(conn, row.id, Event.PAUSED)
     return row
 
 
-def unpause(conn: sqlite3.Connection, ref: str) -> db.ContainerRow:
-    row = get(conn, ref)
-    if row.status != "paused":
-        raise InvalidState(f"container {row.id[:12]} is not paused")
-    lifecycle.open_runtime(ContainerPaths.of(row.id)).resume(row.id)
+def unpause(eng: Engine, ref: str) -> db.ContainerRow:
+    conn = eng.db
+    row = get(eng, ref)
+    st.next_status(row.status, Event.UNPAUSED, row.name, row.id)
+    eng.runtime().resume(row.id)
     with db.transaction(conn):
-        db.update_state(conn, row.id, status="running")
+        db.transition(conn, row.id, Event.UNPAUSED)
     return row
 
 
-def restart(conn: sqlite3.Connection, ref: str, timeout: int | None = None) -> db.ContainerRow:
-    row = stop(conn, ref, timeout)
-    return start(conn, row.id)
+def restart(eng: Engine, ref: str, timeout: int | None = None) -> db.ContainerRow:
+    row = stop(eng, ref, timeout)
+    return start(eng, row.id)
 
 
-def wait(conn: sqlite3.Connection, ref: str) -> int:
-    row = get(conn, ref)
-    if row.status in RUNNING:
+def recorded_exit(eng: Engine, row: db.ContainerRow) -> int | None:
+    """The exit code the engine recorded for `row` (refreshed first), None if it
+    has not exited."""
+    cur = refresh(eng, db.get_container(eng.db, row.id) or row)
+    return cur.exit_code if cur.status == Status.EXITED else None
+
+
+def wait(eng: Engine, ref: str) -> int:
+    row = get(eng, ref)
+    if st.has_monitor(row.status):
         with contextlib.suppress(client.MonitorGone):
-            code = client.wait_exit(ContainerPaths.of(row.id))
+            code = client.wait_exit(eng.paths(row.id))
             if code is not None:
                 return code
-        _wait_not_running(conn, row.id, 10.0)
-    cur = db.get_container(conn, row.id)
+        _wait_not_running(eng, row.id, 10.0)
+    cur = db.get_container(eng.db, row.id)
     return (cur or row).exit_code
 
 
-def rename(conn: sqlite3.Connection, ref: str, new: str) -> None:
+def rename(eng: Engine, ref: str, new: str) -> None:
     from portique.engine import options as opt
 
+    conn = eng.db
     new = opt.parse_name(new)
     with db.transaction(conn):
         row = db.resolve_container(conn, ref)
@@ -423,55 +508,55 @@ def rename(conn: sqlite3.Connection, ref: str, new: str) -> None:
         db.rename_container(conn, row.id, new)
 
 
-def remove(
-    conn: sqlite3.Connection, ref: str, *, force: bool = False, volumes: bool = False
-) -> str:
-    row = get(conn, ref)
-    if row.status in RUNNING:
+def remove(eng: Engine, ref: str, *, force: bool = False, volumes: bool = False) -> str:
+    eng.recover()
+    conn = eng.db
+    row = get(eng, ref)
+    if st.has_monitor(row.status):
         if not force:
-            raise Conflict(
-                f'cannot remove container "/{row.name}": container is {row.status}',
-                hint="stop the container before removing or force remove",
-            )
+            st.next_status(row.status, Event.REMOVE, row.name, row.id)  # refused, as Docker
         with db.transaction(conn):
             db.update_state(conn, row.id, stop_requested=True)
-        paths = ContainerPaths.of(row.id)
-        if row.status == "paused":
-            _runtime_kill(paths, row.id, signal.SIGKILL)
-            _runtime_resume(paths, row.id)
+        paths = eng.paths(row.id)
+        if row.status == Status.PAUSED:
+            _runtime_kill(eng, row.id, signal.SIGKILL)
+            _runtime_resume(eng, row.id)
         try:
             # A stop request with no grace: SIGKILL now, and a monitor waiting
             # to restart the container gives up instead.
             client.wait_exit(paths, f"stop {int(signal.SIGKILL)} 0", timeout=30)
         except (client.MonitorGone, OSError):
-            _runtime_kill(paths, row.id, signal.SIGKILL)
-        _wait_not_running(conn, row.id, 30.0)
-        row = get(conn, row.id)
-        if row.status in RUNNING:
+            _runtime_kill(eng, row.id, signal.SIGKILL)
+        _wait_not_running(eng, row.id, 30.0)
+        row = get(eng, row.id)
+        if st.has_monitor(row.status):
             raise PortiqueError(f"could not stop container {row.name} for removal")
-    remove_stopped(conn, row.id, volumes=volumes)
+    remove_stopped(eng, row.id, volumes=volumes)
     return row.id
 
 
-def remove_stopped(conn: sqlite3.Connection, cid: str, *, volumes: bool = False) -> None:
+def remove_stopped(eng: Engine, cid: str, *, volumes: bool = False) -> None:
     """Delete a stopped container: DB row, files, and (with `volumes`) its anonymous volumes.
 
     The row, its image_users row and a journal entry naming what remains to
     clean change in one transaction; the clean-up after it is `finish_removal`,
     which the recovery redoes if this process dies before it is done.
     """
+    conn = eng.db
+    found = db.get_container(conn, cid)
+    if found is not None:
+        refresh(eng, found)  # a row whose monitor died is exited, and so removable
     with db.transaction(conn):
         row = db.get_container(conn, cid)
         if row is None:
             return
-        if row.status in RUNNING and lifecycle.is_alive(row.monitor_pid, cid, row.started_at):
-            raise Conflict(f"container {row.name} is running")
+        st.next_status(row.status, Event.REMOVE, row.name, row.id)
         anon = [v.name for v in db.container_volumes(conn, cid) if v.anonymous] if volumes else []
         host = dict(row.config["HostConfig"])
         db.delete_container(conn, cid)
         op = journal.Operation.begin_in(conn, "remove", cid, [removal(cid, host, anon)])
     faults.point("rm.row-deleted")
-    if finish_removal(conn, cid, host, anon):
+    if finish_removal(eng, cid, host, anon):
         op.end()
 
 
@@ -480,15 +565,13 @@ def removal(cid: str, host: Mapping[str, Any], anon: list[str]) -> journal.Resou
     return {"type": "container-remove", "id": cid, "host": dict(host), "volumes": list(anon)}
 
 
-def finish_removal(
-    conn: sqlite3.Connection | None, cid: str, host: Mapping[str, Any] | None, anon: list[str]
-) -> bool:
+def finish_removal(eng: Engine, cid: str, host: Mapping[str, Any] | None, anon: list[str]) -> bool:
     """What a removal does once the row is gone: runtime state and cgroups, network
     endpoints, rootfs mount, files, then the anonymous volumes `anon`. Idempotent;
     False when something must wait (a rootfs that would not unmount)."""
-    paths = ContainerPaths.of(cid)
+    paths = eng.paths(cid)
     with contextlib.suppress(Exception):
-        lifecycle.cleanup_dead(paths, dict(host) if host is not None else None)
+        lifecycle.cleanup_dead(eng, paths, dict(host) if host is not None else None)
     faults.point("rm.cleaned")
     if not lifecycle.remove_files(paths):
         return False
@@ -496,27 +579,20 @@ def finish_removal(
     if anon:
         from portique.engine.volumes import remove_volume
 
-        own = conn is None
-        if conn is None:
-            conn = db.open_db(paths.root)
-        try:
-            for name in anon:
-                with contextlib.suppress(PortiqueError):
-                    remove_volume(conn, name, force=True)
-        finally:
-            if own:
-                conn.close()
+        for name in anon:
+            with contextlib.suppress(PortiqueError):
+                remove_volume(eng, name, force=True)
     return True
 
 
 ORPHAN_AGE = 60.0  # `create` makes the directory just before its DB row
 
 
-def sweep_orphans(conn: sqlite3.Connection) -> list[str]:
+def sweep_orphans(eng: Engine) -> list[str]:
     """Directories under containers/ with no DB row: a `--rm` whose monitor died
     after dropping the row but before its clean-up. Unmount, delete, forget."""
-    base = ContainerPaths.of("x").root / "containers"
-    known = set(db.iter_ids(conn))
+    base = eng.containers_dir
+    known = set(db.iter_ids(eng.db))
     swept: list[str] = []
     try:
         entries = list(os.scandir(base))
@@ -528,9 +604,9 @@ def sweep_orphans(conn: sqlite3.Connection) -> list[str]:
         try:
             if time.time() - entry.stat(follow_symlinks=False).st_mtime < ORPHAN_AGE:
                 continue
-            paths = ContainerPaths.of(entry.name)
+            paths = eng.paths(entry.name)
             with contextlib.suppress(Exception):
-                lifecycle.cleanup_dead(paths, {"NetworkMode": "bridge"})
+                lifecycle.cleanup_dead(eng, paths, {"NetworkMode": "bridge"})
             if lifecycle.remove_files(paths):
                 swept.append(entry.name)
         except FileNotFoundError:
@@ -539,21 +615,22 @@ def sweep_orphans(conn: sqlite3.Connection) -> list[str]:
     return swept
 
 
-def prune(conn: sqlite3.Connection) -> list[str]:
-    sweep_orphans(conn)
+def prune(eng: Engine) -> list[str]:
+    eng.recover()
+    sweep_orphans(eng)
     removed = []
-    for row in list_all(conn):
-        if row.status in ("exited", "created", "dead"):
+    for row in list_all(eng):
+        if st.can_remove(row.status):
             with contextlib.suppress(PortiqueError):
-                remove_stopped(conn, row.id)
+                remove_stopped(eng, row.id)
                 removed.append(row.id)
     return removed
 
 
-def container_size(cid: str) -> int:
+def container_size(eng: Engine, cid: str) -> int:
     from portique.engine.volumes import volume_size
 
-    return volume_size(str(ContainerPaths.of(cid).dir / "upper"))
+    return volume_size(str(eng.paths(cid).dir / "upper"))
 
 
 def signal_of(value: str) -> int:

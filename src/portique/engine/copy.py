@@ -20,11 +20,15 @@ import tarfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from portique.engine import db
-from portique.engine.paths import ContainerPaths
+from portique.engine.state import has_process
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 from portique.errors import InvalidArgument, NotFound
+from portique.termio import write_all
 
 _O_PATH = os.O_PATH
 MAX_DEPTH = 256
@@ -32,7 +36,7 @@ CHUNK = 1 << 20
 
 
 @contextmanager
-def container_root(row: db.ContainerRow) -> Iterator[str]:
+def container_root(eng: Engine, row: db.ContainerRow) -> Iterator[str]:
     """A path to the container's root: its init's root while running, else the
     mounted rootfs.
 
@@ -41,21 +45,21 @@ def container_root(row: db.ContainerRow) -> Iterator[str]:
     be a host process's by now (a dead monitor, a reused pid), and its root
     the host's.
     """
-    if row.status in ("running", "paused") and row.pid:
+    if has_process(row.status) and row.pid:
         from portique.engine.lifecycle import check_init
 
         fd = os.open(f"/proc/{row.pid}/root", _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            check_init(row.id, row.pid)
+            check_init(eng, row.id, row.pid)
             yield f"/proc/self/fd/{fd}"
         finally:
             os.close(fd)
         return
     from portique.engine import bundle
 
-    paths = ContainerPaths.of(row.id)
+    paths = eng.paths(row.id)
     with ExitStack() as stack:
-        rootfs = bundle.mount_rootfs(row, paths)
+        rootfs = bundle.mount_rootfs(eng, row)
         stack.callback(bundle.unmount_rootfs, paths)
         yield str(rootfs)
 
@@ -251,9 +255,7 @@ def _pipe_fds(src: int, dst: int) -> None:
         data = os.read(src, CHUNK)
         if not data:
             return
-        view = memoryview(data)
-        while view:
-            view = view[os.write(dst, view) :]
+        write_all(dst, data)
 
 
 # ------------------------------------------------------------------- copy in

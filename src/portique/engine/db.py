@@ -26,7 +26,10 @@ Schema, version 1:
                       volume -> volumes, PRIMARY KEY(container_id, volume))
 
 Every multi-row change is one `transaction()`; the UNIQUE name column is what
-makes two concurrent `run --name x` calls resolve to exactly one winner.
+makes two concurrent `run --name x` calls resolve to exactly one winner. The
+status column changes only through `transition` (the table in
+engine/state.py); the monitor's exit fast path (dblite.py) is checked against
+both this schema and that table by tests/unit/engine/test_eng_state.py.
 
 A container's row in `image_users` (the image component's table, in the same
 file) is inserted and deleted in the transaction that inserts or deletes the
@@ -44,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from portique import db as _db
-from portique.errors import Conflict, NotFound
+from portique.engine.state import INITIAL, Event, Status, next_status
+from portique.errors import Conflict, NoSuchObject, NotFound
 from portique.oci.value import field, value
 
 COMPONENT = "engine"
@@ -86,8 +90,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+# What update_state may write; the status goes through transition() only.
 STATE_FIELDS = (
-    "status",
     "pid",
     "exit_code",
     "error",
@@ -108,7 +112,7 @@ class ContainerRow:
     image_id: str
     created: float
     config: Mapping[str, Any]
-    status: str
+    status: Status = INITIAL
     pid: int = 0
     exit_code: int = 0
     error: str = ""
@@ -128,7 +132,7 @@ class ContainerRow:
             image_id=row["image_id"],
             created=row["created"],
             config=json.loads(row["config"]),
-            status=row["status"],
+            status=Status(row["status"]),
             pid=row["pid"],
             exit_code=row["exit_code"],
             error=row["error"],
@@ -180,6 +184,8 @@ transaction = _db.transaction
 
 
 def insert_container(conn: sqlite3.Connection, row: ContainerRow) -> None:
+    if row.status != INITIAL:
+        raise ValueError(f"a container is created {INITIAL}, not {row.status}")
     try:
         conn.execute(
             "INSERT INTO containers(id, name, image, image_id, created, config, status)"
@@ -191,7 +197,7 @@ def insert_container(conn: sqlite3.Connection, row: ContainerRow) -> None:
                 row.image_id,
                 row.created,
                 json.dumps(row.config, separators=(",", ":")),
-                row.status,
+                str(row.status),
             ),
         )
     except sqlite3.IntegrityError as exc:
@@ -215,7 +221,7 @@ def get_container(conn: sqlite3.Connection, cid: str) -> ContainerRow | None:
 def resolve_container(conn: sqlite3.Connection, ref: str) -> ContainerRow:
     """Full id, exact name (with or without "/"), or a unique id prefix."""
     if not ref:
-        raise NotFound("no such container: ''")
+        raise NoSuchObject("container", ref)
     name = ref[1:] if ref.startswith("/") else ref
     row = conn.execute("SELECT * FROM containers WHERE id = ? OR name = ?", (ref, name)).fetchone()
     if row is not None:
@@ -229,7 +235,7 @@ def resolve_container(conn: sqlite3.Connection, ref: str) -> ContainerRow:
             return ContainerRow.from_row(rows[0])
         if len(rows) > 1:
             raise Conflict(f"multiple containers found with provided prefix: {ref}")
-    raise NotFound(f"no such container: {ref}")
+    raise NoSuchObject("container", ref)
 
 
 def list_containers(conn: sqlite3.Connection) -> list[ContainerRow]:
@@ -238,9 +244,29 @@ def list_containers(conn: sqlite3.Connection) -> list[ContainerRow]:
 
 
 def update_state(conn: sqlite3.Connection, cid: str, **fields: Any) -> None:
+    """Write state fields other than the status (that is `transition`'s)."""
     bad = set(fields) - set(STATE_FIELDS)
     if bad:
         raise ValueError(f"not state fields: {sorted(bad)}")
+    _write(conn, cid, fields)
+
+
+def transition(conn: sqlite3.Connection, cid: str, event: Event, **fields: Any) -> Status | None:
+    """Apply `event` to container `cid`, inside the caller's transaction: the status
+    becomes the table's next one (InvalidState when `event` is illegal now) and
+    `fields` are written with it. None when the container is gone."""
+    bad = set(fields) - set(STATE_FIELDS)
+    if bad:
+        raise ValueError(f"not state fields: {sorted(bad)}")
+    row = conn.execute("SELECT status, name FROM containers WHERE id = ?", (cid,)).fetchone()
+    if row is None:
+        return None
+    new = next_status(row["status"], event, row["name"], cid)
+    _write(conn, cid, {"status": str(new), **fields})
+    return new
+
+
+def _write(conn: sqlite3.Connection, cid: str, fields: Mapping[str, Any]) -> None:
     if not fields:
         return
     cols = ", ".join(f"{k} = ?" for k in fields)

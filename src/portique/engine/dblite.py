@@ -1,9 +1,13 @@
 """The few statements the monitor runs when its container exits, with bare sqlite3.
 
 The monitor records the exit before it loads the engine proper (db.py pulls
-in dataclasses, json, ...; the runtime much more), so a foreground `run`
-gets its exit code as soon as the DB says "exited". The statements mirror
-engine/db.py's schema (version 1); keep the two in step.
+in dataclasses, json, ...; the runtime much more; engine/state.py's enum
+alone ~5 ms), so a foreground `run` gets its exit code as soon as the DB
+says "exited". What these statements know of the others is written down
+here once and checked, never trusted: tests/unit/engine/test_eng_state.py
+compiles every statement against the schema engine/db.py's migrations make
+(SCHEMA_VERSION) and derives EXIT_FROM and EXIT_TO from the transition table
+(engine/state.py, Event.EXITED), so the exit is that table's transition.
 """
 
 from __future__ import annotations
@@ -12,9 +16,36 @@ import os
 import sqlite3
 import time
 
+SCHEMA_VERSION = 1  # of the "engine" component (engine/db.py MIGRATIONS)
+EXIT_FROM = ("running", "paused")  # state.sources(Event.EXITED)
+EXIT_TO = "exited"  # state.target(Event.EXITED)
 
-def connect() -> sqlite3.Connection:
-    root = os.environ.get("PORTIQUE_ROOT", "/var/lib/portique")
+STOP_FLAGS = "SELECT stop_requested, restart_count FROM containers WHERE id = ?"
+# The exit, as the transition table allows it: a row in another status is left alone.
+RECORD_EXIT = (
+    f"UPDATE containers SET status = '{EXIT_TO}', exit_code = ?, oom_killed = ?,"
+    " finished_at = ?, pid = 0 WHERE id = ?"
+    f" AND status IN ({', '.join(repr(s) for s in EXIT_FROM)})"
+)
+CONFIG_OF = "SELECT config FROM containers WHERE id = ?"
+ANONYMOUS_VOLUMES = (
+    "SELECT v.name FROM volumes v JOIN container_volumes cv ON cv.volume = v.name"
+    " WHERE cv.container_id = ? AND v.anonymous = 1"
+)
+DELETE_CONTAINER = "DELETE FROM containers WHERE id = ?"
+DELETE_IMAGE_USER = "DELETE FROM image_users WHERE container_id = ?"
+STATEMENTS = (
+    STOP_FLAGS,
+    RECORD_EXIT,
+    CONFIG_OF,
+    ANONYMOUS_VOLUMES,
+    DELETE_CONTAINER,
+    DELETE_IMAGE_USER,
+)
+
+
+def connect(root: str) -> sqlite3.Connection:
+    """portique.db under the engine root `root` (the monitor's `root=` argument)."""
     conn = sqlite3.connect(os.path.join(root, "portique.db"), timeout=30.0, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 30000")
     # As portique.db.connect: in WAL mode NORMAL syncs at checkpoints, not at every
@@ -27,19 +58,15 @@ def connect() -> sqlite3.Connection:
 
 def stop_flags(conn: sqlite3.Connection, cid: str) -> tuple[bool, int] | None:
     """(stop_requested, restart_count), or None when the container is gone."""
-    row = conn.execute(
-        "SELECT stop_requested, restart_count FROM containers WHERE id = ?", (cid,)
-    ).fetchone()
+    row = conn.execute(STOP_FLAGS, (cid,)).fetchone()
     return None if row is None else (bool(row[0]), int(row[1]))
 
 
-def record_exit(conn: sqlite3.Connection, cid: str, code: int, oom: bool) -> None:
+def record_exit(conn: sqlite3.Connection, cid: str, code: int, oom: bool) -> bool:
+    """The exit (Event.EXITED); False when the row was in no status to exit from."""
     # monitor_pid stays: `start` waits for this monitor's clean-up to finish.
-    conn.execute(
-        "UPDATE containers SET status = 'exited', exit_code = ?, oom_killed = ?,"
-        " finished_at = ?, pid = 0 WHERE id = ?",
-        (code, int(oom), time.time(), cid),
-    )
+    cur = conn.execute(RECORD_EXIT, (code, int(oom), time.time(), cid))
+    return cur.rowcount == 1
 
 
 def delete_row(
@@ -47,29 +74,23 @@ def delete_row(
 ) -> tuple[list[str], dict[str, object], int] | None:
     """--rm: drop the row now, with its image_users row and a journal entry for the
     clean-up after (portique/journal.py), in one transaction; returns (its anonymous
-    volumes, its HostConfig, the entry's id), or None if the row was gone."""
+    volumes, its HostConfig, the entry's id), or None if the row was gone. (The
+    exit and the removal at once: the row goes, so no status is written.)"""
     import json
 
     from portique import journal
 
     conn.execute("BEGIN IMMEDIATE")
     try:
-        row = conn.execute("SELECT config FROM containers WHERE id = ?", (cid,)).fetchone()
+        row = conn.execute(CONFIG_OF, (cid,)).fetchone()
         if row is None:
             conn.execute("ROLLBACK")
             return None
-        vols = [
-            r[0]
-            for r in conn.execute(
-                "SELECT v.name FROM volumes v JOIN container_volumes cv ON cv.volume = v.name"
-                " WHERE cv.container_id = ? AND v.anonymous = 1",
-                (cid,),
-            )
-        ]
+        vols = [r[0] for r in conn.execute(ANONYMOUS_VOLUMES, (cid,))]
         host = json.loads(row[0]).get("HostConfig") or {}
-        conn.execute("DELETE FROM containers WHERE id = ?", (cid,))
+        conn.execute(DELETE_CONTAINER, (cid,))
         try:
-            conn.execute("DELETE FROM image_users WHERE container_id = ?", (cid,))
+            conn.execute(DELETE_IMAGE_USER, (cid,))
         except sqlite3.OperationalError as exc:
             if "no such table" not in str(exc):  # a root no image was ever stored in
                 raise

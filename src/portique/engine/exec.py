@@ -18,12 +18,19 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from portique.engine import db, lifecycle, userdb
+from portique.engine import db, userdb
 from portique.engine import options as opt
-from portique.engine.paths import ContainerPaths
+from portique.engine.state import Event
 from portique.errors import InvalidState, PortiqueError
 from portique.oci.value import replace, value
+from portique.termio import set_window_size, window_size, write_all
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
+    from portique.oci.runtime import Process
+    from portique.runtime import Runtime
 
 
 @value
@@ -38,10 +45,10 @@ class ExecRequest:
     privileged: bool = False
 
 
-def build_process(row: db.ContainerRow, req: ExecRequest) -> object:
+def build_process(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> Process:
     from portique.oci.runtime import Capabilities, User, load_spec
 
-    paths = ContainerPaths.of(row.id)
+    paths = eng.paths(row.id)
     spec = load_spec(paths.dir)
     base = spec.process
     if base is None:
@@ -79,18 +86,22 @@ def build_process(row: db.ContainerRow, req: ExecRequest) -> object:
     )
 
 
-def run_exec(row: db.ContainerRow, req: ExecRequest) -> int:
-    if row.status == "paused":
-        raise InvalidState(f"container {row.id[:12]} is paused, unpause the container before exec")
-    if row.status != "running":
-        raise InvalidState(f"container {row.id[:12]} is not running")
-    if not req.argv:
-        from portique.errors import InvalidArgument
+def run_exec(eng: Engine, ref: str, req: ExecRequest) -> int:
+    """Run `req` in container `ref` with our stdio; its exit code. (An API exec
+    instance will hand its own fds; the checks are the same.)"""
+    from portique.engine import containers
+    from portique.errors import InvalidArgument
 
+    if req.workdir and not req.workdir.startswith("/"):
+        raise InvalidArgument(
+            f"the working directory '{req.workdir}' is invalid, it needs to be an absolute path"
+        )
+    opt.parse_user(req.user)
+    row = containers.get_for(eng, ref, Event.EXEC)
+    if not req.argv:
         raise InvalidArgument("exec requires at least one argument (the command)")
-    paths = ContainerPaths.of(row.id)
-    process = build_process(row, req)
-    rt = lifecycle.open_runtime(paths)
+    process = build_process(eng, row, req)
+    rt = eng.runtime()
     if req.detach:
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
@@ -106,8 +117,8 @@ def run_exec(row: db.ContainerRow, req: ExecRequest) -> int:
     return _exec_tty(rt, row.id, process, req)
 
 
-def _exec_tty(rt: object, cid: str, process: object, req: ExecRequest) -> int:
-    from portique.engine.attach import raw_terminal
+def _exec_tty(rt: Runtime, cid: str, process: Process, req: ExecRequest) -> int:
+    from portique.termio import raw_terminal
 
     with tempfile.TemporaryDirectory(prefix="portique-exec-") as tmp:
         path = Path(tmp) / "console.sock"
@@ -124,7 +135,7 @@ def _exec_tty(rt: object, cid: str, process: object, req: ExecRequest) -> int:
                 # Not even the runtime's helper holds our terminal: the
                 # process gets the pty the runtime makes inside the container.
                 null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-                code = int(rt.exec(cid, process, console_socket=path, stdio=(null, null, null)))  # type: ignore[attr-defined]
+                code = int(rt.exec(cid, process, console_socket=path, stdio=(null, null, null)))
             except PortiqueError as exc:
                 os.write(w, f"{exc.exit_code} {exc}".encode()[:4000])
                 code = exc.exit_code
@@ -184,11 +195,9 @@ def _child_result(pid: int, err_r: int) -> int:
 
 
 def _set_size(master: int, term_fd: int) -> None:
-    from portique.linux.tty import set_winsize
-
-    with contextlib.suppress(OSError):
-        ts = os.get_terminal_size(term_fd)
-        set_winsize(master, ts.lines, ts.columns)
+    size = window_size(term_fd)
+    if size is not None:
+        set_window_size(master, *size)
 
 
 def _pump_tty(master: int, in_fd: int) -> None:
@@ -215,7 +224,7 @@ def _pump_tty(master: int, in_fd: int) -> None:
                 if not data:
                     in_fd = -1
                 else:
-                    _write_all(master, data)
+                    write_all(master, data)
             if master in ready:
                 try:
                     data = os.read(master, 65536)
@@ -223,18 +232,9 @@ def _pump_tty(master: int, in_fd: int) -> None:
                     data = b""
                 if not data:
                     return
-                _write_all(1, data)
+                write_all(1, data)
     finally:
         signal.set_wakeup_fd(old)
         signal.signal(signal.SIGWINCH, prev)
         os.close(wake_r)
         os.close(wake_w)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            select.select([], [fd], [], 1.0)

@@ -30,10 +30,12 @@ import os
 import sys
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from portique.engine import db
 from portique.engine.paths import ContainerPaths
+from portique.engine.state import Event, Status
 from portique.errors import (
     CommandNotExecutable,
     CommandNotFound,
@@ -42,6 +44,7 @@ from portique.errors import (
 )
 
 if TYPE_CHECKING:
+    from portique.engine.engine import Engine
     from portique.engine.monitor import Monitor
 
 MONITOR_BOOT = (
@@ -59,13 +62,13 @@ def open_runtime(paths: ContainerPaths) -> Any:
 # ---------------------------------------------------------------- CLI side
 
 
-def start(cid: str, *, hold: bool = False) -> int:
+def start(eng: Engine, cid: str, *, hold: bool = False) -> int:
     """Start container `cid` under a new monitor; returns the init's host pid.
 
     `hold`: the monitor waits (up to 10 s) for an attach before reading the
     container's output, so a foreground `run` misses nothing.
     """
-    paths = ContainerPaths.of(cid)
+    paths = eng.paths(cid)
     paths.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -76,7 +79,7 @@ def start(cid: str, *, hold: bool = False) -> int:
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _monitor_entry(cid, w, hold)
+            _monitor_entry(eng.root, eng.runroot, cid, w, hold)
         except BaseException as exc:
             with contextlib.suppress(BaseException):
                 import traceback
@@ -139,19 +142,22 @@ def _listen(paths: ContainerPaths) -> int:
         os.close(dfd)
 
 
-def _monitor_entry(cid: str, status_w: int, hold: bool) -> NoReturn:
+def _monitor_entry(root: Path, runroot: Path, cid: str, status_w: int, hold: bool) -> NoReturn:
+    from portique.engine.engine import Engine
     from portique.linux.prctl import set_child_subreaper
 
-    paths = ContainerPaths.of(cid)
+    # A fresh Engine: nothing the CLI process opened is used across the fork.
+    eng = Engine(root, runroot)
+    paths = eng.paths(cid)
     _quiet_stdio(paths)
     set_child_subreaper()
     listen_fd = _listen(paths)
-    _launch_in_monitor(cid, paths, listen_fd, status_w, hold=hold, restart_count=None)
+    _launch_in_monitor(eng, cid, listen_fd, status_w, hold=hold, restart_count=None)
 
 
 def _launch_in_monitor(
+    eng: Engine,
     cid: str,
-    paths: ContainerPaths,
     listen_fd: int,
     status_w: int,
     *,
@@ -159,12 +165,13 @@ def _launch_in_monitor(
     restart_count: int | None,
 ) -> NoReturn:
     """Create and start the container, then exec the monitor (or report and exit)."""
-    conn = db.open_db(paths.root)
+    paths = eng.paths(cid)
+    conn = eng.db
     try:
         row = db.get_container(conn, cid)
         if row is None:
             raise InvalidState(f"container {cid} was removed")
-        fds, pid, started, oom_file = _create_and_start(row, paths, conn, restart_count)
+        fds, pid, started, oom_file = _create_and_start(eng, row, paths, restart_count)
     except PortiqueError as exc:
         _report(status_w, f"err {exc.exit_code} {exc}")
         _record_failure(conn, cid, exc)
@@ -176,12 +183,14 @@ def _launch_in_monitor(
         _report(status_w, f"err 125 {exc}")
         _record_failure(conn, cid, exc)
         os._exit(125)
-    conn.close()
+    eng.close()
     _report(status_w, f"ok {pid}")
     if status_w >= 0:
         os.close(status_w)
     args = {
         "id": cid,
+        "root": str(eng.root),
+        "runroot": str(eng.runroot),
         "pid": str(pid),
         "listen": str(listen_fd),
         "log": str(paths.log),
@@ -217,14 +226,11 @@ def _record_failure(conn: Any, cid: str, exc: BaseException) -> None:
     with contextlib.suppress(Exception):
         code = exc.exit_code if isinstance(exc, PortiqueError) else 125
         with db.transaction(conn):
-            row = db.get_container(conn, cid)
-            if row is not None:
-                # A container that never ran stays "created" (Docker shows the
-                # error in State.Error); one that ran before is "exited".
-                status = "created" if row.started_at == 0 else "exited"
-                db.update_state(
-                    conn, cid, status=status, error=str(exc), exit_code=code, pid=0, monitor_pid=0
-                )
+            # A container that never ran stays "created" (Docker shows the error
+            # in State.Error); one that ran before is "exited" (state.py's table).
+            db.transition(
+                conn, cid, Event.START_FAILED, error=str(exc), exit_code=code, pid=0, monitor_pid=0
+            )
 
 
 def _close_other_fds(keep: list[int]) -> None:
@@ -236,11 +242,12 @@ def _close_other_fds(keep: list[int]) -> None:
 
 
 def _create_and_start(
-    row: db.ContainerRow, paths: ContainerPaths, conn: Any, restart_count: int | None
+    eng: Engine, row: db.ContainerRow, paths: ContainerPaths, restart_count: int | None
 ) -> tuple[dict[str, int], int, float, str]:
     from portique import faults, journal
     from portique.engine import bundle, network, stdio
 
+    conn = eng.db
     rt = open_runtime(paths)
     # Until "running" is recorded (the same transaction ends the entry), a death
     # of this monitor leaves an entry whose recovery undoes the half-done start.
@@ -251,9 +258,9 @@ def _create_and_start(
         early = None
         if network.wants_early_setup(row):
             # Forked first, so its imports overlap the mount and the runtime's create.
-            early = network.EarlySetup(row, paths)
+            early = network.EarlySetup(eng, row)
             stack.callback(early.close)
-        bundle.prepare(row, paths, stack)
+        bundle.prepare(eng, row, stack)
         faults.point("monitor.mounted")
         config = row.config["Config"]
         io = stdio.make(
@@ -265,16 +272,15 @@ def _create_and_start(
         pid = int(state.pid)
         io.after_create()
         if early is not None:
-            stack.callback(network.release, row.id, row.config["HostConfig"])
+            stack.callback(network.release, eng, row.id, row.config["HostConfig"])
             net_settings = early.finish(pid)
         else:
-            net_settings = network.setup(row, pid, paths, stack)
+            net_settings = network.setup(eng, row, pid, stack)
         rt.start(row.id)
         faults.point("monitor.started")
         fds = io.monitor_fds()
         now = time.time()
         fields: dict[str, Any] = {
-            "status": "running",
             "pid": pid,
             "started_at": now,
             "finished_at": 0.0,
@@ -287,9 +293,8 @@ def _create_and_start(
         if restart_count is not None:
             fields["restart_count"] = restart_count
         with db.transaction(conn):
-            if db.get_container(conn, row.id) is None:
+            if db.transition(conn, row.id, Event.STARTED, **fields) is None:
                 raise InvalidState(f"container {row.id} was removed while starting")
-            db.update_state(conn, row.id, **fields)
             db.update_config(conn, row.id, {**row.config, "NetworkSettings": net_settings})
             op.end_in(conn)
         stack.pop_all()
@@ -329,18 +334,18 @@ def _force_delete(rt: Any, cid: str) -> None:
 
 
 def cleanup_after_exit(
-    cid: str, removed: tuple[list[str], dict[str, Any], int] | None, net: bool
+    eng: Engine, cid: str, removed: tuple[list[str], dict[str, Any], int] | None, net: bool
 ) -> None:
     """After the exit was recorded: runtime state, cgroup, rootfs mount, network
     endpoints; with --rm (`removed`: its anonymous volumes, HostConfig and journal
     entry, from dblite.delete_row) the files and volumes too, then the entry."""
-    paths = ContainerPaths.of(cid)
+    paths = eng.paths(cid)
     with contextlib.suppress(Exception):
-        cleanup_dead(paths)
+        cleanup_dead(eng, paths)
     if net:
         from portique.engine.network import _release
 
-        _release(cid)
+        _release(eng, cid)
     with contextlib.suppress(OSError):
         os.unlink(paths.socket)
     if removed is None:
@@ -349,34 +354,33 @@ def cleanup_after_exit(
     from portique.engine import containers
 
     anon, _host, entry = removed
-    conn = db.open_db(paths.root)
     try:
         # Runtime state, mount and endpoints went above: files and volumes remain
         # (the journal entry holds the HostConfig for a recovery that redoes all).
-        if containers.finish_removal(conn, cid, None, anon):
-            journal.forget(conn, entry)
+        if containers.finish_removal(eng, cid, None, anon):
+            journal.forget(eng.db, entry)
     finally:
-        conn.close()
+        eng.close()
 
 
 def finish_for_restart(
-    mon: Monitor, args: dict[str, str], code: int, oom: bool, delay: float
+    eng: Engine, mon: Monitor, args: dict[str, str], code: int, oom: bool, delay: float
 ) -> NoReturn:
     """The restart policy wants another run: clean up, wait `delay`, launch again."""
     cid = args["id"]
-    paths = ContainerPaths.of(cid)
+    paths = eng.paths(cid)
     with contextlib.suppress(Exception):
-        cleanup_dead(paths)
+        cleanup_dead(eng, paths)
     if args.get("net") == "1":
         from portique.engine.network import _release
 
-        _release(cid)
-    conn = db.open_db(paths.root)
+        _release(eng, cid)
+    conn = eng.db
     with db.transaction(conn):
-        db.update_state(
+        db.transition(
             conn,
             cid,
-            status="restarting",
+            Event.RESTART_PENDING,
             exit_code=code,
             oom_killed=oom,
             finished_at=time.time(),
@@ -386,13 +390,13 @@ def finish_for_restart(
     mon.broadcast_exit(code)
     if mon.wait_restart(delay):
         latest = db.get_container(conn, cid)
-        if latest is not None and latest.status == "restarting" and not latest.stop_requested:
+        if latest is not None and latest.status == Status.RESTARTING and not latest.stop_requested:
             listen_fd = mon.listen.detach()
             _launch_in_monitor(
-                cid, paths, listen_fd, -1, hold=False, restart_count=latest.restart_count + 1
+                eng, cid, listen_fd, -1, hold=False, restart_count=latest.restart_count + 1
             )
-    with db.transaction(conn):
-        db.update_state(conn, cid, status="exited")
+    with contextlib.suppress(InvalidState), db.transaction(conn):
+        db.transition(conn, cid, Event.RESTART_CANCELLED)
     mon.broadcast_exit(code)
     with contextlib.suppress(OSError):
         os.unlink(paths.socket)
@@ -413,7 +417,7 @@ def remove_files(paths: ContainerPaths) -> bool:
     return True
 
 
-def cleanup_dead(paths: ContainerPaths, host: dict[str, Any] | None = None) -> None:
+def cleanup_dead(eng: Engine, paths: ContainerPaths, host: dict[str, Any] | None = None) -> None:
     """Undo a start whose monitor died: runtime state, cgroup, mount (and with the
     container's HostConfig, its network endpoints)."""
     rt = open_runtime(paths)
@@ -421,20 +425,20 @@ def cleanup_dead(paths: ContainerPaths, host: dict[str, Any] | None = None) -> N
     if host is not None:
         from portique.engine.network import release
 
-        release(paths.id, host)
+        release(eng, paths.id, host)
     from portique.engine import bundle
 
     with contextlib.suppress(Exception):
         bundle.unmount_rootfs(paths)
 
 
-def check_init(cid: str, pid: int) -> None:
+def check_init(eng: Engine, cid: str, pid: int) -> None:
     """InvalidState unless `pid` is still the init of running (or paused) container
     `cid`, as the runtime sees it: the same pid and start time as it recorded."""
     from portique.errors import NotFound
 
     try:
-        state = open_runtime(ContainerPaths.of(cid)).state(cid)
+        state = open_runtime(eng.paths(cid)).state(cid)
     except NotFound:
         state = None
     if state is None or state.pid != pid or str(state.status) not in ("running", "paused"):

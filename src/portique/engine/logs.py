@@ -9,13 +9,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from portique.engine.logfile import LogWriter, rfc3339_nano
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 __all__ = [
     "LogRecord",
     "LogWriter",
-    "follow",
+    "container_logs",
+    "follow_file",
     "parse_since",
     "read_records",
     "rfc3339_nano",
@@ -131,7 +136,7 @@ def tail_records(path: str, n: int) -> list[LogRecord]:
     return records[-n:]
 
 
-def follow(
+def follow_file(
     path: str, offset: int, still_running: Callable[[], bool], poll: float = 0.1
 ) -> Iterator[LogRecord]:
     """Records appended after byte `offset` until `still_running()` is false and the file is drained."""
@@ -157,3 +162,44 @@ def follow(
                         yield rec
                 return
             time.sleep(poll)
+
+
+def container_logs(
+    eng: Engine,
+    ref: str,
+    *,
+    follow: bool = False,
+    tail: int = -1,
+    since_ns: int = 0,
+    until_ns: int = 0,
+) -> Iterator[LogRecord]:
+    """`GET /containers/{id}/logs`: the container's records, the last `tail` of
+    them (all when negative), those in [since, until] (unix ns, 0 for no
+    bound), then with `follow` what it writes until it stops. The faces write
+    them (the CLI to its stdout and stderr, the API in Docker's framing)."""
+    import os
+
+    from portique.engine import containers, db
+    from portique.engine.state import has_monitor
+
+    row = containers.get(eng, ref)
+    path = str(eng.paths(row.id).log)
+    try:
+        offset = os.path.getsize(path)
+    except OSError:
+        offset = 0
+
+    def wanted(rec: LogRecord) -> bool:
+        if since_ns or until_ns:
+            t = rec.time_ns
+            return not (since_ns and t < since_ns) and not (until_ns and t > until_ns)
+        return True
+
+    yield from (rec for rec in tail_records(path, tail) if wanted(rec))
+    if follow:
+
+        def running() -> bool:
+            cur = db.get_container(eng.db, row.id)
+            return cur is not None and has_monitor(containers.refresh(eng, cur).status)
+
+        yield from (rec for rec in follow_file(path, offset, running) if wanted(rec))

@@ -8,6 +8,8 @@ the long-lived process holds only what it needs: `os`, `select`, `_socket`,
 - own the container's stdio: pipes (stdout, stderr, stdin with -i) or the pty
   master (-t); write every output line to the json-file log;
 - serve attach/wait/stop/kill/resize requests on <run_dir>/m.sock (stream.py);
+- know its engine only from its arguments (`root=`, `runroot=`), never from
+  the environment;
 - reap the container's init (it is our child: either directly or reparented
   to us as the subreaper) and hand the exit to `lifecycle.finish`, which
   records it, cleans up, and tells us whether the restart policy wants another
@@ -26,6 +28,10 @@ import time
 
 from portique.engine import stream as st
 from portique.engine.logfile import LogWriter
+
+TYPE_CHECKING = False  # not typing's: the monitor does not import typing
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 STDIN_HIGH_WATER = 1 << 20  # stop reading clients' stdin frames while this much is queued
 HOLD_SECONDS = 10.0  # foreground `run`: wait this long for the CLI to attach before reading
@@ -456,13 +462,13 @@ def main(argv: list[str]) -> None:
 
     cid = args["id"]
     oom = dblite.read_oom_count(args.get("oom", "")) > 0
-    conn = dblite.connect()
+    conn = dblite.connect(args["root"])
     flags = dblite.stop_flags(conn, cid)
     if flags is None:  # removed under us (rm -f)
         mon.broadcast_exit(code)
         from portique.engine import lifecycle
 
-        lifecycle.cleanup_after_exit(cid, None, args.get("net") == "1")
+        lifecycle.cleanup_after_exit(_engine(args), cid, None, args.get("net") == "1")
         os._exit(0)
     stop_requested = mon.stop_requested or flags[0]
     ran_for = time.time() - float(args.get("started", "0") or 0)
@@ -480,12 +486,21 @@ def main(argv: list[str]) -> None:
         mon.broadcast_exit(code)
         from portique.engine import lifecycle
 
-        lifecycle.cleanup_after_exit(cid, removed, args.get("net") == "1")
+        lifecycle.cleanup_after_exit(_engine(args), cid, removed, args.get("net") == "1")
         os._exit(0)
     conn.close()
     from portique.engine import lifecycle
 
-    lifecycle.finish_for_restart(mon, args, code, oom, delay)
+    lifecycle.finish_for_restart(_engine(args), mon, args, code, oom, delay)
+
+
+def _engine(args: dict[str, str]) -> Engine:
+    """The engine proper, for the clean-up after the exit was recorded."""
+    from pathlib import Path
+
+    from portique.engine.engine import Engine
+
+    return Engine(Path(args["root"]), Path(args["runroot"]))
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ import contextlib
 from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from portique.engine.paths import ContainerPaths
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 LOCAL_MODES = ("none", "host")
 
@@ -173,18 +174,12 @@ def _mappings(bindings: dict[str, Any]) -> list[Any]:
     return out
 
 
-def open_networks() -> Any:
-    from portique.network.networks import Networks
-
-    return Networks(ContainerPaths.of("x").root)
-
-
 # How often a listing command may pay for repair(): the first call in a process costs
 # ~170 ms here (pyroute2's import, a netlink dump, two `nft` runs), later ones ~15 ms.
 REPAIR_INTERVAL = 60.0
 
 
-def repair_leftovers(*, every: float = REPAIR_INTERVAL) -> None:
+def repair_leftovers(eng: Engine, *, every: float = REPAIR_INTERVAL) -> None:
     """Reclaim what crashes and deleted engine roots left in the kernel (endpoints whose
     namespace is gone, stray veths, orphaned bridges and nftables tables, idle
     resolvers), at most once per `every` seconds per run root (a stamp's mtime), so
@@ -192,27 +187,21 @@ def repair_leftovers(*, every: float = REPAIR_INTERVAL) -> None:
     caller's: the next call tries again."""
     import time
 
-    from portique.engine import paths
-
-    stamp = paths.run_root() / "network" / "repair.stamp"
+    stamp = eng.runroot / "network" / "repair.stamp"
     with contextlib.suppress(OSError):
         if every > 0 and time.time() - stamp.stat().st_mtime < every:
             return
     # Best effort: a leftover never fails `ps`.
     with contextlib.suppress(Exception):
-        nets = open_networks()
-        try:
-            stamp.parent.mkdir(parents=True, exist_ok=True)
-            stamp.touch()
-            # live_containers=None: only facts (netns gone, stuck "creating" rows,
-            # deleted roots) count, so a container starting concurrently keeps its
-            # endpoint.
-            nets.repair(live_containers=None)
-        finally:
-            nets.close()
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+        # live_containers=None: only facts (netns gone, stuck "creating" rows,
+        # deleted roots) count, so a container starting concurrently keeps its
+        # endpoint.
+        eng.networks.repair(live_containers=None)
 
 
-def check_network(name: str) -> None:
+def check_network(eng: Engine, name: str) -> None:
     """At create: a user-defined network must exist (bridge is made on first use);
     `container:REF` must name an existing container."""
     if name in (*LOCAL_MODES, "bridge", "default"):
@@ -220,20 +209,12 @@ def check_network(name: str) -> None:
     if name.startswith("container:"):
         from portique.engine import db
 
-        conn = db.open_db(ContainerPaths.of("x").root)
-        try:
-            db.resolve_container(conn, name.partition(":")[2])
-        finally:
-            conn.close()
+        db.resolve_container(eng.db, name.partition(":")[2])
         return
-    nets = open_networks()
-    try:
-        nets.inspect(name)
-    finally:
-        nets.close()
+    eng.networks.inspect(name)
 
 
-def record_endpoint(ref: str, network: str, aliases: list[str], ip: str | None) -> Any:
+def record_endpoint(eng: Engine, ref: str, network: str, aliases: list[str], ip: str | None) -> Any:
     """`network connect`: remember the request in the container's EndpointsConfig (so
     a stopped container joins at its next start, and a running one again after a
     restart); returns the container's row as it was before."""
@@ -243,67 +224,55 @@ def record_endpoint(ref: str, network: str, aliases: list[str], ip: str | None) 
 
     for alias in aliases:
         check_alias(alias)
-    conn = db.open_db(ContainerPaths.of("x").root)
-    try:
-        with db.transaction(conn):
-            row = db.resolve_container(conn, ref)
-            host = row.config["HostConfig"]
-            if mode_of(host) == "host" or joined_container(host):
-                raise InvalidArgument(
-                    f"container {row.name} shares a network namespace ({mode_of(host)})"
-                    " and cannot be connected to a network"
-                )
-            eps = endpoints_config(row.config)
-            current = "bridge" if mode_of(host) == "default" else mode_of(host)
-            if network == current or network in eps:
-                raise Conflict(f"container {row.name} is already attached to network {network}")
-            eps[network] = endpoint_entry(aliases, ip)
-            db.update_config(
-                conn, row.id, {**row.config, "NetworkingConfig": {"EndpointsConfig": eps}}
+    conn = eng.db
+    with db.transaction(conn):
+        row = db.resolve_container(conn, ref)
+        host = row.config["HostConfig"]
+        if mode_of(host) == "host" or joined_container(host):
+            raise InvalidArgument(
+                f"container {row.name} shares a network namespace ({mode_of(host)})"
+                " and cannot be connected to a network"
             )
-        return row
-    finally:
-        conn.close()
+        eps = endpoints_config(row.config)
+        current = "bridge" if mode_of(host) == "default" else mode_of(host)
+        if network == current or network in eps:
+            raise Conflict(f"container {row.name} is already attached to network {network}")
+        eps[network] = endpoint_entry(aliases, ip)
+        db.update_config(conn, row.id, {**row.config, "NetworkingConfig": {"EndpointsConfig": eps}})
+    return row
 
 
-def forget_endpoint(cid: str, network: str) -> None:
+def forget_endpoint(eng: Engine, cid: str, network: str) -> None:
     """`network disconnect`: drop the network from the container's EndpointsConfig."""
     from portique.engine import db
 
-    conn = db.open_db(ContainerPaths.of("x").root)
-    try:
-        with db.transaction(conn):
-            row = db.get_container(conn, cid)
-            if row is None:
-                return
-            eps = endpoints_config(row.config)
-            if eps.pop(network, None) is not None:
-                db.update_config(
-                    conn, cid, {**row.config, "NetworkingConfig": {"EndpointsConfig": eps}}
-                )
-    finally:
-        conn.close()
+    conn = eng.db
+    with db.transaction(conn):
+        row = db.get_container(conn, cid)
+        if row is None:
+            return
+        eps = endpoints_config(row.config)
+        if eps.pop(network, None) is not None:
+            db.update_config(
+                conn, cid, {**row.config, "NetworkingConfig": {"EndpointsConfig": eps}}
+            )
 
 
-def joined_netns(host: dict[str, Any]) -> tuple[str, Any]:
+def joined_netns(eng: Engine, host: dict[str, Any]) -> tuple[str, Any]:
     """For `container:REF`: (/proc/PID/ns/net of that container's init, its row).
     It must be running: its namespace exists only while its process does."""
     from portique.engine import db
+    from portique.engine.state import has_process
     from portique.errors import InvalidState
 
-    ref = joined_container(host)
-    conn = db.open_db(ContainerPaths.of("x").root)
-    try:
-        other = db.resolve_container(conn, ref)
-    finally:
-        conn.close()
-    if other.status not in ("running", "paused") or other.pid <= 0:
+    other = db.resolve_container(eng.db, joined_container(host))
+    if not has_process(other.status) or other.pid <= 0:
         raise InvalidState(f"cannot join the network of container {other.name}: it is not running")
     from portique.engine.lifecycle import check_init
 
     try:
         # The row's pid alone could be a host process's by now (its netns the host's).
-        check_init(other.id, other.pid)
+        check_init(eng, other.id, other.pid)
     except InvalidState:
         raise InvalidState(
             f"cannot join the network of container {other.name}: it is not running"
@@ -317,8 +286,9 @@ def _write_in_place(path: Path, text: str) -> None:
         f.write(text)
 
 
-def setup(row: Any, pid: int, paths: ContainerPaths, stack: ExitStack) -> dict[str, Any]:
+def setup(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
     """Wire the container's network before its process starts; NetworkSettings for inspect."""
+    paths = eng.paths(row.id)
     host = row.config["HostConfig"]
     mode = mode_of(host)
     netns = f"/proc/{pid}/ns/net"
@@ -333,8 +303,7 @@ def setup(row: Any, pid: int, paths: ContainerPaths, stack: ExitStack) -> dict[s
         loopback_up(netns)
         if not requests:  # no `network connect` recorded: loopback only
             return {}
-    nets = open_networks()
-    stack.callback(nets.close)
+    nets = eng.networks
     if any(r.network in ("bridge", "default") for r in requests):
         nets.ensure_default()
     cn = nets.setup_container(
@@ -347,7 +316,7 @@ def setup(row: Any, pid: int, paths: ContainerPaths, stack: ExitStack) -> dict[s
         dns_search=list(host.get("DnsSearch") or ()),
         dns_options=list(host.get("DnsOptions") or ()),
     )
-    stack.callback(_release, row.id)
+    stack.callback(_release, eng, row.id)
     _write_in_place(paths.dir / "resolv.conf", cn.resolv_conf)
     hostname = (paths.dir / "hostname").read_text().strip()
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
@@ -408,13 +377,9 @@ def settings_of(cn: Any) -> dict[str, Any]:
     }
 
 
-def _release(cid: str) -> None:
+def _release(eng: Engine, cid: str) -> None:
     with contextlib.suppress(Exception):
-        nets = open_networks()
-        try:
-            nets.release_container(cid)
-        finally:
-            nets.close()
+        eng.networks.release_container(cid)
 
 
 def needs_release(config: Mapping[str, Any]) -> bool:
@@ -422,11 +387,11 @@ def needs_release(config: Mapping[str, Any]) -> bool:
     return uses_network_layer(config["HostConfig"]) or bool(endpoints_config(config))
 
 
-def release(cid: str, host: dict[str, Any]) -> None:
+def release(eng: Engine, cid: str, host: dict[str, Any]) -> None:
     """After exit or at removal: the container's endpoints, ports and leases (idempotent).
     A `--network none` container may have been connected while it ran."""
     if uses_network_layer(host) or mode_of(host) == "none":
-        _release(cid)
+        _release(eng, cid)
 
 
 class EarlySetup:
@@ -442,7 +407,7 @@ class EarlySetup:
     of the monitor's fds but its two pipes and exits with os._exit.
     """
 
-    def __init__(self, row: Any, paths: ContainerPaths) -> None:
+    def __init__(self, eng: Engine, row: Any) -> None:
         import os
 
         to_child_r, self._to_child = os.pipe2(os.O_CLOEXEC)
@@ -453,7 +418,7 @@ class EarlySetup:
             try:
                 os.close(self._to_child)
                 os.close(self._from_child)
-                code = _early_child(row, paths, to_child_r, from_child_w)
+                code = _early_child(eng, row, to_child_r, from_child_w)
             finally:
                 os._exit(code)
         os.close(to_child_r)
@@ -500,9 +465,7 @@ class EarlySetup:
             self.pid = 0
 
 
-def _early_child(
-    row: Any, paths: ContainerPaths, pid_r: int, out_w: int
-) -> int:  # pragma: no cover
+def _early_child(eng: Engine, row: Any, pid_r: int, out_w: int) -> int:  # pragma: no cover
     import json
     import os
 
@@ -524,7 +487,7 @@ def _early_child(
         return 0  # the monitor gave up before the container existed
     try:
         with ExitStack() as stack:
-            settings = setup(row, int(line), paths, stack)
+            settings = setup(eng, row, int(line), stack)
             stack.pop_all()  # the endpoints stay: the monitor now owns their release
         answer({"settings": settings})
         return 0

@@ -322,7 +322,8 @@ class MountSpec:
     nocopy: bool = False
 
     def as_docker(self) -> dict[str, object]:
-        """HostConfig.Mounts entry (Docker's mount.Mount)."""
+        """HostConfig.Mounts entry (Docker's mount.Mount); `mounts_from_host_config`
+        reads it back to this same spec, so the CLI and the API create alike."""
         out: dict[str, object] = {
             "Type": str(self.type),
             "Source": self.source,
@@ -330,6 +331,19 @@ class MountSpec:
         }
         if self.readonly:
             out["ReadOnly"] = True
+        if self.propagation:
+            out["BindOptions"] = {"Propagation": self.propagation}
+        if self.nocopy:
+            out["VolumeOptions"] = {"NoCopy": True}
+        tmpfs: dict[str, int] = {}
+        for o in self.options:
+            key, _, val = o.partition("=")
+            if key == "size":
+                tmpfs["SizeBytes"] = int(val)
+            elif key == "mode":
+                tmpfs["Mode"] = int(val, 8)
+        if tmpfs:
+            out["TmpfsOptions"] = tmpfs
         return out
 
 
@@ -518,6 +532,12 @@ def mounts_from_host_config(host: Mapping[str, object]) -> list[MountSpec]:
             fields.append(f"source={m['Source']}")
         if m.get("ReadOnly"):
             fields.append("readonly")
+        bind = m.get("BindOptions")
+        if isinstance(bind, Mapping) and bind.get("Propagation"):
+            fields.append(f"bind-propagation={bind['Propagation']}")
+        vol = m.get("VolumeOptions")
+        if isinstance(vol, Mapping) and vol.get("NoCopy"):
+            fields.append("volume-nocopy=true")
         tmpfs = m.get("TmpfsOptions")
         if isinstance(tmpfs, Mapping):
             if tmpfs.get("SizeBytes"):

@@ -12,29 +12,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from portique.oci.value import value
 
 
-def root() -> Path:
-    return Path(os.environ.get("PORTIQUE_ROOT", "/var/lib/portique"))
-
-
-def run_root() -> Path:
-    return Path(os.environ.get("PORTIQUE_RUNROOT", "/run/portique"))
-
-
 @value
 class ContainerPaths:
+    """The places of container `id` under an engine's root and run root
+    (`Engine.paths(id)`)."""
+
     id: str
     root: Path
     run_root: Path
-
-    @classmethod
-    def of(cls, cid: str) -> ContainerPaths:
-        return cls(cid, root(), run_root())
 
     @property
     def dir(self) -> Path:
@@ -55,7 +45,3 @@ class ContainerPaths:
     @property
     def runtime_root(self) -> Path:
         return self.run_root / "runtime"
-
-
-def volumes_dir() -> Path:
-    return root() / "volumes"

@@ -1,45 +1,57 @@
-"""Docker's words and shapes for containers: `ps` status text, rows, and inspect JSON."""
+"""Docker's words and shapes for containers: the STATUS text, list rows, inspect JSON.
+
+The one presenter of a container's state: "Up 3 minutes (Paused)", "Exited (0)
+2 seconds ago", "Restarting (1) 5 seconds ago" come from `status_text` only,
+for `ps` and for the API's list alike.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from portique.engine import state as st
 from portique.engine.db import ContainerRow
 from portique.engine.logfile import rfc3339_nano
-from portique.engine.paths import ContainerPaths
+from portique.engine.state import Status
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
+from portique.units import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def _human_duration(seconds: float) -> str:
-    from portique.cli.docker.format import human_duration
-
-    return human_duration(seconds)
 
 
 def status_text(row: ContainerRow, now: float | None = None) -> str:
     """Docker's STATUS column: "Up 3 seconds", "Exited (0) 2 minutes ago", "Created"."""
     now = time.time() if now is None else now
-    if row.status in ("running", "paused"):
-        up = f"Up {_human_duration(now - row.started_at)}"
-        return up + " (Paused)" if row.status == "paused" else up
-    if row.status == "restarting":
-        return f"Restarting ({row.exit_code}) {_human_duration(now - row.finished_at)} ago"
-    if row.status == "exited":
-        if not row.finished_at:
-            return f"Exited ({row.exit_code})"
-        return f"Exited ({row.exit_code}) {_human_duration(now - row.finished_at)} ago"
-    if row.status == "removing":
-        return "Removal In Progress"
-    if row.status == "dead":
-        return "Dead"
-    return "Created"
+    status = Status(row.status)
+    if st.has_process(status):
+        up = f"Up {human_duration(now - row.started_at)}"
+        return up + " (Paused)" if status == Status.PAUSED else up
+    words, since_exit = _WORDS[status]
+    text = words.format(code=row.exit_code)
+    if since_exit and row.finished_at:
+        text += f" {human_duration(now - row.finished_at)} ago"
+    return text
+
+
+# Docker's words for the statuses without a process, and whether the time since
+# the last exit follows them (removing and dead are Docker's own; portique never
+# writes them, see engine/state.py).
+_WORDS = {
+    Status.CREATED: ("Created", False),
+    Status.RESTARTING: ("Restarting ({code})", True),
+    Status.EXITED: ("Exited ({code})", True),
+    Status.REMOVING: ("Removal In Progress", False),
+    Status.DEAD: ("Dead", False),
+}
 
 
 def state_word(row: ContainerRow) -> str:
-    return row.status if row.status != "removing" else "removing"
+    """Docker's STATE column and `State.Status`: the status itself."""
+    return str(Status(row.status))
 
 
 def command_text(row: ContainerRow) -> str:
@@ -48,87 +60,47 @@ def command_text(row: ContainerRow) -> str:
     return " ".join(argv)
 
 
-def ps_row(row: ContainerRow, *, no_trunc: bool = False, size: str = "") -> dict[str, Any]:
-    cmd = command_text(row)
-    if not no_trunc and len(cmd) > 20:
-        cmd = cmd[:19] + "…"
-    labels = row.config["Config"].get("Labels") or {}
-    mounts = [p.get("Name") or p.get("Source", "") for p in row.config.get("MountPoints") or []]
-    return {
-        "ID": row.id if no_trunc else row.id[:12],
+def summary(row: ContainerRow, *, size_rw: int | None = None) -> dict[str, Any]:
+    """Docker's ContainerSummary (`GET /containers/json`, what `ps` lists)."""
+    live = st.has_process(row.status)
+    stored = row.config.get("NetworkSettings") or {}
+    ports = [
+        {
+            "IP": b.get("HostIp") or "",
+            "PrivatePort": int(key.partition("/")[0]),
+            "PublicPort": int(b.get("HostPort") or 0),
+            "Type": key.partition("/")[2] or "tcp",
+        }
+        for key, bindings in ((stored.get("Ports") or {}).items() if live else ())
+        for b in bindings or ()
+    ]
+    out: dict[str, Any] = {
+        "Id": row.id,
+        "Names": [f"/{row.name}"],
         "Image": row.image,
-        "Command": cmd,  # the image's words: the CLI quotes them (control characters too)
-        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(row.created)),
-        "RunningFor": f"{_human_duration(time.time() - row.created)} ago",
-        "Status": status_text(row),
+        "ImageID": row.image_id,
+        "Command": command_text(row),
+        "Created": int(row.created),
+        "Ports": ports,
+        "Labels": dict(row.config["Config"].get("Labels") or {}),
         "State": state_word(row),
-        "Ports": _ports_text(row),
-        "Names": row.name,
-        "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
-        "Mounts": ",".join(m for m in mounts if m),
-        "Networks": row.config["HostConfig"].get("NetworkMode") or "",
-        "Size": size,
+        "Status": status_text(row),
+        "HostConfig": {"NetworkMode": row.config["HostConfig"].get("NetworkMode") or ""},
+        "NetworkSettings": {"Networks": dict(stored.get("Networks") or {}) if live else {}},
+        "Mounts": _mounts(row),
     }
-
-
-def _ports_text(row: ContainerRow) -> str:
-    if row.status not in ("running", "paused"):
-        return ""
-    return str((row.config.get("NetworkSettings") or {}).get("PortsText") or "")
-
-
-PS_DEFAULT = (
-    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-)
-PS_HEADERS = {
-    "ID": "CONTAINER ID",
-    "Image": "IMAGE",
-    "Command": "COMMAND",
-    "CreatedAt": "CREATED AT",
-    "RunningFor": "CREATED",
-    "Status": "STATUS",
-    "State": "STATE",
-    "Ports": "PORTS",
-    "Names": "NAMES",
-    "Labels": "LABELS",
-    "Mounts": "MOUNTS",
-    "Networks": "NETWORKS",
-    "Size": "SIZE",
-}
+    if size_rw is not None:
+        out["SizeRw"] = size_rw
+    return out
 
 
 # ------------------------------------------------------------------ filters
 
 
-def parse_filters(items: list[str]) -> dict[str, list[str]]:
-    from portique.errors import InvalidArgument
-
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
-        key = key.strip().lower()
-        if key not in (
-            "id",
-            "name",
-            "label",
-            "status",
-            "exited",
-            "ancestor",
-            "before",
-            "since",
-            "volume",
-            "network",
-        ):
-            raise InvalidArgument(f"invalid filter '{key}'")
-        out.setdefault(key, []).append(value)
-    return out
-
-
 def matches(
-    row: ContainerRow, filters: Mapping[str, list[str]], by_ref: Mapping[str, ContainerRow]
+    row: ContainerRow, filters: Mapping[str, Sequence[str]], by_ref: Mapping[str, ContainerRow]
 ) -> bool:
+    """Docker's container filters (keys checked by containers.list_containers)."""
     for key, values in filters.items():
         if not any(_match_one(row, key, v, by_ref) for v in values):
             return False
@@ -152,7 +124,7 @@ def _match_one(row: ContainerRow, key: str, value: str, by_ref: Mapping[str, Con
     if key == "status":
         return row.status == value
     if key == "exited":
-        return row.status == "exited" and str(row.exit_code) == value
+        return row.status == Status.EXITED and str(row.exit_code) == value
     if key == "ancestor":
         return row.image == value or row.image_id.removeprefix("sha256:").startswith(
             value.removeprefix("sha256:")
@@ -179,32 +151,15 @@ def _time(t: float) -> str:
     return rfc3339_nano(int(t * 1e9)) if t else ZERO_TIME
 
 
-def inspect(row: ContainerRow) -> dict[str, Any]:
+def inspect(eng: Engine, row: ContainerRow) -> dict[str, Any]:
     config = dict(row.config["Config"])
     host = {k: v for k, v in row.config["HostConfig"].items() if k != "SeccompProfile"}
     argv = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
-    paths = ContainerPaths.of(row.id)
-    mounts = []
-    for p in row.config.get("MountPoints") or []:
-        m = {
-            "Type": p["Type"],
-            "Source": p.get("Source", ""),
-            "Destination": p["Destination"],
-            "Mode": p.get("Mode", ""),
-            "RW": p.get("RW", True),
-            "Propagation": p.get("Propagation", ""),
-        }
-        if p["Type"] == "volume":
-            m = {
-                "Type": "volume",
-                "Name": p["Name"],
-                **{k: v for k, v in m.items() if k != "Type"},
-                "Driver": "local",
-            }
-        mounts.append(m)
+    paths = eng.paths(row.id)
+    mounts = _mounts(row)
     network = host.get("NetworkMode") or "bridge"
     stored = row.config.get("NetworkSettings") or {}
-    live = row.status in ("running", "paused")
+    live = st.has_process(row.status)
     nets = stored.get("Networks") if live else None
     if not nets:
         nets = {
@@ -223,13 +178,13 @@ def inspect(row: ContainerRow) -> dict[str, Any]:
         "Path": argv[0] if argv else "",
         "Args": argv[1:],
         "State": {
-            "Status": row.status,
-            "Running": row.status in ("running", "paused"),
-            "Paused": row.status == "paused",
-            "Restarting": row.status == "restarting",
+            "Status": state_word(row),
+            "Running": live,
+            "Paused": row.status == Status.PAUSED,
+            "Restarting": row.status == Status.RESTARTING,
             "OOMKilled": row.oom_killed,
-            "Dead": row.status == "dead",
-            "Pid": row.pid if row.status in ("running", "paused") else 0,
+            "Dead": row.status == Status.DEAD,
+            "Pid": row.pid if live else 0,
             "ExitCode": row.exit_code,
             "Error": row.error,
             "StartedAt": _time(row.started_at),
@@ -271,3 +226,26 @@ def inspect(row: ContainerRow) -> dict[str, Any]:
             "Networks": nets,
         },
     }
+
+
+def _mounts(row: ContainerRow) -> list[dict[str, Any]]:
+    """Docker's MountPoint objects (inspect's and the summary's `Mounts`)."""
+    mounts: list[dict[str, Any]] = []
+    for p in row.config.get("MountPoints") or []:
+        m = {
+            "Type": p["Type"],
+            "Source": p.get("Source", ""),
+            "Destination": p["Destination"],
+            "Mode": p.get("Mode", ""),
+            "RW": p.get("RW", True),
+            "Propagation": p.get("Propagation", ""),
+        }
+        if p["Type"] == "volume":
+            m = {
+                "Type": "volume",
+                "Name": p["Name"],
+                **{k: v for k, v in m.items() if k != "Type"},
+                "Driver": "local",
+            }
+        mounts.append(m)
+    return mounts

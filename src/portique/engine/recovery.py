@@ -1,8 +1,8 @@
 """Finish or undo what dead operations left behind, then repair stale rows.
 
-The commands that make or delete state call `recover()` first (build, pull,
-load, import, create, run, start, rm, rmi, the prunes); `system prune` calls it
-with `prune=True`. It
+The engine operations that make or delete state call `Engine.recover()` first
+(build, pull, load, create, start, rm, rmi, the prunes); `system prune` calls
+it with `prune=True`. It
 
 1. takes over the journal entries (portique/journal.py) whose owner is gone,
    and for each undoes what it names, newest resource first: a build step's
@@ -31,11 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from portique import journal
 from portique.engine import db
-from portique.engine.paths import ContainerPaths, root
 from portique.errors import NotFound, PortiqueError
 
 if TYPE_CHECKING:
-    from portique.image.images import Images
+    from portique.engine.engine import Engine
 
 # A runtime state dir without state.json is a create interrupted between its
 # mkdir and its first state write (milliseconds apart): past this age, garbage.
@@ -43,46 +42,35 @@ HALF_CREATED_AGE = 30.0
 
 
 def recover(
-    conn: sqlite3.Connection | None = None,
-    *,
-    images: Images | None = None,
-    prune: bool = False,
-    warn: bool = False,
+    eng: Engine, *, images: bool = False, prune: bool = False, warn: bool = False
 ) -> list[journal.Entry]:
-    """See the module docstring; returns the entries recovered. `warn`: say on
-    stderr what could not be undone yet (else it is tried again next time)."""
-    own = conn is None
-    if conn is None:
-        conn = db.open_db(root())
+    """See the module docstring; returns the entries recovered. `images`: also
+    sweep the image store's dead ingest and unpack files. `warn`: say on stderr
+    what could not be undone yet (else it is tried again next time)."""
+    conn = eng.db
     recovered = []
-    try:
-        for entry in journal.claim(conn):
-            problems = _recover_entry(conn, entry, images)
-            if problems:
-                if warn:
-                    sys.stderr.write(
-                        f"portique: could not yet undo an interrupted {entry.kind}"
-                        f" ({'; '.join(problems)}): will retry\n"
-                    )
-                continue
-            journal.forget(conn, entry.id)
-            recovered.append(entry)
-        db.drop_stale_image_users(conn)
-        if prune:
-            from portique.engine.volumes import sweep_orphan_dirs
+    for entry in journal.claim(conn):
+        problems = _recover_entry(eng, entry)
+        if problems:
+            if warn:
+                sys.stderr.write(
+                    f"portique: could not yet undo an interrupted {entry.kind}"
+                    f" ({'; '.join(problems)}): will retry\n"
+                )
+            continue
+        journal.forget(conn, entry.id)
+        recovered.append(entry)
+    db.drop_stale_image_users(conn)
+    if prune:
+        from portique.engine.volumes import sweep_orphan_dirs
 
-            sweep_orphan_dirs(conn)
-    finally:
-        if own:
-            conn.close()
-    if images is not None:
-        images.sweep_abandoned(keep_partials=not prune)
+        sweep_orphan_dirs(eng)
+    if images or prune:
+        eng.images.sweep_abandoned(keep_partials=not prune)
     return recovered
 
 
-def _recover_entry(
-    conn: sqlite3.Connection, entry: journal.Entry, images: Images | None
-) -> list[str]:
+def _recover_entry(eng: Engine, entry: journal.Entry) -> list[str]:
     problems = []
     for res in reversed(entry.resources):
         kind = str(res.get("type", ""))
@@ -91,7 +79,7 @@ def _recover_entry(
             problems.append(f"unknown resource {kind!r}")
             continue
         try:
-            if not handler(conn, res, images):
+            if not handler(eng, res):
                 problems.append(f"{kind} {res.get('id') or res.get('path') or res.get('dir')}")
         except (OSError, PortiqueError, sqlite3.Error) as exc:
             problems.append(f"{kind}: {exc}")
@@ -101,7 +89,7 @@ def _recover_entry(
 # ---- resources (see portique/journal.py for their shapes) -------------------------
 
 
-def _tree(conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | None) -> bool:
+def _tree(eng: Engine, res: Mapping[str, Any]) -> bool:
     from portique.image.snapshots import remove_tree
 
     path = Path(str(res["path"]))
@@ -111,14 +99,14 @@ def _tree(conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | Non
     return True
 
 
-def _overlay(conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | None) -> bool:
+def _overlay(eng: Engine, res: Mapping[str, Any]) -> bool:
     from portique.image.snapshots import unmount_overlay
 
     unmount_overlay(Path(str(res["dir"])))
     return True
 
 
-def _runtime(conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | None) -> bool:
+def _runtime(eng: Engine, res: Mapping[str, Any]) -> bool:
     """Runtime containers made from bundle `res["bundle"]`: kill, delete (cgroups, state)."""
     from portique.runtime import Runtime
 
@@ -162,30 +150,21 @@ def _half_created(state_root: Path, name: str, min_age: float) -> None:
     shutil.rmtree(d, ignore_errors=True)
 
 
-def _ingest(conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | None) -> bool:
-    if images is not None:
-        images.store.sweep_digest(str(res["digest"]))
-        return True
-    from portique.image.store import ContentStore
-
-    ContentStore(root()).sweep_digest(str(res["digest"]))
+def _ingest(eng: Engine, res: Mapping[str, Any]) -> bool:
+    eng.images.store.sweep_digest(str(res["digest"]))
     return True
 
 
-def _staging(conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | None) -> bool:
-    from portique.image.snapshots import Snapshots
-
-    snaps = images.snapshots if images is not None else Snapshots(root())
-    snaps.sweep_abandoned(str(res["key"]))
+def _staging(eng: Engine, res: Mapping[str, Any]) -> bool:
+    eng.images.snapshots.sweep_abandoned(str(res["key"]))
     return True
 
 
-def _blob(conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | None) -> bool:
+def _blob(eng: Engine, res: Mapping[str, Any]) -> bool:
     """A blob a dead build made: deleted unless an image (image_blobs), a build cache
     row (it will be reused) or a live operation names it. The image and build
     components own those tables; this reads them across, as the journal's user."""
-    from portique.image.store import ContentStore
-
+    conn = eng.db
     digest = str(res["digest"])
     if {"type": "blob", "digest": digest} in journal.live_resources(conn, others=True):
         return True
@@ -198,34 +177,29 @@ def _blob(conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | Non
                 return True
         except sqlite3.OperationalError:  # that component never ran in this root
             continue
-    store = images.store if images is not None else ContentStore(root())
-    store.delete(digest)
+    eng.images.store.delete(digest)
     return True
 
 
-def _container_create(
-    conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | None
-) -> bool:
+def _container_create(eng: Engine, res: Mapping[str, Any]) -> bool:
     from portique.engine import lifecycle
     from portique.engine.volumes import sweep_orphan_dirs
 
     cid = str(res["id"])
-    if db.get_container(conn, cid) is not None:
+    if db.get_container(eng.db, cid) is not None:
         return True  # committed after all (the entry goes in the same transaction)
-    sweep_orphan_dirs(conn)  # volume dirs its rolled-back transaction made
-    return bool(lifecycle.remove_files(ContainerPaths.of(cid)))
+    sweep_orphan_dirs(eng)  # volume dirs its rolled-back transaction made
+    return bool(lifecycle.remove_files(eng.paths(cid)))
 
 
-def _container_start(
-    conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | None
-) -> bool:
+def _container_start(eng: Engine, res: Mapping[str, Any]) -> bool:
     """A monitor died while starting: undo its runtime state, mount and endpoints,
     unless the container runs again under a live monitor (a later start)."""
     import fcntl
 
     from portique.engine import lifecycle
 
-    paths = ContainerPaths.of(str(res["id"]))
+    paths = eng.paths(str(res["id"]))
     try:
         lock = os.open(paths.dir / ".start.lock", os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -233,11 +207,11 @@ def _container_start(
     try:
         if lock >= 0:
             fcntl.flock(lock, fcntl.LOCK_EX)  # a start in progress finishes first
-        row = db.get_container(conn, paths.id)
+        row = db.get_container(eng.db, paths.id)
         if row is not None and lifecycle.is_alive(row.monitor_pid, row.id, row.started_at):
             return True
         host = res.get("host")
-        lifecycle.cleanup_dead(paths, dict(host) if isinstance(host, dict) else None)
+        lifecycle.cleanup_dead(eng, paths, dict(host) if isinstance(host, dict) else None)
         # A create killed before its first state write leaves a dir the runtime
         # cannot delete (and a later create of this id would collide with).
         _half_created(paths.runtime_root, paths.id, 0.0)
@@ -247,22 +221,20 @@ def _container_start(
     return True
 
 
-def _container_remove(
-    conn: sqlite3.Connection, res: Mapping[str, Any], images: Images | None
-) -> bool:
+def _container_remove(eng: Engine, res: Mapping[str, Any]) -> bool:
     from portique.engine import containers
 
     host = res.get("host")
     vols = res.get("volumes")
     return containers.finish_removal(
-        conn,
+        eng,
         str(res["id"]),
         host if isinstance(host, dict) else None,
         [str(v) for v in vols] if isinstance(vols, list) else [],
     )
 
 
-_Handler = Callable[[sqlite3.Connection, Mapping[str, Any], "Images | None"], bool]
+_Handler = Callable[["Engine", Mapping[str, Any]], bool]
 _HANDLERS: dict[str, _Handler] = {
     "tree": _tree,
     "overlay": _overlay,
@@ -287,9 +259,10 @@ def _mounts_under(path: Path) -> list[str]:
     return out
 
 
-def wait_removed(conn: sqlite3.Connection, cid: str, timeout: float = 30.0) -> None:
+def wait_removed(eng: Engine, cid: str, timeout: float = 30.0) -> None:
     """Wait until the removal of `cid` (its row, then its journal entry) is done: a
     `run --rm` returns only then. A removal whose owner died is finished here."""
+    conn = eng.db
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if db.get_container(conn, cid) is not None:
@@ -298,7 +271,7 @@ def wait_removed(conn: sqlite3.Connection, cid: str, timeout: float = 30.0) -> N
         if pending is None:
             return
         if pending is False:
-            recover(conn)
+            recover(eng)
             continue
         time.sleep(0.005)
 

@@ -210,12 +210,11 @@ def _read(fd: int) -> bytes | None:
 
 
 def _write_all(fd: int, data: bytes) -> bool:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            select.select([], [fd], [], 1.0)
-        except OSError:
-            return False
+    """False when `fd` is gone (EPIPE, EBADF)."""
+    from portique.termio import write_all
+
+    try:
+        write_all(fd, data)
+    except OSError:
+        return False
     return True

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from portique.engine import db, lifecycle
-from portique.engine.paths import ContainerPaths
+from portique.engine import db
+from portique.engine.state import has_process
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +54,8 @@ def _net(pid: int) -> tuple[int, int]:
     return rx, tx
 
 
-def sample(row: db.ContainerRow) -> Sample:
-    rt = lifecycle.open_runtime(ContainerPaths.of(row.id))
-    raw: dict[str, Any] = dict(rt.stats(row.id))
+def sample(eng: Engine, row: db.ContainerRow) -> Sample:
+    raw: dict[str, Any] = dict(eng.runtime().stats(row.id))
     cpu = raw.get("cpu") or {}
     usage = (cpu.get("usage") or {}).get("total", 0)
     mem = raw.get("memory") or {}
@@ -79,19 +81,10 @@ def sample(row: db.ContainerRow) -> Sample:
     return Sample(int(usage), time.monotonic(), mem_use, limit, pids, rd, wr, rx, tx)
 
 
-def _binary(n: float) -> str:
-    units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    i = 0
-    while n >= 1024 and i < len(units) - 1:
-        n /= 1024
-        i += 1
-    return f"{n:.4g}{units[i]}"
-
-
 def stats_row(
     row: db.ContainerRow, first: Sample, second: Sample, no_trunc: bool = False
 ) -> dict[str, str]:
-    from portique.cli.docker.format import human_size
+    from portique.units import binary_size, human_size
 
     dt = max(second.wall - first.wall, 1e-6)
     cpu_pct = max(0, second.cpu_ns - first.cpu_ns) / 1e9 / dt * 100
@@ -101,7 +94,7 @@ def stats_row(
         "ID": row.id if no_trunc else row.id[:12],
         "Name": row.name,
         "CPUPerc": f"{cpu_pct:.2f}%",
-        "MemUsage": f"{_binary(second.mem_usage)} / {_binary(second.mem_limit)}",
+        "MemUsage": f"{binary_size(second.mem_usage)} / {binary_size(second.mem_limit)}",
         "MemPerc": f"{mem_pct:.2f}%",
         "NetIO": f"{human_size(second.net_rx)} / {human_size(second.net_tx)}",
         "BlockIO": f"{human_size(second.blk_read)} / {human_size(second.blk_write)}",
@@ -123,20 +116,22 @@ STATS_HEADERS = {
 }
 
 
-def container_pids(row: db.ContainerRow) -> list[int]:
-    rt = lifecycle.open_runtime(ContainerPaths.of(row.id))
-    return [int(p) for p in rt.ps(row.id)]
+def container_pids(eng: Engine, row: db.ContainerRow) -> list[int]:
+    return [int(p) for p in eng.runtime().ps(row.id)]
 
 
-def top(row: db.ContainerRow, ps_args: list[str]) -> tuple[list[str], list[list[str]]]:
-    """Run the host's `ps` and keep the container's processes, as Docker does."""
+def top(eng: Engine, ref: str, ps_args: list[str]) -> tuple[list[str], list[list[str]]]:
+    """`GET /containers/{id}/top`: (Titles, Processes). Runs the host's `ps` and
+    keeps the container's processes, as Docker does."""
     import subprocess
 
+    from portique.engine import containers
     from portique.errors import InvalidArgument, InvalidState
 
-    if row.status not in ("running", "paused"):
+    row = containers.get(eng, ref)
+    if not has_process(row.status):
         raise InvalidState(f"container {row.id[:12]} is not running")
-    pids = set(container_pids(row))
+    pids = set(container_pids(eng, row))
     args = ps_args or ["-ef"]
     try:
         out = subprocess.run(

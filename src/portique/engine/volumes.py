@@ -1,5 +1,9 @@
 """Local volumes (<root>/volumes/<name>/_data) and a container's mount plan.
 
+The volume verbs (`volume create|ls|inspect|rm|prune`) call `create`,
+`list_volumes`, `inspect`, `remove_volume` and `prune_volumes`, in Docker's
+shapes (the API's Volume JSON, Docker's filters map), as the API will.
+
 A container's mounts are planned once, at create time, into "MountPoints"
 (stored with the container): named volumes are created if missing, each image
 VOLUME without a user mount gets an anonymous volume (64 hex name), bind
@@ -10,25 +14,27 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import stat
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portique.engine import db
+from portique.engine import filters as flt
 from portique.engine import options as opt
-from portique.engine.paths import volumes_dir
-from portique.errors import Conflict, InvalidArgument, NotFound
+from portique.errors import Conflict, InvalidArgument, NoSuchObject
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
-def volume_data(name: str) -> Path:
-    return volumes_dir() / name / "_data"
+def volume_data(eng: Engine, name: str) -> Path:
+    return eng.volumes_dir / name / "_data"
 
 
 def create_volume(
-    conn: sqlite3.Connection,
+    eng: Engine,
     name: str = "",
     *,
     labels: Mapping[str, str] | None = None,
@@ -43,16 +49,17 @@ def create_volume(
         raise InvalidArgument("the local volume driver takes no options here")
     name = name or os.urandom(32).hex()
     opt.check_volume_name(name)
+    conn = eng.db
     if not conn.in_transaction:
         # The directory is made inside the transaction that inserts the row, so
         # a directory without a row, seen inside a transaction, is a crash's
         # leftover (`sweep_orphan_dirs`).
         with db.transaction(conn):
-            return create_volume(conn, name, labels=labels, anonymous=anonymous)
+            return create_volume(eng, name, labels=labels, anonymous=anonymous)
     existing = db.get_volume(conn, name)
     if existing is not None:
         return existing, False
-    data = volume_data(name)
+    data = volume_data(eng, name)
     row = db.VolumeRow(
         name=name,
         driver="local",
@@ -66,11 +73,74 @@ def create_volume(
     return row, True
 
 
-def sweep_orphan_dirs(conn: sqlite3.Connection) -> list[str]:
+def create(
+    eng: Engine,
+    name: str = "",
+    *,
+    driver: str = "local",
+    labels: Mapping[str, str] | None = None,
+    options: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """`POST /volumes/create`: the volume (an existing one of that name is reused)."""
+    vol, _created = create_volume(eng, name, labels=labels, driver=driver, options=options)
+    return volume_json(vol)
+
+
+def volume_json(vol: db.VolumeRow) -> dict[str, Any]:
+    """Docker's Volume object (`volume inspect`, `GET /volumes`)."""
+    return {
+        "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(vol.created)),
+        "Driver": vol.driver,
+        "Labels": dict(vol.labels) or None,
+        "Mountpoint": vol.mountpoint,
+        "Name": vol.name,
+        "Options": dict(vol.options) or None,
+        "Scope": "local",
+    }
+
+
+def inspect(eng: Engine, name: str) -> dict[str, Any]:
+    """`GET /volumes/{name}`."""
+    vol = db.get_volume(eng.db, name)
+    if vol is None:
+        raise NoSuchObject("volume", name)
+    return volume_json(vol)
+
+
+LIST_FILTERS = ("name", "dangling", "label", "driver")
+
+
+def volumes_in_use(eng: Engine) -> set[str]:
+    """The names of the volumes some container (of any status) mounts."""
+    conn = eng.db
+    return {v.name for cid in db.iter_ids(conn) for v in db.container_volumes(conn, cid)}
+
+
+def list_volumes(eng: Engine, filters: flt.Filters | None = None) -> list[dict[str, Any]]:
+    """`GET /volumes`: the volumes, by name, filtered (name, dangling, label, driver)."""
+    wanted = flt.check(filters, LIST_FILTERS)
+    dangling = [flt.flag("dangling", v) for v in wanted.get("dangling", [])]
+    used = volumes_in_use(eng) if dangling else set()
+    out = []
+    for v in db.list_volumes(eng.db):
+        if "name" in wanted and not any(n in v.name for n in wanted["name"]):
+            continue
+        if dangling and not any((v.name not in used) == d for d in dangling):
+            continue
+        if not flt.labels_match(v.labels, wanted.get("label", [])):
+            continue
+        if "driver" in wanted and v.driver not in wanted["driver"]:
+            continue
+        out.append(volume_json(v))
+    return out
+
+
+def sweep_orphan_dirs(eng: Engine) -> list[str]:
     """Remove volume directories no row names: left by a process killed inside the
     transaction that made one, or after a removal's row delete. Checked inside a
     write transaction, where no creation is half done."""
-    base = volumes_dir()
+    base = eng.volumes_dir
+    conn = eng.db
 
     def unnamed() -> list[str]:
         try:
@@ -92,30 +162,32 @@ def sweep_orphan_dirs(conn: sqlite3.Connection) -> list[str]:
     return gone
 
 
-def remove_volume(conn: sqlite3.Connection, name: str, *, force: bool = False) -> None:
+def remove_volume(eng: Engine, name: str, *, force: bool = False) -> None:
+    conn = eng.db
     with db.transaction(conn):
         vol = db.get_volume(conn, name)
         if vol is None:
             if force:
                 return
-            raise NotFound(f"no such volume: {name}")
+            raise NoSuchObject("volume", name)
         users = db.volume_users(conn, name)
         if users:
             raise Conflict(
                 f"remove {name}: volume is in use - [{', '.join(users)}]",
             )
         db.delete_volume(conn, name)
-    remove_tree(volumes_dir() / name)
+    remove_tree(eng.volumes_dir / name)
 
 
-def prune_volumes(conn: sqlite3.Connection, *, all_volumes: bool = False) -> list[str]:
+def prune_volumes(eng: Engine, *, all_volumes: bool = False) -> list[str]:
     """Unused volumes: anonymous ones only, unless `all_volumes` (Docker 23+ semantics)."""
+    eng.recover()  # a removal cut short may still hold anonymous volumes
     removed = []
-    for vol in db.list_volumes(conn):
+    for vol in db.list_volumes(eng.db):
         if not (vol.anonymous or all_volumes):
             continue
         try:
-            remove_volume(conn, vol.name)
+            remove_volume(eng, vol.name)
         except Conflict:
             continue
         removed.append(vol.name)
@@ -199,7 +271,7 @@ def _scan_level(fd: int, stack: list[tuple[list[str], tuple[int, int]]]) -> int:
 
 
 def plan_mounts(
-    conn: sqlite3.Connection,
+    eng: Engine,
     specs: Iterable[opt.MountSpec],
     image_volumes: Iterable[str],
 ) -> tuple[list[dict[str, Any]], list[str]]:
@@ -215,17 +287,17 @@ def plan_mounts(
         if spec.target in seen:
             raise InvalidArgument(f"duplicate mount point: {spec.target}")
         seen.add(spec.target)
-        points.append(_plan_one(conn, spec, used))
+        points.append(_plan_one(eng, spec, used))
     for target in image_volumes:
         norm = os.path.normpath(target)
         if norm in seen or not norm.startswith("/"):
             continue
         seen.add(norm)
-        points.append(_plan_one(conn, opt.MountSpec(opt.MountType.VOLUME, norm), used))
+        points.append(_plan_one(eng, opt.MountSpec(opt.MountType.VOLUME, norm), used))
     return points, used
 
 
-def _plan_one(conn: sqlite3.Connection, spec: opt.MountSpec, used: list[str]) -> dict[str, Any]:
+def _plan_one(eng: Engine, spec: opt.MountSpec, used: list[str]) -> dict[str, Any]:
     point: dict[str, Any] = {
         "Type": str(spec.type),
         "Destination": spec.target,
@@ -242,7 +314,7 @@ def _plan_one(conn: sqlite3.Connection, spec: opt.MountSpec, used: list[str]) ->
             src.mkdir(parents=True, exist_ok=True)
         point.update(Source=str(src), Name="", Driver="", Mode="ro" if spec.readonly else "")
     elif spec.type is opt.MountType.VOLUME:
-        vol, _created = create_volume(conn, spec.source, anonymous=not spec.source)
+        vol, _created = create_volume(eng, spec.source, anonymous=not spec.source)
         used.append(vol.name)
         point.update(
             Source=vol.mountpoint, Name=vol.name, Driver="local", Mode="z", NoCopy=spec.nocopy

@@ -1,7 +1,7 @@
 """Networks: the network layer's facade, what the engine and the CLI call.
 
     from portique.network.networks import Networks
-    nets = Networks(root)                     # root: engine root (portique.db.default_root())
+    nets = Networks(root, run_root=run_root)  # the engine root and run root (Engine)
     nets.create(name, *, subnet=None, gateway=None, internal=False, driver="bridge",
                 labels=None, options=None) -> NetworkRecord
     nets.ensure_default() -> NetworkRecord    # "bridge" on device portique0, 172.17.0.0/16 if free
@@ -128,7 +128,7 @@ class Networks:
         self,
         root: Path,
         *,
-        run_root: Path | None = None,
+        run_root: Path,
         default_bridge: str | None = None,
         default_subnet: str = DEFAULT_SUBNET,
         dns_upstreams: Sequence[tuple[str, int]] | None = None,
@@ -138,7 +138,7 @@ class Networks:
         from portique.network import firewall
 
         self.root = root
-        self.run_dir = (run_root or pdb.default_run_root()) / "network"
+        self.run_dir = run_root / "network"
         self.table = firewall.table_name(root)
         # The real engine root owns portique0; any other root (tests, a second engine)
         # gets a device of its own so two roots never share one bridge.

@@ -154,12 +154,14 @@ def test_images_tag_rmi_prune_output(portique: Run, busybox_tar: Path) -> None:
     lines = portique("image", "rm", "example.com/team/app:v1").stdout.splitlines()
     assert lines == ["Untagged: example.com/team/app:v1", f"Deleted: {image_id}"]
     assert portique("images", "-q").stdout == ""
-    missing = portique("rmi", "nosuch", check=False)
-    assert missing.returncode == 125
-    assert missing.stderr == "portique: no such image: nosuch\n"
-    missing = portique("image", "inspect", "nosuch", check=False)
-    assert (missing.returncode, missing.stdout) == (125, "[]\n")
-    assert missing.stderr == "portique: no such image: nosuch\n"
+    # A missing image named by the user: Docker's words and status, for every verb.
+    for verb in (["rmi"], ["image", "inspect"], ["history"], ["tag"], ["save"]):
+        args = [*verb, "nosuch", *(["other:tag"] if verb == ["tag"] else [])]
+        missing = portique(*args, check=False)
+        assert (missing.returncode, missing.stderr) == (1, "Error: No such image: nosuch\n"), verb
+    assert portique("image", "inspect", "nosuch", check=False).stdout == "[]\n"
+    forced = portique("rmi", "-f", "nosuch", check=False)  # said, but no failure (Docker)
+    assert (forced.returncode, forced.stderr) == (0, "Error: No such image: nosuch\n")
 
     # prune: a dangling image goes, a tagged one stays unless -a.
     dangling = portique("import", str(busybox_tar)).stdout.strip()

@@ -92,17 +92,21 @@ def test_network_verbs(cli: tuple[dict[str, str], Networks]) -> None:
     r = pq(env, "network", "inspect", "-f", "{{.Name}} {{.Internal}}", net_id[:8])
     assert r.stdout == "app false\n"
     r = pq(env, "network", "inspect", "nope")
-    assert r.returncode == 1
-    assert "network nope not found" in r.stderr
+    assert (r.returncode, r.stdout, r.stderr) == (1, "[]\n", "Error: No such network: nope\n")
+    for verb in ("rm", "connect", "disconnect"):
+        r = pq(env, "network", verb, "nope", *(["c"] if verb != "rm" else []))
+        assert (r.returncode, r.stderr) == (1, "Error: No such network: nope\n"), verb
+    r = pq(env, "network", "rm", "-f", "nope")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
 
     r = pq(env, "network", "rm", "bridge")
     assert r.returncode == 125
     assert "pre-defined" in r.stderr
     r = pq(env, "network", "connect", "app", "no-such-container")
-    assert r.returncode == 125
-    assert r.stderr == "portique: no such container: no-such-container\n"
+    assert r.returncode == 1
+    assert r.stderr == "Error: No such container: no-such-container\n"
     r = pq(env, "port", "no-such-container")
-    assert r.returncode == 125
+    assert (r.returncode, r.stderr) == (1, "Error: No such container: no-such-container\n")
 
     r = pq(
         env, "network", "create", "--internal", "-o", "com.docker.network.driver.mtu=1400", "sealed"

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from portique.engine import db
-from portique.errors import Conflict, NotFound
+from portique.engine.state import Event, Status
+from portique.errors import Conflict, InvalidState, NotFound
 
 
 def _row(cid: str, name: str, created: float = 1.0) -> db.ContainerRow:
@@ -16,7 +17,6 @@ def _row(cid: str, name: str, created: float = 1.0) -> db.ContainerRow:
         image_id="sha256:" + "0" * 64,
         created=created,
         config={"Config": {"Cmd": ["sh"]}, "HostConfig": {}},
-        status="created",
     )
 
 
@@ -53,12 +53,19 @@ def test_state_updates_and_volume_links(tmp_path: Path) -> None:
     conn = db.open_db(tmp_path)
     cid = "3" * 64
     db.insert_container(conn, _row(cid, "x"))
-    db.update_state(conn, cid, status="running", pid=42, oom_killed=True)
+    assert db.transition(conn, cid, Event.STARTED, pid=42) == Status.RUNNING
+    db.update_state(conn, cid, oom_killed=True)
     row = db.get_container(conn, cid)
     assert row is not None
-    assert (row.status, row.pid, row.oom_killed) == ("running", 42, True)
+    assert (row.status, row.pid, row.oom_killed) == (Status.RUNNING, 42, True)
     with pytest.raises(ValueError, match="not state fields"):
         db.update_state(conn, cid, name="nope")
+    with pytest.raises(ValueError, match="not state fields"):
+        db.update_state(conn, cid, status="exited")  # only through transition()
+    with pytest.raises(InvalidState, match="is not paused"):
+        db.transition(conn, cid, Event.UNPAUSED)
+    assert db.get_container(conn, cid).status == Status.RUNNING  # type: ignore[union-attr]
+    assert db.transition(conn, "9" * 64, Event.EXITED) is None  # gone
     db.insert_volume(conn, db.VolumeRow("v", "local", "/v/_data", 1.0, {"k": "v"}, {}, False))
     db.link_volume(conn, cid, "v")
     db.link_volume(conn, cid, "v")

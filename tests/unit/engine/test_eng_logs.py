@@ -77,7 +77,7 @@ def test_follow_stops_when_not_running(tmp_path: Path) -> None:
         w.write("stdout", b"b\n")
         return next(calls)
 
-    got = [r.log for r in logs.follow(str(path), 0, running, poll=0)]
+    got = [r.log for r in logs.follow_file(str(path), 0, running, poll=0)]
     w.close()
     assert got[:2] == ["a\n", "b\n"]
 

@@ -7,6 +7,7 @@ import pytest
 from portique import journal
 from portique.engine import db, dblite
 from portique.engine.monitor import parse_args, restart_delay
+from portique.engine.state import Event
 
 
 @pytest.mark.parametrize(
@@ -33,8 +34,7 @@ def test_parse_args() -> None:
     assert parse_args(["id=abc", "pid=5", "oom="]) == {"id": "abc", "pid": "5", "oom": ""}
 
 
-def test_dblite_matches_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PORTIQUE_ROOT", str(tmp_path))
+def test_dblite_matches_schema(tmp_path: Path) -> None:
     conn = db.open_db(tmp_path)
     cid = "c" * 64
     db.insert_container(
@@ -46,15 +46,15 @@ def test_dblite_matches_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             image_id="sha256:" + "0" * 64,
             created=1.0,
             config={"Config": {}, "HostConfig": {}},
-            status="running",
         ),
     )
+    db.transition(conn, cid, Event.STARTED)
     db.insert_volume(conn, db.VolumeRow("anon", "local", "/v", 1.0, {}, {}, True))
     db.insert_volume(conn, db.VolumeRow("named", "local", "/n", 1.0, {}, {}, False))
     db.link_volume(conn, cid, "anon")
     db.link_volume(conn, cid, "named")
     db.update_state(conn, cid, monitor_pid=77, restart_count=2, stop_requested=True)
-    lite = dblite.connect()
+    lite = dblite.connect(str(tmp_path))
     assert dblite.stop_flags(lite, cid) == (True, 2)
     dblite.record_exit(lite, cid, 137, True)
     row = db.get_container(conn, cid)

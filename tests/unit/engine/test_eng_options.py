@@ -243,3 +243,20 @@ def test_mounts_from_api_host_config() -> None:
     ):
         with pytest.raises(InvalidArgument):
             opt.mounts_from_host_config(bad)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "type=bind,source=/h,target=/c,readonly,bind-propagation=rshared",
+        "type=volume,source=data,target=/d,volume-nocopy=true",
+        "type=volume,target=/anon",
+        "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1777",
+    ],
+)
+def test_a_mount_round_trips_through_host_config(spec: str) -> None:
+    # The CLI stores --mount as HostConfig.Mounts and the engine reads it back, as it
+    # reads an API body: nothing the flag said may be lost on the way.
+    parsed = opt.parse_mount(spec)
+    (back,) = opt.mounts_from_host_config({"Mounts": [parsed.as_docker()]})
+    assert back == parsed

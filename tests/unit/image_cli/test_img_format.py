@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from portique.cli.docker.format import (
-    Record,
-    format_rows,
-    human_duration,
-    human_size,
-    render_table,
-    short_id,
-    time_ago,
-)
+from portique.cli.docker.format import Record, format_rows, render_table
 from portique.cli.docker.templates import TemplateError
+from portique.units import human_duration, human_size, short_id, time_ago
 
 
 @pytest.mark.parametrize(
@@ -113,3 +106,13 @@ def test_unknown_field_of_a_row_is_an_error() -> None:
     # Go templates live in cli/gotemplate and are tested in tests/unit/cli
     with pytest.raises(TemplateError, match="can't evaluate field Nope in type"):
         format_rows("{{.Nope}}", [Record(ID="a")], default="", headers={})
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0B"), (1023, "1023B"), (1024, "1KiB"), (1536 * 1024, "1.5MiB"), (3 * 1024**3, "3GiB")],
+)
+def test_binary_size_is_go_units_bytes_size(size: int, text: str) -> None:
+    from portique.units import binary_size
+
+    assert binary_size(size) == text

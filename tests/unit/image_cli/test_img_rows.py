@@ -7,13 +7,10 @@ from typing import Any
 
 import pytest
 
-from portique.cli.docker.commands.image import (
-    created_timestamp,
-    image_rows,
-    inspect_image,
-    parse_filters,
-    parse_until,
-)
+from portique.cli.docker.commands.image import image_rows
+from portique.cli.docker.filters import from_flags
+from portique.engine import filters as flt
+from portique.engine.images import created_timestamp, inspect_record, parse_until, summary
 from portique.errors import InvalidArgument
 from portique.image.images import ImageRecord
 
@@ -55,7 +52,9 @@ def test_created_timestamp_accepts_go_nanoseconds() -> None:
 
 
 def test_rows_per_tag_with_matching_digest() -> None:
-    rows = image_rows([record(["busybox:latest", "busybox:1", "other:x"], [f"busybox@{DIGEST}"])])
+    rows = image_rows(
+        [summary(record(["busybox:latest", "busybox:1", "other:x"], [f"busybox@{DIGEST}"]))]
+    )
     got = [(r["Repository"], r["Tag"], r["Digest"], r["ID"], r["Size"]) for r in rows]
     assert got == [
         ("busybox", "latest", DIGEST, "a" * 12, "4.26MB"),
@@ -65,20 +64,22 @@ def test_rows_per_tag_with_matching_digest() -> None:
 
 
 def test_untagged_rows() -> None:
-    (row,) = image_rows([record([], [])])
+    (row,) = image_rows([summary(record([], []))])
     assert (row["Repository"], row["Tag"], row["Digest"]) == ("<none>", "<none>", "<none>")
-    (row,) = image_rows([record([], [f"busybox@{DIGEST}"])], no_trunc=True)
+    (row,) = image_rows([summary(record([], [f"busybox@{DIGEST}"]))], no_trunc=True)
     assert (row["Repository"], row["Tag"], row["Digest"]) == ("busybox", "<none>", DIGEST)
     assert row["ID"] == ID
 
 
 def test_reference_filter_limits_the_tags_shown() -> None:
-    rows = image_rows([record(["busybox:latest", "other:x"], [])], ["busybox"])
+    shown = summary(record(["busybox:latest", "other:x"], []), ["busybox"])
+    assert shown["RepoTags"] == ["busybox:latest"]
+    rows = image_rows([shown], ["busybox"])
     assert [(r["Repository"], r["Tag"]) for r in rows] == [("busybox", "latest")]
 
 
 def test_inspect_shape_matches_docker() -> None:
-    doc = inspect_image(record(["busybox:latest"], [f"busybox@{DIGEST}"]))
+    doc = inspect_record(record(["busybox:latest"], [f"busybox@{DIGEST}"]))
     assert list(doc) == [
         "Id",
         "RepoTags",
@@ -104,15 +105,18 @@ def test_inspect_shape_matches_docker() -> None:
     assert doc["RootFS"] == {"Type": "layers", "Layers": ["sha256:" + "1" * 64]}
 
 
-def test_parse_filters() -> None:
-    assert parse_filters(["dangling=true", "label=a=b", "label=c"], ("dangling", "label")) == {
-        "dangling": ["true"],
-        "label": ["a=b", "c"],
-    }
+def test_filter_flags_become_dockers_map_and_the_engine_checks_the_keys() -> None:
+    filters = from_flags(["dangling=true", "label=a=b", "LABEL=c"])
+    assert filters == {"dangling": ["true"], "label": ["a=b", "c"]}
+    assert flt.check(filters, ("dangling", "label")) == filters
     with pytest.raises(InvalidArgument, match="invalid filter 'nope'"):
-        parse_filters(["nope=1"], ("dangling",))
+        flt.check(from_flags(["nope=1"]), ("dangling",))
     with pytest.raises(InvalidArgument, match="expected name=value"):
-        parse_filters(["dangling"], ("dangling",))
+        from_flags(["dangling"])
+    with pytest.raises(InvalidArgument, match="invalid filter 'dangling=maybe'"):
+        flt.flag("dangling", "maybe")
+    assert flt.labels_match({"a": "b", "c": ""}, ["a=b", "c"])
+    assert not flt.labels_match({"a": "b"}, ["a=b", "c"])  # every label value must match
 
 
 @pytest.mark.parametrize(

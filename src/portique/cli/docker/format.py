@@ -1,11 +1,11 @@
-"""Docker-style output: tables, `--format` templates, human sizes and times.
+"""Docker-style output: tables and `--format` templates.
 
 Shared by every listing verb (`images`, `ps`, `volume ls`, `inspect`, ...). It
 reproduces what the docker CLI prints so that scripts written against Docker keep
-working: go-units' sizes ("1.24MB", decimal units, three significant digits), its
-durations ("2 hours ago"), text/tabwriter's column layout (minwidth 10, padding 3)
-and Go's text/template with Docker's functions (cli/gotemplate, through
-cli/docker/templates.py).
+working: text/tabwriter's column layout (minwidth 10, padding 3) and Go's
+text/template with Docker's functions (cli/gotemplate, through
+cli/docker/templates.py). Sizes and durations ("1.24MB", "2 hours ago") are
+go-units' words, in the base module portique/units.py.
 
 A listing verb builds one `dict[str, Any]` per row (keys are Docker's template
 field names: ID, Repository, ...) and calls `format_rows`.
@@ -13,80 +13,10 @@ field names: ID, Repository, ...) and calls `format_rows`.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = [
-    "Record",
-    "format_rows",
-    "human_duration",
-    "human_size",
-    "render_table",
-    "short_id",
-    "time_ago",
-]
-
-_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
-
-
-def human_size(size: float, precision: int = 3) -> str:
-    """go-units HumanSizeWithPrecision: decimal units, `precision` significant digits."""
-    size = float(size)
-    i = 0
-    while size >= 1000.0 and i < len(_UNITS) - 1:
-        size /= 1000.0
-        i += 1
-    text = f"{size:.{precision}g}"
-    if "e" in text and i < len(_UNITS) - 1:
-        # 999.95 rounds up to "1e+03": say "1kB" as a reader would.
-        return f"{size / 1000.0:.{precision}g}{_UNITS[i + 1]}"
-    return f"{text}{_UNITS[i]}"
-
-
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration: "Less than a second", "About a minute", "3 weeks"."""
-    secs = int(seconds)
-    if secs < 1:
-        return "Less than a second"
-    if secs == 1:
-        return "1 second"
-    if secs < 60:
-        return f"{secs} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = math.floor(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
-
-
-def time_ago(timestamp: float, now: float | None = None) -> str:
-    """ "2 hours ago" for a Unix timestamp; Docker's CREATED column."""
-    if timestamp <= 0:
-        return "N/A"
-    now = time.time() if now is None else now
-    return f"{human_duration(max(0.0, now - timestamp))} ago"
-
-
-def short_id(ident: str, *, no_trunc: bool = False) -> str:
-    """Docker's short id: the first 12 hex digits, without the algorithm prefix."""
-    if no_trunc:
-        return ident
-    _, _, hexpart = ident.rpartition(":")
-    return hexpart[:12]
+__all__ = ["Record", "format_rows", "render_table"]
 
 
 def render_table(rows: Sequence[Sequence[str]], *, minwidth: int = 10, padding: int = 3) -> str:

@@ -5,7 +5,12 @@ Commands load lazily: `portique run` imports only what `run` needs. A verb
 underscore) and defines:
 
     def add_arguments(parser: argparse.ArgumentParser) -> None
-    def run(args: argparse.Namespace) -> int
+    def run(eng: Engine, args: argparse.Namespace) -> int
+
+`main` builds the one Engine of the command (engine/engine.py) from `--root`
+and `--runroot` (else $PORTIQUE_ROOT and $PORTIQUE_RUNROOT, else
+/var/lib/portique and /run/portique): the face is the only place that reads
+them. Building it opens nothing.
 
 Management groups (`image ls`, `container rm`, `volume create`, ...) map to a
 module too: `image` -> commands/image.py, which builds its own sub-parsers.
@@ -21,6 +26,10 @@ import sys
 from types import ModuleType
 
 from portique import __version__
+
+TYPE_CHECKING = False  # typing's costs `portique --version` ~2 ms
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 # Docker's top-level shortcuts that are spelled differently from their module.
 ALIASES: dict[str, list[str]] = {
@@ -66,28 +75,65 @@ def load_command(verb: str) -> ModuleType | None:
         raise
 
 
+_VALUED = ("--root", "--runroot", "--host", "-H")
+_FLAGS = ("--debug", "-D", "--version", "-v", "--help", "-h")
+
+
+class GlobalFlagError(Exception):
+    """A global flag the command line got wrong: one line, exit 125."""
+
+
 def _split_globals(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Consume global flags (--root, --runroot, --debug, -D, --version) before the verb."""
+    """Consume global flags (--root, --runroot, -H, --debug, -D, --version) before the verb."""
     globals_: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg in ("--root", "--runroot", "--host", "-H") and i + 1 < len(argv):
+        if arg in _VALUED:
+            if i + 1 >= len(argv):
+                raise GlobalFlagError(f"flag needs an argument: {arg}")
             globals_ += argv[i : i + 2]
             i += 2
-        elif arg.startswith(("--root=", "--runroot=", "--host=")) or arg in (
-            "--debug",
-            "-D",
-            "--version",
-            "-v",
-            "--help",
-            "-h",
+        elif arg.startswith(tuple(f"{flag}=" for flag in _VALUED if flag.startswith("--"))) or (
+            arg in _FLAGS
         ):
             globals_.append(arg)
             i += 1
         else:
             break
     return globals_, argv[i:]
+
+
+def _global_values(globals_: list[str]) -> tuple[dict[str, str], set[str]]:
+    """(--root, --runroot and --host values as given, the last one winning; the
+    plain flags). An empty value is a missing one."""
+    values: dict[str, str] = {}
+    flags: set[str] = set()
+    i = 0
+    while i < len(globals_):
+        name, eq, value = globals_[i].partition("=")
+        if name in _VALUED:
+            if not eq:
+                value = globals_[i + 1]
+                i += 1
+            if not value:
+                raise GlobalFlagError(f"flag needs an argument: {name}")
+            values["--host" if name == "-H" else name] = value
+        else:
+            flags.add(name)
+        i += 1
+    return values, flags
+
+
+def make_engine(values: dict[str, str]) -> Engine:
+    """The command's Engine: flags first, then the environment, then the defaults."""
+    from pathlib import Path
+
+    from portique.engine.engine import DEFAULT_ROOT, DEFAULT_RUNROOT, Engine
+
+    root = values.get("--root") or os.environ.get("PORTIQUE_ROOT") or str(DEFAULT_ROOT)
+    runroot = values.get("--runroot") or os.environ.get("PORTIQUE_RUNROOT") or str(DEFAULT_RUNROOT)
+    return Engine(Path(root), Path(runroot))
 
 
 def entry() -> int:
@@ -97,7 +143,26 @@ def entry() -> int:
 
 def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    globals_, rest = _split_globals(argv)
+    try:
+        globals_, rest = _split_globals(argv)
+        values, flags = _global_values(globals_)
+    except GlobalFlagError as exc:
+        sys.stderr.write(f"portique: {exc}\nSee 'portique --help'.\n")
+        return 125
+    if flags & {"--version", "-v"}:
+        print(f"portique version {__version__}")
+        return 0
+    if flags & {"--help", "-h"} or not rest:
+        sys.stdout.write(USAGE)
+        return 0
+    if "--host" in values:
+        # Until `portique serve` exists there is no API socket to send a command to.
+        sys.stderr.write(
+            f"portique: -H/--host {values['--host']}: portique has no daemon to connect to,"
+            " it runs each command itself (drop -H; the Docker Engine API, `portique serve`,"
+            " is not written yet)\n"
+        )
+        return 125
     if protect and starts_containers(rest):
         from portique.linux.selfexe import ensure_protected
 
@@ -105,32 +170,7 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
             ensure_protected()
         except OSError as exc:
             return _fail(exc.strerror or str(exc), 125, debug=False)
-    debug = False
-    i = 0
-    while i < len(globals_):
-        g = globals_[i]
-        if g in ("--version", "-v"):
-            print(f"portique version {__version__}")
-            return 0
-        if g in ("--help", "-h"):
-            sys.stdout.write(USAGE)
-            return 0
-        if g in ("--debug", "-D"):
-            debug = True
-        elif g == "--root":
-            os.environ["PORTIQUE_ROOT"] = globals_[i + 1]
-            i += 1
-        elif g.startswith("--root="):
-            os.environ["PORTIQUE_ROOT"] = g.split("=", 1)[1]
-        elif g == "--runroot":
-            os.environ["PORTIQUE_RUNROOT"] = globals_[i + 1]
-            i += 1
-        elif g.startswith("--runroot="):
-            os.environ["PORTIQUE_RUNROOT"] = g.split("=", 1)[1]
-        i += 1
-    if not rest:
-        sys.stdout.write(USAGE)
-        return 0
+    debug = bool(flags & {"--debug", "-D"})
     verb, *args = rest
     if verb in ALIASES:
         verb, *prefix = ALIASES[verb]
@@ -142,7 +182,11 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
     parser = ArgumentParser(prog=f"portique {verb}")
     module.add_arguments(parser)
     ns = parser.parse_args(args)
-    return run_command(module, ns, debug=debug)
+    eng = make_engine(values)
+    try:
+        return run_command(module, eng, ns, debug=debug)
+    finally:
+        eng.close()
 
 
 def starts_containers(rest: list[str]) -> bool:
@@ -161,14 +205,17 @@ def _fail(message: str, code: int, *, debug: bool) -> int:
     return code
 
 
-def run_command(module: ModuleType, ns: argparse.Namespace, *, debug: bool) -> int:
+def run_command(module: ModuleType, eng: Engine, ns: argparse.Namespace, *, debug: bool) -> int:
     from sqlite3 import Error as DatabaseError
 
-    from portique.errors import PortiqueError
+    from portique.cli.docker.each import report_missing
+    from portique.errors import NoSuchObject, PortiqueError
 
     try:
-        code = module.run(ns)
+        code = module.run(eng, ns)
         return int(code or 0)
+    except NoSuchObject as exc:
+        return report_missing(exc)  # Docker's words and status, as every verb's loop
     except PortiqueError as exc:
         return _fail(str(exc), exc.exit_code, debug=debug)
     except KeyboardInterrupt:
@@ -184,11 +231,7 @@ def run_command(module: ModuleType, ns: argparse.Namespace, *, debug: bool) -> i
         return _fail(str(exc), 125, debug=debug)
     except DatabaseError as exc:
         # A locked or damaged portique.db: say which, never a traceback.
-        return _fail(
-            f"state database: {exc} (root {os.environ.get('PORTIQUE_ROOT', '/var/lib/portique')})",
-            125,
-            debug=debug,
-        )
+        return _fail(f"state database: {exc} (root {eng.root})", 125, debug=debug)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from portique.errors import PortiqueError
+from portique.termio import set_window_size, window_size, write_all
 
 _CHUNK = 65536
 
@@ -52,31 +53,11 @@ def console_listener() -> Iterator[tuple[Path, socket.socket]]:
             yield path, sock
 
 
-@contextlib.contextmanager
-def raw_terminal(fd: int) -> Iterator[None]:
-    """Put `fd` in raw mode if it is a terminal; restore it on the way out."""
-    if not os.isatty(fd):
-        yield
-        return
-    import termios
-    import tty
-
-    saved = termios.tcgetattr(fd)
-    try:
-        tty.setraw(fd)
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-
-
 def copy_window_size(src: int, dst: int) -> None:
     """Give the pty the caller's window size (when stdin is a terminal)."""
-    if not os.isatty(src):
-        return
-    from portique.linux.tty import get_winsize, set_winsize
-
-    with contextlib.suppress(OSError):
-        set_winsize(dst, *get_winsize(src))
+    size = window_size(src)
+    if size is not None:
+        set_window_size(dst, *size)
 
 
 def relay(master: int, stdin: int | None = None, stdout: int | None = None) -> None:
@@ -103,7 +84,7 @@ def relay(master: int, stdin: int | None = None, stdout: int | None = None) -> N
                     data = b""
                 if not data:
                     return
-                _write_all(stdout, data)
+                write_all(stdout, data)
             elif fd == stdin and stdin_open:
                 data = os.read(stdin, _CHUNK) if events & (select.POLLIN | select.POLLHUP) else b""
                 if not data:
@@ -111,13 +92,7 @@ def relay(master: int, stdin: int | None = None, stdout: int | None = None) -> N
                     poller.unregister(stdin)
                     stdin_open = False
                     continue
-                _write_all(master, data)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+                write_all(master, data)
 
 
 def spawn_relay(listener: socket.socket, timeout: float = 30.0) -> int:

@@ -1,6 +1,6 @@
 """`explain`: what isolates a running container, read from the kernel.
 
-    report = explain_container(conn, "web")            # portique explain web
+    report = explain_container(eng, "web")             # portique explain web
     report = explain_runtime(Path("/run/portique-runtime"), "c1")   # portique-runtime explain c1
     to_json(report)                                    # the documented JSON (docs/explain.md)
 
@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 from portique.engine.explain.model import Report, to_json
 
 if TYPE_CHECKING:
-    import sqlite3
-
+    from portique.engine.engine import Engine
     from portique.runtime.state import State
 
 __all__ = ["Report", "explain_container", "explain_pid", "explain_runtime", "to_json"]
@@ -104,15 +103,13 @@ def _check_running(state: State, what: str) -> None:
         )
 
 
-def explain_container(conn: sqlite3.Connection, ref: str) -> Report:
-    from portique.engine import containers, lifecycle
-    from portique.engine.paths import ContainerPaths
+def explain_container(eng: Engine, ref: str) -> Report:
+    from portique.engine import containers
     from portique.errors import InvalidState, NotFound
 
-    row = containers.get(conn, ref)
-    paths = ContainerPaths.of(row.id)
+    row = containers.get(eng, ref)
     try:
-        state = lifecycle.open_runtime(paths).state(row.id)
+        state = eng.runtime().state(row.id)
     except NotFound:
         raise InvalidState(
             f"container {ref} is not running: explain reads a running container's facts "
@@ -128,7 +125,7 @@ def explain_container(conn: sqlite3.Connection, ref: str) -> Report:
         status=state.status.value,
         start_time=state.start_time or None,
         config=state.config,
-        engine_root=paths.root,
+        engine_root=eng.root,
     )
 
 

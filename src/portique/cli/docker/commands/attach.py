@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -12,15 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("container")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import attach, containers
-    from portique.engine.paths import ContainerPaths
-    from portique.errors import InvalidState
+    from portique.engine.state import Event
 
-    conn = containers.open_db()
-    row = containers.get(conn, args.container)
-    if row.status not in ("running", "paused"):
-        raise InvalidState("you cannot attach to a stopped container, start it first")
+    row = containers.get_for(eng, args.container, Event.ATTACH)
     config = row.config["Config"]
     opts = attach.AttachOptions(
         stdin=not args.no_stdin and bool(config.get("OpenStdin")),
@@ -28,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
         detach_keys=attach.parse_detach_keys(args.detach_keys),
         sig_proxy=args.sig_proxy.lower() not in ("false", "0") and not config.get("Tty"),
     )
-    code = attach.attach(ContainerPaths.of(row.id), opts)
+    code = attach.attach(eng.paths(row.id), opts)
     return 0 if code == attach.DETACHED else code

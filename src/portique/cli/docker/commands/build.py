@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from portique.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,31 +50,17 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.build.builder import Builder, BuildOptions
-    from portique.db import default_root
-    from portique.image.images import Images
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.build.builder import BuildOptions
+    from portique.engine import images
     from portique.oci.reference import parse_reference
 
     if args.network not in ("none", "host", "default"):
         raise InvalidArgument(f"invalid --network {args.network!r}: use none or host")
     tags = [str(parse_reference(t)) for t in args.tag]
-    tmp: Path | None = None
-    op = None
-    try:
+    with ExitStack() as stack:
         if args.context == "-":
-            # Under the engine root and in the journal: a killed build's context
-            # is removed by the next command's recovery.
-            from portique import journal
-
-            tmp = default_root() / "tmp" / f"context-{os.urandom(8).hex()}"
-            conn = journal.open_journal(default_root())
-            op = journal.Operation.begin(
-                conn, "build-context", "", [{"type": "tree", "path": str(tmp)}]
-            )
-            tmp.mkdir(parents=True, mode=0o700)
-            _extract_stdin(tmp)
-            context = tmp
+            context = stack.enter_context(images.build_context(eng, sys.stdin.buffer))
         else:
             context = Path(args.context)
         dockerfile = dockerfile_path(args.file, args.context, context)
@@ -94,18 +84,7 @@ def run(args: argparse.Namespace) -> int:
             network="none" if args.network == "default" else args.network,
             platform=args.platform,
         )
-        from portique.engine.recovery import recover
-
-        images = Images(default_root())
-        recover(images=images)  # what a killed build (or pull) left goes first
-        record = Builder(images).build(opts)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if op is not None:
-            if tmp is None or not tmp.exists():
-                op.end()
-            op.conn.close()
+        record = images.build(eng, opts)
     if args.iidfile:
         Path(args.iidfile).write_text(record.id)
     if args.quiet:
@@ -124,14 +103,3 @@ def dockerfile_path(file: str | None, context_arg: str, context: Path) -> Path |
     if path.is_absolute():
         return path
     return context / path if context_arg == "-" else Path.cwd() / path
-
-
-def _extract_stdin(dest: Path) -> None:
-    """A context tarball from stdin, unpacked with the hostile-layer rules."""
-    from portique.image.unpack import unpack
-
-    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        unpack(sys.stdin.buffer, fd)
-    finally:
-        os.close(fd)

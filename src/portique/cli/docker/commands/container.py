@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 # sub-command -> (module, aliases)
 SUBCOMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -42,17 +46,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.set_defaults(container_module=module, container_parser=type(parser))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     parser = args.container_parser(prog=f"portique container {args.container_command}")
     if args.container_command == "prune":
         _prune_arguments(parser)
-        return _prune(parser.parse_args(args.rest))
+        return _prune(eng, parser.parse_args(args.rest))
     module = importlib.import_module(f"portique.cli.docker.commands.{args.container_module}")
     module.add_arguments(parser)
     ns = parser.parse_args(args.rest)
     if args.container_command == "inspect":
         ns.type = "container"
-    return int(module.run(ns))
+    return int(module.run(eng, ns))
 
 
 def _prune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,16 +64,12 @@ def _prune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filter", action="append", default=[], help="filters (not supported yet)")
 
 
-def _prune(args: argparse.Namespace) -> int:
+def _prune(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import containers
 
     if not args.force and not confirm("WARNING! This will remove all stopped containers."):
         return 0
-    from portique.engine.recovery import recover
-
-    conn = containers.open_db()
-    recover(conn)
-    removed = containers.prune(conn)
+    removed = containers.prune(eng)
     if removed:
         print("Deleted Containers:")
         for cid in removed:

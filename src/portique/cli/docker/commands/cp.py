@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dest")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import containers, copy
     from portique.errors import InvalidArgument
 
@@ -27,9 +31,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if src == "-" or dst == "-":
         raise InvalidArgument("tar streams on stdin/stdout are not supported by cp yet")
-    conn = containers.open_db()
-    row = containers.get(conn, src_c or dst_c)
-    with copy.container_root(row) as root:
+    row = containers.get(eng, src_c or dst_c)
+    with copy.container_root(eng, row) as root:
         if src_c:
             copy.copy_out(root, src or "/", dst)
         else:

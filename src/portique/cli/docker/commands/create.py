@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portique.engine import options as opt
 from portique.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, run: bool = False) -> None:
@@ -120,8 +123,9 @@ def _int(flag: str) -> Any:
 
 def build_request(
     args: argparse.Namespace,
-) -> tuple[dict[str, Any], dict[str, Any], list[opt.MountSpec]]:
-    """Docker's Config and HostConfig from the flags; every bad value is one InvalidArgument."""
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    """Docker's Config, HostConfig and NetworkingConfig from the flags, as the API
+    carries them; every bad value is one InvalidArgument."""
     env: list[str] = []
     for path in args.env_file:
         env += opt.read_env_file(path)
@@ -134,9 +138,11 @@ def build_request(
     restart = opt.parse_restart(args.restart)
     opt.parse_security_opts(args.security_opt)
     opt.parse_user(args.user)
-    binds = [opt.parse_volume(v) for v in args.volume]
+    for v in args.volume:
+        opt.parse_volume(v)
     explicit = [opt.parse_mount(m) for m in args.mount]
-    mounts = binds + explicit + [opt.parse_tmpfs(t) for t in args.tmpfs]
+    for t in args.tmpfs:
+        opt.parse_tmpfs(t)
     stop_signal = ""
     if args.stop_signal:
         opt.parse_signal(args.stop_signal)
@@ -154,11 +160,6 @@ def build_request(
         )
     if args.publish and network not in net.LOCAL_MODES:
         bindings, exposed = net.port_bindings(args.publish)
-    for n in networks:
-        net.check_network(n)
-    for h in args.add_host:
-        net.parse_extra_host(h)
-    net.check_dns_servers(args.dns)
     attach = [a.lower() for a in args.attach]
     for a in attach:
         if a not in ("stdin", "stdout", "stderr"):
@@ -219,11 +220,8 @@ def build_request(
         "DnsSearch": list(args.dns_search),
         "DnsOptions": list(args.dns_option),
     }
-    if endpoints:
-        # Docker's API carries these beside HostConfig, in NetworkingConfig:
-        # build_request hands them over in Config's place for create() to move.
-        config["NetworkingConfig"] = {"EndpointsConfig": endpoints}
-    return config, host, mounts
+    networking = {"EndpointsConfig": endpoints} if endpoints else None
+    return config, host, networking
 
 
 def _endpoints(args: argparse.Namespace, networks: list[str]) -> dict[str, Any]:
@@ -257,36 +255,33 @@ def _endpoints(args: argparse.Namespace, networks: list[str]) -> dict[str, Any]:
     return eps
 
 
-def create_from_args(args: argparse.Namespace) -> Any:
+def create_from_args(eng: Engine, args: argparse.Namespace) -> Any:
+    """What `create` and `run` send the engine: the API's create, field for field."""
     from portique.engine import containers
-    from portique.engine.recovery import recover
 
-    config, host, mounts = build_request(args)
-    networking = config.pop("NetworkingConfig", None)
-    conn = containers.open_db()
-    recover(conn)
+    config, host, networking = build_request(args)
     return containers.create(
-        conn,
-        args.image,
+        eng,
         config,
         host,
-        networking=networking,
+        networking,
         name=args.name,
-        mounts=mounts,
         pull=args.pull,
-        progress=_progress() if sys.stderr.isatty() else None,
+        progress=_progress if sys.stderr.isatty() else None,
+        pulling=_pulling,
     )
 
 
-def _progress() -> Any:
-    def report(event: Any) -> None:
-        text = getattr(event, "message", None) or str(event)
-        sys.stderr.write(f"{text}\n")
-
-    return report
+def _progress(event: Any) -> None:
+    text = getattr(event, "message", None) or str(event)
+    sys.stderr.write(f"{text}\n")
 
 
-def run(args: argparse.Namespace) -> int:
-    row = create_from_args(args)
+def _pulling(ref: str) -> None:
+    sys.stderr.write(f"Unable to find image '{ref}' locally\n")
+
+
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    row = create_from_args(eng, args)
     print(row.id)
     return 0

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,22 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("command", nargs=argparse.REMAINDER)
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.engine import containers
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import options as opt
     from portique.engine.exec import ExecRequest, run_exec
-    from portique.errors import InvalidArgument
 
-    if args.workdir and not args.workdir.startswith("/"):
-        raise InvalidArgument(
-            f"the working directory '{args.workdir}' is invalid, it needs to be an absolute path"
-        )
     env: list[str] = []
     for path in args.env_file:
         env += opt.read_env_file(path)
-    env += opt.parse_env(args.env)
-    opt.parse_user(args.user)
-    row = containers.get(containers.open_db(), args.container)
+    env += opt.parse_env(args.env)  # -e KEY copies KEY from our environment: the face's
     req = ExecRequest(
         argv=tuple(args.command),
         env=tuple(env),
@@ -57,4 +53,4 @@ def run(args: argparse.Namespace) -> int:
         detach=args.detach,
         privileged=args.privileged,
     )
-    return run_exec(row, req)
+    return run_exec(eng, args.container, req)

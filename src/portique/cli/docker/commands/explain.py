@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,11 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("container")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.explain_text import format_report
-    from portique.engine import containers
     from portique.engine.explain import explain_container
 
-    report = explain_container(containers.open_db(), args.container)
+    report = explain_container(eng, args.container)
     sys.stdout.write(format_report(report, args.format))
     return 0

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -11,16 +15,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("container")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import containers, copy
     from portique.errors import InvalidArgument
 
-    row = containers.get(containers.open_db(), args.container)
+    row = containers.get(eng, args.container)
     if not args.output and sys.stdout.isatty():
         raise InvalidArgument(
             "cowardly refusing to save to a terminal. Use the -o flag or redirect"
         )
-    with copy.container_root(row) as root:
+    with copy.container_root(eng, row) as root:
         if args.output:
             from pathlib import Path
 

@@ -13,7 +13,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from portique.image.images import ImageRecord, Images
+    from portique.engine.engine import Engine
+    from portique.engine.images import HistoryEntry
 
 TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 HEADERS = {
@@ -39,60 +40,34 @@ def _bool(value: str) -> bool:
     return value.strip().lower() not in ("0", "false", "no", "off")
 
 
-def layer_sizes(imgs: Images, record: ImageRecord) -> list[int]:
-    """Unpacked size of each of the image's layers, bottom first."""
-    with imgs.db.read() as c:
-        rows = [
-            c.execute("SELECT size FROM layers WHERE diff_id = ?", (diff_id,)).fetchone()
-            for diff_id in record.layers
-        ]
-    return [int(r[0]) if r else 0 for r in rows]
+def history_rows(entries: list[HistoryEntry], *, no_trunc: bool, human: bool) -> list[Any]:
+    from portique.cli.docker.format import Record
+    from portique.engine.images import created_timestamp
+    from portique.units import human_size, short_id, time_ago
 
-
-def history_rows(imgs: Images, record: ImageRecord, *, no_trunc: bool, human: bool) -> list[Any]:
-    from portique.cli.docker.commands.image import created_timestamp
-    from portique.cli.docker.format import Record, human_size, short_id, time_ago
-
-    history = [h for h in record.config.get("history") or [] if isinstance(h, dict)]
-    sizes = layer_sizes(imgs, record)
-    if not history:
-        # No history (some importers write none): one row per layer, as Docker shows.
-        history = [{"created": record.created} for _ in record.layers]
-    entries = []
-    layer = 0
-    for h in history:
-        size = 0
-        if not h.get("empty_layer"):
-            size = sizes[layer] if layer < len(sizes) else 0
-            layer += 1
-        entries.append((h, size))
     rows = []
-    for i, (h, size) in enumerate(reversed(entries)):
-        created = created_timestamp(h.get("created"))
-        created_by = str(h.get("created_by") or "")
+    for h in entries:
+        created_by = h.created_by
         if not no_trunc and len(created_by) > _CREATED_BY_WIDTH:
             created_by = created_by[: _CREATED_BY_WIDTH - 3] + "..."
-        ident = short_id(record.id, no_trunc=no_trunc) if i == 0 else "<missing>"
         rows.append(
             Record(
-                ID=ident,
-                CreatedSince=time_ago(created) if human else str(h.get("created") or ""),
-                CreatedAt=str(h.get("created") or ""),
+                ID=short_id(h.id, no_trunc=no_trunc) if h.id else "<missing>",
+                CreatedSince=time_ago(created_timestamp(h.created)) if human else h.created,
+                CreatedAt=h.created,
                 CreatedBy=created_by,
-                Size=human_size(size) if human else str(size),
-                Comment=str(h.get("comment") or ""),
+                Size=human_size(h.size) if human else str(h.size),
+                Comment=h.comment,
             )
         )
     return rows
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.cli.docker.commands.image import open_images
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
+    from portique.engine import images
 
-    imgs = open_images()
-    record = imgs.resolve(args.image)
-    rows = history_rows(imgs, record, no_trunc=args.no_trunc, human=args.human)
+    rows = history_rows(images.history(eng, args.image), no_trunc=args.no_trunc, human=args.human)
     if args.quiet:
         sys.stdout.write("".join(f"{r['ID']}\n" for r in rows))
         return 0

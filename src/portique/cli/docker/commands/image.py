@@ -11,13 +11,13 @@ import argparse
 import importlib
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from portique.errors import InvalidArgument, NotFound, PortiqueError
+from portique.errors import PortiqueError
 
 if TYPE_CHECKING:
-    from portique.image.images import ImageRecord, Images
+    from portique.engine.engine import Engine
 
 # sub-command -> (module under commands/, aliases); None: implemented in this file.
 SUBCOMMANDS: dict[str, tuple[str | None, tuple[str, ...]]] = {
@@ -84,23 +84,16 @@ def _load(name: str) -> Any:
         raise
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     fn = getattr(args, "image_run", None)
     if fn is not None:
-        return int(fn(args))
+        return int(fn(eng, args))
     module = _load(args.image_module)
     if module is None:
         raise PortiqueError(f"'image {args.image_command}' is not available in this build")
     parser = args.image_parser(prog=f"portique image {args.image_command}")
     module.add_arguments(parser)
-    return int(module.run(parser.parse_args(args.image_args)))
-
-
-def open_images() -> Images:
-    from portique.db import default_root
-    from portique.image.images import Images
-
-    return Images(default_root())
+    return int(module.run(eng, parser.parse_args(args.image_args)))
 
 
 # ---- ls ---------------------------------------------------------------------------
@@ -116,38 +109,16 @@ def _ls_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", help="format output using a Go template, 'table' or 'json'")
 
 
-def parse_filters(items: Sequence[str], allowed: Sequence[str]) -> dict[str, list[str]]:
-    """`--filter key=value` flags grouped by key; unknown keys are an error, as in Docker."""
-    filters: dict[str, list[str]] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        key = key.strip().lower()
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
-        if key not in allowed:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        filters.setdefault(key, []).append(value)
-    return filters
-
-
-def _ls(args: argparse.Namespace) -> int:
+def _ls(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.filters import from_flags
     from portique.cli.docker.format import format_rows
+    from portique.engine import images
 
-    filters = parse_filters(
-        args.filter, ("dangling", "reference", "label", "before", "since", "until")
-    )
-    for value in filters.get("until", []):
-        parse_until(value)  # a bad value is an error even when no image is listed
-    if args.repository:
+    filters = from_flags(args.filter)
+    if args.repository:  # `images busybox` is the reference filter, as the docker CLI sends it
         filters.setdefault("reference", []).append(args.repository)
-    imgs = open_images()
-    dangling = filters.get("dangling")
-    if dangling and any(v.lower() not in ("true", "false", "1", "0") for v in dangling):
-        raise InvalidArgument(f"invalid filter 'dangling={dangling[0]}'")
-    records = imgs.list(all=args.all)
-    records = [r for r in records if _matches(r, filters, imgs)]
-    records.sort(key=lambda r: _created(r), reverse=True)
-    rows = image_rows(records, filters.get("reference", []), no_trunc=args.no_trunc)
+    listed = images.list_images(eng, all=args.all, filters=filters)
+    rows = image_rows(listed, filters.get("reference", []), no_trunc=args.no_trunc)
     if args.quiet:
         seen: list[str] = []
         for row in rows:
@@ -167,101 +138,37 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _created(r: ImageRecord) -> float:
-    return created_timestamp(getattr(r, "created", None))
-
-
-def created_timestamp(value: Any) -> float:
-    """An image's created time as a Unix timestamp (the record may hold either form)."""
-    if value is None or value == "":
-        return 0.0
-    if isinstance(value, int | float):
-        return float(value)
-    from datetime import datetime
-
-    text = str(value)
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    # Python 3.11 parses at most 6 fractional digits; Go writes 9.
-    head, dot, frac = text.partition(".")
-    if dot:
-        digits = "".join(c for c in frac if c.isdigit())
-        tz = frac[len(digits) :]
-        text = f"{head}.{digits[:6]}{tz}"
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return 0.0
-
-
-def _rfc3339(value: Any) -> str:
-    ts = created_timestamp(value)
-    if isinstance(value, str) and value:
-        return value
-    if ts <= 0:
-        return "0001-01-01T00:00:00Z"
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def _matches(r: ImageRecord, filters: Mapping[str, list[str]], imgs: Images) -> bool:
-    for value in filters.get("dangling", []):
-        if (not r.repo_tags) != (value.lower() in ("true", "1")):
-            return False
-    refs = filters.get("reference")
-    if refs and not any(_reference_matches(r, pattern) for pattern in refs):
-        return False
-    labels = (r.config.get("config") or {}).get("Labels") or {}
-    if not all(_label_matches(labels, want) for want in filters.get("label", [])):
-        return False
-    mine = _created(r)
-    if any(mine >= parse_until(v) for v in filters.get("until", [])):
-        return False
-    before = all(mine < _created(imgs.resolve(n)) for n in filters.get("before", []))
-    return before and all(mine > _created(imgs.resolve(n)) for n in filters.get("since", []))
-
-
-def _familiar(name: str) -> str:
-    from portique.oci.reference import parse_reference
-
-    try:
-        return parse_reference(name).familiar()
-    except InvalidArgument:
-        return name
-
-
-def _reference_matches(r: ImageRecord, pattern: str) -> bool:
-    """Docker's reference filter: a glob against `repo:tag`, or against `repo` alone."""
-    return any(_glob_tag(t, pattern) for t in r.repo_tags)
-
-
 def image_rows(
-    records: Sequence[ImageRecord], references: Sequence[str] = (), *, no_trunc: bool = False
+    summaries: Sequence[dict[str, Any]],
+    references: Sequence[str] = (),
+    *,
+    no_trunc: bool = False,
 ) -> list[dict[str, Any]]:
-    """Docker's `images` rows: one per repository:tag (and digest), `<none>` when untagged."""
-    from portique.cli.docker.format import Record, human_size, short_id, time_ago
+    """Docker's `images` rows from image summaries (the API's JSON): one per
+    repository:tag (and digest), `<none>` when untagged."""
+    from portique.cli.docker.format import Record
+    from portique.units import human_size, short_id, time_ago
 
     rows: list[dict[str, Any]] = []
-    for r in records:
-        created = _created(r)
+    for s in summaries:
+        created = float(s["Created"])
         base = {
-            "ID": short_id(r.id, no_trunc=no_trunc) if not no_trunc else r.id,
+            "ID": short_id(s["Id"], no_trunc=no_trunc) if not no_trunc else s["Id"],
             "CreatedSince": time_ago(created),
             "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
-            "Size": human_size(r.size),
-            "VirtualSize": human_size(r.size),
+            "Size": human_size(s["Size"]),
+            "VirtualSize": human_size(s["Size"]),
             "SharedSize": "N/A",
             "UniqueSize": "N/A",
             "Containers": "N/A",
         }
         digests: dict[str, list[str]] = {}
-        for rd in r.repo_digests:
-            repo, _, digest = _familiar(rd).partition("@")
+        for rd in s["RepoDigests"]:
+            repo, _, digest = rd.partition("@")
             digests.setdefault(repo, []).append(digest)
         tags: dict[str, list[str]] = {}
-        for t in r.repo_tags:
-            if references and not any(_glob_tag(t, p) for p in references):
-                continue
-            repo, _, tag = _familiar(t).rpartition(":")
+        for t in s["RepoTags"]:
+            repo, _, tag = t.rpartition(":")
             tags.setdefault(repo, []).append(tag)
         for repo, tag_list in tags.items():
             for tag in tag_list:
@@ -272,16 +179,9 @@ def image_rows(
                 rows.extend(
                     Record(base, Repository=repo, Tag="<none>", Digest=d) for d in digest_list
                 )
-        if not r.repo_tags and not r.repo_digests and not references:
+        if not s["RepoTags"] and not s["RepoDigests"] and not references:
             rows.append(Record(base, Repository="<none>", Tag="<none>", Digest="<none>"))
     return rows
-
-
-def _glob_tag(tag: str, pattern: str) -> bool:
-    from fnmatch import fnmatchcase
-
-    familiar = _familiar(tag)
-    return fnmatchcase(familiar, pattern) or fnmatchcase(familiar.rsplit(":", 1)[0], pattern)
 
 
 # ---- inspect ----------------------------------------------------------------------
@@ -290,60 +190,6 @@ def _glob_tag(tag: str, pattern: str) -> bool:
 def _inspect_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("-f", "--format", help="format output using a Go template")
-
-
-def inspect_image(r: ImageRecord) -> dict[str, Any]:
-    """The image as `docker image inspect` shows it."""
-    cfg = r.config
-    cc = cfg.get("config") or {}
-    config: dict[str, Any] = {
-        "Hostname": "",
-        "Domainname": "",
-        "User": cc.get("User") or "",
-        "AttachStdin": False,
-        "AttachStdout": False,
-        "AttachStderr": False,
-    }
-    if cc.get("ExposedPorts"):
-        config["ExposedPorts"] = cc["ExposedPorts"]
-    config.update(
-        {
-            "Tty": False,
-            "OpenStdin": False,
-            "StdinOnce": False,
-            "Env": cc.get("Env"),
-            "Cmd": cc.get("Cmd"),
-            "Image": "",
-            "Volumes": cc.get("Volumes"),
-            "WorkingDir": cc.get("WorkingDir") or "",
-            "Entrypoint": cc.get("Entrypoint"),
-            "OnBuild": cc.get("OnBuild"),
-            "Labels": cc.get("Labels"),
-        }
-    )
-    if cc.get("StopSignal"):
-        config["StopSignal"] = cc["StopSignal"]
-    if cc.get("Healthcheck"):
-        config["Healthcheck"] = cc["Healthcheck"]
-    out: dict[str, Any] = {
-        "Id": r.id,
-        "RepoTags": [_familiar(t) for t in r.repo_tags],
-        "RepoDigests": [_familiar(d) for d in r.repo_digests],
-        "Parent": "",
-        "Comment": cfg.get("comment") or "",
-        "Created": _rfc3339(cfg.get("created") or getattr(r, "created", None)),
-        "DockerVersion": cfg.get("docker_version") or "",
-        "Author": cfg.get("author") or "",
-        "Config": config,
-        "Architecture": cfg.get("architecture") or r.architecture,
-        "Os": cfg.get("os") or r.os,
-        "Size": r.size,
-    }
-    if cfg.get("variant"):
-        out["Variant"] = cfg["variant"]
-    out["RootFS"] = {"Type": "layers", "Layers": list(r.layers)}
-    out["Metadata"] = {"LastTagTime": "0001-01-01T00:00:00Z"}
-    return out
 
 
 def print_inspect(
@@ -383,21 +229,15 @@ def print_inspect(
     return 1 if errors else 0
 
 
-def _inspect(args: argparse.Namespace) -> int:
-    imgs = open_images()
-    found: list[dict[str, Any]] = []
-    missing: list[str] = []
-    for name in args.images:
-        try:
-            found.append(inspect_image(imgs.resolve(name)))
-        except NotFound:
-            missing.append(name)
+def _inspect(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.each import collect, report_missings
+    from portique.engine import images
+
+    found, missing = collect(args.images, lambda ref: images.inspect(eng, ref))
     status = 0
     if found or not args.format:
         status = print_inspect(found, args.format)  # Docker prints "[]" even when nothing was found
-    for name in missing:
-        sys.stderr.write(f"portique: no such image: {name}\n")
-    return 125 if missing else status
+    return report_missings(missing) or status
 
 
 # ---- rm ---------------------------------------------------------------------------
@@ -409,23 +249,22 @@ def _rm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-prune", action="store_true", help="do not delete untagged parents")
 
 
-def _rm(args: argparse.Namespace) -> int:
-    from portique.engine.recovery import recover
+def _rm(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.each import Missing, for_each
+    from portique.engine import images
 
-    recover()  # image_users rows of containers that are gone must not block rmi
-    imgs = open_images()
-    status = 0
-    for name in args.images:
-        try:
-            results = imgs.remove(name, force=args.force)
-        except PortiqueError as exc:
-            sys.stdout.flush()
-            sys.stderr.write(f"portique: {exc}\n")
-            status = exc.exit_code
-            continue
-        for what, ref in results:
-            sys.stdout.write(f"{what}: {_familiar(ref) if what == 'Untagged' else ref}\n")
-    return status
+    def show(_ref: str, results: list[tuple[str, str]]) -> None:
+        sys.stdout.write("".join(f"{what}: {name}\n" for what, name in results))
+
+    return for_each(
+        args.images,
+        lambda ref: images.remove(eng, ref, force=args.force),
+        show=show,
+        missing=Missing.WARN
+        if args.force
+        else Missing.FAIL,  # `rmi -f` of nothing: said, no failure
+        keep_exit_code=True,
+    )
 
 
 # ---- prune ------------------------------------------------------------------------
@@ -445,31 +284,15 @@ def confirm(warning: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def parse_until(value: str, now: float | None = None) -> float:
-    """Docker's `until=`: a Go duration before now ("24h", "1h30m"), or a timestamp."""
-    from portique.duration import InvalidDuration, parse_seconds
+def _prune(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.filters import from_flags
+    from portique.engine import filters as flt
+    from portique.engine import images
+    from portique.units import human_size
 
-    now = time.time() if now is None else now
-    try:
-        if value != "0":  # Docker's rule: "0" is the epoch, not a duration
-            return now - parse_seconds(value)
-    except InvalidDuration:
-        pass
-    try:
-        return float(value)  # Unix seconds
-    except ValueError:
-        pass
-    ts = created_timestamp(value if "T" in value else value + "T00:00:00Z")
-    if ts <= 0:
-        raise InvalidArgument(f"invalid filter 'until={value}': expected a duration or a timestamp")
-    return ts
-
-
-def _prune(args: argparse.Namespace) -> int:
-    from portique.cli.docker.format import human_size
-
-    filters = parse_filters(args.filter, ("until", "label", "label!"))
-    cutoffs = [parse_until(v) for v in filters.get("until", [])]
+    filters = from_flags(args.filter)
+    for value in flt.check(filters, images.PRUNE_FILTERS).get("until", []):
+        images.parse_until(value)  # a bad filter fails before the prompt
     if not args.force:
         warning = (
             "WARNING! This will remove all images without at least one container associated to them."
@@ -478,64 +301,15 @@ def _prune(args: argparse.Namespace) -> int:
         )
         if not confirm(warning):
             return 0
-    from portique.engine.recovery import recover
-
-    imgs = open_images()
-    recover(images=imgs)
-    if filters:
-        lines, reclaimed = _prune_filtered(imgs, filters, cutoffs, all_images=args.all)
-    else:
-        ids, reclaimed = imgs.prune(all=args.all)
-        lines = [f"deleted: {ident}" for ident in ids]
-    if lines:
-        sys.stdout.write("Deleted Images:\n" + "".join(f"{line}\n" for line in lines) + "\n")
+    done, reclaimed = images.prune(eng, all=args.all, filters=filters)
+    if done:
+        lines = "".join(f"{what}: {name}\n" for what, name in done)
+        sys.stdout.write("Deleted Images:\n" + lines + "\n")
     sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed, 4)}\n")
     return 0
 
 
-def _prune_filtered(
-    imgs: Images, filters: Mapping[str, list[str]], cutoffs: Sequence[float], *, all_images: bool
-) -> tuple[list[str], int]:
-    """Prune with `until`/`label` filters: remove each matching candidate as `rmi` would."""
-    from portique.errors import Conflict
-
-    before = _footprint(imgs)
-    lines: list[str] = []
-    for r in imgs.list(all=True):
-        if r.repo_tags and not all_images:
-            continue
-        if any(_created(r) >= cutoff for cutoff in cutoffs):
-            continue
-        labels = (r.config.get("config") or {}).get("Labels") or {}
-        if not all(_label_matches(labels, want) for want in filters.get("label", [])):
-            continue
-        if any(_label_matches(labels, want) for want in filters.get("label!", [])):
-            continue
-        try:
-            results = imgs.remove(r.id, force=False)
-        except (Conflict, NotFound):
-            continue  # in use by a container, or removed meanwhile by another prune
-        lines += [f"{what.lower()}: {ref}" for what, ref in results]
-    return lines, max(0, before - _footprint(imgs))
-
-
-def _label_matches(labels: Mapping[str, str], want: str) -> bool:
-    key, eq, value = want.partition("=")
-    return key in labels and (not eq or labels[key] == value)
-
-
-def _footprint(imgs: Images) -> int:
-    """Bytes of unpacked layers plus stored blobs: what a prune can give back."""
-    total = int(imgs.disk_usage().get("size", 0))
-    for digest in imgs.store.digests():
-        try:
-            total += imgs.store.size(digest)
-        except NotFound:
-            continue
-    return total
-
-
-_LOCAL_RUN: dict[str, Callable[[argparse.Namespace], int]] = {
+_LOCAL_RUN: dict[str, Callable[[Engine, argparse.Namespace], int]] = {
     "ls": _ls,
     "inspect": _inspect,
     "rm": _rm,

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", help="set the platform (only the host's is accepted)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.cli.docker.commands.image import open_images
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.errors import InvalidArgument, NotFound
     from portique.image.importer import import_rootfs, parse_changes
 
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         ):
             raise InvalidArgument(f"cannot import for platform {args.platform}: not the host's")
     parse_changes(args.change)  # reject a bad --change before reading the tarball
-    imgs = open_images()
+    imgs = eng.images
     if source == "-":
         if sys.stdin.isatty():
             raise InvalidArgument("import from stdin, but stdin is a terminal")

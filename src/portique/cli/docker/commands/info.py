@@ -4,81 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--format", default=None, help="format output using a Go template")
 
 
-def collect() -> dict[str, Any]:
-    from portique import __version__
-    from portique.engine import containers, stats
-    from portique.engine.paths import root
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine import system
 
-    conn = containers.open_db()
-    rows = containers.list_all(conn)
-    images = 0
-    try:
-        from portique.cli.docker.commands.image import open_images
-
-        imgs = open_images()
-        try:
-            images = int(imgs.disk_usage()["images"])
-        finally:
-            imgs.close()
-    except Exception:
-        images = 0
-    try:
-        from portique.runtime.cgroups.base import detect
-
-        cgroup = "2" if detect() == "v2" else "1"
-    except Exception:
-        cgroup = "1"
-    uname = os.uname()
-    return {
-        "ID": "",
-        "Containers": len(rows),
-        "ContainersRunning": sum(r.status == "running" for r in rows),
-        "ContainersPaused": sum(r.status == "paused" for r in rows),
-        "ContainersStopped": sum(r.status not in ("running", "paused") for r in rows),
-        "Images": images,
-        "Driver": "overlay2",
-        "LoggingDriver": "json-file",
-        "CgroupDriver": "cgroupfs",
-        "CgroupVersion": cgroup,
-        "KernelVersion": uname.release,
-        "OperatingSystem": _os_name(),
-        "OSType": "linux",
-        "Architecture": platform.machine(),
-        "NCPU": os.cpu_count() or 1,
-        "MemTotal": stats.host_memory(),
-        "DockerRootDir": str(root()),
-        "Name": uname.nodename,
-        "ServerVersion": __version__,
-        "DefaultRuntime": "portique",
-        "Runtimes": {"portique": {"path": "portique-runtime"}},
-        "SecurityOptions": ["name=seccomp,profile=builtin"],
-        "Plugins": {"Volume": ["local"], "Network": ["host", "none"], "Log": ["json-file"]},
-    }
-
-
-def _os_name() -> str:
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "Linux"
-
-
-def run(args: argparse.Namespace) -> int:
-    info = collect()
+    info = system.info(eng)
     if args.format:
         if args.format == "json":
             sys.stdout.write(json.dumps(info) + "\n")
@@ -92,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
             templates.execute(tmpl, templates.typed(info, "system.dockerInfo"), prefix="") + "\n"
         )
         return 0
-    from portique.cli.docker.format import human_size
+    from portique.units import human_size
 
     lines = [
         "Client: portique",

@@ -1,13 +1,23 @@
 """`portique inspect [-f FORMAT] [--type container|image|volume] NAME...`
 
-Containers first, then images (through the image command's code), then volumes.
+Each name is looked up as a container, then an image, then a volume (or only
+as the --type given); the engine gives each object as the API does.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
+
+TYPE_NAMES = {
+    "container": "container.InspectResponse",
+    "image": "image.InspectResponse",
+    "volume": "volume.Volume",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,65 +29,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="+", metavar="NAME")
 
 
-def _container(conn: Any, name: str, size: bool) -> dict[str, Any] | None:
-    from portique.engine import containers, present
-    from portique.errors import NotFound
-
-    try:
-        row = containers.get(conn, name)
-    except NotFound:
-        return None
-    out = present.inspect(row)
-    if size:
-        out["SizeRw"] = containers.container_size(row.id)
-    return out
-
-
-def _image(name: str) -> dict[str, Any] | None:
-    from portique.cli.docker.commands import image
-    from portique.errors import InvalidArgument, NotFound
-
-    imgs = image.open_images()
-    try:
-        return image.inspect_image(imgs.resolve(name))
-    except (NotFound, InvalidArgument):
-        return None
-    finally:
-        imgs.close()
-
-
-def _volume(conn: Any, name: str) -> dict[str, Any] | None:
-    from portique.cli.docker.commands.volume import volume_dict
-    from portique.engine import db
-
-    vol = db.get_volume(conn, name)
-    return volume_dict(vol) if vol else None
-
-
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.image import print_inspect
-    from portique.engine import containers
+    from portique.cli.docker.each import collect, report_missings
+    from portique.engine import containers, images, volumes
+    from portique.errors import InvalidArgument, NoSuchObject
 
-    conn = containers.open_db()
-    found: list[dict[str, Any]] = []
-    kinds: list[str] = []
-    missing: list[str] = []
-    for name in args.names:
-        obj, kind = None, ""
-        if args.type in ("", "container"):
-            obj, kind = _container(conn, name, args.size), "container.InspectResponse"
-        if obj is None and args.type in ("", "image"):
-            obj, kind = _image(name), "image.InspectResponse"
-        if obj is None and args.type in ("", "volume"):
-            obj, kind = _volume(conn, name), "volume.Volume"
-        if obj is None:
-            missing.append(name)
-        else:
-            found.append(obj)
-            kinds.append(kind)
+    lookups: dict[str, Callable[[str], dict[str, Any]]] = {
+        "container": lambda ref: containers.inspect(eng, ref, size=args.size),
+        "image": lambda ref: images.inspect(eng, ref),
+        "volume": lambda ref: volumes.inspect(eng, ref),
+    }
+    kinds = [args.type] if args.type else list(lookups)
+
+    def find(ref: str) -> tuple[dict[str, Any], str]:
+        for kind in kinds:
+            try:
+                return lookups[kind](ref), TYPE_NAMES[kind]
+            except (NoSuchObject, InvalidArgument):  # an image name that cannot be one
+                continue
+        raise NoSuchObject(args.type or "object", ref)
+
+    found, missing = collect(args.names, find)
     status = 0
     if found or not args.format:
-        status = print_inspect(found, args.format, kinds)
-    for name in missing:
-        sys.stderr.write(f"portique: no such object: {name}\n")
-    return 1 if missing else status
+        # Docker prints "[]" even when nothing was found.
+        status = print_inspect([obj for obj, _ in found], args.format, [t for _, t in found])
+    return report_missings(missing) or status

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +23,7 @@ def _progress(quiet: bool) -> Callable[[str, int, int], None] | None:
     """Docker's "Loading layer [====>   ]" lines, redrawn in place, on a terminal only."""
     if quiet or not sys.stdout.isatty():
         return None
-    from portique.cli.docker.format import human_size
+    from portique.units import human_size
 
     last: dict[str, int] = {}
 
@@ -38,40 +42,34 @@ def _progress(quiet: bool) -> Callable[[str, int, int], None] | None:
     return show
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.errors import PortiqueError
 
     try:
-        return _load(args)
+        return _load(eng, args)
     except PortiqueError as exc:
         sys.stderr.write(f"portique: {exc}\n")
         return 1  # `docker load` fails with status 1, whatever the daemon said
 
 
-def _load(args: argparse.Namespace) -> int:
-    from portique.cli.docker.commands.image import open_images
-    from portique.engine.recovery import recover
+def _load(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine.images import load
     from portique.errors import InvalidArgument, NotFound
-    from portique.image.load import load
 
-    imgs = open_images()
-    recover(images=imgs)
     if args.input and args.input != "-":
         try:
             f = open(args.input, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
             raise NotFound(f"no such file: {args.input}") from None
         with f:
-            loaded = load(imgs, f, progress=_progress(args.quiet), platform=args.platform)
+            loaded = load(eng, f, progress=_progress(args.quiet), platform=args.platform)
     else:
         if sys.stdin.isatty():
             raise InvalidArgument(
                 "requested load from stdin, but stdin is empty",
                 hint="use the -i flag or redirect",
             )
-        loaded = load(
-            imgs, sys.stdin.buffer, progress=_progress(args.quiet), platform=args.platform
-        )
+        loaded = load(eng, sys.stdin.buffer, progress=_progress(args.quiet), platform=args.platform)
     for image in loaded:
         if image.tags:
             sys.stdout.write("".join(f"Loaded image: {t}\n" for t in image.tags))

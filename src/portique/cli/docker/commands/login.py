@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +43,7 @@ def _prompt(label: str, secret: bool) -> str:
     return sys.stdin.readline().strip()
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.pull import make_client
     from portique.errors import InvalidArgument
     from portique.image.credentials import Credentials, normalize_server, store_credentials

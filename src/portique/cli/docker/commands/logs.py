@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,14 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("container")
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.engine import containers, db, logs
-    from portique.engine.paths import ContainerPaths
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine import logs
     from portique.errors import InvalidArgument
+    from portique.termio import write_all
 
-    conn = containers.open_db()
-    row = containers.get(conn, args.container)
-    path = str(ContainerPaths.of(row.id).log)
     if args.tail in ("all", ""):
         tail = -1
     else:
@@ -35,39 +35,15 @@ def run(args: argparse.Namespace) -> int:
             tail = int(args.tail)
         except ValueError:
             raise InvalidArgument(f'invalid value for "tail": {args.tail!r}') from None
-    since = logs.parse_since(args.since) if args.since else 0
-    until = logs.parse_since(args.until) if args.until else 0
-    try:
-        offset = os.path.getsize(path)
-    except OSError:
-        offset = 0
-    records = logs.tail_records(path, tail) if tail != 0 else []
+    records = logs.container_logs(
+        eng,
+        args.container,
+        follow=args.follow,
+        tail=tail,
+        since_ns=logs.parse_since(args.since) if args.since else 0,
+        until_ns=logs.parse_since(args.until) if args.until else 0,
+    )
     for rec in records:
-        _emit(rec, args.timestamps, since, until)
-    if args.follow:
-
-        def running() -> bool:
-            cur = db.get_container(conn, row.id)
-            return cur is not None and containers.refresh(conn, cur).status in containers.RUNNING
-
-        for rec in logs.follow(path, offset, running):
-            _emit(rec, args.timestamps, since, until)
+        text = f"{rec.time} {rec.log}" if args.timestamps else rec.log
+        write_all(2 if rec.stream == "stderr" else 1, text.encode("utf-8", "surrogateescape"))
     return 0
-
-
-def _emit(rec: object, timestamps: bool, since: int, until: int) -> None:
-    from portique.engine.logs import LogRecord
-
-    assert isinstance(rec, LogRecord)
-    if since or until:
-        t = rec.time_ns
-        if since and t < since:
-            return
-        if until and t > until:
-            return
-    text = f"{rec.time} {rec.log}" if timestamps else rec.log
-    fd = 2 if rec.stream == "stderr" else 1
-    data = text.encode("utf-8", "surrogateescape")
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

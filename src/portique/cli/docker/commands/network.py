@@ -1,19 +1,18 @@
 """`portique network create|ls|inspect|rm|prune|connect|disconnect`.
 
-Parsing and printing only; the work is portique.network.networks.Networks.
-`connect`/`disconnect` look the container up in the engine's table
-(portique.engine.db) and wire its running process's network namespace.
+Parsing and printing only; the work is portique.engine.networks, over the
+network layer (portique.network.networks.Networks).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from portique.network.networks import Networks
-    from portique.network.types import NetworkRecord
+    from portique.engine.engine import Engine
 
 NETWORK_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 NETWORK_HEADERS = {
@@ -75,13 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("container")
 
 
-def _networks() -> Networks:
-    from portique.db import default_root
-    from portique.network.networks import Networks
-
-    return Networks(default_root())
-
-
 def _kv(items: list[str], what: str) -> dict[str, str]:
     from portique.errors import InvalidArgument
 
@@ -94,9 +86,9 @@ def _kv(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     cmd = args.network_command
-    handlers = {
+    handlers: dict[str, Callable[[Engine, argparse.Namespace], int]] = {
         "create": _create,
         "ls": _ls,
         "list": _ls,
@@ -113,89 +105,59 @@ def run(args: argparse.Namespace) -> int:
             " inspect, ls, prune, rm\n"
         )
         return 0
-    return handlers[cmd](args)
+    return handlers[cmd](eng, args)
 
 
-def _create(args: argparse.Namespace) -> int:
+def _create(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine import networks
     from portique.errors import InvalidArgument
-
-    if args.ipv6:
-        raise InvalidArgument("IPv6 networks are not supported")
-    if len(args.subnet) > 1 or len(args.gateway) > 1:
-        raise InvalidArgument("only one --subnet and one --gateway per network are supported")
     from portique.network.networks import check_name
 
-    try:
-        check_name(args.name)
-    except InvalidArgument as exc:
-        sys.stderr.write(f"portique: {exc}\n")
-        return 1  # Docker's status for a refused `network create`
-    rec = _networks().create(
+    if len(args.subnet) > 1 or len(args.gateway) > 1:
+        raise InvalidArgument("only one --subnet and one --gateway per network are supported")
+    if not args.ipv6:  # refused first, with status 125
+        try:
+            check_name(args.name)
+        except InvalidArgument as exc:
+            sys.stderr.write(f"portique: {exc}\n")
+            return 1  # Docker's status for a refused `network create`
+    ident = networks.create(
+        eng,
         args.name,
+        driver=args.driver,
         subnet=args.subnet[0] if args.subnet else None,
         gateway=args.gateway[0] if args.gateway else None,
         internal=args.internal,
-        driver=args.driver,
+        ipv6=args.ipv6,
         labels=_kv(args.label, "label"),
         options=_kv(args.opt, "option"),
     )
-    print(rec.id)
+    print(ident)
     return 0
 
 
-def _matches(net: NetworkRecord, filters: list[str]) -> bool:
-    from portique.errors import InvalidArgument
-
-    for f in filters:
-        key, sep, value = f.partition("=")
-        if not sep:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {f}")
-        if key == "name":
-            ok = value in net.name
-        elif key == "id":
-            ok = net.id.startswith(value)
-        elif key == "driver":
-            ok = net.driver == value
-        elif key == "scope":
-            ok = value == "local"
-        elif key == "type":
-            if value not in ("custom", "builtin"):
-                raise InvalidArgument(f"invalid filter 'type={value}'")
-            ok = (value == "builtin") == net.is_default
-        elif key == "label":
-            k, has, v = value.partition("=")
-            ok = k in net.labels and (not has or net.labels[k] == v)
-        else:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        if not ok:
-            return False
-    return True
-
-
-def _ls(args: argparse.Namespace) -> int:
+def _ls(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.filters import from_flags
     from portique.cli.docker.format import format_rows
-    from portique.network.present import pseudo_networks
+    from portique.engine import networks
 
-    nets = _networks()
-    nets.ensure_default()  # Docker always lists "bridge", "host" and "none"
-    every = nets.list() + pseudo_networks(nets)
-    found = sorted((n for n in every if _matches(n, args.filter)), key=lambda n: n.name)
+    listed = networks.list_networks(eng, from_flags(args.filter))
     if args.quiet:
-        for n in found:
-            print(n.id if args.no_trunc else n.id[:12])
+        for n in listed:
+            print(n["Id"] if args.no_trunc else n["Id"][:12])
         return 0
     rows = [
         {
-            "ID": n.id if args.no_trunc else n.id[:12],
-            "Name": n.name,
-            "Driver": n.driver,
-            "Scope": "local",
-            "IPv6": "false",
-            "Internal": str(n.internal).lower(),
-            "Labels": ",".join(f"{k}={v}" for k, v in n.labels.items()),
-            "CreatedAt": n.created,
+            "ID": n["Id"] if args.no_trunc else n["Id"][:12],
+            "Name": n["Name"],
+            "Driver": n["Driver"],
+            "Scope": n["Scope"],
+            "IPv6": str(n["EnableIPv6"]).lower(),
+            "Internal": str(n["Internal"]).lower(),
+            "Labels": ",".join(f"{k}={v}" for k, v in n["Labels"].items()),
+            "CreatedAt": n["Created"],
         }
-        for n in found
+        for n in listed
     ]
     sys.stdout.write(
         format_rows(
@@ -204,58 +166,37 @@ def _ls(args: argparse.Namespace) -> int:
             default=NETWORK_TABLE,
             headers=NETWORK_HEADERS,
             context="*network.networkContext",
-            labels=[n.labels for n in found],
+            labels=[n["Labels"] for n in listed],
         )
     )
     return 0
 
 
-def _inspect(args: argparse.Namespace) -> int:
+def _inspect(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.image import print_inspect
-    from portique.errors import NotFound
-    from portique.network.present import pseudo_json, pseudo_networks
+    from portique.cli.docker.each import collect, report_missings
+    from portique.engine import networks
 
-    nets = _networks()
-    pseudo = pseudo_networks(nets)
-    found: list[dict[str, Any]] = []
-    missing = []
-    for ref in args.networks:
-        try:
-            if ref == "bridge":
-                nets.ensure_default()
-            found.append(nets.inspect_json(ref))
-        except NotFound:
-            match = [p for p in pseudo if ref == p.name or (len(ref) >= 3 and p.id.startswith(ref))]
-            if len(match) == 1:
-                found.append(pseudo_json(match[0]))
-            else:
-                missing.append(ref)
+    found, missing = collect(args.networks, lambda ref: networks.inspect(eng, ref))
     status = print_inspect(found, args.format, "network.Inspect")
-    for ref in missing:
-        sys.stderr.write(f"portique: network {ref} not found\n")
-    return 1 if missing else status
+    return report_missings(missing) or status
 
 
-def _rm(args: argparse.Namespace) -> int:
-    from portique.errors import PortiqueError
+def _rm(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.each import Missing, for_each
+    from portique.engine import networks
 
-    nets = _networks()
-    status = 0
-    for ref in args.networks:
-        try:
-            if ref in ("bridge", "host", "none"):
-                raise PortiqueError(f"{ref} is a pre-defined network and cannot be removed")
-            nets.remove(ref)
-            print(ref)
-        except PortiqueError as exc:
-            if args.force and exc.http_status == 404:
-                continue
-            sys.stderr.write(f"portique: {exc}\n")
-            status = exc.exit_code
-    return status
+    return for_each(
+        args.networks,
+        lambda ref: networks.remove(eng, ref),
+        missing=Missing.SKIP if args.force else Missing.FAIL,
+        keep_exit_code=True,
+    )
 
 
-def _prune(args: argparse.Namespace) -> int:
+def _prune(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine import networks
+
     if not args.force and sys.stdin.isatty():
         sys.stdout.write(
             "WARNING! This will remove all custom networks not used by at least one container.\n"
@@ -264,12 +205,7 @@ def _prune(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    from portique.engine.network import repair_leftovers
-    from portique.engine.recovery import recover
-
-    recover()  # a start or removal cut short may still hold endpoints
-    repair_leftovers(every=0)  # endpoints of dead containers must not keep a network
-    removed = _networks().prune()
+    removed = networks.prune(eng)
     if removed:
         print("Deleted Networks:")
         for name in removed:
@@ -277,54 +213,15 @@ def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect(args: argparse.Namespace) -> int:
-    """Recorded in the container (a stopped one joins at its next start); a running
-    one is wired now, and the record undone if that fails."""
-    from pathlib import Path
+def _connect(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine import networks
 
-    from portique.engine import network as enet
-
-    nets = _networks()
-    net = nets.inspect(args.network)  # a clear error before touching the container
-    row = enet.record_endpoint(args.container, net.name, list(args.alias), args.ip)
-    if row.status not in ("running", "paused") or row.pid <= 0:
-        return 0
-    try:
-        nets.connect(
-            net.id,
-            row.id,
-            Path(f"/proc/{row.pid}/ns/net"),
-            container_name=row.name,
-            aliases=args.alias,
-            ip=args.ip,
-        )
-    except BaseException:
-        enet.forget_endpoint(row.id, net.name)
-        raise
+    networks.connect(eng, args.network, args.container, aliases=list(args.alias), ip=args.ip)
     return 0
 
 
-def _disconnect(args: argparse.Namespace) -> int:
-    from portique.errors import NotFound
+def _disconnect(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine import networks
 
-    nets = _networks()
-    net = nets.inspect(args.network)
-    try:
-        from portique.db import default_root
-        from portique.engine import db as edb
-
-        conn = edb.open_db(default_root())
-        try:
-            cid = edb.resolve_container(conn, args.container).id
-        finally:
-            conn.close()
-    except NotFound:
-        if not args.force:
-            raise
-        # --force: the container is gone; drop whatever endpoint has that id.
-        cid = args.container
-    from portique.engine import network as enet
-
-    enet.forget_endpoint(cid, net.name)
-    nets.disconnect(net.id, cid)
+    networks.disconnect(eng, args.network, args.container, force=args.force)
     return 0

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -11,21 +15,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("private_port", nargs="?")
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.db import default_root
-    from portique.errors import InvalidArgument, Unsupported
-    from portique.network.networks import Networks
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine import containers
+    from portique.errors import InvalidArgument
 
-    try:
-        from portique.engine import db as edb
-    except ImportError:
-        raise Unsupported("port needs the container engine (portique.engine)") from None
-    conn = edb.open_db(default_root())
-    try:
-        row = edb.resolve_container(conn, args.container)
-    finally:
-        conn.close()
-    mappings = Networks(default_root()).ports(row.id)
+    mappings = containers.published_ports(eng, args.container)
     if args.private_port is None:
         for m in mappings:
             print(m)

@@ -4,6 +4,32 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
+
+TABLE = (
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+)
+HEADERS = {
+    "ID": "CONTAINER ID",
+    "Image": "IMAGE",
+    "Command": "COMMAND",
+    "CreatedAt": "CREATED AT",
+    "RunningFor": "CREATED",
+    "Status": "STATUS",
+    "State": "STATE",
+    "Ports": "PORTS",
+    "Names": "NAMES",
+    "Labels": "LABELS",
+    "Mounts": "MOUNTS",
+    "Networks": "NETWORKS",
+    "Size": "SIZE",
+    "LocalVolumes": "LOCAL VOLUMES",
+}
+CONTEXT = "*formatter.ContainerContext"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,66 +45,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-s", "--size", action="store_true", help="display total file sizes")
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.cli.docker.format import format_rows, human_size
-    from portique.cli.gotemplate.gofmt import quote
-    from portique.engine import containers, present
-    from portique.engine.network import repair_leftovers
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.filters import from_flags
+    from portique.cli.docker.format import format_rows
+    from portique.engine import containers
 
-    filters = present.parse_filters(args.filter)
+    filters = from_flags(args.filter)
     if args.format:
         _check_format(args.format)
-    repair_leftovers()
-    conn = containers.open_db()
-    rows = containers.list_all(conn)
-    by_ref = {r.id: r for r in rows} | {r.name: r for r in rows} | {r.id[:12]: r for r in rows}
-    last = 1 if args.latest else args.last
-    show_all = args.all or last > 0 or "status" in filters or "exited" in filters
-    out = []
-    for r in rows:
-        if not show_all and r.status not in ("running", "paused", "restarting"):
-            continue
-        if not present.matches(r, filters, by_ref):
-            continue
-        out.append(r)
-    if last > 0:
-        out = out[:last]
+    listed = containers.list_containers(
+        eng,
+        all=args.all,
+        limit=1 if args.latest else args.last,
+        size=args.size,
+        filters=filters,
+    )
     if args.quiet:
-        for r in out:
-            print(r.id if args.no_trunc else r.id[:12])
+        for c in listed:
+            print(c["Id"] if args.no_trunc else c["Id"][:12])
         return 0
-    records = []
-    for r in out:
-        size = human_size(containers.container_size(r.id)) if args.size else ""
-        record = present.ps_row(r, no_trunc=args.no_trunc, size=size)
-        # strconv.Quote, as Docker: an image's Cmd holds escape sequences for
-        # the terminal of whoever lists the containers.
-        record["Command"] = quote(record["Command"])
-        mounts = r.config.get("MountPoints") or []
-        record["LocalVolumes"] = str(sum(1 for m in mounts if m.get("Type") == "volume"))
-        records.append(record)
-    default = present.PS_DEFAULT + ("\t{{.Size}}" if args.size else "")
-    labels = [dict(r.config["Config"].get("Labels") or {}) for r in out]
+    records = [row(c, no_trunc=args.no_trunc) for c in listed]
     sys.stdout.write(
         format_rows(
             args.format,
             records,
-            default=default,
-            headers=_headers(),
+            default=TABLE + ("\t{{.Size}}" if args.size else ""),
+            headers=HEADERS,
             context=CONTEXT,
-            labels=labels,
+            labels=[c["Labels"] for c in listed],
         )
     )
     return 0
 
 
-CONTEXT = "*formatter.ContainerContext"
+def row(c: dict[str, Any], *, no_trunc: bool = False) -> dict[str, Any]:
+    """A container summary (the API's JSON) as `ps` shows it."""
+    from portique.cli.gotemplate.gofmt import quote
+    from portique.units import human_duration, human_size
 
-
-def _headers() -> dict[str, str]:
-    from portique.engine import present
-
-    return {**present.PS_HEADERS, "LocalVolumes": "LOCAL VOLUMES"}
+    cmd = c["Command"]
+    if not no_trunc and len(cmd) > 20:
+        cmd = cmd[:19] + "…"
+    mounts = [m.get("Name") or m.get("Source", "") for m in c["Mounts"]]
+    return {
+        "ID": c["Id"] if no_trunc else c["Id"][:12],
+        "Image": c["Image"],
+        # strconv.Quote, as Docker: an image's Cmd may hold escape sequences
+        # aimed at the terminal of whoever lists the containers.
+        "Command": quote(cmd),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c["Created"])),
+        "RunningFor": f"{human_duration(time.time() - c['Created'])} ago",
+        "Status": c["Status"],
+        "State": c["State"],
+        "Ports": ", ".join(
+            f"{p['IP']}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}" for p in c["Ports"]
+        ),
+        "Names": c["Names"][0].removeprefix("/"),
+        "Labels": ",".join(f"{k}={v}" for k, v in c["Labels"].items()),
+        "Mounts": ",".join(m for m in mounts if m),
+        "Networks": c["HostConfig"]["NetworkMode"],
+        "Size": human_size(c["SizeRw"]) if "SizeRw" in c else "",
+        "LocalVolumes": str(sum(1 for m in c["Mounts"] if m["Type"] == "volume")),
+    }
 
 
 def _check_format(fmt: str) -> None:
@@ -87,5 +115,5 @@ def _check_format(fmt: str) -> None:
     from portique.cli.docker import templates
 
     tmpl = templates.parse(fmt, prefix="failed to parse template: ")
-    empty = templates.context(CONTEXT, dict.fromkeys(_headers(), ""), {})
+    empty = templates.context(CONTEXT, dict.fromkeys(HEADERS, ""), {})
     templates.execute(tmpl, empty, prefix="failed to execute template: ")

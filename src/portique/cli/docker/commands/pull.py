@@ -15,7 +15,7 @@ import threading
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from portique.image.images import Images
+    from portique.engine.engine import Engine
     from portique.image.pull import ProgressEvent, PullResult
     from portique.image.registry.auth import CredentialSource
     from portique.image.registry.client import RegistryClient
@@ -63,14 +63,6 @@ def make_client(
     return RegistryClient(credentials=credentials, insecure=insecure, tls_verify=args.tls_verify)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1000
-    return f"{n}"
-
-
 class ProgressPrinter:
     """Docker-style per-layer progress: redrawn in place on a terminal, plain when piped."""
 
@@ -81,13 +73,13 @@ class ProgressPrinter:
         self._lock = threading.Lock()
 
     def _line(self, event: ProgressEvent) -> str:
+        from portique.units import human_size
+
         if event.status in _TRANSIENT and event.total > 0 and event.current > 0:
             width = 50
             filled = min(width, width * event.current // event.total)
             bar = "=" * max(filled - 1, 0) + (">" if filled else "") + " " * (width - filled)
-            return (
-                f"{event.id}: {event.status} [{bar}] {_human(event.current)}/{_human(event.total)}"
-            )
+            return f"{event.id}: {event.status} [{bar}] {human_size(event.current)}/{human_size(event.total)}"
         return f"{event.id}: {event.status}"
 
     def __call__(self, event: ProgressEvent) -> None:
@@ -117,8 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_registry_arguments(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.cli.docker.commands.image import open_images
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.errors import InvalidArgument, NotFound
     from portique.oci.reference import parse_reference
 
@@ -138,14 +129,7 @@ def run(args: argparse.Namespace) -> int:
         if printer is not None and as_typed.tag is None and as_typed.digest is None:
             out.write("Using default tag: latest\n")
 
-    from portique.engine.recovery import recover
-
-    images = open_images()
-    try:
-        recover(images=images)
-        results = [_pull_one(images, ref, platform, printer, client) for ref in refs]
-    finally:
-        images.close()
+    results = [_pull_one(eng, ref, platform, printer, client) for ref in refs]
     if printer is not None:
         shown = as_typed.familiar_name() if args.all_tags else refs[0].familiar()
         if not results[-1].downloaded and not args.all_tags:
@@ -161,13 +145,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pull_one(
-    images: Images,
+    eng: Engine,
     ref: Reference,
     platform: str | None,
     printer: ProgressPrinter | None,
     client: RegistryClient,
 ) -> PullResult:
-    from portique.image.pull import ProgressEvent, pull_image
+    from portique.engine import images
+    from portique.image.pull import ProgressEvent
 
     def progress(event: ProgressEvent) -> None:
         if printer is None:
@@ -177,4 +162,4 @@ def _pull_one(
         else:
             printer(event)
 
-    return pull_image(images, str(ref), platform=platform, progress=progress, client=client)
+    return images.pull(eng, str(ref), platform=platform, progress=progress, client=client)

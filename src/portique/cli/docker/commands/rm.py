@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,15 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.cli.docker.each import for_each_container
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.each import Missing, for_each
     from portique.engine import containers
-    from portique.engine.recovery import recover
 
-    conn = containers.open_db()
-    recover(conn)
-    return for_each_container(
+    return for_each(
         args.containers,
-        lambda ref: containers.remove(conn, ref, force=args.force, volumes=args.volumes),
-        missing_ok=args.force,
+        lambda ref: containers.remove(eng, ref, force=args.force, volumes=args.volumes),
+        missing=Missing.SKIP if args.force else Missing.FAIL,  # `rm -f` of nothing is no error
     )

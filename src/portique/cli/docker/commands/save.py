@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,16 +28,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     import contextlib
     from pathlib import Path
 
-    from portique.cli.docker.commands.image import open_images
+    from portique.engine import images
     from portique.errors import InvalidArgument
     from portique.fileio import atomic_file
     from portique.image.save import save
 
-    imgs = open_images()
+    for ref in args.images:
+        images.resolve(eng, ref)  # a missing image is the user's: Docker's words, before any output
+    imgs = eng.images
     if not args.output:
         if sys.stdout.isatty():
             raise InvalidArgument(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,31 +16,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.each import for_each
     from portique.engine import attach, containers
-    from portique.engine.paths import ContainerPaths
-    from portique.engine.recovery import recover
-    from portique.errors import InvalidArgument, PortiqueError
+    from portique.errors import InvalidArgument
 
-    conn = containers.open_db()
-    recover(conn)  # a start whose monitor died is undone first
     if args.attach or args.interactive:
         if len(args.containers) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
-        row = containers.start(conn, args.containers[0], hold=True)
+        row = containers.start(eng, args.containers[0], hold=True)
         tty = bool(row.config["Config"].get("Tty"))
         opts = attach.AttachOptions(
             stdin=args.interactive, tty=tty, detach_keys=attach.parse_detach_keys(args.detach_keys)
         )
-        code = attach.attach(ContainerPaths.of(row.id), opts)
+        code = attach.attach(eng.paths(row.id), opts)
         return 0 if code == attach.DETACHED else code
-    status = 0
-    for ref in args.containers:
-        try:
-            containers.start(conn, ref)
-        except PortiqueError as exc:
-            sys.stderr.write(f"portique: {exc}\n")
-            status = exc.exit_code
-            continue
-        print(ref)
-    return status
+    # A failed start keeps its own code (127: the command was not found), as before.
+    return for_each(args.containers, lambda ref: containers.start(eng, ref), keep_exit_code=True)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,31 +19,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("containers", nargs="*", metavar="CONTAINER")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.format import format_rows
     from portique.engine import containers, stats
+    from portique.engine.state import Status, has_process
     from portique.errors import PortiqueError
 
-    conn = containers.open_db()
     if args.containers:
-        rows = [containers.get(conn, ref) for ref in args.containers]
+        rows = [containers.get(eng, ref) for ref in args.containers]
     else:
-        rows = [
-            r for r in containers.list_all(conn) if args.all or r.status in ("running", "paused")
-        ]
+        # Those with a process (running or paused), or all with -a.
+        live = [str(s) for s in Status if has_process(s)]
+        listed = containers.list_containers(
+            eng, all=True, filters=None if args.all else {"status": live}
+        )
+        rows = [containers.get(eng, c["Id"]) for c in listed]
     # Bounded: without --no-stream, refresh until interrupted (at most a day).
     for _ in range(1 if args.no_stream else 86400):
         firsts = {}
         for r in rows:
             try:
-                firsts[r.id] = stats.sample(r)
+                firsts[r.id] = stats.sample(eng, r)
             except PortiqueError:
                 continue
         time.sleep(0.5)
         records = []
         for r in rows:
             try:
-                second = stats.sample(r)
+                second = stats.sample(eng, r)
             except PortiqueError:
                 second = None
             if second is None or r.id not in firsts:

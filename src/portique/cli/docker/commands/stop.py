@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,12 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.cli.docker.each import for_each_container
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.each import for_each
     from portique.engine import containers
 
     sig = containers.signal_of(args.signal) if args.signal else None
-    conn = containers.open_db()
-    return for_each_container(
-        args.containers, lambda ref: containers.stop(conn, ref, args.time, sig)
-    )
+    return for_each(args.containers, lambda ref: containers.stop(eng, ref, args.time, sig))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,58 +31,29 @@ def _pct(part: int, whole: int) -> str:
     return f" ({part * 100 // whole}%)" if whole else ""
 
 
-def _df(args: argparse.Namespace) -> int:
-    from portique.cli.docker.commands.image import open_images
-    from portique.cli.docker.format import format_rows, human_size
-    from portique.engine import containers, db, volumes
+def _df(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.format import format_rows
+    from portique.engine import system
+    from portique.units import human_size
 
-    conn = containers.open_db()
-    imgs = open_images()
-    try:
-        usage = imgs.disk_usage()
-    finally:
-        imgs.close()
-    rows = containers.list_all(conn)
-    c_sizes = {r.id: containers.container_size(r.id) for r in rows}
-    c_active = [r for r in rows if r.status in containers.RUNNING]
-    c_total = sum(c_sizes.values())
-    c_reclaim = sum(s for cid, s in c_sizes.items() if cid not in {r.id for r in c_active})
-    vols = db.list_volumes(conn)
-    used = {v.name for r in rows for v in db.container_volumes(conn, r.id)}
-    v_sizes = {v.name: volumes.volume_size(v.mountpoint) for v in vols}
-    v_total = sum(v_sizes.values())
-    v_reclaim = sum(s for n, s in v_sizes.items() if n not in used)
+    usage = system.disk_usage(eng)
     records: list[dict[str, Any]] = [
         {
-            "Type": "Images",
-            "TotalCount": str(usage["images"]),
-            "Active": str(usage["active"]),
-            "Size": human_size(usage["size"]),
-            "Reclaimable": human_size(usage["reclaimable"])
-            + _pct(usage["reclaimable"], usage["size"]),
-        },
-        {
-            "Type": "Containers",
-            "TotalCount": str(len(rows)),
-            "Active": str(len(c_active)),
-            "Size": human_size(c_total),
-            "Reclaimable": human_size(c_reclaim) + _pct(c_reclaim, c_total),
-        },
-        {
-            "Type": "Local Volumes",
-            "TotalCount": str(len(vols)),
-            "Active": str(len(used)),
-            "Size": human_size(v_total),
-            "Reclaimable": human_size(v_reclaim) + _pct(v_reclaim, v_total),
-        },
-        {
-            "Type": "Build Cache",
-            "TotalCount": "0",
-            "Active": "0",
-            "Size": "0B",
-            "Reclaimable": "0B",
-        },
+            "Type": kind,
+            "TotalCount": str(u.total),
+            "Active": str(u.active),
+            "Size": human_size(u.size),
+            "Reclaimable": human_size(u.reclaimable) + _pct(u.reclaimable, u.size),
+        }
+        for kind, u in (
+            ("Images", usage.images),
+            ("Containers", usage.containers),
+            ("Local Volumes", usage.volumes),
+        )
     ]
+    records.append(
+        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}
+    )
     default = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
     headers = {
         "Type": "TYPE",
@@ -100,11 +74,10 @@ def _df(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prune(args: argparse.Namespace) -> int:
+def _prune(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.container import confirm
-    from portique.cli.docker.commands.image import open_images
-    from portique.cli.docker.format import human_size
-    from portique.engine import containers, volumes
+    from portique.engine import system
+    from portique.units import human_size
 
     if not args.force:
         what = [
@@ -118,48 +91,29 @@ def _prune(args: argparse.Namespace) -> int:
         text = "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)
         if not confirm(text.rstrip("\n") + "\n"):
             return 0
-    from portique.engine.network import repair_leftovers
-    from portique.engine.recovery import recover
-
-    conn = containers.open_db()
-    imgs = open_images()
-    try:
-        # Interrupted operations first (their mounts, runtime containers, files,
-        # stale rows), so that what they held can be pruned below.
-        recover(conn, images=imgs, prune=True, warn=True)
-    finally:
-        imgs.close()
-    repair_leftovers(every=0)
-    removed = containers.prune(conn)
-    if removed:
+    report = system.prune(eng, all=args.all, volumes=args.volumes)
+    if report.containers:
         print("Deleted Containers:")
-        print("\n".join(removed))
+        print("\n".join(report.containers))
         print()
-    if args.volumes:
-        vols = volumes.prune_volumes(conn)
-        if vols:
-            print("Deleted Volumes:")
-            print("\n".join(vols))
-            print()
-    imgs = open_images()
-    try:
-        deleted, reclaimed = imgs.prune(all=args.all)
-    finally:
-        imgs.close()
-    if deleted:
+    if report.volumes:
+        print("Deleted Volumes:")
+        print("\n".join(report.volumes))
+        print()
+    if report.images:
         print("Deleted Images:")
-        for d in deleted:
+        for d in report.images:
             print(f"deleted: {d}")
         print()
-    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    print(f"Total reclaimed space: {human_size(report.reclaimed)}")
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     if args.system_command == "df":
-        return _df(args)
+        return _df(eng, args)
     if args.system_command == "prune":
-        return _prune(args)
+        return _prune(eng, args)
     from portique.cli.docker.commands import info
 
-    return info.run(args)
+    return info.run(eng, args)

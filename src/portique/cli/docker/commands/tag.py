@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -10,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", metavar="TARGET_IMAGE[:TAG]")
 
 
-def run(args: argparse.Namespace) -> int:
-    from portique.cli.docker.commands.image import open_images
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine import images
 
-    open_images().tag(args.source, args.target)
+    images.tag(eng, args.source, args.target)
     return 0

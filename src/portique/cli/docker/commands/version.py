@@ -12,9 +12,12 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portique import API_VERSION, __version__
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 # Our own wording of Docker's layout: one "Key:<TAB>value" line per field.
 DEFAULT_TEMPLATE = """\
@@ -130,7 +133,7 @@ def _ordered(value: Any) -> Any:
     return value
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker import templates
     from portique.cli.gotemplate import ExecError
 

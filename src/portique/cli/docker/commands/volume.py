@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 VOLUME_TABLE = "table {{.Driver}}\t{{.Name}}"
 VOLUME_HEADERS = {
@@ -40,138 +43,107 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--filter", action="append", default=[])
 
 
-def volume_dict(vol: Any) -> dict[str, Any]:
-    import time
-
-    return {
-        "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(vol.created)),
-        "Driver": vol.driver,
-        "Labels": dict(vol.labels) or None,
-        "Mountpoint": vol.mountpoint,
-        "Name": vol.name,
-        "Options": dict(vol.options) or None,
-        "Scope": "local",
-    }
-
-
-def run(args: argparse.Namespace) -> int:
-    from portique.engine import containers, db, volumes
-    from portique.engine import options as opt
-    from portique.errors import PortiqueError
-
-    conn = containers.open_db()
+def run(eng: Engine, args: argparse.Namespace) -> int:
     cmd = args.volume_command
     if cmd == "create":
-        options = dict(o.partition("=")[::2] for o in args.opt)
-        try:
-            with db.transaction(conn):
-                vol, _ = volumes.create_volume(
-                    conn,
-                    args.name,
-                    labels=opt.parse_labels(args.label),
-                    driver=args.driver,
-                    options=options,
-                )
-        except PortiqueError as exc:
-            sys.stderr.write(f"portique: {exc}\n")
-            return 1  # Docker's status for a refused `volume create`
-        print(vol.name)
-        return 0
+        return _create(eng, args)
     if cmd in ("ls", "list"):
-        from portique.cli.docker.format import format_rows
-
-        rows = db.list_volumes(conn)
-        filters = [f.partition("=") for f in args.filter]
-        used = {
-            v
-            for cid in db.iter_ids(conn)
-            for v in (x.name for x in db.container_volumes(conn, cid))
-        }
-        out = []
-        for v in rows:
-            ok = True
-            for key, _, value in filters:
-                if key == "name":
-                    ok &= value in v.name
-                elif key == "dangling":
-                    ok &= (v.name not in used) == (value.lower() in ("true", "1"))
-                elif key == "label":
-                    k, sep, val = value.partition("=")
-                    ok &= k in v.labels and (not sep or v.labels[k] == val)
-                elif key == "driver":
-                    ok &= v.driver == value
-                else:
-                    raise PortiqueError(f"invalid filter '{key}'")
-            if ok:
-                out.append(v)
-        if args.quiet:
-            for v in out:
-                print(v.name)
-            return 0
-        records = [
-            {
-                "Driver": v.driver,
-                "Name": v.name,
-                "Mountpoint": v.mountpoint,
-                "Scope": "local",
-                "Labels": ",".join(f"{k}={x}" for k, x in v.labels.items()),
-            }
-            for v in out
-        ]
-        sys.stdout.write(
-            format_rows(
-                args.format,
-                records,
-                default=VOLUME_TABLE,
-                headers=VOLUME_HEADERS,
-                context="*formatter.volumeContext",
-                labels=[v.labels for v in out],
-            )
-        )
-        return 0
+        return _ls(eng, args)
     if cmd == "inspect":
-        from portique.cli.docker.commands.image import print_inspect
-
-        found = []
-        status = 0
-        for name in args.names:
-            got = db.get_volume(conn, name)
-            if got is None:
-                sys.stderr.write(f"portique: no such volume: {name}\n")
-                status = 1
-                continue
-            found.append(volume_dict(got))
-        if found or not args.format:
-            status = print_inspect(found, args.format, "volume.Volume") or status
-        return status
+        return _inspect(eng, args)
     if cmd in ("rm", "remove"):
-        status = 0
-        for name in args.names:
-            try:
-                volumes.remove_volume(conn, name, force=args.force)
-            except PortiqueError as exc:
-                sys.stderr.write(f"portique: {exc}\n")
-                status = 1
-                continue
-            print(name)
-        return status
-    if cmd == "prune":
-        if not args.force:
-            from portique.cli.docker.commands.container import confirm
+        return _rm(eng, args)
+    return _prune(eng, args)
 
-            if not confirm(
-                "WARNING! This will remove anonymous local volumes not used by at least one container."
-            ):
-                return 0
-        from portique.engine.recovery import recover
 
-        recover(conn)  # a removal cut short may still hold anonymous volumes
-        removed = volumes.prune_volumes(conn, all_volumes=args.all)
-        if removed:
-            print("Deleted Volumes:")
-            for n in removed:
-                print(n)
-            print()
-        print("Total reclaimed space: 0B")
+def _create(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine import options as opt
+    from portique.engine import volumes
+    from portique.errors import PortiqueError
+
+    try:
+        vol = volumes.create(
+            eng,
+            args.name,
+            driver=args.driver,
+            labels=opt.parse_labels(args.label),
+            options=dict(o.partition("=")[::2] for o in args.opt),
+        )
+    except PortiqueError as exc:
+        sys.stderr.write(f"portique: {exc}\n")
+        return 1  # Docker's status for a refused `volume create`
+    print(vol["Name"])
+    return 0
+
+
+def _ls(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.filters import from_flags
+    from portique.cli.docker.format import format_rows
+    from portique.engine import volumes
+
+    listed = volumes.list_volumes(eng, from_flags(args.filter))
+    if args.quiet:
+        for v in listed:
+            print(v["Name"])
         return 0
-    return 125
+    records = [
+        {
+            "Driver": v["Driver"],
+            "Name": v["Name"],
+            "Mountpoint": v["Mountpoint"],
+            "Scope": v["Scope"],
+            "Labels": ",".join(f"{k}={x}" for k, x in (v["Labels"] or {}).items()),
+        }
+        for v in listed
+    ]
+    sys.stdout.write(
+        format_rows(
+            args.format,
+            records,
+            default=VOLUME_TABLE,
+            headers=VOLUME_HEADERS,
+            context="*formatter.volumeContext",
+            labels=[v["Labels"] or {} for v in listed],
+        )
+    )
+    return 0
+
+
+def _inspect(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.commands.image import print_inspect
+    from portique.cli.docker.each import collect, report_missings
+    from portique.engine import volumes
+
+    found, missing = collect(args.names, lambda name: volumes.inspect(eng, name))
+    status = 0
+    if found or not args.format:
+        status = print_inspect(found, args.format, "volume.Volume")
+    return report_missings(missing) or status
+
+
+def _rm(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.each import for_each
+    from portique.engine import volumes
+
+    # With -f a missing volume is removed already: its name is printed, as Docker does.
+    return for_each(args.names, lambda name: volumes.remove_volume(eng, name, force=args.force))
+
+
+def _prune(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine import volumes
+
+    if not args.force:
+        from portique.cli.docker.commands.container import confirm
+
+        if not confirm(
+            "WARNING! This will remove anonymous local volumes not used by at least one container."
+        ):
+            return 0
+    removed = volumes.prune_volumes(eng, all_volumes=args.all)
+    if removed:
+        print("Deleted Volumes:")
+        for n in removed:
+            print(n)
+        print()
+    print("Total reclaimed space: 0B")
+    return 0

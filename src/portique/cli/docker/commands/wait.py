@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portique.engine.engine import Engine
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.cli.docker.each import for_each
     from portique.engine import containers
-    from portique.errors import PortiqueError
 
-    conn = containers.open_db()
-    status = 0
-    for ref in args.containers:
-        try:
-            print(containers.wait(conn, ref), flush=True)
-        except PortiqueError as exc:
-            sys.stderr.write(f"portique: {exc}\n")
-            status = 1
-    return status
+    return for_each(
+        args.containers,
+        lambda ref: containers.wait(eng, ref),
+        show=lambda _ref, code: print(code, flush=True),
+    )

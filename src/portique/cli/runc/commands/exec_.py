@@ -181,7 +181,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 def _exec_with_relay(cid: str, process: Process, rt: Runtime, kwargs: dict[str, Any]) -> int:
     """A foreground `exec -t` without --console-socket: relay the pty here."""
-    from portique.cli.runc.console import console_listener, raw_terminal, reap, spawn_relay
+    from portique.cli.runc.console import console_listener, reap, spawn_relay
+    from portique.termio import raw_terminal
 
     with console_listener() as (path, listener), raw_terminal(0):
         helper = spawn_relay(listener)

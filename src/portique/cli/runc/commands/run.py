@@ -76,7 +76,8 @@ def _run_foreground(
             keep=args.keep,
         )
     # Foreground with a terminal and nobody to hand the pty to: relay it here.
-    from portique.cli.runc.console import console_listener, raw_terminal, reap, spawn_relay
+    from portique.cli.runc.console import console_listener, reap, spawn_relay
+    from portique.termio import raw_terminal
 
     with console_listener() as (path, listener), raw_terminal(0):
         helper = spawn_relay(listener)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from portique.cli.runc.context import Context
 from portique.errors import Conflict, NotFound
+from portique.termio import write_all
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,9 +35,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     except FileExistsError:
         raise Conflict(f"{path} already exists: remove it first") from None
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
     except BaseException:
         os.close(fd)
         path.unlink(missing_ok=True)
