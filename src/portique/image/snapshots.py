@@ -231,10 +231,29 @@ def overlay_data(lowers: Sequence[Path], upper: Path, work: Path, fd_dir: int | 
     return f"lowerdir={lower},upperdir={upper},workdir={work},{_FIXED_OPTIONS}"
 
 
+def lower_stack(lowers: Sequence[Path]) -> list[Path]:
+    """`lowers` (topmost first) with each directory kept at its topmost place only.
+
+    An image may hold one layer twice (two identical COPY steps, no-op RUNs,
+    a pulled image repeating a diff_id), and snapshots are keyed by diff_id,
+    so the same directory would appear twice in lowerdir=, which the kernel
+    refuses (ELOOP: overlapping layers). The lower occurrence changes nothing
+    in the merged tree: every path it holds (entry, whiteout, opaque marker,
+    and the directories leading to it) is also in the upper occurrence, which
+    overlay consults first; a whiteout or opaque directory of a layer between
+    the two hides only what lies below it, so it hides the lower occurrence's
+    entries exactly where the upper one already answers. So dropping it gives
+    the tree the whole stack gives (tests/integration/image_store test the
+    whiteout and opaque cases).
+    """
+    return list(dict.fromkeys(lowers))
+
+
 def mount_overlay(snapshots_dir: Path, lowers: Sequence[Path], container_dir: Path) -> Path:
     """Mount container_dir/rootfs as overlay of `lowers` (topmost first) + a fresh upper."""
     from portique.linux.mount import mount
 
+    lowers = lower_stack(lowers)
     upper, work, rootfs = (container_dir / n for n in ("upper", "work", "rootfs"))
     for d in (upper, work, rootfs):
         d.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -439,6 +458,7 @@ def _add_entry(
 
 __all__ = [
     "Snapshots",
+    "lower_stack",
     "mount_overlay",
     "overlay_data",
     "remove_at",
