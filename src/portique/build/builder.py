@@ -328,7 +328,7 @@ class Builder:
         cwd: str,
         user: str,
     ) -> int:
-        from portique.build.step import run_step, step_spec
+        from portique.build.step import absent_targets, drop_mount_targets, run_step, step_spec
         from portique.fileio import atomic_write_json
         from portique.runtime.confinement import default_confinement, host_capabilities
 
@@ -345,9 +345,14 @@ class Builder:
         bundle = rootfs.parent / "bundle"
         bundle.mkdir(exist_ok=True)
         atomic_write_json(bundle / "config.json", spec)
+        absent = absent_targets(rootfs, spec)
         cid = "build-" + os.urandom(16).hex()
         out = None if self.quiet else self.out
-        return run_step(self.runtime_root, cid, bundle, out)
+        code = run_step(self.runtime_root, cid, bundle, out)
+        # The mount points the runtime made (/proc, /dev, /sys on a base that
+        # lacks them) are not the step's content.
+        drop_mount_targets(rootfs.parent / "upper", absent)
+        return code
 
     # -- COPY / ADD -----------------------------------------------------------
 
@@ -491,6 +496,11 @@ class Builder:
                 self._op.drop(*step)
 
     def _commit_layer(self, state: StageState, upper: Path, instr: Instruction) -> None:
+        if not os.listdir(upper):
+            # A step that changed nothing adds no layer, as Docker's builder:
+            # its history entry says so (empty_layer).
+            metadata.add_history(state, instr, empty=True)
+            return
         desc, diff_id = self.images.layer_from_dir(upper)
         if self._op is not None:
             self._op.add({"type": "blob", "digest": desc.digest})
