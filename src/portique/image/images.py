@@ -418,7 +418,7 @@ class Images:
                     # reports success while keeping it.
                     how = "cannot be forced" if force else "must force"
                     raise Conflict(
-                        f'unable to remove repository reference "{name_or_id}" ({how}) - '
+                        f'conflict: unable to remove repository reference "{name_or_id}" ({how}) - '
                         f"container {users[0][:12]} is using its referenced image {short}",
                         hint="remove that container first",
                     )
@@ -426,18 +426,19 @@ class Images:
                 if users:
                     how = "cannot be forced" if force else "must be forced"
                     raise Conflict(
-                        f"unable to delete {short} ({how}) - "
+                        f"conflict: unable to delete {short} ({how}) - "
                         f"image is being used by container {users[0][:12]}",
                         hint="remove that container first",
                     )
-                if len({t.rpartition(":")[0] for t in tags}) > 1 and not force:
+                if not force and not _single_reference(tags, digests):
                     raise Conflict(
-                        f"unable to delete {short} (must be forced) - "
+                        f"conflict: unable to delete {short} (must be forced) - "
                         "image is referenced in multiple repositories"
                     )
             if ImageDB.children(c, image_id):
                 raise Conflict(
-                    f"unable to delete {short} (cannot be forced) - image has dependent child images"
+                    f"conflict: unable to delete {short} (cannot be forced) -"
+                    " image has dependent child images"
                 )
             for t in tags:
                 _untag(c, t, out)
@@ -671,6 +672,16 @@ def _journal_purge(
     if not blobs:
         return None
     return journal.insert(c, "rmi", subject, [{"type": "blob", "digest": d} for d in blobs])
+
+
+def _single_reference(tags: Sequence[str], digests: Sequence[str]) -> bool:
+    """Docker's rule for `rmi ID` without force: it untags everything only when
+    the image has at most one tag and its digest references are all of one
+    repository (that tag's); otherwise "referenced in multiple repositories"."""
+    if len(tags) > 1:
+        return False
+    repos = {d.partition("@")[0] for d in digests} | {t.rpartition(":")[0] for t in tags}
+    return len(repos) <= 1
 
 
 def _untag(c: sqlite3.Connection, ref: str, out: builtins.list[tuple[str, str]]) -> None:
