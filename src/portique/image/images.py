@@ -436,6 +436,10 @@ class Images:
                         "image is referenced in multiple repositories"
                     )
             if ImageDB.children(c, image_id):
+                if key is not None:
+                    # Its last name went; images built on it keep it, untagged
+                    # (Docker says nothing more when a name was given).
+                    return out
                 raise Conflict(
                     f"conflict: unable to delete {short} (cannot be forced) -"
                     " image has dependent child images"
@@ -528,6 +532,55 @@ class Images:
         self.clean_stale()
         return deleted, reclaimed
 
+    def needed(self) -> set[str]:
+        """Images something needs: named (a tag or a digest), used by a container,
+        and every image they descend from (the parents a build left)."""
+        with self.db.read() as c:
+            parents = dict(c.execute("SELECT id, parent FROM images").fetchall())
+            roots = {r[0] for r in c.execute("SELECT image_id FROM image_tags")}
+            roots |= {r[0] for r in c.execute("SELECT image_id FROM image_digests")}
+            roots |= {r[0] for r in c.execute("SELECT image_id FROM image_users")}
+        out: set[str] = set()
+        for image_id in roots:
+            current: str | None = image_id
+            for _ in range(_MAX_PARENT_CHAIN):
+                if current is None or current in out or current not in parents:
+                    break
+                out.add(current)
+                current = parents[current]
+        return out
+
+    def remove_unneeded(self, ids: Sequence[str]) -> tuple[builtins.list[str], int]:
+        """Delete those of `ids` that have no name, no container and no child
+        (children first: a chain of build steps goes whole); (deleted, bytes)."""
+        deleted: builtins.list[str] = []
+        doomed: builtins.list[tuple[builtins.list[LayerRow], builtins.list[str]]] = []
+        journal.ensure(self.db.conn)
+        with self.db.write() as c:
+            todo = [i for i in dict.fromkeys(ids)]
+            progress = True
+            while todo and progress:
+                progress = False
+                for image_id in list(todo):
+                    if (
+                        c.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone()
+                        is None
+                    ):
+                        todo.remove(image_id)
+                        continue
+                    tags, digests = ImageDB.refs(c, image_id)
+                    if tags or digests or ImageDB.users(c, image_id):
+                        todo.remove(image_id)
+                        continue
+                    if ImageDB.children(c, image_id):
+                        continue  # maybe once its children in `todo` are gone
+                    doomed.append(ImageDB.delete_image(c, image_id))
+                    deleted.append(image_id)
+                    todo.remove(image_id)
+                    progress = True
+            entry = _journal_purge(c, "prune", doomed)
+        return deleted, self._purge(doomed, entry)
+
     def _orphan_blobs(self, c: sqlite3.Connection) -> builtins.list[str]:
         """Blobs no image names, older than the grace period (a pull in progress
         has not registered its image yet); their layer_blobs rows go too."""
@@ -617,17 +670,20 @@ class Images:
 
     # -- layers from containers ------------------------------------------------------
 
-    def layer_from_dir(self, upper: Path) -> tuple[Descriptor, str]:
+    def layer_from_dir(
+        self, upper: Path, skip: frozenset[str] = frozenset()
+    ) -> tuple[Descriptor, str]:
         """Store an overlay upper dir as a gzip OCI layer; return (descriptor, diff_id).
 
         Used by `commit` and `build`. The tar is deterministic (see
-        snapshots.write_diff_tar) and so is the gzip stream (no name, mtime 0).
+        snapshots.write_diff_tar, which also says what `skip` leaves out) and
+        so is the gzip stream (no name, mtime 0).
         """
         from portique.oci.image import MEDIA_TYPE_OCI_LAYER_GZIP, Descriptor
 
         with self.store.new_blob() as blob:
             sink = _GzipSink(blob)
-            write_diff_tar(upper, sink)
+            write_diff_tar(upper, sink, skip)
             sink.close()
         desc = Descriptor(media_type=MEDIA_TYPE_OCI_LAYER_GZIP, digest=blob.digest, size=blob.size)
         return desc, sink.diff_id
