@@ -183,13 +183,16 @@ class Builder:
         ref = stage_ref(stage.base, names, before=stage.index)
         if ref is not None:
             base = self.states[ref]
-            return StageState(copy.deepcopy(base.config), list(base.layers), base.key, {})
+            return StageState(
+                copy.deepcopy(base.config), list(base.layers), base.key, {}, image=base.image
+            )
         if stage.base == "scratch":
             return StageState(metadata.scratch_config(), [], step_key("scratch"), {})
         image = self._base_image(stage.base, pull=self.opts.pull, platform=self.opts.platform)
         config = metadata.base_config(json.loads(self.images.store.read_bytes(image.id)))
         manifest = json.loads(self.images.store.read_bytes(image.manifest_digest))
-        return StageState(config, list(manifest["layers"]), step_key("image", image.id), {})
+        key = step_key("image", image.id)
+        return StageState(config, list(manifest["layers"]), key, {}, image=image.id)
 
     def _base_image(self, name: str, *, pull: bool, platform: str | None) -> ImageRecord:
         from portique.errors import NotFound
@@ -263,15 +266,15 @@ class Builder:
                 self.say(" ---> Using cache")
                 state.config, state.layers = cached
                 state.key = key
-                self.say(f" ---> {_short(state)}")
+                self._step_image(state, None)
                 return state
+            before = len(state.layers)
             if instr.cmd == "RUN":
                 self._run(instr, state, where)
             else:
                 self._copy(instr, state, sources, where)
             state.key = key
-            self.cache.put(key, state.config, state.layers)
-            self.say(f" ---> {_short(state)}")
+            self._step_image(state, before)
             return state
         metadata.apply(instr, state, scope, where, self.df.escape)
         state.key = step_key(state.key, instr.cmd, json.dumps(state.cfg, sort_keys=True))
@@ -281,10 +284,25 @@ class Builder:
         cached = None if self.opts.no_cache else self.cache.get(state.key)
         if cached is not None:
             state.config, state.layers = cached
+            self._step_image(state, None)
         else:
-            self.cache.put(state.key, state.config, state.layers)
-        self.say(f" ---> {_short(state)}")
+            self._step_image(state, len(state.layers))
         return state
+
+    def _step_image(self, state: StageState, before: int | None) -> None:
+        """Register the step's image (untagged, the child of the previous
+        step's), as Docker's classic builder does, and print its ID; `before`:
+        the layer count before a step that ran (its result then goes into the
+        cache), None for a cached step."""
+        record = self._register(state, [], parent=state.image or None)
+        state.image = record.id
+        if before is not None:
+            diff_ids = state.config.get("rootfs", {}).get("diff_ids") or []
+            layer = diff_ids[-1] if len(state.layers) > before and diff_ids else ""
+            self.cache.put(state.key, state.config, state.layers, image_id=record.id, layer=layer)
+        else:
+            self.cache.set_image(state.key, record.id)
+        self.say(f" ---> {record.short_id}")
 
     # -- RUN ------------------------------------------------------------------
 
@@ -508,11 +526,16 @@ class Builder:
         metadata.add_layer(state, desc, diff_id, instr)
 
     def _commit(self, state: StageState, tags: list[str]) -> ImageRecord:
+        faults.point("build.before-register")
+        return self._register(state, tags, parent=state.image or None)
+
+    def _register(self, state: StageState, tags: list[str], parent: str | None) -> ImageRecord:
         config_bytes, manifest_bytes = metadata.documents(state)
         self.images.store.write_bytes(config_bytes)
         manifest_digest = self.images.store.write_bytes(manifest_bytes)
-        faults.point("build.before-register")
-        return self.images.register(manifest_bytes, manifest_digest, config_bytes, tags=tags)
+        return self.images.register(
+            manifest_bytes, manifest_digest, config_bytes, tags=tags, parent=parent
+        )
 
     # Set for the length of one build(): the read-only mounts of other stages
     # that COPY --from reads (undone when the build ends), and its inputs.
@@ -522,10 +545,6 @@ class Builder:
     df: Dockerfile
     plan: Plan
     states: dict[int, StageState]
-
-
-def _short(state: StageState) -> str:
-    return step_key(state.key)[7:19]
 
 
 def _resolve_user(user: str, rootfs: Path) -> dict[str, Any]:
