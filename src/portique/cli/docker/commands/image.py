@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "history": ("history", ()),
     "pull": ("pull", ()),
     "push": ("push", ()),
+    "build": ("build", ()),
 }
 
 IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
