@@ -70,6 +70,13 @@ class BuildOptions:
     quiet: bool = False
     network: str = "none"
     platform: str | None = None
+    dockerfile_text: str | None = None  # `-f -`: the Dockerfile itself, read from stdin
+    add_hosts: list[tuple[str, str]] = field(default_factory=list)  # (name, IP): /etc/hosts
+    cache_from: list[str] = field(default_factory=list)  # images whose steps may be reused
+    shm_size: int = 0  # bytes of RUN steps' /dev/shm (0: the default 64 MiB)
+    rlimits: list[dict[str, Any]] = field(default_factory=list)  # OCI process.rlimits
+    memory: int = 0  # RUN steps' memory limit in bytes (0: none)
+    memory_swap: int = 0  # memory + swap (0: twice the memory, -1: unlimited)
 
 
 class Builder:
@@ -123,6 +130,7 @@ class Builder:
         # What one build works on; the step methods read it from self.
         self.opts = opts
         self.quiet = opts.quiet
+        self._cache_from = None
         self.ctx = BuildContext.from_dir(opts.context)
         self.df = self._read_dockerfile()
         self.plan = plan(self.df, build_args=opts.build_args, target=opts.target)
@@ -146,6 +154,8 @@ class Builder:
         return record
 
     def _read_dockerfile(self) -> Dockerfile:
+        if self.opts.dockerfile_text is not None:
+            return parse(self.opts.dockerfile_text, filename="Dockerfile")
         path, root = self.opts.dockerfile, self.ctx.root
         if path is None:
             path = root / "Dockerfile"
@@ -269,7 +279,9 @@ class Builder:
                 self._step_image(state, None)
                 return state
             before = len(state.layers)
-            if instr.cmd == "RUN":
+            if instr.cmd == "RUN" and self._from_cache_images(instr, state):
+                self.say(" ---> Using cache")
+            elif instr.cmd == "RUN":
                 self._run(instr, state, where)
             else:
                 self._copy(instr, state, sources, where)
@@ -288,6 +300,60 @@ class Builder:
         else:
             self._step_image(state, len(state.layers))
         return state
+
+    def _from_cache_images(self, instr: Instruction, state: StageState) -> bool:
+        """`--cache-from`: take a RUN step's result from an image whose history
+        is this stage's so far followed by the same RUN, over the same layers
+        (Docker's classic builder's rule). Not with build args in scope (the
+        history does not record their values), and never for COPY/ADD (it does
+        not record their sources): those run, and their deterministic layers
+        let the steps after them match again."""
+        if not self.opts.cache_from or state.args:
+            return False
+        from portique.oci.image import parse_descriptor
+
+        mine = [_history_key(h) for h in state.config.get("history") or []]
+        diff_ids = list((state.config.get("rootfs") or {}).get("diff_ids") or [])
+        by = metadata.created_by(instr)
+        for config, layers in self._cache_images():
+            theirs = [h for h in config.get("history") or [] if isinstance(h, dict)]
+            their_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+            n = len(mine)
+            if len(theirs) <= n or [_history_key(h) for h in theirs[:n]] != mine:
+                continue
+            if their_ids[: len(diff_ids)] != diff_ids or theirs[n].get("created_by") != by:
+                continue
+            if theirs[n].get("empty_layer"):
+                metadata.add_history(state, instr, empty=True)
+                return True
+            i = len(diff_ids)
+            if i >= len(their_ids) or i >= len(layers):
+                continue
+            desc = parse_descriptor(layers[i], f"layers[{i}]")
+            if not self.images.store.has(desc.digest):
+                continue
+            metadata.add_layer(state, desc, their_ids[i], instr)
+            return True
+        return False
+
+    def _cache_images(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """The --cache-from images' configs and layer descriptors (local images;
+        a name not found is said once and left out)."""
+        if self._cache_from is not None:
+            return self._cache_from
+        from portique.errors import NotFound
+
+        cached = []
+        for name in self.opts.cache_from:
+            try:
+                image = self.images.resolve(name)
+            except (NotFound, InvalidArgument):
+                self.say(f"[Warning] --cache-from image {name} is not here: not used")
+                continue
+            manifest = json.loads(self.images.store.read_bytes(image.manifest_digest))
+            cached.append((image.config, list(manifest.get("layers") or [])))
+        self._cache_from = cached
+        return cached
 
     def _step_image(self, state: StageState, before: int | None) -> None:
         """Register the step's image (untagged, the child of the previous
@@ -351,6 +417,8 @@ class Builder:
         from portique.runtime.confinement import default_confinement, host_capabilities
 
         # Confined as a default `portique run` container is (build/step.py).
+        bundle = rootfs.parent / "bundle"
+        bundle.mkdir(exist_ok=True)
         spec = step_spec(
             rootfs=rootfs,
             argv=argv,
@@ -359,9 +427,12 @@ class Builder:
             user=_resolve_user(user, rootfs),
             network=self.opts.network,
             confinement=default_confinement(host_capabilities()),
+            hosts=self._hosts_file(bundle),
+            shm_size=self.opts.shm_size,
+            rlimits=self.opts.rlimits,
+            memory=self.opts.memory,
+            memory_swap=self.opts.memory_swap,
         )
-        bundle = rootfs.parent / "bundle"
-        bundle.mkdir(exist_ok=True)
         atomic_write_json(bundle / "config.json", spec)
         absent = absent_targets(rootfs, spec)
         cid = "build-" + os.urandom(16).hex()
@@ -371,6 +442,20 @@ class Builder:
         # lacks them) are not the step's content.
         drop_mount_targets(rootfs.parent / "upper", absent)
         return code
+
+    def _hosts_file(self, bundle: Path) -> Path | None:
+        """RUN steps' /etc/hosts with `--add-host`'s entries (None without any)."""
+        if not self.opts.add_hosts:
+            return None
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        if self.opts.network == "host":
+            with contextlib.suppress(OSError):
+                lines = Path("/etc/hosts").read_text().splitlines()
+        for name, ip in self.opts.add_hosts:
+            lines.append(f"{ip}\t{name}")
+        path = bundle / "hosts"
+        path.write_text("\n".join(lines) + "\n")
+        return path
 
     # -- COPY / ADD -----------------------------------------------------------
 
@@ -541,10 +626,18 @@ class Builder:
     # that COPY --from reads (undone when the build ends), and its inputs.
     _stack: ExitStack
     opts: BuildOptions
+    _cache_from: list[tuple[dict[str, Any], list[dict[str, Any]]]] | None
     ctx: BuildContext
     df: Dockerfile
     plan: Plan
     states: dict[int, StageState]
+
+
+def _history_key(entry: object) -> tuple[str, bool]:
+    """What two histories must share, step by step, for --cache-from."""
+    if not isinstance(entry, dict):
+        return ("", False)
+    return (str(entry.get("created_by") or ""), bool(entry.get("empty_layer")))
 
 
 def _resolve_user(user: str, rootfs: Path) -> dict[str, Any]:
