@@ -131,6 +131,7 @@ class Builder:
         self.opts = opts
         self.quiet = opts.quiet
         self._cache_from = None
+        self._skip: frozenset[str] = frozenset()
         self.ctx = BuildContext.from_dir(opts.context)
         self.df = self._read_dockerfile()
         self.plan = plan(self.df, build_args=opts.build_args, target=opts.target)
@@ -412,7 +413,7 @@ class Builder:
         cwd: str,
         user: str,
     ) -> int:
-        from portique.build.step import absent_targets, drop_mount_targets, run_step, step_spec
+        from portique.build.step import mount_points, run_step, step_spec
         from portique.fileio import atomic_write_json
         from portique.runtime.confinement import default_confinement, host_capabilities
 
@@ -434,14 +435,10 @@ class Builder:
             memory_swap=self.opts.memory_swap,
         )
         atomic_write_json(bundle / "config.json", spec)
-        absent = absent_targets(rootfs, spec)
+        self._skip = mount_points(spec)
         cid = "build-" + os.urandom(16).hex()
         out = None if self.quiet else self.out
-        code = run_step(self.runtime_root, cid, bundle, out)
-        # The mount points the runtime made (/proc, /dev, /sys on a base that
-        # lacks them) are not the step's content.
-        drop_mount_targets(rootfs.parent / "upper", absent)
-        return code
+        return run_step(self.runtime_root, cid, bundle, out)
 
     def _hosts_file(self, bundle: Path) -> Path | None:
         """RUN steps' /etc/hosts with `--add-host`'s entries (None without any)."""
@@ -599,12 +596,16 @@ class Builder:
                 self._op.drop(*step)
 
     def _commit_layer(self, state: StageState, upper: Path, instr: Instruction) -> None:
-        if not os.listdir(upper):
+        from portique.image.snapshots import has_changes
+
+        # A RUN step's mount points are the runtime's (build/step.py).
+        skip, self._skip = self._skip, frozenset()
+        if not has_changes(upper, skip):
             # A step that changed nothing adds no layer, as Docker's builder:
             # its history entry says so (empty_layer).
             metadata.add_history(state, instr, empty=True)
             return
-        desc, diff_id = self.images.layer_from_dir(upper)
+        desc, diff_id = self.images.layer_from_dir(upper, skip)
         if self._op is not None:
             self._op.add({"type": "blob", "digest": desc.digest})
         faults.point("build.layer-stored")

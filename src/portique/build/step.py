@@ -102,108 +102,17 @@ def step_spec(
     }
 
 
-def absent_targets(rootfs: Path, spec: Mapping[str, Any]) -> list[tuple[list[str], int]]:
-    """The mount destinations of `spec` that the root lacks, which the runtime
-    will create in the step's upper dir: (the destination's components, how
-    many leading ones exist). Looked up one component at a time, never
-    through a symlink of the image's (a destination behind one is left out:
-    the runtime resolves it inside the root, elsewhere)."""
-    out: list[tuple[list[str], int]] = []
-    top = os.open(rootfs, _DIR)
-    try:
-        for m in spec.get("mounts") or ():
-            parts = [c for c in str(m.get("destination") or "").split("/") if c and c != "."]
-            if not parts or ".." in parts:
-                continue
-            have = _existing_prefix(top, parts)
-            if have is not None and have < len(parts):
-                out.append((parts, have))
-    finally:
-        os.close(top)
-    return out
-
-
-def _existing_prefix(top: int, parts: list[str]) -> int | None:
-    """How many leading `parts` exist under `top` as plain directories (the
-    last as anything); None when one of them is a symlink."""
-    import stat
-
-    fd = os.dup(top)
-    try:
-        for i, name in enumerate(parts):
-            try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                return i
-            if stat.S_ISLNK(st.st_mode):
-                return None
-            if i == len(parts) - 1:
-                return len(parts)
-            if not stat.S_ISDIR(st.st_mode):
-                return None
-            sub = os.open(name, _DIR | os.O_NOFOLLOW, dir_fd=fd)
-            os.close(fd)
-            fd = sub
-        return len(parts)
-    finally:
-        os.close(fd)
-
-
-def drop_mount_targets(upper: Path, absent: list[tuple[list[str], int]]) -> None:
-    """Remove from a step's upper dir the mount points the runtime made there
-    (`absent_targets`, taken before the step): they are the runtime's, not the
-    step's content, and Docker's layers do not carry them. Only what is still
-    empty goes: an empty file, an empty directory, then each parent that the
-    root lacked and is now empty; whatever the step wrote there stays."""
-    top = os.open(upper, _DIR | os.O_NOFOLLOW)
-    try:
-        # Deepest first, so /dev/shm goes before /dev.
-        for parts, have in sorted(absent, key=lambda a: -len(a[0])):
-            _drop_empty_chain(top, parts, have)
-    finally:
-        os.close(top)
-
-
-def _drop_empty_chain(top: int, parts: list[str], have: int) -> None:
-    import contextlib
-    import stat
-
-    fds = [os.dup(top)]
-    try:
-        for name in parts[:-1]:
-            try:
-                fds.append(os.open(name, _DIR | os.O_NOFOLLOW, dir_fd=fds[-1]))
-            except OSError:
-                return  # not made here (it was under a mount, or is no directory)
-        for depth in range(len(parts) - 1, have - 1, -1):
-            name, parent = parts[depth], fds[depth]
-            try:
-                st = os.stat(name, dir_fd=parent, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if stat.S_ISREG(st.st_mode) and st.st_size == 0 and depth == len(parts) - 1:
-                os.unlink(name, dir_fd=parent)
-            elif stat.S_ISDIR(st.st_mode):
-                with contextlib.suppress(OSError):  # not empty: the step's content
-                    os.rmdir(name, dir_fd=parent)
-                if _exists(parent, name):
-                    return
-            else:
-                return
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def _exists(dir_fd: int, name: str) -> bool:
-    try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+def mount_points(spec: Mapping[str, Any]) -> frozenset[str]:
+    """The step's mount destinations, relative to the root: what the runtime
+    makes in the upper dir for them (/proc, /dev, /sys on a base without them,
+    an /etc/hosts file to bind onto, ...) is not the step's content, and the
+    layer writer leaves it out (snapshots.write_diff_tar's `skip`)."""
+    out = set()
+    for m in spec.get("mounts") or ():
+        parts = [c for c in str(m.get("destination") or "").split("/") if c and c != "."]
+        if parts and ".." not in parts:
+            out.add("/".join(parts))
+    return frozenset(out)
 
 
 def run_step(run_root: Path, cid: str, bundle: Path, out: TextIO | None) -> int:

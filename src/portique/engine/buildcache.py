@@ -124,4 +124,4 @@ def prune(
         conn.executemany("DELETE FROM build_cache WHERE key = ?", [(k,) for k, _ in doomed])
     images = [i for _, i in doomed if i and i not in needed]
     _deleted, reclaimed = imgs.remove_unneeded(images)
-    return [k.removeprefix("sha256:") for k, i in doomed if i], reclaimed
+    return [k.removeprefix("sha256:") for k, _ in doomed], reclaimed

@@ -55,6 +55,6 @@ def prune(eng: Engine, args: argparse.Namespace) -> int:
             return 0
     ids, reclaimed = buildcache.prune(eng, all=args.all, filters=filters)
     if ids:
-        sys.stdout.write("Deleted build cache objects:\n" + "".join(f"{i}\n" for i in ids))
+        sys.stdout.write("Deleted build cache objects:\n" + "".join(f"{i}\n" for i in ids) + "\n")
     sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed)}\n")
     return 0
