@@ -229,7 +229,7 @@ def inspect_record(r: ImageRecord) -> dict[str, Any]:
         "Id": r.id,
         "RepoTags": [familiar(t) for t in r.repo_tags],
         "RepoDigests": [familiar(d) for d in r.repo_digests],
-        "Parent": "",
+        "Parent": getattr(r, "parent", None) or "",
         "Comment": cfg.get("comment") or "",
         "Created": _rfc3339(cfg.get("created") or getattr(r, "created", None)),
         "DockerVersion": cfg.get("docker_version") or "",

@@ -45,7 +45,7 @@ from portique.image.snapshots import (
     unmount_overlay,
     write_diff_tar,
 )
-from portique.image.store import ContentStore, NewBlob
+from portique.image.store import ContentStore
 from portique.oci.digest import DigestMismatch, parse_digest
 from portique.oci.reference import parse_reference
 
@@ -465,7 +465,7 @@ class Images:
                 ):
                     break
                 current = parent
-            entry = _journal_purge(c, image_id, doomed)
+            entry = journal_purge(c, image_id, doomed)
         self._purge(doomed, entry)
         return out
 
@@ -527,59 +527,22 @@ class Images:
                 for layer in orphans:
                     c.execute("DELETE FROM layers WHERE id = ?", (layer.id,))
                 doomed.append((orphans, self._orphan_blobs(c)))
-            entry = _journal_purge(c, "prune", doomed)
+            entry = journal_purge(c, "prune", doomed)
         reclaimed = self._purge(doomed, entry)
         self.clean_stale()
         return deleted, reclaimed
 
     def needed(self) -> set[str]:
-        """Images something needs: named (a tag or a digest), used by a container,
-        and every image they descend from (the parents a build left)."""
-        with self.db.read() as c:
-            parents = dict(c.execute("SELECT id, parent FROM images").fetchall())
-            roots = {r[0] for r in c.execute("SELECT image_id FROM image_tags")}
-            roots |= {r[0] for r in c.execute("SELECT image_id FROM image_digests")}
-            roots |= {r[0] for r in c.execute("SELECT image_id FROM image_users")}
-        out: set[str] = set()
-        for image_id in roots:
-            current: str | None = image_id
-            for _ in range(_MAX_PARENT_CHAIN):
-                if current is None or current in out or current not in parents:
-                    break
-                out.add(current)
-                current = parents[current]
-        return out
+        """Images something needs (image/gc.py)."""
+        from portique.image.gc import needed
+
+        return needed(self)
 
     def remove_unneeded(self, ids: Sequence[str]) -> tuple[builtins.list[str], int]:
-        """Delete those of `ids` that have no name, no container and no child
-        (children first: a chain of build steps goes whole); (deleted, bytes)."""
-        deleted: builtins.list[str] = []
-        doomed: builtins.list[tuple[builtins.list[LayerRow], builtins.list[str]]] = []
-        journal.ensure(self.db.conn)
-        with self.db.write() as c:
-            todo = [i for i in dict.fromkeys(ids)]
-            progress = True
-            while todo and progress:
-                progress = False
-                for image_id in list(todo):
-                    if (
-                        c.execute("SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone()
-                        is None
-                    ):
-                        todo.remove(image_id)
-                        continue
-                    tags, digests = ImageDB.refs(c, image_id)
-                    if tags or digests or ImageDB.users(c, image_id):
-                        todo.remove(image_id)
-                        continue
-                    if ImageDB.children(c, image_id):
-                        continue  # maybe once its children in `todo` are gone
-                    doomed.append(ImageDB.delete_image(c, image_id))
-                    deleted.append(image_id)
-                    todo.remove(image_id)
-                    progress = True
-            entry = _journal_purge(c, "prune", doomed)
-        return deleted, self._purge(doomed, entry)
+        """Delete those of `ids` nothing needs (image/gc.py); (deleted, bytes)."""
+        from portique.image.gc import remove_unneeded
+
+        return remove_unneeded(self, ids)
 
     def _orphan_blobs(self, c: sqlite3.Connection) -> builtins.list[str]:
         """Blobs no image names, older than the grace period (a pull in progress
@@ -679,45 +642,18 @@ class Images:
         snapshots.write_diff_tar, which also says what `skip` leaves out) and
         so is the gzip stream (no name, mtime 0).
         """
+        from portique.image.compression import GzipSink
         from portique.oci.image import MEDIA_TYPE_OCI_LAYER_GZIP, Descriptor
 
         with self.store.new_blob() as blob:
-            sink = _GzipSink(blob)
+            sink = GzipSink(blob)
             write_diff_tar(upper, sink, skip)
             sink.close()
         desc = Descriptor(media_type=MEDIA_TYPE_OCI_LAYER_GZIP, digest=blob.digest, size=blob.size)
         return desc, sink.diff_id
 
 
-class _GzipSink:
-    """Hash (the diff_id) and gzip what the tar writer produces, into `out`."""
-
-    def __init__(self, out: NewBlob) -> None:
-        try:
-            from isal import isal_zlib as zlib_mod
-        except ImportError:  # pragma: no cover - isal is a dependency
-            import zlib as zlib_mod  # type: ignore[no-redef]
-        self._out = out
-        # wbits 31: a gzip member with mtime 0 and no file name (reproducible).
-        self._z = zlib_mod.compressobj(3, zlib_mod.DEFLATED, 31)
-        self._hash = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self._hash.update(data)
-        chunk = self._z.compress(data)
-        if chunk:
-            self._out.write(chunk)
-        return len(data)
-
-    def close(self) -> None:
-        self._out.write(self._z.flush())
-
-    @property
-    def diff_id(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
-
-
-def _journal_purge(
+def journal_purge(
     c: sqlite3.Connection, subject: str, doomed: Sequence[tuple[Sequence[LayerRow], Sequence[str]]]
 ) -> int | None:
     """A journal entry naming the blobs whose rows go in transaction `c`: killed
