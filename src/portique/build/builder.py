@@ -147,6 +147,7 @@ class Builder:
             labels.update(opts.labels)
             final.cfg["Labels"] = labels
         record = self._commit(final, opts.tags)
+        self.cache.mark_result(record.id)
         self.say(f"Successfully built {record.id.removeprefix('sha256:')[:12]}")
         from portique.oci.reference import parse_reference
 

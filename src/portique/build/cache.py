@@ -14,7 +14,8 @@ Rows live in the engine database, component "build":
 `image_id` is the step's image (Docker's classic builder makes one per step,
 untagged, the child of the previous step's: the ID `build` prints), `layer`
 the diff_id of the layer the step added ('' for none), `used` when a build
-last took the row. A row whose layer blobs are gone is ignored. The
+last took the row, `result` 1 when its image is what a build gave (kept
+by `builder prune`, tagged or not, like any image the user was handed). A row whose layer blobs are gone is ignored. The
 recovery (engine/recovery.py) reads `layers` to keep the blobs a row names.
 `system df`, `builder prune` and `system prune` see the rows through
 engine/buildcache.py.
@@ -47,6 +48,7 @@ MIGRATIONS = [
     ALTER TABLE build_cache ADD COLUMN image_id TEXT NOT NULL DEFAULT '';
     ALTER TABLE build_cache ADD COLUMN layer TEXT NOT NULL DEFAULT '';
     ALTER TABLE build_cache ADD COLUMN used REAL NOT NULL DEFAULT 0;
+    ALTER TABLE build_cache ADD COLUMN result INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX build_cache_image ON build_cache(image_id);
     """,
 ]
@@ -96,6 +98,11 @@ class BuildCache:
                 " used) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (key, json.dumps(config), json.dumps(layers), now, image_id, layer, now),
             )
+
+    def mark_result(self, image_id: str) -> None:
+        """The build's image: `builder prune` leaves it (and its steps) alone."""
+        with db.transaction(self.conn):
+            self.conn.execute("UPDATE build_cache SET result = 1 WHERE image_id = ?", (image_id,))
 
     def set_image(self, key: str, image_id: str) -> None:
         """Record the step's image (registered again after a prune took it)."""

@@ -59,12 +59,22 @@ def _rows(eng: Engine) -> list[tuple[str, str, str, float, float]]:
     ]
 
 
+def _needed(eng: Engine) -> set[str]:
+    """The images the cache must not take: those something needs, and what
+    builds gave (an untagged result is the user's image all the same)."""
+    results = {
+        str(r[0]) for r in eng.db.execute("SELECT image_id FROM build_cache WHERE result = 1")
+    }
+    return eng.images.needed(results)
+
+
 def records(eng: Engine) -> list[CacheRecord]:
     """The live cache entries (whose step image is still here)."""
     from portique.image.metadata import ImageDB
 
     imgs = eng.images
-    needed = imgs.needed()
+    rows = _rows(eng)
+    needed = _needed(eng)
     with imgs.db.read() as c:
         existing = {r[0] for r in c.execute("SELECT id FROM images")}
         named = {r[0] for r in c.execute("SELECT image_id FROM image_tags")}
@@ -76,7 +86,7 @@ def records(eng: Engine) -> list[CacheRecord]:
             )
         }
         out = []
-        for key, image_id, layer, created, used in _rows(eng):
+        for key, image_id, layer, created, used in rows:
             if image_id not in existing:
                 continue
             row = ImageDB.layer_by_diff_id(c, layer) if layer else None
@@ -107,11 +117,12 @@ def prune(
     cutoffs = [parse_until(v) for v in wanted.get("until", [])]
     eng.recover(images=True)
     imgs = eng.images
-    needed = imgs.needed()
+    rows = _rows(eng)
+    needed = _needed(eng)
     with imgs.db.read() as c:
         existing = {r[0] for r in c.execute("SELECT id FROM images")}
     doomed: list[tuple[str, str]] = []
-    for key, image_id, _layer, created, _used in _rows(eng):
+    for key, image_id, _layer, created, _used in rows:
         if any(created >= cutoff for cutoff in cutoffs):
             continue
         live = image_id in existing

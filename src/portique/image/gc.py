@@ -15,14 +15,15 @@ if TYPE_CHECKING:
 _MAX_PARENT_CHAIN = 1000
 
 
-def needed(images: Images) -> set[str]:
+def needed(images: Images, also: set[str] | None = None) -> set[str]:
     """Images something needs: named (a tag or a digest), used by a container,
-    and every image they descend from (the parents a build left)."""
+    in `also`, and every image they descend from (the parents a build left)."""
     with images.db.read() as c:
         parents = dict(c.execute("SELECT id, parent FROM images").fetchall())
         roots = {r[0] for r in c.execute("SELECT image_id FROM image_tags")}
         roots |= {r[0] for r in c.execute("SELECT image_id FROM image_digests")}
         roots |= {r[0] for r in c.execute("SELECT image_id FROM image_users")}
+    roots |= also or set()
     out: set[str] = set()
     for image_id in roots:
         current: str | None = image_id

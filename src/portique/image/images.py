@@ -532,11 +532,11 @@ class Images:
         self.clean_stale()
         return deleted, reclaimed
 
-    def needed(self) -> set[str]:
+    def needed(self, also: set[str] | None = None) -> set[str]:
         """Images something needs (image/gc.py)."""
         from portique.image.gc import needed
 
-        return needed(self)
+        return needed(self, also)
 
     def remove_unneeded(self, ids: Sequence[str]) -> tuple[builtins.list[str], int]:
         """Delete those of `ids` nothing needs (image/gc.py); (deleted, bytes)."""

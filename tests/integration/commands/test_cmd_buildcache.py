@@ -121,3 +121,11 @@ def test_rmi_of_the_base_keeps_it_for_the_builds_on_it(pq: Portique, tmp_path: P
     assert pq.ok("rmi", "base-kept:1") == "Untagged: base-kept:1\n"
     assert pq.ok("run", "--rm", "on-base:1", "cat", "/b") == "on-base\n"
     pq.ok("rmi", "on-base:1")
+
+
+def test_builder_prune_keeps_what_a_build_gave(pq: Portique, tmp_path: Path) -> None:
+    # Untagged, but the user was handed its ID: an image, not cache.
+    image = _build(pq, tmp_path, "FROM busybox\nRUN echo result > /r\n", "-q").strip()
+    pq.ok("builder", "prune", "-a", "-f")
+    assert pq.ok("run", "--rm", image, "cat", "/r") == "result\n"
+    pq.ok("rmi", image)
