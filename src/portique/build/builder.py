@@ -70,6 +70,13 @@ class BuildOptions:
     quiet: bool = False
     network: str = "none"
     platform: str | None = None
+    dockerfile_text: str | None = None  # `-f -`: the Dockerfile itself, read from stdin
+    add_hosts: list[tuple[str, str]] = field(default_factory=list)  # (name, IP): /etc/hosts
+    cache_from: list[str] = field(default_factory=list)  # images whose steps may be reused
+    shm_size: int = 0  # bytes of RUN steps' /dev/shm (0: the default 64 MiB)
+    rlimits: list[dict[str, Any]] = field(default_factory=list)  # OCI process.rlimits
+    memory: int = 0  # RUN steps' memory limit in bytes (0: none)
+    memory_swap: int = 0  # memory + swap (0: twice the memory, -1: unlimited)
 
 
 class Builder:
@@ -123,6 +130,8 @@ class Builder:
         # What one build works on; the step methods read it from self.
         self.opts = opts
         self.quiet = opts.quiet
+        self._cache_from = None
+        self._skip: frozenset[str] = frozenset()
         self.ctx = BuildContext.from_dir(opts.context)
         self.df = self._read_dockerfile()
         self.plan = plan(self.df, build_args=opts.build_args, target=opts.target)
@@ -138,6 +147,7 @@ class Builder:
             labels.update(opts.labels)
             final.cfg["Labels"] = labels
         record = self._commit(final, opts.tags)
+        self.cache.mark_result(record.id)
         self.say(f"Successfully built {record.id.removeprefix('sha256:')[:12]}")
         from portique.oci.reference import parse_reference
 
@@ -146,6 +156,8 @@ class Builder:
         return record
 
     def _read_dockerfile(self) -> Dockerfile:
+        if self.opts.dockerfile_text is not None:
+            return parse(self.opts.dockerfile_text, filename="Dockerfile")
         path, root = self.opts.dockerfile, self.ctx.root
         if path is None:
             path = root / "Dockerfile"
@@ -183,13 +195,16 @@ class Builder:
         ref = stage_ref(stage.base, names, before=stage.index)
         if ref is not None:
             base = self.states[ref]
-            return StageState(copy.deepcopy(base.config), list(base.layers), base.key, {})
+            return StageState(
+                copy.deepcopy(base.config), list(base.layers), base.key, {}, image=base.image
+            )
         if stage.base == "scratch":
             return StageState(metadata.scratch_config(), [], step_key("scratch"), {})
         image = self._base_image(stage.base, pull=self.opts.pull, platform=self.opts.platform)
         config = metadata.base_config(json.loads(self.images.store.read_bytes(image.id)))
         manifest = json.loads(self.images.store.read_bytes(image.manifest_digest))
-        return StageState(config, list(manifest["layers"]), step_key("image", image.id), {})
+        key = step_key("image", image.id)
+        return StageState(config, list(manifest["layers"]), key, {}, image=image.id)
 
     def _base_image(self, name: str, *, pull: bool, platform: str | None) -> ImageRecord:
         from portique.errors import NotFound
@@ -263,15 +278,17 @@ class Builder:
                 self.say(" ---> Using cache")
                 state.config, state.layers = cached
                 state.key = key
-                self.say(f" ---> {_short(state)}")
+                self._step_image(state, None)
                 return state
-            if instr.cmd == "RUN":
+            before = len(state.layers)
+            if instr.cmd == "RUN" and self._from_cache_images(instr, state):
+                self.say(" ---> Using cache")
+            elif instr.cmd == "RUN":
                 self._run(instr, state, where)
             else:
                 self._copy(instr, state, sources, where)
             state.key = key
-            self.cache.put(key, state.config, state.layers)
-            self.say(f" ---> {_short(state)}")
+            self._step_image(state, before)
             return state
         metadata.apply(instr, state, scope, where, self.df.escape)
         state.key = step_key(state.key, instr.cmd, json.dumps(state.cfg, sort_keys=True))
@@ -281,10 +298,79 @@ class Builder:
         cached = None if self.opts.no_cache else self.cache.get(state.key)
         if cached is not None:
             state.config, state.layers = cached
+            self._step_image(state, None)
         else:
-            self.cache.put(state.key, state.config, state.layers)
-        self.say(f" ---> {_short(state)}")
+            self._step_image(state, len(state.layers))
         return state
+
+    def _from_cache_images(self, instr: Instruction, state: StageState) -> bool:
+        """`--cache-from`: take a RUN step's result from an image whose history
+        is this stage's so far followed by the same RUN, over the same layers
+        (Docker's classic builder's rule). Not with build args in scope (the
+        history does not record their values), and never for COPY/ADD (it does
+        not record their sources): those run, and their deterministic layers
+        let the steps after them match again."""
+        if not self.opts.cache_from or state.args:
+            return False
+        from portique.oci.image import parse_descriptor
+
+        mine = [_history_key(h) for h in state.config.get("history") or []]
+        diff_ids = list((state.config.get("rootfs") or {}).get("diff_ids") or [])
+        by = metadata.created_by(instr)
+        for config, layers in self._cache_images():
+            theirs = [h for h in config.get("history") or [] if isinstance(h, dict)]
+            their_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+            n = len(mine)
+            if len(theirs) <= n or [_history_key(h) for h in theirs[:n]] != mine:
+                continue
+            if their_ids[: len(diff_ids)] != diff_ids or theirs[n].get("created_by") != by:
+                continue
+            if theirs[n].get("empty_layer"):
+                metadata.add_history(state, instr, empty=True)
+                return True
+            i = len(diff_ids)
+            if i >= len(their_ids) or i >= len(layers):
+                continue
+            desc = parse_descriptor(layers[i], f"layers[{i}]")
+            if not self.images.store.has(desc.digest):
+                continue
+            metadata.add_layer(state, desc, their_ids[i], instr)
+            return True
+        return False
+
+    def _cache_images(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """The --cache-from images' configs and layer descriptors (local images;
+        a name not found is said once and left out)."""
+        if self._cache_from is not None:
+            return self._cache_from
+        from portique.errors import NotFound
+
+        cached = []
+        for name in self.opts.cache_from:
+            try:
+                image = self.images.resolve(name)
+            except (NotFound, InvalidArgument):
+                self.say(f"[Warning] --cache-from image {name} is not here: not used")
+                continue
+            manifest = json.loads(self.images.store.read_bytes(image.manifest_digest))
+            cached.append((image.config, list(manifest.get("layers") or [])))
+        self._cache_from = cached
+        return cached
+
+    def _step_image(self, state: StageState, before: int | None) -> None:
+        """Register the step's image (untagged, the child of the previous
+        step's), as Docker's classic builder does, and print its ID; `before`:
+        the layer count before a step that ran (its result then goes into the
+        cache), None for a cached step."""
+        record = self._register(state, [], parent=state.image or None)
+        state.image = record.id
+        if before is not None:
+            diff_ids = state.config.get("rootfs", {}).get("diff_ids") or []
+            layer = diff_ids[-1] if len(state.layers) > before and diff_ids else ""
+            self.cache.put(state.key, state.config, state.layers, image_id=record.id, layer=layer)
+        else:
+            self.cache.set_image(state.key, record.id)
+        self.say(f" ---> {record.short_id}")
 
     # -- RUN ------------------------------------------------------------------
 
@@ -328,11 +414,13 @@ class Builder:
         cwd: str,
         user: str,
     ) -> int:
-        from portique.build.step import run_step, step_spec
+        from portique.build.step import mount_points, run_step, step_spec
         from portique.fileio import atomic_write_json
         from portique.runtime.confinement import default_confinement, host_capabilities
 
         # Confined as a default `portique run` container is (build/step.py).
+        bundle = rootfs.parent / "bundle"
+        bundle.mkdir(exist_ok=True)
         spec = step_spec(
             rootfs=rootfs,
             argv=argv,
@@ -341,13 +429,31 @@ class Builder:
             user=_resolve_user(user, rootfs),
             network=self.opts.network,
             confinement=default_confinement(host_capabilities()),
+            hosts=self._hosts_file(bundle),
+            shm_size=self.opts.shm_size,
+            rlimits=self.opts.rlimits,
+            memory=self.opts.memory,
+            memory_swap=self.opts.memory_swap,
         )
-        bundle = rootfs.parent / "bundle"
-        bundle.mkdir(exist_ok=True)
         atomic_write_json(bundle / "config.json", spec)
+        self._skip = mount_points(spec)
         cid = "build-" + os.urandom(16).hex()
         out = None if self.quiet else self.out
         return run_step(self.runtime_root, cid, bundle, out)
+
+    def _hosts_file(self, bundle: Path) -> Path | None:
+        """RUN steps' /etc/hosts with `--add-host`'s entries (None without any)."""
+        if not self.opts.add_hosts:
+            return None
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        if self.opts.network == "host":
+            with contextlib.suppress(OSError):
+                lines = Path("/etc/hosts").read_text().splitlines()
+        for name, ip in self.opts.add_hosts:
+            lines.append(f"{ip}\t{name}")
+        path = bundle / "hosts"
+        path.write_text("\n".join(lines) + "\n")
+        return path
 
     # -- COPY / ADD -----------------------------------------------------------
 
@@ -491,31 +597,49 @@ class Builder:
                 self._op.drop(*step)
 
     def _commit_layer(self, state: StageState, upper: Path, instr: Instruction) -> None:
-        desc, diff_id = self.images.layer_from_dir(upper)
+        from portique.image.snapshots import has_changes
+
+        # A RUN step's mount points are the runtime's (build/step.py).
+        skip, self._skip = self._skip, frozenset()
+        if not has_changes(upper, skip):
+            # A step that changed nothing adds no layer, as Docker's builder:
+            # its history entry says so (empty_layer).
+            metadata.add_history(state, instr, empty=True)
+            return
+        desc, diff_id = self.images.layer_from_dir(upper, skip)
         if self._op is not None:
             self._op.add({"type": "blob", "digest": desc.digest})
         faults.point("build.layer-stored")
         metadata.add_layer(state, desc, diff_id, instr)
 
     def _commit(self, state: StageState, tags: list[str]) -> ImageRecord:
+        faults.point("build.before-register")
+        return self._register(state, tags, parent=state.image or None)
+
+    def _register(self, state: StageState, tags: list[str], parent: str | None) -> ImageRecord:
         config_bytes, manifest_bytes = metadata.documents(state)
         self.images.store.write_bytes(config_bytes)
         manifest_digest = self.images.store.write_bytes(manifest_bytes)
-        faults.point("build.before-register")
-        return self.images.register(manifest_bytes, manifest_digest, config_bytes, tags=tags)
+        return self.images.register(
+            manifest_bytes, manifest_digest, config_bytes, tags=tags, parent=parent
+        )
 
     # Set for the length of one build(): the read-only mounts of other stages
     # that COPY --from reads (undone when the build ends), and its inputs.
     _stack: ExitStack
     opts: BuildOptions
+    _cache_from: list[tuple[dict[str, Any], list[dict[str, Any]]]] | None
     ctx: BuildContext
     df: Dockerfile
     plan: Plan
     states: dict[int, StageState]
 
 
-def _short(state: StageState) -> str:
-    return step_key(state.key)[7:19]
+def _history_key(entry: object) -> tuple[str, bool]:
+    """What two histories must share, step by step, for --cache-from."""
+    if not isinstance(entry, dict):
+        return ("", False)
+    return (str(entry.get("created_by") or ""), bool(entry.get("empty_layer")))
 
 
 def _resolve_user(user: str, rootfs: Path) -> dict[str, Any]:

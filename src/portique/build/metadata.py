@@ -42,6 +42,7 @@ class StageState:
     args: dict[str, str]  # ARGs in scope with their values
     shell: tuple[str, ...] = DEFAULT_SHELL
     cmd_set: bool = False  # a CMD was given in this stage (ENTRYPOINT then keeps it)
+    image: str = ""  # the image of the last step (its parent's, "" for scratch)
 
     @property
     def cfg(self) -> dict[str, Any]:

@@ -37,11 +37,30 @@ def step_spec(
     user: Mapping[str, Any],
     network: str,
     confinement: Confinement,
+    hosts: Path | None = None,
+    shm_size: int = 0,
+    rlimits: Sequence[Mapping[str, Any]] = (),
+    memory: int = 0,
+    memory_swap: int = 0,
 ) -> dict[str, Any]:
-    """The config.json of a RUN step (`user`: OCI process.user)."""
+    """The config.json of a RUN step (`user`: OCI process.user). `hosts`: an
+    /etc/hosts to bind (`build --add-host`); `shm_size`: /dev/shm's bytes;
+    `rlimits`: OCI process.rlimits (`--ulimit`); `memory`, `memory_swap`: the
+    step's limits (`-m`, `--memory-swap`: 0 unset, swap -1 unlimited)."""
     mounts = confinement.mounts()
+    if shm_size:
+        for m in mounts:
+            if m["destination"] == "/dev/shm":
+                m["options"] = [o for o in m["options"] if not o.startswith("size=")]
+                m["options"].append(f"size={shm_size}")
+    if hosts is not None:
+        mounts.append(
+            {"destination": "/etc/hosts", "type": "bind", "source": str(hosts),
+             "options": ["rbind", "ro"]}
+        )  # fmt: skip
+    names = ("resolv.conf",) if hosts is not None else ("resolv.conf", "hosts")
     if network == "host":
-        for name in ("resolv.conf", "hosts"):
+        for name in names:
             host = Path("/etc") / name
             if host.exists():
                 mounts.append(
@@ -55,6 +74,11 @@ def step_spec(
     namespaces = [{"type": t} for t in NAMESPACES]
     if network != "host":
         namespaces.append({"type": "network"})
+    resources: dict[str, Any] = {"devices": confinement.device_rules()}
+    if memory:
+        # As `run -m`: unset swap is twice the memory, -1 unlimited.
+        swap = -1 if memory_swap == -1 else (memory_swap or 2 * memory)
+        resources["memory"] = {"limit": memory, "swap": swap}
     return {
         "ociVersion": "1.1.0",
         "process": {
@@ -65,16 +89,30 @@ def step_spec(
             "cwd": cwd,
             "capabilities": confinement.process_capabilities(),
             "noNewPrivileges": confinement.no_new_privileges,
+            **({"rlimits": [dict(r) for r in rlimits]} if rlimits else {}),
         },
         "root": {"path": str(rootfs), "readonly": False},
         "hostname": HOSTNAME,
         "mounts": mounts,
         "linux": {
             "namespaces": namespaces,
-            "resources": {"devices": confinement.device_rules()},
+            "resources": resources,
             **confinement.linux_paths(),
         },
     }
+
+
+def mount_points(spec: Mapping[str, Any]) -> frozenset[str]:
+    """The step's mount destinations, relative to the root: what the runtime
+    makes in the upper dir for them (/proc, /dev, /sys on a base without them,
+    an /etc/hosts file to bind onto, ...) is not the step's content, and the
+    layer writer leaves it out (snapshots.write_diff_tar's `skip`)."""
+    out = set()
+    for m in spec.get("mounts") or ():
+        parts = [c for c in str(m.get("destination") or "").split("/") if c and c != "."]
+        if parts and ".." not in parts:
+            out.add("/".join(parts))
+    return frozenset(out)
 
 
 def run_step(run_root: Path, cid: str, bundle: Path, out: TextIO | None) -> int:

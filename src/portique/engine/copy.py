@@ -89,8 +89,10 @@ def _split(path: str) -> tuple[str, str]:
 # directory `x` into a write to the host's /etc/passwd.
 
 
-def copy_out(root: str, src: str, dest: str) -> None:
-    """Container `src` -> host `dest` (Docker's cp rules for files and dirs)."""
+def copy_out(root: str, src: str, dest: str, *, owners: bool = False) -> None:
+    """Container `src` -> host `dest` (Docker's cp rules for files and dirs).
+    The host's files are the caller's, or with `owners` (`cp -a`) get the
+    container files' uids and gids."""
     rfd = _open_root(root)
     try:
         parent, name = _split(src)
@@ -99,7 +101,7 @@ def copy_out(root: str, src: str, dest: str) -> None:
             if not name:
                 # The root itself: its contents into `dest`.
                 with _host_dir(dest) as hfd:
-                    _copy_dir_out(pfd, hfd, 0)
+                    _copy_dir_out(pfd, hfd, 0, owners)
                 return
             try:
                 st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
@@ -109,7 +111,7 @@ def copy_out(root: str, src: str, dest: str) -> None:
                 fd = _resolve(rfd, src)
                 try:
                     hdir, hname = _dest_for(dest, name, True)
-                    _copy_entry_out(fd, ".", os.stat(fd), hdir, hname, 0)
+                    _copy_entry_out(fd, ".", os.stat(fd), hdir, hname, 0, owners)
                 finally:
                     os.close(fd)
                 return
@@ -117,12 +119,12 @@ def copy_out(root: str, src: str, dest: str) -> None:
                 fd = os.open(name, _DIR_NOFOLLOW, dir_fd=pfd)
                 try:
                     with _host_dir(dest) as hfd:
-                        _copy_dir_out(fd, hfd, 0)
+                        _copy_dir_out(fd, hfd, 0, owners)
                 finally:
                     os.close(fd)
                 return
             hdir, hname = _dest_for(dest, name, stat.S_ISDIR(st.st_mode))
-            _copy_entry_out(pfd, name, st, hdir, hname, 0)
+            _copy_entry_out(pfd, name, st, hdir, hname, 0, owners)
         finally:
             os.close(pfd)
     finally:
@@ -157,12 +159,18 @@ def _dest_for(dest: str, name: str, is_dir: bool) -> tuple[str, str]:
 
 
 def _copy_entry_out(
-    pfd: int, name: str, st: os.stat_result, hdir: str | int, hname: str, depth: int
+    pfd: int,
+    name: str,
+    st: os.stat_result,
+    hdir: str | int,
+    hname: str,
+    depth: int,
+    owners: bool = False,
 ) -> None:
     if isinstance(hdir, str):
         hfd = os.open(hdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            _copy_entry_out(pfd, name, st, hfd, hname, depth)
+            _copy_entry_out(pfd, name, st, hfd, hname, depth, owners)
         finally:
             os.close(hfd)
         return
@@ -173,6 +181,8 @@ def _copy_entry_out(
         link = os.readlink(name, dir_fd=pfd)
         _make_room(hdir, hname, keep_dir=False)
         os.symlink(link, hname, dir_fd=hdir)
+        if owners:
+            os.chown(hname, st.st_uid, st.st_gid, dir_fd=hdir, follow_symlinks=False)
     elif stat.S_ISDIR(mode):
         fd = os.open(name, _DIR_NOFOLLOW, dir_fd=pfd)
         try:
@@ -180,8 +190,10 @@ def _copy_entry_out(
                 os.mkdir(hname, 0o700, dir_fd=hdir)
             out = os.open(hname, _DIR_NOFOLLOW, dir_fd=hdir)
             try:
+                if owners:
+                    os.fchown(out, st.st_uid, st.st_gid)
                 os.fchmod(out, stat.S_IMODE(mode))
-                _copy_dir_out(fd, out, depth)
+                _copy_dir_out(fd, out, depth, owners)
             finally:
                 os.close(out)
         finally:
@@ -202,6 +214,8 @@ def _copy_entry_out(
             )
             try:
                 _pipe_fds(fd, out)
+                if owners:
+                    os.fchown(out, st.st_uid, st.st_gid)
                 os.fchmod(out, stat.S_IMODE(mode))
             finally:
                 os.close(out)
@@ -229,7 +243,7 @@ def _make_room(
     return None
 
 
-def _copy_dir_out(fd: int, hfd: int, depth: int) -> None:
+def _copy_dir_out(fd: int, hfd: int, depth: int, owners: bool = False) -> None:
     dfd = (
         fd
         if not _is_path_fd(fd)
@@ -238,7 +252,7 @@ def _copy_dir_out(fd: int, hfd: int, depth: int) -> None:
     try:
         for entry in os.listdir(dfd):
             est = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
-            _copy_entry_out(dfd, entry, est, hfd, entry, depth + 1)
+            _copy_entry_out(dfd, entry, est, hfd, entry, depth + 1, owners)
     finally:
         if dfd != fd:
             os.close(dfd)
@@ -261,8 +275,10 @@ def _pipe_fds(src: int, dst: int) -> None:
 # ------------------------------------------------------------------- copy in
 
 
-def copy_in(root: str, src: str, dest: str) -> None:
-    """Host `src` -> container `dest`."""
+def copy_in(root: str, src: str, dest: str, *, owner: tuple[int, int] | None = None) -> None:
+    """Host `src` -> container `dest`. The copies keep the host files' uids and
+    gids, as Docker's do; `owner` (`cp -a` into a container with a USER: that
+    user's) replaces them."""
     if not os.path.lexists(src):
         raise NotFound(f"could not find the file {src}")
     rfd = _open_root(root)
@@ -295,9 +311,9 @@ def copy_in(root: str, src: str, dest: str) -> None:
         try:
             if name == ".":
                 for entry in os.listdir(src):
-                    _copy_entry_in(os.path.join(src, entry), parent_fd, entry, 0)
+                    _copy_entry_in(os.path.join(src, entry), parent_fd, entry, 0, owner)
             else:
-                _copy_entry_in(src, parent_fd, name, 0)
+                _copy_entry_in(src, parent_fd, name, 0, owner)
         finally:
             os.close(parent_fd)
     finally:
@@ -308,11 +324,14 @@ def _dir_fd(path_fd: int) -> int:
     return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=path_fd)
 
 
-def _copy_entry_in(src: str, pfd: int, name: str, depth: int) -> None:
+def _copy_entry_in(
+    src: str, pfd: int, name: str, depth: int, owner: tuple[int, int] | None = None
+) -> None:
     if depth > MAX_DEPTH:
         raise InvalidArgument("directory tree too deep")
     st = os.lstat(src)
     mode = st.st_mode
+    uid, gid = owner if owner is not None else (st.st_uid, st.st_gid)
     existing = None
     with contextlib.suppress(FileNotFoundError):
         existing = os.stat(name, dir_fd=pfd, follow_symlinks=False)
@@ -325,7 +344,8 @@ def _copy_entry_in(src: str, pfd: int, name: str, depth: int) -> None:
         fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
         try:
             for entry in os.listdir(src):
-                _copy_entry_in(os.path.join(src, entry), fd, entry, depth + 1)
+                _copy_entry_in(os.path.join(src, entry), fd, entry, depth + 1, owner)
+            os.chown(fd, uid, gid)
             os.chmod(fd, stat.S_IMODE(mode))
         finally:
             os.close(fd)
@@ -336,11 +356,14 @@ def _copy_entry_in(src: str, pfd: int, name: str, depth: int) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=pfd)
         os.symlink(os.readlink(src), name, dir_fd=pfd)
+        os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
     elif stat.S_ISREG(mode):
-        _write_new_file(src, pfd, name, stat.S_IMODE(mode))
+        _write_new_file(src, pfd, name, stat.S_IMODE(mode), (uid, gid))
 
 
-def _write_new_file(src: str, pfd: int, name: str, mode: int) -> None:
+def _write_new_file(
+    src: str, pfd: int, name: str, mode: int, owner: tuple[int, int] | None = None
+) -> None:
     """Put a copy of host file `src` at `name` in the container directory `pfd`.
 
     Never by opening `name`: whatever the container leaves there (or puts back
@@ -366,6 +389,8 @@ def _write_new_file(src: str, pfd: int, name: str, mode: int) -> None:
     try:
         with open(src, "rb") as f:
             _pipe_fds(f.fileno(), out)
+        if owner is not None:
+            os.fchown(out, *owner)
         os.fchmod(out, mode)
         try:
             os.rename(tmp, name, src_dir_fd=pfd, dst_dir_fd=pfd)

@@ -28,6 +28,12 @@ RECORD_EXIT = (
     f" AND status IN ({', '.join(repr(s) for s in EXIT_FROM)})"
 )
 CONFIG_OF = "SELECT config FROM containers WHERE id = ?"
+# The policy as it is now: `update --restart` changes it while the container runs.
+RESTART_POLICY = (
+    "SELECT json_extract(config, '$.HostConfig.RestartPolicy.Name'),"
+    " json_extract(config, '$.HostConfig.RestartPolicy.MaximumRetryCount')"
+    " FROM containers WHERE id = ?"
+)
 ANONYMOUS_VOLUMES = (
     "SELECT v.name FROM volumes v JOIN container_volumes cv ON cv.volume = v.name"
     " WHERE cv.container_id = ? AND v.anonymous = 1"
@@ -38,6 +44,7 @@ STATEMENTS = (
     STOP_FLAGS,
     RECORD_EXIT,
     CONFIG_OF,
+    RESTART_POLICY,
     ANONYMOUS_VOLUMES,
     DELETE_CONTAINER,
     DELETE_IMAGE_USER,
@@ -60,6 +67,15 @@ def stop_flags(conn: sqlite3.Connection, cid: str) -> tuple[bool, int] | None:
     """(stop_requested, restart_count), or None when the container is gone."""
     row = conn.execute(STOP_FLAGS, (cid,)).fetchone()
     return None if row is None else (bool(row[0]), int(row[1]))
+
+
+def restart_policy(conn: sqlite3.Connection, cid: str) -> str | None:
+    """The container's restart policy as the monitor's `restart=` argument
+    (`name:max`), or None when the container is gone."""
+    row = conn.execute(RESTART_POLICY, (cid,)).fetchone()
+    if row is None:
+        return None
+    return f"{row[0] or 'no'}:{int(row[1] or 0)}"
 
 
 def record_exit(conn: sqlite3.Connection, cid: str, code: int, oom: bool) -> bool:

@@ -229,7 +229,7 @@ def inspect_record(r: ImageRecord) -> dict[str, Any]:
         "Id": r.id,
         "RepoTags": [familiar(t) for t in r.repo_tags],
         "RepoDigests": [familiar(d) for d in r.repo_digests],
-        "Parent": "",
+        "Parent": getattr(r, "parent", None) or "",
         "Comment": cfg.get("comment") or "",
         "Created": _rfc3339(cfg.get("created") or getattr(r, "created", None)),
         "DockerVersion": cfg.get("docker_version") or "",
@@ -386,9 +386,20 @@ def load(eng: Engine, stream: BinaryIO, **kwargs: Any) -> list[LoadedImage]:
 
 
 def build(eng: Engine, opts: BuildOptions, out: TextIO | None = None) -> ImageRecord:
-    """`POST /build`: the classic builder, after the recovery of killed builds."""
-    from portique.build.builder import Builder
+    """`POST /build`: the classic builder, after the recovery of killed builds.
 
+    The API's query maps onto BuildOptions: t -> tags, dockerfile -> dockerfile
+    (a path in the context), buildargs, labels, target, nocache, pull, q ->
+    quiet, networkmode -> network, platform, extrahosts -> add_hosts,
+    cachefrom -> cache_from, shmsize, ulimits -> rlimits (OCI's), memory,
+    memswap; the body is the context tar, through `build_context`."""
+    from portique.build.builder import Builder
+    from portique.engine.network import parse_extra_host
+
+    for name, ip in opts.add_hosts:
+        parse_extra_host(f"{name}:{ip}")  # refused before anything runs
+        if ip == "host-gateway":
+            raise InvalidArgument("--add-host NAME:host-gateway is not supported by build")
     eng.recover(images=True)  # what a killed build (or pull) left goes first
     return Builder(eng.images, eng.runtime_root, out).build(opts)
 
@@ -408,9 +419,24 @@ def build_context(eng: Engine, stream: BinaryIO) -> Iterator[Path]:
     op = journal.Operation.begin(eng.db, "build-context", "", [{"type": "tree", "path": str(tmp)}])
     try:
         tmp.mkdir(parents=True, mode=0o700)
+        head = stream.read(512)
+        if head and not _is_archive(head):
+            # `build - < Dockerfile`: a Dockerfile alone, and no other context.
+            from portique.build.dockerfile import MAX_DOCKERFILE
+
+            text = head + stream.read(MAX_DOCKERFILE + 1 - len(head))
+            if len(text) > MAX_DOCKERFILE:
+                raise InvalidArgument(
+                    f"the Dockerfile on stdin is larger than {MAX_DOCKERFILE} bytes"
+                )
+            (tmp / "Dockerfile").write_bytes(text)
+            yield tmp
+            return
+        from portique.image.unpack import replayed
+
         fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            unpack(stream, fd)
+            unpack(replayed(head, stream), fd)
         finally:
             os.close(fd)
         yield tmp
@@ -418,3 +444,22 @@ def build_context(eng: Engine, stream: BinaryIO) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         if not tmp.exists():
             op.end()
+
+
+def _is_archive(head: bytes) -> bool:
+    """Is this the start of a (compressed) tar, as Docker's IsArchive decides; or
+    else a Dockerfile?"""
+    from portique.image.compression import Compression, detect
+
+    if detect(head) is not Compression.NONE or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
+        return True
+    if len(head) < 512:
+        return False
+    if head[257:262] == b"ustar":
+        return True
+    try:
+        stored = int(head[148:156].split(b"\0", 1)[0].strip() or b"-1", 8)
+    except ValueError:
+        return False
+    computed = sum(head[:148]) + 8 * 32 + sum(head[156:512])
+    return stored == computed

@@ -472,7 +472,8 @@ def main(argv: list[str]) -> None:
         os._exit(0)
     stop_requested = mon.stop_requested or flags[0]
     ran_for = time.time() - float(args.get("started", "0") or 0)
-    delay = restart_delay(args.get("restart", ""), code, stop_requested, flags[1], ran_for)
+    policy = dblite.restart_policy(conn, cid) or args.get("restart", "")
+    delay = restart_delay(policy, code, stop_requested, flags[1], ran_for)
     if delay is None:
         removed = None
         if args.get("autoremove") == "1":

@@ -119,8 +119,26 @@ def disk_usage(eng: Engine) -> DiskUsage:
             sum(v_sizes.values()),
             sum(s for n, s in v_sizes.items() if n not in used),
         ),
-        build_cache=Usage(0, 0, 0, 0),
+        build_cache=build_cache_usage(eng),
     )
+
+
+def build_cache_usage(eng: Engine) -> Usage:
+    """The `Build Cache` line: entries, those in use, bytes of the layers they
+    added (each counted once), bytes a `builder prune -a` could free."""
+    from portique.engine import buildcache
+
+    recs = buildcache.records(eng)
+    sizes: dict[str, int] = {}
+    free: dict[str, int] = {}
+    for r in recs:
+        sizes[r.layer] = r.size
+        if not r.in_use:
+            free[r.layer] = r.size
+    for r in recs:  # a layer an entry in use holds stays
+        if r.in_use:
+            free.pop(r.layer, None)
+    return Usage(len(recs), sum(r.in_use for r in recs), sum(sizes.values()), sum(free.values()))
 
 
 @value
@@ -129,6 +147,7 @@ class PruneReport:
     volumes: list[str]
     images: list[str]
     reclaimed: int
+    build_cache: list[str]
 
 
 def prune(eng: Engine, *, all: bool = False, volumes: bool = False) -> PruneReport:
@@ -144,4 +163,72 @@ def prune(eng: Engine, *, all: bool = False, volumes: bool = False) -> PruneRepo
     removed = containers.prune(eng)
     gone_volumes = vols.prune_volumes(eng) if volumes else []
     deleted, reclaimed = eng.images.prune(all=all)
-    return PruneReport(removed, gone_volumes, deleted, reclaimed)
+    # The build cache as Docker's: the dangling entries, with `all` every one.
+    from portique.engine import buildcache
+
+    cache, freed = buildcache.prune(eng, all=all)
+    return PruneReport(removed, gone_volumes, deleted, reclaimed + freed, cache)
+
+
+def df(eng: Engine) -> dict[str, Any]:
+    """`GET /system/df`: every image, container, volume and build cache entry with
+    its usage, in the API's shapes (what `system df -v` lists)."""
+    from portique.engine import buildcache, containers, db, images, volumes
+
+    imgs = eng.images
+    summaries = images.list_images(eng)
+    with imgs.db.read() as c:
+        layer_images: dict[str, set[str]] = {}
+        for image_id, diff_id in c.execute("SELECT image_id, diff_id FROM image_layers"):
+            layer_images.setdefault(diff_id, set()).add(image_id)
+        sizes = dict(c.execute("SELECT diff_id, size FROM layers").fetchall())
+        users: dict[str, int] = {}
+        for (image_id,) in c.execute("SELECT image_id FROM image_users"):
+            users[image_id] = users.get(image_id, 0) + 1
+    out_images = []
+    for s in summaries:
+        record = imgs.get(s["Id"])
+        shared = sum(
+            int(sizes.get(d, 0))
+            for d in dict.fromkeys(record.layers)
+            if len(layer_images.get(d, ())) > 1
+        )
+        out_images.append({**s, "SharedSize": shared, "Containers": users.get(s["Id"], 0)})
+    out_containers = containers.list_containers(eng, all=True, size=True)
+    conn = eng.db
+    out_volumes = []
+    for v in db.list_volumes(conn):
+        entry = volumes.volume_json(v)
+        entry["UsageData"] = {
+            "Size": volumes.volume_size(v.mountpoint),
+            "RefCount": len(db.volume_users(conn, v.name)),
+        }
+        out_volumes.append(entry)
+    cache = [
+        {
+            "ID": r.id,
+            "Parent": "",
+            "Type": "regular",
+            "Description": f"image {r.image_id}" + (f" layer {r.layer}" if r.layer else ""),
+            "InUse": r.in_use,
+            "Shared": r.shared,
+            "Size": r.size,
+            "CreatedAt": _rfc3339(r.created),
+            "LastUsedAt": _rfc3339(r.last_used),
+            "UsageCount": 1,
+        }
+        for r in buildcache.records(eng)
+    ]
+    return {
+        "LayersSize": int(imgs.disk_usage().get("size", 0)),
+        "Images": out_images,
+        "Containers": out_containers,
+        "Volumes": out_volumes,
+        "BuildCache": cache,
+    }
+
+
+def _rfc3339(ts: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

@@ -162,9 +162,42 @@ class LayerHash:
         return "sha256:" + (self.diff or self.raw).hexdigest()
 
 
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+class GzipSink:
+    """Hash (the diff_id) and gzip what the tar writer produces, into `out`."""
+
+    def __init__(self, out: _Writable) -> None:
+        try:
+            from isal import isal_zlib as zlib_mod
+        except ImportError:  # pragma: no cover - isal is a dependency
+            import zlib as zlib_mod  # type: ignore[no-redef]
+        self._out = out
+        # wbits 31: a gzip member with mtime 0 and no file name (reproducible).
+        self._z = zlib_mod.compressobj(3, zlib_mod.DEFLATED, 31)
+        self._hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        chunk = self._z.compress(data)
+        if chunk:
+            self._out.write(chunk)
+        return len(data)
+
+    def close(self) -> None:
+        self._out.write(self._z.flush())
+
+    @property
+    def diff_id(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
 __all__ = [
     "Compression",
     "CorruptData",
+    "GzipSink",
     "Inflater",
     "LayerHash",
     "Readable",

@@ -45,7 +45,7 @@ from portique.image.snapshots import (
     unmount_overlay,
     write_diff_tar,
 )
-from portique.image.store import ContentStore, NewBlob
+from portique.image.store import ContentStore
 from portique.oci.digest import DigestMismatch, parse_digest
 from portique.oci.reference import parse_reference
 
@@ -418,7 +418,7 @@ class Images:
                     # reports success while keeping it.
                     how = "cannot be forced" if force else "must force"
                     raise Conflict(
-                        f'unable to remove repository reference "{name_or_id}" ({how}) - '
+                        f'conflict: unable to remove repository reference "{name_or_id}" ({how}) - '
                         f"container {users[0][:12]} is using its referenced image {short}",
                         hint="remove that container first",
                     )
@@ -426,18 +426,23 @@ class Images:
                 if users:
                     how = "cannot be forced" if force else "must be forced"
                     raise Conflict(
-                        f"unable to delete {short} ({how}) - "
+                        f"conflict: unable to delete {short} ({how}) - "
                         f"image is being used by container {users[0][:12]}",
                         hint="remove that container first",
                     )
-                if len({t.rpartition(":")[0] for t in tags}) > 1 and not force:
+                if not force and not _single_reference(tags, digests):
                     raise Conflict(
-                        f"unable to delete {short} (must be forced) - "
+                        f"conflict: unable to delete {short} (must be forced) - "
                         "image is referenced in multiple repositories"
                     )
             if ImageDB.children(c, image_id):
+                if key is not None:
+                    # Its last name went; images built on it keep it, untagged
+                    # (Docker says nothing more when a name was given).
+                    return out
                 raise Conflict(
-                    f"unable to delete {short} (cannot be forced) - image has dependent child images"
+                    f"conflict: unable to delete {short} (cannot be forced) -"
+                    " image has dependent child images"
                 )
             for t in tags:
                 _untag(c, t, out)
@@ -460,7 +465,7 @@ class Images:
                 ):
                     break
                 current = parent
-            entry = _journal_purge(c, image_id, doomed)
+            entry = journal_purge(c, image_id, doomed)
         self._purge(doomed, entry)
         return out
 
@@ -522,10 +527,22 @@ class Images:
                 for layer in orphans:
                     c.execute("DELETE FROM layers WHERE id = ?", (layer.id,))
                 doomed.append((orphans, self._orphan_blobs(c)))
-            entry = _journal_purge(c, "prune", doomed)
+            entry = journal_purge(c, "prune", doomed)
         reclaimed = self._purge(doomed, entry)
         self.clean_stale()
         return deleted, reclaimed
+
+    def needed(self, also: set[str] | None = None) -> set[str]:
+        """Images something needs (image/gc.py)."""
+        from portique.image.gc import needed
+
+        return needed(self, also)
+
+    def remove_unneeded(self, ids: Sequence[str]) -> tuple[builtins.list[str], int]:
+        """Delete those of `ids` nothing needs (image/gc.py); (deleted, bytes)."""
+        from portique.image.gc import remove_unneeded
+
+        return remove_unneeded(self, ids)
 
     def _orphan_blobs(self, c: sqlite3.Connection) -> builtins.list[str]:
         """Blobs no image names, older than the grace period (a pull in progress
@@ -616,51 +633,27 @@ class Images:
 
     # -- layers from containers ------------------------------------------------------
 
-    def layer_from_dir(self, upper: Path) -> tuple[Descriptor, str]:
+    def layer_from_dir(
+        self, upper: Path, skip: frozenset[str] = frozenset()
+    ) -> tuple[Descriptor, str]:
         """Store an overlay upper dir as a gzip OCI layer; return (descriptor, diff_id).
 
         Used by `commit` and `build`. The tar is deterministic (see
-        snapshots.write_diff_tar) and so is the gzip stream (no name, mtime 0).
+        snapshots.write_diff_tar, which also says what `skip` leaves out) and
+        so is the gzip stream (no name, mtime 0).
         """
+        from portique.image.compression import GzipSink
         from portique.oci.image import MEDIA_TYPE_OCI_LAYER_GZIP, Descriptor
 
         with self.store.new_blob() as blob:
-            sink = _GzipSink(blob)
-            write_diff_tar(upper, sink)
+            sink = GzipSink(blob)
+            write_diff_tar(upper, sink, skip)
             sink.close()
         desc = Descriptor(media_type=MEDIA_TYPE_OCI_LAYER_GZIP, digest=blob.digest, size=blob.size)
         return desc, sink.diff_id
 
 
-class _GzipSink:
-    """Hash (the diff_id) and gzip what the tar writer produces, into `out`."""
-
-    def __init__(self, out: NewBlob) -> None:
-        try:
-            from isal import isal_zlib as zlib_mod
-        except ImportError:  # pragma: no cover - isal is a dependency
-            import zlib as zlib_mod  # type: ignore[no-redef]
-        self._out = out
-        # wbits 31: a gzip member with mtime 0 and no file name (reproducible).
-        self._z = zlib_mod.compressobj(3, zlib_mod.DEFLATED, 31)
-        self._hash = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self._hash.update(data)
-        chunk = self._z.compress(data)
-        if chunk:
-            self._out.write(chunk)
-        return len(data)
-
-    def close(self) -> None:
-        self._out.write(self._z.flush())
-
-    @property
-    def diff_id(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
-
-
-def _journal_purge(
+def journal_purge(
     c: sqlite3.Connection, subject: str, doomed: Sequence[tuple[Sequence[LayerRow], Sequence[str]]]
 ) -> int | None:
     """A journal entry naming the blobs whose rows go in transaction `c`: killed
@@ -671,6 +664,16 @@ def _journal_purge(
     if not blobs:
         return None
     return journal.insert(c, "rmi", subject, [{"type": "blob", "digest": d} for d in blobs])
+
+
+def _single_reference(tags: Sequence[str], digests: Sequence[str]) -> bool:
+    """Docker's rule for `rmi ID` without force: it untags everything only when
+    the image has at most one tag and its digest references are all of one
+    repository (that tag's); otherwise "referenced in multiple repositories"."""
+    if len(tags) > 1:
+        return False
+    repos = {d.partition("@")[0] for d in digests} | {t.rpartition(":")[0] for t in tags}
+    return len(repos) <= 1
 
 
 def _untag(c: sqlite3.Connection, ref: str, out: builtins.list[tuple[str, str]]) -> None:

@@ -67,6 +67,7 @@ class _Archive:
         self.members: dict[str, tarfile.TarInfo] = {}
         self.progress: Progress | None = None
         self.op: Operation | None = None
+        self.layer_names: frozenset[str] = frozenset()
         try:
             for count, info in enumerate(self._tar, 1):
                 if count > MAX_MEMBERS:
@@ -84,15 +85,56 @@ class _Archive:
         info = self.members.get(name)
         return info is not None and info.isreg()
 
-    def open(self, name: str) -> tuple[IO[bytes], int]:
+    def open(self, name: str, *, layers: frozenset[str] = frozenset()) -> tuple[IO[bytes], int]:
+        """A regular member's data and size. With `layers` (the names the
+        archive's manifests list as layers), `name` may also be a link to
+        another of those layers (`layer_target`)."""
         info = self.members.get(name)
         if info is None:
             raise InvalidArchive(f"invalid archive: missing {name!r}")
+        if layers and (info.issym() or info.islnk()):
+            info = self.members[self.layer_target(name, info, layers)]
         if not info.isreg():
             raise InvalidArchive(f"invalid archive: {name!r} is not a regular file")
         f = self._tar.extractfile(info)
         assert f is not None  # a regular file always has data
         return f, info.size
+
+    def layer_target(self, name: str, info: tarfile.TarInfo, layers: frozenset[str]) -> str:
+        """The layer a link member stands for.
+
+        `docker save` (the legacy layout) stores a layer an image holds twice,
+        or two images share under different v1 ids, once, and the other
+        `<id>/layer.tar` as a symlink `../<id>/layer.tar` to it. Such a link is
+        followed one hop, inside the archive, to a regular member that a
+        manifest lists as a layer; anything else is refused: a link out of the
+        archive, to another kind of member (a config, manifest.json), to a
+        link (chains and loops), to a directory.
+        """
+        # A symlink's target is relative to its directory, a hard link's to the root.
+        target = _join_link(name, info.linkname) if info.issym() else _normalize(info.linkname)
+        if target is None:
+            raise InvalidArchive(
+                f"invalid archive: layer {name!r} links to {info.linkname[:200]!r},"
+                " outside the archive"
+            )
+        if target == name:
+            raise InvalidArchive(f"invalid archive: layer {name!r} links to itself")
+        found = self.members.get(target)
+        if found is None:
+            raise InvalidArchive(
+                f"invalid archive: layer {name!r} links to {target[:200]!r}, which it does not hold"
+            )
+        if target not in layers:
+            raise InvalidArchive(
+                f"invalid archive: layer {name!r} links to {target[:200]!r}, which is no layer"
+            )
+        if not found.isreg():
+            raise InvalidArchive(
+                f"invalid archive: layer {name!r} links to {target[:200]!r},"
+                " which is not a regular file (links are followed once)"
+            )
+        return target
 
     def read(self, name: str, limit: int = MAX_JSON_MEMBER) -> bytes:
         f, size = self.open(name)
@@ -113,6 +155,21 @@ def _normalize(name: str) -> str | None:
     if not parts or name.startswith("/") or ".." in parts:
         return None
     return "/".join(parts)
+
+
+def _join_link(name: str, linkname: str) -> str | None:
+    """Symlink member `name`'s target as a member name; None when it leaves the archive."""
+    if linkname.startswith("/"):
+        return None
+    parts = name.split("/")[:-1]
+    for part in linkname.split("/"):
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    return "/".join(parts) or None
 
 
 def _digest_from_name(name: str) -> str | None:
@@ -216,9 +273,21 @@ def _docker_entries(archive: _Archive) -> list[Mapping[str, Any]]:
     return doc
 
 
+def _layer_names(entries: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    """Every member manifest.json lists as a layer (what a layer link may point to)."""
+    names: set[str] = set()
+    for entry in entries:
+        layers = entry.get("Layers")
+        if isinstance(layers, list):
+            names.update(n for x in layers if isinstance(x, str) and (n := _normalize(x)))
+    return frozenset(names)
+
+
 def _load_docker(images: Images, archive: _Archive) -> list[LoadedImage]:
     loaded = []
-    for i, entry in enumerate(_docker_entries(archive)):
+    entries = _docker_entries(archive)
+    archive.layer_names = _layer_names(entries)
+    for i, entry in enumerate(entries):
         where = f"manifest.json[{i}]"
         config_name = entry.get("Config")
         layers = entry.get("Layers")
@@ -257,7 +326,7 @@ def _store_layer(
     store: ContentStore, archive: _Archive, name: str, diff_id: str, expected: str | None = None
 ) -> oci.Descriptor:
     """Copy one layer member into the store, checking its digest and its diff_id."""
-    f, size = archive.open(name)
+    f, size = archive.open(name, layers=archive.layer_names)
     # Only blobs/<alg>/<hex> promises a blob digest; other tools name layers by
     # diff_id (skopeo's <hex>.tar) or by a legacy id (<id>/layer.tar).
     if expected is None and name.startswith("blobs/"):
@@ -344,6 +413,9 @@ def _load_oci(images: Images, archive: _Archive, platform: str) -> list[LoadedIm
     # A docker-archive with an OCI layout inside: its RepoTags count too, and
     # its manifest.json must describe the same images (Docker reads only that).
     docker_tags = _check_docker_entries(archive, [m for _, _, m in images_in])
+    archive.layer_names = frozenset(
+        blob_name(layer.digest) for _, _, m in images_in for layer in m.layers
+    )
     loaded = []
     for desc, manifest_bytes, parsed in images_in:
         tags = names[desc.digest]

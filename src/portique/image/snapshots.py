@@ -231,10 +231,29 @@ def overlay_data(lowers: Sequence[Path], upper: Path, work: Path, fd_dir: int | 
     return f"lowerdir={lower},upperdir={upper},workdir={work},{_FIXED_OPTIONS}"
 
 
+def lower_stack(lowers: Sequence[Path]) -> list[Path]:
+    """`lowers` (topmost first) with each directory kept at its topmost place only.
+
+    An image may hold one layer twice (two identical COPY steps, no-op RUNs,
+    a pulled image repeating a diff_id), and snapshots are keyed by diff_id,
+    so the same directory would appear twice in lowerdir=, which the kernel
+    refuses (ELOOP: overlapping layers). The lower occurrence changes nothing
+    in the merged tree: every path it holds (entry, whiteout, opaque marker,
+    and the directories leading to it) is also in the upper occurrence, which
+    overlay consults first; a whiteout or opaque directory of a layer between
+    the two hides only what lies below it, so it hides the lower occurrence's
+    entries exactly where the upper one already answers. So dropping it gives
+    the tree the whole stack gives (tests/integration/image_store test the
+    whiteout and opaque cases).
+    """
+    return list(dict.fromkeys(lowers))
+
+
 def mount_overlay(snapshots_dir: Path, lowers: Sequence[Path], container_dir: Path) -> Path:
     """Mount container_dir/rootfs as overlay of `lowers` (topmost first) + a fresh upper."""
     from portique.linux.mount import mount
 
+    lowers = lower_stack(lowers)
     upper, work, rootfs = (container_dir / n for n in ("upper", "work", "rootfs"))
     for d in (upper, work, rootfs):
         d.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -286,13 +305,20 @@ class _Sink(Protocol):
     def write(self, data: bytes, /) -> object: ...
 
 
-def write_diff_tar(upper: Path, out: _Sink) -> None:
-    """Write the changes in an overlay upper dir as an OCI layer tar to `out`.
+def write_diff_tar(upper: Path, out: _Sink, skip: frozenset[str] = frozenset()) -> int:
+    """Write the changes in an overlay upper dir as an OCI layer tar to `out`;
+    return how many entries it holds.
 
     Overlay whiteouts (0:0 character devices) become `.wh.NAME` entries and
     opaque directories (trusted.overlay.opaque=y) get a `.wh..wh..opq` entry.
     The output is deterministic: entries sorted by name, mtimes and owners
     kept, no user/group names, hard links within the dir kept as links.
+
+    `skip`: paths relative to the upper dir ("etc/hosts", "dev") that are not
+    content: the mount points the runtime made for a container (what Docker
+    keeps in a container's init layer). They are left out with everything
+    under them, and so is a directory leading to one of them that holds
+    nothing else (copied up, or made, only for the mount point).
     """
     import tarfile
 
@@ -302,9 +328,49 @@ def write_diff_tar(upper: Path, out: _Sink) -> None:
         with tarfile.open(
             fileobj=cast("BinaryIO", out), mode="w|", format=tarfile.PAX_FORMAT
         ) as tf:
-            _walk(tf, root_fd, "", seen)
+            return _walk(tf, root_fd, "", seen, skip)
     finally:
         os.close(root_fd)
+
+
+def has_changes(upper: Path, skip: frozenset[str] = frozenset()) -> bool:
+    """Would `write_diff_tar(upper, ..., skip)` write anything? Only the
+    directories leading to `skip` paths are entered (a few levels at most)."""
+    ways = leads_to(skip)
+    todo = [""]
+    while todo:
+        rel = todo.pop()
+        try:
+            fd = os.open(upper / rel if rel else upper, _RO_DIR | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            continue
+        try:
+            names = os.listdir(fd)
+            for name in names:
+                path = f"{rel}/{name}" if rel else name
+                if path in skip:
+                    continue
+                if path not in ways:
+                    return True
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode):
+                    return True
+                with contextlib.suppress(OSError):
+                    if os.getxattr(name, _OPAQUE, follow_symlinks=False) == b"y":
+                        return True
+                todo.append(path)
+        finally:
+            os.close(fd)
+    return False
+
+
+def leads_to(skip: frozenset[str]) -> frozenset[str]:
+    """The directories (relative paths) on the way to the `skip` paths."""
+    out: set[str] = set()
+    for path in skip:
+        parts = path.split("/")
+        out.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    return frozenset(out)
 
 
 def _info(name: str, st: os.stat_result, xattrs: dict[str, str] | None = None) -> Any:
@@ -335,20 +401,40 @@ def _xattrs(fd: int) -> dict[str, str]:
     return out
 
 
-def _walk(tf: Any, top_fd: int, prefix: str, seen: dict[tuple[int, int], str]) -> None:
-    """Every entry under `top_fd`, depth first in name order.
+def _walk(
+    tf: Any, top_fd: int, prefix: str, seen: dict[tuple[int, int], str], skip: frozenset[str]
+) -> int:
+    """Every entry under `top_fd`, depth first in name order; how many were written.
 
     A RUN step decides how deep its tree is: one directory fd at a time, down
     by name and up by ".." (checked to be where we came from), never a
-    recursion per level, nor an fd per level.
+    recursion per level, nor an fd per level. A directory leading to a
+    `skip` path is held back (with its opaque marker) until something under
+    it is written, and dropped if nothing is.
     """
     import tarfile
 
+    ways = leads_to(skip)
+    written = 0
+
+    def add(ti: Any, f: Any = None) -> None:
+        nonlocal written
+        for level in levels:
+            held = level[3]
+            for item in held:
+                tf.addfile(item)
+                written += 1
+            held.clear()
+        tf.addfile(ti, f)
+        written += 1
+
     fd = os.dup(top_fd)
-    levels = [(iter(sorted(os.listdir(fd))), prefix, _identity(fd))]
+    levels: list[tuple[Any, str, tuple[int, int], list[Any]]] = [
+        (iter(sorted(os.listdir(fd))), prefix, _identity(fd), [])
+    ]
     try:
         while levels:
-            names, prefix, _ = levels[-1]
+            names, prefix, _, _ = levels[-1]
             name = next(names, None)
             if name is None:
                 levels.pop()
@@ -360,15 +446,17 @@ def _walk(tf: Any, top_fd: int, prefix: str, seen: dict[tuple[int, int], str]) -
                         raise OSError(errno.ESTALE, "the directory moved while it was read", prefix)
                 continue
             path = prefix + name
+            if path in skip:
+                continue
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             if not stat.S_ISDIR(st.st_mode):
-                _add_entry(tf, fd, name, path, st, seen)
+                _add_entry(add, fd, name, path, st, seen)
                 continue
             sub = os.open(name, _RO_DIR | os.O_NOFOLLOW, dir_fd=fd)
             try:
                 ti = _info(path, st, _xattrs(sub))
                 ti.type = tarfile.DIRTYPE
-                tf.addfile(ti)
+                infos = [ti]
                 try:
                     opaque = os.getxattr(sub, _OPAQUE) == b"y"
                 except OSError:
@@ -377,16 +465,23 @@ def _walk(tf: Any, top_fd: int, prefix: str, seen: dict[tuple[int, int], str]) -
                     marker = _info(f"{path}/.wh..wh..opq", st)
                     marker.type = tarfile.REGTYPE
                     marker.mode = 0o644
-                    tf.addfile(marker)
+                    infos.append(marker)
+                held: list[Any] = []
+                if path in ways:
+                    held = infos
+                else:
+                    for item in infos:
+                        add(item)
                 listing = sorted(os.listdir(sub))
             except BaseException:
                 os.close(sub)
                 raise
             os.close(fd)
             fd = sub
-            levels.append((iter(listing), path + "/", _identity(fd)))
+            levels.append((iter(listing), path + "/", _identity(fd), held))
     finally:
         os.close(fd)
+    return written
 
 
 def _identity(fd: int) -> tuple[int, int]:
@@ -395,7 +490,12 @@ def _identity(fd: int) -> tuple[int, int]:
 
 
 def _add_entry(
-    tf: Any, dir_fd: int, name: str, path: str, st: os.stat_result, seen: dict[tuple[int, int], str]
+    add: Any,
+    dir_fd: int,
+    name: str,
+    path: str,
+    st: os.stat_result,
+    seen: dict[tuple[int, int], str],
 ) -> None:
     """One non-directory of an upper dir as its tar entry (whiteouts as .wh. files)."""
     import tarfile
@@ -406,26 +506,26 @@ def _add_entry(
         wh = _info(f"{prefix}.wh.{name}", st)
         wh.type = tarfile.REGTYPE
         wh.mode = 0o644
-        tf.addfile(wh)
+        add(wh)
     elif stat.S_ISREG(mode):
         key = (st.st_dev, st.st_ino)
         if st.st_nlink > 1 and key in seen:
             ti = _info(path, st)
             ti.type = tarfile.LNKTYPE
             ti.linkname = seen[key]
-            tf.addfile(ti)
+            add(ti)
             return
         seen[key] = path
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
         with os.fdopen(fd, "rb") as f:
             ti = _info(path, st, _xattrs(f.fileno()))
             ti.size = st.st_size
-            tf.addfile(ti, f)
+            add(ti, f)
     elif stat.S_ISLNK(mode):
         ti = _info(path, st)
         ti.type = tarfile.SYMTYPE
         ti.linkname = os.readlink(name, dir_fd=dir_fd)
-        tf.addfile(ti)
+        add(ti)
     elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
         ti = _info(path, st)
         if stat.S_ISFIFO(mode):
@@ -433,12 +533,15 @@ def _add_entry(
         else:
             ti.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
             ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        tf.addfile(ti)
+        add(ti)
     # Sockets are not carried in layers (Docker skips them too).
 
 
 __all__ = [
     "Snapshots",
+    "has_changes",
+    "leads_to",
+    "lower_stack",
     "mount_overlay",
     "overlay_data",
     "remove_at",

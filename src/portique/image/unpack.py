@@ -38,9 +38,9 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import Any, BinaryIO, Final, cast
 
-from portique.errors import InvalidArgument, PortiqueError
+from portique.errors import PortiqueError
 from portique.image.compression import Compression, Readable, detect, open_reader
 from portique.image.snapshots import remove_at
 from portique.image.tarreader import (
@@ -463,6 +463,31 @@ def _umask() -> int:
     return 0o777  # unknown: always chmod
 
 
+def replayed(head: bytes, rest: BinaryIO) -> BinaryIO:
+    """A reader of `head` then `rest` (a stream that cannot seek back)."""
+    import io
+
+    class Replay(io.RawIOBase):
+        def __init__(self) -> None:
+            self.pending = head
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buf: Any) -> int:
+            view = memoryview(buf).cast("B")
+            if self.pending:
+                n = min(len(view), len(self.pending))
+                view[:n] = self.pending[:n]
+                self.pending = self.pending[n:]
+                return n
+            data = rest.read(len(view))
+            view[: len(data)] = data
+            return len(data)
+
+    return cast("BinaryIO", io.BufferedReader(Replay(), 1 << 16))
+
+
 def unpack(
     src: BinaryIO, dest_fd: int, *, on_entry: Callable[[str], None] | None = None
 ) -> UnpackResult:
@@ -472,7 +497,7 @@ def unpack(
     if src.seekable():
         src.seek(-len(head), os.SEEK_CUR)
     else:
-        raise InvalidArgument("layer source must be seekable")
+        src = replayed(head, src)  # a pipe (`tar c . | portique build -`)
     prefetch = _Prefetch(open_reader(src, kind))
     unpacker = _Unpacker(dest_fd)
     current = ""
@@ -512,6 +537,7 @@ __all__ = [
     "InvalidLayer",
     "UnpackResult",
     "clean_name",
+    "replayed",
     "sniff",
     "unpack",
 ]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from portique.linux.kernel import Kernel
+    from portique.oci.resources import LinuxResources
     from portique.oci.runtime import Process, Spec
     from portique.runtime.cgroups import CgroupManager
 
@@ -258,6 +259,19 @@ class Runtime:
 
         with self._locked(container_id):
             resume(self, container_id)
+
+    def update(self, container_id: str, resources: LinuxResources) -> None:
+        """Apply `resources` (memory, cpu, pids, blockIO, unified) to a live
+        container's cgroup, as `runc update` does; device rules are left alone."""
+        with self._locked(container_id):
+            s = self._refresh(self._load(container_id))
+            if s.status is Status.STOPPED:
+                raise InvalidState(f"container {container_id} is stopped: nothing to update")
+            # The cgroup recorded at create time, not the bundle's (maybe edited) config.
+            manager = self._manager(s)
+            if not manager.exists():
+                raise InvalidState(f"container {container_id} has no cgroup")
+            manager.apply(resources)
 
     def delete(self, container_id: str, *, force: bool = False) -> None:
         from portique.runtime.delete import delete

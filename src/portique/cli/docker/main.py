@@ -48,11 +48,9 @@ MODULES: dict[str, str] = {
 # cannot rewrite (linux/selfexe.py); the runtime refuses to fork otherwise.
 STARTS_CONTAINERS = frozenset({"run", "start", "restart", "exec", "build"})
 
-USAGE = """usage: portique [OPTIONS] COMMAND [ARG...]
-
-A container engine with Docker's commands. Run 'portique COMMAND --help' for more
-information on a command.
-"""
+# Management groups: `portique GROUP` and `GROUP --help` list their commands
+# (cli/docker/catalog.py).
+GROUPS = frozenset({"builder", "container", "image", "network", "system", "volume"})
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -152,8 +150,10 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
     if flags & {"--version", "-v"}:
         print(f"portique version {__version__}")
         return 0
-    if flags & {"--help", "-h"} or not rest:
-        sys.stdout.write(USAGE)
+    if flags & {"--help", "-h"} or not rest or rest == ["help"]:
+        from portique.cli.docker.catalog import main_help
+
+        sys.stdout.write(main_help())
         return 0
     if "--host" in values:
         # Until `portique serve` exists there is no API socket to send a command to.
@@ -172,6 +172,11 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
             return _fail(exc.strerror or str(exc), 125, debug=False)
     debug = bool(flags & {"--debug", "-D"})
     verb, *args = rest
+    if args[:1] in ([], ["--help"], ["-h"]) and verb in GROUPS:
+        from portique.cli.docker.catalog import group_help
+
+        sys.stdout.write(group_help(verb))
+        return 0
     if verb in ALIASES:
         verb, *prefix = ALIASES[verb]
         args = prefix + args
@@ -191,7 +196,7 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
 
 def starts_containers(rest: list[str]) -> bool:
     """True when the command line after the global flags may start a container."""
-    if rest[:1] == ["container"]:
+    if rest[:1] in (["container"], ["image"], ["builder"]):
         rest = rest[1:]
     return bool(rest) and rest[0] in STARTS_CONTAINERS
 

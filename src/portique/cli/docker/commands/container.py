@@ -31,6 +31,10 @@ SUBCOMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "cp": ("cp", ()),
     "export": ("export", ()),
     "rename": ("rename", ()),
+    "port": ("port", ()),
+    "commit": ("commit", ()),
+    "diff": ("diff", ()),
+    "update": ("update", ()),
     "prune": ("container", ()),
 }
 

@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "history": ("history", ()),
     "pull": ("pull", ()),
     "push": ("push", ()),
+    "build": ("build", ()),
 }
 
 IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
@@ -260,10 +261,8 @@ def _rm(eng: Engine, args: argparse.Namespace) -> int:
         args.images,
         lambda ref: images.remove(eng, ref, force=args.force),
         show=show,
-        missing=Missing.WARN
-        if args.force
-        else Missing.FAIL,  # `rmi -f` of nothing: said, no failure
-        keep_exit_code=True,
+        # `rmi -f` of nothing: said, no failure; any other failure exits 1, as Docker.
+        missing=Missing.WARN if args.force else Missing.FAIL,
     )
 
 

@@ -51,9 +51,18 @@ def _df(eng: Engine, args: argparse.Namespace) -> int:
             ("Local Volumes", usage.volumes),
         )
     ]
+    bc = usage.build_cache
     records.append(
-        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}
+        {
+            "Type": "Build Cache",
+            "TotalCount": str(bc.total),
+            "Active": str(bc.active),
+            "Size": human_size(bc.size),
+            "Reclaimable": human_size(bc.reclaimable),
+        }
     )
+    if args.verbose and not args.format:
+        return _df_verbose(eng)
     default = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
     headers = {
         "Type": "TYPE",
@@ -74,6 +83,146 @@ def _df(eng: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
+_DF_IMAGES = (
+    "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    "\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}"
+)
+_DF_CONTAINERS = (
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}"
+    "\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}"
+)
+_DF_VOLUMES = "table {{.Name}}\t{{.Links}}\t{{.Size}}"
+_DF_CACHE = (
+    "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}"
+    "\t{{.UsageCount}}\t{{.Shared}}"
+)
+_DF_HEADERS = {
+    "Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedSince": "CREATED",
+    "Size": "SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
+    "Containers": "CONTAINERS",
+}  # fmt: skip
+
+
+def _df_verbose(eng: Engine) -> int:
+    """`system df -v`: Docker's four sections, from GET /system/df's shape."""
+    from portique.cli.docker.commands.image import image_rows
+    from portique.cli.docker.format import Record, format_rows
+    from portique.engine import system
+    from portique.engine.images import created_timestamp
+    from portique.units import human_size, time_ago
+
+    data = system.df(eng)
+    shared = {s["Id"]: s for s in data["Images"]}
+    rows = []
+    for row in image_rows(data["Images"]):
+        s = next(x for x in data["Images"] if x["Id"].partition(":")[2].startswith(row["ID"]))
+        rows.append(
+            Record(
+                row,
+                SharedSize=human_size(shared[s["Id"]]["SharedSize"]),
+                UniqueSize=human_size(s["Size"] - shared[s["Id"]]["SharedSize"]),
+                Containers=str(s["Containers"]),
+            )
+        )
+    out = sys.stdout
+    out.write("Images space usage:\n\n")
+    out.write(format_rows(None, rows, default=_DF_IMAGES, headers=_DF_HEADERS))
+    crow = [
+        Record(
+            {
+                "ID": c["Id"][:12],
+                "Image": c["Image"],
+                "Command": _quoted(c["Command"]),
+                "LocalVolumes": str(sum(m.get("Type") == "volume" for m in c.get("Mounts") or [])),
+                "Size": human_size(int(c.get("SizeRw") or 0)),
+                "RunningFor": time_ago(float(c["Created"])),
+                "Status": c["Status"],
+                "Names": ",".join(n.lstrip("/") for n in c["Names"]),
+            }
+        )
+        for c in data["Containers"]
+    ]
+    out.write("\nContainers space usage:\n\n")
+    out.write(
+        format_rows(
+            None,
+            crow,
+            default=_DF_CONTAINERS,
+            headers={
+                "ID": "CONTAINER ID",
+                "Image": "IMAGE",
+                "Command": "COMMAND",
+                "LocalVolumes": "LOCAL VOLUMES",
+                "Size": "SIZE",
+                "RunningFor": "CREATED",
+                "Status": "STATUS",
+                "Names": "NAMES",
+            },
+        )
+    )
+    vrows = [
+        Record(
+            {
+                "Name": v["Name"],
+                "Links": str(v["UsageData"]["RefCount"]),
+                "Size": human_size(v["UsageData"]["Size"]),
+            }
+        )
+        for v in data["Volumes"]
+    ]
+    out.write("\nLocal Volumes space usage:\n\n")
+    out.write(
+        format_rows(
+            None,
+            vrows,
+            default=_DF_VOLUMES,
+            headers={"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"},
+        )
+    )
+    cache = data["BuildCache"]
+    # Each layer once (two steps may add the same one).
+    total = sum(
+        {b["Description"].partition(" layer ")[2] or b["ID"]: b["Size"] for b in cache}.values()
+    )
+    brows = [
+        Record(
+            {
+                "ID": b["ID"][:25],
+                "CacheType": b["Type"],
+                "Size": human_size(b["Size"]),
+                "CreatedSince": time_ago(created_timestamp(b["CreatedAt"])),
+                "LastUsedSince": time_ago(created_timestamp(b["LastUsedAt"])),
+                "UsageCount": str(b["UsageCount"]),
+                "Shared": "true" if b["Shared"] else "false",
+            }
+        )
+        for b in cache
+    ]
+    out.write(f"\nBuild cache usage: {human_size(total)}\n\n")
+    out.write(
+        format_rows(
+            None,
+            brows,
+            default=_DF_CACHE,
+            headers={
+                "ID": "CACHE ID",
+                "CacheType": "CACHE TYPE",
+                "Size": "SIZE",
+                "CreatedSince": "CREATED",
+                "LastUsedSince": "LAST USED",
+                "UsageCount": "USAGE",
+                "Shared": "SHARED",
+            },
+        )
+    )
+    return 0
+
+
+def _quoted(command: str) -> str:
+    text = command if len(command) <= 20 else command[:19] + "…"
+    return f'"{text}"'
+
+
 def _prune(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.container import confirm
     from portique.engine import system
@@ -88,6 +237,7 @@ def _prune(eng: Engine, args: argparse.Namespace) -> int:
         ]
         if args.volumes:
             what.insert(1, "all anonymous volumes not used by at least one container")
+        what.append("all build cache" if args.all else "unused build cache")
         text = "WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what)
         if not confirm(text.rstrip("\n") + "\n"):
             return 0
@@ -104,6 +254,10 @@ def _prune(eng: Engine, args: argparse.Namespace) -> int:
         print("Deleted Images:")
         for d in report.images:
             print(f"deleted: {d}")
+        print()
+    if report.build_cache:
+        print("Deleted build cache objects:")
+        print("\n".join(report.build_cache))
         print()
     print(f"Total reclaimed space: {human_size(report.reclaimed)}")
     return 0

@@ -20,7 +20,7 @@ from typing import Any
 
 from portique.cli.runc.commands._common import add_id
 from portique.cli.runc.context import Context
-from portique.errors import InvalidArgument, InvalidState
+from portique.errors import InvalidArgument
 
 _MAX_JSON = 1 << 20
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)?$", re.IGNORECASE)
@@ -135,16 +135,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     if args.l3_cache_schema is not None or args.mem_bw_schema is not None:
         raise InvalidArgument("Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported")
-    from portique.runtime.cgroups import open_manager
-
     resources = parse_resources(resources_object(args))
-    rt = ctx.runtime()
-    state = rt.state(args.container_id)
-    if str(state.status) == "stopped":
-        raise InvalidState(f"container {args.container_id} is stopped: nothing to update")
-    # The cgroup path recorded at create time, not the bundle's (maybe edited) config.
-    manager = open_manager(state.cgroups_path, args.container_id)
-    if not manager.exists():
-        raise InvalidState(f"container {args.container_id} has no cgroup")
-    manager.apply(resources)
+    ctx.runtime().update(args.container_id, resources)
     return 0
