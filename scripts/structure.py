@@ -32,13 +32,15 @@ RANKS: dict[str, int] = {
     "build": 4,
     "network": 4,
     "engine": 5,
-    "cli": 6,  # faces
-    "api": 6,
+    # The warm fork-server: preloads engine, image and runtime; forks a worker
+    # per request and runs the handler a face gives it (it imports no face).
     "warm": 6,
+    "cli": 7,  # faces
+    "api": 7,
 }
 BASE = 1  # src/portique/*.py: errors, db, fileio, journal, ...
 # Base modules sit on linux/ only; the package's entry point is a face.
-ENTRY_POINTS = {"__main__": 7}
+ENTRY_POINTS = {"__main__": 8}
 MAX_LINES = 700
 
 

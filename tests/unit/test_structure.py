@@ -60,7 +60,7 @@ def test_upward_sideways_and_lazy_imports_are_reported(tmp_path: Path) -> None:
     )
     problems = _structure().check(src=src)
     assert len(problems) == 3, problems
-    assert any("engine/present.py:2: engine (rank 5) imports cli (rank 6)" in p for p in problems)
+    assert any("engine/present.py:2: engine (rank 5) imports cli (rank 7)" in p for p in problems)
     assert any("image/store.py:3: image (rank 3) imports runtime (rank 3)" in p for p in problems)
     assert any("fileio.py:1: base:fileio (rank 1) imports oci (rank 2)" in p for p in problems)
 
