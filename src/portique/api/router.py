@@ -16,7 +16,12 @@ from portique.api.versions import API_VERSION, MIN_API_VERSION, version_text
 from portique.errors import InvalidArgument, NotFound
 
 # The route modules. One line each.
-MODULES: tuple[str, ...] = ("system_base",)
+MODULES: tuple[str, ...] = (
+    "system_base",
+    "containers",
+    "container_io",
+    "exec",
+)
 
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
 
