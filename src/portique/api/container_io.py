@@ -192,6 +192,10 @@ def wait(req: Request) -> Response | None:
                 return None
             time.sleep(POLL)
         marker.unlink(missing_ok=True)
+        if condition != "removed":
+            # The monitor writes the last of the output to the log after the
+            # exit: a client reads the logs right after wait (docker-py's run).
+            containers.wait_monitor_gone(row)
         if condition == "removed":
             for _ in range(1 << 40):
                 if edb.get_container(req.eng.db, cid) is None:
@@ -227,7 +231,10 @@ def _wait_monitor(req: Request, cid: str, marker: Path) -> int | None:
         return None
     client = req.conn.sock
     with sock:
-        sock.sendall(mon.frame(mon.HELLO, b"wait"))
+        try:
+            sock.sendall(mon.frame(mon.HELLO, b"wait"))
+        except OSError:
+            return None  # the monitor was on its way out
         marker.unlink(missing_ok=True)
         buf = b""
         poller = select.poll()
@@ -237,7 +244,10 @@ def _wait_monitor(req: Request, cid: str, marker: Path) -> int | None:
             events = dict(poller.poll())
             if events.get(client.fileno(), 0):
                 raise ClientGone
-            data = sock.recv(65536)
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return None
             if not data:
                 return None
             frames, buf = mon.split_frames(buf + data)

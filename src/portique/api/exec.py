@@ -73,6 +73,7 @@ def _str(body: dict[str, Any], key: str) -> str:
 
 _CREATE_FIELDS = frozenset(
     [
+        "Container",
         "Detach",
         "AttachStdin",
         "AttachStdout",

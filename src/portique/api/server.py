@@ -201,6 +201,7 @@ def serve(eng: Engine, listeners: list[Listener], router: Router, ready: int = -
         sel.register(lst.sock, selectors.EVENT_READ, lst)
     sel.register(wake_r, selectors.EVENT_READ, None)
     children: set[int] = set()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
 
     def close_in_child() -> None:
         sel.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import socket
 import struct
 import termios
@@ -32,12 +33,25 @@ def _wait_for(cond: object, what: str, timeout: float = 30) -> None:
 def test_version_run_ps_logs_inspect_stop_rm(server: Server) -> None:
     out = server.docker("version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}")
     assert out.stdout.strip() == "1.43 1.24"
-    run = server.docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2")
+    run = server.docker(
+        "run", "--network", "none", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2"
+    )
     assert (run.stdout, run.stderr) == ("out\n", "err\n")
-    code = server.docker("run", "--name", "three", "busybox", "sh", "-c", "exit 3", check=False)
+    code = server.docker(
+        "run", "--network", "none", "--name", "three", "busybox", "sh", "-c", "exit 3", check=False
+    )
     assert code.returncode == 3
     cid = server.docker(
-        "run", "-d", "--name", "web", "busybox", "sh", "-c", "echo ready; sleep 300"
+        "run",
+        "--network",
+        "none",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ready; sleep 300",
     )
     cid_text = cid.stdout.strip()
     assert len(cid_text) == 64
@@ -60,7 +74,7 @@ def test_version_run_ps_logs_inspect_stop_rm(server: Server) -> None:
     assert missing.returncode == 1
     assert "No such object: nope" in missing.stderr or "No such container: nope" in missing.stderr
     # Running containers survive the server; a new server sees them.
-    server.docker("run", "-d", "--name", "keeper", "busybox", "sleep", "300")
+    server.docker("run", "--network", "none", "-d", "--name", "keeper", "busybox", "sleep", "300")
     assert server.stop() == 0
     again_srv = start_server(server.pq, server.sock)
     try:
@@ -74,6 +88,8 @@ def test_version_run_ps_logs_inspect_stop_rm(server: Server) -> None:
 def test_logs_follow_ends_with_the_container(server: Server) -> None:
     server.docker(
         "run",
+        "--network",
+        "none",
         "-d",
         "--name",
         "talker",
@@ -90,7 +106,7 @@ def test_logs_follow_ends_with_the_container(server: Server) -> None:
 
 
 def test_exec_with_and_without_input(server: Server) -> None:
-    server.docker("run", "-d", "--name", "box", "busybox", "sleep", "300")
+    server.docker("run", "--network", "none", "-d", "--name", "box", "busybox", "sleep", "300")
     r = server.docker("exec", "box", "sh", "-c", "echo o; echo e >&2; exit 4", check=False)
     assert (r.returncode, r.stdout, r.stderr) == (4, "o\n", "e\n")
     assert server.docker("exec", "-i", "box", "cat", input="piped\n").stdout == "piped\n"
@@ -101,7 +117,7 @@ def test_exec_with_and_without_input(server: Server) -> None:
     )
     bad = server.docker("exec", "box", "/no/such", check=False)
     assert bad.returncode == 127
-    stopped = server.docker("run", "-d", "busybox", "true").stdout.strip()
+    stopped = server.docker("run", "--network", "none", "-d", "busybox", "true").stdout.strip()
     server.docker("wait", stopped)
     refused = server.docker("exec", stopped, "true", check=False)
     assert refused.returncode != 0
@@ -114,7 +130,20 @@ def _set_size(fd: int, rows: int, cols: int) -> None:
 
 def test_run_it_and_exec_it_through_a_pty(server: Server) -> None:
     term = Terminal(
-        [DOCKER, "-H", server.host, "run", "-it", "--name", "tty", "busybox", "sh"], server.env
+        [
+            DOCKER,
+            "-H",
+            server.host,
+            "run",
+            "--network",
+            "none",
+            "-it",
+            "--name",
+            "tty",
+            "busybox",
+            "sh",
+        ],
+        server.env,
     )
     try:
         _set_size(term.fd, 33, 101)
@@ -144,6 +173,8 @@ def test_run_it_and_exec_it_through_a_pty(server: Server) -> None:
 def test_cp_both_ways_and_stats(server: Server, tmp_path: Path) -> None:
     server.docker(
         "run",
+        "--network",
+        "none",
         "-d",
         "--name",
         "files",
@@ -221,6 +252,8 @@ def test_publish_volume_and_network(server: Server, tmp_path: Path) -> None:
 def test_a_client_that_disconnects_leaves_no_worker(server: Server) -> None:
     server.docker(
         "run",
+        "--network",
+        "none",
         "-d",
         "--name",
         "loud",
@@ -248,6 +281,14 @@ def test_a_client_that_disconnects_leaves_no_worker(server: Server) -> None:
     attacher.kill()
     follower.wait()
     attacher.wait()
-    _wait_for(lambda: server.workers() == [], "every worker gone")
+    follower.stdout.close()
+    attacher.stdout.close()
+    try:
+        _wait_for(lambda: server.workers() == [], "every worker gone")
+    except AssertionError:
+        for pid in server.workers():  # their stacks, in the server's log
+            os.kill(pid, signal.SIGUSR1)
+        time.sleep(1)
+        raise AssertionError(server.log.read_text()) from None
     assert server.docker("inspect", "-f", "{{.State.Status}}", "loud").stdout.strip() == "running"
     os.kill(server.proc.pid, 0)
