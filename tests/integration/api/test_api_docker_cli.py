@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import termios
 import time
 import urllib.request
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from support.api_server import DOCKER, Server, start_server
+from support.engine_cli import Portique
 from support.terminal import Terminal
 
 pytestmark = pytest.mark.root
@@ -292,3 +294,48 @@ def test_a_client_that_disconnects_leaves_no_worker(server: Server) -> None:
         raise AssertionError(server.log.read_text()) from None
     assert server.docker("inspect", "-f", "{{.State.Status}}", "loud").stdout.strip() == "running"
     os.kill(server.proc.pid, 0)
+
+
+def test_lifecycle_verbs(server: Server, tmp_path: Path) -> None:
+    server.docker("run", "-d", "--network", "none", "--name", "life", "busybox", "sleep", "300")
+    server.docker("pause", "life")
+    assert server.docker("inspect", "-f", "{{.State.Status}}", "life").stdout.strip() == "paused"
+    server.docker("unpause", "life")
+    server.docker("rename", "life", "life2")
+    server.docker("update", "--memory", "64m", "life2")
+    mem = server.docker("inspect", "-f", "{{.HostConfig.Memory}}", "life2").stdout.strip()
+    assert mem == str(64 << 20)
+    started = server.docker("inspect", "-f", "{{.State.StartedAt}}", "life2").stdout
+    server.docker("restart", "-t", "1", "life2")
+    assert server.docker("inspect", "-f", "{{.State.StartedAt}}", "life2").stdout != started
+    server.docker("kill", "-s", "KILL", "life2")
+    assert server.docker("wait", "life2").stdout.strip() == "137"
+    server.docker("export", "-o", str(tmp_path / "fs.tar"), "life2")
+    import tarfile
+
+    with tarfile.open(tmp_path / "fs.tar") as tar:
+        assert "bin/busybox" in tar.getnames()
+    pruned = server.docker("container", "prune", "-f").stdout
+    assert "Total reclaimed space" in pruned
+    assert server.docker("ps", "-aq").stdout == ""
+    refused = server.docker("kill", "nothere", check=False)
+    assert refused.returncode == 1
+    assert "No such container: nothere" in refused.stderr
+
+
+def test_tcp_on_loopback(engine_root: Portique, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = start_server(engine_root, tmp_path / "t.sock", "-H", f"tcp://127.0.0.1:{port}")
+    try:
+        out = subprocess.run(
+            [DOCKER, "-H", f"tcp://127.0.0.1:{port}", "run", "--rm", "--network", "none",
+             "busybox", "echo", "over tcp"],
+            capture_output=True, text=True, timeout=120, env=srv.env, check=False,
+        )  # fmt: skip
+        assert (out.returncode, out.stdout) == (0, "over tcp\n"), out.stderr
+    finally:
+        srv.proc.send_signal(signal.SIGINT)  # SIGINT stops it as cleanly as SIGTERM
+        assert srv.proc.wait(60) == 0
+    assert not srv.sock.exists()
