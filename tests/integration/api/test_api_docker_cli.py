@@ -339,3 +339,26 @@ def test_tcp_on_loopback(engine_root: Portique, tmp_path: Path) -> None:
         srv.proc.send_signal(signal.SIGINT)  # SIGINT stops it as cleanly as SIGTERM
         assert srv.proc.wait(60) == 0
     assert not srv.sock.exists()
+
+
+def test_detach_keys_leave_the_container_running(server: Server) -> None:
+    term = Terminal(
+        [DOCKER, "-H", server.host, "run", "-it", "--network", "none", "--name", "det", "busybox"],
+        server.env,
+    )
+    try:
+        term.expect(b"# ")
+        term.send(b"\x10\x11")  # ctrl-p ctrl-q
+        assert term.wait() == 0
+    finally:
+        term.close()
+    assert server.docker("inspect", "-f", "{{.State.Status}}", "det").stdout.strip() == "running"
+    # and attach again
+    again = Terminal([DOCKER, "-H", server.host, "attach", "det"], server.env)
+    try:
+        again.send(b"echo back $((40+2))\r")
+        again.expect(b"back 42")
+        again.send(b"exit 0\r")
+        assert again.wait() == 0
+    finally:
+        again.close()

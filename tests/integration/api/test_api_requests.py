@@ -293,3 +293,95 @@ def test_docker_py_containers_run(server: Server) -> None:
         assert client.containers.list(all=True) == []
     finally:
         client.close()
+
+
+def _certs(d: Path) -> None:
+    """ca.pem, server-{cert,key}.pem (for 127.0.0.1), client-{cert,key}.pem."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+        path.write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ))  # fmt: skip
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder().subject_name(name("pq-ca")).issuer_name(name("pq-ca"))
+        .public_key(ca_key.public_key()).serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    (d / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    for who, usage, serial in (
+        ("server", ExtendedKeyUsageOID.SERVER_AUTH, 2),
+        ("client", ExtendedKeyUsageOID.CLIENT_AUTH, 3),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (
+            x509.CertificateBuilder().subject_name(name(f"pq-{who}")).issuer_name(name("pq-ca"))
+            .public_key(key.public_key()).serial_number(serial)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )  # fmt: skip
+        if who == "server":
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
+        cert = builder.sign(ca_key, hashes.SHA256())
+        (d / f"{who}-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        write_key(key, d / f"{who}-key.pem")
+
+
+def test_tls_with_client_certificates(engine_root: Portique, tmp_path: Path) -> None:
+    from support.api_server import DOCKER
+
+    _certs(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = start_server(
+        engine_root, tmp_path / "tls.sock", "-H", f"tcp://127.0.0.1:{port}", "--tlsverify",
+        "--tlscacert", str(tmp_path / "ca.pem"), "--tlscert", str(tmp_path / "server-cert.pem"),
+        "--tlskey", str(tmp_path / "server-key.pem"),
+    )  # fmt: skip
+    try:
+        host = [
+            "-H",
+            f"tcp://127.0.0.1:{port}",
+            "--tlsverify",
+            "--tlscacert",
+            str(tmp_path / "ca.pem"),
+        ]
+        ok = subprocess.run(
+            [DOCKER, *host, "--tlscert", str(tmp_path / "client-cert.pem"),
+             "--tlskey", str(tmp_path / "client-key.pem"),
+             "version", "--format", "{{.Server.APIVersion}}"],
+            capture_output=True, text=True, timeout=60, env=srv.env, check=False,
+        )  # fmt: skip
+        assert (ok.returncode, ok.stdout) == (0, "1.43\n"), ok.stderr
+        # Without a client certificate the handshake fails: nothing is served.
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+            try:
+                raw.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer = raw.recv(4096)
+            except ConnectionResetError:
+                answer = b""
+            assert b"OK" not in answer
+    finally:
+        assert srv.stop() == 0
