@@ -153,6 +153,17 @@ def test_run_it_and_exec_it_through_a_pty(server: Server) -> None:
         term.send(b"stty size; echo $((6*7))\r")
         term.expect(b"42")
         assert b"33 101" in term.buf
+        # A resize during the session: the pty is not the CLI's controlling
+        # terminal (support/terminal.py), so its SIGWINCH is sent by hand.
+        _set_size(term.fd, 41, 120)
+        term.proc.send_signal(signal.SIGWINCH)
+        for n in range(300):  # until the container's terminal has the new size
+            term.send(f"stty size; echo R$(({n}+1000))\r".encode())
+            term.expect(f"R{n + 1000}".encode())
+            if b"41 120" in term.buf:
+                break
+            time.sleep(0.1)
+        assert b"41 120" in term.buf
         # exec -it into the same container, resized the same way
         exe = Terminal([DOCKER, "-H", server.host, "exec", "-it", "tty", "sh"], server.env)
         try:
@@ -161,6 +172,15 @@ def test_run_it_and_exec_it_through_a_pty(server: Server) -> None:
             exe.send(b"stty size; tty\r")
             exe.expect(b"/dev/pts/")
             assert b"20 70" in exe.buf
+            _set_size(exe.fd, 25, 90)  # through POST /exec/{id}/resize
+            exe.proc.send_signal(signal.SIGWINCH)
+            for n in range(300):
+                exe.send(f"stty size; echo E$(({n}+1000))\r".encode())
+                exe.expect(f"E{n + 1000}".encode())
+                if b"25 90" in exe.buf:
+                    break
+                time.sleep(0.1)
+            assert b"25 90" in exe.buf
             exe.send(b"exit 5\r")
             assert exe.wait() == 5
         finally:
