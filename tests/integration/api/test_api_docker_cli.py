@@ -158,6 +158,7 @@ def test_run_it_and_exec_it_through_a_pty(server: Server) -> None:
         _set_size(term.fd, 41, 120)
         term.proc.send_signal(signal.SIGWINCH)
         for n in range(300):  # until the container's terminal has the new size
+            term.proc.send_signal(signal.SIGWINCH)
             term.send(f"stty size; echo R$(({n}+1000))\r".encode())
             term.expect(f"R{n + 1000}".encode())
             if b"41 120" in term.buf:
@@ -174,7 +175,8 @@ def test_run_it_and_exec_it_through_a_pty(server: Server) -> None:
             assert b"20 70" in exe.buf
             _set_size(exe.fd, 25, 90)  # through POST /exec/{id}/resize
             exe.proc.send_signal(signal.SIGWINCH)
-            for n in range(300):
+            for n in range(300):  # SIGWINCH again each time: one may come too early
+                exe.proc.send_signal(signal.SIGWINCH)
                 exe.send(f"stty size; echo E$(({n}+1000))\r".encode())
                 exe.expect(f"E{n + 1000}".encode())
                 if b"25 90" in exe.buf:
