@@ -385,7 +385,9 @@ def small_pull(runs: int) -> int:
                     ctr = ["ctr", "-a", address]
                     results["ctr pull"] = timed_loop(
                         lambda: subprocess.run(
-                            [*ctr, "pull", "--plain-http", ref], capture_output=True, check=False
+                            [*ctr, "images", "pull", "--plain-http", ref],
+                            capture_output=True,
+                            check=False,
                         ),
                         lambda: subprocess.run(
                             [*ctr, "images", "rm", "--sync", ref], capture_output=True, check=False
