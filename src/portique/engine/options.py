@@ -695,13 +695,13 @@ def check_container_strings(
 ) -> None:
     """The values of a new container that end up as lines of its /etc/hostname,
     /etc/hosts or /etc/resolv.conf: host name, resolver flags, aliases."""
-    from portique.network.networks import check_alias
-
     check_hostname(str(config.get("Hostname") or ""))
     check_resolver_flags(host)
     eps = (networking or {}).get("EndpointsConfig")
     for ep in eps.values() if isinstance(eps, dict) else ():
         for alias in _strings(ep.get("Aliases") if isinstance(ep, dict) else None):
+            from portique.network.networks import check_alias  # ~15 ms: only for aliases
+
             check_alias(alias)
 
 
