@@ -305,7 +305,11 @@ def runtime_alone(args: argparse.Namespace) -> int:
             from portique.cli.runc.launcher import import_roots, launcher_text
 
             roots = [os.path.abspath(args.baseline), *import_roots()[1:]]
-            (base / "portique-baseline").write_text(launcher_text(sys.executable, roots))
+            text = launcher_text(sys.executable, roots)
+            if not (Path(args.baseline) / "portique/cli/runc/quick.py").exists():
+                # A tree from before the fast `state` entry point.
+                text = text.replace("portique.cli.runc.quick", "portique.cli.runc.main")
+            (base / "portique-baseline").write_text(text)
             (base / "portique-baseline").chmod(0o755)
             candidates["portique-baseline"] = [str(base / "portique-baseline")]
         for peer in ("runc", "crun"):
