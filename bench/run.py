@@ -519,7 +519,9 @@ def idle_memory(
         ids = [_run_d(menv, "--network", "none", "busybox", "sleep", "600") for _ in range(n)]
         try:
             time.sleep(1)
-            pids = [p for c in ids for p in _pgrep(f"id={c}")]
+            # A re-executed monitor names `id=<cid>` on its command line; one
+            # forked from the warm server is named `pqm-<cid[:11]>` (its comm).
+            pids = [p for c in ids for p in {*_pgrep(f"id={c}"), *_pgrep(f"pqm-{c[:11]}", True)}]
             _pss_line(f"portique {mode} monitor", _pss_of(pids), n)
         finally:
             subprocess.run([PORTIQUE, "rm", "-f", *ids], env=env, capture_output=True, check=False)
