@@ -17,13 +17,13 @@ from portique.linux import ns
 from portique.oci.runtime import Namespace, Personality, Process, Spec, TimeOffset
 from portique.oci.value import value
 from portique.runtime import sync
-from portique.runtime.mountplan import CgroupInfo
 from portique.runtime.process import ExecError, Loadable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from portique.linux.kernel import Kernel
+    from portique.runtime.mountplan import CgroupInfo
 
 
 @value
