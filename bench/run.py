@@ -296,6 +296,7 @@ def main() -> int:
         run_root = f"/run/pq-bench-{os.getpid()}"
         env = dict(os.environ, PORTIQUE_ROOT=f"{tmp}/root", PORTIQUE_RUNROOT=run_root)
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # as a user's shell: .pyc files are used
+        env.pop("PORTIQUE_WARM", None)  # each row says which path it takes
         tar = busybox_tar(Path(tmp))
         subprocess.run(
             [PORTIQUE, "import", str(tar), "busybox:latest"],
