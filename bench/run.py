@@ -287,7 +287,11 @@ def main() -> int:
     ap.add_argument("--idle", type=int, default=20, help="idle containers for the PSS rows")
     ap.add_argument("--baseline", help="another installation's portique, measured beside")
     ap.add_argument("--no-docker", action="store_true", help="do not start a private dockerd")
+    ap.add_argument("--portique", help="the portique to time (default: this venv's)")
     args = ap.parse_args()
+    if args.portique:
+        global PORTIQUE
+        PORTIQUE = os.path.abspath(args.portique)
     if os.geteuid() != 0:
         print("bench/run.py: run me as root", file=sys.stderr)
         return 1
