@@ -70,3 +70,34 @@ def test_plain_paths_only() -> None:
     assert quick._plain_path("/a/b") == "/a/b"
     for bad in ("/a/b/", "//a", "/a/./b", "/a/../b", "a/b", 3, None, "/a//b"):
         assert quick._plain_path(bad) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "want"),
+    [
+        (None, "/portique/c1"),
+        ("", "/portique/c1"),
+        ("/default/c1", "/default/c1"),
+        ("/a//b/", "/a/b"),
+        ("rel/x", "/portique/rel/x"),
+        ("/a/./b", None),
+        ("/a/../b", None),
+        ("//a", None),
+        ("slice:prefix:name", None),
+        ("/", None),
+        (7, None),
+    ],
+)
+def test_cgroup_paths_as_the_runtime_resolves_them(path: object, want: str | None) -> None:
+    from portique.runtime.cgroups import resolve_path
+
+    assert quick._cgroup_dir(path, "c1") == want
+    if want is not None:
+        assert resolve_path(path, "c1") == want  # type: ignore[arg-type]
+
+
+def test_constants_match_the_cgroup_layer() -> None:
+    from portique.runtime.cgroups.base import MAX_DEPTH, PARENT
+
+    assert PARENT == "portique"
+    assert MAX_DEPTH == 32

@@ -97,14 +97,20 @@ def _is_alive(pid: int, start_time: int) -> bool:
 
 
 def _cgroup_dir(cgroups_path: object, cid: str) -> str | None:
-    """The container's cgroup path (cgroups.resolve_path's plain cases)."""
+    """The container's cgroup path as cgroups.resolve_path gives it, for the
+    plain cases only (None: let the full CLI decide)."""
     if cgroups_path is None or cgroups_path == "":
         return f"/portique/{cid}"
-    if not isinstance(cgroups_path, str) or ":" in cgroups_path or ".." in cgroups_path:
+    if not isinstance(cgroups_path, str) or ":" in cgroups_path or "\0" in cgroups_path:
         return None
-    if cgroups_path.startswith("/"):
-        return cgroups_path
-    return f"/portique/{cgroups_path}"
+    parts = [p for p in cgroups_path.split("/") if p]
+    if not parts or len(parts) > 32 or cgroups_path.startswith("//"):
+        return None
+    if any(p in (".", "..") for p in parts):
+        return None
+    if not cgroups_path.startswith("/"):
+        parts.insert(0, "portique")
+    return "/" + "/".join(parts)
 
 
 def _frozen(cgroups_path: object, cid: str) -> bool | None:
