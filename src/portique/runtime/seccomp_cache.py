@@ -11,7 +11,8 @@ compiles with libseccomp, exports the BPF, and writes the entry atomically
 a tmpfs, and is only ever a copy of what compiling gives).
 
 The key is the SHA-256 of the typed profile (its canonical repr), this
-module's format version, the machine, and the installed libseccomp and
+module's format version, the machine and kernel (libseccomp adapts actions to
+what the running kernel supports), and the installed libseccomp and
 binding (their resolved file names, sizes and mtimes), so an upgrade of
 either misses the old entries instead of loading what an older compiler made.
 
@@ -101,7 +102,10 @@ def _library_identity() -> str:
 
 
 def cache_key(spec: LinuxSeccomp) -> bytes:
-    head = f"{FORMAT}\n{os.uname().machine}\n{_library_identity()}\n"
+    # The kernel too: libseccomp asks it which actions it supports (an older
+    # kernel gets KILL_THREAD for KILL_PROCESS), and a root may outlive a boot.
+    u = os.uname()
+    head = f"{FORMAT}\n{u.machine}\n{u.release}\n{u.version}\n{_library_identity()}\n"
     return _sha256(head.encode() + repr(spec).encode())
 
 
