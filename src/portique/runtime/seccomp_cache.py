@@ -51,6 +51,9 @@ _HEAD: Final = struct.Struct("<22s32s32sI")  # magic, key, sha256(program), prog
 _INSN: Final = 8  # sizeof(struct sock_filter)
 MAX_INSNS: Final = 4096  # BPF_MAXINSNS: the kernel refuses longer programs
 MAX_FILE: Final = _HEAD.size + MAX_INSNS * _INSN
+MAX_ENTRIES: Final = (
+    256  # profiles in use on one host: Docker's default per capability set, a few more
+)
 # The first instruction of a libseccomp filter: BPF_LD|BPF_W|BPF_ABS of
 # offsetof(struct seccomp_data, arch) == 4.
 _LOAD_ARCH: Final = struct.pack("<HBBI", 0x20, 0, 0, 4)
@@ -171,6 +174,8 @@ def write_entry(directory: Path, key: bytes, program: bytes) -> None:
         directory.mkdir(mode=0o700, exist_ok=True)
         if not _safe_dir(directory):
             return
+        if len(os.listdir(directory)) >= MAX_ENTRIES:
+            return  # bounded: callers choosing ever new profiles compile each time
         atomic_write(directory / f"{key.hex()}.bpf", encode_entry(key, program), 0o600, fsync=False)
     except OSError:
         pass

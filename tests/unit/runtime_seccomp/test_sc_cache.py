@@ -138,3 +138,19 @@ def test_profiles_with_flags_and_no_cache_dir_are_compiled_every_time(tmp_path: 
     assert isinstance(compiled(flagged, tmp_path / "cache"), SeccompFilter)
     assert not (tmp_path / "cache").exists()
     assert isinstance(compiled(_spec(), None), SeccompFilter)
+
+
+def test_the_cache_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import portique.runtime.seccomp_cache as sc
+
+    monkeypatch.setattr(sc, "MAX_ENTRIES", 2)
+    cache = tmp_path / "cache"
+    profiles = [
+        parse_seccomp(default_profile(caps))
+        for caps in ({"CAP_SYS_ADMIN"}, {"CAP_SYS_TIME"}, {"CAP_SYS_PTRACE"})
+    ]
+    for spec in profiles:
+        assert isinstance(compiled(spec, cache), RawFilter)
+    assert len(list(cache.iterdir())) == 2
+    # The third still gets its filter, compiled, just not kept.
+    assert read_entry(cache, cache_key(profiles[2])) is None
