@@ -72,11 +72,15 @@ def test_errors_are_the_full_clis(rt: RuntimeCLI, bundle: Callable[..., Path]) -
     rt("create", "-b", str(bundle("sleep", "60")), cid)
     state = rt.root / cid / "state.json"
     good = state.read_bytes()
-    state.write_bytes(b"{not json")
-    assert runc_state(str(rt.root), cid) is None
-    bad = rt("state", cid, check=False)
-    assert bad.returncode == 1
-    assert "unreadable state" in bad.stderr
-    state.write_bytes(good)
-    rt("delete", "--force", cid)
+    try:
+        state.write_bytes(b"{not json")
+        assert runc_state(str(rt.root), cid) is None
+        bad = rt("state", cid, check=False)
+        assert bad.returncode == 1
+        assert "unreadable state" in bad.stderr
+    finally:
+        # The good state back, so the container can be deleted (init, cgroup)
+        # whatever was asserted.
+        state.write_bytes(good)
+        rt("delete", "--force", cid)
     assert not os.path.exists(rt.root / cid)
