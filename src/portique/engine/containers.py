@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from portique import faults, journal
-from portique.engine import client, db, lifecycle
+from portique.engine import client, db, events, lifecycle
 from portique.engine import filters as flt
 from portique.engine import state as st
 from portique.engine.state import Event, Status
@@ -182,6 +182,7 @@ def create(
                     raise
         stack.pop_all()
     faults.point("create.committed")
+    events.container(eng, row, "create")
     return row
 
 
@@ -391,6 +392,8 @@ def stop(
         sig, timeout = signal.SIGKILL, 0
         _runtime_kill(eng, row.id, sig)
         _runtime_resume(eng, row.id)
+    if st.has_process(row.status):
+        events.container(eng, row, "kill", signal=str(int(sig)))
     try:
         client.wait_exit(paths, f"stop {int(sig)} {int(timeout)}", timeout=None)
     except client.MonitorGone:
@@ -398,6 +401,7 @@ def stop(
     _wait_not_running(eng, row.id, 30.0)
     cur = get(eng, row.id)
     wait_monitor_gone(cur)
+    events.container(eng, cur, "stop")
     return cur
 
 
@@ -435,6 +439,7 @@ def kill(eng: Engine, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
         reply = client.request(paths, f"kill {int(sig)}")
     except client.MonitorGone:
         reply = None
+    events.container(eng, row, "kill", signal=str(int(sig)))
     if reply is None or reply[0] != 6:
         _runtime_kill(eng, row.id, sig)
     if row.status == Status.PAUSED and sig == signal.SIGKILL:
@@ -459,6 +464,7 @@ def pause(eng: Engine, ref: str) -> db.ContainerRow:
     eng.runtime().pause(row.id)
     with db.transaction(conn):
         db.transition(conn, row.id, Event.PAUSED)
+    events.container(eng, row, "pause")
     return row
 
 
@@ -469,12 +475,15 @@ def unpause(eng: Engine, ref: str) -> db.ContainerRow:
     eng.runtime().resume(row.id)
     with db.transaction(conn):
         db.transition(conn, row.id, Event.UNPAUSED)
+    events.container(eng, row, "unpause")
     return row
 
 
 def restart(eng: Engine, ref: str, timeout: int | None = None) -> db.ContainerRow:
     row = stop(eng, ref, timeout)
-    return start(eng, row.id)
+    row = start(eng, row.id)
+    events.container(eng, row, "restart")
+    return row
 
 
 def recorded_exit(eng: Engine, row: db.ContainerRow) -> int | None:
@@ -506,6 +515,9 @@ def rename(eng: Engine, ref: str, new: str) -> None:
         if row.name == new:
             raise InvalidArgument("renaming a container with the same name as its current name")
         db.rename_container(conn, row.id, new)
+    renamed = db.get_container(conn, row.id)
+    if renamed is not None:
+        events.container(eng, renamed, "rename", oldName=f"/{row.name}")
 
 
 def remove(eng: Engine, ref: str, *, force: bool = False, volumes: bool = False) -> str:
@@ -558,6 +570,7 @@ def remove_stopped(eng: Engine, cid: str, *, volumes: bool = False) -> None:
     faults.point("rm.row-deleted")
     if finish_removal(eng, cid, host, anon):
         op.end()
+    events.container(eng, row, "destroy")
 
 
 def removal(cid: str, host: Mapping[str, Any], anon: list[str]) -> journal.Resource:

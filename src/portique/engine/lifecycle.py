@@ -298,6 +298,9 @@ def _create_and_start(
             db.update_config(conn, row.id, {**row.config, "NetworkSettings": net_settings})
             op.end_in(conn)
         stack.pop_all()
+    from portique.engine import events
+
+    events.container(eng, db.get_container(conn, row.id) or row, "start")
     return fds, pid, now, _oom_file(row.id)
 
 

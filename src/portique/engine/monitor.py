@@ -31,6 +31,8 @@ from portique.engine.logfile import LogWriter
 
 TYPE_CHECKING = False  # not typing's: the monitor does not import typing
 if TYPE_CHECKING:
+    import sqlite3
+
     from portique.engine.engine import Engine
 
 STDIN_HIGH_WATER = 1 << 20  # stop reading clients' stdin frames while this much is queued
@@ -474,6 +476,7 @@ def main(argv: list[str]) -> None:
     ran_for = time.time() - float(args.get("started", "0") or 0)
     policy = dblite.restart_policy(conn, cid) or args.get("restart", "")
     delay = restart_delay(policy, code, stop_requested, flags[1], ran_for)
+    attrs = _record_die(conn, args, code, oom)
     if delay is None:
         removed = None
         if args.get("autoremove") == "1":
@@ -481,6 +484,11 @@ def main(argv: list[str]) -> None:
             from portique import faults
 
             faults.point("monitor.autoremove-row-deleted")
+            if removed is not None and attrs is not None:
+                from portique.engine import eventlog
+
+                line = eventlog.container_line(cid, "destroy", attrs, time.time_ns())
+                eventlog.append_line(args["root"], line)
         else:
             dblite.record_exit(conn, cid, code, oom)
         conn.close()
@@ -493,6 +501,22 @@ def main(argv: list[str]) -> None:
     from portique.engine import lifecycle
 
     lifecycle.finish_for_restart(_engine(args), mon, args, code, oom, delay)
+
+
+def _record_die(conn: sqlite3.Connection, args: dict[str, str], code: int, oom: bool) -> str | None:
+    """The `oom` and `die` events, before anyone learns of the exit; returns the
+    container's event attributes (JSON text), None when it is gone."""
+    from portique.engine import dblite, eventlog
+
+    attrs = dblite.event_attributes(conn, args["id"])
+    if attrs is None:
+        return None
+    now = time.time_ns()
+    if oom:
+        eventlog.append_line(args["root"], eventlog.container_line(args["id"], "oom", attrs, now))
+    line = eventlog.container_line(args["id"], "die", attrs, now, exitCode=str(code))
+    eventlog.append_line(args["root"], line)
+    return attrs
 
 
 def _engine(args: dict[str, str]) -> Engine:
