@@ -58,9 +58,11 @@ def resolve_image(
         raise NoSuchObject("image", ref)
     if pull == "missing" and pulling is not None:
         pulling(ref)
-    from portique.image.pull import pull as do_pull
+    from portique.image.pull import pull_image
 
-    return do_pull(imgs, ref, progress=progress)
+    result = pull_image(imgs, ref, progress=progress)
+    events.pulled(eng, result.reference, result.record)
+    return result.record
 
 
 def _image_config(image: Any) -> dict[str, Any]:
@@ -182,6 +184,8 @@ def create(
                     raise
         stack.pop_all()
     faults.point("create.committed")
+    for v in made_volumes:
+        events.volume(eng, v, "create")
     events.container(eng, row, "create")
     return row
 
@@ -530,6 +534,8 @@ def remove(eng: Engine, ref: str, *, force: bool = False, volumes: bool = False)
         with db.transaction(conn):
             db.update_state(conn, row.id, stop_requested=True)
         paths = eng.paths(row.id)
+        if st.has_process(row.status):
+            events.container(eng, row, "kill", signal=str(int(signal.SIGKILL)))
         if row.status == Status.PAUSED:
             _runtime_kill(eng, row.id, signal.SIGKILL)
             _runtime_resume(eng, row.id)

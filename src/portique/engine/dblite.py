@@ -45,6 +45,7 @@ EVENT_ATTRIBUTES = (
     " THEN json_extract(config, '$.Config.Labels') ELSE '{}' END,"
     " '$.image', image, '$.name', name) FROM containers WHERE id = ?"
 )
+VOLUMES_OF = "SELECT volume FROM container_volumes WHERE container_id = ?"
 DELETE_CONTAINER = "DELETE FROM containers WHERE id = ?"
 DELETE_IMAGE_USER = "DELETE FROM image_users WHERE container_id = ?"
 STATEMENTS = (
@@ -54,6 +55,7 @@ STATEMENTS = (
     RESTART_POLICY,
     ANONYMOUS_VOLUMES,
     EVENT_ATTRIBUTES,
+    VOLUMES_OF,
     DELETE_CONTAINER,
     DELETE_IMAGE_USER,
 )
@@ -93,6 +95,14 @@ def event_attributes(conn: sqlite3.Connection, cid: str) -> str | None:
     except sqlite3.Error:
         return None
     return None if row is None else str(row[0])
+
+
+def volumes_of(conn: sqlite3.Connection, cid: str) -> list[str]:
+    """The volumes the container mounts (for the `volume unmount` events)."""
+    try:
+        return [str(r[0]) for r in conn.execute(VOLUMES_OF, (cid,))]
+    except sqlite3.Error:
+        return []
 
 
 def record_exit(conn: sqlite3.Connection, cid: str, code: int, oom: bool) -> bool:

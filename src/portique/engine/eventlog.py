@@ -89,6 +89,17 @@ def _rotate(current: str, fd: int, max_bytes: int) -> None:
         os.close(lock)
 
 
+def volume_unmount_line(name: str, cid: str, time_ns: int) -> bytes:
+    """A `volume unmount` record without the json module (the monitor's exit path)."""
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or not cid.isalnum():
+        raise ValueError(f"not a volume name: {name!r}")
+    return (
+        f'{{"Type":"volume","Action":"unmount","Actor":{{"ID":"{name}",'
+        f'"Attributes":{{"container":"{cid}","driver":"local"}}}},"scope":"local",'
+        f'"time":{time_ns // 1_000_000_000},"timeNano":{time_ns}}}\n'
+    ).encode()
+
+
 def container_line(cid: str, action: str, attributes: str, time_ns: int, **extra: str) -> bytes:
     """A container event's record without the json module (the monitor's exit
     path): `attributes` is a JSON object's text (dblite.event_attributes),

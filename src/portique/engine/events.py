@@ -207,6 +207,26 @@ def image(
     return record(eng.root, "image", action, actor_id, attrs)
 
 
+def image_labels(record: Any) -> dict[str, str]:
+    """An image record's labels (for its events), {} when it has none."""
+    conf = getattr(record, "config", None)
+    inner = conf.get("config") if isinstance(conf, dict) else None
+    labels = inner.get("Labels") if isinstance(inner, dict) else None
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+
+def image_record(eng: Engine, record: Any, action: str, name: str = "") -> Event:
+    """An event whose actor is the image's id (tag, untag, delete, import, load,
+    save): `name` the new tag for `tag`, else the id, as dockerd."""
+    return image(eng, record.id, name or record.id, action, image_labels(record))
+
+
+def pulled(eng: Engine, ref: Any, record: Any, action: str = "pull") -> Event:
+    """`pull` or `push` of reference `ref` (an oci Reference): the actor is its
+    familiar form (busybox:latest), `name` its familiar name (busybox)."""
+    return image(eng, ref.familiar(), ref.familiar_name(), action, image_labels(record))
+
+
 def network(eng: Engine, net_id: str, name: str, action: str, **extra: str) -> Event:
     attrs = {"name": name, "type": extra.pop("type", "bridge"), **extra}
     return record(eng.root, "network", action, net_id, attrs)

@@ -299,7 +299,11 @@ def _create_and_start(
             op.end_in(conn)
         stack.pop_all()
     from portique.engine import events
+    from portique.engine.volumes import mount_events
 
+    mount_events(eng, row.id, row.config.get("MountPoints") or (), "mount")
+    for net_name, ep in (net_settings.get("Networks") or {}).items():
+        events.network(eng, str(ep.get("NetworkID") or ""), net_name, "connect", container=row.id)
     events.container(eng, db.get_container(conn, row.id) or row, "start")
     return fds, pid, now, _oom_file(row.id)
 

@@ -516,6 +516,12 @@ def _record_die(conn: sqlite3.Connection, args: dict[str, str], code: int, oom: 
         eventlog.append_line(args["root"], eventlog.container_line(args["id"], "oom", attrs, now))
     line = eventlog.container_line(args["id"], "die", attrs, now, exitCode=str(code))
     eventlog.append_line(args["root"], line)
+    for name in dblite.volumes_of(conn, args["id"]):
+        try:
+            line = eventlog.volume_unmount_line(name, args["id"], time.time_ns())
+        except ValueError:
+            continue
+        eventlog.append_line(args["root"], line)
     return attrs
 
 

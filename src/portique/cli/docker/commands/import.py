@@ -71,5 +71,8 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
                 message=args.message,
                 source_name=source,
             )
+    from portique.engine import events
+
+    events.image_record(eng, record, "import")
     sys.stdout.write(f"{record.id}\n")
     return 0
