@@ -109,6 +109,9 @@ def create(
             hint="remove or rename that container to reuse the name",
         )
     image = resolve_image(eng, image_ref, pull, progress, pulling)
+    from portique.engine.health import check as check_health
+
+    check_health(config.get("Healthcheck"))
     merged = cfg.merge_image_config({**config, "Image": image_ref}, _image_config(image))
     cfg.command_of(merged)
     wd = merged.get("WorkingDir") or ""
@@ -287,6 +290,7 @@ LIST_FILTERS = (
     "since",
     "volume",
     "network",
+    "health",
 )
 
 
@@ -306,6 +310,9 @@ def list_containers(
     wanted = flt.check(filters, LIST_FILTERS)
     for v in wanted.get("status", []):
         flt.one_of("status", v, [str(s) for s in Status])
+    for v in wanted.get("health", []):
+        if v not in ("starting", "healthy", "unhealthy", "none"):
+            raise InvalidArgument(f"Unrecognised filter value for health: {v}")
     repair_leftovers(eng)
     rows = list_all(eng)
     by_ref = {r.id: r for r in rows} | {r.name: r for r in rows} | {r.id[:12]: r for r in rows}
