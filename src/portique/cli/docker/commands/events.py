@@ -24,11 +24,11 @@ def message(ev: Event) -> Any:
     from portique.cli.gotemplate import GoMap, Struct
 
     api = ev.to_api()
-    actor = Struct(
-        "events.Actor",
-        {"ID": ev.actor_id, "Attributes": GoMap(dict(ev.attributes), "string", "string")},
-        json=lambda: api["Actor"],
-    )
+    attributes = GoMap(dict(ev.attributes), "string", "string")
+    actor = Struct("events.Actor", {"ID": ev.actor_id, "Attributes": attributes})
+    # encoding/json's view: the API's names in the struct's order (status, id
+    # and from left out when empty).
+    marshalled = Struct("", {k: actor if k == "Actor" else v for k, v in api.items()})
     fields = {
         "Status": api.get("status", ""),
         "ID": api.get("id", ""),
@@ -40,7 +40,7 @@ def message(ev: Event) -> Any:
         "Time": api["time"],
         "TimeNano": api["timeNano"],
     }
-    return Struct("events.Message", fields, json=lambda: api)
+    return Struct("events.Message", fields, json=lambda: marshalled)
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
