@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 
 from support.engine_cli import Portique
-
 from support.events_cli import Stream, now, recorded
 
 LINE = re.compile(
@@ -103,10 +103,13 @@ def test_filters_as_docker(pq: Portique) -> None:
         "network disconnect",
         "network destroy",
     ]
-    assert "container=" in net[1] and "name=ev-net" in net[1] and "type=bridge" in net[1]
+    assert "container=" in net[1]
+    assert "name=ev-net" in net[1]
+    assert "type=bridge" in net[1]
     mount = recorded(pq, since, "--filter", "volume=ev-vol", "--filter", "event=mount")
     assert len(mount) == 1
-    assert "destination=/data" in mount[0] and "read/write=true" in mount[0]
+    assert "destination=/data" in mount[0]
+    assert "read/write=true" in mount[0]
     # event: several values are alternatives; type and event together must both match.
     both = _actions(
         recorded(pq, since, "--filter", "event=die", "--filter", "event=start", "--filter", "type=container")
@@ -149,7 +152,8 @@ def test_format_template_and_json(pq: Portique) -> None:
     ]
     assert msg["status"] == msg["Action"] == "die"
     assert msg["Actor"]["Attributes"] == {"exitCode": "0", "image": "busybox", "name": "ev-fmt"}
-    assert msg["id"] == msg["Actor"]["ID"] and msg["scope"] == "local"
+    assert msg["id"] == msg["Actor"]["ID"]
+    assert msg["scope"] == "local"
     assert msg["time"] == msg["timeNano"] // 1_000_000_000
 
 
@@ -165,15 +169,17 @@ def test_image_events(pq: Portique, tmp_path: object) -> None:
     acts = _actions(lines)
     assert acts[:4] == ["image tag", "image save", "image untag", "image load"]
     # One untag per reference dropped (the loaded image also has its repo digest).
-    assert acts[4:] and set(acts[4:]) == {"image untag"}
+    assert acts[4:]
+    assert set(acts[4:]) == {"image untag"}
     assert lines[0].endswith(f"image tag {image_id} (name=ev-tag:one)")
     assert lines[2].endswith(f"image untag {image_id} (name={image_id})")
     assert _actions(recorded(pq, since, "--filter", "image=ev-tag:one")) == ["image tag"]
 
 
-def test_follow_streams_until_interrupted(pq: Portique, stream: type[Stream]) -> None:
-    s = stream("--filter", "type=container", "--format", "{{.Action}} {{.Actor.Attributes.name}}")
-    time.sleep(0)  # the stream starts at "now": nothing recorded before it
+def test_follow_streams_until_interrupted(pq: Portique, stream: Callable[..., Stream]) -> None:
+    # --since: what happens before the stream has opened the record is not missed.
+    fmt = "{{.Action}} {{.Actor.Attributes.name}}"
+    s = stream("--since", now(), "--filter", "type=container", "--format", fmt)
     pq.ok("run", "--rm", "--name", "ev-follow", "busybox", "true")
     seen = s.until(lambda line: line == "destroy ev-follow")
     assert seen == ["create ev-follow", "start ev-follow", "die ev-follow", "destroy ev-follow"]
@@ -184,10 +190,12 @@ def test_until_in_the_future_ends_the_stream(pq: Portique) -> None:
     since = now()
     until = f"{time.time() + 2:.3f}"
     r = pq("events", "--since", since, "--until", until, "--filter", "type=container", timeout=60)
-    assert r.returncode == 0 and r.stderr == ""
+    assert r.returncode == 0
+    assert r.stderr == ""
 
 
 def test_since_after_until_is_refused(pq: Portique) -> None:
     r = pq("events", "--since", "100", "--until", "50")
     assert r.returncode == 125
-    assert r.stderr.startswith("portique: `since` time") and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("portique: `since` time")
+    assert r.stderr.count("\n") == 1
