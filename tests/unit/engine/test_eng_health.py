@@ -15,16 +15,14 @@ from portique.errors import InvalidArgument
 def test_from_flags() -> None:
     assert health.from_flags() is None
     assert health.from_flags(none=True) == {"Test": ["NONE"]}
+    # Zero fields left out, as Docker's JSON (omitempty).
     assert health.from_flags(cmd="curl -f x", interval="1m30s", retries=4) == {
         "Test": ["CMD-SHELL", "curl -f x"],
         "Interval": 90_000_000_000,
-        "Timeout": 0,
-        "StartPeriod": 0,
-        "StartInterval": 0,
         "Retries": 4,
     }
-    # Only a duration: the image's test stays (Test None is merged from it).
-    assert health.from_flags(timeout="2s")["Test"] is None  # type: ignore[index]
+    # Only a duration: the image's test stays (merged from it).
+    assert health.from_flags(timeout="2s") == {"Timeout": 2_000_000_000}
     with pytest.raises(InvalidArgument, match="--no-healthcheck conflicts"):
         health.from_flags(none=True, retries=1)
     with pytest.raises(InvalidArgument, match="--health-start-period cannot be negative"):
@@ -49,14 +47,7 @@ def test_merge_with_the_image() -> None:
     assert health.merge(None, image) == image
     assert health.merge(None, None) is None
     got = health.merge({"Test": ["CMD-SHELL", "false"], "Interval": 0, "Retries": 9}, image)
-    assert got == {
-        "Test": ["CMD-SHELL", "false"],
-        "Interval": 5,
-        "Timeout": 6,
-        "StartPeriod": 0,
-        "StartInterval": 0,
-        "Retries": 9,
-    }
+    assert got == {"Test": ["CMD-SHELL", "false"], "Interval": 5, "Timeout": 6, "Retries": 9}
     assert health.merge({"Test": None, "Timeout": 1}, image)["Test"] == ["CMD", "true"]  # type: ignore[index]
     assert health.merge({"Test": ["NONE"]}, image)["Test"] == ["NONE"]  # type: ignore[index]
 
@@ -119,6 +110,11 @@ def test_reset_keeps_the_log() -> None:
     cfg = {"Health": {"Status": "unhealthy", "FailingStreak": 7, "Log": [1, 2, 3, 4, 5, 6]}}
     assert health.reset(cfg) == {"Status": "starting", "FailingStreak": 0, "Log": [2, 3, 4, 5, 6]}
     assert health.reset({}) == {"Status": "starting", "FailingStreak": 0, "Log": []}
+
+
+def test_rfc3339_as_go() -> None:
+    assert health._rfc3339(1_765_000_000_123_456_700) == "2025-12-06T05:46:40.1234567Z"
+    assert health._rfc3339(1_765_000_000_000_000_000) == "2025-12-06T05:46:40Z"
 
 
 @pytest.mark.parametrize(

@@ -73,6 +73,10 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
             )
     from portique.engine import events
 
+    if args.reference:
+        from portique.engine.images import familiar
+
+        events.image_record(eng, record, "tag", familiar(args.reference))
     events.image_record(eng, record, "import")
     sys.stdout.write(f"{record.id}\n")
     return 0
