@@ -73,7 +73,14 @@ def test_lifecycle_actions_and_their_attributes(pq: Portique) -> None:
         "container rename",
         "container kill",
     ]
-    assert rest[6:] == ["container kill", "container die", "container stop", "container destroy"]
+    # stop -t 0: SIGTERM (which sleep, as PID 1, ignores), then SIGKILL, as dockerd.
+    assert rest[6:] == [
+        "container kill",
+        "container kill",
+        "container die",
+        "container stop",
+        "container destroy",
+    ]
     by_action = {_actions([ln])[0]: ln for ln in lines}
     assert "name=ev-life2, oldName=/ev-life)" in by_action["container rename"]
     assert "signal=10" in lines[acts.index("container kill")]
