@@ -220,3 +220,9 @@ def test_since_after_until_is_refused(pq: Portique) -> None:
     assert r.returncode == 125
     assert r.stderr.startswith("portique: `since` time")
     assert r.stderr.count("\n") == 1
+
+
+def test_bad_times_are_refused_in_one_line(pq: Portique) -> None:
+    for flag in ("--since", "--until"):
+        r = pq("events", flag, "bogus")
+        assert (r.returncode, r.stderr) == (125, f"portique: invalid value for {flag}: 'bogus'\n")
