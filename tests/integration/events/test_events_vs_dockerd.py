@@ -118,7 +118,7 @@ def test_container_events_as_dockerd(pq: Portique, docker: Docker) -> None:
         ["run", "-d", "--name", "vs-d", "--network", "none", "busybox", "sleep", "1000"],
         ["pause", "vs-d"], ["unpause", "vs-d"], ["rename", "vs-d", "vs-d2"],
         ["kill", "-s", "USR1", "vs-d2"], ["exec", "vs-d2", "sh", "-c", "exit 4"],
-        ["rm", "-f", "vs-d2"],
+        ["commit", "-m", "hello", "vs-d2", "vs-commit:1"], ["rm", "-f", "vs-d2"],
     ]  # fmt: skip
     ours, theirs = _both(pq, docker, script, "--filter", "type=container", want="name=vs-d2)")
     assert ours == theirs
