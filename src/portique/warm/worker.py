@@ -1,0 +1,214 @@
+"""A warm worker: the fork of the server that becomes the client's command.
+
+In order: forget the server (its signal handlers, its fds: the listening
+socket, the lock, other clients' connections; then every fd but the
+connection, so nothing of the engine's reaches a container), read the
+request (protocol.py), refuse it when it is not for this server (another
+installation, a changed one, a client in other namespaces), then take the
+client's place: its stdin/stdout/stderr (the terminal among them) as fds
+0-2, its cwd, umask, environment and argv. Only then does it tell the client
+it runs (b"P" and its own pidfd, through which the client relays signals),
+close the connection, and call the face's handler. The exit code is the
+handler's; an uncaught exception prints its traceback and exits 1, a
+KeyboardInterrupt dies of SIGINT, as a Python process would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import traceback
+
+from portique.warm import protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from portique.warm.server import Server
+
+REQUEST_TIMEOUT = 30.0
+NAMESPACES = ("mnt", "pid", "net", "ipc", "uts", "user", "cgroup")
+
+
+class Refused(Exception):
+    """The command is not for this server: the client runs it in-process."""
+
+
+def main(server: Server, conn: socket.socket) -> NoReturn:
+    code = 1
+    try:
+        code = _serve_one(server, conn)
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except BaseException:  # a bug of ours before the handler ran: to the client's stderr
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
+        code = 125
+    _flush()
+    os._exit(code)
+
+
+def _serve_one(server: Server, conn: socket.socket) -> int:
+    _forget_server(server, conn)
+    try:
+        req, fds = _read_request(conn)
+        try:
+            _check(server, req, conn)
+        except Refused:
+            for fd in fds:
+                os.close(fd)
+            raise
+    except (Refused, ValueError, OSError) as exc:
+        with contextlib.suppress(OSError):
+            conn.sendall(protocol.REFUSED + str(exc).encode()[:500] + b"\n")
+        return 0
+    _become_client(req, fds)
+    pidfd = os.pidfd_open(os.getpid())
+    try:
+        conn.sendmsg(
+            [protocol.ACCEPTED], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes(pidfd))]
+        )
+    finally:
+        os.close(pidfd)
+        conn.close()
+    return _run_handler(server, req.argv)
+
+
+def _forget_server(server: Server, conn: socket.socket) -> None:
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    keep = conn.fileno()
+    server.listen.close()
+    for other in server.workers.values():
+        other.close()
+    server.workers.clear()
+    for fd in (server.lock_fd, server.wake_r, server.wake_w):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    for name in os.listdir("/proc/self/fd"):  # whatever else the server held
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _read_request(conn: socket.socket) -> tuple[protocol.Request, list[int]]:
+    conn.settimeout(REQUEST_TIMEOUT)
+    data, anc, flags, _addr = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
+    fds = [fd for level, kind, raw in anc for fd in _fds_of(level, kind, raw)]
+    try:
+        if flags & socket.MSG_CTRUNC or len(fds) != 4:
+            raise ValueError("a request carries stdin, stdout, stderr and the cwd")
+        if len(data) < 4:
+            raise ValueError("short request")
+        size = int.from_bytes(data[:4], "big")
+        if size > protocol.MAX_REQUEST:
+            raise ValueError("request too large")
+        body = bytearray(data[4:])
+        while len(body) < size:
+            chunk = conn.recv(min(1 << 16, size - len(body)))
+            if not chunk:
+                raise ValueError("short request")
+            body += chunk
+        conn.settimeout(None)
+        return protocol.Request(bytes(body)), fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def _check(server: Server, req: protocol.Request, conn: socket.socket) -> None:
+    if (req.exe, req.pkg) != server.identity:
+        raise Refused("another installation")
+    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    peer = int.from_bytes(raw[:4], sys.byteorder)
+    for ns in NAMESPACES:
+        try:
+            if os.stat(f"/proc/{peer}/ns/{ns}").st_ino != os.stat(f"/proc/self/ns/{ns}").st_ino:
+                raise Refused(f"the client is in another {ns} namespace")
+        except FileNotFoundError:
+            if ns != "cgroup":
+                raise Refused("the client went away") from None
+    if protocol.fingerprint() != server.fingerprint:
+        with contextlib.suppress(OSError):
+            os.kill(os.getppid(), signal.SIGTERM)  # the installation changed: the server stops
+        raise Refused("the installation changed since the server started")
+
+
+def _become_client(req: protocol.Request, fds: list[int]) -> None:
+    stdin, stdout, stderr, cwd = fds
+    for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+        os.dup2(fd, target)
+    os.fchdir(cwd)
+    for fd in fds:
+        os.close(fd)
+    os.umask(req.umask)
+    os.environ.clear()
+    for key, value in req.env.items():
+        os.environb[key] = value
+    sys.argv = req.argv[:]
+    _reopen_stdio()
+    if "portique.faults" in sys.modules:
+        from portique import faults
+
+        faults.configure()
+
+
+def _reopen_stdio() -> None:
+    """New text layers on fds 0-2: line buffering follows the client's files."""
+    enc_out, enc_in = sys.stdout.encoding, sys.stdin.encoding
+    sys.stdin = open(0, encoding=enc_in, errors=sys.stdin.errors, closefd=False)  # noqa: SIM115
+    out_buffering = 1 if os.isatty(1) else -1  # 1: line-buffered
+    sys.stdout = open(  # noqa: SIM115
+        1, "w", out_buffering, enc_out, sys.stdout.errors, closefd=False
+    )
+    sys.stderr = open(2, "w", 1, enc_out, "backslashreplace", closefd=False)  # noqa: SIM115
+
+
+def _run_handler(server: Server, argv: list[str]) -> int:
+    try:
+        return int(server.handler(argv[1:]) or 0)
+    except SystemExit as exc:
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        _flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        return 130
+    except BaseException:
+        traceback.print_exc()
+        return 1
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    with contextlib.suppress(Exception):
+        print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def _fd_bytes(fd: int) -> bytes:
+    return fd.to_bytes(4, sys.byteorder, signed=True)
+
+
+def _fds_of(level: int, kind: int, raw: bytes) -> list[int]:
+    if level != socket.SOL_SOCKET or kind != socket.SCM_RIGHTS:
+        return []
+    n = len(raw) - len(raw) % 4
+    return [int.from_bytes(raw[i : i + 4], sys.byteorder, signed=True) for i in range(0, n, 4)]
