@@ -64,6 +64,8 @@ class Server:
         self.fingerprint = protocol.fingerprint()
         self.identity = protocol.identity()
         self.workers: dict[int, socket.socket] = {}
+        # Per worker, the server's end of its control channel (monitor requests).
+        self.controls: dict[int, socket.socket] = {}
         self.stopping = False
         self.served = 0
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -78,7 +80,8 @@ class Server:
         out = [self.lock_fd, self.wake_r, self.wake_w]
         if self.listen.fileno() >= 0:
             out.append(self.listen.fileno())
-        return out + [s.fileno() for s in self.workers.values()]
+        out += [s.fileno() for s in self.workers.values()]
+        return out + [s.fileno() for s in self.controls.values()]
 
     def run(self) -> None:
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -94,6 +97,8 @@ class Server:
                     self._signals()
                 elif fd == self.listen.fileno():
                     self._accept()
+                elif fd in self._control_fds():
+                    self._control(fd)
                 elif ev & (select.POLLRDHUP | select.POLLHUP | select.POLLERR):
                     self._client_gone(fd)
             self._reap()
@@ -146,20 +151,86 @@ class Server:
 
     def _fork(self, conn: socket.socket) -> None:
         try:
+            ours, theirs = socket.socketpair(
+                socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
+            )
+        except OSError as exc:
+            _log(f"socketpair: {exc}")
+            conn.close()
+            return
+        try:
             pid = os.fork()
         except OSError as exc:
             _log(f"fork: {exc}")
             with contextlib.suppress(OSError):
                 conn.sendall(protocol.REFUSED + b"fork failed\n")
             conn.close()
+            ours.close()
+            theirs.close()
             return
         if pid == 0:  # pragma: no cover - the worker
             from portique.warm import worker
 
-            worker.main(self, conn)  # never returns
+            worker.main(self, conn, theirs)  # never returns
+        theirs.close()
         self.served += 1
         self.workers[pid] = conn
+        self.controls[pid] = ours
+        ours.setblocking(False)
         self.poll.register(conn, select.POLLRDHUP)
+        self.poll.register(ours, select.POLLIN)
+
+    def _control_fds(self) -> set[int]:
+        return {s.fileno() for s in self.controls.values()}
+
+    def _control(self, fd: int) -> None:
+        """A worker asks for a monitor (engine/forkedmonitor.py), or hung up."""
+        pid, chan = next((p, c) for p, c in self.controls.items() if c.fileno() == fd)
+        try:
+            data, anc, _flags, _addr = chan.recvmsg(protocol.MAX_REQUEST, socket.CMSG_SPACE(4))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, anc = b"", []
+        fds = [f for level, kind, raw in anc for f in _fds_of(level, kind, raw)]
+        if not data:  # the worker exited (or closed it): nothing more to serve
+            for f in fds:
+                os.close(f)
+            self.poll.unregister(chan)
+            chan.close()
+            del self.controls[pid]
+            return
+        try:
+            reply = self._spawn_monitor(data, fds)
+        finally:
+            for f in fds:
+                os.close(f)
+        with contextlib.suppress(OSError):
+            chan.send(reply)
+
+    def _spawn_monitor(self, data: bytes, fds: list[int]) -> bytes:
+        fields = data.split(b"\0")
+        if len(fields) < 5 or fields[0] != b"monitor" or len(fds) != 1:
+            return b"err bad monitor request"
+        root, runroot, cid = (os.fsdecode(f) for f in fields[1:4])
+        hold = fields[4] == b"1"
+        env = [f for f in fields[5:] if b"=" in f]
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            return f"err fork: {exc}".encode()
+        if pid == 0:  # pragma: no cover - becomes the monitor, nobody's child
+            code = 125
+            try:
+                os.setsid()
+                if os.fork() == 0:
+                    from portique.warm import worker
+
+                    worker.become_monitor(self, Path(root), Path(runroot), cid, fds[0], hold, env)
+                code = 0
+            finally:
+                os._exit(code)
+        return b"ok"
 
     def _client_gone(self, fd: int) -> None:
         for pid, conn in self.workers.items():
@@ -179,12 +250,24 @@ class Server:
                 return
             conn = self.workers.pop(pid, None)
             if conn is None:
-                continue
+                continue  # a monitor's intermediate process
+            chan = self.controls.pop(pid, None)
+            if chan is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.poll.unregister(chan)
+                chan.close()
             with contextlib.suppress(KeyError, ValueError):
                 self.poll.unregister(conn)
             with contextlib.suppress(OSError):
                 conn.sendall(protocol.EXITED + b"%d\n" % status)
             conn.close()
+
+
+def _fds_of(level: int, kind: int, raw: bytes) -> list[int]:
+    if level != socket.SOL_SOCKET or kind != socket.SCM_RIGHTS:
+        return []
+    n = len(raw) - len(raw) % 4
+    return [int.from_bytes(raw[i : i + 4], sys.byteorder, signed=True) for i in range(0, n, 4)]
 
 
 def _note(signum: int, frame: object) -> None:

@@ -26,6 +26,8 @@ from portique.warm import protocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
     from typing import NoReturn
 
     from portique.warm.server import Server
@@ -38,10 +40,10 @@ class Refused(Exception):
     """The command is not for this server: the client runs it in-process."""
 
 
-def main(server: Server, conn: socket.socket) -> NoReturn:
+def main(server: Server, conn: socket.socket, control: socket.socket) -> NoReturn:
     code = 1
     try:
-        code = _serve_one(server, conn)
+        code = _serve_one(server, conn, control)
     except SystemExit as exc:
         code = _exit_code(exc)
     except BaseException:  # a bug of ours before the handler ran: to the client's stderr
@@ -52,8 +54,8 @@ def main(server: Server, conn: socket.socket) -> NoReturn:
     os._exit(code)
 
 
-def _serve_one(server: Server, conn: socket.socket) -> int:
-    _forget_server(server, conn)
+def _serve_one(server: Server, conn: socket.socket, control: socket.socket) -> int:
+    forget_server(server, {conn.fileno(), control.fileno()})
     try:
         req, fds = _read_request(conn)
         try:
@@ -67,6 +69,9 @@ def _serve_one(server: Server, conn: socket.socket) -> int:
             conn.sendall(protocol.REFUSED + str(exc).encode()[:500] + b"\n")
         return 0
     _become_client(req, fds)
+    from portique.engine import lifecycle
+
+    lifecycle.MONITOR_SPAWNER = _spawner(control)
     pidfd = os.pidfd_open(os.getpid())
     try:
         conn.sendmsg(
@@ -78,24 +83,60 @@ def _serve_one(server: Server, conn: socket.socket) -> int:
     return _run_handler(server, req.argv)
 
 
-def _forget_server(server: Server, conn: socket.socket) -> None:
+def forget_server(server: Server, keep: set[int]) -> None:
+    """In a fork of the server: its signal handlers and every fd above 2 but `keep`."""
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    keep = conn.fileno()
-    server.listen.close()
-    for other in server.workers.values():
-        other.close()
+    for sock in [server.listen, *server.workers.values(), *server.controls.values()]:
+        if sock.fileno() not in keep:
+            sock.close()
+        else:
+            sock.detach()  # the caller holds its own object on it
     server.workers.clear()
+    server.controls.clear()
     for fd in (server.lock_fd, server.wake_r, server.wake_w):
         with contextlib.suppress(OSError):
             os.close(fd)
     for name in os.listdir("/proc/self/fd"):  # whatever else the server held
         fd = int(name)
-        if fd > 2 and fd != keep:
+        if fd > 2 and fd not in keep:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def _spawner(control: socket.socket) -> Callable[[Path, Path, str, int, bool], None]:
+    """lifecycle.MONITOR_SPAWNER for this worker: the server forks the monitor."""
+
+    def spawn(root: Path, runroot: Path, cid: str, status_w: int, hold: bool) -> None:
+        fields = [b"monitor", os.fsencode(root), os.fsencode(runroot), cid.encode()]
+        fields += [b"1" if hold else b"0"]
+        fields += [k + b"=" + v for k, v in os.environb.items()]
+        control.sendmsg(
+            [b"\0".join(fields)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes(status_w))]
+        )
+        reply = control.recv(4096)
+        if reply != b"ok":
+            raise OSError(f"the warm server could not start a monitor: {reply.decode()}")
+
+    return spawn
+
+
+def become_monitor(
+    server: Server, root: Path, runroot: Path, cid: str, status_w: int, hold: bool, env: list[bytes]
+) -> NoReturn:
+    """In a fork of the server (setsid'd, orphaned): the monitor of `cid`."""
+    forget_server(server, {status_w})
+    os.environ.clear()
+    for item in env:
+        key, _, value = item.partition(b"=")
+        os.environb[key] = value
+    from portique import faults
+    from portique.engine import forkedmonitor
+
+    faults.configure()
+    forkedmonitor.run(root, runroot, cid, status_w, hold)
 
 
 def _read_request(conn: socket.socket) -> tuple[protocol.Request, list[int]]:
