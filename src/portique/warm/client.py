@@ -123,7 +123,10 @@ def exit_code(status: int) -> int:
         return os.WEXITSTATUS(status)
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else _signal.SIGKILL
     sys.stdout.flush()
-    _signal.signal(sig, _signal.SIG_DFL)
+    try:
+        _signal.signal(sig, _signal.SIG_DFL)
+    except OSError:
+        pass  # SIGKILL, SIGSTOP: no handler to reset
     os.kill(os.getpid(), sig)
     return 128 + sig  # a signal we could not die of (ignored by our parent?)
 

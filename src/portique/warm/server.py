@@ -43,6 +43,7 @@ from portique.warm import protocol
 Handler = Callable[[list[str]], int]
 
 MAX_WORKERS = 256  # beyond: refused, the client runs in-process
+TICK_MS = 1000  # how often an idle server checks its socket and idle time
 _PEERCRED = 12  # struct ucred: pid, uid, gid
 
 
@@ -57,8 +58,12 @@ def socket_path(runroot: Path) -> Path:
 class Server:
     """The accept loop's state; a worker closes all of it (worker.py)."""
 
-    def __init__(self, runroot: Path, handler: Handler, lock_fd: int) -> None:
+    def __init__(
+        self, runroot: Path, handler: Handler, lock_fd: int, idle: float | None = None
+    ) -> None:
         self.runroot = runroot
+        self.idle = idle
+        self.last_active = time.monotonic()
         self.handler = handler
         self.lock_fd = lock_fd
         self.fingerprint = protocol.fingerprint()
@@ -89,9 +94,11 @@ class Server:
         signal.set_wakeup_fd(self.wake_w)
         while not (self.stopping and not self.workers):
             try:
-                events = self.poll.poll()
+                events = self.poll.poll(TICK_MS)
             except InterruptedError:
                 events = []
+            if not events:
+                self._tick()
             for fd, ev in events:
                 if fd == self.wake_r:
                     self._signals()
@@ -103,6 +110,20 @@ class Server:
                     self._client_gone(fd)
             self._reap()
         self._close_listener()
+
+    def _tick(self) -> None:
+        """Stop when our socket is gone or replaced (the run root was removed),
+        or after `idle` seconds without a command."""
+        try:
+            gone = os.stat(socket_path(self.runroot)).st_ino != self.listen_ino
+        except OSError:
+            gone = True
+        if self.workers:
+            self.last_active = time.monotonic()
+        idle = self.idle is not None and time.monotonic() - self.last_active > self.idle
+        if gone or idle:
+            self.stopping = True
+            self._close_listener()
 
     def _signals(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -123,6 +144,7 @@ class Server:
         self.listen.close()
 
     def _accept(self) -> None:
+        self.last_active = time.monotonic()
         for _ in range(64):
             try:
                 conn, _addr = self.listen.accept()
@@ -323,13 +345,15 @@ def serve(
     handler: Handler,
     modules: Sequence[str] = (),
     ready: Callable[[], None] | None = None,
+    idle: float | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT/SIGHUP (or a stale installation); ServerError if it cannot start."""
+    """Serve until SIGTERM/SIGINT/SIGHUP, a stale installation, the socket's removal
+    or `idle` seconds without a command; ServerError if it cannot start."""
     runroot.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock_fd = _lock(runroot)
     try:
         preload(modules)
-        server = Server(runroot, handler, lock_fd)
+        server = Server(runroot, handler, lock_fd, idle)
         _write_pid(runroot)
         if ready is not None:
             ready()
@@ -353,7 +377,9 @@ def _write_pid(runroot: Path) -> None:
     )
 
 
-def start(runroot: Path, handler: Handler, modules: Sequence[str] = ()) -> int:
+def start(
+    runroot: Path, handler: Handler, modules: Sequence[str] = (), idle: float | None = None
+) -> int:
     """Start a daemon serving `runroot`; its pid once it listens. ServerError if it cannot."""
     running = status(runroot)
     if running is not None:
@@ -374,7 +400,7 @@ def start(runroot: Path, handler: Handler, modules: Sequence[str] = ()) -> int:
                 os.write(w, b"ok")
                 os.close(w)
 
-            serve(runroot, handler, modules, ready)
+            serve(runroot, handler, modules, ready, idle)
             code = 0
         except BaseException as exc:
             with contextlib.suppress(BaseException):

@@ -135,15 +135,19 @@ def make_engine(values: dict[str, str]) -> Engine:
 def entry() -> int:
     """main() as the whole process (console script, `python -m portique`): through
     the engine root's warm server when one answers (portique/warm), else in-process."""
-    if os.environ.get("PORTIQUE_WARM", "") != "off":
-        code = _through_warm_server(sys.argv)
+    mode = os.environ.get("PORTIQUE_WARM", "")
+    if mode != "off":
+        code = _through_warm_server(sys.argv, start=mode == "auto")
         if code is not None:
             return code
     return main(protect=True)
 
 
-def _through_warm_server(argv: list[str]) -> int | None:
-    """The exit code of the command run by a warm worker, or None (no server answered)."""
+def _through_warm_server(argv: list[str], *, start: bool) -> int | None:
+    """The exit code of the command run by a warm worker, or None (no server answered).
+
+    `start` ($PORTIQUE_WARM=auto): when none answers, start one that exits after
+    $PORTIQUE_WARM_IDLE seconds (default 60) without a command, and use it."""
     try:
         globals_, rest = _split_globals(argv[1:])
         values, _flags = _global_values(globals_)
@@ -154,6 +158,12 @@ def _through_warm_server(argv: list[str]) -> int | None:
     runroot = values.get("--runroot") or os.environ.get("PORTIQUE_RUNROOT") or DEFAULT_RUNROOT
     from portique.warm import client
 
+    code = client.run(argv, runroot)
+    if code is not None or not start:
+        return code
+    idle = os.environ.get("PORTIQUE_WARM_IDLE", "") or "60"
+    if main(["--runroot", runroot, "warm", "start", "--idle", idle]) != 0:
+        return None
     return client.run(argv, runroot)
 
 

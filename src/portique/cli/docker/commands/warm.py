@@ -64,6 +64,13 @@ PRELOAD = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("start", "stop", "status"))
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start: exit after this long without a command (default: never)",
+    )
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
@@ -90,7 +97,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise PortiqueError(exc.strerror or str(exc)) from None
     try:
-        server.start(eng.runroot, warm_handler, PRELOAD)
+        server.start(eng.runroot, warm_handler, PRELOAD, args.idle)
     except server.ServerError as exc:
         raise PortiqueError(str(exc)) from None
     return 0
