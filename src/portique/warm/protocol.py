@@ -37,7 +37,8 @@ def identity() -> tuple[bytes, bytes]:
     """(interpreter, package directory): a server serves only its own installation."""
     import portique
 
-    return os.fsencode(sys.executable), os.fsencode(os.path.dirname(portique.__file__))
+    exe = os.path.realpath(sys.executable)  # python and python3 of one venv are one
+    return os.fsencode(exe), os.fsencode(os.path.dirname(portique.__file__))
 
 
 def encode_request(argv: list[str], umask: int) -> bytes:

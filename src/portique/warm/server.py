@@ -334,7 +334,7 @@ def _lock(runroot: Path) -> int:
 
 def preload(modules: Sequence[str]) -> None:
     """Import what the workers will use, then freeze the heap their forks share."""
-    for name in modules:
+    for name in ("portique.warm.worker", "portique.engine.forkedmonitor", *modules):
         importlib.import_module(name)
     gc.collect()
     gc.freeze()
