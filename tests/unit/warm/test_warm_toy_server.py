@@ -47,14 +47,25 @@ def runroot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert not (root / "warm.sock").exists()
 
 
-def toy(runroot: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    # argv[1] is the run root: the toy handler sees it as its first word's predecessor.
+def toy(
+    runroot: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    umask: int = -1,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """The toy command `args` through the server (the client's argv[1], the run
+    root, is the argv[0] the handler does not see)."""
     return subprocess.run(
         [sys.executable, "-c", CLIENT, str(runroot), *args],
         capture_output=True,
         text=True,
         timeout=60,
-        **kw,  # type: ignore[call-overload]
+        env=env,
+        cwd=cwd,
+        umask=umask,
+        input=input,
     )
 
 
