@@ -76,7 +76,7 @@ def measure(mode: str, n: int, tar: Path, base: Path) -> None:
             pq(cold, "warm", "start")
         for _ in range(n):  # one at a time: the clean-up knows each one started
             cid = pq(env, "run", "-d", "--network", "none", "busybox", "sleep", "600").strip()
-            ids.append(cid)  # noqa: PERF401
+            ids.append(cid)
         monitors = [monitor_of(cold, cid) for cid in ids]
         time.sleep(1.0)  # let the monitors settle into their loops (a bench, not a test)
         report(f"{mode}: {n} monitors", [rollup(m) for m in monitors])
