@@ -64,7 +64,10 @@ def run(argv: list[str], runroot: str) -> int | None:
 def _converse(sock: _socket.socket, argv: list[str]) -> int | None:
     umask = os.umask(0o22)
     os.umask(umask)
-    cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None  # a removed cwd: in-process, as it would have run
     try:
         data = protocol.encode_request(argv, umask)
         ancillary = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, _pack_fds([0, 1, 2, cwd]))]

@@ -59,14 +59,19 @@ class Server:
     """The accept loop's state; a worker closes all of it (worker.py)."""
 
     def __init__(
-        self, runroot: Path, handler: Handler, lock_fd: int, idle: float | None = None
+        self,
+        runroot: Path,
+        handler: Handler,
+        lock_fd: int,
+        idle: float | None = None,
+        fingerprint: tuple[object, ...] | None = None,
     ) -> None:
         self.runroot = runroot
         self.idle = idle
         self.last_active = time.monotonic()
         self.handler = handler
         self.lock_fd = lock_fd
-        self.fingerprint = protocol.fingerprint()
+        self.fingerprint = fingerprint or protocol.fingerprint()
         self.identity = protocol.identity()
         self.workers: dict[int, socket.socket] = {}
         # Per worker, the server's end of its control channel (monitor requests).
@@ -352,8 +357,11 @@ def serve(
     runroot.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock_fd = _lock(runroot)
     try:
+        # Taken before the imports: a file changed while they ran makes the
+        # server stale at its first command.
+        fingerprint = protocol.fingerprint()
         preload(modules)
-        server = Server(runroot, handler, lock_fd, idle)
+        server = Server(runroot, handler, lock_fd, idle, fingerprint)
         _write_pid(runroot)
         if ready is not None:
             ready()
