@@ -128,10 +128,7 @@ def become_monitor(
 ) -> NoReturn:
     """In a fork of the server (setsid'd, orphaned): the monitor of `cid`."""
     forget_server(server, {status_w})
-    os.environ.clear()
-    for item in env:
-        key, _, value = item.partition(b"=")
-        os.environb[key] = value
+    _take_environment(dict(item.partition(b"=")[::2] for item in env))
     from portique import faults
     from portique.engine import forkedmonitor
 
@@ -191,15 +188,24 @@ def _become_client(req: protocol.Request, fds: list[int]) -> None:
     for fd in fds:
         os.close(fd)
     os.umask(req.umask)
-    os.environ.clear()
-    for key, value in req.env.items():
-        os.environb[key] = value
+    _take_environment(req.env)
     sys.argv = req.argv[:]
     _reopen_stdio()
     if "portique.faults" in sys.modules:
         from portique import faults
 
         faults.configure()
+
+
+def _take_environment(env: dict[bytes, bytes]) -> None:
+    """Make os.environ `env`, touching only what differs (a fork's every write
+    to the shared heap costs it a page: the client's environment is usually
+    the server's)."""
+    for key in [k for k in os.environb if k not in env]:
+        del os.environb[key]
+    for key, value in env.items():
+        if os.environb.get(key) != value:
+            os.environb[key] = value
 
 
 def _reopen_stdio() -> None:
