@@ -34,6 +34,24 @@ def test_socket_is_roots_alone(modes: Modes) -> None:
     assert st.st_uid == 0
 
 
+def test_the_server_holds_only_its_own_fds(modes: Modes) -> None:
+    # Its stdio (/dev/null, warm.log), then close-on-exec fds of its own (lock,
+    # wakeup pipe, socket): nothing its starter had open (a caller's pipe would
+    # never see its end).
+    server = modes.server_pid()
+    assert server is not None
+    for name in os.listdir(f"/proc/{server}/fd"):
+        if int(name) <= 2:
+            continue
+        flags = next(
+            int(line.split()[1], 8)
+            for line in Path(f"/proc/{server}/fdinfo/{name}").read_text().splitlines()
+            if line.startswith("flags:")
+        )
+        target = os.readlink(f"/proc/{server}/fd/{name}")
+        assert flags & os.O_CLOEXEC, f"fd {name} ({target}) is not the server's own"
+
+
 def test_output_and_exit_codes_are_the_same_both_ways(modes: Modes) -> None:
     cases: list[tuple[list[str], str | None]] = [
         (["--version"], None),
