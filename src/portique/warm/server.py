@@ -51,6 +51,10 @@ class ServerError(Exception):
     """The server could not start (one line for the user)."""
 
 
+class AlreadyRunning(ServerError):
+    """Another server holds the run root's lock."""
+
+
 def socket_path(runroot: Path) -> Path:
     return runroot / protocol.SOCKET_NAME
 
@@ -333,7 +337,7 @@ def _lock(runroot: Path) -> int:
         except BlockingIOError:
             if time.monotonic() > deadline:
                 os.close(fd)
-                raise ServerError("a warm server is already running for this run root") from None
+                raise AlreadyRunning("a warm server is already running for this run root") from None
             time.sleep(0.01)
 
 
@@ -411,6 +415,9 @@ def start(
 
             serve(runroot, handler, modules, ready, idle)
             code = 0
+        except AlreadyRunning:  # another start won the race: it serves
+            with contextlib.suppress(BaseException):
+                os.write(w, b"running")
         except BaseException as exc:
             with contextlib.suppress(BaseException):
                 _log(f"cannot serve: {exc}")
@@ -420,7 +427,7 @@ def start(
     os.waitpid(pid, 0)
     with os.fdopen(r, "rb") as f:
         msg = f.read(4096).decode("utf-8", "replace")
-    if msg == "ok":
+    if msg in ("ok", "running"):
         found = status(runroot)
         if found is not None:
             return found
