@@ -89,14 +89,6 @@ class Server:
         self.poll.register(self.listen, select.POLLIN)
         self.poll.register(self.wake_r, select.POLLIN)
 
-    def fds(self) -> list[int]:
-        """Every fd the server holds (a worker closes them)."""
-        out = [self.lock_fd, self.wake_r, self.wake_w]
-        if self.listen.fileno() >= 0:
-            out.append(self.listen.fileno())
-        out += [s.fileno() for s in self.workers.values()]
-        return out + [s.fileno() for s in self.controls.values()]
-
     def run(self) -> None:
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, _note)

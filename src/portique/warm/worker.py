@@ -46,12 +46,17 @@ def main(server: Server, conn: socket.socket, control: socket.socket) -> NoRetur
         code = _serve_one(server, conn, control)
     except SystemExit as exc:
         code = _exit_code(exc)
-    except BaseException:  # a bug of ours before the handler ran: to the client's stderr
+    except BaseException:  # a bug of ours before the command started: to warm.log
         with contextlib.suppress(BaseException):
-            traceback.print_exc()
+            os.write(_server_log, traceback.format_exc().encode())
         code = 125
     _flush()
     os._exit(code)
+
+
+# The server's stderr (warm.log) until the command has started: what goes wrong
+# before then is the server's to report; the client runs the command itself.
+_server_log = 2
 
 
 def _serve_one(server: Server, conn: socket.socket, control: socket.socket) -> int:
@@ -68,6 +73,8 @@ def _serve_one(server: Server, conn: socket.socket, control: socket.socket) -> i
         with contextlib.suppress(OSError):
             conn.sendall(protocol.REFUSED + str(exc).encode()[:500] + b"\n")
         return 0
+    global _server_log
+    _server_log = os.dup(2)
     _become_client(req, fds)
     from portique.engine import lifecycle
 
@@ -80,6 +87,8 @@ def _serve_one(server: Server, conn: socket.socket, control: socket.socket) -> i
     finally:
         os.close(pidfd)
         conn.close()
+    os.close(_server_log)
+    _server_log = -1
     return _run_handler(server, req.argv)
 
 
