@@ -66,6 +66,21 @@ def children(pid: int) -> list[int]:
     return [int(c) for c in raw.split()]
 
 
+def workers(server: int) -> list[int]:
+    """The server's live children but its monitors' zygote (portique/warm/zygote.py)."""
+    from portique.warm.zygote import COMM
+
+    out = []
+    for child in children(server):
+        try:
+            if Path(f"/proc/{child}/comm").read_text().strip() == COMM:
+                continue
+        except OSError:
+            continue
+        out.append(child)
+    return out
+
+
 def zombies_of(pid: int) -> list[int]:
     out = []
     for child in children(pid):

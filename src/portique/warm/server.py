@@ -88,6 +88,7 @@ class Server:
         self.poll = select.poll()
         self.poll.register(self.listen, select.POLLIN)
         self.poll.register(self.wake_r, select.POLLIN)
+        self.zygote: socket.socket | None = None
 
     def run(self) -> None:
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -238,6 +239,17 @@ class Server:
         root, runroot, cid = (os.fsdecode(f) for f in fields[1:4])
         hold = fields[4] == b"1"
         env = [f for f in fields[5:] if b"=" in f]
+        if self.zygote is not None:
+            try:
+                raw = fds[0].to_bytes(4, sys.byteorder, signed=True)
+                self.zygote.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, raw)])
+                reply = self.zygote.recv(4096)
+                if reply:
+                    return reply
+            except OSError as exc:
+                _log(f"the monitors' zygote: {exc}")
+            self.zygote.close()  # gone: the server forks monitors itself from now on
+            self.zygote = None
         try:
             pid = os.fork()
         except OSError as exc:
@@ -335,7 +347,13 @@ def _lock(runroot: Path) -> int:
 
 def preload(modules: Sequence[str]) -> None:
     """Import what the workers will use, then freeze the heap their forks share."""
-    for name in ("portique.warm.worker", "portique.engine.forkedmonitor", *modules):
+    modules = (
+        "portique.warm.worker",
+        "portique.warm.zygote",
+        "portique.engine.forkedmonitor",
+        *modules,
+    )
+    for name in modules:
         importlib.import_module(name)
     gc.collect()
     gc.freeze()
@@ -358,6 +376,9 @@ def serve(
         fingerprint = protocol.fingerprint()
         preload(modules)
         server = Server(runroot, handler, lock_fd, idle, fingerprint)
+        from portique.warm import zygote
+
+        server.zygote = zygote.start(server)
         _write_pid(runroot)
         if ready is not None:
             ready()

@@ -106,8 +106,14 @@ def forget_server(server: Server, keep: set[int]) -> None:
     server.workers.clear()
     server.controls.clear()
     for fd in (server.lock_fd, server.wake_r, server.wake_w):
-        with contextlib.suppress(OSError):
-            os.close(fd)
+        if fd >= 0 and fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    # A fork of this fork (the zygote's monitors) must not close these numbers
+    # again: by then they may be other files.
+    server.lock_fd = server.wake_r = server.wake_w = -1
+    if server.zygote is not None and server.zygote.fileno() not in keep:
+        server.zygote.close()
     for name in os.listdir("/proc/self/fd"):  # whatever else the server held
         fd = int(name)
         if fd > 2 and fd not in keep:

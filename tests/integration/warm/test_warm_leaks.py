@@ -8,7 +8,7 @@ import os
 import time
 
 from portique.warm import client
-from support.warm import Modes, children, fd_count, rss_kib, zombies_of
+from support.warm import Modes, children, fd_count, rss_kib, workers, zombies_of
 
 REQUESTS = 1000
 RSS_SLACK_KIB = 1024  # allocator noise; a leak of even 1 KiB per command would be 1000
@@ -24,6 +24,8 @@ def test_a_thousand_commands_leak_nothing(modes: Modes) -> None:
         assert client.run(["portique", "--version"], runroot) == 0
     wait_for_quiet(server)
     fds, rss = fd_count(server), rss_kib(server)
+    zygote = children(server)  # the monitors' zygote, and nothing else
+    assert len(zygote) == 1
     codes: dict[int | None, int] = {}
     for i in range(REQUESTS):
         argv = ["portique", "nosuch"] if i % 10 == 0 else ["portique", "--version"]
@@ -36,6 +38,7 @@ def test_a_thousand_commands_leak_nothing(modes: Modes) -> None:
     assert modes.server_pid() == server
     assert fd_count(server) == fds
     assert zombies_of(server) == []
+    assert children(server) == zygote
     grown = rss_kib(server) - rss
     assert grown < RSS_SLACK_KIB, f"the server grew by {grown} KiB over {REQUESTS} commands"
     assert fd_count(os.getpid()) == own_fds
@@ -45,6 +48,6 @@ def test_a_thousand_commands_leak_nothing(modes: Modes) -> None:
 def wait_for_quiet(server: int, timeout: float = 60.0) -> None:
     """Until the server has reaped every worker."""
     deadline = time.monotonic() + timeout
-    while children(server):
-        assert time.monotonic() < deadline, f"workers left: {children(server)}"
+    while workers(server):
+        assert time.monotonic() < deadline, f"workers left: {workers(server)}"
         time.sleep(0.01)  # poll interval

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import portique
 from support.engine_cli import PORTIQUE
-from support.warm import Modes, children
+from support.warm import Modes, workers
 
 NONE = ("--network", "none")
 
@@ -193,7 +193,7 @@ def test_a_crashing_worker_leaves_the_server_serving(modes: Modes) -> None:
     assert cold.returncode == -signal.SIGKILL
     assert modes.server_pid() == server
     assert modes.warm.ok("--version").startswith("portique version")
-    wait_for(lambda: not children(server or 0), "the server to have no worker")
+    wait_for(lambda: not workers(server or 0), "the server to have no worker")
     ids = modes.cold.ok("ps", "-aq").split()
     if ids:
         modes.cold.ok("rm", "-f", *ids)
@@ -222,10 +222,10 @@ def test_a_killed_client_takes_its_worker_with_it(modes: Modes) -> None:
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == b"ready\n"
-        assert len(children(server)) == 1
+        assert len(workers(server)) == 1
         proc.kill()
         proc.wait()
-        wait_for(lambda: not children(server), "the worker to be killed and reaped")
+        wait_for(lambda: not workers(server), "the worker to be killed and reaped")
         # As after the in-process CLI's death: the container runs on under its monitor.
         assert modes.cold.inspect("killed-client", "{{.State.Status}}") == "running"
     finally:
