@@ -1,9 +1,9 @@
 """A monitor forked from the warm server (portique/warm), not re-executed.
 
-The server forks M (setsid'd, double-forked: nobody's child, it outlives the
-server) for a worker's `lifecycle.start`. M is a fork of the server's frozen
-heap (`gc.freeze()`), so the pages it does not write stay shared with the
-server and every other monitor. To keep it that way M does no engine work
+The server's zygote (portique/warm/zygote.py) forks M, setsid'd, for a
+worker's `lifecycle.start` (M outlives the server). M is a fork of the
+server's frozen heap (`gc.freeze()`), so the pages it does not write stay
+shared with the zygote and every other monitor. To keep it that way M does no engine work
 itself:
 
     M: stdio to /dev/null + monitor.err, PR_SET_CHILD_SUBREAPER, comm
