@@ -15,29 +15,28 @@ from support.engine_cli import Portique
 
 
 def server_pids(mark: bytes | None = None) -> list[int]:
-    """Warm servers (not their workers, not the monitors they forked: those are
-    named pqm-*), optionally only those whose environment holds `mark`."""
+    """Warm servers: the processes holding a run root's warm.lock open (workers,
+    the zygote and monitors close it), optionally only those whose environment
+    holds `mark`. (A server started on demand has its client's command line.)"""
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
-            cmd = Path(f"/proc/{name}/cmdline").read_bytes()
-            comm = Path(f"/proc/{name}/comm").read_text().strip()
-            env = Path(f"/proc/{name}/environ").read_bytes() if mark else b""
-            ppid = int(Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if b"\0warm\0start" not in cmd or comm.startswith("pqm-"):
-            continue
-        try:  # a worker's parent is a server
-            parent = Path(f"/proc/{ppid}/cmdline").read_bytes()
+            if mark is not None:
+                env = Path(f"/proc/{name}/environ").read_bytes()
+                if mark not in env.split(b"\0"):
+                    continue
+            fds = os.listdir(f"/proc/{name}/fd")
         except OSError:
-            parent = b""
-        if b"\0warm\0start" in parent:
             continue
-        if mark is None or mark in env.split(b"\0"):
-            out.append(int(name))
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{name}/fd/{fd}").endswith("/warm.lock"):
+                    out.append(int(name))
+                    break
+            except OSError:
+                continue
     return out
 
 
