@@ -104,20 +104,22 @@ def _wait(sock: _socket.socket, pidfd: int) -> int:
         for sig in RELAYED:
             old[sig] = _signal.signal(sig, relay)
         data = b""
-        while True:
+        end = None
+        while end is None:
             chunk = sock.recv(4096)  # EINTR: relay() runs, then recv resumes (PEP 475)
             if not chunk:
                 break
             data += chunk
+            end = protocol.parse_end(data)
     finally:
         for sig, handler in old.items():
             _signal.signal(sig, handler)
         os.close(pidfd)
-    status = protocol.parse_exit(data)
-    if status is None:
+    if end is None:
         sys.stderr.write("portique: the warm server went away before the command finished\n")
         return 125
-    return exit_code(status)
+    kind, value = end
+    return value if kind == protocol.FINISHED else exit_code(value)
 
 
 def exit_code(status: int) -> int:

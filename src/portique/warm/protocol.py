@@ -9,8 +9,12 @@ One connection per command, on `<runroot>/warm.sock` (SOCK_STREAM):
                       package directory, umask, argc, argv..., environ...)
                       with SCM_RIGHTS [stdin, stdout, stderr, cwd (O_PATH)]
     worker -> client  b"P" with SCM_RIGHTS [a pidfd of the worker] (accepted),
-                      or b"R<reason>\\n" (refused: the client runs in-process)
+                      or b"R<reason>\\n" (refused: the client runs in-process);
+                      once the command returned and its output is flushed,
+                      b"E<exit code>\\n" (the client leaves at once)
     server -> client  b"X<wait status>\\n" once the worker is reaped, then EOF
+                      (what the client goes by when the worker died: a crash,
+                      a signal)
 
 The client sends the signals it receives to the worker through the pidfd
 (never through a pid that may be reused) and leaves with the worker's exit
@@ -31,6 +35,7 @@ MAX_REQUEST = 1 << 20  # argv + environment
 ACCEPTED = b"P"
 REFUSED = b"R"
 EXITED = b"X"
+FINISHED = b"E"
 
 
 def identity() -> tuple[bytes, bytes]:
@@ -68,6 +73,15 @@ class Request:
             key, eq, value = item.partition(b"=")
             if eq and key:
                 self.env[key] = value
+
+
+def parse_end(data: bytes) -> tuple[bytes, int] | None:
+    """(FINISHED, exit code) or (EXITED, wait status) from the lines after b"P"."""
+    for line in data.split(b"\n")[:-1]:  # complete lines only
+        kind, value = line[:1], line[1:]
+        if kind in (FINISHED, EXITED) and value.isdigit():
+            return kind, int(value)
+    return None
 
 
 def parse_exit(data: bytes) -> int | None:

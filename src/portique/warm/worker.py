@@ -8,7 +8,8 @@ installation, a changed one, a client in other namespaces), then take the
 client's place: its stdin/stdout/stderr (the terminal among them) as fds
 0-2, its cwd, umask, environment and argv. Only then does it tell the client
 it runs (b"P" and its own pidfd, through which the client relays signals),
-close the connection, and call the face's handler. The exit code is the
+and call the face's handler; once it returned and the output is flushed,
+b"E<code>" lets the client leave without waiting for the server to reap us. The exit code is the
 handler's; an uncaught exception prints its traceback and exits 1, a
 KeyboardInterrupt dies of SIGINT, as a Python process would.
 """
@@ -86,10 +87,13 @@ def _serve_one(server: Server, conn: socket.socket, control: socket.socket) -> i
         )
     finally:
         os.close(pidfd)
-        conn.close()
     os.close(_server_log)
     _server_log = -1
-    return _run_handler(server, req.argv)
+    code = _run_handler(server, req.argv)
+    _flush()
+    with contextlib.suppress(OSError):
+        conn.sendall(protocol.FINISHED + b"%d\n" % code)  # the client need not wait for our reaping
+    return code
 
 
 def forget_server(server: Server, keep: set[int]) -> None:
@@ -236,7 +240,7 @@ def _reopen_stdio() -> None:
 
 def _run_handler(server: Server, argv: list[str]) -> int:
     try:
-        return int(server.handler(argv[1:]) or 0)
+        return int(server.handler(argv[1:]) or 0) & 0xFF  # as a process's exit status
     except SystemExit as exc:
         return _exit_code(exc)
     except KeyboardInterrupt:

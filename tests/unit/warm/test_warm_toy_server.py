@@ -89,12 +89,13 @@ def test_the_worker_takes_the_clients_place(runroot: Path, tmp_path: Path) -> No
 
 
 def test_no_server_fd_reaches_a_worker(runroot: Path) -> None:
-    # The client's stdin, stdout, stderr, and one close-on-exec fd: the
-    # worker's channel to the server (monitors are forked by the server).
+    # The client's stdin, stdout, stderr, and two close-on-exec fds: the
+    # connection to the client (for the exit code) and the worker's channel
+    # to the server (monitors are forked by the server's zygote).
     fds = toy(runroot, "fds").stdout.split()
     assert fds[:3] == ["0", "1", "2"]
-    assert len(fds) == 4, fds
-    assert fds[3].endswith("e"), fds
+    assert len(fds) == 5, fds
+    assert all(fd.endswith("e") for fd in fds[3:]), fds
 
 
 def test_crashes_leave_the_server_serving(runroot: Path) -> None:
