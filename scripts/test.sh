@@ -38,7 +38,8 @@ pytest integration tests/integration "${ignores[@]}" "$@"
 # started on demand (PORTIQUE_WARM=auto) and stopped at the session's end
 # (tests/conftest.py); output and exit codes must not change.
 PORTIQUE_WARM=auto PORTIQUE_WARM_IDLE=10 \
-    pytest integration-warm tests/integration/engine tests/integration/security "$@"
+    pytest integration-warm tests/integration/engine tests/integration/commands \
+    tests/integration/security "$@"
 VM=${PORTIQUE_VM_SCRIPT:-$PWD/../shared/vm/run-in-vm.sh}
 if [ -z "${PORTIQUE_NO_VM:-}" ] && [ $# -eq 0 ]; then
     if [ ! -f "$VM" ]; then
