@@ -30,13 +30,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
+from portique.image import ovlxattr
+
 MODIFIED: Final = 0
 ADDED: Final = 1
 DELETED: Final = 2
 KIND_LETTERS: Final = {MODIFIED: "C", ADDED: "A", DELETED: "D"}
 
 _DIR: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_OPAQUE: Final = "trusted.overlay.opaque"
 
 
 def changes(
@@ -95,7 +96,7 @@ def _opaque(parent_fd: int, path: str) -> bool:
     except OSError:
         return False
     try:
-        return os.getxattr(fd, _OPAQUE) == b"y"
+        return os.getxattr(fd, ovlxattr.opaque()) == b"y"
     except OSError:
         return False
     finally:

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol, cast
 
 from portique.errors import InvalidArgument
+from portique.image import ovlxattr
 
 # The overlay options must fit in one page (the kernel copies mount data into
 # a single page).
 _MOUNT_DATA_MAX: Final = 4095
 STALE_SECONDS: Final = 3600.0
 _RO_DIR: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_FIXED_OPTIONS: Final = "index=off,redirect_dir=off,metacopy=off"
 
 
 class Snapshots:
@@ -228,7 +228,7 @@ def overlay_data(lowers: Sequence[Path], upper: Path, work: Path, fd_dir: int | 
     # Pin the features that would put overlay-private metadata (redirect and
     # metacopy xattrs, an index) into the upper dir: `commit` and `build` turn
     # upper dirs into layers, which must hold plain files and whiteouts only.
-    return f"lowerdir={lower},upperdir={upper},workdir={work},{_FIXED_OPTIONS}"
+    return f"lowerdir={lower},upperdir={upper},workdir={work},{ovlxattr.mount_options()}"
 
 
 def lower_stack(lowers: Sequence[Path]) -> list[Path]:
@@ -298,7 +298,6 @@ def unmount_overlay(container_dir: Path) -> None:
 # ---- overlay upper dir -> OCI layer tar -------------------------------------------
 
 _KEEP_XATTR_PREFIXES: Final = ("user.", "security.capability")
-_OPAQUE: Final = "trusted.overlay.opaque"
 
 
 class _Sink(Protocol):
@@ -356,7 +355,7 @@ def has_changes(upper: Path, skip: frozenset[str] = frozenset()) -> bool:
                 if not stat.S_ISDIR(st.st_mode):
                     return True
                 with contextlib.suppress(OSError):
-                    if os.getxattr(name, _OPAQUE, follow_symlinks=False) == b"y":
+                    if os.getxattr(name, ovlxattr.opaque(), follow_symlinks=False) == b"y":
                         return True
                 todo.append(path)
         finally:
@@ -394,7 +393,7 @@ def _xattrs(fd: int) -> dict[str, str]:
     except OSError:
         return out
     for name in names:
-        if name.startswith(_KEEP_XATTR_PREFIXES):
+        if name.startswith(_KEEP_XATTR_PREFIXES) and not ovlxattr.is_private(name):
             with contextlib.suppress(OSError):
                 value = os.getxattr(fd, name)
                 out[name] = value.decode("utf-8", "surrogateescape")
@@ -458,7 +457,7 @@ def _walk(
                 ti.type = tarfile.DIRTYPE
                 infos = [ti]
                 try:
-                    opaque = os.getxattr(sub, _OPAQUE) == b"y"
+                    opaque = os.getxattr(sub, ovlxattr.opaque()) == b"y"
                 except OSError:
                     opaque = False
                 if opaque:

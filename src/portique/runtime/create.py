@@ -150,7 +150,7 @@ def create(
 
 def setup_cgroup(
     spec: Spec, container_id: str, undo: ExitStack
-) -> tuple[CgroupManager, CgroupInfo]:
+) -> tuple[CgroupManager, CgroupInfo | None]:
     from portique.runtime.cgroups import open_manager
     from portique.runtime.devices import with_device_rules
     from portique.runtime.mountplan import CgroupInfo
@@ -160,6 +160,8 @@ def setup_cgroup(
     undo.callback(manager.destroy)
     manager.apply(with_device_rules(spec.linux.resources, spec.linux.devices))
     dirs = manager.dirs()
+    if manager.version == "none":
+        return manager, None
     if manager.version == "v2":
         info = CgroupInfo("v2", tuple(("", str(d)) for d in dirs.values()))
     else:

@@ -247,7 +247,9 @@ def init(
         os.setsid()
         if cfg.new_keyring:
             join_session_keyring(kernel)
-        userns = linux.namespace("user") is not None
+        # The runtime itself may run in one (a rootless engine's): mknod and
+        # sysfs are refused there too.
+        userns = linux.namespace("user") is not None or ns.in_user_namespace()
         preload_modules(kernel, proc.terminal)
         # Compiled while the host's libraries are reachable, loaded last.
         seccomp = build_seccomp(linux.seccomp)

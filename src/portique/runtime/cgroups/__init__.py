@@ -12,6 +12,7 @@ The drivers are imported lazily: the runtime's start path loads one of them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .base import (
@@ -38,6 +39,10 @@ def open_manager(
     "slice:prefix:name" -> InvalidArgument.
     """
     path = resolve_path(cgroups_path, container_id)
+    if root == DEFAULT_ROOT and not _may_create(root, path):
+        from .none import NoCgroupManager
+
+        return NoCgroupManager(path)
     if detect(root) == "v2":
         from .v2 import V2Manager
 
@@ -45,6 +50,21 @@ def open_manager(
     from .v1 import V1Manager
 
     return V1Manager(path, root, mountinfo=mountinfo)
+
+
+def _may_create(root: Path, path: str) -> bool:
+    """False for a rootless caller (in a user namespace) that cannot write
+    where the cgroup would go: the nearest existing directory on its path,
+    in the unified hierarchy or, on v1, the memory one."""
+    from portique.linux.ns import in_user_namespace
+
+    if not in_user_namespace():
+        return True
+    base = root if detect(root) == "v2" else root / "memory"
+    where = base / path.strip("/")
+    while where != base and not where.exists():
+        where = where.parent
+    return os.access(where, os.W_OK)
 
 
 __all__ = [
