@@ -197,6 +197,14 @@ def _check_networking(
     net.check_dns_servers([str(s) for s in host.get("Dns") or ()])
     mode = str(host.get("NetworkMode") or "bridge")
     eps = net.endpoints_config({"NetworkingConfig": networking or {}})
+    if net.rootless():
+        from portique.engine.rootless import check_limits
+
+        check_limits(host)
+        net.check_rootless({"HostConfig": host, "NetworkingConfig": networking or {}, "Config": {}})
+        if mode.startswith("container:"):
+            net.check_network(eng, mode)
+        return
     for name in dict.fromkeys([mode, *eps]):
         net.check_network(eng, name)
 
@@ -328,7 +336,25 @@ def inspect(eng: Engine, ref: str, *, size: bool = False) -> dict[str, Any]:
 
 def published_ports(eng: Engine, ref: str) -> list[Any]:
     """The container's published ports (network.types.PortMapping), as `port` lists them."""
+    from portique.engine import network as net
+
     row = get(eng, ref)
+    if net.rootless():  # slirp4netns forwards: what the start recorded
+        from portique.network.types import PortMapping, Proto
+
+        if row.status.value not in ("running", "paused", "restarting"):
+            return []
+        ports = (row.config.get("NetworkSettings") or {}).get("Ports") or {}
+        return [
+            PortMapping(
+                int(key.partition("/")[0]),
+                int(b["HostPort"]),
+                b["HostIp"],
+                Proto(key.partition("/")[2] or "tcp"),
+            )
+            for key, binds in ports.items()
+            for b in binds or ()
+        ]
     return list(eng.networks.ports(row.id))
 
 

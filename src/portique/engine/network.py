@@ -297,6 +297,8 @@ def setup(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
     if joined_container(host):
         return {}  # the other container's namespace, wired when it started
     requests = requests_of(row.config)
+    if _usermode(host):
+        return _setup_usermode(eng, row, pid, stack)
     if mode == "none":
         from portique.engine.netns import loopback_up
 
@@ -328,6 +330,54 @@ def setup(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
     lines += extra_host_lines(host, (first.gateway or "") if first else "")
     _write_in_place(paths.dir / "hosts", "\n".join(lines) + "\n")
     return settings_of(cn)
+
+
+def rootless() -> bool:
+    """The engine runs inside a user namespace (engine/rootless.py)."""
+    from portique.linux.ns import in_user_namespace
+
+    return in_user_namespace()
+
+
+def _usermode(host: dict[str, Any]) -> bool:
+    """A rootless engine's default network: slirp4netns (engine/usernet.py)."""
+    return mode_of(host) in ("bridge", "default") and rootless()
+
+
+def check_rootless(config: Mapping[str, Any]) -> None:
+    """What a rootless engine cannot give a container, refused at create: host
+    ports below the unprivileged start, networks other than the default."""
+    from portique.engine.rootless import check_ports
+    from portique.errors import InvalidArgument
+
+    host = config["HostConfig"]
+    check_ports([m.host_port for m in _ports_to_publish(dict(config))])
+    mode = mode_of(host)
+    others = [n for n in endpoints_config(config) if n not in ("bridge", "default", mode)]
+    if (mode not in (*LOCAL_MODES, "bridge", "default") and not joined_container(host)) or others:
+        name = others[0] if others else mode
+        raise InvalidArgument(
+            f"network {name}: a rootless engine has only the default network"
+            " (slirp4netns), none and host"
+        )
+
+
+def _setup_usermode(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
+    from portique.engine import usernet
+    from portique.engine.netns import loopback_up
+
+    paths = eng.paths(row.id)
+    host = row.config["HostConfig"]
+    loopback_up(f"/proc/{pid}/ns/net")
+    stack.callback(usernet.stop, eng, row.id)
+    ports = usernet.start(eng, row.id, pid, _ports_to_publish(row.config))
+    _write_in_place(paths.dir / "resolv.conf", with_dns_flags(f"nameserver {usernet.DNS}\n", host))
+    hostname = (paths.dir / "hostname").read_text().strip()
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    lines.append(f"{usernet.GUEST_IP}\t{hostname}")
+    lines += extra_host_lines(host, usernet.GATEWAY)
+    _write_in_place(paths.dir / "hosts", "\n".join(lines) + "\n")
+    return usernet.settings(ports)
 
 
 def _ports_to_publish(config: dict[str, Any]) -> list[Any]:
@@ -378,6 +428,11 @@ def settings_of(cn: Any) -> dict[str, Any]:
 
 
 def _release(eng: Engine, cid: str) -> None:
+    if rootless():  # no network layer: at most a slirp4netns process
+        from portique.engine import usernet
+
+        usernet.stop(eng, cid)
+        return
     with contextlib.suppress(Exception):
         eng.networks.release_container(cid)
 
@@ -501,6 +556,6 @@ def _early_child(eng: Engine, row: Any, pid_r: int, out_w: int) -> int:  # pragm
 def wants_early_setup(row: Any) -> bool:
     """Whether starting `row` wires endpoints through the network layer."""
     host = row.config["HostConfig"]
-    if joined_container(host) or mode_of(host) == "host":
+    if joined_container(host) or mode_of(host) == "host" or _usermode(host):
         return False
     return bool(requests_of(row.config))

@@ -337,9 +337,46 @@ def check_ports(host_ports: list[int]) -> None:
             )
 
 
+# HostConfig's cgroup limits and the flags that set them.
+LIMIT_FLAGS = (
+    ("Memory", "--memory"),
+    ("MemoryReservation", "--memory-reservation"),
+    ("MemorySwap", "--memory-swap"),
+    ("NanoCpus", "--cpus"),
+    ("CpuShares", "--cpu-shares"),
+    ("CpuQuota", "--cpu-quota"),
+    ("CpuPeriod", "--cpu-period"),
+    ("CpusetCpus", "--cpuset-cpus"),
+    ("CpusetMems", "--cpuset-mems"),
+    ("PidsLimit", "--pids-limit"),
+    ("BlkioWeight", "--blkio-weight"),
+    ("BlkioDeviceReadBps", "--device-read-bps"),
+    ("BlkioDeviceWriteBps", "--device-write-bps"),
+    ("BlkioDeviceReadIOps", "--device-read-iops"),
+    ("BlkioDeviceWriteIOps", "--device-write-iops"),
+)
+
+
+def check_limits(host: Mapping[str, object]) -> None:
+    """Limits need a cgroup the user may write (a delegated cgroup v2
+    subtree); without one they are refused, never dropped."""
+    wanted = [flag for key, flag in LIMIT_FLAGS if host.get(key) not in (None, 0, "", [], -1)]
+    if not wanted:
+        return
+    from portique.runtime.cgroups import open_manager
+
+    if open_manager(None, "rootless-probe").version != "none":
+        return
+    raise PortiqueError(
+        f"{wanted[0]}: a rootless container cannot have cgroup limits here: this user has"
+        " no cgroup of its own (cgroup v1, or no cgroup v2 subtree delegated to it)"
+    )
+
+
 __all__ = [
     "PAUSE_FILE",
     "RootlessError",
+    "check_limits",
     "check_ports",
     "default_roots",
     "enter",
