@@ -85,59 +85,11 @@ def prepare_dir(path: Path) -> None:
         os.chmod(path, 0o700)
 
 
-# -- subordinate ids -------------------------------------------------------------
-
-
-def subid_range(path: str, user: str, uid: int) -> tuple[int, int] | None:
-    """The first range of /etc/subuid (or subgid) for `user` or `uid`: (start, count)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        return None
-    for line in lines:
-        parts = line.strip().split(":")
-        if len(parts) != 3 or parts[0] not in (user, str(uid)):
-            continue
-        try:
-            start, count = int(parts[1]), int(parts[2])
-        except ValueError:
-            continue
-        if start > 0 and count > 0:
-            return start, count
-    return None
-
-
-def outer_ids() -> tuple[int, int]:
-    """The host's uid and gid of this process, inside our namespace too."""
-    ids = []
-    for kind, own in (("uid_map", os.geteuid()), ("gid_map", os.getegid())):
-        found = own
-        try:
-            with open(f"/proc/self/{kind}", encoding="ascii") as f:
-                for line in f:
-                    inside, outside, count = (int(x) for x in line.split())
-                    if inside <= own < inside + count:
-                        found = outside + own - inside
-                        break
-        except (OSError, ValueError):
-            pass
-        ids.append(found)
-    return ids[0], ids[1]
-
-
 def subid_advice() -> str:
     """The lines a single-id user must add for images owned by other ids."""
-    uid, _ = outer_ids()
-    try:
-        name = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        name = str(uid)
-    return (
-        f"user {name} has no subordinate ids: as root, add the line"
-        f" '{name}:100000:65536' to /etc/subuid and /etc/subgid"
-        " (a range no other user has), then run `portique system migrate`"
-    )
+    from portique.subids import advice
+
+    return advice()
 
 
 # -- the engine's namespaces ----------------------------------------------------------
@@ -222,6 +174,8 @@ def _spawn_pause(runroot: Path) -> int:
         user = pwd.getpwuid(uid).pw_name
     except KeyError:
         user = str(uid)
+    from portique.subids import subid_range
+
     ranges = (subid_range("/etc/subuid", user, uid), subid_range("/etc/subgid", user, uid))
     to_child_r, to_child_w = os.pipe2(os.O_CLOEXEC)
     from_child_r, from_child_w = os.pipe2(os.O_CLOEXEC)
@@ -384,5 +338,4 @@ __all__ = [
     "live_pause",
     "stop_pause",
     "subid_advice",
-    "subid_range",
 ]

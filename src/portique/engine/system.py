@@ -232,3 +232,21 @@ def _rfc3339(ts: float) -> str:
     import time
 
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def migrate(eng: Engine) -> None:
+    """`system migrate`: a rootless engine's user namespace ends (its pause
+    process, engine/rootless.py), so that the next command makes one with the
+    ids /etc/subuid and /etc/subgid give now. Refused while containers run:
+    they live in it. As root: nothing to do."""
+    from portique.engine import db, rootless
+    from portique.engine.state import has_monitor
+    from portique.errors import Conflict
+    from portique.linux.ns import in_user_namespace
+
+    if not in_user_namespace():
+        return
+    running = [r.name for r in db.list_containers(eng.db) if has_monitor(r.status)]
+    if running:
+        raise Conflict(f"container {running[0]} is running: stop every container first")
+    rootless.stop_pause(eng.runroot)

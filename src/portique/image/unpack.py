@@ -521,6 +521,14 @@ def unpack(
             raise
         except OSError as exc:
             what = f"entry {current!r}" if current else "data"
+            if exc.errno == errno.EINVAL and unpacker.as_root:
+                from portique.subids import advice, single_id
+
+                if single_id():  # a rootless engine without subordinate ids
+                    raise InvalidLayer(
+                        f"cannot unpack layer {what}: its owner is not root, the only id"
+                        f" mapped here ({advice()})"
+                    ) from None
             raise InvalidLayer(f"cannot unpack layer {what}: {exc.strerror or exc}") from None
         except PortiqueError:
             raise
