@@ -40,9 +40,8 @@ def create(
     options: Mapping[str, str] | None = None,
 ) -> str:
     """`POST /networks/create`: the new network's id."""
-    from portique.network.networks import check_name
-
     from portique.engine.network import rootless
+    from portique.network.networks import check_name
 
     if ipv6:
         raise InvalidArgument("IPv6 networks are not supported")
