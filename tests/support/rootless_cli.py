@@ -62,10 +62,10 @@ class UserPortique:
         if base.exists():
             subprocess.run(["rm", "-rf", str(base)], check=True)
         base.mkdir(mode=0o700)
-        for d in ("home", "data", "run"):
-            (base / d).mkdir(mode=0o700)
-        for d in (base, base / "home", base / "data", base / "run"):
-            os.chown(d, uid, gid)
+        for sub in ("home", "data", "run"):
+            (base / sub).mkdir(mode=0o700)
+        for made in (base, base / "home", base / "data", base / "run"):
+            os.chown(made, uid, gid)
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "HOME": str(base / "home"),
