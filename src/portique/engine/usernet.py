@@ -75,7 +75,7 @@ def start(eng: Engine, cid: str, pid: int, ports: list[Any]) -> list[Any]:
         "--configure",
         f"--mtu={MTU}",
         f"--ready-fd={ready_w}",
-        f"--api-socket={api}",
+        f"--api-socket={API_SOCKET}",  # relative to its cwd: sun_path holds 108 bytes
         "--enable-sandbox",
         "--enable-seccomp",
         str(pid),
@@ -90,6 +90,7 @@ def start(eng: Engine, cid: str, pid: int, ports: list[Any]) -> list[Any]:
             pass_fds=(ready_w,),
             start_new_session=True,
             close_fds=True,
+            cwd=run_dir,
         )
     finally:
         os.close(ready_w)
@@ -123,6 +124,7 @@ def _wait_ready(ready_r: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     why = ""
     with contextlib.suppress(OSError):
         lines = log.read_text(errors="replace").strip().splitlines()
+        lines = [line for line in lines if not line.startswith("WARNING")] or lines
         why = lines[-1] if lines else ""
     raise PortiqueError(f"slirp4netns did not start{': ' + why if why else ''}")
 
@@ -157,9 +159,12 @@ def _forward(api: Path, mapping: Any) -> Any:
 
 
 def _call(api: Path, request: dict[str, Any]) -> dict[str, Any]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+    dfd = os.open(api.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    with contextlib.ExitStack() as stack:
+        stack.callback(os.close, dfd)
+        s = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
         s.settimeout(10)
-        s.connect(str(api))
+        s.connect(f"/proc/self/fd/{dfd}/{api.name}")
         s.sendall(json.dumps(request).encode())
         s.shutdown(socket.SHUT_WR)
         chunks = []
