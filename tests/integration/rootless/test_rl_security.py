@@ -127,5 +127,6 @@ def test_limits_without_a_delegated_cgroup_are_refused(
     p = upq("run", "--rm", flag, value, "--network", "none", "busybox", "true")
     assert p.returncode == 125
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
-    assert flag in p.stderr and "cgroup" in p.stderr
+    assert flag in p.stderr
+    assert "cgroup" in p.stderr
     assert upq.ok("ps", "-aq") == before
