@@ -276,13 +276,15 @@ def _pause_child(cmd_r: int, reply_w: int) -> None:  # pragma: no cover - forked
     os._exit(code)
 
 
-def check_ports(host_ports: list[int]) -> None:
-    """A host port below net.ipv4.ip_unprivileged_port_start is root's."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", encoding="ascii") as f:
-            lowest = int(f.read().strip())
-    except (OSError, ValueError):
-        lowest = 1024
+def check_ports(host_ports: list[int], lowest: int | None = None) -> None:
+    """A host port below net.ipv4.ip_unprivileged_port_start (`lowest`, read
+    from /proc by default) is root's."""
+    if lowest is None:
+        try:
+            with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", encoding="ascii") as f:
+                lowest = int(f.read().strip())
+        except (OSError, ValueError):
+            lowest = 1024
     for port in host_ports:
         if 0 < port < lowest:
             raise PortiqueError(
