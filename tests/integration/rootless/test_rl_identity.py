@@ -121,3 +121,14 @@ def test_root_and_user_engines_never_see_each_other(upq: UserPortique, root_pq: 
         root_pq("rm", "-f", theirs)
         upq("rmi", "useronly:1")
         root_pq("rmi", "rootonly:1")
+
+
+def test_info_says_rootless_and_its_helpers(upq: UserPortique, nosub: UserPortique) -> None:
+    out = upq.ok("info")
+    assert "  rootless\n" in out
+    assert "IdMapping: newuidmap/newgidmap" in out
+    assert "Network: slirp4netns (" in out
+    assert "Cgroup Driver: none" in out
+    assert f"Docker Root Dir: {upq.root}" in out
+    assert "name=rootless" in upq.ok("info", "--format", "{{json .SecurityOptions}}")
+    assert "IdMapping: single id" in nosub.ok("info")
