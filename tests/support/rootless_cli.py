@@ -54,6 +54,9 @@ class UserPortique:
     uid: int = 0
     gid: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    # A cgroup v2 directory every command starts in (moved there by root
+    # before setpriv): a subtree delegated to the user.
+    cgroup: Path | None = None
 
     @classmethod
     def make(cls, user: str, tag: str, *, runtime_dir: bool = True) -> UserPortique:
@@ -87,7 +90,12 @@ class UserPortique:
         return Path(f"/tmp/portique-{self.uid}")
 
     def argv(self, *args: str) -> list[str]:
+        enter = []
+        if self.cgroup is not None:
+            move = 'echo $$ > "$0/cgroup.procs" && exec "$@"'
+            enter = ["sh", "-c", move, str(self.cgroup)]
         return [
+            *enter,
             "setpriv",
             f"--reuid={self.uid}",
             f"--regid={self.gid}",
@@ -144,6 +152,22 @@ class UserPortique:
         subprocess.run(["rm", "-rf", str(self.base)], check=False)
         if "XDG_RUNTIME_DIR" not in self.env:
             subprocess.run(["rm", "-rf", str(self.runroot)], check=False)
+
+
+def busybox_tar(dest: Path) -> Path:
+    """A tar of a busybox root (support/rootfs.py) the users can read."""
+    import tarfile
+
+    from support.rootfs import make_busybox_rootfs
+
+    rootfs = make_busybox_rootfs(dest / "rootfs")
+    tar_path = dest / "busybox.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for entry in sorted(rootfs.iterdir()):
+            tar.add(entry, arcname=entry.name)
+    subprocess.run(["rm", "-rf", str(rootfs)], check=True)
+    os.chmod(tar_path, 0o644)
+    return tar_path
 
 
 def _running(pid: int) -> bool:

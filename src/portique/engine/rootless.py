@@ -319,9 +319,9 @@ def check_limits(host: Mapping[str, object]) -> None:
     wanted = [flag for key, flag in LIMIT_FLAGS if host.get(key) not in (None, 0, "", [], -1)]
     if not wanted:
         return
-    from portique.runtime.cgroups import open_manager
+    from portique.runtime.cgroups import delegated_parent, open_manager
 
-    if open_manager(None, "rootless-probe").version != "none":
+    if open_manager(f"{delegated_parent()}/portique/probe", "probe").version != "none":
         return
     raise PortiqueError(
         f"{wanted[0]}: a rootless container cannot have cgroup limits here: this user has"

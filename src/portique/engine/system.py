@@ -77,14 +77,16 @@ def rootless_helpers() -> dict[str, str]:
 
     if not in_user_namespace():
         return {}
-    from portique.runtime.cgroups import open_manager
+    from portique.runtime.cgroups import delegated_parent, open_manager
 
     slirp = shutil.which("slirp4netns", path="/usr/bin:/bin:/usr/sbin:/sbin")
     return {
         "IdMapping": "single id (no /etc/subuid range)" if single_id() else "newuidmap/newgidmap",
         "Storage": "overlayfs in the user namespace (userxattr)",
         "Network": f"slirp4netns ({slirp})" if slirp else "slirp4netns missing: none and host only",
-        "cgroup": "none" if open_manager(None, "info").version == "none" else "cgroupfs",
+        "cgroup": "none"
+        if open_manager(f"{delegated_parent()}/portique/info", "info").version == "none"
+        else "cgroupfs",
     }
 
 

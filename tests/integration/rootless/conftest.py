@@ -7,26 +7,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from support.engine_cli import Portique
-from support.rootfs import make_busybox_rootfs
-from support.rootless_cli import NOSUB_USER, TEST_USER, UserPortique
-
-
-def busybox_tar(dest: Path) -> Path:
-    rootfs = make_busybox_rootfs(dest / "rootfs")
-    tar_path = dest / "busybox.tar"
-    with tarfile.open(tar_path, "w") as tar:
-        for entry in sorted(rootfs.iterdir()):
-            tar.add(entry, arcname=entry.name)
-    subprocess.run(["rm", "-rf", str(rootfs)], check=True)
-    os.chmod(tar_path, 0o644)
-    return tar_path
+from support.rootless_cli import NOSUB_USER, TEST_USER, UserPortique, busybox_tar
 
 
 def _engine(user: str, tag: str, **kw: bool) -> UserPortique:

@@ -52,6 +52,35 @@ def open_manager(
     return V1Manager(path, root, mountinfo=mountinfo)
 
 
+def delegated_parent(root: Path = DEFAULT_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> str:
+    """Where a rootless caller's containers' cgroups go: on cgroup v2, the
+    topmost ancestor of its own cgroup that it owns (a subtree delegated to
+    the user, as systemd's user@UID.service or a directory root chowned to
+    it), else "" (no cgroup: cgroups/none.py). As root: ""."""
+    from portique.linux.ns import in_user_namespace
+
+    if not in_user_namespace() or detect(root) != "v2":
+        return ""
+    try:
+        with open(proc_cgroup, encoding="utf-8") as f:
+            own = next((line[3:].strip() for line in f if line.startswith("0::")), "")
+    except OSError:
+        return ""
+    found = ""
+    parts = [p for p in own.split("/") if p]
+    while parts:
+        where = root.joinpath(*parts)
+        try:
+            st = os.stat(where)
+        except OSError:
+            break
+        if st.st_uid != os.geteuid() or not os.access(where / "cgroup.procs", os.W_OK):
+            break
+        found = "/" + "/".join(parts)
+        parts.pop()
+    return found
+
+
 def _may_create(root: Path, path: str) -> bool:
     """False for a rootless caller (in a user namespace) that cannot write
     where the cgroup would go: the nearest existing directory on its path,
@@ -70,6 +99,7 @@ def _may_create(root: Path, path: str) -> bool:
 __all__ = [
     "CgroupError",
     "CgroupManager",
+    "delegated_parent",
     "detect",
     "hierarchies",
     "open_manager",
