@@ -202,8 +202,9 @@ def _check_networking(
 
         check_limits(host)
         net.check_rootless({"HostConfig": host, "NetworkingConfig": networking or {}, "Config": {}})
-        if mode.startswith("container:"):
-            net.check_network(eng, mode)
+        for name in dict.fromkeys([mode, *eps]):
+            if name not in ("bridge", "default"):
+                net.check_network(eng, name)
         return
     for name in dict.fromkeys([mode, *eps]):
         net.check_network(eng, name)

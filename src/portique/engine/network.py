@@ -187,6 +187,11 @@ def repair_leftovers(eng: Engine, *, every: float = REPAIR_INTERVAL) -> None:
     caller's: the next call tries again."""
     import time
 
+    if rootless():
+        from portique.engine import rootlessnet
+
+        if not rootlessnet.exists(eng.runroot):
+            return  # no network of the engine's yet: nothing to repair
     stamp = eng.runroot / "network" / "repair.stamp"
     with contextlib.suppress(OSError):
         if every > 0 and time.time() - stamp.stat().st_mtime < every:
@@ -308,17 +313,35 @@ def setup(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
     nets = eng.networks
     if any(r.network in ("bridge", "default") for r in requests):
         nets.ensure_default()
+    ports = _ports_to_publish(row.config)
+    if rootless():
+        # DNAT inside the engine's namespace, from its slirp4netns's address
+        # (engine/rootlessnet.py): the host address is slirp4netns's to bind.
+        from dataclasses import replace
+
+        ports = [replace(m, host_ip="0.0.0.0") for m in ports]
     cn = nets.setup_container(
         row.id,
         Path(netns),
         container_name=row.name,
         networks=requests,
-        ports=_ports_to_publish(row.config),
+        ports=ports,
         dns=list(host.get("Dns") or ()),
         dns_search=list(host.get("DnsSearch") or ()),
         dns_options=list(host.get("DnsOptions") or ()),
     )
     stack.callback(_release, eng, row.id)
+    if rootless() and cn.ports:
+        from portique.engine import rootlessnet
+
+        asked = {(m.container_port, str(m.proto)): m.host_ip for m in _ports_to_publish(row.config)}
+        rootlessnet.forward(
+            eng.runroot,
+            [
+                replace(m, host_ip=asked.get((m.container_port, str(m.proto)), m.host_ip))
+                for m in cn.ports
+            ],
+        )
     _write_in_place(paths.dir / "resolv.conf", cn.resolv_conf)
     hostname = (paths.dir / "hostname").read_text().strip()
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
@@ -354,11 +377,10 @@ def check_rootless(config: Mapping[str, Any]) -> None:
     check_ports([m.host_port for m in _ports_to_publish(dict(config))])
     mode = mode_of(host)
     others = [n for n in endpoints_config(config) if n not in ("bridge", "default", mode)]
-    if (mode not in (*LOCAL_MODES, "bridge", "default") and not joined_container(host)) or others:
-        name = others[0] if others else mode
+    if mode in ("bridge", "default") and others:
         raise InvalidArgument(
-            f"network {name}: a rootless engine has only the default network"
-            " (slirp4netns), none and host"
+            f"network {others[0]}: a rootless engine's default network (slirp4netns)"
+            " joins no other network: run on the user-defined network instead"
         )
 
 
@@ -428,11 +450,14 @@ def settings_of(cn: Any) -> dict[str, Any]:
 
 
 def _release(eng: Engine, cid: str) -> None:
-    if rootless():  # no network layer: at most a slirp4netns process
-        from portique.engine import usernet
+    if rootless():
+        from portique.engine import rootlessnet, usernet
 
-        usernet.stop(eng, cid)
-        return
+        usernet.stop(eng, cid)  # the default network's slirp4netns, if any
+        if not rootlessnet.exists(eng.runroot):
+            return
+        with contextlib.suppress(Exception):
+            rootlessnet.unforward(eng.runroot, list(eng.networks.ports(cid)))
     with contextlib.suppress(Exception):
         eng.networks.release_container(cid)
 

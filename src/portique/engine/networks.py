@@ -40,16 +40,10 @@ def create(
     options: Mapping[str, str] | None = None,
 ) -> str:
     """`POST /networks/create`: the new network's id."""
-    from portique.engine.network import rootless
     from portique.network.networks import check_name
 
     if ipv6:
         raise InvalidArgument("IPv6 networks are not supported")
-    if rootless():
-        raise InvalidArgument(
-            f"network {name}: a rootless engine has no user-defined networks yet"
-            " (the default network is slirp4netns; none and host work too)"
-        )
     check_name(name)
     rec = eng.networks.create(
         name,

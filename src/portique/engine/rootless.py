@@ -155,6 +155,9 @@ def live_pause(runroot: Path) -> int | None:
 
 def stop_pause(runroot: Path) -> int | None:
     """Kill the engine's pause process (`system migrate`); its pid, if one ran."""
+    from portique.engine import rootlessnet
+
+    rootlessnet.stop(runroot)
     pid = live_pause(runroot)
     if pid is not None:
         os.kill(pid, signal.SIGKILL)

@@ -63,6 +63,22 @@ def start(eng: Engine, cid: str, pid: int, ports: list[Any]) -> list[Any]:
     run_dir = eng.paths(cid).run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     stop(eng, cid)  # a restart's previous one
+    launch(run_dir, [str(pid), "tap0"])
+    try:
+        return [forward_to(run_dir, m, m.container_port) for m in ports]
+    except BaseException:
+        stop(eng, cid)
+        raise
+
+
+def start_for_path(run_dir: Path, netns: Path) -> None:
+    """A slirp4netns for the network namespace bind-mounted at `netns`."""
+    stop_dir(run_dir)
+    launch(run_dir, ["--netns-type=path", str(netns), "tap0"])
+
+
+def launch(run_dir: Path, target: list[str]) -> None:
+    """Start slirp4netns for `target`, recorded in `run_dir`; wait until ready."""
     api = run_dir / API_SOCKET
     with contextlib.suppress(FileNotFoundError):
         api.unlink()
@@ -78,8 +94,7 @@ def start(eng: Engine, cid: str, pid: int, ports: list[Any]) -> list[Any]:
         f"--api-socket={API_SOCKET}",  # relative to its cwd: sun_path holds 108 bytes
         "--enable-sandbox",
         "--enable-seccomp",
-        str(pid),
-        "tap0",
+        *target,
     ]
     try:
         proc = subprocess.Popen(
@@ -98,9 +113,8 @@ def start(eng: Engine, cid: str, pid: int, ports: list[Any]) -> list[Any]:
     _record(run_dir / PID_FILE, proc.pid)
     try:
         _wait_ready(ready_r, proc, run_dir / "slirp.log")
-        return [_forward(api, m) for m in ports]
     except BaseException:
-        stop(eng, cid)
+        stop_dir(run_dir)
         raise
     finally:
         os.close(ready_r)
@@ -129,9 +143,12 @@ def _wait_ready(ready_r: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise PortiqueError(f"slirp4netns did not start{': ' + why if why else ''}")
 
 
-def _forward(api: Path, mapping: Any) -> Any:
+def forward_to(run_dir: Path, mapping: Any, guest_port: int) -> Any:
+    """A host forward of `mapping`'s host port to 10.0.2.100:`guest_port`
+    (0: the host port); the mapping with its host port chosen."""
     from portique.network.types import PortMapping
 
+    api = run_dir / API_SOCKET
     host_port = mapping.host_port or _free_port(mapping.host_ip, str(mapping.proto))
     request = {
         "execute": "add_hostfwd",
@@ -140,7 +157,7 @@ def _forward(api: Path, mapping: Any) -> Any:
             "host_addr": mapping.host_ip or "0.0.0.0",
             "host_port": host_port,
             "guest_addr": GUEST_IP,
-            "guest_port": mapping.container_port,
+            "guest_port": guest_port or host_port,
         },
     }
     reply = _call(api, request)
@@ -181,11 +198,28 @@ def _free_port(host_ip: str, proto: str) -> int:
         return int(s.getsockname()[1])
 
 
+def unforward(run_dir: Path, mapping: Any) -> None:
+    """Remove the host forward of `mapping` (best effort: slirp4netns may be gone)."""
+    with contextlib.suppress(OSError, ValueError):
+        listed = _call(run_dir / API_SOCKET, {"execute": "list_hostfwd"})
+        for entry in listed.get("entries") or ():
+            if entry.get("host_port") == mapping.host_port and entry.get("proto") == str(
+                mapping.proto
+            ):
+                request = {"execute": "remove_hostfwd", "arguments": {"id": entry.get("id")}}
+                _call(run_dir / API_SOCKET, request)
+
+
 def stop(eng: Engine, cid: str) -> None:
     """Kill the container's slirp4netns, by the pid and start time recorded."""
+    stop_dir(eng.paths(cid).run_dir)
+
+
+def stop_dir(run_dir: Path) -> None:
+    """Kill the slirp4netns recorded in `run_dir`."""
     from portique.linux.proc import is_alive
 
-    pid_file = eng.paths(cid).run_dir / PID_FILE
+    pid_file = run_dir / PID_FILE
     try:
         pid_s, _, start_s = pid_file.read_text().partition(" ")
         pid, start = int(pid_s), int(start_s)

@@ -153,6 +153,9 @@ def enter_rootless(values: dict[str, str], argv: list[str], *, debug: bool) -> i
         eng = make_engine(values)
         rootless.prepare_dir(eng.root)
         rootless.enter(eng.runroot)
+        # The engine runs nft and ip from /usr/sbin, which users' PATHs lack.
+        path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")
+        os.environ["PATH"] = ":".join(path + [d for d in ("/usr/sbin", "/sbin") if d not in path])
         prefix = sys.orig_argv[: len(sys.orig_argv) - (len(sys.argv) - 1)]
         roots = ["--root", str(eng.root), "--runroot", str(eng.runroot)]
         os.execv(sys.executable, [sys.executable, *prefix[1:], *roots, *argv])
