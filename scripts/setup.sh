@@ -73,8 +73,8 @@ fi
 # Rootless portique (docs/ARCHITECTURE.md, "Rootless"): the users the tests
 # run it as (tests/integration/rootless), one with a subordinate range in
 # /etc/subuid and /etc/subgid, one without (the single-id mapping), and
-# /dev/net/tun open to every user for slirp4netns (Debian ships it 0666; some
-# hosts make it 0600).
+# /dev/net/tun and /dev/fuse open to every user, for slirp4netns and
+# fuse-overlayfs (Debian ships both 0666; some hosts make them 0600).
 if ! getent passwd portique-test >/dev/null; then
     useradd --create-home --shell /bin/sh portique-test
 fi
@@ -87,9 +87,11 @@ for f in /etc/subuid /etc/subgid; do
     # useradd gives every new user a range when login.defs says so: not this one.
     sed -i '/^portique-nosub:/d' "$f"
 done
-if [ -c /dev/net/tun ]; then
-    chmod 0666 /dev/net/tun
-fi
+for dev in /dev/net/tun /dev/fuse; do
+    if [ -c "$dev" ]; then
+        chmod 0666 "$dev"
+    fi
+done
 
 # Debian's own python3, so libseccomp's binding (python3-seccomp) is visible.
 if [ ! -x .venv/bin/python ]; then

@@ -96,7 +96,7 @@ def _opaque(parent_fd: int, path: str) -> bool:
     except OSError:
         return False
     try:
-        return os.getxattr(fd, ovlxattr.opaque()) == b"y"
+        return ovlxattr.is_opaque(fd)
     except OSError:
         return False
     finally:
@@ -110,7 +110,7 @@ def _walk(upper: Path, skip: frozenset[str]) -> Iterator[tuple[str, os.stat_resu
         fd = os.open(upper, _DIR)
     except FileNotFoundError:
         return  # a container never started has no upper dir yet
-    levels: list[tuple[Iterator[str], str]] = [(iter(sorted(os.listdir(fd))), "")]
+    levels: list[tuple[Iterator[str], str]] = [(iter(ovlxattr.listing(os.listdir(fd))), "")]
     try:
         while levels:
             names, prefix = levels[-1]
@@ -136,7 +136,7 @@ def _walk(upper: Path, skip: frozenset[str]) -> Iterator[tuple[str, os.stat_resu
                 except OSError:
                     continue
                 try:
-                    listing = sorted(os.listdir(sub))
+                    listing = ovlxattr.listing(os.listdir(sub))
                 except OSError:
                     os.close(sub)
                     continue

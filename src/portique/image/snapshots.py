@@ -251,16 +251,44 @@ def lower_stack(lowers: Sequence[Path]) -> list[Path]:
 
 def mount_overlay(snapshots_dir: Path, lowers: Sequence[Path], container_dir: Path) -> Path:
     """Mount container_dir/rootfs as overlay of `lowers` (topmost first) + a fresh upper."""
-    from portique.linux.mount import mount
+
+    from portique.image import fuseoverlay
 
     lowers = lower_stack(lowers)
     upper, work, rootfs = (container_dir / n for n in ("upper", "work", "rootfs"))
     for d in (upper, work, rootfs):
         d.mkdir(parents=True, exist_ok=True, mode=0o755)
+    driver = fuseoverlay.chosen(snapshots_dir.parent)
+    if driver == "fuse-overlayfs":
+        fuseoverlay.mount(lowers, upper, work, rootfs, "")
+        return rootfs
+    try:
+        _mount_native(snapshots_dir, lowers, upper, work, rootfs)
+    except OSError as exc:
+        # A rootless engine on a kernel that refuses overlayfs in a user
+        # namespace (image/fuseoverlay.py), unless the root chose the kernel's.
+        if (
+            driver is not None
+            or not ovlxattr.rootless()
+            or exc.errno not in (errno.EPERM, errno.EINVAL)
+        ):
+            raise
+        try:
+            fuseoverlay.mount(lowers, upper, work, rootfs, "")
+        except OSError as fuse_exc:
+            raise fuseoverlay.neither(exc, fuse_exc) from None
+    return rootfs
+
+
+def _mount_native(
+    snapshots_dir: Path, lowers: Sequence[Path], upper: Path, work: Path, rootfs: Path
+) -> None:
+    from portique.linux.mount import mount
+
     data = overlay_data(lowers, upper, work)
     if len(data) <= _MOUNT_DATA_MAX:
         mount("overlay", rootfs, "overlay", 0, data)
-        return rootfs
+        return
     # Too long for one page: name each lower as /proc/self/fd/<fd>/<n>, which
     # the kernel resolves while mounting (lowers all live in snapshots_dir).
     if any(p.parent != snapshots_dir for p in lowers):
@@ -273,7 +301,6 @@ def mount_overlay(snapshots_dir: Path, lowers: Sequence[Path], container_dir: Pa
         mount("overlay", rootfs, "overlay", 0, data)
     finally:
         os.close(fd)
-    return rootfs
 
 
 def unmount_overlay(container_dir: Path) -> None:
@@ -355,7 +382,7 @@ def has_changes(upper: Path, skip: frozenset[str] = frozenset()) -> bool:
                 if not stat.S_ISDIR(st.st_mode):
                     return True
                 with contextlib.suppress(OSError):
-                    if os.getxattr(name, ovlxattr.opaque(), follow_symlinks=False) == b"y":
+                    if ovlxattr.is_opaque(name, follow_symlinks=False):
                         return True
                 todo.append(path)
         finally:
@@ -429,7 +456,7 @@ def _walk(
 
     fd = os.dup(top_fd)
     levels: list[tuple[Any, str, tuple[int, int], list[Any]]] = [
-        (iter(sorted(os.listdir(fd))), prefix, _identity(fd), [])
+        (iter(ovlxattr.listing(os.listdir(fd))), prefix, _identity(fd), [])
     ]
     try:
         while levels:
@@ -457,7 +484,7 @@ def _walk(
                 ti.type = tarfile.DIRTYPE
                 infos = [ti]
                 try:
-                    opaque = os.getxattr(sub, ovlxattr.opaque()) == b"y"
+                    opaque = ovlxattr.is_opaque(sub)
                 except OSError:
                     opaque = False
                 if opaque:
@@ -471,7 +498,7 @@ def _walk(
                 else:
                     for item in infos:
                         add(item)
-                listing = sorted(os.listdir(sub))
+                listing = ovlxattr.listing(os.listdir(sub))
             except BaseException:
                 os.close(sub)
                 raise

@@ -18,7 +18,7 @@ import pytest
 from support.engine_cli import Portique
 from support.oci_build import Layer, TarBuilder, busybox_layer, image_from_layers, push_image
 from support.registry import Registry, start_registry
-from support.rootless_cli import TEST_USER, UserPortique, subuid_start
+from support.rootless_cli import TEST_USER, UserPortique, subuid_start, wait_for
 
 pytestmark = pytest.mark.registry
 
@@ -168,3 +168,67 @@ def test_cp_and_export_keep_the_images_owners(upq: UserPortique) -> None:
         assert (copied.uid, copied.gid) == (0, 0)
     finally:
         upq.ok("rm", "-f", cid)
+
+
+def test_fuse_overlayfs_driver_gives_the_same_trees_and_layers(
+    upq: UserPortique, reg: Registry
+) -> None:
+    ref = f"{reg.host}/rl:1"
+    fuse = UserPortique.make(TEST_USER, "fuse")
+    try:
+        driver = fuse.base / "data" / "portique" / "storage-driver"
+        driver.parent.mkdir(mode=0o700)
+        fuse.give(driver.parent)
+        driver.write_text("fuse-overlayfs\n")
+        fuse.give(driver)
+        fuse.ok("pull", ref, timeout=180)
+        script = "head -1 /proc/self/mountinfo; stat -c %u:%g /home/u; ls /etc/keep; ls /home/u"
+        out = fuse.ok("run", "--rm", "--network", "none", ref, "sh", "-c", script)
+        first, *rest = out.splitlines()
+        assert "fuse.fuse-overlayfs" in first
+        assert rest == ["1000:1000", "c"]
+        # A RUN step's whiteout and opaque directory, as the kernel's overlay gives them.
+        dockerfile = (
+            f"FROM {ref}\n"
+            "RUN rm /bin/true && rm -rf /etc/keep && mkdir /etc/keep && echo d > /etc/keep/d\n"
+        )
+        for engine in (fuse, upq):
+            ctx = engine.base / "fctx"
+            ctx.mkdir(exist_ok=True)
+            (ctx / "Dockerfile").write_text(dockerfile)
+            engine.give(ctx)
+            engine.give(ctx / "Dockerfile")
+        upq.ok("pull", ref, timeout=180)
+        fuse.ok("build", "-t", "fused:1", str(fuse.base / "fctx"), timeout=300)
+        upq.ok("build", "-t", "fused:1", str(upq.base / "fctx"), timeout=300)
+        fused, native = _run_layer(fuse, "fused:1", fuse.base), _run_layer(upq, "fused:1", upq.base)
+        names = [row[0] for row in fused]
+        assert "bin/.wh.true" in names
+        assert "etc/keep/.wh..wh..opq" in names
+        assert fused == native
+        assert not subprocess_pids(fuse.uid, "fuse-overlayfs") or wait_for(
+            lambda: not subprocess_pids(fuse.uid, "fuse-overlayfs"), timeout=30
+        )
+        # An unknown driver is one line.
+        driver.write_text("zfs\n")
+        p = fuse("run", "--rm", "--network", "none", ref, "true")
+        assert p.returncode == 125
+        assert "unknown storage driver 'zfs'" in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1
+    finally:
+        fuse.close()
+        upq("rmi", "fused:1")
+
+
+def subprocess_pids(uid: int, comm: str) -> list[int]:
+    """Processes of `uid` named `comm` (the helpers a container left behind)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid == uid and (entry / "comm").read_text().strip() == comm:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

@@ -85,3 +85,22 @@ def test_user_mode_network_settings() -> None:
     assert out["IPAddress"] == "10.0.2.100"
     assert out["Gateway"] == "10.0.2.2"
     assert out["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}
+
+
+def test_storage_driver_choice_and_the_neither_error(tmp_path: Path) -> None:
+    import errno
+
+    from portique.image import fuseoverlay
+
+    assert fuseoverlay.chosen(tmp_path) is None
+    (tmp_path / "storage-driver").write_text("fuse-overlayfs\n")
+    assert fuseoverlay.chosen(tmp_path) == "fuse-overlayfs"
+    (tmp_path / "storage-driver").write_text("zfs\n")
+    with pytest.raises(PortiqueError, match="unknown storage driver 'zfs'"):
+        fuseoverlay.chosen(tmp_path)
+    err = fuseoverlay.neither(
+        OSError(errno.EPERM, "Operation not permitted"), OSError(errno.ENOENT, "not installed")
+    )
+    assert "Linux 5.11" in str(err)
+    assert "fuse-overlayfs" in str(err)
+    assert "\n" not in str(err)
