@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,44 @@ def test_files_made_in_the_users_directory_are_the_users(upq: UserPortique) -> N
     )
     assert os.stat(d / "root-made").st_uid == upq.uid
     assert os.stat(d / "other").st_uid == subuid_start(TEST_USER) + 999
+
+
+def test_a_setuid_root_program_made_inside_is_the_users_outside(upq: UserPortique) -> None:
+    (upq.base / "suid").mkdir(exist_ok=True)
+    d = upq.give(upq.base / "suid")
+    upq.ok(
+        "run",
+        "--rm",
+        "--privileged",
+        "--network",
+        "none",
+        "-v",
+        f"{d}:/s",
+        "busybox",
+        "sh",
+        "-c",
+        "cp /bin/busybox /s/sb && chown 0:0 /s/sb && chmod 6755 /s/sb",
+    )
+    st = os.stat(d / "sb")
+    # setuid to the user, never to the host's root
+    assert (st.st_uid, st.st_gid) == (upq.uid, upq.gid)
+    out = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            str(d / "sb"),
+            "id",
+            "-u",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert out.stdout.strip() in ("", str(upq.uid)), out
+    assert out.stdout.strip() != "0"
 
 
 @pytest.mark.parametrize("privileged", [False, True], ids=["default", "privileged"])
