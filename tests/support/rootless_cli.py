@@ -142,6 +142,12 @@ class UserPortique:
         ids = self("ps", "-aq", "--no-trunc").stdout.split()
         if ids:
             self("rm", "-f", *ids, timeout=120)
+        # Ends the engine's network namespace, its slirp4netns and the pause
+        # process; then whatever is still recorded, by pid.
+        self("system", "migrate", timeout=120)
+        for pid_file in (self.runroot / "netns" / "slirp.pid",):
+            with contextlib.suppress(OSError, ValueError, IndexError, ProcessLookupError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
         pid = self.pause_pid()
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):

@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 
 from support.engine_cli import Portique
-from support.rootless_cli import TEST_USER, UserPortique, subuid_start, wait_for
+from support.rootless_cli import TEST_USER, UserPortique, busybox_tar, subuid_start, wait_for
 
 
 def _map(text: str) -> list[list[int]]:
@@ -132,3 +132,36 @@ def test_info_says_rootless_and_its_helpers(upq: UserPortique, nosub: UserPortiq
     assert f"Docker Root Dir: {upq.root}" in out
     assert "name=rootless" in upq.ok("info", "--format", "{{json .SecurityOptions}}")
     assert "IdMapping: single id" in nosub.ok("info")
+
+
+def test_system_migrate_ends_the_namespace_and_the_next_command_makes_one() -> None:
+    engine = UserPortique.make(TEST_USER, "migrate")
+    try:
+        assert engine.ok("images", "-q") == ""
+        first = engine.pause_pid()
+        assert first is not None
+        engine.ok("network", "create", "mnet")
+        slirp = int((engine.runroot / "netns" / "slirp.pid").read_text().split()[0])
+        engine.ok("import", str(busybox_tar(engine.base)), "bb")
+        cid = engine.ok("run", "-d", "--network", "none", "bb", "sleep", "300").strip()
+        p = engine("system", "migrate")
+        assert p.returncode != 0
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert "running" in p.stderr
+        engine.ok("rm", "-f", cid)
+        engine.ok("system", "migrate")
+        assert wait_for(lambda: not _alive(first) and not _alive(slirp))
+        assert engine.ok("network", "ls", "--format", "{{.Name}}").split().count("mnet") == 1
+        second = engine.pause_pid()
+        assert second is not None
+        assert second != first
+    finally:
+        engine.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text.rpartition(")")[2].split()[0] != "Z"
