@@ -61,6 +61,21 @@ class UserPortique:
     @classmethod
     def make(cls, user: str, tag: str, *, runtime_dir: bool = True) -> UserPortique:
         uid, gid = user_ids(user)
+        reach = subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={uid}",
+                f"--regid={gid}",
+                "--clear-groups",
+                "test",
+                "-x",
+                PORTIQUE,
+            ],
+            check=False,
+        )
+        assert reach.returncode == 0, (
+            f"{user} cannot run {PORTIQUE}: the checkout must be readable by all"
+        )
         base = Path(f"/tmp/pqr-{tag}-{os.getpid()}")
         if base.exists():
             subprocess.run(["rm", "-rf", str(base)], check=True)
