@@ -113,10 +113,19 @@ def stage1(
         join_namespaces(linux.namespaces, kernel)
         userns = linux.has_new("user")
         if userns:
+            # An unprivileged runtime (runc's rootless mode) writes the maps
+            # as an ordinary user: /proc/<pid>/uid_map of a non-dumpable
+            # process is root's. Dumpable only until they are written, still
+            # outside the container's pid namespace.
+            unprivileged = os.geteuid() != 0
             with step("linux.namespaces: new user namespace"):
                 kernel.unshare(ns.CLONE_NEWUSER)
+            if unprivileged:
+                kernel.set_dumpable(True)
             chan.send(sync.MapIds(os.getpid()))
             chan.expect(sync.MapIdsDone)
+            if unprivileged:
+                kernel.set_dumpable(False)
         if userns or linux.namespace("user") is not None:
             kernel.setresgid(0, 0, 0)
             kernel.setresuid(0, 0, 0)

@@ -59,7 +59,7 @@ def delegated_parent(root: Path = DEFAULT_ROOT, proc_cgroup: str = "/proc/self/c
     it), else "" (no cgroup: cgroups/none.py). As root: ""."""
     from portique.linux.ns import in_user_namespace
 
-    if not in_user_namespace() or detect(root) != "v2":
+    if (os.geteuid() == 0 and not in_user_namespace()) or detect(root) != "v2":
         return ""
     try:
         with open(proc_cgroup, encoding="utf-8") as f:
@@ -87,7 +87,7 @@ def _may_create(root: Path, path: str) -> bool:
     in the unified hierarchy or, on v1, the memory one."""
     from portique.linux.ns import in_user_namespace
 
-    if not in_user_namespace():
+    if os.geteuid() == 0 and not in_user_namespace():
         return True
     base = root if detect(root) == "v2" else root / "memory"
     where = base / path.strip("/")
