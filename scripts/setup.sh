@@ -85,7 +85,9 @@ for f in /etc/subuid /etc/subgid; do
     touch "$f"
     grep -q '^portique-test:' "$f" || echo 'portique-test:400000:65536' >>"$f"
     # useradd gives every new user a range when login.defs says so: not this one.
-    sed -i '/^portique-nosub:/d' "$f"
+    if grep -q '^portique-nosub:' "$f"; then
+        sed -i '/^portique-nosub:/d' "$f"
+    fi
 done
 for dev in /dev/net/tun /dev/fuse; do
     if [ -c "$dev" ]; then
