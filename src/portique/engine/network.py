@@ -458,8 +458,13 @@ def _release(eng: Engine, cid: str) -> None:
             return
         with contextlib.suppress(Exception):
             rootlessnet.unforward(eng.runroot, list(eng.networks.ports(cid)))
+    from portique.engine import events
+
     with contextlib.suppress(Exception):
+        eps = eng.networks.endpoints(cid)
         eng.networks.release_container(cid)
+        for ep in eps:
+            events.network(eng, ep.network_id, ep.network, "disconnect", container=cid)
 
 
 def needs_release(config: Mapping[str, Any]) -> bool:

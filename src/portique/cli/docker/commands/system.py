@@ -1,4 +1,4 @@
-"""`portique system df|prune|info|migrate`"""
+"""`portique system df|prune|info|events|migrate`"""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("migrate")
     p = sub.add_parser("info")
     p.add_argument("-f", "--format", default=None)
+    from portique.cli.docker.commands import events
+
+    events.add_arguments(sub.add_parser("events"))
 
 
 def _pct(part: int, whole: int) -> str:
@@ -274,6 +277,10 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
 
         system.migrate(eng)
         return 0
+    if args.system_command == "events":
+        from portique.cli.docker.commands import events
+
+        return events.run(eng, args)
     from portique.cli.docker.commands import info
 
     return info.run(eng, args)
