@@ -208,13 +208,7 @@ def _check_networking(
     mode = str(host.get("NetworkMode") or "bridge")
     eps = net.endpoints_config({"NetworkingConfig": networking or {}})
     if net.rootless():
-        from portique.engine.rootless import check_limits
-
-        check_limits(host)
-        net.check_rootless({"HostConfig": host, "NetworkingConfig": networking or {}, "Config": {}})
-        for name in dict.fromkeys([mode, *eps]):
-            if name not in ("bridge", "default"):
-                net.check_network(eng, name)
+        net.check_rootless_create(eng, host, networking or {}, [mode, *eps])
         return
     for name in dict.fromkeys([mode, *eps]):
         net.check_network(eng, name)
@@ -355,21 +349,9 @@ def published_ports(eng: Engine, ref: str) -> list[Any]:
 
     row = get(eng, ref)
     if net.rootless():  # slirp4netns forwards: what the start recorded
-        from portique.network.types import PortMapping, Proto
+        from portique.engine.usernet import recorded_ports
 
-        if row.status.value not in ("running", "paused", "restarting"):
-            return []
-        ports = (row.config.get("NetworkSettings") or {}).get("Ports") or {}
-        return [
-            PortMapping(
-                int(key.partition("/")[0]),
-                int(b["HostPort"]),
-                b["HostIp"],
-                Proto(key.partition("/")[2] or "tcp"),
-            )
-            for key, binds in ports.items()
-            for b in binds or ()
-        ]
+        return recorded_ports(row)
     return list(eng.networks.ports(row.id))
 
 

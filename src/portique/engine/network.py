@@ -384,6 +384,20 @@ def check_rootless(config: Mapping[str, Any]) -> None:
         )
 
 
+def check_rootless_create(
+    eng: Engine, host: Mapping[str, Any], networking: Mapping[str, Any], names: list[str]
+) -> None:
+    """A rootless engine's create: limits need a cgroup of the user's, ports
+    and networks as check_rootless says, user-defined networks must exist."""
+    from portique.engine.rootless import check_limits
+
+    check_limits(host)
+    check_rootless({"HostConfig": host, "NetworkingConfig": networking, "Config": {}})
+    for name in dict.fromkeys(names):
+        if name not in ("bridge", "default"):
+            check_network(eng, name)
+
+
 def _setup_usermode(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
     from portique.engine import usernet
     from portique.engine.netns import loopback_up

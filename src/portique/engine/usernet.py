@@ -262,3 +262,23 @@ def settings(ports: list[Any]) -> dict[str, Any]:
             f"{m.host_ip}:{m.host_port}->{m.container_port}/{m.proto}" for m in ports
         ),
     }
+
+
+def recorded_ports(row: Any) -> list[Any]:
+    """A rootless container's published ports, as its start recorded them
+    (NetworkSettings.Ports): none unless it runs."""
+    from portique.network.types import PortMapping, Proto
+
+    if row.status.value not in ("running", "paused", "restarting"):
+        return []
+    ports = (row.config.get("NetworkSettings") or {}).get("Ports") or {}
+    return [
+        PortMapping(
+            int(key.partition("/")[0]),
+            int(b["HostPort"]),
+            b["HostIp"],
+            Proto(key.partition("/")[2] or "tcp"),
+        )
+        for key, binds in ports.items()
+        for b in binds or ()
+    ]
