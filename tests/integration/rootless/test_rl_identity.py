@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -165,3 +166,15 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return text.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_a_users_command_never_goes_through_a_warm_server(upq: UserPortique) -> None:
+    # PORTIQUE_WARM=auto would start (or use) a warm fork-server: never for a
+    # user, whose engine lives in its own namespaces.
+    env = dict(upq.env, PORTIQUE_WARM="auto")
+    p = subprocess.run(
+        upq.argv("run", "--rm", "--network", "none", "busybox", "id", "-u"),
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (p.returncode, p.stdout) == (0, "0\n"), p.stderr
+    assert not list(upq.runroot.glob("warm*"))
