@@ -44,10 +44,16 @@ MODULES: dict[str, str] = {
     "list": "ps",
 }
 
+# Verbs another face provides, loaded by name as the CLI's own (a face does not
+# import a face): `serve` is the API face's (api/command.py).
+FACE_VERBS: dict[str, str] = {
+    "serve": "portique.api.command",
+}
+
 # Verbs that start container processes (also as `container VERB`). Started as
 # a process (entry()), they first make sure the interpreter is one a container
 # cannot rewrite (linux/selfexe.py); the runtime refuses to fork otherwise.
-STARTS_CONTAINERS = frozenset({"run", "start", "restart", "exec", "build"})
+STARTS_CONTAINERS = frozenset({"run", "start", "restart", "exec", "build", "serve"})
 
 # Management groups: `portique GROUP` and `GROUP --help` list their commands
 # (cli/docker/catalog.py).
@@ -60,6 +66,8 @@ DEFAULT_RUNROOT = "/run/portique"
 
 
 def load_command(verb: str) -> ModuleType | None:
+    if verb in FACE_VERBS:
+        return importlib.import_module(FACE_VERBS[verb])
     name = MODULES.get(verb, verb).replace("-", "_")
     if not name.isidentifier() or name.startswith("_"):
         return None
@@ -188,8 +196,10 @@ def _through_warm_server(argv: list[str], *, start: bool) -> int | None:
         values, _flags = _global_values(globals_)
     except GlobalFlagError:
         return None
-    if rest[:1] == ["warm"]:
-        return None  # the server's own verb runs here
+    if rest[:1] in (["warm"], ["serve"]):
+        # The warm server's own verb runs here, and so does the API server (a
+        # long-lived process of its own, forking its workers itself).
+        return None
     runroot = values.get("--runroot") or os.environ.get("PORTIQUE_RUNROOT") or DEFAULT_RUNROOT
     from portique.warm import client
 
@@ -225,11 +235,11 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
         sys.stdout.write(main_help())
         return 0
     if "--host" in values:
-        # Until `portique serve` exists there is no API socket to send a command to.
+        # portique runs each command itself; the API socket is for API clients.
         sys.stderr.write(
             f"portique: -H/--host {values['--host']}: portique has no daemon to connect to,"
-            " it runs each command itself (drop -H; the Docker Engine API, `portique serve`,"
-            " is not written yet)\n"
+            " it runs each command itself (drop -H; to drive portique through the Docker"
+            " Engine API, run `portique serve` and point the docker CLI at it)\n"
         )
         return 125
     if os.geteuid() != 0:
