@@ -47,6 +47,7 @@ __all__ = [
     "pull",
     "remove",
     "resolve",
+    "save",
     "summary",
     "tag",
 ]
@@ -375,6 +376,20 @@ def pull(eng: Engine, ref: str, **kwargs: Any) -> PullResult:
 
     eng.recover(images=True)
     return pull_image(eng.images, ref, **kwargs)
+
+
+def save(
+    eng: Engine, refs: Sequence[str], out: BinaryIO, *, format: str = "docker-archive"
+) -> None:
+    """`GET /images/get?names=...`: a docker-archive (or OCI) tar of `refs`, streamed
+    to `out`; every name is resolved first, so a missing one fails before any byte."""
+    from portique.image.save import save as save_archive
+
+    if not refs:
+        raise InvalidArgument("no image to save: name at least one")
+    for ref in refs:
+        resolve(eng, ref)
+    save_archive(eng.images, list(refs), out, format=format)
 
 
 def load(eng: Engine, stream: BinaryIO, **kwargs: Any) -> list[LoadedImage]:

@@ -150,13 +150,37 @@ def remove(eng: Engine, ref: str) -> None:
     eng.networks.remove(ref)
 
 
-def prune(eng: Engine) -> list[str]:
-    """`POST /networks/prune`: the names of the user-defined networks no container uses."""
-    from portique.engine.network import repair_leftovers
+PRUNE_FILTERS = ("until", "label", "label!")
 
+
+def prune(eng: Engine, filters: flt.Filters | None = None) -> list[str]:
+    """`POST /networks/prune`: the names of the user-defined networks no container
+    uses, among those the filters keep (until, label, label!)."""
+    from portique.engine.images import created_timestamp, parse_until
+    from portique.engine.network import repair_leftovers
+    from portique.errors import Conflict
+
+    wanted = flt.check(filters, PRUNE_FILTERS)
+    cutoffs = [parse_until(v) for v in wanted.get("until", [])]
     eng.recover()  # a start or removal cut short may still hold endpoints
     repair_leftovers(eng, every=0)  # endpoints of dead containers must not keep a network
-    return eng.networks.prune()
+    nets = eng.networks
+    if not wanted:
+        return nets.prune()
+    removed = []
+    for net in nets.list():
+        if net.is_default or any(created_timestamp(net.created) >= c for c in cutoffs):
+            continue
+        if not flt.labels_match(net.labels, wanted.get("label", [])):
+            continue
+        if any(flt.label_matches(net.labels, w) for w in wanted.get("label!", [])):
+            continue
+        try:
+            nets.remove(net.id)
+        except (Conflict, NotFound):
+            continue
+        removed.append(net.name)
+    return removed
 
 
 def connect(

@@ -179,12 +179,25 @@ def remove_volume(eng: Engine, name: str, *, force: bool = False) -> None:
     remove_tree(eng.volumes_dir / name)
 
 
-def prune_volumes(eng: Engine, *, all_volumes: bool = False) -> list[str]:
-    """Unused volumes: anonymous ones only, unless `all_volumes` (Docker 23+ semantics)."""
+PRUNE_FILTERS = ("label", "label!", "all")
+
+
+def prune_volumes(
+    eng: Engine, *, all_volumes: bool = False, filters: flt.Filters | None = None
+) -> list[str]:
+    """`POST /volumes/prune`: unused volumes, anonymous ones only unless
+    `all_volumes` or the filter `all=true` (Docker 23+ semantics), among those
+    the label filters keep."""
+    wanted = flt.check(filters, PRUNE_FILTERS)
+    all_volumes = all_volumes or any(flt.flag("all", v) for v in wanted.get("all", []))
     eng.recover()  # a removal cut short may still hold anonymous volumes
     removed = []
     for vol in db.list_volumes(eng.db):
         if not (vol.anonymous or all_volumes):
+            continue
+        if not flt.labels_match(vol.labels, wanted.get("label", [])):
+            continue
+        if any(flt.label_matches(vol.labels, w) for w in wanted.get("label!", [])):
             continue
         try:
             remove_volume(eng, vol.name)

@@ -35,11 +35,9 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import images
     from portique.errors import InvalidArgument
     from portique.fileio import atomic_file
-    from portique.image.save import save
 
     for ref in args.images:
         images.resolve(eng, ref)  # a missing image is the user's: Docker's words, before any output
-    imgs = eng.images
     if not args.output:
         if sys.stdout.isatty():
             raise InvalidArgument(
@@ -47,7 +45,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
                 hint="use the -o flag or redirect",
             )
         sys.stdout.flush()
-        save(imgs, args.images, sys.stdout.buffer, format=args.format)
+        images.save(eng, args.images, sys.stdout.buffer, format=args.format)
         sys.stdout.buffer.flush()
         return 0
     target = Path(args.output)
@@ -60,5 +58,5 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
             raise InvalidArgument(
                 f"cannot save to {target}: {(exc.strerror or str(exc)).lower()}"
             ) from None
-        save(imgs, args.images, f, format=args.format)
+        images.save(eng, args.images, f, format=args.format)
     return 0

@@ -139,7 +139,9 @@ def _prune(eng: Engine, args: argparse.Namespace) -> int:
             "WARNING! This will remove anonymous local volumes not used by at least one container."
         ):
             return 0
-    removed = volumes.prune_volumes(eng, all_volumes=args.all)
+    from portique.cli.docker.filters import from_flags
+
+    removed = volumes.prune_volumes(eng, all_volumes=args.all, filters=from_flags(args.filter))
     if removed:
         print("Deleted Volumes:")
         for n in removed:
