@@ -38,6 +38,7 @@ __all__ = [
     "created_timestamp",
     "familiar",
     "history",
+    "import_image",
     "inspect",
     "inspect_record",
     "list_images",
@@ -398,6 +399,31 @@ def load(eng: Engine, stream: BinaryIO, **kwargs: Any) -> list[LoadedImage]:
 
     eng.recover(images=True)
     return load_archive(eng.images, stream, **kwargs)
+
+
+def import_image(
+    eng: Engine,
+    stream: BinaryIO,
+    reference: str | None,
+    *,
+    changes: Sequence[str] = (),
+    message: str = "",
+    source_name: str = "-",
+) -> ImageRecord:
+    """`POST /images/create?fromSrc=-`: a rootfs tarball as a one-layer image,
+    its config changed by Dockerfile instructions (`--change`)."""
+    from portique.image.importer import import_rootfs, parse_changes
+
+    parse_changes(changes)  # a bad change is refused before the tarball is read
+    eng.recover(images=True)
+    return import_rootfs(
+        eng.images,
+        stream,
+        reference,
+        changes=list(changes),
+        message=message,
+        source_name=source_name,
+    )
 
 
 def build(eng: Engine, opts: BuildOptions, out: TextIO | None = None) -> ImageRecord:
