@@ -12,7 +12,7 @@ from portique.oci.value import value
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
 
-__all__ = ["DiskUsage", "PruneReport", "Usage", "disk_usage", "info", "prune"]
+__all__ = ["DiskUsage", "PruneReport", "Usage", "disk_usage", "info", "prune", "server_version"]
 
 
 def info(eng: Engine) -> dict[str, Any]:
@@ -57,6 +57,45 @@ def info(eng: Engine) -> dict[str, Any]:
         "Runtimes": {"portique": {"path": "portique-runtime"}},
         "SecurityOptions": ["name=seccomp,profile=builtin"],
         "Plugins": {"Volume": ["local"], "Network": ["host", "none"], "Log": ["json-file"]},
+    }
+
+
+def server_version(min_api: str = "") -> dict[str, Any]:
+    """Docker's `GET /version` (the Server part of `portique version`)."""
+    from portique import API_VERSION, __version__
+
+    arch = "amd64" if platform.machine() == "x86_64" else platform.machine()
+    kernel = platform.release()
+    python = f"python{platform.python_version()}"
+    return {
+        "Platform": {"Name": "portique"},
+        "Components": [
+            {
+                "Name": "Engine",
+                "Version": __version__,
+                "Details": {
+                    "ApiVersion": API_VERSION,
+                    "Arch": arch,
+                    "Os": "linux",
+                    "KernelVersion": kernel,
+                    "MinAPIVersion": min_api,
+                    "GoVersion": python,
+                    "GitCommit": "",
+                    "BuildTime": "",
+                    "Experimental": "false",
+                },
+            }
+        ],
+        "Version": __version__,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": min_api,
+        "GitCommit": "",
+        "GoVersion": python,
+        "Os": "linux",
+        "Arch": arch,
+        "KernelVersion": kernel,
+        "Experimental": False,
+        "BuildTime": "",
     }
 
 

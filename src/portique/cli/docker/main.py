@@ -43,10 +43,16 @@ MODULES: dict[str, str] = {
     "list": "ps",
 }
 
+# Verbs another face provides, loaded by name as the CLI's own (a face does not
+# import a face): `serve` is the API face's (api/command.py).
+FACE_VERBS: dict[str, str] = {
+    "serve": "portique.api.command",
+}
+
 # Verbs that start container processes (also as `container VERB`). Started as
 # a process (entry()), they first make sure the interpreter is one a container
 # cannot rewrite (linux/selfexe.py); the runtime refuses to fork otherwise.
-STARTS_CONTAINERS = frozenset({"run", "start", "restart", "exec", "build"})
+STARTS_CONTAINERS = frozenset({"run", "start", "restart", "exec", "build", "serve"})
 
 # Management groups: `portique GROUP` and `GROUP --help` list their commands
 # (cli/docker/catalog.py).
@@ -62,6 +68,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def load_command(verb: str) -> ModuleType | None:
+    if verb in FACE_VERBS:
+        return importlib.import_module(FACE_VERBS[verb])
     name = MODULES.get(verb, verb).replace("-", "_")
     if not name.isidentifier() or name.startswith("_"):
         return None
