@@ -2,9 +2,9 @@
 not define: each error is a 400 naming the field and what was expected.
 
     body = Fields(req.json(), "network create", known=("Name", "Driver", ...))
-    name = body.str("Name", required=True)
-    labels = body.str_map("Labels")
-    internal = body.bool("Internal")
+    name = body.text("Name", required=True)
+    labels = body.text_map("Labels")
+    internal = body.boolean("Internal")
 """
 
 from __future__ import annotations
@@ -54,17 +54,17 @@ class Fields:
             )
         return value
 
-    def str(self, name: str, default: str = "", *, required: bool = False) -> str:
+    def text(self, name: str, default: str = "", *, required: bool = False) -> str:
         value = self._get(name, str, required)
         if required and not value:
             raise InvalidArgument(f"{self.where}: {name} is required")
         return default if value is None else str(value)
 
-    def bool(self, name: str, default: bool = False) -> bool:
+    def boolean(self, name: str, default: bool = False) -> bool:
         value = self._get(name, bool, False)
         return default if value is None else bool(value)
 
-    def int(self, name: str, default: int = 0) -> int:
+    def integer(self, name: str, default: int = 0) -> int:
         value = self._get(name, int, False)
         return default if value is None else int(value)
 
@@ -72,19 +72,19 @@ class Fields:
         value = self._get(name, dict, False)
         return dict(value) if value is not None else {}
 
-    def list(self, name: str) -> list[Any]:
+    def array(self, name: str) -> list[Any]:
         value = self._get(name, list, False)
         return list(value) if value is not None else []
 
-    def str_map(self, name: str) -> dict[str, str]:
+    def text_map(self, name: str) -> dict[str, str]:
         out = self.obj(name)
         for key, value in out.items():
             if not isinstance(value, str):
                 raise InvalidArgument(f"{self.where}: {name}[{key!r}] must be a string")
         return out
 
-    def str_list(self, name: str) -> list[str]:
-        out = self.list(name)
+    def text_list(self, name: str) -> list[str]:
+        out = self.array(name)
         for i, value in enumerate(out):
             if not isinstance(value, str):
                 raise InvalidArgument(f"{self.where}: {name}[{i}] must be a string")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 MAX_AUTH_HEADER = 16 << 10
 
-__all__ = ["ROUTES", "registry_auth", "registry_client"]
+__all__ = ["ROUTES", "auth_config", "insecure_registries", "registry_auth", "registry_client"]
 
 
 # ---- credentials and the registry client -------------------------------------------------
@@ -52,23 +52,29 @@ def registry_auth(header: str) -> dict[str, str]:
         doc = json.loads(_b64(header, "X-Registry-Auth"))
     except (ValueError, UnicodeDecodeError):
         raise InvalidArgument("X-Registry-Auth: not base64url-encoded JSON") from None
+    return auth_config(doc, "X-Registry-Auth")
+
+
+def auth_config(doc: Any, where: str) -> dict[str, str]:
+    """Docker's AuthConfig (keys in any case), checked: {key: string}, with
+    `auth` (base64 of user:password) split into username and password."""
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise InvalidArgument("X-Registry-Auth: expected a JSON object")
+        raise InvalidArgument(f"{where}: expected a JSON object")
     out: dict[str, str] = {}
     for key, value in doc.items():
         if value is None:
             continue
         if not isinstance(value, str):
-            raise InvalidArgument(f"X-Registry-Auth: {key} must be a string")
+            raise InvalidArgument(f"{where}: {key} must be a string")
         out[key.lower()] = value
     if out.get("auth") and not out.get("username"):
-        user, sep, password = _b64(out["auth"], "X-Registry-Auth: auth").decode(
-            "utf-8", "replace"
-        ).partition(":")
+        user, sep, password = (
+            _b64(out["auth"], f"{where}: auth").decode("utf-8", "replace").partition(":")
+        )
         if not sep:
-            raise InvalidArgument("X-Registry-Auth: auth is not base64 of user:password")
+            raise InvalidArgument(f"{where}: auth is not base64 of user:password")
         out["username"], out["password"] = user, password
     return out
 
@@ -90,7 +96,9 @@ class _Anonymous:
 def insecure_registries() -> set[str]:
     """The server's $PORTIQUE_INSECURE_REGISTRIES (a,b,...), as the CLI's."""
     return {
-        h.strip() for h in os.environ.get("PORTIQUE_INSECURE_REGISTRIES", "").split(",") if h.strip()
+        h.strip()
+        for h in os.environ.get("PORTIQUE_INSECURE_REGISTRIES", "").split(",")
+        if h.strip()
     }
 
 
@@ -135,7 +143,12 @@ def create(req: Request) -> Response | None:
     client = registry_client(req, name)
     with JSONMessages(req) as out:
         results = registry.pull(
-            req.eng, name, all_tags=all_tags, platform=platform, progress=out.progress, client=client
+            req.eng,
+            name,
+            all_tags=all_tags,
+            platform=platform,
+            progress=out.progress,
+            client=client,
         )
         last = results[-1]
         shown = images.familiar(name) if all_tags else last.reference.familiar()

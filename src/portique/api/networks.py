@@ -33,31 +33,33 @@ def create(req: Request) -> Response:
     from portique.engine import networks
 
     body = Fields(req.json(empty_ok=False), "network create", known=CREATE_FIELDS)
-    name = body.str("Name", required=True)
-    driver = body.str("Driver") or "bridge"
-    body.bool("CheckDuplicate")
-    body.bool("Attachable")  # every portique network is
-    body.str("Scope")
+    name = body.text("Name", required=True)
+    driver = body.text("Driver") or "bridge"
+    body.boolean("CheckDuplicate")
+    body.boolean("Attachable")  # every portique network is
+    body.text("Scope")
     body.obj("ConfigFrom")
     for refused in ("Ingress", "ConfigOnly"):
-        if body.bool(refused):
+        if body.boolean(refused):
             raise InvalidArgument(f"network create: {refused} networks are not supported")
-    if not body.bool("EnableIPv4", True):
+    if not body.boolean("EnableIPv4", True):
         raise InvalidArgument("network create: EnableIPv4 false is not supported")
     ipam = Fields(body.obj("IPAM"), "network create: IPAM", known=IPAM_FIELDS)
-    if ipam.str("Driver") not in ("", "default"):
-        raise InvalidArgument(f"network create: IPAM driver {ipam.str('Driver')!r} is not supported")
-    if ipam.str_map("Options"):
+    if ipam.text("Driver") not in ("", "default"):
+        raise InvalidArgument(
+            f"network create: IPAM driver {ipam.text('Driver')!r} is not supported"
+        )
+    if ipam.text_map("Options"):
         raise InvalidArgument("network create: IPAM options are not supported")
-    pools = ipam.list("Config")
+    pools = ipam.array("Config")
     if len(pools) > 1:
         raise InvalidArgument("network create: one IPAM pool at most is supported")
     subnet = gateway = None
     for i, raw in enumerate(pools):
         pool = Fields(raw, f"network create: IPAM.Config[{i}]", known=POOL_FIELDS)
-        subnet = pool.str("Subnet") or None
-        gateway = pool.str("Gateway") or None
-        if pool.str("IPRange") or pool.str_map("AuxiliaryAddresses"):
+        subnet = pool.text("Subnet") or None
+        gateway = pool.text("Gateway") or None
+        if pool.text("IPRange") or pool.text_map("AuxiliaryAddresses"):
             raise InvalidArgument(
                 "network create: IPRange and AuxiliaryAddresses are not supported"
             )
@@ -67,10 +69,10 @@ def create(req: Request) -> Response:
         driver=driver,
         subnet=subnet,
         gateway=gateway,
-        internal=body.bool("Internal"),
-        ipv6=body.bool("EnableIPv6"),
-        labels=body.str_map("Labels"),
-        options=body.str_map("Options"),
+        internal=body.boolean("Internal"),
+        ipv6=body.boolean("EnableIPv6"),
+        labels=body.text_map("Labels"),
+        options=body.text_map("Options"),
     )
     return json_response({"Id": ident, "Warning": ""}, 201)
 
@@ -97,8 +99,10 @@ def remove(req: Request) -> Response:
 def connect(req: Request) -> Response:
     from portique.engine import networks
 
-    body = Fields(req.json(empty_ok=False), "network connect", known=("Container", "EndpointConfig"))
-    container = body.str("Container", required=True)
+    body = Fields(
+        req.json(empty_ok=False), "network connect", known=("Container", "EndpointConfig")
+    )
+    container = body.text("Container", required=True)
     endpoint = Fields(
         body.obj("EndpointConfig"),
         "network connect: EndpointConfig",
@@ -125,15 +129,15 @@ def connect(req: Request) -> Response:
         "network connect: EndpointConfig.IPAMConfig",
         known=("IPv4Address", "IPv6Address", "LinkLocalIPs"),
     )
-    if ipam.str("IPv6Address"):
+    if ipam.text("IPv6Address"):
         raise InvalidArgument("network connect: IPv6 addresses are not supported")
-    aliases = endpoint.str_list("Aliases")
+    aliases = endpoint.text_list("Aliases")
     networks.connect(
         req.eng,
         req.params["id"],
         container,
         aliases=aliases,
-        ip=ipam.str("IPv4Address") or None,
+        ip=ipam.text("IPv4Address") or None,
     )
     return Response(200, b"", "text/plain")
 
@@ -143,7 +147,10 @@ def disconnect(req: Request) -> Response:
 
     body = Fields(req.json(empty_ok=False), "network disconnect", known=("Container", "Force"))
     networks.disconnect(
-        req.eng, req.params["id"], body.str("Container", required=True), force=body.bool("Force")
+        req.eng,
+        req.params["id"],
+        body.text("Container", required=True),
+        force=body.boolean("Force"),
     )
     return Response(200, b"", "text/plain")
 

@@ -16,7 +16,14 @@ from portique.api.versions import API_VERSION, MIN_API_VERSION, version_text
 from portique.errors import InvalidArgument, NotFound
 
 # The route modules. One line each.
-MODULES: tuple[str, ...] = ("system_base",)
+MODULES: tuple[str, ...] = (
+    "system_base",
+    # apiobj: images, build, networks, volumes, system df and auth, events
+    "images",
+    "networks",
+    "volumes",
+    "system_objects",
+)
 
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
 

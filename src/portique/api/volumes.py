@@ -22,10 +22,10 @@ def create(req: Request) -> Response:
         raise InvalidArgument("volume create: cluster volumes are not supported")
     out = volumes.create(
         req.eng,
-        body.str("Name"),
-        driver=body.str("Driver") or "local",
-        labels=body.str_map("Labels"),
-        options=body.str_map("DriverOpts"),
+        body.text("Name"),
+        driver=body.text("Driver") or "local",
+        labels=body.text_map("Labels"),
+        options=body.text_map("DriverOpts"),
     )
     return json_response(out, 201)
 
@@ -33,7 +33,9 @@ def create(req: Request) -> Response:
 def list_volumes(req: Request) -> Response:
     from portique.engine import volumes
 
-    return json_response({"Volumes": volumes.list_volumes(req.eng, req.filters()), "Warnings": None})
+    return json_response(
+        {"Volumes": volumes.list_volumes(req.eng, req.filters()), "Warnings": None}
+    )
 
 
 def inspect(req: Request) -> Response:

@@ -142,7 +142,7 @@ def push_refs(eng: Engine, name: str, *, all_tags: bool) -> list[Reference]:
         ref = parse_reference(name)
         if ref.digest is not None:
             raise InvalidArgument(f"cannot push a digest reference: {ref.familiar()}")
-        images.resolve(eng, str(ref))
+        images.resolve(eng, name)
         return [ref]
     if as_typed.tag is not None or as_typed.digest is not None:
         raise InvalidArgument("tag can't be used with --all-tags/-a")
