@@ -1,0 +1,154 @@
+"""Networks, volumes and `system df` through `portique serve` with the real
+docker CLI; hostile bodies get a 4xx and leave nothing made."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support.api_server import ApiServer
+
+pytestmark = pytest.mark.compat
+
+
+def _networks(srv: ApiServer) -> set[str]:
+    return {n["Name"] for n in srv.json("GET", "/networks")}
+
+
+def _volumes(srv: ApiServer) -> set[str]:
+    return {v["Name"] for v in srv.json("GET", "/volumes")["Volumes"]}
+
+
+def test_network_lifecycle_with_the_cli(srv: ApiServer) -> None:
+    # The container first (started by portique's CLI on the same root), so the
+    # network's bridge comes up right after its subnet is chosen: other engine
+    # roots on this host may route a free subnet meanwhile.
+    cid = srv.pq.ok("run", "-d", "--name", "netjoin", "busybox", "sleep", "600").strip()
+    made = srv.docker("network", "create", "--label", "tier=front", "frontnet", check=True)
+    net_id = made.stdout.strip()
+    assert len(net_id) == 64
+    listed = srv.docker("network", "ls", "--format", "{{.Name}} {{.Driver}}", check=True)
+    assert {"bridge bridge", "host host", "none null", "frontnet bridge"} <= set(
+        listed.stdout.splitlines()
+    )
+    only = srv.docker("network", "ls", "-q", "--filter", "label=tier=front", check=True)
+    assert only.stdout.split() == [net_id[:12]]
+    dup = srv.docker("network", "create", "frontnet")
+    assert dup.returncode == 1
+    assert "frontnet" in dup.stderr
+    srv.docker("network", "connect", "--alias", "web", "frontnet", "netjoin", check=True)
+    members = srv.json("GET", f"/networks/{net_id}")["Containers"]
+    assert cid in members
+    in_use = srv.docker("network", "rm", "frontnet")
+    assert in_use.returncode == 1
+    srv.docker("network", "disconnect", "frontnet", "netjoin", check=True)
+    assert srv.json("GET", f"/networks/{net_id}")["Containers"] == {}
+    srv.pq.ok("rm", "-f", "netjoin")
+    srv.docker("network", "rm", "frontnet", check=True)
+    assert "frontnet" not in _networks(srv)
+    missing = srv.docker("network", "inspect", "frontnet")
+    assert missing.returncode == 1
+    assert "No such network: frontnet" in missing.stderr
+
+
+def test_network_prune_keeps_used_and_filtered(srv: ApiServer) -> None:
+    srv.docker("network", "create", "--label", "keep=1", "kept", check=True)
+    srv.docker("network", "create", "gone1", check=True)
+    srv.docker("network", "create", "gone2", check=True)
+    out = srv.docker("network", "prune", "-f", "--filter", "label!=keep=1", check=True)
+    assert {"gone1", "gone2"} <= set(out.stdout.split())
+    assert "kept" in _networks(srv)
+    assert not {"gone1", "gone2"} & _networks(srv)
+    srv.docker("network", "rm", "kept", check=True)
+
+
+def test_volume_lifecycle_with_the_cli(srv: ApiServer) -> None:
+    srv.docker("volume", "create", "--label", "app=db", "data1", check=True)
+    srv.docker("volume", "create", "data2", check=True)
+    listed = srv.docker("volume", "ls", "-q", "--filter", "label=app=db", check=True)
+    assert listed.stdout.split() == ["data1"]
+    mount = srv.docker("volume", "inspect", "-f", "{{.Mountpoint}}", "data1", check=True)
+    assert mount.stdout.strip() == str(srv.root / "volumes/data1/_data")
+    srv.pq.ok(
+        "run", "--name", "voluser", "-v", "data1:/data", "busybox", "sh", "-c", "echo hi > /data/f"
+    )
+    busy = srv.docker("volume", "rm", "data1")
+    assert busy.returncode == 1
+    assert "volume is in use" in busy.stderr
+    df = srv.docker("system", "df", "-v", check=True)
+    assert "data1" in df.stdout
+    usage = srv.json("GET", "/system/df")
+    vol = next(v for v in usage["Volumes"] if v["Name"] == "data1")
+    assert vol["UsageData"]["RefCount"] == 1
+    assert vol["UsageData"]["Size"] >= 3
+    assert any(i["RepoTags"] == ["busybox:latest"] for i in usage["Images"])
+    only_volumes = srv.json("GET", "/system/df?type=volume")
+    assert only_volumes["Images"] is None
+    assert only_volumes["Volumes"]
+    srv.pq.ok("rm", "voluser")
+    pruned = srv.docker("volume", "prune", "-f", "--all", check=True)
+    assert {"data1", "data2"} <= set(pruned.stdout.split())
+    assert not {"data1", "data2"} & _volumes(srv)
+    missing = srv.docker("volume", "inspect", "data1")
+    assert missing.returncode == 1
+    assert "No such volume: data1" in missing.stderr
+
+
+def test_system_df_with_the_cli(srv: ApiServer) -> None:
+    out = srv.docker("system", "df", check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:2] == ["TYPE", "TOTAL"]
+    assert {line.split()[0] for line in lines[1:]} >= {"Images", "Containers", "Local", "Build"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/networks/create", b"{not json"),
+        ("/networks/create", b"[1, 2]"),
+        ("/networks/create", b""),
+        ("/networks/create", {"Name": 7}),
+        ("/networks/create", {"Name": "x1", "Labels": {"a": 1}}),
+        ("/networks/create", {"Name": "x1", "Internal": "yes"}),
+        ("/networks/create", {"Name": "x1", "Surprise": True}),
+        ("/networks/create", {"Name": "x1", "IPAM": {"Config": [{"Subnet": "not-a-net"}]}}),
+        ("/networks/create", {"Name": "x1", "IPAM": {"Config": "nope"}}),
+        ("/networks/create", {"Name": "../x1"}),
+        ("/networks/create", {"Name": "x1", "Driver": "overlay"}),
+        ("/networks/create", {"Name": "x1", "EnableIPv6": True}),
+        ("/networks/bridge/connect", {"Container": 5}),
+        ("/networks/bridge/disconnect", {}),
+        ("/volumes/create", {"Name": "../escape"}),
+        ("/volumes/create", {"Name": "v/x"}),
+        ("/volumes/create", {"Name": "ok1", "Driver": "nfs"}),
+        ("/volumes/create", {"Name": "ok1", "Labels": ["a"]}),
+        ("/volumes/create", {"Name": "ok1", "DriverOpts": {"type": "tmpfs"}}),
+        ("/volumes/create", b"\xff\xfe"),
+        ("/volumes/prune?filters=%7B%22until%22%3A%5B%221h%22%5D%7D", None),
+        ("/networks/prune?filters=%7B%22dangling%22%3A%5B%221%22%5D%7D", None),
+    ],
+)
+def test_hostile_bodies_are_4xx_and_make_nothing(
+    srv: ApiServer, path: str, body: bytes | dict[str, object] | None
+) -> None:
+    nets, vols = _networks(srv), _volumes(srv)
+    status, _h, data = srv.request("POST", path, body)
+    assert 400 <= status < 500, (status, data)
+    assert json.loads(data)["message"]
+    assert _networks(srv) == nets
+    assert _volumes(srv) == vols
+
+
+def test_missing_objects_are_404(srv: ApiServer) -> None:
+    for method, path, body in [
+        ("GET", "/networks/nonet", None),
+        ("DELETE", "/networks/nonet", None),
+        ("POST", "/networks/nonet/connect", {"Container": "x"}),
+        ("POST", "/networks/bridge/connect", {"Container": "nocontainer"}),
+        ("GET", "/volumes/novol", None),
+        ("DELETE", "/volumes/novol", None),
+    ]:
+        status, _h, data = srv.request(method, path, body)
+        assert status == 404, (path, status, data)
+        assert json.loads(data)["message"].startswith("No such ")
