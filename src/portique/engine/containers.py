@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from portique import faults, journal
-from portique.engine import client, db, lifecycle
+from portique.engine import client, db, events, lifecycle
 from portique.engine import filters as flt
 from portique.engine import state as st
 from portique.engine.state import Event, Status
@@ -58,9 +58,11 @@ def resolve_image(
         raise NoSuchObject("image", ref)
     if pull == "missing" and pulling is not None:
         pulling(ref)
-    from portique.image.pull import pull as do_pull
+    from portique.image.pull import pull_image
 
-    return do_pull(imgs, ref, progress=progress)
+    result = pull_image(imgs, ref, progress=progress)
+    events.pulled(eng, result.reference, result.record)
+    return result.record
 
 
 def _image_config(image: Any) -> dict[str, Any]:
@@ -107,6 +109,9 @@ def create(
             hint="remove or rename that container to reuse the name",
         )
     image = resolve_image(eng, image_ref, pull, progress, pulling)
+    from portique.engine.health import check as check_health
+
+    check_health(config.get("Healthcheck"))
     merged = cfg.merge_image_config({**config, "Image": image_ref}, _image_config(image))
     cfg.command_of(merged)
     wd = merged.get("WorkingDir") or ""
@@ -182,6 +187,9 @@ def create(
                     raise
         stack.pop_all()
     faults.point("create.committed")
+    for v in made_volumes:
+        events.volume(eng, v, "create")
+    events.container(eng, row, "create")
     return row
 
 
@@ -282,6 +290,7 @@ LIST_FILTERS = (
     "since",
     "volume",
     "network",
+    "health",
 )
 
 
@@ -301,6 +310,9 @@ def list_containers(
     wanted = flt.check(filters, LIST_FILTERS)
     for v in wanted.get("status", []):
         flt.one_of("status", v, [str(s) for s in Status])
+    for v in wanted.get("health", []):
+        if v not in ("starting", "healthy", "unhealthy", "none"):
+            raise InvalidArgument(f"Unrecognised filter value for health: {v}")
     repair_leftovers(eng)
     rows = list_all(eng)
     by_ref = {r.id: r for r in rows} | {r.name: r for r in rows} | {r.id[:12]: r for r in rows}
@@ -391,6 +403,8 @@ def stop(
         sig, timeout = signal.SIGKILL, 0
         _runtime_kill(eng, row.id, sig)
         _runtime_resume(eng, row.id)
+    if st.has_process(row.status):
+        events.container(eng, row, "kill", signal=str(int(sig)))
     try:
         client.wait_exit(paths, f"stop {int(sig)} {int(timeout)}", timeout=None)
     except client.MonitorGone:
@@ -398,6 +412,7 @@ def stop(
     _wait_not_running(eng, row.id, 30.0)
     cur = get(eng, row.id)
     wait_monitor_gone(cur)
+    events.container(eng, cur, "stop")
     return cur
 
 
@@ -435,6 +450,7 @@ def kill(eng: Engine, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
         reply = client.request(paths, f"kill {int(sig)}")
     except client.MonitorGone:
         reply = None
+    events.container(eng, row, "kill", signal=str(int(sig)))
     if reply is None or reply[0] != 6:
         _runtime_kill(eng, row.id, sig)
     if row.status == Status.PAUSED and sig == signal.SIGKILL:
@@ -459,6 +475,7 @@ def pause(eng: Engine, ref: str) -> db.ContainerRow:
     eng.runtime().pause(row.id)
     with db.transaction(conn):
         db.transition(conn, row.id, Event.PAUSED)
+    events.container(eng, row, "pause")
     return row
 
 
@@ -469,12 +486,15 @@ def unpause(eng: Engine, ref: str) -> db.ContainerRow:
     eng.runtime().resume(row.id)
     with db.transaction(conn):
         db.transition(conn, row.id, Event.UNPAUSED)
+    events.container(eng, row, "unpause")
     return row
 
 
 def restart(eng: Engine, ref: str, timeout: int | None = None) -> db.ContainerRow:
     row = stop(eng, ref, timeout)
-    return start(eng, row.id)
+    row = start(eng, row.id)
+    events.container(eng, row, "restart")
+    return row
 
 
 def recorded_exit(eng: Engine, row: db.ContainerRow) -> int | None:
@@ -506,6 +526,9 @@ def rename(eng: Engine, ref: str, new: str) -> None:
         if row.name == new:
             raise InvalidArgument("renaming a container with the same name as its current name")
         db.rename_container(conn, row.id, new)
+    renamed = db.get_container(conn, row.id)
+    if renamed is not None:
+        events.container(eng, renamed, "rename", oldName=f"/{row.name}")
 
 
 def remove(eng: Engine, ref: str, *, force: bool = False, volumes: bool = False) -> str:
@@ -518,6 +541,8 @@ def remove(eng: Engine, ref: str, *, force: bool = False, volumes: bool = False)
         with db.transaction(conn):
             db.update_state(conn, row.id, stop_requested=True)
         paths = eng.paths(row.id)
+        if st.has_process(row.status):
+            events.container(eng, row, "kill", signal=str(int(signal.SIGKILL)))
         if row.status == Status.PAUSED:
             _runtime_kill(eng, row.id, signal.SIGKILL)
             _runtime_resume(eng, row.id)
@@ -558,6 +583,7 @@ def remove_stopped(eng: Engine, cid: str, *, volumes: bool = False) -> None:
     faults.point("rm.row-deleted")
     if finish_removal(eng, cid, host, anon):
         op.end()
+    events.container(eng, row, "destroy")
 
 
 def removal(cid: str, host: Mapping[str, Any], anon: list[str]) -> journal.Resource:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from portique.engine import events
 from portique.engine import filters as flt
 from portique.errors import InvalidArgument, InvalidState, NoSuchObject, NotFound
 
@@ -54,6 +55,7 @@ def create(
         labels=dict(labels or {}),
         options=dict(options or {}),
     )
+    events.network(eng, rec.id, rec.name, "create", type=driver)
     return rec.id
 
 
@@ -146,8 +148,9 @@ def remove(eng: Engine, ref: str) -> None:
     """`DELETE /networks/{id}`."""
     if ref in PREDEFINED:
         raise InvalidState(f"{ref} is a pre-defined network and cannot be removed")
-    _record(eng, ref)
+    net = _record(eng, ref)
     eng.networks.remove(ref)
+    events.network(eng, net.id, net.name, "destroy", type=net.driver)
 
 
 PRUNE_FILTERS = ("until", "label", "label!")
@@ -165,21 +168,26 @@ def prune(eng: Engine, filters: flt.Filters | None = None) -> list[str]:
     eng.recover()  # a start or removal cut short may still hold endpoints
     repair_leftovers(eng, every=0)  # endpoints of dead containers must not keep a network
     nets = eng.networks
+    before = {n.name: n for n in nets.list()}
     if not wanted:
-        return nets.prune()
-    removed = []
-    for net in nets.list():
-        if net.is_default or any(created_timestamp(net.created) >= c for c in cutoffs):
-            continue
-        if not flt.labels_match(net.labels, wanted.get("label", [])):
-            continue
-        if any(flt.label_matches(net.labels, w) for w in wanted.get("label!", [])):
-            continue
-        try:
-            nets.remove(net.id)
-        except (Conflict, NotFound):
-            continue
-        removed.append(net.name)
+        removed = nets.prune()
+    else:
+        removed = []
+        for net in before.values():
+            if net.is_default or any(created_timestamp(net.created) >= c for c in cutoffs):
+                continue
+            if not flt.labels_match(net.labels, wanted.get("label", [])):
+                continue
+            if any(flt.label_matches(net.labels, w) for w in wanted.get("label!", [])):
+                continue
+            try:
+                nets.remove(net.id)
+            except (Conflict, NotFound):
+                continue
+            removed.append(net.name)
+    for name in removed:
+        if name in before:
+            events.network(eng, before[name].id, name, "destroy", type=before[name].driver)
     return removed
 
 
@@ -207,6 +215,7 @@ def connect(
     except BaseException:
         enet.forget_endpoint(eng, row.id, net.name)
         raise
+    events.network(eng, net.id, net.name, "connect", container=row.id)
 
 
 def disconnect(eng: Engine, network: str, container: str, *, force: bool = False) -> None:
@@ -223,4 +232,7 @@ def disconnect(eng: Engine, network: str, container: str, *, force: bool = False
             raise
         cid = container
     enet.forget_endpoint(eng, cid, net.name)
+    live = any(ep.network_id == net.id for ep in eng.networks.endpoints(cid))
     eng.networks.disconnect(net.id, cid)
+    if live:
+        events.network(eng, net.id, net.name, "disconnect", container=cid)

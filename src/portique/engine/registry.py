@@ -169,10 +169,17 @@ def push(
     client: RegistryClient,
     chunk_size: int | None = None,
 ) -> list[PushResult]:
-    """`POST /images/{name}/push`: each reference of `push_refs`, in order."""
+    """`POST /images/{name}/push`: each reference of `push_refs`, in order, each
+    recorded as dockerd's `push` event."""
+    from portique.engine import events
     from portique.image.push import push_image
 
-    return [
-        push_image(eng.images, str(ref), progress=progress, client=client, chunk_size=chunk_size)
-        for ref in push_refs(eng, name, all_tags=all_tags)
-    ]
+    results = []
+    for ref in push_refs(eng, name, all_tags=all_tags):
+        results.append(
+            push_image(
+                eng.images, str(ref), progress=progress, client=client, chunk_size=chunk_size
+            )
+        )
+        events.pulled(eng, ref, eng.images.resolve(str(ref)), "push")
+    return results
