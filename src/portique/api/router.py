@@ -20,6 +20,7 @@ MODULES: tuple[str, ...] = (
     "system_base",
     # apiobj: images, build, networks, volumes, system df and auth, events
     "images",
+    "build",
     "networks",
     "volumes",
     "system_objects",
