@@ -109,7 +109,10 @@ def test_failing_build_reports_and_tags_nothing(srv: ApiServer, tmp_path: Path) 
     assert "returned a non-zero code: 3" in out.stderr
     assert _tags(srv) == before
     missing = srv.docker(
-        "build", "-t", "nofrom:1", str(_context(tmp_path / "b", "FROM 127.0.0.1:9/nothing-here:7\n"))
+        "build",
+        "-t",
+        "nofrom:1",
+        str(_context(tmp_path / "b", "FROM 127.0.0.1:9/nothing-here:7\n")),
     )
     assert missing.returncode == 1
     assert "Pulling 127.0.0.1:9/nothing-here:7" in missing.stdout
