@@ -24,6 +24,7 @@ MODULES: tuple[str, ...] = (
     "networks",
     "volumes",
     "system_objects",
+    "events",
 )
 
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
