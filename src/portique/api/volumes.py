@@ -54,8 +54,8 @@ def remove(req: Request) -> Response:
 def prune(req: Request) -> Response:
     from portique.engine import volumes
 
-    removed = volumes.prune_volumes(req.eng, filters=req.filters())
-    return json_response({"VolumesDeleted": removed or None, "SpaceReclaimed": 0})
+    removed, reclaimed = volumes.prune_report(req.eng, filters=req.filters())
+    return json_response({"VolumesDeleted": removed or None, "SpaceReclaimed": reclaimed})
 
 
 ROUTES = [
