@@ -249,3 +249,12 @@ def test_hostile_load_is_refused(srv: ApiServer) -> None:
     )
     assert status == 400
     assert "username must be a string" in json.loads(body)["message"]
+
+
+def test_pull_all_tags(srv: ApiServer, registry: Registry) -> None:
+    for tag in ("a", "b"):
+        ob.push_image(registry, "alltags", tag, ob.busybox_image())
+    out = srv.docker("pull", "-a", f"{registry.host}/alltags", check=True)
+    assert f"Status: Downloaded newer image for {registry.host}/alltags" in out.stdout
+    assert {f"{registry.host}/alltags:a", f"{registry.host}/alltags:b"} <= _tags(srv)
+    srv.docker("rmi", f"{registry.host}/alltags:a", f"{registry.host}/alltags:b", check=True)
