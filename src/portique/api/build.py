@@ -138,10 +138,15 @@ def build(req: Request) -> Response | None:
         raise InvalidArgument("squash is not supported")
     if req.arg("outputs") and req.arg("outputs") not in ("[]", "null"):
         raise InvalidArgument("outputs are not supported by the classic builder")
+    from portique.api.images import insecure_registries, registry_config
     from portique.build.builder import BuildOptions
+    from portique.engine import registry
 
     # Query mistakes are refused before the body is read.
     fields = _options(req)
+    fields["registry"] = registry.client(
+        insecure=insecure_registries(), credentials=registry_config(req)
+    )
     name = _dockerfile(req.arg("dockerfile"))
     with JSONMessages(req) as out:
         with images.build_context(req.eng, req.body_stream()) as context:

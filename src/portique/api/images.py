@@ -27,7 +27,14 @@ if TYPE_CHECKING:
 
 MAX_AUTH_HEADER = 16 << 10
 
-__all__ = ["ROUTES", "auth_config", "insecure_registries", "registry_auth", "registry_client"]
+__all__ = [
+    "ROUTES",
+    "auth_config",
+    "insecure_registries",
+    "registry_auth",
+    "registry_client",
+    "registry_config",
+]
 
 
 # ---- credentials and the registry client -------------------------------------------------
@@ -86,6 +93,32 @@ def _credentials(req: Request, host: str) -> CredentialSource:
     if auth.get("username") and auth.get("password"):
         return registry.given(host, auth["username"], auth["password"])
     return _Anonymous()
+
+
+def registry_config(req: Request) -> CredentialSource:
+    """A build's `X-Registry-Config`: base64url JSON {registry: AuthConfig}; the
+    credentials for the pulls of its base images (none: anonymous)."""
+    from portique.engine import registry
+
+    header = req.headers.get("x-registry-config", "")
+    if not header.strip():
+        return _Anonymous()
+    if len(header) > 4 * MAX_AUTH_HEADER:
+        raise InvalidArgument("X-Registry-Config: header too large")
+    try:
+        doc = json.loads(_b64(header, "X-Registry-Config"))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("X-Registry-Config: not base64url-encoded JSON") from None
+    if doc is None:
+        return _Anonymous()
+    if not isinstance(doc, dict):
+        raise InvalidArgument("X-Registry-Config: expected a JSON object")
+    auths = {}
+    for server, config in doc.items():
+        auth = auth_config(config, f"X-Registry-Config: {server}")
+        if auth.get("username") and auth.get("password"):
+            auths[auth.get("serveraddress") or server] = (auth["username"], auth["password"])
+    return registry.given_many(auths)
 
 
 class _Anonymous:

@@ -14,7 +14,7 @@ CLI's is Docker's config.json (the default), the API's the request's
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from portique.errors import InvalidArgument, NoSuchObject, NotFound
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[["ProgressEvent"], None]
 
-__all__ = ["client", "given", "login", "pull", "pull_refs", "push", "push_refs"]
+__all__ = ["client", "given", "given_many", "login", "pull", "pull_refs", "push", "push_refs"]
 
 
 def client(
@@ -46,9 +46,15 @@ def client(
 
 def given(server: str, username: str, password: str) -> CredentialSource:
     """Credentials for one registry only (an API request's, or a login's)."""
+    return given_many({server: (username, password)})
+
+
+def given_many(auths: Mapping[str, tuple[str, str]]) -> CredentialSource:
+    """Credentials by registry (a build request's X-Registry-Config); nothing
+    else is consulted, not even Docker's config.json."""
     from portique.image.credentials import Credentials, normalize_server
 
-    return Credentials({normalize_server(server): (username, password)}, {})
+    return Credentials({normalize_server(s): creds for s, creds in auths.items() if s}, {})
 
 
 def login(

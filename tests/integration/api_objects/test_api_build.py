@@ -187,3 +187,31 @@ def test_hostile_builds_are_refused(
     assert srv.json("GET", "/images/json?all=1") == before
     assert _leftover_contexts(srv) == []
     assert not (srv.root.parent / "escape").exists()
+
+
+def test_base_image_pulled_with_the_clients_credentials(srv: ApiServer, tmp_path: Path) -> None:
+    from support.registry import TEST_PASSWORD, TEST_USER, start_registry
+
+    with start_registry(tmp_path / "reg", mode="basic") as reg:
+        base = f"{reg.host}/base:v1"
+        srv.docker("tag", "busybox", base, check=True)
+        srv.docker(
+            "login", "-u", TEST_USER, "--password-stdin", reg.host, input=TEST_PASSWORD, check=True
+        )
+        srv.docker("push", base, check=True)
+        srv.docker("rmi", base, check=True)
+        dockerfile = f"FROM {base}\nRUN echo on-private-base\n"
+        # Without credentials (no X-Registry-Config) the pull is refused...
+        body = _tar([_file("Dockerfile", dockerfile.encode())])
+        status, _h, data = srv.request("POST", "/build?t=frompriv:1", body)
+        assert status == 200
+        last = json.loads(data.splitlines()[-1])
+        assert "unauthorized" in last["error"].lower(), last
+        assert base not in _tags(srv)
+        # ...the docker CLI sends the ones it logged in with: the build pulls.
+        ctx = _context(tmp_path / "c", dockerfile)
+        out = srv.docker("build", "-t", "frompriv:1", str(ctx))
+        assert out.returncode == 0, out.stderr
+        assert "on-private-base" in out.stdout
+        srv.docker("rmi", "frompriv:1", base, check=True)
+        srv.docker("logout", reg.host, check=True)
