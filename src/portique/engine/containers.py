@@ -150,6 +150,7 @@ def create(
         paths.dir.mkdir(parents=True, mode=0o710)
         stack.callback(shutil.rmtree, paths.dir, True)
         made_volumes: list[str] = []
+        mounted: list[str] = []
         stack.callback(_remove_volume_dirs, eng, made_volumes)
         faults.point("create.dir-made")
         for attempt in range(16):
@@ -163,6 +164,7 @@ def create(
                         eng, mounts or [], (merged.get("Volumes") or {}).keys()
                     )
                     made_volumes[:] = [v for v in used if v not in before]
+                    mounted[:] = used
                     row = db.ContainerRow(
                         id=cid,
                         name=cname,
@@ -187,7 +189,8 @@ def create(
                     raise
         stack.pop_all()
     faults.point("create.committed")
-    for v in made_volumes:
+    # dockerd tells a `create` for each volume a new container mounts, existing or not.
+    for v in mounted:
         events.volume(eng, v, "create")
     events.container(eng, row, "create")
     return row

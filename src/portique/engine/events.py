@@ -129,7 +129,8 @@ class Event:
         try:
             obj = json.loads(line)
             actor = obj["Actor"]
-            attrs = actor.get("Attributes") or {}
+            attrs = actor.get("Attributes")
+            attrs = {} if attrs is None else attrs
             if not isinstance(attrs, dict):
                 return None
             return cls(

@@ -90,7 +90,8 @@ def from_flags(
         return {"Test": ["NONE"]}
     if not given:
         return None
-    out: dict[str, Any] = {"Test": ["CMD-SHELL", cmd] if cmd else None}
+    # Docker's HealthConfig leaves zero fields out (omitempty).
+    out: dict[str, Any] = {"Test": ["CMD-SHELL", cmd]} if cmd else {}
     for flag, key, text in (
         ("--health-interval", "Interval", interval),
         ("--health-timeout", "Timeout", timeout),
@@ -100,10 +101,12 @@ def from_flags(
         ns = parse_duration(text) if text else 0
         if ns < 0:
             raise InvalidArgument(f"{flag} cannot be negative")
-        out[key] = ns
+        if ns:
+            out[key] = ns
     if retries is not None and retries < 0:
         raise InvalidArgument("--health-retries cannot be negative")
-    out["Retries"] = retries or 0
+    if retries:
+        out["Retries"] = retries
     return out
 
 
@@ -134,11 +137,11 @@ def merge(user: Mapping[str, Any] | None, image: Any) -> dict[str, Any] | None:
         return img
     out = dict(user)
     if img is not None:
-        if not out.get("Test"):
-            out["Test"] = img.get("Test")
+        if not out.get("Test") and img.get("Test"):
+            out["Test"] = img["Test"]
         for key in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
-            if not out.get(key):
-                out[key] = img.get(key) or 0
+            if not out.get(key) and img.get(key):
+                out[key] = img[key]
     return out
 
 
@@ -231,6 +234,14 @@ def apply(health: Mapping[str, Any], result: Mapping[str, Any], probe: Probe, st
     return {"Status": status, "FailingStreak": streak, "Log": log}
 
 
+def _rfc3339(ns: int) -> str:
+    """Go's time.RFC3339Nano in UTC (trailing zeros of the fraction dropped)."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    digits = f"{frac:09d}".rstrip("0")
+    return f"{text}.{digits}Z" if digits else f"{text}Z"
+
+
 def go_duration(ns: int) -> str:
     """Go's Duration.String for whole units (30s, 1m30s, 500ms, 1.5s)."""
     if ns == 0:
@@ -255,7 +266,6 @@ def run_probe(eng: Engine, cid: str) -> None:
     from portique.engine import db, events
     from portique.engine import state as st
     from portique.engine.exec import ExecRequest, build_process
-    from portique.engine.logfile import rfc3339_nano
     from portique.errors import PortiqueError
 
     row = db.get_container(eng.db, cid)
@@ -279,8 +289,8 @@ def run_probe(eng: Engine, cid: str) -> None:
     end = time.time_ns()
     events.container(eng, row, "exec_die", execID=exec_id, exitCode=str(code))
     result = {
-        "Start": rfc3339_nano(start),
-        "End": rfc3339_nano(end),
+        "Start": _rfc3339(start),
+        "End": _rfc3339(end),
         "ExitCode": code,
         "Output": output,
     }

@@ -453,6 +453,8 @@ def import_image(
         message=message,
         source_name=source_name,
     )
+    if reference:
+        events.image_record(eng, record, "tag", familiar(reference))
     events.image_record(eng, record, "import")
     return record
 

@@ -558,18 +558,21 @@ def main(argv: list[str]) -> None:
             from portique import faults
 
             faults.point("monitor.autoremove-row-deleted")
-            if removed is not None and attrs is not None:
-                from portique.engine import eventlog
-
-                line = eventlog.container_line(cid, "destroy", attrs, time.time_ns())
-                eventlog.append_line(args["root"], line)
         else:
             dblite.record_exit(conn, cid, code, oom)
         conn.close()
         mon.broadcast_exit(code)
         from portique.engine import lifecycle
 
-        lifecycle.cleanup_after_exit(_engine(args), cid, removed, args.get("net") == "1")
+        try:
+            lifecycle.cleanup_after_exit(_engine(args), cid, removed, args.get("net") == "1")
+        finally:
+            if removed is not None and attrs is not None:
+                # --rm: destroyed once its endpoints and volumes went, as dockerd tells it.
+                from portique.engine import eventlog
+
+                line = eventlog.container_line(cid, "destroy", attrs, time.time_ns())
+                eventlog.append_line(args["root"], line)
         os._exit(0)
     conn.close()
     from portique.engine import lifecycle

@@ -33,11 +33,12 @@ def test_run_rm_records_create_start_die_destroy(pq: Portique) -> None:
     lines = recorded(pq, since, "--filter", "container=ev-rm", want="destroy")
     assert _actions(lines) == [
         "container create",
+        "container attach",
         "container start",
         "container die",
         "container destroy",
     ]
-    die = lines[2]
+    die = lines[3]
     # Docker's default line: time, type, action, actor id, sorted attributes.
     m = LINE.match(die)
     assert m is not None
@@ -95,7 +96,14 @@ def test_filters_as_docker(pq: Portique) -> None:
     pq.ok("volume", "rm", "ev-vol")
     recorded(pq, since, "--filter", "type=volume", want="volume destroy ev-vol")
     vol = _actions(recorded(pq, since, "--filter", "volume=ev-vol"))
-    assert vol == ["volume create", "volume mount", "volume unmount", "volume destroy"]
+    # dockerd tells `create` again when a container mounts an existing volume.
+    assert vol == [
+        "volume create",
+        "volume create",
+        "volume mount",
+        "volume unmount",
+        "volume destroy",
+    ]
     net = recorded(pq, since, "--filter", "network=ev-net")
     assert _actions(net) == [
         "network create",
@@ -182,7 +190,13 @@ def test_follow_streams_until_interrupted(pq: Portique, stream: Callable[..., St
     s = stream("--since", now(), "--filter", "type=container", "--format", fmt)
     pq.ok("run", "--rm", "--name", "ev-follow", "busybox", "true")
     seen = s.until(lambda line: line == "destroy ev-follow")
-    assert seen == ["create ev-follow", "start ev-follow", "die ev-follow", "destroy ev-follow"]
+    assert seen == [
+        "create ev-follow",
+        "attach ev-follow",
+        "start ev-follow",
+        "die ev-follow",
+        "destroy ev-follow",
+    ]
     assert s.interrupt() in (0, 130, -2)
 
 

@@ -30,6 +30,10 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         row = create.create_from_args(eng, args)
     except NoSuchObject as exc:
         raise PortiqueError(str(exc)) from None  # `docker run` exits 125 for these
+    if not args.detach:
+        from portique.engine import events
+
+        events.container(eng, row, "attach")  # dockerd: the client attaches, then starts
     try:
         lifecycle.start(eng, row.id, hold=not args.detach)
     except PortiqueError:

@@ -29,6 +29,9 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         opts = attach.AttachOptions(
             stdin=args.interactive, tty=tty, detach_keys=attach.parse_detach_keys(args.detach_keys)
         )
+        from portique.engine import events
+
+        events.container(eng, row, "attach")
         code = attach.attach(eng.paths(row.id), opts)
         return 0 if code == attach.DETACHED else code
     # A failed start keeps its own code (127: the command was not found), as before.
