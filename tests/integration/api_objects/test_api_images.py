@@ -22,6 +22,13 @@ def _messages(body: bytes) -> list[dict[str, object]]:
     return [json.loads(line) for line in body.splitlines() if line.strip()]
 
 
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out |= {int(p) for p in (task / "children").read_text().split()}
+    return out
+
+
 def _tags(srv: ApiServer) -> set[str]:
     return {t for img in srv.json("GET", "/images/json") for t in img["RepoTags"]}
 
@@ -258,3 +265,37 @@ def test_pull_all_tags(srv: ApiServer, registry: Registry) -> None:
     assert f"Status: Downloaded newer image for {registry.host}/alltags" in out.stdout
     assert {f"{registry.host}/alltags:a", f"{registry.host}/alltags:b"} <= _tags(srv)
     srv.docker("rmi", f"{registry.host}/alltags:a", f"{registry.host}/alltags:b", check=True)
+
+
+def test_client_gone_mid_pull_leaves_no_image(srv: ApiServer, registry: Registry) -> None:
+    import socket
+
+    img = ob.random_image(layers=3, layer_size=24 << 20, seed=11)
+    ob.push_image(registry, "bigpull", "v1", img)
+    assert srv.proc is not None
+    idle = _children(srv.proc.pid)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(60)
+        s.connect(str(srv.sock))
+        s.sendall(
+            f"POST /images/create?fromImage={registry.host}/bigpull&tag=v1 HTTP/1.1\r\n"
+            "Host: docker\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+        head = b""
+        while b"Downloading" not in head:
+            chunk = s.recv(4096)
+            assert chunk, head
+            head += chunk
+    # The worker notices at its next progress message and exits, having
+    # registered nothing.
+    import time
+
+    deadline = time.monotonic() + 120
+    while _children(srv.proc.pid) - idle and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _children(srv.proc.pid) - idle
+    assert f"{registry.host}/bigpull:v1" not in _tags(srv)
+    # The next pull completes (resuming what was verified).
+    srv.docker("pull", f"{registry.host}/bigpull:v1", check=True)
+    assert f"{registry.host}/bigpull:v1" in _tags(srv)
+    srv.docker("rmi", f"{registry.host}/bigpull:v1", check=True)
