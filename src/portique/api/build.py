@@ -148,7 +148,9 @@ def build(req: Request) -> Response | None:
         insecure=insecure_registries(), credentials=registry_config(req)
     )
     name = _dockerfile(req.arg("dockerfile"))
-    with JSONMessages(req) as out:
+    from portique.api.hangup import cancel_on_hangup
+
+    with JSONMessages(req) as out, cancel_on_hangup(req.conn.sock):
         with images.build_context(req.eng, req.body_stream()) as context:
             opts = BuildOptions(
                 context=context, dockerfile=context / name if name else None, **fields

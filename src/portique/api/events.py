@@ -45,18 +45,12 @@ def parse_time(name: str, text: str) -> int | None:
 
 
 def _client_gone(sock: socket.socket) -> Callable[[], bool]:
-    """True once the client has closed its end (a read would return EOF)."""
+    """True once the client has closed its end."""
+    from portique.api.hangup import client_gone
 
     def gone() -> bool:
-        try:
-            readable, _, _ = select.select([sock], [], [], 0)
-            if not readable:
-                return False
-            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except (BlockingIOError, ValueError):  # ValueError: TLS sockets take no flags
-            return False
-        except OSError:
-            return True
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and client_gone(sock)
 
     return gone
 

@@ -215,3 +215,101 @@ def test_base_image_pulled_with_the_clients_credentials(srv: ApiServer, tmp_path
         assert "on-private-base" in out.stdout
         srv.docker("rmi", "frompriv:1", base, check=True)
         srv.docker("logout", reg.host, check=True)
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out |= {int(p) for p in (task / "children").read_text().split()}
+    return out
+
+
+def _processes_with(arg: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if arg.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_client_gone_during_a_silent_step_cancels_the_build(srv: ApiServer) -> None:
+    import socket
+    import time
+
+    assert srv.proc is not None
+    idle = _children(srv.proc.pid)
+    marker = f"{600 + int.from_bytes(os.urandom(2), 'big') % 1000}"
+    body = _tar(
+        [_file("Dockerfile", f"FROM busybox\nRUN echo step-started && sleep {marker}\n".encode())]
+    )
+    before = srv.json("GET", "/images/json?all=1")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(120)
+        s.connect(str(srv.sock))
+        s.sendall(
+            b"POST /build?t=cancelled:1&nocache=1 HTTP/1.1\r\nHost: docker\r\n"
+            b"Content-Type: application/x-tar\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        got = b""
+        while b"step-started" not in got:
+            chunk = s.recv(4096)
+            assert chunk, got
+            got += chunk
+        deadline = time.monotonic() + 60
+        while not _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_with(marker)
+    # The hang-up cancels the build: the step's process, the worker and the
+    # step's image go; nothing was tagged.
+    deadline = time.monotonic() + 120
+    while (_processes_with(marker) or _children(srv.proc.pid) - idle) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert not _processes_with(marker)
+    assert not _children(srv.proc.pid) - idle
+    assert "cancelled:1" not in _tags(srv)
+    assert srv.json("GET", "/images/json?all=1") == before
+    assert _leftover_contexts(srv) == []
+    # And the next build works.
+    ok = srv.docker("build", "-q", "-", input="FROM busybox\nRUN echo next\n")
+    assert ok.returncode == 0, ok.stderr
+    srv.docker("rmi", ok.stdout.strip(), check=True)
+
+
+def test_server_stop_during_a_build_leaves_nothing_running(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    from support.api_server import start_api_server
+
+    marker = f"{1700 + int.from_bytes(os.urandom(2), 'big') % 1000}"
+    body = _tar([_file("Dockerfile", f"FROM busybox\nRUN sleep {marker}\n".encode())])
+    srv = start_api_server(tmp_path / "stopping", name="bstop")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(120)
+            s.connect(str(srv.sock))
+            s.sendall(
+                b"POST /build HTTP/1.1\r\nHost: docker\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            deadline = time.monotonic() + 60
+            while not _processes_with(marker) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _processes_with(marker)
+            srv.stop()  # SIGTERM: the worker cancels its build and cleans up
+    finally:
+        srv.stop()
+    assert not _processes_with(marker)
+    with open("/proc/self/mountinfo") as f:
+        assert not [line for line in f if str(tmp_path) in line]
