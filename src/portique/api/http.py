@@ -35,6 +35,7 @@ class Connection:
         self._body_done = False
         self.hijacked = False
         self.stream: Stream | None = None
+        self.stream_headers: list[tuple[str, str]] = []  # for the next stream's head
 
     # -- input ---------------------------------------------------------------------
 
@@ -61,6 +62,7 @@ class Connection:
             self.request = event
             self._body_done = False
             self.stream = None
+            self.stream_headers = []
             return event
         return None
 
@@ -141,6 +143,7 @@ class Connection:
                     *STANDARD_HEADERS,
                     (b"Content-Type", content_type.encode()),
                     (b"Transfer-Encoding", b"chunked"),
+                    *((k.encode(), v.encode()) for k, v in self.stream_headers),
                 ],
             )
         )

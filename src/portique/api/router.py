@@ -18,6 +18,9 @@ from portique.errors import InvalidArgument, NotFound
 # The route modules. One line each.
 MODULES: tuple[str, ...] = (
     "system_base",
+    "containers",
+    "container_io",
+    "exec",
     # apiobj: images, build, networks, volumes, system df and auth, events
     "images",
     "build",

@@ -30,7 +30,7 @@ from portique.errors import InvalidArgument, NotFound
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
 
-__all__ = ["get_archive", "put_archive"]
+__all__ = ["get_archive", "put_archive", "stat_path"]
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_MEMBERS = 1_000_000
@@ -85,6 +85,46 @@ def get_archive(
                                 os.close(sub)
                     finally:
                         os.close(dfd)
+        finally:
+            os.close(held)
+    return {
+        "name": name,
+        "size": st.st_size,
+        "mode": st.st_mode,
+        "mtime": st.st_mtime,
+        "linkTarget": link,
+    }
+
+
+def stat_path(eng: Engine, container: str, path: str, *, follow: bool = False) -> dict[str, Any]:
+    """The stat `get_archive` would return, without the tar (`HEAD .../archive`)."""
+    from portique.engine import containers
+    from portique.engine.copy import container_root
+    from portique.rootpath import open_in_root
+
+    row = containers.get(eng, container)
+    norm = os.path.normpath("/" + path)
+    parent, name = os.path.split(norm)
+    missing = NotFound(f"Could not find the file {path} in container {container}")
+    with container_root(eng, row) as root:
+        rfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            held = open_in_root(rfd, norm if follow or not name else parent, flags=os.O_PATH)
+        except FileNotFoundError:
+            raise missing from None
+        finally:
+            os.close(rfd)
+        try:
+            if follow or not name:
+                st = os.fstat(held)
+                name = name or "/"
+                link = ""
+            else:
+                try:
+                    st = os.stat(name, dir_fd=held, follow_symlinks=False)
+                except FileNotFoundError:
+                    raise missing from None
+                link = os.readlink(name, dir_fd=held) if stat.S_ISLNK(st.st_mode) else ""
         finally:
             os.close(held)
     return {

@@ -139,7 +139,7 @@ def _pump(
                     in_fd = -1
                 else:
                     if opts.tty:
-                        data, matched, detached = _scan_detach(data, opts.detach_keys, matched)
+                        data, matched, detached = scan_detach(data, opts.detach_keys, matched)
                         if detached:
                             if data:
                                 out += st.frame(st.STDIN, data)
@@ -189,8 +189,9 @@ def _read_frames(reader: FrameReader, opts: AttachOptions) -> int | None:
     return None
 
 
-def _scan_detach(data: bytes, keys: bytes, matched: int) -> tuple[bytes, int, bool]:
-    """Pass bytes through, holding back a partial detach sequence."""
+def scan_detach(data: bytes, keys: bytes, matched: int) -> tuple[bytes, int, bool]:
+    """Pass bytes through, holding back a partial detach sequence: (bytes to
+    pass, how much of the sequence is matched, whether it completed)."""
     out = bytearray()
     for b in data:
         if b == keys[matched]:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from portique.engine import db, userdb
 from portique.engine import options as opt
@@ -43,6 +43,7 @@ class ExecRequest:
     stdin: bool = False
     detach: bool = False
     privileged: bool = False
+    console_size: tuple[int, int] | None = None  # (rows, columns); else our terminal's
 
 
 def build_process(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> Process:
@@ -67,8 +68,8 @@ def build_process(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> Proces
     if req.privileged:
         allc = tuple(opt.ALL_CAPS)
         caps = Capabilities(bounding=allc, effective=allc, permitted=allc)
-    size = None
-    if req.tty:
+    size = req.console_size
+    if req.tty and size is None:
         with contextlib.suppress(OSError):
             ts = os.get_terminal_size(sys.stdin.fileno())
             size = (ts.lines, ts.columns)
@@ -86,10 +87,9 @@ def build_process(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> Proces
     )
 
 
-def run_exec(eng: Engine, ref: str, req: ExecRequest) -> int:
-    """Run `req` in container `ref` with our stdio; its exit code. (An API exec
-    instance will hand its own fds; the checks are the same.)"""
-    from portique.engine import containers
+def check_request(req: ExecRequest) -> None:
+    """What `exec` refuses before it looks at the container (the API's exec
+    create checks the same)."""
     from portique.errors import InvalidArgument
 
     if req.workdir and not req.workdir.startswith("/"):
@@ -97,10 +97,23 @@ def run_exec(eng: Engine, ref: str, req: ExecRequest) -> int:
             f"the working directory '{req.workdir}' is invalid, it needs to be an absolute path"
         )
     opt.parse_user(req.user)
-    row = containers.get_for(eng, ref, Event.EXEC)
     if not req.argv:
         raise InvalidArgument("exec requires at least one argument (the command)")
-    process = build_process(eng, row, req)
+
+
+def prepare(eng: Engine, ref: str, req: ExecRequest) -> tuple[db.ContainerRow, Process]:
+    """The checked request's container (running) and the process to run in it."""
+    from portique.engine import containers
+
+    check_request(req)
+    row = containers.get_for(eng, ref, Event.EXEC)
+    return row, build_process(eng, row, req)
+
+
+def run_exec(eng: Engine, ref: str, req: ExecRequest) -> int:
+    """Run `req` in container `ref` with our stdio; its exit code. (The API's
+    exec start hands its own fds: api/exec.py, with `prepare`.)"""
+    row, process = prepare(eng, ref, req)
     rt = eng.runtime()
     from portique.engine import events
 
@@ -252,3 +265,84 @@ def _pump_tty(master: int, in_fd: int) -> None:
         signal.signal(signal.SIGWINCH, prev)
         os.close(wake_r)
         os.close(wake_w)
+
+
+# ------------------------------------------------------- for a face's own fds
+
+
+@value
+class Spawned:
+    """An exec running in a forked child of ours (`spawn`): its fds to pump,
+    and what `finish` reads its exit code from."""
+
+    pid: int
+    report_r: int
+    master: int = -1  # with a tty: the pty's master
+    stdin_w: int = -1  # without: the process's stdin (with `stdin`), stdout, stderr
+    stdout_r: int = -1
+    stderr_r: int = -1
+
+
+def spawn(eng: Engine, row: db.ContainerRow, process: Process, *, stdin: bool) -> Spawned:
+    """Start `process` (from `prepare`) in the container, from a forked child
+    that runs the blocking `rt.exec`, and return at once: the API's exec start
+    pumps the fds itself. A tty process gets a pty made inside the container;
+    else pipes made here (never a caller's fd). `finish` reaps the child."""
+    rt = eng.runtime()
+    if process.terminal:
+        with tempfile.TemporaryDirectory(prefix="portique-exec-") as tmp:
+            path = Path(tmp) / "console.sock"
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            listener.bind(str(path))
+            listener.listen(1)
+            r, w = os.pipe2(os.O_CLOEXEC)
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - child
+                listener.close()
+                os.close(r)
+                null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                _exec_child(
+                    w,
+                    lambda: rt.exec(row.id, process, console_socket=path, stdio=(null, null, null)),
+                )
+            os.close(w)
+            master = _receive_master(listener, pid, r)
+            listener.close()
+            if master is None:
+                finish(Spawned(pid, r))
+                raise PortiqueError("exec: the runtime sent no terminal")
+            return Spawned(pid, r, master=master)
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    in_r, in_w = os.pipe2(os.O_CLOEXEC) if stdin else (null, -1)
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        for fd in (in_w, out_r, err_r, r):
+            if fd >= 0:
+                os.close(fd)
+        _exec_child(w, lambda: rt.exec(row.id, process, stdio=(in_r, out_w, err_w)))
+    for fd in {in_r, out_w, err_w, w, null}:
+        os.close(fd)
+    return Spawned(pid, r, stdin_w=in_w, stdout_r=out_r, stderr_r=err_r)
+
+
+def _exec_child(report_w: int, run: Any) -> NoReturn:  # pragma: no cover - child
+    code = 125
+    try:
+        code = int(run())
+    except PortiqueError as exc:
+        with contextlib.suppress(BaseException):
+            os.write(report_w, f"{exc.exit_code} {exc}".encode()[:4000])
+        code = exc.exit_code
+    except BaseException as exc:
+        with contextlib.suppress(BaseException):
+            os.write(report_w, f"125 {exc}".encode()[:4000])
+    os._exit(code)
+
+
+def finish(spawned: Spawned) -> int:
+    """Reap `spawn`'s child: the process's exit code, or its error raised.
+    (The fds to pump are the caller's to close.)"""
+    return _child_result(spawned.pid, spawned.report_r)

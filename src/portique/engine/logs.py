@@ -172,10 +172,12 @@ def container_logs(
     tail: int = -1,
     since_ns: int = 0,
     until_ns: int = 0,
+    reader_alive: Callable[[], bool] | None = None,
 ) -> Iterator[LogRecord]:
     """`GET /containers/{id}/logs`: the container's records, the last `tail` of
     them (all when negative), those in [since, until] (unix ns, 0 for no
-    bound), then with `follow` what it writes until it stops. The faces write
+    bound), then with `follow` what it writes until it stops (or until
+    `reader_alive()` says the reader went away: an API client). The faces write
     them (the CLI to its stdout and stderr, the API in Docker's framing)."""
     import os
 
@@ -199,6 +201,8 @@ def container_logs(
     if follow:
 
         def running() -> bool:
+            if reader_alive is not None and not reader_alive():
+                return False
             cur = db.get_container(eng.db, row.id)
             return cur is not None and has_monitor(containers.refresh(eng, cur).status)
 

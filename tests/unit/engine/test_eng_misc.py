@@ -34,11 +34,11 @@ def test_detach_keys() -> None:
     assert attach.parse_detach_keys("a,ctrl-z") == b"a\x1a"
     with pytest.raises(InvalidArgument):
         attach.parse_detach_keys("ctrl-pp")
-    data, matched, detached = attach._scan_detach(b"ab\x10", b"\x10\x11", 0)
+    data, matched, detached = attach.scan_detach(b"ab\x10", b"\x10\x11", 0)
     assert (data, matched, detached) == (b"ab", 1, False)
-    data, matched, detached = attach._scan_detach(b"\x11", b"\x10\x11", matched)
+    data, matched, detached = attach.scan_detach(b"\x11", b"\x10\x11", matched)
     assert detached
-    data, matched, detached = attach._scan_detach(b"\x10x", b"\x10\x11", 0)
+    data, matched, detached = attach.scan_detach(b"\x10x", b"\x10\x11", 0)
     assert (data, detached) == (b"\x10x", False)
 
 
