@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def _compose(
 
 
 def _project_objects(srv: ApiServer) -> tuple[list[str], list[str], list[str]]:
-    label = json.dumps({"label": [f"com.docker.compose.project={PROJECT}"]})
+    label = urllib.parse.quote(json.dumps({"label": [f"com.docker.compose.project={PROJECT}"]}))
     containers = [c["Names"][0] for c in srv.json("GET", f"/containers/json?all=1&filters={label}")]
     networks = [n["Name"] for n in srv.json("GET", "/networks") if n["Name"].startswith(PROJECT)]
     volumes = [
