@@ -1,6 +1,13 @@
-"""A private `portique serve` for tests that drive the Docker Engine API: its own
-engine root, run root and unix socket, a busybox image imported into it, and
-the clients a test drives it with.
+"""Private `portique serve` instances for the tests that drive the Docker Engine API.
+
+`start_server(pq, sock)` (tests/integration/api): a server on a given engine
+root (a `Portique` runner's) and socket, driven with the real docker CLI
+(/usr/local/bin/docker 28, else Debian's), stopped by pid (`Server`).
+
+`start_api_server(base, name=...)` (tests/integration/api_objects,
+tests/compat/api): a server with its own engine root, run root and unix
+socket, a busybox image imported into it, and the clients a test drives it
+with (`ApiServer`).
 
     from support.api_server import start_api_server
 
@@ -30,16 +37,27 @@ import socket
 import subprocess
 import tarfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from support.engine_cli import PORTIQUE, Portique
 
-DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+DOCKER = next(
+    (p for p in ("/usr/local/bin/docker", "/usr/bin/docker") if os.access(p, os.X_OK)), ""
+)
 READY_TIMEOUT = 120.0
 
-__all__ = ["DOCKER", "ApiServer", "UnixHTTPConnection", "busybox_tar", "start_api_server"]
+__all__ = [
+    "DOCKER",
+    "ApiServer",
+    "Server",
+    "UnixHTTPConnection",
+    "busybox_tar",
+    "start_api_server",
+    "start_server",
+]
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -252,3 +270,89 @@ def start_api_server(base: Path, *, name: str = "api", busybox: bool = True) -> 
         srv.stop()
         raise
     return srv
+
+
+# ---- a server on a given root (tests/integration/api) ---------------------------------
+
+
+@dataclass
+class Server:
+    pq: Portique
+    sock: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.sock}"
+
+    def docker(
+        self, *args: str, input: str | None = None, timeout: float = 60, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [DOCKER, "-H", self.host, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            env=self.env,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"docker {' '.join(args)} -> {proc.returncode}: {proc.stderr}\n"
+                f"server log: {self.log.read_text()[-3000:]}"
+            )
+        return proc
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        env["DOCKER_CONFIG"] = str(self.sock.parent / "docker-config")
+        return env
+
+    def workers(self) -> list[int]:
+        try:
+            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_server(pq: Portique, sock: Path, *extra: str) -> Server:
+    log = sock.parent / "serve.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [PORTIQUE, "serve", "-H", f"unix://{sock}", *extra],
+            env=pq.env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"portique serve exited {proc.returncode}: {log.read_text()}")
+        if sock.exists():
+            with socket.socket(socket.AF_UNIX) as s:
+                try:
+                    s.connect(str(sock))
+                    break
+                except OSError:
+                    pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"portique serve not listening: {log.read_text()}")
+        time.sleep(0.02)
+    return Server(pq, sock, proc, log)

@@ -213,7 +213,11 @@ def wait(req: Request) -> Response | None:
 
 def _wait_monitor(req: Request, cid: str, marker: Path) -> int | None:
     """The exit code from the monitor's `wait`; the marker goes once we are
-    connected (the attach waits for that, see the module docstring)."""
+    connected (the attach waits for that, see the module docstring). None
+    when the monitor went away without one, or the client left."""
+    import select
+
+    from portique.api.http import ClientGone
     from portique.engine import client as mclient
     from portique.engine import stream as mon
 
@@ -221,22 +225,28 @@ def _wait_monitor(req: Request, cid: str, marker: Path) -> int | None:
         sock = mclient.connect(req.eng.paths(cid), timeout=None)
     except mclient.MonitorGone:
         return None
+    client = req.conn.sock
     with sock:
         sock.sendall(mon.frame(mon.HELLO, b"wait"))
         marker.unlink(missing_ok=True)
-        reader = mclient.FrameReader(sock)
-        for _ in range(1 << 20):
-            try:
-                f = reader.next()
-            except OSError:
+        buf = b""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        poller.register(client, select.POLLRDHUP)
+        for _ in range(1 << 40):
+            events = dict(poller.poll())
+            if events.get(client.fileno(), 0):
+                raise ClientGone
+            data = sock.recv(65536)
+            if not data:
                 return None
-            if f is None:
-                return None
-            if f[0] == mon.EXIT:
-                try:
-                    return int(f[1])
-                except ValueError:
-                    return None
+            frames, buf = mon.split_frames(buf + data)
+            for kind, payload in frames:
+                if kind == mon.EXIT:
+                    try:
+                        return int(payload)
+                    except ValueError:
+                        return None
     return None
 
 

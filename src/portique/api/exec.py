@@ -73,6 +73,7 @@ def _str(body: dict[str, Any], key: str) -> str:
 
 _CREATE_FIELDS = frozenset(
     [
+        "Detach",
         "AttachStdin",
         "AttachStdout",
         "AttachStderr",
@@ -238,6 +239,9 @@ def start(req: Request) -> Response | None:
             on_extra=on_resize,
             done_pid=spawned.pid,
         )
+        # The exit code is recorded before the stream ends: the client asks
+        # for it (GET /exec/{id}/json) as soon as it sees the end.
+        _finish(req, doc, spawned)
         with contextlib.suppress(OSError):
             client.shutdown(socket.SHUT_WR)
     finally:
@@ -249,7 +253,8 @@ def start(req: Request) -> Response | None:
             resize_sock.close()
             with contextlib.suppress(OSError):
                 (_dir(req) / f"{eid}.sock").unlink()
-        _finish(req, doc, spawned)
+        if doc["Running"]:
+            _finish(req, doc, spawned)
     return None
 
 

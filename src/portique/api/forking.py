@@ -6,6 +6,7 @@ become one: everything that knows about fork() in the API is here.
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import os
 import signal
@@ -27,6 +28,8 @@ def spawn(work: Callable[[], int], close_in_child: Callable[[], None]) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)
+        # `kill -USR1 WORKER`: its Python stack on the server's stderr.
+        faulthandler.register(signal.SIGUSR1, all_threads=False)
         close_in_child()
         gc.unfreeze()
         code = work()

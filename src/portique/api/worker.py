@@ -82,13 +82,13 @@ def _one(conn: Connection, head: object, eng: Engine, router: rt.Router) -> bool
     except (ClientGone, BrokenPipeError, ConnectionResetError):
         return False
     except Exception as exc:
-        if conn.hijacked or conn.h11.our_state is not h11.SEND_RESPONSE:
-            return False  # the answer had begun: all we can do is close
-        status, message = status_and_message(exc)
         if not isinstance(exc, (PortiqueError, OSError)):
             import traceback
 
             traceback.print_exc(file=sys.stderr)
+        if conn.hijacked or conn.h11.our_state is not h11.SEND_RESPONSE:
+            return False  # the answer had begun: all we can do is close
+        status, message = status_and_message(exc)
         keep = not isinstance(exc, BodyTooLarge) and conn.drain()
         if status == 304:
             conn.respond(304, b"", "", [])
