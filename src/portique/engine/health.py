@@ -269,8 +269,8 @@ def run_probe(eng: Engine, cid: str) -> None:
     from portique.errors import PortiqueError
 
     row = db.get_container(eng.db, cid)
-    if row is None or row.status != st.Status.RUNNING:
-        return  # gone, stopped, or paused: no probe now (dockerd skips it too)
+    if row is None or row.status != st.Status.RUNNING or row.stop_requested:
+        return  # gone, stopping, or paused: no probe now (dockerd skips it too)
     probe = probe_of(row.config.get("Config") or {})
     if probe is None:
         return
