@@ -152,3 +152,31 @@ def test_missing_objects_are_404(srv: ApiServer) -> None:
         status, _h, data = srv.request(method, path, body)
         assert status == 404, (path, status, data)
         assert json.loads(data)["message"].startswith("No such ")
+
+
+def test_system_prune_with_the_cli(srv: ApiServer) -> None:
+    srv.docker("network", "create", "prunenet", check=True)
+    srv.docker("volume", "create", "prunevol", check=True)
+    cid = srv.pq.ok("create", "--name", "prunebox", "-v", "/anon", "busybox", "true").strip()
+    anon = srv.pq.inspect(cid, "{{range .Mounts}}{{.Name}}{{end}}")
+    built = srv.docker("build", "-q", "-", input="FROM busybox\nRUN echo dangling > /d\n")
+    assert built.returncode == 0, built.stderr
+    image_id = built.stdout.strip()
+    out = srv.docker("system", "prune", "-f", "--volumes", "--all")
+    assert out.returncode == 0, out.stderr
+    assert "prunebox" not in srv.pq.ok("ps", "-a", "--format", "{{.Names}}")
+    assert "prunenet" not in _networks(srv)
+    # Docker 23+: only anonymous volumes go; named ones need `volume prune -a`.
+    assert anon not in _volumes(srv)
+    assert "prunevol" in _volumes(srv)
+    srv.docker("volume", "rm", "prunevol", check=True)
+    assert image_id not in {i["Id"] for i in srv.json("GET", "/images/json?all=1")}
+    assert "Total reclaimed space:" in out.stdout
+    assert "busybox:latest" not in {
+        t for i in srv.json("GET", "/images/json") for t in i["RepoTags"]
+    }
+    # Put busybox back for the tests that follow.
+    from support.api_server import busybox_tar
+
+    tar = busybox_tar(srv.base / "again")
+    srv.pq.ok("import", "--change", 'CMD ["/bin/sh"]', str(tar), "busybox:latest")
