@@ -299,3 +299,15 @@ def test_client_gone_mid_pull_leaves_no_image(srv: ApiServer, registry: Registry
     srv.docker("pull", f"{registry.host}/bigpull:v1", check=True)
     assert f"{registry.host}/bigpull:v1" in _tags(srv)
     srv.docker("rmi", f"{registry.host}/bigpull:v1", check=True)
+
+
+def test_push_all_tags(srv: ApiServer, registry: Registry) -> None:
+    for tag in ("x1", "x2"):
+        srv.docker("tag", "busybox", f"{registry.host}/everytag:{tag}", check=True)
+    out = srv.docker("push", "--all-tags", f"{registry.host}/everytag", check=True)
+    assert "x1: digest: sha256:" in out.stdout
+    assert "x2: digest: sha256:" in out.stdout
+    status, _h, body = registry.request("GET", "/v2/everytag/tags/list")
+    assert status == 200
+    assert sorted(json.loads(body)["tags"]) == ["x1", "x2"]
+    srv.docker("rmi", f"{registry.host}/everytag:x1", f"{registry.host}/everytag:x2", check=True)

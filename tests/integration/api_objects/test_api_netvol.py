@@ -180,3 +180,31 @@ def test_system_prune_with_the_cli(srv: ApiServer) -> None:
 
     tar = busybox_tar(srv.base / "again")
     srv.pq.ok("import", "--change", 'CMD ["/bin/sh"]', str(tar), "busybox:latest")
+
+
+def test_huge_bodies_are_refused(srv: ApiServer) -> None:
+    import socket
+
+    nets, vols = _networks(srv), _volumes(srv)
+    for path in ("/networks/create", "/volumes/create"):
+        # The answer comes from the announced length, before the body is read.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(60)
+            s.connect(str(srv.sock))
+            s.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {64 << 20}\r\n\r\n".encode()
+                + b'{"Name": "huge", "Labels": {"k": "'
+                + b"v" * 65536
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413"), answer[:300]
+        assert "too large" in json.loads(body)["message"]
+    assert _networks(srv) == nets
+    assert _volumes(srv) == vols
