@@ -383,17 +383,16 @@ def get_many(req: Request) -> Response | None:
 
 
 def load(req: Request) -> Response | None:
+    """`POST /images/load`: Docker's "Loaded image" lines as `{"stream": ...}`
+    messages (the docker CLI prints them; `quiet` changes nothing else)."""
     from portique.engine import images
 
-    quiet = req.flag("quiet")
     with JSONMessages(req) as out:
         loaded = images.load(req.eng, req.body_stream())
         for image in loaded:
             lines = [f"Loaded image: {t}" for t in image.tags] or [f"Loaded image ID: {image.id}"]
             for line in lines:
                 out.text(line + "\n")
-        if quiet and not out.started:
-            out.text("")
     return out.response()
 
 
