@@ -231,8 +231,10 @@ def disconnect(eng: Engine, network: str, container: str, *, force: bool = False
         if not force:
             raise
         cid = container
-    enet.forget_endpoint(eng, cid, net.name)
+    recorded = enet.forget_endpoint(eng, cid, net.name)
     live = any(ep.network_id == net.id for ep in eng.networks.endpoints(cid))
-    eng.networks.disconnect(net.id, cid)
+    if live or not recorded:
+        # A container without a process only had the record: forgetting it is all.
+        eng.networks.disconnect(net.id, cid)
     if live:
         events.network(eng, net.id, net.name, "disconnect", container=cid)

@@ -208,3 +208,20 @@ def test_huge_bodies_are_refused(srv: ApiServer) -> None:
         assert "too large" in json.loads(body)["message"]
     assert _networks(srv) == nets
     assert _volumes(srv) == vols
+
+
+def test_connect_and_disconnect_a_created_container(srv: ApiServer) -> None:
+    srv.docker("network", "create", "latenet", check=True)
+    srv.pq.ok("create", "--name", "notyet", "busybox", "sleep", "600")
+    srv.docker("network", "connect", "--alias", "late", "latenet", "notyet", check=True)
+    nets = srv.json("GET", "/containers/notyet/json")["NetworkSettings"]["Networks"]
+    assert set(nets) == {"bridge", "latenet"}
+    assert "late" in nets["latenet"]["Aliases"]
+    srv.docker("network", "disconnect", "latenet", "notyet", check=True)
+    nets = srv.json("GET", "/containers/notyet/json")["NetworkSettings"]["Networks"]
+    assert set(nets) == {"bridge"}
+    again = srv.docker("network", "disconnect", "latenet", "notyet")
+    assert again.returncode == 1
+    assert "is not connected to network latenet" in again.stderr
+    srv.pq.ok("rm", "notyet")
+    srv.docker("network", "rm", "latenet", check=True)
