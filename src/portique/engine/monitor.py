@@ -263,8 +263,10 @@ class Monitor:
         elif op == "stop" and len(words) == 3:
             c.mode = "wait"
             self.stop_requested = True
-            self._signal(int(words[1]))
-            self.kill_deadline = time.monotonic() + max(0.0, float(words[2]))
+            sig = int(words[1])
+            self._signal(sig)
+            if sig != _signal.SIGKILL:  # SIGKILL already: no second one to escalate to
+                self.kill_deadline = time.monotonic() + max(0.0, float(words[2]))
         elif op == "kill" and len(words) == 2:
             ok = self._signal(int(words[1]))
             c.send(st.frame(st.OK if ok else st.ERROR))
@@ -384,6 +386,22 @@ class Monitor:
             return
         self.probe_deadline = now + self.probe[1] + PROBE_GRACE
 
+    def _record_kill(self, sig: int) -> None:
+        """A stop's grace ran out: dockerd's `kill` event with signal 9."""
+        from portique.engine import dblite, eventlog
+
+        try:
+            conn = dblite.connect(self.args["root"])
+            try:
+                attrs = dblite.event_attributes(conn, self.id)
+            finally:
+                conn.close()
+        except Exception:  # an event must not break the stop
+            return
+        if attrs is not None:
+            line = eventlog.container_line(self.id, "kill", attrs, time.time_ns(), signal=str(sig))
+            eventlog.append_line(self.args["root"], line)
+
     def _kill_probe(self) -> None:
         if self.probe_pid:
             try:
@@ -451,7 +469,8 @@ class Monitor:
                 self._start_reading()
             if self.kill_deadline and now >= self.kill_deadline:
                 self.kill_deadline = 0.0
-                self._signal(_signal.SIGKILL)
+                if self._signal(_signal.SIGKILL):
+                    self._record_kill(int(_signal.SIGKILL))
             self._probe_tick(now)
         self._kill_probe()  # the container is gone: its probe has nothing to say
         self._drain()

@@ -73,7 +73,14 @@ def test_lifecycle_actions_and_their_attributes(pq: Portique) -> None:
         "container rename",
         "container kill",
     ]
-    assert rest[6:] == ["container kill", "container die", "container stop", "container destroy"]
+    # stop -t 0: SIGTERM (which sleep, as PID 1, ignores), then SIGKILL, as dockerd.
+    assert rest[6:] == [
+        "container kill",
+        "container kill",
+        "container die",
+        "container stop",
+        "container destroy",
+    ]
     by_action = {_actions([ln])[0]: ln for ln in lines}
     assert "name=ev-life2, oldName=/ev-life)" in by_action["container rename"]
     assert "signal=10" in lines[acts.index("container kill")]
@@ -213,3 +220,9 @@ def test_since_after_until_is_refused(pq: Portique) -> None:
     assert r.returncode == 125
     assert r.stderr.startswith("portique: `since` time")
     assert r.stderr.count("\n") == 1
+
+
+def test_bad_times_are_refused_in_one_line(pq: Portique) -> None:
+    for flag in ("--since", "--until"):
+        r = pq("events", flag, "bogus")
+        assert (r.returncode, r.stderr) == (125, f"portique: invalid value for {flag}: 'bogus'\n")

@@ -49,10 +49,14 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.filters import from_flags
     from portique.engine import events
     from portique.engine.logs import parse_since
+    from portique.errors import InvalidArgument
 
     filters = from_flags(args.filter)
     since = parse_since(args.since) if args.since else None
-    until = parse_since(args.until) if args.until else None
+    try:
+        until = parse_since(args.until) if args.until else None
+    except InvalidArgument:
+        raise InvalidArgument(f"invalid value for --until: {args.until!r}") from None
     tmpl = None
     if args.format:
         from portique.cli.docker import templates
