@@ -396,6 +396,43 @@ def load(req: Request) -> Response | None:
     return out.response()
 
 
+def commit(req: Request) -> Response:
+    """`POST /commit?container=C&repo=R&tag=T&comment=&author=&pause=&changes=`,
+    the body a Config whose fields override the container's (engine/commit.py,
+    what `portique commit` calls)."""
+    from portique.engine import commit as ecommit
+
+    container = req.arg("container")
+    if not container:
+        raise InvalidArgument("container is required")
+    raw = req.body().strip()
+    config = None
+    if raw and raw != b"null":
+        try:
+            config = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidArgument("invalid JSON in request body: expected a Config") from None
+        if not isinstance(config, dict):
+            raise InvalidArgument("invalid JSON in request body: expected a Config object")
+    if req.arg("repo"):
+        from portique.oci.reference import parse_reference
+
+        tag_ = req.arg("tag")
+        parse_reference(f"{req.arg('repo')}:{tag_}" if tag_ else req.arg("repo"))
+    image_id = ecommit.commit(
+        req.eng,
+        container,
+        repo=req.arg("repo"),
+        tag=req.arg("tag"),
+        comment=req.arg("comment"),
+        author=req.arg("author"),
+        pause=req.flag("pause", True),
+        changes=req.query.get("changes", []),
+        config=config,
+    )
+    return json_response({"Id": image_id}, 201)
+
+
 def search(req: Request) -> Response:
     term = req.arg("term")
     raise Unsupported(
@@ -406,6 +443,7 @@ def search(req: Request) -> Response:
 
 ROUTES = [
     Route("POST", "/images/create", create),
+    Route("POST", "/commit", commit),
     Route("GET", "/images/json", list_images),
     Route("GET", "/images/search", search),
     Route("GET", "/images/get", get_many),

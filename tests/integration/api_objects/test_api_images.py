@@ -311,3 +311,23 @@ def test_push_all_tags(srv: ApiServer, registry: Registry) -> None:
     assert status == 200
     assert sorted(json.loads(body)["tags"]) == ["x1", "x2"]
     srv.docker("rmi", f"{registry.host}/everytag:x1", f"{registry.host}/everytag:x2", check=True)
+
+
+def test_commit_with_the_cli(srv: ApiServer) -> None:
+    srv.pq.ok("run", "--name", "tocommit", "busybox", "sh", "-c", "echo committed > /state")
+    out = srv.docker(
+        "commit", "-c", 'CMD ["cat", "/state"]', "-m", "from the API", "tocommit", "committed:1"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith("sha256:")
+    run = srv.pq("run", "--rm", "committed:1")
+    assert run.stdout == "committed\n", run.stderr
+    hist = srv.json("GET", "/images/committed:1/history")
+    assert hist[0]["Comment"] == "from the API"
+    missing = srv.docker("commit", "no-such-box", "x:1")
+    assert missing.returncode == 1
+    assert "No such container: no-such-box" in missing.stderr
+    bad = srv.request("POST", "/commit?container=tocommit&repo=a/../b")
+    assert bad[0] == 400
+    srv.pq.ok("rm", "tocommit")
+    srv.docker("rmi", "committed:1", check=True)
