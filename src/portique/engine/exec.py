@@ -15,13 +15,12 @@ import select
 import signal
 import socket
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from portique.engine import db, userdb
-from portique.engine import options as opt
+from portique.engine import process_opts as opt
 from portique.engine.state import Event
 from portique.errors import InvalidState, PortiqueError
 from portique.oci.value import replace, value
@@ -66,7 +65,9 @@ def build_process(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> Proces
         )
     caps = base.capabilities
     if req.privileged:
-        allc = tuple(opt.ALL_CAPS)
+        from portique.linux.caps import CAPABILITIES
+
+        allc = tuple(CAPABILITIES)
         caps = Capabilities(bounding=allc, effective=allc, permitted=allc)
     size = req.console_size
     if req.tty and size is None:
@@ -145,6 +146,8 @@ def run_exec(eng: Engine, ref: str, req: ExecRequest) -> int:
 
 
 def _exec_tty(rt: Runtime, cid: str, process: Process, req: ExecRequest) -> int:
+    import tempfile
+
     from portique.termio import raw_terminal
 
     with tempfile.TemporaryDirectory(prefix="portique-exec-") as tmp:
