@@ -290,6 +290,24 @@ def dns_message(data: bytes) -> None:
                 raise Finding(f"malformed reply ({exc}): {reply.hex()}") from None
 
 
+# ---------------------------------------------------------------- engine/request.py
+
+
+def create_body(data: bytes) -> None:
+    """A `POST /containers/create` body as `portique serve` reads it (JSON, an
+    object, then split_create_body): only InvalidArgument."""
+    from portique.engine.request import split_create_body
+    from portique.errors import InvalidArgument
+
+    with bounded(len(data)), contextlib.suppress(InvalidArgument):
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return
+        if isinstance(obj, dict):
+            split_create_body(obj)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "tar": tar_layer,
     "manifest": manifest,
@@ -297,6 +315,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "dockerfile": dockerfile,
     "config_json": config_json,
     "dns": dns_message,
+    "create_body": create_body,
 }
 CORPUS = Path(__file__).parent / "corpus"
 

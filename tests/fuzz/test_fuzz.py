@@ -4,6 +4,7 @@ targets.py for the properties, strategies.py for the inputs)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,20 @@ def test_config_json_bytes(data: bytes) -> None:
 @given(st.one_of(s.dns_queries(), st.binary(max_size=64)))
 def test_dns(data: bytes) -> None:
     t.dns_message(data)
+
+
+_CREATE_KEYS = st.sampled_from(
+    ["Image", "Cmd", "Env", "Tty", "Labels", "HostConfig", "NetworkingConfig", "Binds",
+     "Memory", "NetworkMode", "LogConfig", "EndpointsConfig", "Aliases", "IPAMConfig",
+     "IPv4Address", "Devices", "ConsoleSize", "RestartPolicy", "x"]
+)  # fmt: skip
+_CREATE_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_CREATE_KEYS, inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(st.one_of(_CREATE_JSON.map(lambda v: json.dumps(v).encode()), s.DEEP_JSON))
+def test_create_body(data: bytes) -> None:
+    t.create_body(data)

@@ -11,6 +11,7 @@ portique serve -H tcp://0.0.0.0:2376 --tlsverify --tlscacert ca.pem --tlscert ce
 from __future__ import annotations
 
 import argparse
+import signal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
                 "TLS needs --tlscert and --tlskey (and --tlscacert with --tlsverify)"
             )
         tls = server.TLSConfig(args.tlsverify, args.tlscacert, args.tlscert, args.tlskey)
+    # A SIGTERM from now on stops the server cleanly: held until serve() has
+    # its handlers (the socket is up before the imports are).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     router = Router.from_modules()
     listeners: list[server.Listener] = []
     try:

@@ -1,7 +1,7 @@
 """A container's streams: attach (hijacked), wait, logs, resize, export, archive.
 
 Attach to a created container (the docker CLI attaches before it starts):
-the worker leaves a marker (containers.attach_pending) so that the start
+the worker leaves a marker (markers.py) so that the start
 holds the container's output until this attach reaches the monitor, and
 connects once the monitor is up. A `wait` that has not reached the monitor
 yet leaves a marker of its own, and the attach waits for it (briefly), so a
@@ -14,14 +14,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from portique.api import streams
-from portique.api.containers import attach_pending
+from portique.api import markers, streams
 from portique.api.types import Request, Response, Route, json_line
 from portique.errors import InvalidArgument, InvalidState, NotFound
 
@@ -32,16 +30,6 @@ __all__ = ["ROUTES"]
 
 POLL = 0.005
 WAIT_MARKER_GRACE = 2.0
-
-
-def _markers(req: Request, kind: str) -> Path:
-    d = req.eng.runroot / "api" / kind
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return d
-
-
-def _wait_markers(req: Request, cid: str) -> list[Path]:
-    return list(_markers(req, "wait").glob(f"{cid}.*"))
 
 
 def _until_monitor(req: Request, cid: str, client: socket.socket | None) -> db.ContainerRow | None:
@@ -91,10 +79,9 @@ def attach(req: Request) -> Response | None:
         keys = eattach.parse_detach_keys(req.arg("detachKeys"))
     if not req.flag("stream") and not req.flag("logs"):
         raise InvalidArgument("attach needs stream=1 or logs=1")
-    marker = attach_pending(req, row.id)
+    marker = markers.mine(req.eng, "attach", row.id)
     created = not st.has_monitor(row.status)
     if created and req.flag("stream"):
-        marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         marker.touch()
     kind = (
         "application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream"
@@ -109,7 +96,7 @@ def attach(req: Request) -> Response | None:
         if cur is None or not st.has_monitor(cur.status):
             return None
         deadline = time.monotonic() + WAIT_MARKER_GRACE
-        while _wait_markers(req, row.id) and time.monotonic() < deadline:
+        while markers.live(req.eng, "wait", row.id) and time.monotonic() < deadline:
             time.sleep(POLL)
         try:
             mon_sock = mclient.connect(req.eng.paths(row.id), timeout=None)
@@ -159,7 +146,7 @@ def wait(req: Request) -> Response | None:
         raise InvalidArgument(f"invalid condition: {condition!r}")
     row = containers.get(req.eng, req.params["id"])
     cid = row.id
-    marker = _markers(req, "wait") / f"{cid}.{os.getpid()}"
+    marker = markers.mine(req.eng, "wait", cid)
     if condition != "not-running" or st.has_monitor(row.status):
         marker.touch()
     try:
@@ -192,6 +179,10 @@ def wait(req: Request) -> Response | None:
                 return None
             time.sleep(POLL)
         marker.unlink(missing_ok=True)
+        if condition != "removed":
+            # The monitor writes the last of the output to the log after the
+            # exit: a client reads the logs right after wait (docker-py's run).
+            containers.wait_monitor_gone(row)
         if condition == "removed":
             for _ in range(1 << 40):
                 if edb.get_container(req.eng.db, cid) is None:
@@ -227,7 +218,10 @@ def _wait_monitor(req: Request, cid: str, marker: Path) -> int | None:
         return None
     client = req.conn.sock
     with sock:
-        sock.sendall(mon.frame(mon.HELLO, b"wait"))
+        try:
+            sock.sendall(mon.frame(mon.HELLO, b"wait"))
+        except OSError:
+            return None  # the monitor was on its way out
         marker.unlink(missing_ok=True)
         buf = b""
         poller = select.poll()
@@ -237,7 +231,10 @@ def _wait_monitor(req: Request, cid: str, marker: Path) -> int | None:
             events = dict(poller.poll())
             if events.get(client.fileno(), 0):
                 raise ClientGone
-            data = sock.recv(65536)
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                return None
             if not data:
                 return None
             frames, buf = mon.split_frames(buf + data)

@@ -10,7 +10,7 @@ from typing import Any
 from portique.api.types import NotModified, Request, Response, Route, json_response
 from portique.errors import InvalidArgument
 
-__all__ = ["ROUTES", "attach_pending"]
+__all__ = ["ROUTES"]
 
 
 def list_containers(req: Request) -> Response:
@@ -49,12 +49,6 @@ def inspect(req: Request) -> Response:
     return json_response(containers.inspect(req.eng, req.params["id"], size=req.flag("size")))
 
 
-def attach_pending(req: Request, cid: str) -> Any:
-    """The marker an attach to a created container leaves: its start holds
-    the output for it (engine lifecycle `hold`)."""
-    return req.eng.runroot / "api" / "attach" / cid
-
-
 def start(req: Request) -> Response:
     from portique.engine import containers
     from portique.engine import state as st
@@ -62,7 +56,9 @@ def start(req: Request) -> Response:
     row = containers.get(req.eng, req.params["id"])
     if not st.start_needed(row.status, row.name, row.id):
         raise NotModified("container already started")
-    hold = attach_pending(req, row.id).exists()
+    from portique.api import markers
+
+    hold = bool(markers.live(req.eng, "attach", row.id))
     containers.start(req.eng, row.id, hold=hold)
     return Response(204)
 

@@ -73,6 +73,7 @@ def _str(body: dict[str, Any], key: str) -> str:
 
 _CREATE_FIELDS = frozenset(
     [
+        "Container",
         "Detach",
         "AttachStdin",
         "AttachStdout",
@@ -104,6 +105,27 @@ def _request(doc: dict[str, Any]) -> Any:
         privileged=doc["Privileged"],
         console_size=(int(size[0]), int(size[1])) if size and size[0] and size[1] else None,
     )
+
+
+KEEP_FINISHED = 3600.0  # seconds an ended exec instance stays inspectable
+
+
+def _sweep(req: Request) -> None:
+    """Forget exec instances that ended long ago (dockerd does too)."""
+    import time
+
+    now = time.time()
+    for path in list(_dir(req).glob("*.json"))[:10000]:
+        try:
+            if now - path.stat().st_mtime < KEEP_FINISHED:
+                continue
+            doc = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and not doc.get("Running"):
+            for suffix in (".json", ".start"):
+                with contextlib.suppress(OSError):
+                    path.with_suffix(suffix).unlink()
 
 
 def create(req: Request) -> Response:
@@ -139,6 +161,7 @@ def create(req: Request) -> Response:
     eexec.check_request(_request(doc))
     row = containers.get_for(req.eng, req.params["id"], Event.EXEC)
     doc.update(ContainerID=row.id, Running=False, ExitCode=None, Pid=0, Started=False)
+    _sweep(req)
     _save(req, doc)
     return json_response({"Id": doc["ID"]}, 201)
 

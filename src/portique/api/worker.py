@@ -55,6 +55,7 @@ def _one(conn: Connection, head: object, eng: Engine, router: rt.Router) -> bool
     target = head.target.decode("latin-1")
     parts = urllib.parse.urlsplit(target)
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in head.headers}
+    path = parts.path
     try:
         version, path = rt.split_version(urllib.parse.unquote(parts.path))
         handler, params = router.find(method, path)
@@ -82,11 +83,13 @@ def _one(conn: Connection, head: object, eng: Engine, router: rt.Router) -> bool
     except (ClientGone, BrokenPipeError, ConnectionResetError):
         return False
     except Exception as exc:
-        if not isinstance(exc, (PortiqueError, OSError)):
+        begun = conn.hijacked or conn.h11.our_state is not h11.SEND_RESPONSE
+        if begun or not isinstance(exc, (PortiqueError, OSError)):
             import traceback
 
+            print(f"portique serve: {method} {path}:", file=sys.stderr)
             traceback.print_exc(file=sys.stderr)
-        if conn.hijacked or conn.h11.our_state is not h11.SEND_RESPONSE:
+        if begun:
             return False  # the answer had begun: all we can do is close
         status, message = status_and_message(exc)
         keep = not isinstance(exc, BodyTooLarge) and conn.drain()

@@ -293,6 +293,8 @@ def spawn(eng: Engine, row: db.ContainerRow, process: Process, *, stdin: bool) -
     else pipes made here (never a caller's fd). `finish` reaps the child."""
     rt = eng.runtime()
     if process.terminal:
+        import tempfile
+
         with tempfile.TemporaryDirectory(prefix="portique-exec-") as tmp:
             path = Path(tmp) / "console.sock"
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from portique.engine.logfile import LogWriter, rfc3339_nano
 
@@ -109,10 +109,11 @@ def parse_line(line: bytes) -> LogRecord | None:
     )
 
 
-def tail_records(path: str, n: int) -> list[LogRecord]:
-    """The last `n` records (all when n < 0), reading the file from its end:
-    `logs --tail 10` of a large log touches only its last blocks."""
-    if n < 0:
+def tail_records(path: str, n: int, end: int | None = None) -> list[LogRecord]:
+    """The last `n` records (all when n < 0), reading the file from its end
+    (or from byte `end`: what a follow then reads from): `logs --tail 10` of
+    a large log touches only its last blocks."""
+    if n < 0 and end is None:
         return list(read_records(path))
     if n == 0:
         return []
@@ -121,7 +122,11 @@ def tail_records(path: str, n: int) -> list[LogRecord]:
     except FileNotFoundError:
         return []
     with f:
-        pos = f.seek(0, 2)
+        pos = f.seek(0, 2) if end is None else end
+        if n < 0:
+            f.seek(0)
+            data = f.read(pos)
+            return [r for r in (parse_line(ln) for ln in data.split(b"\n") if ln) if r]
         buf = b""
         # n + 2 newlines: enough whole lines even when the last one is torn.
         while pos > 0 and buf.count(b"\n") < n + 2:
@@ -178,18 +183,82 @@ def container_logs(
     them (all when negative), those in [since, until] (unix ns, 0 for no
     bound), then with `follow` what it writes until it stops (or until
     `reader_alive()` says the reader went away: an API client). The faces write
-    them (the CLI to its stdout and stderr, the API in Docker's framing)."""
+    them (the CLI to its stdout and stderr, the API in Docker's framing).
+
+    The container is looked up and its log opened by this call, not at the
+    first record: a client may read the records after the container is gone
+    (docker-py's run reads them after its wait and remove)."""
     import os
 
-    from portique.engine import containers, db
-    from portique.engine.state import has_monitor
+    from portique.engine import containers
 
     row = containers.get(eng, ref)
     path = str(eng.paths(row.id).log)
     try:
-        offset = os.path.getsize(path)
+        # Made here if the monitor has not made it yet (with its flags and
+        # mode: it appends to the same file).
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
+        held = open(path, "rb")  # noqa: SIM115 - closed by the records' generator
     except OSError:
-        offset = 0
+        held = None
+    path = f"/proc/self/fd/{held.fileno()}" if held is not None else path
+    offset = _whole_lines_end(held) if held is not None else 0
+    return _records(eng, row, path, held, offset, follow, tail, since_ns, until_ns, reader_alive)
+
+
+def _whole_lines_end(f: Any) -> int:
+    """The offset after the last complete line: the tail reads before it, a
+    follow from it (a line the monitor is still writing belongs to the follow)."""
+    import os
+
+    size = os.fstat(f.fileno()).st_size
+    pos = size
+    for _ in range(1 << 20):
+        if pos <= 0:
+            return 0
+        step = min(1 << 16, pos)
+        chunk = os.pread(f.fileno(), step, pos - step)
+        at = chunk.rfind(b"\n")
+        if at >= 0:
+            return pos - step + at + 1
+        pos -= step
+    return 0
+
+
+def _records(
+    eng: Engine,
+    row: Any,
+    path: str,
+    held: Any,
+    offset: int,
+    follow: bool,
+    tail: int,
+    since_ns: int,
+    until_ns: int,
+    reader_alive: Callable[[], bool] | None,
+) -> Iterator[LogRecord]:
+    try:
+        yield from _records_of(
+            eng, row, path, offset, follow, tail, since_ns, until_ns, reader_alive
+        )
+    finally:
+        if held is not None:
+            held.close()
+
+
+def _records_of(
+    eng: Engine,
+    row: Any,
+    path: str,
+    offset: int,
+    follow: bool,
+    tail: int,
+    since_ns: int,
+    until_ns: int,
+    reader_alive: Callable[[], bool] | None,
+) -> Iterator[LogRecord]:
+    from portique.engine import containers, db
+    from portique.engine.state import has_monitor
 
     def wanted(rec: LogRecord) -> bool:
         if since_ns or until_ns:
@@ -197,13 +266,21 @@ def container_logs(
             return not (since_ns and t < since_ns) and not (until_ns and t > until_ns)
         return True
 
-    yield from (rec for rec in tail_records(path, tail) if wanted(rec))
+    yield from (rec for rec in tail_records(path, tail, offset) if wanted(rec))
     if follow:
 
         def running() -> bool:
             if reader_alive is not None and not reader_alive():
                 return False
             cur = db.get_container(eng.db, row.id)
-            return cur is not None and has_monitor(containers.refresh(eng, cur).status)
+            if cur is not None and has_monitor(containers.refresh(eng, cur).status):
+                return True
+            # Exited, but its monitor may still be writing the last output.
+            from portique.engine.lifecycle import is_alive
+
+            return any(
+                r.monitor_pid and is_alive(r.monitor_pid, r.id, r.started_at)
+                for r in (cur or row, row)
+            )
 
         yield from (rec for rec in follow_file(path, offset, running) if wanted(rec))

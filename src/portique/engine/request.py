@@ -213,7 +213,8 @@ def split_create_body(
         not isinstance(v, str) for v in config["Labels"].values()
     ):
         raise InvalidArgument("invalid Config.Labels: values must be strings")
-    raw_host = body.get("HostConfig") or {}
+    raw_host = body.get("HostConfig")
+    raw_host = {} if raw_host is None else raw_host
     if not isinstance(raw_host, dict):
         raise InvalidArgument("invalid HostConfig: want an object")
     host: dict[str, Any] = {}

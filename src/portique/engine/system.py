@@ -57,6 +57,14 @@ def info(eng: Engine) -> dict[str, Any]:
         "Runtimes": {"portique": {"path": "portique-runtime"}},
         "SecurityOptions": ["name=seccomp,profile=builtin"],
         "Plugins": {"Volume": ["local"], "Network": ["host", "none"], "Log": ["json-file"]},
+        "Swarm": {
+            "NodeID": "",
+            "NodeAddr": "",
+            "LocalNodeState": "inactive",
+            "ControlAvailable": False,
+            "Error": "",
+            "RemoteManagers": None,
+        },
     }
 
 

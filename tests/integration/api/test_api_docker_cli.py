@@ -6,8 +6,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import socket
 import struct
+import subprocess
 import termios
 import time
 import urllib.request
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from support.api_server import DOCKER, Server, start_server
+from support.engine_cli import Portique
 from support.terminal import Terminal
 
 pytestmark = pytest.mark.root
@@ -32,12 +35,25 @@ def _wait_for(cond: object, what: str, timeout: float = 30) -> None:
 def test_version_run_ps_logs_inspect_stop_rm(server: Server) -> None:
     out = server.docker("version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}")
     assert out.stdout.strip() == "1.43 1.24"
-    run = server.docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2")
+    run = server.docker(
+        "run", "--network", "none", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2"
+    )
     assert (run.stdout, run.stderr) == ("out\n", "err\n")
-    code = server.docker("run", "--name", "three", "busybox", "sh", "-c", "exit 3", check=False)
+    code = server.docker(
+        "run", "--network", "none", "--name", "three", "busybox", "sh", "-c", "exit 3", check=False
+    )
     assert code.returncode == 3
     cid = server.docker(
-        "run", "-d", "--name", "web", "busybox", "sh", "-c", "echo ready; sleep 300"
+        "run",
+        "--network",
+        "none",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ready; sleep 300",
     )
     cid_text = cid.stdout.strip()
     assert len(cid_text) == 64
@@ -60,7 +76,7 @@ def test_version_run_ps_logs_inspect_stop_rm(server: Server) -> None:
     assert missing.returncode == 1
     assert "No such object: nope" in missing.stderr or "No such container: nope" in missing.stderr
     # Running containers survive the server; a new server sees them.
-    server.docker("run", "-d", "--name", "keeper", "busybox", "sleep", "300")
+    server.docker("run", "--network", "none", "-d", "--name", "keeper", "busybox", "sleep", "300")
     assert server.stop() == 0
     again_srv = start_server(server.pq, server.sock)
     try:
@@ -74,6 +90,8 @@ def test_version_run_ps_logs_inspect_stop_rm(server: Server) -> None:
 def test_logs_follow_ends_with_the_container(server: Server) -> None:
     server.docker(
         "run",
+        "--network",
+        "none",
         "-d",
         "--name",
         "talker",
@@ -90,7 +108,7 @@ def test_logs_follow_ends_with_the_container(server: Server) -> None:
 
 
 def test_exec_with_and_without_input(server: Server) -> None:
-    server.docker("run", "-d", "--name", "box", "busybox", "sleep", "300")
+    server.docker("run", "--network", "none", "-d", "--name", "box", "busybox", "sleep", "300")
     r = server.docker("exec", "box", "sh", "-c", "echo o; echo e >&2; exit 4", check=False)
     assert (r.returncode, r.stdout, r.stderr) == (4, "o\n", "e\n")
     assert server.docker("exec", "-i", "box", "cat", input="piped\n").stdout == "piped\n"
@@ -101,7 +119,7 @@ def test_exec_with_and_without_input(server: Server) -> None:
     )
     bad = server.docker("exec", "box", "/no/such", check=False)
     assert bad.returncode == 127
-    stopped = server.docker("run", "-d", "busybox", "true").stdout.strip()
+    stopped = server.docker("run", "--network", "none", "-d", "busybox", "true").stdout.strip()
     server.docker("wait", stopped)
     refused = server.docker("exec", stopped, "true", check=False)
     assert refused.returncode != 0
@@ -114,7 +132,20 @@ def _set_size(fd: int, rows: int, cols: int) -> None:
 
 def test_run_it_and_exec_it_through_a_pty(server: Server) -> None:
     term = Terminal(
-        [DOCKER, "-H", server.host, "run", "-it", "--name", "tty", "busybox", "sh"], server.env
+        [
+            DOCKER,
+            "-H",
+            server.host,
+            "run",
+            "--network",
+            "none",
+            "-it",
+            "--name",
+            "tty",
+            "busybox",
+            "sh",
+        ],
+        server.env,
     )
     try:
         _set_size(term.fd, 33, 101)
@@ -122,6 +153,18 @@ def test_run_it_and_exec_it_through_a_pty(server: Server) -> None:
         term.send(b"stty size; echo $((6*7))\r")
         term.expect(b"42")
         assert b"33 101" in term.buf
+        # A resize during the session: the pty is not the CLI's controlling
+        # terminal (support/terminal.py), so its SIGWINCH is sent by hand.
+        _set_size(term.fd, 41, 120)
+        term.proc.send_signal(signal.SIGWINCH)
+        for n in range(300):  # until the container's terminal has the new size
+            term.proc.send_signal(signal.SIGWINCH)
+            term.send(f"stty size; echo R$(({n}+1000))\r".encode())
+            term.expect(f"R{n + 1000}".encode())
+            if b"41 120" in term.buf:
+                break
+            time.sleep(0.1)
+        assert b"41 120" in term.buf
         # exec -it into the same container, resized the same way
         exe = Terminal([DOCKER, "-H", server.host, "exec", "-it", "tty", "sh"], server.env)
         try:
@@ -130,6 +173,16 @@ def test_run_it_and_exec_it_through_a_pty(server: Server) -> None:
             exe.send(b"stty size; tty\r")
             exe.expect(b"/dev/pts/")
             assert b"20 70" in exe.buf
+            _set_size(exe.fd, 25, 90)  # through POST /exec/{id}/resize
+            exe.proc.send_signal(signal.SIGWINCH)
+            for n in range(300):  # SIGWINCH again each time: one may come too early
+                exe.proc.send_signal(signal.SIGWINCH)
+                exe.send(f"stty size; echo E$(({n}+1000))\r".encode())
+                exe.expect(f"E{n + 1000}".encode())
+                if b"25 90" in exe.buf:
+                    break
+                time.sleep(0.1)
+            assert b"25 90" in exe.buf
             exe.send(b"exit 5\r")
             assert exe.wait() == 5
         finally:
@@ -144,6 +197,8 @@ def test_run_it_and_exec_it_through_a_pty(server: Server) -> None:
 def test_cp_both_ways_and_stats(server: Server, tmp_path: Path) -> None:
     server.docker(
         "run",
+        "--network",
+        "none",
         "-d",
         "--name",
         "files",
@@ -221,6 +276,8 @@ def test_publish_volume_and_network(server: Server, tmp_path: Path) -> None:
 def test_a_client_that_disconnects_leaves_no_worker(server: Server) -> None:
     server.docker(
         "run",
+        "--network",
+        "none",
         "-d",
         "--name",
         "loud",
@@ -248,6 +305,82 @@ def test_a_client_that_disconnects_leaves_no_worker(server: Server) -> None:
     attacher.kill()
     follower.wait()
     attacher.wait()
-    _wait_for(lambda: server.workers() == [], "every worker gone")
+    follower.stdout.close()
+    attacher.stdout.close()
+    try:
+        _wait_for(lambda: server.workers() == [], "every worker gone")
+    except AssertionError:
+        for pid in server.workers():  # their stacks, in the server's log
+            os.kill(pid, signal.SIGUSR1)
+        time.sleep(1)
+        raise AssertionError(server.log.read_text()) from None
     assert server.docker("inspect", "-f", "{{.State.Status}}", "loud").stdout.strip() == "running"
     os.kill(server.proc.pid, 0)
+
+
+def test_lifecycle_verbs(server: Server, tmp_path: Path) -> None:
+    server.docker("run", "-d", "--network", "none", "--name", "life", "busybox", "sleep", "300")
+    server.docker("pause", "life")
+    assert server.docker("inspect", "-f", "{{.State.Status}}", "life").stdout.strip() == "paused"
+    server.docker("unpause", "life")
+    server.docker("rename", "life", "life2")
+    server.docker("update", "--memory", "64m", "life2")
+    mem = server.docker("inspect", "-f", "{{.HostConfig.Memory}}", "life2").stdout.strip()
+    assert mem == str(64 << 20)
+    started = server.docker("inspect", "-f", "{{.State.StartedAt}}", "life2").stdout
+    server.docker("restart", "-t", "1", "life2")
+    assert server.docker("inspect", "-f", "{{.State.StartedAt}}", "life2").stdout != started
+    server.docker("kill", "-s", "KILL", "life2")
+    assert server.docker("wait", "life2").stdout.strip() == "137"
+    server.docker("export", "-o", str(tmp_path / "fs.tar"), "life2")
+    import tarfile
+
+    with tarfile.open(tmp_path / "fs.tar") as tar:
+        assert "bin/busybox" in tar.getnames()
+    pruned = server.docker("container", "prune", "-f").stdout
+    assert "Total reclaimed space" in pruned
+    assert server.docker("ps", "-aq").stdout == ""
+    refused = server.docker("kill", "nothere", check=False)
+    assert refused.returncode == 1
+    assert "No such container: nothere" in refused.stderr
+
+
+def test_tcp_on_loopback(engine_root: Portique, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = start_server(engine_root, tmp_path / "t.sock", "-H", f"tcp://127.0.0.1:{port}")
+    try:
+        out = subprocess.run(
+            [DOCKER, "-H", f"tcp://127.0.0.1:{port}", "run", "--rm", "--network", "none",
+             "busybox", "echo", "over tcp"],
+            capture_output=True, text=True, timeout=120, env=srv.env, check=False,
+        )  # fmt: skip
+        assert (out.returncode, out.stdout) == (0, "over tcp\n"), out.stderr
+    finally:
+        srv.proc.send_signal(signal.SIGINT)  # SIGINT stops it as cleanly as SIGTERM
+        assert srv.proc.wait(60) == 0
+    assert not srv.sock.exists()
+
+
+def test_detach_keys_leave_the_container_running(server: Server) -> None:
+    term = Terminal(
+        [DOCKER, "-H", server.host, "run", "-it", "--network", "none", "--name", "det", "busybox"],
+        server.env,
+    )
+    try:
+        term.expect(b"# ")
+        term.send(b"\x10\x11")  # ctrl-p ctrl-q
+        assert term.wait() == 0
+    finally:
+        term.close()
+    assert server.docker("inspect", "-f", "{{.State.Status}}", "det").stdout.strip() == "running"
+    # and attach again
+    again = Terminal([DOCKER, "-H", server.host, "attach", "det"], server.env)
+    try:
+        again.send(b"echo back $((40+2))\r")
+        again.expect(b"back 42")
+        again.send(b"exit 0\r")
+        assert again.wait() == 0
+    finally:
+        again.close()

@@ -164,11 +164,11 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
         sys.stdout.write(main_help())
         return 0
     if "--host" in values:
-        # Until `portique serve` exists there is no API socket to send a command to.
+        # portique runs each command itself; the API socket is for API clients.
         sys.stderr.write(
             f"portique: -H/--host {values['--host']}: portique has no daemon to connect to,"
-            " it runs each command itself (drop -H; the Docker Engine API, `portique serve`,"
-            " is not written yet)\n"
+            " it runs each command itself (drop -H; to drive portique through the Docker"
+            " Engine API, run `portique serve` and point the docker CLI at it)\n"
         )
         return 125
     if protect and starts_containers(rest):
