@@ -27,6 +27,7 @@ Nothing is left running when the block ends, even when the test failed.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import os
@@ -44,7 +45,9 @@ from typing import Any
 
 from support.engine_cli import PORTIQUE, Portique
 
-DOCKER = next(
+# The docker CLI the tests drive: $PORTIQUE_TEST_DOCKER (to run them with
+# another one), else 28.x where present, else Debian's docker.io (20.10).
+DOCKER = os.environ.get("PORTIQUE_TEST_DOCKER") or next(
     (p for p in ("/usr/local/bin/docker", "/usr/bin/docker") if os.access(p, os.X_OK)), ""
 )
 READY_TIMEOUT = 120.0
@@ -187,6 +190,19 @@ class ApiServer:
         self.stop()
 
     # -- clients ----------------------------------------------------------------------
+
+    @functools.cached_property
+    def cli_major(self) -> int:
+        """The docker CLI's major version (20 for Debian's, 28 for /usr/local/bin's)."""
+        out = subprocess.run(
+            [DOCKER, "version", "--format", "{{.Client.Version}}"],
+            env=self.docker_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+        return int(out.strip().split(".")[0] or 0)
 
     def docker(
         self,

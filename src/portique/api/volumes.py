@@ -54,7 +54,12 @@ def remove(req: Request) -> Response:
 def prune(req: Request) -> Response:
     from portique.engine import volumes
 
-    removed, reclaimed = volumes.prune_report(req.eng, filters=req.filters())
+    filters = req.filters()
+    if req.api_version < (1, 42):
+        # Before API 1.42 a prune took every unused volume, named ones too
+        # (dockerd adds all=true for those clients).
+        filters.setdefault("all", ["true"])
+    removed, reclaimed = volumes.prune_report(req.eng, filters=filters)
     return json_response({"VolumesDeleted": removed or None, "SpaceReclaimed": reclaimed})
 
 
