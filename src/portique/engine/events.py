@@ -15,8 +15,10 @@ and image events, as dockerd does.
 `read` is Docker's subscription: with neither `since` nor `until` only the
 events to come; with `since` the recorded ones from then on, then the new
 ones; with an `until` in the past only recorded ones; with an `until` ahead,
-the stream ends at that time. It follows the file by a cheap poll (a stat
-and a read every POLL seconds, no busy loop) and across a rotation.
+the stream ends at that time. It follows the file across a rotation,
+woken by inotify on the record's directory (linux/inotify.py), or where
+that cannot be had by a cheap poll (a stat and a read every POLL seconds);
+never a busy loop.
 
 Attribute sets are dockerd's: a container's labels plus `image` and `name`
 for container events (`exitCode` on die and exec_die, `signal` on kill,
@@ -41,7 +43,8 @@ if TYPE_CHECKING:
     from portique.engine.db import ContainerRow
     from portique.engine.engine import Engine
 
-POLL = 0.1  # seconds between looks at the record while following
+POLL = 0.1  # seconds between looks at the record while following, without inotify
+WAKE = 1.0  # with inotify: a look at least this often all the same (and `stop` asked)
 TYPES = ("container", "image", "volume", "network", "daemon", "plugin", "node", "service")
 FILTER_KEYS = ("container", "image", "network", "volume", "type", "event", "label", "scope")
 # Docker matches these `event=` values as prefixes (moby #25798): their
@@ -398,6 +401,7 @@ def read(
         )
 
     tail = _Tail(current, at_end=not past)
+    waker = _Waker(os.path.dirname(current)) if follow else None
     try:
         if past:
             old = _Tail(previous, at_end=False)
@@ -416,9 +420,49 @@ def read(
                     yield ev  # type: ignore[misc]
             if not follow or (stop is not None and stop()):
                 return
-            if until_ns is not None and time.time_ns() > until_ns:
+            now = time.time_ns()
+            if until_ns is not None and now > until_ns:
                 follow = False  # one last look for what was recorded until then
                 continue
-            time.sleep(poll)
+            wait = poll if waker is None or waker.fd < 0 else WAKE
+            if until_ns is not None:
+                wait = min(wait, (until_ns - now) / 1e9 + 0.001)
+            if waker is not None:
+                waker.wait(wait)
+            else:
+                time.sleep(wait)
     finally:
         tail.close()
+        if waker is not None:
+            waker.close()
+
+
+class _Waker:
+    """Sleeps until the record's directory changes (inotify), or a timeout."""
+
+    def __init__(self, directory: str) -> None:
+        self.fd = -1
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            from portique.linux.inotify import watch_directory
+
+            self.fd = watch_directory(directory)
+        except OSError:
+            self.fd = -1  # a timer then
+
+    def wait(self, timeout: float) -> None:
+        if self.fd < 0:
+            time.sleep(max(0.0, timeout))
+            return
+        import select
+
+        ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
+        if ready:
+            from portique.linux.inotify import drain
+
+            drain(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

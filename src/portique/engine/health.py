@@ -190,19 +190,18 @@ def monitor_arg(config: Mapping[str, Any]) -> str:
 
 
 def status_of(row: ContainerRow) -> str:
-    """starting, healthy, unhealthy, or "" when the container has no probe."""
-    if probe_of(row.config.get("Config") or {}) is None:
-        return ""
-    h = row.config.get("Health")
-    return str(h.get("Status") or "starting") if isinstance(h, Mapping) else "starting"
+    """starting, healthy, unhealthy, or "" when the container has no probe or
+    never started (dockerd's health "none")."""
+    h = state_of(row)
+    return "" if h is None else str(h["Status"])
 
 
 def state_of(row: ContainerRow) -> dict[str, Any] | None:
-    """inspect's State.Health, None when the container has no probe."""
-    if probe_of(row.config.get("Config") or {}) is None:
-        return None
+    """inspect's State.Health, None when the container has no probe or never
+    started (dockerd makes it at the first start)."""
     h = row.config.get("Health")
-    h = h if isinstance(h, Mapping) else {}
+    if not isinstance(h, Mapping) or probe_of(row.config.get("Config") or {}) is None:
+        return None
     return {
         "Status": str(h.get("Status") or "starting"),
         "FailingStreak": int(h.get("FailingStreak") or 0),

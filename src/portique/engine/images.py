@@ -475,7 +475,12 @@ def build(eng: Engine, opts: BuildOptions, out: TextIO | None = None) -> ImageRe
         if ip == "host-gateway":
             raise InvalidArgument("--add-host NAME:host-gateway is not supported by build")
     eng.recover(images=True)  # what a killed build (or pull) left goes first
-    return Builder(eng.images, eng.runtime_root, out).build(opts)
+    record = Builder(eng.images, eng.runtime_root, out).build(opts)
+    from portique.engine import events
+
+    for tag in opts.tags:  # dockerd's classic builder tells each tag it gives
+        events.image_record(eng, record, "tag", familiar(tag))
+    return record
 
 
 @contextmanager

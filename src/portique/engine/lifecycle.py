@@ -310,7 +310,7 @@ def _create_and_start(
     mount_events(eng, row.id, row.config.get("MountPoints") or (), "mount")
     for net_name, ep in (net_settings.get("Networks") or {}).items():
         events.network(eng, str(ep.get("NetworkID") or ""), net_name, "connect", container=row.id)
-    events.container(eng, db.get_container(conn, row.id) or row, "start")
+    events.container(eng, row, "start")  # row: read at this launch, so its name is current
     return fds, pid, now, _oom_file(row.id)
 
 

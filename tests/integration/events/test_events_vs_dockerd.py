@@ -111,13 +111,17 @@ def _both(pq: Portique, docker: Docker, script: list[list[str]], *filters: str, 
     return got[0], got[1]
 
 
-def test_container_events_as_dockerd(pq: Portique, docker: Docker) -> None:
+def test_container_events_as_dockerd(pq: Portique, docker: Docker, tmp_path: Path) -> None:
     script = [
         ["run", "--rm", "--name", "vs-rm", "--label", "a=b", "--network", "none",
          "busybox", "sh", "-c", "exit 3"],
         ["run", "-d", "--name", "vs-d", "--network", "none", "busybox", "sleep", "1000"],
         ["pause", "vs-d"], ["unpause", "vs-d"], ["rename", "vs-d", "vs-d2"],
         ["kill", "-s", "USR1", "vs-d2"], ["exec", "vs-d2", "sh", "-c", "exit 4"],
+        ["commit", "-m", "hello", "vs-d2", "vs-commit:1"], ["top", "vs-d2"],
+        ["export", "-o", str(tmp_path / "export.tar"), "vs-d2"],
+        ["cp", "vs-d2:/bin/sh", str(tmp_path / "sh")],
+        ["cp", str(tmp_path / "export.tar"), "vs-d2:/in.tar"],
         ["rm", "-f", "vs-d2"],
     ]  # fmt: skip
     ours, theirs = _both(pq, docker, script, "--filter", "type=container", want="name=vs-d2)")

@@ -297,3 +297,26 @@ def test_until_ahead_ends_the_stream(tmp_path: Path) -> None:
     start = time.monotonic()
     assert list(events.read(tmp_path, None, until, poll=0.01)) == []
     assert time.monotonic() - start < 30
+
+
+def test_without_inotify_a_follower_polls(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "root"
+    not_a_dir.write_text("")  # no events/ can be made (nor watched) below it
+    until = time.time_ns() + 200_000_000
+    assert list(events.read(not_a_dir, None, until, poll=0.01)) == []
+
+
+def test_inotify_watch_reports_appends(tmp_path: Path) -> None:
+    import select
+
+    from portique.linux.inotify import drain, watch_directory
+
+    fd = watch_directory(str(tmp_path))
+    try:
+        assert select.select([fd], [], [], 0)[0] == []
+        (tmp_path / "f").write_text("x")
+        assert select.select([fd], [], [], 30)[0] == [fd]
+        drain(fd)
+        assert select.select([fd], [], [], 0)[0] == []
+    finally:
+        os.close(fd)

@@ -131,3 +131,25 @@ def test_rfc3339_as_go() -> None:
 )
 def test_go_duration(ns: int, text: str) -> None:
     assert health.go_duration(ns) == text
+
+
+def _row(config: dict[str, Any]) -> Any:
+    from portique.engine.db import ContainerRow
+
+    return ContainerRow(
+        id="c" * 64, name="x", image="b", image_id="sha256:" + "0" * 64, created=1.0,
+        config={"HostConfig": {}, **config},
+    )  # fmt: skip
+
+
+def test_state_as_dockerd_shows_it() -> None:
+    probe = {"Healthcheck": {"Test": ["CMD", "true"]}}
+    # Never started: no Health (dockerd makes it at the first start): "none".
+    assert health.state_of(_row({"Config": probe})) is None
+    assert health.status_of(_row({"Config": probe})) == ""
+    started = _row({"Config": probe, "Health": health.reset({})})
+    assert health.state_of(started) == {"Status": "starting", "FailingStreak": 0, "Log": []}
+    assert health.status_of(started) == "starting"
+    # No probe (none, or --no-healthcheck): no Health whatever is stored.
+    none = _row({"Config": {"Healthcheck": {"Test": ["NONE"]}}, "Health": {"Status": "healthy"}})
+    assert health.state_of(none) is None
