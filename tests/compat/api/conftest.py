@@ -4,6 +4,8 @@ registry on 127.0.0.1 for pulls and pushes."""
 
 from __future__ import annotations
 
+import gc
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -25,3 +27,15 @@ def srv(
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     with start_registry(tmp_path_factory.mktemp("registry"), mode="plain") as reg:
         yield reg
+
+
+@pytest.fixture(autouse=True)
+def _client_sockets_collected() -> Iterator[None]:
+    """docker-py leaves the sockets of some streamed answers (an events stream
+    it closed, a container's logs) for the garbage collector; collect them
+    after each test, here, so their ResourceWarning is not raised in whatever
+    later test the collector happens to run."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
