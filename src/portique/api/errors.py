@@ -16,6 +16,10 @@ __all__ = ["error_body", "status_and_message"]
 
 
 def status_and_message(exc: BaseException) -> tuple[int, str]:
+    import h11
+
+    if isinstance(exc, h11.RemoteProtocolError):
+        return exc.error_status_hint, f"malformed HTTP request: {exc}"
     if isinstance(exc, NoSuchObject):
         return 404, exc.docker_text()
     if isinstance(exc, PortiqueError):

@@ -98,7 +98,7 @@ class Connection:
                 seen += len(chunk)
                 if seen > limit:
                     return False
-        except ClientGone:
+        except (ClientGone, h11.RemoteProtocolError):
             return False
         return True
 
@@ -127,10 +127,11 @@ class Connection:
                 (b"Content-Type", content_type.encode()),
                 (b"Content-Length", str(len(body)).encode()),
             ]
-        if not self._body_done and self.h11.their_state is h11.SEND_BODY:
+        if not self._body_done and self.h11.their_state in (h11.SEND_BODY, h11.ERROR):
             hdrs.append((b"Connection", b"close"))
         self._send(h11.Response(status_code=status, headers=hdrs, reason=_reason(status)))
-        if body and status not in (204, 304) and self.request and self.request.method != b"HEAD":
+        head_only = self.request is not None and self.request.method == b"HEAD"
+        if body and status not in (204, 304) and not head_only:
             self._send(h11.Data(data=body))
         self._send(h11.EndOfMessage())
 

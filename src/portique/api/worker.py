@@ -13,6 +13,8 @@ import sys
 import urllib.parse
 from typing import TYPE_CHECKING
 
+import h11
+
 from portique.api import router as rt
 from portique.api.errors import error_body, status_and_message
 from portique.api.http import ClientGone, Connection
@@ -31,7 +33,15 @@ def serve_connection(sock: socket.socket, eng: Engine, router: rt.Router) -> int
     conn = Connection(sock)
     try:
         for _ in range(MAX_REQUESTS):
-            head = conn.next_request()
+            try:
+                head = conn.next_request()
+            except h11.RemoteProtocolError as exc:
+                # Not HTTP/1.1 as h11 reads it (a bad request line, a head
+                # over 64 KiB): Docker's error shape, then close.
+                with contextlib.suppress(Exception):
+                    status, message = status_and_message(exc)
+                    conn.respond(status, error_body(message), "application/json", [])
+                break
             if head is None:
                 break
             if not _one(conn, head, eng, router) or conn.hijacked:
@@ -48,8 +58,6 @@ def serve_connection(sock: socket.socket, eng: Engine, router: rt.Router) -> int
 
 def _one(conn: Connection, head: object, eng: Engine, router: rt.Router) -> bool:
     """Serve one request; False when the connection must close."""
-    import h11
-
     assert isinstance(head, h11.Request)
     method = head.method.decode("ascii", "replace")
     target = head.target.decode("latin-1")

@@ -83,7 +83,9 @@ def _exchange(sock: socket.socket, raw: bytes) -> tuple[int, dict[str, str], byt
     if "content-length" in headers:
         n = int(headers["content-length"])
         while len(rest) < n:
-            rest += sock.recv(65536)
+            chunk = sock.recv(65536)
+            assert chunk, f"closed {n - len(rest)} bytes before the end of the body"
+            rest += chunk
         return status, headers, rest[:n]
     body = b""
     while not rest.endswith(b"0\r\n\r\n"):
@@ -184,3 +186,16 @@ def test_split_version() -> None:
     assert rt.split_version("/v1.30/containers/json") == ((1, 30), "/containers/json")
     assert rt.split_version("/containers/json") == (rt.API_VERSION, "/containers/json")
     assert rt.split_version("/v1/x") == (rt.API_VERSION, "/v1/x")
+
+
+def test_malformed_http_is_a_400_in_dockers_shape(client: socket.socket) -> None:
+    status, _, out = _exchange(client, b"GARBAGE\r\n\r\n")
+    assert status == 400
+    assert json.loads(out)["message"].startswith("malformed HTTP request")
+
+
+def test_bad_chunked_body_is_a_400(client: socket.socket) -> None:
+    raw = b"POST /echo/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    status, _, out = _exchange(client, raw)
+    assert status == 400
+    assert "malformed HTTP request" in json.loads(out)["message"]

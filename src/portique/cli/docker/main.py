@@ -161,8 +161,10 @@ def _through_warm_server(argv: list[str], *, start: bool) -> int | None:
         values, _flags = _global_values(globals_)
     except GlobalFlagError:
         return None
-    if rest[:1] == ["warm"]:
-        return None  # the server's own verb runs here
+    if rest[:1] in (["warm"], ["serve"]):
+        # The warm server's own verb runs here, and so does the API server (a
+        # long-lived process of its own, forking its workers itself).
+        return None
     runroot = values.get("--runroot") or os.environ.get("PORTIQUE_RUNROOT") or DEFAULT_RUNROOT
     from portique.warm import client
 
