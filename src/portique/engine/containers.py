@@ -207,6 +207,9 @@ def _check_networking(
     net.check_dns_servers([str(s) for s in host.get("Dns") or ()])
     mode = str(host.get("NetworkMode") or "bridge")
     eps = net.endpoints_config({"NetworkingConfig": networking or {}})
+    if net.rootless():
+        net.check_rootless_create(eng, host, networking or {}, [mode, *eps])
+        return
     for name in dict.fromkeys([mode, *eps]):
         net.check_network(eng, name)
 
@@ -342,7 +345,13 @@ def inspect(eng: Engine, ref: str, *, size: bool = False) -> dict[str, Any]:
 
 def published_ports(eng: Engine, ref: str) -> list[Any]:
     """The container's published ports (network.types.PortMapping), as `port` lists them."""
+    from portique.engine import network as net
+
     row = get(eng, ref)
+    if net.rootless():  # slirp4netns forwards: what the start recorded
+        from portique.engine.usernet import recorded_ports
+
+        return recorded_ports(row)
     return list(eng.networks.ports(row.id))
 
 
