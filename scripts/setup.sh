@@ -45,14 +45,16 @@ fi
 # registry, peers for the benchmarks, and the tools the tests drive (gcc and
 # libc6-dev build the tests' static probe, tests/support/confprobe.c; dockerd,
 # podman and containerd's CRI with the CNI bridge plugin run portique-runtime
-# in tests/compat). Their daemons are never started here: the tests start
+# in tests/compat; docker-compose 1.29 drives `portique serve` in
+# tests/compat/api). Their daemons are never started here: the tests start
 # private ones.
 PKGS="python3 python3-venv python3-dev python3-seccomp libseccomp2 busybox-static
       gcc libc6-dev
       docker-registry apache2-utils iproute2 nftables iptables tmux jq zstd
       hyperfine runc crun skopeo umoci xz-utils qemu-system-x86 tini iperf3 containerd buildah
       golang-go libcap2-bin docker.io podman containernetworking-plugins strace
-      uidmap slirp4netns fuse-overlayfs"
+      uidmap slirp4netns fuse-overlayfs
+      docker-compose"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -86,6 +86,7 @@ _CREATE_FIELDS = frozenset(
         "User",
         "WorkingDir",
         "ConsoleSize",
+        "Container",  # docker-py sends the container's id again in the body
     ]
 )
 

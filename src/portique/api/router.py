@@ -21,6 +21,13 @@ MODULES: tuple[str, ...] = (
     "containers",
     "container_io",
     "exec",
+    # apiobj: images, build, networks, volumes, system df and auth, events
+    "images",
+    "build",
+    "networks",
+    "volumes",
+    "system_objects",
+    "events",
 )
 
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")

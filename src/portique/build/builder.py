@@ -41,6 +41,7 @@ from portique.words import split_words
 
 if TYPE_CHECKING:
     from portique.image.images import ImageRecord, Images
+    from portique.image.registry.client import RegistryClient
 
 # Build args Docker accepts without an ARG declaration.
 PREDEFINED_ARGS = frozenset(
@@ -77,6 +78,9 @@ class BuildOptions:
     rlimits: list[dict[str, Any]] = field(default_factory=list)  # OCI process.rlimits
     memory: int = 0  # RUN steps' memory limit in bytes (0: none)
     memory_swap: int = 0  # memory + swap (0: twice the memory, -1: unlimited)
+    # Pulls of base images: None is a client with Docker's config.json (the
+    # CLI's); the API passes one with the request's credentials only.
+    registry: RegistryClient | None = None
 
 
 class Builder:
@@ -217,7 +221,7 @@ class Builder:
         from portique.image.pull import pull as pull_image
 
         self.say(f"Pulling {name}")
-        return pull_image(self.images, name, platform=platform)
+        return pull_image(self.images, name, platform=platform, client=self.opts.registry)
 
     def _run_stage(
         self,

@@ -38,6 +38,7 @@ __all__ = [
     "created_timestamp",
     "familiar",
     "history",
+    "import_image",
     "inspect",
     "inspect_record",
     "list_images",
@@ -47,6 +48,7 @@ __all__ = [
     "pull",
     "remove",
     "resolve",
+    "save",
     "summary",
     "tag",
 ]
@@ -399,6 +401,22 @@ def pull(eng: Engine, ref: str, **kwargs: Any) -> PullResult:
     return result
 
 
+def save(
+    eng: Engine, refs: Sequence[str], out: BinaryIO, *, format: str = "docker-archive"
+) -> None:
+    """`GET /images/get?names=...`: a docker-archive (or OCI) tar of `refs`, streamed
+    to `out`; every name is resolved first, so a missing one fails before any byte."""
+    from portique.engine import events
+    from portique.image.save import save as save_archive
+
+    if not refs:
+        raise InvalidArgument("no image to save: name at least one")
+    records = [resolve(eng, ref) for ref in refs]
+    save_archive(eng.images, list(refs), out, format=format)
+    for record in {r.id: r for r in records}.values():
+        events.image_record(eng, record, "save")  # dockerd's, once per image saved
+
+
 def load(eng: Engine, stream: BinaryIO, **kwargs: Any) -> list[LoadedImage]:
     """`POST /images/load`: image/load.py's load, after the recovery."""
     from portique.engine import events
@@ -409,6 +427,36 @@ def load(eng: Engine, stream: BinaryIO, **kwargs: Any) -> list[LoadedImage]:
     for img in loaded:
         events.image(eng, img.id, img.id, "load")
     return loaded
+
+
+def import_image(
+    eng: Engine,
+    stream: BinaryIO,
+    reference: str | None,
+    *,
+    changes: Sequence[str] = (),
+    message: str = "",
+    source_name: str = "-",
+) -> ImageRecord:
+    """`POST /images/create?fromSrc=-`: a rootfs tarball as a one-layer image,
+    its config changed by Dockerfile instructions (`--change`)."""
+    from portique.engine import events
+    from portique.image.importer import import_rootfs, parse_changes
+
+    parse_changes(changes)  # a bad change is refused before the tarball is read
+    eng.recover(images=True)
+    record = import_rootfs(
+        eng.images,
+        stream,
+        reference,
+        changes=list(changes),
+        message=message,
+        source_name=source_name,
+    )
+    if reference:
+        events.image_record(eng, record, "tag", familiar(reference))
+    events.image_record(eng, record, "import")
+    return record
 
 
 def build(eng: Engine, opts: BuildOptions, out: TextIO | None = None) -> ImageRecord:

@@ -247,20 +247,22 @@ def record_endpoint(eng: Engine, ref: str, network: str, aliases: list[str], ip:
     return row
 
 
-def forget_endpoint(eng: Engine, cid: str, network: str) -> None:
-    """`network disconnect`: drop the network from the container's EndpointsConfig."""
+def forget_endpoint(eng: Engine, cid: str, network: str) -> bool:
+    """`network disconnect`: drop the network from the container's EndpointsConfig;
+    False when it was not there."""
     from portique.engine import db
 
     conn = eng.db
     with db.transaction(conn):
         row = db.get_container(conn, cid)
         if row is None:
-            return
+            return False
         eps = endpoints_config(row.config)
-        if eps.pop(network, None) is not None:
-            db.update_config(
-                conn, cid, {**row.config, "NetworkingConfig": {"EndpointsConfig": eps}}
-            )
+        if network not in eps:
+            return False
+        eps.pop(network)
+        db.update_config(conn, cid, {**row.config, "NetworkingConfig": {"EndpointsConfig": eps}})
+        return True
 
 
 def joined_netns(eng: Engine, host: dict[str, Any]) -> tuple[str, Any]:

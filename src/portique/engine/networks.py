@@ -153,14 +153,38 @@ def remove(eng: Engine, ref: str) -> None:
     events.network(eng, net.id, net.name, "destroy", type=net.driver)
 
 
-def prune(eng: Engine) -> list[str]:
-    """`POST /networks/prune`: the names of the user-defined networks no container uses."""
-    from portique.engine.network import repair_leftovers
+PRUNE_FILTERS = ("until", "label", "label!")
 
+
+def prune(eng: Engine, filters: flt.Filters | None = None) -> list[str]:
+    """`POST /networks/prune`: the names of the user-defined networks no container
+    uses, among those the filters keep (until, label, label!)."""
+    from portique.engine.images import created_timestamp, parse_until
+    from portique.engine.network import repair_leftovers
+    from portique.errors import Conflict
+
+    wanted = flt.check(filters, PRUNE_FILTERS)
+    cutoffs = [parse_until(v) for v in wanted.get("until", [])]
     eng.recover()  # a start or removal cut short may still hold endpoints
     repair_leftovers(eng, every=0)  # endpoints of dead containers must not keep a network
-    before = {n.name: n for n in eng.networks.list()}
-    removed = eng.networks.prune()
+    nets = eng.networks
+    before = {n.name: n for n in nets.list()}
+    if not wanted:
+        removed = nets.prune()
+    else:
+        removed = []
+        for net in before.values():
+            if net.is_default or any(created_timestamp(net.created) >= c for c in cutoffs):
+                continue
+            if not flt.labels_match(net.labels, wanted.get("label", [])):
+                continue
+            if any(flt.label_matches(net.labels, w) for w in wanted.get("label!", [])):
+                continue
+            try:
+                nets.remove(net.id)
+            except (Conflict, NotFound):
+                continue
+            removed.append(net.name)
     for name in removed:
         if name in before:
             events.network(eng, before[name].id, name, "destroy", type=before[name].driver)
@@ -207,8 +231,10 @@ def disconnect(eng: Engine, network: str, container: str, *, force: bool = False
         if not force:
             raise
         cid = container
-    enet.forget_endpoint(eng, cid, net.name)
+    recorded = enet.forget_endpoint(eng, cid, net.name)
     live = any(ep.network_id == net.id for ep in eng.networks.endpoints(cid))
-    eng.networks.disconnect(net.id, cid)
+    if live or not recorded:
+        # A container without a process only had the record: forgetting it is all.
+        eng.networks.disconnect(net.id, cid)
     if live:
         events.network(eng, net.id, net.name, "disconnect", container=cid)

@@ -107,9 +107,11 @@ def summary(row: ContainerRow, *, size_rw: int | None = None) -> dict[str, Any]:
 def matches(
     row: ContainerRow, filters: Mapping[str, Sequence[str]], by_ref: Mapping[str, ContainerRow]
 ) -> bool:
-    """Docker's container filters (keys checked by containers.list_containers)."""
+    """Docker's container filters (keys checked by containers.list_containers):
+    within a key any value may match, except `label`, where every one must."""
     for key, values in filters.items():
-        if not any(_match_one(row, key, v, by_ref) for v in values):
+        match = all if key == "label" else any
+        if not match(_match_one(row, key, v, by_ref) for v in values):
             return False
     return True
 
@@ -180,17 +182,10 @@ def inspect(eng: Engine, row: ContainerRow) -> dict[str, Any]:
     stored = row.config.get("NetworkSettings") or {}
     live = st.has_process(row.status)
     nets = stored.get("Networks") if live else None
-    if not nets:
-        nets = {
-            network: {
-                "NetworkID": "",
-                "EndpointID": "",
-                "Gateway": "",
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "MacAddress": "",
-            }
-        }
+    if nets:
+        nets = {name: _with_short_id(row.id, name, ep) for name, ep in nets.items()}
+    else:
+        nets = _requested_networks(row, network)
     return {
         "Id": row.id,
         "Created": _time(row.created),
@@ -246,6 +241,42 @@ def inspect(eng: Engine, row: ContainerRow) -> dict[str, Any]:
             "Networks": nets,
         },
     }
+
+
+def _with_short_id(cid: str, network: str, ep: dict[str, Any]) -> dict[str, Any]:
+    """An endpoint as Docker shows it: on a user-defined network, the container's
+    short id is one of its aliases (the embedded DNS answers it; docker-compose
+    looks for it to know a container's endpoints are its own)."""
+    if network in ("bridge", "host", "none", "default"):
+        return ep
+    aliases = list(ep.get("Aliases") or [])
+    if cid[:12] not in aliases:
+        aliases.append(cid[:12])
+    return {**ep, "Aliases": aliases}
+
+
+def _requested_networks(row: ContainerRow, mode: str) -> dict[str, Any]:
+    """A container without a process: the networks it will join at start, with
+    the aliases and addresses asked for."""
+    from portique.engine.network import requests_of
+    from portique.network.types import NetworkRequest
+
+    out = {}
+    # `none` and `host` join nothing, but Docker lists the mode.
+    for req in requests_of(row.config) or [NetworkRequest(mode)]:
+        ep: dict[str, Any] = {
+            "IPAMConfig": {"IPv4Address": req.ip} if req.ip else None,
+            "Links": None,
+            "Aliases": list(req.aliases) or None,
+            "NetworkID": "",
+            "EndpointID": "",
+            "Gateway": "",
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "MacAddress": "",
+        }
+        out[req.network] = _with_short_id(row.id, req.network, ep)
+    return out
 
 
 def _mounts(row: ContainerRow) -> list[dict[str, Any]]:

@@ -186,19 +186,44 @@ def remove_volume(eng: Engine, name: str, *, force: bool = False) -> None:
     events.volume(eng, name, "destroy")
 
 
-def prune_volumes(eng: Engine, *, all_volumes: bool = False) -> list[str]:
-    """Unused volumes: anonymous ones only, unless `all_volumes` (Docker 23+ semantics)."""
+PRUNE_FILTERS = ("label", "label!", "all")
+
+
+def prune_volumes(
+    eng: Engine, *, all_volumes: bool = False, filters: flt.Filters | None = None
+) -> list[str]:
+    """The names `prune_report` removed."""
+    return prune_report(eng, all_volumes=all_volumes, filters=filters)[0]
+
+
+def prune_report(
+    eng: Engine, *, all_volumes: bool = False, filters: flt.Filters | None = None
+) -> tuple[list[str], int]:
+    """`POST /volumes/prune`: (names, bytes reclaimed) of the unused volumes
+    removed: anonymous ones only unless `all_volumes` or the filter `all=true`
+    (Docker 23+ semantics), among those the label filters keep."""
+    wanted = flt.check(filters, PRUNE_FILTERS)
+    all_volumes = all_volumes or any(flt.flag("all", v) for v in wanted.get("all", []))
     eng.recover()  # a removal cut short may still hold anonymous volumes
     removed = []
+    reclaimed = 0
     for vol in db.list_volumes(eng.db):
         if not (vol.anonymous or all_volumes):
             continue
+        if not flt.labels_match(vol.labels, wanted.get("label", [])):
+            continue
+        if any(flt.label_matches(vol.labels, w) for w in wanted.get("label!", [])):
+            continue
+        if db.volume_users(eng.db, vol.name):
+            continue
+        size = volume_size(vol.mountpoint)
         try:
             remove_volume(eng, vol.name)
-        except Conflict:
-            continue
+        except (Conflict, NoSuchObject):
+            continue  # in use since, or removed by another prune
         removed.append(vol.name)
-    return removed
+        reclaimed += size
+    return removed, reclaimed
 
 
 _DIR_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -54,8 +54,11 @@ PSEUDO_DRIVERS = {"host": "host", "none": "null"}
 
 
 def pseudo_networks(nets: Networks) -> list[NetworkRecord]:
+    """`host` and `none`, made when the default bridge was (Docker's clients
+    parse their Created time, so it is never empty)."""
     from portique.network.types import NetworkRecord
 
+    created = nets.ensure_default().created or "1970-01-01T00:00:00Z"
     return [
         NetworkRecord(
             id=hashlib.sha256(f"portique {nets.table} network {name}".encode()).hexdigest(),
@@ -66,6 +69,7 @@ def pseudo_networks(nets: Networks) -> list[NetworkRecord]:
             gateway="",
             internal=False,
             is_default=True,
+            created=created,
         )
         for name, driver in PSEUDO_DRIVERS.items()
     ]

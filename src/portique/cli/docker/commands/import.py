@@ -30,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
+    from portique.engine.images import import_image
     from portique.errors import InvalidArgument, NotFound
-    from portique.image.importer import import_rootfs, parse_changes
+    from portique.image.importer import parse_changes
 
     source: str = args.source
     if "://" in source:
@@ -48,12 +49,11 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         ):
             raise InvalidArgument(f"cannot import for platform {args.platform}: not the host's")
     parse_changes(args.change)  # reject a bad --change before reading the tarball
-    imgs = eng.images
     if source == "-":
         if sys.stdin.isatty():
             raise InvalidArgument("import from stdin, but stdin is a terminal")
-        record = import_rootfs(
-            imgs, sys.stdin.buffer, args.reference, changes=args.change, message=args.message
+        record = import_image(
+            eng, sys.stdin.buffer, args.reference, changes=args.change, message=args.message
         )
     else:
         try:
@@ -63,20 +63,13 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         except IsADirectoryError:
             raise InvalidArgument(f"cannot import {source}: it is a directory") from None
         with f:
-            record = import_rootfs(
-                imgs,
+            record = import_image(
+                eng,
                 f,
                 args.reference,
                 changes=args.change,
                 message=args.message,
                 source_name=source,
             )
-    from portique.engine import events
-
-    if args.reference:
-        from portique.engine.images import familiar
-
-        events.image_record(eng, record, "tag", familiar(args.reference))
-    events.image_record(eng, record, "import")
     sys.stdout.write(f"{record.id}\n")
     return 0

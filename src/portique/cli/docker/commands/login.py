@@ -44,9 +44,10 @@ def _prompt(label: str, secret: bool) -> str:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
-    from portique.cli.docker.commands.pull import make_client
+    from portique.cli.docker.commands.pull import insecure_registries
+    from portique.engine import registry
     from portique.errors import InvalidArgument
-    from portique.image.credentials import Credentials, normalize_server, store_credentials
+    from portique.image.credentials import normalize_server, store_credentials
 
     if args.password_stdin and args.password is not None:
         raise InvalidArgument("--password and --password-stdin are mutually exclusive")
@@ -68,9 +69,10 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         raise InvalidArgument("username is required")
     if not password:
         raise InvalidArgument("password is required")
-    # Check with exactly these credentials, not whatever the config file holds.
-    client = make_client(args, Credentials({host: (username, password)}, {}))
-    client.ping(host)
+    # Checked with exactly these credentials, not whatever the config file holds.
+    registry.login(
+        host, username, password, insecure=insecure_registries(), tls_verify=args.tls_verify
+    )
     store_credentials(host, username, password)
     sys.stdout.write("Login Succeeded\n")
     return 0

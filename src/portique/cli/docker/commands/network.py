@@ -205,7 +205,9 @@ def _prune(eng: Engine, args: argparse.Namespace) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    removed = networks.prune(eng)
+    from portique.cli.docker.filters import from_flags
+
+    removed = networks.prune(eng, from_flags(args.filter))
     if removed:
         print("Deleted Networks:")
         for name in removed:

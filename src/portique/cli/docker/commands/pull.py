@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
-    from portique.image.pull import ProgressEvent, PullResult
+    from portique.image.pull import ProgressEvent
     from portique.image.registry.auth import CredentialSource
     from portique.image.registry.client import RegistryClient
-    from portique.oci.reference import Reference
 
 # Statuses that carry a byte count and are redrawn rather than printed when piped.
 _TRANSIENT = frozenset({"Downloading", "Extracting", "Pushing"})
@@ -49,18 +48,24 @@ def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def make_client(
-    args: argparse.Namespace, credentials: CredentialSource | None = None
-) -> RegistryClient:
-    """A registry client honouring --tls-verify and $PORTIQUE_INSECURE_REGISTRIES (a,b,...)."""
-    from portique.image.registry.client import RegistryClient
-
-    insecure = {
+def insecure_registries() -> set[str]:
+    """$PORTIQUE_INSECURE_REGISTRIES (a,b,...): hosts reached without TLS checks."""
+    return {
         h.strip()
         for h in os.environ.get("PORTIQUE_INSECURE_REGISTRIES", "").split(",")
         if h.strip()
     }
-    return RegistryClient(credentials=credentials, insecure=insecure, tls_verify=args.tls_verify)
+
+
+def make_client(
+    args: argparse.Namespace, credentials: CredentialSource | None = None
+) -> RegistryClient:
+    """A registry client honouring --tls-verify and $PORTIQUE_INSECURE_REGISTRIES."""
+    from portique.engine import registry
+
+    return registry.client(
+        credentials=credentials, insecure=insecure_registries(), tls_verify=args.tls_verify
+    )
 
 
 class ProgressPrinter:
@@ -110,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
-    from portique.errors import InvalidArgument, NotFound
+    from portique.engine import registry
     from portique.oci.reference import parse_reference
 
     platform = args.platform or os.environ.get("DOCKER_DEFAULT_PLATFORM") or None
@@ -118,18 +123,18 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     out = sys.stdout
     printer = None if args.quiet else ProgressPrinter(out, out.isatty())
     client = make_client(args)
-    if args.all_tags:
-        if as_typed.tag is not None or as_typed.digest is not None:
-            raise InvalidArgument("tag can't be used with --all-tags/-a")
-        refs = [as_typed.with_tag(t) for t in sorted(client.list_tags(as_typed))]
-        if not refs:
-            raise NotFound(f"no tags in repository {as_typed.familiar_name()}")
-    else:
-        refs = [parse_reference(args.name)]
-        if printer is not None and as_typed.tag is None and as_typed.digest is None:
-            out.write("Using default tag: latest\n")
-
-    results = [_pull_one(eng, ref, platform, printer, client) for ref in refs]
+    refs = registry.pull_refs(args.name, all_tags=args.all_tags, client=client)
+    if (
+        printer is not None
+        and not args.all_tags
+        and as_typed.tag is None
+        and as_typed.digest is None
+    ):
+        out.write("Using default tag: latest\n")
+    results = []
+    for ref in refs:
+        # One at a time, so that `-a` prints each tag's progress as it comes.
+        results += registry.pull(eng, str(ref), platform=platform, progress=printer, client=client)
     if printer is not None:
         shown = as_typed.familiar_name() if args.all_tags else refs[0].familiar()
         if not results[-1].downloaded and not args.all_tags:
@@ -142,24 +147,3 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         out.write(f"Status: {status} for {shown}\n")
     out.write(f"{as_typed.repository if args.all_tags else refs[0]}\n")
     return 0
-
-
-def _pull_one(
-    eng: Engine,
-    ref: Reference,
-    platform: str | None,
-    printer: ProgressPrinter | None,
-    client: RegistryClient,
-) -> PullResult:
-    from portique.engine import images
-    from portique.image.pull import ProgressEvent
-
-    def progress(event: ProgressEvent) -> None:
-        if printer is None:
-            return
-        if not event.id and event.status.startswith("Pulling from "):
-            printer(ProgressEvent("", f"{ref.tag or ref.digest}: Pulling from {ref.path}"))
-        else:
-            printer(event)
-
-    return images.pull(eng, str(ref), platform=platform, progress=progress, client=client)

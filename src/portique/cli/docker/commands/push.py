@@ -29,42 +29,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.cli.docker.commands.pull import ProgressPrinter, make_client
-    from portique.errors import InvalidArgument, NotFound
-    from portique.image.push import push_image
+    from portique.engine import registry
     from portique.oci.reference import parse_reference
 
     as_typed = parse_reference(args.name, default_tag=None)
     out = sys.stdout
     printer = None if args.quiet else ProgressPrinter(out, out.isatty())
-    images = eng.images
-    if args.all_tags:
-        if as_typed.tag is not None or as_typed.digest is not None:
-            raise InvalidArgument("tag can't be used with --all-tags/-a")
-        refs = sorted(
-            {
-                r
-                for image in images.list()
-                for r in (parse_reference(t) for t in image.repo_tags)
-                if r.repository == as_typed.repository
-            },
-            key=str,
-        )
-        if not refs:
-            raise NotFound(f"no tags of {as_typed.familiar_name()} to push")
-    else:
-        refs = [parse_reference(args.name)]
-        if printer is not None and as_typed.tag is None and as_typed.digest is None:
-            out.write("Using default tag: latest\n")
+    refs = registry.push_refs(eng, args.name, all_tags=args.all_tags)
+    if printer is not None and not args.all_tags and as_typed.tag is None:
+        out.write("Using default tag: latest\n")
     if printer is not None:
         out.write(f"The push refers to repository [{as_typed.repository}]\n")
     client = make_client(args)
     for ref in refs:
-        result = push_image(
-            images, str(ref), progress=printer, client=client, chunk_size=args.chunk_size
+        (result,) = registry.push(
+            eng, str(ref), progress=printer, client=client, chunk_size=args.chunk_size
         )
-        from portique.engine import events
-
-        events.pulled(eng, ref, images.resolve(str(ref)), "push")
         if printer is not None:
             out.write(f"{ref.tag}: digest: {result.digest} size: {result.size}\n")
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
@@ -35,11 +35,9 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import images
     from portique.errors import InvalidArgument
     from portique.fileio import atomic_file
-    from portique.image.save import save
 
-    # A missing image is the user's: Docker's words, before any output.
-    records = [images.resolve(eng, ref) for ref in args.images]
-    imgs = eng.images
+    for ref in args.images:
+        images.resolve(eng, ref)  # a missing image is the user's: Docker's words, before any output
     if not args.output:
         if sys.stdout.isatty():
             raise InvalidArgument(
@@ -47,9 +45,8 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
                 hint="use the -o flag or redirect",
             )
         sys.stdout.flush()
-        save(imgs, args.images, sys.stdout.buffer, format=args.format)
+        images.save(eng, args.images, sys.stdout.buffer, format=args.format)
         sys.stdout.buffer.flush()
-        _saved(eng, records)
         return 0
     target = Path(args.output)
     if target.is_dir():
@@ -61,14 +58,5 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
             raise InvalidArgument(
                 f"cannot save to {target}: {(exc.strerror or str(exc)).lower()}"
             ) from None
-        save(imgs, args.images, f, format=args.format)
-    _saved(eng, records)
+        images.save(eng, args.images, f, format=args.format)
     return 0
-
-
-def _saved(eng: Engine, records: list[Any]) -> None:
-    """dockerd's `save` event, once per image saved."""
-    from portique.engine import events
-
-    for record in {r.id: r for r in records}.values():
-        events.image_record(eng, record, "save")

@@ -139,11 +139,17 @@ def _prune(eng: Engine, args: argparse.Namespace) -> int:
             "WARNING! This will remove anonymous local volumes not used by at least one container."
         ):
             return 0
-    removed = volumes.prune_volumes(eng, all_volumes=args.all)
+    from portique.cli.docker.filters import from_flags
+
+    removed, reclaimed = volumes.prune_report(
+        eng, all_volumes=args.all, filters=from_flags(args.filter)
+    )
     if removed:
         print("Deleted Volumes:")
         for n in removed:
             print(n)
         print()
-    print("Total reclaimed space: 0B")
+    from portique.units import human_size
+
+    print(f"Total reclaimed space: {human_size(reclaimed)}")
     return 0
