@@ -61,7 +61,53 @@ def run(argv: list[str], runroot: str) -> int | None:
         sock.close()
 
 
+class _Relay:
+    """Signal handlers installed before the request is sent, so that no
+    signal falls between the worker's start and the relay: one that arrives
+    before the worker's pidfd is held and sent once it is known, or, if the
+    command runs in-process after all, raised again here."""
+
+    def __init__(self) -> None:
+        self.pidfd: int | None = None
+        self.held: list[int] = []
+        self.old: dict[int, object] = {}
+
+    def __enter__(self) -> _Relay:
+        for sig in RELAYED:
+            self.old[sig] = _signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.pidfd is None:
+            self.held.append(signum)
+            return
+        try:
+            _signal.pidfd_send_signal(self.pidfd, signum)
+        except OSError:
+            pass  # the worker is gone: its status is on its way
+
+    def started(self, pidfd: int) -> None:
+        self.pidfd = pidfd
+        held, self.held = self.held, []
+        for signum in held:
+            self._on_signal(signum, None)
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, handler in self.old.items():
+            _signal.signal(sig, handler)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            return
+        for signum in self.held:  # not started: in-process gets them now
+            os.kill(os.getpid(), signum)
+
+
 def _converse(sock: _socket.socket, argv: list[str]) -> int | None:
+    with _Relay() as relay:
+        return _request(sock, argv, relay)
+
+
+def _request(sock: _socket.socket, argv: list[str], relay: _Relay) -> int | None:
     umask = os.umask(0o22)
     os.umask(umask)
     try:
@@ -88,33 +134,19 @@ def _converse(sock: _socket.socket, argv: list[str]) -> int | None:
         for fd in pidfds:
             os.close(fd)
         return None  # refused (stale, foreign, busy) or gone before starting
-    return _wait(sock, pidfds[0])
+    relay.started(pidfds[0])
+    return _wait(sock)
 
 
-def _wait(sock: _socket.socket, pidfd: int) -> int:
-    old = {}
-
-    def relay(signum: int, _frame: object) -> None:
-        try:
-            _signal.pidfd_send_signal(pidfd, signum)
-        except OSError:
-            pass  # the worker is gone: its status is on its way
-
-    try:
-        for sig in RELAYED:
-            old[sig] = _signal.signal(sig, relay)
-        data = b""
-        end = None
-        while end is None:
-            chunk = sock.recv(4096)  # EINTR: relay() runs, then recv resumes (PEP 475)
-            if not chunk:
-                break
-            data += chunk
-            end = protocol.parse_end(data)
-    finally:
-        for sig, handler in old.items():
-            _signal.signal(sig, handler)
-        os.close(pidfd)
+def _wait(sock: _socket.socket) -> int:
+    data = b""
+    end = None
+    while end is None:
+        chunk = sock.recv(4096)  # EINTR: the relay runs, then recv resumes (PEP 475)
+        if not chunk:
+            break
+        data += chunk
+        end = protocol.parse_end(data)
     if end is None:
         sys.stderr.write("portique: the warm server went away before the command finished\n")
         return 125
