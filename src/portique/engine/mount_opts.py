@@ -305,3 +305,29 @@ def check_volume_name(name: str) -> None:
             f"create {shown(name)}: volume name is too long, names may have at most"
             f" {MAX_NAME} characters"
         )
+
+
+def _is_relative_source(source: str) -> bool:
+    """docker CLI 23+ resolves `.` and `./PATH` against the cwd, nothing else
+    (`data:/x` stays a volume name)."""
+    return source == "." or source.startswith("./")
+
+
+def resolve_volume_source(spec: str, cwd: str) -> str:
+    """`-v ./data:/data` -> `-v /CWD/data:/data`, as the docker CLI does before
+    sending Binds (the API takes absolute paths only)."""
+    source, sep, rest = spec.partition(":")
+    if sep and _is_relative_source(source):
+        return os.path.normpath(os.path.join(cwd, source)) + sep + rest
+    return spec
+
+
+def resolve_mount_source(spec: str, cwd: str) -> str:
+    """`--mount type=bind,src=.,dst=/x`: a relative bind source against the cwd."""
+    out = []
+    for item in spec.split(","):
+        key, sep, val = item.partition("=")
+        if sep and key.strip().lower() in ("source", "src") and _is_relative_source(val):
+            item = f"{key}={os.path.normpath(os.path.join(cwd, val))}"
+        out.append(item)
+    return ",".join(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +139,12 @@ def build_request(
     restart = opt.parse_restart(args.restart)
     opt.parse_security_opts(args.security_opt)
     opt.parse_user(args.user)
+    from portique.engine import mount_opts
+
+    # docker CLI 23+: `-v .:/src`, `-v ./data:/data`, `--mount src=.` name the cwd.
+    cwd = os.getcwd()
+    args.volume = [mount_opts.resolve_volume_source(v, cwd) for v in args.volume]
+    args.mount = [mount_opts.resolve_mount_source(m, cwd) for m in args.mount]
     for v in args.volume:
         opt.parse_volume(v)
     explicit = [opt.parse_mount(m) for m in args.mount]
