@@ -148,6 +148,10 @@ class SpecInputs:
     init_binary: str = ""  # host path of tini when HostConfig.Init
     host_caps: Sequence[str] | None = None
     netns_path: str = ""  # join an existing network namespace (bridge networking)
+    # --pid/--ipc container:X: {"pid": "/proc/PID/ns/pid", "ipc": ...}
+    ns_paths: Mapping[str, str] | None = None
+    devices: Mapping[str, Any] | None = None  # host path -> run_opts.HostDevice
+    shm_source: str = ""  # --ipc host|container:X: the /dev/shm to bind
 
 
 def hard_limit(rlimit: str) -> int:
@@ -185,20 +189,49 @@ def _etc_mounts(container_dir: str, readonly_rootfs: bool) -> list[dict[str, Any
     ]
 
 
-def _resources(host: Mapping[str, Any], confinement: Confinement) -> dict[str, Any]:
+def _resources(
+    host: Mapping[str, Any], confinement: Confinement, devices: Mapping[str, Any]
+) -> dict[str, Any]:
+    from portique.engine import run_opts as ro
+
     res: dict[str, Any] = {"devices": confinement.device_rules()}
+    for d in host.get("Devices") or ():
+        dev = devices[d["PathOnHost"]]
+        res["devices"].append(
+            {
+                "allow": True,
+                "type": dev.kind,
+                "major": dev.major,
+                "minor": dev.minor,
+                "access": d["CgroupPermissions"],
+            }
+        )
     memory = int(host.get("Memory") or 0)
     swap = int(host.get("MemorySwap") or 0)
+    mem: dict[str, Any] = {}
     if memory:
-        mem: dict[str, Any] = {"limit": memory}
+        mem["limit"] = memory
         # Docker: unset swap means memory+swap = 2 x memory; -1 = unlimited.
         mem["swap"] = -1 if swap == -1 else (swap or 2 * memory)
+    if host.get("MemoryReservation"):
+        mem["reservation"] = int(host["MemoryReservation"])
+    if host.get("MemorySwappiness") is not None:
+        mem["swappiness"] = int(host["MemorySwappiness"])
+    if host.get("OomKillDisable"):
+        mem["disableOOMKiller"] = True
+    if mem:
         res["memory"] = mem
     cpu: dict[str, Any] = {}
     nano = int(host.get("NanoCpus") or 0)
     if nano:
         cpu["period"] = CPU_PERIOD
         cpu["quota"] = nano * CPU_PERIOD // 1_000_000_000
+    if host.get("CpuPeriod"):
+        cpu["period"] = int(host["CpuPeriod"])
+    if host.get("CpuQuota"):
+        cpu["quota"] = int(host["CpuQuota"])
+    if host.get("CpusetMems"):
+        cpu["mems"] = str(host["CpusetMems"])
     if host.get("CpuShares"):
         cpu["shares"] = int(host["CpuShares"])
     if host.get("CpusetCpus"):
@@ -208,11 +241,38 @@ def _resources(host: Mapping[str, Any], confinement: Confinement) -> dict[str, A
     pids = host.get("PidsLimit")
     if pids is not None and int(pids) > 0:
         res["pids"] = {"limit": int(pids)}
+    blkio: dict[str, Any] = {}
+    if host.get("BlkioWeight"):
+        blkio["weight"] = int(host["BlkioWeight"])
+    for key, spec_key in ro.THROTTLE_SPEC_KEYS.items():
+        limits = [
+            {
+                "major": devices[t["Path"]].major,
+                "minor": devices[t["Path"]].minor,
+                "rate": t["Rate"],
+            }
+            for t in host.get(key) or ()
+        ]
+        if limits:
+            blkio[spec_key] = limits
+    if blkio:
+        res["blockIO"] = blkio
     return res
 
 
-def _namespaces(host: Mapping[str, Any], netns_path: str) -> list[dict[str, str]]:
-    ns = [{"type": t} for t in NAMESPACES]
+# HostConfig's mode key of each namespace a container may share or leave.
+_NS_MODES = {"pid": "PidMode", "ipc": "IpcMode", "uts": "UTSMode", "cgroup": "CgroupnsMode"}
+
+
+def _namespaces(
+    host: Mapping[str, Any], netns_path: str, paths: Mapping[str, str]
+) -> list[dict[str, str]]:
+    ns: list[dict[str, str]] = []
+    for t in NAMESPACES:
+        mode = str(host.get(_NS_MODES.get(t, "")) or "")
+        if mode == "host":
+            continue  # the host's namespace: none listed
+        ns.append({"type": t, "path": paths[t]} if t in paths else {"type": t})
     mode = str(host.get("NetworkMode") or "none")
     if mode == "host":
         pass
@@ -239,7 +299,7 @@ def build_spec(
     # The one definition of a container's confinement, shared with build's RUN steps.
     confinement = Confinement(tuple(caps), inputs.seccomp, privileged, sec.no_new_privileges)
     argv = command_of(config)
-    mounts = confinement.mounts()
+    mounts = _shm(confinement.mounts(), host, inputs.shm_source)
     mounts += _etc_mounts(inputs.container_dir, readonly_rootfs)
     if host.get("Init"):
         if not inputs.init_binary:
@@ -274,20 +334,63 @@ def build_spec(
     }
     if inputs.user.additional_gids:
         process["user"]["additionalGids"] = list(inputs.user.additional_gids)
+    if host.get("OomScoreAdj") is not None:
+        process["oomScoreAdj"] = int(host["OomScoreAdj"])
+    from portique.engine import run_opts as ro
+
+    devices = inputs.devices or {}
     linux: dict[str, Any] = {
-        "namespaces": _namespaces(host, inputs.netns_path),
-        "resources": _resources(host, confinement),
-        "cgroupsPath": f"/portique/{inputs.container_id}",
+        "namespaces": _namespaces(host, inputs.netns_path, inputs.ns_paths or {}),
+        "resources": _resources(host, confinement, devices),
+        "cgroupsPath": ro.cgroups_path(host, inputs.container_id),
         **confinement.linux_paths(),
     }
-    return {
+    if host.get("Devices"):
+        linux["devices"] = [
+            {
+                "path": d["PathInContainer"],
+                "type": devices[d["PathOnHost"]].kind,
+                "major": devices[d["PathOnHost"]].major,
+                "minor": devices[d["PathOnHost"]].minor,
+                "fileMode": devices[d["PathOnHost"]].mode,
+                "uid": 0,
+                "gid": 0,
+            }
+            for d in host["Devices"]
+        ]
+    if host.get("Sysctls"):
+        linux["sysctl"] = {str(k): str(v) for k, v in host["Sysctls"].items()}
+    spec: dict[str, Any] = {
         "ociVersion": "1.1.0",
         "process": process,
         "root": {"path": inputs.rootfs, "readonly": readonly_rootfs},
-        "hostname": hostname,
-        "mounts": mounts,
-        "linux": linux,
     }
+    if host.get("UTSMode") != "host":
+        # With the host's uts namespace the runtime must set no name at all.
+        spec["hostname"] = hostname
+        if config.get("Domainname"):
+            spec["domainname"] = str(config["Domainname"])
+    spec["mounts"] = mounts
+    spec["linux"] = linux
+    return spec
+
+
+def _shm(
+    mounts: list[dict[str, Any]], host: Mapping[str, Any], source: str
+) -> list[dict[str, Any]]:
+    """/dev/shm: --shm-size sets its size; --ipc host|container:X binds that one."""
+    size = int(host.get("ShmSize") or 0)
+    out = []
+    for m in mounts:
+        if m["destination"] == "/dev/shm":
+            if source:
+                m = {"destination": "/dev/shm", "type": "bind", "source": source,
+                     "options": ["rbind", "rprivate"]}  # fmt: skip
+            elif size:
+                opts = [o for o in m["options"] if not o.startswith("size=")]
+                m = {**m, "options": [*opts, f"size={size}"]}
+        out.append(m)
+    return out
 
 
 # ------------------------------------------------------------ seccomp files

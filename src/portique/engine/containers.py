@@ -128,13 +128,19 @@ def create(
     opt.capabilities(
         host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged"))
     )
+    from portique.engine import run_opts
+
+    # Devices exist, sysctls are namespaced, the host's cgroups can honour the limits.
+    run_opts.host_devices(host)
+    run_opts.check_sysctls(host.get("Sysctls") or {}, host)
+    run_opts.check_host_support(host)
     cid = os.urandom(32).hex()
     if not merged.get("Hostname"):
         # Docker records the hostname the container will get: its short id,
         # or the host's name with --network host.
         import socket
 
-        host_net = host.get("NetworkMode") == "host"
+        host_net = host.get("NetworkMode") == "host" or host.get("UTSMode") == "host"
         merged["Hostname"] = socket.gethostname() if host_net else cid[:12]
     paths = eng.paths(cid)
     # The journal entry comes first and goes in the transaction that inserts the
@@ -282,6 +288,8 @@ LIST_FILTERS = (
     "since",
     "volume",
     "network",
+    "publish",
+    "expose",
 )
 
 
@@ -301,6 +309,9 @@ def list_containers(
     wanted = flt.check(filters, LIST_FILTERS)
     for v in wanted.get("status", []):
         flt.one_of("status", v, [str(s) for s in Status])
+    for key in ("publish", "expose"):
+        if key in wanted:
+            wanted[key] = [p for v in wanted[key] for p in present.port_filter(key, v)]
     repair_leftovers(eng)
     rows = list_all(eng)
     by_ref = {r.id: r for r in rows} | {r.name: r for r in rows} | {r.id[:12]: r for r in rows}

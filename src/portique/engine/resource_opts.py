@@ -73,15 +73,15 @@ def parse_cpus(value: str | None) -> int:
     return nano
 
 
-def parse_cpuset(value: str | None) -> str:
+def parse_cpuset(value: str | None, flag: str = "--cpuset-cpus") -> str:
     if not value:
         return ""
     if not _CPUSET_RE.match(value):
-        raise bad_flag("--cpuset-cpus", value, "invalid format")
+        raise bad_flag(flag, value, "invalid format")
     for part in value.split(","):
         lo, _, hi = part.partition("-")
         if hi and int(hi) < int(lo):
-            raise bad_flag("--cpuset-cpus", value, "invalid range")
+            raise bad_flag(flag, value, "invalid range")
     return value
 
 

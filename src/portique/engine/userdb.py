@@ -124,9 +124,23 @@ def resolve_user(spec: str, passwd: list[PasswdEntry], groups: list[GroupEntry])
     return ResolvedUser(uid, gid, tuple(dict.fromkeys(extra)), entry.home if entry else "/")
 
 
-def lookup(rootfs: str, spec: str) -> ResolvedUser:
+def lookup(rootfs: str, spec: str, group_add: tuple[str, ...] = ()) -> ResolvedUser:
+    """The user of `spec` in `rootfs`, with the --group-add groups (names from the
+    image's /etc/group, or numbers) among its supplementary groups."""
     passwd = parse_passwd(read_root_file(rootfs, "/etc/passwd"))
     groups = parse_group(read_root_file(rootfs, "/etc/group"))
     if not spec:
         spec = "0"
-    return resolve_user(spec, passwd, groups)
+    user = resolve_user(spec, passwd, groups)
+    extra = list(user.additional_gids)
+    for name in group_add:
+        gid = _id(name)
+        if gid is None:
+            entry = next((g for g in groups if g.name == name), None)
+            if entry is None:
+                raise InvalidArgument(
+                    f"unable to find group {name}: no matching entries in group file"
+                )
+            gid = entry.gid
+        extra.append(gid)
+    return ResolvedUser(user.uid, user.gid, tuple(dict.fromkeys(extra)), user.home)

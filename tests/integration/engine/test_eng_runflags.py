@@ -33,3 +33,125 @@ def test_relative_bind_sources_resolve_against_cwd(pq: Portique, tmp_path: Path)
     # A bare word is still a volume name, as with Docker.
     p = pq("run", "--rm", "-v", "data/x:/x", "busybox", "true", cwd=tmp_path)
     assert p.returncode == 125
+
+
+def _run(pq: Portique, *args: str) -> str:
+    return pq.ok("run", "--rm", "--network", "none", *args)
+
+
+def _status(text: str, key: str) -> str:
+    return next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith(key))
+
+
+def test_group_add_reaches_the_process(pq: Portique) -> None:
+    out = _run(pq, "--group-add", "4242", "--group-add", "daemon", "busybox", "cat",
+               "/proc/self/status")  # fmt: skip
+    groups = _status(out, "Groups").split()
+    assert "4242" in groups
+    assert "1" in groups  # busybox's /etc/group: daemon is gid 1
+    p = pq("run", "--rm", "--group-add", "no-such-group", "busybox", "true")
+    assert p.returncode == 125
+    assert "no-such-group" in p.stderr
+
+
+def test_shm_size_sysctl_domainname_oom_score_adj(pq: Portique) -> None:
+    out = _run(
+        pq, "--shm-size", "32m", "--sysctl", "kernel.shmmax=123456", "--sysctl",
+        "net.ipv4.ip_forward=1", "--domainname", "example.org", "--oom-score-adj", "321",
+        "busybox", "sh", "-c",
+        "grep ' /dev/shm ' /proc/self/mountinfo; cat /proc/sys/kernel/shmmax"
+        " /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/domainname /proc/self/oom_score_adj",
+    )  # fmt: skip
+    shm, shmmax, fwd, domain, oom = out.splitlines()
+    assert "size=32768k" in shm.split(" - ")[1]
+    assert (shmmax, fwd, domain, oom) == ("123456", "1", "example.org", "321")
+    # A sysctl outside the container's namespaces is refused, as Docker does.
+    for bad in (["--sysctl", "vm.swappiness=1"], ["--network", "host", "--sysctl", "net.x=1"],
+                ["--oom-score-adj", "2000"], ["--shm-size", "0"]):  # fmt: skip
+        p = pq("run", "--rm", *bad, "busybox", "true")
+        assert p.returncode == 125, bad
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_device_is_created_and_allowed(pq: Portique) -> None:
+    # /dev/loop0 (block 7:0) is in no default rule: only --device lets it in, and
+    # the cgroup's device rule grants what the third field says ("r").
+    script = "ls -l /dev/xloop; dd if=/dev/xloop of=/dev/null count=0 && echo read; "
+    script += "(: >> /dev/xloop) 2>/dev/null || echo denied"
+    out = _run(pq, "--device", "/dev/loop0:/dev/xloop:r", "busybox", "sh", "-c", script)
+    ls, read, write = out.splitlines()
+    assert ls.startswith("b")
+    assert "7,   0" in ls
+    assert (read, write) == ("read", "denied")
+    p = pq("run", "--rm", "--device", "/dev/no-such-device", "busybox", "true")
+    assert p.returncode == 125
+    assert "/dev/no-such-device" in p.stderr
+
+
+def test_label_file_expose_cidfile_quiet(pq: Portique, tmp_path: Path) -> None:
+    labels = tmp_path / "labels"
+    labels.write_text("# comment\nteam=core\n\ntier=web\n")
+    cidfile = tmp_path / "cid"
+    out = pq.ok(
+        "create", "--label-file", str(labels), "-l", "tier=db", "--expose", "80",
+        "--expose", "7000-7001/udp", "--cidfile", str(cidfile), "busybox",
+    )  # fmt: skip
+    cid = out.strip()
+    assert cidfile.read_text() == cid
+    assert pq.inspect(cid, "{{.Config.Labels.team}} {{.Config.Labels.tier}}") == "core db"
+    ports = pq.inspect(cid, "{{json .Config.ExposedPorts}}")
+    assert ports == '{"7000/udp":{},"7001/udp":{},"80/tcp":{}}'
+    p = pq("create", "--cidfile", str(cidfile), "busybox")
+    assert p.returncode == 125
+    assert "container ID file found" in p.stderr
+    assert pq.ok("ps", "-aq", "--filter", "expose=7001/udp").split() == [cid[:12]]
+    pq.ok("rm", cid)
+
+
+def test_refused_flags_say_why(pq: Portique) -> None:
+    for flags, words in (
+        (["--gpus", "all"], "GPU"),
+        (["--storage-opt", "size=1G"], "--storage-opt"),
+        (["--log-driver", "syslog"], "syslog"),
+        (["--runtime", "no-such-runtime"], "runtime"),
+        (["--pid", "sideways"], "--pid"),
+    ):
+        p = pq("run", "--rm", *flags, "busybox", "true")
+        assert p.returncode == 125, flags
+        assert words in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_namespace_modes(pq: Portique) -> None:
+    import os
+    import socket
+
+    def ns(kind: str) -> str:
+        return os.readlink(f"/proc/self/ns/{kind}")
+
+    script = "for n in pid uts ipc cgroup; do readlink /proc/self/ns/$n; done"
+    priv = _run(pq, "busybox", "sh", "-c", script).split()
+    assert priv[0] != ns("pid")
+    assert priv[1] != ns("uts")
+    assert priv[2] != ns("ipc")
+    shared = _run(
+        pq, "--pid", "host", "--uts", "host", "--ipc", "host", "--cgroupns", "host",
+        "--userns", "host", "busybox", "sh", "-c", script + "; hostname",
+    ).split()  # fmt: skip
+    assert shared == [ns("pid"), ns("uts"), ns("ipc"), ns("cgroup"), socket.gethostname()]
+    p = pq("run", "--rm", "--uts", "host", "-h", "x", "busybox", "true")
+    assert p.returncode == 125
+    # container:X shares X's pid namespace; its ipc namespace when X is shareable.
+    donor = pq.ok("run", "-d", "--network", "none", "--ipc", "shareable", "busybox",
+                  "sh", "-c", "echo hi > /dev/shm/mark; exec sleep 60").strip()  # fmt: skip
+    pid = pq.inspect(donor, "{{.State.Pid}}")
+    out = _run(
+        pq, "--pid", f"container:{donor}", "--ipc", f"container:{donor}", "busybox", "sh", "-c",
+        "readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc; cat /dev/shm/mark",
+    ).split()  # fmt: skip
+    assert out == [os.readlink(f"/proc/{pid}/ns/pid"), os.readlink(f"/proc/{pid}/ns/ipc"), "hi"]
+    private = pq.ok("run", "-d", "--network", "none", "busybox", "sleep", "60").strip()
+    p = pq("run", "--rm", "--ipc", f"container:{private}", "busybox", "true")
+    assert p.returncode == 125
+    assert "shareable" in p.stderr
+    pq.ok("rm", "-f", donor, private)
