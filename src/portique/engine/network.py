@@ -280,7 +280,7 @@ def joined_netns(eng: Engine, host: dict[str, Any]) -> tuple[str, Any]:
     return f"/proc/{other.pid}/ns/net", other
 
 
-def _write_in_place(path: Path, text: str) -> None:
+def write_in_place(path: Path, text: str) -> None:
     # These files are bind-mounted by inode: replace the content, not the file.
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
@@ -317,7 +317,7 @@ def setup(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
         dns_options=list(host.get("DnsOptions") or ()),
     )
     stack.callback(_release, eng, row.id)
-    _write_in_place(paths.dir / "resolv.conf", cn.resolv_conf)
+    write_in_place(paths.dir / "resolv.conf", cn.resolv_conf)
     hostname = (paths.dir / "hostname").read_text().strip()
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     for ip, names in cn.hosts:
@@ -326,7 +326,7 @@ def setup(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
     if first is not None:
         lines.append(f"{first.ip}\t{hostname}")
     lines += extra_host_lines(host, (first.gateway or "") if first else "")
-    _write_in_place(paths.dir / "hosts", "\n".join(lines) + "\n")
+    write_in_place(paths.dir / "hosts", "\n".join(lines) + "\n")
     return settings_of(cn)
 
 

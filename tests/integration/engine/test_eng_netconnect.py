@@ -1,0 +1,34 @@
+"""Issue 13 item 8: `network connect` of a running container does the whole job
+(inspect, `ps --filter network=`, the resolver), and `disconnect` undoes it."""
+
+from __future__ import annotations
+
+from support.engine_cli import Portique
+
+
+def test_connect_running_container_and_disconnect(pq: Portique) -> None:
+    pq.ok("network", "create", "n8-net")
+    srv = pq.ok("run", "-d", "--name", "n8-srv", "--network", "n8-net", "busybox",
+                "sleep", "300").strip()  # fmt: skip
+    cli = pq.ok("run", "-d", "--name", "n8-cli", "busybox", "sleep", "300").strip()
+    gateway = pq.ok("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}",
+                    "n8-net").strip()  # fmt: skip
+    srv_ip = pq.inspect(srv, '{{(index .NetworkSettings.Networks "n8-net").IPAddress}}')
+    assert pq("exec", cli, "nslookup", "n8-srv").returncode != 0  # the default bridge: no names
+
+    pq.ok("network", "connect", "n8-net", "n8-cli")
+    ip = pq.inspect(cli, '{{(index .NetworkSettings.Networks "n8-net").IPAddress}}')
+    assert ip
+    assert ip in pq.ok("exec", cli, "ip", "-o", "-4", "addr")
+    assert pq.ok("ps", "-q", "--filter", "network=n8-net").split() == [cli[:12], srv[:12]]
+    assert f"nameserver {gateway}" in pq.ok("exec", cli, "cat", "/etc/resolv.conf")
+    assert srv_ip in pq.ok("exec", cli, "nslookup", "n8-srv")
+
+    pq.ok("network", "disconnect", "n8-net", "n8-cli")
+    assert pq.inspect(cli, "{{json .NetworkSettings.Networks}}").count("n8-net") == 0
+    assert pq.ok("ps", "-q", "--filter", "network=n8-net").split() == [srv[:12]]
+    assert ip not in pq.ok("exec", cli, "ip", "-o", "-4", "addr")
+    assert f"nameserver {gateway}" not in pq.ok("exec", cli, "cat", "/etc/resolv.conf")
+    assert pq("exec", cli, "nslookup", "n8-srv").returncode != 0
+    pq.ok("rm", "-f", cli, srv)
+    pq.ok("network", "rm", "n8-net")
