@@ -52,11 +52,14 @@ def requests_of(config: Mapping[str, Any]) -> list[Any]:
     eps = endpoints_config(config)
     out = []
     # `none` gets networks only through `network connect`, recorded in eps.
+    # --mac-address: the first network's interface (Docker's Config.MacAddress).
+    mac = str(config.get("Config", {}).get("MacAddress") or "") or None
     for name in dict.fromkeys([*([] if first in LOCAL_MODES else [first]), *eps]):
         ep = eps.get(name) or {}
         ip = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
         aliases = tuple(str(a) for a in ep.get("Aliases") or ())
-        out.append(NetworkRequest(name, aliases, ip))
+        ep_mac = str(ep.get("MacAddress") or "") or (mac if name == first else None)
+        out.append(NetworkRequest(name, aliases, ip, ep_mac))
     return out
 
 

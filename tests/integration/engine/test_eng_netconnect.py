@@ -32,3 +32,12 @@ def test_connect_running_container_and_disconnect(pq: Portique) -> None:
     assert pq("exec", cli, "nslookup", "n8-srv").returncode != 0
     pq.ok("rm", "-f", cli, srv)
     pq.ok("network", "rm", "n8-net")
+
+
+def test_mac_address_is_the_interface_address(pq: Portique) -> None:
+    out = pq.ok("run", "--rm", "--mac-address", "02:42:AC:11:00:99", "busybox", "cat",
+                "/sys/class/net/eth0/address")  # fmt: skip
+    assert out.strip() == "02:42:ac:11:00:99"
+    p = pq("run", "--rm", "--mac-address", "01:00:00:00:00:01", "busybox", "true")
+    assert p.returncode == 125
+    assert "multicast" in p.stderr
