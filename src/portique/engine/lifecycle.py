@@ -194,6 +194,7 @@ def _launch_in_monitor(
         "pid": str(pid),
         "listen": str(listen_fd),
         "log": str(paths.log),
+        **_log_args(row.config["HostConfig"].get("LogConfig")),
         "hold": "1" if hold else "0",
         "stdin_once": "1" if row.config["Config"].get("StdinOnce") else "0",
         "restart": _policy_arg(row),
@@ -326,6 +327,19 @@ def _oom_file(cid: str) -> str:
         if "memory" in os.path.basename(mountpoint).split(","):
             return str(d / "memory.oom_control")
     return ""
+
+
+def _log_args(log_config: Any) -> dict[str, str]:
+    """--log-driver/--log-opt for the monitor's LogWriter."""
+    from portique.engine.run_opts import rotation_of
+
+    rot = rotation_of(log_config if isinstance(log_config, dict) else None)
+    none = isinstance(log_config, dict) and log_config.get("Type") == "none"
+    return {
+        "log_max_size": str(rot.max_size),
+        "log_max_file": str(rot.max_file),
+        "log_none": "1" if none else "0",
+    }
 
 
 def _force_delete(rt: Any, cid: str) -> None:

@@ -136,12 +136,39 @@ def tail_records(path: str, n: int) -> list[LogRecord]:
     return records[-n:]
 
 
+def rotated_files(path: str) -> list[str]:
+    """The log's files, oldest first: PATH.N ... PATH.1 (--log-opt max-file), PATH."""
+    import os
+
+    older = []
+    i = 1
+    while os.path.exists(f"{path}.{i}") and i < 1000:
+        older.append(f"{path}.{i}")
+        i += 1
+    return [*reversed(older), path]
+
+
+def rotated_tail(path: str, n: int) -> list[LogRecord]:
+    """tail_records over the rotated files: the newest file first, older ones
+    only while more records are wanted."""
+    out: list[LogRecord] = []
+    for f in reversed(rotated_files(path)):
+        if n >= 0 and len(out) >= n:
+            break
+        out = tail_records(f, n - len(out) if n >= 0 else -1) + out
+    return out
+
+
 def follow_file(
     path: str, offset: int, still_running: Callable[[], bool], poll: float = 0.1
 ) -> Iterator[LogRecord]:
-    """Records appended after byte `offset` until `still_running()` is false and the file is drained."""
+    """Records appended after byte `offset` until `still_running()` is false and the
+    file is drained; when the monitor rotates the file, the new one is followed."""
+    import os
+
     pending = b""
-    with open(path, "rb") as f:
+    f = open(path, "rb")  # noqa: SIM115
+    try:
         f.seek(offset)
         while True:
             chunk = f.read(1 << 16)
@@ -153,6 +180,15 @@ def follow_file(
                     if rec is not None:
                         yield rec
                 continue
+            try:
+                rotated = os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+            except OSError:
+                rotated = False
+            if rotated:
+                f.close()
+                f = open(path, "rb")  # noqa: SIM115
+                pending = b""
+                continue
             if not still_running():
                 # One more read: the monitor may have flushed right before exiting.
                 rest = pending + f.read()
@@ -162,6 +198,8 @@ def follow_file(
                         yield rec
                 return
             time.sleep(poll)
+    finally:
+        f.close()
 
 
 def container_logs(
@@ -183,6 +221,11 @@ def container_logs(
     from portique.engine.state import has_monitor
 
     row = containers.get(eng, ref)
+    log_config = row.config["HostConfig"].get("LogConfig") or {}
+    if isinstance(log_config, dict) and log_config.get("Type") == "none":
+        from portique.errors import Unsupported
+
+        raise Unsupported("configured logging driver does not support reading")
     path = str(eng.paths(row.id).log)
     try:
         offset = os.path.getsize(path)
@@ -195,7 +238,7 @@ def container_logs(
             return not (since_ns and t < since_ns) and not (until_ns and t > until_ns)
         return True
 
-    yield from (rec for rec in tail_records(path, tail) if wanted(rec))
+    yield from (rec for rec in rotated_tail(path, tail) if wanted(rec))
     if follow:
 
         def running() -> bool:
