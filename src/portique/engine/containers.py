@@ -98,6 +98,9 @@ def create(
     if not image_ref:
         raise InvalidArgument("no image given: Config.Image is empty")
     mounts = opt.mounts_from_host_config(host)
+    from portique.engine.volumes import volumes_from
+
+    mounts += volumes_from(eng, host, {m.target for m in mounts})
     name = opt.parse_name(name) if name else ""
     opt.check_container_strings(config, host, networking)
     _check_networking(eng, host, networking)
@@ -591,6 +594,10 @@ def finish_removal(eng: Engine, cid: str, host: Mapping[str, Any] | None, anon: 
         from portique.engine.volumes import remove_volume
 
         for name in anon:
+            # --volumes-from shares another container's anonymous volume: it
+            # stays while that container (or any other) still uses it.
+            if any(u != cid for u in db.volume_users(eng.db, name)):
+                continue
             with contextlib.suppress(PortiqueError):
                 remove_volume(eng, name, force=True)
     return True

@@ -155,3 +155,25 @@ def test_namespace_modes(pq: Portique) -> None:
     assert p.returncode == 125
     assert "shareable" in p.stderr
     pq.ok("rm", "-f", donor, private)
+
+
+def test_volumes_from_shares_volumes_and_binds(pq: Portique, tmp_path: Path) -> None:
+    (tmp_path / "h").write_text("from host\n")
+    donor = pq.ok("create", "-v", "/data", "-v", "vf-named:/named", "-v", f"{tmp_path}:/bind",
+                  "--tmpfs", "/scratch", "busybox").strip()  # fmt: skip
+    anon = pq.inspect(
+        donor, '{{range .Mounts}}{{if eq .Destination "/data"}}{{.Name}}{{end}}{{end}}'
+    )
+    out = _run(pq, "--volumes-from", donor, "busybox", "sh", "-c",
+               "echo x > /data/f; echo y > /named/f; cat /bind/h;"
+               " grep -c ' /scratch ' /proc/self/mountinfo || true")  # fmt: skip
+    assert out == "from host\n0\n"  # the tmpfs is not shared
+    # The --rm container above did not take the donor's anonymous volume with it.
+    assert anon in pq.ok("volume", "ls", "-q").split()
+    script = "cat /data/f /named/f; (echo z > /data/f) 2>/dev/null || echo read-only"
+    out = _run(pq, "--volumes-from", f"{donor}:ro", "busybox", "sh", "-c", script)
+    assert out == "x\ny\nread-only\n"
+    p = pq("run", "--rm", "--volumes-from", "no-such-container", "busybox", "true")
+    assert p.returncode != 0
+    pq.ok("rm", "-v", donor)
+    pq.ok("volume", "rm", "vf-named")
