@@ -131,8 +131,13 @@ def create(
     opt.capabilities(
         host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged"))
     )
+    from portique.engine import network as enet
     from portique.engine import run_opts
 
+    for link in host.get("Links") or ():
+        if enet.mode_of(host) in enet.LOCAL_MODES or enet.joined_container(host):
+            raise InvalidArgument("conflicting options: links need a bridge or user network")
+        db.resolve_container(conn, enet.parse_link(str(link))[0])
     # Devices exist, sysctls are namespaced, the host's cgroups can honour the limits.
     run_opts.host_devices(host)
     run_opts.check_sysctls(host.get("Sysctls") or {}, host)

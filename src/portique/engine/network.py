@@ -329,8 +329,42 @@ def setup(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
     if first is not None:
         lines.append(f"{first.ip}\t{hostname}")
     lines += extra_host_lines(host, (first.gateway or "") if first else "")
+    lines += link_lines(eng, host, {ep.network for ep in cn.endpoints})
     write_in_place(paths.dir / "hosts", "\n".join(lines) + "\n")
     return settings_of(cn)
+
+
+def parse_link(link: str) -> tuple[str, str]:
+    """--link NAME[:ALIAS] -> (name, alias)."""
+    name, _, alias = link.partition(":")
+    return name.strip("/"), alias.strip("/") or name.strip("/")
+
+
+def link_lines(eng: Engine, host: Mapping[str, Any], networks: set[str]) -> list[str]:
+    """--link NAME[:ALIAS]: an /etc/hosts line naming the linked container by its
+    alias, name and short id at its address on a network both are on (Docker's
+    legacy link on the default bridge; on a user-defined network, the alias
+    Docker's DNS gives only to the linking container). It must be running."""
+    from portique.engine import db
+    from portique.engine.state import has_process
+    from portique.errors import InvalidArgument, InvalidState
+
+    out = []
+    for link in host.get("Links") or ():
+        name, alias = parse_link(str(link))
+        other = db.resolve_container(eng.db, name)
+        if not has_process(other.status):
+            raise InvalidState(f"cannot link to a non running container: /{other.name}")
+        eps = (other.config.get("NetworkSettings") or {}).get("Networks") or {}
+        ip = next((str(ep.get("IPAddress")) for n, ep in eps.items()
+                   if n in networks and ep.get("IPAddress")), "")  # fmt: skip
+        if not ip:
+            raise InvalidArgument(
+                f"cannot link to /{other.name}: it is on none of this container's networks"
+            )
+        names = dict.fromkeys([alias, other.name, other.id[:12]])
+        out.append(f"{ip}\t{' '.join(names)}")
+    return out
 
 
 def _ports_to_publish(config: dict[str, Any]) -> list[Any]:

@@ -41,3 +41,25 @@ def test_mac_address_is_the_interface_address(pq: Portique) -> None:
     p = pq("run", "--rm", "--mac-address", "01:00:00:00:00:01", "busybox", "true")
     assert p.returncode == 125
     assert "multicast" in p.stderr
+
+
+def test_link_names_the_linked_container(pq: Portique) -> None:
+    pq.ok("network", "create", "lk-net")
+    for net in ("bridge", "lk-net"):
+        srv = pq.ok("run", "-d", "--name", f"lk-{net}", "--network", net, "busybox",
+                    "sleep", "300").strip()  # fmt: skip
+        ip = pq.inspect(srv, f'{{{{(index .NetworkSettings.Networks "{net}").IPAddress}}}}')
+        out = pq.ok("run", "--rm", "--network", net, "--link", f"lk-{net}:db", "busybox", "sh",
+                    "-c", "grep -w db /etc/hosts; ping -c1 -W5 db >/dev/null && echo up")  # fmt: skip
+        line, up = out.splitlines()
+        assert line.split() == [ip, "db", f"lk-{net}", srv[:12]]
+        assert up == "up"
+        pq.ok("stop", "-t", "0", srv)
+        p = pq("run", "--rm", "--network", net, "--link", f"lk-{net}:db", "busybox", "true")
+        assert p.returncode == 125
+        assert "non running container" in p.stderr
+        pq.ok("rm", srv)
+    p = pq("create", "--link", "no-such-container", "busybox")
+    assert p.returncode == 1
+    assert "No such container" in p.stderr
+    pq.ok("network", "rm", "lk-net")
