@@ -94,8 +94,8 @@ def test_blkio_weight_applied_or_refused_as_the_host_allows(pq: Portique) -> Non
         return
     out = _cat(pq, ["--blkio-weight", "300"], f"blkio/{found.name}", found.name)
     # blkio/bfq weights take 300 as given; io.weight's scale is runc's
-    # 1 + (w - 10) * 9999 / 990, so 2929.
-    assert {"300", "2929"} & set(out.split()), out
+    # 1 + (w - 10) * 9999 / 990, so 2930.
+    assert {"300", "2930"} & set(out.split()), out
 
 
 def test_device_read_bps_and_iops_reach_the_throttle_files(pq: Portique) -> None:
