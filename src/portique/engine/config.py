@@ -300,7 +300,11 @@ def build_spec(
     confinement = Confinement(tuple(caps), inputs.seccomp, privileged, sec.no_new_privileges)
     argv = command_of(config)
     mounts = _shm(confinement.mounts(), host, inputs.shm_source)
-    mounts += _etc_mounts(inputs.container_dir, readonly_rootfs)
+    # /etc/hosts, hostname and resolv.conf go on top of the user's mounts (a
+    # volume on /etc keeps them, as Docker), unless the user mounts one itself.
+    user_targets = {str(m.get("destination")) for m in inputs.mounts}
+    etc = [m for m in _etc_mounts(inputs.container_dir, readonly_rootfs)
+           if m["destination"] not in user_targets]  # fmt: skip
     if host.get("Init"):
         if not inputs.init_binary:
             raise InvalidArgument("--init needs tini-static on the host (apt-get install tini)")
@@ -314,6 +318,7 @@ def build_spec(
             }
         )
     mounts += [dict(m) for m in inputs.mounts]
+    mounts += etc
     env = list(config.get("Env") or [])
     hostname = str(config.get("Hostname") or inputs.container_id[:12])
     if not any(e.startswith("HOSTNAME=") for e in env):

@@ -286,6 +286,12 @@ def _v1_file(controller: str, name: str, root: Path = Path("/sys/fs/cgroup")) ->
 def check_host_support(host: Mapping[str, Any]) -> None:
     """Limits this host's cgroups cannot honour are refused, one line each
     (Docker warns and drops them; silently ignoring a limit is worse)."""
+    nano = int(host.get("NanoCpus") or 0)
+    cpus = len(os.sched_getaffinity(0))
+    if nano > cpus * 1_000_000_000:
+        raise InvalidArgument(
+            f"range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+        )
     wants = {
         "OomKillDisable": bool(host.get("OomKillDisable")),
         "MemorySwappiness": host.get("MemorySwappiness") not in (None, -1),
@@ -385,4 +391,6 @@ def parse_runtime(value: str) -> str:
     path = value if value.startswith("/") else shutil.which(value)
     if not path or not os.access(path, os.X_OK) or os.path.isdir(path):
         raise InvalidArgument(f"unknown or invalid runtime name: {shown(value)}")
-    return path
+    raise InvalidArgument(
+        f"--runtime {shown(value)}: this engine runs containers with its own runtime only"
+    )
