@@ -172,7 +172,9 @@ def prune(eng: Engine, *, all: bool = False, volumes: bool = False) -> PruneRepo
     from portique.engine import buildcache
 
     cache, freed = buildcache.prune(eng, all=all)
-    return PruneReport(removed, gone_volumes, deleted, reclaimed + freed, cache, tuple(gone_networks))
+    return PruneReport(
+        removed, gone_volumes, deleted, reclaimed + freed, cache, tuple(gone_networks)
+    )
 
 
 def df(eng: Engine) -> dict[str, Any]:
