@@ -4,7 +4,10 @@ mountinfo) and relative bind sources (docker CLI 23+)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from support.engine_cli import Portique
 
@@ -73,16 +76,22 @@ def test_shm_size_sysctl_domainname_oom_score_adj(pq: Portique) -> None:
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
+@pytest.mark.vm
 def test_device_is_created_and_allowed(pq: Portique) -> None:
-    # /dev/loop0 (block 7:0) is in no default rule: only --device lets it in, and
-    # the cgroup's device rule grants what the third field says ("r").
-    script = "ls -l /dev/xloop; dd if=/dev/xloop of=/dev/null count=0 && echo read; "
-    script += "(: >> /dev/xloop) 2>/dev/null || echo denied"
-    out = _run(pq, "--device", "/dev/loop0:/dev/xloop:r", "busybox", "sh", "-c", script)
+    # /dev/cpu_dma_latency (a misc char device, here and in the VM) is in no
+    # default rule: only --device lets it in, and the device cgroup (v1 file,
+    # v2 eBPF program) grants what the third field says ("r").
+    st = os.stat("/dev/cpu_dma_latency")
+    script = (
+        "ls -l /dev/xlat; head -c 4 /dev/xlat | wc -c; (: >> /dev/xlat) 2>/dev/null || echo denied"
+    )
+    out = _run(pq, "--device", "/dev/cpu_dma_latency:/dev/xlat:r", "busybox", "sh", "-c", script)
     ls, read, write = out.splitlines()
-    assert ls.startswith("b")
-    assert "7,   0" in ls
-    assert (read, write) == ("read", "denied")
+    assert ls.startswith("c")
+    assert f"{os.major(st.st_rdev)}, {os.minor(st.st_rdev):3d}" in ls
+    assert (read.strip(), write) == ("4", "denied")
+    p = pq("run", "--rm", "--network", "none", "busybox", "ls", "/dev/xlat")
+    assert p.returncode != 0
     p = pq("run", "--rm", "--device", "/dev/no-such-device", "busybox", "true")
     assert p.returncode == 125
     assert "/dev/no-such-device" in p.stderr

@@ -99,7 +99,7 @@ def test_blkio_weight_applied_or_refused_as_the_host_allows(pq: Portique) -> Non
 
 
 def test_device_read_bps_and_iops_reach_the_throttle_files(pq: Portique) -> None:
-    # /dev/loop0 is block 7:0 on this host.
+    # /dev/loop0 is block 7:0 on this host (not vm-marked: the VM has no block device).
     flags = ["--device-read-bps", "/dev/loop0:1mb", "--device-write-iops", "/dev/loop0:400"]
     if cgroup_v2():
         assert "7:0 rbps=1048576" in _cat(pq, flags, "", "io.max")
