@@ -463,19 +463,19 @@ def kill(eng: Engine, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
 
 def _runtime_kill(eng: Engine, cid: str, sig: int) -> None:
     with contextlib.suppress(PortiqueError):
-        eng.runtime().kill(cid, sig, all=sig == signal.SIGKILL)
+        lifecycle.open_runtime(eng.paths(cid)).kill(cid, sig, all=sig == signal.SIGKILL)
 
 
 def _runtime_resume(eng: Engine, cid: str) -> None:
     with contextlib.suppress(PortiqueError):
-        eng.runtime().resume(cid)
+        lifecycle.open_runtime(eng.paths(cid)).resume(cid)
 
 
 def pause(eng: Engine, ref: str) -> db.ContainerRow:
     conn = eng.db
     row = get(eng, ref)
     st.next_status(row.status, Event.PAUSED, row.name, row.id)
-    eng.runtime().pause(row.id)
+    lifecycle.open_runtime(eng.paths(row.id)).pause(row.id)
     with db.transaction(conn):
         db.transition(conn, row.id, Event.PAUSED)
     return row
@@ -485,7 +485,7 @@ def unpause(eng: Engine, ref: str) -> db.ContainerRow:
     conn = eng.db
     row = get(eng, ref)
     st.next_status(row.status, Event.UNPAUSED, row.name, row.id)
-    eng.runtime().resume(row.id)
+    lifecycle.open_runtime(eng.paths(row.id)).resume(row.id)
     with db.transaction(conn):
         db.transition(conn, row.id, Event.UNPAUSED)
     return row

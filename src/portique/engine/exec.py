@@ -101,7 +101,9 @@ def run_exec(eng: Engine, ref: str, req: ExecRequest) -> int:
     if not req.argv:
         raise InvalidArgument("exec requires at least one argument (the command)")
     process = build_process(eng, row, req)
-    rt = eng.runtime()
+    from portique.engine.lifecycle import open_runtime
+
+    rt = open_runtime(eng.paths(row.id))
     if req.detach:
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:

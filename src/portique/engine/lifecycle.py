@@ -54,9 +54,10 @@ MONITOR_BOOT = (
 
 
 def open_runtime(paths: ContainerPaths) -> Any:
-    from portique.runtime import Runtime
+    """The container's runtime: the library, or the OCI runtime `--runtime` named."""
+    from portique.engine.foreign_runtime import open_for
 
-    return Runtime(paths.runtime_root)
+    return open_for(paths)
 
 
 # ---------------------------------------------------------------- CLI side
@@ -249,6 +250,9 @@ def _create_and_start(
     from portique.engine import bundle, network, stdio
 
     conn = eng.db
+    from portique.engine.foreign_runtime import mark
+
+    mark(paths, str(row.config["HostConfig"].get("Runtime") or ""))
     rt = open_runtime(paths)
     # Until "running" is recorded (the same transaction ends the entry), a death
     # of this monitor leaves an entry whose recovery undoes the half-done start.
