@@ -97,7 +97,7 @@ def test_device_is_created_and_allowed(pq: Portique) -> None:
     assert "/dev/no-such-device" in p.stderr
 
 
-def test_label_file_expose_cidfile_quiet(pq: Portique, tmp_path: Path) -> None:
+def test_label_file_expose_cidfile_ps_expose(pq: Portique, tmp_path: Path) -> None:
     labels = tmp_path / "labels"
     labels.write_text("# comment\nteam=core\n\ntier=web\n")
     cidfile = tmp_path / "cid"
@@ -186,3 +186,19 @@ def test_volumes_from_shares_volumes_and_binds(pq: Portique, tmp_path: Path) -> 
     assert p.returncode != 0
     pq.ok("rm", "-v", donor)
     pq.ok("volume", "rm", "vf-named")
+
+
+def test_quiet_run_prints_no_pull_output(pq: Portique, tmp_path: Path) -> None:
+    from support.registry import start_registry
+
+    with start_registry(tmp_path, mode="plain") as reg:
+        pq.ok("tag", "busybox", f"{reg.host}/quiet/bb:1")
+        pq.ok("push", f"{reg.host}/quiet/bb:1")
+        pq.ok("rmi", f"{reg.host}/quiet/bb:1")
+        p = pq("run", "--rm", "--network", "none", f"{reg.host}/quiet/bb:1", "echo", "hi")
+        assert p.returncode == 0
+        assert "Unable to find image" in p.stderr
+        pq.ok("rmi", f"{reg.host}/quiet/bb:1")
+        p = pq("run", "-q", "--rm", "--network", "none", f"{reg.host}/quiet/bb:1", "echo", "hi")
+        assert (p.returncode, p.stdout, p.stderr) == (0, "hi\n", "")
+        pq.ok("rmi", f"{reg.host}/quiet/bb:1")
