@@ -387,6 +387,8 @@ def _shm(
     size = int(host.get("ShmSize") or 0)
     out = []
     for m in mounts:
+        if m["destination"] == "/dev/shm" and host.get("IpcMode") == "none":
+            continue  # Docker's --ipc none: a private ipc namespace and no /dev/shm
         if m["destination"] == "/dev/shm":
             if source:
                 m = {"destination": "/dev/shm", "type": "bind", "source": source,

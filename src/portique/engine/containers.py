@@ -134,6 +134,7 @@ def create(
     from portique.engine import network as enet
     from portique.engine import run_opts
 
+    run_opts.check_host_config(host)
     for link in host.get("Links") or ():
         if enet.mode_of(host) in enet.LOCAL_MODES or enet.joined_container(host):
             raise InvalidArgument("conflicting options: links need a bridge or user network")

@@ -392,3 +392,89 @@ def parse_runtime(value: str) -> str:
     if not path or not os.access(path, os.X_OK) or os.path.isdir(path):
         raise InvalidArgument(f"unknown or invalid runtime name: {shown(value)}")
     return path
+
+
+# ------------------------------------------------- HostConfig from any face
+
+
+def _str_list(host: Mapping[str, Any], key: str) -> list[str]:
+    v = host.get(key)
+    if v is None:
+        return []
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise InvalidArgument(f"HostConfig.{key} must be a list of strings")
+    return list(v)
+
+
+def _int_field(host: Mapping[str, Any], key: str, lo: int, hi: int) -> None:
+    v = host.get(key)
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise InvalidArgument(f"HostConfig.{key} must be an integer from {lo} to {hi}")
+
+
+def check_host_config(host: Mapping[str, Any]) -> None:
+    """The fields of issue 13's flags as any face may send them (the API's JSON
+    is hostile): shapes and ranges checked once, at create, so start and the
+    spec builder can trust them."""
+    for key in ("GroupAdd", "VolumesFrom", "Links"):
+        _str_list(host, key)
+    for key, args in (
+        ("PidMode", ("--pid", ("host",), True)),
+        ("IpcMode", ("--ipc", ("host", "private", "shareable", "none"), True)),
+        ("UTSMode", ("--uts", ("host",), False)),
+        ("UsernsMode", ("--userns", ("host",), False)),
+        ("CgroupnsMode", ("--cgroupns", ("host", "private"), False)),
+    ):
+        mode = host.get(key) or ""
+        if not isinstance(mode, str):
+            raise InvalidArgument(f"HostConfig.{key} must be a string")
+        flag, allowed, container = args
+        parse_ns_mode(mode, str(flag), tuple(allowed), bool(container))
+    devices = host.get("Devices") or []
+    if not isinstance(devices, list):
+        raise InvalidArgument("HostConfig.Devices must be a list")
+    for d in devices:
+        if not isinstance(d, Mapping) or not all(
+            isinstance(d.get(k), str)
+            for k in ("PathOnHost", "PathInContainer", "CgroupPermissions")
+        ):
+            raise InvalidArgument("HostConfig.Devices entries need PathOnHost, PathInContainer"
+                                  " and CgroupPermissions strings")  # fmt: skip
+        parse_device(f"{d['PathOnHost']}:{d['PathInContainer']}:{d['CgroupPermissions']}")
+    for key in THROTTLE_SPEC_KEYS:
+        entries = host.get(key) or []
+        if not isinstance(entries, list) or not all(
+            isinstance(t, Mapping) and isinstance(t.get("Path"), str)
+            and isinstance(t.get("Rate"), int) and not isinstance(t.get("Rate"), bool)
+            and 0 < t["Rate"] < 1 << 63 for t in entries
+        ):  # fmt: skip
+            raise InvalidArgument(f"HostConfig.{key} entries need a Path and a positive Rate")
+    sysctls = host.get("Sysctls") or {}
+    if not isinstance(sysctls, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in sysctls.items()
+    ):
+        raise InvalidArgument("HostConfig.Sysctls must map strings to strings")
+    parse_sysctls(f"{k}={v}" for k, v in sysctls.items())
+    _int_field(host, "ShmSize", 0, 1 << 62)
+    _int_field(host, "OomScoreAdj", -1000, 1000)
+    _int_field(host, "MemoryReservation", 0, 1 << 62)
+    _int_field(host, "MemorySwappiness", -1, 100)
+    _int_field(host, "CpuPeriod", 0, 1_000_000)
+    _int_field(host, "CpuQuota", -1, 1 << 62)
+    _int_field(host, "BlkioWeight", 0, 1000)
+    for key in ("CgroupParent", "Runtime", "CpusetMems"):
+        if not isinstance(host.get(key) or "", str):
+            raise InvalidArgument(f"HostConfig.{key} must be a string")
+    if (
+        host.get("CgroupParent")
+        and parse_cgroup_parent(host["CgroupParent"]) != host["CgroupParent"]
+    ):
+        raise InvalidArgument("HostConfig.CgroupParent: a relative path of plain names")
+    log = host.get("LogConfig")
+    if log is not None:
+        conf = log.get("Config") if isinstance(log, Mapping) else None
+        if not isinstance(log, Mapping) or not isinstance(conf or {}, Mapping):
+            raise InvalidArgument("HostConfig.LogConfig must be {Type, Config}")
+        parse_log_config(str(log.get("Type") or ""), [f"{k}={v}" for k, v in (conf or {}).items()])

@@ -114,3 +114,37 @@ def test_log_writer_rotates_per_record(tmp_path: Path) -> None:
     w.write("stdout", b"secret\n")
     w.close()
     assert not off.exists()
+
+
+def test_host_config_shapes_from_a_hostile_face() -> None:
+    good = {
+        "GroupAdd": ["10"], "PidMode": "host", "IpcMode": "shareable", "Sysctls": {"net.x": "1"},
+        "Devices": [{"PathOnHost": "/dev/a", "PathInContainer": "/dev/b",
+                     "CgroupPermissions": "r"}],
+        "BlkioDeviceReadBps": [{"Path": "/dev/a", "Rate": 5}], "ShmSize": 1 << 20,
+        "OomScoreAdj": -5, "CgroupParent": "team", "LogConfig": {"Type": "json-file",
+                                                              "Config": {"max-size": "1m"}},
+    }  # fmt: skip
+    run_opts.check_host_config(good)
+    run_opts.check_host_config({})
+    for key, bad in (
+        ("GroupAdd", "10"),
+        ("GroupAdd", [10]),
+        ("PidMode", "sideways"),
+        ("PidMode", 3),
+        ("Devices", [{"PathOnHost": "/dev/a"}]),
+        ("Devices", ["/dev/a"]),
+        ("BlkioDeviceReadBps", [{"Path": "/dev/a", "Rate": -1}]),
+        ("BlkioDeviceReadBps", [{"Path": "/dev/a", "Rate": True}]),
+        ("Sysctls", {"net.x": 1}),
+        ("Sysctls", ["net.x=1"]),
+        ("ShmSize", -1),
+        ("OomScoreAdj", 5000),
+        ("MemorySwappiness", 101),
+        ("CgroupParent", "../up"),
+        ("CgroupParent", 5),
+        ("LogConfig", {"Type": "syslog"}),
+        ("LogConfig", "json-file"),
+    ):
+        with pytest.raises(InvalidArgument):
+            run_opts.check_host_config({**good, key: bad})
