@@ -16,9 +16,7 @@ binary's path) names a foreign one; without it, the library.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,8 @@ from portique.engine.paths import ContainerPaths
 from portique.errors import NotFound, PortiqueError, Unsupported
 from portique.oci.value import value
 
+# json and subprocess are imported where used: every start and stop calls
+# open_for, and only containers of another runtime need them.
 MARKER = "oci-runtime"
 TIMEOUT = 60.0
 
@@ -75,6 +75,8 @@ class ForeignRuntime:
         return [*argv, *args]
 
     def _call(self, *args: str) -> str:
+        import subprocess
+
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             p = subprocess.run(
@@ -91,6 +93,8 @@ class ForeignRuntime:
         return p.stdout
 
     def _fail(self, args: tuple[str, ...], text: str) -> None:
+        import json
+
         last = next((ln for ln in reversed(text.strip().splitlines()) if ln.strip()), "")
         try:
             obj = json.loads(last)
@@ -111,6 +115,8 @@ class ForeignRuntime:
         stdio: tuple[int, int, int] | None = None,
         **_: Any,
     ) -> ForeignState:
+        import subprocess
+
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         work = bundle / f".{self.name}"
         work.mkdir(exist_ok=True, mode=0o700)
@@ -152,6 +158,8 @@ class ForeignRuntime:
         self._call("start", container_id)
 
     def state(self, container_id: str) -> ForeignState:
+        import json
+
         obj = json.loads(self._call("state", container_id))
         return ForeignState(
             container_id, int(obj.get("pid") or 0), str(obj.get("status")), str(obj.get("bundle"))
