@@ -110,6 +110,10 @@ def test_label_file_expose_cidfile_ps_expose(pq: Portique, tmp_path: Path) -> No
     assert pq.inspect(cid, "{{.Config.Labels.team}} {{.Config.Labels.tier}}") == "core db"
     ports = pq.inspect(cid, "{{json .Config.ExposedPorts}}")
     assert ports == '{"7000/udp":{},"7001/udp":{},"80/tcp":{}}'
+    run_cid = tmp_path / "run-cid"
+    rid = pq.ok("run", "-d", "--network", "none", "--cidfile", str(run_cid), "busybox", "true")
+    assert run_cid.read_text() == rid.strip()
+    pq.ok("rm", "-f", rid.strip())
     p = pq("create", "--cidfile", str(cidfile), "busybox")
     assert p.returncode == 125
     assert "container ID file found" in p.stderr
