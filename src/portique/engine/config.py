@@ -195,17 +195,11 @@ def _resources(
     from portique.engine import run_opts as ro
 
     res: dict[str, Any] = {"devices": confinement.device_rules()}
-    for d in host.get("Devices") or ():
-        dev = devices[d["PathOnHost"]]
+    for dev, _path, perms in ro.device_nodes(host, devices):
         res["devices"].append(
-            {
-                "allow": True,
-                "type": dev.kind,
-                "major": dev.major,
-                "minor": dev.minor,
-                "access": d["CgroupPermissions"],
-            }
-        )
+            {"allow": True, "type": dev.kind, "major": dev.major, "minor": dev.minor,
+             "access": perms}
+        )  # fmt: skip
     memory = int(host.get("Memory") or 0)
     swap = int(host.get("MemorySwap") or 0)
     mem: dict[str, Any] = {}
@@ -352,17 +346,10 @@ def build_spec(
     }
     if host.get("Devices"):
         linux["devices"] = [
-            {
-                "path": d["PathInContainer"],
-                "type": devices[d["PathOnHost"]].kind,
-                "major": devices[d["PathOnHost"]].major,
-                "minor": devices[d["PathOnHost"]].minor,
-                "fileMode": devices[d["PathOnHost"]].mode,
-                "uid": 0,
-                "gid": 0,
-            }
-            for d in host["Devices"]
-        ]
+            {"path": path, "type": dev.kind, "major": dev.major, "minor": dev.minor,
+             "fileMode": dev.mode, "uid": 0, "gid": 0}
+            for dev, path, _perms in ro.device_nodes(host, devices)
+        ]  # fmt: skip
     if host.get("Sysctls"):
         linux["sysctl"] = {str(k): str(v) for k, v in host["Sysctls"].items()}
     spec: dict[str, Any] = {

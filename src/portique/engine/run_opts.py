@@ -106,13 +106,44 @@ THROTTLE_SPEC_KEYS: Mapping[str, str] = {
 }
 
 
+MAX_DIR_DEVICES = 1024
+
+
+def _dir_devices(top: str) -> dict[str, HostDevice]:
+    """`--device /dev/snd`: every device node under a directory (Docker's rule),
+    symlinks not followed, bounded."""
+    out: dict[str, HostDevice] = {}
+    seen = 0
+    for dirpath, _dirs, files in os.walk(top):
+        seen += len(files) + len(_dirs)
+        if seen > 16 * MAX_DIR_DEVICES:
+            raise InvalidArgument(f"--device {shown(top)}: too many entries to be a device tree")
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                out[path] = stat_device(path)
+            if len(out) > MAX_DIR_DEVICES:
+                raise InvalidArgument(f"--device {shown(top)}: more than {MAX_DIR_DEVICES} devices")
+    if not out:
+        raise InvalidArgument(f"--device {shown(top)}: no device node in this directory")
+    return out
+
+
 def host_devices(host: Mapping[str, Any]) -> dict[str, HostDevice]:
-    """Every host path HostConfig names as a device (Devices, throttles), stat'ed;
-    throttled devices must be block devices."""
+    """Every host path HostConfig names as a device (Devices, throttles), stat'ed
+    (a directory: the device nodes under it); throttled devices must be block
+    devices."""
     out: dict[str, HostDevice] = {}
     for d in host.get("Devices") or ():
         path = str(d.get("PathOnHost") or "")
-        out[path] = stat_device(path)
+        if os.path.isdir(path) and not os.path.islink(path):
+            out.update(_dir_devices(path))
+        else:
+            out[path] = stat_device(path)
     for key in THROTTLE_SPEC_KEYS:
         for t in host.get(key) or ():
             path = str(t.get("Path") or "")
@@ -120,6 +151,23 @@ def host_devices(host: Mapping[str, Any]) -> dict[str, HostDevice]:
             if dev.kind != "b":
                 raise InvalidArgument(f"{shown(path)} is not a block device: I/O limits need one")
             out[path] = dev
+    return out
+
+
+def device_nodes(
+    host: Mapping[str, Any], devices: Mapping[str, HostDevice]
+) -> list[tuple[HostDevice, str, str]]:
+    """(device, path in the container, cgroup permissions) for each --device,
+    a directory's nodes at the same places under its PathInContainer."""
+    out = []
+    for d in host.get("Devices") or ():
+        src, dst, perms = d["PathOnHost"], d["PathInContainer"], d["CgroupPermissions"]
+        if src in devices:
+            out.append((devices[src], dst, perms))
+            continue
+        for path, dev in devices.items():
+            if path.startswith(src.rstrip("/") + "/"):
+                out.append((dev, dst.rstrip("/") + path[len(src.rstrip("/")) :], perms))
     return out
 
 

@@ -206,3 +206,15 @@ def test_quiet_run_prints_no_pull_output(pq: Portique, tmp_path: Path) -> None:
         p = pq("run", "-q", "--rm", "--network", "none", f"{reg.host}/quiet/bb:1", "echo", "hi")
         assert (p.returncode, p.stdout, p.stderr) == (0, "hi\n", "")
         pq.ok("rmi", f"{reg.host}/quiet/bb:1")
+
+
+def test_device_directory_brings_its_nodes(pq: Portique) -> None:
+    # Docker's --device DIR: every device node under it, at the same place under
+    # the container path (here /dev/net/tun, char 10:200).
+    out = _run(pq, "--device", "/dev/net:/dev/xnet", "busybox", "ls", "-l", "/dev/xnet")
+    (line,) = [ln for ln in out.splitlines() if ln.endswith(" tun")]
+    assert line.startswith("c")
+    assert "10, 200" in line
+    p = pq("run", "--rm", "--device", "/etc:/x", "busybox", "true")
+    assert p.returncode == 125
+    assert "no device node" in p.stderr
