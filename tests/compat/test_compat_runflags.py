@@ -32,7 +32,11 @@ SCRIPT = (
     " cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_period_us"
     " /sys/fs/cgroup/cpu/cpu.cfs_quota_us"
 )
-INSPECT = "{{json .Config.Labels}} {{json .Config.ExposedPorts}} {{.Config.Domainname}}"
+INSPECT = (
+    "{{json .Config.Labels}} {{json .Config.ExposedPorts}} {{.Config.Domainname}}"
+    " {{.HostConfig.ShmSize}} {{.HostConfig.IpcMode}} {{.HostConfig.OomScoreAdj}}"
+    " {{json .HostConfig.Sysctls}} {{json .HostConfig.GroupAdd}}"
+)
 
 
 @pytest.fixture(scope="module")

@@ -380,7 +380,7 @@ def _shm(
             if source:
                 m = {"destination": "/dev/shm", "type": "bind", "source": source,
                      "options": ["rbind", "rprivate"]}  # fmt: skip
-            elif size:
+            elif size and size != 64 << 20:  # the default's option stays as it is
                 opts = [o for o in m["options"] if not o.startswith("size=")]
                 m = {**m, "options": [*opts, f"size={size}"]}
         out.append(m)

@@ -108,6 +108,8 @@ def test_label_file_expose_cidfile_ps_expose(pq: Portique, tmp_path: Path) -> No
     cid = out.strip()
     assert cidfile.read_text() == cid
     assert pq.inspect(cid, "{{.Config.Labels.team}} {{.Config.Labels.tier}}") == "core db"
+    # Docker's defaults, as its inspect shows them.
+    assert pq.inspect(cid, "{{.HostConfig.ShmSize}} {{.HostConfig.IpcMode}}") == "67108864 private"
     ports = pq.inspect(cid, "{{json .Config.ExposedPorts}}")
     assert ports == '{"7000/udp":{},"7001/udp":{},"80/tcp":{}}'
     run_cid = tmp_path / "run-cid"

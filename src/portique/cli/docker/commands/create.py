@@ -310,10 +310,12 @@ def _more_request(args: argparse.Namespace, config: dict[str, Any], host: dict[s
     host["Devices"] = [ro.parse_device(d) for d in args.device] or None
     for attr, (flag, key, in_bytes) in ro.THROTTLE_FLAGS.items():
         host[key] = [ro.parse_throttle(v, flag, bytes_rate=in_bytes) for v in getattr(args, attr)]
+    host["ShmSize"] = 64 << 20  # Docker's default, shown by inspect
     if args.shm_size:
         shm = opt.parse_size(args.shm_size, "--shm-size")
         _checked(shm > 0, 'invalid argument for "--shm-size": the size must be above 0')
         host["ShmSize"] = shm
+    host["IpcMode"] = host["IpcMode"] or "private"  # dockerd's default-ipc-mode
     host["LogConfig"] = ro.parse_log_config(args.log_driver, args.log_opt)
     if args.oom_score_adj is not None:
         _checked(
