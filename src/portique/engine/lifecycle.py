@@ -430,6 +430,9 @@ def remove_files(paths: ContainerPaths) -> bool:
     rootfs = paths.dir / "rootfs"
     if rootfs.is_dir() and is_mountpoint(rootfs):
         return False
+    shm = paths.dir / "shm"  # --ipc shareable's /dev/shm (bundle.mount_shm)
+    if shm.is_dir() and is_mountpoint(shm):
+        return False
     remove_tree(paths.dir)  # its upper dir: the container's tree, at any depth
     remove_tree(paths.run_dir)
     return True

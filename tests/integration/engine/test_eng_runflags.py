@@ -170,6 +170,9 @@ def test_namespace_modes(pq: Portique) -> None:
     assert p.returncode == 125
     assert "shareable" in p.stderr
     pq.ok("rm", "-f", donor, private)
+    # The donor's /dev/shm (a tmpfs in its directory on the host) went with it.
+    with open("/proc/self/mountinfo") as f:
+        assert not [ln for ln in f if donor in ln]
 
 
 def test_volumes_from_shares_volumes_and_binds(pq: Portique, tmp_path: Path) -> None:
