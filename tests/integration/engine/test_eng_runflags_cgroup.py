@@ -109,3 +109,17 @@ def test_device_read_bps_and_iops_reach_the_throttle_files(pq: Portique) -> None
     p = pq("run", "--rm", "--device-read-bps", "/dev/zero:1mb", "busybox", "true")
     assert p.returncode == 125
     assert "not a block device" in p.stderr
+
+
+@pytest.mark.vm
+def test_cgroupns_private_and_host(pq: Portique) -> None:
+    def own(mode: str) -> str:
+        out: str = pq.ok("run", "--rm", "--network", "none", "--cgroupns", mode, "busybox",
+                         "cat", "/proc/self/cgroup")  # fmt: skip
+        line = next(ln for ln in out.splitlines() if ln.startswith("0::") or ":memory:" in ln)
+        return line.rsplit(":", 1)[1]
+
+    assert own("private") == "/"
+    path = own("host")
+    assert path.startswith("/portique/")
+    assert len(path.split("/")[-1]) == 64  # the container's own cgroup, seen from the host's
