@@ -43,6 +43,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
 
 from support import oci_build as ob  # noqa: E402
 from support.registry import start_registry  # noqa: E402
@@ -219,10 +220,15 @@ def unpack_throughput(img: ob.BuiltImage, runs: int) -> list[tuple[str, float, f
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--small", action="store_true", help="a one-layer busybox image against ctr/docker pull"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/pull.py needs root", file=sys.stderr)
         return 1
+    if args.small:
+        return small_pull(args.runs)
     img = load_image()
     compressed = sum(len(x.blob) for x in img.layers)
     print(f"image: {len(img.layers)} layers, {compressed / 1e6:.1f} MB gzip")
@@ -307,6 +313,130 @@ def main() -> int:
     print()
     for label, seconds, mbps in unpack_throughput(img, args.runs):
         print(f"{label:<38} {seconds:>8.2f}s {mbps:>8.0f} MB/s (uncompressed tar)")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+# ---- the small pull: portique against ctr, docker and podman ---------------------------
+
+
+def timed_loop(
+    run: Callable[[], subprocess.CompletedProcess[bytes]],
+    reset: Callable[[], object],
+    runs: int,
+) -> list[float] | str:
+    """`runs` timings of `run`, each after an untimed `reset` (bounded)."""
+    times = []
+    for _ in range(runs):
+        reset()
+        start = time.perf_counter()
+        proc = run()
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            tail = proc.stderr.decode(errors="replace").strip().splitlines()
+            return f"failed: {tail[-1][:200] if tail else proc.returncode}"
+        times.append(elapsed)
+    return times
+
+
+def small_pull(runs: int) -> int:
+    """`portique pull` of a one-layer busybox image (~1 MB) beside `ctr pull` (a
+    private containerd), `docker pull` (a private dockerd) and `podman pull`,
+    each into an empty store per run (the image removed, untimed, in between)."""
+    from peers import private_dockerd
+    from run import PORTIQUE, private_containerd
+
+    tar = ob.busybox_tar().tar_bytes()
+    blob = gzip6(tar)
+    media = "application/vnd.oci.image.layer.v1.tar+gzip"
+    img = ob.image_from_layers(
+        [ob.Layer(blob, ob.sha256(blob), ob.sha256(tar), media)], cmd=["/bin/sh"]
+    )
+    print(f"small image: 1 layer, {len(blob) / 1e6:.2f} MB gzip; {runs} runs per tool")
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    results: dict[str, list[float] | str] = {}
+    with tempfile.TemporaryDirectory(prefix="pull-small-", dir="/var/tmp") as tmp:
+        base = Path(tmp)
+        reg = start_registry(base / "reg", mode="plain")
+        try:
+            ob.push_image(reg, "small", "latest", img)
+            ref = f"{reg.host}/small:latest"
+            pq_env = dict(
+                env,
+                PORTIQUE_ROOT=str(base / "pq-root"),
+                PORTIQUE_RUNROOT=str(base / "pq-run"),
+                PORTIQUE_WARM="off",
+            )
+            results["portique pull"] = timed_loop(
+                lambda: subprocess.run(
+                    [PORTIQUE, "pull", "-q", ref], env=pq_env, capture_output=True, check=False
+                ),
+                lambda: (
+                    shutil.rmtree(base / "pq-root", ignore_errors=True),
+                    shutil.rmtree(base / "pq-run", ignore_errors=True),
+                ),
+                runs,
+            )
+            with private_containerd(base) as address:
+                if address is None:
+                    results["ctr pull"] = "containerd would not start"
+                else:
+                    ctr = ["ctr", "-a", address]
+                    results["ctr pull"] = timed_loop(
+                        lambda: subprocess.run(
+                            [*ctr, "images", "pull", "--plain-http", ref],
+                            capture_output=True,
+                            check=False,
+                        ),
+                        lambda: subprocess.run(
+                            [*ctr, "images", "rm", "--sync", ref], capture_output=True, check=False
+                        ),
+                        runs,
+                    )
+            with private_dockerd(base / "d") as denv:
+                if denv is None:
+                    results["docker pull"] = "no private dockerd"
+                else:
+                    results["docker pull"] = timed_loop(
+                        lambda: subprocess.run(
+                            ["docker", "pull", "-q", ref],
+                            env=denv,
+                            capture_output=True,
+                            check=False,
+                        ),
+                        lambda: subprocess.run(
+                            ["docker", "rmi", "-f", ref], env=denv, capture_output=True, check=False
+                        ),
+                        runs,
+                    )
+            if shutil.which("podman"):
+                pm = ["podman", "--root", f"{base}/pm-graph", "--runroot", f"{base}/pm-run"]
+                results["podman pull"] = timed_loop(
+                    lambda: subprocess.run(
+                        [*pm, "pull", "-q", "--tls-verify=false", ref],
+                        capture_output=True,
+                        check=False,
+                    ),
+                    lambda: subprocess.run([*pm, "rmi", "-af"], capture_output=True, check=False),
+                    runs,
+                )
+                cleanup(base / "pm-graph")
+        finally:
+            reg.stop()
+    base_t = results["portique pull"]
+    base_median = statistics.median(base_t) if isinstance(base_t, list) else None
+    print(f"{'tool':<16} {'median':>9} {'min':>9} {'max':>9} {'portique / tool':>16}")
+    for name, times in results.items():
+        if isinstance(times, str):
+            print(f"{name:<16} {times}")
+            continue
+        med = statistics.median(times)
+        ratio = f"{base_median / med:.2f}" if base_median else "-"
+        print(
+            f"{name:<16} {med * 1000:>7.1f}ms {min(times) * 1000:>7.1f}ms"
+            f" {max(times) * 1000:>7.1f}ms {ratio:>16}"
+        )
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0
 

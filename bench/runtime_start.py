@@ -51,7 +51,7 @@ from portique.runtime.default_spec import default_spec  # noqa: E402
 BUSYBOX = Path("/bin/busybox")
 
 
-def make_bundle(dest: Path, args: list[str] | None = None) -> Path:
+def make_bundle(dest: Path, args: list[str] | None = None, seccomp: bool = False) -> Path:
     rootfs = dest / "rootfs"
     for d in ("bin", "proc", "sys", "dev", "tmp", "etc"):
         (rootfs / d).mkdir(parents=True, exist_ok=True)
@@ -64,6 +64,12 @@ def make_bundle(dest: Path, args: list[str] | None = None) -> Path:
     # with "unknown version specified"); nothing in this config is newer.
     spec["ociVersion"] = "1.0.2"
     spec["process"]["terminal"] = False
+    if seccomp:
+        # What dockerd and containerd pass: a default profile (portique's, an
+        # allow-list of ~350 calls in the shape of Docker's).
+        from portique.runtime.seccomp_default import default_profile
+
+        spec["linux"]["seccomp"] = default_profile()
     (dest / "config.json").write_text(json.dumps(spec, indent=2))
     return dest
 
@@ -140,13 +146,16 @@ def hyperfine(
 
 
 def report(title: str, results: dict[str, dict[str, float]]) -> None:
+    """Wall-clock median, mean, min, and CPU (user + system, mean, children
+    included): on a shared machine the CPU column moves far less with the load."""
     print()
     print(title)
-    print(f"  {'runtime':<18}{'median ms':>10}{'mean ms':>10}{'min ms':>10}")
+    print(f"  {'runtime':<28}{'median ms':>10}{'mean ms':>10}{'min ms':>10}{'cpu ms':>10}")
     for name, r in results.items():
+        cpu = (r.get("user", 0.0) + r.get("system", 0.0)) * 1000
         print(
-            f"  {name:<18}{r['median'] * 1000:>10.1f}{r['mean'] * 1000:>10.1f}"
-            f"{r['min'] * 1000:>10.1f}"
+            f"  {name:<28}{r['median'] * 1000:>10.1f}{r['mean'] * 1000:>10.1f}"
+            f"{r['min'] * 1000:>10.1f}{cpu:>10.1f}"
         )
     for ours in (n for n in results if n.startswith("portique")):
         median = results[ours]["median"]
@@ -296,7 +305,11 @@ def runtime_alone(args: argparse.Namespace) -> int:
             from portique.cli.runc.launcher import import_roots, launcher_text
 
             roots = [os.path.abspath(args.baseline), *import_roots()[1:]]
-            (base / "portique-baseline").write_text(launcher_text(sys.executable, roots))
+            text = launcher_text(sys.executable, roots)
+            if not (Path(args.baseline) / "portique/cli/runc/quick.py").exists():
+                # A tree from before the fast `state` entry point.
+                text = text.replace("portique.cli.runc.quick", "portique.cli.runc.main")
+            (base / "portique-baseline").write_text(text)
             (base / "portique-baseline").chmod(0o755)
             candidates["portique-baseline"] = [str(base / "portique-baseline")]
         for peer in ("runc", "crun"):
@@ -326,6 +339,7 @@ def runtime_alone(args: argparse.Namespace) -> int:
             print("portique-runtime could not run the bundle: nothing to compare")
             return 1
         results = hyperfine(base, "start", commands, args)
+        seccomp_results = seccomp_rows(commands, args)
         # A running container per runtime, for exec and state latency.
         sleeper = make_bundle(base / "sleeper", ["sleep", "600"])
         running: dict[str, list[str]] = {}
@@ -345,12 +359,18 @@ def runtime_alone(args: argparse.Namespace) -> int:
             execs = {n: [*b, "exec", f"bench-sleep-{n}", "/bin/true"] for n, b in running.items()}
             states = {n: [*b, "state", f"bench-sleep-{n}"] for n, b in running.items()}
             exec_results = hyperfine(base, "exec", execs, args)
+            # The interpreter's own start (the launcher's python, -I -S): the floor.
+            states["python -IS -c pass"] = [sys.executable, "-I", "-S", "-c", "pass"]
             state_results = hyperfine(base, "state", states, args)
         finally:
             for name, b in running.items():
                 subprocess.run([*b, "delete", "--force", f"bench-sleep-{name}"], check=False)
     for title, res in (
         ("run /bin/true (start to exit)", results),
+        (
+            "run /bin/true with a default seccomp profile (Docker-shaped allow-list)",
+            seccomp_results,
+        ),
         ("exec /bin/true into a running container", exec_results),
         ("state of a running container", state_results),
     ):
@@ -366,6 +386,39 @@ def runtime_alone(args: argparse.Namespace) -> int:
             f"all modules {total:.1f} ms"
         )
     return 0
+
+
+def seccomp_rows(
+    commands: dict[str, list[str]], args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """`run` of a bundle with a seccomp profile: portique with its compiled-filter
+    cache (runtime/seccomp_cache.py) and with the cache refused (its directory
+    writable by others: every start compiles), beside the peers."""
+    with tempfile.TemporaryDirectory(prefix="portique-bench-sc-") as tmp:
+        base = Path(tmp)
+        bundle = make_bundle(base / "bundle", seccomp=True)
+        cmds: dict[str, list[str]] = {}
+        for name, argv in commands.items():
+            if name == "portique-runtime":
+                continue  # the lean launcher's row is the one callers get
+            exe = argv[: argv.index("--root")]
+            variants = [(name, base / f"state-{name}")]
+            if name == "portique-rt-lean":
+                nocache = base / "state-nocache"
+                (nocache / "@seccomp").mkdir(parents=True)
+                os.chmod(nocache / "@seccomp", 0o777)  # refused: compiled every time
+                variants.append(("portique-rt-lean, no cache", nocache))
+            for label, root in variants:
+                cid = f"bench-sc-{len(cmds)}"
+                cmd = [*exe, "--root", str(root), "run", "-b", str(bundle), cid]
+                probe = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+                if probe.returncode != 0:
+                    print(f"{label}: cannot run the seccomp bundle: {probe.stderr.strip()[-200:]}")
+                    continue
+                cmds[label] = cmd
+        if not cmds:
+            return {}
+        return hyperfine(base, "seccomp", cmds, args)
 
 
 if __name__ == "__main__":

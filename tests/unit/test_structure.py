@@ -70,3 +70,7 @@ def test_long_modules_and_unknown_packages_are_reported(tmp_path: Path) -> None:
     problems = _structure().check(src=src)
     assert any("engine/big.py: 701 lines, over 700" in p for p in problems)
     assert any("package 'plugins' has no rank" in p for p in problems)
+
+
+def test_the_tree_itself_passes() -> None:
+    assert _structure().check() == []

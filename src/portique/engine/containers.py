@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -158,7 +157,7 @@ def create(
     with ExitStack() as stack:
         stack.callback(op.end)
         paths.dir.mkdir(parents=True, mode=0o710)
-        stack.callback(shutil.rmtree, paths.dir, True)
+        stack.callback(_rmtree, paths.dir)
         made_volumes: list[str] = []
         stack.callback(_remove_volume_dirs, eng, made_volumes)
         faults.point("create.dir-made")
@@ -665,3 +664,10 @@ def signal_of(value: str) -> int:
 
 def os_exists(path: str) -> bool:
     return os.path.exists(path)
+
+
+def _rmtree(path: object) -> None:
+    """shutil.rmtree, imported only on the failure path (it loads bz2 and lzma)."""
+    import shutil
+
+    shutil.rmtree(str(path), ignore_errors=True)

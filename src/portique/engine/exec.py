@@ -15,13 +15,12 @@ import select
 import signal
 import socket
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from portique.engine import db, userdb
-from portique.engine import options as opt
+from portique.engine import process_opts as opt
 from portique.engine.state import Event
 from portique.errors import InvalidState, PortiqueError
 from portique.oci.value import replace, value
@@ -65,7 +64,9 @@ def build_process(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> Proces
         )
     caps = base.capabilities
     if req.privileged:
-        allc = tuple(opt.ALL_CAPS)
+        from portique.linux.caps import CAPABILITIES
+
+        allc = tuple(CAPABILITIES)
         caps = Capabilities(bounding=allc, effective=allc, permitted=allc)
     size = None
     if req.tty:
@@ -101,9 +102,9 @@ def run_exec(eng: Engine, ref: str, req: ExecRequest) -> int:
     if not req.argv:
         raise InvalidArgument("exec requires at least one argument (the command)")
     process = build_process(eng, row, req)
-    from portique.engine.lifecycle import open_runtime
+    from portique.engine.foreign_runtime import open_for  # light: no lifecycle import
 
-    rt = open_runtime(eng.paths(row.id))
+    rt = open_for(eng.paths(row.id))
     if req.detach:
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
@@ -120,6 +121,8 @@ def run_exec(eng: Engine, ref: str, req: ExecRequest) -> int:
 
 
 def _exec_tty(rt: Runtime, cid: str, process: Process, req: ExecRequest) -> int:
+    import tempfile
+
     from portique.termio import raw_terminal
 
     with tempfile.TemporaryDirectory(prefix="portique-exec-") as tmp:

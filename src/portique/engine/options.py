@@ -1,14 +1,14 @@
-"""Parsing of Docker's option values: restart, signals, env, labels, security, names.
+"""Parsing of Docker's option values: restart, signals, labels, security, names.
 
 Pure functions from strings to frozen values; every bad value raises
 InvalidArgument naming the flag and the value, as Docker's one-line errors do.
-Resource flags live in resource_opts.py and mount flags in mount_opts.py;
-their names are re-exported here, so callers keep one `opt` namespace.
+Resource flags live in resource_opts.py, mount flags in mount_opts.py, the
+process's env and user in process_opts.py; their names are re-exported here,
+so callers keep one `opt` namespace.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 from collections.abc import Iterable, Mapping
@@ -26,6 +26,12 @@ from portique.engine.mount_opts import mounts_from_host_config as mounts_from_ho
 from portique.engine.mount_opts import parse_mount as parse_mount
 from portique.engine.mount_opts import parse_tmpfs as parse_tmpfs
 from portique.engine.mount_opts import parse_volume as parse_volume
+from portique.engine.process_opts import MAX_ENV_FILE as MAX_ENV_FILE
+from portique.engine.process_opts import UserSpec as UserSpec
+from portique.engine.process_opts import merge_env as merge_env
+from portique.engine.process_opts import parse_env as parse_env
+from portique.engine.process_opts import parse_user as parse_user
+from portique.engine.process_opts import read_env_file as read_env_file
 from portique.engine.resource_opts import MIN_MEMORY as MIN_MEMORY
 from portique.engine.resource_opts import RLIM_INFINITY as RLIM_INFINITY
 from portique.engine.resource_opts import ULIMIT_NAMES as ULIMIT_NAMES
@@ -124,54 +130,7 @@ def signal_name(num: int) -> str:
         return str(num)
 
 
-# ---------------------------------------------------------------- environment
-
-
-def parse_env(items: Iterable[str], environ: Mapping[str, str] | None = None) -> list[str]:
-    """-e KEY=VAL, or -e KEY which copies KEY from our environment when it is set."""
-    env = os.environ if environ is None else environ
-    out: list[str] = []
-    for item in items:
-        key, sep, _ = item.partition("=")
-        if not key or key.strip() != key or "\0" in item:
-            raise InvalidArgument(f"invalid environment variable: {item!r}")
-        if sep:
-            out.append(item)
-        elif key in env:
-            out.append(f"{key}={env[key]}")
-    return out
-
-
-MAX_ENV_FILE = 1 << 20
-
-
-def read_env_file(path: str, environ: Mapping[str, str] | None = None) -> list[str]:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_ENV_FILE + 1)
-    except OSError as exc:
-        raise InvalidArgument(f"cannot read env file {path}: {exc.strerror}") from None
-    if len(data) > MAX_ENV_FILE:
-        raise InvalidArgument(f"env file {path} is larger than 1 MiB")
-    lines = []
-    for raw in data.decode("utf-8", "replace").splitlines():
-        line = raw.lstrip()
-        if not line or line.startswith("#"):
-            continue
-        lines.append(line)
-    return parse_env(lines, environ)
-
-
-def merge_env(image_env: Iterable[str], user_env: Iterable[str]) -> list[str]:
-    """Image Env first, user values replace same-named keys in place (Docker's order)."""
-    order: list[str] = []
-    values: dict[str, str] = {}
-    for item in [*image_env, *user_env]:
-        key = item.partition("=")[0]
-        if key not in values:
-            order.append(key)
-        values[key] = item
-    return [values[k] for k in order]
+# ---------------------------------------------------------------- labels
 
 
 def parse_labels(items: Iterable[str]) -> dict[str, str]:
@@ -253,21 +212,6 @@ def capabilities(
     return [c for c in caps if c in allowed]
 
 
-@value
-class UserSpec:
-    user: str  # name or numeric id
-    group: str = ""  # "" = the user's primary group
-
-
-def parse_user(value: str | None) -> UserSpec | None:
-    if not value:
-        return None
-    user, _, group = value.partition(":")
-    if not user or any(c in value for c in "\0\n/"):
-        raise InvalidArgument(f"invalid user: {value!r}")
-    return UserSpec(user, group)
-
-
 def parse_name(value: str | None) -> str:
     """A container name (Docker's rule; a leading "/" is dropped)."""
     if value is None:
@@ -293,13 +237,13 @@ def check_container_strings(
 ) -> None:
     """The values of a new container that end up as lines of its /etc/hostname,
     /etc/hosts or /etc/resolv.conf: host name, resolver flags, aliases."""
-    from portique.network.networks import check_alias
-
     check_hostname(str(config.get("Hostname") or ""))
     check_resolver_flags(host)
     eps = (networking or {}).get("EndpointsConfig")
     for ep in eps.values() if isinstance(eps, dict) else ():
         for alias in _strings(ep.get("Aliases") if isinstance(ep, dict) else None):
+            from portique.network.networks import check_alias  # ~15 ms: only for aliases
+
             check_alias(alias)
 
 

@@ -109,6 +109,7 @@ def _overlay(eng: Engine, res: Mapping[str, Any]) -> bool:
 def _runtime(eng: Engine, res: Mapping[str, Any]) -> bool:
     """Runtime containers made from bundle `res["bundle"]`: kill, delete (cgroups, state)."""
     from portique.runtime import Runtime
+    from portique.runtime.container import SECCOMP_CACHE
 
     state_root = Path(str(res["root"]))
     bundle = os.path.abspath(str(res["bundle"]))
@@ -118,6 +119,8 @@ def _runtime(eng: Engine, res: Mapping[str, Any]) -> bool:
     except FileNotFoundError:
         return True
     for name in names:
+        if name == SECCOMP_CACHE:
+            continue
         if not (state_root / name / "state.json").exists():
             _half_created(state_root, name, HALF_CREATED_AGE)
             continue

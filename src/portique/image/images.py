@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -46,8 +44,9 @@ from portique.image.snapshots import (
     write_diff_tar,
 )
 from portique.image.store import ContentStore
-from portique.oci.digest import DigestMismatch, parse_digest
+from portique.oci.digest import DigestMismatch, parse_digest, sha256_digest
 from portique.oci.reference import parse_reference
+from portique.oci.value import value
 
 if TYPE_CHECKING:
     from portique.oci.image import Descriptor
@@ -67,7 +66,7 @@ class LayerDesc(Protocol):
     def size(self) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ImageRecord:
     id: str  # sha256:<config digest hex>
     repo_tags: list[str]  # familiar: "busybox:latest", "127.0.0.1:5000/busybox:latest"
@@ -96,7 +95,7 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
         if not out:
             out.append(diff_id)
         else:
-            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {diff_id}".encode()).hexdigest())
+            out.append(sha256_digest(f"{out[-1]} {diff_id}".encode()))
     return out
 
 
@@ -215,13 +214,13 @@ class Images:
         if not isinstance(manifest, oci.Manifest):
             raise InvalidArgument(f"{manifest_digest} is an index, not an image manifest")
         config = oci.parse_image_config(config_bytes)
-        config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+        config_digest = sha256_digest(config_bytes)
         if manifest.config.digest != config_digest:
             raise DigestMismatch(
                 f"config of {manifest_digest} hashes to {config_digest}, "
                 f"manifest says {manifest.config.digest}"
             )
-        actual = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
+        actual = sha256_digest(manifest_bytes)
         if parse_digest(manifest_digest) != actual:
             raise DigestMismatch(f"manifest {manifest_digest}: content hashes to {actual}")
         if len(manifest.layers) != len(config.diff_ids):

@@ -40,11 +40,11 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from portique import db
+from portique.oci.value import value
 
 COMPONENT: Final = "image"
 
@@ -107,14 +107,14 @@ MIGRATIONS: Final[Sequence[str]] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LayerRow:
     id: int
     diff_id: str
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ImageRow:
     id: str
     manifest_digest: str
@@ -132,7 +132,7 @@ class ImageRow:
     layer_ids: list[int]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class NewImage:
     id: str
     manifest_digest: str

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -165,6 +164,8 @@ class NewBlob:
     """
 
     def __init__(self, store: ContentStore) -> None:
+        import hashlib
+
         self._store = store
         self._tmp: Path | None = None
         try:
@@ -299,6 +300,8 @@ class ContentStore:
 
     def write_bytes(self, data: bytes, expected_digest: str | None = None) -> str:
         """Store `data` (checked against `expected_digest` when given); return its digest."""
+        import hashlib
+
         if expected_digest is None:
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
         else:

@@ -8,7 +8,6 @@ Only the two registered algorithms are accepted: sha256 (64 hex) and sha512
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Final
 
@@ -56,15 +55,21 @@ def hex_of(digest: str) -> str:
 
 
 def sha256_hex(data: bytes) -> str:
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 
 def sha256_digest(data: bytes) -> str:
     """`sha256:<hex>` of `data`."""
+    import hashlib
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
+    import hashlib
+
     if algorithm not in _HEX_LENGTH:
         raise InvalidArgument(f"unsupported digest algorithm {algorithm!r}")
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
@@ -81,6 +86,8 @@ class Verifier:
     __slots__ = ("_hash", "expected_digest", "expected_size", "offset")
 
     def __init__(self, expected_digest: str, expected_size: int | None = None) -> None:
+        import hashlib
+
         algorithm = algorithm_of(expected_digest)
         if expected_size is not None and expected_size < 0:
             raise InvalidArgument(f"invalid size {expected_size} for {expected_digest}")

@@ -18,11 +18,11 @@ Normalisation: the first path element is a domain only if it contains "." or
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
 from typing import Final
 
 from portique.errors import InvalidArgument
 from portique.oci.digest import parse_digest
+from portique.oci.value import replace, value
 
 DEFAULT_DOMAIN: Final = "docker.io"
 LEGACY_DEFAULT_DOMAIN: Final = "index.docker.io"
@@ -44,7 +44,7 @@ def _invalid(s: str, why: str) -> InvalidArgument:
     return InvalidArgument(f"invalid reference format: {why}: {s[:300]!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Reference:
     """A normalised image reference; at least one of tag and digest is usually set."""
 

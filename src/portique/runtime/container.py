@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from portique.runtime.cgroups import CgroupManager
 
 DEFAULT_STATE_ROOT = Path("/run/portique-runtime")
+# Compiled seccomp filters (runtime/seccomp_cache.py), beside the containers'
+# directories: "@" is never in a container id, so no id can name it.
+SECCOMP_CACHE = "@seccomp"
 _MAX_ID = 1024
 
 
@@ -68,6 +71,10 @@ class Runtime:
         return self._kernel
 
     # ------------------------------------------------------------ for the operations
+
+    @property
+    def seccomp_cache(self) -> Path:
+        return self.state_root / SECCOMP_CACHE
 
     def _dir(self, container_id: str) -> Path:
         _check_id(container_id)
@@ -310,6 +317,7 @@ class Runtime:
             spec,
             process,
             self._manager(s),
+            seccomp_cache=self.seccomp_cache,
             detach=detach,
             console_socket=console_socket,
             pid_file=pid_file,

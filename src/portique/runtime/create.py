@@ -108,8 +108,12 @@ def create(
         import portique.runtime.hooks
         import portique.runtime.rootfs  # noqa: F401
         from portique.runtime.init import InitConfig, stage1
+        from portique.runtime.process import build_seccomp
 
         kernel.preload(terminal=spec.process.terminal)
+        # Compiled (or taken from the cache) before fork: once per create,
+        # with the host's libraries and the cache directory reachable.
+        seccomp = build_seccomp(spec.linux.seccomp, rt.seccomp_cache)
         cfg = InitConfig(
             spec=spec,
             process=spec.process,
@@ -121,6 +125,7 @@ def create(
             preserve_fds=preserve_fds,
             stdio=stdio,
             new_keyring=not no_new_keyring,
+            seccomp=seccomp,
         )
         parent, child = sync.Channel.pair()
         undo.callback(parent.close)

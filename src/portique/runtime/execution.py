@@ -45,6 +45,7 @@ def exec_process(
     process: Process,
     manager: CgroupManager,
     *,
+    seccomp_cache: Path | None = None,
     detach: bool,
     console_socket: Path | None,
     pid_file: Path | None,
@@ -65,7 +66,16 @@ def exec_process(
     prctl.set_child_subreaper(not detach)
     try:
         child = _start(
-            kernel, s, spec, process, manager, console_socket, pid_file, stdio, preserve_fds
+            kernel,
+            s,
+            spec,
+            process,
+            manager,
+            console_socket,
+            pid_file,
+            stdio,
+            preserve_fds,
+            seccomp_cache,
         )
         try:
             if on_pid is not None:
@@ -94,6 +104,7 @@ def _start(
     pid_file: Path | None,
     stdio: tuple[int, int, int] | None,
     preserve_fds: int,
+    seccomp_cache: Path | None,
 ) -> Child:
     """Fork the helper, drive it; the started process, held by its pidfd."""
     from portique.runtime.create import connect_console_socket, send_console
@@ -105,7 +116,7 @@ def _start(
         from portique.runtime.process import build_seccomp, preload_modules
 
         preload_modules(kernel, process.terminal)
-        seccomp = build_seccomp(spec.linux.seccomp)
+        seccomp = build_seccomp(spec.linux.seccomp, seccomp_cache)
         parent, child = sync.Channel.pair()
         undo.callback(parent.close)
         helper_pid = fork()

@@ -17,13 +17,13 @@ from portique.linux import ns
 from portique.oci.runtime import Namespace, Personality, Process, Spec, TimeOffset
 from portique.oci.value import value
 from portique.runtime import sync
-from portique.runtime.mountplan import CgroupInfo
 from portique.runtime.process import ExecError, Loadable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from portique.linux.kernel import Kernel
+    from portique.runtime.mountplan import CgroupInfo
 
 
 @value
@@ -40,6 +40,7 @@ class InitConfig:
     preserve_fds: int
     stdio: tuple[int, int, int] | None
     new_keyring: bool = True
+    seccomp: Loadable | None = None  # compiled by the parent (process.build_seccomp)
 
 
 def _fail(chan: sync.Channel, exc: BaseException) -> NoReturn:
@@ -232,7 +233,6 @@ def init(
     from portique.runtime import devices, mountplan, rootfs
     from portique.runtime.hooks import run_hook
     from portique.runtime.process import (
-        build_seccomp,
         env_dict,
         exec_last,
         find_executable,
@@ -249,8 +249,8 @@ def init(
             join_session_keyring(kernel)
         userns = linux.namespace("user") is not None
         preload_modules(kernel, proc.terminal)
-        # Compiled while the host's libraries are reachable, loaded last.
-        seccomp = build_seccomp(linux.seccomp)
+        # Compiled by the parent before fork, loaded last.
+        seccomp = cfg.seccomp
         if proc.oom_score_adj is not None:
             write_oom_score_adj(proc.oom_score_adj)
         has_mntns = linux.namespace("mount") is not None

@@ -328,13 +328,9 @@ def seccomp_programs(pid: int) -> list[bytes]:
 def programs_from_spec(spec: LinuxSeccomp) -> list[bytes]:
     """The filter compiled from a config.json's linux.seccomp (when the kernel's
     copy cannot be read)."""
-    import io
+    from portique.runtime.seccomp_cache import export_program
 
-    from portique.runtime.seccomp import build_filter
-
-    buf = io.BytesIO()
-    build_filter(spec).export_bpf(buf)
-    return [buf.getvalue()]
+    return [export_program(spec)]
 
 
 def _syscall_number(name: str) -> int | None:

@@ -19,6 +19,8 @@ from portique.linux.fs import CLOSE_RANGE_CLOEXEC, close_range
 from portique.oci.runtime import Process
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from portique.linux.kernel import Kernel
     from portique.oci.seccomp import LinuxSeccomp
 
@@ -94,14 +96,16 @@ class Loadable(Protocol):
     def load(self) -> None: ...
 
 
-def build_seccomp(spec: LinuxSeccomp | None) -> Loadable | None:
+def build_seccomp(spec: LinuxSeccomp | None, cache_dir: Path | None = None) -> Loadable | None:
     """Compile the filter while the host's libraries are still reachable
-    (before pivot_root or setns into the mount namespace)."""
+    (before fork, pivot_root or setns into the mount namespace); from the
+    compiled-filter cache in `cache_dir` when it holds this profile
+    (runtime/seccomp_cache.py)."""
     if spec is None:
         return None
-    from portique.runtime.seccomp import build_filter
+    from portique.runtime.seccomp_cache import compiled
 
-    return build_filter(spec)
+    return compiled(spec, cache_dir)
 
 
 def preload_modules(kernel: Kernel, terminal: bool) -> None:

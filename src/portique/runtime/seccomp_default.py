@@ -30,7 +30,7 @@ work in a container as they do under Docker on such kernels.
 from __future__ import annotations
 
 import errno
-import platform
+import os
 from collections.abc import Iterable
 from typing import Final
 
@@ -212,7 +212,7 @@ def default_profile(caps: Iterable[str] | None = None) -> dict[str, object]:
     if "CAP_SYS_ADMIN" not in granted:
         # fork and threads, but no new namespaces. On s390 the flags are the
         # second argument; everywhere else the first.
-        index = 1 if platform.machine() == "s390x" else 0
+        index = 1 if os.uname().machine == "s390x" else 0
         syscalls.append(
             {
                 "names": ["clone"],
@@ -231,6 +231,6 @@ def default_profile(caps: Iterable[str] | None = None) -> dict[str, object]:
     return {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": errno.EPERM,
-        "architectures": list(_ARCHES.get(platform.machine(), [])),
+        "architectures": list(_ARCHES.get(os.uname().machine, [])),
         "syscalls": syscalls,
     }

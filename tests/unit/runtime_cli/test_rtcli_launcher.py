@@ -56,7 +56,7 @@ def test_written_launcher_imports_no_site(tmp_path: Path) -> None:
     write_launcher(str(dest))
     # Run its code with a probe in place of main(): what did start-up load?
     probe = dest.read_text().replace(
-        "from portique.cli.runc.main import entry\n\nentry()\n",
+        "from portique.cli.runc.quick import entry\n\nentry()\n",
         "print('site' in sys.modules, sys.flags.isolated, sys.flags.no_site)\n",
     )
     dest.write_text(probe)
@@ -107,7 +107,7 @@ def test_written_launcher_finds_the_runtimes_dependencies(tmp_path: Path) -> Non
     dest = tmp_path / "launcher"
     write_launcher(str(dest))
     probe = dest.read_text().replace(
-        "from portique.cli.runc.main import entry\n\nentry()\n",
+        "from portique.cli.runc.quick import entry\n\nentry()\n",
         "import pyroute2, portique.network.netview\nprint(pyroute2.__name__)\n",
     )
     dest.write_text(probe)

@@ -58,7 +58,7 @@ def launcher_text(python: str, roots: list[str]) -> str:
         '"""portique-runtime, started without site (written by portique.cli.runc.launcher)."""\n'
         "import sys\n\n"
         f"sys.path += {roots!r}\n"
-        "from portique.cli.runc.main import entry\n\n"
+        "from portique.cli.runc.quick import entry\n\n"
         "entry()\n"
     )
 

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
-    from portique.engine import options as opt
+    from portique.engine import process_opts as opt
     from portique.engine.exec import ExecRequest, run_exec
 
     env: list[str] = []
