@@ -134,6 +134,8 @@ def create(
     from portique.engine import run_opts
 
     run_opts.check_host_config(host)
+    if host.get("CgroupParent"):
+        host["CgroupParent"] = run_opts.parse_cgroup_parent(host["CgroupParent"])
     for link in host.get("Links") or ():
         if enet.mode_of(host) in enet.LOCAL_MODES or enet.joined_container(host):
             raise InvalidArgument("conflicting options: links need a bridge or user network")

@@ -515,11 +515,8 @@ def check_host_config(host: Mapping[str, Any]) -> None:
     for key in ("CgroupParent", "Runtime", "CpusetMems"):
         if not isinstance(host.get(key) or "", str):
             raise InvalidArgument(f"HostConfig.{key} must be a string")
-    if (
-        host.get("CgroupParent")
-        and parse_cgroup_parent(host["CgroupParent"]) != host["CgroupParent"]
-    ):
-        raise InvalidArgument("HostConfig.CgroupParent: a relative path of plain names")
+    if host.get("CgroupParent"):
+        parse_cgroup_parent(host["CgroupParent"])  # create stores its normal form
     log = host.get("LogConfig")
     if log is not None:
         conf = log.get("Config") if isinstance(log, Mapping) else None

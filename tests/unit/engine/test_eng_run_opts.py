@@ -142,6 +142,7 @@ def test_host_config_shapes_from_a_hostile_face() -> None:
         ("OomScoreAdj", 5000),
         ("MemorySwappiness", 101),
         ("CgroupParent", "../up"),
+        ("CgroupParent", "a//b"),
         ("CgroupParent", 5),
         ("LogConfig", {"Type": "syslog"}),
         ("LogConfig", "json-file"),
