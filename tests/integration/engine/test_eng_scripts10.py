@@ -32,7 +32,9 @@ def test_system_prune_removes_unused_networks(pq: Portique) -> None:
     pq.ok("network", "create", "prune-used")
     cid = pq.ok("run", "-d", "--network", "prune-used", "busybox", "sleep", "300").strip()
     out = pq.ok("system", "prune", "-f")
-    assert "Deleted Networks:\nprune-unused\n" in out
+    section = out.partition("Deleted Networks:\n")[2].partition("\n\n")[0].split("\n")
+    assert "prune-unused" in section
+    assert "prune-used" not in section
     names = pq.ok("network", "ls", "--format", "{{.Name}}").split()
     assert "prune-unused" not in names
     assert "prune-used" in names
