@@ -25,6 +25,8 @@ list and inspect JSON):
     system.info / disk_usage / prune(eng, ...)
     attach.attach(eng.paths(id), AttachOptions(...)) -> exit code | DETACHED
     copy.copy_in / copy_out / export            # fd-based, symlinks never followed
+    events.read(eng, since_ns, until_ns, filters, stop=) -> Iterator[Event]
+        # GET /events: Event.to_api() is each message of the stream
 
 A missing object the user named is `errors.NoSuchObject(kind, ref)`; a
 status that forbids the operation is the refusal of the state machine
@@ -37,7 +39,9 @@ defaults, OCI spec), userdb (-u against the image's passwd/group), bundle
 (mount + config.json), stdio, network (none/host/network layer at start),
 lifecycle (start protocol, exit handling), monitor + stream + logfile +
 dblite (the long-lived monitor and its protocol), client (talking to a
-monitor), db (schema and queries), paths, names, stats.
+monitor), db (schema and queries), paths, names, stats, eventlog + events
+(the event record and Docker's events read from it), health (healthchecks:
+flags, merge, the probe the monitor starts).
 """
 
 __all__: list[str] = []

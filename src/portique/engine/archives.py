@@ -41,7 +41,18 @@ def get_archive(
 ) -> dict[str, Any]:
     """`path` of the container as a tar written to `out` (its base name at the
     top, as Docker's); returns the path's stat (name, size, mode, mtime,
-    linkTarget). `follow`: a symlink at `path` is followed (inside the root)."""
+    linkTarget). `follow`: a symlink at `path` is followed (inside the root).
+    dockerd's `archive-path` event once it is done."""
+    from portique.engine import containers, events
+
+    stat = _get_archive(eng, container, path, out, follow=follow)
+    events.container(eng, containers.get(eng, container), "archive-path")
+    return stat
+
+
+def _get_archive(
+    eng: Engine, container: str, path: str, out: BinaryIO, *, follow: bool = False
+) -> dict[str, Any]:
     from portique.engine import containers
     from portique.engine.copy import _export_dir, _export_entry, container_root
     from portique.rootpath import open_in_root
@@ -119,7 +130,17 @@ def _add_resolved(tar: tarfile.TarFile, fd: int, name: str, st: os.stat_result) 
 def put_archive(
     eng: Engine, container: str, path: str, stream: BinaryIO, *, copy_uid_gid: bool = False
 ) -> None:
-    """Extract the tar `stream` into the container's directory `path`."""
+    """Extract the tar `stream` into the container's directory `path`; dockerd's
+    `extract-to-dir` event once it is done."""
+    from portique.engine import containers, events
+
+    _put_archive(eng, container, path, stream, copy_uid_gid=copy_uid_gid)
+    events.container(eng, containers.get(eng, container), "extract-to-dir")
+
+
+def _put_archive(
+    eng: Engine, container: str, path: str, stream: BinaryIO, *, copy_uid_gid: bool = False
+) -> None:
     from portique.engine import containers
     from portique.engine.copy import container_root
     from portique.rootpath import open_in_root

@@ -98,8 +98,11 @@ def commit(
     from portique.engine.lifecycle import open_runtime
 
     rt = open_runtime(eng.paths(row.id)) if frozen else None
+    from portique.engine import events
+
     if rt is not None:
         rt.pause(row.id)
+        events.container(eng, row, "pause")
     try:
         layer = None
         if has_changes(upper, RUNTIME_POINTS):
@@ -139,7 +142,28 @@ def commit(
         doc["author"] = author
     if comment:
         doc["comment"] = comment
-    return _register(eng, image, doc, layer, ref)
+    image_id = _register(eng, image, doc, layer, ref)
+    from portique.engine.images import familiar
+
+    # dockerd: the new tag's `tag`, then the container's `commit`.
+    image_ref = familiar(ref) if ref else ""
+    if ref:
+        events.image(
+            eng, image_id, image_ref, "tag", events.image_labels(imgs_record(eng, image_id))
+        )
+    events.container(eng, row, "commit", comment=comment, imageID=image_id, imageRef=image_ref)
+    if frozen:
+        # Thawed as soon as the layer was read; dockerd tells it after the commit.
+        events.container(eng, row, "unpause")
+    return image_id
+
+
+def imgs_record(eng: Engine, image_id: str) -> Any:
+    """The image record of `image_id`, None when it is gone."""
+    try:
+        return eng.images.resolve(image_id)
+    except Exception:
+        return None
 
 
 def _register(eng: Engine, image: Any, doc: dict[str, Any], layer: Any, ref: str | None) -> str:

@@ -86,6 +86,13 @@ def merge_image_config(user: Mapping[str, Any], image: Mapping[str, Any]) -> dic
     out["ExposedPorts"] = ports or None
     if not out.get("Shell") and image.get("Shell"):
         out["Shell"] = image["Shell"]
+    from portique.engine.health import merge
+
+    hc = merge(user.get("Healthcheck"), image.get("Healthcheck"))
+    if hc is not None:
+        out["Healthcheck"] = hc
+    else:
+        out.pop("Healthcheck", None)
     return out
 
 

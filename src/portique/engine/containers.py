@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from portique import faults, journal
-from portique.engine import client, db, lifecycle
+from portique.engine import client, db, events, lifecycle
 from portique.engine import filters as flt
 from portique.engine import state as st
 from portique.engine.state import Event, Status
@@ -57,9 +57,11 @@ def resolve_image(
         raise NoSuchObject("image", ref)
     if pull == "missing" and pulling is not None:
         pulling(ref)
-    from portique.image.pull import pull as do_pull
+    from portique.image.pull import pull_image
 
-    return do_pull(imgs, ref, progress=progress)
+    result = pull_image(imgs, ref, progress=progress)
+    events.pulled(eng, result.reference, result.record)
+    return result.record
 
 
 def _image_config(image: Any) -> dict[str, Any]:
@@ -109,6 +111,9 @@ def create(
             hint="remove or rename that container to reuse the name",
         )
     image = resolve_image(eng, image_ref, pull, progress, pulling)
+    from portique.engine.health import check as check_health
+
+    check_health(config.get("Healthcheck"))
     merged = cfg.merge_image_config({**config, "Image": image_ref}, _image_config(image))
     cfg.command_of(merged)
     wd = merged.get("WorkingDir") or ""
@@ -130,20 +135,9 @@ def create(
     opt.capabilities(
         host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged"))
     )
-    from portique.engine import network as enet
     from portique.engine import run_opts
 
-    run_opts.check_host_config(host)
-    if host.get("CgroupParent"):
-        host["CgroupParent"] = run_opts.parse_cgroup_parent(host["CgroupParent"])
-    for link in host.get("Links") or ():
-        if enet.mode_of(host) in enet.LOCAL_MODES or enet.joined_container(host):
-            raise InvalidArgument("conflicting options: links need a bridge or user network")
-        db.resolve_container(conn, enet.parse_link(str(link))[0])
-    # Devices exist, sysctls are namespaced, the host's cgroups can honour the limits.
-    run_opts.host_devices(host)
-    run_opts.check_sysctls(host.get("Sysctls") or {}, host)
-    run_opts.check_host_support(host)
+    run_opts.check_at_create(eng, host)  # issue 13's flags, normalised in place
     cid = os.urandom(32).hex()
     if not merged.get("Hostname"):
         # Docker records the hostname the container will get: its short id,
@@ -161,6 +155,7 @@ def create(
         paths.dir.mkdir(parents=True, mode=0o710)
         stack.callback(_rmtree, paths.dir)
         made_volumes: list[str] = []
+        mounted: list[str] = []
         stack.callback(_remove_volume_dirs, eng, made_volumes)
         faults.point("create.dir-made")
         for attempt in range(16):
@@ -174,6 +169,7 @@ def create(
                         eng, mounts or [], (merged.get("Volumes") or {}).keys()
                     )
                     made_volumes[:] = [v for v in used if v not in before]
+                    mounted[:] = used
                     row = db.ContainerRow(
                         id=cid,
                         name=cname,
@@ -198,6 +194,10 @@ def create(
                     raise
         stack.pop_all()
     faults.point("create.committed")
+    # dockerd tells a `create` for each volume a new container mounts, existing or not.
+    for v in mounted:
+        events.volume(eng, v, "create")
+    events.container(eng, row, "create")
     return row
 
 
@@ -300,6 +300,7 @@ LIST_FILTERS = (
     "network",
     "publish",
     "expose",
+    "health",
 )
 
 
@@ -322,6 +323,9 @@ def list_containers(
     for key in ("publish", "expose"):
         if key in wanted:
             wanted[key] = [p for v in wanted[key] for p in present.port_filter(key, v)]
+    for v in wanted.get("health", []):
+        if v not in ("starting", "healthy", "unhealthy", "none"):
+            raise InvalidArgument(f"Unrecognised filter value for health: {v}")
     repair_leftovers(eng)
     rows = list_all(eng)
     by_ref = {r.id: r for r in rows} | {r.name: r for r in rows} | {r.id[:12]: r for r in rows}
@@ -412,6 +416,8 @@ def stop(
         sig, timeout = signal.SIGKILL, 0
         _runtime_kill(eng, row.id, sig)
         _runtime_resume(eng, row.id)
+    if st.has_process(row.status):
+        events.container(eng, row, "kill", signal=str(int(sig)))
     try:
         client.wait_exit(paths, f"stop {int(sig)} {int(timeout)}", timeout=None)
     except client.MonitorGone:
@@ -419,6 +425,7 @@ def stop(
     _wait_not_running(eng, row.id, 30.0)
     cur = get(eng, row.id)
     wait_monitor_gone(cur)
+    events.container(eng, cur, "stop")
     return cur
 
 
@@ -456,6 +463,7 @@ def kill(eng: Engine, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
         reply = client.request(paths, f"kill {int(sig)}")
     except client.MonitorGone:
         reply = None
+    events.container(eng, row, "kill", signal=str(int(sig)))
     if reply is None or reply[0] != 6:
         _runtime_kill(eng, row.id, sig)
     if row.status == Status.PAUSED and sig == signal.SIGKILL:
@@ -480,6 +488,7 @@ def pause(eng: Engine, ref: str) -> db.ContainerRow:
     lifecycle.open_runtime(eng.paths(row.id)).pause(row.id)
     with db.transaction(conn):
         db.transition(conn, row.id, Event.PAUSED)
+    events.container(eng, row, "pause")
     return row
 
 
@@ -490,12 +499,15 @@ def unpause(eng: Engine, ref: str) -> db.ContainerRow:
     lifecycle.open_runtime(eng.paths(row.id)).resume(row.id)
     with db.transaction(conn):
         db.transition(conn, row.id, Event.UNPAUSED)
+    events.container(eng, row, "unpause")
     return row
 
 
 def restart(eng: Engine, ref: str, timeout: int | None = None) -> db.ContainerRow:
     row = stop(eng, ref, timeout)
-    return start(eng, row.id)
+    row = start(eng, row.id)
+    events.container(eng, row, "restart")
+    return row
 
 
 def recorded_exit(eng: Engine, row: db.ContainerRow) -> int | None:
@@ -527,6 +539,9 @@ def rename(eng: Engine, ref: str, new: str) -> None:
         if row.name == new:
             raise InvalidArgument("renaming a container with the same name as its current name")
         db.rename_container(conn, row.id, new)
+    renamed = db.get_container(conn, row.id)
+    if renamed is not None:
+        events.container(eng, renamed, "rename", oldName=f"/{row.name}")
 
 
 def remove(eng: Engine, ref: str, *, force: bool = False, volumes: bool = False) -> str:
@@ -539,6 +554,8 @@ def remove(eng: Engine, ref: str, *, force: bool = False, volumes: bool = False)
         with db.transaction(conn):
             db.update_state(conn, row.id, stop_requested=True)
         paths = eng.paths(row.id)
+        if st.has_process(row.status):
+            events.container(eng, row, "kill", signal=str(int(signal.SIGKILL)))
         if row.status == Status.PAUSED:
             _runtime_kill(eng, row.id, signal.SIGKILL)
             _runtime_resume(eng, row.id)
@@ -579,6 +596,7 @@ def remove_stopped(eng: Engine, cid: str, *, volumes: bool = False) -> None:
     faults.point("rm.row-deleted")
     if finish_removal(eng, cid, host, anon):
         op.end()
+    events.container(eng, row, "destroy")
 
 
 def removal(cid: str, host: Mapping[str, Any], anon: list[str]) -> journal.Resource:

@@ -38,6 +38,14 @@ ANONYMOUS_VOLUMES = (
     "SELECT v.name FROM volumes v JOIN container_volumes cv ON cv.volume = v.name"
     " WHERE cv.container_id = ? AND v.anonymous = 1"
 )
+# A container event's attributes as JSON text (engine/events.py's container_attributes):
+# its labels, image and name, built by SQLite so the monitor needs no json module.
+EVENT_ATTRIBUTES = (
+    "SELECT json_set(CASE WHEN json_type(config, '$.Config.Labels') = 'object'"
+    " THEN json_extract(config, '$.Config.Labels') ELSE '{}' END,"
+    " '$.image', image, '$.name', name) FROM containers WHERE id = ?"
+)
+VOLUMES_OF = "SELECT volume FROM container_volumes WHERE container_id = ?"
 DELETE_CONTAINER = "DELETE FROM containers WHERE id = ?"
 DELETE_IMAGE_USER = "DELETE FROM image_users WHERE container_id = ?"
 STATEMENTS = (
@@ -46,6 +54,8 @@ STATEMENTS = (
     CONFIG_OF,
     RESTART_POLICY,
     ANONYMOUS_VOLUMES,
+    EVENT_ATTRIBUTES,
+    VOLUMES_OF,
     DELETE_CONTAINER,
     DELETE_IMAGE_USER,
 )
@@ -76,6 +86,23 @@ def restart_policy(conn: sqlite3.Connection, cid: str) -> str | None:
     if row is None:
         return None
     return f"{row[0] or 'no'}:{int(row[1] or 0)}"
+
+
+def event_attributes(conn: sqlite3.Connection, cid: str) -> str | None:
+    """The container's event attributes as JSON text, None when it is gone."""
+    try:
+        row = conn.execute(EVENT_ATTRIBUTES, (cid,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
+
+
+def volumes_of(conn: sqlite3.Connection, cid: str) -> list[str]:
+    """The volumes the container mounts (for the `volume unmount` events)."""
+    try:
+        return [str(r[0]) for r in conn.execute(VOLUMES_OF, (cid,))]
+    except sqlite3.Error:
+        return []
 
 
 def record_exit(conn: sqlite3.Connection, cid: str, code: int, oom: bool) -> bool:

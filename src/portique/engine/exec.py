@@ -102,9 +102,16 @@ def run_exec(eng: Engine, ref: str, req: ExecRequest) -> int:
     if not req.argv:
         raise InvalidArgument("exec requires at least one argument (the command)")
     process = build_process(eng, row, req)
-    from portique.engine.foreign_runtime import open_for  # light: no lifecycle import
+    from portique.engine.foreign_runtime import refuse_foreign
 
-    rt = open_for(eng.paths(row.id))
+    refuse_foreign(eng.paths(row.id), "exec")  # another OCI runtime holds it
+    rt = eng.runtime()
+    from portique.engine import events
+
+    exec_id = os.urandom(32).hex()
+    words = " ".join(req.argv)
+    events.container(eng, row, f"exec_create: {words}", execID=exec_id)
+    events.container(eng, row, f"exec_start: {words}", execID=exec_id)
     if req.detach:
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
@@ -112,12 +119,20 @@ def run_exec(eng: Engine, ref: str, req: ExecRequest) -> int:
         finally:
             os.close(null)
         return 0
-    if not req.tty:
-        from portique.engine.relay import Relay
+    code = 126
+    try:
+        if not req.tty:
+            from portique.engine.relay import Relay
 
-        with Relay(stdin=req.stdin) as relay:
-            return int(rt.exec(row.id, process, stdio=relay.container_stdio(), on_pid=relay.start))
-    return _exec_tty(rt, row.id, process, req)
+            with Relay(stdin=req.stdin) as relay:
+                code = int(
+                    rt.exec(row.id, process, stdio=relay.container_stdio(), on_pid=relay.start)
+                )
+        else:
+            code = _exec_tty(rt, row.id, process, req)
+        return code
+    finally:
+        events.container(eng, row, "exec_die", execID=exec_id, exitCode=str(code))
 
 
 def _exec_tty(rt: Runtime, cid: str, process: Process, req: ExecRequest) -> int:

@@ -307,18 +307,32 @@ def history(eng: Engine, ref: str) -> list[HistoryEntry]:
 
 
 def tag(eng: Engine, source: str, target: str) -> None:
-    resolve(eng, source)
+    from portique.engine import events
+
+    record = resolve(eng, source)
     eng.images.tag(source, target)
+    events.image_record(eng, record, "tag", familiar(target))
 
 
 def remove(eng: Engine, ref: str, *, force: bool = False) -> list[tuple[str, str]]:
     """`DELETE /images/{name}`: [("Untagged", ref) | ("Deleted", id)] as Docker reports them."""
     eng.recover()  # image_users rows of containers that are gone must not block rmi
-    resolve(eng, ref)
-    return [
-        (what, familiar(name) if what == "Untagged" else name)
-        for what, name in eng.images.remove(ref, force=force)
-    ]
+    record = resolve(eng, ref)
+    results = eng.images.remove(ref, force=force)
+    _removal_events(eng, record, results)
+    return [(what, familiar(name) if what == "Untagged" else name) for what, name in results]
+
+
+def _removal_events(eng: Engine, record: ImageRecord, results: Sequence[tuple[str, str]]) -> None:
+    """dockerd's `untag` per reference dropped and `delete` per image deleted,
+    each with the image's id as actor and name."""
+    from portique.engine import events
+
+    for what, name in results:
+        if what.lower() == "untagged":
+            events.image_record(eng, record, "untag")
+        elif what.lower() == "deleted":
+            events.image(eng, name, name, "delete", events.image_labels(record))
 
 
 def prune(
@@ -331,6 +345,10 @@ def prune(
     eng.recover(images=True)
     if not wanted:
         ids, reclaimed = imgs.prune(all=all)
+        from portique.engine import events
+
+        for ident in ids:
+            events.image(eng, ident, ident, "delete")
         return [("deleted", ident) for ident in ids], reclaimed
     from portique.errors import Conflict
 
@@ -350,6 +368,7 @@ def prune(
             results = imgs.remove(r.id, force=False)
         except (Conflict, NotFound):
             continue  # in use by a container, or removed meanwhile by another prune
+        _removal_events(eng, r, results)
         done += [(what.lower(), name) for what, name in results]
     return done, max(0, before - _footprint(eng))
 
@@ -371,18 +390,25 @@ def _footprint(eng: Engine) -> int:
 
 def pull(eng: Engine, ref: str, **kwargs: Any) -> PullResult:
     """`POST /images/create`: image/pull.py's pull_image, after the recovery."""
+    from portique.engine import events
     from portique.image.pull import pull_image
 
     eng.recover(images=True)
-    return pull_image(eng.images, ref, **kwargs)
+    result = pull_image(eng.images, ref, **kwargs)
+    events.pulled(eng, result.reference, result.record)
+    return result
 
 
 def load(eng: Engine, stream: BinaryIO, **kwargs: Any) -> list[LoadedImage]:
     """`POST /images/load`: image/load.py's load, after the recovery."""
+    from portique.engine import events
     from portique.image.load import load as load_archive
 
     eng.recover(images=True)
-    return load_archive(eng.images, stream, **kwargs)
+    loaded = load_archive(eng.images, stream, **kwargs)
+    for img in loaded:
+        events.image(eng, img.id, img.id, "load")
+    return loaded
 
 
 def build(eng: Engine, opts: BuildOptions, out: TextIO | None = None) -> ImageRecord:
@@ -401,7 +427,12 @@ def build(eng: Engine, opts: BuildOptions, out: TextIO | None = None) -> ImageRe
         if ip == "host-gateway":
             raise InvalidArgument("--add-host NAME:host-gateway is not supported by build")
     eng.recover(images=True)  # what a killed build (or pull) left goes first
-    return Builder(eng.images, eng.runtime_root, out).build(opts)
+    record = Builder(eng.images, eng.runtime_root, out).build(opts)
+    from portique.engine import events
+
+    for tag in opts.tags:  # dockerd's classic builder tells each tag it gives
+        events.image_record(eng, record, "tag", familiar(tag))
+    return record
 
 
 @contextmanager

@@ -203,6 +203,7 @@ def _launch_in_monitor(
         "autoremove": "1" if row.config["HostConfig"].get("AutoRemove") else "0",
         "oom": oom_file,
         "net": "1" if _uses_network_layer(row) else "0",
+        "health": _health_arg(row),
         **{k: str(v) for k, v in fds.items()},
     }
     keep = [listen_fd, *fds.values()]
@@ -300,10 +301,28 @@ def _create_and_start(
         with db.transaction(conn):
             if db.transition(conn, row.id, Event.STARTED, **fields) is None:
                 raise InvalidState(f"container {row.id} was removed while starting")
-            db.update_config(conn, row.id, {**row.config, "NetworkSettings": net_settings})
+            new_config = {**row.config, "NetworkSettings": net_settings}
+            if "Health" in row.config or row.config["Config"].get("Healthcheck"):
+                from portique.engine.health import reset
+
+                new_config["Health"] = reset(row.config)
+            db.update_config(conn, row.id, new_config)
             op.end_in(conn)
         stack.pop_all()
+    from portique.engine import events
+    from portique.engine.volumes import mount_events
+
+    mount_events(eng, row.id, row.config.get("MountPoints") or (), "mount")
+    for net_name, ep in (net_settings.get("Networks") or {}).items():
+        events.network(eng, str(ep.get("NetworkID") or ""), net_name, "connect", container=row.id)
+    events.container(eng, row, "start")  # row: read at this launch, so its name is current
     return fds, pid, now, _oom_file(row.id)
+
+
+def _health_arg(row: db.ContainerRow) -> str:
+    from portique.engine.health import monitor_arg
+
+    return monitor_arg(row.config["Config"])
 
 
 def _uses_network_layer(row: db.ContainerRow) -> bool:

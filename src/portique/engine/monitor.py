@@ -31,11 +31,20 @@ from portique.engine.logfile import LogWriter
 
 TYPE_CHECKING = False  # not typing's: the monitor does not import typing
 if TYPE_CHECKING:
+    import sqlite3
+
     from portique.engine.engine import Engine
 
 STDIN_HIGH_WATER = 1 << 20  # stop reading clients' stdin frames while this much is queued
 HOLD_SECONDS = 10.0  # foreground `run`: wait this long for the CLI to attach before reading
 CLIENT_TIMEOUT = 30.0  # a client that does not read for this long is dropped
+PROBE_GRACE = 10.0  # a healthcheck probe outliving its timeout by this much is killed
+# The healthcheck probe: a fresh interpreter of our own (protected) file on
+# engine/health.py's main (health.BOOT; not imported here, it is the engine's).
+PROBE_BOOT = (
+    "import sys;sys.path[:0]=sys.argv[1].split('\\n');"
+    "from portique.engine.health import main;main(sys.argv[2:])"
+)
 
 
 class Client:
@@ -85,6 +94,19 @@ class Monitor:
         self.stop_requested = False
         self.kill_deadline = 0.0
         self.status: int | None = None
+        # Healthcheck (engine/health.py): when the next probe starts, the probe
+        # running (our child: never waited for, reaped with the others) and when
+        # it is killed.
+        self.args = args
+        self.probe: tuple[float, float, float, float] | None = None
+        health = args.get("health", "")
+        if health:
+            ns = [int(x) for x in health.split(":")]
+            self.probe = (ns[0] / 1e9, ns[1] / 1e9, ns[2] / 1e9, ns[3] / 1e9)
+        self.started = float(args.get("started", "0") or 0)
+        self.probe_pid = 0
+        self.probe_deadline = 0.0
+        self.probe_next = time.monotonic() + self._probe_interval() if self.probe else 0.0
         self.poll = select.poll()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         _signal.set_wakeup_fd(self.wake_w)
@@ -246,8 +268,10 @@ class Monitor:
         elif op == "stop" and len(words) == 3:
             c.mode = "wait"
             self.stop_requested = True
-            self._signal(int(words[1]))
-            self.kill_deadline = time.monotonic() + max(0.0, float(words[2]))
+            sig = int(words[1])
+            self._signal(sig)
+            if sig != _signal.SIGKILL:  # SIGKILL already: no second one to escalate to
+                self.kill_deadline = time.monotonic() + max(0.0, float(words[2]))
         elif op == "kill" and len(words) == 2:
             ok = self._signal(int(words[1]))
             c.send(st.frame(st.OK if ok else st.ERROR))
@@ -330,6 +354,68 @@ class Monitor:
         except OSError:
             pass
 
+    # ----------------------------------------------------------- healthcheck
+
+    def _probe_interval(self) -> float:
+        """dockerd's: the start interval while within the start period, else the interval."""
+        assert self.probe is not None
+        interval, _timeout, start_period, start_interval = self.probe
+        if start_period and time.time() - self.started < start_period:
+            return start_interval
+        return interval
+
+    def _probe_timeout(self, now: float) -> float:
+        """Seconds until the healthcheck needs us (-1: never)."""
+        if self.probe is None or self.status is not None:
+            return -1.0
+        when = self.probe_deadline if self.probe_pid else self.probe_next
+        if when == float("inf"):
+            return -1.0  # killed: waiting to reap it
+        return max(0.0, when - now)
+
+    def _probe_tick(self, now: float) -> None:
+        if self.probe is None or self.status is not None:
+            return
+        if self.probe_pid:
+            if now >= self.probe_deadline:
+                self._kill_probe()
+            return
+        if now < self.probe_next:
+            return
+        argv = [sys.executable, "-I", "-S", "-c", PROBE_BOOT, "\n".join(sys.path)]
+        argv += [f"{k}={self.args[k]}" for k in ("root", "runroot", "id")]
+        try:
+            self.probe_pid = os.posix_spawn("/proc/self/exe", argv, {"PATH": os.defpath})
+        except OSError:
+            self.probe_next = now + self._probe_interval()
+            return
+        self.probe_deadline = now + self.probe[1] + PROBE_GRACE
+
+    def _record_kill(self, sig: int) -> None:
+        """A stop's grace ran out: dockerd's `kill` event with signal 9."""
+        from portique.engine import dblite, eventlog
+
+        try:
+            conn = dblite.connect(self.args["root"])
+            try:
+                attrs = dblite.event_attributes(conn, self.id)
+            finally:
+                conn.close()
+        except Exception:  # an event must not break the stop
+            return
+        if attrs is not None:
+            line = eventlog.container_line(self.id, "kill", attrs, time.time_ns(), signal=str(sig))
+            eventlog.append_line(self.args["root"], line)
+
+    def _kill_probe(self) -> None:
+        if self.probe_pid:
+            try:
+                # Our child, not yet reaped: the pid cannot have been reused.
+                os.kill(self.probe_pid, _signal.SIGKILL)
+            except OSError:
+                pass
+            self.probe_deadline = float("inf")  # reaped with the others
+
     def _reap(self) -> None:
         for _ in range(1000):
             try:
@@ -338,6 +424,9 @@ class Monitor:
                 return
             if pid == 0:
                 return
+            if pid == self.probe_pid and self.probe is not None:
+                self.probe_pid = 0
+                self.probe_next = time.monotonic() + self._probe_interval()
             if pid == self.pid:
                 code = os.waitstatus_to_exitcode(status)
                 # Killed by signal N: Docker reports 128 + N (137 for SIGKILL).
@@ -356,6 +445,9 @@ class Monitor:
                 timeout = max(0.0, self.hold_until - now)
             if self.kill_deadline:
                 t = max(0.0, self.kill_deadline - now)
+                timeout = t if timeout < 0 else min(timeout, t)
+            t = self._probe_timeout(now)
+            if t >= 0:
                 timeout = t if timeout < 0 else min(timeout, t)
             events = self.poll.poll(None if timeout < 0 else int(timeout * 1000) + 1)
             for fd, ev in events:
@@ -382,7 +474,10 @@ class Monitor:
                 self._start_reading()
             if self.kill_deadline and now >= self.kill_deadline:
                 self.kill_deadline = 0.0
-                self._signal(_signal.SIGKILL)
+                if self._signal(_signal.SIGKILL):
+                    self._record_kill(int(_signal.SIGKILL))
+            self._probe_tick(now)
+        self._kill_probe()  # the container is gone: its probe has nothing to say
         self._drain()
         self.log.close()
         return self.status
@@ -479,6 +574,7 @@ def main(argv: list[str]) -> None:
     ran_for = time.time() - float(args.get("started", "0") or 0)
     policy = dblite.restart_policy(conn, cid) or args.get("restart", "")
     delay = restart_delay(policy, code, stop_requested, flags[1], ran_for)
+    attrs = _record_die(conn, args, code, oom)
     if delay is None:
         removed = None
         if args.get("autoremove") == "1":
@@ -492,12 +588,42 @@ def main(argv: list[str]) -> None:
         mon.broadcast_exit(code)
         from portique.engine import lifecycle
 
-        lifecycle.cleanup_after_exit(_engine(args), cid, removed, args.get("net") == "1")
+        try:
+            lifecycle.cleanup_after_exit(_engine(args), cid, removed, args.get("net") == "1")
+        finally:
+            if removed is not None and attrs is not None:
+                # --rm: destroyed once its endpoints and volumes went, as dockerd tells it.
+                from portique.engine import eventlog
+
+                line = eventlog.container_line(cid, "destroy", attrs, time.time_ns())
+                eventlog.append_line(args["root"], line)
         os._exit(0)
     conn.close()
     from portique.engine import lifecycle
 
     lifecycle.finish_for_restart(_engine(args), mon, args, code, oom, delay)
+
+
+def _record_die(conn: sqlite3.Connection, args: dict[str, str], code: int, oom: bool) -> str | None:
+    """The `oom` and `die` events, before anyone learns of the exit; returns the
+    container's event attributes (JSON text), None when it is gone."""
+    from portique.engine import dblite, eventlog
+
+    attrs = dblite.event_attributes(conn, args["id"])
+    if attrs is None:
+        return None
+    now = time.time_ns()
+    if oom:
+        eventlog.append_line(args["root"], eventlog.container_line(args["id"], "oom", attrs, now))
+    line = eventlog.container_line(args["id"], "die", attrs, now, exitCode=str(code))
+    eventlog.append_line(args["root"], line)
+    for name in dblite.volumes_of(conn, args["id"]):
+        try:
+            line = eventlog.volume_unmount_line(name, args["id"], time.time_ns())
+        except ValueError:
+            continue
+        eventlog.append_line(args["root"], line)
+    return attrs
 
 
 def _engine(args: dict[str, str]) -> Engine:

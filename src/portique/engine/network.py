@@ -415,8 +415,13 @@ def settings_of(cn: Any) -> dict[str, Any]:
 
 
 def _release(eng: Engine, cid: str) -> None:
+    from portique.engine import events
+
     with contextlib.suppress(Exception):
+        eps = eng.networks.endpoints(cid)
         eng.networks.release_container(cid)
+        for ep in eps:
+            events.network(eng, ep.network_id, ep.network, "disconnect", container=cid)
 
 
 def needs_release(config: Mapping[str, Any]) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from portique.engine import events
 from portique.engine import filters as flt
 from portique.errors import InvalidArgument, InvalidState, NoSuchObject, NotFound
 
@@ -54,6 +55,7 @@ def create(
         labels=dict(labels or {}),
         options=dict(options or {}),
     )
+    events.network(eng, rec.id, rec.name, "create", type=driver)
     return rec.id
 
 
@@ -146,8 +148,9 @@ def remove(eng: Engine, ref: str) -> None:
     """`DELETE /networks/{id}`."""
     if ref in PREDEFINED:
         raise InvalidState(f"{ref} is a pre-defined network and cannot be removed")
-    _record(eng, ref)
+    net = _record(eng, ref)
     eng.networks.remove(ref)
+    events.network(eng, net.id, net.name, "destroy", type=net.driver)
 
 
 def prune(eng: Engine) -> list[str]:
@@ -156,7 +159,12 @@ def prune(eng: Engine) -> list[str]:
 
     eng.recover()  # a start or removal cut short may still hold endpoints
     repair_leftovers(eng, every=0)  # endpoints of dead containers must not keep a network
-    return eng.networks.prune()
+    before = {n.name: n for n in eng.networks.list()}
+    removed = eng.networks.prune()
+    for name in removed:
+        if name in before:
+            events.network(eng, before[name].id, name, "destroy", type=before[name].driver)
+    return removed
 
 
 def connect(
@@ -183,6 +191,7 @@ def connect(
     except BaseException:
         enet.forget_endpoint(eng, row.id, net.name)
         raise
+    events.network(eng, net.id, net.name, "connect", container=row.id)
     _refresh_running(eng, row.id)
 
 
@@ -200,7 +209,10 @@ def disconnect(eng: Engine, network: str, container: str, *, force: bool = False
             raise
         cid = container
     enet.forget_endpoint(eng, cid, net.name)
+    live = any(ep.network_id == net.id for ep in eng.networks.endpoints(cid))
     eng.networks.disconnect(net.id, cid)
+    if live:
+        events.network(eng, net.id, net.name, "disconnect", container=cid)
     _refresh_running(eng, cid)
 
 

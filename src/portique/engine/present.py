@@ -30,7 +30,14 @@ def status_text(row: ContainerRow, now: float | None = None) -> str:
     status = Status(row.status)
     if st.has_process(status):
         up = f"Up {human_duration(now - row.started_at)}"
-        return up + " (Paused)" if status == Status.PAUSED else up
+        if status == Status.PAUSED:
+            return up + " (Paused)"
+        from portique.engine.health import status_of
+
+        health = status_of(row)
+        if health:
+            return f"{up} ({'health: starting' if health == 'starting' else health})"
+        return up
     words, since_exit = _WORDS[status]
     text = words.format(code=row.exit_code)
     if since_exit and row.finished_at:
@@ -146,6 +153,10 @@ def _match_one(row: ContainerRow, key: str, value: str, by_ref: Mapping[str, Con
         return value in (row.config["HostConfig"].get("PortBindings") or {})
     if key == "expose":
         return value in (row.config["Config"].get("ExposedPorts") or {})
+    if key == "health":
+        from portique.engine.health import status_of
+
+        return (status_of(row) or "none") == value
     return False
 
 
@@ -178,6 +189,14 @@ def port_filter(key: str, value: str) -> list[str]:
 
 def _time(t: float) -> str:
     return rfc3339_nano(int(t * 1e9)) if t else ZERO_TIME
+
+
+def _health(row: ContainerRow) -> dict[str, Any]:
+    """State.Health, for a container with a healthcheck."""
+    from portique.engine.health import state_of
+
+    h = state_of(row)
+    return {} if h is None else {"Health": h}
 
 
 def inspect(eng: Engine, row: ContainerRow) -> dict[str, Any]:
@@ -218,6 +237,7 @@ def inspect(eng: Engine, row: ContainerRow) -> dict[str, Any]:
             "Error": row.error,
             "StartedAt": _time(row.started_at),
             "FinishedAt": _time(row.finished_at),
+            **_health(row),
         },
         "Image": row.image_id,
         "ResolvConfPath": str(paths.dir / "resolv.conf"),

@@ -523,3 +523,22 @@ def check_host_config(host: Mapping[str, Any]) -> None:
         if not isinstance(log, Mapping) or not isinstance(conf or {}, Mapping):
             raise InvalidArgument("HostConfig.LogConfig must be {Type, Config}")
         parse_log_config(str(log.get("Type") or ""), [f"{k}={v}" for k, v in (conf or {}).items()])
+
+
+def check_at_create(eng: Any, host: dict[str, Any]) -> None:
+    """What `create` checks of these fields (any face): shapes, the normal form of
+    CgroupParent, linked containers that exist on a network mode that allows
+    links, devices that exist, namespaced sysctls, limits the host can honour."""
+    from portique.engine import db
+    from portique.engine import network as enet
+
+    check_host_config(host)
+    if host.get("CgroupParent"):
+        host["CgroupParent"] = parse_cgroup_parent(host["CgroupParent"])
+    for link in host.get("Links") or ():
+        if enet.mode_of(host) in enet.LOCAL_MODES or enet.joined_container(host):
+            raise InvalidArgument("conflicting options: links need a bridge or user network")
+        db.resolve_container(eng.db, enet.parse_link(str(link))[0])
+    host_devices(host)
+    check_sysctls(host.get("Sysctls") or {}, host)
+    check_host_support(host)

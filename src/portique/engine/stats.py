@@ -157,6 +157,9 @@ def top(eng: Engine, ref: str, ps_args: list[str]) -> tuple[list[str], list[list
         fields = line.split(None, len(header) - 1)
         if len(fields) > col and fields[col].isdigit() and int(fields[col]) in pids:
             rows.append(fields)
+    from portique.engine import events
+
+    events.container(eng, row, "top")
     return header, rows
 
 

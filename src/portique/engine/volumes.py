@@ -82,7 +82,11 @@ def create(
     options: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """`POST /volumes/create`: the volume (an existing one of that name is reused)."""
-    vol, _created = create_volume(eng, name, labels=labels, driver=driver, options=options)
+    vol, created = create_volume(eng, name, labels=labels, driver=driver, options=options)
+    if created:
+        from portique.engine import events
+
+        events.volume(eng, vol.name, "create")
     return volume_json(vol)
 
 
@@ -177,6 +181,9 @@ def remove_volume(eng: Engine, name: str, *, force: bool = False) -> None:
             )
         db.delete_volume(conn, name)
     remove_tree(eng.volumes_dir / name)
+    from portique.engine import events
+
+    events.volume(eng, name, "destroy")
 
 
 def prune_volumes(eng: Engine, *, all_volumes: bool = False) -> list[str]:
@@ -347,6 +354,23 @@ def _plan_one(eng: Engine, spec: opt.MountSpec, used: list[str]) -> dict[str, An
     else:
         point.update(Source="", Name="", Driver="", Mode="", Options=list(spec.options))
     return point
+
+
+def mount_events(eng: Engine, cid: str, points: Iterable[Mapping[str, Any]], action: str) -> None:
+    """A container's volumes mounted at its start, unmounted at its exit: dockerd's
+    `volume mount` (container, destination, driver, propagation, read/write) and
+    `volume unmount` (container, driver) events."""
+    from portique.engine import events
+
+    for p in points:
+        if p.get("Type") != "volume" or not p.get("Name"):
+            continue
+        extra = {"container": cid}
+        if action == "mount":
+            extra["destination"] = str(p.get("Destination") or "")
+            extra["propagation"] = str(p.get("Propagation") or "")
+            extra["read/write"] = "true" if p.get("RW", True) else "false"
+        events.volume(eng, str(p["Name"]), action, **extra)
 
 
 def oci_mounts(points: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

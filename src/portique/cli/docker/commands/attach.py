@@ -28,5 +28,8 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         detach_keys=attach.parse_detach_keys(args.detach_keys),
         sig_proxy=args.sig_proxy.lower() not in ("false", "0") and not config.get("Tty"),
     )
+    from portique.engine import events
+
+    events.container(eng, row, "attach")
     code = attach.attach(eng.paths(row.id), opts)
     return 0 if code == attach.DETACHED else code

@@ -73,4 +73,8 @@ def _run(eng: Engine, args: argparse.Namespace) -> int:
                 resolved = lookup(root, user)
                 owner = (resolved.uid, resolved.gid)
             copy.copy_in(root, src, dst or "/", owner=owner)
+    from portique.engine import events
+
+    # What dockerd tells for the archive requests docker cp makes.
+    events.container(eng, row, "archive-path" if src_c else "extract-to-dir")
     return 0

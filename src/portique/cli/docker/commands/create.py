@@ -66,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser, *, run: bool = False) -> None
         "--restart", default="no", help="restart policy: no, on-failure[:N], always, unless-stopped"
     )
     add("--stop-signal", default="", help="signal to stop the container")
+    add("--health-cmd", default="", help="command to run to check health")
+    add("--health-interval", default="", help="time between running the check (ms|s|m|h)")
+    add("--health-timeout", default="", help="maximum time to allow one check to run")
+    add("--health-retries", type=_int("--health-retries"), default=None, help="failures to report")
+    add("--health-start-period", default="", help="start period before retries count")
+    add("--health-start-interval", default="", help="time between checks in the start period")
+    add("--no-healthcheck", action="store_true", help="disable any container-specified HEALTHCHECK")
     add(
         "--stop-timeout",
         type=_int("--stop-timeout"),
@@ -243,6 +250,19 @@ def build_request(
     }
     if args.stop_timeout is not None:
         config["StopTimeout"] = args.stop_timeout
+    from portique.engine.health import from_flags
+
+    healthcheck = from_flags(
+        cmd=args.health_cmd,
+        interval=args.health_interval,
+        timeout=args.health_timeout,
+        retries=args.health_retries,
+        start_period=args.health_start_period,
+        start_interval=args.health_start_interval,
+        none=args.no_healthcheck,
+    )
+    if healthcheck is not None:
+        config["Healthcheck"] = healthcheck
     host: dict[str, Any] = {
         "Binds": list(args.volume) or None,
         "Mounts": [m.as_docker() for m in explicit] or None,

@@ -35,4 +35,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         else:
             copy.export(root, sys.stdout.buffer)
             sys.stdout.flush()
+    from portique.engine import events
+
+    events.container(eng, row, "export")
     return 0

@@ -71,5 +71,12 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
                 message=args.message,
                 source_name=source,
             )
+    from portique.engine import events
+
+    if args.reference:
+        from portique.engine.images import familiar
+
+        events.image_record(eng, record, "tag", familiar(args.reference))
+    events.image_record(eng, record, "import")
     sys.stdout.write(f"{record.id}\n")
     return 0

@@ -62,6 +62,9 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         result = push_image(
             images, str(ref), progress=printer, client=client, chunk_size=args.chunk_size
         )
+        from portique.engine import events
+
+        events.pulled(eng, ref, images.resolve(str(ref)), "push")
         if printer is not None:
             out.write(f"{ref.tag}: digest: {result.digest} size: {result.size}\n")
         else:

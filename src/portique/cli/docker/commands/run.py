@@ -32,6 +32,10 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     except NoSuchObject as exc:
         raise PortiqueError(str(exc)) from None  # `docker run` exits 125 for these
     create.write_cidfile(args.cidfile, row.id)
+    if not args.detach:
+        from portique.engine import events
+
+        events.container(eng, row, "attach")  # dockerd: the client attaches, then starts
     try:
         lifecycle.start(eng, row.id, hold=not args.detach)
     except PortiqueError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
@@ -37,8 +37,8 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.fileio import atomic_file
     from portique.image.save import save
 
-    for ref in args.images:
-        images.resolve(eng, ref)  # a missing image is the user's: Docker's words, before any output
+    # A missing image is the user's: Docker's words, before any output.
+    records = [images.resolve(eng, ref) for ref in args.images]
     imgs = eng.images
     if not args.output:
         if sys.stdout.isatty():
@@ -49,6 +49,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         sys.stdout.flush()
         save(imgs, args.images, sys.stdout.buffer, format=args.format)
         sys.stdout.buffer.flush()
+        _saved(eng, records)
         return 0
     target = Path(args.output)
     if target.is_dir():
@@ -61,4 +62,13 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
                 f"cannot save to {target}: {(exc.strerror or str(exc)).lower()}"
             ) from None
         save(imgs, args.images, f, format=args.format)
+    _saved(eng, records)
     return 0
+
+
+def _saved(eng: Engine, records: list[Any]) -> None:
+    """dockerd's `save` event, once per image saved."""
+    from portique.engine import events
+
+    for record in {r.id: r for r in records}.values():
+        events.image_record(eng, record, "save")

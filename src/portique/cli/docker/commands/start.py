@@ -24,11 +24,19 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     if args.attach or args.interactive:
         if len(args.containers) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
-        row = containers.start(eng, args.containers[0], hold=True)
+        from portique.engine import events
+        from portique.engine import state as st
+
+        found = containers.get(eng, args.containers[0])
+        if st.can_start(found.status):
+            events.container(eng, found, "attach")  # dockerd: the client attaches, then starts
+        row = containers.start(eng, found.id, hold=True)
         tty = bool(row.config["Config"].get("Tty"))
         opts = attach.AttachOptions(
             stdin=args.interactive, tty=tty, detach_keys=attach.parse_detach_keys(args.detach_keys)
         )
+        if not st.can_start(found.status):
+            events.container(eng, row, "attach")
         code = attach.attach(eng.paths(row.id), opts)
         return 0 if code == attach.DETACHED else code
     # A failed start keeps its own code (127: the command was not found), as before.

@@ -1,4 +1,4 @@
-"""`portique system df|prune|info`"""
+"""`portique system df|prune|info|events`"""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--filter", action="append", default=[])
     p = sub.add_parser("info")
     p.add_argument("-f", "--format", default=None)
+    from portique.cli.docker.commands import events
+
+    events.add_arguments(sub.add_parser("events"))
 
 
 def _pct(part: int, whole: int) -> str:
@@ -273,6 +276,10 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         return _df(eng, args)
     if args.system_command == "prune":
         return _prune(eng, args)
+    if args.system_command == "events":
+        from portique.cli.docker.commands import events
+
+        return events.run(eng, args)
     from portique.cli.docker.commands import info
 
     return info.run(eng, args)
