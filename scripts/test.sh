@@ -1,6 +1,7 @@
 #!/bin/bash
 # The test command (README): unit, fuzz, integration and compat tests as root on
-# this host, then the cgroup integration tests (marker `vm`) again inside a
+# this host, the engine's suites again through the warm fork-server, then the
+# cgroup integration tests (marker `vm`) again inside a
 # throwaway VM with a pure cgroup v2 kernel (../shared/vm/run-in-vm.sh).
 # Extra arguments are handed to pytest and skip the VM pass.
 #
@@ -32,6 +33,13 @@ pytest runtime $RUNTIME_SUITES tests/compat "$@"
 ignores=()
 for suite in $RUNTIME_SUITES; do ignores+=("--ignore=$suite"); done
 pytest integration tests/integration "${ignores[@]}" "$@"
+# The engine-level suites again with the warm fork-server on (portique/warm):
+# every `portique` a test starts is run by a fork of its run root's server,
+# started on demand (PORTIQUE_WARM=auto) and stopped at the session's end
+# (tests/conftest.py); output and exit codes must not change.
+PORTIQUE_WARM=auto PORTIQUE_WARM_IDLE=10 \
+    pytest integration-warm tests/integration/engine tests/integration/commands \
+    tests/integration/security "$@"
 VM=${PORTIQUE_VM_SCRIPT:-$PWD/../shared/vm/run-in-vm.sh}
 if [ -z "${PORTIQUE_NO_VM:-}" ] && [ $# -eq 0 ]; then
     if [ ! -f "$VM" ]; then

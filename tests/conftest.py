@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,22 @@ def pytest_configure(config: pytest.Config) -> None:
     from portique.linux.selfexe import ensure_protected
 
     ensure_protected()
+    if os.environ.get("PORTIQUE_WARM") == "auto":
+        # The warm pass of scripts/test.sh: every `portique` a test starts goes
+        # through its run root's warm server, started on demand (portique/warm);
+        # the servers carry this mark, so that the session stops the ones it made.
+        os.environ.setdefault(WARM_MARK, f"{os.getpid()}-{time.time_ns()}")
+
+
+WARM_MARK = "PORTIQUE_TEST_WARM_SESSION"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    mark = os.environ.get(WARM_MARK)
+    if mark and os.environ.get("PORTIQUE_WARM") == "auto":
+        from support.warm import stop_marked_servers
+
+        stop_marked_servers(f"{WARM_MARK}={mark}".encode())
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

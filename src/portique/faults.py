@@ -12,7 +12,7 @@ one process would, when the environment names it:
                                               the kill, holding the pid, so a
                                               test knows the point was reached
 
-The variable is read once, at import; an unset variable leaves each call one
+The variable is read once, at import (and by a warm worker, `configure`); an unset variable leaves each call one
 comparison of a global with "". The harness finds the points by reading the
 source for `faults.point("...")` calls, so a name must be a string literal,
 `<operation>.<what just happened>`, and unique.
@@ -23,9 +23,21 @@ from __future__ import annotations
 import itertools
 import os
 
-_name, _, _nth = os.environ.get("PORTIQUE_FAULT", "").partition("@")
-_wanted = int(_nth) if _nth.isdigit() and int(_nth) > 0 else 1
+_name = ""
+_wanted = 1
 _passes = itertools.count(1)  # next() is atomic: pull passes points from threads
+
+
+def configure() -> None:
+    """Read $PORTIQUE_FAULT (at import; again in a warm worker, whose environment
+    is its client's: portique/warm)."""
+    global _name, _wanted, _passes
+    _name, _, nth = os.environ.get("PORTIQUE_FAULT", "").partition("@")
+    _wanted = int(nth) if nth.isdigit() and int(nth) > 0 else 1
+    _passes = itertools.count(1)
+
+
+configure()
 
 
 def point(name: str) -> None:

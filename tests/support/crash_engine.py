@@ -141,7 +141,8 @@ def leaks(e: Engine) -> list[str]:
 
 
 def _processes_naming(cid: str) -> list[int]:
-    """Monitors (their command line names `id=<cid>`) still running."""
+    """Monitors (their command line names `id=<cid>`, or their comm is `pqm-<id>`:
+    forked from a warm server) still running."""
     if len(cid) != 64:
         return []
     pids = []
@@ -151,9 +152,11 @@ def _processes_naming(cid: str) -> list[int]:
         try:
             with open(f"/proc/{name}/cmdline", "rb") as f:
                 cmd = f.read()
+            with open(f"/proc/{name}/comm", "rb") as f:
+                comm = f.read().strip()
         except OSError:
             continue
-        if f"id={cid}".encode() in cmd:
+        if f"id={cid}".encode() in cmd or comm == f"pqm-{cid[:11]}".encode():
             pids.append(int(name))
     return pids
 

@@ -44,8 +44,16 @@ from portique.errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from portique.engine.engine import Engine
     from portique.engine.monitor import Monitor
+
+# A warm worker (portique/warm) sets this: the monitor is then forked from the
+# warm server itself (engine/forkedmonitor.py), sharing its pages, instead of
+# from this process with an exec of a fresh interpreter. Called as
+# (root, runroot, cid, status_w, hold); raises OSError when it cannot.
+MONITOR_SPAWNER: Callable[[Path, Path, str, int, bool], None] | None = None
 
 MONITOR_BOOT = (
     "import sys;sys.path[:0]=sys.argv[1].split('\\n');"
@@ -72,6 +80,13 @@ def start(eng: Engine, cid: str, *, hold: bool = False) -> int:
     paths = eng.paths(cid)
     paths.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     r, w = os.pipe2(os.O_CLOEXEC)
+    if MONITOR_SPAWNER is not None:
+        try:
+            MONITOR_SPAWNER(eng.root, eng.runroot, cid, w, hold)
+        finally:
+            os.close(w)
+        with os.fdopen(r, "rb") as f:
+            return parse_status(f.read(8192).decode("utf-8", "replace"))
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 125
@@ -93,6 +108,11 @@ def start(eng: Engine, cid: str, *, hold: bool = False) -> int:
     with os.fdopen(r, "rb") as f:
         msg = f.read(8192).decode("utf-8", "replace")
     return parse_status(msg)
+
+
+def monitor_name(cid: str) -> str:
+    """The comm (/proc/PID/comm, 15 characters) of a monitor forked from a warm server."""
+    return f"pqm-{cid[:11]}"
 
 
 def parse_status(msg: str) -> int:
@@ -164,15 +184,23 @@ def _launch_in_monitor(
     *,
     hold: bool,
     restart_count: int | None,
+    handoff: Callable[[dict[str, str], list[int]], NoReturn] | None = None,
+    monitor_pid: int = 0,
 ) -> NoReturn:
-    """Create and start the container, then exec the monitor (or report and exit)."""
+    """Create and start the container, then exec the monitor (or report and exit).
+
+    `handoff` (a forked monitor's creator, engine/forkedmonitor.py) gets the
+    monitor's arguments and fds instead of the exec; `monitor_pid` is then
+    the monitor's pid, this process's parent."""
     paths = eng.paths(cid)
     conn = eng.db
     try:
         row = db.get_container(conn, cid)
         if row is None:
             raise InvalidState(f"container {cid} was removed")
-        fds, pid, started, oom_file = _create_and_start(eng, row, paths, restart_count)
+        fds, pid, started, oom_file = _create_and_start(
+            eng, row, paths, restart_count, monitor_pid or os.getpid()
+        )
     except PortiqueError as exc:
         _report(status_w, f"err {exc.exit_code} {exc}")
         _record_failure(conn, cid, exc)
@@ -207,6 +235,8 @@ def _launch_in_monitor(
         **{k: str(v) for k, v in fds.items()},
     }
     keep = [listen_fd, *fds.values()]
+    if handoff is not None:
+        handoff(args, keep)
     for fd in keep:
         os.set_inheritable(fd, True)
     _close_other_fds(keep)
@@ -245,7 +275,11 @@ def _close_other_fds(keep: list[int]) -> None:
 
 
 def _create_and_start(
-    eng: Engine, row: db.ContainerRow, paths: ContainerPaths, restart_count: int | None
+    eng: Engine,
+    row: db.ContainerRow,
+    paths: ContainerPaths,
+    restart_count: int | None,
+    monitor_pid: int,
 ) -> tuple[dict[str, int], int, float, str]:
     from portique import faults, journal
     from portique.engine import bundle, network, stdio
@@ -293,7 +327,7 @@ def _create_and_start(
             "exit_code": 0,
             "error": "",
             "oom_killed": False,
-            "monitor_pid": os.getpid(),
+            "monitor_pid": monitor_pid,
             "stop_requested": False,
         }
         if restart_count is not None:
@@ -488,8 +522,9 @@ def check_init(eng: Engine, cid: str, pid: int) -> None:
 def is_alive(pid: int, cid: str, started_at: float = 0.0) -> bool:
     """Whether `pid` is still the monitor of `cid` (pids get reused).
 
-    After its exec the monitor's command line names the container; in the
-    short window before it, the process's start time must match the start.
+    After its exec the monitor's command line names the container (a monitor
+    forked from a warm server: its comm, `monitor_name`); in the short window
+    before it, the process's start time must match the start.
     """
     if pid <= 0:
         return False
@@ -505,6 +540,12 @@ def is_alive(pid: int, cid: str, started_at: float = 0.0) -> bool:
         return False
     if f"id={cid}".encode() in cmd:
         return True
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            if f.read().strip() == monitor_name(cid):
+                return True  # a monitor forked from a warm server
+    except OSError:
+        return False
     try:
         ticks = stat.start_time
         with open("/proc/stat", "rb") as f:

@@ -27,9 +27,11 @@ def _wait_for(pred: Any, timeout: float = 60.0) -> None:
 
 
 def _monitor_pids(cid: str) -> list[str]:
-    """The container's monitor: the one process that restarts it."""
+    """The container's monitor: the one process that restarts it (its command line
+    names the container; one forked from a warm server is named by its comm)."""
     out = subprocess.run(["pgrep", "-f", f"id={cid}"], capture_output=True, text=True).stdout
-    return out.split()
+    forked = subprocess.run(["pgrep", "-x", f"pqm-{cid[:11]}"], capture_output=True, text=True)
+    return sorted(set(out.split()) | set(forked.stdout.split()))
 
 
 def test_ps_inspect_rename_pause_kill(pq: Portique) -> None:

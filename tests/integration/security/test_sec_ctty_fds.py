@@ -22,7 +22,9 @@ from support.engine_cli import PORTIQUE, Portique
 from support.sec_engine import engine, image_tar
 
 PROBE = (
-    "if echo x > /dev/tty 2>/dev/null; then echo HAS-TTY; else echo no-tty; fi; "
+    # The shell's error opening /dev/tty goes to /dev/null too: on stderr, it could
+    # land in the middle of stdout's lines.
+    "if { echo x > /dev/tty; } 2>/dev/null; then echo HAS-TTY; else echo no-tty; fi; "
     "for f in /proc/self/fd/*; do echo fd $(basename $f) $(readlink $f); done"
 )
 

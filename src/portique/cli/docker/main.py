@@ -19,16 +19,17 @@ ALIASES maps Docker's top-level shortcuts (`images` = `image ls`) onto them.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
-from types import ModuleType
 
 from portique import __version__
 
 TYPE_CHECKING = False  # typing's costs `portique --version` ~2 ms
 if TYPE_CHECKING:
+    import argparse
+    from types import ModuleType
+
     from portique.engine.engine import Engine
 
 # Docker's top-level shortcuts that are spelled differently from their module.
@@ -53,12 +54,9 @@ STARTS_CONTAINERS = frozenset({"run", "start", "restart", "exec", "build"})
 GROUPS = frozenset({"builder", "container", "image", "network", "system", "volume"})
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag as one line and exit 125, as Docker does."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"portique: {message}\nSee '{self.prog} --help'.\n")
-        raise SystemExit(125)
+# Where the warm server's socket is when neither --runroot nor $PORTIQUE_RUNROOT
+# says (engine.engine.DEFAULT_RUNROOT, which the thin client does not import).
+DEFAULT_RUNROOT = "/run/portique"
 
 
 def load_command(verb: str) -> ModuleType | None:
@@ -135,8 +133,44 @@ def make_engine(values: dict[str, str]) -> Engine:
 
 
 def entry() -> int:
-    """main() as the whole process (console script, `python -m portique`)."""
+    """main() as the whole process (console script, `python -m portique`): through
+    the engine root's warm server when one answers (portique/warm), else in-process."""
+    mode = os.environ.get("PORTIQUE_WARM", "")
+    if mode != "off":
+        code = _through_warm_server(sys.argv, start=mode == "auto")
+        if code is not None:
+            return code
     return main(protect=True)
+
+
+def _through_warm_server(argv: list[str], *, start: bool) -> int | None:
+    """The exit code of the command run by a warm worker, or None (no server answered).
+
+    `start` ($PORTIQUE_WARM=auto): when none answers, start one that exits after
+    $PORTIQUE_WARM_IDLE seconds (default 60) without a command, and use it."""
+    try:
+        globals_, rest = _split_globals(argv[1:])
+        values, _flags = _global_values(globals_)
+    except GlobalFlagError:
+        return None
+    if rest[:1] == ["warm"]:
+        return None  # the server's own verb runs here
+    runroot = values.get("--runroot") or os.environ.get("PORTIQUE_RUNROOT") or DEFAULT_RUNROOT
+    from portique.warm import client
+
+    code = client.run(argv, runroot)
+    if code is not None or not start:
+        return code
+    idle = os.environ.get("PORTIQUE_WARM_IDLE", "") or "60"
+    if main(["--runroot", runroot, "warm", "start", "--idle", idle]) != 0:
+        return None
+    return client.run(argv, runroot)
+
+
+def warm_handler(argv: list[str]) -> int:
+    """What a warm worker runs (commands/warm.py): main, on the server's protected
+    interpreter (the server checked it when it started)."""
+    return main(argv)
 
 
 def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
@@ -184,6 +218,8 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
     if module is None:
         sys.stderr.write(f"portique: '{verb}' is not a portique command.\nSee 'portique --help'.\n")
         return 125
+    from portique.cli.docker.argparser import ArgumentParser
+
     parser = ArgumentParser(prog=f"portique {verb}")
     module.add_arguments(parser)
     ns = parser.parse_args(args)

@@ -1,0 +1,125 @@
+"""Helpers for the warm fork-server's tests (portique/warm) and the warm pass of
+scripts/test.sh."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from support.engine_cli import Portique
+
+
+def server_pids(mark: bytes | None = None) -> list[int]:
+    """Warm servers: the processes holding a run root's warm.lock open (workers,
+    the zygote and monitors close it), optionally only those whose environment
+    holds `mark`. (A server started on demand has its client's command line.)"""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if mark is not None:
+                env = Path(f"/proc/{name}/environ").read_bytes()
+                if mark not in env.split(b"\0"):
+                    continue
+            fds = os.listdir(f"/proc/{name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{name}/fd/{fd}").endswith("/warm.lock"):
+                    out.append(int(name))
+                    break
+            except OSError:
+                continue
+    return out
+
+
+def stop_marked_servers(mark: bytes, timeout: float = 30.0) -> None:
+    """SIGTERM the warm servers this test session started, and wait for them."""
+    fds = []
+    for pid in server_pids(mark):
+        with contextlib.suppress(OSError):
+            fd = os.pidfd_open(pid)
+            signal.pidfd_send_signal(fd, signal.SIGTERM)
+            fds.append(fd)
+    deadline = time.monotonic() + timeout
+    for fd in fds:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        p.poll(max(0, int((deadline - time.monotonic()) * 1000)))
+        os.close(fd)
+
+
+def children(pid: int) -> list[int]:
+    """The live children of `pid` (a server's workers and the monitors' intermediates)."""
+    try:
+        raw = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in raw.split()]
+
+
+def workers(server: int) -> list[int]:
+    """The server's live children but its monitors' zygote (portique/warm/zygote.py)."""
+    from portique.warm.zygote import COMM
+
+    out = []
+    for child in children(server):
+        try:
+            if Path(f"/proc/{child}/comm").read_text().strip() == COMM:
+                continue
+        except OSError:
+            continue
+        out.append(child)
+    return out
+
+
+def zombies_of(pid: int) -> list[int]:
+    out = []
+    for child in children(pid):
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state == "Z":
+            out.append(child)
+    return out
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+@dataclass
+class Modes:
+    warm: Portique
+    cold: Portique
+
+    @property
+    def runroot(self) -> Path:
+        return self.warm.run_root
+
+    def start(self) -> None:
+        self.cold.ok("warm", "start")
+
+    def stop(self) -> None:
+        self.cold.ok("warm", "stop")
+
+    def server_pid(self) -> int | None:
+        out = self.cold("warm", "status")
+        if out.returncode != 0:
+            return None
+        return int(out.stdout.split("pid ")[1].split(",")[0])
