@@ -51,7 +51,8 @@ PKGS="python3 python3-venv python3-dev python3-seccomp libseccomp2 busybox-stati
       gcc libc6-dev
       docker-registry apache2-utils iproute2 nftables iptables tmux jq zstd
       hyperfine runc crun skopeo umoci xz-utils qemu-system-x86 tini iperf3 containerd buildah
-      golang-go libcap2-bin docker.io podman containernetworking-plugins strace"
+      golang-go libcap2-bin docker.io podman containernetworking-plugins strace
+      uidmap slirp4netns fuse-overlayfs"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -68,6 +69,31 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q $missing
     [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
+
+# Rootless portique (docs/ARCHITECTURE.md, "Rootless"): the users the tests
+# run it as (tests/integration/rootless), one with a subordinate range in
+# /etc/subuid and /etc/subgid, one without (the single-id mapping), and
+# /dev/net/tun and /dev/fuse open to every user, for slirp4netns and
+# fuse-overlayfs (Debian ships both 0666; some hosts make them 0600).
+if ! getent passwd portique-test >/dev/null; then
+    useradd --create-home --shell /bin/sh portique-test
+fi
+if ! getent passwd portique-nosub >/dev/null; then
+    useradd --create-home --shell /bin/sh portique-nosub
+fi
+for f in /etc/subuid /etc/subgid; do
+    touch "$f"
+    grep -q '^portique-test:' "$f" || echo 'portique-test:400000:65536' >>"$f"
+    # useradd gives every new user a range when login.defs says so: not this one.
+    if grep -q '^portique-nosub:' "$f"; then
+        sed -i '/^portique-nosub:/d' "$f"
+    fi
+done
+for dev in /dev/net/tun /dev/fuse; do
+    if [ -c "$dev" ]; then
+        chmod 0666 "$dev"
+    fi
+done
 
 # Debian's own python3, so libseccomp's binding (python3-seccomp) is visible.
 if [ ! -x .venv/bin/python ]; then

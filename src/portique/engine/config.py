@@ -167,6 +167,13 @@ def hard_limit(rlimit: str) -> int:
     return opt.RLIM_INFINITY if hard == resource.RLIM_INFINITY else int(hard)
 
 
+def _cgroup_parent() -> str:
+    """ "" as root; a rootless engine's delegated cgroup v2 subtree, if any."""
+    from portique.runtime.cgroups import delegated_parent
+
+    return delegated_parent()
+
+
 def _rlimits(host: Mapping[str, Any], hard_of: Callable[[str], int]) -> list[dict[str, Any]]:
     wanted: dict[str, tuple[int, int]] = {}
     # Docker's daemon hands containers a large open-files limit; we give the
@@ -348,7 +355,7 @@ def build_spec(
     linux: dict[str, Any] = {
         "namespaces": _namespaces(host, inputs.netns_path, inputs.ns_paths or {}),
         "resources": _resources(host, confinement, devices),
-        "cgroupsPath": ro.cgroups_path(host, inputs.container_id),
+        "cgroupsPath": _cgroup_parent() + ro.cgroups_path(host, inputs.container_id),
         **confinement.linux_paths(),
     }
     if host.get("Devices"):

@@ -99,6 +99,7 @@ def create(
     if not image_ref:
         raise InvalidArgument("no image given: Config.Image is empty")
     mounts = opt.mounts_from_host_config(host)
+    from portique.engine import run_opts
     from portique.engine.volumes import volumes_from
 
     mounts += volumes_from(eng, host, {m.target for m in mounts})
@@ -135,8 +136,6 @@ def create(
     opt.capabilities(
         host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged"))
     )
-    from portique.engine import run_opts
-
     run_opts.check_at_create(eng, host)  # issue 13's flags, normalised in place
     cid = os.urandom(32).hex()
     if not merged.get("Hostname"):
@@ -213,6 +212,9 @@ def _check_networking(
     net.check_dns_servers([str(s) for s in host.get("Dns") or ()])
     mode = str(host.get("NetworkMode") or "bridge")
     eps = net.endpoints_config({"NetworkingConfig": networking or {}})
+    if net.rootless():
+        net.check_rootless_create(eng, host, networking or {}, [mode, *eps])
+        return
     for name in dict.fromkeys([mode, *eps]):
         net.check_network(eng, name)
 
@@ -353,7 +355,13 @@ def inspect(eng: Engine, ref: str, *, size: bool = False) -> dict[str, Any]:
 
 def published_ports(eng: Engine, ref: str) -> list[Any]:
     """The container's published ports (network.types.PortMapping), as `port` lists them."""
+    from portique.engine import network as net
+
     row = get(eng, ref)
+    if net.rootless():  # slirp4netns forwards: what the start recorded
+        from portique.engine.usernet import recorded_ports
+
+        return recorded_ports(row)
     return list(eng.networks.ports(row.id))
 
 
@@ -619,8 +627,7 @@ def finish_removal(eng: Engine, cid: str, host: Mapping[str, Any] | None, anon: 
         from portique.engine.volumes import remove_volume
 
         for name in anon:
-            # --volumes-from shares another container's anonymous volume: it
-            # stays while that container (or any other) still uses it.
+            # --volumes-from: an anonymous volume another container uses stays.
             if any(u != cid for u in db.volume_users(eng.db, name)):
                 continue
             with contextlib.suppress(PortiqueError):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from portique.engine.paths import ContainerPaths
 
@@ -91,9 +91,16 @@ class Engine:
     def networks(self) -> Networks:
         self._owned()
         if self._networks is None:
-            from portique.network.networks import Networks
+            from portique.linux.ns import in_user_namespace
 
-            self._networks = Networks(self.root, run_root=self.runroot)
+            if in_user_namespace():  # a rootless engine: its own netns (engine/rootlessnet.py)
+                from portique.engine.rootlessnet import NetnsNetworks
+
+                self._networks = cast("Networks", NetnsNetworks(self.root, self.runroot))
+            else:
+                from portique.network.networks import Networks
+
+                self._networks = Networks(self.root, run_root=self.runroot)
         return self._networks
 
     def close(self) -> None:

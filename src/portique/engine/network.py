@@ -190,6 +190,11 @@ def repair_leftovers(eng: Engine, *, every: float = REPAIR_INTERVAL) -> None:
     caller's: the next call tries again."""
     import time
 
+    if rootless():
+        from portique.engine import rootlessnet
+
+        if not rootlessnet.exists(eng.runroot):
+            return  # no network of the engine's yet: nothing to repair
     stamp = eng.runroot / "network" / "repair.stamp"
     with contextlib.suppress(OSError):
         if every > 0 and time.time() - stamp.stat().st_mtime < every:
@@ -300,6 +305,8 @@ def setup(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
     if joined_container(host):
         return {}  # the other container's namespace, wired when it started
     requests = requests_of(row.config)
+    if _usermode(host):
+        return _setup_usermode(eng, row, pid, stack)
     if mode == "none":
         from portique.engine.netns import loopback_up
 
@@ -309,17 +316,35 @@ def setup(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
     nets = eng.networks
     if any(r.network in ("bridge", "default") for r in requests):
         nets.ensure_default()
+    ports = _ports_to_publish(row.config)
+    if rootless():
+        # DNAT inside the engine's namespace, from its slirp4netns's address
+        # (engine/rootlessnet.py): the host address is slirp4netns's to bind.
+        from dataclasses import replace
+
+        ports = [replace(m, host_ip="0.0.0.0") for m in ports]
     cn = nets.setup_container(
         row.id,
         Path(netns),
         container_name=row.name,
         networks=requests,
-        ports=_ports_to_publish(row.config),
+        ports=ports,
         dns=list(host.get("Dns") or ()),
         dns_search=list(host.get("DnsSearch") or ()),
         dns_options=list(host.get("DnsOptions") or ()),
     )
     stack.callback(_release, eng, row.id)
+    if rootless() and cn.ports:
+        from portique.engine import rootlessnet
+
+        asked = {(m.container_port, str(m.proto)): m.host_ip for m in _ports_to_publish(row.config)}
+        rootlessnet.forward(
+            eng.runroot,
+            [
+                replace(m, host_ip=asked.get((m.container_port, str(m.proto)), m.host_ip))
+                for m in cn.ports
+            ],
+        )
     write_in_place(paths.dir / "resolv.conf", cn.resolv_conf)
     hostname = (paths.dir / "hostname").read_text().strip()
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
@@ -365,6 +390,67 @@ def link_lines(eng: Engine, host: Mapping[str, Any], networks: set[str]) -> list
         names = dict.fromkeys([alias, other.name, other.id[:12]])
         out.append(f"{ip}\t{' '.join(names)}")
     return out
+
+
+def rootless() -> bool:
+    """The engine runs inside a user namespace (engine/rootless.py)."""
+    from portique.linux.ns import in_user_namespace
+
+    return in_user_namespace()
+
+
+def _usermode(host: dict[str, Any]) -> bool:
+    """A rootless engine's default network: slirp4netns (engine/usernet.py)."""
+    return mode_of(host) in ("bridge", "default") and rootless()
+
+
+def check_rootless(config: Mapping[str, Any]) -> None:
+    """What a rootless engine cannot give a container, refused at create: host
+    ports below the unprivileged start, networks other than the default."""
+    from portique.engine.rootless import check_ports
+    from portique.errors import InvalidArgument
+
+    host = config["HostConfig"]
+    check_ports([m.host_port for m in _ports_to_publish(dict(config))])
+    mode = mode_of(host)
+    others = [n for n in endpoints_config(config) if n not in ("bridge", "default", mode)]
+    if mode in ("bridge", "default") and others:
+        raise InvalidArgument(
+            f"network {others[0]}: a rootless engine's default network (slirp4netns)"
+            " joins no other network: run on the user-defined network instead"
+        )
+
+
+def check_rootless_create(
+    eng: Engine, host: Mapping[str, Any], networking: Mapping[str, Any], names: list[str]
+) -> None:
+    """A rootless engine's create: limits need a cgroup of the user's, ports
+    and networks as check_rootless says, user-defined networks must exist."""
+    from portique.engine.rootless import check_limits
+
+    check_limits(host)
+    check_rootless({"HostConfig": host, "NetworkingConfig": networking, "Config": {}})
+    for name in dict.fromkeys(names):
+        if name not in ("bridge", "default"):
+            check_network(eng, name)
+
+
+def _setup_usermode(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
+    from portique.engine import usernet
+    from portique.engine.netns import loopback_up
+
+    paths = eng.paths(row.id)
+    host = row.config["HostConfig"]
+    loopback_up(f"/proc/{pid}/ns/net")
+    stack.callback(usernet.stop, eng, row.id)
+    ports = usernet.start(eng, row.id, pid, _ports_to_publish(row.config))
+    write_in_place(paths.dir / "resolv.conf", with_dns_flags(f"nameserver {usernet.DNS}\n", host))
+    hostname = (paths.dir / "hostname").read_text().strip()
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    lines.append(f"{usernet.GUEST_IP}\t{hostname}")
+    lines += extra_host_lines(host, usernet.GATEWAY)
+    write_in_place(paths.dir / "hosts", "\n".join(lines) + "\n")
+    return usernet.settings(ports)
 
 
 def _ports_to_publish(config: dict[str, Any]) -> list[Any]:
@@ -415,6 +501,14 @@ def settings_of(cn: Any) -> dict[str, Any]:
 
 
 def _release(eng: Engine, cid: str) -> None:
+    if rootless():
+        from portique.engine import rootlessnet, usernet
+
+        usernet.stop(eng, cid)  # the default network's slirp4netns, if any
+        if not rootlessnet.exists(eng.runroot):
+            return
+        with contextlib.suppress(Exception):
+            rootlessnet.unforward(eng.runroot, list(eng.networks.ports(cid)))
     from portique.engine import events
 
     with contextlib.suppress(Exception):
@@ -543,6 +637,6 @@ def _early_child(eng: Engine, row: Any, pid_r: int, out_w: int) -> int:  # pragm
 def wants_early_setup(row: Any) -> bool:
     """Whether starting `row` wires endpoints through the network layer."""
     host = row.config["HostConfig"]
-    if joined_container(host) or mode_of(host) == "host":
+    if joined_container(host) or mode_of(host) == "host" or _usermode(host):
         return False
     return bool(requests_of(row.config))

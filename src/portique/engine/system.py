@@ -33,6 +33,12 @@ def info(eng: Engine) -> dict[str, Any]:
     except Exception:
         cgroup = "1"
     uname = os.uname()
+    security = ["name=seccomp,profile=builtin"]
+    helpers = rootless_helpers()
+    cgroup_driver = "cgroupfs"
+    if helpers:
+        security.append("name=rootless")
+        cgroup_driver = helpers.pop("cgroup")
     return {
         "ID": "",
         "Containers": len(rows),
@@ -42,7 +48,7 @@ def info(eng: Engine) -> dict[str, Any]:
         "Images": images,
         "Driver": "overlay2",
         "LoggingDriver": "json-file",
-        "CgroupDriver": "cgroupfs",
+        "CgroupDriver": cgroup_driver,
         "CgroupVersion": cgroup,
         "KernelVersion": uname.release,
         "OperatingSystem": _os_name(),
@@ -55,8 +61,32 @@ def info(eng: Engine) -> dict[str, Any]:
         "ServerVersion": __version__,
         "DefaultRuntime": "portique",
         "Runtimes": {"portique": {"path": "portique-runtime"}},
-        "SecurityOptions": ["name=seccomp,profile=builtin"],
+        "SecurityOptions": security,
         "Plugins": {"Volume": ["local"], "Network": ["host", "none"], "Log": ["json-file"]},
+        **({"Rootless": helpers} if helpers else {}),
+    }
+
+
+def rootless_helpers() -> dict[str, str]:
+    """A rootless engine's helpers (empty as root): how ids are mapped, the
+    storage and network helpers, the cgroup driver ("none" without one)."""
+    import shutil
+
+    from portique.linux.ns import in_user_namespace
+    from portique.subids import single_id
+
+    if not in_user_namespace():
+        return {}
+    from portique.runtime.cgroups import delegated_parent, open_manager
+
+    slirp = shutil.which("slirp4netns", path="/usr/bin:/bin:/usr/sbin:/sbin")
+    return {
+        "IdMapping": "single id (no /etc/subuid range)" if single_id() else "newuidmap/newgidmap",
+        "Storage": "overlayfs in the user namespace (userxattr)",
+        "Network": f"slirp4netns ({slirp})" if slirp else "slirp4netns missing: none and host only",
+        "cgroup": "none"
+        if open_manager(f"{delegated_parent()}/portique/info", "info").version == "none"
+        else "cgroupfs",
     }
 
 
@@ -239,3 +269,21 @@ def _rfc3339(ts: float) -> str:
     import time
 
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def migrate(eng: Engine) -> None:
+    """`system migrate`: a rootless engine's user namespace ends (its pause
+    process, engine/rootless.py), so that the next command makes one with the
+    ids /etc/subuid and /etc/subgid give now. Refused while containers run:
+    they live in it. As root: nothing to do."""
+    from portique.engine import db, rootless
+    from portique.engine.state import has_monitor
+    from portique.errors import Conflict
+    from portique.linux.ns import in_user_namespace
+
+    if not in_user_namespace():
+        return
+    running = [r.name for r in db.list_containers(eng.db) if has_monitor(r.status)]
+    if running:
+        raise Conflict(f"container {running[0]} is running: stop every container first")
+    rootless.stop_pause(eng.runroot)

@@ -30,13 +30,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
+from portique.image import ovlxattr
+
 MODIFIED: Final = 0
 ADDED: Final = 1
 DELETED: Final = 2
 KIND_LETTERS: Final = {MODIFIED: "C", ADDED: "A", DELETED: "D"}
 
 _DIR: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_OPAQUE: Final = "trusted.overlay.opaque"
 
 
 def changes(
@@ -95,7 +96,7 @@ def _opaque(parent_fd: int, path: str) -> bool:
     except OSError:
         return False
     try:
-        return os.getxattr(fd, _OPAQUE) == b"y"
+        return ovlxattr.is_opaque(fd)
     except OSError:
         return False
     finally:
@@ -109,7 +110,7 @@ def _walk(upper: Path, skip: frozenset[str]) -> Iterator[tuple[str, os.stat_resu
         fd = os.open(upper, _DIR)
     except FileNotFoundError:
         return  # a container never started has no upper dir yet
-    levels: list[tuple[Iterator[str], str]] = [(iter(sorted(os.listdir(fd))), "")]
+    levels: list[tuple[Iterator[str], str]] = [(iter(ovlxattr.listing(os.listdir(fd))), "")]
     try:
         while levels:
             names, prefix = levels[-1]
@@ -135,7 +136,7 @@ def _walk(upper: Path, skip: frozenset[str]) -> Iterator[tuple[str, os.stat_resu
                 except OSError:
                     continue
                 try:
-                    listing = sorted(os.listdir(sub))
+                    listing = ovlxattr.listing(os.listdir(sub))
                 except OSError:
                     os.close(sub)
                     continue

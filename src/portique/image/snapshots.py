@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol, cast
 
 from portique.errors import InvalidArgument
+from portique.image import ovlxattr
 
 # The overlay options must fit in one page (the kernel copies mount data into
 # a single page).
 _MOUNT_DATA_MAX: Final = 4095
 STALE_SECONDS: Final = 3600.0
 _RO_DIR: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_FIXED_OPTIONS: Final = "index=off,redirect_dir=off,metacopy=off"
 
 
 class Snapshots:
@@ -228,7 +228,7 @@ def overlay_data(lowers: Sequence[Path], upper: Path, work: Path, fd_dir: int | 
     # Pin the features that would put overlay-private metadata (redirect and
     # metacopy xattrs, an index) into the upper dir: `commit` and `build` turn
     # upper dirs into layers, which must hold plain files and whiteouts only.
-    return f"lowerdir={lower},upperdir={upper},workdir={work},{_FIXED_OPTIONS}"
+    return f"lowerdir={lower},upperdir={upper},workdir={work},{ovlxattr.mount_options()}"
 
 
 def lower_stack(lowers: Sequence[Path]) -> list[Path]:
@@ -251,16 +251,44 @@ def lower_stack(lowers: Sequence[Path]) -> list[Path]:
 
 def mount_overlay(snapshots_dir: Path, lowers: Sequence[Path], container_dir: Path) -> Path:
     """Mount container_dir/rootfs as overlay of `lowers` (topmost first) + a fresh upper."""
-    from portique.linux.mount import mount
+
+    from portique.image import fuseoverlay
 
     lowers = lower_stack(lowers)
     upper, work, rootfs = (container_dir / n for n in ("upper", "work", "rootfs"))
     for d in (upper, work, rootfs):
         d.mkdir(parents=True, exist_ok=True, mode=0o755)
+    driver = fuseoverlay.chosen(snapshots_dir.parent)
+    if driver == "fuse-overlayfs":
+        fuseoverlay.mount(lowers, upper, work, rootfs, "")
+        return rootfs
+    try:
+        _mount_native(snapshots_dir, lowers, upper, work, rootfs)
+    except OSError as exc:
+        # A rootless engine on a kernel that refuses overlayfs in a user
+        # namespace (image/fuseoverlay.py), unless the root chose the kernel's.
+        if (
+            driver is not None
+            or not ovlxattr.rootless()
+            or exc.errno not in (errno.EPERM, errno.EINVAL)
+        ):
+            raise
+        try:
+            fuseoverlay.mount(lowers, upper, work, rootfs, "")
+        except OSError as fuse_exc:
+            raise fuseoverlay.neither(exc, fuse_exc) from None
+    return rootfs
+
+
+def _mount_native(
+    snapshots_dir: Path, lowers: Sequence[Path], upper: Path, work: Path, rootfs: Path
+) -> None:
+    from portique.linux.mount import mount
+
     data = overlay_data(lowers, upper, work)
     if len(data) <= _MOUNT_DATA_MAX:
         mount("overlay", rootfs, "overlay", 0, data)
-        return rootfs
+        return
     # Too long for one page: name each lower as /proc/self/fd/<fd>/<n>, which
     # the kernel resolves while mounting (lowers all live in snapshots_dir).
     if any(p.parent != snapshots_dir for p in lowers):
@@ -273,7 +301,6 @@ def mount_overlay(snapshots_dir: Path, lowers: Sequence[Path], container_dir: Pa
         mount("overlay", rootfs, "overlay", 0, data)
     finally:
         os.close(fd)
-    return rootfs
 
 
 def unmount_overlay(container_dir: Path) -> None:
@@ -298,7 +325,6 @@ def unmount_overlay(container_dir: Path) -> None:
 # ---- overlay upper dir -> OCI layer tar -------------------------------------------
 
 _KEEP_XATTR_PREFIXES: Final = ("user.", "security.capability")
-_OPAQUE: Final = "trusted.overlay.opaque"
 
 
 class _Sink(Protocol):
@@ -356,7 +382,7 @@ def has_changes(upper: Path, skip: frozenset[str] = frozenset()) -> bool:
                 if not stat.S_ISDIR(st.st_mode):
                     return True
                 with contextlib.suppress(OSError):
-                    if os.getxattr(name, _OPAQUE, follow_symlinks=False) == b"y":
+                    if ovlxattr.is_opaque(name, follow_symlinks=False):
                         return True
                 todo.append(path)
         finally:
@@ -394,7 +420,7 @@ def _xattrs(fd: int) -> dict[str, str]:
     except OSError:
         return out
     for name in names:
-        if name.startswith(_KEEP_XATTR_PREFIXES):
+        if name.startswith(_KEEP_XATTR_PREFIXES) and not ovlxattr.is_private(name):
             with contextlib.suppress(OSError):
                 value = os.getxattr(fd, name)
                 out[name] = value.decode("utf-8", "surrogateescape")
@@ -430,7 +456,7 @@ def _walk(
 
     fd = os.dup(top_fd)
     levels: list[tuple[Any, str, tuple[int, int], list[Any]]] = [
-        (iter(sorted(os.listdir(fd))), prefix, _identity(fd), [])
+        (iter(ovlxattr.listing(os.listdir(fd))), prefix, _identity(fd), [])
     ]
     try:
         while levels:
@@ -458,7 +484,7 @@ def _walk(
                 ti.type = tarfile.DIRTYPE
                 infos = [ti]
                 try:
-                    opaque = os.getxattr(sub, _OPAQUE) == b"y"
+                    opaque = ovlxattr.is_opaque(sub)
                 except OSError:
                     opaque = False
                 if opaque:
@@ -472,7 +498,7 @@ def _walk(
                 else:
                     for item in infos:
                         add(item)
-                listing = sorted(os.listdir(sub))
+                listing = ovlxattr.listing(os.listdir(sub))
             except BaseException:
                 os.close(sub)
                 raise

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Final, cast
 
 from portique.errors import PortiqueError
+from portique.image import ovlxattr
 from portique.image.compression import Compression, Readable, detect, open_reader
 from portique.image.snapshots import remove_at
 from portique.image.tarreader import (
@@ -65,7 +66,7 @@ _FD_CACHE: Final = 256
 
 WHITEOUT_PREFIX: Final = ".wh."
 OPAQUE_MARKER: Final = ".wh..wh..opq"
-OPAQUE_XATTR: Final = "trusted.overlay.opaque"
+OPAQUE_XATTR: Final = "trusted.overlay.opaque"  # as root (image/ovlxattr.py)
 
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -301,6 +302,8 @@ class _Unpacker:
         for xname, raw in m.xattrs.items():
             if not (xname.startswith("user.") or xname == "security.capability"):
                 continue  # trusted.*, security.selinux...: not the image's to set
+            if ovlxattr.is_private(xname):
+                continue  # user.overlay.*: a rootless overlay's own (image/ovlxattr.py)
             if len(raw) > MAX_XATTR_VALUE or len(out) >= MAX_XATTRS:
                 raise InvalidLayer(f"invalid layer entry {m.name!r}: too many or too large xattrs")
             out[xname] = raw
@@ -340,7 +343,7 @@ class _Unpacker:
         base = comps[-1]
         parent = self.dirs.get(comps[:-1])
         if base == OPAQUE_MARKER:
-            os.setxattr(parent, OPAQUE_XATTR, b"y")
+            os.setxattr(parent, ovlxattr.opaque(), b"y")
             return
         if base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
             return  # other AUFS metadata (.wh..wh.plnk, ...): nothing for overlayfs
@@ -518,6 +521,14 @@ def unpack(
             raise
         except OSError as exc:
             what = f"entry {current!r}" if current else "data"
+            if exc.errno == errno.EINVAL and unpacker.as_root:
+                from portique.subids import advice, single_id
+
+                if single_id():  # a rootless engine without subordinate ids
+                    raise InvalidLayer(
+                        f"cannot unpack layer {what}: its owner is not root, the only id"
+                        f" mapped here ({advice()})"
+                    ) from None
             raise InvalidLayer(f"cannot unpack layer {what}: {exc.strerror or exc}") from None
         except PortiqueError:
             raise

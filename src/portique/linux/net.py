@@ -23,7 +23,15 @@ def socket_in_netns(
     """A socket created inside the network namespace at `netns_path` (a socket
     keeps the namespace it was born in). Only the calling thread enters that
     namespace, for the socket() call, and comes straight back; other threads
-    are unaffected (setns(CLONE_NEWNET) acts on one thread)."""
+    are unaffected (setns(CLONE_NEWNET) acts on one thread).
+
+    Inside a user namespace (a rootless engine) the way back is closed: the
+    host's namespace belongs to the initial user namespace. There a thread of
+    its own enters, makes the socket and ends where it is."""
+    from portique.linux.ns import in_user_namespace
+
+    if in_user_namespace():
+        return _socket_from_thread(netns_path, family, kind, proto)
     target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -37,6 +45,33 @@ def socket_in_netns(
             os.close(home)
     finally:
         os.close(target)
+
+
+def _socket_from_thread(
+    netns_path: str | os.PathLike[str], family: int, kind: int, proto: int
+) -> socket.socket:
+    import threading
+
+    made: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def enter_and_make() -> None:
+        try:
+            target = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                setns(target, CLONE_NEWNET)
+            finally:
+                os.close(target)
+            made.append(socket.socket(family, kind | socket.SOCK_CLOEXEC, proto))
+        except BaseException as exc:  # handed to the caller's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=enter_and_make, name="netns-socket")
+    worker.start()
+    worker.join()
+    if failed:
+        raise failed[0]
+    return made[0]
 
 
 def link_up(sock: socket.socket, name: str) -> None:

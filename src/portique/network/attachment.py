@@ -223,7 +223,10 @@ def drop_endpoint(nets: Networks, ep: Endpoint) -> bool:
     # After the container's exit the kernel has usually destroyed the pair with
     # its namespace already: then skip pyroute2's import (~70 ms of CPU in the
     # exiting monitor, competing with the next container's start).
-    if os.path.lexists(f"/sys/class/net/{ep.host_veth}"):
+    # (/sys shows the host's namespace: a rootless engine's is another one.)
+    from portique.linux.ns import in_user_namespace
+
+    if in_user_namespace() or os.path.lexists(f"/sys/class/net/{ep.host_veth}"):
         from portique.network import bridge
 
         bridge.delete_link(ep.host_veth)

@@ -253,11 +253,14 @@ def add_veth(
             idx = _index(ipr, host_name)
             assert idx is not None
             ipr.link("set", index=idx, state="up")
+            # Hairpin: a container reaching its own published port through a
+            # host address is DNATed back out of the port it came in on;
+            # bridges refuse that by default. Through netlink, not sysfs:
+            # /sys shows the namespace that mounted it, which a rootless
+            # engine's network namespace is not (engine/rootlessnet.py).
+            ipr.brport("set", index=idx, mode=1)
     finally:
         os.close(fd)
-    # Hairpin: a container reaching its own published port through a host address
-    # is DNATed back out of the port it came in on; bridges refuse that by default.
-    (Path("/sys/class/net") / host_name / "brport/hairpin_mode").write_text("1\n")
     with _ipr(netns) as ns:
         lo = _index(ns, "lo")
         if lo is not None:

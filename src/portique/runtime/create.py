@@ -155,7 +155,7 @@ def create(
 
 def setup_cgroup(
     spec: Spec, container_id: str, undo: ExitStack
-) -> tuple[CgroupManager, CgroupInfo]:
+) -> tuple[CgroupManager, CgroupInfo | None]:
     from portique.runtime.cgroups import open_manager
     from portique.runtime.devices import with_device_rules
     from portique.runtime.mountplan import CgroupInfo
@@ -165,6 +165,8 @@ def setup_cgroup(
     undo.callback(manager.destroy)
     manager.apply(with_device_rules(spec.linux.resources, spec.linux.devices))
     dirs = manager.dirs()
+    if manager.version == "none":
+        return manager, None
     if manager.version == "v2":
         info = CgroupInfo("v2", tuple(("", str(d)) for d in dirs.values()))
     else:
@@ -261,6 +263,9 @@ def write_id_maps(pid: int, spec: Spec) -> None:
     def fmt(maps: tuple[Any, ...]) -> bytes:
         return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps).encode()
 
+    if os.geteuid() != 0:
+        _write_id_maps_unprivileged(pid, lx.uid_mappings, lx.gid_mappings)
+        return
     try:
         # Writing gid_map as root needs no setgroups deny; leave setgroups
         # allowed so the container can set its supplementary groups.
@@ -270,6 +275,43 @@ def write_id_maps(pid: int, spec: Spec) -> None:
             f.write(fmt(lx.gid_mappings))
     except OSError as e:
         raise ContainerError(f"cannot write the user namespace mappings: {e.strerror}") from None
+
+
+def _write_id_maps_unprivileged(pid: int, uids: tuple[Any, ...], gids: tuple[Any, ...]) -> None:
+    """An ordinary user's runtime (runc's rootless mode): its own ids alone
+    are written directly (setgroups denied first, as the kernel requires);
+    anything more goes through the setuid newuidmap/newgidmap, which check
+    /etc/subuid and /etc/subgid."""
+    import shutil
+    import subprocess
+
+    own = ((os.geteuid(),), (os.getegid(),))
+    for kind, maps, mine in (("uid", uids, own[0]), ("gid", gids, own[1])):
+        if len(maps) == 1 and maps[0].size == 1 and (maps[0].host_id,) == mine:
+            try:
+                if kind == "gid":
+                    with open(f"/proc/{pid}/setgroups", "wb") as f:
+                        f.write(b"deny\n")
+                with open(f"/proc/{pid}/{kind}_map", "wb") as f:
+                    f.write(f"{maps[0].container_id} {maps[0].host_id} 1\n".encode())
+            except OSError as e:
+                raise ContainerError(
+                    f"cannot write the user namespace {kind} mapping: {e.strerror}"
+                ) from None
+            continue
+        helper = shutil.which(f"new{kind}map", path="/usr/bin:/bin:/usr/sbin:/sbin")
+        if helper is None:
+            raise ContainerError(
+                f"linux.{kind}Mappings maps more than your own id: that needs new{kind}map"
+                " (Debian's uidmap package)"
+            )
+        args = [helper, str(pid)]
+        for m in maps:
+            args += [str(m.container_id), str(m.host_id), str(m.size)]
+        done = subprocess.run(args, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+            raise ContainerError(f"new{kind}map {pid}: {why}")
 
 
 def connect_console_socket(path: Path | None, undo: ExitStack) -> socket.socket:

@@ -114,10 +114,19 @@ def stage1(
         join_namespaces(linux.namespaces, kernel)
         userns = linux.has_new("user")
         if userns:
+            # An unprivileged runtime (runc's rootless mode) writes the maps
+            # as an ordinary user: /proc/<pid>/uid_map of a non-dumpable
+            # process is root's. Dumpable only until they are written, still
+            # outside the container's pid namespace.
+            unprivileged = os.geteuid() != 0
             with step("linux.namespaces: new user namespace"):
                 kernel.unshare(ns.CLONE_NEWUSER)
+            if unprivileged:
+                kernel.set_dumpable(True)
             chan.send(sync.MapIds(os.getpid()))
             chan.expect(sync.MapIdsDone)
+            if unprivileged:
+                kernel.set_dumpable(False)
         if userns or linux.namespace("user") is not None:
             kernel.setresgid(0, 0, 0)
             kernel.setresuid(0, 0, 0)
@@ -247,7 +256,9 @@ def init(
         os.setsid()
         if cfg.new_keyring:
             join_session_keyring(kernel)
-        userns = linux.namespace("user") is not None
+        # The runtime itself may run in one (a rootless engine's): mknod and
+        # sysfs are refused there too.
+        userns = linux.namespace("user") is not None or ns.in_user_namespace()
         preload_modules(kernel, proc.terminal)
         # Compiled by the parent before fork, loaded last.
         seccomp = cfg.seccomp

@@ -148,10 +148,16 @@ class _Apply:
                     step.source, fd_path(fd), step.fstype, step.flags, step.data or None
                 )
             except OSError as e:
-                if step.fallback is None or e.errno not in step.fallback_on:
+                if step.fstype == "devpts" and e.errno == errno.EINVAL and "gid=" in step.data:
+                    # A user namespace that maps no tty group (a rootless
+                    # engine with one id): the ptys keep the caller's group.
+                    data = ",".join(o for o in step.data.split(",") if not o.startswith("gid="))
+                    self.kernel.mount(step.source, fd_path(fd), step.fstype, step.flags, data)
+                elif step.fallback is None or e.errno not in step.fallback_on:
                     raise
-                self._bind_at(fd, step.fallback)
-                return
+                else:
+                    self._bind_at(fd, step.fallback)
+                    return
         finally:
             os.close(fd)
         if step.owned:

@@ -142,6 +142,23 @@ def test_user_xattrs_kept_and_trusted_ones_dropped(dest: tuple[Path, int]) -> No
     assert not any(n.startswith("trusted.") for n in os.listxattr(root / "f"))
 
 
+def test_overlayfs_user_xattrs_from_a_layer_are_dropped(dest: tuple[Path, int]) -> None:
+    # A rootless engine's overlay (userxattr) would obey them: an opaque flag
+    # hiding lower files, a redirect (image/ovlxattr.py).
+    tar = (
+        RawTar()
+        .dir("d", xattrs={"user.overlay.opaque": b"y", "user.keep": b"1"})
+        .file(
+            "f", b"x", xattrs={"user.overlay.redirect": b"/etc", "user.fuseoverlayfs.opaque": b"y"}
+        )
+        .bytes()
+    )
+    run(dest, tar)
+    root = dest[0]
+    assert os.listxattr(root / "d") == ["user.keep"]
+    assert os.listxattr(root / "f") == []
+
+
 def test_fifo(dest: tuple[Path, int]) -> None:
     run(dest, RawTar().fifo("run/pipe", mode=0o620).bytes())
     st = os.lstat(dest[0] / "run/pipe")

@@ -151,6 +151,11 @@ GROUPS: Final[dict[str, tuple[str, tuple[Entry, ...]]]] = {
             ("df", "system", "Show portique disk usage"),
             ("events", "events", "Get real time events from the server"),
             ("info", "info", "Display system-wide information"),
+            (
+                "migrate",
+                "system",
+                "Restart a rootless engine's user namespace (after /etc/subuid changed)",
+            ),
             ("prune", "system", "Remove unused data"),
         ),
     ),

@@ -127,16 +127,51 @@ def make_engine(values: dict[str, str]) -> Engine:
 
     from portique.engine.engine import DEFAULT_ROOT, DEFAULT_RUNROOT, Engine
 
-    root = values.get("--root") or os.environ.get("PORTIQUE_ROOT") or str(DEFAULT_ROOT)
-    runroot = values.get("--runroot") or os.environ.get("PORTIQUE_RUNROOT") or str(DEFAULT_RUNROOT)
+    default_root, default_runroot = DEFAULT_ROOT, DEFAULT_RUNROOT
+    if os.geteuid() != 0:
+        # An ordinary user's engine (engine/rootless.py): its own state.
+        from portique.engine.rootless import default_roots
+
+        default_root, default_runroot = default_roots(os.environ, os.geteuid())
+    root = values.get("--root") or os.environ.get("PORTIQUE_ROOT") or str(default_root)
+    runroot = values.get("--runroot") or os.environ.get("PORTIQUE_RUNROOT") or str(default_runroot)
     return Engine(Path(root), Path(runroot))
+
+
+def enter_rootless(values: dict[str, str], argv: list[str], *, debug: bool) -> int:
+    """An ordinary user's command runs inside its engine's user and mount
+    namespaces (engine/rootless.py), made on first use: join them, then
+    execute the command again there with the roots spelled out (an execve
+    makes the namespace the owner of the process's memory, which the kernel
+    checks before letting the engine open a container's /proc files)."""
+    from portique.engine import rootless
+    from portique.errors import PortiqueError
+
+    try:
+        eng = make_engine(values)
+        rootless.prepare_dir(eng.root)
+        rootless.enter(eng.runroot)
+        os.environ["PORTIQUE_WARM"] = "off"  # see entry()
+        # The engine runs nft and ip from /usr/sbin, which users' PATHs lack.
+        path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")
+        os.environ["PATH"] = ":".join(path + [d for d in ("/usr/sbin", "/sbin") if d not in path])
+        prefix = sys.orig_argv[: len(sys.orig_argv) - (len(sys.argv) - 1)]
+        roots = ["--root", str(eng.root), "--runroot", str(eng.runroot)]
+        os.execv(sys.executable, [sys.executable, *prefix[1:], *roots, *argv])
+    except PortiqueError as exc:
+        return _fail(str(exc), exc.exit_code, debug=debug)
+    except OSError as exc:
+        return _fail(str(exc), 125, debug=debug)
 
 
 def entry() -> int:
     """main() as the whole process (console script, `python -m portique`): through
     the engine root's warm server when one answers (portique/warm), else in-process."""
     mode = os.environ.get("PORTIQUE_WARM", "")
-    if mode != "off":
+    # An ordinary user's command never goes to a warm server: root's is not
+    # its engine, and its own engine lives in a user namespace the command
+    # enters first (enter_rootless, which turns this path off for the re-run).
+    if mode != "off" and os.geteuid() == 0:
         code = _through_warm_server(sys.argv, start=mode == "auto")
         if code is not None:
             return code
@@ -197,6 +232,8 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
             " is not written yet)\n"
         )
         return 125
+    if os.geteuid() != 0:
+        return enter_rootless(values, argv, debug=bool(flags & {"--debug", "-D"}))
     if protect and starts_containers(rest):
         from portique.linux.selfexe import ensure_protected
 

@@ -66,7 +66,8 @@ commands:
   spec, features, events, update, explain, checkpoint, restore (refused)
 
 global options:
-  --root PATH          state directory (default /run/portique-runtime)
+  --root PATH          state directory (default /run/portique-runtime; a user's:
+                       $XDG_RUNTIME_DIR/portique-runtime)
   --log FILE           write errors (and --debug messages) to FILE
   --log-format FORMAT  text or json (default text)
   --debug              debug messages and tracebacks
@@ -78,6 +79,19 @@ global options:
 """
 
 DEFAULT_ROOT = "/run/portique-runtime"
+
+
+def default_root() -> str:
+    """/run/portique-runtime for root; an ordinary user's, as runc's rootless
+    mode: $XDG_RUNTIME_DIR/portique-runtime, else /tmp/portique-runtime-UID."""
+    uid = os.geteuid()
+    if uid == 0:
+        return DEFAULT_ROOT
+    xdg = os.environ.get("XDG_RUNTIME_DIR") or ""
+    if xdg.startswith("/"):
+        return f"{xdg}/portique-runtime"
+    return f"/tmp/portique-runtime-{uid}"
+
 
 # Global flags that take a value (runc's spelling).
 _VALUED = ("--root", "--log", "--log-format", "--criu", "--rootless")
@@ -175,7 +189,7 @@ def make_context(opts: dict[str, str | bool]) -> Context:
         raise UsageError(f"invalid --rootless value {rootless!r}: want true, false or auto")
     log_path = opts.get("log")
     return Context(
-        root=Path(str(opts.get("root") or DEFAULT_ROOT)),
+        root=Path(str(opts.get("root") or default_root())),
         log=RuntimeLog(
             Path(str(log_path)) if log_path else None,
             json_format=log_format == "json",

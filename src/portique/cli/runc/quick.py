@@ -34,8 +34,10 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 
 def state_argv(argv: list[str]) -> tuple[str, str] | None:
-    """(root, id) when `argv` is a plain `state ID` call, else None."""
-    root = DEFAULT_ROOT
+    """(root, id) when `argv` is a plain `state ID` call, else None (also
+    for an ordinary user without --root: its default root is the full CLI's
+    to find, cli/runc/main.default_root)."""
+    root = DEFAULT_ROOT if os.geteuid() == 0 else ""
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
         name, eq, val = argv[i].partition("=")
@@ -54,7 +56,7 @@ def state_argv(argv: list[str]) -> tuple[str, str] | None:
             return None
         i += 1
     rest = argv[i:]
-    if len(rest) != 2 or rest[0] != "state":
+    if len(rest) != 2 or rest[0] != "state" or not root:
         return None
     cid = rest[1]
     if not (0 < len(cid) <= 1024 and cid not in (".", "..") and cid[0] != "-"):

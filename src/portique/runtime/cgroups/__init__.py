@@ -12,6 +12,7 @@ The drivers are imported lazily: the runtime's start path loads one of them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .base import (
@@ -38,6 +39,10 @@ def open_manager(
     "slice:prefix:name" -> InvalidArgument.
     """
     path = resolve_path(cgroups_path, container_id)
+    if root == DEFAULT_ROOT and not _may_create(root, path):
+        from .none import NoCgroupManager
+
+        return NoCgroupManager(path)
     if detect(root) == "v2":
         from .v2 import V2Manager
 
@@ -47,9 +52,54 @@ def open_manager(
     return V1Manager(path, root, mountinfo=mountinfo)
 
 
+def delegated_parent(root: Path = DEFAULT_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> str:
+    """Where a rootless caller's containers' cgroups go: on cgroup v2, the
+    topmost ancestor of its own cgroup that it owns (a subtree delegated to
+    the user, as systemd's user@UID.service or a directory root chowned to
+    it), else "" (no cgroup: cgroups/none.py). As root: ""."""
+    from portique.linux.ns import in_user_namespace
+
+    if (os.geteuid() == 0 and not in_user_namespace()) or detect(root) != "v2":
+        return ""
+    try:
+        with open(proc_cgroup, encoding="utf-8") as f:
+            own = next((line[3:].strip() for line in f if line.startswith("0::")), "")
+    except OSError:
+        return ""
+    found = ""
+    parts = [p for p in own.split("/") if p]
+    while parts:
+        where = root.joinpath(*parts)
+        try:
+            st = os.stat(where)
+        except OSError:
+            break
+        if st.st_uid != os.geteuid() or not os.access(where / "cgroup.procs", os.W_OK):
+            break
+        found = "/" + "/".join(parts)
+        parts.pop()
+    return found
+
+
+def _may_create(root: Path, path: str) -> bool:
+    """False for a rootless caller (in a user namespace) that cannot write
+    where the cgroup would go: the nearest existing directory on its path,
+    in the unified hierarchy or, on v1, the memory one."""
+    from portique.linux.ns import in_user_namespace
+
+    if os.geteuid() == 0 and not in_user_namespace():
+        return True
+    base = root if detect(root) == "v2" else root / "memory"
+    where = base / path.strip("/")
+    while where != base and not where.exists():
+        where = where.parent
+    return os.access(where, os.W_OK)
+
+
 __all__ = [
     "CgroupError",
     "CgroupManager",
+    "delegated_parent",
     "detect",
     "hierarchies",
     "open_manager",

@@ -223,7 +223,7 @@ class V2Manager:
                     "(controller not enabled or not supported by this kernel)"
                 )
             write_file(self.dir, name, value)
-        if resources.devices:
+        if resources.devices and not _in_user_namespace():
             self._apply_devices(resources)
 
     def _apply_devices(self, resources: LinuxResources) -> None:
@@ -375,6 +375,16 @@ def _io_stats(d: Path) -> dict[str, list[dict[str, object]]]:
                     {"major": int(major), "minor": int(minor), "op": op, "value": int(kv[key])}
                 )
     return {"ioServiceBytesRecursive": nbytes, "ioServicedRecursive": nios}
+
+
+def _in_user_namespace() -> bool:
+    """A rootless caller may not load a device program (BPF needs the initial
+    namespace's CAP_SYS_ADMIN); it needs none: its user namespace cannot
+    make device nodes, only bind the host's, which their permissions guard
+    (runc's rootless mode does the same)."""
+    from portique.linux.ns import in_user_namespace
+
+    return in_user_namespace()
 
 
 def _enable_controllers(directory: Path) -> None:

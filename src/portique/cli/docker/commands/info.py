@@ -53,6 +53,8 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         " Security Options:",
         "  seccomp",
         "   Profile: builtin",
+        *(["  rootless"] if "name=rootless" in info["SecurityOptions"] else []),
+        *[f"   {key}: {value}" for key, value in (info.get("Rootless") or {}).items()],
         f" Kernel Version: {info['KernelVersion']}",
         f" Operating System: {info['OperatingSystem']}",
         f" OSType: {info['OSType']}",

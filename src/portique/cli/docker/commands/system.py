@@ -1,4 +1,4 @@
-"""`portique system df|prune|info|events`"""
+"""`portique system df|prune|info|events|migrate`"""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
     p.add_argument("--volumes", action="store_true", help="prune anonymous volumes")
     p.add_argument("--filter", action="append", default=[])
+    sub.add_parser("migrate")
     p = sub.add_parser("info")
     p.add_argument("-f", "--format", default=None)
     from portique.cli.docker.commands import events
@@ -276,6 +277,11 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         return _df(eng, args)
     if args.system_command == "prune":
         return _prune(eng, args)
+    if args.system_command == "migrate":
+        from portique.engine import system
+
+        system.migrate(eng)
+        return 0
     if args.system_command == "events":
         from portique.cli.docker.commands import events
 
