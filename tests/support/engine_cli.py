@@ -18,11 +18,17 @@ class Portique:
     run_root: Path
 
     def __call__(
-        self, *args: str, input: str | None = None, timeout: float = 60, check: bool = False
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = 60,
+        check: bool = False,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [PORTIQUE, *args],
             env=self.env,
+            cwd=cwd,
             input=input,
             capture_output=True,
             text=True,
@@ -37,8 +43,8 @@ class Portique:
     def argv(self) -> list[str]:
         return [PORTIQUE]
 
-    def ok(self, *args: str, timeout: float = 60) -> str:
-        return self(*args, timeout=timeout, check=True).stdout
+    def ok(self, *args: str, timeout: float = 60, cwd: Path | None = None) -> str:
+        return self(*args, timeout=timeout, check=True, cwd=cwd).stdout
 
     def inspect(self, ref: str, template: str) -> str:
         return self.ok("inspect", "-f", template, ref).strip()

@@ -36,7 +36,33 @@ def mount_rootfs(eng: Engine, row: ContainerRow) -> Path:
 def unmount_rootfs(paths: ContainerPaths) -> None:
     from portique.image.snapshots import unmount_overlay
 
+    unmount_shm(paths)
     unmount_overlay(paths.dir)
+
+
+SHM_DEFAULT = 64 << 20  # Docker's default /dev/shm size
+
+
+def mount_shm(paths: ContainerPaths, size: int) -> str:
+    """--ipc shareable: the container's /dev/shm is a tmpfs on the host, in its
+    directory, so that `--ipc container:X` can bind the same one (a mount of
+    another mount namespace cannot be bind-mounted)."""
+    from portique.linux.mount import MS_NODEV, MS_NOEXEC, MS_NOSUID, is_mountpoint, mount
+
+    shm = paths.dir / "shm"
+    shm.mkdir(mode=0o700, exist_ok=True)
+    if not is_mountpoint(shm):
+        mount("shm", str(shm), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              f"mode=1777,size={size or SHM_DEFAULT}")  # fmt: skip
+    return str(shm)
+
+
+def unmount_shm(paths: ContainerPaths) -> None:
+    from portique.linux.mount import MNT_DETACH, is_mountpoint, umount
+
+    shm = paths.dir / "shm"
+    if shm.is_dir() and is_mountpoint(shm):
+        umount(str(shm), MNT_DETACH)
 
 
 def _read_host(path: str) -> str:
@@ -93,13 +119,16 @@ def seccomp_for(host: dict[str, Any], caps: list[str]) -> dict[str, Any] | None:
 def prepare(eng: Engine, row: ContainerRow, stack: ExitStack) -> dict[str, Any]:
     """Mount the rootfs and write config.json; undo steps are pushed on `stack`."""
     from portique.engine import options as opt
+    from portique.engine import run_opts
 
     paths = eng.paths(row.id)
     config = dict(row.config["Config"])
     host = dict(row.config["HostConfig"])
     rootfs = mount_rootfs(eng, row)
     stack.callback(unmount_rootfs, paths)
-    user = userdb.lookup(str(rootfs), str(config.get("User") or ""))
+    user = userdb.lookup(
+        str(rootfs), str(config.get("User") or ""), tuple(host.get("GroupAdd") or ())
+    )
     points = row.config.get("MountPoints") or []
     volumes.copy_image_content(str(rootfs), points)
     from portique.engine import network as net
@@ -117,6 +146,10 @@ def prepare(eng: Engine, row: ContainerRow, stack: ExitStack) -> dict[str, Any]:
 
         with dir_in_root(str(rootfs), workdir, mkdirs=True):
             pass
+    joined = _joined_namespaces(eng, host)
+    if host.get("IpcMode") == "shareable":
+        joined["shm_source"] = mount_shm(paths, int(host.get("ShmSize") or 0))
+        stack.callback(unmount_shm, paths)
     inputs = cfg.SpecInputs(
         container_id=row.id,
         rootfs=str(rootfs),
@@ -127,7 +160,41 @@ def prepare(eng: Engine, row: ContainerRow, stack: ExitStack) -> dict[str, Any]:
         init_binary=TINI if os.path.exists(TINI) else (shutil.which("tini-static") or ""),
         host_caps=host_caps,
         netns_path=netns_path,
+        devices=run_opts.host_devices(host),
+        **joined,
     )
     spec = cfg.build_spec(config, host, inputs)
     atomic_write_json(paths.dir / "config.json", spec, 0o600, fsync=False)
     return spec
+
+
+def _joined_namespaces(eng: Engine, host: dict[str, Any]) -> dict[str, Any]:
+    """--pid/--ipc container:X (X running; for ipc, made `shareable` as Docker
+    requires) and --ipc host: the namespace paths and the /dev/shm to bind."""
+    from portique.engine import db
+    from portique.engine.lifecycle import check_init
+    from portique.engine.state import has_process
+    from portique.errors import InvalidState
+
+    paths: dict[str, str] = {}
+    shm = ""
+    for ns, key in (("pid", "PidMode"), ("ipc", "IpcMode")):
+        mode = str(host.get(key) or "")
+        if ns == "ipc" and mode == "host":
+            shm = "/dev/shm"
+        if not mode.startswith("container:"):
+            continue
+        other = db.resolve_container(eng.db, mode.removeprefix("container:"))
+        what = "PID namespace" if ns == "pid" else "IPC namespace"
+        if not has_process(other.status) or other.pid <= 0:
+            raise InvalidState(f"cannot join the {what} of {other.name}: it is not running")
+        check_init(eng, other.id, other.pid)
+        if ns == "ipc":
+            if other.config["HostConfig"].get("IpcMode") not in ("shareable", "host"):
+                raise InvalidState(
+                    f"cannot join the IPC namespace of {other.name}: non-shareable IPC"
+                    " (hint: use --ipc shareable for the donor container)"
+                )
+            shm = str(eng.paths(other.id).dir / "shm") if mode != "host" else "/dev/shm"
+        paths[ns] = f"/proc/{other.pid}/ns/{ns}"
+    return {"ns_paths": paths, "shm_source": shm}

@@ -95,7 +95,9 @@ def commit(
     new_config = parse_changes(changes, base=base)
     upper = eng.paths(row.id).dir / "upper"
     frozen = pause and row.status == Status.RUNNING
-    rt = eng.runtime() if frozen else None
+    from portique.engine.lifecycle import open_runtime
+
+    rt = open_runtime(eng.paths(row.id)) if frozen else None
     from portique.engine import events
 
     if rt is not None:

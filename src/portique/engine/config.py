@@ -155,6 +155,10 @@ class SpecInputs:
     init_binary: str = ""  # host path of tini when HostConfig.Init
     host_caps: Sequence[str] | None = None
     netns_path: str = ""  # join an existing network namespace (bridge networking)
+    # --pid/--ipc container:X: {"pid": "/proc/PID/ns/pid", "ipc": ...}
+    ns_paths: Mapping[str, str] | None = None
+    devices: Mapping[str, Any] | None = None  # host path -> run_opts.HostDevice
+    shm_source: str = ""  # --ipc host|container:X: the /dev/shm to bind
 
 
 def hard_limit(rlimit: str) -> int:
@@ -199,20 +203,43 @@ def _etc_mounts(container_dir: str, readonly_rootfs: bool) -> list[dict[str, Any
     ]
 
 
-def _resources(host: Mapping[str, Any], confinement: Confinement) -> dict[str, Any]:
+def _resources(
+    host: Mapping[str, Any], confinement: Confinement, devices: Mapping[str, Any]
+) -> dict[str, Any]:
+    from portique.engine import run_opts as ro
+
     res: dict[str, Any] = {"devices": confinement.device_rules()}
+    for dev, _path, perms in ro.device_nodes(host, devices):
+        res["devices"].append(
+            {"allow": True, "type": dev.kind, "major": dev.major, "minor": dev.minor,
+             "access": perms}
+        )  # fmt: skip
     memory = int(host.get("Memory") or 0)
     swap = int(host.get("MemorySwap") or 0)
+    mem: dict[str, Any] = {}
     if memory:
-        mem: dict[str, Any] = {"limit": memory}
+        mem["limit"] = memory
         # Docker: unset swap means memory+swap = 2 x memory; -1 = unlimited.
         mem["swap"] = -1 if swap == -1 else (swap or 2 * memory)
+    if host.get("MemoryReservation"):
+        mem["reservation"] = int(host["MemoryReservation"])
+    if host.get("MemorySwappiness") is not None:
+        mem["swappiness"] = int(host["MemorySwappiness"])
+    if host.get("OomKillDisable"):
+        mem["disableOOMKiller"] = True
+    if mem:
         res["memory"] = mem
     cpu: dict[str, Any] = {}
     nano = int(host.get("NanoCpus") or 0)
     if nano:
         cpu["period"] = CPU_PERIOD
         cpu["quota"] = nano * CPU_PERIOD // 1_000_000_000
+    if host.get("CpuPeriod"):
+        cpu["period"] = int(host["CpuPeriod"])
+    if host.get("CpuQuota"):
+        cpu["quota"] = int(host["CpuQuota"])
+    if host.get("CpusetMems"):
+        cpu["mems"] = str(host["CpusetMems"])
     if host.get("CpuShares"):
         cpu["shares"] = int(host["CpuShares"])
     if host.get("CpusetCpus"):
@@ -222,11 +249,38 @@ def _resources(host: Mapping[str, Any], confinement: Confinement) -> dict[str, A
     pids = host.get("PidsLimit")
     if pids is not None and int(pids) > 0:
         res["pids"] = {"limit": int(pids)}
+    blkio: dict[str, Any] = {}
+    if host.get("BlkioWeight"):
+        blkio["weight"] = int(host["BlkioWeight"])
+    for key, spec_key in ro.THROTTLE_SPEC_KEYS.items():
+        limits = [
+            {
+                "major": devices[t["Path"]].major,
+                "minor": devices[t["Path"]].minor,
+                "rate": t["Rate"],
+            }
+            for t in host.get(key) or ()
+        ]
+        if limits:
+            blkio[spec_key] = limits
+    if blkio:
+        res["blockIO"] = blkio
     return res
 
 
-def _namespaces(host: Mapping[str, Any], netns_path: str) -> list[dict[str, str]]:
-    ns = [{"type": t} for t in NAMESPACES]
+# HostConfig's mode key of each namespace a container may share or leave.
+_NS_MODES = {"pid": "PidMode", "ipc": "IpcMode", "uts": "UTSMode", "cgroup": "CgroupnsMode"}
+
+
+def _namespaces(
+    host: Mapping[str, Any], netns_path: str, paths: Mapping[str, str]
+) -> list[dict[str, str]]:
+    ns: list[dict[str, str]] = []
+    for t in NAMESPACES:
+        mode = str(host.get(_NS_MODES.get(t, "")) or "")
+        if mode == "host":
+            continue  # the host's namespace: none listed
+        ns.append({"type": t, "path": paths[t]} if t in paths else {"type": t})
     mode = str(host.get("NetworkMode") or "none")
     if mode == "host":
         pass
@@ -253,8 +307,12 @@ def build_spec(
     # The one definition of a container's confinement, shared with build's RUN steps.
     confinement = Confinement(tuple(caps), inputs.seccomp, privileged, sec.no_new_privileges)
     argv = command_of(config)
-    mounts = confinement.mounts()
-    mounts += _etc_mounts(inputs.container_dir, readonly_rootfs)
+    mounts = _shm(confinement.mounts(), host, inputs.shm_source)
+    # /etc/hosts, hostname and resolv.conf go on top of the user's mounts (a
+    # volume on /etc keeps them, as Docker), unless the user mounts one itself.
+    user_targets = {str(m.get("destination")) for m in inputs.mounts}
+    etc = [m for m in _etc_mounts(inputs.container_dir, readonly_rootfs)
+           if m["destination"] not in user_targets]  # fmt: skip
     if host.get("Init"):
         if not inputs.init_binary:
             raise InvalidArgument("--init needs tini-static on the host (apt-get install tini)")
@@ -268,6 +326,7 @@ def build_spec(
             }
         )
     mounts += [dict(m) for m in inputs.mounts]
+    mounts += etc
     env = list(config.get("Env") or [])
     hostname = str(config.get("Hostname") or inputs.container_id[:12])
     if not any(e.startswith("HOSTNAME=") for e in env):
@@ -288,20 +347,58 @@ def build_spec(
     }
     if inputs.user.additional_gids:
         process["user"]["additionalGids"] = list(inputs.user.additional_gids)
+    if host.get("OomScoreAdj") is not None:
+        process["oomScoreAdj"] = int(host["OomScoreAdj"])
+    from portique.engine import run_opts as ro
+
+    devices = inputs.devices or {}
     linux: dict[str, Any] = {
-        "namespaces": _namespaces(host, inputs.netns_path),
-        "resources": _resources(host, confinement),
-        "cgroupsPath": f"{_cgroup_parent()}/portique/{inputs.container_id}",
+        "namespaces": _namespaces(host, inputs.netns_path, inputs.ns_paths or {}),
+        "resources": _resources(host, confinement, devices),
+        "cgroupsPath": _cgroup_parent() + ro.cgroups_path(host, inputs.container_id),
         **confinement.linux_paths(),
     }
-    return {
+    if host.get("Devices"):
+        linux["devices"] = [
+            {"path": path, "type": dev.kind, "major": dev.major, "minor": dev.minor,
+             "fileMode": dev.mode, "uid": 0, "gid": 0}
+            for dev, path, _perms in ro.device_nodes(host, devices)
+        ]  # fmt: skip
+    if host.get("Sysctls"):
+        linux["sysctl"] = {str(k): str(v) for k, v in host["Sysctls"].items()}
+    spec: dict[str, Any] = {
         "ociVersion": "1.1.0",
         "process": process,
         "root": {"path": inputs.rootfs, "readonly": readonly_rootfs},
-        "hostname": hostname,
-        "mounts": mounts,
-        "linux": linux,
     }
+    if host.get("UTSMode") != "host":
+        # With the host's uts namespace the runtime must set no name at all.
+        spec["hostname"] = hostname
+        if config.get("Domainname"):
+            spec["domainname"] = str(config["Domainname"])
+    spec["mounts"] = mounts
+    spec["linux"] = linux
+    return spec
+
+
+def _shm(
+    mounts: list[dict[str, Any]], host: Mapping[str, Any], source: str
+) -> list[dict[str, Any]]:
+    """/dev/shm: --shm-size sets its size; --ipc host|container:X binds that one."""
+    size = int(host.get("ShmSize") or 0)
+    out = []
+    for m in mounts:
+        if m["destination"] == "/dev/shm" and host.get("IpcMode") == "none":
+            continue  # Docker's --ipc none: a private ipc namespace and no /dev/shm
+        if m["destination"] == "/dev/shm":
+            if source:
+                m = {"destination": "/dev/shm", "type": "bind", "source": source,
+                     "options": ["rbind", "rprivate"]}  # fmt: skip
+            elif size and size != 64 << 20:  # the default's option stays as it is
+                opts = [o for o in m["options"] if not o.startswith("size=")]
+                m = {**m, "options": [*opts, f"size={size}"]}
+        out.append(m)
+    return out
 
 
 # ------------------------------------------------------------ seccomp files

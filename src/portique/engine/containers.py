@@ -99,6 +99,10 @@ def create(
     if not image_ref:
         raise InvalidArgument("no image given: Config.Image is empty")
     mounts = opt.mounts_from_host_config(host)
+    from portique.engine import run_opts
+    from portique.engine.volumes import volumes_from
+
+    mounts += volumes_from(eng, host, {m.target for m in mounts})
     name = opt.parse_name(name) if name else ""
     opt.check_container_strings(config, host, networking)
     _check_networking(eng, host, networking)
@@ -132,13 +136,14 @@ def create(
     opt.capabilities(
         host.get("CapAdd") or [], host.get("CapDrop") or [], bool(host.get("Privileged"))
     )
+    run_opts.check_at_create(eng, host)  # issue 13's flags, normalised in place
     cid = os.urandom(32).hex()
     if not merged.get("Hostname"):
         # Docker records the hostname the container will get: its short id,
         # or the host's name with --network host.
         import socket
 
-        host_net = host.get("NetworkMode") == "host"
+        host_net = host.get("NetworkMode") == "host" or host.get("UTSMode") == "host"
         merged["Hostname"] = socket.gethostname() if host_net else cid[:12]
     paths = eng.paths(cid)
     # The journal entry comes first and goes in the transaction that inserts the
@@ -295,6 +300,8 @@ LIST_FILTERS = (
     "since",
     "volume",
     "network",
+    "publish",
+    "expose",
     "health",
 )
 
@@ -315,6 +322,9 @@ def list_containers(
     wanted = flt.check(filters, LIST_FILTERS)
     for v in wanted.get("status", []):
         flt.one_of("status", v, [str(s) for s in Status])
+    for key in ("publish", "expose"):
+        if key in wanted:
+            wanted[key] = [p for v in wanted[key] for p in present.port_filter(key, v)]
     for v in wanted.get("health", []):
         if v not in ("starting", "healthy", "unhealthy", "none"):
             raise InvalidArgument(f"Unrecognised filter value for health: {v}")
@@ -471,19 +481,19 @@ def kill(eng: Engine, ref: str, sig: int = signal.SIGKILL) -> db.ContainerRow:
 
 def _runtime_kill(eng: Engine, cid: str, sig: int) -> None:
     with contextlib.suppress(PortiqueError):
-        eng.runtime().kill(cid, sig, all=sig == signal.SIGKILL)
+        lifecycle.open_runtime(eng.paths(cid)).kill(cid, sig, all=sig == signal.SIGKILL)
 
 
 def _runtime_resume(eng: Engine, cid: str) -> None:
     with contextlib.suppress(PortiqueError):
-        eng.runtime().resume(cid)
+        lifecycle.open_runtime(eng.paths(cid)).resume(cid)
 
 
 def pause(eng: Engine, ref: str) -> db.ContainerRow:
     conn = eng.db
     row = get(eng, ref)
     st.next_status(row.status, Event.PAUSED, row.name, row.id)
-    eng.runtime().pause(row.id)
+    lifecycle.open_runtime(eng.paths(row.id)).pause(row.id)
     with db.transaction(conn):
         db.transition(conn, row.id, Event.PAUSED)
     events.container(eng, row, "pause")
@@ -494,7 +504,7 @@ def unpause(eng: Engine, ref: str) -> db.ContainerRow:
     conn = eng.db
     row = get(eng, ref)
     st.next_status(row.status, Event.UNPAUSED, row.name, row.id)
-    eng.runtime().resume(row.id)
+    lifecycle.open_runtime(eng.paths(row.id)).resume(row.id)
     with db.transaction(conn):
         db.transition(conn, row.id, Event.UNPAUSED)
     events.container(eng, row, "unpause")
@@ -617,6 +627,9 @@ def finish_removal(eng: Engine, cid: str, host: Mapping[str, Any] | None, anon: 
         from portique.engine.volumes import remove_volume
 
         for name in anon:
+            # --volumes-from: an anonymous volume another container uses stays.
+            if any(u != cid for u in db.volume_users(eng.db, name)):
+                continue
             with contextlib.suppress(PortiqueError):
                 remove_volume(eng, name, force=True)
     return True

@@ -108,6 +108,9 @@ def prepare(eng: Engine, ref: str, req: ExecRequest) -> tuple[db.ContainerRow, P
 
     check_request(req)
     row = containers.get_for(eng, ref, Event.EXEC)
+    from portique.engine.foreign_runtime import refuse_foreign
+
+    refuse_foreign(eng.paths(row.id), "exec")  # another OCI runtime holds it
     return row, build_process(eng, row, req)
 
 

@@ -62,9 +62,10 @@ MONITOR_BOOT = (
 
 
 def open_runtime(paths: ContainerPaths) -> Any:
-    from portique.runtime import Runtime
+    """The container's runtime: the library, or the OCI runtime `--runtime` named."""
+    from portique.engine.foreign_runtime import open_for
 
-    return Runtime(paths.runtime_root)
+    return open_for(paths)
 
 
 # ---------------------------------------------------------------- CLI side
@@ -222,6 +223,7 @@ def _launch_in_monitor(
         "pid": str(pid),
         "listen": str(listen_fd),
         "log": str(paths.log),
+        **_log_args(row.config["HostConfig"].get("LogConfig")),
         "hold": "1" if hold else "0",
         "stdin_once": "1" if row.config["Config"].get("StdinOnce") else "0",
         "restart": _policy_arg(row),
@@ -283,6 +285,9 @@ def _create_and_start(
     from portique.engine import bundle, network, stdio
 
     conn = eng.db
+    from portique.engine.foreign_runtime import mark
+
+    mark(paths, str(row.config["HostConfig"].get("Runtime") or ""))
     rt = open_runtime(paths)
     # Until "running" is recorded (the same transaction ends the entry), a death
     # of this monitor leaves an entry whose recovery undoes the half-done start.
@@ -381,6 +386,19 @@ def _oom_file(cid: str) -> str:
     return ""
 
 
+def _log_args(log_config: Any) -> dict[str, str]:
+    """--log-driver/--log-opt for the monitor's LogWriter."""
+    from portique.engine.run_opts import rotation_of
+
+    rot = rotation_of(log_config if isinstance(log_config, dict) else None)
+    none = isinstance(log_config, dict) and log_config.get("Type") == "none"
+    return {
+        "log_max_size": str(rot.max_size),
+        "log_max_file": str(rot.max_file),
+        "log_none": "1" if none else "0",
+    }
+
+
 def _force_delete(rt: Any, cid: str) -> None:
     with contextlib.suppress(Exception):
         rt.delete(cid, force=True)
@@ -464,6 +482,9 @@ def remove_files(paths: ContainerPaths) -> bool:
 
     rootfs = paths.dir / "rootfs"
     if rootfs.is_dir() and is_mountpoint(rootfs):
+        return False
+    shm = paths.dir / "shm"  # --ipc shareable's /dev/shm (bundle.mount_shm)
+    if shm.is_dir() and is_mountpoint(shm):
         return False
     remove_tree(paths.dir)  # its upper dir: the container's tree, at any depth
     remove_tree(paths.run_dir)

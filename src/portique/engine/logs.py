@@ -141,12 +141,48 @@ def tail_records(path: str, n: int, end: int | None = None) -> list[LogRecord]:
     return records[-n:]
 
 
+def rotated_files(path: str) -> list[str]:
+    """The log's files, oldest first: PATH.N ... PATH.1 (--log-opt max-file), PATH."""
+    import os
+
+    older = []
+    i = 1
+    while os.path.exists(f"{path}.{i}") and i < 1000:
+        older.append(f"{path}.{i}")
+        i += 1
+    return [*reversed(older), path]
+
+
+def rotated_tail(
+    path: str, n: int, current: str | None = None, end: int | None = None
+) -> list[LogRecord]:
+    """tail_records over the rotated files: the newest file first (`current`,
+    a held fd's /proc path, up to byte `end`, when given), older ones only
+    while more records are wanted."""
+    files = rotated_files(path)
+    out = tail_records(current or path, n, end)
+    for f in reversed(files[:-1]):
+        if n >= 0 and len(out) >= n:
+            break
+        out = tail_records(f, n - len(out) if n >= 0 else -1) + out
+    return out
+
+
 def follow_file(
-    path: str, offset: int, still_running: Callable[[], bool], poll: float = 0.1
+    path: str,
+    offset: int,
+    still_running: Callable[[], bool],
+    poll: float = 0.1,
+    name: str | None = None,
 ) -> Iterator[LogRecord]:
-    """Records appended after byte `offset` until `still_running()` is false and the file is drained."""
+    """Records appended after byte `offset` until `still_running()` is false and the
+    file is drained; when the monitor rotates the file (`name`, by default
+    `path`, names another file), the new one is followed."""
+    import os
+
     pending = b""
-    with open(path, "rb") as f:
+    f = open(path, "rb")  # noqa: SIM115
+    try:
         f.seek(offset)
         while True:
             chunk = f.read(1 << 16)
@@ -158,6 +194,15 @@ def follow_file(
                     if rec is not None:
                         yield rec
                 continue
+            try:
+                rotated = os.stat(name or path).st_ino != os.fstat(f.fileno()).st_ino
+            except OSError:
+                rotated = False
+            if rotated:
+                f.close()
+                f = open(name or path, "rb")  # noqa: SIM115
+                pending = b""
+                continue
             if not still_running():
                 # One more read: the monitor may have flushed right before exiting.
                 rest = pending + f.read()
@@ -167,6 +212,8 @@ def follow_file(
                         yield rec
                 return
             time.sleep(poll)
+    finally:
+        f.close()
 
 
 def container_logs(
@@ -193,6 +240,11 @@ def container_logs(
     from portique.engine import containers
 
     row = containers.get(eng, ref)
+    log_config = row.config["HostConfig"].get("LogConfig") or {}
+    if isinstance(log_config, dict) and log_config.get("Type") == "none":
+        from portique.errors import Unsupported
+
+        raise Unsupported("configured logging driver does not support reading")
     path = str(eng.paths(row.id).log)
     try:
         # Made here if the monitor has not made it yet (with its flags and
@@ -266,7 +318,8 @@ def _records_of(
             return not (since_ns and t < since_ns) and not (until_ns and t > until_ns)
         return True
 
-    yield from (rec for rec in tail_records(path, tail, offset) if wanted(rec))
+    real = str(eng.paths(row.id).log)
+    yield from (rec for rec in rotated_tail(real, tail, path, offset) if wanted(rec))
     if follow:
 
         def running() -> bool:
@@ -283,4 +336,5 @@ def _records_of(
                 for r in (cur or row, row)
             )
 
-        yield from (rec for rec in follow_file(path, offset, running) if wanted(rec))
+        appended = follow_file(path, offset, running, name=real)
+        yield from (rec for rec in appended if wanted(rec))

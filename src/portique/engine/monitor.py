@@ -81,7 +81,12 @@ class Monitor:
         for fd in (self.listen.fileno(), self.out_fd, self.err_fd, self.in_fd, self.pty_fd):
             if fd >= 0:
                 os.set_inheritable(fd, False)
-        self.log = LogWriter(args["log"])
+        self.log = LogWriter(
+            args["log"],
+            int(args.get("log_max_size") or 0),
+            int(args.get("log_max_file") or 1),
+            args.get("log_none") == "1",
+        )
         self.clients: dict[int, Client] = {}
         self.stdin_buf = bytearray()
         self.stdin_eof = False  # close the stdin pipe once the buffer is flushed

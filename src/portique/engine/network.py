@@ -52,11 +52,14 @@ def requests_of(config: Mapping[str, Any]) -> list[Any]:
     eps = endpoints_config(config)
     out = []
     # `none` gets networks only through `network connect`, recorded in eps.
+    # --mac-address: the first network's interface (Docker's Config.MacAddress).
+    mac = str(config.get("Config", {}).get("MacAddress") or "") or None
     for name in dict.fromkeys([*([] if first in LOCAL_MODES else [first]), *eps]):
         ep = eps.get(name) or {}
         ip = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
         aliases = tuple(str(a) for a in ep.get("Aliases") or ())
-        out.append(NetworkRequest(name, aliases, ip))
+        ep_mac = str(ep.get("MacAddress") or "") or (mac if name == first else None)
+        out.append(NetworkRequest(name, aliases, ip, ep_mac))
     return out
 
 
@@ -287,7 +290,7 @@ def joined_netns(eng: Engine, host: dict[str, Any]) -> tuple[str, Any]:
     return f"/proc/{other.pid}/ns/net", other
 
 
-def _write_in_place(path: Path, text: str) -> None:
+def write_in_place(path: Path, text: str) -> None:
     # These files are bind-mounted by inode: replace the content, not the file.
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
@@ -344,7 +347,7 @@ def setup(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
                 for m in cn.ports
             ],
         )
-    _write_in_place(paths.dir / "resolv.conf", cn.resolv_conf)
+    write_in_place(paths.dir / "resolv.conf", cn.resolv_conf)
     hostname = (paths.dir / "hostname").read_text().strip()
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     for ip, names in cn.hosts:
@@ -353,8 +356,42 @@ def setup(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
     if first is not None:
         lines.append(f"{first.ip}\t{hostname}")
     lines += extra_host_lines(host, (first.gateway or "") if first else "")
-    _write_in_place(paths.dir / "hosts", "\n".join(lines) + "\n")
+    lines += link_lines(eng, host, {ep.network for ep in cn.endpoints})
+    write_in_place(paths.dir / "hosts", "\n".join(lines) + "\n")
     return settings_of(cn)
+
+
+def parse_link(link: str) -> tuple[str, str]:
+    """--link NAME[:ALIAS] -> (name, alias)."""
+    name, _, alias = link.partition(":")
+    return name.strip("/"), alias.strip("/") or name.strip("/")
+
+
+def link_lines(eng: Engine, host: Mapping[str, Any], networks: set[str]) -> list[str]:
+    """--link NAME[:ALIAS]: an /etc/hosts line naming the linked container by its
+    alias, name and short id at its address on a network both are on (Docker's
+    legacy link on the default bridge; on a user-defined network, the alias
+    Docker's DNS gives only to the linking container). It must be running."""
+    from portique.engine import db
+    from portique.engine.state import has_process
+    from portique.errors import InvalidArgument, InvalidState
+
+    out = []
+    for link in host.get("Links") or ():
+        name, alias = parse_link(str(link))
+        other = db.resolve_container(eng.db, name)
+        if not has_process(other.status):
+            raise InvalidState(f"cannot link to a non running container: /{other.name}")
+        eps = (other.config.get("NetworkSettings") or {}).get("Networks") or {}
+        ip = next((str(ep.get("IPAddress")) for n, ep in eps.items()
+                   if n in networks and ep.get("IPAddress")), "")  # fmt: skip
+        if not ip:
+            raise InvalidArgument(
+                f"cannot link to /{other.name}: it is on none of this container's networks"
+            )
+        names = dict.fromkeys([alias, other.name, other.id[:12]])
+        out.append(f"{ip}\t{' '.join(names)}")
+    return out
 
 
 def rootless() -> bool:
@@ -409,12 +446,12 @@ def _setup_usermode(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[s
     loopback_up(f"/proc/{pid}/ns/net")
     stack.callback(usernet.stop, eng, row.id)
     ports = usernet.start(eng, row.id, pid, _ports_to_publish(row.config))
-    _write_in_place(paths.dir / "resolv.conf", with_dns_flags(f"nameserver {usernet.DNS}\n", host))
+    write_in_place(paths.dir / "resolv.conf", with_dns_flags(f"nameserver {usernet.DNS}\n", host))
     hostname = (paths.dir / "hostname").read_text().strip()
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     lines.append(f"{usernet.GUEST_IP}\t{hostname}")
     lines += extra_host_lines(host, usernet.GATEWAY)
-    _write_in_place(paths.dir / "hosts", "\n".join(lines) + "\n")
+    write_in_place(paths.dir / "hosts", "\n".join(lines) + "\n")
     return usernet.settings(ports)
 
 

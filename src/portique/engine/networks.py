@@ -216,6 +216,7 @@ def connect(
         enet.forget_endpoint(eng, row.id, net.name)
         raise
     events.network(eng, net.id, net.name, "connect", container=row.id)
+    _refresh_running(eng, row.id)
 
 
 def disconnect(eng: Engine, network: str, container: str, *, force: bool = False) -> None:
@@ -238,3 +239,34 @@ def disconnect(eng: Engine, network: str, container: str, *, force: bool = False
         eng.networks.disconnect(net.id, cid)
     if live:
         events.network(eng, net.id, net.name, "disconnect", container=cid)
+    _refresh_running(eng, cid)
+
+
+def _refresh_running(eng: Engine, cid: str) -> None:
+    """After `network connect`/`disconnect` of a running container: inspect's
+    NetworkSettings lists its endpoints as they now are, and its resolv.conf is
+    the embedded DNS while it is on a user-defined network (the host's
+    resolvers, or --dns, once it is not), as Docker rewrites them."""
+    from portique.engine import db
+    from portique.engine import network as enet
+    from portique.engine.state import has_process
+    from portique.network.types import ContainerNetwork
+
+    row = db.get_container(eng.db, cid)
+    if row is None or not has_process(row.status):
+        return
+    host = row.config["HostConfig"]
+    nets = eng.networks
+    resolv = nets.resolv_conf(
+        cid,
+        dns=list(host.get("Dns") or ()),
+        dns_search=list(host.get("DnsSearch") or ()),
+        dns_options=list(host.get("DnsOptions") or ()),
+    )
+    cn = ContainerNetwork(tuple(nets.endpoints(cid)), tuple(nets.ports(cid)), resolv, ())
+    enet.write_in_place(eng.paths(cid).dir / "resolv.conf", resolv)
+    settings = enet.settings_of(cn)
+    with db.transaction(eng.db):
+        latest = db.get_container(eng.db, cid)
+        if latest is not None:
+            db.update_config(eng.db, cid, {**latest.config, "NetworkSettings": settings})

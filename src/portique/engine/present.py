@@ -15,6 +15,7 @@ from portique.engine import state as st
 from portique.engine.db import ContainerRow
 from portique.engine.logfile import rfc3339_nano
 from portique.engine.state import Status
+from portique.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
@@ -149,12 +150,40 @@ def _match_one(row: ContainerRow, key: str, value: str, by_ref: Mapping[str, Con
             for p in row.config.get("MountPoints") or []
         )
     if key == "network":
-        return (row.config["HostConfig"].get("NetworkMode") or "") == value
+        return value in _network_names(row)
+    if key == "publish":
+        return value in (row.config["HostConfig"].get("PortBindings") or {})
+    if key == "expose":
+        return value in (row.config["Config"].get("ExposedPorts") or {})
     if key == "health":
         from portique.engine.health import status_of
 
         return (status_of(row) or "none") == value
     return False
+
+
+def _network_names(row: ContainerRow) -> set[str]:
+    """The networks a container is on: its mode, the further networks it was
+    created with, and (while it runs) those `network connect` added; their ids too."""
+    names = {str(row.config["HostConfig"].get("NetworkMode") or "")}
+    eps = (row.config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    names.update(str(n) for n in eps)
+    if st.has_process(row.status):
+        for name, ep in ((row.config.get("NetworkSettings") or {}).get("Networks") or {}).items():
+            names.add(str(name))
+            if isinstance(ep, dict) and ep.get("NetworkID"):
+                names.add(str(ep["NetworkID"]))
+    return names
+
+
+def port_filter(key: str, value: str) -> list[str]:
+    """`publish=80`, `expose=8000-8002/udp`: the port keys ("80/tcp") they name."""
+    from portique.engine import run_opts
+
+    try:
+        return run_opts.expose_ports(value)
+    except InvalidArgument:
+        raise InvalidArgument(f"invalid filter '{key}={value}'") from None
 
 
 # ------------------------------------------------------------------ inspect

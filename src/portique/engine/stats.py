@@ -55,6 +55,9 @@ def _net(pid: int) -> tuple[int, int]:
 
 
 def sample(eng: Engine, row: db.ContainerRow) -> Sample:
+    from portique.engine.foreign_runtime import refuse_foreign
+
+    refuse_foreign(eng.paths(row.id), "stats")
     raw: dict[str, Any] = dict(eng.runtime().stats(row.id))
     cpu = raw.get("cpu") or {}
     usage = (cpu.get("usage") or {}).get("total", 0)
@@ -169,6 +172,9 @@ STATS_HEADERS = {
 
 
 def container_pids(eng: Engine, row: db.ContainerRow) -> list[int]:
+    from portique.engine.foreign_runtime import refuse_foreign
+
+    refuse_foreign(eng.paths(row.id), "top")
     return [int(p) for p in eng.runtime().ps(row.id)]
 
 

@@ -225,12 +225,14 @@ class PruneReport:
     images: list[str]
     reclaimed: int
     build_cache: list[str]
+    networks: tuple[str, ...] = ()
 
 
 def prune(eng: Engine, *, all: bool = False, volumes: bool = False) -> PruneReport:
     """`system prune`: interrupted operations first (their mounts, runtime
     containers, files, stale rows, abandoned downloads), so that what they held
-    goes too; then stopped containers, (anonymous) volumes, unused images."""
+    goes too; then stopped containers, unused networks, (anonymous) volumes,
+    unused images."""
     from portique.engine import containers
     from portique.engine import volumes as vols
     from portique.engine.network import repair_leftovers
@@ -238,13 +240,18 @@ def prune(eng: Engine, *, all: bool = False, volumes: bool = False) -> PruneRepo
     eng.recover(images=True, prune=True, warn=True)
     repair_leftovers(eng, every=0)
     removed = containers.prune(eng)
+    from portique.engine import networks
+
+    gone_networks = networks.prune(eng)
     gone_volumes = vols.prune_volumes(eng) if volumes else []
     deleted, reclaimed = eng.images.prune(all=all)
     # The build cache as Docker's: the dangling entries, with `all` every one.
     from portique.engine import buildcache
 
     cache, freed = buildcache.prune(eng, all=all)
-    return PruneReport(removed, gone_volumes, deleted, reclaimed + freed, cache)
+    return PruneReport(
+        removed, gone_volumes, deleted, reclaimed + freed, cache, tuple(gone_networks)
+    )
 
 
 def df(eng: Engine) -> dict[str, Any]:

@@ -62,6 +62,9 @@ def update(eng: Engine, container: str, changes: Mapping[str, Any]) -> list[str]
         from portique.oci.resources import parse_resources
 
         try:
+            from portique.engine.foreign_runtime import refuse_foreign
+
+            refuse_foreign(eng.paths(row.id), "update")
             eng.runtime().update(row.id, parse_resources(resources))
         except PortiqueError as exc:
             # The cgroup kept its old values: so does the record.

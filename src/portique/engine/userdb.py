@@ -96,7 +96,8 @@ def _id(raw: str) -> int | None:
 def resolve_user(spec: str, passwd: list[PasswdEntry], groups: list[GroupEntry]) -> ResolvedUser:
     """Docker's rules: a numeric uid need not exist; a name must; the group
     defaults to the user's primary group (0 for an unknown numeric uid); the
-    supplementary groups are those listing the user as a member."""
+    supplementary groups are the primary one and those listing the user as a
+    member."""
     user, _, group = spec.partition(":")
     entry: PasswdEntry | None = None
     uid = _id(user)
@@ -118,15 +119,32 @@ def resolve_user(spec: str, passwd: list[PasswdEntry], groups: list[GroupEntry])
                 )
             g = ge.gid
         gid = g
-    extra: list[int] = []
+    # Docker lists the primary group among the supplementary ones too
+    # (dockerd's spec: `"additionalGids": [0]` for root), then those that list
+    # the user as a member.
+    extra: list[int] = [gid]
     if entry is not None and not group:
-        extra = [g.gid for g in groups if entry.name in g.members and g.gid != gid]
+        extra += [g.gid for g in groups if entry.name in g.members]
     return ResolvedUser(uid, gid, tuple(dict.fromkeys(extra)), entry.home if entry else "/")
 
 
-def lookup(rootfs: str, spec: str) -> ResolvedUser:
+def lookup(rootfs: str, spec: str, group_add: tuple[str, ...] = ()) -> ResolvedUser:
+    """The user of `spec` in `rootfs`, with the --group-add groups (names from the
+    image's /etc/group, or numbers) among its supplementary groups."""
     passwd = parse_passwd(read_root_file(rootfs, "/etc/passwd"))
     groups = parse_group(read_root_file(rootfs, "/etc/group"))
     if not spec:
         spec = "0"
-    return resolve_user(spec, passwd, groups)
+    user = resolve_user(spec, passwd, groups)
+    extra = list(user.additional_gids)
+    for name in group_add:
+        gid = _id(name)
+        if gid is None:
+            entry = next((g for g in groups if g.name == name), None)
+            if entry is None:
+                raise InvalidArgument(
+                    f"unable to find group {name}: no matching entries in group file"
+                )
+            gid = entry.gid
+        extra.append(gid)
+    return ResolvedUser(user.uid, user.gid, tuple(dict.fromkeys(extra)), user.home)

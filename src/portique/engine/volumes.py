@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from portique.engine import db
 from portique.engine import filters as flt
 from portique.engine import options as opt
-from portique.errors import Conflict, InvalidArgument, NoSuchObject
+from portique.errors import Conflict, InvalidArgument, NoSuchObject, shown
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
@@ -300,6 +300,31 @@ def _scan_level(fd: int, stack: list[tuple[list[str], tuple[int, int]]]) -> int:
 
 
 # -------------------------------------------------------------- mount plans
+
+
+def volumes_from(eng: Engine, host: Mapping[str, Any], taken: set[str]) -> list[Any]:
+    """--volumes-from X[:ro|rw]: X's volumes and bind mounts at the same places
+    (not its tmpfs), read-only or not as in X unless the suffix says; a place the
+    container mounts something else on keeps that."""
+    out = []
+    for spec in host.get("VolumesFrom") or ():
+        ref, _, mode = str(spec).partition(":")
+        if mode not in ("", "ro", "rw"):
+            raise InvalidArgument(f"invalid mode for --volumes-from: {shown(mode)}")
+        other = db.resolve_container(eng.db, ref)
+        for p in other.config.get("MountPoints") or []:
+            target = str(p.get("Destination") or "")
+            if p.get("Type") not in ("bind", "volume") or target in taken:
+                continue
+            taken.add(target)
+            readonly = (mode == "ro") or (mode == "" and not p.get("RW", True))
+            if p["Type"] == "bind":
+                out.append(opt.MountSpec(opt.MountType.BIND, target, str(p["Source"]), readonly,
+                                         str(p.get("Propagation") or "")))  # fmt: skip
+            else:
+                out.append(opt.MountSpec(opt.MountType.VOLUME, target, str(p["Name"]), readonly,
+                                         nocopy=True))  # fmt: skip
+    return out
 
 
 def plan_mounts(

@@ -254,9 +254,11 @@ def with_device_rules(
         DeviceRule(True, "c", 5, 2, "rwm"),  # /dev/ptmx
         DeviceRule(True, "c", 136, None, "rwm"),  # /dev/pts/*
     ]
+    # A device the spec's own rules name exactly keeps the access they give it
+    # (`run --device /dev/sda:/dev/xvdc:r` is read-only, as with runc).
+    ruled = {(r.type, r.major, r.minor) for r in base.devices}
     for d in devices:
-        if d.type in ("c", "b"):
-            rules.append(DeviceRule(True, d.type, d.major, d.minor, "rwm"))
-        elif d.type == "u":
-            rules.append(DeviceRule(True, "c", d.major, d.minor, "rwm"))
+        kind = "c" if d.type == "u" else d.type
+        if kind in ("c", "b") and (kind, d.major, d.minor) not in ruled:
+            rules.append(DeviceRule(True, kind, d.major, d.minor, "rwm"))
     return replace(base, devices=(*base.devices, *rules))

@@ -48,11 +48,14 @@ GROUP = "root:x:0:\nweb:x:1000:\nwheel:x:10:web,other\naudio:x:29:web\n"
 
 def test_resolve_user() -> None:
     p, g = userdb.parse_passwd(PASSWD), userdb.parse_group(GROUP)
+    # The primary group comes first among the supplementary ones, as in dockerd's spec.
     assert userdb.resolve_user("web", p, g) == userdb.ResolvedUser(
-        1000, 1000, (10, 29), "/home/web"
+        1000, 1000, (1000, 10, 29), "/home/web"
     )
-    assert userdb.resolve_user("web:wheel", p, g) == userdb.ResolvedUser(1000, 10, (), "/home/web")
-    assert userdb.resolve_user("4242", p, g) == userdb.ResolvedUser(4242, 0, (), "/")
+    assert userdb.resolve_user("web:wheel", p, g) == userdb.ResolvedUser(
+        1000, 10, (10,), "/home/web"
+    )
+    assert userdb.resolve_user("4242", p, g) == userdb.ResolvedUser(4242, 0, (0,), "/")
     assert userdb.resolve_user("0:29", p, g).gid == 29
     with pytest.raises(InvalidArgument, match="unable to find user nobody"):
         userdb.resolve_user("nobody", p, g)

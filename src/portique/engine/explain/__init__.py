@@ -109,6 +109,9 @@ def explain_container(eng: Engine, ref: str) -> Report:
 
     row = containers.get(eng, ref)
     try:
+        from portique.engine.foreign_runtime import refuse_foreign
+
+        refuse_foreign(eng.paths(row.id), "explain")
         state = eng.runtime().state(row.id)
     except NotFound:
         raise InvalidState(

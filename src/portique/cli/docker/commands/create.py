@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -112,8 +113,52 @@ def add_arguments(parser: argparse.ArgumentParser, *, run: bool = False) -> None
         help="publish a container's port(s) to the host",
     )
     add("--platform", default="", help="set platform if server is multi-platform capable")
+    _add_more(add)
     add("image", help="the image to run")
     add("command", nargs=argparse.REMAINDER, help="command and arguments")
+
+
+def _add_more(add: Any) -> None:
+    """Issue 13's further flags (engine/run_opts.py parses their values)."""
+    many = {"action": "append", "default": []}
+    add("--group-add", **many, help="add additional groups to join")
+    add("--device", **many, help="add a host device to the container")
+    for name in ("read-bps", "write-bps", "read-iops", "write-iops"):
+        add(f"--device-{name}", **many, help=f"limit {name} of a device (PATH:RATE)")
+    add("--shm-size", default="", help="size of /dev/shm")
+    add("--sysctl", **many, help="sysctl options (KEY=VALUE)")
+    add("--domainname", default="", help="container NIS domain name")
+    add("--label-file", **many, help="read in a line delimited file of labels")
+    add("--log-driver", default="", help="logging driver: json-file, local or none")
+    add("--log-opt", **many, help="log driver options (max-size, max-file)")
+    add("--pid", default="", help="PID namespace to use (host, container:NAME)")
+    add("--ipc", default="", help="IPC mode (host, private, shareable, container:NAME)")
+    add("--uts", default="", help="UTS namespace to use (host)")
+    add("--userns", default="", help="user namespace to use (host)")
+    add("--cgroupns", default="", help="cgroup namespace to use (host, private)")
+    add("--cgroup-parent", default="", help="parent cgroup, nested under portique's")
+    add("--cidfile", default="", help="write the container ID to the file")
+    add("--expose", **many, help="expose a port or a range of ports")
+    add("--volumes-from", **many, help="mount volumes from the specified container(s)")
+    add("--link", **many, help="add link to another container (NAME[:ALIAS])")
+    add("--oom-score-adj", type=_int("--oom-score-adj"), default=None, help="tune OOM preferences")
+    add("--oom-kill-disable", action="store_true", help="disable OOM killer")
+    add("--memory-reservation", default="", help="memory soft limit")
+    add(
+        "--memory-swappiness",
+        type=_int("--memory-swappiness"),
+        default=None,
+        help="tune memory swappiness (0 to 100)",
+    )
+    add("--cpu-period", type=_int("--cpu-period"), default=0, help="CFS period (microseconds)")
+    add("--cpu-quota", type=_int("--cpu-quota"), default=0, help="CFS quota (microseconds)")
+    add("--cpuset-mems", default="", help="memory nodes in which to allow execution")
+    add("--blkio-weight", type=_int("--blkio-weight"), default=0, help="block IO weight 10-1000")
+    add("--mac-address", default="", help="container MAC address")
+    add("--runtime", default="", help="OCI runtime for this container (runc, crun, path)")
+    add("--storage-opt", **many, help="storage driver options (refused: not supported)")
+    add("-q", "--quiet", action="store_true", help="suppress the pull output")
+    add("--gpus", default="", help="GPU devices (refused: no GPU support)")
 
 
 def _int(flag: str) -> Any:
@@ -145,6 +190,12 @@ def build_request(
     restart = opt.parse_restart(args.restart)
     opt.parse_security_opts(args.security_opt)
     opt.parse_user(args.user)
+    from portique.engine import mount_opts
+
+    # docker CLI 23+: `-v .:/src`, `-v ./data:/data`, `--mount src=.` name the cwd.
+    cwd = os.getcwd()
+    args.volume = [mount_opts.resolve_volume_source(v, cwd) for v in args.volume]
+    args.mount = [mount_opts.resolve_mount_source(m, cwd) for m in args.mount]
     for v in args.volume:
         opt.parse_volume(v)
     explicit = [opt.parse_mount(m) for m in args.mount]
@@ -240,8 +291,102 @@ def build_request(
         "DnsSearch": list(args.dns_search),
         "DnsOptions": list(args.dns_option),
     }
+    _more_request(args, config, host)
     networking = {"EndpointsConfig": endpoints} if endpoints else None
     return config, host, networking
+
+
+def _checked(ok: bool, message: str) -> None:
+    if not ok:
+        raise InvalidArgument(message)
+
+
+def _more_request(args: argparse.Namespace, config: dict[str, Any], host: dict[str, Any]) -> None:
+    """Issue 13's further flags into Config and HostConfig, checked as Docker's CLI
+    and daemon check them."""
+    from portique.engine import run_opts as ro
+
+    ro.refuse_unsupported(args)
+    labels = opt.parse_labels(ro.read_label_files(args.label_file))
+    labels.update(config["Labels"])
+    config["Labels"] = labels
+    if args.domainname:
+        opt.check_hostname(args.domainname, "domainname")
+        config["Domainname"] = args.domainname
+    if args.expose:
+        exposed = dict(config.get("ExposedPorts") or {})
+        for spec in args.expose:
+            exposed.update({k: {} for k in ro.expose_ports(spec)})
+        config["ExposedPorts"] = exposed
+    modes = ro.namespace_modes(args)
+    if modes["UTSMode"] == "host" and args.hostname:
+        raise InvalidArgument("conflicting options: hostname and the UTS mode")
+    host.update(modes)
+    host["Sysctls"] = ro.parse_sysctls(args.sysctl) or None
+    ro.check_sysctls(host["Sysctls"] or {}, host)
+    host["GroupAdd"] = list(args.group_add) or None
+    for g in args.group_add:
+        _checked(bool(g) and ":" not in g and "\0" not in g, f"invalid group: {g!r}")
+    host["Devices"] = [ro.parse_device(d) for d in args.device] or None
+    for attr, (flag, key, in_bytes) in ro.THROTTLE_FLAGS.items():
+        host[key] = [ro.parse_throttle(v, flag, bytes_rate=in_bytes) for v in getattr(args, attr)]
+    host["ShmSize"] = 64 << 20  # Docker's default, shown by inspect
+    if args.shm_size:
+        shm = opt.parse_size(args.shm_size, "--shm-size")
+        _checked(shm > 0, 'invalid argument for "--shm-size": the size must be above 0')
+        host["ShmSize"] = shm
+    host["IpcMode"] = host["IpcMode"] or "private"  # dockerd's default-ipc-mode
+    host["LogConfig"] = ro.parse_log_config(args.log_driver, args.log_opt)
+    if args.oom_score_adj is not None:
+        _checked(
+            -1000 <= args.oom_score_adj <= 1000,
+            f"invalid value {args.oom_score_adj}, range for oom score adj is [-1000, 1000]",
+        )
+        host["OomScoreAdj"] = args.oom_score_adj
+    host["OomKillDisable"] = args.oom_kill_disable or None
+    if args.memory_reservation:
+        res = opt.parse_size(args.memory_reservation, "--memory-reservation")
+        _checked(
+            not host["Memory"] or res <= host["Memory"],
+            "minimum memory limit can not be less than memory reservation limit, see usage",
+        )
+        host["MemoryReservation"] = res
+    if args.memory_swappiness is not None and args.memory_swappiness != -1:
+        _checked(
+            0 <= args.memory_swappiness <= 100,
+            f"invalid value: {args.memory_swappiness}, valid memory swappiness range is 0-100",
+        )
+        host["MemorySwappiness"] = args.memory_swappiness
+    if args.cpu_period or args.cpu_quota:
+        _checked(
+            not host["NanoCpus"],
+            "conflicting options: Nano CPUs and CPU Period/Quota cannot both be set",
+        )
+    if args.cpu_period:
+        _checked(
+            1000 <= args.cpu_period <= 1_000_000,
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        )
+        host["CpuPeriod"] = args.cpu_period
+    if args.cpu_quota:
+        _checked(
+            args.cpu_quota >= 1000 or args.cpu_quota == -1,
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        )
+        host["CpuQuota"] = args.cpu_quota
+    if args.cpuset_mems:
+        host["CpusetMems"] = opt.parse_cpuset(args.cpuset_mems, "--cpuset-mems")
+    if args.blkio_weight:
+        _checked(10 <= args.blkio_weight <= 1000, "range of blkio weight is from 10 to 1000")
+        host["BlkioWeight"] = args.blkio_weight
+    if args.cgroup_parent:
+        host["CgroupParent"] = ro.parse_cgroup_parent(args.cgroup_parent)
+    if args.runtime:
+        host["Runtime"] = ro.parse_runtime(args.runtime)
+    host["VolumesFrom"] = list(args.volumes_from) or None
+    host["Links"] = list(args.link) or None
+    if args.mac_address:
+        config["MacAddress"] = ro.parse_mac(args.mac_address)
 
 
 def _endpoints(args: argparse.Namespace, networks: list[str]) -> dict[str, Any]:
@@ -287,8 +432,8 @@ def create_from_args(eng: Engine, args: argparse.Namespace) -> Any:
         networking,
         name=args.name,
         pull=args.pull,
-        progress=_progress if sys.stderr.isatty() else None,
-        pulling=_pulling,
+        progress=_progress if sys.stderr.isatty() and not args.quiet else None,
+        pulling=None if args.quiet else _pulling,
     )
 
 
@@ -301,7 +446,26 @@ def _pulling(ref: str) -> None:
     sys.stderr.write(f"Unable to find image '{ref}' locally\n")
 
 
+def check_cidfile(path: str) -> None:
+    """Docker refuses a --cidfile that exists (another container may own it)."""
+    if path and os.path.exists(path):
+        raise InvalidArgument(
+            f"container ID file found, make sure the other container isn't running or delete {path}"
+        )
+
+
+def write_cidfile(path: str, cid: str) -> None:
+    if path:
+        from pathlib import Path
+
+        from portique.fileio import atomic_write
+
+        atomic_write(Path(path), cid.encode(), fsync=False)
+
+
 def run(eng: Engine, args: argparse.Namespace) -> int:
+    check_cidfile(args.cidfile)
     row = create_from_args(eng, args)
+    write_cidfile(args.cidfile, row.id)
     print(row.id)
     return 0

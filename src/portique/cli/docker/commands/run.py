@@ -26,10 +26,12 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     keys = attach.parse_detach_keys(args.detach_keys)
     if args.tty and args.interactive and not args.detach and not sys.stdin.isatty():
         raise InvalidArgument("the input device is not a TTY")
+    create.check_cidfile(args.cidfile)
     try:
         row = create.create_from_args(eng, args)
     except NoSuchObject as exc:
         raise PortiqueError(str(exc)) from None  # `docker run` exits 125 for these
+    create.write_cidfile(args.cidfile, row.id)
     if not args.detach:
         from portique.engine import events
 

@@ -235,6 +235,7 @@ def _prune(eng: Engine, args: argparse.Namespace) -> int:
     if not args.force:
         what = [
             "all stopped containers",
+            "all networks not used by at least one container",
             "all dangling images"
             if not args.all
             else "all images without at least one container associated to them",
@@ -249,6 +250,10 @@ def _prune(eng: Engine, args: argparse.Namespace) -> int:
     if report.containers:
         print("Deleted Containers:")
         print("\n".join(report.containers))
+        print()
+    if report.networks:
+        print("Deleted Networks:")
+        print("\n".join(report.networks))
         print()
     if report.volumes:
         print("Deleted Volumes:")
