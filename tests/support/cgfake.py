@@ -1,5 +1,5 @@
 """Fake cgroupfs trees for the cgroup driver unit tests (fixtures re-exported
-by unit/runtime_cgroups/conftest.py).
+by unit/runtime/cgroups/conftest.py).
 
 A fake tree is plain directories and files in tmp_path. The kernel would
 create a new cgroup's interface files on mkdir; here the test pre-creates

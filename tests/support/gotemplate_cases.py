@@ -9,8 +9,8 @@ decoded as encoding/json decodes into interface{} (numbers are float64),
 Debian's 1.19 (range over an integer, else with, ...), so the oracle test
 skips them; cases in OPTIONS run with a missingkey option.
 
-The same table drives tests/unit/cli/test_cli_gotemplate.py (our
-implementation) and tests/unit/cli/test_cli_gotemplate_go.py (Go itself, run
+The same table drives tests/unit/cli/gotemplate/test_cli_gotemplate.py (our
+implementation) and tests/unit/cli/gotemplate/test_cli_gotemplate_go.py (Go itself, run
 through gotemplate_oracle.go, to check the expected strings).
 """
 

@@ -1,6 +1,6 @@
 """portique/duration.py, the one Go-duration parser: a table, then every entry
 (and more) checked against Go's own time.ParseDuration (Debian's Go, as
-tests/unit/cli/test_cli_gotemplate_go.py uses it)."""
+tests/unit/cli/gotemplate/test_cli_gotemplate_go.py uses it)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import pytest
 
 from support.gotemplate_cases import CASES, OPTIONS
 
-ORACLE = Path(__file__).parents[2] / "support" / "gotemplate_oracle.go"
+ORACLE = Path(__file__).parents[3] / "support" / "gotemplate_oracle.go"
 
 
 @pytest.fixture(scope="module")
