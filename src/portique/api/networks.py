@@ -97,7 +97,7 @@ def remove(req: Request) -> Response:
 
 
 def connect(req: Request) -> Response:
-    from portique.engine import networks
+    from portique.engine import networks, request
 
     body = Fields(
         req.json(empty_ok=False), "network connect", known=("Container", "EndpointConfig")
@@ -106,23 +106,7 @@ def connect(req: Request) -> Response:
     endpoint = Fields(
         body.obj("EndpointConfig"),
         "network connect: EndpointConfig",
-        known=(
-            "IPAMConfig",
-            "Links",
-            "Aliases",
-            "MacAddress",
-            "DriverOpts",
-            "NetworkID",
-            "EndpointID",
-            "Gateway",
-            "IPAddress",
-            "IPPrefixLen",
-            "IPv6Gateway",
-            "GlobalIPv6Address",
-            "GlobalIPv6PrefixLen",
-            "DNSNames",
-            "GwPriority",
-        ),
+        known=tuple(sorted(request.ENDPOINT_SUPPORTED | request.ENDPOINT_IGNORED)),
     )
     ipam = Fields(
         endpoint.obj("IPAMConfig"),
