@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portique.api import markers, streams
-from portique.api.types import Request, Response, Route, json_line
+from portique.api.types import Request, Response, Route, StreamFile, json_line
 from portique.errors import InvalidArgument, InvalidState, NotFound
 
 if TYPE_CHECKING:
@@ -317,32 +317,12 @@ def resize(req: Request) -> Response:
 # ---------------------------------------------------------- export, archive
 
 
-class _StreamFile:
-    """A file-like writer onto a chunked response (tar writes small blocks:
-    they are gathered into 64 KiB chunks)."""
-
-    def __init__(self, req: Request, kind: str) -> None:
-        self.out = req.stream(200, kind)
-        self.buf = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self.buf += data
-        if len(self.buf) >= 1 << 16:
-            self.flush()
-        return len(data)
-
-    def flush(self) -> None:
-        if self.buf:
-            self.out.write(bytes(self.buf))
-            self.buf.clear()
-
-
 def export(req: Request) -> Response | None:
     from portique.engine import containers, copy
 
     row = containers.get(req.eng, req.params["id"])
     with copy.container_root(req.eng, row) as root:
-        f = _StreamFile(req, "application/x-tar")
+        f = StreamFile(req.stream(200, "application/x-tar"))
         copy.export(root, f)  # type: ignore[arg-type]
         f.flush()
     return None
@@ -403,7 +383,7 @@ def archive_get(req: Request) -> Response | None:
     path = _path_arg(req)
     stat = archives.stat_path(req.eng, req.params["id"], path)  # 404 before the stream begins
     req.conn.stream_headers = [("X-Docker-Container-Path-Stat", _stat_header(stat))]
-    f = _StreamFile(req, "application/x-tar")
+    f = StreamFile(req.stream(200, "application/x-tar"))
     archives.get_archive(req.eng, req.params["id"], path, f)  # type: ignore[arg-type]
     f.flush()
     return None

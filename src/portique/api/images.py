@@ -18,7 +18,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from portique.api.jsonstream import JSONMessages
-from portique.api.types import Request, Response, Route, json_response
+from portique.api.types import Request, Response, Route, StreamFile, json_response
 from portique.errors import InvalidArgument, Unsupported
 
 if TYPE_CHECKING:
@@ -343,32 +343,10 @@ def _save(req: Request, names: list[str]) -> Response | None:
 
     for name in names:
         images.resolve(req.eng, name)  # a 404 before the tar begins
-    tar = _StreamFile(req.stream(200, "application/x-tar"))
+    tar = StreamFile(req.stream(200, "application/x-tar"))
     images.save(req.eng, names, tar)  # type: ignore[arg-type]
     tar.flush()
     return None
-
-
-class _StreamFile:
-    """A binary file over a chunked stream, buffered into large chunks."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.buf = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self.buf += data
-        if len(self.buf) >= 1 << 16:
-            self.flush()
-        return len(data)
-
-    def flush(self) -> None:
-        if self.buf:
-            self.stream.write(bytes(self.buf))
-            self.buf.clear()
-
-    def tell(self) -> int:
-        raise OSError("not seekable")
 
 
 def get_one(req: Request) -> Response | None:

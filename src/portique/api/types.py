@@ -162,3 +162,26 @@ class Route:
     method: str
     pattern: str
     handler: Handler
+
+
+class StreamFile:
+    """A binary file over a chunked response stream (`Request.stream`): tar
+    writes small blocks, gathered here into 64 KiB chunks."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.buf = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.buf += data
+        if len(self.buf) >= 1 << 16:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self.buf:
+            self.stream.write(bytes(self.buf))
+            self.buf.clear()
+
+    def tell(self) -> int:
+        raise OSError("not seekable")
