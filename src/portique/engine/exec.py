@@ -29,7 +29,6 @@ from portique.termio import set_window_size, window_size, write_all
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
     from portique.oci.runtime import Process
-    from portique.runtime import Runtime
 
 
 @value
@@ -142,50 +141,25 @@ def run_exec(eng: Engine, ref: str, req: ExecRequest) -> int:
                     rt.exec(row.id, process, stdio=relay.container_stdio(), on_pid=relay.start)
                 )
         else:
-            code = _exec_tty(rt, row.id, process, req)
+            code = _exec_tty(eng, row, process, req)
         return code
     finally:
         events.container(eng, row, "exec_die", execID=exec_id, exitCode=str(code))
 
 
-def _exec_tty(rt: Runtime, cid: str, process: Process, req: ExecRequest) -> int:
-    import tempfile
-
+def _exec_tty(eng: Engine, row: db.ContainerRow, process: Process, req: ExecRequest) -> int:
+    """`exec -t` for the CLI: `spawn`'s pty (made inside the container: not
+    even the runtime's helper holds our terminal), pumped to our terminal."""
     from portique.termio import raw_terminal
 
-    with tempfile.TemporaryDirectory(prefix="portique-exec-") as tmp:
-        path = Path(tmp) / "console.sock"
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        listener.bind(str(path))
-        listener.listen(1)
-        r, w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
-            code = 125
-            try:
-                listener.close()
-                os.close(r)
-                # Not even the runtime's helper holds our terminal: the
-                # process gets the pty the runtime makes inside the container.
-                null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-                code = int(rt.exec(cid, process, console_socket=path, stdio=(null, null, null)))
-            except PortiqueError as exc:
-                os.write(w, f"{exc.exit_code} {exc}".encode()[:4000])
-                code = exc.exit_code
-            except BaseException as exc:
-                with contextlib.suppress(BaseException):
-                    os.write(w, f"125 {exc}".encode()[:4000])
-            os._exit(code)
-        os.close(w)
-        master = _receive_master(listener, pid, r)
-        listener.close()
-        if master is None:
-            return _child_result(pid, r)
-        in_fd = sys.stdin.fileno() if req.stdin else -1
+    spawned = spawn(eng, row, process, stdin=req.stdin)
+    in_fd = sys.stdin.fileno() if req.stdin else -1
+    try:
         with raw_terminal(in_fd) if in_fd >= 0 else contextlib.nullcontext():
-            _pump_tty(master, in_fd)
-        os.close(master)
-        return _child_result(pid, r)
+            _pump_tty(spawned.master, in_fd)
+    finally:
+        os.close(spawned.master)
+    return finish(spawned)
 
 
 def _receive_master(listener: socket.socket, pid: int, err_r: int) -> int | None:
