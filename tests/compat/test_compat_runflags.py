@@ -78,3 +78,10 @@ def test_run_flags_match_dockerd(
         ids = _portique(base, compat_images, "ps", "-aq").split()
         if ids:
             _portique(base, compat_images, "rm", "-f", *ids)
+        from portique.network.networks import Networks
+
+        nets = Networks(base / "root", run_root=base / "run")
+        try:
+            nets.destroy()  # the default bridge, its nftables tables
+        finally:
+            nets.close()
