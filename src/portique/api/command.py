@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--host",
         action="append",
         default=[],
-        help="where to listen: unix:///path (default unix:///run/portique/docker.sock) or tcp://ADDR:PORT",
+        help="where to listen: unix:///path (default: docker.sock in the engine's run root, "
+        "unix:///run/portique/docker.sock as root) or tcp://ADDR:PORT",
     )
     parser.add_argument("-G", "--group", default="", help="group owning the unix socket")
     parser.add_argument("--tls", action="store_true", help="use TLS (implied by --tlsverify)")
@@ -53,7 +54,9 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     router = Router.from_modules()
     listeners: list[server.Listener] = []
     try:
-        for host in args.host or [server.DEFAULT_HOST]:
+        # Each engine's own socket: /run/portique/docker.sock for root's,
+        # $XDG_RUNTIME_DIR/portique/docker.sock for a rootless one.
+        for host in args.host or [f"unix://{eng.runroot}/docker.sock"]:
             listeners.append(server.listen(host, group=args.group, tls=tls))  # noqa: PERF401
     except BaseException:
         for lst in listeners:

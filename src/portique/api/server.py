@@ -36,11 +36,10 @@ if TYPE_CHECKING:
     from portique.api.router import Router
     from portique.engine.engine import Engine
 
-DEFAULT_HOST = "unix:///run/portique/docker.sock"
 STOP_GRACE = 10.0
 MAX_WORKERS = 1024  # connections served at once (a worker process each)
 
-__all__ = ["DEFAULT_HOST", "Listener", "TLSConfig", "listen", "serve"]
+__all__ = ["Listener", "TLSConfig", "listen", "serve"]
 
 
 @dataclass(frozen=True)
