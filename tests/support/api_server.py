@@ -328,11 +328,22 @@ class Server:
         return env
 
     def workers(self) -> list[int]:
+        """The server's children but its monitors' zygote (warm/zygote.py)."""
+        from portique.warm.zygote import COMM
+
         try:
             text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
         except OSError:
             return []
-        return [int(p) for p in text.split()]
+        found = []
+        for pid in (int(p) for p in text.split()):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == COMM:
+                    continue
+            except OSError:
+                continue  # gone meanwhile
+            found.append(pid)
+        return found
 
     def stop(self) -> int:
         if self.proc.poll() is None:

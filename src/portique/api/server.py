@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import grp
 import ipaddress
 import os
@@ -210,6 +211,9 @@ def serve(eng: Engine, listeners: list[Listener], router: Router, ready: int = -
     from portique.api.worker import serve_connection
 
     preload()
+    # Monitors come from a zygote forked now, before any connection: a fork
+    # of the warm server that shares its pages (portique/warm/zygote.py).
+    zchan = _start_zygote(listeners)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     stopping: list[int] = []
 
@@ -235,6 +239,11 @@ def serve(eng: Engine, listeners: list[Listener], router: Router, ready: int = -
             lst.sock.close()
         os.close(wake_r)
         os.close(wake_w)
+        if zchan is not None:
+            from portique.engine import lifecycle
+            from portique.warm import zygote
+
+            lifecycle.MONITOR_SPAWNER = zygote.spawner(zchan)
 
     if ready >= 0:
         os.write(ready, b"ready\n")
@@ -287,10 +296,41 @@ def serve(eng: Engine, listeners: list[Listener], router: Router, ready: int = -
         for lst in listeners:
             lst.close()
         _stop_workers(children)
+        if zchan is not None:
+            zchan.close()  # the zygote ends; its monitors keep their containers
         signal.set_wakeup_fd(old_wakeup)
         os.close(wake_r)
         os.close(wake_w)
     return 0
+
+
+def _start_zygote(listeners: list[Listener]) -> socket.socket | None:
+    """The monitors' zygote; None where it cannot be made (workers then start
+    monitors as the CLI does)."""
+    from portique.warm import zygote
+
+    forgotten: list[bool] = []
+
+    def forget(keep: set[int]) -> None:
+        # In the zygote, then again in each monitor: the server's listeners
+        # (once: their numbers may be reused by then), handlers and fds.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if not forgotten:
+            forgotten.append(True)
+            for lst in listeners:
+                lst.sock.close()
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd > 2 and fd not in keep:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    gc.collect()
+    gc.freeze()
+    return zygote.start(forget)
 
 
 def _work(

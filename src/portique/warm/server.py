@@ -261,11 +261,19 @@ class Server:
                 if os.fork() == 0:
                     from portique.warm import worker
 
-                    worker.become_monitor(self, Path(root), Path(runroot), cid, fds[0], hold, env)
+                    worker.become_monitor(
+                        self.forget, Path(root), Path(runroot), cid, fds[0], hold, env
+                    )
                 code = 0
             finally:
                 os._exit(code)
         return b"ok"
+
+    def forget(self, keep: set[int]) -> None:
+        """In a fork of this server: its fds and handlers but `keep` dropped."""
+        from portique.warm import worker
+
+        worker.forget_server(self, keep)
 
     def _client_gone(self, fd: int) -> None:
         for pid, conn in self.workers.items():
@@ -378,7 +386,7 @@ def serve(
         server = Server(runroot, handler, lock_fd, idle, fingerprint)
         from portique.warm import zygote
 
-        server.zygote = zygote.start(server)
+        server.zygote = zygote.start(server.forget)
         _write_pid(runroot)
         if ready is not None:
             ready()

@@ -129,11 +129,11 @@ def _spawner(control: socket.socket) -> Callable[[Path, Path, str, int, bool], N
     """lifecycle.MONITOR_SPAWNER for this worker: the server forks the monitor."""
 
     def spawn(root: Path, runroot: Path, cid: str, status_w: int, hold: bool) -> None:
-        fields = [b"monitor", os.fsencode(root), os.fsencode(runroot), cid.encode()]
-        fields += [b"1" if hold else b"0"]
-        fields += [k + b"=" + v for k, v in os.environb.items()]
+        from portique.warm.zygote import request
+
         control.sendmsg(
-            [b"\0".join(fields)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes(status_w))]
+            [request(root, runroot, cid, hold)],
+            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes(status_w))],
         )
         reply = control.recv(4096)
         if reply != b"ok":
@@ -143,10 +143,17 @@ def _spawner(control: socket.socket) -> Callable[[Path, Path, str, int, bool], N
 
 
 def become_monitor(
-    server: Server, root: Path, runroot: Path, cid: str, status_w: int, hold: bool, env: list[bytes]
+    forget: Callable[[set[int]], None],
+    root: Path,
+    runroot: Path,
+    cid: str,
+    status_w: int,
+    hold: bool,
+    env: list[bytes],
 ) -> NoReturn:
-    """In a fork of the server (setsid'd, orphaned): the monitor of `cid`."""
-    forget_server(server, {status_w})
+    """In a fork of a warm server (setsid'd, orphaned): the monitor of `cid`.
+    `forget(keep)` drops that server's fds and handlers but `keep`."""
+    forget({status_w})
     _take_environment(dict(item.partition(b"=")[::2] for item in env))
     from portique import faults
     from portique.engine import forkedmonitor

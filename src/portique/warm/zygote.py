@@ -10,6 +10,12 @@ its channel, so its monitors share nearly all their pages with it and each
 other. A monitor is the zygote's child (SIGCHLD ignored: the kernel reaps
 it), one fork instead of two; when the zygote exits with the server (end of
 its channel), the monitors are reparented as before: containers outlive both.
+
+Both warm processes use it: the CLI's fork-server (warm/server.py, which
+asks over the channel it holds) and `portique serve` (api/server.py), whose
+workers share the channel and so each send a reply fd of their own with the
+request (`spawner`). `forget(keep)` drops the parent's fds and handlers
+but `keep` in the zygote and again in each monitor.
 """
 
 from __future__ import annotations
@@ -19,17 +25,17 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 COMM = "pq-zygote"  # /proc/PID/comm: how `ps` and the tests tell it from a worker
+REPLY_TIMEOUT = 10.0  # a zygote that does not answer in this long is given up
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from portique.warm.server import Server
+Forget = Callable[[set[int]], None]
 
 
-def start(server: Server) -> socket.socket | None:
+def start(forget: Forget) -> socket.socket | None:
     """Fork the zygote; the server's end of its channel, or None (then the server forks)."""
     try:
         ours, theirs = socket.socketpair(
@@ -46,19 +52,17 @@ def start(server: Server) -> socket.socket | None:
     if pid == 0:  # pragma: no cover - the zygote
         code = 0
         try:
-            _serve(server, theirs)
+            _serve(forget, theirs)
         except BaseException:
             code = 1
         os._exit(code)
     theirs.close()
-    ours.settimeout(10.0)  # a zygote that hangs is dropped (the server forks)
+    ours.settimeout(REPLY_TIMEOUT)  # a zygote that hangs is dropped (the server forks)
     return ours
 
 
-def _serve(server: Server, chan: socket.socket) -> NoReturn:
-    from portique.warm import worker
-
-    worker.forget_server(server, {chan.fileno()})
+def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
+    forget({chan.fileno()})
     with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
         f.write(COMM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C of a foreground server: its to handle
@@ -73,34 +77,41 @@ def _serve(server: Server, chan: socket.socket) -> NoReturn:
             os._exit(0)  # the server is gone
         reply = b"err bad monitor request"
         fields = data.split(b"\0")
-        if len(fields) >= 5 and fields[0] == b"monitor" and len(fds) == 1:
+        if len(fields) >= 5 and fields[0] == b"monitor" and len(fds) in (1, 2):
             try:
                 pid = os.fork()
             except OSError as exc:
                 reply = f"err fork: {exc}".encode()
             else:
                 if pid == 0:  # pragma: no cover - the monitor
-                    _monitor(server, chan, fields, fds[0])
+                    _monitor(forget, chan, fields, fds[0], fds[1:])
                 reply = b"ok"
+        with contextlib.suppress(OSError):
+            if len(fds) == 2:  # the asker's own reply socket
+                os.write(fds[1], reply)
+            else:
+                chan.send(reply)
         for fd in fds:
             os.close(fd)
-        with contextlib.suppress(OSError):
-            chan.send(reply)
 
 
-def _monitor(server: Server, chan: socket.socket, fields: list[bytes], status_w: int) -> NoReturn:
+def _monitor(
+    forget: Forget, chan: socket.socket, fields: list[bytes], status_w: int, others: list[int]
+) -> NoReturn:
     code = 125
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the monitor waits for its children
         signal.signal(signal.SIGINT, signal.default_int_handler)
         chan.close()
+        for fd in others:
+            os.close(fd)
         os.setsid()
         from portique.warm import worker
 
         root, runroot, cid = (os.fsdecode(f) for f in fields[1:4])
         env = [f for f in fields[5:] if b"=" in f]
         worker.become_monitor(
-            server, Path(root), Path(runroot), cid, status_w, fields[4] == b"1", env
+            forget, Path(root), Path(runroot), cid, status_w, fields[4] == b"1", env
         )
     finally:
         os._exit(code)
@@ -111,3 +122,40 @@ def _fds_of(level: int, kind: int, raw: bytes) -> list[int]:
         return []
     n = len(raw) - len(raw) % 4
     return [int.from_bytes(raw[i : i + 4], sys.byteorder, signed=True) for i in range(0, n, 4)]
+
+
+def request(root: Path, runroot: Path, cid: str, hold: bool) -> bytes:
+    """A monitor request: the container, and the asker's environment (the
+    monitor takes it, as a monitor re-executed by the asker would)."""
+    fields = [b"monitor", os.fsencode(root), os.fsencode(runroot), cid.encode()]
+    fields += [b"1" if hold else b"0"]
+    fields += [k + b"=" + v for k, v in os.environb.items()]
+    return b"\0".join(fields)
+
+
+def spawner(chan: socket.socket) -> Callable[[Path, Path, str, int, bool], None]:
+    """lifecycle.MONITOR_SPAWNER for a process that shares the zygote's
+    channel with others (the API's workers): the reply comes back on a
+    socket of this request's own, so no asker reads another's answer."""
+
+    def spawn(root: Path, runroot: Path, cid: str, status_w: int, hold: bool) -> None:
+        mine, theirs = socket.socketpair(
+            socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
+        )
+        with mine:
+            try:
+                raw = b"".join(
+                    fd.to_bytes(4, sys.byteorder, signed=True) for fd in (status_w, theirs.fileno())
+                )
+                chan.sendmsg(
+                    [request(root, runroot, cid, hold)],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, raw)],
+                )
+            finally:
+                theirs.close()
+            mine.settimeout(REPLY_TIMEOUT)
+            reply = mine.recv(4096)
+        if reply != b"ok":
+            raise OSError(f"the monitors' zygote could not start a monitor: {reply.decode()!r}")
+
+    return spawn

@@ -384,3 +384,31 @@ def test_detach_keys_leave_the_container_running(server: Server) -> None:
         assert again.wait() == 0
     finally:
         again.close()
+
+
+def test_monitors_are_forked_from_the_servers_zygote(server: Server) -> None:
+    """Issue 14 item 1: `portique serve` starts monitors as forks of its
+    monitors' zygote (warm/zygote.py), not by re-executing an interpreter;
+    they share the server's interpreter and outlive the server."""
+    from portique.warm.zygote import COMM
+
+    def comm(pid: int) -> str:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+
+    def stat_field(pid: int, index: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[index])
+
+    cid = server.docker("run", "-d", "--network", "none", "busybox", "sleep", "300").stdout.strip()
+    init = int(server.docker("inspect", "-f", "{{.State.Pid}}", cid).stdout)
+    monitor = stat_field(init, 1)  # the init's parent
+    assert comm(monitor) == f"pqm-{cid[:11]}"
+    zygote = stat_field(monitor, 1)
+    assert comm(zygote) == COMM
+    assert stat_field(zygote, 1) == server.proc.pid  # the server's own child
+    assert os.readlink(f"/proc/{monitor}/exe") == os.readlink(f"/proc/{server.proc.pid}/exe")
+    assert server.docker("exec", cid, "echo", "hi").stdout == "hi\n"
+    assert server.stop() == 0
+    _wait_for(lambda: not Path(f"/proc/{zygote}").exists() or comm(zygote) != COMM, "zygote gone")
+    assert comm(monitor) == f"pqm-{cid[:11]}"  # the container and its monitor stay
+    assert Path(f"/proc/{init}").exists()
+    server.pq.ok("rm", "-f", cid)
