@@ -51,4 +51,11 @@ def root_pq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portique]:
     ids = p.ok("ps", "-aq", "--no-trunc").split()
     if ids:
         p("rm", "-f", *ids, timeout=120)
+    from portique.network.networks import Networks
+
+    nets = Networks(base / "root", run_root=run_root)
+    try:
+        nets.destroy()  # its nftables tables (made at its first start)
+    finally:
+        nets.close()
     subprocess.run(["rm", "-rf", str(run_root)], check=False)
