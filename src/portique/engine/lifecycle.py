@@ -52,8 +52,9 @@ if TYPE_CHECKING:
 # A warm worker (portique/warm) sets this: the monitor is then forked from the
 # warm server itself (engine/forkedmonitor.py), sharing its pages, instead of
 # from this process with an exec of a fresh interpreter. Called as
-# (root, runroot, cid, status_w, hold); raises OSError when it cannot.
-MONITOR_SPAWNER: Callable[[Path, Path, str, int, bool], None] | None = None
+# (root, runroot, cid, status_w, hold); raises OSError when it cannot, and
+# returns False when it started nothing (then the monitor starts as without it).
+MONITOR_SPAWNER: Callable[[Path, Path, str, int, bool], bool | None] | None = None
 
 MONITOR_BOOT = (
     "import sys;sys.path[:0]=sys.argv[1].split('\\n');"
@@ -82,11 +83,17 @@ def start(eng: Engine, cid: str, *, hold: bool = False) -> int:
     r, w = os.pipe2(os.O_CLOEXEC)
     if MONITOR_SPAWNER is not None:
         try:
-            MONITOR_SPAWNER(eng.root, eng.runroot, cid, w, hold)
-        finally:
+            started = MONITOR_SPAWNER(eng.root, eng.runroot, cid, w, hold) is not False
+        except BaseException:
             os.close(w)
-        with os.fdopen(r, "rb") as f:
-            return parse_status(f.read(8192).decode("utf-8", "replace"))
+            os.close(r)
+            raise
+        if started:
+            os.close(w)
+            with os.fdopen(r, "rb") as f:
+                return parse_status(f.read(8192).decode("utf-8", "replace"))
+        # False: the warm process could not even ask (its zygote is gone), so
+        # nothing was started: start the monitor as without one.
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 125

@@ -125,7 +125,7 @@ def forget_server(server: Server, keep: set[int]) -> None:
                 os.close(fd)
 
 
-def _spawner(control: socket.socket) -> Callable[[Path, Path, str, int, bool], None]:
+def _spawner(control: socket.socket) -> Callable[[Path, Path, str, int, bool], bool | None]:
     """lifecycle.MONITOR_SPAWNER for this worker: the server forks the monitor."""
 
     def spawn(root: Path, runroot: Path, cid: str, status_w: int, hold: bool) -> None:

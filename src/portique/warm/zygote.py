@@ -133,12 +133,13 @@ def request(root: Path, runroot: Path, cid: str, hold: bool) -> bytes:
     return b"\0".join(fields)
 
 
-def spawner(chan: socket.socket) -> Callable[[Path, Path, str, int, bool], None]:
+def spawner(chan: socket.socket) -> Callable[[Path, Path, str, int, bool], bool | None]:
     """lifecycle.MONITOR_SPAWNER for a process that shares the zygote's
     channel with others (the API's workers): the reply comes back on a
-    socket of this request's own, so no asker reads another's answer."""
+    socket of this request's own, so no asker reads another's answer. False
+    when the zygote is gone before it got the request (nothing started)."""
 
-    def spawn(root: Path, runroot: Path, cid: str, status_w: int, hold: bool) -> None:
+    def spawn(root: Path, runroot: Path, cid: str, status_w: int, hold: bool) -> bool | None:
         mine, theirs = socket.socketpair(
             socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
         )
@@ -151,11 +152,14 @@ def spawner(chan: socket.socket) -> Callable[[Path, Path, str, int, bool], None]
                     [request(root, runroot, cid, hold)],
                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, raw)],
                 )
+            except OSError:
+                return False  # the zygote is gone (EPIPE, ECONNRESET): nothing started
             finally:
                 theirs.close()
             mine.settimeout(REPLY_TIMEOUT)
             reply = mine.recv(4096)
         if reply != b"ok":
             raise OSError(f"the monitors' zygote could not start a monitor: {reply.decode()!r}")
+        return True
 
     return spawn

@@ -412,3 +412,32 @@ def test_monitors_are_forked_from_the_servers_zygote(server: Server) -> None:
     assert comm(monitor) == f"pqm-{cid[:11]}"  # the container and its monitor stay
     assert Path(f"/proc/{init}").exists()
     server.pq.ok("rm", "-f", cid)
+
+
+def test_containers_start_when_the_zygote_is_gone(server: Server) -> None:
+    """A server whose zygote died starts monitors as the CLI does."""
+    from portique.warm.zygote import COMM
+
+    def zygotes() -> list[int]:
+        task = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+        found = []
+        for pid in task.read_text().split():
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == COMM:
+                    found.append(int(pid))
+            except OSError:
+                continue
+        return found
+
+    _wait_for(lambda: len(zygotes()) == 1, "the zygote named")  # it names itself once forked
+    zygote = zygotes()[0]
+    os.kill(zygote, signal.SIGKILL)  # the server reaps it
+    _wait_for(lambda: not Path(f"/proc/{zygote}").exists(), "zygote reaped")
+    run = server.docker("run", "--rm", "--network", "none", "busybox", "echo", "still")
+    assert run.stdout == "still\n"
+    cid = server.docker("run", "-d", "--network", "none", "busybox", "sleep", "300").stdout.strip()
+    init = int(server.docker("inspect", "-f", "{{.State.Pid}}", cid).stdout)
+    monitor = int(Path(f"/proc/{init}/stat").read_text().rpartition(")")[2].split()[1])
+    assert Path(f"/proc/{monitor}/comm").read_text().strip() != f"pqm-{cid[:11]}"
+    assert server.docker("exec", cid, "echo", "hi").stdout == "hi\n"
+    server.docker("rm", "-f", cid)
