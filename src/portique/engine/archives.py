@@ -23,6 +23,7 @@ import contextlib
 import os
 import stat
 import tarfile
+from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from portique.errors import InvalidArgument, NotFound
@@ -44,100 +45,76 @@ def get_archive(
     linkTarget). `follow`: a symlink at `path` is followed (inside the root).
     dockerd's `archive-path` event once it is done."""
     from portique.engine import containers, events
-
-    stat = _get_archive(eng, container, path, out, follow=follow)
-    events.container(eng, containers.get(eng, container), "archive-path")
-    return stat
-
-
-def _get_archive(
-    eng: Engine, container: str, path: str, out: BinaryIO, *, follow: bool = False
-) -> dict[str, Any]:
-    from portique.engine import containers
-    from portique.engine.copy import _export_dir, _export_entry, container_root
-    from portique.rootpath import open_in_root
+    from portique.engine.copy import _export_dir, _export_entry
 
     row = containers.get(eng, container)
-    norm = os.path.normpath("/" + path)
-    parent, name = os.path.split(norm)
-    missing = NotFound(f"Could not find the file {path} in container {container}")
-    with container_root(eng, row) as root:
-        rfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            try:
-                # With `follow` the entry itself is resolved (inside the root);
-                # else its parent, and the entry is taken as it is.
-                held = open_in_root(rfd, norm if follow or not name else parent, flags=os.O_PATH)
-            except FileNotFoundError:
-                raise missing from None
-        finally:
-            os.close(rfd)
-        try:
-            if follow or not name:
-                st = os.fstat(held)
-                name = name or "."
+    with _opened_entry(eng, row, container, path, follow) as (held, name, st, link):
+        name = name or "."
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            if follow or name == ".":
+                _add_resolved(tar, held, name, st)
             else:
+                dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=held)
                 try:
-                    st = os.stat(name, dir_fd=held, follow_symlinks=False)
-                except FileNotFoundError:
-                    raise missing from None
-            link = "" if follow or not stat.S_ISLNK(st.st_mode) else os.readlink(name, dir_fd=held)
-            with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                if follow or name == ".":
-                    _add_resolved(tar, held, name, st)
-                else:
-                    dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=held)
-                    try:
-                        sub = _export_entry(tar, dfd, name, "")
-                        if sub >= 0:
-                            try:
-                                _export_dir(tar, sub, name + "/", 0)
-                            finally:
-                                os.close(sub)
-                    finally:
-                        os.close(dfd)
-        finally:
-            os.close(held)
-    return {
-        "name": name,
-        "size": st.st_size,
-        "mode": st.st_mode,
-        "mtime": st.st_mtime,
-        "linkTarget": link,
-    }
+                    sub = _export_entry(tar, dfd, name, "")
+                    if sub >= 0:
+                        try:
+                            _export_dir(tar, sub, name + "/", 0)
+                        finally:
+                            os.close(sub)
+                finally:
+                    os.close(dfd)
+    events.container(eng, row, "archive-path")
+    return _stat_doc(name, st, link)
 
 
 def stat_path(eng: Engine, container: str, path: str, *, follow: bool = False) -> dict[str, Any]:
     """The stat `get_archive` would return, without the tar (`HEAD .../archive`)."""
     from portique.engine import containers
+
+    row = containers.get(eng, container)
+    with _opened_entry(eng, row, container, path, follow) as (_held, name, st, link):
+        return _stat_doc(name or "/", st, link)
+
+
+@contextlib.contextmanager
+def _opened_entry(
+    eng: Engine, row: Any, ref: str, path: str, follow: bool
+) -> Iterator[tuple[int, str, os.stat_result, str]]:
+    """`path` resolved inside the container's root: an O_PATH fd of the entry
+    (with `follow`, or for the root itself) or else of its parent, the
+    entry's base name ("" for the root), its stat (lstat without `follow`)
+    and a symlink's target ("" when followed). NotFound in Docker's words."""
     from portique.engine.copy import container_root
     from portique.rootpath import open_in_root
 
-    row = containers.get(eng, container)
     norm = os.path.normpath("/" + path)
     parent, name = os.path.split(norm)
-    missing = NotFound(f"Could not find the file {path} in container {container}")
+    missing = NotFound(f"Could not find the file {path} in container {ref}")
+    whole = follow or not name
     with container_root(eng, row) as root:
         rfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            held = open_in_root(rfd, norm if follow or not name else parent, flags=os.O_PATH)
+            held = open_in_root(rfd, norm if whole else parent, flags=os.O_PATH)
         except FileNotFoundError:
             raise missing from None
         finally:
             os.close(rfd)
         try:
-            if follow or not name:
-                st = os.fstat(held)
-                name = name or "/"
-                link = ""
+            if whole:
+                st, link = os.fstat(held), ""
             else:
                 try:
                     st = os.stat(name, dir_fd=held, follow_symlinks=False)
                 except FileNotFoundError:
                     raise missing from None
                 link = os.readlink(name, dir_fd=held) if stat.S_ISLNK(st.st_mode) else ""
+            yield held, name, st, link
         finally:
             os.close(held)
+
+
+def _stat_doc(name: str, st: os.stat_result, link: str) -> dict[str, Any]:
     return {
         "name": name,
         "size": st.st_size,
