@@ -304,32 +304,13 @@ def _write_new(
     src: IO[bytes], pfd: int, name: str, mode: int, owner: tuple[int, int], mtime: float
 ) -> None:
     """A new file with `src`'s data renamed over `name` (never opened through it)."""
-    for _ in range(100):
-        tmp = f".portique-cp-{os.urandom(6).hex()}"
-        try:
-            out = os.open(
-                tmp,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-                dir_fd=pfd,
-            )
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise InvalidArgument(f"cannot create a file next to {name} in the container")
-    try:
-        from portique.termio import write_all
+    from portique.engine.copy import new_file_in
+    from portique.termio import write_all
 
+    with new_file_in(pfd, name) as (out, tmp):
         while chunk := src.read(1 << 20):
             write_all(out, chunk)
         os.fchown(out, *owner)
         os.fchmod(out, mode)  # after the chown, which drops set-id bits
         os.utime(out, (mtime, mtime))
         os.rename(tmp, name, src_dir_fd=pfd, dst_dir_fd=pfd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=pfd)
-        raise
-    finally:
-        os.close(out)

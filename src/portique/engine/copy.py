@@ -372,21 +372,7 @@ def _write_new_file(
     data goes to a new file (O_EXCL) renamed over `name`, which replaces any
     non-directory without opening it.
     """
-    for _ in range(100):
-        tmp = f".portique-cp-{os.urandom(6).hex()}"
-        try:
-            out = os.open(
-                tmp,
-                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-                dir_fd=pfd,
-            )
-            break
-        except FileExistsError:
-            continue  # the container guessed a name: take another
-    else:
-        raise InvalidArgument(f"cannot create a file next to {name} in the container")
-    try:
+    with new_file_in(pfd, name) as (out, tmp):
         with open(src, "rb") as f:
             _pipe_fds(f.fileno(), out)
         if owner is not None:
@@ -402,6 +388,29 @@ def _write_new_file(
         there = os.stat(name, dir_fd=pfd, follow_symlinks=False)
         if (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino):
             raise InvalidArgument(f"the container replaced {name} while it was copied")
+
+
+@contextmanager
+def new_file_in(pfd: int, name: str) -> Iterator[tuple[int, str]]:
+    """A new file (O_EXCL, a random name) in the container directory `pfd`, for
+    the caller to fill and rename over `name`: `name` itself is never opened.
+    Yields its fd and name; unlinked if the caller fails, its fd closed."""
+    for _ in range(100):
+        tmp = f".portique-cp-{os.urandom(6).hex()}"
+        try:
+            out = os.open(
+                tmp,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=pfd,
+            )
+            break
+        except FileExistsError:
+            continue  # the container guessed a name: take another
+    else:
+        raise InvalidArgument(f"cannot create a file next to {name} in the container")
+    try:
+        yield out, tmp
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=pfd)
