@@ -84,7 +84,7 @@ def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
                 reply = f"err fork: {exc}".encode()
             else:
                 if pid == 0:  # pragma: no cover - the monitor
-                    _monitor(forget, chan, fields, fds[0], fds[1:])
+                    _monitor(chan, fields, fds[0], fds[1:])
                 reply = b"ok"
         with contextlib.suppress(OSError):
             if len(fds) == 2:  # the asker's own reply socket
@@ -95,24 +95,21 @@ def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
             os.close(fd)
 
 
-def _monitor(
-    forget: Forget, chan: socket.socket, fields: list[bytes], status_w: int, others: list[int]
-) -> NoReturn:
+def _monitor(chan: socket.socket, fields: list[bytes], status_w: int, others: list[int]) -> NoReturn:
+    """M: everything else a monitor needs is C's to do (engine/forkedmonitor.py):
+    each line run here costs every monitor private pages."""
     code = 125
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the monitor waits for its children
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # The monitor waits for its children (C, then the container's init).
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         chan.close()
         for fd in others:
             os.close(fd)
         os.setsid()
         from portique.warm import worker
 
-        root, runroot, cid = (os.fsdecode(f) for f in fields[1:4])
-        env = [f for f in fields[5:] if b"=" in f]
-        worker.become_monitor(
-            forget, Path(root), Path(runroot), cid, status_w, fields[4] == b"1", env
-        )
+        # This zygote dropped the server's fds and handlers when it started.
+        worker.become_monitor(None, fields, status_w)
     finally:
         os._exit(code)
 
