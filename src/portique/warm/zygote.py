@@ -95,7 +95,9 @@ def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
             os.close(fd)
 
 
-def _monitor(chan: socket.socket, fields: list[bytes], status_w: int, others: list[int]) -> NoReturn:
+def _monitor(
+    chan: socket.socket, fields: list[bytes], status_w: int, others: list[int]
+) -> NoReturn:
     """M: everything else a monitor needs is C's to do (engine/forkedmonitor.py):
     each line run here costs every monitor private pages."""
     code = 125
