@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from portique.linux.barefork import bare_fork
+
 COMM = "pq-zygote"  # /proc/PID/comm: how `ps` and the tests tell it from a worker
 REPLY_TIMEOUT = 10.0  # a zygote that does not answer in this long is given up
 
@@ -79,7 +81,9 @@ def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
         fields = data.split(b"\0")
         if len(fields) >= 5 and fields[0] == b"monitor" and len(fds) in (1, 2):
             try:
-                pid = os.fork()
+                # This zygote has one thread and imports nothing: its monitors
+                # need not pay for the interpreter's at-fork callbacks.
+                pid = bare_fork()
             except OSError as exc:
                 reply = f"err fork: {exc}".encode()
             else:
