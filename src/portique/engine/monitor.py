@@ -67,6 +67,39 @@ class Client:
 
 
 class Monitor:
+    # Slots, not a __dict__: a monitor forked from the warm server would
+    # otherwise build the class's shared dict keys, touching (and copying the
+    # page of) every attribute name's string (engine/forkedmonitor.py).
+    __slots__ = (
+        "args",
+        "clients",
+        "err_fd",
+        "hold_until",
+        "id",
+        "in_fd",
+        "kill_deadline",
+        "listen",
+        "log",
+        "out_fd",
+        "pid",
+        "poll",
+        "probe",
+        "probe_deadline",
+        "probe_next",
+        "probe_pid",
+        "pty_fd",
+        "reading",
+        "started",
+        "status",
+        "stdin_buf",
+        "stdin_eof",
+        "stdin_once",
+        "stop_requested",
+        "throttled",
+        "wake_r",
+        "wake_w",
+    )
+
     def __init__(self, args: dict[str, str]) -> None:
         self.id = args["id"]
         self.pid = int(args["pid"])
