@@ -36,7 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from portique.engine import lifecycle
+# Imported here, not where used: an import statement run in M costs it pages.
+from portique.engine import lifecycle, monitor
+from portique.linux.prctl import set_child_subreaper
 
 # The fds C hands M, in this order: then the container's stdio ("out", "err",
 # "in", "pty": those of them it has).
@@ -55,8 +57,6 @@ def run(root: str, runroot: str, cid: str, status_w: int, hold: bool, prepare: P
     code = 125
     try:
         _set_comm(lifecycle.monitor_name(cid))
-        from portique.linux.prctl import set_child_subreaper
-
         set_child_subreaper()
         # _socket's: socket.socketpair wraps each end in Python code to run.
         ours, theirs = _socket.socketpair(
@@ -75,8 +75,6 @@ def run(root: str, runroot: str, cid: str, status_w: int, hold: bool, prepare: P
         if args is None:
             os._exit(0)  # C failed: it reported, recorded and undid its work
         _settle(args, fds)
-        from portique.engine import monitor
-
         monitor.serve(args, prepare)
         code = 0
     except BaseException as exc:

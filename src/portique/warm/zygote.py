@@ -20,6 +20,7 @@ but `keep` in the zygote and again in each monitor.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]
 import contextlib
 import os
 import signal
@@ -107,7 +108,8 @@ def _monitor(
     code = 125
     try:
         # The monitor waits for its children (C, then the container's init).
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        # _signal's: signal.signal maps the result to an enum in Python code.
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         chan.close()
         for fd in others:
             os.close(fd)
