@@ -158,7 +158,10 @@ def become_monitor(
     from portique.engine import forkedmonitor
 
     def prepare() -> None:
-        env = (item.partition(b"=") for item in fields[5:] if b"=" in item)
+        # fields[5:]: the environment's items, or all of them in one NUL-joined
+        # blob (the zygote does not split it).
+        items = (item for blob in fields[5:] for item in blob.split(b"\0"))
+        env = (item.partition(b"=") for item in items if b"=" in item)
         _take_environment({k: v for k, _, v in env})
         from portique import faults
 

@@ -79,7 +79,10 @@ def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
         if not data:
             os._exit(0)  # the server is gone
         reply = b"err bad monitor request"
-        fields = data.split(b"\0")
+        # The environment stays one blob (its creator splits it): every object
+        # made here is freed at the next request, a write to a page the
+        # monitor forked now would otherwise keep a copy of alone.
+        fields = data.split(b"\0", 5)
         if len(fields) >= 5 and fields[0] == b"monitor" and len(fds) in (1, 2):
             try:
                 # This zygote has one thread and imports nothing: its monitors
