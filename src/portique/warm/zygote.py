@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from portique.linux.barefork import bare_fork
+from portique.linux.forkserver import bare_fork, trim_heap
 
 COMM = "pq-zygote"  # /proc/PID/comm: how `ps` and the tests tell it from a worker
 REPLY_TIMEOUT = 10.0  # a zygote that does not answer in this long is given up
@@ -66,6 +67,10 @@ def start(forget: Forget) -> socket.socket | None:
 
 def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
     forget({chan.fileno()})
+    # What the server freed, before the monitors map (and share the cost of)
+    # every page this process holds.
+    gc.collect()
+    trim_heap()
     with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
         f.write(COMM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C of a foreground server: its to handle

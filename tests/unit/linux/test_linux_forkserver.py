@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
-from portique.linux.barefork import bare_fork
+from portique.linux.forkserver import bare_fork, trim_heap
 
 
-def _run_child(body: str) -> int:
-    """Exit status of a bare_fork child that runs `body` (an exit code expression)."""
+def _run_child(body: Callable[[], int]) -> int:
+    """Exit status of a bare_fork child that exits with `body()`."""
     pid = bare_fork()
     if pid == 0:
         code = 1
         try:
-            code = int(eval(body))  # noqa: S307 - the tests' own expressions
+            code = body()
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
@@ -20,7 +21,7 @@ def _run_child(body: str) -> int:
 
 
 def test_child_runs_python_and_exits_with_its_code() -> None:
-    assert _run_child("7 if os.getppid() > 1 else 1") == 7
+    assert _run_child(lambda: 7 if os.getppid() > 1 else 1) == 7
 
 
 def test_parent_gets_child_pid() -> None:
@@ -43,7 +44,11 @@ def test_falls_back_to_os_fork_with_threads() -> None:
     t.start()
     try:
         # os.fork's child runs threading's at-fork callback: one thread left.
-        assert _run_child("0 if threading.active_count() == 1 else 3") == 0
+        assert _run_child(lambda: 0 if threading.active_count() == 1 else 3) == 0
     finally:
         stop.set()
         t.join()
+
+
+def test_trim_heap_returns() -> None:
+    trim_heap()
