@@ -18,6 +18,7 @@ one monitor's private dirty memory is, by mapping (/proc/PID/smaps).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -110,6 +111,12 @@ def measure(mode: str, n: int, tar: Path, base: Path, exe: str, label: str) -> N
             print(
                 f"{label} warm: server RSS {s['Rss'] / 1024:.1f} MiB, PSS {s['Pss'] / 1024:.1f} MiB"
             )
+            for z in zygotes(server):
+                r = rollup(z)
+                print(
+                    f"{label} warm: zygote RSS {r['Rss'] / 1024:.1f} MiB, PSS"
+                    f" {r['Pss'] / 1024:.2f} MiB, private dirty {r['Private_Dirty'] / 1024:.2f} MiB"
+                )
             pq(cold, "warm", "stop")
             report(f"{label} warm, server stopped: {n} monitors", [rollup(m) for m in monitors])
     finally:
@@ -125,6 +132,17 @@ def measure(mode: str, n: int, tar: Path, base: Path, exe: str, label: str) -> N
             finally:
                 nets.close()
         shutil.rmtree(run, ignore_errors=True)
+
+
+def zygotes(server: int) -> list[int]:
+    """The server's children named pq-zygote (warm/zygote.py's COMM)."""
+    out = []
+    for task in Path(f"/proc/{server}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{child}/comm").read_text().strip() == "pq-zygote":
+                    out.append(int(child))
+    return out
 
 
 def report(title: str, rollups: list[dict[str, int]]) -> None:
