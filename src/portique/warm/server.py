@@ -474,8 +474,8 @@ def _daemon_stdio(runroot: Path) -> None:
     os.dup2(log, 2)
     os.close(null)
     os.close(log)
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", 1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", 1, closefd=False)  # noqa: SIM115
 
 
 def status(runroot: Path) -> int | None:
