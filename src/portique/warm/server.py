@@ -5,9 +5,10 @@
     stop(runroot) / status(runroot)       through <runroot>/warm.pid and warm.lock
 
 The face gives the server its `handler` (argv -> exit code: the CLI's main)
-and the modules to import before serving; the server imports them, freezes
-its heap (`gc.freeze()`: the collector never writes to the pages its forks
-share) and accepts connections on `<runroot>/warm.sock` (0600). Per
+and the modules to import before serving; the server imports them and the
+container start path (preload.py), freezes its heap (`gc.freeze()`: the
+collector never writes to the pages its forks share) and accepts
+connections on `<runroot>/warm.sock` (0600). Per
 connection it checks the peer's uid (SO_PEERCRED: its own, root) and forks;
 everything else happens in the worker (worker.py), so a slow or hostile
 client never holds the server. When a worker is reaped the server writes its
@@ -27,8 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
-import importlib
 import os
 import select
 import signal
@@ -38,7 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from portique.warm import protocol
+from portique.warm import preload, protocol
 
 Handler = Callable[[list[str]], int]
 
@@ -353,20 +352,6 @@ def _lock(runroot: Path) -> int:
             time.sleep(0.01)
 
 
-def preload(modules: Sequence[str]) -> None:
-    """Import what the workers will use, then freeze the heap their forks share."""
-    modules = (
-        "portique.warm.worker",
-        "portique.warm.zygote",
-        "portique.engine.forkedmonitor",
-        *modules,
-    )
-    for name in modules:
-        importlib.import_module(name)
-    gc.collect()
-    gc.freeze()
-
-
 def serve(
     runroot: Path,
     handler: Handler,
@@ -382,7 +367,7 @@ def serve(
         # Taken before the imports: a file changed while they ran makes the
         # server stale at its first command.
         fingerprint = protocol.fingerprint()
-        preload(modules)
+        preload.preload(("portique.engine.forkedmonitor", *modules))
         server = Server(runroot, handler, lock_fd, idle, fingerprint)
         from portique.warm import zygote
 

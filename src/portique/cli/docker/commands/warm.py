@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 # Imported by the server before it forks anything: the verbs people time and
 # what they load (every worker and monitor shares these pages).
-PRELOAD = (
+PRELOAD = (  # the CLI's own; the container start path is warm/preload.py's
     "portique.cli.docker.argparser",
     "portique.cli.docker.each",
     "portique.cli.docker.commands.run",
@@ -36,29 +36,6 @@ PRELOAD = (
     "portique.cli.docker.commands.wait",
     "portique.cli.docker.commands.attach",
     "portique.cli.docker.commands.image",
-    "portique.engine.engine",
-    "portique.engine.containers",
-    "portique.engine.lifecycle",
-    "portique.engine.monitor",
-    "portique.engine.dblite",
-    "portique.engine.attach",
-    "portique.engine.exec",
-    "portique.engine.config",
-    "portique.engine.bundle",
-    "portique.engine.network",
-    "portique.engine.stdio",
-    "portique.engine.present",
-    "portique.engine.relay",
-    "portique.image.images",
-    "portique.runtime",
-    "portique.runtime.create",
-    "portique.runtime.start",
-    "portique.runtime.execution",
-    "portique.runtime.kill",
-    "portique.runtime.delete",
-    "portique.runtime.cgroups",
-    "portique.runtime.seccomp",
-    "portique.linux.prctl",
 )
 
 
