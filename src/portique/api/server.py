@@ -192,6 +192,11 @@ def serve(eng: Engine, listeners: list[Listener], router: Router, ready: int = -
     from portique.warm.preload import preload
 
     preload(PRELOAD)
+    from portique.db import DB_NAME
+    from portique.warm import dbkeeper
+
+    # Before any fork: no worker is then the database's last connection.
+    keeper = dbkeeper.start(eng.root / DB_NAME)
     # Monitors come from a zygote forked now, before any connection: a fork
     # of the warm server that shares its pages (portique/warm/zygote.py).
     zchan = _start_zygote(listeners)
@@ -220,6 +225,8 @@ def serve(eng: Engine, listeners: list[Listener], router: Router, ready: int = -
             lst.sock.close()
         os.close(wake_r)
         os.close(wake_w)
+        if keeper >= 0:
+            os.close(keeper)
         if zchan is not None:
             from portique.engine import lifecycle
             from portique.warm import zygote
@@ -282,6 +289,8 @@ def serve(eng: Engine, listeners: list[Listener], router: Router, ready: int = -
         signal.set_wakeup_fd(old_wakeup)
         os.close(wake_r)
         os.close(wake_w)
+        if keeper >= 0:
+            os.close(keeper)  # the keeper closes the database and exits
     return 0
 
 

@@ -358,12 +358,19 @@ def serve(
     modules: Sequence[str] = (),
     ready: Callable[[], None] | None = None,
     idle: float | None = None,
+    database: Path | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT/SIGHUP, a stale installation, the socket's removal
-    or `idle` seconds without a command; ServerError if it cannot start."""
+    or `idle` seconds without a command; ServerError if it cannot start.
+    `database`: held open meanwhile by a keeper process (dbkeeper.py)."""
     runroot.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock_fd = _lock(runroot)
+    keeper = -1
     try:
+        if database is not None:
+            from portique.warm import dbkeeper
+
+            keeper = dbkeeper.start(database)
         # Taken before the imports: a file changed while they ran makes the
         # server stale at its first command.
         fingerprint = protocol.fingerprint()
@@ -381,6 +388,8 @@ def serve(
             with contextlib.suppress(OSError):
                 os.unlink(runroot / protocol.PID_NAME)
     finally:
+        if keeper >= 0:
+            os.close(keeper)  # the keeper closes the database and exits
         os.close(lock_fd)
 
 
@@ -396,7 +405,11 @@ def _write_pid(runroot: Path) -> None:
 
 
 def start(
-    runroot: Path, handler: Handler, modules: Sequence[str] = (), idle: float | None = None
+    runroot: Path,
+    handler: Handler,
+    modules: Sequence[str] = (),
+    idle: float | None = None,
+    database: Path | None = None,
 ) -> int:
     """Start a daemon serving `runroot`; its pid once it listens. ServerError if it cannot."""
     running = status(runroot)
@@ -419,7 +432,7 @@ def start(
                 os.write(w, b"ok")
                 os.close(w)
 
-            serve(runroot, handler, modules, ready, idle)
+            serve(runroot, handler, modules, ready, idle, database)
             code = 0
         except AlreadyRunning:  # another start won the race: it serves
             with contextlib.suppress(BaseException):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from portique.db import DB_NAME
 from portique.errors import PortiqueError
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise PortiqueError(exc.strerror or str(exc)) from None
     try:
-        server.start(eng.runroot, warm_handler, PRELOAD, args.idle)
+        server.start(eng.runroot, warm_handler, PRELOAD, args.idle, eng.root / DB_NAME)
     except server.ServerError as exc:
         raise PortiqueError(str(exc)) from None
     return 0
