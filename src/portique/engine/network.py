@@ -539,8 +539,8 @@ class EarlySetup:
     Wiring a bridge endpoint is tens of milliseconds of netlink, database and
     firewall work (and, cold, pyroute2's import: ~70 ms). The monitor forks
     this child first; the child makes the container's network namespace
-    (unshare(CLONE_NEWNET), then back to its own: it holds the new one by an
-    fd) and names it on its first line, `/proc/<child>/fd/<fd>`, which the
+    (a thread's unshare(CLONE_NEWNET): the child stays in its own and holds
+    the new one by an fd) and names it on its first line, `/proc/<child>/fd/<fd>`, which the
     bundle gives the runtime to join. So the endpoints are wired in the child
     while the monitor mounts the rootfs and runs the runtime's create, on the
     other CPU. The child keeps the namespace until the monitor, past the
