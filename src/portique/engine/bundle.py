@@ -120,7 +120,7 @@ def prepare(
     eng: Engine, row: ContainerRow, stack: ExitStack, netns_path: str = ""
 ) -> dict[str, Any]:
     """Mount the rootfs and write config.json; undo steps are pushed on `stack`.
-    `netns_path`: a network namespace made for the container (network.EarlySetup)."""
+    `netns_path`: a network namespace made for the container (engine/earlynet.py)."""
     from portique.engine import options as opt
     from portique.engine import run_opts
 

@@ -306,8 +306,10 @@ def _create_and_start(
         if network.wants_early_setup(row):
             # Forked first: its endpoints are wired in the namespace it makes
             # while we mount and create. Released after it is reaped (LIFO).
+            from portique.engine.earlynet import EarlySetup
+
             stack.callback(network.release, eng, row.id, row.config["HostConfig"])
-            early = network.EarlySetup(eng, row)
+            early = EarlySetup(eng, row)
             stack.callback(early.close)
         bundle.prepare(eng, row, stack, netns_path=early.netns if early is not None else "")
         faults.point("monitor.mounted")

@@ -43,6 +43,7 @@ START_PATH = (
     "portique.engine.config",
     "portique.engine.bundle",
     "portique.engine.netns",
+    "portique.engine.earlynet",
     "portique.engine.network",
     "portique.engine.present",
     "portique.duration",
