@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -164,7 +165,11 @@ class Transport:
             if self._unverified is None:
                 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
                 self._unverified = urllib3.PoolManager(
-                    num_pools=16, maxsize=self._maxsize, block=False, cert_reqs="CERT_NONE"
+                    num_pools=16,
+                    maxsize=self._maxsize,
+                    block=False,
+                    cert_reqs="CERT_NONE",
+                    ssl_context=_unverified_context(),
                 )
             pool = self._unverified
         # A plain-HTTP server answers a TLS hello at once with an error; a short
@@ -217,6 +222,17 @@ class Transport:
         self._verified.clear()
         if self._unverified is not None:
             self._unverified.clear()
+
+
+def _unverified_context() -> ssl.SSLContext:
+    """A TLS context that checks nothing, made once for the unverified pool.
+
+    Given no context, urllib3 makes one per connection and loads the system's
+    CA bundle into it (~30 ms) even though nothing will be verified against it.
+    """
+    from urllib3.util.ssl_ import create_urllib3_context
+
+    return create_urllib3_context(cert_reqs=ssl.CERT_NONE)
 
 
 def _short(exc: object) -> str:
