@@ -373,9 +373,13 @@ def serve(
     modules: Sequence[str] = (),
     ready: Callable[[], None] | None = None,
     idle: float | None = None,
+    workers_only: Sequence[str] = (),
 ) -> None:
     """Serve until SIGTERM/SIGINT/SIGHUP, a stale installation, the socket's removal
-    or `idle` seconds without a command; ServerError if it cannot start."""
+    or `idle` seconds without a command; ServerError if it cannot start.
+
+    `workers_only` is imported after the zygote is forked: the workers get it,
+    the monitors (the zygote's forks) do not carry its pages."""
     runroot.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock_fd = _lock(runroot)
     try:
@@ -387,6 +391,8 @@ def serve(
         from portique.warm import zygote
 
         server.zygote = zygote.start(server.forget)
+        if workers_only:
+            preload(workers_only)
         _write_pid(runroot)
         if ready is not None:
             ready()
@@ -411,7 +417,11 @@ def _write_pid(runroot: Path) -> None:
 
 
 def start(
-    runroot: Path, handler: Handler, modules: Sequence[str] = (), idle: float | None = None
+    runroot: Path,
+    handler: Handler,
+    modules: Sequence[str] = (),
+    idle: float | None = None,
+    workers_only: Sequence[str] = (),
 ) -> int:
     """Start a daemon serving `runroot`; its pid once it listens. ServerError if it cannot."""
     running = status(runroot)
@@ -434,7 +444,7 @@ def start(
                 os.write(w, b"ok")
                 os.close(w)
 
-            serve(runroot, handler, modules, ready, idle)
+            serve(runroot, handler, modules, ready, idle, workers_only)
             code = 0
         except AlreadyRunning:  # another start won the race: it serves
             with contextlib.suppress(BaseException):

@@ -60,6 +60,19 @@ PRELOAD = (
     "portique.runtime.seccomp",
     "portique.linux.prctl",
 )
+# Imported after the monitors' zygote is forked: commands that start no
+# container (pull's registry client, build's Dockerfile and cache), so a
+# monitor's PSS does not grow with them.
+PRELOAD_WORKERS = (
+    "portique.cli.docker.commands.pull",
+    "portique.cli.docker.commands.build",
+    "portique.engine.registry",
+    "portique.image.registry.client",
+    "portique.image.pull",
+    "portique.image.unpack",
+    "portique.build.builder",
+    "portique.build.copy",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +110,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise PortiqueError(exc.strerror or str(exc)) from None
     try:
-        server.start(eng.runroot, warm_handler, PRELOAD, args.idle)
+        server.start(eng.runroot, warm_handler, PRELOAD, args.idle, PRELOAD_WORKERS)
     except server.ServerError as exc:
         raise PortiqueError(str(exc)) from None
     return 0
