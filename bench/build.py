@@ -5,7 +5,7 @@ A small multi-step Dockerfile (two RUNs and a COPY on busybox), built cold
 (`--no-cache`) and fully cached, each tool timed as a whole process in the
 same run; medians and ratios to portique are printed. Needs root.
 
-    .venv/bin/python bench/build.py [--runs N]
+    .venv/bin/python bench/build.py [--runs N] [--baseline OTHER/.venv/bin/portique]
 
 The busybox base image is made from Debian's busybox-static, imported into a
 throwaway portique root, and handed to the peers with `portique save`
@@ -81,9 +81,66 @@ def timed(
     return times
 
 
+def portique_rows(
+    portique: list[str], baseline: str | None, ctx: Path, runs: int, env: dict[str, str]
+) -> list[tuple[str, list[float]]]:
+    """portique's rows: cold (--no-cache) and cached, each in-process
+    (PORTIQUE_WARM=off) and through the run root's warm fork-server, for this
+    installation and `baseline`; the variants of one row take turns run by run.
+
+    All builds share the engine root (so the base image is there), each
+    installation has its own run root (a warm server serves one installation).
+    A warm server is started by an untimed first build and stopped at the end."""
+    build = ["build", "-q", "-t", "localhost/benchout:latest", str(ctx)]
+    installs = {"portique": portique}
+    if baseline:
+        installs["before"] = [baseline]
+    variants: dict[str, tuple[list[str], dict[str, str]]] = {}
+    for i, (name, exe) in enumerate(installs.items()):
+        for label, mode in (("", "off"), (" warm", "auto")):
+            venv = dict(
+                env,
+                PORTIQUE_RUNROOT=f"{env['PORTIQUE_RUNROOT']}-{i}",
+                PORTIQUE_WARM=mode,
+                PORTIQUE_WARM_IDLE="600",
+            )
+            variants[name + label] = ([*exe, *build], venv)
+    try:
+        for cmd, venv in variants.values():  # warm servers start here, untimed
+            subprocess.run(cmd, env=venv, capture_output=True, check=False)
+        rows = []
+        for kind, runs_of_kind in (("cold", max(3, runs // 2)), ("cached", runs)):
+            times: dict[str, list[float]] = {name: [] for name in variants}
+            failed: dict[str, str] = {}
+            for _ in range(runs_of_kind):
+                for name, (cmd, venv) in variants.items():
+                    if name in failed:
+                        continue
+                    try:
+                        times[name] += timed(nocache(cmd) if kind == "cold" else cmd, 1, venv)
+                    except Failed as e:
+                        failed[name] = str(e)
+            for name in variants:
+                label = f"{name} {kind}"
+                rows.append(
+                    (f"{label}: {failed[name]}", []) if name in failed else (label, times[name])
+                )
+        return rows
+    finally:
+        for exe, venv in ((v[0][: -len(build)], v[1]) for v in variants.values()):
+            if venv["PORTIQUE_WARM"] == "auto":
+                subprocess.run([*exe, "warm", "stop"], env=venv, capture_output=True, check=False)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument(
+        "--baseline",
+        metavar="PORTIQUE",
+        help="another installation's portique (e.g. /work/base/.venv/bin/portique),"
+        " timed run by run with this one as the rows 'before'",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/build.py: run as root")
@@ -116,8 +173,7 @@ def main() -> int:
         (ctx / "Dockerfile").write_text(DOCKERFILE.format(base="localhost/benchbase:latest"))
 
         rows: list[tuple[str, list[float]]] = []
-        build = [*PORTIQUE, "build", "-q", "-t", "localhost/benchout:latest", str(ctx)]
-        rows += both("portique", build, args.runs, env)
+        rows += portique_rows(PORTIQUE, args.baseline, ctx, args.runs, env)
         if shutil.which("buildah"):
             subprocess.run(
                 ["buildah", "pull", f"docker-archive:{archive}"], capture_output=True, check=True
@@ -155,7 +211,7 @@ def main() -> int:
         base = {
             kind: statistics.median(t)
             for name, t in rows
-            if name.startswith("portique")
+            if name in ("portique cold", "portique cached")
             for kind in [name.split()[-1]]
             if t
         }

@@ -223,12 +223,18 @@ def main() -> int:
     parser.add_argument(
         "--small", action="store_true", help="a one-layer busybox image against ctr/docker pull"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="PORTIQUE",
+        help="--small: another installation's portique (e.g. /work/base/.venv/bin/portique),"
+        " timed in the same loop as the row 'before'",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/pull.py needs root", file=sys.stderr)
         return 1
     if args.small:
-        return small_pull(args.runs)
+        return small_pull(args.runs, args.baseline)
     img = load_image()
     compressed = sum(len(x.blob) for x in img.layers)
     print(f"image: {len(img.layers)} layers, {compressed / 1e6:.1f} MB gzip")
@@ -320,6 +326,52 @@ def main() -> int:
 # ---- the small pull: portique against ctr, docker and podman ---------------------------
 
 
+def portique_rows(
+    base: Path, ref: str, env: dict[str, str], runs: int, baseline: str | None
+) -> dict[str, list[float] | str]:
+    """The portique rows of the small pull: cold and warm, and the baseline's.
+
+    Each installation has its own run root (a warm server serves one
+    installation); the engine roots are emptied before every run. The run
+    roots stay: removing one would stop its warm server."""
+    from run import PORTIQUE
+
+    installs = {"portique pull": PORTIQUE}
+    if baseline:
+        installs["before"] = baseline
+    roots = [base / f"pq-root-{i}" for i in range(2 * len(installs))]
+    variants = {}
+    warm_envs = []
+    for i, (name, exe) in enumerate(installs.items()):
+        for j, (suffix, mode) in enumerate((("", "off"), (" (warm)", "auto"))):
+            root = roots[2 * i + j]
+            venv = dict(
+                env,
+                PORTIQUE_ROOT=str(root),
+                PORTIQUE_RUNROOT=str(base / f"pq-run-{i}"),
+                PORTIQUE_WARM=mode,
+                PORTIQUE_WARM_IDLE="600",
+            )
+            if mode == "auto":
+                warm_envs.append((exe, venv))
+            variants[name + suffix] = lambda exe=exe, venv=venv: subprocess.run(
+                [exe, "pull", "-q", ref], env=venv, capture_output=True, check=False
+            )
+
+    def reset() -> None:
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)
+
+    try:
+        for exe, venv in warm_envs:  # starts the warm server, untimed
+            subprocess.run([exe, "pull", "-q", ref], env=venv, capture_output=True, check=False)
+        return interleaved(variants, reset, runs)
+    finally:
+        for exe, venv in warm_envs:
+            subprocess.run([exe, "warm", "stop"], env=venv, capture_output=True, check=False)
+        reset()
+
+
 def timed_loop(
     run: Callable[[], subprocess.CompletedProcess[bytes]],
     reset: Callable[[], object],
@@ -339,12 +391,37 @@ def timed_loop(
     return times
 
 
-def small_pull(runs: int) -> int:
+def interleaved(
+    variants: dict[str, Callable[[], subprocess.CompletedProcess[bytes]]],
+    reset: Callable[[], object],
+    runs: int,
+) -> dict[str, list[float] | str]:
+    """`runs` timings of each variant, taking turns (so that a change of load
+    falls on all of them), each after an untimed `reset`."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    failed: dict[str, str] = {}
+    for _ in range(runs):
+        for name, run in variants.items():
+            if name in failed:
+                continue
+            result = timed_loop(run, reset, 1)
+            if isinstance(result, str):
+                failed[name] = result
+            else:
+                times[name] += result
+    return {name: failed.get(name, times[name]) for name in variants}
+
+
+def small_pull(runs: int, baseline: str | None = None) -> int:
     """`portique pull` of a one-layer busybox image (~1 MB) beside `ctr pull` (a
     private containerd), `docker pull` (a private dockerd) and `podman pull`,
-    each into an empty store per run (the image removed, untimed, in between)."""
+    each into an empty store per run (the image removed, untimed, in between).
+
+    portique is timed cold (PORTIQUE_WARM=off) and warm (through its run root's
+    fork-server, started by an untimed first pull and stopped at the end), and
+    so is `baseline` when given; these rows take turns run by run."""
     from peers import private_dockerd
-    from run import PORTIQUE, private_containerd
+    from run import private_containerd
 
     tar = ob.busybox_tar().tar_bytes()
     blob = gzip6(tar)
@@ -362,22 +439,7 @@ def small_pull(runs: int) -> int:
         try:
             ob.push_image(reg, "small", "latest", img)
             ref = f"{reg.host}/small:latest"
-            pq_env = dict(
-                env,
-                PORTIQUE_ROOT=str(base / "pq-root"),
-                PORTIQUE_RUNROOT=str(base / "pq-run"),
-                PORTIQUE_WARM="off",
-            )
-            results["portique pull"] = timed_loop(
-                lambda: subprocess.run(
-                    [PORTIQUE, "pull", "-q", ref], env=pq_env, capture_output=True, check=False
-                ),
-                lambda: (
-                    shutil.rmtree(base / "pq-root", ignore_errors=True),
-                    shutil.rmtree(base / "pq-run", ignore_errors=True),
-                ),
-                runs,
-            )
+            results.update(portique_rows(base, ref, env, runs, baseline))
             with private_containerd(base) as address:
                 if address is None:
                     results["ctr pull"] = "containerd would not start"
@@ -424,18 +486,26 @@ def small_pull(runs: int) -> int:
                 cleanup(base / "pm-graph")
         finally:
             reg.stop()
-    base_t = results["portique pull"]
-    base_median = statistics.median(base_t) if isinstance(base_t, list) else None
-    print(f"{'tool':<16} {'median':>9} {'min':>9} {'max':>9} {'portique / tool':>16}")
+
+    def median_of(name: str) -> float | None:
+        t = results.get(name)
+        return statistics.median(t) if isinstance(t, list) and t else None
+
+    cold, warm = median_of("portique pull"), median_of("portique pull (warm)")
+    print(
+        f"{'tool':<22} {'median':>9} {'min':>9} {'max':>9}"
+        f" {'portique / tool':>16} {'warm / tool':>12}"
+    )
     for name, times in results.items():
         if isinstance(times, str):
-            print(f"{name:<16} {times}")
+            print(f"{name:<22} {times}")
             continue
         med = statistics.median(times)
-        ratio = f"{base_median / med:.2f}" if base_median else "-"
+        ratio = f"{cold / med:.2f}" if cold else "-"
+        wratio = f"{warm / med:.2f}" if warm else "-"
         print(
-            f"{name:<16} {med * 1000:>7.1f}ms {min(times) * 1000:>7.1f}ms"
-            f" {max(times) * 1000:>7.1f}ms {ratio:>16}"
+            f"{name:<22} {med * 1000:>7.1f}ms {min(times) * 1000:>7.1f}ms"
+            f" {max(times) * 1000:>7.1f}ms {ratio:>16} {wratio:>12}"
         )
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0
