@@ -154,9 +154,7 @@ class Images:
         known = self._known_layer(digest)
         if known is not None:
             return known
-        # Imported only for a layer to unpack: a registration of known layers
-        # (a cached build step, a pull of an image that is here) needs none of it.
-        from portique.image.unpack import InvalidLayer, unpack
+        from portique.image.unpack import InvalidLayer, unpack  # only for a layer to unpack
 
         with self.snapshots.lock(digest):
             known = self._known_layer(digest)
@@ -185,19 +183,14 @@ class Images:
 
     def unpack_layers(self, descs: Sequence[LayerDesc]) -> list[Path]:
         """Unpack several layers in parallel (each is its own dir); keep their order."""
-        # Layers already unpacked cost one read each: no thread for those.
-        paths = [self._known_layer(parse_digest(d.digest)) for d in descs]
-        missing = [d for d, p in zip(descs, paths, strict=True) if p is None]
-        if len(missing) <= 1:
-            done = [self.unpack_layer(d) for d in missing]
-        else:
-            from concurrent.futures import ThreadPoolExecutor
+        known = [self._known_layer(parse_digest(d.digest)) for d in descs]
+        if sum(p is None for p in known) <= 1:  # no thread for what is unpacked already
+            return [p or self.unpack_layer(d) for p, d in zip(known, descs, strict=True)]
+        from concurrent.futures import ThreadPoolExecutor
 
-            workers = min(len(missing), max(2, os.cpu_count() or 2))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unpack") as pool:
-                done = list(pool.map(self.unpack_layer, missing))
-        unpacked = iter(done)
-        return [p if p is not None else next(unpacked) for p in paths]
+        workers = min(len(descs), max(2, os.cpu_count() or 2))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="unpack") as pool:
+            return list(pool.map(self.unpack_layer, descs))
 
     def diff_id_of(self, blob_digest: str) -> str | None:
         row = self.db.layer_for_blob(blob_digest)
