@@ -66,12 +66,17 @@ PRELOAD = (
 PRELOAD_WORKERS = (
     "portique.cli.docker.commands.pull",
     "portique.cli.docker.commands.build",
+    "portique.engine.images",
+    "portique.engine.recovery",
     "portique.engine.registry",
+    "portique.image.credentials",
     "portique.image.registry.client",
     "portique.image.pull",
     "portique.image.unpack",
     "portique.build.builder",
     "portique.build.copy",
+    "encodings.idna",  # what socket uses to encode a host name
+    "isal.igzip",  # gzip layers' decompressor (image/compression.py)
 )
 
 
