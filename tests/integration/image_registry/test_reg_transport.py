@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -218,3 +219,11 @@ def test_a_servers_retry_after_is_bounded(
 def test_non_http_urls_are_refused() -> None:
     with pytest.raises(RegistryUnreachable, match="unsupported URL"):
         Transport().request("GET", "file:///etc/passwd")
+
+
+def test_a_bad_ca_file_is_a_registry_error(tmp_path: Path) -> None:
+    (tmp_path / "reg.example:5000").mkdir()
+    (tmp_path / "reg.example:5000" / "ca.crt").write_text("not a certificate\n")
+    t = Transport(certs_dirs=(tmp_path,))
+    with pytest.raises(RegistryUnreachable, match=r"cannot use .*ca\.crt"):
+        t.request("GET", "https://reg.example:5000/v2/")

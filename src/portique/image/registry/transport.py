@@ -231,7 +231,12 @@ class Transport:
                 return ctx
             ca = self._ca_file(host)
             if ca is not None:
-                ctx = _verifying_context(str(ca))
+                try:
+                    ctx = _verifying_context(str(ca))
+                except (OSError, ValueError) as exc:  # unreadable, or not PEM
+                    raise RegistryUnreachable(
+                        f"cannot reach registry {host}: cannot use {ca}: {_reason(exc)}"
+                    ) from None
                 self._per_host_ca[host] = ctx
                 return ctx
             if self._verified is None:
