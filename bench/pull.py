@@ -333,7 +333,10 @@ def portique_rows(
 
     Each installation has its own run root (a warm server serves one
     installation); the engine roots are emptied before every run. The run
-    roots stay: removing one would stop its warm server."""
+    roots stay: removing one would stop its warm server. One more row,
+    "(store kept)", pulls cold into a root that stays, the image removed
+    (`rmi`) in between, as the peers' stores stay: what an empty root's
+    first command adds (the database made) is not in it."""
     from run import PORTIQUE
 
     installs = {"portique pull": PORTIQUE}
@@ -358,18 +361,32 @@ def portique_rows(
                 [exe, "pull", "-q", ref], env=venv, capture_output=True, check=False
             )
 
-    def reset() -> None:
+    kept = dict(
+        env,
+        PORTIQUE_ROOT=str(base / "pq-root-kept"),
+        PORTIQUE_RUNROOT=str(base / "pq-run-kept"),
+        PORTIQUE_WARM="off",
+    )
+    variants["portique pull (store kept)"] = lambda: subprocess.run(
+        [PORTIQUE, "pull", "-q", ref], env=kept, capture_output=True, check=False
+    )
+
+    def reset(name: str) -> None:
+        if name.endswith("(store kept)"):
+            subprocess.run([PORTIQUE, "rmi", ref], env=kept, capture_output=True, check=False)
+            return
         for root in roots:
             shutil.rmtree(root, ignore_errors=True)
 
     try:
-        for exe, venv in warm_envs:  # starts the warm server, untimed
+        for exe, venv in [*warm_envs, (PORTIQUE, kept)]:  # warm servers start, untimed
             subprocess.run([exe, "pull", "-q", ref], env=venv, capture_output=True, check=False)
         return interleaved(variants, reset, runs)
     finally:
         for exe, venv in warm_envs:
             subprocess.run([exe, "warm", "stop"], env=venv, capture_output=True, check=False)
-        reset()
+        reset("")
+        shutil.rmtree(base / "pq-root-kept", ignore_errors=True)
 
 
 def timed_loop(
@@ -393,18 +410,18 @@ def timed_loop(
 
 def interleaved(
     variants: dict[str, Callable[[], subprocess.CompletedProcess[bytes]]],
-    reset: Callable[[], object],
+    reset: Callable[[str], object],
     runs: int,
 ) -> dict[str, list[float] | str]:
     """`runs` timings of each variant, taking turns (so that a change of load
-    falls on all of them), each after an untimed `reset`."""
+    falls on all of them), each after an untimed `reset(name)`."""
     times: dict[str, list[float]] = {name: [] for name in variants}
     failed: dict[str, str] = {}
     for _ in range(runs):
         for name, run in variants.items():
             if name in failed:
                 continue
-            result = timed_loop(run, reset, 1)
+            result = timed_loop(run, lambda name=name: reset(name), 1)
             if isinstance(result, str):
                 failed[name] = result
             else:
