@@ -15,10 +15,12 @@ import pytest
 
 from portique.image.registry.errors import RegistryUnreachable
 from portique.image.registry.transport import (
+    READ_TIMEOUT,
     RETRY_AFTER_MAX,
     Transport,
     TransportError,
 )
+from support.registry import Registry
 
 Reply = Callable[[BaseHTTPRequestHandler], None]
 
@@ -227,3 +229,18 @@ def test_a_bad_ca_file_is_a_registry_error(tmp_path: Path) -> None:
     t = Transport(certs_dirs=(tmp_path,))
     with pytest.raises(RegistryUnreachable, match=r"cannot use .*ca\.crt"):
         t.request("GET", "https://reg.example:5000/v2/")
+
+
+def test_the_probes_connection_serves_on_with_the_usual_timeout(
+    fresh_registry: Callable[..., Registry],
+) -> None:
+    reg = fresh_registry("plain", tls=True)
+    t = Transport()
+    assert t.base_url(reg.host) == f"https://{reg.host}"
+    idle = [c for pool in t._idle.values() for c in pool]
+    assert len(idle) == 1
+    assert idle[0].sock is not None
+    assert idle[0].sock.gettimeout() == READ_TIMEOUT  # not the probe's 2 s
+    assert body(t, f"https://{reg.host}/v2/")[0] == 200
+    assert [c for pool in t._idle.values() for c in pool] == idle  # reused
+    t.clear()

@@ -281,10 +281,19 @@ class Transport:
             resp = Response(self, key, conn)
         except (OSError, http.client.HTTPException):
             return f"http://{host}"
-        if resp._raw.length is not None and resp._raw.length <= _DRAIN:
-            resp._drain()  # the same connection serves what follows
-        else:
+        # It speaks TLS. Its connection serves what follows once its short body
+        # is read (with the probe's timeout) and it has the usual read timeout.
+        length = resp._raw.length
+        try:
+            if length is None or length > _DRAIN:
+                raise TransportError("a long answer to the probe")
+            resp.read(length)
+            if conn.sock is not None:
+                conn.sock.settimeout(self._read_timeout)
+        except (TransportError, OSError):
             resp.close()
+        else:
+            resp.release_conn()
         return f"https://{host}"
 
     # ---- connections ------------------------------------------------------------
