@@ -27,6 +27,7 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import select
+import socket
 import ssl
 import threading
 import time
@@ -313,6 +314,9 @@ class Transport:
         try:
             conn.connect()
             assert conn.sock is not None
+            # As urllib3 did: a request's last small segment goes out at once,
+            # not after the peer's delayed ACK (Nagle).
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.sock.settimeout(self._read_timeout if read_timeout is None else read_timeout)
         except BaseException:
             conn.close()
