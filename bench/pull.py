@@ -38,6 +38,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -326,67 +327,68 @@ def main() -> int:
 # ---- the small pull: portique against ctr, docker and podman ---------------------------
 
 
-def portique_rows(
-    base: Path, ref: str, env: dict[str, str], runs: int, baseline: str | None
-) -> dict[str, list[float] | str]:
+Run = Callable[[], subprocess.CompletedProcess[bytes]]
+Variant = tuple[Run, Callable[[], object]]  # (the timed command, its untimed reset)
+
+
+def portique_variants(
+    base: Path, ref: str, env: dict[str, str], baseline: str | None, stack: ExitStack
+) -> dict[str, Variant]:
     """The portique rows of the small pull: cold and warm, and the baseline's.
 
     Each installation has its own run root (a warm server serves one
     installation); the engine roots are emptied before every run. The run
-    roots stay: removing one would stop its warm server. One more row,
-    "(store kept)", pulls cold into a root that stays, the image removed
-    (`rmi`) in between, as the peers' stores stay: what an empty root's
-    first command adds (the database made) is not in it."""
+    roots stay: removing one would stop its warm server (started here by an
+    untimed pull, stopped when `stack` closes). One more row, "(store kept)",
+    pulls cold into a root that stays, the image removed (`rmi`) in between,
+    as the peers' stores stay: what an empty root's first command adds (the
+    database made) is not in it."""
     from run import PORTIQUE
 
     installs = {"portique pull": PORTIQUE}
     if baseline:
         installs["before"] = baseline
     roots = [base / f"pq-root-{i}" for i in range(2 * len(installs))]
-    variants = {}
-    warm_envs = []
+
+    def empty_roots() -> None:
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)
+
+    stack.callback(empty_roots)
+    variants: dict[str, Variant] = {}
     for i, (name, exe) in enumerate(installs.items()):
         for j, (suffix, mode) in enumerate((("", "off"), (" (warm)", "auto"))):
-            root = roots[2 * i + j]
             venv = dict(
                 env,
-                PORTIQUE_ROOT=str(root),
+                PORTIQUE_ROOT=str(roots[2 * i + j]),
                 PORTIQUE_RUNROOT=str(base / f"pq-run-{i}"),
                 PORTIQUE_WARM=mode,
                 PORTIQUE_WARM_IDLE="600",
             )
+            pull = [exe, "pull", "-q", ref]
             if mode == "auto":
-                warm_envs.append((exe, venv))
-            variants[name + suffix] = lambda exe=exe, venv=venv: subprocess.run(
-                [exe, "pull", "-q", ref], env=venv, capture_output=True, check=False
+                subprocess.run(pull, env=venv, capture_output=True, check=False)
+                stack.callback(subprocess.run, [exe, "warm", "stop"], env=venv, capture_output=True)
+            variants[name + suffix] = (
+                lambda pull=pull, venv=venv: subprocess.run(
+                    pull, env=venv, capture_output=True, check=False
+                ),
+                empty_roots,
             )
-
     kept = dict(
         env,
         PORTIQUE_ROOT=str(base / "pq-root-kept"),
         PORTIQUE_RUNROOT=str(base / "pq-run-kept"),
         PORTIQUE_WARM="off",
     )
-    variants["portique pull (store kept)"] = lambda: subprocess.run(
-        [PORTIQUE, "pull", "-q", ref], env=kept, capture_output=True, check=False
+    stack.callback(shutil.rmtree, base / "pq-root-kept", ignore_errors=True)
+    variants["portique pull (store kept)"] = (
+        lambda: subprocess.run(
+            [PORTIQUE, "pull", "-q", ref], env=kept, capture_output=True, check=False
+        ),
+        lambda: subprocess.run([PORTIQUE, "rmi", ref], env=kept, capture_output=True),
     )
-
-    def reset(name: str) -> None:
-        if name.endswith("(store kept)"):
-            subprocess.run([PORTIQUE, "rmi", ref], env=kept, capture_output=True, check=False)
-            return
-        for root in roots:
-            shutil.rmtree(root, ignore_errors=True)
-
-    try:
-        for exe, venv in [*warm_envs, (PORTIQUE, kept)]:  # warm servers start, untimed
-            subprocess.run([exe, "pull", "-q", ref], env=venv, capture_output=True, check=False)
-        return interleaved(variants, reset, runs)
-    finally:
-        for exe, venv in warm_envs:
-            subprocess.run([exe, "warm", "stop"], env=venv, capture_output=True, check=False)
-        reset("")
-        shutil.rmtree(base / "pq-root-kept", ignore_errors=True)
+    return variants
 
 
 def timed_loop(
@@ -408,20 +410,16 @@ def timed_loop(
     return times
 
 
-def interleaved(
-    variants: dict[str, Callable[[], subprocess.CompletedProcess[bytes]]],
-    reset: Callable[[str], object],
-    runs: int,
-) -> dict[str, list[float] | str]:
+def interleaved(variants: dict[str, Variant], runs: int) -> dict[str, list[float] | str]:
     """`runs` timings of each variant, taking turns (so that a change of load
-    falls on all of them), each after an untimed `reset(name)`."""
+    falls on all of them), each after its untimed reset."""
     times: dict[str, list[float]] = {name: [] for name in variants}
     failed: dict[str, str] = {}
     for _ in range(runs):
-        for name, run in variants.items():
+        for name, (run, reset) in variants.items():
             if name in failed:
                 continue
-            result = timed_loop(run, lambda name=name: reset(name), 1)
+            result = timed_loop(run, reset, 1)
             if isinstance(result, str):
                 failed[name] = result
             else:
@@ -435,8 +433,8 @@ def small_pull(runs: int, baseline: str | None = None) -> int:
     each into an empty store per run (the image removed, untimed, in between).
 
     portique is timed cold (PORTIQUE_WARM=off) and warm (through its run root's
-    fork-server, started by an untimed first pull and stopped at the end), and
-    so is `baseline` when given; these rows take turns run by run."""
+    fork-server), and so is `baseline` when given; every daemon is started
+    first, then all rows take turns run by run."""
     from peers import private_dockerd
     from run import private_containerd
 
@@ -450,59 +448,48 @@ def small_pull(runs: int, baseline: str | None = None) -> int:
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     results: dict[str, list[float] | str] = {}
-    with tempfile.TemporaryDirectory(prefix="pull-small-", dir="/var/tmp") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="pull-small-", dir="/var/tmp") as tmp,
+        ExitStack() as stack,
+    ):
         base = Path(tmp)
         reg = start_registry(base / "reg", mode="plain")
-        try:
-            ob.push_image(reg, "small", "latest", img)
-            ref = f"{reg.host}/small:latest"
-            results.update(portique_rows(base, ref, env, runs, baseline))
-            with private_containerd(base) as address:
-                if address is None:
-                    results["ctr pull"] = "containerd would not start"
-                else:
-                    ctr = ["ctr", "-a", address]
-                    results["ctr pull"] = timed_loop(
-                        lambda: subprocess.run(
-                            [*ctr, "images", "pull", "--plain-http", ref],
-                            capture_output=True,
-                            check=False,
-                        ),
-                        lambda: subprocess.run(
-                            [*ctr, "images", "rm", "--sync", ref], capture_output=True, check=False
-                        ),
-                        runs,
-                    )
-            with private_dockerd(base / "d") as denv:
-                if denv is None:
-                    results["docker pull"] = "no private dockerd"
-                else:
-                    results["docker pull"] = timed_loop(
-                        lambda: subprocess.run(
-                            ["docker", "pull", "-q", ref],
-                            env=denv,
-                            capture_output=True,
-                            check=False,
-                        ),
-                        lambda: subprocess.run(
-                            ["docker", "rmi", "-f", ref], env=denv, capture_output=True, check=False
-                        ),
-                        runs,
-                    )
-            if shutil.which("podman"):
-                pm = ["podman", "--root", f"{base}/pm-graph", "--runroot", f"{base}/pm-run"]
-                results["podman pull"] = timed_loop(
-                    lambda: subprocess.run(
-                        [*pm, "pull", "-q", "--tls-verify=false", ref],
-                        capture_output=True,
-                        check=False,
-                    ),
-                    lambda: subprocess.run([*pm, "rmi", "-af"], capture_output=True, check=False),
-                    runs,
-                )
-                cleanup(base / "pm-graph")
-        finally:
-            reg.stop()
+        stack.callback(reg.stop)
+        ob.push_image(reg, "small", "latest", img)
+        ref = f"{reg.host}/small:latest"
+        variants = portique_variants(base, ref, env, baseline, stack)
+        # Every peer is up before the first run, so that all rows take turns.
+        address = stack.enter_context(private_containerd(base))
+        if address is None:
+            results["ctr pull"] = "containerd would not start"
+        else:
+            ctr = ["ctr", "-a", address, "images"]
+            variants["ctr pull"] = (
+                lambda: subprocess.run(
+                    [*ctr, "pull", "--plain-http", ref], capture_output=True, check=False
+                ),
+                lambda: subprocess.run([*ctr, "rm", "--sync", ref], capture_output=True),
+            )
+        denv = stack.enter_context(private_dockerd(base / "d"))
+        if denv is None:
+            results["docker pull"] = "no private dockerd"
+        else:
+            variants["docker pull"] = (
+                lambda: subprocess.run(
+                    ["docker", "pull", "-q", ref], env=denv, capture_output=True, check=False
+                ),
+                lambda: subprocess.run(["docker", "rmi", "-f", ref], env=denv, capture_output=True),
+            )
+        if shutil.which("podman"):
+            pm = ["podman", "--root", f"{base}/pm-graph", "--runroot", f"{base}/pm-run"]
+            stack.callback(cleanup, base / "pm-graph")
+            variants["podman pull"] = (
+                lambda: subprocess.run(
+                    [*pm, "pull", "-q", "--tls-verify=false", ref], capture_output=True, check=False
+                ),
+                lambda: subprocess.run([*pm, "rmi", "-af"], capture_output=True),
+            )
+        results = {**interleaved(variants, runs), **results}
 
     def median_of(name: str) -> float | None:
         t = results.get(name)
