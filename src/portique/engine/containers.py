@@ -22,6 +22,7 @@ from portique import faults, journal
 from portique.engine import client, db, events, lifecycle
 from portique.engine import filters as flt
 from portique.engine import state as st
+from portique.engine.lifecycle import finish_removal as finish_removal
 from portique.engine.state import Event, Status
 from portique.errors import Conflict, InvalidArgument, NoSuchObject, PortiqueError
 
@@ -610,29 +611,6 @@ def remove_stopped(eng: Engine, cid: str, *, volumes: bool = False) -> None:
 def removal(cid: str, host: Mapping[str, Any], anon: list[str]) -> journal.Resource:
     """The journal's record of a removal whose row is gone."""
     return {"type": "container-remove", "id": cid, "host": dict(host), "volumes": list(anon)}
-
-
-def finish_removal(eng: Engine, cid: str, host: Mapping[str, Any] | None, anon: list[str]) -> bool:
-    """What a removal does once the row is gone: runtime state and cgroups, network
-    endpoints, rootfs mount, files, then the anonymous volumes `anon`. Idempotent;
-    False when something must wait (a rootfs that would not unmount)."""
-    paths = eng.paths(cid)
-    with contextlib.suppress(Exception):
-        lifecycle.cleanup_dead(eng, paths, dict(host) if host is not None else None)
-    faults.point("rm.cleaned")
-    if not lifecycle.remove_files(paths):
-        return False
-    faults.point("rm.files-removed")
-    if anon:
-        from portique.engine.volumes import remove_volume
-
-        for name in anon:
-            # --volumes-from: an anonymous volume another container uses stays.
-            if any(u != cid for u in db.volume_users(eng.db, name)):
-                continue
-            with contextlib.suppress(PortiqueError):
-                remove_volume(eng, name, force=True)
-    return True
 
 
 ORPHAN_AGE = 60.0  # `create` makes the directory just before its DB row

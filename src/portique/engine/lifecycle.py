@@ -44,7 +44,7 @@ from portique.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from portique.engine.engine import Engine
     from portique.engine.monitor import Monitor
@@ -429,16 +429,41 @@ def cleanup_after_exit(
     if removed is None:
         return
     from portique import journal
-    from portique.engine import containers
 
     anon, _host, entry = removed
     try:
         # Runtime state, mount and endpoints went above: files and volumes remain
         # (the journal entry holds the HostConfig for a recovery that redoes all).
-        if containers.finish_removal(eng, cid, None, anon):
+        if finish_removal(eng, cid, None, anon):
             journal.forget(eng.db, entry)
     finally:
         eng.close()
+
+
+def finish_removal(eng: Engine, cid: str, host: Mapping[str, Any] | None, anon: list[str]) -> bool:
+    """What a removal does once the row is gone: runtime state and cgroups, network
+    endpoints, rootfs mount, files, then the anonymous volumes `anon`. Idempotent;
+    False when something must wait (a rootfs that would not unmount). Here, not in
+    containers.py, so that a --rm monitor's clean-up loads no more of the engine."""
+    from portique import faults
+
+    paths = eng.paths(cid)
+    with contextlib.suppress(Exception):
+        cleanup_dead(eng, paths, dict(host) if host is not None else None)
+    faults.point("rm.cleaned")
+    if not remove_files(paths):
+        return False
+    faults.point("rm.files-removed")
+    if anon:
+        from portique.engine.volumes import remove_volume
+
+        for name in anon:
+            # --volumes-from: an anonymous volume another container uses stays.
+            if any(u != cid for u in db.volume_users(eng.db, name)):
+                continue
+            with contextlib.suppress(PortiqueError):
+                remove_volume(eng, name, force=True)
+    return True
 
 
 def finish_for_restart(
