@@ -509,7 +509,7 @@ def finish_for_restart(
 def remove_files(paths: ContainerPaths) -> bool:
     """Delete the container's directories, never through a rootfs still mounted
     (that would only write whiteouts into the overlay and leave the mount)."""
-    from portique.engine.volumes import remove_tree
+    from portique.image.snapshots import remove_tree
     from portique.linux.mount import is_mountpoint
 
     rootfs = paths.dir / "rootfs"
@@ -518,8 +518,11 @@ def remove_files(paths: ContainerPaths) -> bool:
     shm = paths.dir / "shm"  # --ipc shareable's /dev/shm (bundle.mount_shm)
     if shm.is_dir() and is_mountpoint(shm):
         return False
-    remove_tree(paths.dir)  # its upper dir: the container's tree, at any depth
-    remove_tree(paths.run_dir)
+    # Its upper dir is the container's tree, at any depth. What cannot be removed
+    # stays (as volumes.remove_tree, whose module a monitor's clean-up does not load).
+    for tree in (paths.dir, paths.run_dir):
+        with contextlib.suppress(OSError):
+            remove_tree(tree)
     return True
 
 
