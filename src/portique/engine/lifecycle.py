@@ -78,6 +78,11 @@ def start(eng: Engine, cid: str, *, hold: bool = False) -> int:
     `hold`: the monitor waits (up to 10 s) for an attach before reading the
     container's output, so a foreground `run` misses nothing.
     """
+    return launch(eng, cid, hold=hold)[0]
+
+
+def launch(eng: Engine, cid: str, *, hold: bool = False) -> tuple[int, int]:
+    """start(), returning (the init's host pid, the monitor's pid or 0 when unknown)."""
     paths = eng.paths(cid)
     paths.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     r, w = os.pipe2(os.O_CLOEXEC)
@@ -90,8 +95,7 @@ def start(eng: Engine, cid: str, *, hold: bool = False) -> int:
             raise
         if started:
             os.close(w)
-            with os.fdopen(r, "rb") as f:
-                return parse_status(f.read(8192).decode("utf-8", "replace"))
+            return _read_status(r)
         # False: the warm process could not even ask (its zygote is gone), so
         # nothing was started: start the monitor as without one.
     pid = os.fork()
@@ -112,9 +116,35 @@ def start(eng: Engine, cid: str, *, hold: bool = False) -> int:
         os._exit(code)
     os.close(w)
     os.waitpid(pid, 0)
+    return _read_status(r)
+
+
+def _read_status(r: int) -> tuple[int, int]:
     with os.fdopen(r, "rb") as f:
-        msg = f.read(8192).decode("utf-8", "replace")
-    return parse_status(msg)
+        return parse_status(f.read(8192).decode("utf-8", "replace"))
+
+
+def watch_monitor(pid: int, cid: str, launched_at: float) -> int | None:
+    """A pidfd of `pid` while it is the monitor of `cid` launched at `launched_at`
+    (see is_alive), else None. A pidfd keeps naming that process, whatever
+    later takes its pid."""
+    if pid <= 0:
+        return None
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    if not is_alive(pid, cid, launched_at):
+        os.close(fd)
+        return None
+    return fd
+
+
+def wait_monitor(pidfd: int, timeout: float) -> bool:
+    """Wait (at most `timeout` seconds) until the monitor behind `pidfd` has exited."""
+    import select
+
+    return bool(select.select([pidfd], [], [], timeout)[0])
 
 
 def monitor_name(cid: str) -> str:
@@ -122,10 +152,13 @@ def monitor_name(cid: str) -> str:
     return f"pqm-{cid[:11]}"
 
 
-def parse_status(msg: str) -> int:
+def parse_status(msg: str) -> tuple[int, int]:
+    """The monitor's status line: (init pid, monitor pid) from "ok PID [MONITOR]",
+    or the error it reports."""
     kind, _, rest = msg.partition(" ")
     if kind == "ok":
-        return int(rest.split()[0])
+        pids = rest.split()
+        return int(pids[0]), int(pids[1]) if len(pids) > 1 and pids[1].isdigit() else 0
     if kind == "err":
         code_s, _, text = rest.partition(" ")
         code = int(code_s) if code_s.isdigit() else 125
@@ -220,7 +253,7 @@ def _launch_in_monitor(
         _record_failure(conn, cid, exc)
         os._exit(125)
     eng.close()
-    _report(status_w, f"ok {pid}")
+    _report(status_w, f"ok {pid} {monitor_pid or os.getpid()}")
     if status_w >= 0:
         os.close(status_w)
     args = {

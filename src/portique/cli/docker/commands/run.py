@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from portique.cli.docker.commands import create
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
+
+
+# How long `run --rm` waits for the removal after the exit (wait_removed's default).
+REMOVAL_TIMEOUT = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import attach, containers, lifecycle
-    from portique.engine.recovery import wait_removed
     from portique.errors import InvalidArgument, NoSuchObject, PortiqueError
 
     if args.detach and args.rm and args.restart not in ("", "no"):
@@ -37,7 +42,8 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
 
         events.container(eng, row, "attach")  # dockerd: the client attaches, then starts
     try:
-        lifecycle.start(eng, row.id, hold=not args.detach)
+        launched_at = time.time()
+        _pid, monitor = lifecycle.launch(eng, row.id, hold=not args.detach)
     except PortiqueError:
         if args.rm:
             containers.remove_stopped(eng, row.id, volumes=True)
@@ -45,6 +51,22 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     if args.detach:
         print(row.id)
         return 0
+    # --rm: the monitor removes the container once it exited, then exits itself;
+    # its pidfd says when, rather than polling the removal.
+    watch = lifecycle.watch_monitor(monitor, row.id, launched_at) if args.rm else None
+    try:
+        return _attached(eng, args, row, keys, watch)
+    finally:
+        if watch is not None:
+            os.close(watch)
+
+
+def _attached(
+    eng: Engine, args: argparse.Namespace, row: Any, keys: bytes, watch: int | None
+) -> int:
+    from portique.engine import attach, containers, lifecycle
+    from portique.engine.recovery import wait_removed
+
     streams = {a.lower() for a in args.attach} or {"stdout", "stderr"}
     opts = attach.AttachOptions(
         stdin=args.interactive or "stdin" in streams,
@@ -60,7 +82,10 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     if args.rm:
         # As Docker: return once the container is gone (files, mount, image use),
         # so that an `rmi` right after succeeds.
-        wait_removed(eng, row.id)
+        deadline = time.monotonic() + REMOVAL_TIMEOUT
+        if watch is not None:
+            lifecycle.wait_monitor(watch, REMOVAL_TIMEOUT)
+        wait_removed(eng, row.id, max(deadline - time.monotonic(), 0.0))
     if code == 125:
         # The monitor went away without an exit frame: ask the engine.
         recorded = containers.recorded_exit(eng, row)
