@@ -1,0 +1,77 @@
+"""The cold start path's pieces: the monitor's status line, watching a monitor's
+exit, and what the paths a start and a monitor's clean-up walk do not import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import portique
+from portique.engine import lifecycle
+from portique.errors import CommandNotFound, PortiqueError
+
+
+def test_status_line_names_the_init_and_the_monitor() -> None:
+    assert lifecycle.parse_status("ok 42 41") == (42, 41)
+    # A monitor that names only the init (an older one): the monitor is unknown.
+    assert lifecycle.parse_status("ok 42") == (42, 0)
+    with pytest.raises(CommandNotFound, match="nope"):
+        lifecycle.parse_status("err 127 nope")
+    with pytest.raises(PortiqueError, match="died before it reported"):
+        lifecycle.parse_status("")
+
+
+def test_watch_and_wait_for_a_monitor() -> None:
+    cid = "c" * 64
+    launched = time.time()
+    with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                          stdin=subprocess.PIPE) as proc:  # fmt: skip
+        assert proc.stdin is not None
+        fd = lifecycle.watch_monitor(proc.pid, cid, launched)
+        assert fd is not None
+        try:
+            assert not lifecycle.wait_monitor(fd, 0.05)  # still running
+            proc.stdin.close()
+            assert lifecycle.wait_monitor(fd, 30)
+        finally:
+            os.close(fd)
+
+
+def test_no_watch_of_what_is_not_the_monitor() -> None:
+    assert lifecycle.watch_monitor(0, "c" * 64, time.time()) is None
+    # This process began long before the launch it would have to come from.
+    assert lifecycle.watch_monitor(os.getpid(), "c" * 64, time.time() + 3600) is None
+
+
+def _imported_after(code: str) -> set[str]:
+    root = os.path.dirname(os.path.dirname(portique.__file__))
+    probe = f"import sys; sys.path.append(sys.argv[1]); {code}; print(' '.join(sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe, root], capture_output=True, text=True, check=True
+    )
+    return set(out.stdout.split())
+
+
+def test_a_monitors_clean_up_loads_no_spec_makers() -> None:
+    # What a monitor imports after its container exited (monitor.main ->
+    # lifecycle.cleanup_after_exit): not the modules that build a bundle.
+    mods = _imported_after(
+        "from portique.engine import bundle, lifecycle;"
+        "from portique.engine.lifecycle import cleanup_after_exit, finish_removal, remove_files"
+    )
+    for heavy in ("portique.engine.config", "portique.engine.options", "portique.engine.volumes",
+                  "portique.engine.containers", "dataclasses"):  # fmt: skip
+        assert heavy not in mods, heavy
+
+
+def test_network_none_loads_no_network_layer_types() -> None:
+    config = {"HostConfig": {"NetworkMode": "none"}, "Config": {}}
+    mods = _imported_after(
+        f"from portique.engine import network;assert network.requests_of({config!r}) == []"
+    )
+    assert "portique.network.types" not in mods
+    assert "dataclasses" not in mods
