@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from portique.engine.engine import Engine
     from portique.engine.monitor import Monitor
+    from portique.engine.prefork import Forked
 
 # A warm worker (portique/warm) sets this: the monitor is then forked from the
 # warm server itself (engine/forkedmonitor.py), sharing its pages, instead of
@@ -81,10 +82,16 @@ def start(eng: Engine, cid: str, *, hold: bool = False) -> int:
     return launch(eng, cid, hold=hold)[0]
 
 
-def launch(eng: Engine, cid: str, *, hold: bool = False) -> tuple[int, int]:
-    """start(), returning (the init's host pid, the monitor's pid or 0 when unknown)."""
+def launch(
+    eng: Engine, cid: str, *, hold: bool = False, forked: Forked | None = None
+) -> tuple[int, int]:
+    """start(), returning (the init's host pid, the monitor's pid or 0 when unknown).
+
+    `forked`: the monitor prefork.fork_early made for this start, told `cid` now."""
     paths = eng.paths(cid)
     paths.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if forked is not None:
+        return forked.go(cid)
     r, w = os.pipe2(os.O_CLOEXEC)
     if MONITOR_SPAWNER is not None:
         try:
@@ -95,31 +102,42 @@ def launch(eng: Engine, cid: str, *, hold: bool = False) -> tuple[int, int]:
             raise
         if started:
             os.close(w)
-            return _read_status(r)
+            return read_status(r)
         # False: the warm process could not even ask (its zygote is gone), so
         # nothing was started: start the monitor as without one.
+    fork_monitor(eng, w, hold, lambda: cid, close=r)
+    os.close(w)
+    return read_status(r)
+
+
+def fork_monitor(
+    eng: Engine, status_w: int, hold: bool, cid_of: Callable[[], str], *, close: int
+) -> None:
+    """Fork the monitor (setsid, then a second fork so that it is nobody's zombie);
+    it runs _monitor_entry for the id `cid_of()` returns, or exits at once on ""."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 125
         try:
-            os.close(r)
+            os.close(close)
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _monitor_entry(eng.root, eng.runroot, cid, w, hold)
+            cid = cid_of()
+            if not cid:
+                os._exit(0)  # the command ended before its container existed
+            _monitor_entry(eng.root, eng.runroot, cid, status_w, hold)
         except BaseException as exc:
             with contextlib.suppress(BaseException):
                 import traceback
 
                 traceback.print_exc()
-                os.write(w, f"err 125 {exc}".encode()[:4000])
+                os.write(status_w, f"err 125 {exc}".encode()[:4000])
         os._exit(code)
-    os.close(w)
     os.waitpid(pid, 0)
-    return _read_status(r)
 
 
-def _read_status(r: int) -> tuple[int, int]:
+def read_status(r: int) -> tuple[int, int]:
     with os.fdopen(r, "rb") as f:
         return parse_status(f.read(8192).decode("utf-8", "replace"))
 

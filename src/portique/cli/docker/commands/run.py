@@ -32,22 +32,30 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     if args.tty and args.interactive and not args.detach and not sys.stdin.isatty():
         raise InvalidArgument("the input device is not a TTY")
     create.check_cidfile(args.cidfile)
-    try:
-        row = create.create_from_args(eng, args)
-    except NoSuchObject as exc:
-        raise PortiqueError(str(exc)) from None  # `docker run` exits 125 for these
-    create.write_cidfile(args.cidfile, row.id)
-    if not args.detach:
-        from portique.engine import events
+    from portique.engine import prefork
 
-        events.container(eng, row, "attach")  # dockerd: the client attaches, then starts
+    # The monitor forks now and loads what a start needs while the row is made.
+    launched_at = time.time()
+    forked = prefork.fork_early(eng, hold=not args.detach)
     try:
-        launched_at = time.time()
-        _pid, monitor = lifecycle.launch(eng, row.id, hold=not args.detach)
-    except PortiqueError:
-        if args.rm:
-            containers.remove_stopped(eng, row.id, volumes=True)
-        raise
+        try:
+            row = create.create_from_args(eng, args)
+        except NoSuchObject as exc:
+            raise PortiqueError(str(exc)) from None  # `docker run` exits 125 for these
+        create.write_cidfile(args.cidfile, row.id)
+        if not args.detach:
+            from portique.engine import events
+
+            events.container(eng, row, "attach")  # dockerd: the client attaches, then starts
+        try:
+            _pid, monitor = lifecycle.launch(eng, row.id, hold=not args.detach, forked=forked)
+        except PortiqueError:
+            if args.rm:
+                containers.remove_stopped(eng, row.id, volumes=True)
+            raise
+    finally:
+        if forked is not None:
+            forked.cancel()  # no container to start after all (nothing once started)
     if args.detach:
         print(row.id)
         return 0
