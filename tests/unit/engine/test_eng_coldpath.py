@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,32 @@ def test_network_none_loads_no_network_layer_types() -> None:
     )
     assert "portique.network.types" not in mods
     assert "dataclasses" not in mods
+
+
+def test_an_early_monitor_starts_only_what_it_is_told(tmp_path: Path) -> None:
+    from portique.engine import prefork
+    from portique.engine.engine import Engine
+
+    eng = Engine(tmp_path / "root", tmp_path / "run")
+    forked = prefork.fork_early(eng, hold=False)
+    assert forked is not None
+    cid = "d" * 64
+    eng.paths(cid).run_dir.mkdir(parents=True)
+    # No such row: the monitor says so on its status line, as a late one would.
+    with pytest.raises(PortiqueError, match="was removed"):
+        lifecycle.launch(eng, cid, forked=forked)
+    forked.cancel()  # after go: nothing left to end
+
+
+def test_an_early_monitor_ends_when_no_container_comes(tmp_path: Path) -> None:
+    from portique.engine import prefork
+    from portique.engine.engine import Engine
+
+    eng = Engine(tmp_path / "root", tmp_path / "run")
+    forked = prefork.fork_early(eng, hold=False)
+    assert forked is not None
+    forked.cancel()
+    forked.cancel()  # idempotent
+    # It made nothing: no engine root, no run root.
+    assert not (tmp_path / "root").exists()
+    assert not (tmp_path / "run").exists()
