@@ -21,14 +21,35 @@ from portique.engine import lifecycle
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
 
-# What the monitor imports to create and start a container. A module that is
-# gone (renamed) is simply not preloaded: it loads at its use, as without this.
+# What the monitor imports to create and start a container (the engine's side,
+# then the runtime's), in the order it does. A module that is gone (renamed) is
+# simply not preloaded: it loads at its use, as without this.
 PRELOAD = (
     "portique.engine.bundle",
     "portique.engine.stdio",
     "portique.engine.foreign_runtime",
+    "portique.engine.network",
+    "portique.engine.config",
+    "portique.engine.userdb",
+    "portique.engine.run_opts",
+    "portique.engine.volumes",
+    "portique.engine.netns",
+    "portique.engine.health",
+    "portique.image.images",
+    "portique.image.fuseoverlay",
+    "portique.rootpath",
+    "portique.runtime.container",
     "portique.runtime.create",
     "portique.runtime.start",
+    "portique.runtime.mountplan",
+    "portique.runtime.devices",
+    "portique.runtime.hooks",
+    "portique.runtime.rootfs",
+    "portique.runtime.init",
+    "portique.runtime.process",
+    "portique.runtime.seccomp_cache",
+    "portique.oci.runtime",
+    "portique.linux.seccomp",
 )
 
 
