@@ -79,15 +79,12 @@ def start(eng: Engine, cid: str, *, hold: bool = False) -> int:
     `hold`: the monitor waits (up to 10 s) for an attach before reading the
     container's output, so a foreground `run` misses nothing.
     """
-    return launch(eng, cid, hold=hold)[0]
+    return launch(eng, cid, hold=hold)
 
 
-def launch(
-    eng: Engine, cid: str, *, hold: bool = False, forked: Forked | None = None
-) -> tuple[int, int]:
-    """start(), returning (the init's host pid, the monitor's pid or 0 when unknown).
-
-    `forked`: the monitor prefork.fork_early made for this start, told `cid` now."""
+def launch(eng: Engine, cid: str, *, hold: bool = False, forked: Forked | None = None) -> int:
+    """start(); `forked`: the monitor prefork.fork_early made for this start, told
+    `cid` now."""
     paths = eng.paths(cid)
     paths.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if forked is not None:
@@ -137,32 +134,9 @@ def fork_monitor(
     os.waitpid(pid, 0)
 
 
-def read_status(r: int) -> tuple[int, int]:
+def read_status(r: int) -> int:
     with os.fdopen(r, "rb") as f:
         return parse_status(f.read(8192).decode("utf-8", "replace"))
-
-
-def watch_monitor(pid: int, cid: str, launched_at: float) -> int | None:
-    """A pidfd of `pid` while it is the monitor of `cid` launched at `launched_at`
-    (see is_alive), else None. A pidfd keeps naming that process, whatever
-    later takes its pid."""
-    if pid <= 0:
-        return None
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError:
-        return None
-    if not is_alive(pid, cid, launched_at):
-        os.close(fd)
-        return None
-    return fd
-
-
-def wait_monitor(pidfd: int, timeout: float) -> bool:
-    """Wait (at most `timeout` seconds) until the monitor behind `pidfd` has exited."""
-    import select
-
-    return bool(select.select([pidfd], [], [], timeout)[0])
 
 
 def monitor_name(cid: str) -> str:
@@ -170,13 +144,10 @@ def monitor_name(cid: str) -> str:
     return f"pqm-{cid[:11]}"
 
 
-def parse_status(msg: str) -> tuple[int, int]:
-    """The monitor's status line: (init pid, monitor pid) from "ok PID [MONITOR]",
-    or the error it reports."""
+def parse_status(msg: str) -> int:
     kind, _, rest = msg.partition(" ")
     if kind == "ok":
-        pids = rest.split()
-        return int(pids[0]), int(pids[1]) if len(pids) > 1 and pids[1].isdigit() else 0
+        return int(rest.split()[0])
     if kind == "err":
         code_s, _, text = rest.partition(" ")
         code = int(code_s) if code_s.isdigit() else 125
@@ -271,7 +242,7 @@ def _launch_in_monitor(
         _record_failure(conn, cid, exc)
         os._exit(125)
     eng.close()
-    _report(status_w, f"ok {pid} {monitor_pid or os.getpid()}")
+    _report(status_w, f"ok {pid}")
     if status_w >= 0:
         os.close(status_w)
     args = {
@@ -355,10 +326,14 @@ def _create_and_start(
         stack.callback(op.end)
         early = None
         if network.wants_early_setup(row):
-            # Forked first, so its imports overlap the mount and the runtime's create.
-            early = network.EarlySetup(eng, row)
+            # Forked first: its endpoints are wired in the namespace it makes
+            # while we mount and create. Released after it is reaped (LIFO).
+            from portique.engine.earlynet import EarlySetup
+
+            stack.callback(network.release, eng, row.id, row.config["HostConfig"])
+            early = EarlySetup(eng, row)
             stack.callback(early.close)
-        bundle.prepare(eng, row, stack)
+        bundle.prepare(eng, row, stack, netns_path=early.netns if early is not None else "")
         faults.point("monitor.mounted")
         config = row.config["Config"]
         io = stdio.make(
@@ -370,7 +345,6 @@ def _create_and_start(
         pid = int(state.pid)
         io.after_create()
         if early is not None:
-            stack.callback(network.release, eng, row.id, row.config["HostConfig"])
             net_settings = early.finish(pid)
         else:
             net_settings = network.setup(eng, row, pid, stack)

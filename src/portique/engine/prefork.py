@@ -29,6 +29,7 @@ PRELOAD = (
     "portique.engine.stdio",
     "portique.engine.foreign_runtime",
     "portique.engine.network",
+    "portique.engine.earlynet",
     "portique.engine.config",
     "portique.engine.userdb",
     "portique.engine.run_opts",
@@ -61,8 +62,8 @@ class Forked:
         self._go_w = go_w
         self._status_r = status_r
 
-    def go(self, cid: str) -> tuple[int, int]:
-        """Start the container `cid`: (init pid, monitor pid), as lifecycle.launch."""
+    def go(self, cid: str) -> int:
+        """Start the container `cid`: its init's pid, as lifecycle.launch."""
         try:
             os.write(self._go_w, cid.encode())
         except OSError:

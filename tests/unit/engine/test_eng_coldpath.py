@@ -1,51 +1,18 @@
-"""The cold start path's pieces: the monitor's status line, watching a monitor's
-exit, and what the paths a start and a monitor's clean-up walk do not import."""
+"""The cold start path's pieces: the monitor forked before the create, and what
+the paths a start and a monitor's clean-up walk do not import."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import portique
 from portique.engine import lifecycle
-from portique.errors import CommandNotFound, PortiqueError
-
-
-def test_status_line_names_the_init_and_the_monitor() -> None:
-    assert lifecycle.parse_status("ok 42 41") == (42, 41)
-    # A monitor that names only the init (an older one): the monitor is unknown.
-    assert lifecycle.parse_status("ok 42") == (42, 0)
-    with pytest.raises(CommandNotFound, match="nope"):
-        lifecycle.parse_status("err 127 nope")
-    with pytest.raises(PortiqueError, match="died before it reported"):
-        lifecycle.parse_status("")
-
-
-def test_watch_and_wait_for_a_monitor() -> None:
-    cid = "c" * 64
-    launched = time.time()
-    with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                          stdin=subprocess.PIPE) as proc:  # fmt: skip
-        assert proc.stdin is not None
-        fd = lifecycle.watch_monitor(proc.pid, cid, launched)
-        assert fd is not None
-        try:
-            assert not lifecycle.wait_monitor(fd, 0.05)  # still running
-            proc.stdin.close()
-            assert lifecycle.wait_monitor(fd, 30)
-        finally:
-            os.close(fd)
-
-
-def test_no_watch_of_what_is_not_the_monitor() -> None:
-    assert lifecycle.watch_monitor(0, "c" * 64, time.time()) is None
-    # This process began long before the launch it would have to come from.
-    assert lifecycle.watch_monitor(os.getpid(), "c" * 64, time.time() + 3600) is None
+from portique.errors import PortiqueError
 
 
 def _imported_after(code: str) -> set[str]:

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 from portique.cli.docker.commands import create
 
 if TYPE_CHECKING:
     from portique.engine.engine import Engine
-
-
-# How long `run --rm` waits for the removal after the exit (wait_removed's default).
-REMOVAL_TIMEOUT = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +29,6 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import prefork
 
     # The monitor forks now and loads what a start needs while the row is made.
-    launched_at = time.time()
     forked = prefork.fork_early(eng, hold=not args.detach)
     try:
         try:
@@ -48,7 +41,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
 
             events.container(eng, row, "attach")  # dockerd: the client attaches, then starts
         try:
-            _pid, monitor = lifecycle.launch(eng, row.id, hold=not args.detach, forked=forked)
+            lifecycle.launch(eng, row.id, hold=not args.detach, forked=forked)
         except PortiqueError:
             if args.rm:
                 containers.remove_stopped(eng, row.id, volumes=True)
@@ -59,20 +52,11 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     if args.detach:
         print(row.id)
         return 0
-    # --rm: the monitor removes the container once it exited, then exits itself;
-    # its pidfd says when, rather than polling the removal.
-    watch = lifecycle.watch_monitor(monitor, row.id, launched_at) if args.rm else None
-    try:
-        return _attached(eng, args, row, keys, watch)
-    finally:
-        if watch is not None:
-            os.close(watch)
+    return _attached(eng, args, row, keys)
 
 
-def _attached(
-    eng: Engine, args: argparse.Namespace, row: Any, keys: bytes, watch: int | None
-) -> int:
-    from portique.engine import attach, containers, lifecycle
+def _attached(eng: Engine, args: argparse.Namespace, row: Any, keys: bytes) -> int:
+    from portique.engine import attach, containers
     from portique.engine.recovery import wait_removed
 
     streams = {a.lower() for a in args.attach} or {"stdout", "stderr"}
@@ -90,10 +74,7 @@ def _attached(
     if args.rm:
         # As Docker: return once the container is gone (files, mount, image use),
         # so that an `rmi` right after succeeds.
-        deadline = time.monotonic() + REMOVAL_TIMEOUT
-        if watch is not None:
-            lifecycle.wait_monitor(watch, REMOVAL_TIMEOUT)
-        wait_removed(eng, row.id, max(deadline - time.monotonic(), 0.0))
+        wait_removed(eng, row.id)
     if code == 125:
         # The monitor went away without an exit frame: ask the engine.
         recorded = containers.recorded_exit(eng, row)
