@@ -22,6 +22,7 @@ from portique import faults, journal
 from portique.engine import client, db, events, lifecycle
 from portique.engine import filters as flt
 from portique.engine import state as st
+from portique.engine import volumes as vols
 from portique.engine.lifecycle import finish_removal as finish_removal
 from portique.engine.state import Event, Status
 from portique.errors import Conflict, InvalidArgument, NoSuchObject, PortiqueError
@@ -101,9 +102,8 @@ def create(
         raise InvalidArgument("no image given: Config.Image is empty")
     mounts = opt.mounts_from_host_config(host)
     from portique.engine import run_opts
-    from portique.engine.volumes import volumes_from
 
-    mounts += volumes_from(eng, host, {m.target for m in mounts})
+    mounts += vols.volumes_from(eng, host, {m.target for m in mounts})
     name = opt.parse_name(name) if name else ""
     opt.check_container_strings(config, host, networking)
     _check_networking(eng, host, networking)
@@ -162,10 +162,8 @@ def create(
             cname = name or random_name(attempt)
             try:
                 with db.transaction(conn):
-                    from portique.engine import volumes
-
                     before = {v.name for v in db.list_volumes(conn)}
-                    points, used = volumes.plan_mounts(
+                    points, used = vols.plan_mounts(
                         eng, mounts or [], (merged.get("Volumes") or {}).keys()
                     )
                     made_volumes[:] = [v for v in used if v not in before]
@@ -235,10 +233,8 @@ def _load_profile(path: str) -> dict[str, Any]:
 
 
 def _remove_volume_dirs(eng: Engine, names: list[str]) -> None:
-    from portique.engine.volumes import remove_tree
-
     for n in names:
-        remove_tree(eng.volumes_dir / n)
+        vols.remove_tree(eng.volumes_dir / n)
 
 
 # ------------------------------------------------------------------- queries
@@ -656,9 +652,7 @@ def prune(eng: Engine) -> list[str]:
 
 
 def container_size(eng: Engine, cid: str) -> int:
-    from portique.engine.volumes import volume_size
-
-    return volume_size(str(eng.paths(cid).dir / "upper"))
+    return vols.volume_size(str(eng.paths(cid).dir / "upper"))
 
 
 def signal_of(value: str) -> int:

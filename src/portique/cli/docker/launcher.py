@@ -7,13 +7,15 @@ each `run`, `exec` and `ps`. pip's console script starts the venv's python
 with `site`, which scans the site-packages directories and runs their .pth
 files (setuptools' distutils hack imports a module; other installed .pth files
 may import whole packages), and the wrapper itself imports `re`: ~20 ms before
-portique's first line, against ~6 ms for `python -I -S`. The launcher
-written here runs the same interpreter with `-I -S` (no site, no PYTHON*
-variables, no user site, no current directory on the path) and appends to
-sys.path exactly the directories site adds for this installation (its
-site-packages and what their .pth files name, e.g. an editable install's
-source tree), found now, at install time, by asking the interpreter. What the
-.pth files would *run* is not run: portique needs only their paths.
+portique's first line, against ~6 ms for `python -S`. The launcher written
+here runs the same interpreter with `-S` (no site) and appends to sys.path
+exactly the directories site adds for this installation (its site-packages
+and what their .pth files name, e.g. an editable install's source tree),
+found now, at install time, by asking the interpreter. What the .pth files
+would *run* is not run: portique needs only their paths. Unlike
+portique-runtime's launcher (cli/runc/launcher.py, `-I -S`), the PYTHON*
+variables keep their meaning (PYTHONPATH, PYTHONUNBUFFERED, PYTHONVERBOSE...),
+as with pip's script: the CLI is a user's command, not one other daemons run.
 
 Because the paths are fixed when it is written, write it again after moving
 the installation or adding a dependency (scripts/setup.sh runs this after
@@ -43,18 +45,18 @@ def _path_of(python: str, *flags: str) -> list[str]:
 
 
 def site_entries(python: str) -> list[str]:
-    """The sys.path entries `site` adds for `python` (isolated: no PYTHONPATH,
-    no user site), in order."""
-    bare = set(_path_of(python, "-I", "-S"))
-    return [p for p in _path_of(python, "-I") if p and p not in bare]
+    """The sys.path entries `site` adds for `python`, in order (asked with -E:
+    this shell's PYTHONPATH is not the installation's)."""
+    bare = set(_path_of(python, "-E", "-S"))
+    return [p for p in _path_of(python, "-E") if p and p not in bare]
 
 
 def launcher_text(python: str, entries: list[str]) -> str:
-    """The script: a `#!python -IS` line, then sys.path and entry()."""
+    """The script: a `#!python -S` line, then sys.path and entry()."""
     if not os.path.isabs(python) or any(c.isspace() for c in python):
         raise ValueError(f"interpreter path {python!r}: want an absolute path without spaces")
     return (
-        f"#!{python} -IS\n"
+        f"#!{python} -S\n"
         '"""portique, started without site (written by portique.cli.docker.launcher)."""\n'
         "import sys\n\n"
         f"sys.path += {entries!r}\n"

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+import portique
 from portique import __version__
 from portique.cli.docker.launcher import ENTRY, launcher_text, main, site_entries, write_launcher
 
 
 def test_text_starts_the_interpreter_without_site() -> None:
     text = launcher_text("/usr/bin/python3", ["/a/src", "/usr/lib/python3/dist-packages"])
-    assert text.startswith("#!/usr/bin/python3 -IS\n")
+    assert text.startswith("#!/usr/bin/python3 -S\n")
     assert "sys.path += ['/a/src', '/usr/lib/python3/dist-packages']\n" in text
     assert text.endswith(ENTRY)
     compile(text, "launcher", "exec")
@@ -42,16 +43,23 @@ def test_written_launcher_runs_without_site(tmp_path: Path) -> None:
     write_launcher(str(dest))
     assert stat.S_IMODE(dest.stat().st_mode) == 0o755
     assert [p.name for p in tmp_path.iterdir()] == ["portique"]
-    # A PYTHONPATH pointing elsewhere is ignored (-I): the baked paths win.
-    env = {**os.environ, "PYTHONPATH": str(tmp_path / "nowhere")}
-    out = subprocess.run([dest, "--version"], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run([dest, "--version"], capture_output=True, text=True, check=True)
     assert out.stdout == f"portique version {__version__}\n"
+    # No site; the PYTHON* variables still count, as with pip's script (a
+    # PYTHONPATH entry comes first, the baked paths after the standard library).
     probe = dest.read_text().replace(
-        ENTRY, "print('site' in sys.modules, sys.flags.isolated, sys.flags.no_site)\n"
+        ENTRY,
+        "print('site' in sys.modules, sys.flags.no_site, sys.flags.ignore_environment,"
+        " sys.path.index(sys.argv[1]) < sys.path.index(sys.argv[2]))\n",
     )
     dest.write_text(probe)
-    out = subprocess.run([dest], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "1", "1"]
+    nowhere = str(tmp_path / "nowhere")
+    env = {**os.environ, "PYTHONPATH": nowhere}
+    portique_root = os.path.dirname(os.path.dirname(portique.__file__))
+    out = subprocess.run(
+        [dest, nowhere, portique_root], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.split() == ["False", "1", "0", "True"]
 
 
 def test_written_launcher_finds_the_dependencies(tmp_path: Path) -> None:
