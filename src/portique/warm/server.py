@@ -355,12 +355,14 @@ def serve(
     idle: float | None = None,
     database: Path | None = None,
     workers_only: Sequence[str] = (),
+    warmup: Callable[[], None] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT/SIGHUP, a stale installation, the socket's removal
     or `idle` seconds without a command; ServerError if it cannot start.
     `database`: held open meanwhile by a keeper process (dbkeeper.py).
-    `workers_only` is imported after the zygote is forked: the workers get it,
-    the monitors (the zygote's forks) do not carry its pages."""
+    `workers_only` is imported, then `warmup()` called, after the zygote is
+    forked: the workers get them, the monitors (the zygote's forks) do not
+    carry their pages."""
     runroot.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock_fd = _lock(runroot)
     keeper = -1
@@ -379,6 +381,8 @@ def serve(
         server.zygote = zygote.start(server.forget)
         if workers_only:
             preload.preload(workers_only)
+        if warmup is not None:
+            warmup()
         _write_pid(runroot)
         if ready is not None:
             ready()
@@ -411,6 +415,7 @@ def start(
     idle: float | None = None,
     database: Path | None = None,
     workers_only: Sequence[str] = (),
+    warmup: Callable[[], None] | None = None,
 ) -> int:
     """Start a daemon serving `runroot`; its pid once it listens. ServerError if it cannot."""
     running = status(runroot)
@@ -433,7 +438,7 @@ def start(
                 os.write(w, b"ok")
                 os.close(w)
 
-            serve(runroot, handler, modules, ready, idle, database, workers_only)
+            serve(runroot, handler, modules, ready, idle, database, workers_only, warmup)
             code = 0
         except AlreadyRunning:  # another start won the race: it serves
             with contextlib.suppress(BaseException):

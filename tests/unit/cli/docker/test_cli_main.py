@@ -153,3 +153,23 @@ def test_exit_now_leaves_a_failed_flush_to_the_interpreter() -> None:
     # reports the broken pipe as it always did (status 120).
     assert err.startswith(b"returned\n")
     assert status == 120
+
+
+def test_a_warm_servers_parsers_are_each_used_once() -> None:
+    cli = main
+    cli.warm_parsers()
+    try:
+        assert set(cli._PARSERS) == set(cli.WARM_VERBS)
+        module = cli.load_command("run")
+        assert module is not None
+        prebuilt = cli._PARSERS["run"]
+        # A worker takes the prebuilt one; a second parse in the same process
+        # (in-process callers, tests) gets a fresh parser, never a used one.
+        assert cli.parser_for("run", module) is prebuilt
+        again = cli.parser_for("run", module)
+        assert again is not prebuilt
+        ns = again.parse_args(["--rm", "busybox", "true"])
+        assert ns.rm
+        assert (ns.image, ns.command) == ("busybox", ["true"])
+    finally:
+        cli._PARSERS.clear()

@@ -82,7 +82,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
         if not server.stop(eng.runroot):
             raise PortiqueError("the warm server is still finishing commands")
         return 0
-    from portique.cli.docker.main import warm_handler
+    from portique.cli.docker.main import warm_handler, warm_parsers
     from portique.linux.selfexe import ensure_protected
 
     try:
@@ -99,6 +99,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
             args.idle,
             eng.root / DB_NAME,
             workers_only=PRELOAD_WORKERS,
+            warmup=warm_parsers,
         )
     except server.ServerError as exc:
         raise PortiqueError(str(exc)) from None
