@@ -3,28 +3,36 @@ delete the container (unless --keep) and exit with its status."""
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
+from portique.cli.runc.commands._common import ID
+from portique.cli.runc.commands.create import CREATE_OPTIONS, resolve
+from portique.cli.runc.fastargs import add_options, add_positionals, flag
 
-from portique.cli.runc.commands.create import add_create_flags, resolve
-from portique.cli.runc.context import Context
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+
+    from portique.cli.runc.context import Context
+
+OPTIONS = (
+    flag("--detach", "-d", help="do not wait for the container"),
+    flag("--no-subreaper", help="accepted for runc compatibility (ignored)"),
+    flag("--keep", help="do not delete the container after it exits"),
+    *CREATE_OPTIONS,
+)
+POSITIONALS = ID
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detach", "-d", action="store_true", help="do not wait for the container")
-    parser.add_argument(
-        "--no-subreaper", action="store_true", help="accepted for runc compatibility (ignored)"
-    )
-    parser.add_argument(
-        "--keep", action="store_true", help="do not delete the container after it exits"
-    )
-    add_create_flags(parser)
+    add_options(parser, OPTIONS)
+    add_positionals(parser, POSITIONALS)
 
 
 def wants_terminal(bundle: Path) -> bool:
     """process.terminal from the bundle's config; False if it cannot be read
     (the runtime then reports the broken config itself)."""
+    import json
+
     try:
         with open(bundle / "config.json", "rb") as f:
             spec = json.load(f)
