@@ -14,11 +14,13 @@ The temp file is `.<name>.tmp.<pid>`, opened without following a symlink.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, BinaryIO, Final
+
+TYPE_CHECKING = False  # typing costs portique-runtime's every state write an import
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import Any, BinaryIO, Final
 
 _FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -59,6 +61,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, fsync: bool = Tr
 
 def atomic_write_json(path: Path, obj: Any, mode: int = 0o644, *, fsync: bool = True) -> None:
     """Replace `path` with `obj` as compact JSON."""
+    import json
+
     atomic_write(path, json.dumps(obj, separators=(",", ":")).encode(), mode, fsync=fsync)
 
 

@@ -18,10 +18,13 @@ refuse the rest, naming the field).
 from __future__ import annotations
 
 import re
-from typing import Final
 
 from portique.errors import InvalidArgument
 from portique.oci.value import value
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from typing import Final
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import posixpath
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
 
 from portique.errors import InvalidArgument, NotFound, Unsupported
 from portique.oci.resources import (
@@ -26,7 +25,10 @@ from portique.oci.resources import (
 )
 from portique.oci.value import field, value
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    from typing import Any, Final
+
     from portique.oci.resources import LinuxResources
     from portique.oci.seccomp import LinuxSeccomp
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Final
 
 from portique.errors import InvalidArgument
 from portique.oci.value import value
@@ -22,6 +21,10 @@ from .resources import (
     check_object,
     check_str,
 )
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from typing import Final
 
 
 class Action(StrEnum):

@@ -15,13 +15,13 @@ import builtins
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from portique.errors import InvalidArgument, InvalidState, NotFound, PortiqueError
 from portique.linux import proc as procfs
 from portique.runtime import state as st
 from portique.runtime.state import Op, State, Status
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 

@@ -14,7 +14,6 @@ import os
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from portique.errors import Conflict, InvalidArgument
 from portique.linux import proc as procfs
@@ -24,8 +23,10 @@ from portique.runtime.children import Child, fork
 from portique.runtime.errors import ContainerError, failed_to_error, warn
 from portique.runtime.state import State, Status
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     import socket
+    from typing import Any
 
     from portique.oci.runtime import Spec
     from portique.runtime import sync

@@ -6,7 +6,6 @@ from __future__ import annotations
 import builtins
 import signal
 import time
-from typing import TYPE_CHECKING
 
 from portique.errors import InvalidState, PortiqueError
 from portique.linux import proc as procfs
@@ -17,6 +16,7 @@ from portique.runtime.errors import ContainerError, warn
 from portique.runtime.kill import signal_init
 from portique.runtime.state import State, Status
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from portique.oci.runtime import Spec
     from portique.runtime.container import Runtime

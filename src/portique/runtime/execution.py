@@ -18,7 +18,6 @@ import os
 import signal
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
 
 from portique.linux import ns, prctl
 from portique.linux import proc as procfs
@@ -26,8 +25,10 @@ from portique.runtime import sync
 from portique.runtime.children import Child, fork
 from portique.runtime.errors import ContainerError, failed_to_error
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import NoReturn
 
     from portique.linux.kernel import Kernel
     from portique.oci.runtime import Personality, Process, Spec

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NoReturn
 
 from portique.linux import ns
 from portique.oci.runtime import Namespace, Personality, Process, Spec, TimeOffset
@@ -19,8 +18,10 @@ from portique.oci.value import value
 from portique.runtime import sync
 from portique.runtime.process import ExecError, Loadable
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import NoReturn
 
     from portique.linux.kernel import Kernel
     from portique.runtime.mountplan import CgroupInfo

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import TYPE_CHECKING
 
 from portique.errors import InvalidState
 from portique.linux import proc as procfs
@@ -13,6 +12,7 @@ from portique.runtime import state as st
 from portique.runtime.children import kill_quiet, reap_killed
 from portique.runtime.state import Op, State, Status
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from portique.runtime.container import Runtime
 

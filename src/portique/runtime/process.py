@@ -12,17 +12,20 @@ import errno
 import os
 import resource
 import stat
-from typing import TYPE_CHECKING, Final, NoReturn, Protocol
 
 from portique.linux.caps import CAP_NUMBERS, to_mask
 from portique.linux.fs import CLOSE_RANGE_CLOEXEC, close_range
 from portique.oci.runtime import Process
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Final, NoReturn, Protocol
 
     from portique.linux.kernel import Kernel
     from portique.oci.seccomp import LinuxSeccomp
+else:
+    Protocol = object  # a plain base at run time: importing typing costs every call
 
 DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -14,15 +14,17 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Final, Literal
 
 from portique.linux import mount as m
 from portique.runtime import mountplan as mp
 from portique.runtime.paths import fd_path, make_in_root, open_in_root, open_plain_dir
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from typing import Final, Literal
+
     from portique.linux.kernel import Kernel
 
 # Flags the kernel locks on a bind made in a user namespace (it cannot clear

@@ -37,11 +37,13 @@ import stat
 import struct
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
 
 from portique.oci.value import value
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    from typing import Final
+
     from portique.oci.seccomp import LinuxSeccomp
     from portique.runtime.process import Loadable
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import time
-from typing import TYPE_CHECKING
 
 from portique.errors import InvalidState
 from portique.linux import proc as procfs
@@ -16,6 +15,7 @@ from portique.runtime.children import death_of, reap, wait_pid
 from portique.runtime.errors import failed_to_error, warn
 from portique.runtime.state import Op, Status
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
 
 from portique.errors import InvalidState, PortiqueError
 from portique.fileio import atomic_write
 from portique.oci.value import field, value
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, Final
 
 OCI_VERSION: Final = "1.2.0"
 STATE_FILE: Final = "state.json"

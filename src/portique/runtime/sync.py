@@ -35,10 +35,13 @@ from __future__ import annotations
 import _socket
 import json
 import sys
-from typing import ClassVar, Final, TypeVar
 
 from portique.errors import PortiqueError
 from portique.oci.value import as_dict, value
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from typing import ClassVar, Final, TypeVar
 
 MAX_MESSAGE: Final = 65536
 MAX_FDS: Final = 4
@@ -117,7 +120,8 @@ class Failed:
 
 Message = Go | MapIds | MapIdsDone | InitPid | RunHooks | HooksDone | Pty | Ready | Failed
 
-M = TypeVar("M", Go, MapIds, MapIdsDone, InitPid, RunHooks, HooksDone, Pty, Ready, Failed)
+if TYPE_CHECKING:
+    M = TypeVar("M", Go, MapIds, MapIdsDone, InitPid, RunHooks, HooksDone, Pty, Ready, Failed)
 
 _TYPES: Final[dict[str, type[Message]]] = {
     t.kind: t for t in (Go, MapIds, MapIdsDone, InitPid, RunHooks, HooksDone, Pty, Ready, Failed)

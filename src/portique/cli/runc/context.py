@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
 # Keep this module cheap to import (no json, dataclasses, pathlib): it is on
 # the path of every call, `--version` included.
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from pathlib import Path
 

@@ -15,9 +15,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 # SIGALRM is not forwarded: its timer retries the pending signals.
 FORWARDED: tuple[int, ...] = (

@@ -10,14 +10,18 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from portique.errors import InvalidArgument, PortiqueError, Unsupported
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Final, Literal, Protocol
+
     from portique.oci.resources import LinuxResources, RdmaLimit
+else:
+    Protocol = object  # a plain base at run time: importing typing costs every call
 
 DEFAULT_ROOT: Final = Path("/sys/fs/cgroup")
 PARENT: Final = "portique"  # cgroups made for a None or relative cgroupsPath live under /portique

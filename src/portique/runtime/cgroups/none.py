@@ -12,10 +12,10 @@ namespace: killing its init kills them all.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .base import CgroupError
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from portique.oci.resources import LinuxResources
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
 
 from portique.errors import InvalidArgument, Unsupported
 
@@ -44,8 +42,11 @@ from .base import (
     write_file,
 )
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Callable
+    from typing import Final
 
     from portique.oci.resources import BlockIO, Cpu, LinuxResources, Memory, Network
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol, cast
 
 from portique.errors import InvalidArgument, Unsupported
 
@@ -35,10 +33,15 @@ from .base import (
     write_file,
 )
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Callable
+    from typing import Final, Protocol
 
     from portique.oci.resources import BlockIO, Cpu, LinuxResources, Memory
+else:
+    Protocol = object  # a plain base at run time: importing typing costs every call
 
 
 def _log() -> logging.Logger:
@@ -187,7 +190,8 @@ class DeviceFilterLoader(Protocol):
 def _kernel_loader() -> DeviceFilterLoader:
     from portique.linux import bpf
 
-    return cast("DeviceFilterLoader", bpf)
+    loader: DeviceFilterLoader = bpf
+    return loader
 
 
 class V2Manager:
