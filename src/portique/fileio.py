@@ -61,9 +61,9 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, fsync: bool = Tr
 
 def atomic_write_json(path: Path, obj: Any, mode: int = 0o644, *, fsync: bool = True) -> None:
     """Replace `path` with `obj` as compact JSON."""
-    import json
+    from portique.jsonc import dumps
 
-    atomic_write(path, json.dumps(obj, separators=(",", ":")).encode(), mode, fsync=fsync)
+    atomic_write(path, dumps(obj, separators=(",", ":")).encode(), mode, fsync=fsync)
 
 
 __all__ = ["atomic_file", "atomic_write", "atomic_write_json"]

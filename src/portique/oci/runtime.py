@@ -10,10 +10,10 @@ reads <bundle>/config.json.
 
 from __future__ import annotations
 
-import json
 import posixpath
 from pathlib import Path
 
+from portique import jsonc
 from portique.errors import InvalidArgument, NotFound, Unsupported
 from portique.oci.resources import (
     UINT32_MAX,
@@ -299,7 +299,7 @@ def parse_config_bytes(raw: bytes, where: str = "config.json") -> tuple[Spec, di
     if len(raw) > MAX_CONFIG_BYTES:
         raise InvalidArgument(f"{where}: larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        obj = json.loads(raw)
+        obj = jsonc.loads(raw)
     except (ValueError, RecursionError) as e:  # a thousand nested [ is a RecursionError
         raise InvalidArgument(f"config.json: not valid JSON: {e}") from None
     return parse_spec(obj), obj

@@ -9,12 +9,12 @@ pidfds).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from portique import jsonc
 from portique.errors import Conflict, InvalidArgument
 from portique.linux import proc as procfs
 from portique.oci.value import replace
@@ -212,7 +212,7 @@ def drive_create(
             state = replace(base, pid=init_pid, status=Status.CREATED).to_oci_json()
             run_hooks("prestart", spec.hooks.prestart, state)
             run_hooks("createRuntime", spec.hooks.create_runtime, state)
-            chan.send(sync.HooksDone(json.dumps(state, separators=(",", ":"))))
+            chan.send(sync.HooksDone(jsonc.dumps(state, separators=(",", ":"))))
         elif isinstance(msg, sync.Pty):
             try:
                 send_console(console, fds)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 
+from portique import jsonc
 from portique.errors import PortiqueError
 from portique.oci.runtime import Hook
 
@@ -19,7 +19,7 @@ def run_hooks(phase: str, hooks: tuple[Hook, ...], state: dict[str, object]) -> 
     """Run each hook in order; the first failure raises HookError naming it."""
     if not hooks:
         return
-    data = json.dumps(state, separators=(",", ":")).encode()
+    data = jsonc.dumps(state, separators=(",", ":")).encode()
     for hook in hooks:
         run_hook(phase, hook, data)
 

@@ -8,11 +8,11 @@ the process we started, is the cgroup frozen, is the exec fifo still there).
 
 from __future__ import annotations
 
-import json
 import os
 from enum import StrEnum
 from pathlib import Path
 
+from portique import jsonc
 from portique.errors import InvalidState, PortiqueError
 from portique.fileio import atomic_write
 from portique.oci.value import field, value
@@ -213,14 +213,14 @@ def write_state(state_dir: Path, state: State) -> None:
     needs to be atomic against a crashed process, which rename gives; an
     fsync would cost milliseconds per start where /run is not a tmpfs.
     """
-    data = json.dumps(state.to_disk(), separators=(",", ":")).encode()
+    data = jsonc.dumps(state.to_disk(), separators=(",", ":")).encode()
     atomic_write(state_dir / STATE_FILE, data, 0o600, fsync=False)
 
 
 def read_state(state_dir: Path) -> State:
     try:
         with open(state_dir / STATE_FILE, "rb") as f:
-            return State.from_disk(json.load(f))
+            return State.from_disk(jsonc.loads(f.read()))
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -33,9 +33,9 @@ container start, and the runtime needs none of it.
 from __future__ import annotations
 
 import _socket
-import json
 import sys
 
+from portique import jsonc
 from portique.errors import PortiqueError
 from portique.oci.value import as_dict, value
 
@@ -132,7 +132,7 @@ def encode(msg: Message) -> bytes:
     """One datagram. Also written with a bare write(2) on the socket's fd by
     a process that can no longer make other calls (process.exec_last)."""
     body = {"kind": msg.kind, **as_dict(msg)}
-    return json.dumps(body, separators=(",", ":")).encode()
+    return jsonc.dumps(body, separators=(",", ":")).encode()
 
 
 class ProtocolError(PortiqueError):
@@ -180,7 +180,7 @@ class Channel:
                 _close(fd)
             return None, []
         try:
-            body = json.loads(data)
+            body = jsonc.loads(data)
             cls = _TYPES[body.pop("kind")]
             return cls(**body), fds
         except (ValueError, KeyError, TypeError) as e:

@@ -24,12 +24,12 @@ def _timestamp() -> str:
 
 def format_entry(level: str, msg: str, *, json_format: bool, when: str | None = None) -> str:
     """One log line in runc's (logrus's) json or text shape, newline included."""
-    import json
+    from portique.jsonc import dumps
 
     when = when or _timestamp()
     if json_format:
-        return json.dumps({"level": level, "msg": msg, "time": when}) + "\n"
-    return f"time={json.dumps(when)} level={level} msg={json.dumps(msg)}\n"
+        return dumps({"level": level, "msg": msg, "time": when}) + "\n"
+    return f"time={dumps(when)} level={level} msg={dumps(msg)}\n"
 
 
 class RuntimeLog:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
+from portique import jsonc
 from portique.cli.runc.commands.create import checked_pid_file
 from portique.cli.runc.fastargs import (
     APPEND,
@@ -67,8 +68,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_json(path: str) -> Any:
-    import json
-
     try:
         if path == "-":
             data = sys.stdin.buffer.read(_MAX_PROCESS_JSON + 1)
@@ -80,7 +79,7 @@ def _read_json(path: str) -> Any:
     if len(data) > _MAX_PROCESS_JSON:
         raise InvalidArgument(f"process file {path} is larger than {_MAX_PROCESS_JSON} bytes")
     try:
-        return json.loads(data)
+        return jsonc.loads(data)
     except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"process file {path} is not valid JSON: {exc}") from None
 
@@ -99,9 +98,7 @@ def parse_user(text: str) -> tuple[int, int | None]:
 
 def build_process(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
     """The process object runc's exec builds from the config's process and flags."""
-    import json
-
-    proc: dict[str, Any] = json.loads(json.dumps(base))  # a deep copy of plain JSON
+    proc: dict[str, Any] = jsonc.loads(jsonc.dumps(base))  # a deep copy of plain JSON
     if not args.command:
         raise InvalidArgument("exec needs a command or --process")
     proc["args"] = list(args.command)

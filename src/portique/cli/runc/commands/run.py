@@ -6,6 +6,7 @@ from __future__ import annotations
 from portique.cli.runc.commands._common import ID
 from portique.cli.runc.commands.create import CREATE_OPTIONS, resolve
 from portique.cli.runc.fastargs import add_options, add_positionals, flag
+from portique.jsonc import loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,11 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def wants_terminal(bundle: Path) -> bool:
     """process.terminal from the bundle's config; False if it cannot be read
     (the runtime then reports the broken config itself)."""
-    import json
-
     try:
         with open(bundle / "config.json", "rb") as f:
-            spec = json.load(f)
+            spec = loads(f.read())
         return bool(spec["process"]["terminal"]) is True
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return False
