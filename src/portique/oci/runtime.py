@@ -10,8 +10,8 @@ reads <bundle>/config.json.
 
 from __future__ import annotations
 
+import os
 import posixpath
-from pathlib import Path
 
 from portique import jsonc
 from portique.errors import InvalidArgument, NotFound, Unsupported
@@ -28,6 +28,8 @@ from portique.oci.value import field, value
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from typing import Any, Final
+
+    from _typeshed import StrPath
 
     from portique.oci.resources import LinuxResources
     from portique.oci.seccomp import LinuxSeccomp
@@ -276,14 +278,14 @@ class Spec:
 # ---------------------------------------------------------------- entry points
 
 
-def load_spec(bundle: Path) -> Spec:
+def load_spec(bundle: StrPath) -> Spec:
     """Read and parse <bundle>/config.json (size-bounded)."""
     return load_spec_and_json(bundle)[0]
 
 
-def load_spec_and_json(bundle: Path) -> tuple[Spec, dict[str, Any]]:
+def load_spec_and_json(bundle: StrPath) -> tuple[Spec, dict[str, Any]]:
     """The parsed spec and the raw JSON object it came from (kept in the state)."""
-    path = bundle / "config.json"
+    path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)

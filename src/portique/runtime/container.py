@@ -14,23 +14,26 @@ from __future__ import annotations
 import builtins
 import os
 from contextlib import contextmanager
-from pathlib import Path
 
 from portique.errors import InvalidArgument, InvalidState, NotFound, PortiqueError
 from portique.linux import proc as procfs
+from portique.pathtext import pure_text
 from portique.runtime import state as st
 from portique.runtime.state import Op, State, Status
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from _typeshed import StrPath
 
     from portique.linux.kernel import Kernel
     from portique.oci.resources import LinuxResources
     from portique.oci.runtime import Process, Spec
     from portique.runtime.cgroups import CgroupManager
 
-DEFAULT_STATE_ROOT = Path("/run/portique-runtime")
+DEFAULT_STATE_ROOT = "/run/portique-runtime"
 # Compiled seccomp filters (runtime/seccomp_cache.py), beside the containers'
 # directories: "@" is never in a container id, so no id can name it.
 SECCOMP_CACHE = "@seccomp"
@@ -56,8 +59,12 @@ class Runtime:
     default.
     """
 
-    def __init__(self, state_root: Path = DEFAULT_STATE_ROOT, kernel: Kernel | None = None) -> None:
-        self.state_root = Path(state_root)
+    def __init__(
+        self, state_root: StrPath = DEFAULT_STATE_ROOT, kernel: Kernel | None = None
+    ) -> None:
+        # Paths as text inside (as str(Path(...)) reads them): pathlib costs
+        # portique-runtime ~4 ms of every call. state_root is the Path.
+        self._root = pure_text(os.fspath(state_root))
         self._kernel = kernel
         # One manager per container: opening one parses mountinfo (v1).
         self._managers: dict[tuple[str | None, str], CgroupManager] = {}
@@ -73,12 +80,21 @@ class Runtime:
     # ------------------------------------------------------------ for the operations
 
     @property
+    def state_root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._root)
+
+    @property
     def seccomp_cache(self) -> Path:
         return self.state_root / SECCOMP_CACHE
 
-    def _dir(self, container_id: str) -> Path:
+    def _seccomp_cache_dir(self) -> str:
+        return os.path.join(self._root, SECCOMP_CACHE)
+
+    def _dir(self, container_id: str) -> str:
         _check_id(container_id)
-        return self.state_root / container_id
+        return os.path.join(self._root, container_id)
 
     def _load(self, container_id: str) -> State:
         d = self._dir(container_id)
@@ -141,10 +157,10 @@ class Runtime:
     def create(
         self,
         container_id: str,
-        bundle: Path,
+        bundle: StrPath,
         *,
-        console_socket: Path | None = None,
-        pid_file: Path | None = None,
+        console_socket: StrPath | None = None,
+        pid_file: StrPath | None = None,
         no_pivot: bool = False,
         preserve_fds: int = 0,
         stdio: tuple[int, int, int] | None = None,
@@ -179,11 +195,11 @@ class Runtime:
     def run(
         self,
         container_id: str,
-        bundle: Path,
+        bundle: StrPath,
         *,
         detach: bool = False,
-        console_socket: Path | None = None,
-        pid_file: Path | None = None,
+        console_socket: StrPath | None = None,
+        pid_file: StrPath | None = None,
         no_pivot: bool = False,
         preserve_fds: int = 0,
         stdio: tuple[int, int, int] | None = None,
@@ -294,8 +310,8 @@ class Runtime:
         process: Process,
         *,
         detach: bool = False,
-        console_socket: Path | None = None,
-        pid_file: Path | None = None,
+        console_socket: StrPath | None = None,
+        pid_file: StrPath | None = None,
         stdio: tuple[int, int, int] | None = None,
         preserve_fds: int = 0,
         on_pid: Callable[[int], None] | None = None,
@@ -317,7 +333,7 @@ class Runtime:
             spec,
             process,
             self._manager(s),
-            seccomp_cache=self.seccomp_cache,
+            seccomp_cache=self._seccomp_cache_dir(),
             detach=detach,
             console_socket=console_socket,
             pid_file=pid_file,

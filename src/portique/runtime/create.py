@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
 from portique import jsonc
 from portique.errors import Conflict, InvalidArgument
@@ -28,6 +27,8 @@ if TYPE_CHECKING:
     import socket
     from typing import Any
 
+    from _typeshed import StrPath
+
     from portique.oci.runtime import Spec
     from portique.runtime import sync
     from portique.runtime.cgroups import CgroupManager
@@ -42,9 +43,9 @@ STEP_TIMEOUT = 600.0
 def create(
     rt: Runtime,
     container_id: str,
-    bundle: Path,
-    console_socket: Path | None,
-    pid_file: Path | None,
+    bundle: StrPath,
+    console_socket: StrPath | None,
+    pid_file: StrPath | None,
     no_pivot: bool,
     preserve_fds: int,
     stdio: tuple[int, int, int] | None,
@@ -56,12 +57,12 @@ def create(
     from portique.runtime import sync
 
     state_dir = rt._dir(container_id)
-    bundle = Path(os.path.abspath(bundle))
+    bundle = os.path.abspath(bundle)  # text: see Runtime.__init__
     spec, raw_config = load_spec_and_json(bundle)
     if spec.process is None:
         raise InvalidArgument("config.json: process: required to create a container")
-    rootfs = Path(os.path.normpath(bundle / spec.root.path))
-    if not rootfs.is_dir():
+    rootfs = os.path.normpath(os.path.join(bundle, spec.root.path))
+    if not os.path.isdir(rootfs):
         raise InvalidArgument(f"rootfs {rootfs} does not exist or is not a directory")
     if spec.process.terminal and console_socket is None:
         raise InvalidArgument("process.terminal needs a console socket (--console-socket)")
@@ -71,9 +72,9 @@ def create(
         raise InvalidArgument("preserve-fds must not be negative")
     refuse_host_uts(spec)
 
-    rt.state_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+    os.makedirs(rt._root, 0o711, exist_ok=True)
     try:
-        state_dir.mkdir(mode=0o711)  # exclusive: a duplicate id fails here
+        os.mkdir(state_dir, 0o711)  # exclusive: a duplicate id fails here
     except FileExistsError:
         raise Conflict(f"container {container_id} already exists") from None
 
@@ -114,7 +115,7 @@ def create(
         kernel.preload(terminal=spec.process.terminal)
         # Compiled (or taken from the cache) before fork: once per create,
         # with the host's libraries and the cache directory reachable.
-        seccomp = build_seccomp(spec.linux.seccomp, rt.seccomp_cache)
+        seccomp = build_seccomp(spec.linux.seccomp, rt._seccomp_cache_dir())
         cfg = InitConfig(
             spec=spec,
             process=spec.process,
@@ -147,7 +148,7 @@ def create(
         if pid_file is not None:
             from portique.fileio import atomic_write
 
-            atomic_write(Path(os.path.abspath(pid_file)), f"{init_pid}".encode())
+            atomic_write(os.path.abspath(pid_file), f"{init_pid}".encode())
         undo.pop_all()
         first.close()
         init.close()
@@ -165,13 +166,13 @@ def setup_cgroup(
     manager.create()
     undo.callback(manager.destroy)
     manager.apply(with_device_rules(spec.linux.resources, spec.linux.devices))
-    dirs = manager.dirs()
+    dirs = manager.dir_texts()
     if manager.version == "none":
         return manager, None
     if manager.version == "v2":
         info = CgroupInfo("v2", tuple(("", str(d)) for d in dirs.values()))
     else:
-        info = CgroupInfo("v1", tuple((Path(mp).name, str(d)) for mp, d in dirs.items()))
+        info = CgroupInfo("v1", tuple((os.path.basename(mp), d) for mp, d in dirs.items()))
     return manager, info
 
 
@@ -315,7 +316,7 @@ def _write_id_maps_unprivileged(pid: int, uids: tuple[Any, ...], gids: tuple[Any
             raise ContainerError(f"new{kind}map {pid}: {why}")
 
 
-def connect_console_socket(path: Path | None, undo: ExitStack) -> socket.socket:
+def connect_console_socket(path: StrPath | None, undo: ExitStack) -> socket.socket:
     import socket
 
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

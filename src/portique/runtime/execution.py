@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import signal
 from contextlib import ExitStack
-from pathlib import Path
 
 from portique.linux import ns, prctl
 from portique.linux import proc as procfs
@@ -29,6 +28,8 @@ TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import NoReturn
+
+    from _typeshed import StrPath
 
     from portique.linux.kernel import Kernel
     from portique.oci.runtime import Personality, Process, Spec
@@ -46,10 +47,10 @@ def exec_process(
     process: Process,
     manager: CgroupManager,
     *,
-    seccomp_cache: Path | None = None,
+    seccomp_cache: StrPath | None = None,
     detach: bool,
-    console_socket: Path | None,
-    pid_file: Path | None,
+    console_socket: StrPath | None,
+    pid_file: StrPath | None,
     stdio: tuple[int, int, int] | None,
     preserve_fds: int,
     on_pid: Callable[[int], None] | None = None,
@@ -101,11 +102,11 @@ def _start(
     spec: Spec,
     process: Process,
     manager: CgroupManager,
-    console_socket: Path | None,
-    pid_file: Path | None,
+    console_socket: StrPath | None,
+    pid_file: StrPath | None,
     stdio: tuple[int, int, int] | None,
     preserve_fds: int,
-    seccomp_cache: Path | None,
+    seccomp_cache: StrPath | None,
 ) -> Child:
     """Fork the helper, drive it; the started process, held by its pidfd."""
     from portique.runtime.create import connect_console_socket, send_console
@@ -154,7 +155,7 @@ def _start(
                 if pid_file is not None:
                     from portique.fileio import atomic_write
 
-                    atomic_write(Path(os.path.abspath(pid_file)), f"{msg.pid}".encode())
+                    atomic_write(os.path.abspath(pid_file), f"{msg.pid}".encode())
             elif isinstance(msg, sync.Pty):
                 try:
                     send_console(console, fds)

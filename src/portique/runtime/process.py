@@ -19,8 +19,9 @@ from portique.oci.runtime import Process
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Final, NoReturn, Protocol
+
+    from _typeshed import StrPath
 
     from portique.linux.kernel import Kernel
     from portique.oci.seccomp import LinuxSeccomp
@@ -99,7 +100,7 @@ class Loadable(Protocol):
     def load(self) -> None: ...
 
 
-def build_seccomp(spec: LinuxSeccomp | None, cache_dir: Path | None = None) -> Loadable | None:
+def build_seccomp(spec: LinuxSeccomp | None, cache_dir: StrPath | None = None) -> Loadable | None:
     """Compile the filter while the host's libraries are still reachable
     (before fork, pivot_root or setns into the mount namespace); from the
     compiled-filter cache in `cache_dir` when it holds this profile

@@ -13,7 +13,7 @@ import time
 # the path of every call, `--version` included.
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
-    from pathlib import Path
+    from _typeshed import StrPath
 
     from portique.runtime import Runtime
 
@@ -35,7 +35,7 @@ def format_entry(level: str, msg: str, *, json_format: bool, when: str | None = 
 class RuntimeLog:
     """Appends runc-style entries to `--log`; a no-op without it."""
 
-    def __init__(self, path: Path | None, *, json_format: bool, debug: bool) -> None:
+    def __init__(self, path: StrPath | None, *, json_format: bool, debug: bool) -> None:
         self.path = path
         self.json_format = json_format
         self.debug_enabled = debug
@@ -71,7 +71,7 @@ class Context:
 
     def __init__(
         self,
-        root: Path,
+        root: str,
         log: RuntimeLog,
         *,
         debug: bool = False,

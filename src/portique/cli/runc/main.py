@@ -154,8 +154,6 @@ def parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
 
 
 def make_context(opts: dict[str, str | bool]) -> Context:
-    from pathlib import Path
-
     log_format = str(opts.get("log-format", "text"))
     if log_format not in ("text", "json"):
         raise UsageError(f"invalid log format {log_format!r}: want text or json")
@@ -164,9 +162,10 @@ def make_context(opts: dict[str, str | bool]) -> Context:
         raise UsageError(f"invalid --rootless value {rootless!r}: want true, false or auto")
     log_path = opts.get("log")
     return Context(
-        root=Path(str(opts.get("root") or default_root())),
+        # Text, not Paths: pathlib costs every call ~4 ms (runtime/container.py).
+        root=str(opts.get("root") or default_root()),
         log=RuntimeLog(
-            Path(str(log_path)) if log_path else None,
+            str(log_path) if log_path else None,
             json_format=log_format == "json",
             debug=bool(opts.get("debug", False)),
         ),

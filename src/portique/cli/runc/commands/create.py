@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from portique.cli.runc.commands._common import ID
 from portique.cli.runc.fastargs import INT, TEXT, Option, add_options, add_positionals, flag
@@ -36,24 +35,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_positionals(parser, POSITIONALS)
 
 
-def resolve(args: argparse.Namespace) -> tuple[Path, Path | None, Path | None]:
+def resolve(args: argparse.Namespace) -> tuple[str, str | None, str | None]:
     """Absolute bundle, console socket and pid file paths (runc resolves them too)."""
     if args.preserve_fds < 0:
         raise InvalidArgument(f"--preserve-fds must not be negative: {args.preserve_fds}")
-    bundle = Path(os.path.abspath(args.bundle or os.getcwd()))
-    console = Path(os.path.abspath(args.console_socket)) if args.console_socket else None
+    bundle = os.path.abspath(args.bundle or os.getcwd())
+    console = os.path.abspath(args.console_socket) if args.console_socket else None
     pid_file = checked_pid_file(args.pid_file)
     return bundle, console, pid_file
 
 
-def checked_pid_file(text: str) -> Path | None:
+def checked_pid_file(text: str) -> str | None:
     """The absolute pid file path; its directory must exist (checked before
     anything is created, so the error names the path the user gave)."""
     if not text:
         return None
-    path = Path(os.path.abspath(text))
-    if not path.parent.is_dir():
-        raise InvalidArgument(f"pid file {text}: directory {path.parent} does not exist")
+    path = os.path.abspath(text)
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise InvalidArgument(f"pid file {text}: directory {parent} does not exist")
     return path
 
 

@@ -158,9 +158,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise InvalidArgument(f"--preserve-fds must not be negative: {args.preserve_fds}")
     obj = process_object(args, ctx)
     process = parse_process(obj, field="process")
-    from pathlib import Path
-
-    console = Path(os.path.abspath(args.console_socket)) if args.console_socket else None
+    console = os.path.abspath(args.console_socket) if args.console_socket else None
     pid_file = checked_pid_file(args.pid_file)
     rt = ctx.runtime()
     kwargs: dict[str, Any] = {
@@ -179,7 +177,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     kwargs["on_pid"] = started.append
     if pid_file is not None:
         # An old pid file would name a process that is not ours.
-        pid_file.unlink(missing_ok=True)
+        try:
+            os.unlink(pid_file)
+        except FileNotFoundError:
+            pass
 
     def send(sig: int) -> None:
         if not started:

@@ -3,6 +3,8 @@ delete the container (unless --keep) and exit with its status."""
 
 from __future__ import annotations
 
+import os
+
 from portique.cli.runc.commands._common import ID
 from portique.cli.runc.commands.create import CREATE_OPTIONS, resolve
 from portique.cli.runc.fastargs import add_options, add_positionals, flag
@@ -11,7 +13,6 @@ from portique.jsonc import loads
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from pathlib import Path
 
     from portique.cli.runc.context import Context
 
@@ -29,11 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_positionals(parser, POSITIONALS)
 
 
-def wants_terminal(bundle: Path) -> bool:
+def wants_terminal(bundle: str) -> bool:
     """process.terminal from the bundle's config; False if it cannot be read
     (the runtime then reports the broken config itself)."""
     try:
-        with open(bundle / "config.json", "rb") as f:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
             spec = loads(f.read())
         return bool(spec["process"]["terminal"]) is True
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
@@ -65,9 +66,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 def _run_foreground(
     args: argparse.Namespace,
     ctx: Context,
-    bundle: Path,
-    console: Path | None,
-    pid_file: Path | None,
+    bundle: str,
+    console: str | None,
+    pid_file: str | None,
 ) -> int:
     rt = ctx.runtime()
     cid = args.container_id
