@@ -61,7 +61,9 @@ def loads(data: str | bytes) -> Any:
         if text[end:].strip(_WHITESPACE):
             raise ValueError("extra data")
         return obj
-    except (StopIteration, ValueError, TypeError, _Refused):
+    except (StopIteration, ValueError, TypeError, SystemError):
+        # SystemError: the scanner raises json.decoder's JSONDecodeError, and
+        # while json is not imported that fails as a SystemError.
         import json
 
         return json.loads(data)

@@ -108,3 +108,26 @@ def test_no_json_import_on_the_plain_path() -> None:
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
     )
     assert out.stdout == "{'a': [1, 2.5, None]} False False\n"
+
+
+def test_errors_without_json_imported_are_json_errors() -> None:
+    import os
+
+    import portique
+
+    code = (
+        "import sys\n"
+        f"sys.path.append({os.path.dirname(os.path.dirname(portique.__file__))!r})\n"
+        "from portique import jsonc\n"
+        "try:\n"
+        "    jsonc.loads(b'{not json')\n"
+        "except ValueError as e:\n"
+        "    print(type(e).__name__, e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout == (
+        "JSONDecodeError Expecting property name enclosed in double quotes: "
+        "line 1 column 2 (char 1)\n"
+    )
