@@ -85,6 +85,7 @@ def create(
         os.mkfifo(fifo, 0o600)
         manager, cgroup_info = setup_cgroup(spec, container_id, undo)
         rt._managers[(spec.linux.cgroups_path, container_id)] = manager
+        rt._specs[container_id] = (raw_config, spec)
         base = State(
             id=container_id,
             status=Status.CREATING,

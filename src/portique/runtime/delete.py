@@ -60,6 +60,7 @@ def delete(rt: Runtime, container_id: str, *, force: bool = False) -> None:
             warn(str(e))
     st.remove_state_dir(rt._dir(container_id))
     rt._managers.pop((s.cgroups_path, s.id), None)
+    rt._specs.pop(s.id, None)
     if errors:
         raise ContainerError(f"delete {container_id}: " + "; ".join(errors))
 
