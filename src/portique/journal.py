@@ -275,14 +275,15 @@ def has_abandoned(conn: sqlite3.Connection) -> bool:
     return any(not owner_alive(r[0], r[1], r[2]) for r in rows)
 
 
-def subject_pending(conn: sqlite3.Connection, subject: str) -> bool | None:
-    """None: no entry about `subject`; True: one whose owner lives; False: abandoned only."""
+def subject_owners(conn: sqlite3.Connection, subject: str) -> list[int] | None:
+    """None: no entry about `subject`; else the pids of its entries' live owners
+    (empty: abandoned only)."""
     rows = conn.execute(
         "SELECT owner_pid, owner_start, owner_boot FROM operations WHERE subject = ?", (subject,)
     ).fetchall()
     if not rows:
         return None
-    return any(owner_alive(r[0], r[1], r[2]) for r in rows)
+    return [r[0] for r in rows if owner_alive(r[0], r[1], r[2])]
 
 
 def claim(conn: sqlite3.Connection) -> list[Entry]:
@@ -321,5 +322,5 @@ __all__ = [
     "me",
     "open_journal",
     "owner_alive",
-    "subject_pending",
+    "subject_owners",
 ]

@@ -71,15 +71,15 @@ def test_a_live_owners_entry_is_never_claimed(tmp_path: Path) -> None:
     journal.Operation.begin(conn, "build", "", [TREE])
     assert not journal.has_abandoned(conn)
     assert journal.claim(conn) == []
-    assert journal.subject_pending(conn, "") is True
-    assert journal.subject_pending(conn, "other") is None
+    assert journal.subject_owners(conn, "") == [os.getpid()]
+    assert journal.subject_owners(conn, "other") is None
 
 
 def test_a_dead_owners_entry_is_claimed_once(tmp_path: Path) -> None:
     dead_entry(tmp_path)
     conn = journal.open_journal(tmp_path)
     assert journal.has_abandoned(conn)
-    assert journal.subject_pending(conn, "ctx") is False
+    assert journal.subject_owners(conn, "ctx") == []
     (entry,) = journal.claim(conn)
     assert entry.resources == [TREE, MOUNT]
     # Claimed: we own it now, so neither we nor anyone else takes it again.

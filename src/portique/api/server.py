@@ -168,49 +168,35 @@ def _listen_tcp(rest: str, tls: TLSConfig | None) -> Listener:
     return Listener(sock, f"tcp://{rest}", tls=context)
 
 
-# What workers import on their first request: imported once in the parent
-# (a worker starts warm; measured with cProfile on a first create, start, exec).
+# What workers import on their first request beyond the container start
+# path (warm/preload.py): imported once in the parent, so a worker starts warm
+# (measured with cProfile on a first create, start, exec).
 PRELOAD = (
     "portique.engine.archives",
-    "portique.engine.attach",
     "portique.engine.client",
     "portique.engine.commit",
-    "portique.engine.config",
-    "portique.engine.containers",
     "portique.engine.copy",
-    "portique.engine.exec",
-    "portique.engine.lifecycle",
     "portique.engine.logs",
-    "portique.engine.names",
-    "portique.engine.network",
     "portique.engine.options",
-    "portique.engine.present",
-    "portique.engine.recovery",
     "portique.engine.request",
     "portique.engine.stats",
     "portique.engine.update",
     "portique.engine.volumes",
-    "portique.image.images",
-    "portique.network.networks",
-    "portique.network.attachment",
-    "portique.runtime",
 )
-
-
-def preload() -> None:
-    """Import what workers use, so that a fork starts warm."""
-    import importlib
-
-    for name in PRELOAD:
-        importlib.import_module(name)
 
 
 def serve(eng: Engine, listeners: list[Listener], router: Router, ready: int = -1) -> int:
     """Accept until SIGTERM/SIGINT; 0. `ready`: an fd written to (and closed)
     once the listeners accept."""
     from portique.api.worker import serve_connection
+    from portique.warm.preload import preload
 
-    preload()
+    preload(PRELOAD)
+    from portique.db import DB_NAME
+    from portique.warm import dbkeeper
+
+    # Before any fork: no worker is then the database's last connection.
+    keeper = dbkeeper.start(eng.root / DB_NAME)
     # Monitors come from a zygote forked now, before any connection: a fork
     # of the warm server that shares its pages (portique/warm/zygote.py).
     zchan = _start_zygote(listeners)
@@ -239,6 +225,8 @@ def serve(eng: Engine, listeners: list[Listener], router: Router, ready: int = -
             lst.sock.close()
         os.close(wake_r)
         os.close(wake_w)
+        if keeper >= 0:
+            os.close(keeper)
         if zchan is not None:
             from portique.engine import lifecycle
             from portique.warm import zygote
@@ -301,6 +289,8 @@ def serve(eng: Engine, listeners: list[Listener], router: Router, ready: int = -
         signal.set_wakeup_fd(old_wakeup)
         os.close(wake_r)
         os.close(wake_w)
+        if keeper >= 0:
+            os.close(keeper)  # the keeper closes the database and exits
     return 0
 
 

@@ -116,8 +116,11 @@ def seccomp_for(host: dict[str, Any], caps: list[str]) -> dict[str, Any] | None:
     return dict(default_profile(caps))
 
 
-def prepare(eng: Engine, row: ContainerRow, stack: ExitStack) -> dict[str, Any]:
-    """Mount the rootfs and write config.json; undo steps are pushed on `stack`."""
+def prepare(
+    eng: Engine, row: ContainerRow, stack: ExitStack, netns_path: str = ""
+) -> dict[str, Any]:
+    """Mount the rootfs and write config.json; undo steps are pushed on `stack`.
+    `netns_path`: a network namespace made for the container (engine/earlynet.py)."""
     from portique.engine import options as opt
     from portique.engine import run_opts
 
@@ -133,7 +136,9 @@ def prepare(eng: Engine, row: ContainerRow, stack: ExitStack) -> dict[str, Any]:
     volumes.copy_image_content(str(rootfs), points)
     from portique.engine import network as net
 
-    netns_path, joined = net.joined_netns(eng, host) if net.joined_container(host) else ("", None)
+    joined = None
+    if net.joined_container(host):
+        netns_path, joined = net.joined_netns(eng, host)
     write_etc_files(eng, row, joined)
     host_caps = opt.host_capabilities()
     caps = opt.capabilities(

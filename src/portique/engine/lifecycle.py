@@ -304,10 +304,14 @@ def _create_and_start(
         stack.callback(op.end)
         early = None
         if network.wants_early_setup(row):
-            # Forked first, so its imports overlap the mount and the runtime's create.
-            early = network.EarlySetup(eng, row)
+            # Forked first: its endpoints are wired in the namespace it makes
+            # while we mount and create. Released after it is reaped (LIFO).
+            from portique.engine.earlynet import EarlySetup
+
+            stack.callback(network.release, eng, row.id, row.config["HostConfig"])
+            early = EarlySetup(eng, row)
             stack.callback(early.close)
-        bundle.prepare(eng, row, stack)
+        bundle.prepare(eng, row, stack, netns_path=early.netns if early is not None else "")
         faults.point("monitor.mounted")
         config = row.config["Config"]
         io = stdio.make(
@@ -319,7 +323,6 @@ def _create_and_start(
         pid = int(state.pid)
         io.after_create()
         if early is not None:
-            stack.callback(network.release, eng, row.id, row.config["HostConfig"])
             net_settings = early.finish(pid)
         else:
             net_settings = network.setup(eng, row, pid, stack)

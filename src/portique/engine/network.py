@@ -296,12 +296,13 @@ def write_in_place(path: Path, text: str) -> None:
         f.write(text)
 
 
-def setup(eng: Engine, row: Any, pid: int, stack: ExitStack) -> dict[str, Any]:
-    """Wire the container's network before its process starts; NetworkSettings for inspect."""
+def setup(eng: Engine, row: Any, pid: int, stack: ExitStack, netns: str = "") -> dict[str, Any]:
+    """Wire the container's network before its process starts; NetworkSettings for
+    inspect. `netns`: the namespace to wire when it is not yet the init's (EarlySetup)."""
     paths = eng.paths(row.id)
     host = row.config["HostConfig"]
     mode = mode_of(host)
-    netns = f"/proc/{pid}/ns/net"
+    netns = netns or f"/proc/{pid}/ns/net"
     if mode == "host":
         return {}
     if joined_container(host):
@@ -530,110 +531,6 @@ def release(eng: Engine, cid: str, host: dict[str, Any]) -> None:
     A `--network none` container may have been connected while it ran."""
     if uses_network_layer(host) or mode_of(host) == "none":
         _release(eng, cid)
-
-
-class EarlySetup:
-    """The network layer's work in a child process forked before the runtime's create.
-
-    Wiring a bridge endpoint costs pyroute2's import (~70 ms here, most of the
-    bridge path) before any netlink message. The container's network namespace
-    exists only once the runtime has created its init, so the monitor forks this
-    child first: the child imports the network layer while the monitor mounts the
-    rootfs and runs the runtime's create (on another CPU), then receives the
-    init's pid, runs `setup` and answers with the NetworkSettings (or the error).
-    The monitor is single-threaded, so the fork is safe; the child touches none
-    of the monitor's fds but its two pipes and exits with os._exit.
-    """
-
-    def __init__(self, eng: Engine, row: Any) -> None:
-        import os
-
-        to_child_r, self._to_child = os.pipe2(os.O_CLOEXEC)
-        self._from_child, from_child_w = os.pipe2(os.O_CLOEXEC)
-        self.pid = os.fork()
-        if self.pid == 0:  # pragma: no cover - runs in the child
-            code = 1
-            try:
-                os.close(self._to_child)
-                os.close(self._from_child)
-                code = _early_child(eng, row, to_child_r, from_child_w)
-            finally:
-                os._exit(code)
-        os.close(to_child_r)
-        os.close(from_child_w)
-
-    def finish(self, pid: int) -> dict[str, Any]:
-        """Hand over the init's pid; the NetworkSettings once the endpoints exist."""
-        import json
-        import os
-
-        from portique.errors import PortiqueError
-
-        try:
-            os.write(self._to_child, f"{pid}\n".encode())
-            os.close(self._to_child)
-            self._to_child = -1
-            chunks = []
-            while chunk := os.read(self._from_child, 65536):
-                chunks.append(chunk)
-        finally:
-            self.close()
-        reply = json.loads(
-            b"".join(chunks) or b'{"error": "network set-up process died", "code": 125}'
-        )
-        if "error" in reply:
-            exc = PortiqueError(str(reply["error"]))
-            exc.exit_code = int(reply.get("code") or 125)
-            raise exc
-        settings: dict[str, Any] = reply["settings"]
-        return settings
-
-    def close(self) -> None:
-        """Reap the child (after an abort: closing its pipe makes it exit at once)."""
-        import os
-
-        for fd in (self._to_child, self._from_child):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._to_child = self._from_child = -1
-        if self.pid > 0:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, 0)
-            self.pid = 0
-
-
-def _early_child(eng: Engine, row: Any, pid_r: int, out_w: int) -> int:  # pragma: no cover
-    import json
-    import os
-
-    from portique.errors import PortiqueError
-
-    def answer(reply: dict[str, Any]) -> None:
-        data = json.dumps(reply).encode()
-        while data:
-            data = data[os.write(out_w, data) :]
-
-    # Import the network layer (and pyroute2, through bridge) while the monitor
-    # runs the runtime's create.
-    import portique.network.bridge
-    import portique.network.networks  # noqa: F401
-
-    with os.fdopen(pid_r, "rb") as f:
-        line = f.readline().strip()
-    if not line.isdigit():
-        return 0  # the monitor gave up before the container existed
-    try:
-        with ExitStack() as stack:
-            settings = setup(eng, row, int(line), stack)
-            stack.pop_all()  # the endpoints stay: the monitor now owns their release
-        answer({"settings": settings})
-        return 0
-    except PortiqueError as exc:
-        answer({"error": str(exc), "code": exc.exit_code})
-    except Exception as exc:  # an OSError or a bug: one line for the user, exit 125
-        answer({"error": f"network set-up failed: {exc}", "code": 125})
-    return 1
 
 
 def wants_early_setup(row: Any) -> bool:

@@ -264,19 +264,41 @@ def _mounts_under(path: Path) -> list[str]:
 
 def wait_removed(eng: Engine, cid: str, timeout: float = 30.0) -> None:
     """Wait until the removal of `cid` (its row, then its journal entry) is done: a
-    `run --rm` returns only then. A removal whose owner died is finished here."""
+    `run --rm` returns only then. A removal whose owner died is finished here.
+
+    The owner (the monitor, or an `rm -f`) forgets the entry and exits: we wake
+    when it exits (a pidfd), not at the next tick of a poll."""
     conn = eng.db
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while (left := deadline - time.monotonic()) > 0:
         if db.get_container(conn, cid) is not None:
             return  # not removed (its monitor died first): nothing to wait for
-        pending = journal.subject_pending(conn, cid)
-        if pending is None:
+        owners = journal.subject_owners(conn, cid)
+        if owners is None:
             return
-        if pending is False:
+        if not owners:
             recover(eng)
             continue
-        time.sleep(0.005)
+        _wait_exit(owners[0], min(left, OWNER_RECHECK))
+
+
+# A live owner is looked at again this often: it may forget the entry and go
+# on living (an `rm -f` removing several containers), or its pid be reused.
+OWNER_RECHECK = 0.05
+
+
+def _wait_exit(pid: int, timeout: float) -> None:
+    """Until `pid` exits, at most `timeout` seconds."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return  # gone already
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
 
 
 __all__ = ["recover", "wait_removed"]

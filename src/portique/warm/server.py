@@ -5,9 +5,10 @@
     stop(runroot) / status(runroot)       through <runroot>/warm.pid and warm.lock
 
 The face gives the server its `handler` (argv -> exit code: the CLI's main)
-and the modules to import before serving; the server imports them, freezes
-its heap (`gc.freeze()`: the collector never writes to the pages its forks
-share) and accepts connections on `<runroot>/warm.sock` (0600). Per
+and the modules to import before serving; the server imports them and the
+container start path (preload.py), freezes its heap (`gc.freeze()`: the
+collector never writes to the pages its forks share) and accepts
+connections on `<runroot>/warm.sock` (0600). Per
 connection it checks the peer's uid (SO_PEERCRED: its own, root) and forks;
 everything else happens in the worker (worker.py), so a slow or hostile
 client never holds the server. When a worker is reaped the server writes its
@@ -27,8 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
-import importlib
 import os
 import select
 import signal
@@ -38,7 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from portique.warm import protocol
+from portique.warm import preload, protocol
 
 Handler = Callable[[list[str]], int]
 
@@ -353,36 +352,29 @@ def _lock(runroot: Path) -> int:
             time.sleep(0.01)
 
 
-def preload(modules: Sequence[str]) -> None:
-    """Import what the workers will use, then freeze the heap their forks share."""
-    modules = (
-        "portique.warm.worker",
-        "portique.warm.zygote",
-        "portique.engine.forkedmonitor",
-        *modules,
-    )
-    for name in modules:
-        importlib.import_module(name)
-    gc.collect()
-    gc.freeze()
-
-
 def serve(
     runroot: Path,
     handler: Handler,
     modules: Sequence[str] = (),
     ready: Callable[[], None] | None = None,
     idle: float | None = None,
+    database: Path | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT/SIGHUP, a stale installation, the socket's removal
-    or `idle` seconds without a command; ServerError if it cannot start."""
+    or `idle` seconds without a command; ServerError if it cannot start.
+    `database`: held open meanwhile by a keeper process (dbkeeper.py)."""
     runroot.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock_fd = _lock(runroot)
+    keeper = -1
     try:
+        if database is not None:
+            from portique.warm import dbkeeper
+
+            keeper = dbkeeper.start(database)
         # Taken before the imports: a file changed while they ran makes the
         # server stale at its first command.
         fingerprint = protocol.fingerprint()
-        preload(modules)
+        preload.preload(("portique.engine.forkedmonitor", *modules))
         server = Server(runroot, handler, lock_fd, idle, fingerprint)
         from portique.warm import zygote
 
@@ -396,6 +388,8 @@ def serve(
             with contextlib.suppress(OSError):
                 os.unlink(runroot / protocol.PID_NAME)
     finally:
+        if keeper >= 0:
+            os.close(keeper)  # the keeper closes the database and exits
         os.close(lock_fd)
 
 
@@ -411,7 +405,11 @@ def _write_pid(runroot: Path) -> None:
 
 
 def start(
-    runroot: Path, handler: Handler, modules: Sequence[str] = (), idle: float | None = None
+    runroot: Path,
+    handler: Handler,
+    modules: Sequence[str] = (),
+    idle: float | None = None,
+    database: Path | None = None,
 ) -> int:
     """Start a daemon serving `runroot`; its pid once it listens. ServerError if it cannot."""
     running = status(runroot)
@@ -434,7 +432,7 @@ def start(
                 os.write(w, b"ok")
                 os.close(w)
 
-            serve(runroot, handler, modules, ready, idle)
+            serve(runroot, handler, modules, ready, idle, database)
             code = 0
         except AlreadyRunning:  # another start won the race: it serves
             with contextlib.suppress(BaseException):
@@ -474,8 +472,8 @@ def _daemon_stdio(runroot: Path) -> None:
     os.dup2(log, 2)
     os.close(null)
     os.close(log)
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", 1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", 1, closefd=False)  # noqa: SIM115
 
 
 def status(runroot: Path) -> int | None:

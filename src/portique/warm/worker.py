@@ -208,6 +208,9 @@ def _check(server: Server, req: protocol.Request, conn: socket.socket) -> None:
 
 def _become_client(req: protocol.Request, fds: list[int]) -> None:
     stdin, stdout, stderr, cwd = fds
+    # What the server's streams still buffer is the server's log: written there
+    # now, not by the old objects' finalizers once fds 1-2 are the client's.
+    _flush()
     for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
         os.dup2(fd, target)
     os.fchdir(cwd)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from portique.db import DB_NAME
 from portique.errors import PortiqueError
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 # Imported by the server before it forks anything: the verbs people time and
 # what they load (every worker and monitor shares these pages).
-PRELOAD = (
+PRELOAD = (  # the CLI's own; the container start path is warm/preload.py's
     "portique.cli.docker.argparser",
     "portique.cli.docker.each",
     "portique.cli.docker.commands.run",
@@ -36,29 +37,6 @@ PRELOAD = (
     "portique.cli.docker.commands.wait",
     "portique.cli.docker.commands.attach",
     "portique.cli.docker.commands.image",
-    "portique.engine.engine",
-    "portique.engine.containers",
-    "portique.engine.lifecycle",
-    "portique.engine.monitor",
-    "portique.engine.dblite",
-    "portique.engine.attach",
-    "portique.engine.exec",
-    "portique.engine.config",
-    "portique.engine.bundle",
-    "portique.engine.network",
-    "portique.engine.stdio",
-    "portique.engine.present",
-    "portique.engine.relay",
-    "portique.image.images",
-    "portique.runtime",
-    "portique.runtime.create",
-    "portique.runtime.start",
-    "portique.runtime.execution",
-    "portique.runtime.kill",
-    "portique.runtime.delete",
-    "portique.runtime.cgroups",
-    "portique.runtime.seccomp",
-    "portique.linux.prctl",
 )
 
 
@@ -97,7 +75,7 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise PortiqueError(exc.strerror or str(exc)) from None
     try:
-        server.start(eng.runroot, warm_handler, PRELOAD, args.idle)
+        server.start(eng.runroot, warm_handler, PRELOAD, args.idle, eng.root / DB_NAME)
     except server.ServerError as exc:
         raise PortiqueError(str(exc)) from None
     return 0
