@@ -13,9 +13,10 @@ Each verb module defines:
     def add_arguments(parser: argparse.ArgumentParser) -> None
     def run(args: argparse.Namespace, ctx: Context) -> int
 
-and the hot ones (create, start, run, state, kill, delete, exec) their
-command line as data, OPTIONS and POSITIONALS (cli/runc/fastargs.py): their
-common command lines are then parsed without importing argparse, and only
+and the hot ones (create, start, run, state, kill, delete, exec, pause,
+resume) their command line as data, OPTIONS and POSITIONALS
+(cli/runc/fastargs.py): their common command lines are then parsed without
+importing argparse, and only
 anything else (--help, an error, an unusual spelling) goes through argparse
 (cli/runc/fullparse.py), which words it.
 

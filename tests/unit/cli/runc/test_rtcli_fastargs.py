@@ -13,7 +13,7 @@ from portique.cli.runc import fastargs
 from portique.cli.runc import main as rtmain
 from portique.cli.runc.fullparse import parser_for
 
-HOT_VERBS = ("create", "start", "run", "state", "kill", "delete", "exec")
+HOT_VERBS = ("create", "start", "run", "state", "kill", "delete", "exec", "pause", "resume")
 
 
 def full(verb: str, argv: list[str]) -> argparse.Namespace | str:
@@ -52,6 +52,8 @@ TAKEN = [
     ("create", ["--console-socket", "/s.sock", "-b", "/b", "c-1.x_y+z"]),
     ("start", ["c1"]),
     ("state", ["c1"]),
+    ("pause", ["c1"]),
+    ("resume", ["c1"]),
     ("delete", ["c1"]),
     ("delete", ["--force", "c1"]),
     ("delete", ["-f", "c1"]),
@@ -101,6 +103,8 @@ LEFT = [
     ("state", []),
     ("state", ["a", "b"]),
     ("start", ["--force", "c1"]),
+    ("pause", ["c1", "c2"]),
+    ("resume", []),
     ("delete", ["--force=1", "c1"]),
     ("kill", []),
     ("kill", ["c1", "KILL", "extra"]),
