@@ -8,8 +8,6 @@ business (unknown ones are skipped there, as runc does).
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from portique.errors import InvalidArgument
 from portique.oci.value import value
 
@@ -23,7 +21,11 @@ from .resources import (
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    from enum import StrEnum
     from typing import Final
+else:
+    # enum.StrEnum's behaviour without importing enum (oci/strenum.py).
+    from portique.oci.strenum import StrEnum
 
 
 class Action(StrEnum):

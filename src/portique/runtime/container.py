@@ -12,8 +12,8 @@ per-container lock, the cgroup managers and the kernel.
 from __future__ import annotations
 
 import builtins
+import fcntl
 import os
-from contextlib import contextmanager
 
 from portique.errors import InvalidArgument, InvalidState, NotFound, PortiqueError
 from portique.linux import proc as procfs
@@ -23,7 +23,7 @@ from portique.runtime.state import Op, State, Status
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
     from typing import Any
 
@@ -50,6 +50,32 @@ def _check_id(container_id: str) -> None:
     )
     if not ok:
         raise InvalidArgument(f"invalid container id {container_id!r}")
+
+
+class _Locked:
+    """Runtime._locked: the container's state directory held under flock
+    (a class, not contextlib's decorator: see runtime/undo.py)."""
+
+    __slots__ = ("container_id", "fd", "path")
+
+    def __init__(self, path: str, container_id: str) -> None:
+        self.path = path
+        self.container_id = container_id
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"container {self.container_id} does not exist") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
 
 
 class Runtime:
@@ -137,21 +163,10 @@ class Runtime:
 
         return replace(s, status=status)
 
-    @contextmanager
-    def _locked(self, container_id: str) -> Iterator[None]:
+    def _locked(self, container_id: str) -> _Locked:
         """Serialise state changes of one container across processes (flock
         on its state directory); the operation re-reads the state inside."""
-        import fcntl
-
-        try:
-            fd = os.open(self._dir(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise NotFound(f"container {container_id} does not exist") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return _Locked(self._dir(container_id), container_id)
 
     def _spec_of(self, s: State) -> Spec:
         cached = self._specs.get(s.id)

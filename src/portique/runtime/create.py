@@ -3,7 +3,7 @@
 The runtime forks stage 1 and drives it and the init over the sync protocol
 (runtime/sync.py), writing the user namespace maps and running the
 runtime-namespace hooks when asked; every step of a failed create is undone
-by an ExitStack (the state directory, the cgroup, the children, through
+(runtime/undo.py: the state directory, the cgroup, the children, through
 pidfds).
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import ExitStack
 
 from portique import jsonc
 from portique.errors import Conflict, InvalidArgument
@@ -21,6 +20,7 @@ from portique.runtime import state as st
 from portique.runtime.children import Child, fork
 from portique.runtime.errors import ContainerError, failed_to_error, warn
 from portique.runtime.state import State, Status
+from portique.runtime.undo import Undo
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def create(
         raise Conflict(f"container {container_id} already exists") from None
 
     kernel = rt.kernel
-    with ExitStack() as undo:
+    with Undo() as undo:
         undo.callback(st.remove_state_dir, state_dir)
         fifo = st.fifo_path(state_dir)
         os.mkfifo(fifo, 0o600)
@@ -157,7 +157,7 @@ def create(
 
 
 def setup_cgroup(
-    spec: Spec, container_id: str, undo: ExitStack
+    spec: Spec, container_id: str, undo: Undo
 ) -> tuple[CgroupManager, CgroupInfo | None]:
     from portique.runtime.cgroups import open_manager
     from portique.runtime.devices import with_device_rules
@@ -183,7 +183,7 @@ def drive_create(
     spec: Spec,
     base: State,
     console: socket.socket | None,
-    undo: ExitStack,
+    undo: Undo,
 ) -> Child:
     """Answer the children until the init says Ready; returns the init (held
     by the pidfd stage 1 sent, which the caller closes)."""
@@ -317,7 +317,7 @@ def _write_id_maps_unprivileged(pid: int, uids: tuple[Any, ...], gids: tuple[Any
             raise ContainerError(f"new{kind}map {pid}: {why}")
 
 
-def connect_console_socket(path: StrPath | None, undo: ExitStack) -> socket.socket:
+def connect_console_socket(path: StrPath | None, undo: Undo) -> socket.socket:
     import socket
 
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -4,7 +4,6 @@ poststop hooks, remove the state."""
 from __future__ import annotations
 
 import builtins
-import signal
 import time
 
 from portique.errors import InvalidState, PortiqueError
@@ -18,8 +17,12 @@ from portique.runtime.state import State, Status
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    import signal
+
     from portique.oci.runtime import Spec
     from portique.runtime.container import Runtime
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
 
 
 def delete(rt: Runtime, container_id: str, *, force: bool = False) -> None:

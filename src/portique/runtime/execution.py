@@ -15,17 +15,17 @@ been reaped and handed to another process meanwhile.
 from __future__ import annotations
 
 import os
-import signal
-from contextlib import ExitStack
 
 from portique.linux import ns, prctl
 from portique.linux import proc as procfs
 from portique.runtime import sync
 from portique.runtime.children import Child, fork
 from portique.runtime.errors import ContainerError, failed_to_error
+from portique.runtime.undo import Undo
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Callable
     from typing import NoReturn
 
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from portique.runtime.cgroups import CgroupManager
     from portique.runtime.process import Loadable
     from portique.runtime.state import State
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
 
 _ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
@@ -111,8 +113,8 @@ def _start(
     """Fork the helper, drive it; the started process, held by its pidfd."""
     from portique.runtime.create import connect_console_socket, send_console
 
-    with ExitStack() as undo:
-        ns_stack = undo.enter_context(ExitStack())
+    with Undo() as undo:
+        ns_stack = undo.enter_context(Undo())
         ns_fds = _open_namespaces(s, spec, ns_stack)
         console = connect_console_socket(console_socket, undo) if process.terminal else None
         from portique.runtime.process import build_seccomp, preload_modules
@@ -180,7 +182,7 @@ def _start(
     return started
 
 
-def _open_namespaces(s: State, spec: Spec, undo: ExitStack) -> list[tuple[str, int]]:
+def _open_namespaces(s: State, spec: Spec, undo: Undo) -> list[tuple[str, int]]:
     """fds of the init's namespaces, opened before fork and checked against pid reuse."""
     out: list[tuple[str, int]] = []
     types = {n.type for n in spec.linux.namespaces}

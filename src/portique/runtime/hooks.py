@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
-import signal
 import time
 
 from portique import jsonc
 from portique.errors import PortiqueError
 from portique.oci.runtime import Hook
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
 
 
 class HookError(PortiqueError):

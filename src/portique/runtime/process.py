@@ -19,6 +19,7 @@ from portique.oci.runtime import Process
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    import signal
     from typing import Final, NoReturn, Protocol
 
     from _typeshed import StrPath
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from portique.linux.kernel import Kernel
     from portique.oci.seccomp import LinuxSeccomp
 else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
+
     Protocol = object  # a plain base at run time: importing typing costs every call
 
 DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -237,8 +240,6 @@ def reset_signals() -> None:
     background by a shell has SIGINT and SIGQUIT ignored, none of which the
     container's program asked for (`yes | head` would spin on EPIPE).
     """
-    import signal
-
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue

@@ -9,7 +9,6 @@ the process we started, is the cgroup frozen, is the exec fifo still there).
 from __future__ import annotations
 
 import os
-from enum import StrEnum
 
 from portique import jsonc
 from portique.errors import InvalidState, PortiqueError
@@ -20,9 +19,13 @@ from portique.pathtext import pure_text
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from enum import StrEnum
     from typing import Any, Final
 
     from _typeshed import StrPath
+else:
+    # enum.StrEnum's behaviour without importing enum (oci/strenum.py).
+    from portique.oci.strenum import StrEnum
 
 OCI_VERSION: Final = "1.2.0"
 STATE_FILE: Final = "state.json"

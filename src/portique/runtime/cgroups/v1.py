@@ -22,7 +22,6 @@ memory.kmem.tcp.limit_in_bytes.
 from __future__ import annotations
 
 import os
-import signal
 
 from portique.errors import InvalidArgument, Unsupported
 
@@ -45,6 +44,7 @@ from .base import (
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     import logging
+    import signal
     from collections.abc import Callable
     from pathlib import Path
     from typing import Final
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from _typeshed import StrPath
 
     from portique.oci.resources import BlockIO, Cpu, LinuxResources, Memory, Network
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
 
 
 def _log() -> logging.Logger:

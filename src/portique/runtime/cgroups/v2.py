@@ -12,7 +12,6 @@ syscall) attaches them, replacing the cgroup's earlier program.
 from __future__ import annotations
 
 import os
-import signal
 
 from portique.errors import InvalidArgument, Unsupported
 
@@ -35,6 +34,7 @@ from .base import (
 TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     import logging
+    import signal
     from collections.abc import Callable
     from pathlib import Path
     from typing import Final, Protocol
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
     from portique.oci.resources import BlockIO, Cpu, LinuxResources, Memory
 else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
+
     Protocol = object  # a plain base at run time: importing typing costs every call
 
 

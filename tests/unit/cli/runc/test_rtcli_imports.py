@@ -50,9 +50,23 @@ HOT_PATH = (
     "portique.linux.seccomp",
     "portique.linux.selfexe",
 )
-# Each costs a cold call 1-9 ms (with what it brings: re, enum, gettext,
+# Each costs a cold call 0.5-9 ms (with what it brings: re, enum, gettext,
 # urllib.parse...), and the runtime has a cheaper way for what it needs.
-COSTLY = ("argparse", "typing", "pathlib", "json", "re", "dataclasses", "subprocess", "shutil")
+COSTLY = (
+    "argparse",
+    "typing",
+    "pathlib",
+    "json",
+    "re",
+    "enum",
+    "signal",
+    "contextlib",
+    "collections",
+    "functools",
+    "dataclasses",
+    "subprocess",
+    "shutil",
+)
 
 
 def test_hot_path_imports_none_of_the_costly_modules() -> None:
