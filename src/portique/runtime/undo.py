@@ -11,6 +11,8 @@ is the one that propagates, chained to the one before it.
 
 from __future__ import annotations
 
+import sys
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,14 +52,14 @@ class Undo:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        frame_error = sys.exc_info()[1]
         pending = error
         while self._steps:
             fn, args = self._steps.pop()
             try:
                 fn(*args)
             except BaseException as e:
-                if pending is not None and e is not pending and e.__context__ is not pending:
-                    e.__context__ = pending
+                _chain(e, pending, frame_error)
                 pending = e
         if pending is not None and pending is not error:
             # As ExitStack: raising here would set the context to the block's
@@ -68,6 +70,19 @@ class Undo:
             except BaseException:
                 pending.__context__ = context
                 raise
+
+
+def _chain(new: BaseException, old: BaseException | None, frame: BaseException | None) -> None:
+    """Make `old` the context at the end of `new`'s chain where that chain
+    reaches the exception the caller was handling (ExitStack's rule)."""
+    while True:
+        context = new.__context__
+        if context is None or context is old:
+            return
+        if context is frame:
+            break
+        new = context
+    new.__context__ = old
 
 
 __all__ = ["Undo"]
