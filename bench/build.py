@@ -3,9 +3,10 @@
 
 A small multi-step Dockerfile (two RUNs and a COPY on busybox), built cold
 (`--no-cache`) and fully cached, each tool timed as a whole process in the
-same run; medians and ratios to portique are printed. Needs root.
+same run, the tools taking turns run by run; medians and ratios to portique
+are printed. Needs root.
 
-    .venv/bin/python bench/build.py [--runs N]
+    .venv/bin/python bench/build.py [--runs N] [--baseline OTHER/.venv/bin/portique]
 
 The busybox base image is made from Debian's busybox-static, imported into a
 throwaway portique root, and handed to the peers with `portique save`
@@ -23,6 +24,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -53,18 +55,6 @@ class Failed(Exception):
     """A tool's build failed: its row says so, the others go on."""
 
 
-def both(
-    name: str, cmd: list[str], runs: int, env: dict[str, str]
-) -> list[tuple[str, list[float]]]:
-    """The cold (--no-cache) and cached rows of one tool; a failure is a row of its own."""
-    try:
-        cold = timed(nocache(cmd), max(3, runs // 2), env)
-        cached = timed(cmd, runs, env)
-    except Failed as e:
-        return [(f"{name}: {e}", [])]
-    return [(f"{name} cold", cold), (f"{name} cached", cached)]
-
-
 def timed(
     cmd: list[str], runs: int, env: dict[str, str], setup: list[str] | None = None
 ) -> list[float]:
@@ -81,9 +71,73 @@ def timed(
     return times
 
 
+Variant = tuple[list[str], dict[str, str]]  # (build command, its environment)
+
+
+def portique_variants(
+    portique: list[str], baseline: str | None, ctx: Path, env: dict[str, str], stack: ExitStack
+) -> dict[str, Variant]:
+    """portique's builds in-process (PORTIQUE_WARM=off) and through the run
+    root's warm fork-server, for this installation and `baseline`.
+
+    All builds share the engine root (so the base image is there); each
+    installation has its own run root (a warm server serves one installation),
+    its server started by an untimed first build and stopped when `stack` closes."""
+    build = ["build", "-q", "-t", "localhost/benchout:latest", str(ctx)]
+    installs = {"portique": portique}
+    if baseline:
+        installs["before"] = [baseline]
+    variants: dict[str, Variant] = {}
+    for i, (name, exe) in enumerate(installs.items()):
+        for label, mode in (("", "off"), (" warm", "auto")):
+            venv = dict(
+                env,
+                PORTIQUE_RUNROOT=f"{env['PORTIQUE_RUNROOT']}-{i}",
+                PORTIQUE_WARM=mode,
+                PORTIQUE_WARM_IDLE="600",
+            )
+            if mode == "auto":
+                subprocess.run([*exe, *build], env=venv, capture_output=True, check=False)
+                stack.callback(
+                    subprocess.run, [*exe, "warm", "stop"], env=venv, capture_output=True
+                )
+            variants[name + label] = ([*exe, *build], venv)
+    return variants
+
+
+def take_turns(variants: dict[str, Variant], runs: int) -> list[tuple[str, list[float]]]:
+    """Cold (--no-cache) then cached rows of every variant, the variants taking
+    turns run by run (a change of load falls on all of them); a failure is a
+    row of its own."""
+    rows = []
+    for kind, count in (("cold", max(3, runs // 2)), ("cached", runs)):
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        failed: dict[str, str] = {}
+        for _ in range(count):
+            for name, (cmd, venv) in variants.items():
+                if name in failed:
+                    continue
+                try:
+                    times[name] += timed(nocache(cmd) if kind == "cold" else cmd, 1, venv)
+                except Failed as e:
+                    failed[name] = str(e)
+        for name in variants:
+            label = f"{name} {kind}"
+            rows.append(
+                (f"{label}: {failed[name]}", []) if name in failed else (label, times[name])
+            )
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument(
+        "--baseline",
+        metavar="PORTIQUE",
+        help="another installation's portique (e.g. /work/base/.venv/bin/portique),"
+        " timed run by run with this one as the rows 'before'",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/build.py: run as root")
@@ -116,30 +170,39 @@ def main() -> int:
         (ctx / "Dockerfile").write_text(DOCKERFILE.format(base="localhost/benchbase:latest"))
 
         rows: list[tuple[str, list[float]]] = []
-        build = [*PORTIQUE, "build", "-q", "-t", "localhost/benchout:latest", str(ctx)]
-        rows += both("portique", build, args.runs, env)
-        if shutil.which("buildah"):
-            subprocess.run(
-                ["buildah", "pull", f"docker-archive:{archive}"], capture_output=True, check=True
-            )
-            # crun refuses this host's cgroup v1 hybrid layout; runc does not.
-            runtime = ["--runtime", "runc"] if shutil.which("runc") else []
-            bud = ["buildah", "bud", *runtime, "--layers", "-q", "-t", "localhost/benchout:latest",
-                   str(ctx)]  # fmt: skip
-            rows += both("buildah bud", bud, args.runs, env)
-        else:
-            rows.append(("buildah: not installed", []))
-        if shutil.which("podman"):
-            subprocess.run(["podman", "load", "-i", str(archive)], capture_output=True, check=True)
-            # runc, and rlimits within this session's hard limits (bench/run.py).
-            pb = ["podman", "--runtime", "runc", "build", "--ulimit", "nofile=1024:1024",
-                  "--ulimit", "nproc=1024:1024", "-q", "-t", "localhost/benchout:latest",
-                  str(ctx)]  # fmt: skip
-            rows += both("podman build", pb, args.runs, env)
-        else:
-            rows.append(("podman: not installed", []))
-        # Docker's classic builder (DOCKER_BUILDKIT=0) on a private dockerd.
-        with private_dockerd(tmp / "d", archive) as docker_env:
+        stack = ExitStack()
+        with stack:
+            variants = portique_variants(PORTIQUE, args.baseline, ctx, env, stack)
+            if shutil.which("buildah"):
+                subprocess.run(
+                    ["buildah", "pull", f"docker-archive:{archive}"],
+                    capture_output=True,
+                    check=True,
+                )
+                # crun refuses this host's cgroup v1 hybrid layout; runc does not.
+                runtime = ["--runtime", "runc"] if shutil.which("runc") else []
+                variants["buildah bud"] = (
+                    ["buildah", "bud", *runtime, "--layers", "-q", "-t",
+                     "localhost/benchout:latest", str(ctx)],
+                    env,
+                )  # fmt: skip
+            else:
+                rows.append(("buildah: not installed", []))
+            if shutil.which("podman"):
+                subprocess.run(
+                    ["podman", "load", "-i", str(archive)], capture_output=True, check=True
+                )
+                # runc, and rlimits within this session's hard limits (bench/run.py).
+                variants["podman build"] = (
+                    ["podman", "--runtime", "runc", "build", "--ulimit", "nofile=1024:1024",
+                     "--ulimit", "nproc=1024:1024", "-q", "-t", "localhost/benchout:latest",
+                     str(ctx)],
+                    env,
+                )  # fmt: skip
+            else:
+                rows.append(("podman: not installed", []))
+            # Docker's classic builder (DOCKER_BUILDKIT=0) on a private dockerd.
+            docker_env = stack.enter_context(private_dockerd(tmp / "d", archive))
             if docker_env is None:
                 rows.append(("docker: no private dockerd", []))
             else:
@@ -149,13 +212,16 @@ def main() -> int:
                     DOCKER_CONFIG=docker_env["DOCKER_CONFIG"],
                     DOCKER_BUILDKIT="0",
                 )
-                db = ["docker", "build", "-q", "-t", "localhost/benchout:latest", str(ctx)]
-                rows += both("docker build (classic)", db, args.runs, denv)
+                variants["docker build (classic)"] = (
+                    ["docker", "build", "-q", "-t", "localhost/benchout:latest", str(ctx)],
+                    denv,
+                )
+            rows = take_turns(variants, args.runs) + rows
 
         base = {
             kind: statistics.median(t)
             for name, t in rows
-            if name.startswith("portique")
+            if name in ("portique cold", "portique cached")
             for kind in [name.split()[-1]]
             if t
         }

@@ -38,6 +38,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -223,12 +224,18 @@ def main() -> int:
     parser.add_argument(
         "--small", action="store_true", help="a one-layer busybox image against ctr/docker pull"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="PORTIQUE",
+        help="--small: another installation's portique (e.g. /work/base/.venv/bin/portique),"
+        " timed in the same loop as the row 'before'",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/pull.py needs root", file=sys.stderr)
         return 1
     if args.small:
-        return small_pull(args.runs)
+        return small_pull(args.runs, args.baseline)
     img = load_image()
     compressed = sum(len(x.blob) for x in img.layers)
     print(f"image: {len(img.layers)} layers, {compressed / 1e6:.1f} MB gzip")
@@ -320,6 +327,70 @@ def main() -> int:
 # ---- the small pull: portique against ctr, docker and podman ---------------------------
 
 
+Run = Callable[[], subprocess.CompletedProcess[bytes]]
+Variant = tuple[Run, Callable[[], object]]  # (the timed command, its untimed reset)
+
+
+def portique_variants(
+    base: Path, ref: str, env: dict[str, str], baseline: str | None, stack: ExitStack
+) -> dict[str, Variant]:
+    """The portique rows of the small pull: cold and warm, and the baseline's.
+
+    Each installation has its own run root (a warm server serves one
+    installation); the engine roots are emptied before every run. The run
+    roots stay: removing one would stop its warm server (started here by an
+    untimed pull, stopped when `stack` closes). One more row, "(store kept)",
+    pulls cold into a root that stays, the image removed (`rmi`) in between,
+    as the peers' stores stay: what an empty root's first command adds (the
+    database made) is not in it."""
+    from run import PORTIQUE
+
+    installs = {"portique pull": PORTIQUE}
+    if baseline:
+        installs["before"] = baseline
+    roots = [base / f"pq-root-{i}" for i in range(2 * len(installs))]
+
+    def empty_roots() -> None:
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)
+
+    stack.callback(empty_roots)
+    variants: dict[str, Variant] = {}
+    for i, (name, exe) in enumerate(installs.items()):
+        for j, (suffix, mode) in enumerate((("", "off"), (" (warm)", "auto"))):
+            venv = dict(
+                env,
+                PORTIQUE_ROOT=str(roots[2 * i + j]),
+                PORTIQUE_RUNROOT=str(base / f"pq-run-{i}"),
+                PORTIQUE_WARM=mode,
+                PORTIQUE_WARM_IDLE="600",
+            )
+            pull = [exe, "pull", "-q", ref]
+            if mode == "auto":
+                subprocess.run(pull, env=venv, capture_output=True, check=False)
+                stack.callback(subprocess.run, [exe, "warm", "stop"], env=venv, capture_output=True)
+            variants[name + suffix] = (
+                lambda pull=pull, venv=venv: subprocess.run(
+                    pull, env=venv, capture_output=True, check=False
+                ),
+                empty_roots,
+            )
+    kept = dict(
+        env,
+        PORTIQUE_ROOT=str(base / "pq-root-kept"),
+        PORTIQUE_RUNROOT=str(base / "pq-run-kept"),
+        PORTIQUE_WARM="off",
+    )
+    stack.callback(shutil.rmtree, base / "pq-root-kept", ignore_errors=True)
+    variants["portique pull (store kept)"] = (
+        lambda: subprocess.run(
+            [PORTIQUE, "pull", "-q", ref], env=kept, capture_output=True, check=False
+        ),
+        lambda: subprocess.run([PORTIQUE, "rmi", ref], env=kept, capture_output=True),
+    )
+    return variants
+
+
 def timed_loop(
     run: Callable[[], subprocess.CompletedProcess[bytes]],
     reset: Callable[[], object],
@@ -339,12 +410,33 @@ def timed_loop(
     return times
 
 
-def small_pull(runs: int) -> int:
+def interleaved(variants: dict[str, Variant], runs: int) -> dict[str, list[float] | str]:
+    """`runs` timings of each variant, taking turns (so that a change of load
+    falls on all of them), each after its untimed reset."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    failed: dict[str, str] = {}
+    for _ in range(runs):
+        for name, (run, reset) in variants.items():
+            if name in failed:
+                continue
+            result = timed_loop(run, reset, 1)
+            if isinstance(result, str):
+                failed[name] = result
+            else:
+                times[name] += result
+    return {name: failed.get(name, times[name]) for name in variants}
+
+
+def small_pull(runs: int, baseline: str | None = None) -> int:
     """`portique pull` of a one-layer busybox image (~1 MB) beside `ctr pull` (a
     private containerd), `docker pull` (a private dockerd) and `podman pull`,
-    each into an empty store per run (the image removed, untimed, in between)."""
+    each into an empty store per run (the image removed, untimed, in between).
+
+    portique is timed cold (PORTIQUE_WARM=off) and warm (through its run root's
+    fork-server), and so is `baseline` when given; every daemon is started
+    first, then all rows take turns run by run."""
     from peers import private_dockerd
-    from run import PORTIQUE, private_containerd
+    from run import private_containerd
 
     tar = ob.busybox_tar().tar_bytes()
     blob = gzip6(tar)
@@ -356,86 +448,68 @@ def small_pull(runs: int) -> int:
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     results: dict[str, list[float] | str] = {}
-    with tempfile.TemporaryDirectory(prefix="pull-small-", dir="/var/tmp") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="pull-small-", dir="/var/tmp") as tmp,
+        ExitStack() as stack,
+    ):
         base = Path(tmp)
         reg = start_registry(base / "reg", mode="plain")
-        try:
-            ob.push_image(reg, "small", "latest", img)
-            ref = f"{reg.host}/small:latest"
-            pq_env = dict(
-                env,
-                PORTIQUE_ROOT=str(base / "pq-root"),
-                PORTIQUE_RUNROOT=str(base / "pq-run"),
-                PORTIQUE_WARM="off",
-            )
-            results["portique pull"] = timed_loop(
+        stack.callback(reg.stop)
+        ob.push_image(reg, "small", "latest", img)
+        ref = f"{reg.host}/small:latest"
+        variants = portique_variants(base, ref, env, baseline, stack)
+        # Every peer is up before the first run, so that all rows take turns.
+        address = stack.enter_context(private_containerd(base))
+        if address is None:
+            results["ctr pull"] = "containerd would not start"
+        else:
+            ctr = ["ctr", "-a", address, "images"]
+            variants["ctr pull"] = (
                 lambda: subprocess.run(
-                    [PORTIQUE, "pull", "-q", ref], env=pq_env, capture_output=True, check=False
+                    [*ctr, "pull", "--plain-http", ref], capture_output=True, check=False
                 ),
-                lambda: (
-                    shutil.rmtree(base / "pq-root", ignore_errors=True),
-                    shutil.rmtree(base / "pq-run", ignore_errors=True),
-                ),
-                runs,
+                lambda: subprocess.run([*ctr, "rm", "--sync", ref], capture_output=True),
             )
-            with private_containerd(base) as address:
-                if address is None:
-                    results["ctr pull"] = "containerd would not start"
-                else:
-                    ctr = ["ctr", "-a", address]
-                    results["ctr pull"] = timed_loop(
-                        lambda: subprocess.run(
-                            [*ctr, "images", "pull", "--plain-http", ref],
-                            capture_output=True,
-                            check=False,
-                        ),
-                        lambda: subprocess.run(
-                            [*ctr, "images", "rm", "--sync", ref], capture_output=True, check=False
-                        ),
-                        runs,
-                    )
-            with private_dockerd(base / "d") as denv:
-                if denv is None:
-                    results["docker pull"] = "no private dockerd"
-                else:
-                    results["docker pull"] = timed_loop(
-                        lambda: subprocess.run(
-                            ["docker", "pull", "-q", ref],
-                            env=denv,
-                            capture_output=True,
-                            check=False,
-                        ),
-                        lambda: subprocess.run(
-                            ["docker", "rmi", "-f", ref], env=denv, capture_output=True, check=False
-                        ),
-                        runs,
-                    )
-            if shutil.which("podman"):
-                pm = ["podman", "--root", f"{base}/pm-graph", "--runroot", f"{base}/pm-run"]
-                results["podman pull"] = timed_loop(
-                    lambda: subprocess.run(
-                        [*pm, "pull", "-q", "--tls-verify=false", ref],
-                        capture_output=True,
-                        check=False,
-                    ),
-                    lambda: subprocess.run([*pm, "rmi", "-af"], capture_output=True, check=False),
-                    runs,
-                )
-                cleanup(base / "pm-graph")
-        finally:
-            reg.stop()
-    base_t = results["portique pull"]
-    base_median = statistics.median(base_t) if isinstance(base_t, list) else None
-    print(f"{'tool':<16} {'median':>9} {'min':>9} {'max':>9} {'portique / tool':>16}")
+        denv = stack.enter_context(private_dockerd(base / "d"))
+        if denv is None:
+            results["docker pull"] = "no private dockerd"
+        else:
+            variants["docker pull"] = (
+                lambda: subprocess.run(
+                    ["docker", "pull", "-q", ref], env=denv, capture_output=True, check=False
+                ),
+                lambda: subprocess.run(["docker", "rmi", "-f", ref], env=denv, capture_output=True),
+            )
+        if shutil.which("podman"):
+            pm = ["podman", "--root", f"{base}/pm-graph", "--runroot", f"{base}/pm-run"]
+            stack.callback(cleanup, base / "pm-graph")
+            variants["podman pull"] = (
+                lambda: subprocess.run(
+                    [*pm, "pull", "-q", "--tls-verify=false", ref], capture_output=True, check=False
+                ),
+                lambda: subprocess.run([*pm, "rmi", "-af"], capture_output=True),
+            )
+        results = {**interleaved(variants, runs), **results}
+
+    def median_of(name: str) -> float | None:
+        t = results.get(name)
+        return statistics.median(t) if isinstance(t, list) and t else None
+
+    cold, warm = median_of("portique pull"), median_of("portique pull (warm)")
+    print(
+        f"{'tool':<22} {'median':>9} {'min':>9} {'max':>9}"
+        f" {'portique / tool':>16} {'warm / tool':>12}"
+    )
     for name, times in results.items():
         if isinstance(times, str):
-            print(f"{name:<16} {times}")
+            print(f"{name:<22} {times}")
             continue
         med = statistics.median(times)
-        ratio = f"{base_median / med:.2f}" if base_median else "-"
+        ratio = f"{cold / med:.2f}" if cold else "-"
+        wratio = f"{warm / med:.2f}" if warm else "-"
         print(
-            f"{name:<16} {med * 1000:>7.1f}ms {min(times) * 1000:>7.1f}ms"
-            f" {max(times) * 1000:>7.1f}ms {ratio:>16}"
+            f"{name:<22} {med * 1000:>7.1f}ms {min(times) * 1000:>7.1f}ms"
+            f" {max(times) * 1000:>7.1f}ms {ratio:>16} {wratio:>12}"
         )
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0

@@ -19,8 +19,6 @@ import base64
 import binascii
 import json
 import os
-import shutil
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +124,10 @@ def _auths(doc: Mapping[str, Any], path: Path) -> dict[str, tuple[str, str]]:
 
 
 def _helper_get(helper: str, server: str) -> tuple[str, str] | None:
+    # Imported here: only a configured credential helper runs a process.
+    import shutil
+    import subprocess
+
     if not helper.replace("-", "").replace("_", "").isalnum():
         return None
     exe = shutil.which(f"docker-credential-{helper}")

@@ -150,12 +150,12 @@ class Images:
 
     def unpack_layer(self, desc: LayerDesc) -> Path:
         """Unpack one layer blob (already in the store) once; return its snapshot dir."""
-        from portique.image.unpack import InvalidLayer, unpack  # tarfile: keep `images` quick
-
         digest = parse_digest(desc.digest)
         known = self._known_layer(digest)
         if known is not None:
             return known
+        from portique.image.unpack import InvalidLayer, unpack  # only for a layer to unpack
+
         with self.snapshots.lock(digest):
             known = self._known_layer(digest)
             if known is not None:
@@ -183,8 +183,9 @@ class Images:
 
     def unpack_layers(self, descs: Sequence[LayerDesc]) -> list[Path]:
         """Unpack several layers in parallel (each is its own dir); keep their order."""
-        if len(descs) <= 1:
-            return [self.unpack_layer(d) for d in descs]
+        known = [self._known_layer(parse_digest(d.digest)) for d in descs]
+        if sum(p is None for p in known) <= 1:  # no thread for what is unpacked already
+            return [p or self.unpack_layer(d) for p, d in zip(known, descs, strict=True)]
         from concurrent.futures import ThreadPoolExecutor
 
         workers = min(len(descs), max(2, os.cpu_count() or 2))

@@ -122,7 +122,7 @@ class _Puller:
 
     def fetch_blob(self, desc: oci.Descriptor, *, report: bool = True) -> None:
         """Ensure `desc` is in the store, verified; fetch it at most once across processes."""
-        from urllib3.exceptions import HTTPError as TransportError
+        from portique.image.registry.transport import TransportError
 
         store = self.images.store
         sid = short_id(desc.digest)

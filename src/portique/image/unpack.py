@@ -398,9 +398,15 @@ class _Unpacker:
     def _symlink(self, parent: int, name: str, m: TarEntry) -> None:
         if len(os.fsencode(m.linkname)) >= MAX_NAME or "\0" in m.linkname:
             raise InvalidLayer(f"invalid layer entry {m.name!r}: bad symlink target")
-        self._remove(parent, name)
-        os.symlink(m.linkname, name, dir_fd=parent)
-        self._chown(name, parent, m)
+        # Created first, removed only when the name is taken (as _file): a
+        # layer of applet links pays no stat per link.
+        try:
+            os.symlink(m.linkname, name, dir_fd=parent)
+        except FileExistsError:
+            self._remove(parent, name)
+            os.symlink(m.linkname, name, dir_fd=parent)
+        if (m.uid, m.gid) != self.ids:  # a new link is already ours (as _file)
+            self._chown(name, parent, m)
         os.utime(name, ns=(m.mtime_ns, m.mtime_ns), dir_fd=parent, follow_symlinks=False)
 
     def _hardlink(self, parent: int, name: str, m: TarEntry) -> None:

@@ -10,7 +10,7 @@ frozen dataclasses; nothing downstream touches the raw JSON again.
 from __future__ import annotations
 
 import json
-import platform as _host_platform
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -481,7 +481,7 @@ def parse_platform(s: str) -> Platform:
 
 
 def host_platform() -> str:
-    machine = _host_platform.machine()
+    machine = os.uname().machine  # what platform.machine() reads, without its import
     return f"linux/{_ARCH_ALIASES.get(machine.lower(), machine.lower())}"
 
 

@@ -359,10 +359,13 @@ def serve(
     ready: Callable[[], None] | None = None,
     idle: float | None = None,
     database: Path | None = None,
+    workers_only: Sequence[str] = (),
 ) -> None:
     """Serve until SIGTERM/SIGINT/SIGHUP, a stale installation, the socket's removal
     or `idle` seconds without a command; ServerError if it cannot start.
-    `database`: held open meanwhile by a keeper process (dbkeeper.py)."""
+    `database`: held open meanwhile by a keeper process (dbkeeper.py).
+    `workers_only` is imported after the zygote is forked: the workers get it,
+    the monitors (the zygote's forks) do not carry its pages."""
     runroot.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock_fd = _lock(runroot)
     keeper = -1
@@ -379,6 +382,8 @@ def serve(
         from portique.warm import zygote
 
         server.zygote = zygote.start(server.forget)
+        if workers_only:
+            preload.preload(workers_only)
         _write_pid(runroot)
         if ready is not None:
             ready()
@@ -410,6 +415,7 @@ def start(
     modules: Sequence[str] = (),
     idle: float | None = None,
     database: Path | None = None,
+    workers_only: Sequence[str] = (),
 ) -> int:
     """Start a daemon serving `runroot`; its pid once it listens. ServerError if it cannot."""
     running = status(runroot)
@@ -432,7 +438,7 @@ def start(
                 os.write(w, b"ok")
                 os.close(w)
 
-            serve(runroot, handler, modules, ready, idle, database)
+            serve(runroot, handler, modules, ready, idle, database, workers_only)
             code = 0
         except AlreadyRunning:  # another start won the race: it serves
             with contextlib.suppress(BaseException):

@@ -75,3 +75,26 @@ def test_run_exec_stop_rm_import_nothing(verbose: Portique, network: list[str]) 
     assert out.returncode == 0, out.stderr
     late["rm"] = imported(out.stderr)
     assert {k: v for k, v in late.items() if v} == {}
+
+
+def test_pull_and_a_cached_build_import_nothing(verbose: Portique, tmp_path: Path) -> None:
+    # Their modules come after the zygote's fork (commands/warm.py's
+    # PRELOAD_WORKERS): in the workers, not in the monitors.
+    from support import oci_build as ob
+    from support.registry import start_registry
+
+    late: dict[str, list[str]] = {}
+    with start_registry(tmp_path, mode="plain") as reg:
+        ob.push_image(reg, "bb", "latest", ob.busybox_image())
+        out = verbose("pull", "-q", f"{reg.host}/bb:latest")
+        assert out.returncode == 0, out.stderr
+        late["pull"] = imported(out.stderr)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "f").write_text("f\n")
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY f /f\nENV A=1\n")
+    verbose.ok("build", "-q", "-t", "imp-build", str(ctx))
+    out = verbose("build", "-q", "-t", "imp-build", str(ctx))
+    assert out.returncode == 0, out.stderr
+    late["cached build"] = imported(out.stderr)
+    assert {k: v for k, v in late.items() if v} == {}

@@ -368,3 +368,34 @@ def test_deep_directory_replaced_within_a_layer(dest: tuple[Path, int]) -> None:
     tar = RawTar().file(f"top/{deep}/leaf", b"x").file("top", b"now a file").bytes()
     run(dest, tar)
     assert (dest[0] / "top").read_bytes() == b"now a file"
+
+
+def test_symlink_replaces_earlier_entries_and_keeps_its_owner(dest: tuple[Path, int]) -> None:
+    # A link is created first and its name cleared only when taken: a file, a
+    # directory with children and another link of the same name all give way.
+    tar = (
+        RawTar()
+        .file("f", b"old")
+        .symlink("f", "target-f", mtime=1_300_000_000)
+        .dir("d")
+        .file("d/child", b"c")
+        .symlink("d", "target-d")
+        .symlink("l", "first")
+        .symlink("l", "second")
+        .symlink("owned", "x", uid=1234, gid=5678)
+        .bytes()
+    )
+    run(dest, tar)
+    root = dest[0]
+    assert os.readlink(root / "f") == "target-f"
+    assert os.lstat(root / "f").st_mtime == 1_300_000_000
+    assert os.readlink(root / "d") == "target-d"
+    assert os.readlink(root / "l") == "second"
+    st = os.lstat(root / "owned")
+    if os.geteuid() == 0:
+        assert (st.st_uid, st.st_gid) == (1234, 5678)
+    else:  # unprivileged: links are the unpacker's own
+        assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid())
+    assert (os.lstat(root / "l").st_uid, os.lstat(root / "l").st_gid) == (
+        (0, 0) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+    )

@@ -13,8 +13,6 @@ import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Final
 
-import urllib3
-
 from portique import __version__
 from portique.errors import InvalidArgument
 from portique.image.registry.auth import Authenticator, CredentialSource, repository_scope
@@ -24,7 +22,7 @@ from portique.image.registry.errors import (
     Unauthorized,
     error_for,
 )
-from portique.image.registry.transport import Body, Transport
+from portique.image.registry.transport import Body, Response, Transport, TransportError
 from portique.oci.digest import DigestMismatch, algorithm_of, compute_digest, parse_digest
 from portique.oci.image import ACCEPT_MANIFEST, MAX_MANIFEST_SIZE
 from portique.oci.reference import Reference
@@ -43,7 +41,7 @@ class BlobStream:
     honoured the Range request (206), 0 when it sent the whole blob (200).
     """
 
-    def __init__(self, response: urllib3.BaseHTTPResponse, offset: int) -> None:
+    def __init__(self, response: Response, offset: int) -> None:
         self._response = response
         self.offset = offset
         length = response.headers.get("Content-Length")
@@ -52,7 +50,7 @@ class BlobStream:
         self._complete = False
 
     def __iter__(self) -> Iterator[bytes]:
-        yield from self._response.stream(STREAM_CHUNK, decode_content=True)
+        yield from self._response.stream(STREAM_CHUNK)
         self._complete = True
 
     def close(self) -> None:
@@ -68,18 +66,18 @@ class BlobStream:
         self.close()
 
 
-def _read_limited(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
+def _read_limited(resp: Response, limit: int, what: str) -> bytes:
     """The whole body, refusing more than `limit` bytes (a hostile server may send more)."""
     chunks: list[bytes] = []
     total = 0
     try:
-        for chunk in resp.stream(65536, decode_content=True):
+        for chunk in resp.stream(65536):
             total += len(chunk)
             if total > limit:
                 resp.close()  # never put a connection with unread bytes back in the pool
                 raise InvalidArgument(f"{what} is larger than {limit} bytes")
             chunks.append(chunk)
-    except urllib3.exceptions.HTTPError as exc:
+    except TransportError as exc:
         resp.close()
         raise RegistryUnreachable(f"{what}: connection lost: {exc}") from None
     except BaseException:
@@ -89,14 +87,14 @@ def _read_limited(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> byte
     return b"".join(chunks)
 
 
-def _finish(resp: urllib3.BaseHTTPResponse, limit: int = 1 << 16) -> bytes:
+def _finish(resp: Response, limit: int = 1 << 16) -> bytes:
     """Up to `limit` bytes of a body we do not otherwise need; frees the connection.
 
     The connection goes back to the pool only if its body ended; else it is closed.
     """
     try:
-        data = resp.read(limit + 1, decode_content=True)
-    except urllib3.exceptions.HTTPError:
+        data = resp.read(limit + 1)
+    except TransportError:
         resp.close()
         return b""
     if len(data) > limit:
@@ -106,7 +104,7 @@ def _finish(resp: urllib3.BaseHTTPResponse, limit: int = 1 << 16) -> bytes:
     return data
 
 
-def _content_type(resp: urllib3.BaseHTTPResponse) -> str:
+def _content_type(resp: Response) -> str:
     return (resp.headers.get("Content-Type") or "").split(";", 1)[0].strip()
 
 
@@ -134,7 +132,7 @@ class RegistryClient:
     # ---- plumbing -------------------------------------------------------------------
 
     def _fetch_token(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        resp = self.transport.request("GET", url, headers=headers, preload=False)
+        resp = self.transport.request("GET", url, headers=headers)
         return resp.status, _read_limited(resp, 1 << 20, "token response")
 
     def _url(self, ref: Reference, tail: str) -> str:
@@ -149,7 +147,7 @@ class RegistryClient:
         scopes: Sequence[str] = (),
         headers: Mapping[str, str] | None = None,
         body: Body = None,
-    ) -> urllib3.BaseHTTPResponse:
+    ) -> Response:
         """A request with authentication: one retry after a 401 challenge.
 
         The response is streamed: the caller reads it (bounded) or `_finish`es it.
@@ -163,9 +161,7 @@ class RegistryClient:
             == urllib.parse.urlsplit(self.transport.base_url(domain)).netloc
         )
         sent = self.auth.header(domain, scopes) if own_host else {}
-        resp = self.transport.request(
-            method, url, headers={**(headers or {}), **sent}, body=body, preload=False
-        )
+        resp = self.transport.request(method, url, headers={**(headers or {}), **sent}, body=body)
         if resp.status != 401:
             return resp
         challenge = resp.headers.get("WWW-Authenticate")
@@ -178,11 +174,9 @@ class RegistryClient:
             return resp  # the caller reports the 401 (its body says why)
         _finish(resp)
         auth = self.auth.header(domain, scopes)
-        return self.transport.request(
-            method, url, headers={**(headers or {}), **auth}, body=body, preload=False
-        )
+        return self.transport.request(method, url, headers={**(headers or {}), **auth}, body=body)
 
-    def _fail(self, resp: urllib3.BaseHTTPResponse, what: str) -> Exception:
+    def _fail(self, resp: Response, what: str) -> Exception:
         return error_for(resp.status, _finish(resp), what)
 
     # ---- API -----------------------------------------------------------------------
@@ -308,9 +302,7 @@ class RegistryClient:
             raise RegistryError(f"{ref.domain}: upload answer without a Location")
         return urllib.parse.urljoin(self.transport.base_url(ref.domain) + "/", location)
 
-    def _post_upload(
-        self, ref: Reference, scopes: Sequence[str], query: str
-    ) -> urllib3.BaseHTTPResponse:
+    def _post_upload(self, ref: Reference, scopes: Sequence[str], query: str) -> Response:
         """POST blobs/uploads/ (a new upload session, or a mount with ?mount=&from=)."""
         return self.request(
             "POST",

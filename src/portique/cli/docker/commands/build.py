@@ -73,6 +73,9 @@ def _bool(value: str) -> bool:
 
 def _limits(args: argparse.Namespace) -> dict[str, Any]:
     """BuildOptions' add_hosts, rlimits, shm_size, memory and memory_swap."""
+    if not (args.memory or args.memory_swap or args.ulimit or args.add_host or args.shm_size):
+        # None given: what the parsers below return for that, without their imports.
+        return {"add_hosts": [], "rlimits": [], "shm_size": 0, "memory": 0, "memory_swap": 0}
     from portique.engine import network
     from portique.engine import options as opt
 

@@ -38,6 +38,23 @@ PRELOAD = (  # the CLI's own; the container start path is warm/preload.py's
     "portique.cli.docker.commands.attach",
     "portique.cli.docker.commands.image",
 )
+# Imported after the monitors' zygote is forked: commands that start no
+# container (pull's registry client, build's Dockerfile and cache), so a
+# monitor's PSS does not grow with them.
+PRELOAD_WORKERS = (
+    "portique.cli.docker.commands.pull",
+    "portique.cli.docker.commands.build",
+    "portique.engine.images",
+    "portique.engine.registry",
+    "portique.image.credentials",
+    "portique.image.registry.client",
+    "portique.image.pull",
+    "portique.image.unpack",
+    "portique.build.builder",
+    "portique.build.copy",
+    "encodings.idna",  # what socket uses to encode a host name
+    "isal.igzip",  # gzip layers' decompressor (image/compression.py)
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +92,14 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise PortiqueError(exc.strerror or str(exc)) from None
     try:
-        server.start(eng.runroot, warm_handler, PRELOAD, args.idle, eng.root / DB_NAME)
+        server.start(
+            eng.runroot,
+            warm_handler,
+            PRELOAD,
+            args.idle,
+            eng.root / DB_NAME,
+            workers_only=PRELOAD_WORKERS,
+        )
     except server.ServerError as exc:
         raise PortiqueError(str(exc)) from None
     return 0
