@@ -3,19 +3,22 @@
 from the warm server (portique/warm), at N idle containers.
 
 Usage (as root, from the repository):
-    .venv/bin/python bench/monitor_pss.py [--containers 20]
+    .venv/bin/python bench/monitor_pss.py [--containers 20] [--baseline OTHER/.venv/bin/portique]
 
 For each mode, a private engine root and run root: N `run -d --network none
 busybox sleep 600` containers, then each monitor's PSS and private dirty
 memory (/proc/PID/smaps_rollup), their sum, and in warm mode the server's
 own RSS and PSS, and the monitors' PSS again once the server is stopped (its
 pages are then shared by the monitors alone). Everything it started is
-removed at the end.
+removed at the end. `--baseline` measures another installation's `portique`
+the same way, in the same run (before/after). Each mode also prints where
+one monitor's private dirty memory is, by mapping (/proc/PID/smaps).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -54,8 +57,27 @@ def busybox_tar(dest: Path) -> Path:
 
 def pq(env: dict[str, str], *args: str) -> str:
     return subprocess.run(
-        [PORTIQUE, *args], env=env, capture_output=True, text=True, check=True, timeout=120
+        [env["PQ_BENCH_EXE"], *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     ).stdout
+
+
+def private_by_mapping(pid: int) -> dict[str, int]:
+    """Private_Dirty kB of `pid` by mapping (file name, [heap], [anon], ...)."""
+    out: dict[str, int] = {}
+    name = ""
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and not parts[0].endswith(":"):
+                name = parts[5].rsplit("/", 1)[-1] if len(parts) > 5 else "[anon]"
+            elif parts[0] == "Private_Dirty:" and int(parts[1]):
+                out[name] = out.get(name, 0) + int(parts[1])
+    return out
 
 
 def monitor_of(env: dict[str, str], cid: str) -> int:
@@ -64,9 +86,10 @@ def monitor_of(env: dict[str, str], cid: str) -> int:
     return int(stat.rsplit(")", 1)[1].split()[1])
 
 
-def measure(mode: str, n: int, tar: Path, base: Path) -> None:
-    root, run = base / f"{mode}-root", Path(f"/run/pq-pss-{mode}-{os.getpid()}")
-    env = dict(os.environ, PORTIQUE_ROOT=str(root), PORTIQUE_RUNROOT=str(run))
+def measure(mode: str, n: int, tar: Path, base: Path, exe: str, label: str) -> None:
+    tag = f"{label}-{mode}"
+    root, run = base / f"{tag}-root", Path(f"/run/pq-pss-{tag}-{os.getpid()}")
+    env = dict(os.environ, PORTIQUE_ROOT=str(root), PORTIQUE_RUNROOT=str(run), PQ_BENCH_EXE=exe)
     env["PORTIQUE_WARM"] = "off" if mode == "cold" else ""
     cold = dict(env, PORTIQUE_WARM="off")
     ids: list[str] = []
@@ -79,17 +102,27 @@ def measure(mode: str, n: int, tar: Path, base: Path) -> None:
             ids.append(cid)
         monitors = [monitor_of(cold, cid) for cid in ids]
         time.sleep(1.0)  # let the monitors settle into their loops (a bench, not a test)
-        report(f"{mode}: {n} monitors", [rollup(m) for m in monitors])
+        report(f"{label} {mode}: {n} monitors", [rollup(m) for m in monitors])
+        mine = sorted(private_by_mapping(monitors[0]).items(), key=lambda kv: -kv[1])
+        print("  one monitor's private dirty kB:", ", ".join(f"{k} {v}" for k, v in mine))
         if mode == "warm":
             server = int(pq(cold, "warm", "status").split("pid ")[1].split(",")[0])
             s = rollup(server)
-            print(f"warm: server RSS {s['Rss'] / 1024:.1f} MiB, PSS {s['Pss'] / 1024:.1f} MiB")
+            print(
+                f"{label} warm: server RSS {s['Rss'] / 1024:.1f} MiB, PSS {s['Pss'] / 1024:.1f} MiB"
+            )
+            for z in zygotes(server):
+                r = rollup(z)
+                print(
+                    f"{label} warm: zygote RSS {r['Rss'] / 1024:.1f} MiB, PSS"
+                    f" {r['Pss'] / 1024:.2f} MiB, private dirty {r['Private_Dirty'] / 1024:.2f} MiB"
+                )
             pq(cold, "warm", "stop")
-            report(f"warm, server stopped: {n} monitors", [rollup(m) for m in monitors])
+            report(f"{label} warm, server stopped: {n} monitors", [rollup(m) for m in monitors])
     finally:
         if ids:
-            subprocess.run([PORTIQUE, "rm", "-f", *ids], env=cold, capture_output=True, timeout=300)
-        subprocess.run([PORTIQUE, "warm", "stop"], env=cold, capture_output=True, timeout=60)
+            subprocess.run([exe, "rm", "-f", *ids], env=cold, capture_output=True, timeout=300)
+        subprocess.run([exe, "warm", "stop"], env=cold, capture_output=True, timeout=60)
         if root.exists():
             from portique.network.networks import Networks
 
@@ -99,6 +132,17 @@ def measure(mode: str, n: int, tar: Path, base: Path) -> None:
             finally:
                 nets.close()
         shutil.rmtree(run, ignore_errors=True)
+
+
+def zygotes(server: int) -> list[int]:
+    """The server's children named pq-zygote (warm/zygote.py's COMM)."""
+    out = []
+    for task in Path(f"/proc/{server}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{child}/comm").read_text().strip() == "pq-zygote":
+                    out.append(int(child))
+    return out
 
 
 def report(title: str, rollups: list[dict[str, int]]) -> None:
@@ -114,6 +158,7 @@ def report(title: str, rollups: list[dict[str, int]]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--containers", type=int, default=20)
+    ap.add_argument("--baseline", help="another installation's portique, measured first")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("monitor_pss.py: run as root", file=sys.stderr)
@@ -121,8 +166,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pq-pss-") as tmp:
         base = Path(tmp)
         tar = busybox_tar(base / "img")
-        for mode in ("cold", "warm"):
-            measure(mode, args.containers, tar, base)
+        exes = [("baseline", args.baseline)] if args.baseline else []
+        for label, exe in [*exes, ("this", PORTIQUE)]:
+            for mode in ("cold", "warm"):
+                measure(mode, args.containers, tar, base, exe, label)
     return 0
 
 

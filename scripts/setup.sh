@@ -111,6 +111,10 @@ fi
 # starts the interpreter without site (see portique/cli/runc/launcher.py).
 # Outside the stamp check, since any reinstall rewrites pip's wrapper.
 .venv/bin/python -m portique.cli.runc.launcher .venv/bin/portique-runtime
+# Likewise `portique` (every docker-style command is a fresh interpreter): a
+# launcher with -S and the installation's site directories baked in (see
+# portique/cli/docker/launcher.py). `python -m portique` works as before.
+.venv/bin/python -m portique.cli.docker.launcher .venv/bin/portique
 # Byte-compile portique's modules now: a session with PYTHONDONTWRITEBYTECODE=1
 # would otherwise compile every imported module from source on every command
 # (~100 ms for `portique run`). Idempotent: only stale .pyc files are rewritten.

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from portique.engine import config as cfg
-from portique.engine import userdb, volumes
-from portique.engine.db import ContainerRow
 from portique.engine.paths import ContainerPaths
-from portique.errors import InvalidArgument
-from portique.fileio import atomic_write, atomic_write_json
 
+# The spec's makers (config, options, volumes, the user database) load in the
+# functions that build a bundle: a monitor's clean-up after the exit imports
+# this module for unmount_rootfs alone, on the path a `run --rm` waits on.
 if TYPE_CHECKING:
+    from contextlib import ExitStack
+
+    from portique.engine.db import ContainerRow
     from portique.engine.engine import Engine
 
 TINI = "/usr/bin/tini-static"
@@ -78,7 +76,11 @@ def write_etc_files(eng: Engine, row: ContainerRow, joined: Any = None) -> None:
     container whose network namespace it shares (`--network container:REF`), whose
     files it copies, as Docker does. The network layer rewrites hosts and
     resolv.conf once the container's endpoints exist."""
+    import socket
+
+    from portique.engine import config as cfg
     from portique.engine import network as net
+    from portique.fileio import atomic_write
 
     paths = eng.paths(row.id)
     config = row.config["Config"]
@@ -100,7 +102,9 @@ def write_etc_files(eng: Engine, row: ContainerRow, joined: Any = None) -> None:
 
 
 def seccomp_for(host: dict[str, Any], caps: list[str]) -> dict[str, Any] | None:
+    from portique.engine import config as cfg
     from portique.engine import options as opt
+    from portique.errors import InvalidArgument
 
     sec = opt.parse_security_opts(host.get("SecurityOpt") or [])
     if host.get("Privileged") or sec.seccomp == "unconfined":
@@ -121,8 +125,10 @@ def prepare(
 ) -> dict[str, Any]:
     """Mount the rootfs and write config.json; undo steps are pushed on `stack`.
     `netns_path`: a network namespace made for the container (engine/earlynet.py)."""
+    from portique.engine import config as cfg
     from portique.engine import options as opt
-    from portique.engine import run_opts
+    from portique.engine import run_opts, userdb, volumes
+    from portique.fileio import atomic_write_json
 
     paths = eng.paths(row.id)
     config = dict(row.config["Config"])
@@ -162,7 +168,7 @@ def prepare(
         user=user,
         mounts=volumes.oci_mounts(points),
         seccomp=seccomp_for(host, caps),
-        init_binary=TINI if os.path.exists(TINI) else (shutil.which("tini-static") or ""),
+        init_binary=TINI if os.path.exists(TINI) else _which_tini(),
         host_caps=host_caps,
         netns_path=netns_path,
         devices=run_opts.host_devices(host),
@@ -171,6 +177,12 @@ def prepare(
     spec = cfg.build_spec(config, host, inputs)
     atomic_write_json(paths.dir / "config.json", spec, 0o600, fsync=False)
     return spec
+
+
+def _which_tini() -> str:
+    import shutil  # (with bz2 and lzma: ~1.5 ms, only where tini is not at TINI)
+
+    return shutil.which("tini-static") or ""
 
 
 def _joined_namespaces(eng: Engine, host: dict[str, Any]) -> dict[str, Any]:

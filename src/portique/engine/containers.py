@@ -22,6 +22,8 @@ from portique import faults, journal
 from portique.engine import client, db, events, lifecycle
 from portique.engine import filters as flt
 from portique.engine import state as st
+from portique.engine import volumes as vols
+from portique.engine.lifecycle import finish_removal as finish_removal
 from portique.engine.state import Event, Status
 from portique.errors import Conflict, InvalidArgument, NoSuchObject, PortiqueError
 
@@ -100,9 +102,8 @@ def create(
         raise InvalidArgument("no image given: Config.Image is empty")
     mounts = opt.mounts_from_host_config(host)
     from portique.engine import run_opts
-    from portique.engine.volumes import volumes_from
 
-    mounts += volumes_from(eng, host, {m.target for m in mounts})
+    mounts += vols.volumes_from(eng, host, {m.target for m in mounts})
     name = opt.parse_name(name) if name else ""
     opt.check_container_strings(config, host, networking)
     _check_networking(eng, host, networking)
@@ -161,10 +162,8 @@ def create(
             cname = name or random_name(attempt)
             try:
                 with db.transaction(conn):
-                    from portique.engine import volumes
-
                     before = {v.name for v in db.list_volumes(conn)}
-                    points, used = volumes.plan_mounts(
+                    points, used = vols.plan_mounts(
                         eng, mounts or [], (merged.get("Volumes") or {}).keys()
                     )
                     made_volumes[:] = [v for v in used if v not in before]
@@ -234,10 +233,8 @@ def _load_profile(path: str) -> dict[str, Any]:
 
 
 def _remove_volume_dirs(eng: Engine, names: list[str]) -> None:
-    from portique.engine.volumes import remove_tree
-
     for n in names:
-        remove_tree(eng.volumes_dir / n)
+        vols.remove_tree(eng.volumes_dir / n)
 
 
 # ------------------------------------------------------------------- queries
@@ -612,29 +609,6 @@ def removal(cid: str, host: Mapping[str, Any], anon: list[str]) -> journal.Resou
     return {"type": "container-remove", "id": cid, "host": dict(host), "volumes": list(anon)}
 
 
-def finish_removal(eng: Engine, cid: str, host: Mapping[str, Any] | None, anon: list[str]) -> bool:
-    """What a removal does once the row is gone: runtime state and cgroups, network
-    endpoints, rootfs mount, files, then the anonymous volumes `anon`. Idempotent;
-    False when something must wait (a rootfs that would not unmount)."""
-    paths = eng.paths(cid)
-    with contextlib.suppress(Exception):
-        lifecycle.cleanup_dead(eng, paths, dict(host) if host is not None else None)
-    faults.point("rm.cleaned")
-    if not lifecycle.remove_files(paths):
-        return False
-    faults.point("rm.files-removed")
-    if anon:
-        from portique.engine.volumes import remove_volume
-
-        for name in anon:
-            # --volumes-from: an anonymous volume another container uses stays.
-            if any(u != cid for u in db.volume_users(eng.db, name)):
-                continue
-            with contextlib.suppress(PortiqueError):
-                remove_volume(eng, name, force=True)
-    return True
-
-
 ORPHAN_AGE = 60.0  # `create` makes the directory just before its DB row
 
 
@@ -678,9 +652,7 @@ def prune(eng: Engine) -> list[str]:
 
 
 def container_size(eng: Engine, cid: str) -> int:
-    from portique.engine.volumes import volume_size
-
-    return volume_size(str(eng.paths(cid).dir / "upper"))
+    return vols.volume_size(str(eng.paths(cid).dir / "upper"))
 
 
 def signal_of(value: str) -> int:

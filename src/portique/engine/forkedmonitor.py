@@ -3,17 +3,23 @@
 The server's zygote (portique/warm/zygote.py) forks M, setsid'd, for a
 worker's `lifecycle.start` (M outlives the server). M is a fork of the
 server's frozen heap (`gc.freeze()`), so the pages it does not write stay
-shared with the zygote and every other monitor. To keep it that way M does no engine work
-itself:
+shared with the zygote and every other monitor. Python 3.11 writes the
+reference count of every object it touches, and a new object lands in a
+free slot of a shared page: each function M runs, each object it makes,
+costs it a private 4 KiB copy (bench/monitor_pss.py measures the sum). So
+M runs as little Python as it can, and every set-up step that need not be
+its own is C's:
 
-    M: stdio to /dev/null + monitor.err, PR_SET_CHILD_SUBREAPER, comm
-       `pqm-<id>` (lifecycle.is_alive), listen on m.sock, fork C
-    C: create and start the container (lifecycle._launch_in_monitor: the
-       journal, mounts, runtime, network, the "running" row with M's pid),
-       report to the CLI on its status pipe, then hand M the monitor's
+    M: comm `pqm-<id>` (lifecycle.is_alive), PR_SET_CHILD_SUBREAPER, fork C
+    C: take the asker's environment (`prepare`), open monitor.err, listen
+       on m.sock, create and start the container (lifecycle._launch_in_monitor:
+       the journal, mounts, runtime, network, the "running" row with M's
+       pid), report to the CLI on its status pipe, then hand M the monitor's
        arguments and fds over a SOCK_SEQPACKET pair and exit
     M: reap C (the container's init, an orphan, is M's child: subreaper),
-       close every other fd, run monitor.main in this process
+       stdio onto /dev/null and monitor.err, close every other fd, run the
+       monitor loop in this process; `prepare` (the environment, faults)
+       only once the container exited, before the engine work
 
 C's dirty pages (the runtime, sqlite, the bundle) die with it. A restart
 (restart policy) re-executes a fresh monitor as today.
@@ -21,55 +27,55 @@ C's dirty pages (the runtime, sqlite, the bundle) die with it. A restart
 
 from __future__ import annotations
 
+import _socket
 import contextlib
-import json
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from portique.engine import lifecycle
+# Imported here, not where used: an import statement run in M costs it pages.
+from portique.engine import lifecycle, monitor
+from portique.linux.prctl import set_child_subreaper
+
+# The fds C hands M, in this order: then the container's stdio ("out", "err",
+# "in", "pty": those of them it has).
+FIXED_FDS = ("listen", "null", "merr")
+STDIO_FDS = ("out", "err", "in", "pty")
+MAX_FDS = len(FIXED_FDS) + len(STDIO_FDS)
+
+Prepare = Callable[[], None]
 
 
-def run(root: Path, runroot: Path, cid: str, status_w: int, hold: bool) -> NoReturn:
-    """Become the monitor of `cid` (in M, a fresh fork of the warm server)."""
+def run(root: str, runroot: str, cid: str, status_w: int, hold: bool, prepare: Prepare) -> NoReturn:
+    """Become the monitor of `cid` (in M, a fresh fork of the warm server).
+
+    `prepare()` makes this process the asker's (its environment, the fault
+    points): called in C, and in M only once the container exited."""
     code = 125
     try:
-        with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
-            f.write(lifecycle.monitor_name(cid))
-        from portique.engine.engine import Engine
-        from portique.linux.prctl import set_child_subreaper
-
-        paths = Engine(root, runroot).paths(cid)
-        lifecycle._quiet_stdio(paths)
+        _set_comm(lifecycle.monitor_name(cid))
         set_child_subreaper()
-        listen_fd = lifecycle._listen(paths)
-        ours, theirs = socket.socketpair(
+        # _socket's: socket.socketpair wraps each end in Python code to run.
+        ours, theirs = _socket.socketpair(
             socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
         )
         pid = os.fork()
         if pid == 0:  # C
             ours.close()
-            _create(root, runroot, cid, listen_fd, status_w, hold, theirs)
+            _create(root, runroot, cid, status_w, hold, theirs, prepare)
         theirs.close()
         os.close(status_w)
         status_w = -1
-        msg, fds = _receive(ours)
+        args, fds = _receive(ours)
         ours.close()
         os.waitpid(pid, 0)
-        if msg is None:
+        if args is None:
             os._exit(0)  # C failed: it reported, recorded and undid its work
-        args = json.loads(msg)
-        names = [k for k in ("out", "err", "in", "pty") if k in args]
-        if len(fds) != len(names):
-            raise OSError(f"the monitor got {len(fds)} fds for {names}")
-        args.update({k: str(fd) for k, fd in zip(names, fds, strict=True)})
-        args["listen"] = str(listen_fd)
-        lifecycle._close_other_fds([listen_fd, *fds])
-        from portique.engine import monitor
-
-        monitor.main([f"{k}={v}" for k, v in args.items()])
+        _settle(args, fds)
+        monitor.serve(args, prepare)
         code = 0
     except BaseException as exc:
         with contextlib.suppress(BaseException):
@@ -81,27 +87,77 @@ def run(root: Path, runroot: Path, cid: str, status_w: int, hold: bool) -> NoRet
     os._exit(code)
 
 
+def _set_comm(name: str) -> None:
+    """/proc/self/comm with bare fds: no file object to build in M."""
+    with contextlib.suppress(OSError):
+        fd = os.open("/proc/self/comm", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, name.encode())
+        finally:
+            os.close(fd)
+
+
+def _settle(args: dict[str, str], fds: list[int]) -> None:
+    """M: stdio onto C's /dev/null and monitor.err, the fds' numbers into
+    `args`, every other fd closed (a fork of the server may hold its fds)."""
+    names = [*FIXED_FDS, *(k for k in STDIO_FDS if k in args)]
+    if len(fds) != len(names):
+        raise OSError(f"the monitor got {len(fds)} fds for {names}")
+    got = dict(zip(names, fds, strict=True))
+    null, merr = got.pop("null"), got.pop("merr")
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(merr, 2)
+    os.close(null)
+    os.close(merr)
+    for k, fd in got.items():
+        args[k] = str(fd)
+    close_all_but(sorted(got.values()))
+
+
+def close_all_but(keep: list[int]) -> None:
+    """Close every fd above 2 but the sorted `keep` (close_range(2): no
+    listing of /proc/self/fd, no objects)."""
+    low = 3
+    for fd in keep:
+        if fd > low:
+            os.closerange(low, fd)
+        low = max(low, fd + 1)
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
 def _create(
-    root: Path,
-    runroot: Path,
+    root: str,
+    runroot: str,
     cid: str,
-    listen_fd: int,
     status_w: int,
     hold: bool,
-    chan: socket.socket,
+    chan: _socket.socket,
+    prepare: Prepare,
 ) -> NoReturn:
     """C: create and start the container, hand M its monitor's arguments."""
+    import signal
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote's SIG_IGN: C waits for its own
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    prepare()
     from portique.engine.engine import Engine
 
+    eng = Engine(Path(root), Path(runroot))
+    paths = eng.paths(cid)
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    merr = os.open(
+        paths.run_dir / "monitor.err", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
+    )
+    lifecycle._quiet_stdio(paths)
+    listen_fd = lifecycle._listen(paths)
+
     def handoff(args: dict[str, str], keep: list[int]) -> NoReturn:
-        names = [k for k in ("out", "err", "in", "pty") if k in args]
-        fds = [int(args[k]) for k in names]
-        data = json.dumps(args).encode()
+        fds = [listen_fd, null, merr, *(int(args[k]) for k in STDIO_FDS if k in args)]
         raw = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
-        chan.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, raw)] if fds else [])
+        chan.sendmsg([encode_args(args)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, raw)])
         os._exit(0)
 
-    eng = Engine(root, runroot)
     lifecycle._launch_in_monitor(
         eng,
         cid,
@@ -114,8 +170,25 @@ def _create(
     )
 
 
-def _receive(chan: socket.socket) -> tuple[str | None, list[int]]:
-    data, anc, _flags, _addr = chan.recvmsg(1 << 16, socket.CMSG_SPACE(4 * 4))
+def encode_args(args: dict[str, str]) -> bytes:
+    """The monitor's arguments, NUL-separated `key=value` (M parses them with
+    split and partition: no json decoder to run there)."""
+    items = [f"{k}={v}" for k, v in args.items()]
+    if any("\0" in item for item in items):
+        raise ValueError("a monitor argument holds a NUL byte")
+    return "\0".join(items).encode()
+
+
+def decode_args(data: bytes) -> dict[str, str]:
+    out = {}
+    for item in data.decode().split("\0"):
+        k, _, v = item.partition("=")
+        out[k] = v
+    return out
+
+
+def _receive(chan: _socket.socket) -> tuple[dict[str, str] | None, list[int]]:
+    data, anc, _flags, _addr = chan.recvmsg(1 << 16, socket.CMSG_SPACE(4 * MAX_FDS))
     fds: list[int] = []
     for level, kind, raw in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -127,4 +200,4 @@ def _receive(chan: socket.socket) -> tuple[str | None, list[int]]:
         for fd in fds:
             os.close(fd)
         return None, []
-    return data.decode(), fds
+    return decode_args(data), fds

@@ -44,10 +44,11 @@ from portique.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from portique.engine.engine import Engine
     from portique.engine.monitor import Monitor
+    from portique.engine.prefork import Forked
 
 # A warm worker (portique/warm) sets this: the monitor is then forked from the
 # warm server itself (engine/forkedmonitor.py), sharing its pages, instead of
@@ -78,8 +79,16 @@ def start(eng: Engine, cid: str, *, hold: bool = False) -> int:
     `hold`: the monitor waits (up to 10 s) for an attach before reading the
     container's output, so a foreground `run` misses nothing.
     """
+    return launch(eng, cid, hold=hold)
+
+
+def launch(eng: Engine, cid: str, *, hold: bool = False, forked: Forked | None = None) -> int:
+    """start(); `forked`: the monitor prefork.fork_early made for this start, told
+    `cid` now."""
     paths = eng.paths(cid)
     paths.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if forked is not None:
+        return forked.go(cid)
     r, w = os.pipe2(os.O_CLOEXEC)
     if MONITOR_SPAWNER is not None:
         try:
@@ -90,31 +99,44 @@ def start(eng: Engine, cid: str, *, hold: bool = False) -> int:
             raise
         if started:
             os.close(w)
-            with os.fdopen(r, "rb") as f:
-                return parse_status(f.read(8192).decode("utf-8", "replace"))
+            return read_status(r)
         # False: the warm process could not even ask (its zygote is gone), so
         # nothing was started: start the monitor as without one.
+    fork_monitor(eng, w, hold, lambda: cid, close=r)
+    os.close(w)
+    return read_status(r)
+
+
+def fork_monitor(
+    eng: Engine, status_w: int, hold: bool, cid_of: Callable[[], str], *, close: int
+) -> None:
+    """Fork the monitor (setsid, then a second fork so that it is nobody's zombie);
+    it runs _monitor_entry for the id `cid_of()` returns, or exits at once on ""."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         code = 125
         try:
-            os.close(r)
+            os.close(close)
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _monitor_entry(eng.root, eng.runroot, cid, w, hold)
+            cid = cid_of()
+            if not cid:
+                os._exit(0)  # the command ended before its container existed
+            _monitor_entry(eng.root, eng.runroot, cid, status_w, hold)
         except BaseException as exc:
             with contextlib.suppress(BaseException):
                 import traceback
 
                 traceback.print_exc()
-                os.write(w, f"err 125 {exc}".encode()[:4000])
+                os.write(status_w, f"err 125 {exc}".encode()[:4000])
         os._exit(code)
-    os.close(w)
     os.waitpid(pid, 0)
+
+
+def read_status(r: int) -> int:
     with os.fdopen(r, "rb") as f:
-        msg = f.read(8192).decode("utf-8", "replace")
-    return parse_status(msg)
+        return parse_status(f.read(8192).decode("utf-8", "replace"))
 
 
 def monitor_name(cid: str) -> str:
@@ -432,16 +454,41 @@ def cleanup_after_exit(
     if removed is None:
         return
     from portique import journal
-    from portique.engine import containers
 
     anon, _host, entry = removed
     try:
         # Runtime state, mount and endpoints went above: files and volumes remain
         # (the journal entry holds the HostConfig for a recovery that redoes all).
-        if containers.finish_removal(eng, cid, None, anon):
+        if finish_removal(eng, cid, None, anon):
             journal.forget(eng.db, entry)
     finally:
         eng.close()
+
+
+def finish_removal(eng: Engine, cid: str, host: Mapping[str, Any] | None, anon: list[str]) -> bool:
+    """What a removal does once the row is gone: runtime state and cgroups, network
+    endpoints, rootfs mount, files, then the anonymous volumes `anon`. Idempotent;
+    False when something must wait (a rootfs that would not unmount). Here, not in
+    containers.py, so that a --rm monitor's clean-up loads no more of the engine."""
+    from portique import faults
+
+    paths = eng.paths(cid)
+    with contextlib.suppress(Exception):
+        cleanup_dead(eng, paths, dict(host) if host is not None else None)
+    faults.point("rm.cleaned")
+    if not remove_files(paths):
+        return False
+    faults.point("rm.files-removed")
+    if anon:
+        from portique.engine.volumes import remove_volume
+
+        for name in anon:
+            # --volumes-from: an anonymous volume another container uses stays.
+            if any(u != cid for u in db.volume_users(eng.db, name)):
+                continue
+            with contextlib.suppress(PortiqueError):
+                remove_volume(eng, name, force=True)
+    return True
 
 
 def finish_for_restart(
@@ -487,7 +534,7 @@ def finish_for_restart(
 def remove_files(paths: ContainerPaths) -> bool:
     """Delete the container's directories, never through a rootfs still mounted
     (that would only write whiteouts into the overlay and leave the mount)."""
-    from portique.engine.volumes import remove_tree
+    from portique.image.snapshots import remove_tree
     from portique.linux.mount import is_mountpoint
 
     rootfs = paths.dir / "rootfs"
@@ -496,8 +543,11 @@ def remove_files(paths: ContainerPaths) -> bool:
     shm = paths.dir / "shm"  # --ipc shareable's /dev/shm (bundle.mount_shm)
     if shm.is_dir() and is_mountpoint(shm):
         return False
-    remove_tree(paths.dir)  # its upper dir: the container's tree, at any depth
-    remove_tree(paths.run_dir)
+    # Its upper dir is the container's tree, at any depth. What cannot be removed
+    # stays (as volumes.remove_tree, whose module a monitor's clean-up does not load).
+    for tree in (paths.dir, paths.run_dir):
+        with contextlib.suppress(OSError):
+            remove_tree(tree)
     return True
 
 

@@ -36,6 +36,9 @@ class LogWriter:
     json-file driver. `disabled` (`--log-driver none`) writes nothing.
     """
 
+    # Slots: see engine/monitor.py's Monitor.
+    __slots__ = ("_partial", "disabled", "fd", "max_file", "max_size", "path", "size")
+
     def __init__(
         self, path: str, max_size: int = 0, max_file: int = 1, disabled: bool = False
     ) -> None:

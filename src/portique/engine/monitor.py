@@ -32,6 +32,7 @@ from portique.engine.logfile import LogWriter
 TYPE_CHECKING = False  # not typing's: the monitor does not import typing
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Callable
 
     from portique.engine.engine import Engine
 
@@ -66,6 +67,39 @@ class Client:
 
 
 class Monitor:
+    # Slots, not a __dict__: a monitor forked from the warm server would
+    # otherwise build the class's shared dict keys, touching (and copying the
+    # page of) every attribute name's string (engine/forkedmonitor.py).
+    __slots__ = (
+        "args",
+        "clients",
+        "err_fd",
+        "hold_until",
+        "id",
+        "in_fd",
+        "kill_deadline",
+        "listen",
+        "log",
+        "out_fd",
+        "pid",
+        "poll",
+        "probe",
+        "probe_deadline",
+        "probe_next",
+        "probe_pid",
+        "pty_fd",
+        "reading",
+        "started",
+        "status",
+        "stdin_buf",
+        "stdin_eof",
+        "stdin_once",
+        "stop_requested",
+        "throttled",
+        "wake_r",
+        "wake_w",
+    )
+
     def __init__(self, args: dict[str, str]) -> None:
         self.id = args["id"]
         self.pid = int(args["pid"])
@@ -549,13 +583,22 @@ def restart_delay(
 
 
 def main(argv: list[str]) -> None:
+    serve(parse_args(argv))
+
+
+def serve(args: dict[str, str], prepare: Callable[[], None] | None = None) -> None:
+    """Monitor the container until it exits, then record the exit and apply
+    its restart policy. `prepare` (a monitor forked from the warm server,
+    engine/forkedmonitor.py) makes this process the asker's before any of
+    that work: deferred until then, so the idle monitor never pays for it."""
     import gc
 
-    args = parse_args(argv)
     mon = Monitor(args)
     # Nothing allocated from here on is cyclic garbage worth scanning for.
     gc.freeze()
     code = mon.run()
+    if prepare is not None:
+        prepare()
     # Record the exit and answer the waiters with bare sqlite3 first; the
     # engine proper (runtime, cgroups, images) is loaded only for clean-up.
     from portique.engine import dblite

@@ -45,16 +45,19 @@ def endpoints_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def requests_of(config: Mapping[str, Any]) -> list[Any]:
     """The networks to join at start, NetworkMode's first (it gets eth0 and the route)."""
-    from portique.network.types import NetworkRequest
-
     mode = mode_of(config["HostConfig"])
     first = "bridge" if mode == "default" else mode
     eps = endpoints_config(config)
-    out = []
     # `none` gets networks only through `network connect`, recorded in eps.
+    names = dict.fromkeys([*([] if first in LOCAL_MODES else [first]), *eps])
+    if not names:
+        return []  # `--network none` or host: the network layer's types (dataclasses) unloaded
+    from portique.network.types import NetworkRequest
+
+    out = []
     # --mac-address: the first network's interface (Docker's Config.MacAddress).
     mac = str(config.get("Config", {}).get("MacAddress") or "") or None
-    for name in dict.fromkeys([*([] if first in LOCAL_MODES else [first]), *eps]):
+    for name in names:
         ep = eps.get(name) or {}
         ip = (ep.get("IPAMConfig") or {}).get("IPv4Address") or None
         aliases = tuple(str(a) for a in ep.get("Aliases") or ())

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from portique.engine import db
 from portique.engine import filters as flt
-from portique.engine import options as opt
+from portique.engine import mount_opts as opt  # (options re-exports these; it loads far more)
 from portique.errors import Conflict, InvalidArgument, NoSuchObject, shown
 
 if TYPE_CHECKING:

@@ -16,8 +16,6 @@ own.
 from __future__ import annotations
 
 import errno
-import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +39,8 @@ def chosen(root: Path) -> str | None:
 
 
 def binary() -> str | None:
+    import shutil  # here: every container start reads `chosen`, few mount through this
+
     return shutil.which("fuse-overlayfs", path="/usr/bin:/bin:/usr/sbin:/sbin")
 
 
@@ -53,6 +53,8 @@ def mount(lowers: Sequence[Path], upper: Path, work: Path, rootfs: Path, options
         if "," in str(p) or ":" in str(p):
             raise PortiqueError(f"overlay path {p} contains ',' or ':'")
     data = f"lowerdir={':'.join(str(p) for p in lowers)},upperdir={upper},workdir={work}"
+    import subprocess
+
     done = subprocess.run(
         [path, "-o", f"{data},{options}", str(rootfs)],
         stdin=subprocess.DEVNULL,

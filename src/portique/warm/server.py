@@ -235,9 +235,6 @@ class Server:
         fields = data.split(b"\0")
         if len(fields) < 5 or fields[0] != b"monitor" or len(fds) != 1:
             return b"err bad monitor request"
-        root, runroot, cid = (os.fsdecode(f) for f in fields[1:4])
-        hold = fields[4] == b"1"
-        env = [f for f in fields[5:] if b"=" in f]
         if self.zygote is not None:
             try:
                 raw = fds[0].to_bytes(4, sys.byteorder, signed=True)
@@ -260,9 +257,7 @@ class Server:
                 if os.fork() == 0:
                     from portique.warm import worker
 
-                    worker.become_monitor(
-                        self.forget, Path(root), Path(runroot), cid, fds[0], hold, env
-                    )
+                    worker.become_monitor(self.forget, fields, fds[0])
                 code = 0
             finally:
                 os._exit(code)

@@ -143,23 +143,32 @@ def _spawner(control: socket.socket) -> Callable[[Path, Path, str, int, bool], b
 
 
 def become_monitor(
-    forget: Callable[[set[int]], None],
-    root: Path,
-    runroot: Path,
-    cid: str,
-    status_w: int,
-    hold: bool,
-    env: list[bytes],
+    forget: Callable[[set[int]], None] | None, fields: list[bytes], status_w: int
 ) -> NoReturn:
-    """In a fork of a warm server (setsid'd, orphaned): the monitor of `cid`.
-    `forget(keep)` drops that server's fds and handlers but `keep`."""
-    forget({status_w})
-    _take_environment(dict(item.partition(b"=")[::2] for item in env))
-    from portique import faults
+    """In a fork of a warm server (setsid'd, orphaned): the monitor that
+    `fields` asks for (zygote.request). `forget(keep)` drops that server's fds
+    and handlers but `keep` (None: a zygote's fork, which has none).
+
+    The asker's environment is taken by the process that creates the
+    container, and by the monitor only once the container exited: until then
+    the monitor does not even read it (engine/forkedmonitor.py: each object
+    a fork touches costs it a page)."""
+    if forget is not None:
+        forget({status_w})
     from portique.engine import forkedmonitor
 
-    faults.configure()
-    forkedmonitor.run(root, runroot, cid, status_w, hold)
+    def prepare() -> None:
+        # fields[5:]: the environment's items, or all of them in one NUL-joined
+        # blob (the zygote does not split it).
+        items = (item for blob in fields[5:] for item in blob.split(b"\0"))
+        env = (item.partition(b"=") for item in items if b"=" in item)
+        _take_environment({k: v for k, _, v in env})
+        from portique import faults
+
+        faults.configure()
+
+    root, runroot, cid = (f.decode("utf-8", "surrogateescape") for f in fields[1:4])
+    forkedmonitor.run(root, runroot, cid, status_w, fields[4] == b"1", prepare)
 
 
 def _read_request(conn: socket.socket) -> tuple[protocol.Request, list[int]]:

@@ -20,7 +20,9 @@ but `keep` in the zygote and again in each monitor.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -28,6 +30,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
+
+from portique.linux.forkserver import bare_fork, trim_heap
 
 COMM = "pq-zygote"  # /proc/PID/comm: how `ps` and the tests tell it from a worker
 REPLY_TIMEOUT = 10.0  # a zygote that does not answer in this long is given up
@@ -63,6 +67,10 @@ def start(forget: Forget) -> socket.socket | None:
 
 def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
     forget({chan.fileno()})
+    # What the server freed, before the monitors map (and share the cost of)
+    # every page this process holds.
+    gc.collect()
+    trim_heap()
     with contextlib.suppress(OSError), open("/proc/self/comm", "w") as f:
         f.write(COMM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C of a foreground server: its to handle
@@ -76,15 +84,20 @@ def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
         if not data:
             os._exit(0)  # the server is gone
         reply = b"err bad monitor request"
-        fields = data.split(b"\0")
+        # The environment stays one blob (its creator splits it): every object
+        # made here is freed at the next request, a write to a page the
+        # monitor forked now would otherwise keep a copy of alone.
+        fields = data.split(b"\0", 5)
         if len(fields) >= 5 and fields[0] == b"monitor" and len(fds) in (1, 2):
             try:
-                pid = os.fork()
+                # This zygote has one thread and imports nothing: its monitors
+                # need not pay for the interpreter's at-fork callbacks.
+                pid = bare_fork()
             except OSError as exc:
                 reply = f"err fork: {exc}".encode()
             else:
                 if pid == 0:  # pragma: no cover - the monitor
-                    _monitor(forget, chan, fields, fds[0], fds[1:])
+                    _monitor(chan, fields, fds[0], fds[1:])
                 reply = b"ok"
         with contextlib.suppress(OSError):
             if len(fds) == 2:  # the asker's own reply socket
@@ -96,23 +109,23 @@ def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
 
 
 def _monitor(
-    forget: Forget, chan: socket.socket, fields: list[bytes], status_w: int, others: list[int]
+    chan: socket.socket, fields: list[bytes], status_w: int, others: list[int]
 ) -> NoReturn:
+    """M: everything else a monitor needs is C's to do (engine/forkedmonitor.py):
+    each line run here costs every monitor private pages."""
     code = 125
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the monitor waits for its children
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # The monitor waits for its children (C, then the container's init).
+        # _signal's: signal.signal maps the result to an enum in Python code.
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
         chan.close()
         for fd in others:
             os.close(fd)
         os.setsid()
         from portique.warm import worker
 
-        root, runroot, cid = (os.fsdecode(f) for f in fields[1:4])
-        env = [f for f in fields[5:] if b"=" in f]
-        worker.become_monitor(
-            forget, Path(root), Path(runroot), cid, status_w, fields[4] == b"1", env
-        )
+        # This zygote dropped the server's fds and handlers when it started.
+        worker.become_monitor(None, fields, status_w)
     finally:
         os._exit(code)
 

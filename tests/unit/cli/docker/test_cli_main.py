@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from portique import __version__
 from portique.cli.docker import main
 from portique.engine.engine import Engine
 
@@ -90,3 +91,65 @@ def test_roots_come_from_flags_then_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("PORTIQUE_RUNROOT")
     eng = main.make_engine({})
     assert (eng.root, eng.runroot) == (Path("/var/lib/portique"), Path("/run/portique"))
+
+
+def test_exit_now_leaves_finalisation_to_the_interpreter_when_it_has_work() -> None:
+    # An atexit callback or another thread: exit_now returns (and main's
+    # caller exits as always); otherwise it ends the process with the code.
+    import atexit
+    import threading
+
+    atexit.register(print)
+    try:
+        main.exit_now(3)  # returns
+    finally:
+        atexit.unregister(print)
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        main.exit_now(3)  # returns
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_entry_flushes_output_and_keeps_the_status() -> None:
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "portique"]
+    out = subprocess.run([*cmd, "--version"], capture_output=True, text=True, check=False)
+    assert (out.returncode, out.stdout) == (0, f"portique version {__version__}\n")
+    bad = subprocess.run([*cmd, "--root"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 125
+    assert bad.stderr == "portique: flag needs an argument: --root\nSee 'portique --help'.\n"
+    # Help longer than a pipe's buffer: all of it arrives before the exit.
+    helped = subprocess.run([*cmd, "--help"], capture_output=True, text=True, check=False)
+    assert helped.returncode == 0
+    assert helped.stdout.endswith("\n")
+    assert len(helped.stdout) > 1000
+
+
+def test_exit_now_leaves_a_failed_flush_to_the_interpreter() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from portique.cli.docker.main import exit_now;"
+        "sys.stdout.write('x'); exit_now(0); sys.stderr.write('returned\\n')"
+    )
+    import os
+
+    cmd = [sys.executable, "-c", code]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as usual
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()  # the reader went away before anything was written
+        err = proc.stderr.read()
+        status = proc.wait(timeout=30)
+    # The buffered 'x' cannot be flushed: exit_now returns, and the interpreter
+    # reports the broken pipe as it always did (status 120).
+    assert err.startswith(b"returned\n")
+    assert status == 120

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from portique.cli.docker.commands import create
 
@@ -18,7 +18,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(eng: Engine, args: argparse.Namespace) -> int:
     from portique.engine import attach, containers, lifecycle
-    from portique.engine.recovery import wait_removed
     from portique.errors import InvalidArgument, NoSuchObject, PortiqueError
 
     if args.detach and args.rm and args.restart not in ("", "no"):
@@ -27,24 +26,41 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     if args.tty and args.interactive and not args.detach and not sys.stdin.isatty():
         raise InvalidArgument("the input device is not a TTY")
     create.check_cidfile(args.cidfile)
-    try:
-        row = create.create_from_args(eng, args)
-    except NoSuchObject as exc:
-        raise PortiqueError(str(exc)) from None  # `docker run` exits 125 for these
-    create.write_cidfile(args.cidfile, row.id)
-    if not args.detach:
-        from portique.engine import events
+    forked = None
+    if lifecycle.MONITOR_SPAWNER is None:  # cold: no warm process starts the monitor
+        from portique.engine import prefork
 
-        events.container(eng, row, "attach")  # dockerd: the client attaches, then starts
+        # The monitor forks now and loads what a start needs while the row is made.
+        forked = prefork.fork_early(eng, hold=not args.detach)
     try:
-        lifecycle.start(eng, row.id, hold=not args.detach)
-    except PortiqueError:
-        if args.rm:
-            containers.remove_stopped(eng, row.id, volumes=True)
-        raise
+        try:
+            row = create.create_from_args(eng, args)
+        except NoSuchObject as exc:
+            raise PortiqueError(str(exc)) from None  # `docker run` exits 125 for these
+        create.write_cidfile(args.cidfile, row.id)
+        if not args.detach:
+            from portique.engine import events
+
+            events.container(eng, row, "attach")  # dockerd: the client attaches, then starts
+        try:
+            lifecycle.launch(eng, row.id, hold=not args.detach, forked=forked)
+        except PortiqueError:
+            if args.rm:
+                containers.remove_stopped(eng, row.id, volumes=True)
+            raise
+    finally:
+        if forked is not None:
+            forked.cancel()  # no container to start after all (nothing once started)
     if args.detach:
         print(row.id)
         return 0
+    return _attached(eng, args, row, keys)
+
+
+def _attached(eng: Engine, args: argparse.Namespace, row: Any, keys: bytes) -> int:
+    from portique.engine import attach, containers
+    from portique.engine.recovery import wait_removed
+
     streams = {a.lower() for a in args.attach} or {"stdout", "stderr"}
     opts = attach.AttachOptions(
         stdin=args.interactive or "stdin" in streams,
