@@ -9,12 +9,15 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Callable
-from typing import TypeVar
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 libc = ctypes.CDLL(None, use_errno=True)
-
-T = TypeVar("T")
 
 
 def call(name: str, fn: Callable[[], int], path: str | None = None) -> int:

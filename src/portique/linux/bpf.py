@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import struct
 
 from portique.linux._libc import libc
@@ -35,10 +34,13 @@ libc.syscall.restype = ctypes.c_long
 
 
 def _sys_bpf() -> int:
+    # os.uname() is what platform.machine() reads, without importing platform
+    # (and re behind it) on a cgroup v2 host's start path.
+    machine = os.uname().machine
     try:
-        return _SYS_BPF[platform.machine()]
+        return _SYS_BPF[machine]
     except KeyError:
-        raise OSError(38, f"bpf: unknown syscall number on {platform.machine()}") from None
+        raise OSError(38, f"bpf: unknown syscall number on {machine}") from None
 
 
 def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char], what: str) -> int:

@@ -19,7 +19,12 @@ ctypes.
 from __future__ import annotations
 
 import os
-from typing import Protocol
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # a plain base at run time: importing typing costs every call
 
 Path = str | bytes | os.PathLike[str]
 

@@ -9,9 +9,12 @@ Only the two registered algorithms are accepted: sha256 (64 hex) and sha512
 from __future__ import annotations
 
 import re
-from typing import Final
 
 from portique.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from typing import Final
 
 _HEX_LENGTH: Final[dict[str, int]] = {"sha256": 64, "sha512": 128}
 _HEX: Final = re.compile(r"[0-9a-f]+")

@@ -18,11 +18,14 @@ Normalisation: the first path element is a domain only if it contains "." or
 from __future__ import annotations
 
 import re
-from typing import Final
 
 from portique.errors import InvalidArgument
 from portique.oci.digest import parse_digest
 from portique.oci.value import replace, value
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from typing import Final
 
 DEFAULT_DOMAIN: Final = "docker.io"
 LEGACY_DEFAULT_DOMAIN: Final = "index.docker.io"

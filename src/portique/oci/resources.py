@@ -17,11 +17,12 @@ refuse the rest, naming the field).
 
 from __future__ import annotations
 
-import re
-from typing import Final
-
 from portique.errors import InvalidArgument
 from portique.oci.value import value
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from typing import Final
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
@@ -193,10 +194,18 @@ class LinuxResources:
 
 # ---------------------------------------------------------------- parsing
 
-_CPUSET_RE: Final = re.compile(r"^\s*$|^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*\s*$")
-_PAGE_SIZE_RE: Final = re.compile(r"^[1-9][0-9]*[KMGT]B$")
+_CPUSET_RE: Final = r"^\s*$|^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*\s*$"
+_PAGE_SIZE_RE: Final = r"^[1-9][0-9]*[KMGT]B$"
 # A unified key is one interface file name such as "memory.high": never a path.
-_UNIFIED_KEY_RE: Final = re.compile(r"^[a-z][a-z0-9_]*\.[A-Za-z0-9_.]+$")
+_UNIFIED_KEY_RE: Final = r"^[a-z][a-z0-9_]*\.[A-Za-z0-9_.]+$"
+
+
+def _matches(pattern: str, text: str) -> bool:
+    """re.match(pattern, text): re (and enum behind it, ~2 ms) is imported only
+    by a config that has one of these rarely set fields."""
+    import re
+
+    return re.match(pattern, text) is not None
 
 
 def parse_resources(obj: object, field: str = "linux.resources") -> LinuxResources:
@@ -236,8 +245,8 @@ def parse_resources(obj: object, field: str = "linux.resources") -> LinuxResourc
 
 # An interface name as the kernel allows it (IFNAMSIZ 16, no "/" or space);
 # an RDMA device name such as mlx4_0. Both are written into cgroup files.
-_IFNAME_RE: Final = re.compile(r"^[^/\s:]{1,15}$")
-_RDMA_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_IFNAME_RE: Final = r"^[^/\s:]{1,15}$"
+_RDMA_RE: Final = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 def _parse_network(obj: object, field: str) -> Network:
@@ -247,7 +256,7 @@ def _parse_network(obj: object, field: str) -> Network:
         f = f"{field}.priorities[{i}]"
         pd = check_object(p, f)
         name = check_str(pd.get("name", ""), f"{f}.name", max_len=15)
-        if not _IFNAME_RE.match(name):
+        if not _matches(_IFNAME_RE, name):
             raise InvalidArgument(f"{f}.name: not an interface name ({name!r})")
         prios.append((name, check_int(pd.get("priority", 0), f"{f}.priority", 0, UINT32_MAX)))
     return Network(class_id=opt_int(d, "classID", field, 0, UINT32_MAX), priorities=tuple(prios))
@@ -259,7 +268,7 @@ def _parse_rdma(obj: object, field: str) -> tuple[RdmaLimit, ...]:
     out = []
     for name, v in sorted(check_object(obj, field).items()):
         f = f"{field}.{name}"
-        if not _RDMA_RE.match(name):
+        if not _matches(_RDMA_RE, name):
             raise InvalidArgument(f"{f}: not an RDMA device name")
         vd = check_object(v, f)
         out.append(
@@ -345,7 +354,7 @@ def _parse_cpu(obj: object, field: str) -> Cpu:
     cpus = None if d.get("cpus") is None else check_str(d["cpus"], f"{field}.cpus", max_len=1024)
     mems = None if d.get("mems") is None else check_str(d["mems"], f"{field}.mems", max_len=1024)
     for name, val in (("cpus", cpus), ("mems", mems)):
-        if val is not None and not _CPUSET_RE.match(val):
+        if val is not None and not _matches(_CPUSET_RE, val):
             raise InvalidArgument(f"{field}.{name}: not a cpu list such as 0-3,5 (got {val!r})")
     return Cpu(
         shares=shares or None,
@@ -432,7 +441,7 @@ def _parse_hugepage(obj: object, field: str) -> HugepageLimit:
     if "pageSize" not in d or "limit" not in d:
         raise InvalidArgument(f"{field}: pageSize and limit are required")
     size = check_str(d["pageSize"], f"{field}.pageSize", max_len=16)
-    if not _PAGE_SIZE_RE.match(size):
+    if not _matches(_PAGE_SIZE_RE, size):
         raise InvalidArgument(f"{field}.pageSize: not a page size such as 2MB (got {size!r})")
     return HugepageLimit(
         page_size=size, limit=check_int(d["limit"], f"{field}.limit", 0, UINT64_MAX)
@@ -449,7 +458,7 @@ def _parse_unified(obj: object, field: str) -> tuple[tuple[str, str], ...]:
     for key, text in d.items():
         # A key is written as a file in the container's cgroup: a "/" or ".."
         # would let config.json write anywhere in the cgroup tree.
-        if not _UNIFIED_KEY_RE.match(key) or ".." in key:
+        if not _matches(_UNIFIED_KEY_RE, key) or ".." in key:
             raise InvalidArgument(f"{field}.{key}: not a cgroup interface file name")
         if key.startswith("cgroup.") and key not in ("cgroup.max.depth", "cgroup.max.descendants"):
             # cgroup.procs, cgroup.subtree_control, cgroup.kill ... belong to the runtime.

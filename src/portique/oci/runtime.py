@@ -10,11 +10,10 @@ reads <bundle>/config.json.
 
 from __future__ import annotations
 
-import json
+import os
 import posixpath
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
 
+from portique import jsonc
 from portique.errors import InvalidArgument, NotFound, Unsupported
 from portique.oci.resources import (
     UINT32_MAX,
@@ -26,7 +25,12 @@ from portique.oci.resources import (
 )
 from portique.oci.value import field, value
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    from typing import Any, Final
+
+    from _typeshed import StrPath
+
     from portique.oci.resources import LinuxResources
     from portique.oci.seccomp import LinuxSeccomp
 
@@ -274,14 +278,14 @@ class Spec:
 # ---------------------------------------------------------------- entry points
 
 
-def load_spec(bundle: Path) -> Spec:
+def load_spec(bundle: StrPath) -> Spec:
     """Read and parse <bundle>/config.json (size-bounded)."""
     return load_spec_and_json(bundle)[0]
 
 
-def load_spec_and_json(bundle: Path) -> tuple[Spec, dict[str, Any]]:
+def load_spec_and_json(bundle: StrPath) -> tuple[Spec, dict[str, Any]]:
     """The parsed spec and the raw JSON object it came from (kept in the state)."""
-    path = bundle / "config.json"
+    path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)
@@ -297,7 +301,7 @@ def parse_config_bytes(raw: bytes, where: str = "config.json") -> tuple[Spec, di
     if len(raw) > MAX_CONFIG_BYTES:
         raise InvalidArgument(f"{where}: larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        obj = json.loads(raw)
+        obj = jsonc.loads(raw)
     except (ValueError, RecursionError) as e:  # a thousand nested [ is a RecursionError
         raise InvalidArgument(f"config.json: not valid JSON: {e}") from None
     return parse_spec(obj), obj

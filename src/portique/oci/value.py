@@ -25,13 +25,18 @@ mypy sees these classes exactly as dataclasses (PEP 681 `dataclass_transform`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar, cast, dataclass_transform
-
+TYPE_CHECKING = False  # typing itself costs `portique-runtime` an import
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any, TypeVar, dataclass_transform
 
-_T = TypeVar("_T")
-_V = TypeVar("_V")
+    _T = TypeVar("_T")
+    _V = TypeVar("_V")
+else:
+
+    def dataclass_transform(**_: object) -> object:
+        """typing's marker, for the type checker only: nothing at run time."""
+        return lambda cls: cls
 
 
 class FrozenInstanceError(AttributeError):
@@ -91,7 +96,8 @@ def value(cls: type[_T]) -> type[_T]:
         _value_defaults=defaults,
     )
     metaclass: type = type(cls)
-    return cast("type[_T]", metaclass(cls.__name__, cls.__bases__, namespace))
+    made: type[_T] = metaclass(cls.__name__, cls.__bases__, namespace)
+    return made
 
 
 def _make_init(cls_name: str, names: tuple[str, ...], defaults: dict[str, object]) -> Any:
@@ -178,6 +184,7 @@ class _DataclassFields:
 
     def __get__(self, obj: object, owner: type) -> dict[str, Any]:
         import dataclasses
+        from typing import Any
 
         defaults: dict[str, object] = owner.__dict__["_value_defaults"]
         annotations: dict[str, object] = owner.__dict__.get("__annotations__", {})  # noqa: RUF063

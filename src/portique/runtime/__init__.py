@@ -9,11 +9,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from portique.runtime.state import State as State
 from portique.runtime.state import Status as Status
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from portique.runtime.container import Runtime as Runtime
 

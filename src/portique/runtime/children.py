@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import builtins
 import os
-import signal
 import sys
 import time
 
 from portique.linux import proc as procfs
 from portique.runtime.errors import ContainerError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
 
 
 def fork() -> int:

@@ -23,13 +23,15 @@ reading our own bounding set in `host_capabilities`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
-
 from portique.linux.caps import CAPABILITIES
 from portique.oci.value import value
 from portique.runtime.default_spec import READONLY_PATHS as _RUNC_READONLY_PATHS
 from portique.runtime.seccomp_default import DOCKER_DEFAULT_CAPS
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any, Final
 
 __all__ = [
     "DEVICE_RULES",

@@ -12,25 +12,29 @@ per-container lock, the cgroup managers and the kernel.
 from __future__ import annotations
 
 import builtins
+import fcntl
 import os
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from portique.errors import InvalidArgument, InvalidState, NotFound, PortiqueError
 from portique.linux import proc as procfs
+from portique.pathtext import pure_text
 from portique.runtime import state as st
 from portique.runtime.state import Op, State, Status
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import Any
+
+    from _typeshed import StrPath
 
     from portique.linux.kernel import Kernel
     from portique.oci.resources import LinuxResources
     from portique.oci.runtime import Process, Spec
     from portique.runtime.cgroups import CgroupManager
 
-DEFAULT_STATE_ROOT = Path("/run/portique-runtime")
+DEFAULT_STATE_ROOT = "/run/portique-runtime"
 # Compiled seccomp filters (runtime/seccomp_cache.py), beside the containers'
 # directories: "@" is never in a container id, so no id can name it.
 SECCOMP_CACHE = "@seccomp"
@@ -48,6 +52,32 @@ def _check_id(container_id: str) -> None:
         raise InvalidArgument(f"invalid container id {container_id!r}")
 
 
+class _Locked:
+    """Runtime._locked: the container's state directory held under flock
+    (a class, not contextlib's decorator: see runtime/undo.py)."""
+
+    __slots__ = ("container_id", "fd", "path")
+
+    def __init__(self, path: str, container_id: str) -> None:
+        self.path = path
+        self.container_id = container_id
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"container {self.container_id} does not exist") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
 class Runtime:
     """OCI runtime operations; state lives under `state_root/<id>/`.
 
@@ -56,11 +86,20 @@ class Runtime:
     default.
     """
 
-    def __init__(self, state_root: Path = DEFAULT_STATE_ROOT, kernel: Kernel | None = None) -> None:
-        self.state_root = Path(state_root)
+    def __init__(
+        self, state_root: StrPath = DEFAULT_STATE_ROOT, kernel: Kernel | None = None
+    ) -> None:
+        # Paths as text inside (as str(Path(...)) reads them): pathlib costs
+        # portique-runtime ~4 ms of every call. state_root is the Path.
+        self._root = pure_text(os.fspath(state_root))
         self._kernel = kernel
         # One manager per container: opening one parses mountinfo (v1).
         self._managers: dict[tuple[str | None, str], CgroupManager] = {}
+        # The spec last parsed per container, with the config it came from:
+        # `run` needs it in create, start and delete (a seccomp profile makes
+        # each parse ~0.3 ms), and a config equal to the cached one (a C-level
+        # comparison) is the same spec.
+        self._specs: dict[str, tuple[dict[str, Any], Spec]] = {}
 
     @property
     def kernel(self) -> Kernel:
@@ -73,12 +112,21 @@ class Runtime:
     # ------------------------------------------------------------ for the operations
 
     @property
+    def state_root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._root)
+
+    @property
     def seccomp_cache(self) -> Path:
         return self.state_root / SECCOMP_CACHE
 
-    def _dir(self, container_id: str) -> Path:
+    def _seccomp_cache_dir(self) -> str:
+        return os.path.join(self._root, SECCOMP_CACHE)
+
+    def _dir(self, container_id: str) -> str:
         _check_id(container_id)
-        return self.state_root / container_id
+        return os.path.join(self._root, container_id)
 
     def _load(self, container_id: str) -> State:
         d = self._dir(container_id)
@@ -115,36 +163,30 @@ class Runtime:
 
         return replace(s, status=status)
 
-    @contextmanager
-    def _locked(self, container_id: str) -> Iterator[None]:
+    def _locked(self, container_id: str) -> _Locked:
         """Serialise state changes of one container across processes (flock
         on its state directory); the operation re-reads the state inside."""
-        import fcntl
-
-        try:
-            fd = os.open(self._dir(container_id), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise NotFound(f"container {container_id} does not exist") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return _Locked(self._dir(container_id), container_id)
 
     def _spec_of(self, s: State) -> Spec:
+        cached = self._specs.get(s.id)
+        if cached is not None and cached[0] == s.config:
+            return cached[1]
         from portique.oci.runtime import parse_spec
 
-        return parse_spec(s.config)
+        spec = parse_spec(s.config)
+        self._specs[s.id] = (s.config, spec)
+        return spec
 
     # ------------------------------------------------------------ create, start, run
 
     def create(
         self,
         container_id: str,
-        bundle: Path,
+        bundle: StrPath,
         *,
-        console_socket: Path | None = None,
-        pid_file: Path | None = None,
+        console_socket: StrPath | None = None,
+        pid_file: StrPath | None = None,
         no_pivot: bool = False,
         preserve_fds: int = 0,
         stdio: tuple[int, int, int] | None = None,
@@ -179,11 +221,11 @@ class Runtime:
     def run(
         self,
         container_id: str,
-        bundle: Path,
+        bundle: StrPath,
         *,
         detach: bool = False,
-        console_socket: Path | None = None,
-        pid_file: Path | None = None,
+        console_socket: StrPath | None = None,
+        pid_file: StrPath | None = None,
         no_pivot: bool = False,
         preserve_fds: int = 0,
         stdio: tuple[int, int, int] | None = None,
@@ -294,8 +336,8 @@ class Runtime:
         process: Process,
         *,
         detach: bool = False,
-        console_socket: Path | None = None,
-        pid_file: Path | None = None,
+        console_socket: StrPath | None = None,
+        pid_file: StrPath | None = None,
         stdio: tuple[int, int, int] | None = None,
         preserve_fds: int = 0,
         on_pid: Callable[[int], None] | None = None,
@@ -317,7 +359,7 @@ class Runtime:
             spec,
             process,
             self._manager(s),
-            seccomp_cache=self.seccomp_cache,
+            seccomp_cache=self._seccomp_cache_dir(),
             detach=detach,
             console_socket=console_socket,
             pid_file=pid_file,

@@ -3,19 +3,16 @@
 The runtime forks stage 1 and drives it and the init over the sync protocol
 (runtime/sync.py), writing the user namespace maps and running the
 runtime-namespace hooks when asked; every step of a failed create is undone
-by an ExitStack (the state directory, the cgroup, the children, through
+(runtime/undo.py: the state directory, the cgroup, the children, through
 pidfds).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from contextlib import ExitStack
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from portique import jsonc
 from portique.errors import Conflict, InvalidArgument
 from portique.linux import proc as procfs
 from portique.oci.value import replace
@@ -23,9 +20,14 @@ from portique.runtime import state as st
 from portique.runtime.children import Child, fork
 from portique.runtime.errors import ContainerError, failed_to_error, warn
 from portique.runtime.state import State, Status
+from portique.runtime.undo import Undo
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     import socket
+    from typing import Any
+
+    from _typeshed import StrPath
 
     from portique.oci.runtime import Spec
     from portique.runtime import sync
@@ -41,9 +43,9 @@ STEP_TIMEOUT = 600.0
 def create(
     rt: Runtime,
     container_id: str,
-    bundle: Path,
-    console_socket: Path | None,
-    pid_file: Path | None,
+    bundle: StrPath,
+    console_socket: StrPath | None,
+    pid_file: StrPath | None,
     no_pivot: bool,
     preserve_fds: int,
     stdio: tuple[int, int, int] | None,
@@ -55,12 +57,12 @@ def create(
     from portique.runtime import sync
 
     state_dir = rt._dir(container_id)
-    bundle = Path(os.path.abspath(bundle))
+    bundle = os.path.abspath(bundle)  # text: see Runtime.__init__
     spec, raw_config = load_spec_and_json(bundle)
     if spec.process is None:
         raise InvalidArgument("config.json: process: required to create a container")
-    rootfs = Path(os.path.normpath(bundle / spec.root.path))
-    if not rootfs.is_dir():
+    rootfs = os.path.normpath(os.path.join(bundle, spec.root.path))
+    if not os.path.isdir(rootfs):
         raise InvalidArgument(f"rootfs {rootfs} does not exist or is not a directory")
     if spec.process.terminal and console_socket is None:
         raise InvalidArgument("process.terminal needs a console socket (--console-socket)")
@@ -70,19 +72,20 @@ def create(
         raise InvalidArgument("preserve-fds must not be negative")
     refuse_host_uts(spec)
 
-    rt.state_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+    os.makedirs(rt._root, 0o711, exist_ok=True)
     try:
-        state_dir.mkdir(mode=0o711)  # exclusive: a duplicate id fails here
+        os.mkdir(state_dir, 0o711)  # exclusive: a duplicate id fails here
     except FileExistsError:
         raise Conflict(f"container {container_id} already exists") from None
 
     kernel = rt.kernel
-    with ExitStack() as undo:
+    with Undo() as undo:
         undo.callback(st.remove_state_dir, state_dir)
         fifo = st.fifo_path(state_dir)
         os.mkfifo(fifo, 0o600)
         manager, cgroup_info = setup_cgroup(spec, container_id, undo)
         rt._managers[(spec.linux.cgroups_path, container_id)] = manager
+        rt._specs[container_id] = (raw_config, spec)
         base = State(
             id=container_id,
             status=Status.CREATING,
@@ -113,7 +116,7 @@ def create(
         kernel.preload(terminal=spec.process.terminal)
         # Compiled (or taken from the cache) before fork: once per create,
         # with the host's libraries and the cache directory reachable.
-        seccomp = build_seccomp(spec.linux.seccomp, rt.seccomp_cache)
+        seccomp = build_seccomp(spec.linux.seccomp, rt._seccomp_cache_dir())
         cfg = InitConfig(
             spec=spec,
             process=spec.process,
@@ -146,7 +149,7 @@ def create(
         if pid_file is not None:
             from portique.fileio import atomic_write
 
-            atomic_write(Path(os.path.abspath(pid_file)), f"{init_pid}".encode())
+            atomic_write(os.path.abspath(pid_file), f"{init_pid}".encode())
         undo.pop_all()
         first.close()
         init.close()
@@ -154,7 +157,7 @@ def create(
 
 
 def setup_cgroup(
-    spec: Spec, container_id: str, undo: ExitStack
+    spec: Spec, container_id: str, undo: Undo
 ) -> tuple[CgroupManager, CgroupInfo | None]:
     from portique.runtime.cgroups import open_manager
     from portique.runtime.devices import with_device_rules
@@ -164,13 +167,13 @@ def setup_cgroup(
     manager.create()
     undo.callback(manager.destroy)
     manager.apply(with_device_rules(spec.linux.resources, spec.linux.devices))
-    dirs = manager.dirs()
+    dirs = manager.dir_texts()
     if manager.version == "none":
         return manager, None
     if manager.version == "v2":
         info = CgroupInfo("v2", tuple(("", str(d)) for d in dirs.values()))
     else:
-        info = CgroupInfo("v1", tuple((Path(mp).name, str(d)) for mp, d in dirs.items()))
+        info = CgroupInfo("v1", tuple((os.path.basename(mp), d) for mp, d in dirs.items()))
     return manager, info
 
 
@@ -180,7 +183,7 @@ def drive_create(
     spec: Spec,
     base: State,
     console: socket.socket | None,
-    undo: ExitStack,
+    undo: Undo,
 ) -> Child:
     """Answer the children until the init says Ready; returns the init (held
     by the pidfd stage 1 sent, which the caller closes)."""
@@ -211,7 +214,7 @@ def drive_create(
             state = replace(base, pid=init_pid, status=Status.CREATED).to_oci_json()
             run_hooks("prestart", spec.hooks.prestart, state)
             run_hooks("createRuntime", spec.hooks.create_runtime, state)
-            chan.send(sync.HooksDone(json.dumps(state, separators=(",", ":"))))
+            chan.send(sync.HooksDone(jsonc.dumps(state, separators=(",", ":"))))
         elif isinstance(msg, sync.Pty):
             try:
                 send_console(console, fds)
@@ -314,7 +317,7 @@ def _write_id_maps_unprivileged(pid: int, uids: tuple[Any, ...], gids: tuple[Any
             raise ContainerError(f"new{kind}map {pid}: {why}")
 
 
-def connect_console_socket(path: Path | None, undo: ExitStack) -> socket.socket:
+def connect_console_socket(path: StrPath | None, undo: Undo) -> socket.socket:
     import socket
 
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

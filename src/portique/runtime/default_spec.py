@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any, Final
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 OCI_VERSION = "1.2.0"
 

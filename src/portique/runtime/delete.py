@@ -4,9 +4,7 @@ poststop hooks, remove the state."""
 from __future__ import annotations
 
 import builtins
-import signal
 import time
-from typing import TYPE_CHECKING
 
 from portique.errors import InvalidState, PortiqueError
 from portique.linux import proc as procfs
@@ -17,9 +15,14 @@ from portique.runtime.errors import ContainerError, warn
 from portique.runtime.kill import signal_init
 from portique.runtime.state import State, Status
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    import signal
+
     from portique.oci.runtime import Spec
     from portique.runtime.container import Runtime
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
 
 
 def delete(rt: Runtime, container_id: str, *, force: bool = False) -> None:
@@ -60,6 +63,7 @@ def delete(rt: Runtime, container_id: str, *, force: bool = False) -> None:
             warn(str(e))
     st.remove_state_dir(rt._dir(container_id))
     rt._managers.pop((s.cgroups_path, s.id), None)
+    rt._specs.pop(s.id, None)
     if errors:
         raise ContainerError(f"delete {container_id}: " + "; ".join(errors))
 

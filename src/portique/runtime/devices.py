@@ -19,15 +19,16 @@ import errno
 import os
 import posixpath
 import stat
-from typing import TYPE_CHECKING, Final
 
 from portique.linux import mount as m
 from portique.oci.runtime import Device
 from portique.oci.value import value
 from portique.runtime.paths import fd_path, open_in_root
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Final
 
     from portique.linux.kernel import Kernel
     from portique.oci.resources import LinuxResources

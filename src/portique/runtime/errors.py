@@ -3,10 +3,9 @@ error the caller sees (126/127 by the execve errno), and warnings."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from portique.errors import CommandNotExecutable, CommandNotFound, PortiqueError
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from portique.runtime.sync import Failed
 

@@ -15,25 +15,29 @@ been reaped and handed to another process meanwhile.
 from __future__ import annotations
 
 import os
-import signal
-from contextlib import ExitStack
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
 
 from portique.linux import ns, prctl
 from portique.linux import proc as procfs
 from portique.runtime import sync
 from portique.runtime.children import Child, fork
 from portique.runtime.errors import ContainerError, failed_to_error
+from portique.runtime.undo import Undo
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Callable
+    from typing import NoReturn
+
+    from _typeshed import StrPath
 
     from portique.linux.kernel import Kernel
     from portique.oci.runtime import Personality, Process, Spec
     from portique.runtime.cgroups import CgroupManager
     from portique.runtime.process import Loadable
     from portique.runtime.state import State
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
 
 _ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
@@ -45,10 +49,10 @@ def exec_process(
     process: Process,
     manager: CgroupManager,
     *,
-    seccomp_cache: Path | None = None,
+    seccomp_cache: StrPath | None = None,
     detach: bool,
-    console_socket: Path | None,
-    pid_file: Path | None,
+    console_socket: StrPath | None,
+    pid_file: StrPath | None,
     stdio: tuple[int, int, int] | None,
     preserve_fds: int,
     on_pid: Callable[[int], None] | None = None,
@@ -100,17 +104,17 @@ def _start(
     spec: Spec,
     process: Process,
     manager: CgroupManager,
-    console_socket: Path | None,
-    pid_file: Path | None,
+    console_socket: StrPath | None,
+    pid_file: StrPath | None,
     stdio: tuple[int, int, int] | None,
     preserve_fds: int,
-    seccomp_cache: Path | None,
+    seccomp_cache: StrPath | None,
 ) -> Child:
     """Fork the helper, drive it; the started process, held by its pidfd."""
     from portique.runtime.create import connect_console_socket, send_console
 
-    with ExitStack() as undo:
-        ns_stack = undo.enter_context(ExitStack())
+    with Undo() as undo:
+        ns_stack = undo.enter_context(Undo())
         ns_fds = _open_namespaces(s, spec, ns_stack)
         console = connect_console_socket(console_socket, undo) if process.terminal else None
         from portique.runtime.process import build_seccomp, preload_modules
@@ -153,7 +157,7 @@ def _start(
                 if pid_file is not None:
                     from portique.fileio import atomic_write
 
-                    atomic_write(Path(os.path.abspath(pid_file)), f"{msg.pid}".encode())
+                    atomic_write(os.path.abspath(pid_file), f"{msg.pid}".encode())
             elif isinstance(msg, sync.Pty):
                 try:
                     send_console(console, fds)
@@ -178,7 +182,7 @@ def _start(
     return started
 
 
-def _open_namespaces(s: State, spec: Spec, undo: ExitStack) -> list[tuple[str, int]]:
+def _open_namespaces(s: State, spec: Spec, undo: Undo) -> list[tuple[str, int]]:
     """fds of the init's namespaces, opened before fork and checked against pid reuse."""
     out: list[tuple[str, int]] = []
     types = {n.type for n in spec.linux.namespaces}

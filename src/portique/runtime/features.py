@@ -9,11 +9,13 @@ mount_setattr.
 
 from __future__ import annotations
 
-from typing import Any
-
 from portique import __version__
 from portique.linux.caps import CAPABILITIES
 from portique.oci.seccomp import ARCHES, Op
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION_MIN = "1.0.0"
 OCI_VERSION_MAX = "1.2.0"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import time
 
+from portique import jsonc
 from portique.errors import PortiqueError
 from portique.oci.runtime import Hook
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
 
 
 class HookError(PortiqueError):
@@ -19,7 +24,7 @@ def run_hooks(phase: str, hooks: tuple[Hook, ...], state: dict[str, object]) -> 
     """Run each hook in order; the first failure raises HookError naming it."""
     if not hooks:
         return
-    data = json.dumps(state, separators=(",", ":")).encode()
+    data = jsonc.dumps(state, separators=(",", ":")).encode()
     for hook in hooks:
         run_hook(phase, hook, data)
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-from typing import TYPE_CHECKING
 
 from portique.linux import ns
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from portique.linux.kernel import Kernel
     from portique.oci.runtime import IDMapping, Spec

@@ -9,9 +9,6 @@ returns: each ends in os._exit or execve. Errors travel to the parent as a
 from __future__ import annotations
 
 import os
-import signal
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, NoReturn
 
 from portique.linux import ns
 from portique.oci.runtime import Namespace, Personality, Process, Spec, TimeOffset
@@ -19,11 +16,16 @@ from portique.oci.value import value
 from portique.runtime import sync
 from portique.runtime.process import ExecError, Loadable
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    import signal
+    from collections.abc import Callable
+    from typing import NoReturn
 
     from portique.linux.kernel import Kernel
     from portique.runtime.mountplan import CgroupInfo
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
 
 
 @value
@@ -211,15 +213,23 @@ def join_namespaces(namespaces: tuple[Namespace, ...], kernel: Kernel) -> None:
 # ---------------------------------------------------------------- the init
 
 
-@contextmanager
-def step(what: str) -> Iterator[None]:
+class step:  # lower case: it reads as a function, `with step(what):`
     """Name the step an OSError came from: a create that fails early says
     `oomScoreAdj -998: writing /proc/self/oom_score_adj: Permission denied`,
-    not a bare `Permission denied` (callers only see this one line)."""
-    try:
-        yield
-    except OSError as e:
-        raise OSError(e.errno, f"{what}: {_os_message(e)}") from None
+    not a bare `Permission denied` (callers only see this one line). A class,
+    not contextlib's decorator: see runtime/undo.py."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, e: BaseException | None, tb: object) -> None:
+        if isinstance(e, OSError):
+            raise OSError(e.errno, f"{self.what}: {_os_message(e)}") from None
 
 
 def init(

@@ -4,8 +4,6 @@ the init), or with `all` to every process of the container's cgroup."""
 from __future__ import annotations
 
 import os
-import signal
-from typing import TYPE_CHECKING
 
 from portique.errors import InvalidState
 from portique.linux import proc as procfs
@@ -13,8 +11,13 @@ from portique.runtime import state as st
 from portique.runtime.children import kill_quiet, reap_killed
 from portique.runtime.state import Op, State, Status
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    import signal
+
     from portique.runtime.container import Runtime
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
 
 
 def kill(rt: Runtime, container_id: str, sig: int, *, all: bool = False) -> None:

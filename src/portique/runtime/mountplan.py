@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import errno
 import posixpath
-from typing import TYPE_CHECKING, Final
 
 from portique.linux import mount as m
 from portique.oci.value import value
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    from typing import Final
+
     from portique.oci.runtime import Mount, Spec
 
 _FLAGS: Final[dict[str, tuple[bool, int]]] = {

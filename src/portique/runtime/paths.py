@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-from typing import Literal
 
 from portique.linux.fs import (
     O_PATH,
@@ -22,6 +21,10 @@ from portique.linux.fs import (
     RESOLVE_NO_SYMLINKS,
     openat2,
 )
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from typing import Literal
 
 _RESOLVE = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
 MAX_DEPTH = 255

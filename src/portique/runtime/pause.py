@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from portique.oci.value import replace
 from portique.runtime import state as st
 from portique.runtime.state import Op
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from portique.runtime.container import Runtime
 

@@ -12,17 +12,24 @@ import errno
 import os
 import resource
 import stat
-from typing import TYPE_CHECKING, Final, NoReturn, Protocol
 
 from portique.linux.caps import CAP_NUMBERS, to_mask
 from portique.linux.fs import CLOSE_RANGE_CLOEXEC, close_range
 from portique.oci.runtime import Process
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
-    from pathlib import Path
+    import signal
+    from typing import Final, NoReturn, Protocol
+
+    from _typeshed import StrPath
 
     from portique.linux.kernel import Kernel
     from portique.oci.seccomp import LinuxSeccomp
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
+
+    Protocol = object  # a plain base at run time: importing typing costs every call
 
 DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -96,7 +103,7 @@ class Loadable(Protocol):
     def load(self) -> None: ...
 
 
-def build_seccomp(spec: LinuxSeccomp | None, cache_dir: Path | None = None) -> Loadable | None:
+def build_seccomp(spec: LinuxSeccomp | None, cache_dir: StrPath | None = None) -> Loadable | None:
     """Compile the filter while the host's libraries are still reachable
     (before fork, pivot_root or setns into the mount namespace); from the
     compiled-filter cache in `cache_dir` when it holds this profile
@@ -233,8 +240,6 @@ def reset_signals() -> None:
     background by a shell has SIGINT and SIGQUIT ignored, none of which the
     container's program asked for (`yes | head` would spin on EPIPE).
     """
-    import signal
-
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue

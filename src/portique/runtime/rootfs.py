@@ -14,15 +14,16 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Final, Literal
 
 from portique.linux import mount as m
 from portique.runtime import mountplan as mp
 from portique.runtime.paths import fd_path, make_in_root, open_in_root, open_plain_dir
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Final, Literal
+
     from portique.linux.kernel import Kernel
 
 # Flags the kernel locks on a bind made in a user namespace (it cannot clear
@@ -225,21 +226,30 @@ class _Apply:
 
     # ------------------------------------------------------------ fds
 
-    @contextmanager
-    def _open(self, path: str) -> Iterator[int]:
-        fd = open_in_root(self.root_fd, path)
-        try:
-            yield fd
-        finally:
-            os.close(fd)
+    def _open(self, path: str) -> _Closing:
+        return _Closing(open_in_root(self.root_fd, path))
 
-    @contextmanager
-    def _make(self, path: str, kind: Literal["dir", "file"]) -> Iterator[int]:
-        fd = make_in_root(self.root_fd, path, kind)
-        try:
-            yield fd
-        finally:
-            os.close(fd)
+    def _make(self, path: str, kind: Literal["dir", "file"]) -> _Closing:
+        return _Closing(make_in_root(self.root_fd, path, kind))
+
+
+# Context managers as small classes, not contextlib's decorator: contextlib
+# costs every cold portique-runtime call ~1 ms of imports (runtime/undo.py).
+
+
+class _Closing:
+    """`with _Closing(fd) as fd:` closes the fd when the block ends."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
 
 
 def write_sysctl(root_fd: int, key: str, value: str) -> None:
@@ -297,16 +307,23 @@ def pivot(rootfs: str, no_pivot: bool, kernel: Kernel) -> None:
     os.chdir("/")
 
 
-@contextmanager
-def naming(what: str) -> Iterator[None]:
+class naming:  # lower case: it reads as a function, `with naming(field):`
     """Prefix an OSError with the config field it came from."""
-    try:
-        yield
-    except OSError as e:
-        text = e.strerror or str(e)
-        if e.filename and str(e.filename) not in text:
-            text = f"{text}: {e.filename}"
-        raise OSError(e.errno, f"{what}: {text}") from None
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, e: BaseException | None, tb: object) -> None:
+        if isinstance(e, OSError):
+            text = e.strerror or str(e)
+            if e.filename and str(e.filename) not in text:
+                text = f"{text}: {e.filename}"
+            raise OSError(e.errno, f"{self.what}: {text}") from None
 
 
 __all__ = ["apply", "naming", "open_null_device", "pivot", "write_sysctl"]

@@ -24,14 +24,14 @@ Choices, as runc makes them:
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Any, Final
 
 from portique.errors import InvalidArgument, Unsupported
 from portique.oci.seccomp import Action, LinuxSeccomp, Op, SeccompArg
 from portique.oci.value import value
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from typing import Any, BinaryIO, Final
 
 __all__ = ["SeccompFilter", "build_filter"]
 

@@ -36,12 +36,15 @@ import os
 import stat
 import struct
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Final
 
 from portique.oci.value import value
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    from typing import Final
+
+    from _typeshed import StrPath
+
     from portique.oci.seccomp import LinuxSeccomp
     from portique.runtime.process import Loadable
 
@@ -133,7 +136,7 @@ def decode_entry(data: bytes, key: bytes) -> bytes | None:
     return program
 
 
-def _safe_dir(directory: Path) -> bool:
+def _safe_dir(directory: StrPath) -> bool:
     try:
         st = os.lstat(directory)
     except OSError:
@@ -141,10 +144,10 @@ def _safe_dir(directory: Path) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
-def read_entry(directory: Path, key: bytes) -> bytes | None:
+def read_entry(directory: StrPath, key: bytes) -> bytes | None:
     if not _safe_dir(directory):
         return None
-    path = directory / f"{key.hex()}.bpf"
+    path = os.path.join(directory, f"{key.hex()}.bpf")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -166,17 +169,22 @@ def read_entry(directory: Path, key: bytes) -> bytes | None:
     return decode_entry(data, key)
 
 
-def write_entry(directory: Path, key: bytes, program: bytes) -> None:
+def write_entry(directory: StrPath, key: bytes, program: bytes) -> None:
     """Best effort: a cache that cannot be written costs the next start a compile."""
     from portique.fileio import atomic_write
 
     try:
-        directory.mkdir(mode=0o700, exist_ok=True)
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
         if not _safe_dir(directory):
             return
         if len(os.listdir(directory)) >= MAX_ENTRIES:
             return  # bounded: callers choosing ever new profiles compile each time
-        atomic_write(directory / f"{key.hex()}.bpf", encode_entry(key, program), 0o600, fsync=False)
+        entry = os.path.join(directory, f"{key.hex()}.bpf")
+        atomic_write(entry, encode_entry(key, program), 0o600, fsync=False)
     except OSError:
         pass
 
@@ -194,7 +202,7 @@ def export_program(spec: LinuxSeccomp) -> bytes:
         return f.read(MAX_FILE + 1)
 
 
-def compiled(spec: LinuxSeccomp, cache_dir: Path | None) -> Loadable:
+def compiled(spec: LinuxSeccomp, cache_dir: StrPath | None) -> Loadable:
     """The filter for `spec`, from the cache in `cache_dir` when it has a valid entry."""
     if cache_dir is None or spec.flags:
         from portique.runtime.seccomp import build_filter

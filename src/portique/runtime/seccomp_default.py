@@ -31,8 +31,11 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable
-from typing import Final
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Final
 
 __all__ = ["DOCKER_DEFAULT_CAPS", "default_profile"]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import time
-from typing import TYPE_CHECKING
 
 from portique.errors import InvalidState
 from portique.linux import proc as procfs
@@ -16,9 +15,11 @@ from portique.runtime.children import death_of, reap, wait_pid
 from portique.runtime.errors import failed_to_error, warn
 from portique.runtime.state import Op, Status
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
+
+    from _typeshed import StrPath
 
     from portique.runtime.container import Runtime
 
@@ -42,7 +43,10 @@ def start(rt: Runtime, container_id: str) -> None:
         os.write(fd, b"0")
     finally:
         os.close(fd)
-    fifo.unlink(missing_ok=True)
+    try:
+        os.unlink(fifo)
+    except FileNotFoundError:
+        pass
     s = replace(s, status=Status.RUNNING)
     st.write_state(rt._dir(container_id), s)
     spec = rt._spec_of(s)
@@ -61,10 +65,10 @@ def start(rt: Runtime, container_id: str) -> None:
 def run(
     rt: Runtime,
     container_id: str,
-    bundle: Path,
+    bundle: StrPath,
     detach: bool,
-    console_socket: Path | None,
-    pid_file: Path | None,
+    console_socket: StrPath | None,
+    pid_file: StrPath | None,
     no_pivot: bool,
     preserve_fds: int,
     stdio: tuple[int, int, int] | None,

@@ -8,16 +8,24 @@ the process we started, is the cgroup frozen, is the exec fifo still there).
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Mapping
-from enum import StrEnum
-from pathlib import Path
-from typing import Any, Final
 
+from portique import jsonc
 from portique.errors import InvalidState, PortiqueError
 from portique.fileio import atomic_write
 from portique.oci.value import field, value
+from portique.pathtext import pure_text
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from enum import StrEnum
+    from typing import Any, Final
+
+    from _typeshed import StrPath
+else:
+    # enum.StrEnum's behaviour without importing enum (oci/strenum.py).
+    from portique.oci.strenum import StrEnum
 
 OCI_VERSION: Final = "1.2.0"
 STATE_FILE: Final = "state.json"
@@ -134,8 +142,10 @@ class State:
     id: str
     status: Status
     pid: int
-    bundle: Path
-    rootfs: Path
+    # Text (as str(Path(...)) would read), not Paths: pathlib costs
+    # portique-runtime an import of ~4 ms.
+    bundle: str
+    rootfs: str
     created: str
     annotations: dict[str, str] = field(default_factory=dict)
     owner: str = ""
@@ -191,8 +201,8 @@ class State:
             id=str(obj["id"]),
             status=Status(obj["status"]),
             pid=int(obj["pid"]),
-            bundle=Path(obj["bundle"]),
-            rootfs=Path(obj["rootfs"]),
+            bundle=pure_text(obj["bundle"]),
+            rootfs=pure_text(obj["rootfs"]),
             created=str(obj["created"]),
             annotations=dict(obj.get("annotations") or {}),
             owner=str(obj.get("owner", "")),
@@ -203,25 +213,26 @@ class State:
         )
 
 
-def write_state(state_dir: Path, state: State) -> None:
+def write_state(state_dir: StrPath, state: State) -> None:
     """Replace state.json atomically: temp file + rename, without fsync.
 
     Runtime state is gone at reboot by design (it lives in /run), so it only
     needs to be atomic against a crashed process, which rename gives; an
     fsync would cost milliseconds per start where /run is not a tmpfs.
     """
-    data = json.dumps(state.to_disk(), separators=(",", ":")).encode()
-    atomic_write(state_dir / STATE_FILE, data, 0o600, fsync=False)
+    data = jsonc.dumps(state.to_disk(), separators=(",", ":")).encode()
+    atomic_write(os.path.join(state_dir, STATE_FILE), data, 0o600, fsync=False)
 
 
-def read_state(state_dir: Path) -> State:
+def read_state(state_dir: StrPath) -> State:
     try:
-        with open(state_dir / STATE_FILE, "rb") as f:
-            return State.from_disk(json.load(f))
+        with open(os.path.join(state_dir, STATE_FILE), "rb") as f:
+            return State.from_disk(jsonc.loads(f.read()))
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise PortiqueError(f"container {state_dir.name}: unreadable state: {e}") from None
+        name = os.path.basename(os.fspath(state_dir))
+        raise PortiqueError(f"container {name}: unreadable state: {e}") from None
 
 
 def derive_status(
@@ -243,7 +254,7 @@ def derive_status(
     return Status.RUNNING
 
 
-def remove_state_dir(path: Path) -> None:
+def remove_state_dir(path: StrPath) -> None:
     """Remove a container's state directory: flat (state.json, exec.fifo,
     temp files), so no shutil (and its compression imports) on the start path."""
     try:
@@ -252,11 +263,11 @@ def remove_state_dir(path: Path) -> None:
         return
     for name in names:
         try:
-            os.unlink(path / name)
+            os.unlink(os.path.join(path, name))
         except IsADirectoryError:
             import shutil
 
-            shutil.rmtree(path / name, ignore_errors=True)
+            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
         except FileNotFoundError:
             pass
     try:
@@ -265,9 +276,9 @@ def remove_state_dir(path: Path) -> None:
         pass
 
 
-def fifo_path(state_dir: Path) -> Path:
-    return state_dir / EXEC_FIFO
+def fifo_path(state_dir: StrPath) -> str:
+    return os.path.join(state_dir, EXEC_FIFO)
 
 
-def exists_fifo(state_dir: Path) -> bool:
+def exists_fifo(state_dir: StrPath) -> bool:
     return os.path.lexists(fifo_path(state_dir))

@@ -33,12 +33,15 @@ container start, and the runtime needs none of it.
 from __future__ import annotations
 
 import _socket
-import json
 import sys
-from typing import ClassVar, Final, TypeVar
 
+from portique import jsonc
 from portique.errors import PortiqueError
 from portique.oci.value import as_dict, value
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from typing import ClassVar, Final, TypeVar
 
 MAX_MESSAGE: Final = 65536
 MAX_FDS: Final = 4
@@ -117,7 +120,8 @@ class Failed:
 
 Message = Go | MapIds | MapIdsDone | InitPid | RunHooks | HooksDone | Pty | Ready | Failed
 
-M = TypeVar("M", Go, MapIds, MapIdsDone, InitPid, RunHooks, HooksDone, Pty, Ready, Failed)
+if TYPE_CHECKING:
+    M = TypeVar("M", Go, MapIds, MapIdsDone, InitPid, RunHooks, HooksDone, Pty, Ready, Failed)
 
 _TYPES: Final[dict[str, type[Message]]] = {
     t.kind: t for t in (Go, MapIds, MapIdsDone, InitPid, RunHooks, HooksDone, Pty, Ready, Failed)
@@ -128,7 +132,7 @@ def encode(msg: Message) -> bytes:
     """One datagram. Also written with a bare write(2) on the socket's fd by
     a process that can no longer make other calls (process.exec_last)."""
     body = {"kind": msg.kind, **as_dict(msg)}
-    return json.dumps(body, separators=(",", ":")).encode()
+    return jsonc.dumps(body, separators=(",", ":")).encode()
 
 
 class ProtocolError(PortiqueError):
@@ -176,7 +180,7 @@ class Channel:
                 _close(fd)
             return None, []
         try:
-            body = json.loads(data)
+            body = jsonc.loads(data)
             cls = _TYPES[body.pop("kind")]
             return cls(**body), fds
         except (ValueError, KeyError, TypeError) as e:

@@ -351,3 +351,36 @@ def test_missing_binding_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
     spec = parse_seccomp({"defaultAction": "SCMP_ACT_ALLOW"}, "linux.seccomp")
     with pytest.raises(Unsupported, match="binding is missing"):
         build_filter(spec)
+
+
+SYSCALL_NAMES = [
+    "read",
+    "_llseek",
+    "io_uring_setup",
+    "a",
+    "x" * 64,
+    "x" * 65,
+    "",
+    "Read",
+    "1read",
+    "read-2",
+    "read\n",
+    "read\n\n",
+    "\n",
+    "re ad",
+    "réad",
+    "read\x00",
+    "_",
+    "a" * 63 + "\n",
+    "a" * 64 + "\n",
+]
+
+
+@pytest.mark.parametrize("name", SYSCALL_NAMES)
+def test_syscall_names_as_the_pattern_read_them(name: str) -> None:
+    """is_syscall_name (no re on the start path) accepts what its pattern did."""
+    import re
+
+    from portique.oci.seccomp import is_syscall_name
+
+    assert is_syscall_name(name) == bool(re.match(r"^[a-z_][a-z0-9_]{0,63}$", name))

@@ -14,11 +14,14 @@ import select
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from portique.errors import PortiqueError
 from portique.termio import set_window_size, window_size, write_all
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 _CHUNK = 65536
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
 # Keep this module cheap to import (no json, dataclasses, pathlib): it is on
 # the path of every call, `--version` included.
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
-    from pathlib import Path
+    from _typeshed import StrPath
 
     from portique.runtime import Runtime
 
@@ -24,18 +24,18 @@ def _timestamp() -> str:
 
 def format_entry(level: str, msg: str, *, json_format: bool, when: str | None = None) -> str:
     """One log line in runc's (logrus's) json or text shape, newline included."""
-    import json
+    from portique.jsonc import dumps
 
     when = when or _timestamp()
     if json_format:
-        return json.dumps({"level": level, "msg": msg, "time": when}) + "\n"
-    return f"time={json.dumps(when)} level={level} msg={json.dumps(msg)}\n"
+        return dumps({"level": level, "msg": msg, "time": when}) + "\n"
+    return f"time={dumps(when)} level={level} msg={dumps(msg)}\n"
 
 
 class RuntimeLog:
     """Appends runc-style entries to `--log`; a no-op without it."""
 
-    def __init__(self, path: Path | None, *, json_format: bool, debug: bool) -> None:
+    def __init__(self, path: StrPath | None, *, json_format: bool, debug: bool) -> None:
         self.path = path
         self.json_format = json_format
         self.debug_enabled = debug
@@ -71,7 +71,7 @@ class Context:
 
     def __init__(
         self,
-        root: Path,
+        root: str,
         log: RuntimeLog,
         *,
         debug: bool = False,

@@ -12,12 +12,16 @@ wait for it.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-from collections.abc import Callable, Iterator
-from types import FrameType
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself costs the runtime an import
+if TYPE_CHECKING:
+    import signal
+    from collections.abc import Callable
+    from types import FrameType
+    from typing import Any
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
 
 # SIGALRM is not forwarded: its timer retries the pending signals.
 FORWARDED: tuple[int, ...] = (
@@ -33,48 +37,59 @@ RETRY_INTERVAL = 0.02
 MAX_RETRIES = 500  # 10 s: then the target is not coming
 
 
-@contextlib.contextmanager
-def forward_signals(send: Callable[[int], None]) -> Iterator[None]:
+class forward_signals:  # lower case: it reads as a function, `with forward_signals(send):`
     """While inside, deliver FORWARDED signals through `send(sig)` instead.
 
     `send` raises while the target does not exist yet; the signal is retried
     every RETRY_INTERVAL. Only in this process: a child forked meanwhile
     (the runtime's helpers, before their exec) ignores the inherited handler.
+    A class, not contextlib's decorator: contextlib costs a cold call ~1 ms
+    of imports (runtime/undo.py).
     """
-    me = os.getpid()
-    pending: list[int] = []
-    retries = [0]
 
-    def flush() -> None:
-        while pending:
+    def __init__(self, send: Callable[[int], None]) -> None:
+        self.send = send
+        self.me = os.getpid()
+        self.pending: list[int] = []
+        self.retries = 0
+        self.saved: dict[int, Any] = {}
+
+    def flush(self) -> None:
+        while self.pending:
             try:
-                send(pending[0])
+                self.send(self.pending[0])
             except Exception:
-                if retries[0] < MAX_RETRIES:
-                    retries[0] += 1
+                if self.retries < MAX_RETRIES:
+                    self.retries += 1
                     signal.setitimer(signal.ITIMER_REAL, RETRY_INTERVAL)
                 else:
-                    pending.clear()
+                    self.pending.clear()
                 return
-            pending.pop(0)
+            self.pending.pop(0)
 
-    def on_signal(sig: int, frame: FrameType | None) -> None:
-        if os.getpid() != me:
+    def on_signal(self, sig: int, frame: FrameType | None) -> None:
+        if os.getpid() != self.me:
             return
-        pending.append(sig)
-        flush()
+        self.pending.append(sig)
+        self.flush()
 
-    def on_timer(sig: int, frame: FrameType | None) -> None:
-        if os.getpid() == me:
-            flush()
+    def on_timer(self, sig: int, frame: FrameType | None) -> None:
+        if os.getpid() == self.me:
+            self.flush()
 
-    saved: dict[int, Any] = {}
-    try:
-        saved[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_timer)
-        for sig in FORWARDED:
-            saved[sig] = signal.signal(sig, on_signal)
-        yield
-    finally:
+    def __enter__(self) -> None:
+        try:
+            self.saved[signal.SIGALRM] = signal.signal(signal.SIGALRM, self.on_timer)
+            for sig in FORWARDED:
+                self.saved[sig] = signal.signal(sig, self.on_signal)
+        except BaseException:
+            self.restore()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+    def restore(self) -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        for sig, old in saved.items():
+        for sig, old in self.saved.items():
             signal.signal(sig, old)

@@ -13,6 +13,13 @@ Each verb module defines:
     def add_arguments(parser: argparse.ArgumentParser) -> None
     def run(args: argparse.Namespace, ctx: Context) -> int
 
+and the hot ones (create, start, run, state, kill, delete, exec, pause,
+resume) their command line as data, OPTIONS and POSITIONALS
+(cli/runc/fastargs.py): their common command lines are then parsed without
+importing argparse, and only
+anything else (--help, an error, an unusual spelling) goes through argparse
+(cli/runc/fullparse.py), which words it.
+
 Errors behave as runc's do: one line on stderr (and one JSON or text line in
 `--log`), exit status 1; `run` and foreground `exec` exit with the
 container's own status.
@@ -20,17 +27,21 @@ container's own status.
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
 
 from portique import __version__
 from portique.cli.runc.context import Context, RuntimeLog
+from portique.cli.runc.fastargs import UsageError as UsageError
 
+TYPE_CHECKING = False  # typing itself costs every call an import
 if TYPE_CHECKING:
+    import argparse
     from types import ModuleType
+    from typing import NoReturn
+
+    from portique.cli.runc.fullparse import ArgumentParser as ArgumentParser
+    from portique.cli.runc.fullparse import HelpFormatter as HelpFormatter
 
 # The OCI runtime-spec version this runtime implements (printed by --version).
 SPEC_VERSION = "1.2.0"
@@ -103,41 +114,6 @@ _BOOLEAN = ("--debug", "--systemd-cgroup")
 FORKING_VERBS = frozenset({"create", "run", "exec"})
 
 
-class UsageError(Exception):
-    """A command line runc would reject with "Incorrect Usage"."""
-
-
-class HelpFormatter(argparse.HelpFormatter):
-    """argparse's formatter with a width that costs no import.
-
-    argparse builds a formatter for every add_argument call, and without a
-    width it imports shutil (and with it bz2 and lzma) for
-    shutil.get_terminal_size(): ~2 ms of every call, help printed or not.
-    """
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, width=_terminal_width() - 2)
-
-
-def _terminal_width() -> int:
-    # What shutil.get_terminal_size() answers: $COLUMNS, stdout's window, 80.
-    try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns or 80
-    except (AttributeError, ValueError, OSError):
-        return 80
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage and exiting with 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
-
-
 def version_text() -> str:
     return f"portique-runtime version {__version__}\nspec: {SPEC_VERSION}\n"
 
@@ -179,8 +155,6 @@ def parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
 
 
 def make_context(opts: dict[str, str | bool]) -> Context:
-    from pathlib import Path
-
     log_format = str(opts.get("log-format", "text"))
     if log_format not in ("text", "json"):
         raise UsageError(f"invalid log format {log_format!r}: want text or json")
@@ -189,9 +163,10 @@ def make_context(opts: dict[str, str | bool]) -> Context:
         raise UsageError(f"invalid --rootless value {rootless!r}: want true, false or auto")
     log_path = opts.get("log")
     return Context(
-        root=Path(str(opts.get("root") or default_root())),
+        # Text, not Paths: pathlib costs every call ~4 ms (runtime/container.py).
+        root=str(opts.get("root") or default_root()),
         log=RuntimeLog(
-            Path(str(log_path)) if log_path else None,
+            str(log_path) if log_path else None,
             json_format=log_format == "json",
             debug=bool(opts.get("debug", False)),
         ),
@@ -205,7 +180,33 @@ def load_verb(verb: str) -> ModuleType | None:
     name = VERBS.get(verb)
     if name is None:
         return None
-    return importlib.import_module(f"portique.cli.runc.commands.{name}")
+    module: ModuleType = __import__(f"portique.cli.runc.commands.{name}", fromlist=["run"])
+    return module
+
+
+def parse_args(verb: str, module: ModuleType, args: list[str]) -> argparse.Namespace | int:
+    """The verb's arguments: without argparse when the verb declares them and
+    the command line is a common one, else argparse's (an int: the exit status
+    of --help)."""
+    options = getattr(module, "OPTIONS", None)
+    if options is not None:
+        from portique.cli.runc.fastargs import parse
+
+        ns = parse(args, options, module.POSITIONALS)
+        if ns is not None:
+            return ns
+    from portique.cli.runc.fullparse import parse_full
+
+    return parse_full(verb, module, args)
+
+
+def __getattr__(name: str) -> object:
+    # The argparse classes live in fullparse.py (imported only when used).
+    if name in ("ArgumentParser", "HelpFormatter"):
+        from portique.cli.runc import fullparse
+
+        return getattr(fullparse, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
@@ -235,17 +236,9 @@ def main(argv: list[str] | None = None, *, protect: bool = False) -> int:
         module = load_verb(verb)
         if module is None:
             raise UsageError(f"no such command: {verb}")
-        parser = ArgumentParser(
-            prog=f"portique-runtime {verb}", add_help=True, formatter_class=HelpFormatter
-        )
-        module.add_arguments(parser)
-        try:
-            if getattr(module, "ACCEPTS_ANY", False):
-                ns, _ = parser.parse_known_args(args)
-            else:
-                ns = parser.parse_args(args)
-        except SystemExit as exc:  # --help
-            return int(exc.code or 0)
+        ns = parse_args(verb, module, args)
+        if isinstance(ns, int):  # --help
+            return ns
         ns.verb = verb
         ctx.log.debug(f"{verb} {' '.join(args)}")
         return int(module.run(ns, ctx) or 0)

@@ -1,8 +1,8 @@
 """`portique-runtime`'s entry point, with a fast path for `state`.
 
 containerd's shim and podman's conmon call `state` more than any other verb,
-and the full CLI pays ~20 ms of imports (argparse, re, enum, typing,
-pathlib, json) before it reads one file. Here, `[--root R] [--log L]
+and the full CLI imports the runtime library (~50 modules, enum and ctypes
+among them) before it reads one file. Here, `[--root R] [--log L]
 [--log-format text|json] state ID` (nothing else) is answered with what the
 interpreter has already loaded plus the C half of `json` (`_json`: no `re`):
 state.json read, the status derived from the facts exactly as

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import signal
-
 from portique.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+else:
+    # The numbers without signal's enum wrappers: containerd's shim and dockerd
+    # send numbers; only a name needs signal.Signals (imported then).
+    import _signal as signal
 
 
 def parse_signal(text: str) -> int:
@@ -26,8 +32,10 @@ def parse_signal(text: str) -> int:
             if signal.SIGRTMIN <= num <= signal.SIGRTMAX:
                 return num
             raise InvalidArgument(f"unknown signal {text!r}")
+    import signal as names
+
     try:
-        sig = signal.Signals[name]
+        sig = names.Signals[name]
     except KeyError:
         raise InvalidArgument(f"unknown signal {text!r}") from None
     return int(sig)

@@ -13,10 +13,10 @@ The drivers are imported lazily: the runtime's start path loads one of them.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from .base import (
-    DEFAULT_ROOT,
+    MOUNTINFO,
+    ROOT,
     CgroupError,
     CgroupManager,
     detect,
@@ -24,13 +24,17 @@ from .base import (
     resolve_path,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
+
 
 def open_manager(
     cgroups_path: str | None,
     container_id: str,
     *,
-    root: Path = DEFAULT_ROOT,
-    mountinfo: Path = Path("/proc/self/mountinfo"),
+    root: StrPath = ROOT,
+    mountinfo: StrPath = MOUNTINFO,
 ) -> CgroupManager:
     """The manager for a container's cgroup (nothing is created until create()).
 
@@ -39,7 +43,7 @@ def open_manager(
     "slice:prefix:name" -> InvalidArgument.
     """
     path = resolve_path(cgroups_path, container_id)
-    if root == DEFAULT_ROOT and not _may_create(root, path):
+    if os.fspath(root) == ROOT and not _may_create(ROOT, path):
         from .none import NoCgroupManager
 
         return NoCgroupManager(path)
@@ -52,7 +56,7 @@ def open_manager(
     return V1Manager(path, root, mountinfo=mountinfo)
 
 
-def delegated_parent(root: Path = DEFAULT_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> str:
+def delegated_parent(root: StrPath = ROOT, proc_cgroup: str = "/proc/self/cgroup") -> str:
     """Where a rootless caller's containers' cgroups go: on cgroup v2, the
     topmost ancestor of its own cgroup that it owns (a subtree delegated to
     the user, as systemd's user@UID.service or a directory root chowned to
@@ -69,19 +73,19 @@ def delegated_parent(root: Path = DEFAULT_ROOT, proc_cgroup: str = "/proc/self/c
     found = ""
     parts = [p for p in own.split("/") if p]
     while parts:
-        where = root.joinpath(*parts)
+        where = os.path.join(root, *parts)
         try:
             st = os.stat(where)
         except OSError:
             break
-        if st.st_uid != os.geteuid() or not os.access(where / "cgroup.procs", os.W_OK):
+        if st.st_uid != os.geteuid() or not os.access(os.path.join(where, "cgroup.procs"), os.W_OK):
             break
         found = "/" + "/".join(parts)
         parts.pop()
     return found
 
 
-def _may_create(root: Path, path: str) -> bool:
+def _may_create(root: str, path: str) -> bool:
     """False for a rootless caller (in a user namespace) that cannot write
     where the cgroup would go: the nearest existing directory on its path,
     in the unified hierarchy or, on v1, the memory one."""
@@ -89,10 +93,10 @@ def _may_create(root: Path, path: str) -> bool:
 
     if os.geteuid() == 0 and not in_user_namespace():
         return True
-    base = root if detect(root) == "v2" else root / "memory"
-    where = base / path.strip("/")
-    while where != base and not where.exists():
-        where = where.parent
+    base = root if detect(root) == "v2" else os.path.join(root, "memory")
+    where = os.path.join(base, path.strip("/"))
+    while where != base and not os.path.exists(where):
+        where = os.path.dirname(where)
     return os.access(where, os.W_OK)
 
 

@@ -3,6 +3,12 @@ and the file I/O helpers whose errors name the file.
 
 Every function takes the cgroupfs `root` (default /sys/fs/cgroup) so unit
 tests run the drivers against a fake tree in a temporary directory.
+
+Paths are handled as text (os.path), not pathlib: importing pathlib costs
+`portique-runtime` ~4 ms of every start (it pulls in re, fnmatch and
+urllib.parse). The functions accept a str or a Path; what callers read as
+Paths (hierarchies(), a manager's dirs()) is still made of Paths, built on
+demand.
 """
 
 from __future__ import annotations
@@ -10,16 +16,26 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from portique.errors import InvalidArgument, PortiqueError, Unsupported
+from portique.pathtext import pure_parts, pure_text
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import Final, Literal, Protocol
+
+    from _typeshed import StrPath
+
     from portique.oci.resources import LinuxResources, RdmaLimit
 
-DEFAULT_ROOT: Final = Path("/sys/fs/cgroup")
+    DEFAULT_ROOT: Path  # the Path of ROOT (module __getattr__)
+else:
+    Protocol = object  # a plain base at run time: importing typing costs every call
+
+ROOT: Final = "/sys/fs/cgroup"
+MOUNTINFO: Final = "/proc/self/mountinfo"
 PARENT: Final = "portique"  # cgroups made for a None or relative cgroupsPath live under /portique
 MAX_DEPTH: Final = 32
 
@@ -51,12 +67,24 @@ class CgroupManager(Protocol):
     def destroy(self) -> None: ...
     def exists(self) -> bool: ...
     def dirs(self) -> dict[str, Path]: ...
+    def dir_texts(self) -> dict[str, str]:
+        """dirs() as text (no pathlib import)."""
+        ...
+
+
+def __getattr__(name: str) -> object:
+    # DEFAULT_ROOT, the Path of ROOT, for the callers that want one.
+    if name == "DEFAULT_ROOT":
+        from pathlib import Path
+
+        return Path(ROOT)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------- detection
 
 
-def detect(root: Path = DEFAULT_ROOT) -> Literal["v1", "v2"]:
+def detect(root: StrPath = ROOT) -> Literal["v1", "v2"]:
     """ "v2" when `root` itself is a cgroup2 mount, else "v1".
 
     A cgroup2 root has cgroup.controllers at its top; the v1 layouts (pure,
@@ -64,17 +92,20 @@ def detect(root: Path = DEFAULT_ROOT) -> Literal["v1", "v2"]:
     tmpfs there with one directory per hierarchy. The hybrid is v1 for us:
     its controllers live in the v1 hierarchies.
     """
-    if (root / "cgroup.controllers").exists():
+    top = os.fspath(root)
+    if os.path.exists(os.path.join(top, "cgroup.controllers")):
         return "v2"
-    if root.is_dir() and any(
-        (p / "cgroup.procs").exists() for p in root.iterdir() if p.name != "unified"
+    if os.path.isdir(top) and any(
+        os.path.exists(os.path.join(top, name, "cgroup.procs"))
+        for name in os.listdir(top)
+        if name != "unified"
     ):
         return "v1"
     raise Unsupported(f"no cgroup filesystem mounted at {root}")
 
 
 def hierarchies(
-    root: Path = DEFAULT_ROOT, *, mountinfo: Path = Path("/proc/self/mountinfo")
+    root: StrPath = ROOT, *, mountinfo: StrPath = MOUNTINFO
 ) -> list[tuple[Path, tuple[str, ...]]]:
     """The v1 hierarchies mounted under `root`: (mountpoint, controllers).
 
@@ -82,11 +113,19 @@ def hierarchies(
     a co-mounted pair (cpu,cpuacct) is one entry. Symlinks such as
     /sys/fs/cgroup/cpu -> cpu,cpuacct are not mounts and do not appear.
     """
-    out: list[tuple[Path, tuple[str, ...]]] = []
-    seen: set[Path] = set()
-    prefix = str(root).rstrip("/") + "/"
+    from pathlib import Path
+
+    return [(Path(mp), ctrls) for mp, ctrls in mounted_hierarchies(root, mountinfo)]
+
+
+def mounted_hierarchies(root: StrPath, mountinfo: StrPath) -> list[tuple[str, tuple[str, ...]]]:
+    """hierarchies(), the mountpoints as text."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    seen: set[str] = set()
+    prefix = os.fspath(root).rstrip("/") + "/"
     try:
-        text = mountinfo.read_text()
+        with open(mountinfo) as f:
+            text = f.read()
     except OSError as e:
         raise CgroupError(f"cannot read {mountinfo}: {e.strerror}") from None
     for line in text.splitlines():
@@ -107,7 +146,7 @@ def hierarchies(
             and (o.startswith("name=") or "=" not in o)
             and o not in _SUPER_FLAGS
         )
-        mp = Path(mountpoint)
+        mp = pure_text(mountpoint)
         if ctrls and mp not in seen:
             seen.add(mp)
             out.append((mp, ctrls))
@@ -149,7 +188,7 @@ def resolve_path(cgroups_path: str | None, container_id: str) -> str:
             f"linux.cgroupsPath {cgroups_path!r}: the systemd cgroup driver "
             "(slice:prefix:name) is not supported; give a path such as /portique/<id>"
         )
-    parts = [p for p in PurePosixPath(cgroups_path).parts if p != "/"]
+    parts = [p for p in pure_parts(cgroups_path) if p != "/"]
     if any(p in (".", "..") for p in parts) or not parts:
         raise InvalidArgument(f"linux.cgroupsPath {cgroups_path!r}: must not contain . or ..")
     if len(parts) > MAX_DEPTH:
@@ -162,9 +201,9 @@ def resolve_path(cgroups_path: str | None, container_id: str) -> str:
 # ---------------------------------------------------------------- file I/O
 
 
-def write_file(directory: Path, name: str, value: str) -> None:
+def write_file(directory: StrPath, name: str, value: str) -> None:
     """Write one value to a cgroup interface file, one write(2), no truncation."""
-    path = directory / name
+    path = os.path.join(directory, name)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as e:
@@ -177,15 +216,15 @@ def write_file(directory: Path, name: str, value: str) -> None:
         os.close(fd)
 
 
-def read_file(directory: Path, name: str) -> str:
+def read_file(directory: StrPath, name: str) -> str:
     try:
-        with open(directory / name, encoding="ascii", errors="replace") as f:
+        with open(os.path.join(directory, name), encoding="ascii", errors="replace") as f:
             return f.read()
     except OSError as e:
         raise CgroupError(f"cannot read {name} in {directory}: {e.strerror}") from None
 
 
-def read_int(directory: Path, name: str, default: int = 0) -> int:
+def read_int(directory: StrPath, name: str, default: int = 0) -> int:
     """An integer file ("max" reads as -1); a missing file gives `default`."""
     try:
         text = read_file(directory, name).strip()
@@ -199,7 +238,7 @@ def read_int(directory: Path, name: str, default: int = 0) -> int:
         return default
 
 
-def read_keyed(directory: Path, name: str) -> dict[str, int]:
+def read_keyed(directory: StrPath, name: str) -> dict[str, int]:
     """A flat keyed file ("key value" per line); missing file -> {}."""
     out: dict[str, int] = {}
     try:
@@ -215,14 +254,15 @@ def read_keyed(directory: Path, name: str) -> dict[str, int]:
     return out
 
 
-def read_pids(directory: Path, recursive: bool = True) -> list[int]:
+def read_pids(directory: StrPath, recursive: bool = True) -> list[int]:
     """Every pid in cgroup.procs of `directory` and (recursively) its children."""
     out: list[int] = []
-    stack = [directory]
+    stack = [os.fspath(directory)]
     while stack:
         d = stack.pop()
         try:
-            text = (d / "cgroup.procs").read_text()
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                text = f.read()
         except FileNotFoundError:
             continue
         except OSError as e:
@@ -230,21 +270,22 @@ def read_pids(directory: Path, recursive: bool = True) -> list[int]:
         out.extend(int(x) for x in text.split())
         if recursive:
             try:
-                stack.extend(p for p in d.iterdir() if p.is_dir() and not p.is_symlink())
+                subdirs = (os.path.join(d, name) for name in os.listdir(d))
+                stack.extend(p for p in subdirs if os.path.isdir(p) and not os.path.islink(p))
             except FileNotFoundError:
                 continue
     return out
 
 
-def mkdir_path(base: Path, rel: str) -> list[Path]:
+def mkdir_path(base: StrPath, rel: str) -> list[str]:
     """mkdir each component of `rel` under `base`; return the dirs, top first."""
-    parts = [p for p in PurePosixPath(rel).parts if p != "/"]
+    parts = [p for p in pure_parts(rel) if p != "/"]
     for attempt in range(3):
         out = []
-        d = base
+        d = os.fspath(base)
         try:
             for part in parts:
-                d = d / part
+                d = os.path.join(d, part)
                 try:
                     os.mkdir(d, 0o755)
                 except FileExistsError:
@@ -255,13 +296,15 @@ def mkdir_path(base: Path, rel: str) -> list[Path]:
             # A concurrent delete removed an empty shared parent (/portique)
             # between our two mkdirs: start again from the top.
             if attempt == 2:
-                raise CgroupError(f"cannot create cgroup {d}: {d.parent} does not exist") from None
+                raise CgroupError(
+                    f"cannot create cgroup {d}: {os.path.dirname(d)} does not exist"
+                ) from None
         except OSError as e:
             raise CgroupError(f"cannot create cgroup {d}: {e.strerror}") from None
     raise AssertionError("unreachable")
 
 
-def remove_tree(directory: Path, *, attempts: int = 50) -> None:
+def remove_tree(directory: StrPath, *, attempts: int = 50) -> None:
     """rmdir `directory` and any sub-cgroups, deepest first; missing is fine.
 
     Only rmdir: a cgroup still holding processes stays (EBUSY), which is the
@@ -269,13 +312,14 @@ def remove_tree(directory: Path, *, attempts: int = 50) -> None:
     process died is normal (the kernel frees the css asynchronously), so it is
     retried briefly.
     """
-    if not directory.is_dir():
+    top = os.fspath(directory)
+    if not os.path.isdir(top):
         return
-    order: list[Path] = []
-    for dirpath, dirnames, _ in os.walk(directory):
-        order.extend(Path(dirpath) / d for d in dirnames)
-    order.sort(key=lambda p: len(p.parts), reverse=True)
-    order.append(directory)
+    order: list[str] = []
+    for dirpath, dirnames, _ in os.walk(top):
+        order.extend(os.path.join(dirpath, d) for d in dirnames)
+    order.sort(key=lambda p: p.count("/"), reverse=True)  # deepest first
+    order.append(top)
     for d in order:
         delay = 0.002
         for attempt in range(attempts):
@@ -304,7 +348,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
         delay = min(delay * 2, 0.02)
 
 
-def check_memory_update(resources: LinuxResources, directory: Path, usage_file: str) -> None:
+def check_memory_update(resources: LinuxResources, directory: StrPath, usage_file: str) -> None:
     """memory.checkBeforeUpdate: refuse a limit below what is in use now
     (the kernel would reclaim, or OOM-kill, to get there)."""
     m = resources.memory

@@ -17,10 +17,12 @@ requested access bits are a subset of the rule's (as runc's filter).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Final
+
     from portique.oci.resources import DeviceRule
 
 # bpf_cgroup_dev_ctx encodings (include/uapi/linux/bpf.h).

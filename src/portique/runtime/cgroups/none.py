@@ -11,12 +11,12 @@ namespace: killing its init kills them all.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 from .base import CgroupError
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from portique.oci.resources import LinuxResources
 
 WHY = "this user has no cgroup of its own (rootless, no delegated cgroup v2 subtree)"
@@ -102,4 +102,7 @@ class NoCgroupManager:
         return False
 
     def dirs(self) -> dict[str, Path]:
+        return {}
+
+    def dir_texts(self) -> dict[str, str]:
         return {}

@@ -22,18 +22,15 @@ memory.kmem.tcp.limit_in_bytes.
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Final
 
 from portique.errors import InvalidArgument, Unsupported
 
 from .base import (
+    MOUNTINFO,
     CgroupError,
     check_memory_update,
-    hierarchies,
     mkdir_path,
+    mounted_hierarchies,
     rdma_lines,
     read_file,
     read_int,
@@ -44,10 +41,19 @@ from .base import (
     write_file,
 )
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     import logging
+    import signal
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import Final
+
+    from _typeshed import StrPath
 
     from portique.oci.resources import BlockIO, Cpu, LinuxResources, Memory, Network
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
 
 
 def _log() -> logging.Logger:
@@ -236,17 +242,16 @@ class V1Manager:
 
     version = "v1"
 
-    def __init__(
-        self, path: str, root: Path, *, mountinfo: Path = Path("/proc/self/mountinfo")
-    ) -> None:
+    def __init__(self, path: str, root: StrPath, *, mountinfo: StrPath = MOUNTINFO) -> None:
         self.path = path
         self.root = root
         rel = path.lstrip("/")
-        self._hier = hierarchies(root, mountinfo=mountinfo)
-        self._dirs = {mp: mp / rel for mp, _ in self._hier}
-        self._by_ctrl = {c: mp / rel for mp, ctrls in self._hier for c in ctrls}
+        # Text, not Paths: see base.py (dirs() gives Paths).
+        self._hier = mounted_hierarchies(root, mountinfo)
+        self._dirs = {mp: os.path.join(mp, rel) for mp, _ in self._hier}
+        self._by_ctrl = {c: os.path.join(mp, rel) for mp, ctrls in self._hier for c in ctrls}
 
-    def _dir(self, controller: str) -> Path:
+    def _dir(self, controller: str) -> str:
         try:
             return self._by_ctrl[controller]
         except KeyError:
@@ -278,7 +283,8 @@ class V1Manager:
         if "memory" in self._by_ctrl:
             check_memory_update(resources, self._by_ctrl["memory"], "memory.usage_in_bytes")
         writes = plan(
-            resources, lambda c, f: c in self._by_ctrl and (self._by_ctrl[c] / f).exists()
+            resources,
+            lambda c, f: c in self._by_ctrl and os.path.exists(os.path.join(self._by_ctrl[c], f)),
         )
         i = 0
         while i < len(writes):
@@ -316,10 +322,15 @@ class V1Manager:
             raise errors[0]
 
     def exists(self) -> bool:
-        return any(d.is_dir() for d in self._dirs.values())
+        return any(os.path.isdir(d) for d in self._dirs.values())
 
     def dirs(self) -> dict[str, Path]:
-        return {str(mp): d for mp, d in self._dirs.items()}
+        from pathlib import Path
+
+        return {mp: Path(d) for mp, d in self._dirs.items()}
+
+    def dir_texts(self) -> dict[str, str]:
+        return dict(self._dirs)
 
     # ------------------------------------------------------------ freezer
 
@@ -346,13 +357,13 @@ class V1Manager:
 
     def is_frozen(self) -> bool:
         d = self._by_ctrl.get("freezer")
-        if d is None or not d.is_dir():
+        if d is None or not os.path.isdir(d):
             return False
         return read_file(d, "freezer.state").strip() == "FROZEN"
 
     # ------------------------------------------------------------ processes
 
-    def _procs_dir(self) -> Path:
+    def _procs_dir(self) -> str:
         for ctrl in ("freezer", "pids", "memory", "cpu"):
             if ctrl in self._by_ctrl:
                 return self._by_ctrl[ctrl]
@@ -365,7 +376,7 @@ class V1Manager:
         # Freeze first so that no task forks a child the walk misses, then
         # thaw so that the signal is delivered (a frozen task cannot even die).
         # A container that was paused stays paused, unless it is being killed.
-        can_freeze = "freezer" in self._by_ctrl and self._by_ctrl["freezer"].is_dir()
+        can_freeze = "freezer" in self._by_ctrl and os.path.isdir(self._by_ctrl["freezer"])
         was_frozen = can_freeze and self.is_frozen()
         if can_freeze:
             self.freeze()
@@ -458,7 +469,7 @@ class V1Manager:
         }
 
 
-def _blkio_entries(d: Path, name: str) -> list[dict[str, object]]:
+def _blkio_entries(d: str, name: str) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     try:
         text = read_file(d, name)
@@ -475,7 +486,7 @@ def _blkio_entries(d: Path, name: str) -> list[dict[str, object]]:
     return out
 
 
-def _init_cpuset(mountpoint: Path, made: list[Path]) -> None:
+def _init_cpuset(mountpoint: str, made: list[str]) -> None:
     """A new v1 cpuset starts with empty cpus and mems, and takes no task until
     they are set: copy them down from the parent, top first."""
     parent = mountpoint
@@ -486,7 +497,7 @@ def _init_cpuset(mountpoint: Path, made: list[Path]) -> None:
         parent = d
 
 
-def _write_memory_pair(d: Path, limit: str, memsw: str) -> None:
+def _write_memory_pair(d: str, limit: str, memsw: str) -> None:
     """memory.limit_in_bytes must stay <= memory.memsw.limit_in_bytes at every
     step: lowering writes memory first, raising writes memsw first. The current
     memsw decides which, and -1 (unlimited) sorts highest."""

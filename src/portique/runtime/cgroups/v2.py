@@ -12,10 +12,6 @@ syscall) attaches them, replacing the cgroup's earlier program.
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol, cast
 
 from portique.errors import InvalidArgument, Unsupported
 
@@ -35,10 +31,21 @@ from .base import (
     write_file,
 )
 
+TYPE_CHECKING = False  # typing itself costs the runtime an import
 if TYPE_CHECKING:
     import logging
+    import signal
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import Final, Protocol
+
+    from _typeshed import StrPath
 
     from portique.oci.resources import BlockIO, Cpu, LinuxResources, Memory
+else:
+    import _signal as signal  # the numbers and calls, without signal's enum wrappers
+
+    Protocol = object  # a plain base at run time: importing typing costs every call
 
 
 def _log() -> logging.Logger:
@@ -187,7 +194,8 @@ class DeviceFilterLoader(Protocol):
 def _kernel_loader() -> DeviceFilterLoader:
     from portique.linux import bpf
 
-    return cast("DeviceFilterLoader", bpf)
+    loader: DeviceFilterLoader = bpf
+    return loader
 
 
 class V2Manager:
@@ -195,34 +203,43 @@ class V2Manager:
 
     version = "v2"
 
-    def __init__(self, path: str, root: Path, *, devices: DeviceFilterLoader | None = None) -> None:
+    def __init__(
+        self, path: str, root: StrPath, *, devices: DeviceFilterLoader | None = None
+    ) -> None:
         self.path = path
         self.root = root
-        self.dir = root / path.lstrip("/")
+        # Text, not a Path: see base.py (`dir` gives the Path).
+        self._dir = os.path.join(root, path.lstrip("/"))
         self._devices = devices
+
+    @property
+    def dir(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._dir)
 
     # ------------------------------------------------------------ lifecycle
 
     def create(self) -> None:
         # Top down: a parent must hand its controllers to its children before
         # the child exists for them to show up in the child's cgroup.controllers.
-        parent = self.root
+        parent = os.fspath(self.root)
         for part in self.path.strip("/").split("/"):
             _enable_controllers(parent)
             mkdir_path(parent, part)
-            parent = parent / part
+            parent = os.path.join(parent, part)
 
     def apply(self, resources: LinuxResources | None) -> None:
         if resources is None:
             return
-        check_memory_update(resources, self.dir, "memory.current")
-        for name, value in plan(resources, lambda f: (self.dir / f).exists()):
-            if not (self.dir / name).exists():
+        check_memory_update(resources, self._dir, "memory.current")
+        for name, value in plan(resources, lambda f: os.path.exists(os.path.join(self._dir, f))):
+            if not os.path.exists(os.path.join(self._dir, name)):
                 raise CgroupError(
-                    f"cannot write {name} in {self.dir}: no such file "
+                    f"cannot write {name} in {self._dir}: no such file "
                     "(controller not enabled or not supported by this kernel)"
                 )
-            write_file(self.dir, name, value)
+            write_file(self._dir, name, value)
         if resources.devices and not _in_user_namespace():
             self._apply_devices(resources)
 
@@ -231,65 +248,68 @@ class V2Manager:
 
         loader = self._devices or _kernel_loader()
         insns = compile_rules(resources.devices)
-        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             loader.attach_device_filter(fd, insns)
         except OSError as e:
             raise CgroupError(
-                f"cannot attach the device filter to {self.dir}: {e.strerror}"
+                f"cannot attach the device filter to {self._dir}: {e.strerror}"
             ) from None
         finally:
             os.close(fd)
 
     def add_process(self, pid: int) -> None:
-        write_file(self.dir, "cgroup.procs", str(pid))
+        write_file(self._dir, "cgroup.procs", str(pid))
 
     def join(self) -> None:
         # cgroup.threads would skip the global lock as v1's tasks does, but
         # a domain cgroup refuses thread moves: move the process.
-        write_file(self.dir, "cgroup.procs", "0")
+        write_file(self._dir, "cgroup.procs", "0")
 
     def destroy(self) -> None:
-        remove_tree(self.dir)
+        remove_tree(self._dir)
 
     def exists(self) -> bool:
-        return self.dir.is_dir()
+        return os.path.isdir(self._dir)
 
     def dirs(self) -> dict[str, Path]:
         return {"": self.dir}
+
+    def dir_texts(self) -> dict[str, str]:
+        return {"": self._dir}
 
     # ------------------------------------------------------------ freezer
 
     def freeze(self) -> None:
         self._need_freezer()
-        write_file(self.dir, "cgroup.freeze", "1")
+        write_file(self._dir, "cgroup.freeze", "1")
         # Freezing is asynchronous: cgroup.events says when every task stopped.
         if not wait_for(self.is_frozen, FREEZE_TIMEOUT):
-            write_file(self.dir, "cgroup.freeze", "0")
-            raise CgroupError(f"cannot freeze {self.dir}: tasks did not stop in time")
+            write_file(self._dir, "cgroup.freeze", "0")
+            raise CgroupError(f"cannot freeze {self._dir}: tasks did not stop in time")
 
     def thaw(self) -> None:
         self._need_freezer()
-        write_file(self.dir, "cgroup.freeze", "0")
+        write_file(self._dir, "cgroup.freeze", "0")
         if not wait_for(lambda: not self.is_frozen(), FREEZE_TIMEOUT):
-            raise CgroupError(f"cannot thaw {self.dir}: still frozen")
+            raise CgroupError(f"cannot thaw {self._dir}: still frozen")
 
     def is_frozen(self) -> bool:
-        return read_keyed(self.dir, "cgroup.events").get("frozen", 0) == 1
+        return read_keyed(self._dir, "cgroup.events").get("frozen", 0) == 1
 
     def _need_freezer(self) -> None:
-        if not (self.dir / "cgroup.freeze").exists():
-            raise Unsupported(f"cgroup freezer missing in {self.dir} (kernel older than 5.2)")
+        if not os.path.exists(os.path.join(self._dir, "cgroup.freeze")):
+            raise Unsupported(f"cgroup freezer missing in {self._dir} (kernel older than 5.2)")
 
     # ------------------------------------------------------------ processes
 
     def pids(self) -> list[int]:
-        return read_pids(self.dir)
+        return read_pids(self._dir)
 
     def kill_all(self, sig: int) -> None:
-        if sig == signal.SIGKILL and (self.dir / "cgroup.kill").exists():
+        if sig == signal.SIGKILL and os.path.exists(os.path.join(self._dir, "cgroup.kill")):
             # Atomic against forks racing the walk (kernel >= 5.14).
-            write_file(self.dir, "cgroup.kill", "1")
+            write_file(self._dir, "cgroup.kill", "1")
             return
         for pid in self.pids():
             try:
@@ -298,13 +318,13 @@ class V2Manager:
                 pass
 
     def oom_kill_count(self) -> int:
-        return read_keyed(self.dir, "memory.events").get("oom_kill", 0)
+        return read_keyed(self._dir, "memory.events").get("oom_kill", 0)
 
     # ------------------------------------------------------------ stats
 
     def stats(self) -> dict[str, object]:
         """runc's `events --stats` data: cpu, memory, pids, blkio (v2 files mapped)."""
-        d = self.dir
+        d = self._dir
         cpu = read_keyed(d, "cpu.stat")
         mem_raw = read_keyed(d, "memory.stat")
         mem_events = read_keyed(d, "memory.events")
@@ -351,7 +371,7 @@ class V2Manager:
         }
 
 
-def _io_stats(d: Path) -> dict[str, list[dict[str, object]]]:
+def _io_stats(d: str) -> dict[str, list[dict[str, object]]]:
     nbytes: list[dict[str, object]] = []
     nios: list[dict[str, object]] = []
     try:
@@ -387,7 +407,7 @@ def _in_user_namespace() -> bool:
     return in_user_namespace()
 
 
-def _enable_controllers(directory: Path) -> None:
+def _enable_controllers(directory: str) -> None:
     """Let `directory`'s children use every controller it has (cgroup.subtree_control).
 
     One read of each file on the fast path (already enabled). If one write of

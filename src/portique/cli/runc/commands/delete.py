@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
-
-from portique.cli.runc.commands._common import add_id
-from portique.cli.runc.context import Context
+from portique.cli.runc.commands._common import ID
+from portique.cli.runc.fastargs import add_options, add_positionals, flag
 from portique.errors import NotFound
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+    from portique.cli.runc.context import Context
+
+OPTIONS = (flag("--force", "-f", help="kill the container first if it runs"),)
+POSITIONALS = ID
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--force", "-f", action="store_true", help="kill the container first if it runs"
-    )
-    add_id(parser)
+    add_options(parser, OPTIONS)
+    add_positionals(parser, POSITIONALS)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

@@ -7,52 +7,64 @@ the command line's args, env, cwd, user, caps and tty laid over it.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from portique import jsonc
 from portique.cli.runc.commands.create import checked_pid_file
-from portique.cli.runc.context import Context
+from portique.cli.runc.fastargs import (
+    APPEND,
+    APPEND_INT,
+    INT,
+    REMAINDER,
+    TEXT,
+    Option,
+    Positional,
+    add_options,
+    add_positionals,
+    flag,
+)
 from portique.errors import InvalidArgument
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+    from portique.cli.runc.context import Context
     from portique.oci.runtime import Process
     from portique.runtime import Runtime
 
 # A process file is small; anything bigger is not one.
 _MAX_PROCESS_JSON = 4 << 20
 
+OPTIONS = (
+    Option("--process", "-p", kind=TEXT, default="", help="path to a process.json"),
+    flag("--detach", "-d", help="do not wait for it"),
+    Option("--pid-file", kind=TEXT, default="", help="write its pid to this file"),
+    flag("--tty", "-t", default=None, help="allocate a pty"),
+    Option("--console-socket", kind=TEXT, default="", help="unix socket to send the pty master to"),
+    Option("--env", "-e", kind=APPEND, default=[], help="KEY=VALUE to add"),
+    Option("--cwd", kind=TEXT, default="", help="working directory in the container"),
+    Option("--user", "-u", kind=TEXT, default="", help="UID[:GID]"),
+    Option("--additional-gids", "-g", kind=APPEND_INT, default=[], help="extra gid"),
+    Option("--cap", "-c", kind=APPEND, default=[], help="capability to add"),
+    flag("--no-new-privs", default=None, help="set no_new_privileges"),
+    Option("--preserve-fds", kind=INT, default=0, help="pass fds 3..3+N-1 on"),
+    Option("--apparmor", kind=TEXT, default="", help="refused: no AppArmor support"),
+    Option("--process-label", kind=TEXT, default="", help="refused: no SELinux support"),
+    Option("--cgroup", kind=APPEND, default=[], help="refused: no sub-cgroups"),
+    flag("--ignore-paused", help="refused: a frozen process cannot start"),
+)
+POSITIONALS = (
+    Positional("container_id", metavar="container-id"),
+    Positional("command", REMAINDER),
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--process", "-p", default="", help="path to a process.json")
-    parser.add_argument("--detach", "-d", action="store_true", help="do not wait for it")
-    parser.add_argument("--pid-file", default="", help="write its pid to this file")
-    parser.add_argument("--tty", "-t", action="store_true", default=None, help="allocate a pty")
-    parser.add_argument(
-        "--console-socket", default="", help="unix socket to send the pty master to"
-    )
-    parser.add_argument("--env", "-e", action="append", default=[], help="KEY=VALUE to add")
-    parser.add_argument("--cwd", default="", help="working directory in the container")
-    parser.add_argument("--user", "-u", default="", help="UID[:GID]")
-    parser.add_argument(
-        "--additional-gids", "-g", action="append", type=int, default=[], help="extra gid"
-    )
-    parser.add_argument("--cap", "-c", action="append", default=[], help="capability to add")
-    parser.add_argument(
-        "--no-new-privs", action="store_true", default=None, help="set no_new_privileges"
-    )
-    parser.add_argument("--preserve-fds", type=int, default=0, help="pass fds 3..3+N-1 on")
-    parser.add_argument("--apparmor", default="", help="refused: no AppArmor support")
-    parser.add_argument("--process-label", default="", help="refused: no SELinux support")
-    parser.add_argument("--cgroup", action="append", default=[], help="refused: no sub-cgroups")
-    parser.add_argument(
-        "--ignore-paused", action="store_true", help="refused: a frozen process cannot start"
-    )
-    parser.add_argument("container_id", metavar="container-id")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
+    add_options(parser, OPTIONS)
+    add_positionals(parser, POSITIONALS)
 
 
 def _read_json(path: str) -> Any:
@@ -67,7 +79,7 @@ def _read_json(path: str) -> Any:
     if len(data) > _MAX_PROCESS_JSON:
         raise InvalidArgument(f"process file {path} is larger than {_MAX_PROCESS_JSON} bytes")
     try:
-        return json.loads(data)
+        return jsonc.loads(data)
     except (ValueError, RecursionError) as exc:
         raise InvalidArgument(f"process file {path} is not valid JSON: {exc}") from None
 
@@ -86,7 +98,7 @@ def parse_user(text: str) -> tuple[int, int | None]:
 
 def build_process(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any]:
     """The process object runc's exec builds from the config's process and flags."""
-    proc: dict[str, Any] = json.loads(json.dumps(base))  # a deep copy of plain JSON
+    proc: dict[str, Any] = jsonc.loads(jsonc.dumps(base))  # a deep copy of plain JSON
     if not args.command:
         raise InvalidArgument("exec needs a command or --process")
     proc["args"] = list(args.command)
@@ -126,7 +138,7 @@ def process_object(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         # As runc: a process file is taken as it is, the other flags do not apply.
         return obj
     state = ctx.runtime().state(args.container_id)
-    config = _read_json(str(Path(state.bundle) / "config.json"))
+    config = _read_json(os.path.join(state.bundle, "config.json"))
     base = config.get("process") if isinstance(config, dict) else None
     if not isinstance(base, dict):
         raise InvalidArgument(f"{state.bundle}/config.json has no process object")
@@ -146,7 +158,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise InvalidArgument(f"--preserve-fds must not be negative: {args.preserve_fds}")
     obj = process_object(args, ctx)
     process = parse_process(obj, field="process")
-    console = Path(os.path.abspath(args.console_socket)) if args.console_socket else None
+    console = os.path.abspath(args.console_socket) if args.console_socket else None
     pid_file = checked_pid_file(args.pid_file)
     rt = ctx.runtime()
     kwargs: dict[str, Any] = {
@@ -165,7 +177,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     kwargs["on_pid"] = started.append
     if pid_file is not None:
         # An old pid file would name a process that is not ours.
-        pid_file.unlink(missing_ok=True)
+        try:
+            os.unlink(pid_file)
+        except FileNotFoundError:
+            pass
 
     def send(sig: int) -> None:
         if not started:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from portique.cli.runc.commands._common import add_id
 from portique.cli.runc.context import Context
@@ -19,6 +20,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from portique.cli.explain_text import format_report
     from portique.engine.explain import explain_runtime
 
-    report = explain_runtime(ctx.root, args.container_id)
+    report = explain_runtime(Path(ctx.root), args.container_id)
     sys.stdout.write(format_report(report, args.format))
     return 0

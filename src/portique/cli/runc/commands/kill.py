@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
-
-from portique.cli.runc.commands._common import add_id
-from portique.cli.runc.context import Context
+from portique.cli.runc.commands._common import ID
+from portique.cli.runc.fastargs import OPTIONAL, Positional, add_options, add_positionals, flag
 from portique.cli.runc.signals import parse_signal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+    from portique.cli.runc.context import Context
+
+OPTIONS = (flag("--all", "-a", help="signal every process of the container"),)
+POSITIONALS = (*ID, Positional("signal", OPTIONAL, default="SIGTERM"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--all", "-a", action="store_true", help="signal every process of the container"
-    )
-    add_id(parser)
-    parser.add_argument("signal", nargs="?", default="SIGTERM")
+    add_options(parser, OPTIONS)
+    add_positionals(parser, POSITIONALS)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

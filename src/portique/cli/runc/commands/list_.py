@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     for state in states:
         entry = state.to_runc_json()
         if not entry.get("owner"):
-            entry["owner"] = owner_name(ctx.root / state.id)
+            entry["owner"] = owner_name(Path(ctx.root) / state.id)
         entries.append(entry)
     if args.format == "json":
         print_json(entries, indent=None)

@@ -3,31 +3,39 @@ delete the container (unless --keep) and exit with its status."""
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
+import os
 
-from portique.cli.runc.commands.create import add_create_flags, resolve
-from portique.cli.runc.context import Context
+from portique.cli.runc.commands._common import ID
+from portique.cli.runc.commands.create import CREATE_OPTIONS, resolve
+from portique.cli.runc.fastargs import add_options, add_positionals, flag
+from portique.jsonc import loads
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+    from portique.cli.runc.context import Context
+
+OPTIONS = (
+    flag("--detach", "-d", help="do not wait for the container"),
+    flag("--no-subreaper", help="accepted for runc compatibility (ignored)"),
+    flag("--keep", help="do not delete the container after it exits"),
+    *CREATE_OPTIONS,
+)
+POSITIONALS = ID
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detach", "-d", action="store_true", help="do not wait for the container")
-    parser.add_argument(
-        "--no-subreaper", action="store_true", help="accepted for runc compatibility (ignored)"
-    )
-    parser.add_argument(
-        "--keep", action="store_true", help="do not delete the container after it exits"
-    )
-    add_create_flags(parser)
+    add_options(parser, OPTIONS)
+    add_positionals(parser, POSITIONALS)
 
 
-def wants_terminal(bundle: Path) -> bool:
+def wants_terminal(bundle: str) -> bool:
     """process.terminal from the bundle's config; False if it cannot be read
     (the runtime then reports the broken config itself)."""
     try:
-        with open(bundle / "config.json", "rb") as f:
-            spec = json.load(f)
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            spec = loads(f.read())
         return bool(spec["process"]["terminal"]) is True
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return False
@@ -58,9 +66,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 def _run_foreground(
     args: argparse.Namespace,
     ctx: Context,
-    bundle: Path,
-    console: Path | None,
-    pid_file: Path | None,
+    bundle: str,
+    console: str | None,
+    pid_file: str | None,
 ) -> int:
     rt = ctx.runtime()
     cid = args.container_id

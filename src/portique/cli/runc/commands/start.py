@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
+from portique.cli.runc.commands._common import ID, add_id
 
-from portique.cli.runc.commands._common import add_id
-from portique.cli.runc.context import Context
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+    from portique.cli.runc.context import Context
+
+OPTIONS = ()
+POSITIONALS = ID
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
