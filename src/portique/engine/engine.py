@@ -53,6 +53,7 @@ class Engine:
         self._db: sqlite3.Connection | None = None
         self._images: Images | None = None
         self._networks: Networks | None = None
+        self._runtime: Runtime | None = None
 
     def __repr__(self) -> str:
         return f"Engine(root={str(self.root)!r}, runroot={str(self.runroot)!r})"
@@ -67,6 +68,7 @@ class Engine:
             # child could checkpoint or unlink the parent's write-ahead log.
             _INHERITED.append((self._db, self._images, self._networks))
             self._db = self._images = self._networks = None
+            self._runtime = None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -137,9 +139,14 @@ class Engine:
         return self.runroot / "runtime"
 
     def runtime(self) -> Runtime:
-        from portique.runtime import Runtime
+        """The runtime library on this engine's state directory: one per process,
+        so what it caches (the containers' parsed specs) serves every caller."""
+        self._owned()
+        if self._runtime is None:
+            from portique.runtime import Runtime
 
-        return Runtime(self.runtime_root)
+            self._runtime = Runtime(self.runtime_root)
+        return self._runtime
 
     # -- crash recovery -----------------------------------------------------------
 

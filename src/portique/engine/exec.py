@@ -45,10 +45,12 @@ class ExecRequest:
 
 
 def build_process(eng: Engine, row: db.ContainerRow, req: ExecRequest) -> Process:
-    from portique.oci.runtime import Capabilities, User, load_spec
+    from portique.oci.runtime import Capabilities, User
 
     paths = eng.paths(row.id)
-    spec = load_spec(paths.dir)
+    # The spec the runtime holds for the container: parsed once, for this
+    # process and for the runtime's exec that runs it.
+    spec = eng.runtime().spec(row.id)
     base = spec.process
     if base is None:
         raise InvalidState(f"container {row.id[:12]} has no process")

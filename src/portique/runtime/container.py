@@ -168,6 +168,10 @@ class Runtime:
         on its state directory); the operation re-reads the state inside."""
         return _Locked(self._dir(container_id), container_id)
 
+    def spec(self, container_id: str) -> Spec:
+        """The spec `container_id` was created with (parsed once per Runtime)."""
+        return self._spec_of(self._load(container_id))
+
     def _spec_of(self, s: State) -> Spec:
         cached = self._specs.get(s.id)
         if cached is not None and cached[0] == s.config:
