@@ -133,16 +133,27 @@ def _early_child(eng: Engine, row: Any, pid_r: int, out_w: int) -> int:  # pragm
 
     code = 1
     with os.fdopen(pid_r, "rb") as f:
-        if netns_fd < 0:
+
+        def created() -> int:
+            """The init's pid, once the monitor created the container (its bundle
+            files written); 0 when the monitor gave up before."""
             line = f.readline().strip()
-            if not line.isdigit():
+            return int(line) if line.isdigit() else 0
+
+        def before_files() -> None:
+            if not created():
+                raise PortiqueError("the container was not created")
+
+        if netns_fd < 0:
+            pid, netns, wait = created(), "", None
+            if not pid:
                 return 0  # the monitor gave up before the container existed
-            pid, netns = int(line), ""
         else:
-            pid, netns = 0, f"/proc/self/fd/{netns_fd}"
+            # Wired now, beside the create; the files once the bundle has them.
+            pid, netns, wait = 0, f"/proc/self/fd/{netns_fd}", before_files
         try:
             with ExitStack() as stack:
-                settings = setup(eng, row, pid, stack, netns)
+                settings = setup(eng, row, pid, stack, netns, wait)
                 stack.pop_all()  # the endpoints stay: the monitor now owns their release
             answer({"settings": settings})
             code = 0

@@ -10,7 +10,7 @@ the resolv.conf and hosts lines to write.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -299,9 +299,18 @@ def write_in_place(path: Path, text: str) -> None:
         f.write(text)
 
 
-def setup(eng: Engine, row: Any, pid: int, stack: ExitStack, netns: str = "") -> dict[str, Any]:
+def setup(
+    eng: Engine,
+    row: Any,
+    pid: int,
+    stack: ExitStack,
+    netns: str = "",
+    before_files: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """Wire the container's network before its process starts; NetworkSettings for
-    inspect. `netns`: the namespace to wire when it is not yet the init's (EarlySetup)."""
+    inspect. `netns`: the namespace to wire when it is not yet the init's
+    (earlynet.py), whose `before_files()` returns once the bundle's hostname,
+    hosts and resolv.conf exist (the monitor writes them meanwhile)."""
     paths = eng.paths(row.id)
     host = row.config["HostConfig"]
     mode = mode_of(host)
@@ -351,6 +360,8 @@ def setup(eng: Engine, row: Any, pid: int, stack: ExitStack, netns: str = "") ->
                 for m in cn.ports
             ],
         )
+    if before_files is not None:
+        before_files()
     write_in_place(paths.dir / "resolv.conf", cn.resolv_conf)
     hostname = (paths.dir / "hostname").read_text().strip()
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
