@@ -79,7 +79,8 @@ class EarlySetup:
         from portique.errors import PortiqueError
 
         try:
-            os.write(self._to_child, f"{pid}\n".encode())
+            with contextlib.suppress(OSError):  # a child that died answers nothing
+                os.write(self._to_child, f"{pid}\n".encode())
             os.close(self._to_child)
             self._to_child = -1
             chunks = [self._rest]

@@ -62,3 +62,19 @@ def test_a_create_that_never_came_answers_nothing_and_the_child_ends(
     assert early.pid == 0
     with pytest.raises(ChildProcessError):
         os.waitpid(child, os.WNOHANG)  # reaped by close(), not left running
+
+
+def test_a_child_that_died_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from portique.errors import PortiqueError
+
+    def dying_setup(*_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        os._exit(3)  # a crash in the network layer
+
+    monkeypatch.setattr(earlynet, "setup", dying_setup)
+    monkeypatch.setattr(earlynet, "_new_netns", lambda: os.open(os.devnull, os.O_RDONLY))
+    early = earlynet.EarlySetup(None, None)  # type: ignore[arg-type]
+    os.waitid(os.P_PID, early.pid, os.WEXITED | os.WNOWAIT)  # dead, not yet reaped
+    with pytest.raises(PortiqueError) as exc:
+        early.finish(4242)  # not a broken pipe: the child is gone before the pid
+    assert "network set-up process died" in str(exc.value)
+    assert exc.value.exit_code == 125
