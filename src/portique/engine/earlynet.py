@@ -7,9 +7,11 @@ unshare(CLONE_NEWNET): the child stays in its own and holds the new one by an
 fd) and names it on its first line, `/proc/<child>/fd/<fd>`, which the bundle
 gives the runtime to join. So the endpoints are wired in the child while the
 monitor mounts the rootfs and runs the runtime's create, on the other CPU.
-The child keeps the namespace until the monitor, past the create (the init
-holds it from then on), hands over the init's pid and closes its pipe; its
-answer is the NetworkSettings (or the error). Where a namespace cannot be
+The child writes the container's hosts and resolv.conf only once the
+monitor, past the create (the bundle's hostname exists then; the init holds
+the namespace from then on), hands over the init's pid; it keeps the
+namespace until the monitor closes its pipe; its answer is the
+NetworkSettings (or the error). Where a namespace cannot be
 made there, the child names none, and wires the init's namespace once it has
 the pid.
 """
