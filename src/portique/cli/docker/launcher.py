@@ -27,6 +27,8 @@ from __future__ import annotations
 import os
 import sys
 
+from portique import launcher
+
 ENTRY = "from portique.cli.docker.main import entry\n\nraise SystemExit(entry())\n"
 _PRINT_PATH = "import sys; print('\\0'.join(sys.path))"
 
@@ -53,37 +55,18 @@ def site_entries(python: str) -> list[str]:
 
 def launcher_text(python: str, entries: list[str]) -> str:
     """The script: a `#!python -S` line, then sys.path and entry()."""
-    if not os.path.isabs(python) or any(c.isspace() for c in python):
-        raise ValueError(f"interpreter path {python!r}: want an absolute path without spaces")
-    return (
-        f"#!{python} -S\n"
-        '"""portique, started without site (written by portique.cli.docker.launcher)."""\n'
-        "import sys\n\n"
-        f"sys.path += {entries!r}\n"
-        f"{ENTRY}"
-    )
+    doc = "portique, started without site (written by portique.cli.docker.launcher)."
+    return launcher.script_text(python, "-S", doc, entries, ENTRY)
 
 
 def write_launcher(dest: str, python: str | None = None) -> None:
     """Write the launcher to `dest` (mode 0755), replacing it atomically."""
     python = python or sys.executable
-    text = launcher_text(python, site_entries(python))
-    from pathlib import Path
-
-    from portique.fileio import atomic_file
-
-    with atomic_file(Path(dest), 0o755, fsync=False) as f:
-        f.write(text.encode())
-        os.fchmod(f.fileno(), 0o755)  # not subject to the umask
+    launcher.write_script(dest, launcher_text(python, site_entries(python)))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0].startswith("-"):
-        sys.stderr.write("usage: python -m portique.cli.docker.launcher DEST\n")
-        return 2
-    write_launcher(args[0])
-    return 0
+    return launcher.main(argv, "portique.cli.docker.launcher", write_launcher)
 
 
 if __name__ == "__main__":

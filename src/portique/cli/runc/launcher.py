@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import sys
 
+from portique import launcher
+
 # Third-party modules the runtime may import: libseccomp's binding (every
 # container with a profile) and pyroute2 (`explain` reads a container's
 # network through netlink). Their directories go on sys.path after
@@ -51,37 +53,18 @@ def import_roots() -> list[str]:
 
 def launcher_text(python: str, roots: list[str]) -> str:
     """The script: a `#!python -IS` line, then sys.path and main()."""
-    if not os.path.isabs(python) or any(c.isspace() for c in python):
-        raise ValueError(f"interpreter path {python!r}: want an absolute path without spaces")
-    return (
-        f"#!{python} -IS\n"
-        '"""portique-runtime, started without site (written by portique.cli.runc.launcher)."""\n'
-        "import sys\n\n"
-        f"sys.path += {roots!r}\n"
-        "from portique.cli.runc.quick import entry\n\n"
-        "entry()\n"
-    )
+    doc = "portique-runtime, started without site (written by portique.cli.runc.launcher)."
+    body = "from portique.cli.runc.quick import entry\n\nentry()\n"
+    return launcher.script_text(python, "-IS", doc, roots, body)
 
 
 def write_launcher(dest: str, python: str | None = None) -> None:
     """Write the launcher to `dest` (mode 0755), replacing it atomically."""
-    text = launcher_text(python or sys.executable, import_roots())
-    from pathlib import Path
-
-    from portique.fileio import atomic_file
-
-    with atomic_file(Path(dest), 0o755, fsync=False) as f:
-        f.write(text.encode())
-        os.fchmod(f.fileno(), 0o755)  # not subject to the umask
+    launcher.write_script(dest, launcher_text(python or sys.executable, import_roots()))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0].startswith("-"):
-        sys.stderr.write("usage: python -m portique.cli.runc.launcher DEST\n")
-        return 2
-    write_launcher(args[0])
-    return 0
+    return launcher.main(argv, "portique.cli.runc.launcher", write_launcher)
 
 
 if __name__ == "__main__":
