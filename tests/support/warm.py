@@ -8,36 +8,47 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from support.engine_cli import Portique
 
 
-def server_pids(mark: bytes | None = None) -> list[int]:
-    """Warm servers: the processes holding a run root's warm.lock open (workers,
-    the zygote and monitors close it), optionally only those whose environment
-    holds `mark`. (A server started on demand has its client's command line.)"""
+def holders(
+    opens: Callable[[str], bool], this: Callable[[str], bool] = lambda _pid: True
+) -> list[int]:
+    """Processes with an fd whose target `opens` accepts, among those `this`
+    accepts (given the pid as text)."""
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
-            if mark is not None:
-                env = Path(f"/proc/{name}/environ").read_bytes()
-                if mark not in env.split(b"\0"):
-                    continue
+            if not this(name):
+                continue
             fds = os.listdir(f"/proc/{name}/fd")
         except OSError:
             continue
         for fd in fds:
             try:
-                if os.readlink(f"/proc/{name}/fd/{fd}").endswith("/warm.lock"):
+                if opens(os.readlink(f"/proc/{name}/fd/{fd}")):
                     out.append(int(name))
                     break
             except OSError:
                 continue
     return out
+
+
+def server_pids(mark: bytes | None = None) -> list[int]:
+    """Warm servers: the processes holding a run root's warm.lock open (workers,
+    the zygote and monitors close it), optionally only those whose environment
+    holds `mark`. (A server started on demand has its client's command line.)"""
+
+    def marked(pid: str) -> bool:
+        return mark is None or mark in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+
+    return holders(lambda target: target.endswith("/warm.lock"), marked)
 
 
 def stop_marked_servers(mark: bytes, timeout: float = 30.0) -> None:

@@ -11,28 +11,14 @@ import select
 from pathlib import Path
 
 from portique.warm.dbkeeper import COMM
-from support.warm import Modes
+from support.warm import Modes, holders
 
 
 def keepers_of(database: Path) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            if Path(f"/proc/{name}/comm").read_text().strip() != COMM:
-                continue
-            fds = os.listdir(f"/proc/{name}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"/proc/{name}/fd/{fd}") == str(database):
-                    found.append(int(name))
-                    break
-            except OSError:
-                continue
-    return found
+    def keeper(pid: str) -> bool:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == COMM
+
+    return holders(lambda target: target == str(database), keeper)
 
 
 def test_keeper_holds_the_database_while_the_server_runs(modes: Modes) -> None:
