@@ -312,11 +312,9 @@ def _start_zygote(listeners: list[Listener]) -> socket.socket | None:
             forgotten.append(True)
             for lst in listeners:
                 lst.sock.close()
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
-            if fd > 2 and fd not in keep:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        from portique.linux.fs import close_other_fds
+
+        close_other_fds(keep)
 
     gc.collect()
     gc.freeze()

@@ -268,7 +268,9 @@ def _launch_in_monitor(
         handoff(args, keep)
     for fd in keep:
         os.set_inheritable(fd, True)
-    _close_other_fds(keep)
+    from portique.linux.fs import close_other_fds
+
+    close_other_fds(keep)
     argv = [sys.executable, "-I", "-S", "-c", MONITOR_BOOT, "\n".join(sys.path)]
     argv += [f"{k}={v}" for k, v in args.items()]
     # The file we run, not sys.executable: the monitor restarts containers, so
@@ -293,14 +295,6 @@ def _record_failure(conn: Any, cid: str, exc: BaseException) -> None:
             db.transition(
                 conn, cid, Event.START_FAILED, error=str(exc), exit_code=code, pid=0, monitor_pid=0
             )
-
-
-def _close_other_fds(keep: list[int]) -> None:
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 def _create_and_start(

@@ -1,5 +1,6 @@
 """File-system calls os lacks: openat2(2) with RESOLVE_IN_ROOT, pivot_root(2),
-close_range(2), sethostname(2), setdomainname(2)."""
+close_range(2), sethostname(2), setdomainname(2); closing the fds a fork
+inherited (close_other_fds)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import ctypes
 import os
 
 from portique.linux._libc import call, libc
+
+TYPE_CHECKING = False  # typing and collections cost the runtime's hot path
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 # openat2 and close_range have the same number on every architecture (>= 5.x
 # numbering); pivot_root does not, and glibc has no wrapper for it.
@@ -75,6 +80,18 @@ def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
             ctypes.c_uint(flags),
         ),
     )
+
+
+def close_other_fds(keep: Collection[int] = ()) -> None:
+    """Close every fd of this process above 2 but `keep` (a fork dropping what its
+    parent held: a server's sockets and locks, a caller's pipes)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own fd, closed by now
 
 
 def sethostname(name: str) -> None:

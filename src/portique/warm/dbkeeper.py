@@ -57,18 +57,13 @@ def start(database: Path) -> int:
 def _keep(database: Path, r: int) -> None:  # pragma: no cover - the keeper
     code = 0
     try:
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
-            if fd != r:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        from portique.linux.fs import close_other_fds
+
+        close_other_fds({r})
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        if null > 2:
-            os.close(null)
+        os.close(null)
         with open("/proc/self/comm", "w") as f:
             f.write(COMM)
         import sqlite3

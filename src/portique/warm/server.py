@@ -431,7 +431,11 @@ def start(
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _close_inherited(keep=w)
+            from portique.linux.fs import close_other_fds
+
+            # What the starter's process had open (its caller's pipes, ...): a
+            # daemon that held one would keep its reader waiting for the end.
+            close_other_fds({w})
             _daemon_stdio(runroot)
 
             def ready() -> None:
@@ -458,16 +462,6 @@ def start(
             return found
         raise ServerError("the warm server stopped as soon as it started")
     raise ServerError(msg.removeprefix("err ") or "the warm server died while starting")
-
-
-def _close_inherited(keep: int) -> None:
-    """Close what the starter's process had open (its caller's pipes, ...): a
-    daemon that held one would keep its reader waiting for the end."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd != keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 def _daemon_stdio(runroot: Path) -> None:

@@ -118,11 +118,9 @@ def forget_server(server: Server, keep: set[int]) -> None:
     server.lock_fd = server.wake_r = server.wake_w = -1
     if server.zygote is not None and server.zygote.fileno() not in keep:
         server.zygote.close()
-    for name in os.listdir("/proc/self/fd"):  # whatever else the server held
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+    from portique.linux.fs import close_other_fds
+
+    close_other_fds(keep)  # whatever else the server held
 
 
 def _spawner(control: socket.socket) -> Callable[[Path, Path, str, int, bool], bool | None]:
