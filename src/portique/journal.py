@@ -11,7 +11,7 @@ run, rm, the prunes, `system prune`) finishes or undoes what it names.
 Table in portique.db (component "journal"), version 1:
 
     operations(id INTEGER PRIMARY KEY AUTOINCREMENT,
-               kind TEXT NOT NULL,          -- build | pull | load | import | create | start | remove | rmi
+               kind TEXT NOT NULL,          -- build | pull | load | import | create | start | remove | purge | rmi
                subject TEXT NOT NULL,       -- what it is about (a container id, a reference)
                owner_pid INTEGER NOT NULL,  -- the process doing it ...
                owner_start INTEGER NOT NULL,-- ... its /proc/<pid>/stat starttime (pids are reused)
@@ -35,6 +35,9 @@ Resources, each a JSON object with a "type":
     {"type": "container-start", "id": C, "host": {...}}   a monitor's half-done start
     {"type": "container-remove", "id": C, "host": {...}, "volumes": [...]}
                                                  a removal whose row is gone: finish it
+                                                 (a --rm monitor's "purge" entry, about no
+                                                 subject, names what is left once the
+                                                 removal was told: no host, no volumes)
 
 Recovery is idempotent (every undo tolerates what is already gone) and runs
 beside live operations: an entry is taken only when its owner is gone, judged
@@ -132,7 +135,12 @@ def insert(
 
 def forget(conn: sqlite3.Connection, entry_id: int) -> None:
     with db.transaction(conn):
-        conn.execute("DELETE FROM operations WHERE id = ?", (entry_id,))
+        delete(conn, entry_id)
+
+
+def delete(c: sqlite3.Connection, entry_id: int) -> None:
+    """Drop an entry, inside the caller's transaction (with what replaces it)."""
+    c.execute("DELETE FROM operations WHERE id = ?", (entry_id,))
 
 
 def _dump(resources: Iterable[Resource]) -> str:

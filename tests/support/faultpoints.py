@@ -18,6 +18,7 @@ SCENARIOS: dict[str, str] = {
     "build.": "build",
     "create.": "run",
     "monitor.autoremove-row-deleted": "run-rm",
+    "monitor.autoremove-told": "run-rm",
     "monitor.": "run",
     "rm.": "rm",
     "rmi.": "rmi",

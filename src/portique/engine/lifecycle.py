@@ -430,12 +430,9 @@ def _force_delete(rt: Any, cid: str) -> None:
         rt.delete(cid, force=True)
 
 
-def cleanup_after_exit(
-    eng: Engine, cid: str, removed: tuple[list[str], dict[str, Any], int] | None, net: bool
-) -> None:
-    """After the exit was recorded: runtime state, cgroup, rootfs mount, network
-    endpoints; with --rm (`removed`: its anonymous volumes, HostConfig and journal
-    entry, from dblite.delete_row) the files and volumes too, then the entry."""
+def cleanup_after_exit(eng: Engine, cid: str, net: bool) -> None:
+    """After the exit was recorded (the container stays): runtime state, cgroup,
+    rootfs mount, network endpoints."""
     paths = eng.paths(cid)
     with contextlib.suppress(Exception):
         cleanup_dead(eng, paths)
@@ -445,15 +442,66 @@ def cleanup_after_exit(
         _release(eng, cid)
     with contextlib.suppress(OSError):
         os.unlink(paths.socket)
-    if removed is None:
-        return
+
+
+def remove_after_exit(
+    eng: Engine, cid: str, removed: tuple[list[str], dict[str, Any], int], net: bool
+) -> int:
+    """--rm, once its row is gone (`removed`: its anonymous volumes, HostConfig and
+    journal entry, from dblite.delete_row): what anyone can see of the container
+    goes now, before its exit is told, and `run --rm` returns at that word. The
+    rootfs mount (an `rmi` right after must be able to delete its layers), the
+    network endpoints (their addresses and ports), the anonymous volumes. The
+    runtime state, cgroups and files, which nothing can see or reuse (they are
+    named by the container's id), are `purge`'s, after the exit is told.
+
+    In one transaction the removal's journal entry (about `cid`: what `run --rm`
+    waits for) becomes the purge's (about nothing), which a recovery finishes if
+    this process dies first; returns that entry's id."""
     from portique import journal
 
-    anon, _host, entry = removed
+    paths = eng.paths(cid)
+    anon, host, entry = removed
+    if host.get("PidMode"):
+        # Another pid namespace than its own: its processes may outlive its init,
+        # and are killed first, as without --rm.
+        with contextlib.suppress(Exception):
+            cleanup_dead(eng, paths)
+    else:
+        from portique.engine import bundle
+
+        # Its init is gone, so is every process of its pid namespace: nothing
+        # runs in the rootfs (and a busy one is detached, unmount_overlay).
+        with contextlib.suppress(Exception):
+            bundle.unmount_rootfs(paths)
+    if net:
+        from portique.engine.network import _release
+
+        _release(eng, cid)
+    with contextlib.suppress(OSError):
+        os.unlink(paths.socket)
+    remove_anonymous_volumes(eng, cid, anon)
+    conn = eng.db
+    with db.transaction(conn):
+        journal.delete(conn, entry)
+        resource: dict[str, Any] = {
+            "type": "container-remove",
+            "id": cid,
+            "host": None,
+            "volumes": [],
+        }
+        return journal.insert(conn, "purge", "", [resource])
+
+
+def purge(eng: Engine, cid: str, entry: int) -> None:
+    """The rest of a --rm removal (remove_after_exit), once `run --rm` has its
+    answer: runtime state and cgroups, then the container's files; forgets the
+    journal `entry` when all went."""
+    from portique import faults, journal
+
+    faults.point("monitor.autoremove-told")
     try:
-        # Runtime state, mount and endpoints went above: files and volumes remain
-        # (the journal entry holds the HostConfig for a recovery that redoes all).
-        if finish_removal(eng, cid, None, anon):
+        if finish_removal(eng, cid, None, []):
             journal.forget(eng.db, entry)
     finally:
         eng.close()
@@ -473,16 +521,22 @@ def finish_removal(eng: Engine, cid: str, host: Mapping[str, Any] | None, anon: 
     if not remove_files(paths):
         return False
     faults.point("rm.files-removed")
-    if anon:
-        from portique.engine.volumes import remove_volume
-
-        for name in anon:
-            # --volumes-from: an anonymous volume another container uses stays.
-            if any(u != cid for u in db.volume_users(eng.db, name)):
-                continue
-            with contextlib.suppress(PortiqueError):
-                remove_volume(eng, name, force=True)
+    remove_anonymous_volumes(eng, cid, anon)
     return True
+
+
+def remove_anonymous_volumes(eng: Engine, cid: str, anon: list[str]) -> None:
+    """The anonymous volumes `anon` of removed container `cid`, but those another
+    container still uses (--volumes-from)."""
+    if not anon:
+        return
+    from portique.engine.volumes import remove_volume
+
+    for name in anon:
+        if any(u != cid for u in db.volume_users(eng.db, name)):
+            continue
+        with contextlib.suppress(PortiqueError):
+            remove_volume(eng, name, force=True)
 
 
 def finish_for_restart(

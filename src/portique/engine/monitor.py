@@ -611,7 +611,7 @@ def serve(args: dict[str, str], prepare: Callable[[], None] | None = None) -> No
         mon.broadcast_exit(code)
         from portique.engine import lifecycle
 
-        lifecycle.cleanup_after_exit(_engine(args), cid, None, args.get("net") == "1")
+        lifecycle.cleanup_after_exit(_engine(args), cid, args.get("net") == "1")
         os._exit(0)
     stop_requested = mon.stop_requested or flags[0]
     ran_for = time.time() - float(args.get("started", "0") or 0)
@@ -628,18 +628,26 @@ def serve(args: dict[str, str], prepare: Callable[[], None] | None = None) -> No
         else:
             dblite.record_exit(conn, cid, code, oom)
         conn.close()
-        mon.broadcast_exit(code)
         from portique.engine import lifecycle
 
+        if removed is None:
+            mon.broadcast_exit(code)
+            lifecycle.cleanup_after_exit(_engine(args), cid, args.get("net") == "1")
+            os._exit(0)
+        # --rm: told once what anyone can see of it is gone (`run --rm` returns
+        # then), its runtime state, cgroups and files removed after.
+        eng = _engine(args)
         try:
-            lifecycle.cleanup_after_exit(_engine(args), cid, removed, args.get("net") == "1")
+            entry = lifecycle.remove_after_exit(eng, cid, removed, args.get("net") == "1")
         finally:
-            if removed is not None and attrs is not None:
-                # --rm: destroyed once its endpoints and volumes went, as dockerd tells it.
+            if attrs is not None:
+                # destroyed once its endpoints and volumes went, as dockerd tells it.
                 from portique.engine import eventlog
 
                 line = eventlog.container_line(cid, "destroy", attrs, time.time_ns())
                 eventlog.append_line(args["root"], line)
+            mon.broadcast_exit(code)
+        lifecycle.purge(eng, cid, entry)
         os._exit(0)
     conn.close()
     from portique.engine import lifecycle

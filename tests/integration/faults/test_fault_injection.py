@@ -23,6 +23,7 @@ import pytest
 
 from support import faultpoints
 from support.crash_engine import Engine, leaks
+from support.rootless_cli import wait_for
 
 SEED, COUNT = faultpoints.settings()
 POINTS = faultpoints.chosen(SEED, COUNT)
@@ -44,6 +45,10 @@ def faulted(e: Engine, point: str, *args: str) -> None:
     hit.unlink(missing_ok=True)
     p = e(*args, fault=point, hit=hit)
     cmd = f"portique {' '.join(args)}"
+    if point.startswith("monitor."):
+        # A monitor's point may come after the command has its answer (the
+        # purge of a --rm container): wait for the monitor to reach it.
+        wait_for(hit.exists)
     assert hit.exists(), f"{point} not reached by `{cmd}` (exit {p.returncode}: {p.stderr}) {REPRO}"
     if not point.startswith("monitor."):  # those kill the monitor, not the CLI
         assert p.returncode == -signal.SIGKILL, f"{cmd}: exit {p.returncode} {REPRO}"
