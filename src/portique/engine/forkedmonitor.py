@@ -49,14 +49,26 @@ MAX_FDS = len(FIXED_FDS) + len(STDIO_FDS)
 Prepare = Callable[[], None]
 
 
-def run(root: str, runroot: str, cid: str, status_w: int, hold: bool, prepare: Prepare) -> NoReturn:
+def run(
+    root: str,
+    runroot: str,
+    cid: str,
+    status_w: int,
+    hold: bool,
+    prepare: Prepare,
+    go_r: int = -1,
+) -> NoReturn:
     """Become the monitor of `cid` (in M, a fresh fork of the warm server).
 
     `prepare()` makes this process the asker's (its environment, the fault
-    points): called in C, and in M only once the container exited."""
+    points): called in C, and in M only once the container exited. An early
+    monitor (prefork.fork_early: `cid` "", `go_r`) is asked for while its
+    container's row is made: C readies itself, then reads the id from `go_r`
+    and tells it M (end-of-file: no container after all, both exit)."""
     code = 125
     try:
-        _set_comm(lifecycle.monitor_name(cid))
+        if cid:
+            _set_comm(lifecycle.monitor_name(cid))
         set_child_subreaper()
         # _socket's: socket.socketpair wraps each end in Python code to run.
         ours, theirs = _socket.socketpair(
@@ -65,10 +77,21 @@ def run(root: str, runroot: str, cid: str, status_w: int, hold: bool, prepare: P
         pid = os.fork()
         if pid == 0:  # C
             ours.close()
-            _create(root, runroot, cid, status_w, hold, theirs, prepare)
+            _create(root, runroot, cid, status_w, hold, theirs, prepare, go_r)
         theirs.close()
         os.close(status_w)
         status_w = -1
+        if go_r >= 0:
+            os.close(go_r)
+        if not cid:
+            # C's first message, before it creates anything: the id. Named
+            # before C goes on (lifecycle.is_alive knows a monitor by its name).
+            cid = ours.recv(256).decode()
+            if not cid:
+                os.waitpid(pid, 0)
+                os._exit(0)
+            _set_comm(lifecycle.monitor_name(cid))
+            ours.send(b"ok")
         args, fds = _receive(ours)
         ours.close()
         os.waitpid(pid, 0)
@@ -134,6 +157,7 @@ def _create(
     hold: bool,
     chan: _socket.socket,
     prepare: Prepare,
+    go_r: int,
 ) -> NoReturn:
     """C: create and start the container, hand M its monitor's arguments."""
     import signal
@@ -144,6 +168,14 @@ def _create(
     from portique.engine.engine import Engine
 
     eng = Engine(Path(root), Path(runroot))
+    if not cid:
+        eng.db  # noqa: B018 - opened (and migrated) while the asker makes the row
+        cid = _read_id(go_r)
+        if not cid:
+            os._exit(0)  # no container after all: M reads end-of-file and exits
+        chan.send(cid.encode())
+        if chan.recv(16) != b"ok":
+            os._exit(125)
     paths = eng.paths(cid)
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     merr = os.open(
@@ -168,6 +200,21 @@ def _create(
         handoff=handoff,
         monitor_pid=os.getppid(),
     )
+
+
+def _read_id(go_r: int) -> str:
+    """The id the asker writes to `go_r` before closing it ("" when it closes
+    it unwritten); anything but an engine's id (hex) is refused."""
+    data = b""
+    while chunk := os.read(go_r, 256):
+        data += chunk
+        if len(data) > 128:
+            break
+    os.close(go_r)
+    cid = data.decode("ascii", "replace")
+    if cid and not (len(cid) <= 128 and all(c in "0123456789abcdef" for c in cid)):
+        raise ValueError(f"a monitor was given a bad container id {cid[:20]!r}")
+    return cid
 
 
 def encode_args(args: dict[str, str]) -> bytes:

@@ -57,6 +57,14 @@ if TYPE_CHECKING:
 # returns False when it started nothing (then the monitor starts as without it).
 MONITOR_SPAWNER: Callable[[Path, Path, str, int, bool], bool | None] | None = None
 
+# A warm worker also sets this one: a monitor asked for before its container
+# exists (prefork.fork_early), so that the warm server forks it, and it makes
+# ready, while the row is made. Called as (root, runroot, status_w, go_r, hold);
+# the monitor reads the id from `go_r` (end-of-file: no container after all).
+# Returns what to call, before the id is sent, for the server's answer (it
+# raises OSError when no monitor was started).
+EARLY_SPAWNER: Callable[[Path, Path, int, int, bool], Callable[[], None]] | None = None
+
 MONITOR_BOOT = (
     "import sys;sys.path[:0]=sys.argv[1].split('\\n');"
     "from portique.engine.monitor import main;main(sys.argv[2:])"

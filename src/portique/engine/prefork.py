@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from portique.engine import lifecycle
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from portique.engine.engine import Engine
 
 # What the monitor imports to create and start a container (the engine's side,
@@ -56,14 +58,23 @@ PRELOAD = (
 
 class Forked:
     """A monitor forked before its container's row exists (fork_early), waiting
-    for the id: `go(cid)` starts it, `cancel()` (no container after all) ends it."""
+    for the id: `go(cid)` starts it, `cancel()` (no container after all) ends it.
+    `confirm`: a warm server's answer to the request for it, read before either."""
 
-    def __init__(self, go_w: int, status_r: int) -> None:
+    def __init__(self, go_w: int, status_r: int, confirm: Callable[[], None] | None = None) -> None:
         self._go_w = go_w
         self._status_r = status_r
+        self._confirm = confirm
 
     def go(self, cid: str) -> int:
         """Start the container `cid`: its init's pid, as lifecycle.launch."""
+        confirm, self._confirm = self._confirm, None
+        if confirm is not None:
+            try:
+                confirm()  # no monitor: OSError, as lifecycle.launch's spawner
+            except BaseException:
+                self.cancel()
+                raise
         try:
             os.write(self._go_w, cid.encode())
         except OSError:
@@ -79,21 +90,39 @@ class Forked:
             os.close(self._go_w)
             self._go_w = -1
             os.close(self._status_r)
+        confirm, self._confirm = self._confirm, None
+        if confirm is not None:
+            with contextlib.suppress(OSError):
+                confirm()  # the answer is read, whatever it is
 
 
 def fork_early(eng: Engine, *, hold: bool) -> Forked | None:
-    """Fork the monitor of a container about to be created (a cold `run`), so that
-    loading the start's modules overlaps the creation here; None where a warm
-    server starts monitors (MONITOR_SPAWNER). The caller must `go` or `cancel`.
+    """Fork the monitor of a container about to be created, so that loading the
+    start's modules (a cold `run`), or forking it and opening the database (a
+    warm worker's: EARLY_SPAWNER), overlaps the creation here; None where only
+    a warm server starts monitors, and only for a known id (MONITOR_SPAWNER
+    alone: `portique serve`). The caller must `go` or `cancel`.
 
     The child is the same as start's (setsid, a second fork, its own Engine),
     forked earlier: it holds no more of this process than one forked later would
     (no database handle is open yet, and _launch_in_monitor closes every fd it
     does not keep before the monitor's exec)."""
-    if lifecycle.MONITOR_SPAWNER is not None:
+    early = lifecycle.EARLY_SPAWNER
+    if early is None and lifecycle.MONITOR_SPAWNER is not None:
         return None
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     r, w = os.pipe2(os.O_CLOEXEC)
+    if early is not None:
+        try:
+            confirm = early(eng.root, eng.runroot, w, go_r, hold)
+        except BaseException:
+            for fd in (go_w, r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(w)
+            os.close(go_r)
+        return Forked(go_w, r, confirm)
 
     def wait_for_id() -> str:
         os.close(go_w)

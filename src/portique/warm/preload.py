@@ -29,6 +29,7 @@ START_PATH = (
     "portique.engine.containers",
     "portique.engine.lifecycle",
     "portique.engine.forkedmonitor",
+    "portique.engine.prefork",
     "portique.engine.monitor",
     "portique.engine.health",
     "portique.engine.dblite",

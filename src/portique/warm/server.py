@@ -210,7 +210,7 @@ class Server:
         """A worker asks for a monitor (engine/forkedmonitor.py), or hung up."""
         pid, chan = next((p, c) for p, c in self.controls.items() if c.fileno() == fd)
         try:
-            data, anc, _flags, _addr = chan.recvmsg(protocol.MAX_REQUEST, socket.CMSG_SPACE(4))
+            data, anc, _flags, _addr = chan.recvmsg(protocol.MAX_REQUEST, socket.CMSG_SPACE(8))
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -232,12 +232,14 @@ class Server:
             chan.send(reply)
 
     def _spawn_monitor(self, data: bytes, fds: list[int]) -> bytes:
+        from portique.warm.zygote import fd_count
+
         fields = data.split(b"\0")
-        if len(fields) < 5 or fields[0] != b"monitor" or len(fds) != 1:
+        if len(fields) < 5 or not fds or fd_count(fields[0]) != len(fds):
             return b"err bad monitor request"
         if self.zygote is not None:
             try:
-                raw = fds[0].to_bytes(4, sys.byteorder, signed=True)
+                raw = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
                 self.zygote.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, raw)])
                 reply = self.zygote.recv(4096)
                 if reply:
@@ -257,7 +259,8 @@ class Server:
                 if os.fork() == 0:
                     from portique.warm import worker
 
-                    worker.become_monitor(self.forget, fields, fds[0])
+                    go_r = fds[1] if len(fds) == 2 else -1
+                    worker.become_monitor(self.forget, fields, fds[0], go_r)
                 code = 0
             finally:
                 os._exit(code)

@@ -80,6 +80,7 @@ def _serve_one(server: Server, conn: socket.socket, control: socket.socket) -> i
     from portique.engine import lifecycle
 
     lifecycle.MONITOR_SPAWNER = _spawner(control)
+    lifecycle.EARLY_SPAWNER = _early_spawner(control)
     pidfd = os.pidfd_open(os.getpid())
     try:
         conn.sendmsg(
@@ -140,19 +141,49 @@ def _spawner(control: socket.socket) -> Callable[[Path, Path, str, int, bool], b
     return spawn
 
 
+def _early_spawner(
+    control: socket.socket,
+) -> Callable[[Path, Path, int, int, bool], Callable[[], None]]:
+    """lifecycle.EARLY_SPAWNER for this worker: the server forks a monitor that
+    reads its container's id from `go_r`; the answer is read when `confirm`ed."""
+
+    def spawn(
+        root: Path, runroot: Path, status_w: int, go_r: int, hold: bool
+    ) -> Callable[[], None]:
+        from portique.warm.zygote import request
+
+        control.sendmsg(
+            [request(root, runroot, "", hold, early=True)],
+            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes(status_w) + _fd_bytes(go_r))],
+        )
+
+        def confirm() -> None:
+            reply = control.recv(4096)
+            if reply != b"ok":
+                raise OSError(f"the warm server could not start a monitor: {reply.decode()}")
+
+        return confirm
+
+    return spawn
+
+
 def become_monitor(
-    forget: Callable[[set[int]], None] | None, fields: list[bytes], status_w: int
+    forget: Callable[[set[int]], None] | None,
+    fields: list[bytes],
+    status_w: int,
+    go_r: int = -1,
 ) -> NoReturn:
     """In a fork of a warm server (setsid'd, orphaned): the monitor that
     `fields` asks for (zygote.request). `forget(keep)` drops that server's fds
-    and handlers but `keep` (None: a zygote's fork, which has none).
+    and handlers but `keep` (None: a zygote's fork, which has none). An early
+    request's monitor (no id in `fields`) reads the id from `go_r`.
 
     The asker's environment is taken by the process that creates the
     container, and by the monitor only once the container exited: until then
     the monitor does not even read it (engine/forkedmonitor.py: each object
     a fork touches costs it a page)."""
     if forget is not None:
-        forget({status_w})
+        forget({status_w, go_r})
     from portique.engine import forkedmonitor
 
     def prepare() -> None:
@@ -166,7 +197,7 @@ def become_monitor(
         faults.configure()
 
     root, runroot, cid = (f.decode("utf-8", "surrogateescape") for f in fields[1:4])
-    forkedmonitor.run(root, runroot, cid, status_w, fields[4] == b"1", prepare)
+    forkedmonitor.run(root, runroot, cid, status_w, fields[4] == b"1", prepare, go_r)
 
 
 def _read_request(conn: socket.socket) -> tuple[protocol.Request, list[int]]:

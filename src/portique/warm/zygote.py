@@ -77,7 +77,7 @@ def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # our monitors are reaped by the kernel
     while True:
         try:
-            data, anc, _flags, _addr = chan.recvmsg(1 << 20, socket.CMSG_SPACE(4))
+            data, anc, _flags, _addr = chan.recvmsg(1 << 20, socket.CMSG_SPACE(4 * 3))
         except InterruptedError:
             continue
         fds = [fd for level, kind, raw in anc for fd in _fds_of(level, kind, raw)]
@@ -88,7 +88,10 @@ def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
         # made here is freed at the next request, a write to a page the
         # monitor forked now would otherwise keep a copy of alone.
         fields = data.split(b"\0", 5)
-        if len(fields) >= 5 and fields[0] == b"monitor" and len(fds) in (1, 2):
+        # fds: status_w, go_r (an early request), the asker's own reply socket
+        # (spawner) or none.
+        ours = fd_count(fields[0]) if len(fields) >= 5 else 0
+        if ours and len(fds) in (ours, ours + 1):
             try:
                 # This zygote has one thread and imports nothing: its monitors
                 # need not pay for the interpreter's at-fork callbacks.
@@ -97,19 +100,27 @@ def _serve(forget: Forget, chan: socket.socket) -> NoReturn:
                 reply = f"err fork: {exc}".encode()
             else:
                 if pid == 0:  # pragma: no cover - the monitor
-                    _monitor(chan, fields, fds[0], fds[1:])
+                    go_r = fds[1] if ours == 2 else -1
+                    _monitor(chan, fields, fds[0], go_r, fds[ours:])
                 reply = b"ok"
         with contextlib.suppress(OSError):
-            if len(fds) == 2:  # the asker's own reply socket
-                os.write(fds[1], reply)
+            n = ours or 1
+            if len(fds) == n + 1:  # the asker's own reply socket
+                os.write(fds[n], reply)
             else:
                 chan.send(reply)
         for fd in fds:
             os.close(fd)
 
 
+def fd_count(kind: bytes) -> int:
+    """How many fds a request of `kind` carries before the optional reply
+    socket: status_w, then go_r for an early one (0: not a request)."""
+    return {b"monitor": 1, b"monitor-early": 2}.get(kind, 0)
+
+
 def _monitor(
-    chan: socket.socket, fields: list[bytes], status_w: int, others: list[int]
+    chan: socket.socket, fields: list[bytes], status_w: int, go_r: int, others: list[int]
 ) -> NoReturn:
     """M: everything else a monitor needs is C's to do (engine/forkedmonitor.py):
     each line run here costs every monitor private pages."""
@@ -125,7 +136,7 @@ def _monitor(
         from portique.warm import worker
 
         # This zygote dropped the server's fds and handlers when it started.
-        worker.become_monitor(None, fields, status_w)
+        worker.become_monitor(None, fields, status_w, go_r)
     finally:
         os._exit(code)
 
@@ -137,10 +148,12 @@ def _fds_of(level: int, kind: int, raw: bytes) -> list[int]:
     return [int.from_bytes(raw[i : i + 4], sys.byteorder, signed=True) for i in range(0, n, 4)]
 
 
-def request(root: Path, runroot: Path, cid: str, hold: bool) -> bytes:
+def request(root: Path, runroot: Path, cid: str, hold: bool, *, early: bool = False) -> bytes:
     """A monitor request: the container, and the asker's environment (the
-    monitor takes it, as a monitor re-executed by the asker would)."""
-    fields = [b"monitor", os.fsencode(root), os.fsencode(runroot), cid.encode()]
+    monitor takes it, as a monitor re-executed by the asker would). `early`:
+    no id yet (`cid` ""), the monitor reads it from the go_r fd sent along."""
+    kind = b"monitor-early" if early else b"monitor"
+    fields = [kind, os.fsencode(root), os.fsencode(runroot), cid.encode()]
     fields += [b"1" if hold else b"0"]
     fields += [k + b"=" + v for k, v in os.environb.items()]
     return b"\0".join(fields)

@@ -26,12 +26,11 @@ def run(eng: Engine, args: argparse.Namespace) -> int:
     if args.tty and args.interactive and not args.detach and not sys.stdin.isatty():
         raise InvalidArgument("the input device is not a TTY")
     create.check_cidfile(args.cidfile)
-    forked = None
-    if lifecycle.MONITOR_SPAWNER is None:  # cold: no warm process starts the monitor
-        from portique.engine import prefork
+    from portique.engine import prefork
 
-        # The monitor forks now and loads what a start needs while the row is made.
-        forked = prefork.fork_early(eng, hold=not args.detach)
+    # The monitor forks now and readies itself for the start (a cold one loads
+    # its modules, a warm server's opens the database) while the row is made.
+    forked = prefork.fork_early(eng, hold=not args.detach)
     try:
         try:
             row = create.create_from_args(eng, args)
