@@ -55,9 +55,21 @@ def make_in_root(
         return open_in_root(root_fd, path)
     except FileNotFoundError:
         pass
-    parent = os.dup(root_fd)
+    # Most often only the last component is missing (a mount point in an
+    # existing directory): start from its parent, opened the same way the
+    # walk below would reach it; anything else takes the whole walk.
+    start, parent = 0, -1
+    if len(parts) > 1:
+        try:
+            parent = open_in_root(root_fd, "/".join(parts[:-1]))
+            start = len(parts) - 1
+        except OSError:
+            pass
+    if parent < 0:
+        parent = os.dup(root_fd)
     try:
-        for i, name in enumerate(parts):
+        for i in range(start, len(parts)):
+            name = parts[i]
             sub = "/".join(parts[: i + 1])
             try:
                 fd = open_in_root(root_fd, sub)
