@@ -216,12 +216,49 @@ def write_file(directory: StrPath, name: str, value: str) -> None:
         os.close(fd)
 
 
+def write_lines(directory: StrPath, name: str, values: list[str]) -> None:
+    """Write each value to a cgroup interface file with a write(2) of its own,
+    through one open: for files that take one entry per write (v1's
+    devices.allow and devices.deny), as write_file for each would."""
+    path = os.path.join(directory, name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CgroupError(f"cannot write {name} in {directory}: {e.strerror}") from None
+    try:
+        for value in values:
+            try:
+                os.write(fd, value.encode())
+            except OSError as e:
+                raise CgroupError(
+                    f"cannot write {name} in {directory}: {e.strerror} ({value!r})"
+                ) from e
+    finally:
+        os.close(fd)
+
+
 def read_file(directory: StrPath, name: str) -> str:
     try:
-        with open(os.path.join(directory, name), encoding="ascii", errors="replace") as f:
-            return f.read()
+        return _read_text(os.path.join(directory, name))
     except OSError as e:
         raise CgroupError(f"cannot read {name} in {directory}: {e.strerror}") from None
+
+
+def _read_text(path: str) -> str:
+    """The file as open(path, encoding="ascii", errors="replace").read() gives
+    it (newlines translated), by a bare open and read: a buffered text file
+    costs an fstat, an ioctl and lseeks more for each file."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    text = b"".join(chunks).decode("ascii", "replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 def read_int(directory: StrPath, name: str, default: int = 0) -> int:
@@ -261,17 +298,18 @@ def read_pids(directory: StrPath, recursive: bool = True) -> list[int]:
     while stack:
         d = stack.pop()
         try:
-            with open(os.path.join(d, "cgroup.procs")) as f:
-                text = f.read()
+            text = _read_text(os.path.join(d, "cgroup.procs"))
         except FileNotFoundError:
             continue
         except OSError as e:
             raise CgroupError(f"cannot read cgroup.procs in {d}: {e.strerror}") from None
         out.extend(int(x) for x in text.split())
         if recursive:
+            # The sub-cgroups: directories, not symlinks to one (the entry's
+            # type from getdents, where isdir and islink cost a stat each).
             try:
-                subdirs = (os.path.join(d, name) for name in os.listdir(d))
-                stack.extend(p for p in subdirs if os.path.isdir(p) and not os.path.islink(p))
+                with os.scandir(d) as entries:
+                    stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
             except FileNotFoundError:
                 continue
     return out
@@ -313,6 +351,15 @@ def remove_tree(directory: StrPath, *, attempts: int = 50) -> None:
     retried briefly.
     """
     top = os.fspath(directory)
+    # The usual case, a leaf cgroup its processes have left, is one rmdir;
+    # anything else (sub-cgroups, EBUSY, not a directory) takes the walk.
+    try:
+        os.rmdir(top)
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass
     if not os.path.isdir(top):
         return
     order: list[str] = []
