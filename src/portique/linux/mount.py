@@ -9,6 +9,7 @@ import errno
 import os
 
 from portique.linux._libc import call, fsencode, libc
+from portique.linux.proc import read_all
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -86,17 +87,10 @@ def mount_flags(path: str | os.PathLike[str]) -> int:
 
 def mount_id(fd: int) -> int:
     """The id of the mount the open file `fd` lies on (mnt_id in /proc/self/fdinfo)."""
-    # A bare open and read: fdinfo is a few short lines, and a buffered file
-    # object costs an fstat, an ioctl and lseeks on every call (the runtime
-    # asks for each directory it creates devices or mounts in).
-    info = os.open(f"/proc/self/fdinfo/{fd}", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(info, 4096):
-            chunks.append(chunk)
-    finally:
-        os.close(info)
-    for line in b"".join(chunks).splitlines():
+    # A bare read (read_all): asked for each directory the runtime creates
+    # devices or mounts in.
+    info = read_all(f"/proc/self/fdinfo/{fd}")
+    for line in info.splitlines():
         if line.startswith(b"mnt_id:"):
             return int(line.split()[1])
     raise OSError(errno.ENOTSUP, "no mnt_id in /proc/self/fdinfo", str(fd))

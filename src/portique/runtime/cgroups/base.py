@@ -18,6 +18,7 @@ import os
 import time
 
 from portique.errors import InvalidArgument, PortiqueError, Unsupported
+from portique.linux.proc import read_all
 from portique.pathtext import pure_parts, pure_text
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
@@ -246,16 +247,8 @@ def read_file(directory: StrPath, name: str) -> str:
 
 def _read_text(path: str) -> str:
     """The file as open(path, encoding="ascii", errors="replace").read() gives
-    it (newlines translated), by a bare open and read: a buffered text file
-    costs an fstat, an ioctl and lseeks more for each file."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    text = b"".join(chunks).decode("ascii", "replace")
+    it (newlines translated), by a bare read (read_all)."""
+    text = read_all(path).decode("ascii", "replace")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
