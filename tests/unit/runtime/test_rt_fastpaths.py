@@ -216,3 +216,26 @@ def test_the_dev_directory_is_resolved_and_checked_once(
     assert checks.count(str(root / "dev/net")) == 1
     assert len(kernel.named("mknod")) == 3
     assert os.readlink(root / "dev/fd") == "/proc/self/fd"
+
+
+def test_mkdir_path_lists_every_level_whether_made_now_or_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = [str(tmp_path / "portique"), str(tmp_path / "portique/c1")]
+    assert base.mkdir_path(tmp_path, "/portique/c1") == made  # the parent is new
+    calls: list[str] = []
+    real = os.mkdir
+
+    def mkdir(p: str, mode: int = 0o777) -> None:
+        calls.append(p)
+        real(p, mode)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    # The parent is there: the leaf alone is made, and both are listed (the
+    # cpuset copy starts from the top).
+    assert base.mkdir_path(tmp_path, "/portique/c2") == [made[0], str(tmp_path / "portique/c2")]
+    assert calls == [str(tmp_path / "portique/c2")]
+    assert base.mkdir_path(tmp_path, "/portique/c2") == [made[0], str(tmp_path / "portique/c2")]
+    (tmp_path / "file").touch()
+    with pytest.raises(base.CgroupError, match="cannot create cgroup"):
+        base.mkdir_path(tmp_path, "/file/c3")

@@ -311,6 +311,22 @@ def read_pids(directory: StrPath, recursive: bool = True) -> list[int]:
 def mkdir_path(base: StrPath, rel: str) -> list[str]:
     """mkdir each component of `rel` under `base`; return the dirs, top first."""
     parts = [p for p in pure_parts(rel) if p != "/"]
+    dirs = []
+    d = os.fspath(base)
+    for part in parts:
+        d = os.path.join(d, part)
+        dirs.append(d)
+    # The parents (/portique) are there but for a container's first start:
+    # the leaf first, and the walk below only when a parent is missing or
+    # the leaf cannot be made (its error is the walk's to say).
+    if dirs:
+        try:
+            os.mkdir(dirs[-1], 0o755)
+            return dirs
+        except FileExistsError:
+            return dirs
+        except OSError:
+            pass
     for attempt in range(3):
         out = []
         d = os.fspath(base)
