@@ -239,3 +239,21 @@ def test_mkdir_path_lists_every_level_whether_made_now_or_before(
     (tmp_path / "file").touch()
     with pytest.raises(base.CgroupError, match="cannot create cgroup"):
         base.mkdir_path(tmp_path, "/file/c3")
+
+
+def test_make_in_root_creates_files_dirs_and_dangling_link_targets(root: Path) -> None:
+    (root / "m").symlink_to("/real")  # dangling, in the middle of the path
+    (root / "etc").mkdir()
+    (root / "etc/f").symlink_to("../made-file")  # dangling, the file itself
+    rfd = _root_fd(root)
+    try:
+        assert _real(make_in_root(rfd, "/a/b/c", "file")) == str(root / "a/b/c")
+        assert (root / "a/b").is_dir()
+        assert (root / "a/b/c").is_file()
+        assert _real(make_in_root(rfd, "/m/x", "dir")) == str(root / "real/x")
+        assert _real(make_in_root(rfd, "/etc/f", "file")) == str(root / "made-file")
+        assert (root / "made-file").is_file()
+        # Already there: opened as it is, nothing made.
+        assert _real(make_in_root(rfd, "/a/b/c", "dir")) == str(root / "a/b/c")
+    finally:
+        os.close(rfd)
