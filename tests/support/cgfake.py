@@ -123,6 +123,14 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> Writes:
         rec.calls.append((str(directory), name, value))
         real(directory, name, value)
 
+    real_lines = base.write_lines
+
+    def recording_lines(directory: Path, name: str, values: list[str]) -> None:
+        # One write(2) per value through one open: a call each, as write_file.
+        rec.calls.extend((str(directory), name, v) for v in values)
+        real_lines(directory, name, values)
+
     for mod in (base, v1, v2):
         monkeypatch.setattr(mod, "write_file", recording)
+    monkeypatch.setattr(v1, "write_lines", recording_lines)
     return rec

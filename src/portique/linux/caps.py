@@ -6,6 +6,7 @@ import ctypes
 
 from portique.linux import prctl
 from portique.linux._libc import call, libc
+from portique.linux.proc import read_all
 
 CAPABILITIES: tuple[str, ...] = (
     "CAP_CHOWN",
@@ -76,10 +77,10 @@ libc.capset.restype = ctypes.c_int
 def last_cap() -> int:
     """The highest capability number the running kernel knows."""
     try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
+        text = read_all("/proc/sys/kernel/cap_last_cap")
     except OSError:
         return len(CAPABILITIES) - 1
+    return int(text)
 
 
 def to_mask(names: tuple[str, ...] | list[str]) -> int:

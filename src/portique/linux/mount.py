@@ -9,6 +9,7 @@ import errno
 import os
 
 from portique.linux._libc import call, fsencode, libc
+from portique.linux.proc import read_all
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -86,10 +87,12 @@ def mount_flags(path: str | os.PathLike[str]) -> int:
 
 def mount_id(fd: int) -> int:
     """The id of the mount the open file `fd` lies on (mnt_id in /proc/self/fdinfo)."""
-    with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
-        for line in f:
-            if line.startswith(b"mnt_id:"):
-                return int(line.split()[1])
+    # A bare read (read_all): asked for each directory the runtime creates
+    # devices or mounts in.
+    info = read_all(f"/proc/self/fdinfo/{fd}")
+    for line in info.splitlines():
+        if line.startswith(b"mnt_id:"):
+            return int(line.split()[1])
     raise OSError(errno.ENOTSUP, "no mnt_id in /proc/self/fdinfo", str(fd))
 
 

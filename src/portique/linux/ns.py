@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 
 from portique.linux._libc import call, libc
+from portique.linux.proc import read_all
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -47,9 +48,11 @@ def setns(fd: int, nstype: int = 0) -> None:
 def in_user_namespace(uid_map: str = "/proc/self/uid_map") -> bool:
     """True inside a user namespace other than the initial one (whose map is
     the whole range onto itself)."""
+    # A bare read (read_all): a text file's ascii codec would cost an import
+    # (encodings.ascii) on every start.
     try:
-        with open(uid_map, encoding="ascii") as f:
-            lines = f.read().split("\n")
+        raw = read_all(uid_map)
     except OSError:
         return False
+    lines = raw.decode("ascii").split("\n")
     return [line.split() for line in lines if line.strip()] != [["0", "0", "4294967295"]]

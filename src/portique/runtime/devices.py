@@ -107,51 +107,60 @@ def create_devices(
     if not steps:
         return
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    # Each parent directory (/dev, mostly) is resolved and checked once and
+    # then used through its fd for every node and link in it: the fd pins
+    # the directory the check passed on, however the paths change after.
+    parents: dict[str, int] = {}
     try:
         for step in steps:
-            if isinstance(step, Node):
-                create_device(root_fd, step, owned, kernel)
-            elif isinstance(step, Link):
-                _symlink(root_fd, step.target, step.path, owned, kernel)
-            else:
+            if isinstance(step, Dir):
                 os.close(own_dir(root_fd, step.path, owned, kernel, step.mode, check_last=False))
+                continue
+            path = step.device.path if isinstance(step, Node) else step.path
+            parent_path, name = posixpath.split(path)
+            parent = parents.get(parent_path)
+            if parent is None:
+                parent = parents[parent_path] = own_dir(root_fd, parent_path, owned, kernel)
+            if isinstance(step, Node):
+                create_device(parent, name, step, kernel)
+            else:
+                try:
+                    os.symlink(step.target, name, dir_fd=parent)
+                except FileExistsError:
+                    pass
     finally:
+        for fd in parents.values():
+            os.close(fd)
         os.close(root_fd)
 
 
-def create_device(root_fd: int, node: Node, owned: frozenset[int], kernel: Kernel) -> None:
+def create_device(parent: int, name: str, node: Node, kernel: Kernel) -> None:
+    """Make `node` as `name` in the directory `parent` (own_dir: checked to
+    lie on one of the container's own mounts)."""
     dev = node.device
-    parent_path, name = posixpath.split(dev.path)
-    parent = own_dir(root_fd, parent_path, owned, kernel)
+    # Whatever the image put there (a file, or a symlink aimed at the host)
+    # is replaced; unlinkat never follows the link, and `parent` is on the
+    # container's own file system.
     try:
-        # Whatever the image put there (a file, or a symlink aimed at the
-        # host) is replaced; unlinkat never follows the link, and `parent` is
-        # on the container's own file system.
-        try:
-            os.unlink(name, dir_fd=parent)
-        except (FileNotFoundError, IsADirectoryError):
-            pass
-        mode = dev.file_mode if dev.file_mode is not None else 0o666
-        if node.bind_host:
-            _bind_host_device(parent, name, dev, kernel)
-        elif dev.type == "p":
-            os.mkfifo(name, mode, dir_fd=parent)
-        else:
-            kernel.mknod(
-                name, _TYPE_BITS[dev.type] | mode, os.makedev(dev.major, dev.minor), parent
-            )
-        if not node.bind_host:
-            os.chmod(name, mode, dir_fd=parent)  # mknod and mkfifo are filtered by the umask
-            # The host's node (bound) is not ours to chown.
-            if dev.uid is not None or dev.gid is not None:
-                kernel.chown(
-                    name,
-                    -1 if dev.uid is None else dev.uid,
-                    -1 if dev.gid is None else dev.gid,
-                    parent,
-                )
-    finally:
-        os.close(parent)
+        os.unlink(name, dir_fd=parent)
+    except (FileNotFoundError, IsADirectoryError):
+        pass
+    mode = dev.file_mode if dev.file_mode is not None else 0o666
+    if node.bind_host:
+        _bind_host_device(parent, name, dev, kernel)
+        return  # the host's node (bound) is not ours to chmod or chown
+    if dev.type == "p":
+        os.mkfifo(name, mode, dir_fd=parent)
+    else:
+        kernel.mknod(name, _TYPE_BITS[dev.type] | mode, os.makedev(dev.major, dev.minor), parent)
+    os.chmod(name, mode, dir_fd=parent)  # mknod and mkfifo are filtered by the umask
+    if dev.uid is not None or dev.gid is not None:
+        kernel.chown(
+            name,
+            -1 if dev.uid is None else dev.uid,
+            -1 if dev.gid is None else dev.gid,
+            parent,
+        )
 
 
 def own_dir(
@@ -224,17 +233,6 @@ def _bind_host_device(parent: int, name: str, dev: Device, kernel: Kernel) -> No
             os.close(target)
     finally:
         os.close(src)
-
-
-def _symlink(root_fd: int, target: str, link: str, owned: frozenset[int], kernel: Kernel) -> None:
-    parent_path, name = posixpath.split(link)
-    parent = own_dir(root_fd, parent_path, owned, kernel)
-    try:
-        os.symlink(target, name, dir_fd=parent)
-    except FileExistsError:
-        pass
-    finally:
-        os.close(parent)
 
 
 def with_device_rules(

@@ -55,38 +55,74 @@ def make_in_root(
         return open_in_root(root_fd, path)
     except FileNotFoundError:
         pass
-    parent = os.dup(root_fd)
+    # Most often only the last component is missing (a mount point in an
+    # existing directory): start from its parent, opened the same way the
+    # walk below would reach it; anything else takes the whole walk.
+    start, parent = 0, -1
+    if len(parts) > 1:
+        try:
+            parent = open_in_root(root_fd, "/".join(parts[:-1]))
+            start = len(parts) - 1
+        except OSError:
+            pass
+    if parent < 0:
+        parent = os.dup(root_fd)
     try:
-        for i, name in enumerate(parts):
+        for i in range(start, len(parts)):
+            name = parts[i]
             sub = "/".join(parts[: i + 1])
-            try:
-                fd = open_in_root(root_fd, sub)
-            except FileNotFoundError:
+            last = i == len(parts) - 1
+            fd = -1
+            if not last:  # the whole path was found missing just above
+                try:
+                    fd = open_in_root(root_fd, sub)
+                except FileNotFoundError:
+                    pass
+            if fd < 0:
                 # Create relative to the already-resolved parent's fd, then
                 # reopen through the root: a symlink planted at `name` still
-                # resolves inside the root, or fails.
-                last = i == len(parts) - 1
-                link = _readlink_at(parent, name)
-                if link is not None:
-                    # A dangling symlink: create its target, inside the root.
-                    if _depth >= 40:
-                        raise OSError(errno.ELOOP, f"too many symlinks in {path}", path) from None
-                    base = "/" + "/".join(parts[:i])
-                    dest = link if link.startswith("/") else posixpath.join(base, link)
-                    os.close(make_in_root(root_fd, dest, kind if last else "dir", mode, _depth + 1))
-                elif last and kind == "file":
-                    _create_file(parent, name)
-                else:
-                    try:
-                        os.mkdir(name, mode, dir_fd=parent)
-                    except FileExistsError:
-                        pass
+                # resolves inside the root, or fails. mkdirat and
+                # O_CREAT|O_EXCL|O_NOFOLLOW never follow a symlink: whatever
+                # is there already, a dangling symlink too, is EEXIST.
+                if not _create_at(parent, name, kind if last else "dir", mode):
+                    link = _readlink_at(parent, name)
+                    if link is not None:
+                        # A dangling symlink: create its target, inside the root.
+                        if _depth >= 40:
+                            raise OSError(errno.ELOOP, f"too many symlinks in {path}", path)
+                        base = "/" + "/".join(parts[:i])
+                        dest = link if link.startswith("/") else posixpath.join(base, link)
+                        os.close(
+                            make_in_root(root_fd, dest, kind if last else "dir", mode, _depth + 1)
+                        )
                 fd = open_in_root(root_fd, sub)
             os.close(parent)
             parent = fd
-        return os.dup(parent)
+        fd, parent = parent, -1
+        return fd
     finally:
-        os.close(parent)
+        if parent >= 0:
+            os.close(parent)
+
+
+def _create_at(parent: int, name: str, kind: Literal["dir", "file"], mode: int) -> bool:
+    """Make `name` in `parent` (a file 0644, a directory `mode`); False when
+    something is there already."""
+    try:
+        if kind == "dir":
+            os.mkdir(name, mode, dir_fd=parent)
+        else:
+            os.close(
+                os.open(
+                    name,
+                    os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o644,
+                    dir_fd=parent,
+                )
+            )
+    except FileExistsError:
+        return False
+    return True
 
 
 def _readlink_at(parent: int, name: str) -> str | None:
@@ -94,19 +130,6 @@ def _readlink_at(parent: int, name: str) -> str | None:
         return os.readlink(name, dir_fd=parent)
     except OSError:
         return None
-
-
-def _create_file(parent: int, name: str) -> None:
-    try:
-        fd = os.open(
-            name,
-            os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o644,
-            dir_fd=parent,
-        )
-    except FileExistsError:
-        return
-    os.close(fd)
 
 
 def open_plain_dir(root_fd: int, path: str, mode: int = 0o755) -> int:

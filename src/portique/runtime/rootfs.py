@@ -166,9 +166,13 @@ class _Apply:
                 self.owned.add(self.kernel.mount_id(new))
 
     def _bind(self, step: mp.Bind) -> None:
-        if not os.path.exists(step.source):
-            raise OSError(errno.ENOENT, f"bind source {step.source} does not exist", step.source)
-        kind: Literal["dir", "file"] = "dir" if os.path.isdir(step.source) else "file"
+        try:
+            st = os.stat(step.source)  # what os.path.exists and isdir would each ask
+        except (OSError, ValueError):
+            raise OSError(
+                errno.ENOENT, f"bind source {step.source} does not exist", step.source
+            ) from None
+        kind: Literal["dir", "file"] = "dir" if stat.S_ISDIR(st.st_mode) else "file"
         with self._make(step.dest, kind) as fd:
             self._bind_at(fd, step)
 

@@ -13,6 +13,7 @@ import os
 from portique import jsonc
 from portique.errors import InvalidState, PortiqueError
 from portique.fileio import atomic_write
+from portique.linux.proc import read_all
 from portique.oci.value import field, value
 from portique.pathtext import pure_text
 
@@ -226,8 +227,7 @@ def write_state(state_dir: StrPath, state: State) -> None:
 
 def read_state(state_dir: StrPath) -> State:
     try:
-        with open(os.path.join(state_dir, STATE_FILE), "rb") as f:
-            return State.from_disk(jsonc.loads(f.read()))
+        return State.from_disk(jsonc.loads(read_all(os.path.join(state_dir, STATE_FILE))))
     except FileNotFoundError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -18,6 +18,7 @@ import os
 import time
 
 from portique.errors import InvalidArgument, PortiqueError, Unsupported
+from portique.linux.proc import read_all
 from portique.pathtext import pure_parts, pure_text
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
@@ -216,12 +217,41 @@ def write_file(directory: StrPath, name: str, value: str) -> None:
         os.close(fd)
 
 
+def write_lines(directory: StrPath, name: str, values: list[str]) -> None:
+    """Write each value to a cgroup interface file with a write(2) of its own,
+    through one open: for files that take one entry per write (v1's
+    devices.allow and devices.deny), as write_file for each would."""
+    path = os.path.join(directory, name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise CgroupError(f"cannot write {name} in {directory}: {e.strerror}") from None
+    try:
+        for value in values:
+            try:
+                os.write(fd, value.encode())
+            except OSError as e:
+                raise CgroupError(
+                    f"cannot write {name} in {directory}: {e.strerror} ({value!r})"
+                ) from e
+    finally:
+        os.close(fd)
+
+
 def read_file(directory: StrPath, name: str) -> str:
     try:
-        with open(os.path.join(directory, name), encoding="ascii", errors="replace") as f:
-            return f.read()
+        return _read_text(os.path.join(directory, name))
     except OSError as e:
         raise CgroupError(f"cannot read {name} in {directory}: {e.strerror}") from None
+
+
+def _read_text(path: str) -> str:
+    """The file as open(path, encoding="ascii", errors="replace").read() gives
+    it (newlines translated), by a bare read (read_all)."""
+    text = read_all(path).decode("ascii", "replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
 
 
 def read_int(directory: StrPath, name: str, default: int = 0) -> int:
@@ -261,17 +291,18 @@ def read_pids(directory: StrPath, recursive: bool = True) -> list[int]:
     while stack:
         d = stack.pop()
         try:
-            with open(os.path.join(d, "cgroup.procs")) as f:
-                text = f.read()
+            text = _read_text(os.path.join(d, "cgroup.procs"))
         except FileNotFoundError:
             continue
         except OSError as e:
             raise CgroupError(f"cannot read cgroup.procs in {d}: {e.strerror}") from None
         out.extend(int(x) for x in text.split())
         if recursive:
+            # The sub-cgroups: directories, not symlinks to one (the entry's
+            # type from getdents, where isdir and islink cost a stat each).
             try:
-                subdirs = (os.path.join(d, name) for name in os.listdir(d))
-                stack.extend(p for p in subdirs if os.path.isdir(p) and not os.path.islink(p))
+                with os.scandir(d) as entries:
+                    stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
             except FileNotFoundError:
                 continue
     return out
@@ -280,6 +311,22 @@ def read_pids(directory: StrPath, recursive: bool = True) -> list[int]:
 def mkdir_path(base: StrPath, rel: str) -> list[str]:
     """mkdir each component of `rel` under `base`; return the dirs, top first."""
     parts = [p for p in pure_parts(rel) if p != "/"]
+    dirs = []
+    d = os.fspath(base)
+    for part in parts:
+        d = os.path.join(d, part)
+        dirs.append(d)
+    # The parents (/portique) are there but for a container's first start:
+    # the leaf first, and the walk below only when a parent is missing or
+    # the leaf cannot be made (its error is the walk's to say).
+    if dirs:
+        try:
+            os.mkdir(dirs[-1], 0o755)
+            return dirs
+        except FileExistsError:
+            return dirs
+        except OSError:
+            pass
     for attempt in range(3):
         out = []
         d = os.fspath(base)
@@ -313,6 +360,15 @@ def remove_tree(directory: StrPath, *, attempts: int = 50) -> None:
     retried briefly.
     """
     top = os.fspath(directory)
+    # The usual case, a leaf cgroup its processes have left, is one rmdir;
+    # anything else (sub-cgroups, EBUSY, not a directory) takes the walk.
+    try:
+        os.rmdir(top)
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass
     if not os.path.isdir(top):
         return
     order: list[str] = []

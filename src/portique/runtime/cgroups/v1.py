@@ -39,6 +39,7 @@ from .base import (
     remove_tree,
     wait_for,
     write_file,
+    write_lines,
 )
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
@@ -295,6 +296,15 @@ class V1Manager:
                 _write_memory_pair(d, value, nxt[2])
                 i += 2
                 continue
+            if name in ("devices.allow", "devices.deny"):
+                # One rule per write(2), so a run of rules for the same file
+                # (the device list: a dozen and more) shares one open.
+                j = i + 1
+                while j < len(writes) and writes[j][:2] == (ctrl, name):
+                    j += 1
+                write_lines(d, name, [w[2] for w in writes[i:j]])
+                i = j
+                continue
             write_file(d, name, value)
             i += 1
 
@@ -490,10 +500,16 @@ def _init_cpuset(mountpoint: str, made: list[str]) -> None:
     """A new v1 cpuset starts with empty cpus and mems, and takes no task until
     they are set: copy them down from the parent, top first."""
     parent = mountpoint
+    # What each level holds, as read or written, is the next level's parent
+    # value: each file is read once per level.
+    known: dict[str, str] = {}
     for d in made:
         for name in ("cpuset.cpus", "cpuset.mems"):
-            if not read_file(d, name).strip():
-                write_file(d, name, read_file(parent, name).strip())
+            value = read_file(d, name).strip()
+            if not value:
+                value = known.get(name) or read_file(parent, name).strip()
+                write_file(d, name, value)
+            known[name] = value
         parent = d
 
 

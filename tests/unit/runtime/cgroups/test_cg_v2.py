@@ -272,8 +272,8 @@ def test_destroy_removes_deepest_first_and_is_idempotent(
     real = os.rmdir
 
     def rmdir(p: str | Path) -> None:
+        real(p)  # the removals, in order (a try on a non-empty dir fails first)
         removed.append(str(Path(p).relative_to(fake_v2)))
-        real(p)
 
     monkeypatch.setattr(os, "rmdir", rmdir)
     mgr.destroy()
