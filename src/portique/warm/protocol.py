@@ -91,29 +91,3 @@ def parse_exit(data: bytes) -> int | None:
         return None
     line = data[at + 1 :].split(b"\n", 1)[0]
     return int(line) if line.isdigit() else None
-
-
-def fingerprint() -> tuple[object, ...]:
-    """The installation as files: every file of the package (path, mtime, size,
-    inode) and the interpreter. A server whose fingerprint changed serves nothing."""
-    import portique
-
-    found: list[tuple[str, int, int, int]] = []
-    pending = [os.path.dirname(portique.__file__)]
-    while pending:
-        d = pending.pop()
-        with os.scandir(d) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    if e.name != "__pycache__":
-                        pending.append(e.path)
-                    continue
-                st = e.stat(follow_symlinks=False)
-                found.append((e.path, st.st_mtime_ns, st.st_size, st.st_ino))
-    found.sort()
-    try:
-        st = os.stat(sys.executable)
-        exe: tuple[object, ...] = (sys.executable, st.st_mtime_ns, st.st_size, st.st_ino)
-    except OSError:
-        exe = (sys.executable,)
-    return (exe, tuple(found))

@@ -20,7 +20,7 @@ The server owns no container: monitors are double-forked and setsid'd away
 from its workers (engine/lifecycle.py), so containers outlive it. SIGTERM
 (`stop`) closes the socket at once (new commands run in-process) and the
 server exits when its running workers have finished. A worker that finds the
-installation changed (protocol.fingerprint) refuses its command and asks the
+installation changed (installation.py) refuses its command and asks the
 server to stop.
 """
 
@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from portique.warm import preload, protocol
+from portique.warm.installation import Installation
 
 Handler = Callable[[list[str]], int]
 
@@ -67,14 +68,14 @@ class Server:
         handler: Handler,
         lock_fd: int,
         idle: float | None = None,
-        fingerprint: tuple[object, ...] | None = None,
+        installation: Installation | None = None,
     ) -> None:
         self.runroot = runroot
         self.idle = idle
         self.last_active = time.monotonic()
         self.handler = handler
         self.lock_fd = lock_fd
-        self.fingerprint = fingerprint or protocol.fingerprint()
+        self.installation = installation or Installation()
         self.identity = protocol.identity()
         self.workers: dict[int, socket.socket] = {}
         # Per worker, the server's end of its control channel (monitor requests).
@@ -371,11 +372,11 @@ def serve(
             from portique.warm import dbkeeper
 
             keeper = dbkeeper.start(database)
-        # Taken before the imports: a file changed while they ran makes the
-        # server stale at its first command.
-        fingerprint = protocol.fingerprint()
+        # Fingerprinted before the imports: a file changed while they ran
+        # makes the server stale at its first command.
+        installation = Installation()
         preload.preload(("portique.engine.forkedmonitor", *modules))
-        server = Server(runroot, handler, lock_fd, idle, fingerprint)
+        server = Server(runroot, handler, lock_fd, idle, installation)
         from portique.warm import zygote
 
         server.zygote = zygote.start(server.forget)
@@ -383,6 +384,9 @@ def serve(
             preload.preload(workers_only)
         if warmup is not None:
             warmup()
+        why_not = installation.watch()  # nothing is imported from here on
+        if why_not is not None:
+            _log(why_not)
         _write_pid(runroot)
         if ready is not None:
             ready()

@@ -2,9 +2,10 @@
 
 In order: forget the server (its signal handlers, its fds: the listening
 socket, the lock, other clients' connections; then every fd but the
-connection, so nothing of the engine's reaches a container), read the
-request (protocol.py), refuse it when it is not for this server (another
-installation, a changed one, a client in other namespaces), then take the
+connection and the installation's watch, so nothing of the engine's reaches
+a container), read the request (protocol.py), refuse it when it is not for
+this server (another installation, a changed one: installation.py, a client
+in other namespaces), then take the
 client's place: its stdin/stdout/stderr (the terminal among them) as fds
 0-2, its cwd, umask, environment and argv. Only then does it tell the client
 it runs (b"P" and its own pidfd, through which the client relays signals),
@@ -61,7 +62,7 @@ _server_log = 2
 
 
 def _serve_one(server: Server, conn: socket.socket, control: socket.socket) -> int:
-    forget_server(server, {conn.fileno(), control.fileno()})
+    forget_server(server, {conn.fileno(), control.fileno(), server.installation.fd})
     try:
         req, fds = _read_request(conn)
         try:
@@ -70,6 +71,8 @@ def _serve_one(server: Server, conn: socket.socket, control: socket.socket) -> i
             for fd in fds:
                 os.close(fd)
             raise
+        finally:
+            server.installation.close()
     except (Refused, ValueError, OSError) as exc:
         with contextlib.suppress(OSError):
             conn.sendall(protocol.REFUSED + str(exc).encode()[:500] + b"\n")
@@ -118,6 +121,8 @@ def forget_server(server: Server, keep: set[int]) -> None:
     server.lock_fd = server.wake_r = server.wake_w = -1
     if server.zygote is not None and server.zygote.fileno() not in keep:
         server.zygote.close()
+    if server.installation.fd not in keep:
+        server.installation.fd = -1  # closed below
     from portique.linux.fs import close_other_fds
 
     close_other_fds(keep)  # whatever else the server held
@@ -207,7 +212,7 @@ def _check(server: Server, req: protocol.Request, conn: socket.socket) -> None:
         except FileNotFoundError:
             if ns != "cgroup":
                 raise Refused("the client went away") from None
-    if protocol.fingerprint() != server.fingerprint:
+    if server.installation.changed():
         with contextlib.suppress(OSError):
             os.kill(os.getppid(), signal.SIGTERM)  # the installation changed: the server stops
         raise Refused("the installation changed since the server started")

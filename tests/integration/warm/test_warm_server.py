@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import portique
+from portique.warm import client
 from support.engine_cli import PORTIQUE
 from support.warm import Modes, workers
 
@@ -175,6 +176,29 @@ def test_a_changed_installation_is_not_served(modes: Modes) -> None:
         os.utime(marker, ns=(before.st_atime_ns, before.st_mtime_ns))
         modes.start()
     assert modes.warm.ok("--version") == out.stdout
+
+
+def test_a_rewritten_file_is_not_served(modes: Modes) -> None:
+    # Rewritten in place with its mtime put back (the same size and inode): a
+    # fingerprint of the files' stat does not see it, the server's inotify
+    # watch does.
+    server = modes.server_pid()
+    assert server is not None
+    runroot = str(modes.runroot)
+    assert client.run(["portique", "--version"], runroot) == 0
+    marker = Path(portique.__file__).parent / "warm" / "__init__.py"
+    before = marker.stat()
+    with open(marker, "r+b") as f:
+        data = f.read()
+        f.seek(0)
+        f.write(data)  # the same bytes: only the mtime to put back
+    os.utime(marker, ns=(before.st_atime_ns, before.st_mtime_ns))
+    try:
+        assert client.run(["portique", "--version"], runroot) is None  # refused: in-process
+        wait_for(lambda: modes.server_pid() is None, "the stale server to exit")
+    finally:
+        modes.start()
+    assert client.run(["portique", "--version"], runroot) == 0
 
 
 def test_a_crashing_worker_leaves_the_server_serving(modes: Modes) -> None:
