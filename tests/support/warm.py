@@ -106,10 +106,34 @@ def describe(pids: list[int]) -> str:
 
 
 def workers(server: int) -> list[int]:
-    """The server's children but its monitors' zygote (portique/warm/zygote.py)."""
+    """The server's children but its monitors' zygote (portique/warm/zygote.py) and
+    its spare, the worker forked ahead of the next command (portique/warm/worker.py)."""
+    from portique.warm.worker import SPARE_COMM
     from portique.warm.zygote import COMM
 
-    return [child for child in children(server) if comm(child) != COMM]
+    idle = {COMM, SPARE_COMM.decode()}
+    return [child for child in children(server) if comm(child) not in idle]
+
+
+def spares(runroot: Path) -> list[int]:
+    """The spare workers (portique/warm/worker.py) of the servers of `runroot`,
+    whoever their parent is now (a spare outliving its server would be a leak)."""
+    from portique.warm.worker import SPARE_COMM
+
+    mark = f"PORTIQUE_RUNROOT={runroot}".encode()
+
+    def spare(pid: str) -> bool:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        return comm(int(pid)) == SPARE_COMM.decode() and mark in environ
+
+    return [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _quietly(spare, pid)]
+
+
+def _quietly(fact: Callable[[str], bool], pid: str) -> bool:
+    try:
+        return fact(pid)
+    except OSError:
+        return False  # gone meanwhile
 
 
 def zombies_of(pid: int) -> list[int]:

@@ -16,6 +16,11 @@ One connection per command, on `<runroot>/warm.sock` (SOCK_STREAM):
                       (what the client goes by when the worker died: a crash,
                       a signal)
 
+Between the server and a worker, forked before its command arrives (its
+SOCK_SEQPACKET channel, which then carries its monitor requests):
+
+    server -> worker  b"C" with SCM_RIGHTS [the client's connection]
+
 The client sends the signals it receives to the worker through the pidfd
 (never through a pid that may be reused) and leaves with the worker's exit
 code, or dies of the worker's signal.
@@ -36,6 +41,7 @@ ACCEPTED = b"P"
 REFUSED = b"R"
 EXITED = b"X"
 FINISHED = b"E"
+HANDOVER = b"C"
 
 
 def identity() -> tuple[bytes, bytes]:

@@ -1,18 +1,20 @@
 """A warm worker: the fork of the server that becomes the client's command.
 
 In order: forget the server (its signal handlers, its fds: the listening
-socket, the lock, other clients' connections; then every fd but the
-connection and the installation's watch, so nothing of the engine's reaches
-a container), read the request (protocol.py), refuse it when it is not for
-this server (another installation, a changed one: installation.py, a client
-in other namespaces), then take the
-client's place: its stdin/stdout/stderr (the terminal among them) as fds
-0-2, its cwd, umask, environment and argv. Only then does it tell the client
-it runs (b"P" and its own pidfd, through which the client relays signals),
-and call the face's handler; once it returned and the output is flushed,
-b"E<code>" lets the client leave without waiting for the server to reap us. The exit code is the
-handler's; an uncaught exception prints its traceback and exits 1, a
-KeyboardInterrupt dies of SIGINT, as a Python process would.
+socket, the lock, other clients' connections; then every fd but its channel
+to the server and the installation's watch, so nothing of the engine's
+reaches a container). Forked ahead of any command, as the server's spare
+(comm `pq-spare`), wait for the connection the server hands over that
+channel. Read the request (protocol.py), refuse it when it is not for this
+server (another installation, a changed one: installation.py, a client in
+other namespaces), then take the client's place: its stdin/stdout/stderr
+(the terminal among them) as fds 0-2, its cwd, umask, environment and argv.
+Only then does it tell the client it runs (b"P" and its own pidfd, through
+which the client relays signals), and call the face's handler; once it
+returned and the output is flushed, b"E<code>" lets the client leave
+without waiting for the server to reap us. The exit code is the handler's;
+an uncaught exception prints its traceback and exits 1, a KeyboardInterrupt
+dies of SIGINT, as a Python process would.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from portique.warm.server import Server
 
 REQUEST_TIMEOUT = 30.0
+SPARE_COMM = b"pq-spare"  # /proc/PID/comm while no command is ours: how `ps` and the tests tell
 NAMESPACES = ("mnt", "pid", "net", "ipc", "uts", "user", "cgroup")
 
 
@@ -42,10 +45,10 @@ class Refused(Exception):
     """The command is not for this server: the client runs it in-process."""
 
 
-def main(server: Server, conn: socket.socket, control: socket.socket) -> NoReturn:
+def main(server: Server, control: socket.socket) -> NoReturn:
     code = 1
     try:
-        code = _serve_one(server, conn, control)
+        code = _serve_one(server, control)
     except SystemExit as exc:
         code = _exit_code(exc)
     except BaseException:  # a bug of ours before the command started: to warm.log
@@ -61,8 +64,11 @@ def main(server: Server, conn: socket.socket, control: socket.socket) -> NoRetur
 _server_log = 2
 
 
-def _serve_one(server: Server, conn: socket.socket, control: socket.socket) -> int:
-    forget_server(server, {conn.fileno(), control.fileno(), server.installation.fd})
+def _serve_one(server: Server, control: socket.socket) -> int:
+    forget_server(server, {control.fileno(), server.installation.fd})
+    conn = _take_connection(server, control)
+    if conn is None:
+        return 0  # the server is gone
     try:
         req, fds = _read_request(conn)
         try:
@@ -126,6 +132,28 @@ def forget_server(server: Server, keep: set[int]) -> None:
     from portique.linux.fs import close_other_fds
 
     close_other_fds(keep)  # whatever else the server held
+
+
+def _take_connection(server: Server, control: socket.socket) -> socket.socket | None:
+    """The client's connection, once the server hands it to us (protocol.HANDOVER);
+    None when the server closed our channel (it exited)."""
+    from portique.linux.prctl import set_name
+
+    # ^C of a foreground server is the server's to handle; a command's
+    # SIGINT comes from its client, once the command is ours.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    set_name(SPARE_COMM)
+    data, anc, _flags, _addr = control.recvmsg(
+        len(protocol.HANDOVER), socket.CMSG_SPACE(4), socket.MSG_CMSG_CLOEXEC
+    )
+    fds = [fd for level, kind, raw in anc for fd in _fds_of(level, kind, raw)]
+    if data != protocol.HANDOVER or len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
+        return None
+    set_name(server.comm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return socket.socket(fileno=fds[0])
 
 
 def _spawner(control: socket.socket) -> Callable[[Path, Path, str, int, bool], bool | None]:
