@@ -10,7 +10,7 @@ import time
 from portique.warm import client
 from portique.warm.worker import SPARE_COMM
 from portique.warm.zygote import COMM
-from support.warm import Modes, children, comm, describe, fd_count, rss_kib, workers, zombies_of
+from support.warm import Modes, children, comm, describe, fd_count, rss_kib, zombies_of
 
 REQUESTS = 1000
 RSS_SLACK_KIB = 1024  # allocator noise; a leak of even 1 KiB per command would be 1000
@@ -46,17 +46,19 @@ def test_a_thousand_commands_leak_nothing(modes: Modes) -> None:
     print(f"server after {REQUESTS} commands: fds {fds}, rss {rss} KiB -> {rss + grown} KiB")
 
 
-def idle_children(server: int) -> list[int]:
-    """The children of a server with no command: its zygote, then its spare."""
-    found = children(server)
-    comms = sorted((comm(pid), pid) for pid in found)
-    assert [c for c, _pid in comms] == [SPARE_COMM.decode(), COMM], describe(found)
-    return [pid for _c, pid in reversed(comms)]
+IDLE = sorted([SPARE_COMM.decode(), COMM])
+
+
+def idle_children(server: int) -> tuple[int, int]:
+    """The zygote and the spare of a quiet server (wait_for_quiet)."""
+    found = {comm(pid): pid for pid in children(server)}
+    return found[COMM], found[SPARE_COMM.decode()]
 
 
 def wait_for_quiet(server: int, timeout: float = 60.0) -> None:
-    """Until the server has reaped every worker."""
+    """Until the server's children are those of a server with no command: the
+    monitors' zygote and one spare (forked a moment after the last command)."""
     deadline = time.monotonic() + timeout
-    while left := workers(server):
-        assert time.monotonic() < deadline, f"workers left:\n{describe(left)}"
+    while sorted(map(comm, found := children(server))) != IDLE:
+        assert time.monotonic() < deadline, f"the server's children:\n{describe(found)}"
         time.sleep(0.01)  # poll interval
