@@ -4,6 +4,7 @@ served, crashes and killed clients that leave the server serving."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import stat
@@ -16,7 +17,7 @@ from pathlib import Path
 import portique
 from portique.warm import client
 from support.engine_cli import PORTIQUE
-from support.warm import Modes, spares, workers
+from support.warm import Modes, children, spares, workers
 
 NONE = ("--network", "none")
 
@@ -227,13 +228,21 @@ def test_a_crashing_worker_leaves_the_server_serving(modes: Modes) -> None:
         modes.cold.ok("rm", "-f", *ids)
 
 
+def reaped(pid: int, parent: int) -> bool:
+    return pid not in children(parent)
+
+
 def test_a_spare_that_dies_leaves_the_server_serving(modes: Modes) -> None:
     server = modes.server_pid()
     runroot = str(modes.runroot)
-    for _ in range(2):  # then the next spare forked at a command, not at once
+    # A command handed to a spare as it dies would see its worker die before
+    # accepting: refused, run in-process. Once the server reaped the spare,
+    # the next command's worker is forked at its accept.
+    for _ in range(2):  # then the next spare, forked after that command
         wait_for(lambda: spares(modes.runroot), "a spare worker")
         (spare,) = spares(modes.runroot)
         os.kill(spare, signal.SIGKILL)
+        wait_for(functools.partial(reaped, spare, server or 0), "the spare to be reaped")
         assert client.run(["portique", "--version"], runroot) == 0
         assert modes.server_pid() == server
     wait_for(lambda: not workers(server or 0), "the server to have no worker")
