@@ -199,10 +199,12 @@ class Server:
         for _ in range(2):  # a spare that died meanwhile: once more, with a fresh fork
             pid = self.spare or self._fork_worker()
             self.spare = 0
-            chan = self.controls.get(pid)
-            if chan is None:
+            if not pid:
                 break
+            chan = self.controls.get(pid)  # None: it hung up (died), not reaped yet
             try:
+                if chan is None:
+                    raise ConnectionResetError("its channel is closed")
                 fd = conn.fileno().to_bytes(4, sys.byteorder, signed=True)
                 chan.sendmsg([protocol.HANDOVER], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd)])
             except OSError as exc:
