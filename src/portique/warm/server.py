@@ -11,12 +11,12 @@ collector never writes to the pages its forks share) and accepts
 connections on `<runroot>/warm.sock` (0600). Per connection it checks the
 peer's uid (SO_PEERCRED: its own, root) and hands the connection to its
 spare, a worker forked ahead that waits on its channel for it, then forks
-the next spare, off the command's critical path (a fork of this big
-process costs ~1 ms); everything else happens in the worker (worker.py), so
-a slow or hostile client never holds the server. When a worker is reaped the server writes its
-wait status to the client (protocol.py) and closes the connection; a client
-that hangs up first (killed) gets its worker killed, as killing the
-in-process CLI would.
+the next spare a moment later, off the command's critical path (a fork of
+this big process costs ~1 ms); everything else happens in the worker
+(worker.py), so a slow or hostile client never holds the server. When a
+worker is reaped the server writes its wait status to the client
+(protocol.py) and closes the connection; a client that hangs up first
+(killed) gets its worker killed, as killing the in-process CLI would.
 
 The server owns no container: monitors are double-forked and setsid'd away
 from its workers (engine/lifecycle.py), so containers outlive it. SIGTERM
