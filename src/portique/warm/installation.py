@@ -33,8 +33,12 @@ the fingerprint ignores (chmod, a file rewritten with its mtime put back, a
 setup.sh compiles it) makes the server stale too: it is restarted, never
 wrong.
 
-Without inotify (the user's instances are limited: EMFILE), each request
-takes the fingerprint again (~1 ms for ~300 files), as before.
+inotify sees the writes made through this kernel only: on a network
+filesystem (nfs, 9p, cifs, fuse, ...) another machine's would raise no
+event. So the watch is used only where the package and the interpreter are
+on a local filesystem (LOCAL); elsewhere, and without inotify (the user's
+instances are limited: EMFILE), each request takes the fingerprint again
+(~1 ms for ~300 files), as before.
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ from __future__ import annotations
 import os
 import select
 import sys
+
+# Filesystems where every change goes through this kernel (and so reaches inotify).
+LOCAL = frozenset(
+    {"btrfs", "erofs", "exfat", "ext2", "ext3", "ext4", "f2fs", "overlay", "ramfs"}
+    | {"squashfs", "tmpfs", "vfat", "xfs", "zfs"}
+)
 
 
 def _masks() -> tuple[int, int, int]:
@@ -69,6 +79,10 @@ class Installation:
         """Watch the files (see the module's docstring); why not, or None."""
         from portique.linux import inotify
 
+        for path in (self.package, os.path.dirname(os.path.realpath(self.executable))):
+            fs = filesystem(path)
+            if fs not in LOCAL:
+                return f"{path} is on {fs}: the installation is fingerprinted at each command"
         try:
             fd = inotify.instance()
         except OSError as exc:
@@ -124,6 +138,18 @@ def _watch_all(fd: int, package: str, executable: str) -> None:
     add_watch(fd, exe, file)
     for d in {os.path.dirname(executable), os.path.dirname(exe)}:
         add_watch(fd, d, entries)
+
+
+def filesystem(path: str) -> str | None:
+    """The type of the filesystem `path` is on (/proc/self/mountinfo), or None."""
+    dev = os.stat(path).st_dev
+    want = f"{os.major(dev)}:{os.minor(dev)}"
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == want and "-" in fields:
+                return fields[fields.index("-") + 1]
+    return None
 
 
 def _package_dir() -> str:

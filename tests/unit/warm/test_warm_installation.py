@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from portique.warm.installation import Installation, fingerprint
+from portique.warm import installation
+from portique.warm.installation import LOCAL, Installation, filesystem, fingerprint
 
 
 def tree(tmp_path: Path) -> tuple[str, str]:
@@ -137,6 +138,24 @@ def test_without_inotify_the_fingerprint_decides(tmp_path: Path) -> None:
     inst = Installation(pkg, exe)  # never watched: as when inotify_init1 fails
     assert not inst.changed()
     (Path(pkg) / "sub" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"new")
+    assert not inst.changed()
+    bump_mtime(Path(pkg) / "sub" / "mod.py")
+    assert inst.changed()
+
+
+def test_tmp_is_local() -> None:
+    assert filesystem("/tmp") in LOCAL
+
+
+def test_on_a_network_filesystem_the_fingerprint_decides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another machine's write to an nfs or 9p file raises no inotify event here.
+    monkeypatch.setattr(installation, "filesystem", lambda _path: "nfs4")
+    pkg, exe = tree(tmp_path)
+    inst = Installation(pkg, exe)
+    assert inst.watch() == f"{pkg} is on nfs4: the installation is fingerprinted at each command"
+    assert inst.fd == -1
     assert not inst.changed()
     bump_mtime(Path(pkg) / "sub" / "mod.py")
     assert inst.changed()
