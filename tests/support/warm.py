@@ -68,27 +68,72 @@ def stop_marked_servers(mark: bytes, timeout: float = 30.0) -> None:
 
 
 def children(pid: int) -> list[int]:
-    """The live children of `pid` (a server's workers and the monitors' intermediates)."""
+    """The children of `pid`, zombies included (a server's workers, its spare, the
+    monitors' zygote and intermediates), from each process's parent in /proc: the
+    kernel's /proc/PID/task/TID/children may omit live children while others exit
+    (proc(5)), as a server's workers do."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(name))
+    return sorted(out)
+
+
+def comm(pid: int) -> str:
     try:
-        raw = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
-        return []
-    return [int(c) for c in raw.split()]
+        return "(gone)"
+
+
+def describe(pids: list[int]) -> str:
+    """Each process's pid, comm, state and command line: what a failed count shows."""
+    lines = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            state, argv = "?", "(gone)"
+        lines.append(f"{pid} {comm(pid)} {state} {argv.strip()}")
+    return "\n".join(lines)
 
 
 def workers(server: int) -> list[int]:
-    """The server's live children but its monitors' zygote (portique/warm/zygote.py)."""
+    """The server's children but its monitors' zygote (portique/warm/zygote.py) and
+    its spare, the worker forked ahead of the next command (portique/warm/worker.py)."""
+    from portique.warm.worker import SPARE_COMM
     from portique.warm.zygote import COMM
 
-    out = []
-    for child in children(server):
-        try:
-            if Path(f"/proc/{child}/comm").read_text().strip() == COMM:
-                continue
-        except OSError:
-            continue
-        out.append(child)
-    return out
+    idle = {COMM, SPARE_COMM.decode()}
+    return [child for child in children(server) if comm(child) not in idle]
+
+
+def spares(runroot: Path) -> list[int]:
+    """The spare workers (portique/warm/worker.py) of the servers of `runroot`,
+    whoever their parent is now (a spare outliving its server would be a leak)."""
+    from portique.warm.worker import SPARE_COMM
+
+    mark = f"PORTIQUE_RUNROOT={runroot}".encode()
+
+    def spare(pid: str) -> bool:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        return comm(int(pid)) == SPARE_COMM.decode() and mark in environ
+
+    return [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _quietly(spare, pid)]
+
+
+def _quietly(fact: Callable[[str], bool], pid: str) -> bool:
+    try:
+        return fact(pid)
+    except OSError:
+        return False  # gone meanwhile
 
 
 def zombies_of(pid: int) -> list[int]:

@@ -55,6 +55,12 @@ def is_child_subreaper() -> bool:
     return out.value != 0
 
 
+def set_name(name: bytes) -> None:
+    """This thread's comm (/proc/self/comm; the kernel keeps 15 bytes)."""
+    buf = ctypes.create_string_buffer(name[:15])
+    prctl(PR_SET_NAME, ctypes.addressof(buf))
+
+
 def set_pdeathsig(sig: int) -> None:
     prctl(PR_SET_PDEATHSIG, sig)
 

@@ -16,6 +16,11 @@ One connection per command, on `<runroot>/warm.sock` (SOCK_STREAM):
                       (what the client goes by when the worker died: a crash,
                       a signal)
 
+Between the server and a worker, forked before its command arrives (its
+SOCK_SEQPACKET channel, which then carries its monitor requests):
+
+    server -> worker  b"C" with SCM_RIGHTS [the client's connection]
+
 The client sends the signals it receives to the worker through the pidfd
 (never through a pid that may be reused) and leaves with the worker's exit
 code, or dies of the worker's signal.
@@ -36,6 +41,7 @@ ACCEPTED = b"P"
 REFUSED = b"R"
 EXITED = b"X"
 FINISHED = b"E"
+HANDOVER = b"C"
 
 
 def identity() -> tuple[bytes, bytes]:
@@ -91,29 +97,3 @@ def parse_exit(data: bytes) -> int | None:
         return None
     line = data[at + 1 :].split(b"\n", 1)[0]
     return int(line) if line.isdigit() else None
-
-
-def fingerprint() -> tuple[object, ...]:
-    """The installation as files: every file of the package (path, mtime, size,
-    inode) and the interpreter. A server whose fingerprint changed serves nothing."""
-    import portique
-
-    found: list[tuple[str, int, int, int]] = []
-    pending = [os.path.dirname(portique.__file__)]
-    while pending:
-        d = pending.pop()
-        with os.scandir(d) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    if e.name != "__pycache__":
-                        pending.append(e.path)
-                    continue
-                st = e.stat(follow_symlinks=False)
-                found.append((e.path, st.st_mtime_ns, st.st_size, st.st_ino))
-    found.sort()
-    try:
-        st = os.stat(sys.executable)
-        exe: tuple[object, ...] = (sys.executable, st.st_mtime_ns, st.st_size, st.st_ino)
-    except OSError:
-        exe = (sys.executable,)
-    return (exe, tuple(found))

@@ -8,19 +8,21 @@ The face gives the server its `handler` (argv -> exit code: the CLI's main)
 and the modules to import before serving; the server imports them and the
 container start path (preload.py), freezes its heap (`gc.freeze()`: the
 collector never writes to the pages its forks share) and accepts
-connections on `<runroot>/warm.sock` (0600). Per
-connection it checks the peer's uid (SO_PEERCRED: its own, root) and forks;
-everything else happens in the worker (worker.py), so a slow or hostile
-client never holds the server. When a worker is reaped the server writes its
-wait status to the client (protocol.py) and closes the connection; a client
-that hangs up first (killed) gets its worker killed, as killing the
-in-process CLI would.
+connections on `<runroot>/warm.sock` (0600). Per connection it checks the
+peer's uid (SO_PEERCRED: its own, root) and hands the connection to its
+spare, a worker forked ahead that waits on its channel for it, then forks
+the next spare a moment later, off the command's critical path (a fork of
+this big process costs ~1 ms); everything else happens in the worker
+(worker.py), so a slow or hostile client never holds the server. When a
+worker is reaped the server writes its wait status to the client
+(protocol.py) and closes the connection; a client that hangs up first
+(killed) gets its worker killed, as killing the in-process CLI would.
 
 The server owns no container: monitors are double-forked and setsid'd away
 from its workers (engine/lifecycle.py), so containers outlive it. SIGTERM
 (`stop`) closes the socket at once (new commands run in-process) and the
 server exits when its running workers have finished. A worker that finds the
-installation changed (protocol.fingerprint) refuses its command and asks the
+installation changed (installation.py) refuses its command and asks the
 server to stop.
 """
 
@@ -38,10 +40,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from portique.warm import preload, protocol
+from portique.warm.installation import Installation
 
 Handler = Callable[[list[str]], int]
 
 MAX_WORKERS = 256  # beyond: refused, the client runs in-process
+SPARE_DELAY_MS = 2  # after a command was handed over, before the next spare is forked
 TICK_MS = 1000  # how often an idle server checks its socket and idle time
 _PEERCRED = 12  # struct ucred: pid, uid, gid
 
@@ -67,20 +71,29 @@ class Server:
         handler: Handler,
         lock_fd: int,
         idle: float | None = None,
-        fingerprint: tuple[object, ...] | None = None,
+        installation: Installation | None = None,
     ) -> None:
         self.runroot = runroot
         self.idle = idle
         self.last_active = time.monotonic()
         self.handler = handler
         self.lock_fd = lock_fd
-        self.fingerprint = fingerprint or protocol.fingerprint()
+        self.installation = installation or Installation()
         self.identity = protocol.identity()
         self.workers: dict[int, socket.socket] = {}
         # Per worker, the server's end of its control channel (monitor requests).
         self.controls: dict[int, socket.socket] = {}
         self.stopping = False
         self.served = 0
+        # The worker forked ahead of the next connection (0: none), and
+        # whether the last one died without one: then the next is forked at
+        # an accept, so a spare that cannot start costs a fork per command,
+        # not a fork loop.
+        self.spare = 0
+        self.spare_lost = False
+        self.spare_due = 0.0  # monotonic time before which no spare is forked
+        with open("/proc/self/comm", "rb") as f:
+            self.comm = f.read().rstrip(b"\n")  # a spare's, once a command is its
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.listen = _bind(socket_path(runroot))
         self.listen_ino = os.stat(socket_path(runroot)).st_ino
@@ -93,9 +106,10 @@ class Server:
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, _note)
         signal.set_wakeup_fd(self.wake_w)
-        while not (self.stopping and not self.workers):
+        while not (self.stopping and not self.workers and not self.spare):
+            timeout = self._keep_spare()
             try:
-                events = self.poll.poll(TICK_MS)
+                events = self.poll.poll(timeout)
             except InterruptedError:
                 events = []
             if not events:
@@ -123,8 +137,7 @@ class Server:
             self.last_active = time.monotonic()
         idle = self.idle is not None and time.monotonic() - self.last_active > self.idle
         if gone or idle:
-            self.stopping = True
-            self._close_listener()
+            self._stop()
 
     def _signals(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -132,7 +145,15 @@ class Server:
                 if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     self.stopping = True
         if self.stopping:
-            self._close_listener()
+            self._stop()
+
+    def _stop(self) -> None:
+        """New commands run in-process from now on; those in flight finish."""
+        self.stopping = True
+        self._close_listener()
+        if self.spare:
+            with contextlib.suppress(OSError):
+                os.kill(self.spare, signal.SIGKILL)  # our unreaped child: the pid is still its
 
     def _close_listener(self) -> None:
         if self.listen.fileno() < 0:
@@ -170,38 +191,77 @@ class Server:
                     conn.sendall(protocol.REFUSED + b"busy\n")
                 conn.close()
                 continue
-            self._fork(conn)
+            self.spare_lost = False
+            self._hand(conn)
 
-    def _fork(self, conn: socket.socket) -> None:
+    def _hand(self, conn: socket.socket) -> None:
+        """The connection to the spare, or to a worker forked now when there is none."""
+        for _ in range(2):  # a spare that died meanwhile: once more, with a fresh fork
+            pid = self.spare or self._fork_worker()
+            self.spare = 0
+            if not pid:
+                break
+            chan = self.controls.get(pid)  # None: it hung up (died), not reaped yet
+            try:
+                if chan is None:
+                    raise ConnectionResetError("its channel is closed")
+                fd = conn.fileno().to_bytes(4, sys.byteorder, signed=True)
+                chan.sendmsg([protocol.HANDOVER], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd)])
+            except OSError as exc:
+                _log(f"handing a command to worker {pid}: {exc}")
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)  # our unreaped child: the pid is still its
+                continue
+            self.served += 1
+            self.workers[pid] = conn
+            self.poll.register(conn, select.POLLRDHUP)
+            self.spare_due = time.monotonic() + SPARE_DELAY_MS / 1000
+            return
+        with contextlib.suppress(OSError):
+            conn.sendall(protocol.REFUSED + b"fork failed\n")
+        conn.close()
+
+    def _keep_spare(self) -> int:
+        """Fork the next command's worker before it arrives (not while stopping,
+        nor past MAX_WORKERS, nor at once after a spare died unused), but not
+        before SPARE_DELAY_MS after the last one took its command: woken by
+        our message (a unix socket's wakeup is a synchronous one), it tends to
+        run on this CPU, where a fork at once held it up ~0.5 ms (measured).
+        How long the loop may wait for events (ms)."""
+        if self.spare or self.stopping or self.spare_lost or len(self.workers) >= MAX_WORKERS:
+            return TICK_MS
+        wait = self.spare_due - time.monotonic()
+        if wait > 0:
+            return max(1, int(wait * 1000))
+        self.spare = self._fork_worker()
+        self.spare_lost = not self.spare
+        return TICK_MS
+
+    def _fork_worker(self) -> int:
+        """A worker waiting for its connection (worker.main), or 0 if none could be forked."""
         try:
             ours, theirs = socket.socketpair(
                 socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
             )
         except OSError as exc:
             _log(f"socketpair: {exc}")
-            conn.close()
-            return
+            return 0
         try:
             pid = os.fork()
         except OSError as exc:
             _log(f"fork: {exc}")
-            with contextlib.suppress(OSError):
-                conn.sendall(protocol.REFUSED + b"fork failed\n")
-            conn.close()
             ours.close()
             theirs.close()
-            return
+            return 0
         if pid == 0:  # pragma: no cover - the worker
             from portique.warm import worker
 
-            worker.main(self, conn, theirs)  # never returns
+            worker.main(self, theirs)  # never returns
         theirs.close()
-        self.served += 1
-        self.workers[pid] = conn
         self.controls[pid] = ours
         ours.setblocking(False)
-        self.poll.register(conn, select.POLLRDHUP)
         self.poll.register(ours, select.POLLIN)
+        return pid
 
     def _control_fds(self) -> set[int]:
         return {s.fileno() for s in self.controls.values()}
@@ -288,14 +348,18 @@ class Server:
                 return
             if pid == 0:
                 return
-            conn = self.workers.pop(pid, None)
-            if conn is None:
-                continue  # a monitor's intermediate process
             chan = self.controls.pop(pid, None)
             if chan is not None:
                 with contextlib.suppress(KeyError, ValueError):
                     self.poll.unregister(chan)
                 chan.close()
+            if pid == self.spare:
+                self.spare = 0
+                self.spare_lost = True
+                continue
+            conn = self.workers.pop(pid, None)
+            if conn is None:
+                continue  # a monitor's intermediate process, a spare we gave up on
             with contextlib.suppress(KeyError, ValueError):
                 self.poll.unregister(conn)
             with contextlib.suppress(OSError):
@@ -374,11 +438,11 @@ def serve(
             from portique.warm import dbkeeper
 
             keeper = dbkeeper.start(database)
-        # Taken before the imports: a file changed while they ran makes the
-        # server stale at its first command.
-        fingerprint = protocol.fingerprint()
+        # Fingerprinted before the imports: a file changed while they ran
+        # makes the server stale at its first command.
+        installation = Installation()
         preload.preload(("portique.engine.forkedmonitor", *modules))
-        server = Server(runroot, handler, lock_fd, idle, fingerprint)
+        server = Server(runroot, handler, lock_fd, idle, installation)
         from portique.warm import zygote
 
         server.zygote = zygote.start(server.forget)
@@ -386,6 +450,9 @@ def serve(
             preload.preload(workers_only)
         if warmup is not None:
             warmup()
+        why_not = installation.watch()  # nothing is imported from here on
+        if why_not is not None:
+            _log(why_not)
         _write_pid(runroot)
         if ready is not None:
             ready()

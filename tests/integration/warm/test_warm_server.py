@@ -4,6 +4,7 @@ served, crashes and killed clients that leave the server serving."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import stat
@@ -14,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import portique
+from portique.warm import client
 from support.engine_cli import PORTIQUE
-from support.warm import Modes, workers
+from support.warm import Modes, children, spares, workers
 
 NONE = ("--network", "none")
 
@@ -149,6 +151,7 @@ def test_containers_survive_the_server(modes: Modes) -> None:
         modes.stop()
         assert modes.server_pid() is None
         assert not (modes.runroot / "warm.sock").exists()
+        assert spares(modes.runroot) == []  # reaped by the server before it exited
         os.kill(pid, 0)  # still there
         assert modes.cold.inspect(cid, "{{.State.Status}}") == "running"
         assert modes.cold.ok("exec", cid, "echo", "alive") == "alive\n"
@@ -177,6 +180,32 @@ def test_a_changed_installation_is_not_served(modes: Modes) -> None:
     assert modes.warm.ok("--version") == out.stdout
 
 
+def test_a_rewritten_file_is_not_served(modes: Modes) -> None:
+    # Rewritten in place with its mtime put back (the same size and inode): a
+    # fingerprint of the files' stat does not see it, the server's inotify
+    # watch does; and the spare, forked before the change, checks at the
+    # command, not at its fork.
+    server = modes.server_pid()
+    assert server is not None
+    runroot = str(modes.runroot)
+    assert client.run(["portique", "--version"], runroot) == 0
+    wait_for(lambda: spares(modes.runroot), "a spare worker")
+    marker = Path(portique.__file__).parent / "warm" / "__init__.py"
+    before = marker.stat()
+    with open(marker, "r+b") as f:
+        data = f.read()
+        f.seek(0)
+        f.write(data)  # the same bytes: only the mtime to put back
+    os.utime(marker, ns=(before.st_atime_ns, before.st_mtime_ns))
+    try:
+        assert client.run(["portique", "--version"], runroot) is None  # refused: in-process
+        wait_for(lambda: modes.server_pid() is None, "the stale server to exit")
+        assert spares(modes.runroot) == []  # its spare went with it
+    finally:
+        modes.start()
+    assert client.run(["portique", "--version"], runroot) == 0
+
+
 def test_a_crashing_worker_leaves_the_server_serving(modes: Modes) -> None:
     server = modes.server_pid()
     env = dict(modes.warm.env, PORTIQUE_FAULT="create.committed")
@@ -197,6 +226,26 @@ def test_a_crashing_worker_leaves_the_server_serving(modes: Modes) -> None:
     ids = modes.cold.ok("ps", "-aq").split()
     if ids:
         modes.cold.ok("rm", "-f", *ids)
+
+
+def reaped(pid: int, parent: int) -> bool:
+    return pid not in children(parent)
+
+
+def test_a_spare_that_dies_leaves_the_server_serving(modes: Modes) -> None:
+    server = modes.server_pid()
+    runroot = str(modes.runroot)
+    # A command handed to a spare as it dies would see its worker die before
+    # accepting: refused, run in-process. Once the server reaped the spare,
+    # the next command's worker is forked at its accept.
+    for _ in range(2):  # then the next spare, forked after that command
+        wait_for(lambda: spares(modes.runroot), "a spare worker")
+        (spare,) = spares(modes.runroot)
+        os.kill(spare, signal.SIGKILL)
+        wait_for(functools.partial(reaped, spare, server or 0), "the spare to be reaped")
+        assert client.run(["portique", "--version"], runroot) == 0
+        assert modes.server_pid() == server
+    wait_for(lambda: not workers(server or 0), "the server to have no worker")
 
 
 def test_a_killed_client_takes_its_worker_with_it(modes: Modes) -> None:

@@ -42,10 +42,6 @@ def test_the_exit_status_line() -> None:
     assert protocol.parse_exit(b"Xgarbage") is None
 
 
-def test_the_fingerprint_follows_the_files() -> None:
-    assert protocol.fingerprint() == protocol.fingerprint()
-
-
 def test_the_clients_default_run_root_is_the_engines() -> None:
     assert str(DEFAULT_RUNROOT) == main.DEFAULT_RUNROOT
 
