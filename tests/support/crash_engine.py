@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def leaks(e: Engine) -> list[str]:
     removed and pruned: mounts, cgroups, processes, veths, nftables rules, rows,
     files. Empty when nothing leaked."""
     out: list[str] = []
+    _wait_for_purges(e)
     with open("/proc/self/mountinfo") as f:
         for line in f:
             point = line.split()[4]
@@ -138,6 +140,22 @@ def leaks(e: Engine) -> list[str]:
             names = sorted(set(os.listdir(d)) - {SECCOMP_CACHE})
             out += [f"run file {sub}/{name}" for name in names]
     return out
+
+
+def _wait_for_purges(e: Engine, timeout: float = 30.0) -> None:
+    """A --rm monitor purges its container's runtime state, cgroups and files
+    after `run --rm` returned: wait until no monitor of a removed container
+    (no row) is left (one still alive after `timeout` is reported as a leak)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with e.db() as conn:
+            try:
+                rows = {r[0] for r in conn.execute("SELECT id FROM containers")}
+            except sqlite3.OperationalError:
+                rows = set()
+        if not any(_processes_naming(c) for c in e.seen - rows):
+            return
+        time.sleep(0.05)
 
 
 def _processes_naming(cid: str) -> list[int]:

@@ -169,7 +169,9 @@ def _create(
 
     eng = Engine(Path(root), Path(runroot))
     if not cid:
-        eng.db  # noqa: B018 - opened (and migrated) while the asker makes the row
+        # Opened while the asker makes the row: the database, the image store.
+        eng.db  # noqa: B018
+        eng.images  # noqa: B018
         cid = _read_id(go_r)
         if not cid:
             os._exit(0)  # no container after all: M reads end-of-file and exits
