@@ -204,17 +204,7 @@ def resolve_path(cgroups_path: str | None, container_id: str) -> str:
 
 def write_file(directory: StrPath, name: str, value: str) -> None:
     """Write one value to a cgroup interface file, one write(2), no truncation."""
-    path = os.path.join(directory, name)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise CgroupError(f"cannot write {name} in {directory}: {e.strerror}") from None
-    try:
-        os.write(fd, value.encode())
-    except OSError as e:
-        raise CgroupError(f"cannot write {name} in {directory}: {e.strerror} ({value!r})") from e
-    finally:
-        os.close(fd)
+    write_lines(directory, name, [value])
 
 
 def write_lines(directory: StrPath, name: str, values: list[str]) -> None:
