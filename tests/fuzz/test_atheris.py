@@ -6,6 +6,7 @@ failure here is a finding, never chance. Longer hunts:
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,4 +36,9 @@ def test_atheris(target: str, tmp_path: Path) -> None:
     )
     assert not crashes, f"atheris found {crashes} in {tmp_path}:\n{proc.stderr[-3000:]}"
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"Done {runs} runs" in proc.stderr, proc.stderr[-2000:]
+    # libFuzzer stops at the first check past -runs: "Done 302 runs" was seen
+    # for -runs=300 (the tar target's coverage, and so its feedback, is not
+    # the same from run to run), so what matters is that the runs were made.
+    done = re.search(r"^Done (\d+) runs", proc.stderr, re.MULTILINE)
+    assert done is not None, proc.stderr[-2000:]
+    assert int(done.group(1)) >= runs, proc.stderr[-2000:]

@@ -17,7 +17,7 @@ from pathlib import Path
 import portique
 from portique.warm import client
 from support.engine_cli import PORTIQUE
-from support.warm import Modes, children, spares, workers
+from support.warm import Modes, children, comm, spares, workers
 
 NONE = ("--network", "none")
 
@@ -226,6 +226,25 @@ def test_a_crashing_worker_leaves_the_server_serving(modes: Modes) -> None:
     ids = modes.cold.ok("ps", "-aq").split()
     if ids:
         modes.cold.ok("rm", "-f", *ids)
+
+
+def test_a_run_that_fails_leaves_no_early_monitor(modes: Modes) -> None:
+    """A warm `run` asks for its monitor before it makes the container's row
+    (engine/prefork.py): when the row cannot be made, that monitor and its
+    child, waiting for an id, must end (the zygote's children are monitors)."""
+    server = modes.server_pid()
+    (zygote,) = [c for c in children(server or 0) if comm(c) == "pq-zygote"]
+    modes.warm.ok("create", "--name", "taken", *NONE, "busybox", "true")
+    try:
+        for args in (("--name", "taken"), ()):  # a name conflict, an image not found
+            image = "busybox" if args else "no-such-image-here"
+            p = modes.warm("run", *args, *NONE, image, "true")
+            cold = modes.cold("run", *args, *NONE, image, "true")
+            assert (p.returncode, p.stderr) == (cold.returncode, cold.stderr)
+            assert p.returncode == 125, p.stderr
+            wait_for(lambda: not children(zygote), "the early monitor to end")
+    finally:
+        modes.cold.ok("rm", "-f", "taken")
 
 
 def reaped(pid: int, parent: int) -> bool:
