@@ -14,6 +14,7 @@ from portique.linux import ns
 from portique.oci.runtime import Namespace, Personality, Process, Spec, TimeOffset
 from portique.oci.value import value
 from portique.runtime import sync
+from portique.runtime.errors import os_message, step
 from portique.runtime.process import ExecError, Loadable
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
@@ -49,7 +50,7 @@ def _fail(chan: sync.Channel, exc: BaseException) -> NoReturn:
     if isinstance(exc, ExecError):
         kind, msg = exc.error, exc.message
     elif isinstance(exc, OSError):
-        kind, msg = "error", str(exc) if exc.strerror is None else _os_message(exc)
+        kind, msg = "error", str(exc) if exc.strerror is None else os_message(exc)
     else:
         kind, msg = "error", str(exc) or type(exc).__name__
     if os.environ.get("PORTIQUE_RUNTIME_DEBUG"):
@@ -68,13 +69,6 @@ def _fail(chan: sync.Channel, exc: BaseException) -> NoReturn:
         except OSError:
             pass
     os._exit({"notfound": 127, "notexec": 126}.get(kind, 1))
-
-
-def _os_message(exc: OSError) -> str:
-    text = exc.strerror or ""
-    if exc.filename and str(exc.filename) not in text:
-        text = f"{text}: {exc.filename}"
-    return text
 
 
 def dup_stdio(stdio: tuple[int, int, int] | None) -> None:
@@ -213,25 +207,6 @@ def join_namespaces(namespaces: tuple[Namespace, ...], kernel: Kernel) -> None:
 # ---------------------------------------------------------------- the init
 
 
-class step:  # lower case: it reads as a function, `with step(what):`
-    """Name the step an OSError came from: a create that fails early says
-    `oomScoreAdj -998: writing /proc/self/oom_score_adj: Permission denied`,
-    not a bare `Permission denied` (callers only see this one line). A class,
-    not contextlib's decorator: see runtime/undo.py."""
-
-    __slots__ = ("what",)
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, e: BaseException | None, tb: object) -> None:
-        if isinstance(e, OSError):
-            raise OSError(e.errno, f"{self.what}: {_os_message(e)}") from None
-
-
 def init(
     chan: sync.Channel,
     cfg: InitConfig,
@@ -331,7 +306,7 @@ def join_session_keyring(kernel: Kernel) -> None:
         kernel.join_session_keyring()
     except OSError as e:
         if e.errno != errno.ENOSYS:
-            raise OSError(e.errno, f"session keyring: {_os_message(e)}") from None
+            raise OSError(e.errno, f"session keyring: {os_message(e)}") from None
 
 
 def write_oom_score_adj(value: int) -> None:

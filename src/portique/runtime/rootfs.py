@@ -17,6 +17,7 @@ import time
 
 from portique.linux import mount as m
 from portique.runtime import mountplan as mp
+from portique.runtime.errors import naming
 from portique.runtime.paths import fd_path, make_in_root, open_in_root, open_plain_dir
 
 TYPE_CHECKING = False  # typing itself costs the runtime an import
@@ -309,25 +310,6 @@ def pivot(rootfs: str, no_pivot: bool, kernel: Kernel) -> None:
         os.close(old)
         os.close(new)
     os.chdir("/")
-
-
-class naming:  # lower case: it reads as a function, `with naming(field):`
-    """Prefix an OSError with the config field it came from."""
-
-    __slots__ = ("what",)
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, e: BaseException | None, tb: object) -> None:
-        if isinstance(e, OSError):
-            text = e.strerror or str(e)
-            if e.filename and str(e.filename) not in text:
-                text = f"{text}: {e.filename}"
-            raise OSError(e.errno, f"{self.what}: {text}") from None
 
 
 __all__ = ["apply", "naming", "open_null_device", "pivot", "write_sysctl"]
