@@ -47,6 +47,10 @@ import os
 import select
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 # Filesystems where every change goes through this kernel (and so reaches inotify).
 LOCAL = frozenset(
     {"btrfs", "erofs", "exfat", "ext2", "ext3", "ext4", "f2fs", "overlay", "ramfs"}
@@ -119,19 +123,14 @@ def _watch_all(fd: int, package: str, executable: str) -> None:
     from portique.linux.inotify import add_watch
 
     directory, file, entries = _masks()
-    # Each directory is watched before it is listed: a name added after the
-    # listing raises an event, one added before is listed and watched.
-    pending = [package]
-    while pending:
-        d = pending.pop()
-        add_watch(fd, d, directory)
-        with os.scandir(d) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    if e.name != "__pycache__":
-                        pending.append(e.path)
-                elif e.is_file(follow_symlinks=False):
-                    add_watch(fd, e.path, file)
+    # Each directory is watched before it is listed (_tree yields it first): a
+    # name added after the listing raises an event, one added before is
+    # listed and watched.
+    for d, e in _tree(package):
+        if e is None:
+            add_watch(fd, d, directory)
+        elif e.is_file(follow_symlinks=False):
+            add_watch(fd, e.path, file)
     # The interpreter the fingerprint stats (through its links): the file, and
     # the directories of its name and of its target, where it would be replaced.
     exe = os.path.realpath(executable)
@@ -158,21 +157,30 @@ def _package_dir() -> str:
     return os.path.dirname(portique.__file__)
 
 
+def _tree(package: str) -> Iterator[tuple[str, os.DirEntry[str] | None]]:
+    """The package as the watch and the fingerprint see it: each directory
+    (`(dir, None)`, before it is listed), then each of its entries but
+    subdirectories (`(dir, entry)`); `__pycache__` directories left out."""
+    pending = [package]
+    while pending:
+        d = pending.pop()
+        yield d, None
+        with os.scandir(d) as it:
+            for e in it:
+                if not e.is_dir(follow_symlinks=False):
+                    yield d, e
+                elif e.name != "__pycache__":
+                    pending.append(e.path)
+
+
 def fingerprint(package: str, executable: str) -> tuple[object, ...]:
     """The installation as files: every file of the package (path, mtime, size,
     inode) and the interpreter."""
     found: list[tuple[str, int, int, int]] = []
-    pending = [package]
-    while pending:
-        d = pending.pop()
-        with os.scandir(d) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    if e.name != "__pycache__":
-                        pending.append(e.path)
-                    continue
-                st = e.stat(follow_symlinks=False)
-                found.append((e.path, st.st_mtime_ns, st.st_size, st.st_ino))
+    for _d, e in _tree(package):
+        if e is not None:
+            st = e.stat(follow_symlinks=False)
+            found.append((e.path, st.st_mtime_ns, st.st_size, st.st_ino))
     found.sort()
     try:
         st = os.stat(executable)
